@@ -1,0 +1,183 @@
+//! Deployment tool and status, automatic deployment, e-mail settings, license.
+
+use axum::{extract::State, http::StatusCode, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiResult, Body};
+use crate::{deployments, licensing, state::SharedState};
+
+const DEPLOYMENT_SELECT: &str = "SELECT d.id, d.computer_id, c.hostname, d.state, d.message, d.requested_at, d.finished_at, d.automatic
+    FROM deployments d LEFT JOIN discovered_computers c ON c.computer_id = d.computer_id";
+
+fn deployment_json(r: &tokio_postgres::Row) -> Value {
+    json!({"id": r.get::<_, uuid::Uuid>(0), "computer_id": r.get::<_, String>(1), "hostname": r.get::<_, Option<String>>(2),
+           "state": r.get::<_, String>(3), "message": r.get::<_, Option<String>>(4),
+           "requested_at": r.get::<_, chrono::DateTime<chrono::Utc>>(5),
+           "finished_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(6), "automatic": r.get::<_, bool>(7)})
+}
+
+pub async fn list_deployments(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
+    let client = state.pool.get().await?;
+    let rows = client.query(&format!("{DEPLOYMENT_SELECT} ORDER BY d.requested_at DESC LIMIT 1000"), &[]).await?;
+    Ok(Json(rows.iter().map(deployment_json).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    computers: Vec<String>,
+}
+
+pub async fn deploy(State(state): State<SharedState>, Body(body): Body<DeployRequest>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if body.computers.is_empty() {
+        return Err(ApiError::Invalid("computers is empty".into()));
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT c.computer_id, EXISTS (SELECT 1 FROM endpoints e WHERE e.id = c.computer_id)
+               FROM discovered_computers c WHERE c.computer_id = ANY($1)",
+            &[&body.computers],
+        )
+        .await?;
+    let unknown: Vec<&str> = body
+        .computers
+        .iter()
+        .filter(|c| !rows.iter().any(|r| r.get::<_, &str>(0) == c.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Invalid(format!("not discovered on the network: {}", unknown.join(", "))));
+    }
+    let managed: Vec<String> = rows.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect();
+    if !managed.is_empty() {
+        return Err(ApiError::Invalid(format!("already managed: {}", managed.join(", "))));
+    }
+    let ids = deployments::create(&tx, &state.site, &body.computers, false).await?;
+    let rows = tx.query(&format!("{DEPLOYMENT_SELECT} WHERE d.id = ANY($1) ORDER BY d.computer_id"), &[&ids]).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify_one();
+    Ok((StatusCode::CREATED, Json(json!({"deployments": rows.iter().map(deployment_json).collect::<Vec<_>>()}))))
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoDeploy {
+    enabled: bool,
+}
+
+pub async fn get_auto_deploy(State(state): State<SharedState>) -> ApiResult<AutoDeploy> {
+    let client = state.pool.get().await?;
+    Ok(Json(AutoDeploy { enabled: deployments::auto_deploy_enabled(&client).await? }))
+}
+
+pub async fn put_auto_deploy(State(state): State<SharedState>, Body(body): Body<AutoDeploy>) -> ApiResult<AutoDeploy> {
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&deployments::AUTO_DEPLOY_KEY, &json!({"enabled": body.enabled})],
+        )
+        .await?;
+    tracing::info!(enabled = body.enabled, "Changed automatic deployment.");
+    Ok(Json(body))
+}
+
+const EMAIL_KEY: &str = "email";
+
+/// Stored SMTP settings. The password is write-only through the API.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    smtp_host: String,
+    #[serde(default = "default_smtp_port")]
+    smtp_port: u16,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    from: String,
+    to: Vec<String>,
+    #[serde(default = "default_true")]
+    starttls: bool,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn check_address(field: &str, a: &str) -> Result<(), ApiError> {
+    let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace));
+    if ok { Ok(()) } else { Err(ApiError::Invalid(format!("{field}: '{a}' is not an e-mail address"))) }
+}
+
+pub async fn get_email(State(state): State<SharedState>) -> ApiResult<Value> {
+    let client = state.pool.get().await?;
+    let row = client.query_opt("SELECT value FROM settings WHERE key = $1", &[&EMAIL_KEY]).await?;
+    Ok(Json(match row {
+        None => json!({"configured": false}),
+        Some(r) => {
+            let mut v: Value = r.get(0);
+            let has_password = v.get("password").is_some_and(|p| !p.is_null());
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("password");
+                obj.insert("password_set".into(), has_password.into());
+                obj.insert("configured".into(), true.into());
+            }
+            v
+        }
+    }))
+}
+
+pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailSettings>) -> ApiResult<Value> {
+    if body.smtp_host.trim().is_empty() {
+        return Err(ApiError::Invalid("smtp_host is required".into()));
+    }
+    if body.smtp_port == 0 {
+        return Err(ApiError::Invalid("smtp_port must be 1..65535".into()));
+    }
+    check_address("from", &body.from)?;
+    if body.to.is_empty() {
+        return Err(ApiError::Invalid("to needs at least one address".into()));
+    }
+    for a in &body.to {
+        check_address("to", a)?;
+    }
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&EMAIL_KEY, &serde_json::to_value(&body).expect("settings serialize")],
+        )
+        .await?;
+    tracing::info!(smtp_host = %body.smtp_host, recipients = body.to.len(), "Saved e-mail settings.");
+    drop(client);
+    get_email(State(state)).await
+}
+
+pub async fn get_license(State(state): State<SharedState>) -> ApiResult<licensing::LicenseSummary> {
+    let client = state.pool.get().await?;
+    Ok(Json(licensing::summary(&client).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseBody {
+    key: String,
+}
+
+pub async fn put_license(State(state): State<SharedState>, Body(body): Body<LicenseBody>) -> ApiResult<licensing::LicenseSummary> {
+    let mut client = state.pool.get().await?;
+    match licensing::install(&mut client, &body.key).await {
+        Ok(_) => {}
+        Err(licensing::InstallError::Invalid(e)) => return Err(ApiError::Invalid(format!("license key refused: {e}"))),
+        Err(licensing::InstallError::Database(e)) => return Err(e.into()),
+    }
+    Ok(Json(licensing::summary(&client).await?))
+}

@@ -1,0 +1,172 @@
+//! The HTTP API on port 7073: routes, bearer-token auth, JSON errors.
+//!
+//! Every route is documented in `docs/api.md`. Handlers live by concept:
+//! [`fleet`] (endpoints, groups, virtual groups, tree), [`policies`],
+//! [`tasks`], [`views`] (status, dashboard, detections, audit), and
+//! [`admin`] (deployments, settings, license).
+
+mod admin;
+mod error;
+mod fleet;
+mod policies;
+mod tasks;
+mod views;
+
+use axum::{
+    extract::{Request, State},
+    http::{header, Method},
+    middleware::{self, Next},
+    response::Response,
+    routing::{get, post},
+    Json, Router,
+};
+
+pub use error::{ApiError, Body, Params};
+
+use crate::{role::Feature, state::SharedState};
+
+pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub fn router(state: SharedState) -> Router {
+    let api = Router::new()
+        .route("/status", get(views::status))
+        .route("/dashboard", get(views::dashboard))
+        .route("/detections", get(views::detections))
+        .route("/audit", get(views::audit))
+        .route("/tree", get(fleet::tree))
+        .route("/endpoints", get(fleet::list_endpoints))
+        .route("/endpoints/{id}", get(fleet::show_endpoint))
+        .route("/endpoints/{id}/move", post(fleet::move_endpoint))
+        .route("/groups", get(fleet::list_groups).post(fleet::create_group))
+        .route("/groups/{id}", axum::routing::patch(fleet::edit_group).delete(fleet::delete_group))
+        .route("/virtual-groups", get(fleet::list_virtual_groups).post(fleet::create_virtual_group))
+        .route("/virtual-groups/{id}", axum::routing::delete(fleet::delete_virtual_group))
+        .route(
+            "/virtual-groups/{id}/members",
+            get(fleet::virtual_group_members)
+                .post(fleet::add_members)
+                .delete(fleet::remove_members),
+        )
+        .route("/policies", get(policies::list).post(policies::create))
+        .route("/policies/{id}", get(policies::show).patch(policies::edit).delete(policies::delete))
+        .route(
+            "/policies/{id}/assignments",
+            post(policies::assign).delete(policies::unassign),
+        )
+        .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/{id}", get(tasks::show))
+        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/deployments", get(admin::list_deployments).post(admin::deploy))
+        .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
+        .route("/settings/email", get(admin::get_email).put(admin::put_email))
+        .route("/license", get(admin::get_license).put(admin::put_license))
+        .fallback(|| async { ApiError::NotFound("no such API route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/health", get(views::health))
+        .nest("/api", api)
+        .with_state(state)
+}
+
+/// Refuses requests without the right bearer token.
+async fn authorize(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), state.settings.api_token.expose().as_bytes()) => {
+            Ok(next.run(request).await)
+        }
+        Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid for this server".into())),
+        None => Err(ApiError::Unauthorized("send 'Authorization: Bearer <token>' (the API token of server.xml)".into())),
+    }
+}
+
+/// Refuses, before anything is parsed, a request for a feature this
+/// server's role does not have.
+async fn refuse_missing_features(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(feature) = fleet_feature(request.method(), request.uri().path()) {
+        ApiError::check_feature(state.role(), feature)?;
+    }
+    Ok(next.run(request).await)
+}
+
+/// The fleet-only feature a request belongs to, if any (paths relative to `/api`).
+fn fleet_feature(method: &Method, path: &str) -> Option<Feature> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let reading = method == Method::GET;
+    match segments.as_slice() {
+        ["dashboard"] => Some(Feature::Dashboard),
+        ["audit"] => Some(Feature::NetworkAudit),
+        ["license"] => Some(Feature::Registration),
+        ["reports", "schedules", ..] => Some(Feature::ScheduledReports),
+        ["groups", ..] if !reading => Some(Feature::NetworkBuilder),
+        ["endpoints", _, "move"] => Some(Feature::NetworkBuilder),
+        ["deployments"] if reading => Some(Feature::DeploymentStatus),
+        ["deployments", ..] => Some(Feature::DeploymentTool),
+        ["settings", "auto-deploy"] => Some(Feature::AutomaticDeployment),
+        ["settings", "email"] => Some(Feature::EmailSettings),
+        _ => None,
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_features_are_found_by_route() {
+        assert_eq!(fleet_feature(&Method::GET, "/dashboard"), Some(Feature::Dashboard));
+        assert_eq!(fleet_feature(&Method::GET, "/groups"), None);
+        assert_eq!(fleet_feature(&Method::POST, "/groups"), Some(Feature::NetworkBuilder));
+        assert_eq!(fleet_feature(&Method::DELETE, "/groups/3"), Some(Feature::NetworkBuilder));
+        assert_eq!(fleet_feature(&Method::POST, "/endpoints/ep-1/move"), Some(Feature::NetworkBuilder));
+        assert_eq!(fleet_feature(&Method::GET, "/deployments"), Some(Feature::DeploymentStatus));
+        assert_eq!(fleet_feature(&Method::POST, "/deployments"), Some(Feature::DeploymentTool));
+        assert_eq!(fleet_feature(&Method::PUT, "/settings/email"), Some(Feature::EmailSettings));
+        assert_eq!(fleet_feature(&Method::GET, "/policies"), None);
+    }
+
+    #[test]
+    /// Refuses, before anything is parsed, a request for a feature this
+/// server's role does not have.
+async fn refuse_missing_features(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(feature) = fleet_feature(request.method(), request.uri().path()) {
+        ApiError::check_feature(state.role(), feature)?;
+    }
+    Ok(next.run(request).await)
+}
+
+/// The fleet-only feature a request belongs to, if any (paths relative to `/api`).
+fn fleet_feature(method: &Method, path: &str) -> Option<Feature> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let reading = method == Method::GET;
+    match segments.as_slice() {
+        ["dashboard"] => Some(Feature::Dashboard),
+        ["audit"] => Some(Feature::NetworkAudit),
+        ["license"] => Some(Feature::Registration),
+        ["reports", "schedules", ..] => Some(Feature::ScheduledReports),
+        ["groups", ..] if !reading => Some(Feature::NetworkBuilder),
+        ["endpoints", _, "move"] => Some(Feature::NetworkBuilder),
+        ["deployments"] if reading => Some(Feature::DeploymentStatus),
+        ["deployments", ..] => Some(Feature::DeploymentTool),
+        ["settings", "auto-deploy"] => Some(Feature::AutomaticDeployment),
+        ["settings", "email"] => Some(Feature::EmailSettings),
+        _ => None,
+    }
+}
+
+fn constant_time_eq_compares_whole_values() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,360 @@
+//! `server.xml`: the server's one typed settings tree.
+//!
+//! ```xml
+//! <Server>
+//!   <Instance><Name>paris</Name><Role>standalone</Role></Instance>
+//!   <Database><Url>postgres://root@127.0.0.1:5432/rampart_paris</Url></Database>
+//!   <Broker><Url>amqp://guest:guest@127.0.0.1:5672/%2f</Url><Namespace>rampart</Namespace></Broker>
+//!   <Api><Listen>0.0.0.0:7073</Listen><TokenFile>/etc/rampart/api.token</TokenFile></Api>
+//!   <ReplicationInterval>1800</ReplicationInterval>
+//!   <License><Key>RAMPART1.…</Key></License>
+//! </Server>
+//! ```
+//!
+//! [`Settings::load`] parses, applies environment overrides and validates; any
+//! error names the element and the server refuses to start.
+
+use std::{net::SocketAddr, path::Path};
+
+use rampart_shared::{config::ConfigError, telemetry::LogFormat, topology::NameSegment, Secret};
+use serde::Deserialize;
+
+/// Default API port (registration and operators).
+pub const DEFAULT_API_PORT: u16 = 7073;
+/// Default seconds between replication runs.
+pub const DEFAULT_REPLICATION_INTERVAL: u64 = 1800;
+
+pub const ENV_DATABASE_URL: &str = "RAMPART_DATABASE_URL";
+pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
+pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
+pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
+pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
+
+/// What this instance is configured as. A stand-alone becomes a slave at
+/// runtime by registering; that state lives in the database, not here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfiguredRole {
+    Standalone,
+    Master,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ServerXml {
+    instance: InstanceXml,
+    database: DatabaseXml,
+    broker: BrokerXml,
+    #[serde(default)]
+    api: ApiXml,
+    replication_interval: Option<u64>,
+    replication_batch_size: Option<u32>,
+    license: Option<LicenseXml>,
+    endpoints: Option<EndpointsXml>,
+    log: Option<LogXml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct InstanceXml {
+    name: NameSegment,
+    role: Option<ConfiguredRole>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct DatabaseXml {
+    url: Secret<String>,
+    pool_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct BrokerXml {
+    url: Secret<String>,
+    namespace: Option<NameSegment>,
+    prefetch: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ApiXml {
+    listen: Option<SocketAddr>,
+    token: Option<Secret<String>>,
+    token_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct LicenseXml {
+    key: Secret<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct EndpointsXml {
+    heartbeat_seconds: Option<u64>,
+    outdated_after_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct LogXml {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+/// Validated settings of one server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub instance: NameSegment,
+    pub role: ConfiguredRole,
+    pub database_url: Secret<String>,
+    pub database_pool_size: usize,
+    pub amqp_url: Secret<String>,
+    pub namespace: NameSegment,
+    /// Unacked deliveries a consumer may hold.
+    pub prefetch: u16,
+    pub api_listen: SocketAddr,
+    pub api_token: Secret<String>,
+    /// Seconds between replication runs (slaves).
+    pub replication_interval: u64,
+    pub replication_batch_size: u32,
+    /// License key installed at start, if given here.
+    pub license_key: Option<Secret<String>>,
+    /// Seconds between agent heartbeats; an endpoint silent for three is offline.
+    pub heartbeat_seconds: u64,
+    /// Signatures older than this many days make an endpoint "at risk".
+    pub outdated_after_days: u32,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Settings {
+    /// Reads, overrides from the environment, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, |name| std::env::var(name).ok(), path.parent())
+    }
+
+    /// Parses `text`; `env` supplies overrides; relative token files are
+    /// resolved against `base_dir`.
+    pub fn parse(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let xml: ServerXml = rampart_shared::config::parse(text, "Server")?;
+        let api_token = match (xml.api.token, xml.api.token_file, env(ENV_API_TOKEN)) {
+            (_, _, Some(token)) => Secret::new(token),
+            (Some(_), Some(_), None) => {
+                return Err(ConfigError::invalid("<Server>/<Api>", "give <Token> or <TokenFile>, not both"))
+            }
+            (Some(token), None, None) => token,
+            (None, Some(file), None) => {
+                let path = match base_dir {
+                    Some(dir) if Path::new(&file).is_relative() => dir.join(&file),
+                    _ => Path::new(&file).to_path_buf(),
+                };
+                let token = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::invalid("<Server>/<Api>/<TokenFile>", format!("cannot read {}: {e}", path.display()))
+                })?;
+                Secret::new(token.trim().to_owned())
+            }
+            (None, None, None) => {
+                return Err(ConfigError::invalid("<Server>/<Api>", "an API token is required: <Token> or <TokenFile>"))
+            }
+        };
+        if api_token.expose().len() < 16 {
+            return Err(ConfigError::invalid("<Server>/<Api>/<Token>", "the API token must be at least 16 characters"));
+        }
+        let replication_interval = xml.replication_interval.unwrap_or(DEFAULT_REPLICATION_INTERVAL);
+        if replication_interval < 1 {
+            return Err(ConfigError::invalid("<Server>/<ReplicationInterval>", "must be at least 1 second"));
+        }
+        let replication_batch_size = xml.replication_batch_size.unwrap_or(5000);
+        if !(1..=100_000).contains(&replication_batch_size) {
+            return Err(ConfigError::invalid("<Server>/<ReplicationBatchSize>", "must be between 1 and 100000"));
+        }
+        let database_url = env(ENV_DATABASE_URL).map(Secret::new).unwrap_or(xml.database.url);
+        let url_ok = database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
+        if !url_ok || rampart_shared::db::database_name(database_url.expose()).is_err() {
+            return Err(ConfigError::invalid("<Server>/<Database>/<Url>", "must be a postgres:// URL naming a database"));
+        }
+        let pool_size = xml.database.pool_size.unwrap_or(16);
+        if !(2..=200).contains(&pool_size) {
+            return Err(ConfigError::invalid("<Server>/<Database>/<PoolSize>", "must be between 2 and 200"));
+        }
+        let amqp_url = env(ENV_AMQP_URL).map(Secret::new).unwrap_or(xml.broker.url);
+        if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
+            return Err(ConfigError::invalid("<Server>/<Broker>/<Url>", "must be an amqp:// URL"));
+        }
+        let namespace = match env(ENV_NAMESPACE) {
+            Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?,
+            None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
+        };
+        let prefetch = xml.broker.prefetch.unwrap_or(500);
+        if prefetch == 0 {
+            return Err(ConfigError::invalid("<Server>/<Broker>/<Prefetch>", "must be at least 1"));
+        }
+        let api_listen = match env(ENV_API_LISTEN) {
+            Some(addr) => addr
+                .parse()
+                .map_err(|e| ConfigError::invalid(ENV_API_LISTEN, format!("'{addr}' is not an address:port: {e}")))?,
+            None => xml.api.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT))),
+        };
+        let endpoints = xml.endpoints.unwrap_or(EndpointsXml { heartbeat_seconds: None, outdated_after_days: None });
+        let heartbeat_seconds = endpoints.heartbeat_seconds.unwrap_or(30);
+        if heartbeat_seconds == 0 {
+            return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
+        }
+        let log = xml.log.unwrap_or(LogXml { format: None, level: None });
+        Ok(Self {
+            instance: xml.instance.name,
+            role: xml.instance.role.unwrap_or(ConfiguredRole::Standalone),
+            database_url,
+            database_pool_size: pool_size,
+            amqp_url,
+            namespace,
+            prefetch,
+            api_listen,
+            api_token,
+            replication_interval,
+            replication_batch_size,
+            license_key: xml.license.map(|l| l.key),
+            heartbeat_seconds,
+            outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
+            log_format: log.format.unwrap_or_default(),
+            log_level: log.level.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"<Server>
+  <Instance><Name>paris</Name></Instance>
+  <Database><Url>postgres://root@127.0.0.1:5432/rampart_paris</Url></Database>
+  <Broker><Url>amqp://guest:guest@127.0.0.1:5672/%2f</Url></Broker>
+  <Api><Token>0123456789abcdef0123</Token></Api>
+</Server>"#;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(text, |_| None, None)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_apply_when_elements_are_absent() {
+        let s = parse(MINIMAL).unwrap();
+        assert_eq!(s.replication_interval, 1800);
+        assert_eq!(s.api_listen.port(), 7073);
+        assert_eq!(s.namespace.as_str(), "rampart");
+        assert_eq!(s.role, ConfiguredRole::Standalone);
+        assert!(s.license_key.is_none());
+    }
+
+    #[test]
+    fn the_example_files_are_valid() {
+        for file in ["standalone.xml", "master.xml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/config").join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let s = Settings::parse(&text, |_| None, path.parent()).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(s.api_listen.port(), 7073, "{file}");
+        }
+    }
+
+    #[test]
+    fn reads_every_element() {
+        let text = MINIMAL.replace(
+            "</Server>",
+            "<ReplicationInterval>60</ReplicationInterval><Log><Format>json</Format></Log></Server>",
+        ).replace("<Name>paris</Name>", "<Name>hq</Name><Role>master</Role>");
+        let s = parse(&text).unwrap();
+        assert_eq!(s.replication_interval, 60);
+        assert_eq!(s.role, ConfiguredRole::Master);
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn refuses_zero_interval() {
+        let text = MINIMAL.replace("</Server>", "<ReplicationInterval>0</ReplicationInterval></Server>");
+        assert_eq!(error(&text), "<Server>/<ReplicationInterval>: must be at least 1 second");
+    }
+
+    #[test]
+    fn refuses_wrong_types_naming_the_element() {
+        let text = MINIMAL.replace("</Server>", "<ReplicationInterval>soon</ReplicationInterval></Server>");
+        assert!(error(&text).starts_with("<Server>/<ReplicationInterval>:"), "{}", error(&text));
+        let text = MINIMAL.replace("<Name>paris</Name>", "<Name>paris</Name><Role>boss</Role>");
+        let e = error(&text);
+        assert!(e.starts_with("<Server>/<Instance>/<Role>:") && e.contains("boss"), "{e}");
+    }
+
+    #[test]
+    fn refuses_unknown_elements() {
+        let text = MINIMAL.replace("</Server>", "<Colour>red</Colour></Server>");
+        assert!(error(&text).contains("Colour"), "{}", error(&text));
+    }
+
+    #[test]
+    fn refuses_missing_required_values() {
+        let text = MINIMAL.replace("<Database><Url>postgres://root@127.0.0.1:5432/rampart_paris</Url></Database>", "");
+        assert!(error(&text).contains("missing field `Database`"), "{}", error(&text));
+        let text = MINIMAL.replace("<Api><Token>0123456789abcdef0123</Token></Api>", "");
+        assert!(error(&text).contains("API token is required"), "{}", error(&text));
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        let text = MINIMAL.replace("<Name>paris</Name>", "<Name>Paris Site</Name>");
+        let e = error(&text);
+        assert!(e.starts_with("<Server>/<Instance>/<Name>:"), "{e}");
+        let text = MINIMAL.replace("0123456789abcdef0123", "short");
+        assert!(error(&text).contains("at least 16 characters"));
+        let text = MINIMAL.replace("amqp://guest", "http://guest");
+        assert!(error(&text).starts_with("<Server>/<Broker>/<Url>"));
+        let text = MINIMAL.replace("</Api>", "<Listen>7073</Listen></Api>");
+        assert!(error(&text).starts_with("<Server>/<Api>/<Listen>"), "{}", error(&text));
+    }
+
+    #[test]
+    fn refuses_doctype_and_malformed_xml() {
+        let text = format!("<!DOCTYPE Server [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>\n{MINIMAL}");
+        assert!(error(&text).contains("DOCTYPE"), "{}", error(&text));
+        let text = MINIMAL.replace("</Broker>", "</Brokr>");
+        assert!(error(&text).starts_with("malformed XML at line 4"), "{}", error(&text));
+    }
+
+    #[test]
+    fn environment_overrides_win() {
+        let s = Settings::parse(
+            MINIMAL,
+            |name| match name {
+                ENV_API_LISTEN => Some("127.0.0.1:0".into()),
+                ENV_NAMESPACE => Some("t_abc".into()),
+                _ => None,
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.api_listen.port(), 0);
+        assert_eq!(s.namespace.as_str(), "t_abc");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = parse(MINIMAL).unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("0123456789abcdef0123"));
+        assert!(!debug.contains("guest:guest"));
+    }
+}

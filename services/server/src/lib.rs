@@ -1,0 +1,28 @@
+//! The Rampart management server.
+//!
+//! One binary for every role: a stand-alone or slave manages its site's
+//! computers; a master manages slaves. A tour:
+//!
+//! * [`config`]: `server.xml` into validated [`config::Settings`].
+//! * [`startup`]: [`startup::Application`] builds and runs one server.
+//! * [`state`]: what handlers and consumers share.
+//! * [`inbox`]: the agents' messages, persisted (heartbeats, detections,
+//!   discovery, task results, deployments).
+//! * [`outbox`]: commands written with the change that causes them, relayed
+//!   with publisher confirms.
+//! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
+//! * [`role`]: roles and the features a master does not have.
+//! * [`api`]: the HTTP API on port 7073.
+
+pub mod api;
+pub mod config;
+pub mod deployments;
+pub mod inbox;
+pub mod licensing;
+pub mod migrations;
+pub mod outbox;
+pub mod policies;
+pub mod role;
+pub mod security;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,109 @@
+//! Seats: which endpoints are licensed.
+//!
+//! The earliest enrolled endpoints hold the seats; the rest are marked
+//! unlicensed (still managed and reported, never dropped). No license, or an
+//! expired one, licenses nobody.
+
+use chrono::{NaiveDate, Utc};
+use deadpool_postgres::GenericClient;
+use rampart_shared::license::{License, LicenseError};
+use serde::Serialize;
+
+/// What `GET /api/license` and the dashboard show.
+#[derive(Clone, Debug, Serialize)]
+pub struct LicenseSummary {
+    /// `valid`, `expired` or `none`.
+    pub state: &'static str,
+    pub license_id: Option<uuid::Uuid>,
+    pub customer: Option<String>,
+    pub seats: i64,
+    pub used: i64,
+    pub unlicensed: i64,
+    pub expires_on: Option<NaiveDate>,
+}
+
+/// Seats usable today (0 without a valid license).
+pub async fn seats<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_opt("SELECT seats FROM license WHERE expires_on >= current_date", &[])
+        .await?;
+    Ok(row.map(|r| i64::from(r.get::<_, i32>(0))).unwrap_or(0))
+}
+
+/// Re-marks `licensed` on every endpoint whose flag is wrong. Cheap when
+/// nothing changes; call after enrolments and license changes.
+pub async fn assign_seats<C: GenericClient>(client: &C) -> Result<u64, tokio_postgres::Error> {
+    let seats = seats(client).await?;
+    client
+        .execute(
+            "UPDATE endpoints e SET licensed = r.rn <= $1
+               FROM (SELECT id, row_number() OVER (ORDER BY enrolled_at, id) AS rn FROM endpoints) r
+              WHERE e.id = r.id AND e.licensed IS DISTINCT FROM (r.rn <= $1)",
+            &[&seats],
+        )
+        .await
+}
+
+/// Verifies and installs a key, then reassigns seats, in one transaction.
+pub async fn install(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
+    let license = License::verify(key, Utc::now().date_naive())?;
+    let seats = i32::try_from(license.seats).map_err(|_| InstallError::Invalid(LicenseError::Format))?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO license (id, key, license_id, customer, seats, issued_on, expires_on)
+         VALUES (1, $1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET key = excluded.key, license_id = excluded.license_id,
+             customer = excluded.customer, seats = excluded.seats, issued_on = excluded.issued_on,
+             expires_on = excluded.expires_on, installed_at = now()",
+        &[&key.trim(), &license.license_id, &license.customer, &seats, &license.issued_on, &license.expires_on],
+    )
+    .await?;
+    assign_seats(&tx).await?;
+    tx.commit().await?;
+    tracing::info!(license_id = %license.license_id, seats = license.seats, expires_on = %license.expires_on, "Installed license.");
+    Ok(license)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Invalid(#[from] LicenseError),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+}
+
+pub async fn summary<C: GenericClient>(client: &C) -> Result<LicenseSummary, tokio_postgres::Error> {
+    let counts = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE licensed), count(*) FILTER (WHERE NOT licensed) FROM endpoints",
+            &[],
+        )
+        .await?;
+    let (used, unlicensed): (i64, i64) = (counts.get(0), counts.get(1));
+    let row = client
+        .query_opt("SELECT license_id, customer, seats, expires_on FROM license", &[])
+        .await?;
+    Ok(match row {
+        None => LicenseSummary {
+            state: "none",
+            license_id: None,
+            customer: None,
+            seats: 0,
+            used,
+            unlicensed,
+            expires_on: None,
+        },
+        Some(r) => {
+            let expires_on: NaiveDate = r.get(3);
+            LicenseSummary {
+                state: if expires_on >= Utc::now().date_naive() { "valid" } else { "expired" },
+                license_id: Some(r.get(0)),
+                customer: Some(r.get(1)),
+                seats: i64::from(r.get::<_, i32>(2)),
+                used,
+                unlicensed,
+                expires_on: Some(expires_on),
+            }
+        }
+    })
+}

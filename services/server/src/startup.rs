@@ -1,0 +1,167 @@
+//! Building and running one server: database, broker, consumers, API.
+//!
+//! `Application::build(settings)` does everything that can fail at start
+//! (database creation and migrations, instance identity check, license,
+//! broker topology, binding the port) so a bad start fails fast with context;
+//! `run_until_stopped` then serves until the shutdown signal and drains.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context};
+use rampart_shared::{
+    amqp::{consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
+    db,
+    topology::{self, Topology},
+    Shutdown,
+};
+use tokio::task::JoinSet;
+
+use crate::{
+    api,
+    config::{ConfiguredRole, Settings},
+    inbox::AgentInbox,
+    licensing, migrations, outbox,
+    role::Role,
+    state::{AppState, SharedState, Site},
+};
+
+/// How long running work may take to finish after shutdown is asked.
+const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    state: SharedState,
+    broker: Arc<Broker>,
+    listener: tokio::net::TcpListener,
+    address: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let db_url = settings.database_url.expose();
+        db::ensure_database(db_url).await.context("Failed to create or reach the database")?;
+        let pool = db::pool(db_url, settings.database_pool_size).context("Failed to build the database pool")?;
+        db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
+        let role = claim_instance(&pool, &settings).await?;
+        if let Some(key) = &settings.license_key {
+            install_configured_license(&pool, key.expose()).await?;
+        }
+
+        let topology = Topology::new(&settings.namespace);
+        let broker = Arc::new(
+            Broker::connect(settings.amqp_url.clone(), format!("rampart-server {}", settings.instance))
+                .await
+                .context("Failed to connect to the broker")?,
+        );
+        let site = Site { instance: settings.instance.to_string(), topology: topology.clone() };
+        declare_topology(&broker, &site, role).await.context("Failed to declare the broker topology")?;
+
+        let listener = tokio::net::TcpListener::bind(settings.api_listen)
+            .await
+            .with_context(|| format!("Failed to bind the API to {}", settings.api_listen))?;
+        let address = listener.local_addr()?;
+        let state = Arc::new(AppState::new(pool, settings, site, role));
+        Ok(Self { state, broker, listener, address })
+    }
+
+    /// Where the API listens (the real port when configured with port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> SharedState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` triggers, then drains within the grace period.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { state, broker, listener, address } = self;
+        let mut tasks = JoinSet::new();
+        let publisher = Arc::new(Publisher::new(broker.clone()));
+        tasks.spawn(outbox::relay(state.pool.clone(), publisher, state.outbox_wake.clone(), shutdown.clone()));
+        if state.role().has_fleet() {
+            let settings = ConsumerSettings {
+                queue: state.site.topology.site_inbox(&state.site.instance),
+                dead_letter_exchange: state.site.topology.dead_letter_exchange(),
+                prefetch: state.settings.prefetch,
+                batch_max: 500,
+                linger: Duration::from_millis(20),
+            };
+            tasks.spawn(consumer::run(
+                broker.clone(),
+                settings,
+                Arc::new(AgentInbox { state: state.clone() }),
+                state.inbox_metrics.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let app = api::router(state.clone());
+        let server_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.wait().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "API server failed.");
+            }
+        });
+        tracing::info!(instance = %state.site.instance, role = %state.role(), api = %address,
+                       namespace = state.site.topology.namespace(), "Rampart server started.");
+        shutdown.wait().await;
+        tracing::info!("Shutting down.");
+        if tokio::time::timeout(GRACE_PERIOD, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+            tracing::warn!(grace = ?GRACE_PERIOD, "Some work did not finish within the grace period; stopping it.");
+            tasks.abort_all();
+        }
+        broker.close().await;
+        Ok(())
+    }
+}
+
+/// Records this instance in its database on first start, and refuses a
+/// database that belongs to another instance or role.
+async fn claim_instance(pool: &deadpool_postgres::Pool, settings: &Settings) -> anyhow::Result<Role> {
+    let client = pool.get().await.context("Failed to get a database connection")?;
+    let configured = match settings.role {
+        ConfiguredRole::Master => Role::Master,
+        ConfiguredRole::Standalone => Role::Standalone,
+    };
+    client
+        .execute(
+            "INSERT INTO instance (id, name, role) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&settings.instance.as_str(), &configured.as_str()],
+        )
+        .await?;
+    let row = client.query_one("SELECT name, role FROM instance WHERE id = 1", &[]).await?;
+    let (name, stored): (String, String) = (row.get(0), row.get(1));
+    if name != settings.instance.as_str() {
+        bail!("This database belongs to instance '{name}', not '{}': check <Database><Url>.", settings.instance);
+    }
+    let stored = Role::parse(&stored).context("Unknown role in the instance table")?;
+    match (configured, stored) {
+        (Role::Master, Role::Master) => Ok(Role::Master),
+        (Role::Standalone, Role::Standalone | Role::Slave) => Ok(stored),
+        (c, s) => bail!("server.xml configures this instance as {c} but its database holds a {s}; use a new database to change roles."),
+    }
+}
+
+async fn install_configured_license(pool: &deadpool_postgres::Pool, key: &str) -> anyhow::Result<()> {
+    let mut client = pool.get().await?;
+    let current: Option<String> = client.query_opt("SELECT key FROM license", &[]).await?.map(|r| r.get(0));
+    if current.as_deref() == Some(key.trim()) {
+        return Ok(());
+    }
+    licensing::install(&mut client, key)
+        .await
+        .map_err(|e| anyhow::anyhow!("<Server>/<License>/<Key>: {e}"))?;
+    Ok(())
+}
+
+async fn declare_topology(broker: &Broker, site: &Site, role: Role) -> anyhow::Result<()> {
+    let channel = broker.channel().await?;
+    topology::declare_exchanges(&channel, &site.topology).await?;
+    if role.has_fleet() {
+        let inbox = site.topology.site_inbox(&site.instance);
+        topology::declare_queue(&channel, &site.topology, &inbox, &site.topology.site_exchange(), &[Topology::site_binding(&site.instance)]).await?;
+    }
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}

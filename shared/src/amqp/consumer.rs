@@ -1,0 +1,277 @@
+//! The consumer loop every service uses.
+//!
+//! It takes deliveries in small batches (whatever has arrived within a short
+//! linger, up to a maximum), lets the handler decode each one, dead-letters
+//! the ones that can never succeed (with a reason header, then acks them), and
+//! hands the rest to the handler to apply in one database transaction. Only
+//! after the handler returns `Ok` — its transaction committed — are the
+//! deliveries acked. A handler that reports a transient failure (database
+//! down) makes the loop back off and retry the same batch: it takes no new
+//! deliveries meanwhile, so nothing spins and nothing is lost.
+
+use std::{sync::atomic::{AtomicU64, Ordering}, sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
+    types::{AMQPValue, FieldTable, ShortString},
+    Channel,
+};
+
+use super::{bounded, publisher::{Outgoing, Publisher}, AmqpError, Broker, Result};
+use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER};
+use crate::shutdown::Shutdown;
+
+/// Why a batch could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// May succeed later (database unreachable, serialization failure):
+    /// back off and retry the same messages.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// Will never succeed: dead-letter with this reason.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Decodes and applies one kind of traffic.
+pub trait BatchHandler: Send + Sync + 'static {
+    type Message: Send + Sync;
+
+    /// Turns a delivery into a trusted message, or says why it is refused.
+    fn decode(&self, delivery: &Delivery) -> std::result::Result<Self::Message, Rejection>;
+
+    /// Applies the messages in one transaction; `Ok` means committed.
+    fn apply(
+        &self,
+        batch: &[Self::Message],
+    ) -> impl std::future::Future<Output = std::result::Result<(), ApplyError>> + Send;
+}
+
+/// Counters an operator reads from `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConsumerMetrics {
+    pub applied: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub batches: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// Tuning of one consumer.
+#[derive(Clone, Debug)]
+pub struct ConsumerSettings {
+    pub queue: String,
+    pub dead_letter_exchange: String,
+    /// Unacked deliveries the broker may push at once.
+    pub prefetch: u16,
+    /// Most messages applied in one transaction.
+    pub batch_max: usize,
+    /// How long to wait for more deliveries before applying a partial batch.
+    pub linger: Duration,
+}
+
+/// Consumes `settings.queue` until shutdown, reconnecting after broker
+/// failures with a capped back-off.
+pub async fn run<H: BatchHandler>(
+    broker: Arc<Broker>,
+    settings: ConsumerSettings,
+    handler: Arc<H>,
+    metrics: Arc<ConsumerMetrics>,
+    shutdown: Shutdown,
+) {
+    let dead_letters = Publisher::new(broker.clone());
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_triggered() {
+        match consume(&broker, &settings, &*handler, &metrics, &dead_letters, &shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(queue = %settings.queue, error = %e, retry_in = ?backoff, "Consumer lost its channel; reconnecting.");
+                if !shutdown.sleep(backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::debug!(queue = %settings.queue, "Consumer stopped.");
+}
+
+async fn consume<H: BatchHandler>(
+    broker: &Broker,
+    settings: &ConsumerSettings,
+    handler: &H,
+    metrics: &ConsumerMetrics,
+    dead_letters: &Publisher,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let channel = broker.channel().await?;
+    bounded("basic.qos", channel.basic_qos(settings.prefetch, BasicQosOptions::default())).await?;
+    let mut consumer = bounded(
+        "basic.consume",
+        channel.basic_consume(
+            settings.queue.as_str().into(),
+            ShortString::from(format!("rampart-{}", std::process::id())),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    tracing::info!(queue = %settings.queue, prefetch = settings.prefetch, "Consuming.");
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            next = consumer.next() => next,
+        };
+        let mut deliveries = vec![lost_if_none(first)?];
+        while deliveries.len() < settings.batch_max {
+            match tokio::time::timeout(settings.linger, consumer.next()).await {
+                Ok(next) => deliveries.push(lost_if_none(next)?),
+                Err(_) => break,
+            }
+        }
+        process_batch(&channel, settings, handler, metrics, dead_letters, shutdown, deliveries).await?;
+    }
+}
+
+fn lost_if_none(next: Option<lapin::Result<Delivery>>) -> Result<Delivery> {
+    match next {
+        Some(Ok(d)) => Ok(d),
+        Some(Err(source)) => Err(AmqpError::Broker { operation: "basic.deliver", source }),
+        None => Err(AmqpError::Broker {
+            operation: "basic.deliver",
+            source: lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                lapin::ChannelState::Closed,
+                "consumer cancelled",
+            )),
+        }),
+    }
+}
+
+async fn process_batch<H: BatchHandler>(
+    channel: &Channel,
+    settings: &ConsumerSettings,
+    handler: &H,
+    metrics: &ConsumerMetrics,
+    dead_letters: &Publisher,
+    shutdown: &Shutdown,
+    deliveries: Vec<Delivery>,
+) -> Result<()> {
+    let mut accepted: Vec<(Delivery, H::Message)> = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match handler.decode(&delivery) {
+            Ok(message) => accepted.push((delivery, message)),
+            Err(rejection) => {
+                dead_letter(channel, settings, metrics, dead_letters, &delivery, &rejection.to_string()).await?
+            }
+        }
+    }
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    let (deliveries, messages): (Vec<_>, Vec<_>) = accepted.into_iter().unzip();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match handler.apply(&messages).await {
+            Ok(()) => {
+                metrics.batches.fetch_add(1, Ordering::Relaxed);
+                metrics.applied.fetch_add(messages.len() as u64, Ordering::Relaxed);
+                let last = deliveries.last().expect("batch is not empty");
+                bounded(
+                    "basic.ack",
+                    channel.basic_ack(last.delivery_tag, BasicAckOptions { multiple: true }),
+                )
+                .await?;
+                return Ok(());
+            }
+            Err(ApplyError::Transient(reason)) => {
+                metrics.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(queue = %settings.queue, %reason, retry_in = ?backoff, "Cannot apply batch now; holding deliveries and retrying.");
+                if !shutdown.sleep(backoff).await {
+                    // Unacked deliveries return to the queue when the channel closes.
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(ApplyError::Rejected(reason)) if messages.len() == 1 => {
+                dead_letter(channel, settings, metrics, dead_letters, &deliveries[0], &reason).await?;
+                return Ok(());
+            }
+            Err(ApplyError::Rejected(_)) => {
+                // Find the bad one(s): apply one at a time.
+                for (delivery, message) in deliveries.iter().zip(messages) {
+                    apply_one(channel, settings, handler, metrics, dead_letters, shutdown, delivery, message).await?;
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_one<H: BatchHandler>(
+    channel: &Channel,
+    settings: &ConsumerSettings,
+    handler: &H,
+    metrics: &ConsumerMetrics,
+    dead_letters: &Publisher,
+    shutdown: &Shutdown,
+    delivery: &Delivery,
+    message: H::Message,
+) -> Result<()> {
+    let batch = [message];
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match handler.apply(&batch).await {
+            Ok(()) => {
+                metrics.applied.fetch_add(1, Ordering::Relaxed);
+                return bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default())).await.map(|_| ());
+            }
+            Err(ApplyError::Rejected(reason)) => {
+                return dead_letter(channel, settings, metrics, dead_letters, delivery, &reason).await;
+            }
+            Err(ApplyError::Transient(reason)) => {
+                metrics.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(queue = %settings.queue, %reason, "Cannot apply message now; retrying.");
+                if !shutdown.sleep(backoff).await {
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Copies the delivery to the dead-letter exchange with the reason, waits for
+/// the confirm, then acks the original.
+async fn dead_letter(
+    channel: &Channel,
+    settings: &ConsumerSettings,
+    metrics: &ConsumerMetrics,
+    dead_letters: &Publisher,
+    delivery: &Delivery,
+    reason: &str,
+) -> Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+    headers.insert(SOURCE_QUEUE_HEADER.into(), AMQPValue::LongString(settings.queue.as_str().into()));
+    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    dead_letters
+        .publish(Outgoing {
+            exchange: settings.dead_letter_exchange.clone(),
+            routing_key: settings.queue.clone(),
+            payload: delivery.data.clone(),
+            properties,
+        })
+        .await?;
+    bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default())).await?;
+    metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        queue = %settings.queue,
+        message_id = delivery.properties.message_id().as_ref().map(|s| s.as_str()).unwrap_or("-"),
+        kind = delivery.properties.kind().as_ref().map(|s| s.as_str()).unwrap_or("-"),
+        %reason,
+        "Dead-lettered a message."
+    );
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The broker side of every service: one connection, channels on demand,
+//! confirmed publishing ([`publisher`]) and the consumer loop ([`consumer`]).
+//!
+//! Every call that waits on the broker is bounded by [`BROKER_TIMEOUT`]; a
+//! dead connection is replaced on the next [`Broker::channel`] call, so the
+//! long-running loops recover by asking again after a back-off.
+
+pub mod consumer;
+pub mod publisher;
+
+use std::time::Duration;
+
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::Mutex;
+
+use crate::secret::{redact_url, Secret};
+
+/// Upper bound on any single wait for the broker.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("cannot reach the broker at {url}: {source}")]
+    Connect { url: String, source: lapin::Error },
+    #[error("broker operation '{operation}' failed: {source}")]
+    Broker {
+        operation: &'static str,
+        source: lapin::Error,
+    },
+    #[error("broker operation '{0}' timed out after {BROKER_TIMEOUT:?}")]
+    Timeout(&'static str),
+    #[error("broker refused message for '{exchange}' / '{routing_key}' (nack)")]
+    Nacked { exchange: String, routing_key: String },
+    #[error("no queue is bound for '{exchange}' / '{routing_key}' (message returned)")]
+    Unroutable { exchange: String, routing_key: String },
+}
+
+pub type Result<T> = std::result::Result<T, AmqpError>;
+
+/// Runs a broker future with the standard timeout, naming the operation.
+pub async fn bounded<T>(
+    operation: &'static str,
+    fut: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(BROKER_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(AmqpError::Broker { operation, source }),
+        Err(_) => Err(AmqpError::Timeout(operation)),
+    }
+}
+
+/// A lazily (re)connected broker connection shared by a process.
+///
+/// Few connections, many channels: each lapin connection runs its own I/O
+/// thread, so a service keeps exactly one.
+#[derive(Debug)]
+pub struct Broker {
+    url: Secret<String>,
+    name: String,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl Broker {
+    /// Does not connect yet; see [`Broker::connect`].
+    pub fn new(url: Secret<String>, name: impl Into<String>) -> Self {
+        Self {
+            url,
+            name: name.into(),
+            connection: Mutex::new(None),
+        }
+    }
+
+    /// Creates the broker handle and checks the connection works now.
+    pub async fn connect(url: Secret<String>, name: impl Into<String>) -> Result<Self> {
+        let broker = Self::new(url, name);
+        broker.channel().await?;
+        Ok(broker)
+    }
+
+    /// The URL with its password hidden, for logs.
+    pub fn display_url(&self) -> String {
+        redact_url(self.url.expose())
+    }
+
+    /// A fresh channel, reconnecting first if the connection is gone.
+    pub async fn channel(&self) -> Result<Channel> {
+        let mut guard = self.connection.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            if conn.status().connected() {
+                if let Ok(channel) = bounded("channel.open", conn.create_channel()).await {
+                    return Ok(channel);
+                }
+            }
+        }
+        let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
+        let conn = match tokio::time::timeout(
+            BROKER_TIMEOUT,
+            Connection::connect(self.url.expose(), props),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(source)) => {
+                return Err(AmqpError::Connect {
+                    url: self.display_url(),
+                    source,
+                })
+            }
+            Err(_) => return Err(AmqpError::Timeout("connection.open")),
+        };
+        tracing::info!(broker = %self.display_url(), connection = %self.name, "Connected to the broker.");
+        let channel = bounded("channel.open", conn.create_channel()).await?;
+        *guard = Some(conn);
+        Ok(channel)
+    }
+
+    /// Closes the connection (graceful shutdown).
+    pub async fn close(&self) {
+        if let Some(conn) = self.connection.lock().await.take() {
+            let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(200, "shutdown".into())).await;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The versioned envelope every Rampart message travels in.
+//!
+//! ```json
+//! { "v": 1, "id": "…uuid…", "kind": "agent.heartbeat", "from": "ep-0001",
+//!   "seq": 42, "sent_at": "2026-11-26T10:00:00Z", "body": { … } }
+//! ```
+//!
+//! The AMQP properties mirror it: `message_id` = id, `type` = kind,
+//! `content_type` = `application/json`, persistent delivery. A consumer calls
+//! [`Envelope::decode`] and gets either a trusted envelope or a
+//! [`Rejection`] whose text becomes the dead-letter reason.
+
+use chrono::{DateTime, Utc};
+use lapin::{
+    types::{AMQPValue, FieldTable, ShortString},
+    BasicProperties,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The only envelope version this build understands.
+pub const VERSION: u32 = 1;
+/// Largest message body accepted by any consumer (1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Header carrying the HMAC-SHA256 signature of the body (see [`crate::signing`]).
+pub const SIGNATURE_HEADER: &str = "x-rampart-signature";
+/// Header set on dead-lettered messages: why the message was refused.
+pub const REASON_HEADER: &str = "x-rampart-reason";
+/// Header set on dead-lettered messages: the queue the message came from.
+pub const SOURCE_QUEUE_HEADER: &str = "x-rampart-queue";
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// A message as it travels on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub v: u32,
+    pub id: Uuid,
+    pub kind: String,
+    /// The sender: an instance id, or an endpoint id for agent messages.
+    pub from: String,
+    /// Per-sender sequence number, increasing.
+    pub seq: u64,
+    pub sent_at: DateTime<Utc>,
+    pub body: serde_json::Value,
+}
+
+/// Why a delivery was refused. Its `Display` is the dead-letter reason.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    #[error("message is {size} bytes, over the {limit}-byte limit")]
+    Oversized { size: usize, limit: usize },
+    #[error("message is not a valid envelope: {0}")]
+    Malformed(String),
+    #[error("envelope version {0} is not supported (expected {VERSION})")]
+    UnknownVersion(u32),
+    #[error("unknown message kind '{0}'")]
+    UnknownKind(String),
+    #[error("body of '{kind}' is invalid: {detail}")]
+    InvalidBody { kind: String, detail: String },
+    #[error("AMQP type '{property}' does not match envelope kind '{kind}'")]
+    KindMismatch { property: String, kind: String },
+    #[error("signature missing or invalid")]
+    BadSignature,
+    #[error("sender '{0}' is not allowed here")]
+    UnknownSender(String),
+}
+
+impl Envelope {
+    /// Wraps a typed body.
+    pub fn new(kind: &str, from: &str, seq: u64, body: &impl Serialize) -> Self {
+        Self {
+            v: VERSION,
+            id: Uuid::new_v4(),
+            kind: kind.to_owned(),
+            from: from.to_owned(),
+            seq,
+            sent_at: Utc::now(),
+            body: serde_json::to_value(body).expect("message bodies always serialize"),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("envelopes always serialize")
+    }
+
+    /// AMQP properties for publishing this envelope, with an optional signature header.
+    pub fn properties(&self, signature: Option<String>) -> BasicProperties {
+        let mut props = BasicProperties::default()
+            .with_message_id(ShortString::from(self.id.to_string()))
+            .with_type(ShortString::from(self.kind.clone()))
+            .with_content_type(ShortString::from(CONTENT_TYPE))
+            .with_delivery_mode(2);
+        if let Some(signature) = signature {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                SIGNATURE_HEADER.into(),
+                AMQPValue::LongString(signature.into()),
+            );
+            props = props.with_headers(headers);
+        }
+        props
+    }
+
+    /// Parses and checks a raw payload: size, JSON shape, version, and that
+    /// the AMQP `type` property (when present) agrees with the kind.
+    pub fn decode(payload: &[u8], amqp_type: Option<&str>) -> Result<Self, Rejection> {
+        if payload.len() > MAX_MESSAGE_BYTES {
+            return Err(Rejection::Oversized {
+                size: payload.len(),
+                limit: MAX_MESSAGE_BYTES,
+            });
+        }
+        // Check the version before the full shape so a v2 envelope is reported as such.
+        let raw: serde_json::Value =
+            serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        match raw.get("v").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(VERSION) => {}
+            Some(v) => return Err(Rejection::UnknownVersion(v.min(u64::from(u32::MAX)) as u32)),
+            None => return Err(Rejection::Malformed("missing field `v`".into())),
+        }
+        let envelope: Envelope =
+            serde_json::from_value(raw).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if let Some(t) = amqp_type {
+            if t != envelope.kind {
+                return Err(Rejection::KindMismatch {
+                    property: t.to_owned(),
+                    kind: envelope.kind,
+                });
+            }
+        }
+        Ok(envelope)
+    }
+
+    /// Deserializes the body into the type its kind promises.
+    pub fn body<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
+        serde_json::from_value(self.body.clone()).map_err(|e| Rejection::InvalidBody {
+            kind: self.kind.clone(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Reads a string header from AMQP properties.
+pub fn header_str<'a>(props: &'a BasicProperties, name: &str) -> Option<&'a str> {
+    let headers = props.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new("agent.heartbeat", "ep-1", 7, &serde_json::json!({"a": 1}))
+    }
+
+    #[test]
+    fn round_trips() {
+        let e = sample();
+        let back = Envelope::decode(&e.to_bytes(), Some("agent.heartbeat")).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn refuses_garbage_with_a_reason() {
+        let err = Envelope::decode(b"{not json", None).unwrap_err();
+        assert!(matches!(err, Rejection::Malformed(_)), "{err}");
+    }
+
+    #[test]
+    fn refuses_unknown_version() {
+        let mut raw = serde_json::to_value(sample()).unwrap();
+        raw["v"] = 2.into();
+        let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
+        assert_eq!(err, Rejection::UnknownVersion(2));
+        assert_eq!(err.to_string(), "envelope version 2 is not supported (expected 1)");
+    }
+
+    #[test]
+    fn refuses_oversized() {
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            Envelope::decode(&big, None),
+            Err(Rejection::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_type_property_that_disagrees() {
+        let e = sample();
+        let err = Envelope::decode(&e.to_bytes(), Some("agent.detection")).unwrap_err();
+        assert!(matches!(err, Rejection::KindMismatch { .. }));
+    }
+
+    #[test]
+    fn refuses_unknown_fields() {
+        let mut raw = serde_json::to_value(sample()).unwrap();
+        raw["extra"] = true.into();
+        let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+}

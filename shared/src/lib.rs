@@ -1,0 +1,33 @@
+//! Wire contracts and plumbing shared by every Rampart service.
+//!
+//! A tour of the crate:
+//!
+//! * [`envelope`]: the versioned JSON envelope every message travels in, and
+//!   the checks a consumer runs before it trusts one.
+//! * [`messages`]: the message kinds and their bodies (agents <-> site).
+//! * [`topology`]: every AMQP name (exchanges, queues, routing keys) and the
+//!   declaration of them. No service spells a queue name by hand.
+//! * [`amqp`]: the broker connection, confirmed publishing, and the batching
+//!   consumer loop that acks only after a handler has committed.
+//! * [`config`]: strict XML loading (quick-xml + serde) with errors that name
+//!   the element at fault.
+//! * [`db`]: the PostgreSQL pool with sane timeouts and the migration runner.
+//! * [`license`]: Ed25519-signed license keys (seats + expiry).
+//! * [`signing`]: HMAC-SHA256 signatures of message bodies.
+//! * [`telemetry`] and [`shutdown`]: logging setup and the one shutdown path.
+
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod license;
+pub mod messages;
+pub mod secret;
+pub mod shutdown;
+pub mod signing;
+pub mod telemetry;
+pub mod topology;
+
+pub use envelope::Envelope;
+pub use secret::Secret;
+pub use shutdown::Shutdown;

@@ -1,0 +1,158 @@
+//! Test harness: real servers and agents in process, against the real
+//! PostgreSQL and RabbitMQ, each test in its own database and namespace.
+//!
+//! `TestServer::spawn` writes a server.xml, runs it through the same parser
+//! as production, starts the server on port 0, and returns helpers to call
+//! its API. `stop` shuts it down and removes the database and the queues.
+
+use std::{future::Future, time::Duration};
+
+use rampart_server::{config::Settings, startup::Application, state::SharedState};
+use rampart_shared::{amqp::Broker, topology::{self, NameSegment, Topology}, Secret, Shutdown};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const PG_BASE: &str = "postgres://root@127.0.0.1:5432";
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// Upper bound of any wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A fresh AMQP namespace for one test.
+pub fn namespace() -> String {
+    format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Options for [`TestServer::spawn`].
+pub struct ServerOptions {
+    pub instance: String,
+    pub role: &'static str,
+    pub namespace: String,
+    pub database: String,
+    /// Extra XML inserted before `</Server>` (license, endpoints...).
+    pub extra_xml: String,
+}
+
+impl ServerOptions {
+    pub fn standalone() -> Self {
+        Self {
+            instance: "site-a".into(),
+            role: "standalone",
+            namespace: namespace(),
+            database: format!("rt_{}", uuid::Uuid::new_v4().simple()),
+            extra_xml: String::new(),
+        }
+    }
+
+    pub fn master() -> Self {
+        Self { role: "master", instance: "hq".into(), ..Self::standalone() }
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("{PG_BASE}/{}", self.database)
+    }
+
+    pub fn settings(&self) -> Settings {
+        let xml = format!(
+            "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
+               <Database><Url>{}</Url><PoolSize>8</PoolSize></Database>
+               <Broker><Url>{AMQP_URL}</Url><Namespace>{}</Namespace></Broker>
+               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api>{}</Server>",
+            self.instance, self.role, self.database_url(), self.namespace, self.extra_xml
+        );
+        Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: SharedState,
+    pub options: ServerOptions,
+    shutdown: Shutdown,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn spawn(options: ServerOptions) -> Self {
+        let app = Application::build(options.settings()).await.expect("server starts");
+        let base = format!("http://{}", app.address());
+        let state = app.state();
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Self { base, http: reqwest::Client::new(), state, options, shutdown, handle }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&NameSegment::parse(&self.options.namespace).unwrap())
+    }
+
+    /// Calls the API with the right token; returns status and JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = tokio::time::timeout(Duration::from_secs(30), request.send())
+            .await
+            .expect("API answers in time")
+            .expect("API reachable");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// A GET that must succeed.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        body
+    }
+
+    /// Stops the server, then removes its database and AMQP names.
+    pub async fn stop(self, extra_queues: &[String]) {
+        let topo = self.topology();
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.handle).await;
+        let mut queues = vec![topo.site_inbox(&self.options.instance)];
+        queues.extend_from_slice(extra_queues);
+        teardown_namespace(&topo, &queues).await;
+        let _ = rampart_shared::db::drop_database(&self.options.database_url()).await;
+    }
+}
+
+/// Deletes the queues (with their parking queues) and exchanges of a namespace.
+pub async fn teardown_namespace(topo: &Topology, queues: &[String]) {
+    let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests teardown");
+    if let Ok(channel) = broker.channel().await {
+        for q in queues {
+            let _ = topology::delete_queue(&channel, q).await;
+        }
+        let _ = topology::delete_exchanges(&channel, topo).await;
+    }
+    broker.close().await;
+}
+
+/// Polls `probe` every 100 ms until it yields `Some`, failing after `WAIT`.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
