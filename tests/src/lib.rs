@@ -156,3 +156,48 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A simulated fleet running in process against a test server.
+pub struct TestAgent {
+    pub queue: String,
+    shutdown: Shutdown,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestAgent {
+    /// Starts `endpoints` simulated computers for `server`'s site; `tune`
+    /// adjusts the settings (fast scans, no random detections...).
+    pub fn spawn(server: &TestServer, endpoints: u32, tune: impl FnOnce(&mut rampart_agent::AgentSettings)) -> Self {
+        let mut settings = rampart_agent::AgentSettings::new(
+            AMQP_URL,
+            NameSegment::parse(&server.options.namespace).unwrap(),
+            NameSegment::parse(&server.options.instance).unwrap(),
+            endpoints,
+        );
+        settings.detections_per_hour = 0.0;
+        settings.scan_duration = Duration::from_millis(200);
+        settings.heartbeat_interval = Duration::from_secs(30);
+        tune(&mut settings);
+        let queue = server.topology().agent_queue(server.options.instance.as_str(), settings.name.as_str());
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(rampart_agent::run(settings, shutdown.clone()));
+        Self { queue, shutdown, handle }
+    }
+
+    pub async fn stop(self) -> String {
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.handle).await;
+        self.queue
+    }
+}
+
+impl TestServer {
+    /// Waits until the server knows `count` endpoints.
+    pub async fn wait_for_endpoints(&self, count: i64) {
+        wait_for(&format!("{count} endpoints enrolled"), || async {
+            let (_, body) = self.get("/api/endpoints?limit=1").await;
+            (body["total"].as_i64() == Some(count)).then_some(())
+        })
+        .await
+    }
+}
