@@ -136,35 +136,7 @@ mod tests {
     }
 
     #[test]
-    /// Refuses, before anything is parsed, a request for a feature this
-/// server's role does not have.
-async fn refuse_missing_features(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if let Some(feature) = fleet_feature(request.method(), request.uri().path()) {
-        ApiError::check_feature(state.role(), feature)?;
-    }
-    Ok(next.run(request).await)
-}
-
-/// The fleet-only feature a request belongs to, if any (paths relative to `/api`).
-fn fleet_feature(method: &Method, path: &str) -> Option<Feature> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let reading = method == Method::GET;
-    match segments.as_slice() {
-        ["dashboard"] => Some(Feature::Dashboard),
-        ["audit"] => Some(Feature::NetworkAudit),
-        ["license"] => Some(Feature::Registration),
-        ["reports", "schedules", ..] => Some(Feature::ScheduledReports),
-        ["groups", ..] if !reading => Some(Feature::NetworkBuilder),
-        ["endpoints", _, "move"] => Some(Feature::NetworkBuilder),
-        ["deployments"] if reading => Some(Feature::DeploymentStatus),
-        ["deployments", ..] => Some(Feature::DeploymentTool),
-        ["settings", "auto-deploy"] => Some(Feature::AutomaticDeployment),
-        ["settings", "email"] => Some(Feature::EmailSettings),
-        _ => None,
-    }
-}
-
-fn constant_time_eq_compares_whole_values() {
+    fn constant_time_eq_compares_whole_values() {
         assert!(super::constant_time_eq(b"abc", b"abc"));
         assert!(!super::constant_time_eq(b"abc", b"abd"));
         assert!(!super::constant_time_eq(b"abc", b"abcd"));
