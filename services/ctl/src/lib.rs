@@ -1,1 +1,62 @@
-//! placeholder
+//! `rampartctl`: the operator's command line for a Rampart server.
+//!
+//! Every command is one or two calls to the server's HTTP API
+//! (`docs/api.md`), printed as human tables or, with `--json`, as the
+//! server's JSON untouched. Only `license issue` works offline.
+//!
+//! A tour of the crate:
+//!
+//! * [`cli`]: the global flags (`--server`, `--token`, `--json`) and the
+//!   top-level command tree. Each family's subcommands live in its module.
+//! * [`client`]: [`ApiClient`](client::ApiClient), the HTTP conversation,
+//!   and [`ApiError`](client::ApiError), which carries the server's own
+//!   error message.
+//! * [`session`]: the client plus the output mode, handed to every command.
+//! * [`output`]: aligned tables, label/value blocks, JSON printing.
+//! * One module per command family: [`endpoints`], [`groups`],
+//!   [`virtual_groups`], [`policies`], [`tasks`], [`tree`], [`views`]
+//!   (health, status, dashboard, detections, audit), [`deploy`],
+//!   [`settings`] (auto-deploy, e-mail) and [`license`].
+//!
+//! Exit codes (see `main.rs`): 0 success, 1 refused or failed, 2 usage.
+
+pub mod cli;
+pub mod client;
+pub mod deploy;
+pub mod endpoints;
+pub mod groups;
+pub mod license;
+pub mod output;
+pub mod policies;
+pub mod session;
+pub mod settings;
+pub mod tasks;
+pub mod tree;
+pub mod views;
+pub mod virtual_groups;
+
+pub use cli::{Cli, Command};
+
+use session::Session;
+
+/// Runs one parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let session = Session::new(cli.server, cli.token, cli.json)?;
+    match cli.command {
+        Command::Health => views::health(&session).await,
+        Command::Status => views::status(&session).await,
+        Command::Endpoints(command) => endpoints::run(command, &session).await,
+        Command::Groups(command) => groups::run(command, &session).await,
+        Command::VirtualGroups(command) => virtual_groups::run(command, &session).await,
+        Command::Policies(command) => policies::run(command, &session).await,
+        Command::Tasks(command) => tasks::run(command, &session).await,
+        Command::Tree(args) => tree::run(args, &session).await,
+        Command::Dashboard => views::dashboard(&session).await,
+        Command::Detections(args) => views::detections(args, &session).await,
+        Command::Audit => views::audit(&session).await,
+        Command::Deploy(command) => deploy::run(command, &session).await,
+        Command::AutoDeploy(command) => settings::auto_deploy(command, &session).await,
+        Command::Email(command) => settings::email(command, &session).await,
+        Command::License(command) => license::run(command, &session).await,
+    }
+}

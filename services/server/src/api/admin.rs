@@ -149,7 +149,13 @@ pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailS
     for a in &body.to {
         check_address("to", a)?;
     }
+    let mut body = body;
     let client = state.pool.get().await?;
+    if body.password.is_none() {
+        // Leaving the password out keeps the stored one (it is never shown).
+        let stored = client.query_opt("SELECT value->>'password' FROM settings WHERE key = $1", &[&EMAIL_KEY]).await?;
+        body.password = stored.and_then(|r| r.get::<_, Option<String>>(0));
+    }
     client
         .execute(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

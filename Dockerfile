@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# One image with the three Rampart binaries: rampart-server (default command),
+# rampart-agent and rampartctl.
+#
+#   docker build -t rampart .
+#   docker run --rm rampart rampartctl --help
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+COPY . .
+# The cache mounts keep downloaded crates and compiled dependencies between
+# builds; the binaries are copied out of the (cached) target directory.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --bins \
+    && mkdir -p /out \
+    && cp target/release/rampart-server target/release/rampart-agent target/release/rampartctl /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rampart
+COPY --from=builder /out/ /usr/local/bin/
+USER rampart
+# The API (operators, registration).
+EXPOSE 7073
+CMD ["rampart-server", "--config", "/etc/rampart/server.xml"]

@@ -1,0 +1,160 @@
+//! The command line: global flags and the top-level command tree.
+//!
+//! Each command family declares its own subcommands next to the code that
+//! runs them (`endpoints::EndpointsCommand`, ...); this module only assembles
+//! them and parses the flags every command shares.
+
+use std::convert::Infallible;
+
+use clap::{Parser, Subcommand};
+use reqwest::Url;
+
+use rampart_shared::Secret;
+
+use crate::{
+    deploy, endpoints, groups, license, policies, settings, tasks, tree, views, virtual_groups,
+};
+
+/// Environment variable holding the server's API address.
+pub const SERVER_ENV: &str = "RAMPART_SERVER";
+/// Environment variable holding the API bearer token.
+pub const TOKEN_ENV: &str = "RAMPART_TOKEN";
+/// Where a server's API listens unless told otherwise (port 7073).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7073";
+
+/// Help heading of the flags every command takes.
+const GLOBAL: &str = "Global options";
+
+/// Operate a Rampart management server through its HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "rampartctl", version)]
+pub struct Cli {
+    /// API address of the server (http://HOST:PORT).
+    #[arg(long, global = true, env = SERVER_ENV, hide_env_values = true, default_value = DEFAULT_SERVER, value_name = "URL",
+          value_parser = parse_server_url, help_heading = GLOBAL)]
+    pub server: Url,
+
+    /// API bearer token (the server's <Api><Token>).
+    #[arg(long, global = true, env = TOKEN_ENV, hide_env_values = true, value_name = "TOKEN",
+          value_parser = parse_token, help_heading = GLOBAL)]
+    pub token: Option<Secret<String>>,
+
+    /// Print the server's JSON answer as is instead of tables.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that the server answers (needs no token).
+    Health,
+    /// Instance, role, version, endpoint counts, license and message counters.
+    Status,
+    /// List, inspect and move endpoints (managed computers).
+    #[command(subcommand)]
+    Endpoints(endpoints::EndpointsCommand),
+    /// Network groups (network builder).
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
+    /// Operator-defined virtual groups and their members.
+    #[command(subcommand)]
+    VirtualGroups(virtual_groups::VirtualGroupsCommand),
+    /// Security policies and where they are assigned.
+    #[command(subcommand)]
+    Policies(policies::PoliciesCommand),
+    /// Scan and update tasks.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
+    /// The site as a tree: groups and their endpoints.
+    Tree(tree::TreeArgs),
+    /// Management dashboard: status counts, license, outdated signatures, detections.
+    Dashboard,
+    /// Malware detections, newest first.
+    Detections(views::DetectionsArgs),
+    /// Network audit: computers the agents discovered on the network.
+    Audit,
+    /// Deployment tool: install agents on discovered computers.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
+    /// Automatic deployment to newly discovered unmanaged computers.
+    #[command(subcommand)]
+    AutoDeploy(settings::AutoDeployCommand),
+    /// E-mail (SMTP) settings for notifications.
+    #[command(subcommand)]
+    Email(settings::EmailCommand),
+    /// License registration, and issuing keys with a vendor key.
+    #[command(subcommand)]
+    License(license::LicenseCommand),
+}
+
+/// Accepts `http://host:port[/prefix]`, or `host:port` meaning plain HTTP.
+fn parse_server_url(text: &str) -> Result<Url, String> {
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| format!("not a URL ({e}); expected e.g. {DEFAULT_SERVER}"))?;
+    match url.scheme() {
+        "http" if url.has_host() => Ok(url),
+        "http" => Err(format!(
+            "no host in the address; expected e.g. {DEFAULT_SERVER}"
+        )),
+        "https" => Err(
+            "this build of rampartctl speaks plain HTTP only; use an http:// address".to_owned(),
+        ),
+        other => Err(format!(
+            "unsupported scheme {other}://; expected e.g. {DEFAULT_SERVER}"
+        )),
+    }
+}
+
+fn parse_token(text: &str) -> Result<Secret<String>, Infallible> {
+    Ok(Secret::new(text.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(
+            parse_server_url("http://10.0.0.5:7073").unwrap().as_str(),
+            "http://10.0.0.5:7073/"
+        );
+        assert_eq!(
+            parse_server_url("paris.example:7073").unwrap().as_str(),
+            "http://paris.example:7073/"
+        );
+        assert!(parse_server_url("https://paris.example")
+            .unwrap_err()
+            .contains("plain HTTP"));
+        assert!(parse_server_url("ftp://paris.example").is_err());
+        assert!(parse_server_url("http://").is_err());
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "rampartctl",
+            "status",
+            "--json",
+            "--server",
+            "10.0.0.5:7073",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.server.as_str(), "http://10.0.0.5:7073/");
+    }
+}

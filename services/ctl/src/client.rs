@@ -1,0 +1,311 @@
+//! [`ApiClient`]: the HTTP conversation with one Rampart server.
+//!
+//! The client speaks the contract in `docs/api.md`: JSON in and out, a bearer
+//! token on every call, and errors as `{"error":{"code","message"}}`. Every
+//! answer that is not 2xx becomes an [`ApiError::Refused`] carrying the
+//! server's own message, so the operator reads exactly what the server said.
+//! A successful [`Answer`] keeps both the parsed JSON, which the tables read,
+//! and the body as sent, which `--json` prints with the server's key order.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use rampart_shared::Secret;
+
+use crate::cli::TOKEN_ENV;
+
+/// How long one request may take, connection included. An operator at a
+/// prompt would rather see an error than wait on a server that hangs.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// The body parsed; `Value::Null` for an empty (204) answer.
+    pub value: Value,
+    /// The body exactly as the server sent it (empty for 204).
+    pub body: String,
+}
+
+/// A failed call, worded for the operator.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No connection could be made (refused, no route, unknown host).
+    Unreachable { server: String, cause: String },
+    /// Connected (or tried to) but no answer within [`REQUEST_TIMEOUT`].
+    TimedOut { server: String },
+    /// The server answered with a non-2xx status.
+    Refused {
+        status: StatusCode,
+        code: Option<String>,
+        message: String,
+    },
+    /// A 2xx answer whose body is not JSON: not a Rampart server, or a bug.
+    BadAnswer { server: String, cause: String },
+}
+
+impl ApiError {
+    /// The HTTP status, when the server answered at all.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Reads an error answer. A Rampart server sends
+    /// `{"error":{"code","message"}}`; anything else (a proxy's HTML page)
+    /// is reported by status with the start of its body.
+    pub fn from_answer(status: StatusCode, body: &[u8]) -> Self {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let error = parsed.as_ref().map(|v| &v["error"]);
+        let message = error
+            .and_then(|e| e["message"].as_str())
+            .filter(|m| !m.trim().is_empty());
+        let code = error.and_then(|e| e["code"].as_str()).map(str::to_owned);
+        let message = match message {
+            Some(message) => message.to_owned(),
+            None => {
+                let body = String::from_utf8_lossy(body);
+                let first_line = body
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("");
+                let snippet: String = first_line.chars().take(200).collect();
+                match (&code, snippet.is_empty()) {
+                    (Some(code), _) => format!("the server answered HTTP {status} ({code})"),
+                    (None, true) => format!("the server answered HTTP {status}"),
+                    (None, false) => format!("the server answered HTTP {status}: {snippet}"),
+                }
+            }
+        };
+        Self::Refused {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unreachable { server, cause } => {
+                write!(f, "cannot reach the Rampart server at {server}: {cause}")
+            }
+            Self::TimedOut { server } => write!(
+                f,
+                "the Rampart server at {server} did not answer within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+            Self::Refused { message, .. } => f.write_str(message),
+            Self::BadAnswer { server, cause } => {
+                write!(
+                    f,
+                    "the server at {server} did not answer with Rampart API JSON: {cause}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A client for one server's API.
+#[derive(Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    /// The API root, e.g. `http://127.0.0.1:7073/`; paths are appended to it.
+    base: Url,
+    /// Sent as `Authorization: Bearer`; `None` leaves the header out, which
+    /// only `GET /health` accepts.
+    token: Option<Secret<String>>,
+}
+
+impl ApiClient {
+    pub fn new(base: Url, token: Option<Secret<String>>) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            matches!(base.scheme(), "http" | "https") && base.has_host(),
+            "server address {base} is not an http:// URL"
+        );
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("rampartctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("Failed to set up the HTTP client: {e}"))?;
+        Ok(Self { http, base, token })
+    }
+
+    /// The server address as the operator would write it.
+    pub fn server(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The URL of an API path given as segments (`["api", "endpoints", id]`).
+    /// Each segment is percent-encoded, so an id can never change the path.
+    pub fn url(&self, path: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        url.path_segments_mut()
+            .expect("an http URL has a path")
+            .pop_if_empty()
+            .extend(path);
+        url
+    }
+
+    pub async fn get(&self, path: &[&str], query: &[(&str, String)]) -> Result<Answer, ApiError> {
+        self.send(Method::GET, path, query, None).await
+    }
+
+    pub async fn post(&self, path: &[&str], body: &Value) -> Result<Answer, ApiError> {
+        self.send(Method::POST, path, &[], Some(body)).await
+    }
+
+    pub async fn put(&self, path: &[&str], body: &Value) -> Result<Answer, ApiError> {
+        self.send(Method::PUT, path, &[], Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &[&str], body: &Value) -> Result<Answer, ApiError> {
+        self.send(Method::PATCH, path, &[], Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &[&str], body: Option<&Value>) -> Result<Answer, ApiError> {
+        self.send(Method::DELETE, path, &[], body).await
+    }
+
+    /// Sends one request and reads the whole answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, ApiError> {
+        let mut request = self.http.request(method, self.url(path));
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let answer = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = answer.status();
+        let bytes = answer.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            let mut error = ApiError::from_answer(status, &bytes);
+            if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+                if let ApiError::Refused { message, .. } = &mut error {
+                    message.push_str(&format!(
+                        " (no token given: pass --token or set {TOKEN_ENV})"
+                    ));
+                }
+            }
+            return Err(error);
+        }
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if body.trim().is_empty() {
+            return Ok(Answer {
+                value: Value::Null,
+                body,
+            });
+        }
+        let value = serde_json::from_str(&body).map_err(|e| ApiError::BadAnswer {
+            server: self.server().to_owned(),
+            cause: e.to_string(),
+        })?;
+        Ok(Answer { value, body })
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+        let server = self.server().to_owned();
+        if error.is_timeout() {
+            return ApiError::TimedOut { server };
+        }
+        ApiError::Unreachable {
+            server,
+            cause: root_cause(error),
+        }
+    }
+}
+
+/// The innermost error message: `Connection refused (os error 111)` says more
+/// than reqwest's `error sending request for url (...)`.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = error;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    inner.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> ApiClient {
+        ApiClient::new(base.parse().unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn the_server_message_is_the_error() {
+        let body = br#"{ "error": { "code": "feature_unavailable", "message": "The management dashboard is not available on a master server." } }"#;
+        let error = ApiError::from_answer(StatusCode::CONFLICT, body);
+        assert_eq!(
+            error.to_string(),
+            "The management dashboard is not available on a master server."
+        );
+        assert_eq!(error.status(), Some(StatusCode::CONFLICT));
+        let ApiError::Refused { code, .. } = error else {
+            panic!()
+        };
+        assert_eq!(code.as_deref(), Some("feature_unavailable"));
+    }
+
+    #[test]
+    fn answers_that_are_not_rampart_errors_name_the_status() {
+        let html = b"<html>\n<h1>502 Bad Gateway</h1></html>";
+        assert_eq!(
+            ApiError::from_answer(StatusCode::BAD_GATEWAY, html).to_string(),
+            "the server answered HTTP 502 Bad Gateway: <html>"
+        );
+        assert_eq!(
+            ApiError::from_answer(StatusCode::NOT_FOUND, b"").to_string(),
+            "the server answered HTTP 404 Not Found"
+        );
+        assert_eq!(
+            ApiError::from_answer(
+                StatusCode::CONFLICT,
+                br#"{"error":{"code":"read_only","message":""}}"#
+            )
+            .to_string(),
+            "the server answered HTTP 409 Conflict (read_only)"
+        );
+    }
+
+    #[test]
+    fn paths_are_appended_and_encoded() {
+        let c = client("http://127.0.0.1:7073");
+        assert_eq!(
+            c.url(&["api", "endpoints", "sim1-00001"]).as_str(),
+            "http://127.0.0.1:7073/api/endpoints/sim1-00001"
+        );
+        assert_eq!(
+            c.url(&["api", "tasks", "../x y"]).as_str(),
+            "http://127.0.0.1:7073/api/tasks/..%2Fx%20y"
+        );
+        assert_eq!(c.server(), "http://127.0.0.1:7073");
+        let behind_proxy = client("http://gw.example/rampart/");
+        assert_eq!(
+            behind_proxy.url(&["api", "status"]).as_str(),
+            "http://gw.example/rampart/api/status"
+        );
+    }
+}

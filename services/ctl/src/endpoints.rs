@@ -1,0 +1,340 @@
+//! `rampartctl endpoints`: list, inspect and move managed computers.
+//!
+//! Also home of the endpoint table, which `virtual-groups members` reuses.
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use crate::output::{count, details, items, section, text, time, Table};
+use crate::session::Session;
+use crate::views::detection_table;
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCommand {
+    /// List endpoints, optionally filtered.
+    List(ListArgs),
+    /// One endpoint with its effective policy and last detections.
+    Show {
+        /// Endpoint id (e.g. sim1-00001).
+        id: String,
+    },
+    /// Move an endpoint to another network group (network builder).
+    Move {
+        /// Endpoint id.
+        id: String,
+        /// Id of the network group to move it to.
+        #[arg(long, value_name = "GID")]
+        group: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only endpoints in this network group.
+    #[arg(long, value_name = "GID")]
+    group: Option<i64>,
+    /// Only endpoints with this security status.
+    #[arg(long, value_enum)]
+    status: Option<EndpointStatus>,
+    /// Only licensed (true) or unlicensed (false) endpoints.
+    #[arg(long, value_name = "true|false")]
+    licensed: Option<bool>,
+    /// Hostname or IP substring.
+    #[arg(long, value_name = "TEXT")]
+    search: Option<String>,
+    /// At most this many (server default 100, max 10000).
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    /// Skip this many (paging).
+    #[arg(long, value_name = "N")]
+    offset: Option<u32>,
+}
+
+/// The security status the server derives for an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum EndpointStatus {
+    Protected,
+    AtRisk,
+    Infected,
+    Unprotected,
+}
+
+impl EndpointStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Protected => "protected",
+            Self::AtRisk => "at_risk",
+            Self::Infected => "infected",
+            Self::Unprotected => "unprotected",
+        }
+    }
+}
+
+impl ListArgs {
+    /// The query string of `GET /api/endpoints`; unset filters are left out.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        if let Some(group) = self.group {
+            query.push(("group", group.to_string()));
+        }
+        if let Some(status) = self.status {
+            query.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(licensed) = self.licensed {
+            query.push(("licensed", licensed.to_string()));
+        }
+        if let Some(search) = &self.search {
+            query.push(("search", search.clone()));
+        }
+        if let Some(limit) = self.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(offset) = self.offset {
+            query.push(("offset", offset.to_string()));
+        }
+        query
+    }
+}
+
+pub async fn run(command: EndpointsCommand, session: &Session) -> anyhow::Result<()> {
+    let client = &session.client;
+    match command {
+        EndpointsCommand::List(args) => {
+            let answer = client.get(&["api", "endpoints"], &args.query()).await?;
+            session.print(&answer, render_list)
+        }
+        EndpointsCommand::Show { id } => {
+            let answer = client.get(&["api", "endpoints", &id], &[]).await?;
+            session.print(&answer, render_one)
+        }
+        EndpointsCommand::Move { id, group } => {
+            let answer = client
+                .post(
+                    &["api", "endpoints", &id, "move"],
+                    &json!({ "group_id": group }),
+                )
+                .await?;
+            session.print(&answer, |moved| match moved["hostname"].as_str() {
+                Some(hostname) => format!(
+                    "Moved {hostname} ({id}) to group {} ({}).\n",
+                    text(&moved["group"]),
+                    text(&moved["group_id"])
+                ),
+                None => format!("Moved endpoint {id} to group {group}.\n"),
+            })
+        }
+    }
+}
+
+/// `{"total": 500, "endpoints": [...]}` as a table with a paging hint.
+fn render_list(answer: &Value) -> String {
+    let endpoints = items(&answer["endpoints"]);
+    if endpoints.is_empty() {
+        return "No endpoints match.\n".to_owned();
+    }
+    let mut out = endpoint_table(endpoints).render();
+    let total = count(&answer["total"]);
+    if total > endpoints.len() as u64 {
+        out.push_str(&format!(
+            "Showing {} of {total} endpoints; use --limit and --offset to see more.\n",
+            endpoints.len()
+        ));
+    }
+    out
+}
+
+/// The endpoint columns an operator scans for: who, where, how safe.
+pub fn endpoint_table(endpoints: &[Value]) -> Table {
+    let mut table = Table::new(&[
+        "ID",
+        "HOSTNAME",
+        "IP",
+        "GROUP",
+        "STATUS",
+        "LICENSED",
+        "ONLINE",
+        "SIGNATURES",
+        "POLICY",
+        "LAST SEEN",
+    ]);
+    for e in endpoints {
+        table.row([
+            text(&e["id"]),
+            text(&e["hostname"]),
+            text(&e["ip"]),
+            text(&e["group"]),
+            text(&e["status"]),
+            text(&e["licensed"]),
+            text(&e["online"]),
+            text(&e["signatures_date"]),
+            policy_label(e),
+            time(&e["last_seen"]),
+        ]);
+    }
+    table
+}
+
+/// `Office v2`, `default` for the built-in policy, and `(pending)` while the
+/// agent has not yet reported applying what the server assigned.
+pub fn policy_label(endpoint: &Value) -> String {
+    let assigned = &endpoint["policy"];
+    let mut label = match policy_key(assigned) {
+        Some(_) => format!(
+            "{} v{}",
+            text(&assigned["name"]),
+            text(&assigned["version"])
+        ),
+        None => "default".to_owned(),
+    };
+    if policy_key(assigned) != policy_key(&endpoint["applied_policy"]) {
+        label.push_str(" (pending)");
+    }
+    label
+}
+
+/// `(id, version)` of a policy reference; `None` for the built-in default,
+/// which the server sends as `null` or as an object whose `id` is `null`.
+fn policy_key(policy: &Value) -> Option<(&Value, &Value)> {
+    (!policy["id"].is_null()).then(|| (&policy["id"], &policy["version"]))
+}
+
+fn render_one(e: &Value) -> String {
+    let policy = &e["policy"];
+    let policy = if policy_key(policy).is_some() {
+        format!(
+            "{} v{} ({})",
+            text(&policy["name"]),
+            text(&policy["version"]),
+            text(&policy["id"])
+        )
+    } else {
+        "built-in default".to_owned()
+    };
+    let applied = &e["applied_policy"];
+    let applied = match policy_key(applied) {
+        _ if applied.is_null() => "none reported".to_owned(),
+        Some(_) => format!("v{} ({})", text(&applied["version"]), text(&applied["id"])),
+        None => "built-in default".to_owned(),
+    };
+    let online = if e["online"].as_bool() == Some(true) {
+        "online"
+    } else {
+        "offline"
+    };
+    let realtime = match e["realtime_protection"].as_bool() {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "-",
+    };
+    let mut out = details(&[
+        ("ID", text(&e["id"])),
+        ("Hostname", text(&e["hostname"])),
+        ("IP", text(&e["ip"])),
+        ("OS", text(&e["os"])),
+        (
+            "Group",
+            format!("{} ({})", text(&e["group"]), text(&e["group_id"])),
+        ),
+        ("Status", format!("{}, {online}", text(&e["status"]))),
+        ("Licensed", text(&e["licensed"])),
+        ("Agent", text(&e["agent_version"])),
+        (
+            "Signatures",
+            format!(
+                "{} ({})",
+                text(&e["signatures_version"]),
+                text(&e["signatures_date"])
+            ),
+        ),
+        ("Real-time", realtime.to_owned()),
+        ("Active threats", text(&e["active_threats"])),
+        ("Policy", policy),
+        ("Applied policy", applied),
+        ("Last seen", time(&e["last_seen"])),
+        ("Enrolled", time(&e["enrolled_at"])),
+    ]);
+    // docs/api.md does not name the field; `detections` is the natural one.
+    let detections = items(if e["detections"].is_array() {
+        &e["detections"]
+    } else {
+        &e["recent_detections"]
+    });
+    let body = if detections.is_empty() {
+        "None.\n".to_owned()
+    } else {
+        detection_table(detections, false).render()
+    };
+    out.push_str(&section("Last detections", &body));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn list_args(args: &[&str]) -> ListArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ListArgs,
+        }
+        let argv = std::iter::once("list").chain(args.iter().copied());
+        Wrapper::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn filters_become_the_query_string() {
+        assert!(list_args(&[]).query().is_empty());
+        let query = list_args(&[
+            "--group",
+            "3",
+            "--status",
+            "at_risk",
+            "--licensed",
+            "false",
+            "--search",
+            "pc-0",
+            "--limit",
+            "20",
+        ])
+        .query();
+        let expected = [
+            ("group", "3"),
+            ("status", "at_risk"),
+            ("licensed", "false"),
+            ("search", "pc-0"),
+            ("limit", "20"),
+        ];
+        assert_eq!(query, expected.map(|(k, v)| (k, v.to_owned())));
+    }
+
+    #[test]
+    fn policy_labels_say_when_the_agent_lags() {
+        let e = json!({"policy": {"id": "p", "name": "Office", "version": 2}, "applied_policy": {"id": "p", "version": 2}});
+        assert_eq!(policy_label(&e), "Office v2");
+        let e = json!({"policy": {"id": "p", "name": "Office", "version": 3}, "applied_policy": {"id": "p", "version": 2}});
+        assert_eq!(policy_label(&e), "Office v3 (pending)");
+        assert_eq!(
+            policy_label(&json!({"policy": null, "applied_policy": null})),
+            "default"
+        );
+        // What the server sends for the built-in default policy.
+        let e = json!({"policy": {"id": null, "name": "Default", "version": 0}, "applied_policy": null});
+        assert_eq!(policy_label(&e), "default");
+        let e = json!({"policy": {"id": null, "name": "Default", "version": 0}, "applied_policy": {"id": "p", "version": 1}});
+        assert_eq!(policy_label(&e), "default (pending)");
+    }
+
+    #[test]
+    fn a_short_page_says_how_many_there_are() {
+        let answer = json!({"total": 500, "endpoints": [{"id": "sim1-00001", "hostname": "pc-00001", "status": "protected"}]});
+        let out = render_list(&answer);
+        assert!(out.starts_with("ID          HOSTNAME  IP"), "{out}");
+        assert!(
+            out.ends_with("Showing 1 of 500 endpoints; use --limit and --offset to see more.\n"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! `rampartctl auto-deploy` and `rampartctl email`: site settings (both
+//! refused on a master).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{ArgAction, Args, Subcommand};
+use serde_json::{json, Map, Value};
+
+use crate::output::{details, text};
+use crate::session::Session;
+
+#[derive(Debug, Subcommand)]
+pub enum AutoDeployCommand {
+    /// Whether agents are deployed automatically.
+    Show,
+    /// Deploy an agent to every newly discovered unmanaged computer.
+    On,
+    /// Stop deploying automatically.
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmailCommand {
+    /// The SMTP settings (the password is never shown).
+    Show,
+    /// Replace the SMTP settings.
+    Set(EmailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmailArgs {
+    /// SMTP server host name.
+    #[arg(long, value_name = "HOST")]
+    smtp_host: String,
+    #[arg(long, value_name = "PORT", default_value_t = 587)]
+    smtp_port: u16,
+    /// SMTP user name (none: no authentication).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// SMTP password (visible to other local users; prefer --password-file).
+    #[arg(long, value_name = "PASSWORD", conflicts_with = "password_file")]
+    password: Option<String>,
+    /// Read the SMTP password from this file. The settings are replaced as a
+    /// whole: without a password flag the server stores none.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Sender address.
+    #[arg(long, value_name = "ADDR")]
+    from: String,
+    /// Recipient addresses.
+    #[arg(long, value_name = "ADDR", required = true, num_args = 1..)]
+    to: Vec<String>,
+    /// Upgrade the connection with STARTTLS.
+    #[arg(long, value_name = "true|false", action = ArgAction::Set, default_value_t = true)]
+    starttls: bool,
+}
+
+impl EmailArgs {
+    /// The PUT body, replacing the stored settings. The password is left
+    /// out when none is given (the server then stores none).
+    fn body(&self) -> anyhow::Result<Value> {
+        let mut body = Map::new();
+        body.insert("smtp_host".into(), json!(self.smtp_host));
+        body.insert("smtp_port".into(), json!(self.smtp_port));
+        body.insert("username".into(), json!(self.username));
+        let password = match (&self.password, &self.password_file) {
+            (Some(password), _) => Some(password.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).with_context(|| {
+                    format!("Failed to read the password file {}", file.display())
+                })?;
+                Some(text.trim_end_matches(['\r', '\n']).to_owned())
+            }
+            (None, None) => None,
+        };
+        if let Some(password) = password {
+            body.insert("password".into(), json!(password));
+        }
+        body.insert("from".into(), json!(self.from));
+        body.insert("to".into(), json!(self.to));
+        body.insert("starttls".into(), json!(self.starttls));
+        Ok(Value::Object(body))
+    }
+}
+
+pub async fn auto_deploy(command: AutoDeployCommand, session: &Session) -> anyhow::Result<()> {
+    let path = ["api", "settings", "auto-deploy"];
+    let answer = match command {
+        AutoDeployCommand::Show => session.client.get(&path, &[]).await?,
+        AutoDeployCommand::On => {
+            session
+                .client
+                .put(&path, &json!({ "enabled": true }))
+                .await?
+        }
+        AutoDeployCommand::Off => {
+            session
+                .client
+                .put(&path, &json!({ "enabled": false }))
+                .await?
+        }
+    };
+    session.print(&answer, |setting| match setting["enabled"].as_bool() {
+        Some(true) => "Automatic deployment: on\n".to_owned(),
+        Some(false) => "Automatic deployment: off\n".to_owned(),
+        None => "Automatic deployment: saved\n".to_owned(),
+    })
+}
+
+pub async fn email(command: EmailCommand, session: &Session) -> anyhow::Result<()> {
+    let path = ["api", "settings", "email"];
+    match command {
+        EmailCommand::Show => {
+            let answer = session.client.get(&path, &[]).await?;
+            session.print(&answer, render)
+        }
+        EmailCommand::Set(args) => {
+            if args.password.is_none() && args.password_file.is_none() && args.username.is_some() {
+                eprintln!("warning: no --password or --password-file given: the server stores no SMTP password");
+            }
+            let answer = session.client.put(&path, &args.body()?).await?;
+            session.print(&answer, |settings| {
+                if settings.is_object() {
+                    format!("E-mail settings saved.\n{}", render(settings))
+                } else {
+                    "E-mail settings saved.\n".to_owned()
+                }
+            })
+        }
+    }
+}
+
+fn render(s: &Value) -> String {
+    if s["configured"] == false {
+        return "E-mail is not configured.\n".to_owned();
+    }
+    let tls = if s["starttls"].as_bool() == Some(true) {
+        " with STARTTLS"
+    } else {
+        ""
+    };
+    let password = match (s["password_set"].as_bool(), s.get("password")) {
+        (Some(true), _) | (None, Some(Value::String(_))) => "set",
+        _ => "not set",
+    };
+    details(&[
+        (
+            "SMTP server",
+            format!("{}:{}{tls}", text(&s["smtp_host"]), text(&s["smtp_port"])),
+        ),
+        ("Username", text(&s["username"])),
+        ("Password", password.to_owned()),
+        ("From", text(&s["from"])),
+        ("To", text(&s["to"])),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: EmailArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<EmailArgs, clap::Error> {
+        Wrapper::try_parse_from(std::iter::once("set").chain(args.iter().copied())).map(|w| w.args)
+    }
+
+    #[test]
+    fn email_flags_map_to_the_settings_body() {
+        let args = parse(&[
+            "--smtp-host",
+            "mail.example.com",
+            "--from",
+            "r@example.com",
+            "--to",
+            "a@x",
+            "b@x",
+            "--starttls",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.body().unwrap(),
+            json!({"smtp_host": "mail.example.com", "smtp_port": 587, "username": null,
+                   "from": "r@example.com", "to": ["a@x", "b@x"], "starttls": false})
+        );
+        let args = parse(&[
+            "--smtp-host",
+            "h",
+            "--from",
+            "f",
+            "--to",
+            "t",
+            "--username",
+            "u",
+            "--password",
+            "p",
+        ])
+        .unwrap();
+        assert_eq!(args.body().unwrap()["password"], "p");
+        assert_eq!(args.body().unwrap()["starttls"], true);
+    }
+
+    #[test]
+    fn email_settings_as_shown() {
+        assert_eq!(
+            render(&json!({"configured": false})),
+            "E-mail is not configured.\n"
+        );
+        let settings = json!({"configured": true, "smtp_host": "mail.example.com", "smtp_port": 587,
+            "username": "rampart", "password_set": true, "from": "r@example.com", "to": ["soc@example.com"], "starttls": true});
+        assert_eq!(
+            render(&settings),
+            "SMTP server:  mail.example.com:587 with STARTTLS\nUsername:     rampart\nPassword:     set\n\
+             From:         r@example.com\nTo:           soc@example.com\n"
+        );
+    }
+
+    #[test]
+    fn one_password_source_and_a_recipient() {
+        assert!(parse(&["--smtp-host", "h", "--from", "f"]).is_err());
+        assert!(parse(&[
+            "--smtp-host",
+            "h",
+            "--from",
+            "f",
+            "--to",
+            "t",
+            "--password",
+            "p",
+            "--password-file",
+            "x"
+        ])
+        .is_err());
+    }
+}
