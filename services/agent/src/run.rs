@@ -36,7 +36,7 @@ use crate::{
 /// How often the fleet advances time (heartbeats due, scans finished).
 const TICK: Duration = Duration::from_millis(250);
 /// How often unroutable events are tried again.
-const RETRY_UNROUTABLE: Duration = Duration::from_secs(15);
+const RETRY_UNROUTABLE: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the last messages and the consumer.
 const GRACE: Duration = Duration::from_secs(5);
 /// Command batches waiting for the fleet loop before the consumer waits.

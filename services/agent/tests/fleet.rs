@@ -50,8 +50,15 @@ struct TestSite {
 }
 
 impl TestSite {
-    /// Declares a fresh namespace and the site inbox, and starts reading it.
+    /// Declares a fresh namespace and the site inbox.
     async fn start(site: &str) -> anyhow::Result<Self> {
+        let site = Self::start_without_inbox(site).await?;
+        site.bind_inbox().await?;
+        Ok(site)
+    }
+
+    /// Declares a fresh namespace only: the site server is not up yet.
+    async fn start_without_inbox(site: &str) -> anyhow::Result<Self> {
         let namespace = format!("t_agent_{}", &Uuid::new_v4().simple().to_string()[..8]);
         let topology = Topology::new(&NameSegment::parse(&namespace).unwrap());
         let site = NameSegment::parse(site).unwrap();
@@ -66,16 +73,6 @@ impl TestSite {
         );
         let channel = broker.channel().await?;
         topology::declare_exchanges(&channel, &topology).await?;
-        let inbox = topology.site_inbox(site.as_str());
-        let binding = Topology::site_binding(site.as_str());
-        topology::declare_queue(
-            &channel,
-            &topology,
-            &inbox,
-            &topology.site_exchange(),
-            &[binding],
-        )
-        .await?;
         Ok(Self {
             publisher: Publisher::new(broker.clone()),
             broker,
@@ -86,6 +83,19 @@ impl TestSite {
             backlog: Vec::new(),
             seq: 0,
         })
+    }
+
+    /// Declares the site inbox, bound to every agent message of the site.
+    async fn bind_inbox(&self) -> anyhow::Result<()> {
+        let inbox = self.topology.site_inbox(self.site.as_str());
+        let bindings = [Topology::site_binding(self.site.as_str())];
+        let exchange = self.topology.site_exchange();
+        let declare =
+            topology::declare_queue(&self.channel, &self.topology, &inbox, &exchange, &bindings);
+        timeout(WAIT, declare)
+            .await
+            .context("declaring the inbox timed out")??;
+        Ok(())
     }
 
     fn agent_settings(&self, endpoints: u32) -> AgentSettings {
@@ -170,15 +180,21 @@ impl TestSite {
 
     /// Deletes everything the test and the agent declared.
     async fn teardown(self, agent_queues: &[String]) {
+        // A fresh channel: the test's own may have been closed by a failure.
+        let channel = match timeout(WAIT, self.broker.channel()).await {
+            Ok(Ok(channel)) => channel,
+            other => {
+                eprintln!("Cannot clean up namespace {}: {other:?}", self.topology.namespace());
+                return;
+            }
+        };
         let inbox = self.topology.site_inbox(self.site.as_str());
         for queue in agent_queues.iter().chain([&inbox]) {
-            let _ = timeout(WAIT, topology::delete_queue(&self.channel, queue)).await;
+            let deleted = timeout(WAIT, topology::delete_queue(&channel, queue)).await;
+            eprintln!("DEBUG delete {queue}: {deleted:?}");
         }
-        let _ = timeout(
-            WAIT,
-            topology::delete_exchanges(&self.channel, &self.topology),
-        )
-        .await;
+        let deleted = timeout(WAIT, topology::delete_exchanges(&channel, &self.topology)).await;
+        eprintln!("DEBUG delete exchanges: {deleted:?}");
         self.broker.close().await;
     }
 }
@@ -332,6 +348,44 @@ async fn reports_and_obeys(site: &mut TestSite) -> anyhow::Result<()> {
         })
         .await?;
     ensure!(heartbeat.hostname == "lab-0002", "{heartbeat:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_started_before_its_server_catches_up() -> anyhow::Result<()> {
+    let mut site = TestSite::start_without_inbox("lyon").await?;
+    let mut settings = site.agent_settings(50);
+    settings.heartbeat_interval = Duration::from_secs(2);
+    settings.detections_per_hour = 0.0;
+    settings.unmanaged = 2;
+    let fleet = RunningFleet::start(&site, settings);
+    let outcome = catches_up(&mut site).await;
+    fleet.stop(site, outcome).await
+}
+
+async fn catches_up(site: &mut TestSite) -> anyhow::Result<()> {
+    // Let the first heartbeats and the discovery go nowhere.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    site.bind_inbox().await?;
+    // Heartbeats come again with the next round...
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 50 {
+        let id = site
+            .wait_for("every endpoint's heartbeat", |m| match m {
+                AgentMessage::Heartbeat(h) => Some(h.endpoint_id.clone()),
+                _ => None,
+            })
+            .await?;
+        seen.insert(id);
+    }
+    // ...and the unroutable discovery is retried (every 10 s).
+    let discovery = site
+        .wait_for("the retried discovery", |m| match m {
+            AgentMessage::Discovery(d) => Some(d.computers.len()),
+            _ => None,
+        })
+        .await?;
+    ensure!(discovery == 2, "{discovery} computers discovered");
     Ok(())
 }
 
