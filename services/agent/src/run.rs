@@ -17,7 +17,6 @@ use rampart_shared::{
         publisher::Publisher,
         AmqpError, Broker,
     },
-    messages::EndpointCommand,
     topology::{self, NameSegment, Topology},
     Shutdown,
 };
@@ -252,9 +251,9 @@ impl FleetLoop {
                 message_id = %routed.message_id,
             )
             .entered();
-            let deployment = matches!(routed.command, EndpointCommand::Deploy(_));
+            let deployments = self.fleet.stats().deployments;
             let replies = self.fleet.apply(&routed.endpoint_id, routed.command, now);
-            if deployment && !replies.is_empty() {
+            if self.fleet.stats().deployments > deployments {
                 tracing::info!(computer = %routed.endpoint_id, "Deployed an agent on a discovered computer.");
             } else {
                 tracing::debug!(replies = replies.len(), "Applied a command.");

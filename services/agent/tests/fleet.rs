@@ -17,6 +17,7 @@ use lapin::{
 use rampart_agent::AgentSettings;
 use rampart_shared::{
     amqp::{
+        bounded,
         publisher::{Outgoing, Publisher},
         Broker,
     },
@@ -72,7 +73,11 @@ impl TestSite {
             .context("RabbitMQ is not running (start it with `rabbitmq-server -detached`)")?,
         );
         let channel = broker.channel().await?;
-        topology::declare_exchanges(&channel, &topology).await?;
+        bounded(
+            "exchange.declare",
+            topology::declare_exchanges(&channel, &topology),
+        )
+        .await?;
         Ok(Self {
             publisher: Publisher::new(broker.clone()),
             broker,
@@ -112,18 +117,15 @@ impl TestSite {
     async fn next_message(&mut self, deadline: Instant) -> anyhow::Result<AgentMessage> {
         if self.consumer.is_none() {
             let inbox = self.topology.site_inbox(self.site.as_str());
-            self.channel
-                .basic_qos(500, BasicQosOptions::default())
-                .await?;
-            let consumer = self
-                .channel
-                .basic_consume(
-                    inbox.into(),
-                    "agent-test".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let qos = self.channel.basic_qos(500, BasicQosOptions::default());
+            bounded("basic.qos", qos).await?;
+            let consume = self.channel.basic_consume(
+                inbox.into(),
+                "agent-test".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            );
+            let consumer = bounded("basic.consume", consume).await?;
             self.consumer = Some(consumer);
         }
         let consumer = self.consumer.as_mut().expect("started above");
@@ -184,17 +186,27 @@ impl TestSite {
         let channel = match timeout(WAIT, self.broker.channel()).await {
             Ok(Ok(channel)) => channel,
             other => {
-                eprintln!("Cannot clean up namespace {}: {other:?}", self.topology.namespace());
+                eprintln!(
+                    "Cannot clean up namespace {}: {other:?}",
+                    self.topology.namespace()
+                );
                 return;
             }
         };
         let inbox = self.topology.site_inbox(self.site.as_str());
         for queue in agent_queues.iter().chain([&inbox]) {
             let deleted = timeout(WAIT, topology::delete_queue(&channel, queue)).await;
-            eprintln!("DEBUG delete {queue}: {deleted:?}");
+            if !matches!(deleted, Ok(Ok(()))) {
+                eprintln!("Cannot delete queue {queue}: {deleted:?}");
+            }
         }
         let deleted = timeout(WAIT, topology::delete_exchanges(&channel, &self.topology)).await;
-        eprintln!("DEBUG delete exchanges: {deleted:?}");
+        if !matches!(deleted, Ok(Ok(()))) {
+            eprintln!(
+                "Cannot delete the exchanges of {}: {deleted:?}",
+                self.topology.namespace()
+            );
+        }
         self.broker.close().await;
     }
 }
@@ -410,17 +422,14 @@ async fn count_first_heartbeats(site: &TestSite, endpoints: u32) -> anyhow::Resu
     let inbox = site.topology.site_inbox(site.site.as_str());
     let started = Instant::now();
     loop {
-        let queue = site
-            .channel
-            .queue_declare(
-                inbox.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let declare =
+            site.channel
+                .queue_declare(inbox.as_str().into(), passive, FieldTable::default());
+        let queue = bounded("queue.declare", declare).await?;
         if queue.message_count() >= endpoints {
             println!(
                 "{endpoints} first heartbeats in the site inbox after {:?}",

@@ -6,8 +6,9 @@
 //! current state, so the fleet keeps a de-duplicated queue of endpoints that
 //! owe one and builds them when the outbox has room ([`Fleet::take_heartbeats`]).
 //!
-//! Real-time detections live in [`detections`], tasks in [`tasks`] (with
-//! the scan timers in [`scans`]), policies and deployments in [`management`].
+//! Real-time detections live in `detections.rs`, tasks in `tasks.rs` (with
+//! the scan timers in `scans.rs`), policies and deployments in
+//! `management.rs`.
 
 mod detections;
 mod management;
