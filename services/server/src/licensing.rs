@@ -45,7 +45,27 @@ pub async fn assign_seats<C: GenericClient>(client: &C) -> Result<u64, tokio_pos
 }
 
 /// Verifies and installs a key, then reassigns seats, in one transaction.
+/// Reassigning touches every endpoint row while heartbeats update them too,
+/// so a deadlock or serialization failure is retried a few times.
 pub async fn install(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
+    let mut attempt = 0;
+    loop {
+        match install_once(client, key).await {
+            Err(InstallError::Database(e)) if attempt < 5 && is_conflict(&e) => {
+                attempt += 1;
+                tracing::debug!(attempt, error = %e, "License install conflicted with concurrent updates; retrying.");
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_conflict(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) || e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
     let license = License::verify(key, Utc::now().date_naive())?;
     let seats = i32::try_from(license.seats).map_err(|_| InstallError::Invalid(LicenseError::Format))?;
     let tx = client.transaction().await?;
