@@ -286,20 +286,37 @@ impl AgentMessage {
             kind::DEPLOY_RESULT => Self::DeployResult(envelope.body()?),
             other => return Err(Rejection::UnknownKind(other.to_owned())),
         };
-        let claimed = match &message {
-            Self::Heartbeat(h) => &h.endpoint_id,
-            Self::Detection(d) => &d.endpoint_id,
-            Self::Discovery(d) => &d.reported_by,
-            Self::TaskResult(t) => &t.endpoint_id,
-            Self::DeployResult(d) => &d.computer_id,
-        };
-        if claimed != &envelope.from {
+        let claimed = message.sender();
+        if claimed != envelope.from {
             return Err(Rejection::UnknownSender(format!(
                 "{} (body speaks for '{claimed}')",
                 envelope.from
             )));
         }
         Ok(message)
+    }
+
+    /// The endpoint (or computer) the body speaks for: the envelope's `from`.
+    pub fn sender(&self) -> &str {
+        match self {
+            Self::Heartbeat(h) => &h.endpoint_id,
+            Self::Detection(d) => &d.endpoint_id,
+            Self::Discovery(d) => &d.reported_by,
+            Self::TaskResult(t) => &t.endpoint_id,
+            Self::DeployResult(d) => &d.computer_id,
+        }
+    }
+
+    /// Wraps the message in an envelope from the endpoint it speaks for.
+    pub fn to_envelope(&self, seq: u64) -> Envelope {
+        let (kind, from) = (self.kind(), self.sender());
+        match self {
+            Self::Heartbeat(b) => Envelope::new(kind, from, seq, b),
+            Self::Detection(b) => Envelope::new(kind, from, seq, b),
+            Self::Discovery(b) => Envelope::new(kind, from, seq, b),
+            Self::TaskResult(b) => Envelope::new(kind, from, seq, b),
+            Self::DeployResult(b) => Envelope::new(kind, from, seq, b),
+        }
     }
 
     pub fn kind(&self) -> &'static str {

@@ -96,7 +96,6 @@ async fn a_master_refuses_fleet_features_by_name() {
 async fn migrations_rerun_as_a_no_op_and_a_database_keeps_its_owner() {
     let options = ServerOptions::standalone();
     let settings = options.settings();
-    let url = options.database_url();
     let first = TestServer::spawn(options).await;
     let state = first.state.clone();
     let again = rampart_shared::db::migrate(&state.pool, rampart_server::migrations::MIGRATIONS).await.unwrap();
@@ -111,6 +110,5 @@ async fn migrations_rerun_as_a_no_op_and_a_database_keeps_its_owner() {
     other.instance = rampart_shared::topology::NameSegment::parse("site-b").unwrap();
     let err = rampart_server::startup::Application::build(other).await.err().expect("refused");
     assert!(format!("{err:#}").contains("belongs to instance 'site-a'"), "{err:#}");
-    let _ = url;
     first.stop(&[]).await;
 }

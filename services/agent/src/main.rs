@@ -9,10 +9,9 @@ use rampart_shared::{shutdown, telemetry, Shutdown};
 
 /// Exit code for a bad command line (sysexits `EX_USAGE`).
 const USAGE: u8 = 64;
-/// Default log filter (`RUST_LOG` overrides it). lapin logs every returned
-/// message, payload included, at WARN; the outbox counts and reports
-/// unroutable messages itself, once per batch at most every 10 s.
-const LOG_LEVELS: &str = "info,lapin::returned_messages=error";
+/// Default log level (`RUST_LOG` overrides it). The outbox counts and
+/// reports unroutable messages itself, once per batch at most every 10 s.
+const LOG_LEVELS: &str = "info";
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -20,7 +20,7 @@ use rampart_shared::{
     amqp::publisher::{Delivered, Outgoing, Publisher},
     messages::AgentMessage,
     topology::{NameSegment, Topology},
-    Envelope, Shutdown,
+    Shutdown,
 };
 use tokio::time::Instant;
 
@@ -213,21 +213,9 @@ impl Outbox {
     fn outgoing(&mut self, message: &AgentMessage) -> Outgoing {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let envelope = envelope(message, seq);
+        let envelope = message.to_envelope(seq);
         let key = Topology::site_key(&self.site, message.kind());
         Outgoing::envelope(self.exchange.clone(), key, &envelope, None)
-    }
-}
-
-/// An agent message in its envelope, sent by the endpoint it speaks for.
-pub fn envelope(message: &AgentMessage, seq: u64) -> Envelope {
-    let kind = message.kind();
-    match message {
-        AgentMessage::Heartbeat(b) => Envelope::new(kind, &b.endpoint_id, seq, b),
-        AgentMessage::Detection(b) => Envelope::new(kind, &b.endpoint_id, seq, b),
-        AgentMessage::Discovery(b) => Envelope::new(kind, &b.reported_by, seq, b),
-        AgentMessage::TaskResult(b) => Envelope::new(kind, &b.endpoint_id, seq, b),
-        AgentMessage::DeployResult(b) => Envelope::new(kind, &b.computer_id, seq, b),
     }
 }
 
@@ -265,7 +253,7 @@ mod tests {
             }),
         ];
         for (seq, message) in messages.into_iter().enumerate() {
-            let e = envelope(&message, seq as u64 + 10);
+            let e = message.to_envelope(seq as u64 + 10);
             assert_eq!(e.seq, seq as u64 + 10);
             assert_eq!(e.kind, message.kind());
             assert_eq!(AgentMessage::from_envelope(&e).unwrap(), message);

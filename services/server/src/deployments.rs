@@ -5,18 +5,11 @@ use deadpool_postgres::{GenericClient, Transaction};
 use rampart_shared::messages::{DeployAgent, EndpointCommand};
 use uuid::Uuid;
 
-use crate::{outbox, state::Site};
-
-/// Settings key of the automatic deployment switch.
-pub const AUTO_DEPLOY_KEY: &str = "auto_deploy";
+use crate::{outbox, settings_store, state::Site};
 
 pub async fn auto_deploy_enabled<C: GenericClient>(client: &C) -> Result<bool, tokio_postgres::Error> {
-    let row = client
-        .query_opt("SELECT value FROM settings WHERE key = $1", &[&AUTO_DEPLOY_KEY])
-        .await?;
-    Ok(row
-        .and_then(|r| r.get::<_, serde_json::Value>(0).get("enabled").and_then(|v| v.as_bool()))
-        .unwrap_or(false))
+    let value = settings_store::get(client, settings_store::AUTO_DEPLOY).await?;
+    Ok(value.and_then(|v| v.get("enabled").and_then(|e| e.as_bool())).unwrap_or(false))
 }
 
 /// Creates a pending deployment for each computer and queues the install

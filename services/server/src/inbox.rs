@@ -6,7 +6,7 @@
 //! results never leave a finished state), so a redelivered batch changes
 //! nothing.
 
-use std::{collections::HashSet, sync::Arc};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
@@ -221,8 +221,5 @@ async fn unmanaged_without_deployment(
             &[&computers],
         )
         .await?;
-    let unique: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
-    let mut ids: Vec<String> = unique.into_iter().collect();
-    ids.sort();
-    Ok(ids)
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -11,6 +11,7 @@
 //! * [`outbox`]: commands written with the change that causes them, relayed
 //!   with publisher confirms.
 //! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
+//! * [`settings_store`]: operator settings (auto-deploy, e-mail).
 //! * [`role`]: roles and the features a master does not have.
 //! * [`api`]: the HTTP API on port 7073.
 
@@ -24,5 +25,6 @@ pub mod outbox;
 pub mod policies;
 pub mod role;
 pub mod security;
+pub mod settings_store;
 pub mod startup;
 pub mod state;

@@ -41,8 +41,7 @@ pub async fn enqueue(tx: &Transaction<'_>, commands: &[Command]) -> Result<(), t
 }
 
 /// Rows waiting to be published.
-pub async fn depth(pool: &Pool) -> anyhow::Result<i64> {
-    let client = pool.get().await?;
+pub async fn depth<C: deadpool_postgres::GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
     Ok(client.query_one("SELECT count(*) FROM outbox", &[]).await?.get(0))
 }
 

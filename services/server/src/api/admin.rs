@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Body};
-use crate::{deployments, licensing, state::SharedState};
+use crate::{deployments, licensing, settings_store, state::SharedState};
 
 const DEPLOYMENT_SELECT: &str = "SELECT d.id, d.computer_id, c.hostname, d.state, d.message, d.requested_at, d.finished_at, d.automatic
     FROM deployments d LEFT JOIN discovered_computers c ON c.computer_id = d.computer_id";
@@ -75,17 +75,10 @@ pub async fn get_auto_deploy(State(state): State<SharedState>) -> ApiResult<Auto
 
 pub async fn put_auto_deploy(State(state): State<SharedState>, Body(body): Body<AutoDeploy>) -> ApiResult<AutoDeploy> {
     let client = state.pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&deployments::AUTO_DEPLOY_KEY, &json!({"enabled": body.enabled})],
-        )
-        .await?;
+    settings_store::put(&client, settings_store::AUTO_DEPLOY, &json!({"enabled": body.enabled})).await?;
     tracing::info!(enabled = body.enabled, "Changed automatic deployment.");
     Ok(Json(body))
 }
-
-const EMAIL_KEY: &str = "email";
 
 /// Stored SMTP settings. The password is write-only through the API.
 #[derive(Deserialize, Serialize)]
@@ -119,11 +112,9 @@ fn check_address(field: &str, a: &str) -> Result<(), ApiError> {
 
 pub async fn get_email(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
-    let row = client.query_opt("SELECT value FROM settings WHERE key = $1", &[&EMAIL_KEY]).await?;
-    Ok(Json(match row {
+    Ok(Json(match settings_store::get(&client, settings_store::EMAIL).await? {
         None => json!({"configured": false}),
-        Some(r) => {
-            let mut v: Value = r.get(0);
+        Some(mut v) => {
             let has_password = v.get("password").is_some_and(|p| !p.is_null());
             if let Some(obj) = v.as_object_mut() {
                 obj.remove("password");
@@ -153,15 +144,10 @@ pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailS
     let client = state.pool.get().await?;
     if body.password.is_none() {
         // Leaving the password out keeps the stored one (it is never shown).
-        let stored = client.query_opt("SELECT value->>'password' FROM settings WHERE key = $1", &[&EMAIL_KEY]).await?;
-        body.password = stored.and_then(|r| r.get::<_, Option<String>>(0));
+        let stored = settings_store::get(&client, settings_store::EMAIL).await?;
+        body.password = stored.and_then(|v| v.get("password").and_then(|p| p.as_str()).map(str::to_owned));
     }
-    client
-        .execute(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&EMAIL_KEY, &serde_json::to_value(&body).expect("settings serialize")],
-        )
-        .await?;
+    settings_store::put(&client, settings_store::EMAIL, &serde_json::to_value(&body).expect("settings serialize")).await?;
     tracing::info!(smtp_host = %body.smtp_host, recipients = body.to.len(), "Saved e-mail settings.");
     drop(client);
     get_email(State(state)).await

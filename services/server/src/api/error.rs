@@ -1,7 +1,7 @@
 //! API errors as JSON, and extractors whose refusals are JSON errors too.
 
 use axum::{
-    extract::{rejection::{JsonRejection, QueryRejection}, FromRequest, FromRequestParts, Query, Request},
+    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Query, Request},
     http::{request::Parts, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -117,7 +117,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
-            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::BadRequest(e.body_text())),
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
     }

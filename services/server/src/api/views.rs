@@ -38,7 +38,7 @@ pub async fn status(State(state): State<SharedState>) -> ApiResult<Value> {
         "endpoints": status_counts(&client, fleet::offline_after(&state)).await?,
         "license": license,
         "messages": {"applied": m.applied.load(Ordering::Relaxed), "dead_lettered": m.dead_lettered.load(Ordering::Relaxed),
-                     "outbox_depth": outbox::depth(&state.pool).await.map_err(ApiError::Internal)?},
+                     "outbox_depth": outbox::depth(&client).await?},
     })))
 }
 
