@@ -117,7 +117,7 @@ pub async fn drop_database(url: &str) -> Result<()> {
 pub async fn migrate(pool: &Pool, migrations: &[Migration]) -> Result<Vec<i32>> {
     let mut client = pool.get().await?;
     // Any constant works; it only has to be the same for every process.
-    const LOCK_KEY: i64 = 0x5241_4d50_4152_54;
+    const LOCK_KEY: i64 = 0x0052_414d_5041_5254;
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
     let result = apply_pending(&mut client, migrations).await;
     client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await?;

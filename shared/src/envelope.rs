@@ -86,20 +86,7 @@ impl Envelope {
 
     /// AMQP properties for publishing this envelope, with an optional signature header.
     pub fn properties(&self, signature: Option<String>) -> BasicProperties {
-        let mut props = BasicProperties::default()
-            .with_message_id(ShortString::from(self.id.to_string()))
-            .with_type(ShortString::from(self.kind.clone()))
-            .with_content_type(ShortString::from(CONTENT_TYPE))
-            .with_delivery_mode(2);
-        if let Some(signature) = signature {
-            let mut headers = FieldTable::default();
-            headers.insert(
-                SIGNATURE_HEADER.into(),
-                AMQPValue::LongString(signature.into()),
-            );
-            props = props.with_headers(headers);
-        }
-        props
+        properties(self.id, &self.kind, signature)
     }
 
     /// Parses and checks a raw payload: size, JSON shape, version, and that
@@ -139,6 +126,22 @@ impl Envelope {
             detail: e.to_string(),
         })
     }
+}
+
+/// AMQP properties of an envelope known by its id and kind (e.g. stored
+/// bytes in an outbox), with an optional signature header.
+pub fn properties(id: Uuid, kind: &str, signature: Option<String>) -> BasicProperties {
+    let mut props = BasicProperties::default()
+        .with_message_id(ShortString::from(id.to_string()))
+        .with_type(ShortString::from(kind.to_owned()))
+        .with_content_type(ShortString::from(CONTENT_TYPE))
+        .with_delivery_mode(2);
+    if let Some(signature) = signature {
+        let mut headers = FieldTable::default();
+        headers.insert(SIGNATURE_HEADER.into(), AMQPValue::LongString(signature.into()));
+        props = props.with_headers(headers);
+    }
+    props
 }
 
 /// Reads a string header from AMQP properties.

@@ -5,6 +5,7 @@
 //! * [`envelope`]: the versioned JSON envelope every message travels in, and
 //!   the checks a consumer runs before it trusts one.
 //! * [`messages`]: the message kinds and their bodies (agents <-> site).
+//! * [`hierarchy`]: master <-> slave commands, reports and registration.
 //! * [`topology`]: every AMQP name (exchanges, queues, routing keys) and the
 //!   declaration of them. No service spells a queue name by hand.
 //! * [`amqp`]: the broker connection, confirmed publishing, and the batching
@@ -20,6 +21,7 @@ pub mod amqp;
 pub mod config;
 pub mod db;
 pub mod envelope;
+pub mod hierarchy;
 pub mod license;
 pub mod messages;
 pub mod secret;

@@ -125,6 +125,14 @@ impl Topology {
     pub fn agent_queue(&self, instance: &str, agent: &str) -> String {
         format!("{}.agents.{instance}.{agent}", self.ns)
     }
+    /// Where one slave receives the master's commands.
+    pub fn slave_commands_queue(&self, slave: &str) -> String {
+        format!("{}.slave.{slave}.commands", self.ns)
+    }
+    /// Where the master receives every slave's receipts and heartbeats.
+    pub fn master_status_queue(&self) -> String {
+        format!("{}.master.status", self.ns)
+    }
     /// Where messages refused by `queue` are parked for an operator.
     pub fn parking_queue(queue: &str) -> String {
         format!("{queue}.parking")
@@ -143,6 +151,22 @@ impl Topology {
     pub fn endpoint_key(instance: &str, endpoint: &str) -> String {
         format!("site.{instance}.endpoint.{endpoint}")
     }
+    /// Key of a command for one slave.
+    pub fn slave_key(slave: &str) -> String {
+        format!("slave.{slave}")
+    }
+    /// Key of a command for every slave.
+    pub const ALL_SLAVES_KEY: &'static str = "slave.all";
+    /// Key of a status message of `kind` from `slave`.
+    pub fn status_key(slave: &str, kind: &str) -> String {
+        format!("slave.{slave}.{kind}")
+    }
+    /// The slave a status routing key names, if it has the right shape.
+    pub fn status_key_slave(routing_key: &str) -> Option<&str> {
+        routing_key.strip_prefix("slave.")?.split('.').next().filter(|s| !s.is_empty())
+    }
+    /// Binding that catches every slave's status messages.
+    pub const STATUS_BINDING: &'static str = "slave.#";
     /// Binding that catches every endpoint command of `instance`.
     pub fn endpoints_binding(instance: &str) -> String {
         format!("site.{instance}.endpoint.*")
@@ -285,5 +309,10 @@ mod tests {
         assert_eq!(Topology::endpoint_key("paris", "ep-1"), "site.paris.endpoint.ep-1");
         assert_eq!(Topology::site_key("paris", "agent.heartbeat"), "site.paris.agent.heartbeat");
         assert_eq!(Topology::parking_queue("q"), "q.parking");
+        assert_eq!(t.slave_commands_queue("paris"), "rampart.slave.paris.commands");
+        assert_eq!(t.master_status_queue(), "rampart.master.status");
+        assert_eq!(Topology::status_key("paris", "slave.receipt"), "slave.paris.slave.receipt");
+        assert_eq!(Topology::status_key_slave("slave.paris.slave.receipt"), Some("paris"));
+        assert_eq!(Topology::status_key_slave("agent.paris"), None);
     }
 }

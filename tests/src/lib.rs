@@ -5,6 +5,8 @@
 //! as production, starts the server on port 0, and returns helpers to call
 //! its API. `stop` shuts it down and removes the database and the queues.
 
+pub mod hierarchy;
+
 use std::{future::Future, time::Duration};
 
 use rampart_server::{config::Settings, startup::Application, state::SharedState};
@@ -31,6 +33,9 @@ pub struct ServerOptions {
     pub database: String,
     /// Extra XML inserted before `</Server>` (license, endpoints...).
     pub extra_xml: String,
+    /// Whether stopping this server removes the namespace's exchanges
+    /// (not for a slave sharing its master's namespace).
+    pub owns_namespace: bool,
 }
 
 impl ServerOptions {
@@ -41,11 +46,17 @@ impl ServerOptions {
             namespace: namespace(),
             database: format!("rt_{}", uuid::Uuid::new_v4().simple()),
             extra_xml: String::new(),
+            owns_namespace: true,
         }
     }
 
     pub fn master() -> Self {
         Self { role: "master", instance: "hq".into(), ..Self::standalone() }
+    }
+
+    /// A stand-alone named `instance` in `namespace` (to join a master there).
+    pub fn site(instance: &str, namespace: &str) -> Self {
+        Self { instance: instance.into(), namespace: namespace.into(), owns_namespace: false, ..Self::standalone() }
     }
 
     pub fn database_url(&self) -> String {
@@ -75,6 +86,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn spawn(options: ServerOptions) -> Self {
+        // Logs only when asked: RAMPART_TEST_LOG=info cargo test ... -- --nocapture
+        if let Ok(level) = std::env::var("RAMPART_TEST_LOG") {
+            rampart_shared::telemetry::init(rampart_shared::telemetry::LogFormat::Text, &level);
+        }
         let app = Application::build(options.settings()).await.expect("server starts");
         let base = format!("http://{}", app.address());
         let state = app.state();
@@ -117,28 +132,78 @@ impl TestServer {
         body
     }
 
+    /// `HOST:PORT` of the API, as another server would be told.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Stops the server and keeps its database (to start it again later).
+    pub async fn halt(self) -> ServerOptions {
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.handle).await;
+        self.options
+    }
+
     /// Stops the server, then removes its database and AMQP names.
     pub async fn stop(self, extra_queues: &[String]) {
         let topo = self.topology();
-        self.shutdown.trigger();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.handle).await;
-        let mut queues = vec![topo.site_inbox(&self.options.instance)];
+        let instance = self.options.instance.clone();
+        let is_master = self.options.role == "master";
+        let self_owns_namespace = self.options.owns_namespace;
+        let database_url = self.options.database_url();
+        self.halt().await;
+        let mut queues = if is_master {
+            vec![topo.master_status_queue()]
+        } else {
+            vec![topo.site_inbox(&instance), topo.slave_commands_queue(&instance)]
+        };
         queues.extend_from_slice(extra_queues);
-        teardown_namespace(&topo, &queues).await;
-        let _ = rampart_shared::db::drop_database(&self.options.database_url()).await;
+        if self_owns_namespace {
+            teardown_namespace(&topo, &queues).await;
+        } else {
+            delete_queues(&queues).await;
+        }
+        let _ = rampart_shared::db::drop_database(&database_url).await;
     }
 }
 
 /// Deletes the queues (with their parking queues) and exchanges of a namespace.
 pub async fn teardown_namespace(topo: &Topology, queues: &[String]) {
+    delete_queues(queues).await;
+    let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests teardown");
+    if let Ok(channel) = broker.channel().await {
+        let _ = topology::delete_exchanges(&channel, topo).await;
+    }
+    broker.close().await;
+}
+
+/// Deletes queues with their parking queues.
+pub async fn delete_queues(queues: &[String]) {
     let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests teardown");
     if let Ok(channel) = broker.channel().await {
         for q in queues {
             let _ = topology::delete_queue(&channel, q).await;
         }
-        let _ = topology::delete_exchanges(&channel, topo).await;
     }
     broker.close().await;
+}
+
+/// True when `queue` exists on the broker.
+pub async fn queue_exists(queue: &str) -> bool {
+    let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests probe");
+    let exists = match broker.channel().await {
+        Ok(channel) => channel
+            .queue_declare(queue.into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+            .await
+            .is_ok(),
+        Err(e) => panic!("broker unreachable: {e}"),
+    };
+    broker.close().await;
+    exists
 }
 
 /// Polls `probe` every 100 ms until it yields `Some`, failing after `WAIT`.

@@ -153,3 +153,19 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
     let queue = agent.stop().await;
     server.stop(&[queue]).await;
 }
+
+/// A measurement, not a gate (run with `--ignored --nocapture`): how long a
+/// server takes to enroll a 10,000-endpoint fleet from one agent process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run explicitly"]
+async fn ten_thousand_endpoints_enroll() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    let started = std::time::Instant::now();
+    let agent = TestAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = std::time::Duration::from_secs(300));
+    server.wait_for_endpoints(10_000).await;
+    let enrolled = started.elapsed();
+    let status = server.get_ok("/api/status").await;
+    println!("10,000 endpoints enrolled in {enrolled:.2?}; status: {}", status["endpoints"]);
+    let queue = agent.stop().await;
+    server.stop(&[queue]).await;
+}

@@ -111,3 +111,19 @@ async fn malformed_messages_are_parked_with_a_reason_and_good_ones_still_apply()
     broker.close().await;
     server.stop(&[]).await;
 }
+
+#[tokio::test]
+async fn an_inbox_deleted_under_a_running_server_comes_back() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    let inbox = server.topology().site_inbox(&server.options.instance);
+    assert!(rampart_tests::queue_exists(&inbox).await);
+    rampart_tests::delete_queues(std::slice::from_ref(&inbox)).await;
+    rampart_tests::wait_for("the consumer to declare its queue again", || async {
+        rampart_tests::queue_exists(&inbox).await.then_some(())
+    })
+    .await;
+    let agent = rampart_tests::TestAgent::spawn(&server, 20, |_| {});
+    server.wait_for_endpoints(20).await;
+    let queue = agent.stop().await;
+    server.stop(&[queue]).await;
+}

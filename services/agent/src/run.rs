@@ -13,7 +13,7 @@ use chrono::Utc;
 use rampart_shared::{
     amqp::{
         bounded,
-        consumer::{self, ConsumerMetrics, ConsumerSettings},
+        consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec},
         publisher::Publisher,
         AmqpError, Broker,
     },
@@ -84,6 +84,11 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
             prefetch: 200,
             batch_max: 100,
             linger: Duration::from_millis(20),
+            declare: Some(QueueSpec {
+                topology: topology.clone(),
+                exchange: topology.agents_exchange(),
+                bindings: vec![Topology::endpoints_binding(settings.site.as_str())],
+            }),
         },
         Arc::new(CommandHandler::new(&settings.site, commands_tx)),
         consumer_metrics.clone(),

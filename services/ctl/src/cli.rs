@@ -12,7 +12,8 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    deploy, endpoints, groups, license, policies, settings, tasks, tree, views, virtual_groups,
+    deploy, endpoints, groups, hierarchy, license, policies, settings, slaves, tasks, tree, views,
+    virtual_groups,
 };
 
 /// Environment variable holding the server's API address.
@@ -21,6 +22,8 @@ pub const SERVER_ENV: &str = "RAMPART_SERVER";
 pub const TOKEN_ENV: &str = "RAMPART_TOKEN";
 /// Where a server's API listens unless told otherwise (port 7073).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7073";
+/// The API port of a server whose address names none, as in [`DEFAULT_SERVER`].
+pub const DEFAULT_PORT: u16 = 7073;
 
 /// Help heading of the flags every command takes.
 const GLOBAL: &str = "Global options";
@@ -35,7 +38,7 @@ pub struct Cli {
     pub server: Url,
 
     /// API bearer token (the server's <Api><Token>).
-    #[arg(long, global = true, env = TOKEN_ENV, hide_env_values = true, value_name = "TOKEN",
+    #[arg(long = "api-token", global = true, env = TOKEN_ENV, hide_env_values = true, value_name = "TOKEN",
           value_parser = parse_token, help_heading = GLOBAL)]
     pub token: Option<Secret<String>>,
 
@@ -88,6 +91,16 @@ pub enum Command {
     /// License registration, and issuing keys with a vendor key.
     #[command(subcommand)]
     License(license::LicenseCommand),
+    /// Registration tokens that let a server join this master as a slave.
+    #[command(subcommand)]
+    Token(hierarchy::TokenCommand),
+    /// Join a master with one of its registration tokens: this server becomes its slave.
+    Register(hierarchy::RegisterArgs),
+    /// Leave the master: its policies and tasks go, this server is stand-alone again.
+    Unregister,
+    /// The slaves of this master: state, endpoints, license; remove one.
+    #[command(subcommand)]
+    Slaves(slaves::SlavesCommand),
 }
 
 /// Accepts `http://host:port[/prefix]`, or `host:port` meaning plain HTTP.
@@ -117,6 +130,47 @@ fn parse_token(text: &str) -> Result<Secret<String>, Infallible> {
     Ok(Secret::new(text.trim().to_owned()))
 }
 
+/// Implements clap's `Args` for `$checked` through the flags struct `$flags`:
+/// clap parses the flags, then `TryFrom<$flags, Error = String>` applies the
+/// rules clap cannot express (one flag read two ways, a value that must stand
+/// alone). A broken rule is a usage error like clap's own: exit 2, with the
+/// usage line.
+macro_rules! args_checked_by {
+    ($checked:ty, $flags:ty) => {
+        impl clap::FromArgMatches for $checked {
+            fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+                let flags = <$flags as clap::FromArgMatches>::from_arg_matches(matches)?;
+                Self::try_from(flags).map_err(|message| {
+                    clap::Error::raw(clap::error::ErrorKind::ValueValidation, message)
+                })
+            }
+
+            fn update_from_arg_matches(
+                &mut self,
+                matches: &clap::ArgMatches,
+            ) -> Result<(), clap::Error> {
+                *self = Self::from_arg_matches(matches)?;
+                Ok(())
+            }
+        }
+
+        impl clap::Args for $checked {
+            fn group_id() -> Option<clap::Id> {
+                <$flags as clap::Args>::group_id()
+            }
+
+            fn augment_args(command: clap::Command) -> clap::Command {
+                <$flags as clap::Args>::augment_args(command)
+            }
+
+            fn augment_args_for_update(command: clap::Command) -> clap::Command {
+                <$flags as clap::Args>::augment_args_for_update(command)
+            }
+        }
+    };
+}
+pub(crate) use args_checked_by;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +179,14 @@ mod tests {
     #[test]
     fn the_command_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_port_is_the_default_servers() {
+        assert_eq!(
+            parse_server_url(DEFAULT_SERVER).unwrap().port(),
+            Some(DEFAULT_PORT)
+        );
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl ApiClient {
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
                 if let ApiError::Refused { message, .. } = &mut error {
                     message.push_str(&format!(
-                        " (no token given: pass --token or set {TOKEN_ENV})"
+                        " (no token given: pass --api-token or set {TOKEN_ENV})"
                     ));
                 }
             }

@@ -6,7 +6,7 @@
 //!
 //! A tour of the crate:
 //!
-//! * [`cli`]: the global flags (`--server`, `--token`, `--json`) and the
+//! * [`cli`]: the global flags (`--server`, `--api-token`, `--json`) and the
 //!   top-level command tree. Each family's subcommands live in its module.
 //! * [`client`]: [`ApiClient`](client::ApiClient), the HTTP conversation,
 //!   and [`ApiError`](client::ApiError), which carries the server's own
@@ -17,6 +17,11 @@
 //!   [`virtual_groups`], [`policies`], [`tasks`], [`tree`], [`views`]
 //!   (health, status, dashboard, detections, audit), [`deploy`],
 //!   [`settings`] (auto-deploy, e-mail) and [`license`].
+//! * The master/slave hierarchy: [`hierarchy`] (registration tokens,
+//!   `register`, `unregister`), [`slaves`] (a master's slaves) and
+//!   [`rollout`] (`--target` for policies and tasks sent to slaves, and how
+//!   each slave took them). [`task_target`] tells a task's local target from
+//!   its slave target.
 //!
 //! Exit codes (see `main.rs`): 0 success, 1 refused or failed, 2 usage.
 
@@ -25,11 +30,15 @@ pub mod client;
 pub mod deploy;
 pub mod endpoints;
 pub mod groups;
+pub mod hierarchy;
 pub mod license;
 pub mod output;
 pub mod policies;
+pub mod rollout;
 pub mod session;
 pub mod settings;
+pub mod slaves;
+pub mod task_target;
 pub mod tasks;
 pub mod tree;
 pub mod views;
@@ -58,5 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AutoDeploy(command) => settings::auto_deploy(command, &session).await,
         Command::Email(command) => settings::email(command, &session).await,
         Command::License(command) => license::run(command, &session).await,
+        Command::Token(command) => hierarchy::token(command, &session).await,
+        Command::Register(args) => hierarchy::register(args, &session).await,
+        Command::Unregister => hierarchy::unregister(&session).await,
+        Command::Slaves(command) => slaves::run(command, &session).await,
     }
 }

@@ -1,12 +1,14 @@
 //! `rampartctl policies`: security policies and their assignments.
 //!
 //! A policy owned by the master is read-only on a slave: the server refuses
-//! the change (409 `read_only`) and its message is printed as is.
+//! the change (409 `read_only`) and its message is printed as is. On a
+//! master, `create --target` sends a policy to slaves (see [`crate::rollout`]).
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 
 use crate::output::{details, items, text, time, Table};
+use crate::rollout::{slaves_section, target_label, Sent, SlaveTarget};
 use crate::session::Session;
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +26,9 @@ pub enum PoliciesCommand {
         name: String,
         #[command(flatten)]
         settings: SettingsArgs,
+        /// Required on a master, refused elsewhere.
+        #[command(flatten)]
+        target: Option<SlaveTarget>,
     },
     /// Change a policy's name or settings (a new version goes to its endpoints).
     #[command(group(ArgGroup::new("change").required(true).multiple(true)
@@ -126,6 +131,15 @@ impl PolicyTarget {
     }
 }
 
+/// `{"name", "settings", "target"?}`: the target only when sent to slaves.
+fn create_body(name: &str, settings: &SettingsArgs, target: Option<&SlaveTarget>) -> Value {
+    let mut body = json!({ "name": name, "settings": settings.body() });
+    if let Some(target) = target {
+        body["target"] = target.body();
+    }
+    body
+}
+
 pub async fn run(command: PoliciesCommand, session: &Session) -> anyhow::Result<()> {
     let client = &session.client;
     match command {
@@ -137,8 +151,12 @@ pub async fn run(command: PoliciesCommand, session: &Session) -> anyhow::Result<
             let answer = client.get(&["api", "policies", &id], &[]).await?;
             session.print(&answer, render_one)
         }
-        PoliciesCommand::Create { name, settings } => {
-            let body = json!({ "name": name, "settings": settings.body() });
+        PoliciesCommand::Create {
+            name,
+            settings,
+            target,
+        } => {
+            let body = create_body(&name, &settings, target.as_ref());
             let answer = client.post(&["api", "policies"], &body).await?;
             session.print(&answer, |p| {
                 format!(
@@ -269,7 +287,7 @@ fn render_one(p: &Value) -> String {
         _ => text(&p["owner"]),
     };
     let endpoints = &p["endpoints"];
-    details(&[
+    let mut pairs = vec![
         ("ID", text(&p["id"])),
         ("Name", text(&p["name"])),
         ("Owner", owner),
@@ -291,7 +309,15 @@ fn render_one(p: &Value) -> String {
         ),
         ("Created", time(&p["created_at"])),
         ("Updated", time(&p["updated_at"])),
-    ])
+    ];
+    if let Some(target) = target_label(&p["target"]) {
+        // A master's policy goes to slaves: no local owner, assignment or endpoints.
+        pairs.retain(|(key, _)| !matches!(*key, "Owner" | "Assigned to" | "Endpoints"));
+        pairs.insert(3, ("Target", target));
+    }
+    let mut out = details(&pairs);
+    out.push_str(&slaves_section(p, Sent::Policy));
+    out
 }
 
 #[cfg(test)]
@@ -359,6 +385,48 @@ mod tests {
         assert!(parse(&["edit", "p1"]).is_err());
         assert!(parse(&["edit", "p1", "--update-interval", "30"]).is_ok());
         assert!(parse(&["edit", "p1", "--update-interval", "0"]).is_err());
+    }
+
+    #[test]
+    fn create_sends_a_target_only_to_slaves() {
+        let body = |args: &[&str]| match parse(args).unwrap() {
+            PoliciesCommand::Create {
+                name,
+                settings,
+                target,
+            } => create_body(&name, &settings, target.as_ref()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            body(&["create", "Office", "--realtime", "on"]),
+            json!({"name": "Office", "settings": {"realtime_protection": true}})
+        );
+        assert_eq!(
+            body(&["create", "HQ", "--target", "lyon", "nice", "--group", "Paris"]),
+            json!({"name": "HQ", "settings": {},
+                   "target": {"slaves": ["lyon", "nice"], "group": "Paris"}})
+        );
+    }
+
+    #[test]
+    fn show_on_a_master_adds_the_target_and_the_slaves() {
+        let policy = json!({"id": "p1", "name": "HQ", "owner": "local", "version": 2,
+            "target": {"slaves": "all", "group": "Paris"},
+            "slaves": [{"slave": "lyon", "version": 2, "state": "applied", "reason": null,
+                        "endpoints": {"assigned": 3, "applied": 3}, "updated_at": "x"}]});
+        let out = render_one(&policy);
+        assert!(
+            out.contains("Version:          2\nTarget:           all slaves; group Paris\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "\nSlaves\nSLAVE  VERSION  STATE    ENDPOINTS APPLIED  UPDATED  REASON\n\
+                           lyon         2  applied                3/3  x        -\n"
+            ),
+            "{out}"
+        );
+        assert!(!render_one(&json!({"id": "p2"})).contains("Slaves"));
     }
 
     #[test]

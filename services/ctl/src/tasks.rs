@@ -2,12 +2,18 @@
 //!
 //! Progress reads `450/500 (90%)`: endpoints finished (succeeded, failed or
 //! cancelled) out of all targeted, with the server's percentage.
+//!
+//! On a master, `create --target` sends a task to slaves instead of this
+//! server's endpoints (see [`crate::task_target`]); `show` adds each slave's
+//! progress.
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::output::{count, details, items, section, text, time, Table};
+use crate::rollout::{slaves_section, target_label, Sent};
 use crate::session::Session;
+use crate::task_target::TaskTarget;
 
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
@@ -61,36 +67,6 @@ impl TaskKind {
             Self::QuickScan => "Quick scan",
             Self::FullScan => "Full scan",
             Self::Update => "Signature update",
-        }
-    }
-}
-
-/// Every endpoint, or any mix of groups, virtual groups and endpoints.
-/// Flags repeat (`--group 1 --group 2`) or take several values (`--group 1 2`).
-#[derive(Debug, Args)]
-#[group(required = true, multiple = true)]
-pub struct TaskTarget {
-    /// Every endpoint of the site.
-    #[arg(long, conflicts_with_all = ["group", "virtual_group", "endpoint"])]
-    all: bool,
-    /// Network groups.
-    #[arg(long, value_name = "GID", num_args = 1..)]
-    group: Vec<i64>,
-    /// Virtual groups.
-    #[arg(long, value_name = "VID", num_args = 1..)]
-    virtual_group: Vec<i64>,
-    /// Endpoints.
-    #[arg(long, value_name = "EID", num_args = 1..)]
-    endpoint: Vec<String>,
-}
-
-impl TaskTarget {
-    /// `{"all":true}` or `{"groups":[..],"virtual_groups":[..],"endpoints":[..]}`.
-    fn body(&self) -> Value {
-        if self.all {
-            json!({ "all": true })
-        } else {
-            json!({ "groups": self.group, "virtual_groups": self.virtual_group, "endpoints": self.endpoint })
         }
     }
 }
@@ -197,7 +173,7 @@ fn render_one(t: &Value) -> String {
         count(&p["running"]),
         count(&p["pending"]),
     );
-    let mut out = details(&[
+    let mut pairs = vec![
         ("ID", text(&t["id"])),
         ("Name", text(&t["name"])),
         ("Kind", text(&t["kind"])),
@@ -205,8 +181,17 @@ fn render_one(t: &Value) -> String {
         ("State", text(&t["state"])),
         ("Created", time(&t["created_at"])),
         ("Progress", breakdown),
-    ]);
+    ];
+    if let Some(target) = target_label(&t["target"]) {
+        pairs.insert(5, ("Target", target));
+    }
+    let mut out = details(&pairs);
+    out.push_str(&slaves_section(t, Sent::Task));
     let results = items(&t["results"]);
+    if results.is_empty() && t["slaves"].is_array() {
+        // A master's task runs on the slaves' endpoints, not its own.
+        return out;
+    }
     let body = if results.is_empty() {
         "None yet.\n".to_owned()
     } else {
@@ -298,6 +283,26 @@ mod tests {
         assert!(parse(&["--kind", "full_scan", "--all", "--group", "1"]).is_err());
         assert!(parse(&["--kind", "nap", "--all"]).is_err());
         assert!(parse(&["--kind", "full_scan", "--virtual-group", "2"]).is_ok());
+    }
+
+    #[test]
+    fn show_on_a_master_lists_the_slaves_instead_of_endpoint_results() {
+        let task = json!({"id": "t1", "name": "Scan", "kind": "quick_scan", "owner": "local", "state": "running",
+            "progress": {"total": 10, "succeeded": 4, "failed": 1, "percent": 50},
+            "target": {"slaves": ["lyon"]}, "results": [],
+            "slaves": [{"slave": "lyon", "state": "delivered", "reason": null, "updated_at": "x",
+                        "progress": {"total": 10, "succeeded": 4, "failed": 1, "percent": 50}}]});
+        let out = render_one(&task);
+        assert!(
+            out.contains("State:     running\nTarget:    slaves lyon\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("lyon   delivered  5/10 (50%)       1  x        -\n"),
+            "{out}"
+        );
+        assert!(!out.contains("Results"), "{out}");
+        assert!(render_one(&json!({"id": "t2", "results": []})).ends_with("\nResults\nNone yet.\n"));
     }
 
     #[test]

@@ -113,7 +113,8 @@ fn render_status(s: &Value) -> String {
         (license, _) => license_summary(license),
     };
     let m = &s["messages"];
-    details(&[
+    let h = &m["hierarchy"];
+    let mut pairs = vec![
         (
             "Instance",
             format!("{} ({})", text(&s["instance"]), text(&s["role"])),
@@ -131,7 +132,25 @@ fn render_status(s: &Value) -> String {
                 count(&m["outbox_depth"])
             ),
         ),
-    ])
+    ];
+    if h.is_object() {
+        let what = if is_master { "slave reports" } else { "master commands" };
+        let line = format!("{} {what} applied, {} dead-lettered", count(&h["applied"]), count(&h["dead_lettered"]));
+        pairs.push(("Hierarchy", line));
+    }
+    let slaves = &s["slaves"];
+    if is_master && slaves.is_object() {
+        pairs[3] = (
+            "Slaves",
+            format!("{} online, {} offline, {} being removed", count(&slaves["online"]), count(&slaves["offline"]), count(&slaves["removing"])),
+        );
+    }
+    let master = &s["master"];
+    if master.is_object() {
+        let line = format!("{} at {}", text(&master["id"]), text(&master["address"]));
+        pairs.insert(1, ("Master", line));
+    }
+    details(&pairs)
 }
 
 fn render_dashboard(d: &Value) -> String {
@@ -254,6 +273,18 @@ License:    valid, 500/1000 seats used, expires on 2027-11-26
 Messages:   12345 applied, 2 dead-lettered, outbox depth 0
 "
         );
+    }
+
+    #[test]
+    fn a_slave_names_its_master() {
+        let out = render_status(&json!({"instance": "lyon", "role": "slave",
+            "master": {"id": "hq", "address": "hq.example:7073"}}));
+        assert!(
+            out.starts_with("Instance:   lyon (slave)\nMaster:     hq at hq.example:7073\n"),
+            "{out}"
+        );
+        let standalone = render_status(&json!({"instance": "paris", "master": null}));
+        assert!(!standalone.contains("Master"), "{standalone}");
     }
 
     #[test]

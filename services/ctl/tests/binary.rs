@@ -199,6 +199,31 @@ fn usage_errors_exit_2() {
         ],
         &["--server", "https://paris.example", "status"],
         &["deploy"],
+        &["register", "--master", "bad host:x", "--token", "t"],
+        &["register", "--master", "hq.example"],
+        &["token", "create", "--expires", "0"],
+        &["token", "create", "--expires", "2w"],
+        &["slaves", "show"],
+        &["policies", "create", "Office", "--group", "Paris"],
+        &["policies", "create", "Office", "--target", "all", "lyon"],
+        &[
+            "tasks",
+            "create",
+            "--kind",
+            "quick_scan",
+            "--target",
+            "all",
+            "--endpoint",
+            "sim1-00001",
+        ],
+        &[
+            "tasks",
+            "create",
+            "--kind",
+            "quick_scan",
+            "--group",
+            "Paris",
+        ],
     ] {
         let output = rampartctl(args);
         assert_eq!(
@@ -207,5 +232,83 @@ fn usage_errors_exit_2() {
             "{args:?}: {}",
             stderr(&output)
         );
+    }
+}
+
+#[test]
+fn hierarchy_usage_errors_say_what_is_wrong_before_calling_the_server() {
+    // An unreachable server: had any of these been sent, the exit would be 1.
+    for (args, message) in [
+        (
+            &[
+                "register",
+                "--master",
+                "bad host:x",
+                "--registration-token",
+                "t",
+            ][..],
+            "`bad host` is not a host name or IP address; expected HOST[:PORT]",
+        ),
+        (
+            &["register", "--master", "hq:x", "--registration-token", "t"],
+            "port `x` is not a number from 1 to 65535",
+        ),
+        (
+            &["token", "create", "--expires", "0"],
+            "must be longer than 0 seconds",
+        ),
+        (
+            &["tasks", "create", "--kind", "update", "--group", "Paris"],
+            "--group takes group ids here, and `Paris` is not one",
+        ),
+    ] {
+        let output = rampartctl(&[&["--server", "http://127.0.0.1:1"], args].concat());
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains(message), "{}", stderr(&output));
+        assert!(stdout(&output).is_empty());
+    }
+}
+
+#[test]
+fn valid_hierarchy_commands_reach_for_the_server() {
+    for args in [
+        &[
+            "register",
+            "--master",
+            "hq.example",
+            "--registration-token",
+            "t",
+        ][..],
+        &["token", "create", "--expires", "2h"],
+        &["unregister"],
+        &["slaves", "remove", "lyon"],
+        &[
+            "policies", "create", "Office", "--target", "all", "--group", "Paris",
+        ],
+        &[
+            "tasks",
+            "create",
+            "--kind",
+            "update",
+            "--target",
+            "lyon",
+            "--virtual-group",
+            "Laptops",
+        ],
+    ] {
+        let output = rampartctl(&[&["--server", "http://127.0.0.1:1"], args].concat());
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("http://127.0.0.1:1"),
+            "{}",
+            stderr(&output)
+        );
+        // Nothing on stdout, so `T=$(rampartctl token create)` captures no junk.
+        assert!(stdout(&output).is_empty());
     }
 }

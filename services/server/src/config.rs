@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_example_files_are_valid() {
-        for file in ["standalone.xml", "master.xml"] {
+        for file in ["standalone.xml", "lyon.xml", "master.xml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/config").join(file);
             let text = std::fs::read_to_string(&path).unwrap();
             let s = Settings::parse(&text, |_| None, path.parent()).unwrap_or_else(|e| panic!("{file}: {e}"));

@@ -79,7 +79,8 @@ fn validate(message: &AgentMessage) -> Result<(), Rejection> {
     }
 }
 
-fn classify(error: anyhow::Error) -> ApplyError {
+/// Sorts a failed apply into retry-later (database unreachable) or never.
+pub(crate) fn classify(error: anyhow::Error) -> ApplyError {
     if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>() {
         if rampart_shared::db::is_transient(pg) {
             return ApplyError::Transient(pg.to_string());
@@ -93,6 +94,7 @@ fn classify(error: anyhow::Error) -> ApplyError {
 async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
+    policies::lock_fleet_shared(&tx).await?;
     let today = Utc::now().date_naive();
     let outdated_after = state.settings.outdated_after_days;
     let mut enrolled: Vec<String> = Vec::new();

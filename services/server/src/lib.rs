@@ -10,7 +10,11 @@
 //!   discovery, task results, deployments).
 //! * [`outbox`]: commands written with the change that causes them, relayed
 //!   with publisher confirms.
+//! * [`hierarchy`]: master and slaves: registration, fan-out of policies
+//!   and tasks, receipts, unregistering.
+//! * [`replication`]: change capture on a slave, safe under concurrent writers.
 //! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
+//! * [`tasks`]: starting and cancelling tasks on endpoints.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
 //! * [`role`]: roles and the features a master does not have.
 //! * [`api`]: the HTTP API on port 7073.
@@ -18,13 +22,16 @@
 pub mod api;
 pub mod config;
 pub mod deployments;
+pub mod hierarchy;
 pub mod inbox;
 pub mod licensing;
 pub mod migrations;
 pub mod outbox;
 pub mod policies;
+pub mod replication;
 pub mod role;
 pub mod security;
 pub mod settings_store;
 pub mod startup;
 pub mod state;
+pub mod tasks;

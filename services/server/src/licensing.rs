@@ -78,6 +78,7 @@ async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Resu
         &[&key.trim(), &license.license_id, &license.customer, &seats, &license.issued_on, &license.expires_on],
     )
     .await?;
+    crate::policies::lock_fleet(&tx).await?;
     assign_seats(&tx).await?;
     tx.commit().await?;
     tracing::info!(license_id = %license.license_id, seats = license.seats, expires_on = %license.expires_on, "Installed license.");

@@ -2,8 +2,8 @@
 
 use rampart_shared::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "site",
-    sql: include_str!("../migrations/0001_site.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "site", sql: include_str!("../migrations/0001_site.sql") },
+    Migration { version: 2, name: "hierarchy", sql: include_str!("../migrations/0002_hierarchy.sql") },
+    Migration { version: 3, name: "changes", sql: include_str!("../migrations/0003_changes.sql") },
+];

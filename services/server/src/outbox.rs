@@ -6,35 +6,61 @@
 
 use std::{sync::Arc, time::Duration};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool};
 use rampart_shared::{
     amqp::publisher::{Delivered, Outgoing, Publisher},
+    envelope,
+    signing::SigningKey,
     Envelope, Shutdown,
 };
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 /// One command to publish.
 pub struct Command {
     pub exchange: String,
     pub routing_key: String,
     pub envelope: Envelope,
+    /// Key to sign the exact published bytes with (master <-> slave traffic).
+    pub signer: Option<SigningKey>,
 }
 
-/// Queues commands inside the caller's transaction.
-pub async fn enqueue(tx: &Transaction<'_>, commands: &[Command]) -> Result<(), tokio_postgres::Error> {
+/// Queues commands inside the caller's transaction (`tx` must be one). Each envelope gets its
+/// outbox id as `seq` and is stored as the bytes that will be published,
+/// signed now (so a key removed later, e.g. on unregister, still signs what
+/// was queued before).
+pub async fn enqueue<C: GenericClient>(tx: &C, commands: &[Command]) -> Result<(), tokio_postgres::Error> {
     if commands.is_empty() {
         return Ok(());
     }
-    let exchanges: Vec<&str> = commands.iter().map(|c| c.exchange.as_str()).collect();
-    let keys: Vec<&str> = commands.iter().map(|c| c.routing_key.as_str()).collect();
-    let envelopes: Vec<serde_json::Value> = commands
+    let count = commands.len() as i64;
+    let ids: Vec<i64> = tx
+        .query("SELECT nextval('outbox_id_seq') FROM generate_series(1, $1::bigint)", &[&count])
+        .await?
         .iter()
-        .map(|c| serde_json::to_value(&c.envelope).expect("envelopes serialize"))
+        .map(|r| r.get(0))
         .collect();
+    let mut exchanges = Vec::with_capacity(commands.len());
+    let mut keys = Vec::with_capacity(commands.len());
+    let mut payloads = Vec::with_capacity(commands.len());
+    let mut message_ids: Vec<Uuid> = Vec::with_capacity(commands.len());
+    let mut kinds = Vec::with_capacity(commands.len());
+    let mut signatures: Vec<Option<String>> = Vec::with_capacity(commands.len());
+    for (command, id) in commands.iter().zip(&ids) {
+        let mut envelope = command.envelope.clone();
+        envelope.seq = *id as u64;
+        let payload = envelope.to_bytes();
+        signatures.push(command.signer.as_ref().map(|k| k.sign(&payload)));
+        exchanges.push(command.exchange.as_str());
+        keys.push(command.routing_key.as_str());
+        message_ids.push(envelope.id);
+        kinds.push(command.envelope.kind.as_str());
+        payloads.push(payload);
+    }
     tx.execute(
-        "INSERT INTO outbox (exchange, routing_key, envelope)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
-        &[&exchanges, &keys, &envelopes],
+        "INSERT INTO outbox (id, exchange, routing_key, payload, message_id, kind, signature)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::uuid[], $6::text[], $7::text[])",
+        &[&ids, &exchanges, &keys, &payloads, &message_ids, &kinds, &signatures],
     )
     .await?;
     Ok(())
@@ -76,7 +102,7 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::R
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT id, exchange, routing_key, envelope FROM outbox ORDER BY id LIMIT $1",
+            "SELECT id, exchange, routing_key, payload, message_id, kind, signature FROM outbox ORDER BY id LIMIT $1",
             &[&limit],
         )
         .await?;
@@ -86,11 +112,13 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::R
     let mut ids = Vec::with_capacity(rows.len());
     let mut messages = Vec::with_capacity(rows.len());
     for row in &rows {
-        let id: i64 = row.get(0);
-        let mut envelope: Envelope = serde_json::from_value(row.get(3))?;
-        envelope.seq = id as u64;
-        ids.push(id);
-        messages.push(Outgoing::envelope(row.get::<_, String>(1), row.get::<_, String>(2), &envelope, None));
+        ids.push(row.get::<_, i64>(0));
+        messages.push(Outgoing {
+            exchange: row.get(1),
+            routing_key: row.get(2),
+            payload: row.get(3),
+            properties: envelope::properties(row.get(4), row.get(5), row.get(6)),
+        });
     }
     let outcomes = publisher.publish_batch(messages).await?;
     let unroutable: Vec<&str> = outcomes
@@ -99,7 +127,7 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::R
         .map(|(m, _)| m.routing_key.as_str())
         .collect();
     if !unroutable.is_empty() {
-        tracing::warn!(count = unroutable.len(), first = unroutable[0], "Commands had no queue bound (no agent serves those endpoints); dropped.");
+        tracing::warn!(count = unroutable.len(), first = unroutable[0], "Messages had no queue bound (no agent serves those endpoints, or the peer server is gone); dropped.");
     }
     client.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
     tracing::debug!(published = ids.len(), "Relayed outbox.");

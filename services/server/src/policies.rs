@@ -2,11 +2,12 @@
 //!
 //! Precedence: an assignment to the endpoint itself, then to one of its
 //! virtual groups, then to its network group, then to `all`; within a level
-//! the latest assignment wins. No assignment means the built-in default.
+//! a master policy wins over a local one, then the latest assignment wins.
+//! No assignment means the built-in default.
 //! [`refresh`] recomputes this in one statement, records the result on the
 //! endpoints that changed, and queues an `endpoint.policy` for each of them.
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use rampart_shared::messages::{EndpointCommand, EndpointPolicy, PolicySettings};
 use uuid::Uuid;
 
@@ -33,8 +34,9 @@ WITH scope AS (
     SELECT s.id, a.policy_id, a.assigned_at, 1
       FROM scope s JOIN policy_assignments a ON a.target_kind = 'all'
 ), winner AS (
-    SELECT DISTINCT ON (endpoint_id) endpoint_id, policy_id
-      FROM candidates ORDER BY endpoint_id, rank DESC, assigned_at DESC
+    SELECT DISTINCT ON (c.endpoint_id) c.endpoint_id, c.policy_id
+      FROM candidates c JOIN policies p ON p.id = c.policy_id
+     ORDER BY c.endpoint_id, c.rank DESC, p.owner = 'master' DESC, c.assigned_at DESC
 ), target AS (
     SELECT s.id, p.id AS policy_id, p.version, p.name, p.settings
       FROM scope s LEFT JOIN winner w ON w.endpoint_id = s.id LEFT JOIN policies p ON p.id = w.policy_id
@@ -46,15 +48,33 @@ UPDATE endpoints e SET policy_id = t.policy_id, policy_version = t.version
         OR $2::boolean)
 RETURNING e.id, t.policy_id, t.version, t.name, t.settings";
 
+/// Key of the advisory lock that orders writers of many endpoint rows.
+const FLEET_LOCK: i64 = 0x0052_414d_5046_4c54;
+
+/// Taken (exclusive) by a transaction about to update many endpoint rows at
+/// once, before it touches any: it waits for the agent inbox's batches (which
+/// hold the lock shared) instead of deadlocking with their row locks.
+pub async fn lock_fleet<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FLEET_LOCK]).await.map(|_| ())
+}
+
+/// Taken (shared) by each agent inbox batch at its start.
+pub async fn lock_fleet_shared<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
+    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&FLEET_LOCK]).await.map(|_| ())
+}
+
 /// Recomputes effective policies for `endpoints` (all when `None`) and
 /// queues the new policy to each endpoint whose policy changed (or to all of
 /// them when `resend`). Returns how many were queued.
-pub async fn refresh(
-    tx: &Transaction<'_>,
+pub async fn refresh<C: GenericClient>(
+    tx: &C,
     site: &Site,
     endpoints: Option<&[String]>,
     resend: bool,
 ) -> Result<usize, tokio_postgres::Error> {
+    if endpoints.is_none() {
+        lock_fleet(tx).await?;
+    }
     let scope: Option<Vec<&str>> = endpoints.map(|ids| ids.iter().map(String::as_str).collect());
     let rows = tx.query(REFRESH_SQL, &[&scope, &resend]).await?;
     let commands: Vec<outbox::Command> = rows

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
-    amqp::{consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
+    amqp::{consumer::{self, ConsumerSettings, QueueSpec}, publisher::Publisher, Broker},
     db,
     topology::{self, Topology},
     Shutdown,
@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::{
     api,
     config::{ConfiguredRole, Settings},
+    hierarchy::{self, Keyring},
     inbox::AgentInbox,
     licensing, migrations, outbox,
     role::Role,
@@ -43,6 +44,13 @@ impl Application {
         let pool = db::pool(db_url, settings.database_pool_size).context("Failed to build the database pool")?;
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let role = claim_instance(&pool, &settings).await?;
+        let keyring = {
+            let client = pool.get().await.context("Failed to get a database connection")?;
+            if role == Role::Master {
+                hierarchy::ensure_master_key(&client).await?;
+            }
+            Keyring::load(&client, role).await.context("Failed to load the hierarchy keys")?
+        };
         if let Some(key) = &settings.license_key {
             install_configured_license(&pool, key.expose()).await?;
         }
@@ -60,7 +68,7 @@ impl Application {
             .await
             .with_context(|| format!("Failed to bind the API to {}", settings.api_listen))?;
         let address = listener.local_addr()?;
-        let state = Arc::new(AppState::new(pool, settings, site, role));
+        let state = Arc::new(AppState::new(pool, broker.clone(), settings, site, role, keyring));
         Ok(Self { state, broker, listener, address })
     }
 
@@ -86,6 +94,11 @@ impl Application {
                 prefetch: state.settings.prefetch,
                 batch_max: 500,
                 linger: Duration::from_millis(20),
+                declare: Some(QueueSpec {
+                    topology: state.site.topology.clone(),
+                    exchange: state.site.topology.site_exchange(),
+                    bindings: vec![Topology::site_binding(&state.site.instance)],
+                }),
             };
             tasks.spawn(consumer::run(
                 broker.clone(),
@@ -95,6 +108,7 @@ impl Application {
                 shutdown.clone(),
             ));
         }
+        tasks.spawn(hierarchy::run(state.clone(), broker.clone(), shutdown.clone()));
         let app = api::router(state.clone());
         let server_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -161,6 +175,9 @@ async fn declare_topology(broker: &Broker, site: &Site, role: Role) -> anyhow::R
     if role.has_fleet() {
         let inbox = site.topology.site_inbox(&site.instance);
         topology::declare_queue(&channel, &site.topology, &inbox, &site.topology.site_exchange(), &[Topology::site_binding(&site.instance)]).await?;
+    } else {
+        let status = site.topology.master_status_queue();
+        topology::declare_queue(&channel, &site.topology, &status, &site.topology.status_exchange(), &[Topology::STATUS_BINDING.to_owned()]).await?;
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())

@@ -1,16 +1,16 @@
 //! What every request handler and consumer of one server shares.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::consumer::ConsumerMetrics,
+    amqp::{consumer::ConsumerMetrics, Broker},
     messages::EndpointCommand,
     topology::Topology,
 };
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
-use crate::{config::Settings, outbox::Command, role::Role};
+use crate::{config::Settings, hierarchy::Keyring, outbox::Command, role::Role};
 
 /// This server's identity on the broker.
 #[derive(Clone, Debug)]
@@ -27,41 +27,60 @@ impl Site {
             exchange: self.topology.agents_exchange(),
             routing_key: Topology::endpoint_key(&self.instance, endpoint_id),
             envelope: command.to_envelope(&self.instance, 0),
+            signer: None,
         }
     }
 }
 
 pub struct AppState {
     pub pool: Pool,
+    /// The broker connection (topology changes: slave queues at registration).
+    pub broker: Arc<Broker>,
     pub settings: Arc<Settings>,
     pub site: Site,
     /// Runtime role; a stand-alone turns slave by registering.
-    role: RwLock<Role>,
+    role: watch::Sender<Role>,
+    /// Keys of the hierarchy: the master's slaves, or a slave's master link.
+    pub keyring: Keyring,
     /// Wakes the outbox relay after a commit that enqueued commands.
     pub outbox_wake: Arc<Notify>,
+    /// Wakes a slave's reporter after master commands were applied.
+    pub report_wake: Notify,
     /// Counters of the agent inbox consumer.
     pub inbox_metrics: Arc<ConsumerMetrics>,
+    /// Counters of the hierarchy consumers (commands on a slave, status on a master).
+    pub hierarchy_metrics: Arc<ConsumerMetrics>,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(pool: Pool, settings: Arc<Settings>, site: Site, role: Role) -> Self {
+    pub fn new(pool: Pool, broker: Arc<Broker>, settings: Arc<Settings>, site: Site, role: Role, keyring: Keyring) -> Self {
         Self {
             pool,
+            broker,
             settings,
             site,
-            role: RwLock::new(role),
+            role: watch::Sender::new(role),
+            keyring,
+            hierarchy_metrics: Arc::new(ConsumerMetrics::default()),
             outbox_wake: Arc::new(Notify::new()),
+            report_wake: Notify::new(),
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
         }
     }
 
     pub fn role(&self) -> Role {
-        *self.role.read().expect("role lock is never poisoned")
+        *self.role.borrow()
     }
 
+    /// Changes the runtime role (after the database says so).
     pub fn set_role(&self, role: Role) {
-        *self.role.write().expect("role lock is never poisoned") = role;
+        self.role.send_replace(role);
+    }
+
+    /// Follows role changes (the slave-side services start and stop with them).
+    pub fn watch_role(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
     }
 }

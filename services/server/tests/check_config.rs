@@ -27,7 +27,7 @@ fn a_valid_file_exits_zero_and_shows_the_defaults() {
 
 #[test]
 fn the_shipped_examples_are_valid() {
-    for file in ["standalone.xml", "master.xml"] {
+    for file in ["standalone.xml", "lyon.xml", "master.xml"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/config").join(file);
         let out = Command::new(env!("CARGO_BIN_EXE_rampart-server")).arg("check-config").arg(&path).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));

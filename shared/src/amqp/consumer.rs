@@ -22,6 +22,7 @@ use lapin::{
 use super::{bounded, publisher::{Outgoing, Publisher}, AmqpError, Broker, Result};
 use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER};
 use crate::shutdown::Shutdown;
+use crate::topology::{self, Topology};
 
 /// Why a batch could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,12 @@ pub trait BatchHandler: Send + Sync + 'static {
         &self,
         batch: &[Self::Message],
     ) -> impl std::future::Future<Output = std::result::Result<(), ApplyError>> + Send;
+
+    /// Called after a delivery was dead-lettered, to record it where an
+    /// operator looks (beyond the log line and counter every refusal gets).
+    fn refused(&self, _delivery: &Delivery, _reason: &str) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Counters an operator reads from `/metrics`.
@@ -69,6 +76,18 @@ pub struct ConsumerSettings {
     pub batch_max: usize,
     /// How long to wait for more deliveries before applying a partial batch.
     pub linger: Duration,
+    /// Declared (idempotently) before every consume, so a queue deleted
+    /// under a running consumer comes back; `None` for a queue that another
+    /// service owns (a slave's command queue belongs to its master).
+    pub declare: Option<QueueSpec>,
+}
+
+/// How to declare a consumed queue: the exchange and keys it is bound with.
+#[derive(Clone, Debug)]
+pub struct QueueSpec {
+    pub topology: Topology,
+    pub exchange: String,
+    pub bindings: Vec<String>,
 }
 
 /// Consumes `settings.queue` until shutdown, reconnecting after broker
@@ -106,6 +125,13 @@ async fn consume<H: BatchHandler>(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let channel = broker.channel().await?;
+    if let Some(spec) = &settings.declare {
+        bounded(
+            "queue.declare",
+            topology::declare_queue(&channel, &spec.topology, &settings.queue, &spec.exchange, &spec.bindings),
+        )
+        .await?;
+    }
     bounded("basic.qos", channel.basic_qos(settings.prefetch, BasicQosOptions::default())).await?;
     let mut consumer = bounded(
         "basic.consume",
@@ -162,7 +188,7 @@ async fn process_batch<H: BatchHandler>(
         match handler.decode(&delivery) {
             Ok(message) => accepted.push((delivery, message)),
             Err(rejection) => {
-                dead_letter(channel, settings, metrics, dead_letters, &delivery, &rejection.to_string()).await?
+                dead_letter(channel, settings, handler, metrics, dead_letters, &delivery, &rejection.to_string()).await?
             }
         }
     }
@@ -194,7 +220,7 @@ async fn process_batch<H: BatchHandler>(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(ApplyError::Rejected(reason)) if messages.len() == 1 => {
-                dead_letter(channel, settings, metrics, dead_letters, &deliveries[0], &reason).await?;
+                dead_letter(channel, settings, handler, metrics, dead_letters, &deliveries[0], &reason).await?;
                 return Ok(());
             }
             Err(ApplyError::Rejected(_)) => {
@@ -228,7 +254,7 @@ async fn apply_one<H: BatchHandler>(
                 return bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default())).await.map(|_| ());
             }
             Err(ApplyError::Rejected(reason)) => {
-                return dead_letter(channel, settings, metrics, dead_letters, delivery, &reason).await;
+                return dead_letter(channel, settings, handler, metrics, dead_letters, delivery, &reason).await;
             }
             Err(ApplyError::Transient(reason)) => {
                 metrics.retries.fetch_add(1, Ordering::Relaxed);
@@ -244,9 +270,10 @@ async fn apply_one<H: BatchHandler>(
 
 /// Copies the delivery to the dead-letter exchange with the reason, waits for
 /// the confirm, then acks the original.
-async fn dead_letter(
+async fn dead_letter<H: BatchHandler>(
     channel: &Channel,
     settings: &ConsumerSettings,
+    handler: &H,
     metrics: &ConsumerMetrics,
     dead_letters: &Publisher,
     delivery: &Delivery,
@@ -273,5 +300,6 @@ async fn dead_letter(
         %reason,
         "Dead-lettered a message."
     );
+    handler.refused(delivery, reason).await;
     Ok(())
 }

@@ -232,6 +232,7 @@ pub async fn delete_group(State(state): State<SharedState>, Path(id): Path<Strin
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
+    policies::lock_fleet(&tx).await?;
     let parent: i64 = tx
         .query_opt("SELECT COALESCE(parent_id, 1) FROM network_groups WHERE id = $1", &[&id])
         .await?

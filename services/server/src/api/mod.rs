@@ -2,12 +2,16 @@
 //!
 //! Every route is documented in `docs/api.md`. Handlers live by concept:
 //! [`fleet`] (endpoints, groups, virtual groups, tree), [`policies`],
-//! [`tasks`], [`views`] (status, dashboard, detections, audit), and
-//! [`admin`] (deployments, settings, license).
+//! [`tasks`], [`views`] (status, dashboard, detections, audit),
+//! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
+//! slaves, registering) and [`fanout`] (policies and tasks on a master).
 
 mod admin;
 mod error;
+mod fanout;
 mod fleet;
+mod hierarchy;
+mod metrics;
 mod policies;
 mod tasks;
 mod views;
@@ -60,11 +64,20 @@ pub fn router(state: SharedState) -> Router {
         .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
         .route("/settings/email", get(admin::get_email).put(admin::put_email))
         .route("/license", get(admin::get_license).put(admin::put_license))
+        .route("/registration-tokens", get(hierarchy::list_tokens).post(hierarchy::create_token))
+        .route("/slaves", get(hierarchy::list_slaves))
+        .route("/slaves/{id}", get(hierarchy::show_slave).delete(hierarchy::remove_slave))
+        .route("/hierarchy", get(hierarchy::show))
+        .route("/hierarchy/register", post(hierarchy::register))
+        .route("/hierarchy/unregister", post(hierarchy::unregister))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(views::health))
+        .route("/metrics", get(metrics::metrics))
+        // Server to server: the registration token in the body is the credential.
+        .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
         .nest("/api", api)
         .with_state(state)
 }

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{error::parse_id, ApiError, ApiResult, Body};
-use crate::{policies, state::SharedState};
+use super::{error::parse_id, fanout, ApiError, ApiResult, Body};
+use crate::{policies, role::Role, state::SharedState};
 
 /// Settings as sent by operators: any subset; the rest keep their value.
 #[derive(Debug, Default, Deserialize)]
@@ -56,17 +56,18 @@ fn validate_schedule(s: &str) -> Result<(), ApiError> {
 
 const POLICY_SELECT: &str = "SELECT p.id, p.name, p.owner, p.version, p.settings, p.created_at, p.updated_at,
     COALESCE((SELECT json_agg(json_build_object('target', a.target_kind, 'id', NULLIF(a.target_id, '')) ORDER BY a.assigned_at)
-                FROM policy_assignments a WHERE a.policy_id = p.id), '[]'::json)
+                FROM policy_assignments a WHERE a.policy_id = p.id), '[]'::json),
+    p.target
     FROM policies p";
 
 fn policy_json(r: &tokio_postgres::Row) -> Value {
     json!({"id": r.get::<_, Uuid>(0), "name": r.get::<_, String>(1), "owner": r.get::<_, String>(2),
            "version": r.get::<_, i32>(3), "settings": r.get::<_, Value>(4),
            "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>(5), "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>(6),
-           "assignments": r.get::<_, Value>(7)})
+           "assignments": r.get::<_, Value>(7), "target": r.get::<_, Option<Value>>(8)})
 }
 
-async fn load<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
+pub(super) async fn load<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
     let row = client
         .query_opt(&format!("{POLICY_SELECT} WHERE p.id = $1"), &[&id])
         .await?
@@ -93,6 +94,9 @@ pub async fn list(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
 pub async fn show(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "policy")?;
     let client = state.pool.get().await?;
+    if state.role() == Role::Master {
+        return Ok(Json(fanout::show_policy_with(&client, id).await?));
+    }
     let mut policy = load(&client, id).await?;
     let counts = client
         .query_one(
@@ -111,6 +115,8 @@ pub struct CreatePolicy {
     name: String,
     #[serde(default)]
     settings: SettingsPatch,
+    /// On a master: the slaves (and groups inside them) it is for.
+    target: Option<Value>,
 }
 
 pub async fn create(State(state): State<SharedState>, Body(body): Body<CreatePolicy>) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -119,6 +125,14 @@ pub async fn create(State(state): State<SharedState>, Body(body): Body<CreatePol
         return Err(ApiError::Invalid("name is required".into()));
     }
     let settings = body.settings.apply(PolicySettings::default())?;
+    if state.role() == Role::Master {
+        return fanout::create_policy(state, name, settings, body.target).await;
+    }
+    if body.target.is_some() {
+        return Err(ApiError::Invalid(
+            "target applies to policies created on a master; here, assign the policy with POST /api/policies/{id}/assignments".into(),
+        ));
+    }
     let id = Uuid::new_v4();
     let client = state.pool.get().await?;
     client
@@ -153,11 +167,15 @@ pub async fn edit(State(state): State<SharedState>, Path(id): Path<String>, Body
         &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize")],
     )
     .await?;
-    let queued = policies::refresh(&tx, &state.site, None, false).await?;
+    let queued = if state.role() == Role::Master {
+        fanout::push_new_version(&tx, &state, id).await?
+    } else {
+        policies::refresh(&tx, &state.site, None, false).await?
+    };
     let policy = load(&tx, id).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
-    tracing::info!(policy_id = %id, version = %policy["version"], endpoints = queued, "Edited policy.");
+    tracing::info!(policy_id = %id, version = %policy["version"], queued, "Edited policy.");
     Ok(Json(policy))
 }
 
@@ -166,6 +184,9 @@ pub async fn delete(State(state): State<SharedState>, Path(id): Path<String>) ->
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     refuse_master_owned(&load(&tx, id).await?)?;
+    if state.role() == Role::Master {
+        crate::hierarchy::fanout::remove_policy(&tx, &state, id).await?;
+    }
     tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
     let queued = policies::refresh(&tx, &state.site, None, false).await?;
     tx.commit().await?;
@@ -183,6 +204,11 @@ pub struct Assignment {
 
 async fn change_assignment(state: SharedState, id: String, a: Assignment, assign: bool) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "policy")?;
+    if state.role() == Role::Master {
+        return Err(ApiError::Conflict(
+            "a master assigns policies to slaves through the policy's target, set when it is created".into(),
+        ));
+    }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     refuse_master_owned(&load(&tx, id).await?)?;

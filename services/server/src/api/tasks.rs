@@ -1,13 +1,13 @@
 //! Tasks (scan, update) sent to endpoints, with per-endpoint progress.
 
 use axum::{extract::{Path, State}, http::StatusCode, Json};
-use rampart_shared::messages::{CancelTask, EndpointCommand, EndpointTask, TaskKind};
+use rampart_shared::messages::TaskKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{error::parse_id, ApiError, ApiResult, Body};
-use crate::{outbox, state::SharedState};
+use super::{error::parse_id, fanout, ApiError, ApiResult, Body};
+use crate::{outbox, role::Role, state::SharedState, tasks};
 
 /// Which endpoints a task runs on.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -57,6 +57,9 @@ async fn load<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Resu
 }
 
 pub async fn list(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
+    if state.role() == Role::Master {
+        return fanout::list_tasks(state).await;
+    }
     let client = state.pool.get().await?;
     let rows = client.query(&format!("{TASK_SELECT} GROUP BY t.id ORDER BY t.created_at DESC LIMIT 200"), &[]).await?;
     Ok(Json(rows.iter().map(task_json).collect()))
@@ -65,6 +68,9 @@ pub async fn list(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
 pub async fn show(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "task")?;
     let client = state.pool.get().await?;
+    if state.role() == Role::Master {
+        return Ok(Json(fanout::show_task(&client, id).await?));
+    }
     let mut task = load(&client, id).await?;
     let rows = client
         .query(
@@ -88,13 +94,19 @@ pub async fn show(State(state): State<SharedState>, Path(id): Path<String>) -> A
 pub struct CreateTask {
     name: Option<String>,
     kind: String,
-    target: TaskTarget,
+    /// Endpoints here ([`TaskTarget`]), or slaves on a master.
+    target: Option<Value>,
 }
 
 pub async fn create(State(state): State<SharedState>, Body(body): Body<CreateTask>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let kind = TaskKind::parse(&body.kind)
         .ok_or_else(|| ApiError::Invalid(format!("kind '{}' is not one of quick_scan, full_scan, update", body.kind)))?;
-    let t = &body.target;
+    if state.role() == Role::Master {
+        return fanout::create_task(state, body.name, kind, body.target).await;
+    }
+    let target = body.target.ok_or_else(|| ApiError::Invalid("target is required: give all, groups, virtual_groups or endpoints".into()))?;
+    let target: TaskTarget = serde_json::from_value(target).map_err(|e| ApiError::Invalid(format!("target: {e}")))?;
+    let t = &target;
     if !t.all && t.groups.is_empty() && t.virtual_groups.is_empty() && t.endpoints.is_empty() {
         return Err(ApiError::Invalid("target is empty: give all, groups, virtual_groups or endpoints".into()));
     }
@@ -125,13 +137,7 @@ pub async fn create(State(state): State<SharedState>, Body(body): Body<CreateTas
         &[&id, &name, &kind.as_str(), &serde_json::to_value(t).expect("target serializes")],
     )
     .await?;
-    tx.execute(
-        "INSERT INTO task_results (task_id, endpoint_id, state) SELECT $1, unnest($2::text[]), 'pending'",
-        &[&id, &endpoints],
-    )
-    .await?;
-    let command = EndpointCommand::Task(EndpointTask { task_id: id, kind });
-    let commands: Vec<_> = endpoints.iter().map(|e| state.site.endpoint_command(e, &command)).collect();
+    let commands = tasks::dispatch(&tx, &state.site, id, kind, &endpoints).await?;
     outbox::enqueue(&tx, &commands).await?;
     let task = load(&tx, id).await?;
     tx.commit().await?;
@@ -142,6 +148,9 @@ pub async fn create(State(state): State<SharedState>, Body(body): Body<CreateTas
 
 pub async fn cancel(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "task")?;
+    if state.role() == Role::Master {
+        return fanout::cancel_task(state, id).await;
+    }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let task = load(&tx, id).await?;
@@ -149,22 +158,11 @@ pub async fn cancel(State(state): State<SharedState>, Path(id): Path<String>) ->
         return Err(ApiError::ReadOnly(format!("task {id} is owned by the master and cannot be cancelled here")));
     }
     tx.execute("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
-    let open: Vec<String> = tx
-        .query(
-            "UPDATE task_results SET state = 'cancelled', message = 'cancelled by operator', updated_at = now()
-              WHERE task_id = $1 AND state IN ('pending', 'running') RETURNING endpoint_id",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let command = EndpointCommand::Cancel(CancelTask { task_id: id });
-    let commands: Vec<_> = open.iter().map(|e| state.site.endpoint_command(e, &command)).collect();
-    outbox::enqueue(&tx, &commands).await?;
+    let cancelled = tasks::cancel_open(&tx, &state.site, &[id], "cancelled by operator").await?;
+    outbox::enqueue(&tx, &cancelled.commands).await?;
     let task = load(&tx, id).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
-    tracing::info!(task_id = %id, endpoints = open.len(), "Cancelled task.");
+    tracing::info!(task_id = %id, endpoints = cancelled.commands.len(), "Cancelled task.");
     Ok(Json(task))
 }

@@ -30,16 +30,22 @@ async fn status_counts(client: &deadpool_postgres::Client, offline_after: i64) -
 
 pub async fn status(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
-    let m = &state.inbox_metrics;
+    let (m, h) = (&state.inbox_metrics, &state.hierarchy_metrics);
     let license = if state.role().has_fleet() { Some(licensing::summary(&client).await?) } else { None };
-    Ok(Json(json!({
+    let mut status = json!({
         "instance": state.site.instance, "role": state.role(), "version": env!("CARGO_PKG_VERSION"),
         "namespace": state.site.topology.namespace(),
         "endpoints": status_counts(&client, fleet::offline_after(&state)).await?,
         "license": license,
         "messages": {"applied": m.applied.load(Ordering::Relaxed), "dead_lettered": m.dead_lettered.load(Ordering::Relaxed),
-                     "outbox_depth": outbox::depth(&client).await?},
-    })))
+                     "outbox_depth": outbox::depth(&client).await?,
+                     "hierarchy": {"applied": h.applied.load(Ordering::Relaxed), "dead_lettered": h.dead_lettered.load(Ordering::Relaxed)}},
+    });
+    // `master` on a stand-alone or slave, `slaves` counts on a master.
+    if let (Some(status), Value::Object(part)) = (status.as_object_mut(), super::hierarchy::status_part(&state).await?) {
+        status.extend(part);
+    }
+    Ok(Json(status))
 }
 
 const DETECTION_SELECT: &str = "SELECT d.detection_id, d.endpoint_id, e.hostname, d.malware, d.path, d.action, d.detected_at, d.task_id

@@ -1,0 +1,103 @@
+//! `GET /metrics`: Prometheus text exposition (version 0.0.4).
+//!
+//! Counters of the consumers, the outbox depth, endpoints by status on a
+//! site, and per slave state, silence and refused messages on a master.
+//! No secret and no per-endpoint data: it is served without the API token,
+//! like `/health`, so a scraper needs no credentials.
+
+use std::{fmt::Write, sync::atomic::Ordering};
+
+use axum::{extract::State, http::header, response::IntoResponse};
+
+use super::ApiError;
+use crate::{outbox, role::Role, state::SharedState};
+
+/// Builds the exposition text, one family at a time.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let mut out = Exposition::default();
+    let consumers = [("inbox", &state.inbox_metrics), ("hierarchy", &state.hierarchy_metrics)];
+    for (name, help, pick) in [
+        ("rampart_messages_applied_total", "Messages applied and acked, by consumer.", 0),
+        ("rampart_messages_dead_lettered_total", "Messages refused and parked with a reason, by consumer.", 1),
+        ("rampart_consumer_batches_total", "Batches committed, by consumer.", 2),
+        ("rampart_consumer_retries_total", "Batches held and retried after a transient failure, by consumer.", 3),
+    ] {
+        out.family(name, "counter", help);
+        for (consumer, m) in consumers {
+            let counter = [&m.applied, &m.dead_lettered, &m.batches, &m.retries][pick];
+            out.sample(name, &[("consumer", consumer)], counter.load(Ordering::Relaxed) as f64);
+        }
+    }
+    out.family("rampart_outbox_depth", "gauge", "Messages written and not yet confirmed by the broker.");
+    out.sample("rampart_outbox_depth", &[], outbox::depth(&client).await? as f64);
+
+    if state.role() == Role::Master {
+        let rows = client
+            .query(
+                "SELECT s.id, s.state, EXTRACT(EPOCH FROM now() - s.last_seen)::float8,
+                        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id)
+                   FROM slaves s ORDER BY s.id",
+                &[],
+            )
+            .await?;
+        out.family("rampart_slave_up", "gauge", "1 for a registered slave (active), 0 once removing or removed.");
+        for r in &rows {
+            out.sample("rampart_slave_up", &[("slave", r.get(0))], if r.get::<_, &str>(1) == "active" { 1.0 } else { 0.0 });
+        }
+        out.family("rampart_slave_silence_seconds", "gauge", "Seconds since the slave was last heard from.");
+        for r in &rows {
+            if let Some(silence) = r.get::<_, Option<f64>>(2) {
+                out.sample("rampart_slave_silence_seconds", &[("slave", r.get(0))], silence);
+            }
+        }
+        out.family("rampart_slave_refused_messages_total", "counter", "Messages refused from (or in the name of) the slave.");
+        for r in &rows {
+            out.sample("rampart_slave_refused_messages_total", &[("slave", r.get(0))], r.get::<_, i64>(3) as f64);
+        }
+    } else {
+        let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;
+        out.family("rampart_endpoints", "gauge", "Managed endpoints by security status.");
+        for status in ["protected", "at_risk", "infected", "unprotected"] {
+            let n = rows.iter().find(|r| r.get::<_, &str>(0) == status).map_or(0, |r| r.get::<_, i64>(1));
+            out.sample("rampart_endpoints", &[("status", status)], n as f64);
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_follow_the_text_format() {
+        let mut out = Exposition::default();
+        out.family("rampart_x", "gauge", "An example.");
+        out.sample("rampart_x", &[], 3.0);
+        out.sample("rampart_x", &[("slave", "pa\"ris")], 1.5);
+        assert_eq!(out.0, "# HELP rampart_x An example.\n# TYPE rampart_x gauge\nrampart_x 3\nrampart_x{slave=\"pa\\\"ris\"} 1.5\n");
+    }
+}

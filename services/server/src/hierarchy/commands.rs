@@ -1,0 +1,202 @@
+//! Slave side: applying the master's commands from `<ns>.slave.<id>.commands`.
+//!
+//! A command is trusted only if it is signed with this slave's command key
+//! and comes from the master it registered to. Each batch is applied in one
+//! transaction that first locks the master link (so it cannot interleave
+//! with unregistering), and every command is idempotent: a policy applies
+//! only over an older version, a task only once, a cancel only to open work.
+//! Receipts follow from the [`reporter`](super::reporter).
+
+use std::sync::Arc;
+
+use deadpool_postgres::{GenericClient, Transaction};
+use lapin::message::Delivery;
+use rampart_shared::{
+    amqp::consumer::{ApplyError, BatchHandler},
+    envelope::{header_str, Rejection, SIGNATURE_HEADER},
+    hierarchy::{MasterCommand, MasterPolicy, MasterTask, Scope},
+    Envelope,
+};
+use uuid::Uuid;
+
+use super::link;
+use crate::{outbox, policies, state::AppState, tasks};
+
+/// The [`BatchHandler`] of this slave's command queue.
+pub struct CommandInbox {
+    pub state: Arc<AppState>,
+}
+
+impl BatchHandler for CommandInbox {
+    type Message = MasterCommand;
+
+    fn decode(&self, delivery: &Delivery) -> Result<MasterCommand, Rejection> {
+        let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+        let envelope = Envelope::decode(&delivery.data, kind)?;
+        let link = self
+            .state
+            .keyring
+            .link()
+            .ok_or_else(|| Rejection::UnknownSender(format!("{} (this server has no master)", envelope.from)))?;
+        if envelope.from != link.master_id {
+            return Err(Rejection::UnknownSender(format!("{} (this server's master is '{}')", envelope.from, link.master_id)));
+        }
+        let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
+        if !link.command_key.verify(&delivery.data, signature) {
+            return Err(Rejection::BadSignature);
+        }
+        MasterCommand::from_envelope(&envelope)
+    }
+
+    async fn apply(&self, batch: &[MasterCommand]) -> Result<(), ApplyError> {
+        apply_batch(&self.state, batch).await.map_err(crate::inbox::classify)
+    }
+}
+
+async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Result<()> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some(link) = link::locked_link(&tx, state).await? else {
+        tracing::warn!(count = batch.len(), "Dropped master commands: this server left its master.");
+        return Ok(());
+    };
+    let mut policies_changed = false;
+    let mut commands = Vec::new();
+    let mut left = false;
+    for command in batch {
+        match command {
+            MasterCommand::Policy(p) => policies_changed |= apply_policy(&tx, p).await?,
+            MasterCommand::PolicyRemoved(r) => {
+                policies_changed |= tx
+                    .execute("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id])
+                    .await?
+                    > 0;
+            }
+            MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
+            MasterCommand::CancelTask(c) => commands.extend(cancel_task(&tx, state, c.task_id).await?),
+            MasterCommand::Unregister(u) => {
+                link::leave(&tx, state, &link, &format!("removed by the master: {}", u.reason)).await?;
+                left = true;
+                break;
+            }
+        }
+    }
+    if !left {
+        if policies_changed {
+            policies::refresh(&tx, &state.site, None, false).await?;
+        }
+        outbox::enqueue(&tx, &commands).await?;
+    }
+    tx.commit().await?;
+    if left {
+        link::finish_leaving(state, &link).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    } else {
+        state.outbox_wake.notify_one();
+        state.report_wake.notify_one();
+    }
+    Ok(())
+}
+
+/// Stores a master policy unless this version (or a newer one) is there;
+/// true when something changed.
+async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy) -> Result<bool, tokio_postgres::Error> {
+    let settings = serde_json::to_value(&p.settings).expect("settings serialize");
+    let changed = tx
+        .execute(
+            "INSERT INTO policies (id, name, owner, version, settings) VALUES ($1, $2, 'master', $3, $4)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, version = excluded.version, settings = excluded.settings,
+                 updated_at = now(), failure = NULL
+              WHERE policies.owner = 'master' AND policies.version < excluded.version",
+            &[&p.policy_id, &p.name, &p.version, &settings],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.execute("DELETE FROM policy_assignments WHERE policy_id = $1", &[&p.policy_id]).await?;
+    match resolve_scope(tx, &p.scope).await? {
+        Ok((kind, id)) => {
+            tx.execute(
+                "INSERT INTO policy_assignments (policy_id, target_kind, target_id) VALUES ($1, $2, $3)",
+                &[&p.policy_id, &kind, &id],
+            )
+            .await?;
+        }
+        Err(failure) => {
+            tx.execute("UPDATE policies SET failure = $2 WHERE id = $1", &[&p.policy_id, &failure]).await?;
+        }
+    }
+    tracing::info!(policy_id = %p.policy_id, version = p.version, "Applied a master policy.");
+    Ok(true)
+}
+
+/// The assignment a scope means here: (`all`|`group`|`virtual_group`, id),
+/// or why it cannot be applied on this slave.
+async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
+    let (kind, table, name) = match scope {
+        Scope { group: Some(name), .. } => ("group", "network_groups", name),
+        Scope { virtual_group: Some(name), .. } => ("virtual_group", "virtual_groups", name),
+        _ => return Ok(Ok(("all", String::new()))),
+    };
+    let ids: Vec<i64> = tx
+        .query(&format!("SELECT id FROM {table} WHERE name = $1 ORDER BY id"), &[name])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let what = kind.replace('_', " ");
+    Ok(match ids.as_slice() {
+        [id] => Ok((kind, id.to_string())),
+        [] => Err(format!("no {what} named '{name}' on this slave")),
+        _ => Err(format!("{} {what}s are named '{name}' on this slave", ids.len())),
+    })
+}
+
+/// Creates a master task once and dispatches it to the endpoints in scope.
+async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
+    let scope = resolve_scope(tx, &t.scope).await?;
+    let target = serde_json::to_value(&t.scope).expect("scopes serialize");
+    let failure = scope.as_ref().err().cloned();
+    let created = tx
+        .execute(
+            "INSERT INTO tasks (id, name, kind, owner, target, failure) VALUES ($1, $2, $3, 'master', $4, $5)
+             ON CONFLICT (id) DO NOTHING",
+            &[&t.task_id, &t.name, &t.kind.as_str(), &target, &failure],
+        )
+        .await?;
+    let Ok((kind, id)) = scope else { return Ok(Vec::new()) };
+    if created == 0 {
+        return Ok(Vec::new());
+    }
+    let endpoints: Vec<String> = tx
+        .query(
+            "SELECT e.id FROM endpoints e
+              WHERE $1 = 'all'
+                 OR ($1 = 'group' AND e.group_id::text = $2)
+                 OR ($1 = 'virtual_group' AND e.id IN (SELECT endpoint_id FROM virtual_group_members WHERE virtual_group_id::text = $2))
+              ORDER BY e.id",
+            &[&kind, &id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tracing::info!(task_id = %t.task_id, kind = t.kind.as_str(), endpoints = endpoints.len(), "Started a master task.");
+    tasks::dispatch(tx, &state.site, t.task_id, t.kind, &endpoints).await
+}
+
+/// Cancels the open work of a master task.
+async fn cancel_task(tx: &Transaction<'_>, state: &AppState, task_id: Uuid) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
+    let updated = tx
+        .execute(
+            "UPDATE tasks SET cancelled_at = now() WHERE id = $1 AND owner = 'master' AND cancelled_at IS NULL",
+            &[&task_id],
+        )
+        .await?;
+    if updated == 0 {
+        return Ok(Vec::new());
+    }
+    let cancelled = tasks::cancel_open(tx, &state.site, &[task_id], "cancelled by the master").await?;
+    tracing::info!(%task_id, endpoints = cancelled.commands.len(), "Cancelled a master task.");
+    Ok(cancelled.commands)
+}

@@ -1,0 +1,211 @@
+//! Slave side: joining a master and leaving it.
+//!
+//! `register` calls the master's `POST /api/slaves/register` on its :7073
+//! API with the operator's token and stores the keys it gets back; only then
+//! is this server a slave. `leave` turns a slave back into a stand-alone in
+//! one transaction: master policies go (endpoints fall back to local ones),
+//! open master tasks are cancelled on the endpoints and reported cancelled,
+//! and a signed `slave.unregistered` is queued for the master.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use rampart_shared::{
+    hierarchy::{RegisterRequest, RegisterResponse, SlaveReport, Unregistered, REGISTER_PATH},
+    signing::SigningKey,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{reporter, MasterLink};
+use crate::{api::ApiError, outbox, policies, role::Role, state::AppState, tasks};
+
+/// The master's API port unless the operator gives one.
+pub const DEFAULT_MASTER_PORT: u16 = 7073;
+/// How long the master may take to answer a registration.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `host[:port]` with the default port added; `Err` says what is wrong.
+pub fn master_address(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let bad = |why: &str| format!("master address '{text}' {why}; expected HOST or HOST:PORT, e.g. hq.example:{DEFAULT_MASTER_PORT}");
+    if text.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if text.contains("://") || text.contains('/') || text.chars().any(char::is_whitespace) {
+        return Err(bad("is not a host and port"));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("has an invalid port"))?),
+        None => (text, DEFAULT_MASTER_PORT),
+    };
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    Ok(format!("{host}:{port}"))
+}
+
+/// Registers this stand-alone to the master at `master` (HOST[:PORT]).
+pub async fn register(state: &AppState, master: &str, token: &str) -> Result<MasterLink, ApiError> {
+    match state.role() {
+        Role::Master => return Err(ApiError::Conflict("a master cannot register to another master".into())),
+        Role::Slave => {
+            let link = state.keyring.link();
+            let (id, address) = link.map(|l| (l.master_id, l.address)).unwrap_or_default();
+            return Err(ApiError::Conflict(format!(
+                "this server is already a slave of master '{id}' at {address}; unregister first"
+            )));
+        }
+        Role::Standalone => {}
+    }
+    let address = master_address(master).map_err(ApiError::Invalid)?;
+    if token.trim().is_empty() {
+        return Err(ApiError::Invalid("token is required (create one on the master with `rampartctl token create`)".into()));
+    }
+    let heartbeat = reporter::heartbeat(&state.pool.get().await?).await?;
+    let request = RegisterRequest {
+        token: token.trim().to_owned(),
+        slave_id: state.site.instance.clone(),
+        namespace: state.site.topology.namespace().to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        heartbeat,
+    };
+    let answer = call_master(&address, &request).await?;
+    let (Some(slave_key), Some(command_key)) = (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key)) else {
+        return Err(ApiError::BadGateway(format!("the master at {address} answered with unusable keys")));
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let stored: DateTime<Utc> = tx
+        .query_one(
+            "INSERT INTO master_link (id, master_id, address, slave_key, command_key) VALUES (1, $1, $2, $3, $4)
+             RETURNING registered_at",
+            &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex()],
+        )
+        .await
+        .map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?
+        .get(0);
+    tx.execute("UPDATE instance SET role = 'slave' WHERE id = 1", &[]).await?;
+    tx.commit().await.map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?;
+    state.keyring.reload_link(&client).await?;
+    state.set_role(Role::Slave);
+    tracing::info!(master_id = %answer.master_id, master = %address, "Registered to a master; this server is now a slave.");
+    Ok(MasterLink { master_id: answer.master_id, address, slave_key, command_key, registered_at: stored })
+}
+
+/// The master registered us but we could not record it: say how to undo.
+fn accepted_but(master: &str, me: &str, e: tokio_postgres::Error) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "master '{master}' accepted the registration but this server could not record it ({e}); \
+         remove slave '{me}' on the master (`rampartctl slaves remove {me}`) and register again"
+    ))
+}
+
+async fn call_master(address: &str, request: &RegisterRequest) -> Result<RegisterResponse, ApiError> {
+    let http = reqwest::Client::builder()
+        .timeout(REGISTER_TIMEOUT)
+        .build()
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let url = format!("http://{address}{REGISTER_PATH}");
+    let response = http
+        .post(&url)
+        .json(request)
+        .send()
+        .await
+        .map_err(|e| ApiError::BadGateway(format!("cannot reach the master at {address}: {}", root_cause(&e))))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status.is_success() {
+        return serde_json::from_value(body)
+            .map_err(|e| ApiError::BadGateway(format!("the master at {address} answered something else than a registration: {e}")));
+    }
+    let Some(message) = body["error"]["message"].as_str() else {
+        return Err(ApiError::BadGateway(format!("{address} did not answer as a Rampart master (HTTP {status})")));
+    };
+    let refused = format!("the master at {address} refused the registration: {message}");
+    Err(match status.as_u16() {
+        403 => ApiError::Forbidden(refused),
+        400..=499 => ApiError::Conflict(refused),
+        _ => ApiError::BadGateway(refused),
+    })
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if cause.to_string() == e.to_string() { e.to_string() } else { format!("{e} ({cause})") }
+}
+
+/// What leaving the master did.
+#[derive(Debug, Default, Serialize)]
+pub struct Departure {
+    pub removed_policies: u64,
+    pub cancelled_tasks: usize,
+}
+
+/// The operator unregisters this slave.
+pub async fn unregister(state: &AppState) -> Result<Departure, ApiError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some(link) = locked_link(&tx, state).await? else {
+        return Err(ApiError::Conflict(format!("this server is a {}, not registered to a master", state.role())));
+    };
+    let departure = leave(&tx, state, &link, "unregistered by the slave's operator").await?;
+    tx.commit().await?;
+    finish_leaving(state, &link).await?;
+    Ok(departure)
+}
+
+/// Locks and returns the stored master link, serializing with command apply.
+pub async fn locked_link<C: GenericClient>(tx: &C, state: &AppState) -> Result<Option<MasterLink>, tokio_postgres::Error> {
+    let row = tx.query_opt("SELECT master_id FROM master_link WHERE id = 1 FOR UPDATE", &[]).await?;
+    Ok(row.and_then(|r| state.keyring.link().filter(|l| l.master_id == r.get::<_, &str>(0))))
+}
+
+/// Everything of leaving the master, in the caller's transaction.
+pub async fn leave<C: GenericClient>(tx: &C, state: &AppState, link: &MasterLink, reason: &str) -> Result<Departure, tokio_postgres::Error> {
+    let master_tasks: Vec<Uuid> =
+        tx.query("SELECT id FROM tasks WHERE owner = 'master'", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let tasks::Cancelled { tasks: cancelled, mut commands } =
+        tasks::cancel_open(tx, &state.site, &master_tasks, "cancelled: this server left its master").await?;
+    tx.execute("UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL", &[&cancelled]).await?;
+    // Final receipts of the cancelled tasks, then the departure itself.
+    for (_, _, receipt) in reporter::task_receipts(tx, Some(&cancelled)).await? {
+        commands.push(reporter::report_command(state, link, &SlaveReport::Receipt(receipt)));
+    }
+    commands.push(reporter::report_command(state, link, &SlaveReport::Unregistered(Unregistered { reason: reason.to_owned() })));
+    tx.execute("DELETE FROM tasks WHERE owner = 'master'", &[]).await?;
+    let removed_policies = tx.execute("DELETE FROM policies WHERE owner = 'master'", &[]).await?;
+    outbox::enqueue(tx, &commands).await?;
+    policies::refresh(tx, &state.site, None, false).await?;
+    tx.execute("DELETE FROM master_link", &[]).await?;
+    tx.execute("UPDATE instance SET role = 'standalone' WHERE id = 1", &[]).await?;
+    tracing::info!(master_id = %link.master_id, reason, removed_policies, cancelled_tasks = cancelled.len(), "Left the master.");
+    Ok(Departure { removed_policies, cancelled_tasks: cancelled.len() })
+}
+
+/// After the leaving transaction committed: memory follows the database.
+pub async fn finish_leaving(state: &AppState, link: &MasterLink) -> Result<(), ApiError> {
+    state.keyring.reload_link(&state.pool.get().await?).await?;
+    state.set_role(Role::Standalone);
+    state.outbox_wake.notify_one();
+    tracing::info!(master_id = %link.master_id, "This server is a stand-alone again.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_addresses_get_the_default_port() {
+        assert_eq!(master_address("hq.example").unwrap(), "hq.example:7073");
+        assert_eq!(master_address(" 10.0.0.1:8000 ").unwrap(), "10.0.0.1:8000");
+        for bad in ["", "http://hq", "hq:0", "hq:port", ":7073", "h q"] {
+            assert!(master_address(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Master side: registering slaves, listing and removing them, and the
+//! status inbox where their signed reports arrive.
+//!
+//! A slave is `active` once registered; the master's removal makes it
+//! `removing` (its queue holds a `master.unregister` for it) until the slave
+//! confirms with `slave.unregistered`, which makes it `removed` and deletes
+//! its queue. A slave that leaves on its own goes straight to `removed` when
+//! its confirmation arrives. Anything else a removed slave sends is refused
+//! and recorded in `refused_messages`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use lapin::message::Delivery;
+use rampart_shared::{
+    amqp::consumer::{ApplyError, BatchHandler},
+    envelope::{header_str, Rejection, SIGNATURE_HEADER},
+    hierarchy::{MasterCommand, RegisterRequest, RegisterResponse, SlaveReport, Unregister},
+    signing::SigningKey,
+    topology::{self, NameSegment, Topology},
+    Envelope,
+};
+use serde_json::{json, Value};
+
+use super::{fanout, tokens, OFFLINE_AFTER};
+use crate::{api::ApiError, role::Role, state::AppState};
+
+/// Registers a slave: checks the token, records the slave, declares its
+/// command queue and issues its keys, all or nothing.
+pub async fn register(state: &AppState, request: RegisterRequest) -> Result<RegisterResponse, ApiError> {
+    let role = state.role();
+    if role != Role::Master {
+        return Err(ApiError::Conflict(format!(
+            "this server ('{}') is a {role} server, not a master: register to a master",
+            state.site.instance
+        )));
+    }
+    let slave = NameSegment::parse(request.slave_id.trim())
+        .map_err(|e| ApiError::Invalid(format!("slave_id {e}")))?
+        .to_string();
+    if slave == state.site.instance {
+        return Err(ApiError::Conflict(format!("'{slave}' is this master's own name; a slave needs another instance name")));
+    }
+    let namespace = state.site.topology.namespace();
+    if request.namespace != namespace {
+        return Err(ApiError::Conflict(format!(
+            "the slave uses AMQP namespace '{}' but this master uses '{namespace}'; set the same <Broker><Namespace> on both",
+            request.namespace
+        )));
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(row) = tx.query_opt("SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE", &[&slave]).await? {
+        if row.get::<_, &str>(0) != "removed" {
+            return Err(ApiError::Conflict(format!(
+                "slave '{slave}' is already registered to this master (since {}); unregister it first",
+                row.get::<_, DateTime<Utc>>(1)
+            )));
+        }
+    }
+    tokens::consume(&tx, &request.token, &slave).await?.map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let slave_key = SigningKey::generate();
+    let heartbeat = &request.heartbeat;
+    let license = heartbeat.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
+    tx.execute(
+        "INSERT INTO slaves (id, state, slave_key, version, endpoints, license, registered_at, last_seen)
+         VALUES ($1, 'active', $2, $3, $4, $5, now(), now())
+         ON CONFLICT (id) DO UPDATE SET state = 'active', slave_key = excluded.slave_key, version = excluded.version,
+             endpoints = excluded.endpoints, license = excluded.license, registered_at = now(), last_seen = now(),
+             removed_at = NULL, removed_reason = NULL",
+        &[&slave, &slave_key.to_hex(), &request.version, &heartbeat.endpoints, &license],
+    )
+    .await?;
+    // A re-registered slave may come back with a fresh database whose
+    // message numbers start again: receipts compare against this registration only.
+    tx.execute("UPDATE receipts SET seq = 0 WHERE slave_id = $1", &[&slave]).await?;
+    declare_command_queue(state, &slave).await?;
+    let command_key = state
+        .keyring
+        .command_key_for(&slave)
+        .ok_or_else(|| anyhow::anyhow!("this master has no key (instance.master_key is empty)"))?;
+    let policies = fanout::welcome(&tx, state, &slave).await?;
+    tx.commit().await?;
+    reload_keyring(state).await;
+    state.outbox_wake.notify_one();
+    tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
+    Ok(RegisterResponse { master_id: state.site.instance.clone(), slave_key: slave_key.to_hex(), command_key: command_key.to_hex() })
+}
+
+async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), ApiError> {
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("the broker is unavailable: {e}"));
+    let channel = state.broker.channel().await.map_err(|e| unavailable(&e))?;
+    let topo = &state.site.topology;
+    let bindings = [Topology::slave_key(slave), Topology::ALL_SLAVES_KEY.to_owned()];
+    let declared = topology::declare_queue(&channel, topo, &topo.slave_commands_queue(slave), &topo.commands_exchange(), &bindings).await;
+    let _ = channel.close(200, "declared".into()).await;
+    declared.map_err(|e| unavailable(&e))
+}
+
+async fn delete_command_queue(state: &AppState, slave: &str) {
+    let queue = state.site.topology.slave_commands_queue(slave);
+    let deleted = match state.broker.channel().await {
+        Ok(channel) => {
+            let r = topology::delete_queue(&channel, &queue).await.map_err(|e| e.to_string());
+            let _ = channel.close(200, "deleted".into()).await;
+            r
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match deleted {
+        Ok(()) => tracing::info!(slave_id = slave, queue, "Deleted the command queue of a removed slave."),
+        Err(e) => tracing::warn!(slave_id = slave, queue, error = %e, "Could not delete the command queue of a removed slave."),
+    }
+}
+
+async fn reload_keyring(state: &AppState) {
+    let reloaded = match state.pool.get().await {
+        Ok(client) => state.keyring.reload_slaves(&client).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = reloaded {
+        tracing::error!(error = %format!("{e:#}"), "Could not reload the slave keys; they reload at the next change.");
+    }
+}
+
+const SLAVE_SELECT: &str = "SELECT s.id, s.state, s.last_seen, s.version, s.registered_at, s.endpoints, s.license,
+        s.removed_at, s.removed_reason, s.last_seen > now() - make_interval(secs => $1::double precision),
+        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id)
+    FROM slaves s";
+
+fn slave_json(r: &tokio_postgres::Row) -> Value {
+    let state = match (r.get::<_, &str>(1), r.get::<_, Option<bool>>(9)) {
+        ("active", Some(true)) => "online",
+        ("active", _) => "offline",
+        (other, _) => other,
+    };
+    json!({"id": r.get::<_, String>(0), "state": state, "last_seen": r.get::<_, Option<DateTime<Utc>>>(2),
+           "version": r.get::<_, Option<String>>(3), "registered_at": r.get::<_, DateTime<Utc>>(4),
+           "endpoints": r.get::<_, Option<i64>>(5), "license": r.get::<_, Option<Value>>(6),
+           "removed_at": r.get::<_, Option<DateTime<Utc>>>(7), "removed_reason": r.get::<_, Option<String>>(8),
+           "refused_messages": r.get::<_, i64>(10)})
+}
+
+pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Value>, tokio_postgres::Error> {
+    let rows = client.query(&format!("{SLAVE_SELECT} ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
+    Ok(rows.iter().map(slave_json).collect())
+}
+
+pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<Value, ApiError> {
+    let row = client
+        .query_opt(&format!("{SLAVE_SELECT} WHERE s.id = $2"), &[&OFFLINE_AFTER.as_secs_f64(), &id])
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no slave '{id}'")))?;
+    Ok(slave_json(&row))
+}
+
+/// The master drops a slave: it stops sending to it, cancels its tasks, and
+/// queues a `master.unregister` the slave applies when it reads its queue.
+pub async fn remove(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let current: String = tx
+        .query_opt("SELECT state FROM slaves WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no slave '{id}'")))?
+        .get(0);
+    let message = match current.as_str() {
+        "removed" => return Err(ApiError::Conflict(format!("slave '{id}' was already removed"))),
+        "removing" => format!("slave '{id}' is already being removed; it becomes a stand-alone when it reads its queue"),
+        _ => {
+            let reason = "removed by the master's operator";
+            tx.execute(
+                "UPDATE slaves SET state = 'removing', removed_at = now(), removed_reason = $2 WHERE id = $1",
+                &[&id, &reason],
+            )
+            .await?;
+            cancel_open_receipts(&tx, id).await?;
+            let cmd = MasterCommand::Unregister(Unregister { reason: reason.into() });
+            fanout::send(&tx, state, &[id.to_owned()], &cmd).await?;
+            format!("slave '{id}' removed: the master sends it nothing more and refuses its messages; it becomes a stand-alone when it reads its queue")
+        }
+    };
+    tx.commit().await?;
+    reload_keyring(state).await;
+    state.outbox_wake.notify_one();
+    tracing::info!(slave_id = id, "Removing a slave.");
+    Ok(json!({"id": id, "state": "removing", "message": message}))
+}
+
+/// A slave that leaves keeps no master policy and runs no master task:
+/// its policy receipts and open task receipts say so.
+async fn cancel_open_receipts<C: GenericClient>(tx: &C, slave: &str) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE receipts SET state = 'cancelled', reason = 'the slave left the hierarchy', updated_at = now()
+          WHERE slave_id = $1 AND (object_kind = 'policy' OR state IN ('pending', 'delivered'))",
+        &[&slave],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A verified report from a slave.
+pub struct Inbound {
+    pub slave: String,
+    pub seq: i64,
+    pub report: SlaveReport,
+}
+
+/// The [`BatchHandler`] of `<ns>.master.status`.
+pub struct StatusInbox {
+    pub state: Arc<AppState>,
+}
+
+impl BatchHandler for StatusInbox {
+    type Message = Inbound;
+
+    fn decode(&self, delivery: &Delivery) -> Result<Inbound, Rejection> {
+        let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+        let envelope = Envelope::decode(&delivery.data, kind)?;
+        let claimed = Topology::status_key_slave(delivery.routing_key.as_str()).unwrap_or_default();
+        if envelope.from != claimed {
+            return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));
+        }
+        let entry = self
+            .state
+            .keyring
+            .slave(&envelope.from)
+            .ok_or_else(|| Rejection::UnknownSender(format!("{} (not a registered slave of this master)", envelope.from)))?;
+        let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
+        if !entry.key.verify(&delivery.data, signature) {
+            return Err(Rejection::BadSignature);
+        }
+        let report = SlaveReport::from_envelope(&envelope)?;
+        if entry.removing && !matches!(report, SlaveReport::Unregistered(_)) {
+            return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
+        }
+        Ok(Inbound { slave: envelope.from, seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX), report })
+    }
+
+    async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
+        let removed = apply_reports(&self.state, batch).await.map_err(crate::inbox::classify)?;
+        for slave in &removed {
+            delete_command_queue(&self.state, slave).await;
+        }
+        if !removed.is_empty() {
+            reload_keyring(&self.state).await;
+        }
+        Ok(())
+    }
+
+    async fn refused(&self, delivery: &Delivery, reason: &str) {
+        let slave = Topology::status_key_slave(delivery.routing_key.as_str());
+        let kind = delivery.properties.kind().as_ref().map(|k| k.to_string());
+        let message_id = delivery.properties.message_id().as_ref().map(|k| k.to_string());
+        let recorded = match self.state.pool.get().await {
+            Ok(client) => client
+                .execute(
+                    "INSERT INTO refused_messages (slave_id, kind, message_id, reason) VALUES ($1, $2, $3, $4)",
+                    &[&slave, &kind, &message_id, &reason],
+                )
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %format!("{e:#}"), slave_id = slave.unwrap_or("-"), "Could not record a refused message.");
+        }
+    }
+}
+
+/// Applies reports in one transaction; returns the slaves that left.
+async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Vec<String>> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let mut removed = Vec::new();
+    let mut heard: Vec<&str> = batch.iter().map(|i| i.slave.as_str()).collect();
+    heard.sort_unstable();
+    heard.dedup();
+    tx.execute("UPDATE slaves SET last_seen = now() WHERE id = ANY($1) AND state = 'active'", &[&heard]).await?;
+    for inbound in batch {
+        let slave = &inbound.slave;
+        match &inbound.report {
+            SlaveReport::Heartbeat(h) => {
+                let license = h.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
+                tx.execute(
+                    "UPDATE slaves SET version = $2, endpoints = $3, license = $4
+                      WHERE id = $1 AND state = 'active'",
+                    &[slave, &h.version, &h.endpoints, &license],
+                )
+                .await?;
+            }
+            SlaveReport::Receipt(r) => {
+                let progress = match (&r.policy, &r.task) {
+                    (Some(p), _) => Some(serde_json::to_value(p)?),
+                    (_, Some(t)) => Some(serde_json::to_value(t)?),
+                    _ => None,
+                };
+                tx.execute(
+                    "UPDATE receipts SET version = $4, state = $5, reason = $6, progress = COALESCE($7, progress),
+                            seq = $8, updated_at = now()
+                      WHERE object_kind = $1 AND object_id = $2 AND slave_id = $3 AND version <= $4 AND seq < $8",
+                    &[&r.object.as_str(), &r.id, slave, &r.version, &r.state.as_str(), &r.reason, &progress, &inbound.seq],
+                )
+                .await?;
+            }
+            SlaveReport::Unregistered(u) => {
+                let changed = tx
+                    .execute(
+                        "UPDATE slaves SET state = 'removed', removed_at = COALESCE(removed_at, now()),
+                                removed_reason = COALESCE(removed_reason, $2)
+                          WHERE id = $1 AND state <> 'removed'",
+                        &[slave, &u.reason],
+                    )
+                    .await?;
+                if changed > 0 {
+                    cancel_open_receipts(&tx, slave).await?;
+                    tracing::info!(slave_id = %slave, reason = %u.reason, "A slave left the hierarchy.");
+                    removed.push(slave.clone());
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(removed)
+}

@@ -1,0 +1,112 @@
+//! Registration tokens: single use, expiring, created on the master and
+//! given to the operator of the stand-alone that is to become a slave.
+//!
+//! Only a SHA-256 of each token is stored, so a copy of the master's
+//! database holds no usable token.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use rampart_shared::signing::encode_hex;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Prefix that makes a registration token recognisable in a paste.
+const PREFIX: &str = "rrt_";
+/// Lifetime of a token when the operator does not say.
+pub const DEFAULT_LIFETIME_SECONDS: u64 = 3600;
+/// Longest lifetime a token may have (30 days).
+pub const MAX_LIFETIME_SECONDS: u64 = 30 * 24 * 3600;
+
+/// Why a presented token is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the registration token is not valid on this master")]
+    Unknown,
+    #[error("the registration token was already used (by '{by}' at {at})")]
+    Used { by: String, at: DateTime<Utc> },
+    #[error("the registration token expired at {0}")]
+    Expired(DateTime<Utc>),
+}
+
+/// A new token; the clear text is shown once and never stored.
+pub struct IssuedToken {
+    pub id: Uuid,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn hash(token: &str) -> String {
+    encode_hex(&Sha256::digest(token.trim().as_bytes()))
+}
+
+/// Creates a token valid for `lifetime_seconds`.
+pub async fn create<C: GenericClient>(client: &C, lifetime_seconds: u64) -> Result<IssuedToken, tokio_postgres::Error> {
+    let token = format!("{PREFIX}{}", rampart_shared::signing::SigningKey::generate().to_hex());
+    let id = Uuid::new_v4();
+    let seconds = i64::try_from(lifetime_seconds).unwrap_or(i64::MAX);
+    let row = client
+        .query_one(
+            "INSERT INTO registration_tokens (id, token_hash, expires_at)
+             VALUES ($1, $2, now() + make_interval(secs => $3::bigint)) RETURNING expires_at",
+            &[&id, &hash(&token), &seconds],
+        )
+        .await?;
+    Ok(IssuedToken { id, token, expires_at: row.get(0) })
+}
+
+/// Checks `token` and marks it used by `slave`, inside the caller's
+/// transaction (so a refused registration leaves it unused).
+pub async fn consume<C: GenericClient>(client: &C, token: &str, slave: &str) -> Result<Result<(), TokenError>, tokio_postgres::Error> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT id, expires_at, used_at, used_by, expires_at <= now() FROM registration_tokens
+              WHERE token_hash = $1 FOR UPDATE",
+            &[&hash(token)],
+        )
+        .await?
+    else {
+        return Ok(Err(TokenError::Unknown));
+    };
+    if let Some(at) = row.get::<_, Option<DateTime<Utc>>>(2) {
+        return Ok(Err(TokenError::Used { by: row.get::<_, Option<String>>(3).unwrap_or_default(), at }));
+    }
+    if row.get::<_, bool>(4) {
+        return Ok(Err(TokenError::Expired(row.get(1))));
+    }
+    client
+        .execute("UPDATE registration_tokens SET used_at = now(), used_by = $2 WHERE id = $1", &[&row.get::<_, Uuid>(0), &slave])
+        .await?;
+    Ok(Ok(()))
+}
+
+/// Every token with its state, newest first (never the token itself).
+pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<serde_json::Value>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT id, created_at, expires_at, used_at, used_by,
+                    CASE WHEN used_at IS NOT NULL THEN 'used' WHEN expires_at <= now() THEN 'expired' ELSE 'unused' END
+               FROM registration_tokens ORDER BY created_at DESC LIMIT 500",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({"id": r.get::<_, Uuid>(0), "created_at": r.get::<_, DateTime<Utc>>(1),
+                "expires_at": r.get::<_, DateTime<Utc>>(2), "used_at": r.get::<_, Option<DateTime<Utc>>>(3),
+                "used_by": r.get::<_, Option<String>>(4), "state": r.get::<_, &str>(5)})
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_ignore_surrounding_whitespace_only() {
+        assert_eq!(hash("rrt_abc"), hash(" rrt_abc\n"));
+        assert_ne!(hash("rrt_abc"), hash("rrt_abd"));
+        assert_eq!(hash("x").len(), 64);
+    }
+}
