@@ -92,11 +92,14 @@ impl Envelope {
     /// Parses and checks a raw payload: size, JSON shape, version, and that
     /// the AMQP `type` property (when present) agrees with the kind.
     pub fn decode(payload: &[u8], amqp_type: Option<&str>) -> Result<Self, Rejection> {
-        if payload.len() > MAX_MESSAGE_BYTES {
-            return Err(Rejection::Oversized {
-                size: payload.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
+        Self::decode_limited(payload, amqp_type, MAX_MESSAGE_BYTES)
+    }
+
+    /// [`decode`](Self::decode) with another size limit, for the few kinds
+    /// that carry bulk data (replication batches).
+    pub fn decode_limited(payload: &[u8], amqp_type: Option<&str>, limit: usize) -> Result<Self, Rejection> {
+        if payload.len() > limit {
+            return Err(Rejection::Oversized { size: payload.len(), limit });
         }
         // Check the version before the full shape so a v2 envelope is reported as such.
         let raw: serde_json::Value =

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::{
     envelope::{Envelope, Rejection},
     messages::{PolicySettings, TaskKind},
+    replication::{self, ReplicateNow, ReplicationAck, ReplicationProgress, VerifyRequest},
     signing::SigningKey,
 };
 
@@ -110,6 +111,9 @@ pub enum MasterCommand {
     Task(MasterTask),
     CancelTask(CancelMasterTask),
     Unregister(Unregister),
+    ReplicationAck(ReplicationAck),
+    ReplicateNow(ReplicateNow),
+    Verify(VerifyRequest),
 }
 
 impl MasterCommand {
@@ -120,6 +124,9 @@ impl MasterCommand {
             Self::Task(_) => kind::TASK,
             Self::CancelTask(_) => kind::CANCEL_TASK,
             Self::Unregister(_) => kind::UNREGISTER,
+            Self::ReplicationAck(_) => replication::kind::ACK,
+            Self::ReplicateNow(_) => replication::kind::REPLICATE_NOW,
+            Self::Verify(_) => replication::kind::VERIFY,
         }
     }
 
@@ -130,6 +137,9 @@ impl MasterCommand {
             Self::Task(b) => Envelope::new(self.kind(), master, 0, b),
             Self::CancelTask(b) => Envelope::new(self.kind(), master, 0, b),
             Self::Unregister(b) => Envelope::new(self.kind(), master, 0, b),
+            Self::ReplicationAck(b) => Envelope::new(self.kind(), master, 0, b),
+            Self::ReplicateNow(b) => Envelope::new(self.kind(), master, 0, b),
+            Self::Verify(b) => Envelope::new(self.kind(), master, 0, b),
         }
     }
 
@@ -140,6 +150,9 @@ impl MasterCommand {
             kind::TASK => Self::Task(envelope.body()?),
             kind::CANCEL_TASK => Self::CancelTask(envelope.body()?),
             kind::UNREGISTER => Self::Unregister(envelope.body()?),
+            replication::kind::ACK => Self::ReplicationAck(envelope.body()?),
+            replication::kind::REPLICATE_NOW => Self::ReplicateNow(envelope.body()?),
+            replication::kind::VERIFY => Self::Verify(envelope.body()?),
             other => return Err(Rejection::UnknownKind(other.to_owned())),
         })
     }
@@ -161,6 +174,9 @@ pub struct SlaveHeartbeat {
     pub version: String,
     pub endpoints: i64,
     pub license: Option<LicenseUsage>,
+    /// Where replication stands (absent before the first batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationProgress>,
 }
 
 /// What a receipt is about.

@@ -6,6 +6,7 @@
 //!   the checks a consumer runs before it trusts one.
 //! * [`messages`]: the message kinds and their bodies (agents <-> site).
 //! * [`hierarchy`]: master <-> slave commands, reports and registration.
+//! * [`replication`]: the slave -> master change stream and its acks.
 //! * [`topology`]: every AMQP name (exchanges, queues, routing keys) and the
 //!   declaration of them. No service spells a queue name by hand.
 //! * [`amqp`]: the broker connection, confirmed publishing, and the batching
@@ -24,6 +25,7 @@ pub mod envelope;
 pub mod hierarchy;
 pub mod license;
 pub mod messages;
+pub mod replication;
 pub mod secret;
 pub mod shutdown;
 pub mod signing;

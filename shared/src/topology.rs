@@ -133,6 +133,10 @@ impl Topology {
     pub fn master_status_queue(&self) -> String {
         format!("{}.master.status", self.ns)
     }
+    /// Where the master receives every slave's replication batches.
+    pub fn master_replication_queue(&self) -> String {
+        format!("{}.master.replication", self.ns)
+    }
     /// Where messages refused by `queue` are parked for an operator.
     pub fn parking_queue(queue: &str) -> String {
         format!("{queue}.parking")
@@ -165,6 +169,8 @@ impl Topology {
     pub fn status_key_slave(routing_key: &str) -> Option<&str> {
         routing_key.strip_prefix("slave.")?.split('.').next().filter(|s| !s.is_empty())
     }
+    /// Binding that catches every slave's replication batches.
+    pub const REPLICATION_BINDING: &'static str = "slave.*";
     /// Binding that catches every slave's status messages.
     pub const STATUS_BINDING: &'static str = "slave.#";
     /// Binding that catches every endpoint command of `instance`.
@@ -311,6 +317,7 @@ mod tests {
         assert_eq!(Topology::parking_queue("q"), "q.parking");
         assert_eq!(t.slave_commands_queue("paris"), "rampart.slave.paris.commands");
         assert_eq!(t.master_status_queue(), "rampart.master.status");
+        assert_eq!(t.master_replication_queue(), "rampart.master.replication");
         assert_eq!(Topology::status_key("paris", "slave.receipt"), "slave.paris.slave.receipt");
         assert_eq!(Topology::status_key_slave("slave.paris.slave.receipt"), Some("paris"));
         assert_eq!(Topology::status_key_slave("agent.paris"), None);

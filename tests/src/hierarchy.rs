@@ -66,3 +66,46 @@ pub async fn wait_for_receipts(master: &TestServer, path: &str, slaves: &[&str],
     })
     .await
 }
+
+/// The master's record of `slave`'s replication (`replication` of `GET /api/slaves/{id}`).
+pub async fn replication_of(master: &TestServer, slave: &str) -> Value {
+    master.get_ok(&format!("/api/slaves/{slave}")).await["replication"].clone()
+}
+
+/// Waits until the master's copy of `slave` holds `count` endpoints.
+pub async fn wait_for_replicated_endpoints(master: &TestServer, slave: &str, count: i64) -> Value {
+    wait_for(&format!("{count} endpoints of {slave} replicated to the master"), || async {
+        let replication = replication_of(master, slave).await;
+        (replication["replicated_endpoints"] == count).then_some(replication)
+    })
+    .await
+}
+
+/// Asks the master to verify `slave` and waits for the finished verification.
+pub async fn verify(master: &TestServer, slave: &str) -> Value {
+    let (status, body) = master.post("/api/verifications", json!({"slave": slave})).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["verifications"][0]["id"].as_str().expect("a verification id").to_owned();
+    wait_for(&format!("the verification of {slave}"), || async {
+        let v = master.get_ok(&format!("/api/verifications/{id}")).await;
+        (v["state"] == "finished").then_some(v)
+    })
+    .await
+}
+
+/// Inserts `count` endpoints straight into a site's database (as enrolled
+/// computers), ids `<prefix>-00000`...
+pub async fn insert_endpoints(site: &TestServer, prefix: &str, count: i64) {
+    let client = site.state.pool.get().await.expect("a database connection");
+    client
+        .execute(
+            "INSERT INTO endpoints (id, hostname, ip, os, agent_version, signatures_version, signatures_date,
+                                    realtime_protection, status, last_seen)
+             SELECT format('%s-%s', $1::text, lpad(n::text, 5, '0')), format('pc-%s', n), '10.0.0.1', 'Windows 11', '1.0',
+                    '2026.11.1', current_date, true, 'protected', now()
+               FROM generate_series(0, $2::bigint - 1) AS n",
+            &[&prefix, &count],
+        )
+        .await
+        .expect("endpoints inserted");
+}

@@ -148,6 +148,16 @@ impl TestServer {
         self.options
     }
 
+    /// Kills the server as `kill -9` would: no draining, no acks; the broker
+    /// connection drops, so the broker redelivers whatever was unacked. The
+    /// database stays (start the server again with the returned options).
+    pub async fn kill(self) -> ServerOptions {
+        self.handle.abort();
+        let _ = self.handle.await;
+        self.state.broker.close().await;
+        self.options
+    }
+
     /// Stops the server, then removes its database and AMQP names.
     pub async fn stop(self, extra_queues: &[String]) {
         let topo = self.topology();
@@ -157,7 +167,7 @@ impl TestServer {
         let database_url = self.options.database_url();
         self.halt().await;
         let mut queues = if is_master {
-            vec![topo.master_status_queue()]
+            vec![topo.master_status_queue(), topo.master_replication_queue()]
         } else {
             vec![topo.site_inbox(&instance), topo.slave_commands_queue(&instance)]
         };

@@ -220,6 +220,7 @@ async fn unregistering_from_either_side_leaves_both_consistent() {
         version: "late".into(),
         endpoints: 1,
         license: None,
+        replication: None,
     });
     let late = rampart_shared::amqp::publisher::Outgoing::envelope(
         lyon.topology().status_exchange(),

@@ -148,7 +148,7 @@ async fn duplicate_and_forged_messages_have_no_effect() {
     assert!(reasons.iter().any(|r| r.contains("evil-hq")), "{reasons:?}");
 
     // Reports to the master: wrong key, another slave's name, a stranger.
-    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat { version: "6.6.6".into(), endpoints: 666, license: None });
+    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat { version: "6.6.6".into(), endpoints: 666, license: None, replication: None });
     let paris_key = slave.state.keyring.link().unwrap().slave_key;
     let report = |from: &str, as_slave: &str, key: &SigningKey| {
         Outgoing::envelope(topo.status_exchange(), Topology::status_key(as_slave, heartbeat.kind()), &heartbeat.to_envelope(from), Some(key))

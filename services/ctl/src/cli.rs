@@ -12,8 +12,8 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    deploy, endpoints, groups, hierarchy, license, policies, settings, slaves, tasks, tree, views,
-    virtual_groups,
+    deploy, endpoints, groups, hierarchy, license, policies, replication, settings, slaves, tasks,
+    tree, verify, views, virtual_groups,
 };
 
 /// Environment variable holding the server's API address.
@@ -28,9 +28,13 @@ pub const DEFAULT_PORT: u16 = 7073;
 /// Help heading of the flags every command takes.
 const GLOBAL: &str = "Global options";
 
+/// The exit codes, as `rampartctl --help` shows them.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 the server refused or the call failed; \
+2 a usage error. `verify`: 0 in sync, 1 out of sync, 2 not finished or failed.";
+
 /// Operate a Rampart management server through its HTTP API.
 #[derive(Debug, Parser)]
-#[command(name = "rampartctl", version)]
+#[command(name = "rampartctl", version, after_help = EXIT_CODES)]
 pub struct Cli {
     /// API address of the server (http://HOST:PORT).
     #[arg(long, global = true, env = SERVER_ENV, hide_env_values = true, default_value = DEFAULT_SERVER, value_name = "URL",
@@ -71,7 +75,7 @@ pub enum Command {
     /// Scan and update tasks.
     #[command(subcommand)]
     Tasks(tasks::TasksCommand),
-    /// The site as a tree: groups and their endpoints.
+    /// The site as a tree: groups and their endpoints (on a master, under each slave).
     Tree(tree::TreeArgs),
     /// Management dashboard: status counts, license, outdated signatures, detections.
     Dashboard,
@@ -98,9 +102,16 @@ pub enum Command {
     Register(hierarchy::RegisterArgs),
     /// Leave the master: its policies and tasks go, this server is stand-alone again.
     Unregister,
-    /// The slaves of this master: state, endpoints, license; remove one.
+    /// The slaves of this master: state, endpoints, license, replication; replicate or remove one.
     #[command(subcommand)]
     Slaves(slaves::SlavesCommand),
+    /// Where replication stands: a slave's stream to its master, or a master's copy of each slave.
+    Replication,
+    /// Replicate now instead of at the next interval (on a master: every active slave).
+    ReplicateNow(replication::ReplicateNowArgs),
+    /// Check that the master's copy of each slave's data matches the slave's (on a master).
+    #[command(after_help = verify::EXIT_CODES)]
+    Verify(verify::VerifyArgs),
 }
 
 /// Accepts `http://host:port[/prefix]`, or `host:port` meaning plain HTTP.
@@ -179,6 +190,38 @@ mod tests {
     #[test]
     fn the_command_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn replication_commands_parse() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()))
+                .map(|cli| cli.command)
+        };
+        assert!(matches!(parse(&["replication"]), Ok(Command::Replication)));
+        assert!(matches!(
+            parse(&["replicate-now", "--full"]),
+            Ok(Command::ReplicateNow(_))
+        ));
+        assert!(matches!(
+            parse(&["verify", "--slave", "paris", "--timeout", "30"]),
+            Ok(Command::Verify(_))
+        ));
+        let zero = parse(&["verify", "--timeout", "0"]).unwrap_err();
+        assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn verify_help_lists_its_exit_codes() {
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("verify")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("1  a slave's data differs"), "{help}");
+        assert!(help.contains("--timeout <SECS>"), "{help}");
+        assert!(help.contains("[default: 120]"), "{help}");
     }
 
     #[test]

@@ -178,6 +178,15 @@ impl ApiClient {
         self.send(Method::DELETE, path, &[], body).await
     }
 
+    /// A `DELETE` whose options go in the query string (`?purge=true`).
+    pub async fn delete_with_query(
+        &self,
+        path: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Answer, ApiError> {
+        self.send(Method::DELETE, path, query, None).await
+    }
+
     /// Sends one request and reads the whole answer.
     async fn send(
         &self,

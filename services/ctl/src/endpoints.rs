@@ -1,5 +1,9 @@
 //! `rampartctl endpoints`: list, inspect and move managed computers.
 //!
+//! On a master the endpoints are its copy of every slave's: each names its
+//! `slave`, the table gains a `SLAVE` column, and `--slave` picks one slave's
+//! endpoints (group and endpoint ids are a slave's own).
+//!
 //! Also home of the endpoint table, which `virtual-groups members` reuses.
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -17,6 +21,10 @@ pub enum EndpointsCommand {
     Show {
         /// Endpoint id (e.g. sim1-00001).
         id: String,
+        /// On a master: the slave the endpoint belongs to, needed when two
+        /// slaves use the same id.
+        #[arg(long, value_name = "ID")]
+        slave: Option<String>,
     },
     /// Move an endpoint to another network group (network builder).
     Move {
@@ -30,7 +38,10 @@ pub enum EndpointsCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only endpoints in this network group.
+    /// On a master: only the endpoints of this slave.
+    #[arg(long, value_name = "ID")]
+    slave: Option<String>,
+    /// Only endpoints in this network group (on a master, with --slave).
     #[arg(long, value_name = "GID")]
     group: Option<i64>,
     /// Only endpoints with this security status.
@@ -75,6 +86,9 @@ impl ListArgs {
     /// The query string of `GET /api/endpoints`; unset filters are left out.
     fn query(&self) -> Vec<(&'static str, String)> {
         let mut query = Vec::new();
+        if let Some(slave) = &self.slave {
+            query.push(("slave", slave.clone()));
+        }
         if let Some(group) = self.group {
             query.push(("group", group.to_string()));
         }
@@ -104,8 +118,9 @@ pub async fn run(command: EndpointsCommand, session: &Session) -> anyhow::Result
             let answer = client.get(&["api", "endpoints"], &args.query()).await?;
             session.print(&answer, render_list)
         }
-        EndpointsCommand::Show { id } => {
-            let answer = client.get(&["api", "endpoints", &id], &[]).await?;
+        EndpointsCommand::Show { id, slave } => {
+            let query: Vec<_> = slave.map(|slave| ("slave", slave)).into_iter().collect();
+            let answer = client.get(&["api", "endpoints", &id], &query).await?;
             session.print(&answer, render_one)
         }
         EndpointsCommand::Move { id, group } => {
@@ -144,9 +159,15 @@ fn render_list(answer: &Value) -> String {
     out
 }
 
-/// The endpoint columns an operator scans for: who, where, how safe.
+/// The endpoint columns an operator scans for: who, where, how safe. A
+/// master's endpoints (which name their `slave`) lead with a `SLAVE` column.
 pub fn endpoint_table(endpoints: &[Value]) -> Table {
-    let mut table = Table::new(&[
+    let on_master = endpoints.iter().any(|e| e.get("slave").is_some());
+    let mut headers = Vec::new();
+    if on_master {
+        headers.push("SLAVE");
+    }
+    headers.extend([
         "ID",
         "HOSTNAME",
         "IP",
@@ -158,8 +179,10 @@ pub fn endpoint_table(endpoints: &[Value]) -> Table {
         "POLICY",
         "LAST SEEN",
     ]);
+    let mut table = Table::new(&headers);
     for e in endpoints {
-        table.row([
+        let slave = on_master.then(|| text(&e["slave"]));
+        table.row(slave.into_iter().chain([
             text(&e["id"]),
             text(&e["hostname"]),
             text(&e["ip"]),
@@ -170,7 +193,7 @@ pub fn endpoint_table(endpoints: &[Value]) -> Table {
             text(&e["signatures_date"]),
             policy_label(e),
             time(&e["last_seen"]),
-        ]);
+        ]));
     }
     table
 }
@@ -227,7 +250,11 @@ fn render_one(e: &Value) -> String {
         Some(false) => "off",
         None => "-",
     };
-    let mut out = details(&[
+    let mut pairs = Vec::new();
+    if let Some(slave) = e.get("slave") {
+        pairs.push(("Slave", text(slave)));
+    }
+    pairs.extend([
         ("ID", text(&e["id"])),
         ("Hostname", text(&e["hostname"])),
         ("IP", text(&e["ip"])),
@@ -254,6 +281,7 @@ fn render_one(e: &Value) -> String {
         ("Last seen", time(&e["last_seen"])),
         ("Enrolled", time(&e["enrolled_at"])),
     ]);
+    let mut out = details(&pairs);
     // docs/api.md does not name the field; `detections` is the natural one.
     let detections = items(if e["detections"].is_array() {
         &e["detections"]
@@ -308,6 +336,48 @@ mod tests {
             ("limit", "20"),
         ];
         assert_eq!(query, expected.map(|(k, v)| (k, v.to_owned())));
+    }
+
+    #[test]
+    fn a_master_filters_by_slave() {
+        let query = list_args(&["--slave", "paris", "--group", "2"]).query();
+        let expected = [("slave", "paris"), ("group", "2")];
+        assert_eq!(query, expected.map(|(k, v)| (k, v.to_owned())));
+    }
+
+    #[test]
+    fn a_masters_endpoints_lead_with_their_slave() {
+        let endpoint = |slave: &str, id: &str| {
+            json!({"slave": slave, "id": id, "hostname": "pc-1", "ip": "10.0.0.1", "group": "Default",
+                   "status": "protected", "licensed": true, "online": false, "signatures_date": null,
+                   "policy": {"id": null}, "applied_policy": {"id": null}, "last_seen": null})
+        };
+        let table = endpoint_table(&[
+            endpoint("lyon", "sim1-00001"),
+            endpoint("paris", "sim2-00001"),
+        ]);
+        assert_eq!(
+            table.render(),
+            "SLAVE  ID          HOSTNAME  IP        GROUP    STATUS     LICENSED  ONLINE  SIGNATURES  POLICY   LAST SEEN\n\
+             lyon   sim1-00001  pc-1      10.0.0.1  Default  protected  yes       no      -           default  -\n\
+             paris  sim2-00001  pc-1      10.0.0.1  Default  protected  yes       no      -           default  -\n"
+        );
+        let mut local = endpoint("lyon", "sim1-00001");
+        local.as_object_mut().unwrap().remove("slave");
+        assert!(endpoint_table(&[local])
+            .render()
+            .starts_with("ID          HOSTNAME"));
+    }
+
+    #[test]
+    fn a_masters_endpoint_names_its_slave() {
+        let out = render_one(&json!({"slave": "paris", "id": "sim2-00001", "detections": []}));
+        assert!(
+            out.starts_with("Slave:           paris\nID:              sim2-00001\n"),
+            "{out}"
+        );
+        let out = render_one(&json!({"id": "sim1-00001", "detections": []}));
+        assert!(out.starts_with("ID:              sim1-00001\n"), "{out}");
     }
 
     #[test]

@@ -22,8 +22,13 @@
 //!   [`rollout`] (`--target` for policies and tasks sent to slaves, and how
 //!   each slave took them). [`task_target`] tells a task's local target from
 //!   its slave target.
+//! * Replication of a slave's data to its master: [`replication`] (where it
+//!   stands, `replicate-now`) and [`verify`] (does a master's copy match the
+//!   slave's data).
 //!
-//! Exit codes (see `main.rs`): 0 success, 1 refused or failed, 2 usage.
+//! Exit codes (see `main.rs`): 0 success, 1 refused or failed, 2 usage. A
+//! command that needs other codes fails with an [`ExitError`]: `verify`
+//! exits 1 when a slave is out of sync and 2 when it could not tell.
 
 pub mod cli;
 pub mod client;
@@ -34,6 +39,7 @@ pub mod hierarchy;
 pub mod license;
 pub mod output;
 pub mod policies;
+pub mod replication;
 pub mod rollout;
 pub mod session;
 pub mod settings;
@@ -41,12 +47,50 @@ pub mod slaves;
 pub mod task_target;
 pub mod tasks;
 pub mod tree;
+pub mod verify;
 pub mod views;
 pub mod virtual_groups;
 
 pub use cli::{Cli, Command};
 
+use std::fmt;
+
 use session::Session;
+
+/// A failure that asks for its own exit code, for a command whose scripts
+/// must tell one failure from another. Any other error exits 1.
+#[derive(Debug)]
+pub struct ExitError {
+    /// The process exit code, never 0.
+    pub code: u8,
+    /// What went wrong, printed as `error: <message>`.
+    error: anyhow::Error,
+}
+
+impl ExitError {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        debug_assert_ne!(code, 0, "an error cannot exit 0");
+        Self {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
+impl fmt::Display for ExitError {
+    /// The whole chain of the wrapped error; [`ExitError`] adds no words.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for ExitError {}
+
+/// The exit code for an error that ended [`run`]: its own for an
+/// [`ExitError`], else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error.downcast_ref::<ExitError>().map_or(1, |e| e.code)
+}
 
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -71,5 +115,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Register(args) => hierarchy::register(args, &session).await,
         Command::Unregister => hierarchy::unregister(&session).await,
         Command::Slaves(command) => slaves::run(command, &session).await,
+        Command::Replication => replication::status(&session).await,
+        Command::ReplicateNow(args) => replication::now(args, &session).await,
+        Command::Verify(args) => verify::run(args, &session).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_exit_1_unless_they_carry_a_code() {
+        assert_eq!(exit_code(&anyhow::anyhow!("refused")), 1);
+        let coded = anyhow::Error::new(ExitError::new(2, anyhow::anyhow!("no answer")));
+        assert_eq!(exit_code(&coded), 2);
+        assert_eq!(format!("{coded:#}"), "no answer");
+        let chained = ExitError::new(2, anyhow::anyhow!("refused").context("Failed to verify"));
+        assert_eq!(chained.to_string(), "Failed to verify: refused");
     }
 }

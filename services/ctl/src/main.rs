@@ -1,7 +1,8 @@
 //! `rampartctl`: parses the command line and runs it (see the library).
 //!
 //! Exit codes: 0 success, 1 any refusal or failure (`error: <message>` on
-//! stderr), 2 a usage error (clap).
+//! stderr), 2 a usage error (clap). A command may choose its own code with
+//! `rampartctl::ExitError` (`verify`: 1 out of sync, 2 undecided).
 
 use std::process::ExitCode;
 
@@ -14,7 +15,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(rampartctl::exit_code(&error))
         }
     }
 }

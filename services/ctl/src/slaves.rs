@@ -2,27 +2,45 @@
 //!
 //! Only a master has slaves; any other server refuses these calls and its
 //! message is printed as is. `REFUSED` counts the messages from a slave that
-//! the master would not apply.
+//! the master would not apply. The replication columns say how fresh the
+//! master's copy of each slave's data is: `WATERMARK` is the last change
+//! applied (transaction:sequence), `LAG` the age of the data, `BEHIND` the
+//! rows the slave has yet to send.
 
 use clap::Subcommand;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::output::{count, details, items, text, time, Table};
+use crate::output::{count, details, items, section, text, time, Table};
 use crate::session::Session;
+
+/// The replication columns of a slave table, filled by [`replication_cells`].
+pub const REPLICATION_HEADERS: [&str; 4] = ["LAST REPLICATION", "WATERMARK", "LAG", "BEHIND"];
 
 #[derive(Debug, Subcommand)]
 pub enum SlavesCommand {
-    /// List slaves: state, last contact, endpoints and license.
+    /// List slaves: state, last contact, endpoints, license and replication.
     List,
-    /// One slave.
+    /// One slave, with where the replication of its data stands.
     Show {
         /// Slave id.
         id: String,
+    },
+    /// Ask one active slave to replicate now instead of at its next interval.
+    Replicate {
+        /// Slave id.
+        id: String,
+        /// Ship every row again and replace the master's copy (a new epoch).
+        #[arg(long)]
+        full: bool,
     },
     /// Remove a slave from this master; prints what the server did.
     Remove {
         /// Slave id.
         id: String,
+        /// Also delete the master's copy of the slave's replicated data
+        /// (kept by default).
+        #[arg(long)]
+        purge: bool,
     },
 }
 
@@ -37,14 +55,56 @@ pub async fn run(command: SlavesCommand, session: &Session) -> anyhow::Result<()
             let answer = client.get(&["api", "slaves", &id], &[]).await?;
             session.print(&answer, render_one)
         }
-        SlavesCommand::Remove { id } => {
-            let answer = client.delete(&["api", "slaves", &id], None).await?;
+        SlavesCommand::Replicate { id, full } => {
+            let answer = client
+                .post(
+                    &["api", "slaves", &id, "replicate"],
+                    &json!({ "full": full }),
+                )
+                .await?;
+            session.print(&answer, |r| match r["message"].as_str() {
+                Some(message) if !message.trim().is_empty() => format!("{message}\n"),
+                _ => format!("Asked slave {id} to replicate now.\n"),
+            })
+        }
+        SlavesCommand::Remove { id, purge } => {
+            let query = if purge {
+                vec![("purge", "true".to_owned())]
+            } else {
+                Vec::new()
+            };
+            let answer = client
+                .delete_with_query(&["api", "slaves", &id], &query)
+                .await?;
             session.print(&answer, |s| match s["message"].as_str() {
                 Some(message) if !message.trim().is_empty() => format!("{message}\n"),
                 _ => format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"])),
             })
         }
     }
+}
+
+/// `12s`, `4m05s`, `2h10m`, `3d04h`: how old the master's copy is.
+pub fn lag(seconds: &Value) -> String {
+    let Some(s) = seconds.as_u64() else {
+        return text(seconds);
+    };
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// The [`REPLICATION_HEADERS`] cells of a slave's `replication` object.
+pub fn replication_cells(replication: &Value) -> [String; 4] {
+    [
+        time(&replication["last_replication"]),
+        text(&replication["watermark"]),
+        lag(&replication["lag_seconds"]),
+        text(&replication["rows_behind"]),
+    ]
 }
 
 /// `120/500 until 2027-01-01`: endpoints licensed out of the slave's seats.
@@ -65,32 +125,36 @@ fn render_list(answer: &Value) -> String {
     if slaves.is_empty() {
         return "No slaves.\n".to_owned();
     }
-    let mut table = Table::new(&[
-        "ID",
-        "STATE",
-        "LAST SEEN",
-        "VERSION",
-        "ENDPOINTS",
-        "LICENSE",
-        "REFUSED",
-    ])
-    .numeric(&["ENDPOINTS", "REFUSED"]);
+    let headers = [
+        &[
+            "ID",
+            "STATE",
+            "LAST SEEN",
+            "ENDPOINTS",
+            "LICENSE",
+            "REFUSED",
+        ][..],
+        &REPLICATION_HEADERS,
+    ]
+    .concat();
+    let mut table = Table::new(&headers).numeric(&["ENDPOINTS", "REFUSED", "LAG", "BEHIND"]);
     for s in slaves {
-        table.row([
+        let mut row = vec![
             text(&s["id"]),
             text(&s["state"]),
             time(&s["last_seen"]),
-            text(&s["version"]),
             text(&s["endpoints"]),
             license_cell(&s["license"]),
             count(&s["refused_messages"]).to_string(),
-        ]);
+        ];
+        row.extend(replication_cells(&s["replication"]));
+        table.row(row);
     }
     table.render()
 }
 
 fn render_one(s: &Value) -> String {
-    details(&[
+    let mut out = details(&[
         ("ID", text(&s["id"])),
         ("State", text(&s["state"])),
         ("Registered", time(&s["registered_at"])),
@@ -102,35 +166,82 @@ fn render_one(s: &Value) -> String {
             "Refused messages",
             count(&s["refused_messages"]).to_string(),
         ),
+    ]);
+    let replication = &s["replication"];
+    if replication.is_object() {
+        out.push_str(&section("Replication", &replication_details(replication)));
+    }
+    out
+}
+
+/// Every field of a slave's `replication` object.
+fn replication_details(r: &Value) -> String {
+    let never = |at: &Value| {
+        if at.is_null() {
+            "never".to_owned()
+        } else {
+            time(at)
+        }
+    };
+    details(&[
+        ("Epoch", text(&r["epoch"])),
+        ("Watermark", text(&r["watermark"])),
+        ("Last replication", never(&r["last_replication"])),
+        ("Synced as of", never(&r["synced_as_of"])),
+        ("Lag", lag(&r["lag_seconds"])),
+        ("Rows behind", text(&r["rows_behind"])),
+        ("Batches", text(&r["batches"])),
+        ("Rows", text(&r["rows"])),
+        ("Refused batches", text(&r["refused_batches"])),
+        ("Replicated endpoints", text(&r["replicated_endpoints"])),
     ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use clap::Parser;
 
     #[test]
-    fn the_list_shows_license_use_and_refusals() {
+    fn the_list_shows_license_use_refusals_and_replication() {
         let answer = json!([
             {"id": "lyon", "state": "online", "last_seen": "x", "version": "0.2.0", "registered_at": "y",
-             "endpoints": 120, "license": {"seats": 500, "used": 120, "expires_on": "2027-01-01"}, "refused_messages": 0},
+             "endpoints": 120, "license": {"seats": 500, "used": 120, "expires_on": "2027-01-01"}, "refused_messages": 0,
+             "replication": {"epoch": 1, "watermark": "812:5531", "batches": 14, "rows": 10234, "refused_batches": 0,
+                             "last_replication": "z", "synced_as_of": "z", "rows_behind": 0, "lag_seconds": 12,
+                             "replicated_endpoints": 120}},
             {"id": "nice", "state": "removing", "last_seen": null, "version": null, "registered_at": "y",
-             "endpoints": null, "license": null, "refused_messages": 3}
+             "endpoints": null, "license": null, "refused_messages": 3,
+             "replication": {"epoch": 0, "watermark": "0:0", "batches": 0, "rows": 0, "refused_batches": 0,
+                             "last_replication": null, "synced_as_of": null, "rows_behind": null, "lag_seconds": null,
+                             "replicated_endpoints": 0}}
         ]);
         assert_eq!(
             render_list(&answer),
-            "ID    STATE     LAST SEEN  VERSION  ENDPOINTS  LICENSE                   REFUSED\n\
-             lyon  online    x          0.2.0          120  120/500 until 2027-01-01        0\n\
-             nice  removing  -          -                -  -                               3\n"
+            "ID    STATE     LAST SEEN  ENDPOINTS  LICENSE                   REFUSED  LAST REPLICATION  WATERMARK  LAG  BEHIND\n\
+             lyon  online    x                120  120/500 until 2027-01-01        0  z                 812:5531   12s       0\n\
+             nice  removing  -                  -  -                               3  -                 0:0          -       -\n"
         );
         assert_eq!(render_list(&json!([])), "No slaves.\n");
     }
 
     #[test]
+    fn lag_reads_in_the_largest_units_that_fit() {
+        assert_eq!(lag(&json!(0)), "0s");
+        assert_eq!(lag(&json!(59)), "59s");
+        assert_eq!(lag(&json!(245)), "4m05s");
+        assert_eq!(lag(&json!(7800)), "2h10m");
+        assert_eq!(lag(&json!(273_600)), "3d04h");
+        assert_eq!(lag(&json!(null)), "-");
+    }
+
+    #[test]
     fn one_slave() {
         let out = render_one(&json!({"id": "lyon", "state": "offline", "endpoints": 7,
-            "license": {"seats": 10, "used": 7, "expires_on": "2026-12-31"}, "refused_messages": 1}));
+            "license": {"seats": 10, "used": 7, "expires_on": "2026-12-31"}, "refused_messages": 1,
+            "replication": {"epoch": 2, "watermark": "812:5531", "batches": 14, "rows": 10234, "refused_batches": 1,
+                            "last_replication": null, "synced_as_of": null, "rows_behind": 40, "lag_seconds": 75,
+                            "replicated_endpoints": 7}}));
         assert!(
             out.starts_with("ID:                lyon\nState:             offline\n"),
             "{out}"
@@ -139,6 +250,46 @@ mod tests {
             out.contains("License:           7/10 until 2026-12-31\n"),
             "{out}"
         );
-        assert!(out.ends_with("Refused messages:  1\n"), "{out}");
+        assert!(
+            out.contains("Refused messages:  1\n\nReplication\n"),
+            "{out}"
+        );
+        for line in [
+            "Epoch:                 2\n",
+            "Watermark:             812:5531\n",
+            "Last replication:      never\n",
+            "Lag:                   1m15s\n",
+            "Rows behind:           40\n",
+            "Refused batches:       1\n",
+        ] {
+            assert!(out.contains(line), "{line}: {out}");
+        }
+        assert!(out.ends_with("Replicated endpoints:  7\n"), "{out}");
+    }
+
+    #[test]
+    fn remove_purges_only_when_asked() {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(subcommand)]
+            command: SlavesCommand,
+        }
+        let parse = |args: &[&str]| {
+            Wrapper::try_parse_from(std::iter::once("slaves").chain(args.iter().copied()))
+                .map(|w| w.command)
+        };
+        assert!(matches!(
+            parse(&["remove", "lyon", "--purge"]).unwrap(),
+            SlavesCommand::Remove { purge: true, .. }
+        ));
+        assert!(matches!(
+            parse(&["remove", "lyon"]).unwrap(),
+            SlavesCommand::Remove { purge: false, .. }
+        ));
+        assert!(matches!(
+            parse(&["replicate", "lyon", "--full"]).unwrap(),
+            SlavesCommand::Replicate { full: true, .. }
+        ));
+        assert!(parse(&["replicate"]).is_err());
     }
 }

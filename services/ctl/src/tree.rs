@@ -12,13 +12,21 @@
 //! ```
 //!
 //! Nodes are drawn generically (`kind`, `name`, `id`, `children`,
-//! `endpoints`), so a master's view with slaves between the root and the
-//! groups renders the same way.
+//! `endpoints`), so a master's view, from its copy of each slave's data,
+//! renders the same way with the slaves between the root and the groups:
+//!
+//! ```text
+//! hq (master)
+//! ├── lyon (slave, removing, data as of 2026-11-26 11:00:00)
+//! │   └── Default (group 1, 120 endpoints)
+//! │       ...
+//! └── paris (slave, active, nothing replicated yet)
+//! ```
 
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::output::{count, items, plural, text};
+use crate::output::{count, items, plural, text, time};
 use crate::session::Session;
 
 /// How many endpoints a group shows before `... and N more`.
@@ -99,12 +107,16 @@ fn endpoint_total(node: &Value) -> u64 {
     listed.max(count(&node["endpoint_count"]))
 }
 
-/// `paris (site)`, `Default (group 1, 500 endpoints)`.
+/// `paris (site)`, `Default (group 1, 500 endpoints)`, `hq (master)`,
+/// `paris (slave, active, data as of 2026-11-26 11:00:00)`.
 fn node_label(node: &Value) -> String {
     let kind = node["kind"].as_str().unwrap_or("node").replace('_', " ");
     let mut about = kind;
     if !node["id"].is_null() {
         about.push_str(&format!(" {}", text(&node["id"])));
+    }
+    if node["kind"] == "slave" {
+        about.push_str(&slave_about(node));
     }
     let holds_endpoints = node.get("endpoints").is_some() || node.get("endpoint_count").is_some();
     let total = endpoint_total(node);
@@ -113,6 +125,21 @@ fn node_label(node: &Value) -> String {
         about.push_str(&format!(", {}", plural(total, "endpoint")));
     }
     format!("{} ({about})", text(&node["name"]))
+}
+
+/// `, active, data as of ...`: a slave's state and how fresh the master's
+/// copy of its data is.
+fn slave_about(slave: &Value) -> String {
+    let mut about = String::new();
+    if !slave["state"].is_null() {
+        about.push_str(&format!(", {}", text(&slave["state"])));
+    }
+    match slave.get("synced_as_of") {
+        Some(Value::Null) => about.push_str(", nothing replicated yet"),
+        Some(at) => about.push_str(&format!(", data as of {}", time(at))),
+        None => {}
+    }
+    about
 }
 
 /// `hostname  id  status` with the columns lined up within one group.
@@ -174,6 +201,25 @@ paris (site)
         assert_eq!(lines[1], "└── Default (group 1, 25 endpoints)");
         assert_eq!(lines[21], "    ├── pc-20  sim1-00020  protected");
         assert_eq!(lines[22], "    └── ... and 5 more");
+    }
+
+    #[test]
+    fn a_master_draws_its_slaves_between_itself_and_their_groups() {
+        let root = json!({"kind": "master", "name": "hq", "children": [
+            {"kind": "slave", "name": "lyon", "state": "removing", "synced_as_of": "yesterday", "children": [
+                {"kind": "group", "id": 1, "name": "Default", "children": [], "endpoints": [endpoint(1, "protected")]}]},
+            {"kind": "slave", "name": "paris", "state": "active", "synced_as_of": null, "children": [
+                {"kind": "group", "id": 1, "name": "Default", "children": [], "endpoints": []}]}
+        ]});
+        let expected = "\
+hq (master)
+├── lyon (slave, removing, data as of yesterday)
+│   └── Default (group 1, 1 endpoint)
+│       └── pc-1  sim1-00001  protected
+└── paris (slave, active, nothing replicated yet)
+    └── Default (group 1, 0 endpoints)
+";
+        assert_eq!(render_tree(&root, 20), expected);
     }
 
     #[test]

@@ -167,6 +167,28 @@ fn an_unreachable_server_exits_1_naming_the_url() {
 }
 
 #[test]
+fn verify_exits_2_when_it_cannot_ask_and_other_commands_still_exit_1() {
+    let verify = rampartctl(&[
+        "--server",
+        "http://127.0.0.1:1",
+        "verify",
+        "--slave",
+        "paris",
+    ]);
+    assert_eq!(verify.status.code(), Some(2), "{}", stderr(&verify));
+    assert!(
+        stderr(&verify).contains("http://127.0.0.1:1"),
+        "{}",
+        stderr(&verify)
+    );
+    assert!(stdout(&verify).is_empty());
+    for args in [&["replication"][..], &["replicate-now", "--full"]] {
+        let output = rampartctl(&[&["--server", "http://127.0.0.1:1"], args].concat());
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+    }
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for args in [
         &["tasks", "create", "--kind", "quick_scan"][..],
@@ -204,6 +226,8 @@ fn usage_errors_exit_2() {
         &["token", "create", "--expires", "0"],
         &["token", "create", "--expires", "2w"],
         &["slaves", "show"],
+        &["slaves", "replicate"],
+        &["verify", "--timeout", "0"],
         &["policies", "create", "Office", "--group", "Paris"],
         &["policies", "create", "Office", "--target", "all", "lyon"],
         &[
@@ -282,6 +306,8 @@ fn valid_hierarchy_commands_reach_for_the_server() {
         &["token", "create", "--expires", "2h"],
         &["unregister"],
         &["slaves", "remove", "lyon"],
+        &["slaves", "remove", "lyon", "--purge"],
+        &["slaves", "replicate", "lyon", "--full"],
         &[
             "policies", "create", "Office", "--target", "all", "--group", "Paris",
         ],

@@ -64,3 +64,54 @@ async fn an_operator_builds_a_hierarchy_with_rampartctl() {
     slave.stop(&[]).await;
     master.stop(&[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replicates_verifies_and_reads_the_consolidated_view() {
+    let master = TestServer::spawn(ServerOptions::master()).await;
+    let slave = TestServer::spawn(ServerOptions::site("lyon", &master.options.namespace)).await;
+    rampart_tests::hierarchy::insert_endpoints(&slave, "lyon", 40).await;
+
+    let standalone = ctl(&slave, &["replicate-now"]).await;
+    assert_eq!(standalone.status.code(), Some(1));
+    assert!(stderr(&standalone).contains("stand-alone"), "{}", stderr(&standalone));
+
+    rampart_tests::hierarchy::register(&master, &slave).await;
+    rampart_tests::hierarchy::wait_for_replicated_endpoints(&master, "lyon", 40).await;
+    let verified = ctl(&master, &["verify", "--slave", "lyon", "--timeout", "60"]).await;
+    assert_eq!(verified.status.code(), Some(0), "{}{}", stdout(&verified), stderr(&verified));
+    assert!(stdout(&verified).contains("lyon: in sync"), "{}", stdout(&verified));
+
+    // A change on the slave, shipped on demand from the master's side.
+    slave.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'renamed-pc' WHERE id = 'lyon-00003'", &[]).await.unwrap();
+    let asked = ctl(&master, &["slaves", "replicate", "lyon"]).await;
+    assert!(asked.status.success(), "{}", stderr(&asked));
+    wait_for("the rename on the master", || async {
+        let out = stdout(&ctl(&master, &["endpoints", "list", "--slave", "lyon", "--search", "renamed"]).await);
+        (out.contains("renamed-pc") && out.contains("SLAVE")).then_some(())
+    })
+    .await;
+    let listed = stdout(&ctl(&master, &["slaves", "list"]).await);
+    assert!(listed.contains("WATERMARK") && listed.contains("LAG"), "{listed}");
+    let tree = stdout(&ctl(&master, &["tree"]).await);
+    assert!(tree.starts_with("hq (master)") && tree.contains("lyon (slave"), "{tree}");
+
+    // A row the master's copy lost is named, with exit code 1.
+    master
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("DELETE FROM replica_rows WHERE slave_id = 'lyon' AND row_key = '{\"id\": \"lyon-00007\"}'", &[])
+        .await
+        .unwrap();
+    let differs = ctl(&master, &["verify", "--timeout", "60"]).await;
+    assert_eq!(differs.status.code(), Some(1), "{}{}", stdout(&differs), stderr(&differs));
+    assert!(stdout(&differs).contains("OUT OF SYNC") && stdout(&differs).contains("lyon-00007"), "{}", stdout(&differs));
+
+    let removed = ctl(&master, &["slaves", "remove", "lyon", "--purge"]).await;
+    assert!(removed.status.success() && stdout(&removed).contains("purged"), "{}", stdout(&removed));
+
+    slave.stop(&[]).await;
+    master.stop(&[]).await;
+}

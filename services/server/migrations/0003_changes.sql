@@ -6,9 +6,10 @@
 -- Sequence numbers are taken before commit, so they commit out of order and
 -- "everything above the last number shipped" would skip a late committer.
 -- The replicator therefore ships by transaction-id window instead: rows with
--- change_xid in [last horizon, pg_snapshot_xmin(now)) all belong to finished
--- transactions, so a window, once read, never gains a row later. A row
--- changed again moves to a later window with a higher change_seq.
+-- change_xid below pg_snapshot_xmin(now) all belong to finished transactions,
+-- so the replicator walks rows in (change_xid, change_seq) order up to that
+-- horizon and a position, once passed, never gains a row later. A row
+-- changed again moves to a later position with a higher change_seq.
 -- Deletions leave a tombstone stamped the same way.
 
 CREATE SEQUENCE change_seq;
@@ -27,7 +28,7 @@ CREATE TABLE tombstones (
     row_key     jsonb NOT NULL,
     deleted_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX tombstones_xid ON tombstones (change_xid);
+CREATE INDEX tombstones_position ON tombstones (change_xid, change_seq);
 
 -- Trigger arguments: the key columns of the table.
 CREATE FUNCTION record_deletion() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -52,7 +53,7 @@ BEGIN
     ) AS v(name, keys) LOOP
         EXECUTE format('ALTER TABLE %I ADD COLUMN change_seq bigint NOT NULL DEFAULT nextval(''change_seq''),
                                       ADD COLUMN change_xid xid8 NOT NULL DEFAULT pg_current_xact_id()', t.name);
-        EXECUTE format('CREATE INDEX %I ON %I (change_xid)', t.name || '_change_xid', t.name);
+        EXECUTE format('CREATE INDEX %I ON %I (change_xid, change_seq)', t.name || '_position', t.name);
         EXECUTE format('CREATE TRIGGER stamp_change BEFORE INSERT OR UPDATE ON %I
                         FOR EACH ROW EXECUTE FUNCTION stamp_change()', t.name);
         EXECUTE format('CREATE TRIGGER record_deletion AFTER DELETE ON %I

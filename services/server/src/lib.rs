@@ -12,7 +12,9 @@
 //!   with publisher confirms.
 //! * [`hierarchy`]: master and slaves: registration, fan-out of policies
 //!   and tasks, receipts, unregistering.
-//! * [`replication`]: change capture on a slave, safe under concurrent writers.
+//! * [`replication`]: slave -> master replication: the change stream, the
+//!   replicator, the master's apply and verification.
+//! * [`failpoints`]: where fault tests stop a server as if it died.
 //! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
 //! * [`tasks`]: starting and cancelling tasks on endpoints.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
@@ -22,6 +24,7 @@
 pub mod api;
 pub mod config;
 pub mod deployments;
+pub mod failpoints;
 pub mod hierarchy;
 pub mod inbox;
 pub mod licensing;

@@ -178,6 +178,15 @@ async fn declare_topology(broker: &Broker, site: &Site, role: Role) -> anyhow::R
     } else {
         let status = site.topology.master_status_queue();
         topology::declare_queue(&channel, &site.topology, &status, &site.topology.status_exchange(), &[Topology::STATUS_BINDING.to_owned()]).await?;
+        let replication = site.topology.master_replication_queue();
+        topology::declare_queue(
+            &channel,
+            &site.topology,
+            &replication,
+            &site.topology.replication_exchange(),
+            &[Topology::REPLICATION_BINDING.to_owned()],
+        )
+        .await?;
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())

@@ -10,7 +10,7 @@ use rampart_shared::{
 };
 use tokio::sync::{watch, Notify};
 
-use crate::{config::Settings, hierarchy::Keyring, outbox::Command, role::Role};
+use crate::{config::Settings, failpoints::Failpoints, hierarchy::Keyring, outbox::Command, role::Role};
 
 /// This server's identity on the broker.
 #[derive(Clone, Debug)]
@@ -50,6 +50,14 @@ pub struct AppState {
     pub inbox_metrics: Arc<ConsumerMetrics>,
     /// Counters of the hierarchy consumers (commands on a slave, status on a master).
     pub hierarchy_metrics: Arc<ConsumerMetrics>,
+    /// Counters of the master's replication consumer.
+    pub replication_metrics: Arc<ConsumerMetrics>,
+    /// Asks a slave's replicator for a pass now.
+    pub replication_wake: Notify,
+    /// Tells a slave's replicator the master answered a batch.
+    pub replication_ack: Notify,
+    /// Faults a test can arm; none in normal operation.
+    pub failpoints: Failpoints,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -67,6 +75,10 @@ impl AppState {
             outbox_wake: Arc::new(Notify::new()),
             report_wake: Notify::new(),
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
+            replication_metrics: Arc::new(ConsumerMetrics::default()),
+            replication_wake: Notify::new(),
+            replication_ack: Notify::new(),
+            failpoints: Failpoints::default(),
         }
     }
 

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 
-use super::{error::parse_id, ApiError, ApiResult, Body, Params};
-use crate::{policies, state::SharedState};
+use super::{consolidated, error::parse_id, ApiError, ApiResult, Body, Params};
+use crate::{policies, role::Role, state::SharedState};
 
 /// Columns read by [`endpoint_json`], with `e` = endpoints and `g` = its group.
 pub const ENDPOINT_COLUMNS: &str = "e.id, e.hostname, host(e.ip), e.os, e.group_id, g.name, e.agent_version,
@@ -45,6 +45,8 @@ pub fn offline_after(state: &SharedState) -> i64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFilter {
+    /// On a master: only this slave's endpoints.
+    slave: Option<String>,
     group: Option<i64>,
     status: Option<String>,
     licensed: Option<bool>,
@@ -62,6 +64,16 @@ pub async fn list_endpoints(State(state): State<SharedState>, Params(f): Params<
     let limit = f.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));
+    }
+    if state.role() == Role::Master {
+        let filter = consolidated::Filter {
+            slave: f.slave, group: f.group, status: f.status, licensed: f.licensed, search: f.search,
+            limit, offset: f.offset.unwrap_or(0),
+        };
+        return Ok(Json(consolidated::endpoints(&state, filter, offline_after(&state)).await?));
+    }
+    if f.slave.is_some() {
+        return Err(ApiError::Invalid(format!("slave filters exist only on a master; this server is a {}", state.role())));
     }
     let search = f.search.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
     let filter = "($1::bigint IS NULL OR e.group_id = $1) AND ($2::text IS NULL OR e.status = $2)
@@ -81,7 +93,17 @@ pub async fn list_endpoints(State(state): State<SharedState>, Params(f): Params<
     Ok(Json(json!({ "total": total, "endpoints": rows.iter().map(|r| endpoint_json(r, offline)).collect::<Vec<_>>() })))
 }
 
-pub async fn show_endpoint(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointQuery {
+    /// On a master, when two slaves use the same endpoint id.
+    slave: Option<String>,
+}
+
+pub async fn show_endpoint(State(state): State<SharedState>, Path(id): Path<String>, Params(q): Params<EndpointQuery>) -> ApiResult<Value> {
+    if state.role() == Role::Master {
+        return Ok(Json(consolidated::endpoint(&state, &id, q.slave.as_deref(), offline_after(&state)).await?));
+    }
     let client = state.pool.get().await?;
     let row = client
         .query_opt(&format!("SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE e.id = $1"), &[&id])
@@ -130,7 +152,7 @@ pub async fn move_endpoint(
         state.outbox_wake.notify_one();
     }
     drop(client);
-    show_endpoint(State(state), Path(id)).await
+    show_endpoint(State(state), Path(id), Params(EndpointQuery::default())).await
 }
 
 fn group_json(r: &Row) -> Value {
@@ -383,6 +405,12 @@ pub struct TreeQuery {
 
 pub async fn tree(State(state): State<SharedState>, Params(q): Params<TreeQuery>) -> ApiResult<Value> {
     let view = q.view.unwrap_or_else(|| "network".into());
+    if state.role() == Role::Master {
+        if view != "network" && view != "virtual" {
+            return Err(ApiError::Invalid(format!("view '{view}' is not one of network, virtual")));
+        }
+        return Ok(Json(consolidated::tree(&state, &view).await?));
+    }
     let client = state.pool.get().await?;
     let leaf = |r: &Row| json!({"id": r.get::<_, String>(1), "hostname": r.get::<_, String>(2), "status": r.get::<_, String>(3)});
     let children: Vec<Value> = match view.as_str() {

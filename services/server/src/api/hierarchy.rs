@@ -7,7 +7,7 @@ use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, Body};
+use super::{ApiError, ApiResult, Body, Params};
 use crate::{
     hierarchy::{link, slaves, tokens},
     role::Role,
@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Refuses master-only routes elsewhere, naming what was asked.
-fn require_master(state: &AppState, what: &str) -> Result<(), ApiError> {
+pub(super) fn require_master(state: &AppState, what: &str) -> Result<(), ApiError> {
     match state.role() {
         Role::Master => Ok(()),
         role => Err(ApiError::FeatureUnavailable(format!(
@@ -71,9 +71,16 @@ pub async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>
     Ok(Json(slaves::show(&state.pool.get().await?, &id).await?))
 }
 
-pub async fn remove_slave(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Also delete the slave's replicated data.
+    purge: Option<bool>,
+}
+
+pub async fn remove_slave(State(state): State<SharedState>, Path(id): Path<String>, Params(q): Params<RemoveQuery>) -> ApiResult<Value> {
     require_master(&state, "Slaves")?;
-    Ok(Json(slaves::remove(&state, &id).await?))
+    Ok(Json(slaves::remove(&state, &id, q.purge.unwrap_or(false)).await?))
 }
 
 fn link_json(state: &AppState) -> Value {

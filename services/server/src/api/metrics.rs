@@ -1,7 +1,8 @@
 //! `GET /metrics`: Prometheus text exposition (version 0.0.4).
 //!
 //! Counters of the consumers, the outbox depth, endpoints by status on a
-//! site, and per slave state, silence and refused messages on a master.
+//! site, and per slave state, silence, refused messages and replication
+//! (lag, rows behind, batches and rows applied) on a master.
 //! No secret and no per-endpoint data: it is served without the API token,
 //! like `/health`, so a scraper needs no credentials.
 
@@ -38,7 +39,8 @@ fn escape(value: &str) -> String {
 pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
     let client = state.pool.get().await?;
     let mut out = Exposition::default();
-    let consumers = [("inbox", &state.inbox_metrics), ("hierarchy", &state.hierarchy_metrics)];
+    let consumers =
+        [("inbox", &state.inbox_metrics), ("hierarchy", &state.hierarchy_metrics), ("replication", &state.replication_metrics)];
     for (name, help, pick) in [
         ("rampart_messages_applied_total", "Messages applied and acked, by consumer.", 0),
         ("rampart_messages_dead_lettered_total", "Messages refused and parked with a reason, by consumer.", 1),
@@ -58,7 +60,9 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         let rows = client
             .query(
                 "SELECT s.id, s.state, EXTRACT(EPOCH FROM now() - s.last_seen)::float8,
-                        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id)
+                        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
+                        EXTRACT(EPOCH FROM now() - s.synced_as_of)::float8, s.rows_behind, s.repl_batches, s.repl_rows,
+                        s.repl_refused
                    FROM slaves s ORDER BY s.id",
                 &[],
             )
@@ -76,6 +80,33 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         out.family("rampart_slave_refused_messages_total", "counter", "Messages refused from (or in the name of) the slave.");
         for r in &rows {
             out.sample("rampart_slave_refused_messages_total", &[("slave", r.get(0))], r.get::<_, i64>(3) as f64);
+        }
+        let active: Vec<_> = rows.iter().filter(|r| r.get::<_, &str>(1) == "active").collect();
+        out.family(
+            "rampart_replication_lag_seconds",
+            "gauge",
+            "Age of the master's copy of the slave: seconds since the slave read its last caught-up batch.",
+        );
+        for r in &active {
+            if let Some(lag) = r.get::<_, Option<f64>>(4) {
+                out.sample("rampart_replication_lag_seconds", &[("slave", r.get(0))], lag.max(0.0));
+            }
+        }
+        out.family("rampart_replication_rows_behind", "gauge", "Changed rows the slave has not had acknowledged (its last heartbeat).");
+        for r in &active {
+            if let Some(behind) = r.get::<_, Option<i64>>(5) {
+                out.sample("rampart_replication_rows_behind", &[("slave", r.get(0))], behind as f64);
+            }
+        }
+        for (name, help, column) in [
+            ("rampart_replication_batches_applied_total", "Replication batches applied, by slave.", 6),
+            ("rampart_replication_rows_applied_total", "Replicated rows applied, by slave.", 7),
+            ("rampart_replication_batches_refused_total", "Replication batches refused (duplicate, gap, stale epoch), by slave.", 8),
+        ] {
+            out.family(name, "counter", help);
+            for r in &rows {
+                out.sample(name, &[("slave", r.get(0))], r.get::<_, i64>(column) as f64);
+            }
         }
     } else {
         let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;

@@ -4,15 +4,18 @@
 //! [`fleet`] (endpoints, groups, virtual groups, tree), [`policies`],
 //! [`tasks`], [`views`] (status, dashboard, detections, audit),
 //! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
-//! slaves, registering) and [`fanout`] (policies and tasks on a master).
+//! slaves, registering), [`fanout`] (policies and tasks on a master) and
+//! [`replication`] (replicate now, verify).
 
 mod admin;
+mod consolidated;
 mod error;
 mod fanout;
 mod fleet;
 mod hierarchy;
 mod metrics;
 mod policies;
+mod replication;
 mod tasks;
 mod views;
 
@@ -70,6 +73,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/hierarchy", get(hierarchy::show))
         .route("/hierarchy/register", post(hierarchy::register))
         .route("/hierarchy/unregister", post(hierarchy::unregister))
+        .route("/slaves/{id}/replicate", post(replication::replicate_slave))
+        .route("/replication", get(replication::show))
+        .route("/replication/now", post(replication::now))
+        .route("/verifications", post(replication::create_verification))
+        .route("/verifications/{id}", get(replication::show_verification))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));

@@ -20,7 +20,7 @@ use rampart_shared::{
 use uuid::Uuid;
 
 use super::link;
-use crate::{outbox, policies, state::AppState, tasks};
+use crate::{outbox, policies, replication::replicator, state::AppState, tasks};
 
 /// The [`BatchHandler`] of this slave's command queue.
 pub struct CommandInbox {
@@ -63,6 +63,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     let mut policies_changed = false;
     let mut commands = Vec::new();
     let mut left = false;
+    let (mut replicate, mut acked) = (false, false);
     for command in batch {
         match command {
             MasterCommand::Policy(p) => policies_changed |= apply_policy(&tx, p).await?,
@@ -74,6 +75,18 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
             }
             MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
             MasterCommand::CancelTask(c) => commands.extend(cancel_task(&tx, state, c.task_id).await?),
+            MasterCommand::ReplicationAck(a) => {
+                replicator::record_ack(&tx, a).await?;
+                acked = true;
+            }
+            MasterCommand::ReplicateNow(r) => {
+                replicator::request(&tx, None, r.full).await?;
+                replicate = true;
+            }
+            MasterCommand::Verify(v) => {
+                replicator::request(&tx, Some(v.verification), false).await?;
+                replicate = true;
+            }
             MasterCommand::Unregister(u) => {
                 link::leave(&tx, state, &link, &format!("removed by the master: {}", u.reason)).await?;
                 left = true;
@@ -93,6 +106,12 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     } else {
         state.outbox_wake.notify_one();
         state.report_wake.notify_one();
+        if acked {
+            state.replication_ack.notify_one();
+        }
+        if replicate {
+            state.replication_wake.notify_one();
+        }
     }
     Ok(())
 }

@@ -8,7 +8,8 @@
 //! Slave side: [`link`] registers to a master over HTTP and unregisters,
 //! [`commands`] consumes `<ns>.slave.<id>.commands` and applies what the
 //! master sends, [`reporter`] sends heartbeats and the progress of master
-//! policies and tasks.
+//! policies and tasks. Replication runs beside them
+//! ([`crate::replication`]).
 //!
 //! Every message between master and slave is signed (HMAC-SHA256) with a key
 //! of that one slave; the [`Keyring`] holds the keys in memory so consumers
@@ -33,7 +34,11 @@ use rampart_shared::{
     Shutdown,
 };
 
-use crate::{role::Role, state::SharedState};
+use crate::{
+    replication::{apply::ReplicationInbox, replicator},
+    role::Role,
+    state::SharedState,
+};
 
 /// How often a slave tells its master it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -140,18 +145,42 @@ pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio
 }
 
 /// Runs the hierarchy services of this instance until shutdown: on a master
-/// the status consumer; on a stand-alone, whatever a slave needs whenever it
+/// the status and replication consumers; on a stand-alone, whatever a slave needs whenever it
 /// is one (registration starts them, unregistering stops them).
 pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
     if state.role() == Role::Master {
-        let mut settings = consumer_settings(&state, state.site.topology.master_status_queue());
-        settings.declare = Some(QueueSpec {
-            topology: state.site.topology.clone(),
-            exchange: state.site.topology.status_exchange(),
+        let topology = &state.site.topology;
+        let mut status = consumer_settings(&state, topology.master_status_queue());
+        status.declare = Some(QueueSpec {
+            topology: topology.clone(),
+            exchange: topology.status_exchange(),
             bindings: vec![Topology::STATUS_BINDING.to_owned()],
         });
-        let handler = Arc::new(slaves::StatusInbox { state: state.clone() });
-        consumer::run(broker, settings, handler, state.hierarchy_metrics.clone(), shutdown).await;
+        // One batch per transaction, a few in flight: batches are large.
+        let mut replication = consumer_settings(&state, topology.master_replication_queue());
+        replication.prefetch = 4;
+        replication.batch_max = 1;
+        replication.declare = Some(QueueSpec {
+            topology: topology.clone(),
+            exchange: topology.replication_exchange(),
+            bindings: vec![Topology::REPLICATION_BINDING.to_owned()],
+        });
+        tokio::join!(
+            consumer::run(
+                broker.clone(),
+                status,
+                Arc::new(slaves::StatusInbox { state: state.clone() }),
+                state.hierarchy_metrics.clone(),
+                shutdown.clone(),
+            ),
+            consumer::run(
+                broker,
+                replication,
+                Arc::new(ReplicationInbox { state: state.clone() }),
+                state.replication_metrics.clone(),
+                shutdown,
+            ),
+        );
         return;
     }
     let mut role = state.watch_role();
@@ -175,7 +204,7 @@ pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
     }
 }
 
-/// The command consumer and the reporter of a slave, until `stop`.
+/// The command consumer, the reporter and the replicator of a slave, until `stop`.
 async fn run_slave_side(state: SharedState, broker: Arc<Broker>, stop: Shutdown) {
     let queue = state.site.topology.slave_commands_queue(&state.site.instance);
     let settings = consumer_settings(&state, queue);
@@ -183,7 +212,8 @@ async fn run_slave_side(state: SharedState, broker: Arc<Broker>, stop: Shutdown)
     tracing::info!(instance = %state.site.instance, "Slave services started.");
     tokio::join!(
         consumer::run(broker.clone(), settings, handler, state.hierarchy_metrics.clone(), stop.clone()),
-        reporter::run(state.clone(), broker, stop),
+        reporter::run(state.clone(), broker.clone(), stop.clone()),
+        replicator::run(state.clone(), broker, stop),
     );
     tracing::info!(instance = %state.site.instance, "Slave services stopped.");
 }

@@ -56,6 +56,7 @@ pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, t
         version: env!("CARGO_PKG_VERSION").to_owned(),
         endpoints: summary.used + summary.unlicensed,
         license,
+        replication: crate::replication::replicator::progress(client).await?,
     })
 }
 

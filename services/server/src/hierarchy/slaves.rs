@@ -15,7 +15,7 @@ use deadpool_postgres::GenericClient;
 use lapin::message::Delivery;
 use rampart_shared::{
     amqp::consumer::{ApplyError, BatchHandler},
-    envelope::{header_str, Rejection, SIGNATURE_HEADER},
+    envelope::{self, header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, RegisterRequest, RegisterResponse, SlaveReport, Unregister},
     signing::SigningKey,
     topology::{self, NameSegment, Topology},
@@ -23,7 +23,7 @@ use rampart_shared::{
 };
 use serde_json::{json, Value};
 
-use super::{fanout, tokens, OFFLINE_AFTER};
+use super::{fanout, tokens, SlaveEntry, OFFLINE_AFTER};
 use crate::{api::ApiError, role::Role, state::AppState};
 
 /// Registers a slave: checks the token, records the slave, declares its
@@ -68,7 +68,8 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
          VALUES ($1, 'active', $2, $3, $4, $5, now(), now())
          ON CONFLICT (id) DO UPDATE SET state = 'active', slave_key = excluded.slave_key, version = excluded.version,
              endpoints = excluded.endpoints, license = excluded.license, registered_at = now(), last_seen = now(),
-             removed_at = NULL, removed_reason = NULL",
+             removed_at = NULL, removed_reason = NULL,
+             repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL, rows_behind = NULL",
         &[&slave, &slave_key.to_hex(), &request.version, &heartbeat.endpoints, &license],
     )
     .await?;
@@ -126,7 +127,10 @@ async fn reload_keyring(state: &AppState) {
 
 const SLAVE_SELECT: &str = "SELECT s.id, s.state, s.last_seen, s.version, s.registered_at, s.endpoints, s.license,
         s.removed_at, s.removed_reason, s.last_seen > now() - make_interval(secs => $1::double precision),
-        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id)
+        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
+        s.repl_epoch, s.repl_xid, s.repl_seq, s.repl_batches, s.repl_rows, s.repl_refused, s.replicated_at,
+        s.synced_as_of, s.rows_behind, extract(epoch FROM now() - s.synced_as_of)::double precision,
+        (SELECT count(*) FROM replica_rows r WHERE r.slave_id = s.id AND r.table_name = 'endpoints' AND r.row IS NOT NULL)
     FROM slaves s";
 
 fn slave_json(r: &tokio_postgres::Row) -> Value {
@@ -139,7 +143,14 @@ fn slave_json(r: &tokio_postgres::Row) -> Value {
            "version": r.get::<_, Option<String>>(3), "registered_at": r.get::<_, DateTime<Utc>>(4),
            "endpoints": r.get::<_, Option<i64>>(5), "license": r.get::<_, Option<Value>>(6),
            "removed_at": r.get::<_, Option<DateTime<Utc>>>(7), "removed_reason": r.get::<_, Option<String>>(8),
-           "refused_messages": r.get::<_, i64>(10)})
+           "refused_messages": r.get::<_, i64>(10),
+           "replication": {
+               "epoch": r.get::<_, i64>(11), "watermark": format!("{}:{}", r.get::<_, i64>(12), r.get::<_, i64>(13)),
+               "batches": r.get::<_, i64>(14), "rows": r.get::<_, i64>(15), "refused_batches": r.get::<_, i64>(16),
+               "last_replication": r.get::<_, Option<DateTime<Utc>>>(17), "synced_as_of": r.get::<_, Option<DateTime<Utc>>>(18),
+               "rows_behind": r.get::<_, Option<i64>>(19), "lag_seconds": r.get::<_, Option<f64>>(20).map(|s| s.max(0.0).round() as i64),
+               "replicated_endpoints": r.get::<_, i64>(21),
+           }})
 }
 
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Value>, tokio_postgres::Error> {
@@ -157,7 +168,9 @@ pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<Value, ApiEr
 
 /// The master drops a slave: it stops sending to it, cancels its tasks, and
 /// queues a `master.unregister` the slave applies when it reads its queue.
-pub async fn remove(state: &AppState, id: &str) -> Result<Value, ApiError> {
+/// Its replicated data stays (for reports over the past) unless `purge`;
+/// purging also works on a slave removed earlier.
+pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current: String = tx
@@ -165,8 +178,9 @@ pub async fn remove(state: &AppState, id: &str) -> Result<Value, ApiError> {
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no slave '{id}'")))?
         .get(0);
-    let message = match current.as_str() {
-        "removed" => return Err(ApiError::Conflict(format!("slave '{id}' was already removed"))),
+    let mut message = match current.as_str() {
+        "removed" if !purge => return Err(ApiError::Conflict(format!("slave '{id}' was already removed"))),
+        "removed" => format!("slave '{id}' was already removed"),
         "removing" => format!("slave '{id}' is already being removed; it becomes a stand-alone when it reads its queue"),
         _ => {
             let reason = "removed by the master's operator";
@@ -181,11 +195,26 @@ pub async fn remove(state: &AppState, id: &str) -> Result<Value, ApiError> {
             format!("slave '{id}' removed: the master sends it nothing more and refuses its messages; it becomes a stand-alone when it reads its queue")
         }
     };
+    let (kept, purged) = if purge {
+        let purged = tx.execute("DELETE FROM replica_rows WHERE slave_id = $1", &[&id]).await?;
+        tx.execute("UPDATE slaves SET repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL WHERE id = $1", &[&id])
+            .await?;
+        message.push_str(&format!("; its replicated data was purged ({purged} rows)"));
+        (0, purged as i64)
+    } else {
+        let kept: i64 = tx
+            .query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1 AND row IS NOT NULL", &[&id])
+            .await?
+            .get(0);
+        message.push_str(&format!("; its replicated data was kept ({kept} rows; purge it with --purge)"));
+        (kept, 0)
+    };
     tx.commit().await?;
     reload_keyring(state).await;
     state.outbox_wake.notify_one();
-    tracing::info!(slave_id = id, "Removing a slave.");
-    Ok(json!({"id": id, "state": "removing", "message": message}))
+    tracing::info!(slave_id = id, purge, purged, kept, "Removing a slave.");
+    let state_now = if current == "removed" { "removed" } else { "removing" };
+    Ok(json!({"id": id, "state": state_now, "message": message, "replicated_rows_kept": kept, "replicated_rows_purged": purged}))
 }
 
 /// A slave that leaves keeps no master policy and runs no master task:
@@ -198,6 +227,26 @@ async fn cancel_open_receipts<C: GenericClient>(tx: &C, slave: &str) -> Result<(
     )
     .await?;
     Ok(())
+}
+
+/// Decodes a message from a slave and checks that the routing key names the
+/// sender, that the sender is a slave of this master, and its signature.
+pub fn authenticate(state: &AppState, delivery: &Delivery, limit: usize) -> Result<(Envelope, SlaveEntry), Rejection> {
+    let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+    let envelope = Envelope::decode_limited(&delivery.data, kind, limit)?;
+    let claimed = Topology::status_key_slave(delivery.routing_key.as_str()).unwrap_or_default();
+    if envelope.from != claimed {
+        return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));
+    }
+    let entry = state
+        .keyring
+        .slave(&envelope.from)
+        .ok_or_else(|| Rejection::UnknownSender(format!("{} (not a registered slave of this master)", envelope.from)))?;
+    let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
+    if !entry.key.verify(&delivery.data, signature) {
+        return Err(Rejection::BadSignature);
+    }
+    Ok((envelope, entry))
 }
 
 /// A verified report from a slave.
@@ -216,21 +265,7 @@ impl BatchHandler for StatusInbox {
     type Message = Inbound;
 
     fn decode(&self, delivery: &Delivery) -> Result<Inbound, Rejection> {
-        let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
-        let envelope = Envelope::decode(&delivery.data, kind)?;
-        let claimed = Topology::status_key_slave(delivery.routing_key.as_str()).unwrap_or_default();
-        if envelope.from != claimed {
-            return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));
-        }
-        let entry = self
-            .state
-            .keyring
-            .slave(&envelope.from)
-            .ok_or_else(|| Rejection::UnknownSender(format!("{} (not a registered slave of this master)", envelope.from)))?;
-        let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
-        if !entry.key.verify(&delivery.data, signature) {
-            return Err(Rejection::BadSignature);
-        }
+        let (envelope, entry) = authenticate(&self.state, delivery, envelope::MAX_MESSAGE_BYTES)?;
         let report = SlaveReport::from_envelope(&envelope)?;
         if entry.removing && !matches!(report, SlaveReport::Unregistered(_)) {
             return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
@@ -250,23 +285,28 @@ impl BatchHandler for StatusInbox {
     }
 
     async fn refused(&self, delivery: &Delivery, reason: &str) {
-        let slave = Topology::status_key_slave(delivery.routing_key.as_str());
-        let kind = delivery.properties.kind().as_ref().map(|k| k.to_string());
-        let message_id = delivery.properties.message_id().as_ref().map(|k| k.to_string());
-        let recorded = match self.state.pool.get().await {
-            Ok(client) => client
-                .execute(
-                    "INSERT INTO refused_messages (slave_id, kind, message_id, reason) VALUES ($1, $2, $3, $4)",
-                    &[&slave, &kind, &message_id, &reason],
-                )
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = recorded {
-            tracing::error!(error = %format!("{e:#}"), slave_id = slave.unwrap_or("-"), "Could not record a refused message.");
-        }
+        record_refused(&self.state, delivery, reason).await;
+    }
+}
+
+/// Records a message refused from a (claimed) slave in `refused_messages`.
+pub async fn record_refused(state: &AppState, delivery: &Delivery, reason: &str) {
+    let slave = Topology::status_key_slave(delivery.routing_key.as_str());
+    let kind = delivery.properties.kind().as_ref().map(|k| k.to_string());
+    let message_id = delivery.properties.message_id().as_ref().map(|k| k.to_string());
+    let recorded = match state.pool.get().await {
+        Ok(client) => client
+            .execute(
+                "INSERT INTO refused_messages (slave_id, kind, message_id, reason) VALUES ($1, $2, $3, $4)",
+                &[&slave, &kind, &message_id, &reason],
+            )
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %format!("{e:#}"), slave_id = slave.unwrap_or("-"), "Could not record a refused message.");
     }
 }
 
@@ -284,10 +324,11 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
         match &inbound.report {
             SlaveReport::Heartbeat(h) => {
                 let license = h.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
+                let rows_behind = h.replication.as_ref().map(|r| r.rows_behind);
                 tx.execute(
-                    "UPDATE slaves SET version = $2, endpoints = $3, license = $4
+                    "UPDATE slaves SET version = $2, endpoints = $3, license = $4, rows_behind = COALESCE($5, rows_behind)
                       WHERE id = $1 AND state = 'active'",
-                    &[slave, &h.version, &h.endpoints, &license],
+                    &[slave, &h.version, &h.endpoints, &license, &rows_behind],
                 )
                 .await?;
             }

@@ -1,0 +1,255 @@
+//! Master side: applying the slaves' batches from `<ns>.master.replication`.
+//!
+//! A batch is trusted only if the slave that signed it is registered and
+//! active and the routing key names it. Each batch is applied in one
+//! transaction: the slave's row is locked, the batch's start is checked
+//! against the master's watermark, the rows are COPYed (binary) into a
+//! temporary staging table and upserted so that a newer `change_seq` always
+//! wins, the watermark moves, and the answer to the slave is queued in the
+//! outbox, all committed together. Only then is the delivery acked. A batch
+//! that does not start at the watermark (a duplicate, a redelivery after a
+//! crash, a batch from before a resync, a gap) changes nothing but a counter
+//! and is answered with the master's watermark.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use futures_util::pin_mut;
+use lapin::message::Delivery;
+use rampart_shared::{
+    amqp::consumer::{ApplyError, BatchHandler},
+    envelope::Rejection,
+    hierarchy::MasterCommand,
+    replication::{kind, ReplicationAck, ReplicationBatch, Watermark, MAX_REPLICATION_BYTES},
+};
+use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
+
+use super::verify;
+use crate::{
+    hierarchy::{fanout, slaves},
+    state::AppState,
+};
+
+/// A verified batch and the slave that sent it.
+pub struct Inbound {
+    pub slave: String,
+    pub batch: ReplicationBatch,
+}
+
+/// The [`BatchHandler`] of `<ns>.master.replication`.
+pub struct ReplicationInbox {
+    pub state: Arc<AppState>,
+}
+
+impl BatchHandler for ReplicationInbox {
+    type Message = Inbound;
+
+    fn decode(&self, delivery: &Delivery) -> Result<Inbound, Rejection> {
+        let (envelope, entry) = slaves::authenticate(&self.state, delivery, MAX_REPLICATION_BYTES)?;
+        if entry.removing {
+            return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
+        }
+        if envelope.kind != kind::BATCH {
+            return Err(Rejection::UnknownKind(envelope.kind));
+        }
+        let batch: ReplicationBatch = envelope.body()?;
+        check_shape(&batch).map_err(|detail| Rejection::InvalidBody { kind: envelope.kind.clone(), detail })?;
+        Ok(Inbound { slave: envelope.from, batch })
+    }
+
+    async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
+        for inbound in batch {
+            apply_one(&self.state, inbound).await.map_err(crate::inbox::classify)?;
+        }
+        Ok(())
+    }
+
+    async fn refused(&self, delivery: &Delivery, reason: &str) {
+        crate::hierarchy::slaves::record_refused(&self.state, delivery, reason).await;
+    }
+}
+
+/// What the type system does not check: positions and row shapes.
+fn check_shape(batch: &ReplicationBatch) -> Result<(), String> {
+    if batch.epoch < 1 {
+        return Err(format!("epoch {} is not positive", batch.epoch));
+    }
+    if batch.to < batch.from {
+        return Err(format!("batch ends at {} before it starts at {}", batch.to, batch.from));
+    }
+    for (i, row) in batch.rows.iter().enumerate() {
+        let Some(key) = row.key.as_object() else {
+            return Err(format!("rows[{i}].key is not an object"));
+        };
+        let expected = row.table.key_columns();
+        if key.len() != expected.len() || !expected.iter().all(|c| key.contains_key(*c)) {
+            return Err(format!("rows[{i}].key of table {} must have exactly {}", row.table, expected.join(", ")));
+        }
+        if row.row.as_ref().is_some_and(|r| !r.is_object()) {
+            return Err(format!("rows[{i}].row is not an object"));
+        }
+    }
+    Ok(())
+}
+
+/// The master's copy of one slave: which epoch, up to where.
+struct Copy {
+    epoch: i64,
+    watermark: Watermark,
+}
+
+/// What to do with a batch, given the copy it is for.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    Apply,
+    /// The first batch of a newer epoch: replace the copy.
+    Replace,
+    /// Change nothing; the reason goes back to the slave.
+    Refuse(String),
+}
+
+fn decide(copy: &Copy, batch: &ReplicationBatch) -> Decision {
+    if batch.epoch == copy.epoch && batch.from == copy.watermark {
+        return Decision::Apply;
+    }
+    if batch.epoch > copy.epoch && batch.from == Watermark::START {
+        return Decision::Replace;
+    }
+    Decision::Refuse(if batch.epoch < copy.epoch {
+        format!("batch of epoch {} comes from before the resync to epoch {}", batch.epoch, copy.epoch)
+    } else if batch.epoch > copy.epoch {
+        format!("epoch {} must start from the beginning, not from {}", batch.epoch, batch.from)
+    } else if batch.to <= copy.watermark {
+        format!("duplicate: the copy already goes to {}", copy.watermark)
+    } else {
+        format!("gap: the batch starts at {} but the copy ends at {}", batch.from, copy.watermark)
+    })
+}
+
+async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
+    let (slave, batch) = (&inbound.slave, &inbound.batch);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt("SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active' FOR UPDATE", &[slave])
+        .await?
+    else {
+        tracing::warn!(slave_id = %slave, batch = batch.batch, "Dropped a replication batch: the slave is no longer active.");
+        return Ok(());
+    };
+    let copy = Copy { epoch: row.get(0), watermark: Watermark { xid: row.get(1), seq: row.get(2) } };
+    let decision = decide(&copy, batch);
+    let ack = match &decision {
+        Decision::Refuse(reason) => {
+            tx.execute("UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1", &[slave]).await?;
+            tracing::warn!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, from = %batch.from, reason = %reason,
+                           "Refused a replication batch; asking the slave to resend from the master's watermark.");
+            ReplicationAck { epoch: copy.epoch, batch: batch.batch, applied: false, watermark: copy.watermark, reason: Some(reason.clone()) }
+        }
+        Decision::Apply | Decision::Replace => {
+            if decision == Decision::Replace {
+                let dropped = tx.execute("DELETE FROM replica_rows WHERE slave_id = $1", &[slave]).await?;
+                tracing::info!(slave_id = %slave, epoch = batch.epoch, dropped, "A new replication epoch replaces the copy of a slave.");
+            }
+            let changed = upsert(&tx, slave, batch).await?;
+            let synced_as_of: Option<DateTime<Utc>> = batch.caught_up.then_some(batch.taken_at);
+            tx.execute(
+                "UPDATE slaves SET repl_epoch = $2, repl_xid = $3, repl_seq = $4, repl_batches = repl_batches + 1,
+                        repl_rows = repl_rows + $5, replicated_at = now(), synced_as_of = COALESCE($6, synced_as_of)
+                  WHERE id = $1",
+                &[slave, &batch.epoch, &batch.to.xid, &batch.to.seq, &(batch.rows.len() as i64), &synced_as_of],
+            )
+            .await?;
+            if let Some(digest) = &batch.digest {
+                verify::record(&tx, slave, digest, batch.taken_at).await?;
+            }
+            tracing::debug!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), changed,
+                            to = %batch.to, "Applied a replication batch.");
+            ReplicationAck { epoch: batch.epoch, batch: batch.batch, applied: true, watermark: batch.to, reason: None }
+        }
+    };
+    fanout::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::ReplicationAck(ack)).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify_one();
+    state.failpoints.after_replication_commit().await;
+    Ok(())
+}
+
+/// Stages the rows with a binary COPY and upserts them, newest version
+/// winning; returns how many rows of the copy changed.
+async fn upsert(tx: &Transaction<'_>, slave: &str, batch: &ReplicationBatch) -> Result<u64, tokio_postgres::Error> {
+    if batch.rows.is_empty() {
+        return Ok(0);
+    }
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS replica_staging
+             (table_name text, row_key jsonb, change_seq bigint, row jsonb) ON COMMIT DELETE ROWS",
+    )
+    .await?;
+    let sink = tx.copy_in("COPY replica_staging (table_name, row_key, change_seq, row) FROM STDIN BINARY").await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::JSONB, Type::INT8, Type::JSONB]);
+    pin_mut!(writer);
+    for r in &batch.rows {
+        writer.as_mut().write(&[&r.table.name(), &r.key, &r.change_seq, &r.row]).await?;
+    }
+    writer.finish().await?;
+    // A batch may hold a key twice (deleted, then created again): the newest wins.
+    tx.execute(
+        "INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
+         SELECT DISTINCT ON (table_name, row_key) $1, table_name, row_key, change_seq, row
+           FROM replica_staging ORDER BY table_name, row_key, change_seq DESC
+         ON CONFLICT (slave_id, table_name, row_key) DO UPDATE SET change_seq = excluded.change_seq, row = excluded.row
+          WHERE replica_rows.change_seq < excluded.change_seq",
+        &[&slave],
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(epoch: i64, from: (i64, i64), to: (i64, i64)) -> ReplicationBatch {
+        ReplicationBatch {
+            epoch,
+            batch: 1,
+            from: Watermark { xid: from.0, seq: from.1 },
+            to: Watermark { xid: to.0, seq: to.1 },
+            caught_up: false,
+            taken_at: Utc::now(),
+            rows: vec![],
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn batches_apply_only_where_the_copy_ends() {
+        let copy = Copy { epoch: 2, watermark: Watermark { xid: 100, seq: 7 } };
+        assert_eq!(decide(&copy, &batch(2, (100, 7), (120, 3))), Decision::Apply);
+        assert_eq!(decide(&copy, &batch(3, (0, 0), (50, 1))), Decision::Replace);
+        let refused = |b| match decide(&copy, &b) {
+            Decision::Refuse(reason) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(batch(2, (90, 1), (100, 7))).starts_with("duplicate"));
+        assert!(refused(batch(2, (0, 0), (100, 7))).starts_with("duplicate"));
+        assert!(refused(batch(2, (110, 1), (120, 3))).starts_with("gap"));
+        assert!(refused(batch(1, (100, 7), (120, 3))).contains("before the resync"));
+        assert!(refused(batch(3, (100, 7), (120, 3))).contains("from the beginning"));
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        let mut b = batch(1, (0, 0), (5, 1));
+        b.rows.push(rampart_shared::replication::ReplicatedRow {
+            table: rampart_shared::replication::ReplicatedTable::TaskResults,
+            key: serde_json::json!({"task_id": "x"}),
+            change_seq: 1,
+            row: None,
+        });
+        assert!(check_shape(&b).unwrap_err().contains("task_id, endpoint_id"));
+        assert!(check_shape(&batch(1, (5, 1), (0, 0))).unwrap_err().contains("before it starts"));
+        assert!(check_shape(&batch(0, (0, 0), (0, 0))).unwrap_err().contains("epoch"));
+    }
+}

@@ -1,0 +1,166 @@
+//! Slave side: reading the change stream, safely under concurrent writers.
+//!
+//! Every replicated table carries `change_seq` (the row's version) and
+//! `change_xid` (the transaction that wrote it), stamped by a trigger
+//! (migration `0003_changes.sql`); deletions leave rows in `tombstones`.
+//! Changes are read in `(change_xid, change_seq)` order, but only below the
+//! [`horizon`], the oldest transaction still running: everything below it
+//! has finished, so a position once passed can never gain a row. Reading
+//! "above the highest `change_seq` shipped" instead would skip a row whose
+//! transaction took its number early and committed late.
+
+use deadpool_postgres::GenericClient;
+use rampart_shared::replication::{PendingKey, ReplicatedRow, ReplicatedTable, TableDigest, Watermark};
+
+/// The transaction-id horizon now: every transaction below it has finished.
+/// Call it inside the REPEATABLE READ transaction that then reads the changes.
+pub async fn horizon<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
+    Ok(client.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?.get(0))
+}
+
+/// `jsonb_build_object(...)` of a table's key columns, for table alias `t`.
+fn key_expr(table: ReplicatedTable) -> String {
+    let pairs: Vec<String> = table.key_columns().iter().map(|c| format!("'{c}', t.{c}")).collect();
+    format!("jsonb_build_object({})", pairs.join(", "))
+}
+
+/// The row as shipped: every column but the private ones.
+fn row_expr(table: ReplicatedTable) -> String {
+    let minus: String = table.private_columns().iter().map(|c| format!(" - '{c}'")).collect();
+    format!("(to_jsonb(t){minus})")
+}
+
+/// A change with its position in the stream.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub position: Watermark,
+    pub row: ReplicatedRow,
+}
+
+/// What one read of the stream found.
+#[derive(Debug)]
+pub struct Page {
+    pub changes: Vec<Change>,
+    /// Where the page ends: the last change's position, or the horizon when
+    /// the page reached it.
+    pub to: Watermark,
+    /// Nothing below the horizon is left after this page.
+    pub caught_up: bool,
+}
+
+/// Changes after `from` and below the horizon, oldest first, at most
+/// `max_rows` of them and about `max_bytes` of JSON. Run it in a
+/// REPEATABLE READ transaction with `TimeZone` set to UTC.
+pub async fn read_page<C: GenericClient>(
+    client: &C,
+    from: Watermark,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Result<Page, tokio_postgres::Error> {
+    let horizon = horizon(client).await?;
+    // One more than a page per table: a table that fills it has more to come.
+    let limit = max_rows as i64 + 1;
+    let mut candidates = Vec::new();
+    for table in ReplicatedTable::ALL {
+        let sql = format!(
+            "SELECT t.change_xid::text::bigint, t.change_seq, {}, {} FROM {} t
+              WHERE t.change_xid < $1::bigint::text::xid8 AND (t.change_xid, t.change_seq) > ($2::bigint::text::xid8, $3)
+              ORDER BY t.change_xid, t.change_seq LIMIT $4",
+            key_expr(table),
+            row_expr(table),
+            table.name()
+        );
+        for r in client.query(&sql, &[&horizon, &from.xid, &from.seq, &limit]).await? {
+            let position = Watermark { xid: r.get(0), seq: r.get(1) };
+            candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(r.get(3)) } });
+        }
+    }
+    let tombstones = client
+        .query(
+            "SELECT t.change_xid::text::bigint, t.change_seq, t.table_name, t.row_key FROM tombstones t
+              WHERE t.change_xid < $1::bigint::text::xid8 AND (t.change_xid, t.change_seq) > ($2::bigint::text::xid8, $3)
+              ORDER BY t.change_xid, t.change_seq LIMIT $4",
+            &[&horizon, &from.xid, &from.seq, &limit],
+        )
+        .await?;
+    for r in tombstones {
+        let position = Watermark { xid: r.get(0), seq: r.get(1) };
+        let name: &str = r.get(2);
+        let Some(table) = ReplicatedTable::parse(name) else {
+            tracing::warn!(table = name, change_seq = position.seq, "Skipped a tombstone of a table that is not replicated.");
+            continue;
+        };
+        candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(3), change_seq: position.seq, row: None } });
+    }
+    candidates.sort_by_key(|c| c.position);
+
+    // Each table gave its oldest `max_rows + 1` changes, so the oldest
+    // `max_rows` overall are among them; if there were no more than
+    // `max_rows` in all, no table was cut short and this page reaches the
+    // horizon.
+    let mut caught_up = candidates.len() <= max_rows;
+    let mut changes = Vec::with_capacity(candidates.len().min(max_rows));
+    let mut bytes = 0;
+    for change in candidates {
+        let size = change.row.row.as_ref().map_or(0, |r| r.to_string().len()) + change.row.key.to_string().len() + 48;
+        if changes.len() == max_rows || (!changes.is_empty() && bytes + size > max_bytes) {
+            caught_up = false;
+            break;
+        }
+        bytes += size;
+        changes.push(change);
+    }
+    let to = if caught_up {
+        Watermark { xid: horizon, seq: 0 }.max(from)
+    } else {
+        changes.last().map_or(from, |c| c.position)
+    };
+    Ok(Page { changes, to, caught_up })
+}
+
+/// Every row of every replicated table that the master should have once it
+/// applied everything below `horizon`, as `(key, hash)` pairs, plus the rows
+/// changed after it (left out of the comparison). Run it in the snapshot of
+/// the page that reached `horizon`.
+pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<TableDigest>, Vec<PendingKey>), tokio_postgres::Error> {
+    let mut tables = Vec::new();
+    let mut pending = Vec::new();
+    for table in ReplicatedTable::ALL {
+        let sql = format!(
+            "SELECT {key}::text, left(md5({row}::text), 16), t.change_xid < $1::bigint::text::xid8 FROM {name} t ORDER BY 1",
+            key = key_expr(table),
+            row = row_expr(table),
+            name = table.name()
+        );
+        let mut rows = Vec::new();
+        for r in client.query(&sql, &[&horizon]).await? {
+            if r.get(2) {
+                rows.push((r.get(0), r.get(1)));
+            } else {
+                pending.push(PendingKey { table, key: r.get(0) });
+            }
+        }
+        tables.push(TableDigest { table, rows });
+    }
+    let deleted = client
+        .query("SELECT table_name, row_key::text FROM tombstones WHERE change_xid >= $1::bigint::text::xid8", &[&horizon])
+        .await?;
+    for r in deleted {
+        if let Some(table) = ReplicatedTable::parse(r.get(0)) {
+            pending.push(PendingKey { table, key: r.get(1) });
+        }
+    }
+    Ok((tables, pending))
+}
+
+/// Changed rows after `acked` (what the master has not acknowledged yet).
+pub async fn backlog<C: GenericClient>(client: &C, acked: Watermark) -> Result<i64, tokio_postgres::Error> {
+    let counts: Vec<String> = ReplicatedTable::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(["tombstones"])
+        .map(|name| format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))"))
+        .collect();
+    Ok(client.query_one(&format!("SELECT ({})::bigint", counts.join(" + ")), &[&acked.xid, &acked.seq]).await?.get(0))
+}
+

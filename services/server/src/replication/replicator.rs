@@ -1,0 +1,282 @@
+//! Slave side: shipping the change stream to the master.
+//!
+//! A *pass* runs every `ReplicationInterval` seconds, on demand
+//! (`replicate-now`, a verification), and right after start or
+//! registration (then it is the full snapshot of epoch 1). It ships batches
+//! one at a time, each read from the watermark the master acknowledged last,
+//! and waits for the master's answer before reading the next: the slave's
+//! position moves only when the master has applied. A pass ends with a
+//! caught-up batch (possibly empty), which tells the master how fresh its
+//! copy is.
+//!
+//! Where the stream stands lives in `master_link` (`repl_*` columns), so a
+//! restart resumes from the acknowledged watermark.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use deadpool_postgres::GenericClient;
+use rampart_shared::{
+    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    replication::{kind, Digest, ReplicationAck, ReplicationBatch, ReplicationProgress, Watermark},
+    topology::Topology,
+    Envelope, Shutdown,
+};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::changes;
+use crate::state::AppState;
+
+/// How long the slave waits for the master's answer before resending.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// About the most JSON one batch carries (rows are bounded separately by
+/// `ReplicationBatchSize`).
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Wait before retrying a pass that failed (broker or database down).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Longest a pass waits for the transactions running when it started.
+const HORIZON_WAIT: Duration = Duration::from_secs(30);
+
+/// Where this slave's stream stands, from `master_link`.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    pub epoch: i64,
+    pub sent_batch: i64,
+    pub acked: Watermark,
+    pub acked_batch: i64,
+    pub verification: Option<Uuid>,
+}
+
+pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch, repl_verification
+               FROM master_link WHERE id = 1",
+            &[],
+        )
+        .await?
+        .map(|r| Stream {
+            epoch: r.get(0),
+            sent_batch: r.get(1),
+            acked: Watermark { xid: r.get(2), seq: r.get(3) },
+            acked_batch: r.get(4),
+            verification: r.get(5),
+        }))
+}
+
+/// Where replication stands, for heartbeats and the API.
+pub async fn progress<C: GenericClient>(client: &C) -> Result<Option<ReplicationProgress>, tokio_postgres::Error> {
+    let Some(s) = stream(client).await? else { return Ok(None) };
+    let rows_behind = changes::backlog(client, s.acked).await?;
+    Ok(Some(ReplicationProgress { epoch: s.epoch, acked: s.acked, rows_behind }))
+}
+
+/// Records the master's answer to the batch in flight (inside the command
+/// inbox's transaction). Answers to older batches are ignored.
+pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Result<(), tokio_postgres::Error> {
+    let Some(s) = stream(tx).await? else { return Ok(()) };
+    if ack.batch != s.sent_batch || ack.batch == s.acked_batch {
+        tracing::debug!(batch = ack.batch, in_flight = s.sent_batch, "Ignored an answer to an older replication batch.");
+        return Ok(());
+    }
+    // The master's copy is in another epoch than ours: if older, it lost our
+    // snapshot's start (resend the epoch from the start); if newer, this
+    // database is older than what the master saw (start a newer epoch).
+    let (epoch, acked) = match ack.epoch.cmp(&s.epoch) {
+        std::cmp::Ordering::Equal => (s.epoch, ack.watermark),
+        std::cmp::Ordering::Less => (s.epoch, Watermark::START),
+        std::cmp::Ordering::Greater => (ack.epoch + 1, Watermark::START),
+    };
+    if !ack.applied {
+        tracing::warn!(batch = ack.batch, epoch, watermark = %acked, reason = ack.reason.as_deref().unwrap_or("-"),
+                       "The master did not apply a replication batch; resending from its watermark.");
+    }
+    tx.execute(
+        "UPDATE master_link SET repl_epoch = $1, repl_acked_xid = $2, repl_acked_seq = $3, repl_acked_batch = $4,
+                repl_acked_at = now() WHERE id = 1",
+        &[&epoch, &acked.xid, &acked.seq, &ack.batch],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Asks for a pass, with checksums when `verification` is given.
+pub async fn request<C: GenericClient>(tx: &C, verification: Option<Uuid>, full: bool) -> Result<(), tokio_postgres::Error> {
+    if let Some(id) = verification {
+        tx.execute("UPDATE master_link SET repl_verification = $1 WHERE id = 1", &[&id]).await?;
+    }
+    if full {
+        tx.execute(
+            "UPDATE master_link SET repl_epoch = repl_epoch + 1, repl_acked_xid = 0, repl_acked_seq = 0,
+                    repl_acked_batch = repl_sent_batch WHERE id = 1",
+            &[],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replicates until `stop`.
+pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
+    let publisher = Publisher::new(broker);
+    let interval = Duration::from_secs(state.settings.replication_interval);
+    let mut next_pass = Instant::now();
+    tracing::info!(interval_seconds = interval.as_secs(), "Replication to the master started.");
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tokio::time::sleep_until(next_pass) => {}
+            _ = state.replication_wake.notified() => {}
+        }
+        let started = Instant::now();
+        match pass(&state, &publisher, &stop).await {
+            Ok(Some(shipped)) => {
+                tracing::info!(batches = shipped.batches, rows = shipped.rows, watermark = %shipped.watermark,
+                               elapsed_ms = started.elapsed().as_millis() as u64, "Replicated to the master.");
+                next_pass = Instant::now() + interval;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?RETRY_AFTER, "Replication pass failed; retrying.");
+                next_pass = Instant::now() + RETRY_AFTER.min(interval);
+            }
+        }
+    }
+}
+
+/// What a pass shipped.
+struct Shipped {
+    batches: u64,
+    rows: u64,
+    watermark: Watermark,
+}
+
+/// Ships batches until one caught up and the master applied it; `None`
+/// when stopped (or the link is gone).
+async fn pass(state: &AppState, publisher: &Publisher, stop: &Shutdown) -> anyhow::Result<Option<Shipped>> {
+    let mut shipped = Shipped { batches: 0, rows: 0, watermark: Watermark::START };
+    if !wait_for_running_transactions(state, stop).await? {
+        return Ok(None);
+    }
+    loop {
+        let Some(link) = state.keyring.link() else { return Ok(None) };
+        let (batch, verification) = {
+            let mut client = state.pool.get().await?;
+            let Some(stream) = stream(&client).await? else { return Ok(None) };
+            let batch = read_batch(&mut client, state, &stream).await?;
+            (batch, stream.verification)
+        };
+        let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
+        publisher
+            .publish(Outgoing::envelope(
+                state.site.topology.replication_exchange(),
+                Topology::slave_key(&state.site.instance),
+                &envelope,
+                Some(&link.slave_key),
+            ))
+            .await?;
+        tracing::debug!(epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), from = %batch.from, to = %batch.to,
+                        caught_up = batch.caught_up, "Sent a replication batch.");
+        let Some(answer) = wait_for_answer(state, batch.batch, stop).await? else { return Ok(None) };
+        let Some(answer) = answer else {
+            tracing::warn!(batch = batch.batch, timeout = ?ACK_TIMEOUT, "No answer from the master; resending.");
+            continue;
+        };
+        if answer.acked == batch.to && answer.epoch == batch.epoch {
+            shipped.batches += 1;
+            shipped.rows += batch.rows.len() as u64;
+            shipped.watermark = batch.to;
+            if batch.digest.is_some() {
+                let client = state.pool.get().await?;
+                client
+                    .execute("UPDATE master_link SET repl_verification = NULL WHERE id = 1 AND repl_verification = $1", &[&verification])
+                    .await?;
+            }
+            if batch.caught_up {
+                return Ok(Some(shipped));
+            }
+        }
+    }
+}
+
+/// Waits until every transaction running when the pass starts has ended, so
+/// the pass ships everything committed before it started (a change committed
+/// just before `replicate-now` is in it). A transaction open for longer than
+/// [`HORIZON_WAIT`] anywhere in the PostgreSQL cluster is not waited for: its
+/// changes go with a later pass. `false` when stopped.
+async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> anyhow::Result<bool> {
+    let client = state.pool.get().await?;
+    let target: i64 = client.query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0);
+    let deadline = Instant::now() + HORIZON_WAIT;
+    loop {
+        let horizon = changes::horizon(&client).await?;
+        if horizon >= target {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(horizon, waited_for = target, waited = ?HORIZON_WAIT,
+                           "A long transaction holds the replication horizon back; its changes go with a later pass.");
+            return Ok(true);
+        }
+        if !stop.sleep(Duration::from_millis(20)).await {
+            return Ok(false);
+        }
+    }
+}
+
+/// Numbers the next batch, then reads it from the acknowledged watermark in
+/// one REPEATABLE READ snapshot (the checksums of a verification too).
+async fn read_batch(client: &mut deadpool_postgres::Client, state: &AppState, stream: &Stream) -> anyhow::Result<ReplicationBatch> {
+    // Numbered outside the snapshot: `master_link` changes under it (answers,
+    // requests), and a REPEATABLE READ update of it would then fail.
+    let batch: i64 = client
+        .query_one("UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch", &[])
+        .await?
+        .get(0);
+    let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    tx.execute("SET LOCAL TimeZone = 'UTC'", &[]).await?;
+    let taken_at = Utc::now();
+    let page = changes::read_page(&tx, stream.acked, state.settings.replication_batch_size as usize, MAX_BATCH_BYTES).await?;
+    let digest = match (page.caught_up, stream.verification) {
+        (true, Some(verification)) => {
+            let (tables, pending) = changes::digest(&tx, page.to.xid).await?;
+            Some(Digest { verification, tables, pending })
+        }
+        _ => None,
+    };
+    tx.commit().await?;
+    Ok(ReplicationBatch {
+        epoch: stream.epoch,
+        batch,
+        from: stream.acked,
+        to: page.to,
+        caught_up: page.caught_up,
+        taken_at,
+        rows: page.changes.into_iter().map(|c| c.row).collect(),
+        digest,
+    })
+}
+
+/// Waits for the master's answer to `batch`: `Ok(None)` when stopped,
+/// `Ok(Some(None))` after [`ACK_TIMEOUT`], else the stream as it now stands.
+async fn wait_for_answer(state: &AppState, batch: i64, stop: &Shutdown) -> anyhow::Result<Option<Option<Stream>>> {
+    let deadline = Instant::now() + ACK_TIMEOUT;
+    loop {
+        {
+            let client = state.pool.get().await?;
+            match stream(&client).await? {
+                None => return Ok(None),
+                Some(s) if s.acked_batch >= batch => return Ok(Some(Some(s))),
+                Some(_) => {}
+            }
+        }
+        tokio::select! {
+            _ = stop.wait() => return Ok(None),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Some(None)),
+            _ = state.replication_ack.notified() => {}
+            // An answer recorded between the read above and this wait.
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}

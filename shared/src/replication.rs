@@ -1,0 +1,256 @@
+//! Replication slave -> master: the wire contract.
+//!
+//! A slave ships its changed rows as [`ReplicationBatch`]es on
+//! `<ns>.replication` (key `slave.<slave_id>`, queue
+//! `<ns>.master.replication`), signed with its slave key. The master answers
+//! every batch with a [`ReplicationAck`] on the slave's command queue (see
+//! [`MasterCommand`](crate::hierarchy::MasterCommand)), signed with the
+//! slave's command key.
+//!
+//! Positions in a slave's change stream are [`Watermark`]s: (transaction id,
+//! change number). A batch says where it starts and where it ends; the
+//! master applies it only if it starts exactly where the master's copy ends,
+//! in the same `epoch` (an epoch is one full snapshot and the increments
+//! after it). Anything else (a duplicate, a batch from before a resync, a
+//! gap) changes nothing and is answered with the master's own watermark, so
+//! the slave resends from there.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Wire names of the replication kinds.
+pub mod kind {
+    /// Slave -> master, on `<ns>.replication`.
+    pub const BATCH: &str = "replication.batch";
+    /// Master -> slave, on the slave's command queue.
+    pub const ACK: &str = "master.replication_ack";
+    pub const REPLICATE_NOW: &str = "master.replicate_now";
+    pub const VERIFY: &str = "master.verify";
+}
+
+/// Largest replication message a master accepts (a batch is bounded by rows
+/// and by bytes well below this).
+pub const MAX_REPLICATION_BYTES: usize = 32 * 1024 * 1024;
+
+/// The slave tables a master keeps a copy of, and their keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicatedTable {
+    /// Computers: inventory, security status, licensed flag, policy status.
+    Endpoints,
+    NetworkGroups,
+    VirtualGroups,
+    VirtualGroupMembers,
+    Detections,
+    TaskResults,
+    /// License usage (the key itself is not shipped).
+    License,
+}
+
+impl ReplicatedTable {
+    pub const ALL: [ReplicatedTable; 7] = [
+        Self::Endpoints,
+        Self::NetworkGroups,
+        Self::VirtualGroups,
+        Self::VirtualGroupMembers,
+        Self::Detections,
+        Self::TaskResults,
+        Self::License,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Endpoints => "endpoints",
+            Self::NetworkGroups => "network_groups",
+            Self::VirtualGroups => "virtual_groups",
+            Self::VirtualGroupMembers => "virtual_group_members",
+            Self::Detections => "detections",
+            Self::TaskResults => "task_results",
+            Self::License => "license",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The columns that identify a row.
+    pub fn key_columns(self) -> &'static [&'static str] {
+        match self {
+            Self::VirtualGroupMembers => &["virtual_group_id", "endpoint_id"],
+            Self::Detections => &["detection_id"],
+            Self::TaskResults => &["task_id", "endpoint_id"],
+            _ => &["id"],
+        }
+    }
+
+    /// Columns that stay on the slave (secrets, replication bookkeeping).
+    pub fn private_columns(self) -> &'static [&'static str] {
+        match self {
+            Self::License => &["change_seq", "change_xid", "key"],
+            _ => &["change_seq", "change_xid"],
+        }
+    }
+}
+
+impl fmt::Display for ReplicatedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A position in a slave's change stream: every change ordered before
+/// `(xid, seq)` is included. `(0, 0)` is the start (a full snapshot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watermark {
+    /// Transaction id (`xid8`) of the change.
+    pub xid: i64,
+    /// `change_seq` of the change within that transaction.
+    pub seq: i64,
+}
+
+impl Watermark {
+    pub const START: Watermark = Watermark { xid: 0, seq: 0 };
+}
+
+impl fmt::Display for Watermark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.xid, self.seq)
+    }
+}
+
+/// One changed row: its newest content, or `None` when it was deleted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicatedRow {
+    pub table: ReplicatedTable,
+    /// The key columns, as a JSON object.
+    pub key: Value,
+    /// The row's version: a newer one replaces an older one, never the reverse.
+    pub change_seq: i64,
+    pub row: Option<Value>,
+}
+
+/// A bounded run of changes, `from` (exclusive) to `to` (inclusive).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationBatch {
+    /// Starts at 1 with the snapshot after registration; a new epoch starts
+    /// from [`Watermark::START`] and replaces the master's copy.
+    pub epoch: i64,
+    /// Number of this batch, for acks and logs.
+    pub batch: i64,
+    pub from: Watermark,
+    pub to: Watermark,
+    /// Nothing older than the slave's transaction horizon is left to ship:
+    /// the master's copy is as of `taken_at`.
+    pub caught_up: bool,
+    /// When the slave read these changes.
+    pub taken_at: DateTime<Utc>,
+    pub rows: Vec<ReplicatedRow>,
+    /// Checksums taken in the same snapshot, when a verification asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// The slave's side of a verification, at the cut of a caught-up batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    pub verification: Uuid,
+    pub tables: Vec<TableDigest>,
+    /// Rows changed after the cut (not shipped yet): left out of the comparison.
+    pub pending: Vec<PendingKey>,
+}
+
+/// Every row of one table: key (JSON text) and a hash of its content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDigest {
+    pub table: ReplicatedTable,
+    /// `(key, hash)` pairs sorted by key.
+    pub rows: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingKey {
+    pub table: ReplicatedTable,
+    pub key: String,
+}
+
+/// The master's answer to a batch: its copy now ends at `watermark`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationAck {
+    pub epoch: i64,
+    /// The batch this answers.
+    pub batch: i64,
+    /// Whether that batch was applied; if not, `reason` says why and the
+    /// slave resends from `watermark`.
+    pub applied: bool,
+    pub watermark: Watermark,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Replicate now instead of at the next interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateNow {
+    /// Start a new epoch: ship every row again and replace the master's copy.
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// Replicate now and send checksums with the caught-up batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub verification: Uuid,
+}
+
+/// Where a slave's replication stands, carried by its heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationProgress {
+    pub epoch: i64,
+    /// What the master acknowledged last.
+    pub acked: Watermark,
+    /// Changed rows not acknowledged yet.
+    pub rows_behind: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_round_trip() {
+        for t in ReplicatedTable::ALL {
+            assert_eq!(ReplicatedTable::parse(t.name()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), Value::String(t.name().into()));
+        }
+        assert_eq!(ReplicatedTable::parse("policies"), None);
+    }
+
+    #[test]
+    fn watermarks_order_by_transaction_then_change() {
+        let w = |xid, seq| Watermark { xid, seq };
+        assert!(w(5, 100) < w(6, 1));
+        assert!(w(5, 1) < w(5, 2));
+        assert!(Watermark::START < w(1, 0));
+        assert_eq!(w(7, 3).to_string(), "7:3");
+    }
+
+    #[test]
+    fn batches_refuse_unknown_tables() {
+        let row = serde_json::json!({"table": "policies", "key": {"id": 1}, "change_seq": 1, "row": null});
+        assert!(serde_json::from_value::<ReplicatedRow>(row).is_err());
+    }
+}
