@@ -255,3 +255,56 @@ async fn an_offline_slave_catches_up_from_its_watermark_and_removal_keeps_or_pur
     brest.stop(&[]).await;
     master.stop(&[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_restored_from_an_old_backup_gets_a_full_snapshot() {
+    let (master, rennes) = master_and_site("rennes", "").await;
+    insert_endpoints(&rennes, "rennes", 100).await;
+    register(&master, &rennes).await;
+    wait_for_replicated_endpoints(&master, "rennes", 100).await;
+    let old_copy: Vec<(String, i64, serde_json::Value)> = {
+        let client = master.state.pool.get().await.unwrap();
+        let rows = client
+            .query("SELECT row_key::text, change_seq, row FROM replica_rows WHERE slave_id = 'rennes' AND table_name = 'endpoints' AND row ->> 'id' < 'rennes-00005'", &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+    };
+    assert_eq!(old_copy.len(), 5);
+
+    // Deletions reach the master; once it has applied them, the slave drops its tombstones.
+    rennes.state.pool.get().await.unwrap().execute("DELETE FROM endpoints WHERE id < 'rennes-00005'", &[]).await.unwrap();
+    let (status, body) = rennes.post("/api/replication/now", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    wait_for_replicated_endpoints(&master, "rennes", 95).await;
+    wait_for("the slave to prune the tombstones the master applied", || async {
+        (count(&rennes, "SELECT count(*) FROM tombstones").await == 0).then_some(())
+    })
+    .await;
+
+    // The master's database comes back from a backup taken before the deletions.
+    let client = master.state.pool.get().await.unwrap();
+    for (key, seq, row) in &old_copy {
+        client
+            .execute("UPDATE replica_rows SET change_seq = $2, row = $3 WHERE slave_id = 'rennes' AND row_key = $1::text::jsonb", &[key, seq, row])
+            .await
+            .unwrap();
+    }
+    client.execute("UPDATE slaves SET repl_xid = 0, repl_seq = 0 WHERE id = 'rennes'", &[]).await.unwrap();
+    drop(client);
+    assert_eq!(count(&master, "SELECT count(*) FROM replica_endpoints WHERE slave_id = 'rennes'").await, 100);
+
+    // The slave cannot replay deletions it no longer has: it sends a new epoch, which replaces the copy.
+    let (status, body) = rennes.post("/api/replication/now", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let replication = wait_for("a new epoch on the master", || async {
+        let r = replication_of(&master, "rennes").await;
+        (r["epoch"] == 2 && r["replicated_endpoints"] == 95).then_some(r)
+    })
+    .await;
+    assert!(replication["refused_batches"].as_i64().unwrap() >= 1, "{replication}");
+    assert_in_sync(&verify(&master, "rennes").await);
+
+    rennes.stop(&[]).await;
+    master.stop(&[]).await;
+}

@@ -10,7 +10,11 @@ ALTER TABLE master_link
     ADD COLUMN repl_acked_batch  bigint NOT NULL DEFAULT 0,
     ADD COLUMN repl_acked_at     timestamptz,
     -- A verification to answer with the next caught-up batch.
-    ADD COLUMN repl_verification uuid;
+    ADD COLUMN repl_verification uuid,
+    -- Tombstones up to here are deleted (the master has applied them); a
+    -- master whose copy ends before this needs a full snapshot.
+    ADD COLUMN repl_pruned_xid   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN repl_pruned_seq   bigint NOT NULL DEFAULT 0;
 
 -- On a master: where its copy of each slave stands.
 ALTER TABLE slaves

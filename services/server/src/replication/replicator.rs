@@ -46,12 +46,15 @@ pub struct Stream {
     pub acked: Watermark,
     pub acked_batch: i64,
     pub verification: Option<Uuid>,
+    /// Tombstones up to here are gone: the master has applied them.
+    pub pruned: Watermark,
 }
 
 pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
-            "SELECT repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch, repl_verification
+            "SELECT repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch, repl_verification,
+                    repl_pruned_xid, repl_pruned_seq
                FROM master_link WHERE id = 1",
             &[],
         )
@@ -62,6 +65,7 @@ pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, toki
             acked: Watermark { xid: r.get(2), seq: r.get(3) },
             acked_batch: r.get(4),
             verification: r.get(5),
+            pruned: Watermark { xid: r.get(6), seq: r.get(7) },
         }))
 }
 
@@ -82,22 +86,52 @@ pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Resul
     }
     // The master's copy is in another epoch than ours: if older, it lost our
     // snapshot's start (resend the epoch from the start); if newer, this
-    // database is older than what the master saw (start a newer epoch).
+    // database is older than what the master saw (start a newer epoch). A
+    // copy that ends before the tombstones pruned here (a master restored
+    // from an old backup) can only be repaired by a new epoch too.
     let (epoch, acked) = match ack.epoch.cmp(&s.epoch) {
+        std::cmp::Ordering::Equal if ack.watermark < s.pruned => (s.epoch + 1, Watermark::START),
         std::cmp::Ordering::Equal => (s.epoch, ack.watermark),
         std::cmp::Ordering::Less => (s.epoch, Watermark::START),
         std::cmp::Ordering::Greater => (ack.epoch + 1, Watermark::START),
     };
-    if !ack.applied {
+    if epoch != s.epoch {
+        tracing::warn!(epoch, master_epoch = ack.epoch, master_watermark = %ack.watermark,
+                       "The master's copy cannot be continued; starting a new epoch (full snapshot).");
+    } else if !ack.applied {
         tracing::warn!(batch = ack.batch, epoch, watermark = %acked, reason = ack.reason.as_deref().unwrap_or("-"),
                        "The master did not apply a replication batch; resending from its watermark.");
     }
+    // A new epoch replaces the master's copy: what was pruned before no
+    // longer matters.
     tx.execute(
         "UPDATE master_link SET repl_epoch = $1, repl_acked_xid = $2, repl_acked_seq = $3, repl_acked_batch = $4,
-                repl_acked_at = now() WHERE id = 1",
+                repl_acked_at = now(),
+                repl_pruned_xid = CASE WHEN $1 = repl_epoch THEN repl_pruned_xid ELSE 0 END,
+                repl_pruned_seq = CASE WHEN $1 = repl_epoch THEN repl_pruned_seq ELSE 0 END
+          WHERE id = 1",
         &[&epoch, &acked.xid, &acked.seq, &ack.batch],
     )
     .await?;
+    if ack.applied && epoch == s.epoch && acked > s.pruned {
+        prune(tx, acked).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the tombstones the master has applied (up to `upto`).
+async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_postgres::Error> {
+    let pruned = tx
+        .execute(
+            "DELETE FROM tombstones WHERE (change_xid, change_seq) <= ($1::bigint::text::xid8, $2)",
+            &[&upto.xid, &upto.seq],
+        )
+        .await?;
+    tx.execute("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
+        .await?;
+    if pruned > 0 {
+        tracing::debug!(pruned, upto = %upto, "Pruned tombstones the master has applied.");
+    }
     Ok(())
 }
 
@@ -109,7 +143,7 @@ pub async fn request<C: GenericClient>(tx: &C, verification: Option<Uuid>, full:
     if full {
         tx.execute(
             "UPDATE master_link SET repl_epoch = repl_epoch + 1, repl_acked_xid = 0, repl_acked_seq = 0,
-                    repl_acked_batch = repl_sent_batch WHERE id = 1",
+                    repl_acked_batch = repl_sent_batch, repl_pruned_xid = 0, repl_pruned_seq = 0 WHERE id = 1",
             &[],
         )
         .await?;
