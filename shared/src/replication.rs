@@ -124,6 +124,17 @@ impl fmt::Display for Watermark {
     }
 }
 
+/// Reads the `xid:seq` form [`Display`](fmt::Display) writes (as the API shows it).
+impl std::str::FromStr for Watermark {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("watermark '{text}' is not of the form XID:SEQ");
+        let (xid, seq) = text.split_once(':').ok_or_else(bad)?;
+        Ok(Self { xid: xid.parse().map_err(|_| bad())?, seq: seq.parse().map_err(|_| bad())? })
+    }
+}
+
 /// One changed row: its newest content, or `None` when it was deleted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +257,8 @@ mod tests {
         assert!(w(5, 1) < w(5, 2));
         assert!(Watermark::START < w(1, 0));
         assert_eq!(w(7, 3).to_string(), "7:3");
+        assert_eq!("7:3".parse::<Watermark>(), Ok(w(7, 3)));
+        assert!("7".parse::<Watermark>().unwrap_err().contains("XID:SEQ"));
     }
 
     #[test]

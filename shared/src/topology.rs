@@ -165,8 +165,9 @@ impl Topology {
     pub fn status_key(slave: &str, kind: &str) -> String {
         format!("slave.{slave}.{kind}")
     }
-    /// The slave a status routing key names, if it has the right shape.
-    pub fn status_key_slave(routing_key: &str) -> Option<&str> {
+    /// The slave a `slave.<id>[.<kind>]` routing key (status, replication)
+    /// names, if it has that shape.
+    pub fn slave_of_key(routing_key: &str) -> Option<&str> {
         routing_key.strip_prefix("slave.")?.split('.').next().filter(|s| !s.is_empty())
     }
     /// Binding that catches every slave's replication batches.
@@ -319,7 +320,8 @@ mod tests {
         assert_eq!(t.master_status_queue(), "rampart.master.status");
         assert_eq!(t.master_replication_queue(), "rampart.master.replication");
         assert_eq!(Topology::status_key("paris", "slave.receipt"), "slave.paris.slave.receipt");
-        assert_eq!(Topology::status_key_slave("slave.paris.slave.receipt"), Some("paris"));
-        assert_eq!(Topology::status_key_slave("agent.paris"), None);
+        assert_eq!(Topology::slave_of_key("slave.paris.slave.receipt"), Some("paris"));
+        assert_eq!(Topology::slave_of_key("agent.paris"), None);
+        assert_eq!(Topology::slave_of_key(&Topology::slave_key("paris")), Some("paris"));
     }
 }

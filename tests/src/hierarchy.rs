@@ -109,3 +109,25 @@ pub async fn insert_endpoints(site: &TestServer, prefix: &str, count: i64) {
         .await
         .expect("endpoints inserted");
 }
+
+/// One writer connection to a site's database, for tests of change capture
+/// under concurrent writes. Each transaction adds a threat to the endpoints
+/// it names, in the order given (sorted, so writers never deadlock), and when
+/// its flag is set lingers 5 ms before commit so sequence numbers commit out
+/// of order. Returns the rows updated.
+pub async fn add_threats(url: String, transactions: impl IntoIterator<Item = (Vec<String>, bool)>) -> u64 {
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("writer connects");
+    tokio::spawn(connection);
+    let mut updates = 0;
+    for (ids, linger) in transactions {
+        let tx = client.transaction().await.unwrap();
+        for id in &ids {
+            updates += tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id]).await.unwrap();
+        }
+        if linger {
+            tx.execute("SELECT pg_sleep(0.005)", &[]).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    updates
+}

@@ -7,10 +7,14 @@
 
 pub mod hierarchy;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use rampart_server::{config::Settings, startup::Application, state::SharedState};
-use rampart_shared::{amqp::Broker, topology::{self, NameSegment, Topology}, Secret, Shutdown};
+use rampart_shared::{
+    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    topology::{self, NameSegment, Topology},
+    Secret, Shutdown,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -141,6 +145,31 @@ impl TestServer {
         self.call(reqwest::Method::DELETE, path, None).await
     }
 
+    /// The Prometheus text of `/metrics` (served without a token).
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).timeout(Duration::from_secs(30)).send().await;
+        response.expect("metrics reachable").text().await.expect("metrics body read")
+    }
+
+    /// Waits until `GET path` shows `expected` in `field`; returns that body.
+    pub async fn wait_for_field(&self, path: &str, field: &str, expected: impl Into<Value>) -> Value {
+        let expected = expected.into();
+        wait_for(&format!("{path} to show {field} = {expected}"), || async {
+            let body = self.get_ok(path).await;
+            (body[field] == expected).then_some(body)
+        })
+        .await
+    }
+
+    /// Waits until the server knows `count` endpoints.
+    pub async fn wait_for_endpoints(&self, count: i64) {
+        wait_for(&format!("{count} endpoints enrolled"), || async {
+            let (_, body) = self.get("/api/endpoints?limit=1").await;
+            (body["total"].as_i64() == Some(count)).then_some(())
+        })
+        .await
+    }
+
     /// Stops the server and keeps its database (to start it again later).
     pub async fn halt(self) -> ServerOptions {
         self.shutdown.trigger();
@@ -198,6 +227,17 @@ pub async fn delete_queues(queues: &[String]) {
         for q in queues {
             let _ = topology::delete_queue(&channel, q).await;
         }
+    }
+    broker.close().await;
+}
+
+/// Publishes straight to the broker, bypassing any server (forged, late or
+/// duplicate messages); each must be routed and confirmed.
+pub async fn inject(messages: Vec<Outgoing>) {
+    let broker = Arc::new(Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests injector"));
+    let publisher = Publisher::new(broker.clone());
+    for m in messages {
+        publisher.publish(m).await.expect("injected message is routed");
     }
     broker.close().await;
 }
@@ -263,16 +303,5 @@ impl TestAgent {
         self.shutdown.trigger();
         let _ = tokio::time::timeout(Duration::from_secs(20), self.handle).await;
         self.queue
-    }
-}
-
-impl TestServer {
-    /// Waits until the server knows `count` endpoints.
-    pub async fn wait_for_endpoints(&self, count: i64) {
-        wait_for(&format!("{count} endpoints enrolled"), || async {
-            let (_, body) = self.get("/api/endpoints?limit=1").await;
-            (body["total"].as_i64() == Some(count)).then_some(())
-        })
-        .await
     }
 }

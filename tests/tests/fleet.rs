@@ -30,11 +30,7 @@ async fn a_fleet_enrolls_and_a_scan_task_completes_on_every_endpoint() {
     assert_eq!(status, StatusCode::CREATED, "{task}");
     let id = task["id"].as_str().unwrap().to_owned();
     assert_eq!(task["progress"]["total"], 300);
-    let done = wait_for("the scan to finish everywhere", || async {
-        let task = server.get_ok(&format!("/api/tasks/{id}")).await;
-        (task["state"] == "completed").then_some(task)
-    })
-    .await;
+    let done = server.wait_for_field(&format!("/api/tasks/{id}"), "state", "completed").await;
     assert_eq!(done["progress"]["succeeded"], 300, "{}", done["progress"]);
     let results = done["results"].as_array().unwrap();
     assert!(results.iter().all(|r| r["state"] == "succeeded" && r["scanned_files"].as_i64().unwrap() > 0));

@@ -1,9 +1,14 @@
 //! A master and its slaves: fan-out of policies and tasks with receipts,
 //! a slave that was offline catching up, and read-only master objects.
 
+use rampart_shared::{
+    amqp::publisher::Outgoing,
+    hierarchy::{SlaveHeartbeat, SlaveReport},
+    topology::Topology,
+};
 use rampart_tests::{
-    hierarchy::{receipt, wait_for_receipts, Hierarchy},
-    wait_for, TestAgent, TestServer,
+    hierarchy::{receipt, register, wait_for_receipts, Hierarchy},
+    inject, queue_exists, wait_for, ServerOptions, TestAgent, TestServer,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -64,11 +69,7 @@ async fn a_master_fans_out_a_policy_and_a_scan_to_three_slaves() {
         r["state"] == "applied" && r["progress"]["succeeded"] == 20
     })
     .await;
-    let done = wait_for("the task completed", || async {
-        let t = h.master.get_ok(&task_path).await;
-        (t["state"] == "completed").then_some(t)
-    })
-    .await;
+    let done = h.master.wait_for_field(&task_path, "state", "completed").await;
     assert_eq!(done["progress"]["total"], 60, "{done}");
     assert_eq!(done["progress"]["percent"], 100, "{done}");
     for slave in &h.slaves {
@@ -116,15 +117,9 @@ async fn a_slave_offline_during_fan_out_gets_everything_on_restart() {
     let (status, body) = h.master.delete("/api/slaves/paris").await;
     assert_eq!((status.as_u16(), body["state"].as_str()), (200, Some("removing")), "{body}");
     let slave = TestServer::spawn(offline).await;
-    wait_for("the slave to become a stand-alone", || async {
-        (slave.get_ok("/api/hierarchy").await["role"] == "standalone").then_some(())
-    })
-    .await;
-    wait_for("the master to record the removal", || async {
-        (h.master.get_ok("/api/slaves/paris").await["state"] == "removed").then_some(())
-    })
-    .await;
-    assert!(!rampart_tests::queue_exists(&slave.topology().slave_commands_queue("paris")).await);
+    slave.wait_for_field("/api/hierarchy", "role", "standalone").await;
+    h.master.wait_for_field("/api/slaves/paris", "state", "removed").await;
+    assert!(!queue_exists(&slave.topology().slave_commands_queue("paris")).await);
     let policies = slave.get_ok("/api/policies").await;
     assert!(policies.as_array().unwrap().iter().all(|p| p["owner"] == "local"), "{policies}");
     let gone = h.master.get_ok(&path).await;
@@ -132,8 +127,8 @@ async fn a_slave_offline_during_fan_out_gets_everything_on_restart() {
 
     // A new Paris (fresh database, same name) registers and gets new work.
     slave.stop(&[]).await;
-    let fresh = TestServer::spawn(rampart_tests::ServerOptions::site("paris", &h.master.options.namespace)).await;
-    rampart_tests::hierarchy::register(&h.master, &fresh).await;
+    let fresh = TestServer::spawn(ServerOptions::site("paris", &h.master.options.namespace)).await;
+    register(&h.master, &fresh).await;
     let (_, again) = h.master.post("/api/policies", json!({"name": "Again", "target": {"slaves": "all"}})).await;
     let again_path = format!("/api/policies/{}", again["id"].as_str().unwrap());
     wait_for_receipts(&h.master, &again_path, &["paris"], "the new Paris to apply a new policy", |r| r["state"] == "applied").await;
@@ -187,24 +182,15 @@ async fn unregistering_from_either_side_leaves_both_consistent() {
     })
     .await;
     wait_for_receipts(&h.master, &task_path, &["paris"], "Paris's scan reported cancelled", |r| r["state"] == "cancelled").await;
-    wait_for("the master to record that Paris left", || async {
-        (h.master.get_ok("/api/slaves/paris").await["state"] == "removed").then_some(())
-    })
-    .await;
-    assert!(!rampart_tests::queue_exists(&paris.topology().slave_commands_queue("paris")).await);
+    h.master.wait_for_field("/api/slaves/paris", "state", "removed").await;
+    assert!(!queue_exists(&paris.topology().slave_commands_queue("paris")).await);
     assert_eq!(paris.post("/api/hierarchy/unregister", json!({})).await.0, 409);
 
     // The master drops Lyon.
     let (status, body) = h.master.delete("/api/slaves/lyon").await;
     assert_eq!(status, 200, "{body}");
-    wait_for("Lyon to become a stand-alone", || async {
-        (lyon.get_ok("/api/hierarchy").await["role"] == "standalone").then_some(())
-    })
-    .await;
-    wait_for("the master to record that Lyon left", || async {
-        (h.master.get_ok("/api/slaves/lyon").await["state"] == "removed").then_some(())
-    })
-    .await;
+    lyon.wait_for_field("/api/hierarchy", "role", "standalone").await;
+    h.master.wait_for_field("/api/slaves/lyon", "state", "removed").await;
     let task_now = h.master.get_ok(&task_path).await;
     assert_eq!(receipt(&task_now, "lyon").unwrap()["state"], "cancelled", "{task_now}");
     assert_eq!(lyon.get(&path).await.0, 404);
@@ -216,25 +202,15 @@ async fn unregistering_from_either_side_leaves_both_consistent() {
     assert_eq!(cancelled, json!([]));
 
     // Whatever Lyon still sends with its old key is refused and recorded.
-    let heartbeat = rampart_shared::hierarchy::SlaveReport::Heartbeat(rampart_shared::hierarchy::SlaveHeartbeat {
-        version: "late".into(),
-        endpoints: 1,
-        license: None,
-        replication: None,
-    });
-    let late = rampart_shared::amqp::publisher::Outgoing::envelope(
+    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat { version: "late".into(), endpoints: 1, license: None, replication: None });
+    let late = Outgoing::envelope(
         lyon.topology().status_exchange(),
-        rampart_shared::topology::Topology::status_key("lyon", heartbeat.kind()),
+        Topology::status_key("lyon", heartbeat.kind()),
         &heartbeat.to_envelope("lyon"),
         Some(&lyon_key),
     );
-    let broker = std::sync::Arc::new(rampart_shared::amqp::Broker::new(rampart_shared::Secret::new(rampart_tests::AMQP_URL.into()), "late"));
-    rampart_shared::amqp::publisher::Publisher::new(broker.clone()).publish(late).await.unwrap();
-    broker.close().await;
-    wait_for("the late report to be refused and recorded", || async {
-        (h.master.get_ok("/api/slaves/lyon").await["refused_messages"] == 1).then_some(())
-    })
-    .await;
+    inject(vec![late]).await;
+    h.master.wait_for_field("/api/slaves/lyon", "refused_messages", 1).await;
 
     for agent in agents {
         agent.stop().await;
@@ -252,11 +228,8 @@ async fn a_slave_leaving_while_the_master_is_down_is_recorded_when_it_is_back() 
     assert_eq!(paris.get_ok("/api/hierarchy").await["role"], "standalone");
 
     h.master = TestServer::spawn(master_options).await;
-    wait_for("the master to record that Paris left", || async {
-        (h.master.get_ok("/api/slaves/paris").await["state"] == "removed").then_some(())
-    })
-    .await;
-    assert!(!rampart_tests::queue_exists(&paris.topology().slave_commands_queue("paris")).await);
+    h.master.wait_for_field("/api/slaves/paris", "state", "removed").await;
+    assert!(!queue_exists(&paris.topology().slave_commands_queue("paris")).await);
     h.stop().await;
 }
 

@@ -3,16 +3,17 @@
 //! concurrent writers, verify, a master killed between commit and ack,
 //! forged duplicates and gaps, an offline slave catching up, keep or purge.
 
+use std::collections::BTreeSet;
+
 use rampart_shared::{
-    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    amqp::publisher::Outgoing,
     replication::{kind, ReplicatedRow, ReplicatedTable, ReplicationBatch, Watermark},
-    signing::SigningKey,
     topology::Topology,
-    Envelope, Secret,
+    Envelope,
 };
 use rampart_tests::{
-    hierarchy::{insert_endpoints, register, replication_of, verify, wait_for_replicated_endpoints},
-    wait_for, ServerOptions, TestServer, AMQP_URL,
+    hierarchy::{add_threats, insert_endpoints, register, replication_of, verify, wait_for_replicated_endpoints},
+    inject, wait_for, ServerOptions, TestServer, WAIT,
 };
 use serde_json::json;
 
@@ -56,7 +57,7 @@ async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
     assert_eq!(slave["children"][0]["name"], "Default");
     assert_eq!(slave["children"][0]["endpoints"].as_array().unwrap().len(), 10_000);
 
-    let metrics = master.http.get(format!("{}/metrics", master.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = master.metrics().await;
     let sample = |name: &str| -> f64 {
         let prefix = format!("{name}{{slave=\"paris\"}} ");
         let line = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
@@ -79,14 +80,14 @@ async fn a_short_interval_keeps_up_with_concurrent_writers() {
     // Several connections write at once while the 1 s interval replicates;
     // some endpoints are deleted and others enrolled meanwhile.
     let url = lyon.options.database_url();
-    let writers: Vec<_> = (0..4).map(|w| tokio::spawn(write(url.clone(), w))).collect();
+    let writers: Vec<_> = (0..4).map(|w| tokio::spawn(add_threats(url.clone(), transactions(w)))).collect();
     let client = lyon.state.pool.get().await.unwrap();
     client.execute("DELETE FROM endpoints WHERE id IN ('lyon-00001', 'lyon-00002')", &[]).await.unwrap();
     drop(client);
     insert_endpoints(&lyon, "lyon-late", 20).await;
     let mut updates = 0;
     for w in writers {
-        updates += w.await.expect("a writer failed");
+        updates += tokio::time::timeout(WAIT, w).await.expect("a writer finishes in time").expect("a writer failed");
     }
 
     // No replicate-now: the interval alone brings the master up to date.
@@ -107,22 +108,14 @@ async fn a_short_interval_keeps_up_with_concurrent_writers() {
     master.stop(&[]).await;
 }
 
-/// Small transactions from one connection, as in the change-stream test.
-async fn write(url: String, writer: u64) -> u64 {
-    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("writer connects");
-    tokio::spawn(connection);
-    let mut updates = 0;
-    for n in 0..300_u64 {
-        let tx = client.transaction().await.unwrap();
+/// One writer's 300 small transactions: two endpoints each, in id order
+/// (no deadlocks).
+fn transactions(writer: u64) -> impl Iterator<Item = (Vec<String>, bool)> {
+    (0..300_u64).map(move |n| {
         let a = (n * 7 + writer * 31) % 300;
-        // Two endpoints a transaction, locked in id order (no deadlocks).
-        let ids: std::collections::BTreeSet<String> = [a, (a * 13) % 300].iter().map(|i| format!("lyon-{i:05}")).collect();
-        for id in &ids {
-            updates += tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id]).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    updates
+        let ids: BTreeSet<String> = [a, (a * 13) % 300].iter().map(|i| format!("lyon-{i:05}")).collect();
+        (ids.into_iter().collect(), false)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -131,9 +124,8 @@ async fn a_master_killed_between_commit_and_ack_applies_every_row_once() {
     insert_endpoints(&nice, "nice", 3000).await;
     // Dies right after committing the first batch, before acking it.
     master.state.failpoints.die_after_replication_commits(1);
-    let fired = master.state.clone();
     register(&master, &nice).await;
-    tokio::time::timeout(rampart_tests::WAIT, fired.failpoints.fired.notified()).await.expect("the failpoint fired");
+    tokio::time::timeout(WAIT, master.state.failpoints.fired.notified()).await.expect("the failpoint fired");
     let options = master.kill().await;
 
     let master = TestServer::spawn(options).await;
@@ -158,16 +150,14 @@ async fn forged_duplicates_and_gaps_change_nothing() {
     let before = wait_for_replicated_endpoints(&master, "nantes", 50).await;
 
     // Batches signed with the slave's real key, published straight to the queue.
-    let key: String = nantes.state.pool.get().await.unwrap().query_one("SELECT slave_key FROM master_link", &[]).await.unwrap().get(0);
-    let key = SigningKey::from_hex(&key).unwrap();
+    let key = nantes.state.keyring.link().expect("nantes is a slave").slave_key;
     let forged_row = ReplicatedRow {
         table: ReplicatedTable::Endpoints,
         key: json!({"id": "nantes-00001"}),
         change_seq: i64::MAX,
         row: Some(json!({"id": "nantes-00001", "hostname": "forged"})),
     };
-    let watermark: Vec<i64> = before["watermark"].as_str().unwrap().split(':').map(|n| n.parse().unwrap()).collect();
-    let copy_end = Watermark { xid: watermark[0], seq: watermark[1] };
+    let copy_end: Watermark = before["watermark"].as_str().unwrap().parse().unwrap();
     let duplicate = ReplicationBatch {
         epoch: 1,
         batch: 9001,
@@ -179,16 +169,12 @@ async fn forged_duplicates_and_gaps_change_nothing() {
         digest: None,
     };
     let gap = ReplicationBatch { batch: 9002, from: Watermark { xid: copy_end.xid + 1000, seq: 1 }, to: Watermark { xid: copy_end.xid + 2000, seq: 1 }, ..duplicate.clone() };
-    let broker = std::sync::Arc::new(Broker::new(Secret::new(AMQP_URL.to_owned()), "forger"));
-    let publisher = Publisher::new(broker.clone());
     let topology = master.topology();
-    for batch in [&duplicate, &gap] {
+    let signed = |batch: &ReplicationBatch| {
         let envelope = Envelope::new(kind::BATCH, "nantes", batch.batch as u64, batch);
-        publisher
-            .publish(Outgoing::envelope(topology.replication_exchange(), Topology::slave_key("nantes"), &envelope, Some(&key)))
-            .await
-            .unwrap();
-    }
+        Outgoing::envelope(topology.replication_exchange(), Topology::slave_key("nantes"), &envelope, Some(&key))
+    };
+    inject(vec![signed(&duplicate), signed(&gap)]).await;
     let after = wait_for("both forged batches refused", || async {
         let r = replication_of(&master, "nantes").await;
         (r["refused_batches"].as_i64().unwrap() >= before["refused_batches"].as_i64().unwrap() + 2).then_some(r)
@@ -196,7 +182,6 @@ async fn forged_duplicates_and_gaps_change_nothing() {
     .await;
     assert_eq!((after["watermark"].clone(), after["rows"].clone()), (before["watermark"].clone(), before["rows"].clone()));
     assert_eq!(count(&master, "SELECT count(*) FROM replica_endpoints WHERE hostname = 'forged'").await, 0);
-    broker.close().await;
 
     // The slave is not confused by answers to batches it never sent.
     nantes.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'renamed' WHERE id = 'nantes-00002'", &[]).await.unwrap();

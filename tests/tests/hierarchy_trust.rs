@@ -1,10 +1,10 @@
 //! Who may join and speak in a hierarchy: registration refusals, duplicate
 //! and forged commands on a slave's queue, forged reports to the master.
 
-use std::sync::{atomic::Ordering, Arc};
+use std::sync::atomic::Ordering;
 
 use rampart_shared::{
-    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    amqp::{publisher::Outgoing, Broker},
     envelope::{header_str, REASON_HEADER},
     hierarchy::{MasterCommand, MasterPolicy, Scope, SlaveHeartbeat, SlaveReport},
     messages::PolicySettings,
@@ -14,9 +14,9 @@ use rampart_shared::{
 };
 use rampart_tests::{
     hierarchy::{token, wait_for_receipts, Hierarchy},
-    wait_for, ServerOptions, TestServer, AMQP_URL,
+    inject, wait_for, ServerOptions, TestServer, AMQP_URL,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn try_register(slave: &TestServer, master: &str, token: &str) -> (u16, String) {
     let (status, body) = slave.post("/api/hierarchy/register", json!({"master": master, "token": token})).await;
@@ -81,16 +81,6 @@ async fn bad_registrations_are_refused_and_change_nothing() {
 
 fn policy_command(id: uuid::Uuid, version: i32, name: &str) -> MasterCommand {
     MasterCommand::Policy(MasterPolicy { policy_id: id, version, name: name.into(), settings: PolicySettings::default(), scope: Scope::default() })
-}
-
-/// Publishes straight to an exchange, bypassing any server.
-async fn inject(messages: Vec<Outgoing>) {
-    let broker = Arc::new(Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests injector"));
-    let publisher = Publisher::new(broker.clone());
-    for m in messages {
-        publisher.publish(m).await.expect("injected message is routed");
-    }
-    broker.close().await;
 }
 
 /// The reasons of the messages parked for `queue`.
@@ -164,16 +154,12 @@ async fn duplicate_and_forged_messages_have_no_effect() {
         (master_metrics.dead_lettered.load(Ordering::Relaxed) >= 3).then_some(())
     })
     .await;
-    let seen: Value = wait_for("the refusals to be recorded", || async {
-        let s = h.master.get_ok("/api/slaves/paris").await;
-        (s["refused_messages"] == 1).then_some(s)
-    })
-    .await;
+    let seen = h.master.wait_for_field("/api/slaves/paris", "refused_messages", 1).await;
     assert_ne!(seen["version"], "6.6.6", "{seen}");
     assert_ne!(seen["endpoints"], 666, "{seen}");
 
     // The refusals show in the master's metrics (served without a token).
-    let metrics = h.master.http.get(format!("{}/metrics", h.master.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = h.master.metrics().await;
     for line in [
         "rampart_slave_refused_messages_total{slave=\"paris\"} 1",
         "rampart_messages_dead_lettered_total{consumer=\"hierarchy\"} 3",
@@ -182,7 +168,7 @@ async fn duplicate_and_forged_messages_have_no_effect() {
     ] {
         assert!(metrics.lines().any(|l| l.starts_with(line)), "no '{line}' in:\n{metrics}");
     }
-    let site_metrics = slave.http.get(format!("{}/metrics", slave.base)).send().await.unwrap().text().await.unwrap();
+    let site_metrics = slave.metrics().await;
     assert!(site_metrics.contains("rampart_messages_dead_lettered_total{consumer=\"hierarchy\"} 3"), "{site_metrics}");
     assert!(site_metrics.contains("rampart_endpoints{status=\"protected\"} 0"), "{site_metrics}");
     h.stop().await;

@@ -6,19 +6,19 @@ use std::collections::HashMap;
 
 use rampart_server::replication::changes;
 use rampart_shared::replication::{ReplicatedTable, Watermark};
-use rampart_tests::{hierarchy::insert_endpoints, ServerOptions, TestServer};
-use tokio_postgres::NoTls;
+use rampart_tests::{
+    hierarchy::{add_threats, insert_endpoints},
+    ServerOptions, TestServer,
+};
 
 const ENDPOINTS: i64 = 300;
 const WRITERS: usize = 4;
 const TRANSACTIONS_PER_WRITER: u64 = 400;
 
-/// One writer: small transactions touching 1 to 4 endpoints each (in id
-/// order, so writers never deadlock), some lingering before commit so
-/// sequence numbers commit out of order.
-pub async fn write(url: String, writer: u64, prefix: &'static str) -> u64 {
-    let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("writer connects");
-    tokio::spawn(connection);
+/// One writer's transactions: 1 to 4 endpoints each (in id order, so
+/// writers never deadlock), some lingering before commit so sequence
+/// numbers commit out of order.
+fn transactions(writer: u64, prefix: &'static str) -> impl Iterator<Item = (Vec<String>, bool)> {
     let mut state = writer.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
     let mut next = move || {
         state ^= state << 13;
@@ -26,21 +26,11 @@ pub async fn write(url: String, writer: u64, prefix: &'static str) -> u64 {
         state ^= state << 17;
         state
     };
-    let mut updates = 0;
-    for _ in 0..TRANSACTIONS_PER_WRITER {
-        let tx = client.transaction().await.unwrap();
+    (0..TRANSACTIONS_PER_WRITER).map(move |_| {
         let mut ids: Vec<String> = (0..=(next() % 4)).map(|_| format!("{prefix}-{:05}", next() % ENDPOINTS as u64)).collect();
         ids.sort();
-        for id in ids {
-            tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[&id]).await.unwrap();
-            updates += 1;
-        }
-        if next() % 8 == 0 {
-            tx.execute("SELECT pg_sleep(0.005)", &[]).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    updates
+        (ids, next() % 8 == 0)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,7 +39,7 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let url = server.options.database_url();
     insert_endpoints(&server, "ep", ENDPOINTS).await;
 
-    let writers: Vec<_> = (0..WRITERS as u64).map(|w| tokio::spawn(write(url.clone(), w, "ep"))).collect();
+    let writers: Vec<_> = (0..WRITERS as u64).map(|w| tokio::spawn(add_threats(url.clone(), transactions(w, "ep")))).collect();
     let waiter = tokio::spawn(async move {
         let mut total = 0;
         for w in writers {

@@ -17,7 +17,7 @@ use rampart_shared::{
         publisher::Publisher,
         AmqpError, Broker,
     },
-    topology::{self, NameSegment, Topology},
+    topology::{self, Topology},
     Shutdown,
 };
 use tokio::{
@@ -62,14 +62,20 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
         seed = settings.seed,
         "Starting the agent fleet."
     );
-    if !declare_until_done(&broker, &topology, &settings.site, &queue, &shutdown).await {
+    // The command queue, as this process declares it and the consumer
+    // declares it again on every reconnect.
+    let spec = QueueSpec {
+        topology: topology.clone(),
+        exchange: topology.agents_exchange(),
+        bindings: vec![Topology::endpoints_binding(settings.site.as_str())],
+    };
+    if !declare_until_done(&broker, &spec, &queue, &shutdown).await {
         broker.close().await;
         return Ok(());
     }
     let keeper = tokio::spawn(keep_declared(
         broker.clone(),
-        topology.clone(),
-        settings.site.clone(),
+        spec.clone(),
         queue.clone(),
         shutdown.clone(),
     ));
@@ -84,11 +90,7 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
             prefetch: 200,
             batch_max: 100,
             linger: Duration::from_millis(20),
-            declare: Some(QueueSpec {
-                topology: topology.clone(),
-                exchange: topology.agents_exchange(),
-                bindings: vec![Topology::endpoints_binding(settings.site.as_str())],
-            }),
+            declare: Some(spec),
         },
         Arc::new(CommandHandler::new(&settings.site, commands_tx)),
         consumer_metrics.clone(),
@@ -130,14 +132,13 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
 /// works; `false` if shutdown came first.
 async fn declare_until_done(
     broker: &Broker,
-    topology: &Topology,
-    site: &NameSegment,
+    spec: &QueueSpec,
     queue: &str,
     shutdown: &Shutdown,
 ) -> bool {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match declare(broker, topology, site, queue).await {
+        match declare(broker, spec, queue).await {
             Ok(()) => {
                 tracing::info!(queue, "Declared the command queue.");
                 return true;
@@ -154,41 +155,30 @@ async fn declare_until_done(
 }
 
 /// Declares the topology again now and then until shutdown.
-async fn keep_declared(
-    broker: Arc<Broker>,
-    topology: Topology,
-    site: NameSegment,
-    queue: String,
-    shutdown: Shutdown,
-) {
+async fn keep_declared(broker: Arc<Broker>, spec: QueueSpec, queue: String, shutdown: Shutdown) {
     while shutdown.sleep(REDECLARE_EVERY).await {
-        if let Err(error) = declare(&broker, &topology, &site, &queue).await {
+        if let Err(error) = declare(&broker, &spec, &queue).await {
             tracing::debug!(%error, "Cannot declare the broker topology again; trying later.");
         }
     }
 }
 
-async fn declare(
-    broker: &Broker,
-    topology: &Topology,
-    site: &NameSegment,
-    queue: &str,
-) -> Result<(), AmqpError> {
+/// Declares the namespace's exchanges, then `queue` as `spec` says.
+async fn declare(broker: &Broker, spec: &QueueSpec, queue: &str) -> Result<(), AmqpError> {
     let channel = broker.channel().await?;
     bounded(
         "exchange.declare",
-        topology::declare_exchanges(&channel, topology),
+        topology::declare_exchanges(&channel, &spec.topology),
     )
     .await?;
-    let binding = Topology::endpoints_binding(site.as_str());
     bounded(
         "queue.declare",
         topology::declare_queue(
             &channel,
-            topology,
+            &spec.topology,
             queue,
-            &topology.agents_exchange(),
-            &[binding],
+            &spec.exchange,
+            &spec.bindings,
         ),
     )
     .await?;

@@ -9,7 +9,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use crate::output::{count, details, items, section, text, time, Table};
+use crate::output::{count, details, items, on_off, section, text, time, Table};
 use crate::session::Session;
 use crate::views::detection_table;
 
@@ -245,11 +245,6 @@ fn render_one(e: &Value) -> String {
     } else {
         "offline"
     };
-    let realtime = match e["realtime_protection"].as_bool() {
-        Some(true) => "on",
-        Some(false) => "off",
-        None => "-",
-    };
     let mut pairs = Vec::new();
     if let Some(slave) = e.get("slave") {
         pairs.push(("Slave", text(slave)));
@@ -274,7 +269,7 @@ fn render_one(e: &Value) -> String {
                 text(&e["signatures_date"])
             ),
         ),
-        ("Real-time", realtime.to_owned()),
+        ("Real-time", on_off(&e["realtime_protection"])),
         ("Active threats", text(&e["active_threats"])),
         ("Policy", policy),
         ("Applied policy", applied),

@@ -171,6 +171,30 @@ pub fn time(value: &Value) -> String {
     }
 }
 
+/// [`time`], or `never` when the server sent `null` (nothing happened yet).
+pub fn time_or_never(value: &Value) -> String {
+    if value.is_null() {
+        "never".to_owned()
+    } else {
+        time(value)
+    }
+}
+
+/// A switch (`true`/`false`) as `on`/`off`, `-` when the server left it out.
+pub fn on_off(value: &Value) -> String {
+    match value.as_bool() {
+        Some(true) => "on".to_owned(),
+        Some(false) => "off".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+/// The server's own `message` as a line, when it sent one that is not blank.
+pub fn message_line(answer: &Value) -> Option<String> {
+    let message = answer["message"].as_str()?;
+    (!message.trim().is_empty()).then(|| format!("{message}\n"))
+}
+
 /// `1 endpoint`, `2 endpoints`.
 pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 {

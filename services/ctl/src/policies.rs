@@ -7,7 +7,7 @@
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 
-use crate::output::{details, items, text, time, Table};
+use crate::output::{details, items, on_off, text, time, Table};
 use crate::rollout::{slaves_section, target_label, Sent, SlaveTarget};
 use crate::session::Session;
 
@@ -240,14 +240,6 @@ fn assignments_line(policy: &Value) -> String {
     )
 }
 
-fn realtime(settings: &Value) -> String {
-    match settings["realtime_protection"].as_bool() {
-        Some(true) => "on".to_owned(),
-        Some(false) => "off".to_owned(),
-        None => "-".to_owned(),
-    }
-}
-
 fn render_list(answer: &Value) -> String {
     let policies = items(answer);
     if policies.is_empty() {
@@ -271,7 +263,7 @@ fn render_list(answer: &Value) -> String {
             text(&p["name"]),
             text(&p["owner"]),
             text(&p["version"]),
-            realtime(settings),
+            on_off(&settings["realtime_protection"]),
             text(&settings["scan_schedule"]),
             text(&settings["update_interval_minutes"]),
             assignments(p),
@@ -292,7 +284,7 @@ fn render_one(p: &Value) -> String {
         ("Name", text(&p["name"])),
         ("Owner", owner),
         ("Version", text(&p["version"])),
-        ("Real-time", realtime(settings)),
+        ("Real-time", on_off(&settings["realtime_protection"])),
         ("Scan schedule", text(&settings["scan_schedule"])),
         (
             "Update interval",

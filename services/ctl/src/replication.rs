@@ -10,7 +10,7 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::output::{details, items, section, text, time, Table};
+use crate::output::{details, items, message_line, section, text, time_or_never, Table};
 use crate::session::Session;
 use crate::slaves::{replication_cells, REPLICATION_HEADERS};
 
@@ -29,9 +29,8 @@ pub async fn now(args: ReplicateNowArgs, session: &Session) -> anyhow::Result<()
             &json!({ "full": args.full }),
         )
         .await?;
-    session.print(&answer, |r| match r["message"].as_str() {
-        Some(message) if !message.trim().is_empty() => format!("{message}\n"),
-        _ => "Replication requested.\n".to_owned(),
+    session.print(&answer, |r| {
+        message_line(r).unwrap_or_else(|| "Replication requested.\n".to_owned())
     })
 }
 
@@ -55,11 +54,6 @@ fn render_status(answer: &Value) -> String {
         out.push_str("\nNot replicating: this server has no master.\n");
         return out;
     }
-    let acked_at = if stream["acked_at"].is_null() {
-        "never".to_owned()
-    } else {
-        time(&stream["acked_at"])
-    };
     let verification = match stream["verification_pending"].as_str() {
         Some(id) => format!("{id} (checksums go with the next batch)"),
         None => "none".to_owned(),
@@ -67,7 +61,7 @@ fn render_status(answer: &Value) -> String {
     let stream = details(&[
         ("Epoch", text(&stream["epoch"])),
         ("Watermark", text(&stream["watermark"])),
-        ("Acknowledged", acked_at),
+        ("Acknowledged", time_or_never(&stream["acked_at"])),
         ("Batches sent", text(&stream["batches_sent"])),
         ("Rows behind", text(&stream["rows_behind"])),
         ("Verification", verification),

@@ -171,6 +171,12 @@ mod tests {
         Wrapper::try_parse_from(std::iter::once("set").chain(args.iter().copied())).map(|w| w.args)
     }
 
+    /// [`parse`] with the required flags given, then `extra`.
+    fn parse_with_required(extra: &[&str]) -> Result<EmailArgs, clap::Error> {
+        let required = ["--smtp-host", "h", "--from", "f", "--to", "t"];
+        parse(&[&required[..], extra].concat())
+    }
+
     #[test]
     fn email_flags_map_to_the_settings_body() {
         let args = parse(&[
@@ -190,19 +196,7 @@ mod tests {
             json!({"smtp_host": "mail.example.com", "smtp_port": 587, "username": null,
                    "from": "r@example.com", "to": ["a@x", "b@x"], "starttls": false})
         );
-        let args = parse(&[
-            "--smtp-host",
-            "h",
-            "--from",
-            "f",
-            "--to",
-            "t",
-            "--username",
-            "u",
-            "--password",
-            "p",
-        ])
-        .unwrap();
+        let args = parse_with_required(&["--username", "u", "--password", "p"]).unwrap();
         assert_eq!(args.body().unwrap()["password"], "p");
         assert_eq!(args.body().unwrap()["starttls"], true);
     }
@@ -225,18 +219,6 @@ mod tests {
     #[test]
     fn one_password_source_and_a_recipient() {
         assert!(parse(&["--smtp-host", "h", "--from", "f"]).is_err());
-        assert!(parse(&[
-            "--smtp-host",
-            "h",
-            "--from",
-            "f",
-            "--to",
-            "t",
-            "--password",
-            "p",
-            "--password-file",
-            "x"
-        ])
-        .is_err());
+        assert!(parse_with_required(&["--password", "p", "--password-file", "x"]).is_err());
     }
 }

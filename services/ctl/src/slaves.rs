@@ -10,7 +10,9 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use crate::output::{count, details, items, section, text, time, Table};
+use crate::output::{
+    count, details, items, message_line, section, text, time, time_or_never, Table,
+};
 use crate::session::Session;
 
 /// The replication columns of a slave table, filled by [`replication_cells`].
@@ -62,9 +64,8 @@ pub async fn run(command: SlavesCommand, session: &Session) -> anyhow::Result<()
                     &json!({ "full": full }),
                 )
                 .await?;
-            session.print(&answer, |r| match r["message"].as_str() {
-                Some(message) if !message.trim().is_empty() => format!("{message}\n"),
-                _ => format!("Asked slave {id} to replicate now.\n"),
+            session.print(&answer, |r| {
+                message_line(r).unwrap_or_else(|| format!("Asked slave {id} to replicate now.\n"))
             })
         }
         SlavesCommand::Remove { id, purge } => {
@@ -76,9 +77,10 @@ pub async fn run(command: SlavesCommand, session: &Session) -> anyhow::Result<()
             let answer = client
                 .delete_with_query(&["api", "slaves", &id], &query)
                 .await?;
-            session.print(&answer, |s| match s["message"].as_str() {
-                Some(message) if !message.trim().is_empty() => format!("{message}\n"),
-                _ => format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"])),
+            session.print(&answer, |s| {
+                message_line(s).unwrap_or_else(|| {
+                    format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"]))
+                })
             })
         }
     }
@@ -176,18 +178,11 @@ fn render_one(s: &Value) -> String {
 
 /// Every field of a slave's `replication` object.
 fn replication_details(r: &Value) -> String {
-    let never = |at: &Value| {
-        if at.is_null() {
-            "never".to_owned()
-        } else {
-            time(at)
-        }
-    };
     details(&[
         ("Epoch", text(&r["epoch"])),
         ("Watermark", text(&r["watermark"])),
-        ("Last replication", never(&r["last_replication"])),
-        ("Synced as of", never(&r["synced_as_of"])),
+        ("Last replication", time_or_never(&r["last_replication"])),
+        ("Synced as of", time_or_never(&r["synced_as_of"])),
         ("Lag", lag(&r["lag_seconds"])),
         ("Rows behind", text(&r["rows_behind"])),
         ("Batches", text(&r["batches"])),

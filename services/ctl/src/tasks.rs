@@ -8,6 +8,7 @@
 //! progress.
 
 use clap::{Args, Subcommand, ValueEnum};
+use rampart_shared::messages;
 use serde_json::{json, Value};
 
 use crate::output::{count, details, items, section, text, time, Table};
@@ -54,11 +55,12 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    fn as_str(self) -> &'static str {
+    /// The kind as the API names it.
+    fn wire(self) -> messages::TaskKind {
         match self {
-            Self::QuickScan => "quick_scan",
-            Self::FullScan => "full_scan",
-            Self::Update => "update",
+            Self::QuickScan => messages::TaskKind::QuickScan,
+            Self::FullScan => messages::TaskKind::FullScan,
+            Self::Update => messages::TaskKind::Update,
         }
     }
 
@@ -77,7 +79,7 @@ impl CreateArgs {
             Some(name) => name.clone(),
             None => format!("{} {}", self.kind.label(), now.format("%Y-%m-%d %H:%M")),
         };
-        json!({ "name": name, "kind": self.kind.as_str(), "target": self.target.body() })
+        json!({ "name": name, "kind": self.kind.wire().as_str(), "target": self.target.body() })
     }
 }
 

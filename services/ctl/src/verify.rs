@@ -79,13 +79,12 @@ pub async fn run(args: VerifyArgs, session: &Session) -> anyhow::Result<()> {
     if session.json() {
         emit(&json_array(&polled.finished))?;
     } else {
-        let values: Vec<&Value> = polled.finished.iter().map(|a| &a.value).collect();
-        emit(
-            &values
-                .into_iter()
-                .map(render_verification)
-                .collect::<String>(),
-        )?;
+        let rendered: String = polled
+            .finished
+            .iter()
+            .map(|a| render_verification(&a.value))
+            .collect();
+        emit(&rendered)?;
     }
     verdict(polled, args.timeout)
 }

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
-    amqp::{consumer::{self, ConsumerSettings, QueueSpec}, publisher::Publisher, Broker},
+    amqp::{consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
     db,
     topology::{self, Topology},
     Shutdown,
@@ -23,7 +23,7 @@ use crate::{
     inbox::AgentInbox,
     licensing, migrations, outbox,
     role::Role,
-    state::{AppState, SharedState, Site},
+    state::{AppState, OwnedQueue, SharedState, Site},
 };
 
 /// How long running work may take to finish after shutdown is asked.
@@ -88,17 +88,14 @@ impl Application {
         let publisher = Arc::new(Publisher::new(broker.clone()));
         tasks.spawn(outbox::relay(state.pool.clone(), publisher, state.outbox_wake.clone(), shutdown.clone()));
         if state.role().has_fleet() {
+            let inbox = state.site.inbox_queue();
             let settings = ConsumerSettings {
-                queue: state.site.topology.site_inbox(&state.site.instance),
+                queue: inbox.name,
                 dead_letter_exchange: state.site.topology.dead_letter_exchange(),
                 prefetch: state.settings.prefetch,
                 batch_max: 500,
                 linger: Duration::from_millis(20),
-                declare: Some(QueueSpec {
-                    topology: state.site.topology.clone(),
-                    exchange: state.site.topology.site_exchange(),
-                    bindings: vec![Topology::site_binding(&state.site.instance)],
-                }),
+                declare: Some(inbox.spec),
             };
             tasks.spawn(consumer::run(
                 broker.clone(),
@@ -172,21 +169,13 @@ async fn install_configured_license(pool: &deadpool_postgres::Pool, key: &str) -
 async fn declare_topology(broker: &Broker, site: &Site, role: Role) -> anyhow::Result<()> {
     let channel = broker.channel().await?;
     topology::declare_exchanges(&channel, &site.topology).await?;
-    if role.has_fleet() {
-        let inbox = site.topology.site_inbox(&site.instance);
-        topology::declare_queue(&channel, &site.topology, &inbox, &site.topology.site_exchange(), &[Topology::site_binding(&site.instance)]).await?;
+    let owned = if role.has_fleet() {
+        vec![site.inbox_queue()]
     } else {
-        let status = site.topology.master_status_queue();
-        topology::declare_queue(&channel, &site.topology, &status, &site.topology.status_exchange(), &[Topology::STATUS_BINDING.to_owned()]).await?;
-        let replication = site.topology.master_replication_queue();
-        topology::declare_queue(
-            &channel,
-            &site.topology,
-            &replication,
-            &site.topology.replication_exchange(),
-            &[Topology::REPLICATION_BINDING.to_owned()],
-        )
-        .await?;
+        vec![site.master_status_queue(), site.master_replication_queue()]
+    };
+    for OwnedQueue { name, spec } in owned {
+        topology::declare_queue(&channel, &spec.topology, &name, &spec.exchange, &spec.bindings).await?;
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::{consumer::ConsumerMetrics, Broker},
+    amqp::{consumer::{ConsumerMetrics, QueueSpec}, Broker},
     messages::EndpointCommand,
     topology::Topology,
 };
@@ -20,7 +20,36 @@ pub struct Site {
     pub topology: Topology,
 }
 
+/// A queue this server owns and consumes: its name and how it is declared
+/// (at start, and again by its consumer before each consume).
+pub struct OwnedQueue {
+    pub name: String,
+    pub spec: QueueSpec,
+}
+
 impl Site {
+    fn owned(&self, name: String, exchange: String, binding: String) -> OwnedQueue {
+        OwnedQueue { name, spec: QueueSpec { topology: self.topology.clone(), exchange, bindings: vec![binding] } }
+    }
+
+    /// Where a stand-alone or slave receives its agents' messages.
+    pub fn inbox_queue(&self) -> OwnedQueue {
+        let t = &self.topology;
+        self.owned(t.site_inbox(&self.instance), t.site_exchange(), Topology::site_binding(&self.instance))
+    }
+
+    /// Where a master receives its slaves' heartbeats and receipts.
+    pub fn master_status_queue(&self) -> OwnedQueue {
+        let t = &self.topology;
+        self.owned(t.master_status_queue(), t.status_exchange(), Topology::STATUS_BINDING.to_owned())
+    }
+
+    /// Where a master receives its slaves' replication batches.
+    pub fn master_replication_queue(&self) -> OwnedQueue {
+        let t = &self.topology;
+        self.owned(t.master_replication_queue(), t.replication_exchange(), Topology::REPLICATION_BINDING.to_owned())
+    }
+
     /// A command for one endpoint (or discovered computer), ready for the outbox.
     pub fn endpoint_command(&self, endpoint_id: &str, command: &EndpointCommand) -> Command {
         Command {

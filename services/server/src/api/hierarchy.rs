@@ -117,8 +117,5 @@ pub async fn status_part(state: &AppState) -> Result<Value, ApiError> {
     if state.role() != Role::Master {
         return Ok(json!({"master": link_json(state)}));
     }
-    let client = state.pool.get().await?;
-    let list = slaves::list(&client).await?;
-    let count = |s: &str| list.iter().filter(|v| v["state"] == s).count();
-    Ok(json!({"slaves": {"online": count("online"), "offline": count("offline"), "removing": count("removing")}}))
+    Ok(json!({"slaves": slaves::state_counts(&state.pool.get().await?).await?}))
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{error::parse_id, hierarchy::require_master, ApiError, ApiResult, Body};
 use crate::{
     hierarchy::{fanout, slaves},
-    replication::{replicator, verify},
+    replication::{changes, replicator, verify},
     role::Role,
     state::{AppState, SharedState},
 };
@@ -37,21 +37,19 @@ pub async fn show(State(state): State<SharedState>) -> ApiResult<Value> {
             Ok(Json(json!({"role": "master", "interval_seconds": null, "slaves": copies})))
         }
         role => {
-            let stream = replicator::stream(&client).await?;
-            let progress = replicator::progress(&client).await?;
-            let acked_at: Option<chrono::DateTime<chrono::Utc>> = match stream {
-                Some(_) => client.query_one("SELECT repl_acked_at FROM master_link WHERE id = 1", &[]).await?.get(0),
-                None => None,
+            let stream = match replicator::stream(&client).await? {
+                Some(s) => json!({
+                    "epoch": s.epoch, "watermark": s.acked.to_string(), "acked_at": s.acked_at,
+                    "batches_sent": s.sent_batch, "verification_pending": s.verification,
+                    "rows_behind": changes::backlog(&client, s.acked).await?,
+                }),
+                None => Value::Null,
             };
             Ok(Json(json!({
                 "role": role.to_string(),
                 "interval_seconds": state.settings.replication_interval,
                 "batch_size": state.settings.replication_batch_size,
-                "stream": stream.map(|s| json!({
-                    "epoch": s.epoch, "watermark": s.acked.to_string(), "acked_at": acked_at,
-                    "batches_sent": s.sent_batch, "verification_pending": s.verification,
-                    "rows_behind": progress.as_ref().map(|p| p.rows_behind),
-                })),
+                "stream": stream,
             })))
         }
     }
@@ -64,8 +62,7 @@ pub async fn now(State(state): State<SharedState>, Body(body): Body<NowBody>) ->
         Role::Master => {
             let mut client = state.pool.get().await?;
             let tx = client.transaction().await?;
-            let active: Vec<String> =
-                tx.query("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+            let active = fanout::active_slaves(&tx).await?;
             fanout::send(&tx, &state, &active, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
             tx.commit().await?;
             state.outbox_wake.notify_one();
@@ -119,7 +116,7 @@ async fn active_slaves(state: &AppState, only: Option<&str>) -> Result<Vec<Strin
             Some(s) => Err(ApiError::Conflict(format!("slave '{id}' is {s}: only an active slave replicates"))),
         };
     }
-    Ok(client.query("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
+    Ok(fanout::active_slaves(&client).await?)
 }
 
 #[derive(Deserialize)]

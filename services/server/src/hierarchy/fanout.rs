@@ -18,14 +18,14 @@ use uuid::Uuid;
 
 use crate::{outbox, state::AppState};
 
+/// Every active slave, by id.
+pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client.query("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
+}
+
 /// The active slaves `target` names; `Err` names the unknown ones.
 pub async fn resolve<C: GenericClient>(client: &C, target: &SlaveTarget) -> Result<Result<Vec<String>, String>, tokio_postgres::Error> {
-    let active: Vec<String> = client
-        .query("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let active = active_slaves(client).await?;
     Ok(match &target.slaves {
         SlaveSelection::All(_) => Ok(active),
         SlaveSelection::Listed(ids) => {
@@ -203,9 +203,12 @@ pub async fn receipts_of<C: GenericClient>(
     Ok(by_object)
 }
 
+/// The counters of a task progress object ([`TaskProgress`](rampart_shared::hierarchy::TaskProgress)).
+const TASK_COUNTERS: [&str; 6] = ["total", "pending", "running", "succeeded", "failed", "cancelled"];
+
 /// Adds the zero counters and `percent` to a task progress object.
 pub fn with_percent(mut progress: Value) -> Value {
-    for key in ["total", "pending", "running", "succeeded", "failed", "cancelled"] {
+    for key in TASK_COUNTERS {
         if progress.get(key).is_none() {
             progress[key] = json!(0);
         }
@@ -219,7 +222,7 @@ pub fn with_percent(mut progress: Value) -> Value {
 /// Sum of the per-slave progress of a task.
 pub fn total_progress(per_slave: &[Value]) -> Value {
     let mut sum = json!({});
-    for key in ["total", "pending", "running", "succeeded", "failed", "cancelled"] {
+    for key in TASK_COUNTERS {
         sum[key] = json!(per_slave.iter().map(|s| s["progress"][key].as_i64().unwrap_or(0)).sum::<i64>());
     }
     with_percent(sum)

@@ -27,10 +27,9 @@ use std::{collections::HashMap, sync::{Arc, RwLock}, time::Duration};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
-    amqp::{consumer::{self, ConsumerSettings, QueueSpec}, Broker},
+    amqp::{consumer::{self, ConsumerSettings}, Broker},
     hierarchy::command_key,
     signing::SigningKey,
-    topology::Topology,
     Shutdown,
 };
 
@@ -149,22 +148,14 @@ pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio
 /// is one (registration starts them, unregistering stops them).
 pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
     if state.role() == Role::Master {
-        let topology = &state.site.topology;
-        let mut status = consumer_settings(&state, topology.master_status_queue());
-        status.declare = Some(QueueSpec {
-            topology: topology.clone(),
-            exchange: topology.status_exchange(),
-            bindings: vec![Topology::STATUS_BINDING.to_owned()],
-        });
+        let (status_queue, replication_queue) = (state.site.master_status_queue(), state.site.master_replication_queue());
+        let mut status = consumer_settings(&state, status_queue.name);
+        status.declare = Some(status_queue.spec);
         // One batch per transaction, a few in flight: batches are large.
-        let mut replication = consumer_settings(&state, topology.master_replication_queue());
+        let mut replication = consumer_settings(&state, replication_queue.name);
         replication.prefetch = 4;
         replication.batch_max = 1;
-        replication.declare = Some(QueueSpec {
-            topology: topology.clone(),
-            exchange: topology.replication_exchange(),
-            bindings: vec![Topology::REPLICATION_BINDING.to_owned()],
-        });
+        replication.declare = Some(replication_queue.spec);
         tokio::join!(
             consumer::run(
                 broker.clone(),

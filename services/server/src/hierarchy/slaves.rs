@@ -158,6 +158,20 @@ pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Value>, tokio_post
     Ok(rows.iter().map(slave_json).collect())
 }
 
+/// How many slaves are online, offline and being removed (for `/api/status`).
+pub async fn state_counts<C: GenericClient>(client: &C) -> Result<Value, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE state = 'active' AND last_seen > now() - make_interval(secs => $1::double precision)),
+                    count(*) FILTER (WHERE state = 'active' AND (last_seen IS NULL OR last_seen <= now() - make_interval(secs => $1::double precision))),
+                    count(*) FILTER (WHERE state = 'removing')
+               FROM slaves",
+            &[&OFFLINE_AFTER.as_secs_f64()],
+        )
+        .await?;
+    Ok(json!({"online": row.get::<_, i64>(0), "offline": row.get::<_, i64>(1), "removing": row.get::<_, i64>(2)}))
+}
+
 pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<Value, ApiError> {
     let row = client
         .query_opt(&format!("{SLAVE_SELECT} WHERE s.id = $2"), &[&OFFLINE_AFTER.as_secs_f64(), &id])
@@ -234,7 +248,7 @@ async fn cancel_open_receipts<C: GenericClient>(tx: &C, slave: &str) -> Result<(
 pub fn authenticate(state: &AppState, delivery: &Delivery, limit: usize) -> Result<(Envelope, SlaveEntry), Rejection> {
     let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
     let envelope = Envelope::decode_limited(&delivery.data, kind, limit)?;
-    let claimed = Topology::status_key_slave(delivery.routing_key.as_str()).unwrap_or_default();
+    let claimed = Topology::slave_of_key(delivery.routing_key.as_str()).unwrap_or_default();
     if envelope.from != claimed {
         return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));
     }
@@ -291,7 +305,7 @@ impl BatchHandler for StatusInbox {
 
 /// Records a message refused from a (claimed) slave in `refused_messages`.
 pub async fn record_refused(state: &AppState, delivery: &Delivery, reason: &str) {
-    let slave = Topology::status_key_slave(delivery.routing_key.as_str());
+    let slave = Topology::slave_of_key(delivery.routing_key.as_str());
     let kind = delivery.properties.kind().as_ref().map(|k| k.to_string());
     let message_id = delivery.properties.message_id().as_ref().map(|k| k.to_string());
     let recorded = match state.pool.get().await {

@@ -14,7 +14,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
     amqp::{publisher::{Outgoing, Publisher}, Broker},
@@ -45,6 +45,7 @@ pub struct Stream {
     pub sent_batch: i64,
     pub acked: Watermark,
     pub acked_batch: i64,
+    pub acked_at: Option<DateTime<Utc>>,
     pub verification: Option<Uuid>,
     /// Tombstones up to here are gone: the master has applied them.
     pub pruned: Watermark,
@@ -54,7 +55,7 @@ pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, toki
     Ok(client
         .query_opt(
             "SELECT repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch, repl_verification,
-                    repl_pruned_xid, repl_pruned_seq
+                    repl_pruned_xid, repl_pruned_seq, repl_acked_at
                FROM master_link WHERE id = 1",
             &[],
         )
@@ -66,6 +67,7 @@ pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, toki
             acked_batch: r.get(4),
             verification: r.get(5),
             pruned: Watermark { xid: r.get(6), seq: r.get(7) },
+            acked_at: r.get(8),
         }))
 }
 
@@ -212,10 +214,13 @@ async fn pass(state: &AppState, publisher: &Publisher, stop: &Shutdown) -> anyho
             .await?;
         tracing::debug!(epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), from = %batch.from, to = %batch.to,
                         caught_up = batch.caught_up, "Sent a replication batch.");
-        let Some(answer) = wait_for_answer(state, batch.batch, stop).await? else { return Ok(None) };
-        let Some(answer) = answer else {
-            tracing::warn!(batch = batch.batch, timeout = ?ACK_TIMEOUT, "No answer from the master; resending.");
-            continue;
+        let answer = match wait_for_answer(state, batch.batch, stop).await? {
+            Answer::Stopped => return Ok(None),
+            Answer::TimedOut => {
+                tracing::warn!(batch = batch.batch, timeout = ?ACK_TIMEOUT, "No answer from the master; resending.");
+                continue;
+            }
+            Answer::Recorded(stream) => stream,
         };
         if answer.acked == batch.to && answer.epoch == batch.epoch {
             shipped.batches += 1;
@@ -292,22 +297,30 @@ async fn read_batch(client: &mut deadpool_postgres::Client, state: &AppState, st
     })
 }
 
-/// Waits for the master's answer to `batch`: `Ok(None)` when stopped,
-/// `Ok(Some(None))` after [`ACK_TIMEOUT`], else the stream as it now stands.
-async fn wait_for_answer(state: &AppState, batch: i64, stop: &Shutdown) -> anyhow::Result<Option<Option<Stream>>> {
+/// How waiting for the master's answer ended.
+enum Answer {
+    /// Shutting down, or the link is gone.
+    Stopped,
+    /// Nothing within [`ACK_TIMEOUT`].
+    TimedOut,
+    /// The answer is recorded: the stream as it now stands.
+    Recorded(Stream),
+}
+
+async fn wait_for_answer(state: &AppState, batch: i64, stop: &Shutdown) -> anyhow::Result<Answer> {
     let deadline = Instant::now() + ACK_TIMEOUT;
     loop {
         {
             let client = state.pool.get().await?;
             match stream(&client).await? {
-                None => return Ok(None),
-                Some(s) if s.acked_batch >= batch => return Ok(Some(Some(s))),
+                None => return Ok(Answer::Stopped),
+                Some(s) if s.acked_batch >= batch => return Ok(Answer::Recorded(s)),
                 Some(_) => {}
             }
         }
         tokio::select! {
-            _ = stop.wait() => return Ok(None),
-            _ = tokio::time::sleep_until(deadline) => return Ok(Some(None)),
+            _ = stop.wait() => return Ok(Answer::Stopped),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Answer::TimedOut),
             _ = state.replication_ack.notified() => {}
             // An answer recorded between the read above and this wait.
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
