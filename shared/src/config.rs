@@ -42,6 +42,33 @@ pub fn load<T: DeserializeOwned>(path: &std::path::Path, root: &str) -> Result<T
     parse(&text, root)
 }
 
+/// A secret given inline (`<X>`) or in a file (`<XFile>`, relative to
+/// `base_dir`), at most one of them. `element` names the parent for errors,
+/// e.g. `<Server>/<Api>`; `name` the inline element, e.g. `Token`.
+pub fn secret_value(
+    element: &str,
+    name: &str,
+    inline: Option<crate::Secret<String>>,
+    file: Option<String>,
+    base_dir: Option<&std::path::Path>,
+) -> Result<Option<crate::Secret<String>>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(element, format!("give <{name}> or <{name}File>, not both"))),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(file)) => {
+            let path = match base_dir {
+                Some(dir) if std::path::Path::new(&file).is_relative() => dir.join(&file),
+                _ => std::path::PathBuf::from(&file),
+            };
+            let value = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::invalid(format!("{element}/<{name}File>"), format!("cannot read {}: {e}", path.display()))
+            })?;
+            Ok(Some(crate::Secret::new(value.trim().to_owned())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Parses `text`, whose root element must be `<root>`.
 pub fn parse<T: DeserializeOwned>(text: &str, root: &str) -> Result<T, ConfigError> {
     check_markup(text, root)?;

@@ -7,6 +7,7 @@
 //! * [`messages`]: the message kinds and their bodies (agents <-> site).
 //! * [`hierarchy`]: master <-> slave commands, reports and registration.
 //! * [`replication`]: the slave -> master change stream and its acks.
+//! * [`report`]: events for the report service, the reports and their formats.
 //! * [`topology`]: every AMQP name (exchanges, queues, routing keys) and the
 //!   declaration of them. No service spells a queue name by hand.
 //! * [`amqp`]: the broker connection, confirmed publishing, and the batching
@@ -26,6 +27,7 @@ pub mod hierarchy;
 pub mod license;
 pub mod messages;
 pub mod replication;
+pub mod report;
 pub mod secret;
 pub mod shutdown;
 pub mod signing;

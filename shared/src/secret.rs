@@ -31,6 +31,15 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
+impl Secret<String> {
+    /// Whether `presented` (e.g. a bearer token) equals this secret, in
+    /// time that does not depend on where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
 /// Removes the password from a URL such as `amqp://user:pass@host/` so it can
 /// be logged.
 pub fn redact_url(url: &str) -> String {
@@ -62,6 +71,15 @@ mod tests {
         let s = Secret::new("hunter2".to_string());
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert!(!format!("{s}").contains("hunter2"));
+    }
+
+    #[test]
+    fn matches_compares_whole_values() {
+        let s = Secret::new("abc".to_string());
+        assert!(s.matches("abc"));
+        assert!(!s.matches("abd"));
+        assert!(!s.matches("abcd"));
+        assert!(!s.matches(""));
     }
 
     #[test]

@@ -28,6 +28,11 @@ impl SigningKey {
         Self(bytes)
     }
 
+    /// A key configured as text (e.g. `<EventKey>`): its bytes are the key.
+    pub fn from_secret(secret: &str) -> Self {
+        Self(secret.as_bytes().to_vec())
+    }
+
     pub fn from_hex(hex: &str) -> Option<Self> {
         decode_hex(hex).filter(|b| b.len() >= 16).map(Self)
     }

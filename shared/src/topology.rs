@@ -137,6 +137,10 @@ impl Topology {
     pub fn master_replication_queue(&self) -> String {
         format!("{}.master.replication", self.ns)
     }
+    /// Where the report service receives a master's aggregated events.
+    pub fn report_events_queue(&self) -> String {
+        format!("{}.report.events", self.ns)
+    }
     /// Where messages refused by `queue` are parked for an operator.
     pub fn parking_queue(queue: &str) -> String {
         format!("{queue}.parking")
@@ -172,6 +176,12 @@ impl Topology {
     }
     /// Binding that catches every slave's replication batches.
     pub const REPLICATION_BINDING: &'static str = "slave.*";
+    /// Key of an event of `kind` for the report service (kinds start with `report.`).
+    pub fn event_key(kind: &str) -> String {
+        kind.to_owned()
+    }
+    /// Binding that catches every event for the report service.
+    pub const REPORT_BINDING: &'static str = "report.#";
     /// Binding that catches every slave's status messages.
     pub const STATUS_BINDING: &'static str = "slave.#";
     /// Binding that catches every endpoint command of `instance`.
@@ -319,6 +329,7 @@ mod tests {
         assert_eq!(t.slave_commands_queue("paris"), "rampart.slave.paris.commands");
         assert_eq!(t.master_status_queue(), "rampart.master.status");
         assert_eq!(t.master_replication_queue(), "rampart.master.replication");
+        assert_eq!(t.report_events_queue(), "rampart.report.events");
         assert_eq!(Topology::status_key("paris", "slave.receipt"), "slave.paris.slave.receipt");
         assert_eq!(Topology::slave_of_key("slave.paris.slave.receipt"), Some("paris"));
         assert_eq!(Topology::slave_of_key("agent.paris"), None);

@@ -6,6 +6,8 @@
 //! its API. `stop` shuts it down and removes the database and the queues.
 
 pub mod hierarchy;
+pub mod report;
+pub mod smtp;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -196,7 +198,7 @@ impl TestServer {
         let database_url = self.options.database_url();
         self.halt().await;
         let mut queues = if is_master {
-            vec![topo.master_status_queue(), topo.master_replication_queue()]
+            vec![topo.master_status_queue(), topo.master_replication_queue(), topo.report_events_queue()]
         } else {
             vec![topo.site_inbox(&instance), topo.slave_commands_queue(&instance)]
         };

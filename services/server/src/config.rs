@@ -16,7 +16,7 @@
 
 use std::{net::SocketAddr, path::Path};
 
-use rampart_shared::{config::ConfigError, telemetry::LogFormat, topology::NameSegment, Secret};
+use rampart_shared::{config::{secret_value, ConfigError}, telemetry::LogFormat, topology::NameSegment, Secret};
 use serde::Deserialize;
 
 /// Default API port (registration and operators).
@@ -51,7 +51,19 @@ struct ServerXml {
     replication_batch_size: Option<u32>,
     license: Option<LicenseXml>,
     endpoints: Option<EndpointsXml>,
+    reports: Option<ReportsXml>,
     log: Option<LogXml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ReportsXml {
+    service_url: Option<String>,
+    service_token: Option<Secret<String>>,
+    service_token_file: Option<String>,
+    event_key: Option<Secret<String>>,
+    event_key_file: Option<String>,
+    directory: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +116,21 @@ struct LogXml {
     level: Option<String>,
 }
 
+/// `<Reports>`: the report service of a master, or where a stand-alone or
+/// slave writes its scheduled reports.
+#[derive(Clone, Debug, Default)]
+pub struct ReportSettings {
+    /// Master: base URL of the report service its API forwards reports to.
+    pub service_url: Option<String>,
+    /// Master: the report service's API token.
+    pub service_token: Option<Secret<String>>,
+    /// Master: signs the events published for the report service; without
+    /// it the master publishes none.
+    pub event_key: Option<Secret<String>>,
+    /// Stand-alone or slave: where scheduled reports are written.
+    pub directory: Option<std::path::PathBuf>,
+}
+
 /// Validated settings of one server.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -126,6 +153,7 @@ pub struct Settings {
     pub heartbeat_seconds: u64,
     /// Signatures older than this many days make an endpoint "at risk".
     pub outdated_after_days: u32,
+    pub reports: ReportSettings,
     pub log_format: LogFormat,
     pub log_level: String,
 }
@@ -148,25 +176,10 @@ impl Settings {
         base_dir: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         let xml: ServerXml = rampart_shared::config::parse(text, "Server")?;
-        let api_token = match (xml.api.token, xml.api.token_file, env(ENV_API_TOKEN)) {
-            (_, _, Some(token)) => Secret::new(token),
-            (Some(_), Some(_), None) => {
-                return Err(ConfigError::invalid("<Server>/<Api>", "give <Token> or <TokenFile>, not both"))
-            }
-            (Some(token), None, None) => token,
-            (None, Some(file), None) => {
-                let path = match base_dir {
-                    Some(dir) if Path::new(&file).is_relative() => dir.join(&file),
-                    _ => Path::new(&file).to_path_buf(),
-                };
-                let token = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError::invalid("<Server>/<Api>/<TokenFile>", format!("cannot read {}: {e}", path.display()))
-                })?;
-                Secret::new(token.trim().to_owned())
-            }
-            (None, None, None) => {
-                return Err(ConfigError::invalid("<Server>/<Api>", "an API token is required: <Token> or <TokenFile>"))
-            }
+        let api_token = match env(ENV_API_TOKEN) {
+            Some(token) => Secret::new(token),
+            None => secret_value("<Server>/<Api>", "Token", xml.api.token, xml.api.token_file, base_dir)?
+                .ok_or_else(|| ConfigError::invalid("<Server>/<Api>", "an API token is required: <Token> or <TokenFile>"))?,
         };
         if api_token.expose().len() < 16 {
             return Err(ConfigError::invalid("<Server>/<Api>/<Token>", "the API token must be at least 16 characters"));
@@ -211,10 +224,12 @@ impl Settings {
         if heartbeat_seconds == 0 {
             return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
         }
+        let role = xml.instance.role.unwrap_or(ConfiguredRole::Standalone);
+        let reports = reports(xml.reports.unwrap_or_default(), role, base_dir)?;
         let log = xml.log.unwrap_or(LogXml { format: None, level: None });
         Ok(Self {
             instance: xml.instance.name,
-            role: xml.instance.role.unwrap_or(ConfiguredRole::Standalone),
+            role,
             database_url,
             database_pool_size: pool_size,
             amqp_url,
@@ -227,10 +242,45 @@ impl Settings {
             license_key: xml.license.map(|l| l.key),
             heartbeat_seconds,
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
+            reports,
             log_format: log.format.unwrap_or_default(),
             log_level: log.level.unwrap_or_else(|| "info".into()),
         })
     }
+}
+
+fn reports(xml: ReportsXml, role: ConfiguredRole, base_dir: Option<&Path>) -> Result<ReportSettings, ConfigError> {
+    const AT: &str = "<Server>/<Reports>";
+    let service_token = secret_value(AT, "ServiceToken", xml.service_token, xml.service_token_file, base_dir)?;
+    let event_key = secret_value(AT, "EventKey", xml.event_key, xml.event_key_file, base_dir)?;
+    let directory = xml.directory.map(|d| match base_dir {
+        Some(dir) if Path::new(&d).is_relative() => dir.join(d),
+        _ => d.into(),
+    });
+    match role {
+        ConfiguredRole::Master if directory.is_some() => {
+            return Err(ConfigError::invalid(format!("{AT}/<Directory>"), "scheduled reports do not exist on a master; its report service makes the consolidated reports"));
+        }
+        ConfiguredRole::Standalone if xml.service_url.is_some() || event_key.is_some() => {
+            return Err(ConfigError::invalid(AT, "<ServiceUrl> and <EventKey> are for a master: a stand-alone or slave makes its own reports"));
+        }
+        _ => {}
+    }
+    if let Some(url) = &xml.service_url {
+        if !url.starts_with("http://") {
+            return Err(ConfigError::invalid(format!("{AT}/<ServiceUrl>"), format!("'{url}' must be an http:// URL")));
+        }
+        if service_token.is_none() {
+            return Err(ConfigError::invalid(AT, "<ServiceUrl> needs the report service's API token: <ServiceToken> or <ServiceTokenFile>"));
+        }
+        if event_key.is_none() {
+            return Err(ConfigError::invalid(AT, "<ServiceUrl> needs <EventKey> (or <EventKeyFile>): without events the report service has nothing to report"));
+        }
+    }
+    if event_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+        return Err(ConfigError::invalid(format!("{AT}/<EventKey>"), "the event key must be at least 16 characters"));
+    }
+    Ok(ReportSettings { service_url: xml.service_url.map(|u| u.trim_end_matches('/').to_owned()), service_token, event_key, directory })
 }
 
 #[cfg(test)]
@@ -348,6 +398,24 @@ mod tests {
         .unwrap();
         assert_eq!(s.api_listen.port(), 0);
         assert_eq!(s.namespace.as_str(), "t_abc");
+    }
+
+    #[test]
+    fn reports_belong_to_the_right_role() {
+        let master = MINIMAL.replace("<Name>paris</Name>", "<Name>hq</Name><Role>master</Role>");
+        let with = |text: &str, reports: &str| text.replace("</Server>", &format!("<Reports>{reports}</Reports></Server>"));
+        let s = parse(&with(&master, "<ServiceUrl>http://127.0.0.1:7080/</ServiceUrl><ServiceToken>t</ServiceToken><EventKey>0123456789abcdef</EventKey>")).unwrap();
+        assert_eq!(s.reports.service_url.as_deref(), Some("http://127.0.0.1:7080"));
+        let e = error(&with(&master, "<Directory>/tmp</Directory>"));
+        assert!(e.starts_with("<Server>/<Reports>/<Directory>: scheduled reports do not exist on a master"), "{e}");
+        let e = error(&with(&master, "<ServiceUrl>http://x</ServiceUrl><ServiceToken>t</ServiceToken>"));
+        assert!(e.contains("needs <EventKey>"), "{e}");
+        let e = error(&with(&master, "<EventKey>short</EventKey>"));
+        assert!(e.starts_with("<Server>/<Reports>/<EventKey>"), "{e}");
+        let e = error(&with(MINIMAL, "<EventKey>0123456789abcdef</EventKey>"));
+        assert!(e.contains("are for a master"), "{e}");
+        let s = parse(&with(MINIMAL, "<Directory>/var/lib/rampart/reports</Directory>")).unwrap();
+        assert_eq!(s.reports.directory.unwrap(), Path::new("/var/lib/rampart/reports"));
     }
 
     #[test]

@@ -81,14 +81,7 @@ fn validate(message: &AgentMessage) -> Result<(), Rejection> {
 
 /// Sorts a failed apply into retry-later (database unreachable) or never.
 pub(crate) fn classify(error: anyhow::Error) -> ApplyError {
-    if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>() {
-        if rampart_shared::db::is_transient(pg) {
-            return ApplyError::Transient(pg.to_string());
-        }
-        return ApplyError::Rejected(format!("database refused the message: {pg}"));
-    }
-    // Pool checkout and timeouts: the database is unreachable for now.
-    ApplyError::Transient(format!("{error:#}"))
+    ApplyError::classify(error)
 }
 
 async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> {

@@ -14,10 +14,13 @@
 //!   and tasks, receipts, unregistering.
 //! * [`replication`]: slave -> master replication: the change stream, the
 //!   replicator, the master's apply and verification.
+//! * [`reports`]: events for the report service (master), reports on
+//!   request and on a schedule (stand-alone, slave).
 //! * [`failpoints`]: where fault tests stop a server as if it died.
 //! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
 //! * [`tasks`]: starting and cancelling tasks on endpoints.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
+//! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
 //! * [`api`]: the HTTP API on port 7073.
 
@@ -28,10 +31,12 @@ pub mod failpoints;
 pub mod hierarchy;
 pub mod inbox;
 pub mod licensing;
+pub mod mail;
 pub mod migrations;
 pub mod outbox;
 pub mod policies;
 pub mod replication;
+pub mod reports;
 pub mod role;
 pub mod security;
 pub mod settings_store;

@@ -7,4 +7,5 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "hierarchy", sql: include_str!("../migrations/0002_hierarchy.sql") },
     Migration { version: 3, name: "changes", sql: include_str!("../migrations/0003_changes.sql") },
     Migration { version: 4, name: "replication", sql: include_str!("../migrations/0004_replication.sql") },
+    Migration { version: 5, name: "reports", sql: include_str!("../migrations/0005_reports.sql") },
 ];

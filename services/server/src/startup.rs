@@ -21,7 +21,7 @@ use crate::{
     config::{ConfiguredRole, Settings},
     hierarchy::{self, Keyring},
     inbox::AgentInbox,
-    licensing, migrations, outbox,
+    licensing, migrations, outbox, reports,
     role::Role,
     state::{AppState, OwnedQueue, SharedState, Site},
 };
@@ -62,7 +62,8 @@ impl Application {
                 .context("Failed to connect to the broker")?,
         );
         let site = Site { instance: settings.instance.to_string(), topology: topology.clone() };
-        declare_topology(&broker, &site, role).await.context("Failed to declare the broker topology")?;
+        let publishes_events = settings.reports.event_key.is_some();
+        declare_topology(&broker, &site, role, publishes_events).await.context("Failed to declare the broker topology")?;
 
         let listener = tokio::net::TcpListener::bind(settings.api_listen)
             .await
@@ -106,6 +107,10 @@ impl Application {
             ));
         }
         tasks.spawn(hierarchy::run(state.clone(), broker.clone(), shutdown.clone()));
+        tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
+        if state.role() == Role::Master && reports::events::enabled(&state) {
+            tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));
+        }
         let app = api::router(state.clone());
         let server_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -166,11 +171,13 @@ async fn install_configured_license(pool: &deadpool_postgres::Pool, key: &str) -
     Ok(())
 }
 
-async fn declare_topology(broker: &Broker, site: &Site, role: Role) -> anyhow::Result<()> {
+async fn declare_topology(broker: &Broker, site: &Site, role: Role, publishes_events: bool) -> anyhow::Result<()> {
     let channel = broker.channel().await?;
     topology::declare_exchanges(&channel, &site.topology).await?;
     let owned = if role.has_fleet() {
         vec![site.inbox_queue()]
+    } else if publishes_events {
+        vec![site.master_status_queue(), site.master_replication_queue(), site.report_events_queue()]
     } else {
         vec![site.master_status_queue(), site.master_replication_queue()]
     };

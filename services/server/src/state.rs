@@ -50,6 +50,13 @@ impl Site {
         self.owned(t.master_replication_queue(), t.replication_exchange(), Topology::REPLICATION_BINDING.to_owned())
     }
 
+    /// Where a master's report service receives the aggregated events (the
+    /// master declares it, so events wait for a report service that is down).
+    pub fn report_events_queue(&self) -> OwnedQueue {
+        let t = &self.topology;
+        self.owned(t.report_events_queue(), t.events_exchange(), Topology::REPORT_BINDING.to_owned())
+    }
+
     /// A command for one endpoint (or discovered computer), ready for the outbox.
     pub fn endpoint_command(&self, endpoint_id: &str, command: &EndpointCommand) -> Command {
         Command {
@@ -87,6 +94,8 @@ pub struct AppState {
     pub replication_ack: Notify,
     /// Faults a test can arm; none in normal operation.
     pub failpoints: Failpoints,
+    /// Wakes the scheduled reports runner (a schedule was created or asked to run).
+    pub schedule_wake: Notify,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -108,6 +117,7 @@ impl AppState {
             replication_wake: Notify::new(),
             replication_ack: Notify::new(),
             failpoints: Failpoints::default(),
+            schedule_wake: Notify::new(),
         }
     }
 

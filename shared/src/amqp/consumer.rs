@@ -36,6 +36,21 @@ pub enum ApplyError {
     Rejected(String),
 }
 
+impl ApplyError {
+    /// Sorts a failed transaction: a database that is down or busy is
+    /// transient; a statement the database refuses will never succeed.
+    pub fn classify(error: anyhow::Error) -> Self {
+        if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>() {
+            if crate::db::is_transient(pg) {
+                return Self::Transient(pg.to_string());
+            }
+            return Self::Rejected(format!("database refused the message: {pg}"));
+        }
+        // Pool checkout and timeouts: the database is unreachable for now.
+        Self::Transient(format!("{error:#}"))
+    }
+}
+
 /// Decodes and applies one kind of traffic.
 pub trait BatchHandler: Send + Sync + 'static {
     type Message: Send + Sync;

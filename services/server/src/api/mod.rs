@@ -5,7 +5,7 @@
 //! [`tasks`], [`views`] (status, dashboard, detections, audit),
 //! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
 //! slaves, registering), [`fanout`] (policies and tasks on a master) and
-//! [`replication`] (replicate now, verify).
+//! [`replication`] (replicate now, verify) and [`reports`].
 
 mod admin;
 mod consolidated;
@@ -16,6 +16,7 @@ mod hierarchy;
 mod metrics;
 mod policies;
 mod replication;
+mod reports;
 mod tasks;
 mod views;
 
@@ -78,6 +79,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/replication/now", post(replication::now))
         .route("/verifications", post(replication::create_verification))
         .route("/verifications/{id}", get(replication::show_verification))
+        .route("/reports/resend", post(reports::resend))
+        .route("/reports/schedules", get(reports::list_schedules).post(reports::create_schedule))
+        .route("/reports/schedules/{id}", axum::routing::delete(reports::delete_schedule))
+        .route("/reports/schedules/{id}/run", post(reports::run_schedule))
+        .route("/reports/{kind}", get(reports::show))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
@@ -99,7 +105,7 @@ async fn authorize(State(state): State<SharedState>, request: Request, next: Nex
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.settings.api_token.expose().as_bytes()) => {
+        Some(token) if state.settings.api_token.matches(token) => {
             Ok(next.run(request).await)
         }
         Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid for this server".into())),
@@ -135,10 +141,6 @@ fn fleet_feature(method: &Method, path: &str) -> Option<Feature> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,12 +156,5 @@ mod tests {
         assert_eq!(fleet_feature(&Method::POST, "/deployments"), Some(Feature::DeploymentTool));
         assert_eq!(fleet_feature(&Method::PUT, "/settings/email"), Some(Feature::EmailSettings));
         assert_eq!(fleet_feature(&Method::GET, "/policies"), None);
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_values() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"abcd"));
     }
 }

@@ -24,7 +24,7 @@ use rampart_shared::{
 use serde_json::{json, Value};
 
 use super::{fanout, tokens, SlaveEntry, OFFLINE_AFTER};
-use crate::{api::ApiError, role::Role, state::AppState};
+use crate::{api::ApiError, reports::{self, events::Touched}, role::Role, state::AppState};
 
 /// Registers a slave: checks the token, records the slave, declares its
 /// command queue and issues its keys, all or nothing.
@@ -82,6 +82,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
         .command_key_for(&slave)
         .ok_or_else(|| anyhow::anyhow!("this master has no key (instance.master_key is empty)"))?;
     let policies = fanout::welcome(&tx, state, &slave).await?;
+    reports::events::queue_summary(&tx, state, &slave, Touched::health()).await?;
     tx.commit().await?;
     reload_keyring(state).await;
     state.outbox_wake.notify_one();
@@ -223,6 +224,8 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
         message.push_str(&format!("; its replicated data was kept ({kept} rows; purge it with --purge)"));
         (kept, 0)
     };
+    let touched = if purge { Touched::everything() } else { Touched::health() };
+    reports::events::queue_summary(&tx, state, id, touched).await?;
     tx.commit().await?;
     reload_keyring(state).await;
     state.outbox_wake.notify_one();
@@ -371,6 +374,7 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
                     .await?;
                 if changed > 0 {
                     cancel_open_receipts(&tx, slave).await?;
+                    reports::events::queue_summary(&tx, state, slave, Touched::health()).await?;
                     tracing::info!(slave_id = %slave, reason = %u.reason, "A slave left the hierarchy.");
                     removed.push(slave.clone());
                 }

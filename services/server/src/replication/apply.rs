@@ -28,6 +28,7 @@ use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 use super::verify;
 use crate::{
     hierarchy::{fanout, slaves},
+    reports::{self, events::Touched},
     state::AppState,
 };
 
@@ -145,6 +146,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
             tx.execute("UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1", &[slave]).await?;
             tracing::warn!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, from = %batch.from, reason = %reason,
                            "Refused a replication batch; asking the slave to resend from the master's watermark.");
+            reports::events::queue_summary(&tx, state, slave, Touched::health()).await?;
             ReplicationAck { epoch: copy.epoch, batch: batch.batch, applied: false, watermark: copy.watermark, reason: Some(reason.clone()) }
         }
         Decision::Apply | Decision::Replace => {
@@ -161,6 +163,8 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
                 &[slave, &batch.epoch, &batch.to.xid, &batch.to.seq, &(batch.rows.len() as i64), &synced_as_of],
             )
             .await?;
+            let touched = if decision == Decision::Replace { Touched::everything() } else { Touched::of_batch(batch) };
+            reports::events::queue_summary(&tx, state, slave, touched).await?;
             if let Some(digest) = &batch.digest {
                 verify::record(&tx, slave, digest, batch.taken_at).await?;
             }
