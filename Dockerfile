@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image with the three Rampart binaries: rampart-server (default command),
-# rampart-agent and rampartctl.
+# One image with the Rampart binaries: rampart-server (default command),
+# rampart-agent, rampart-report and rampartctl.
 #
 #   docker build -t rampart .
 #   docker run --rm rampart rampartctl --help
@@ -14,7 +14,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --bins \
     && mkdir -p /out \
-    && cp target/release/rampart-server target/release/rampart-agent target/release/rampartctl /out/
+    && cp target/release/rampart-server target/release/rampart-agent target/release/rampart-report target/release/rampartctl /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -25,7 +25,7 @@ pub struct TestReport {
 impl TestReport {
     /// Starts a report service on `namespace` with a fresh database.
     pub async fn spawn(namespace: &str) -> Self {
-        Self::spawn_on(namespace, &format!("rr_{}", uuid::Uuid::new_v4().simple())).await
+        Self::spawn_on(namespace, &format!("rt_report_{}", uuid::Uuid::new_v4().simple())).await
     }
 
     /// Starts a report service on `namespace` with `database` (kept if it exists).

@@ -12,7 +12,7 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    deploy, endpoints, groups, hierarchy, license, policies, replication, settings, slaves, tasks,
+    deploy, endpoints, groups, hierarchy, license, policies, replication, reports, settings, slaves, tasks,
     tree, verify, views, virtual_groups,
 };
 
@@ -112,6 +112,8 @@ pub enum Command {
     /// Check that the master's copy of each slave's data matches the slave's (on a master).
     #[command(after_help = verify::EXIT_CODES)]
     Verify(verify::VerifyArgs),
+    /// Reports (on a master, over every slave): KIND [--slave ID] [--format F] [--out FILE]; resend; schedules.
+    Reports(reports::ReportsArgs),
 }
 
 /// Accepts `http://host:port[/prefix]`, or `host:port` meaning plain HTTP.
@@ -209,6 +211,17 @@ mod tests {
         ));
         let zero = parse(&["verify", "--timeout", "0"]).unwrap_err();
         assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn report_commands_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()));
+        assert!(parse(&["reports", "security-status", "--slave", "paris", "--format", "html", "--out", "r.html"]).is_ok());
+        assert!(parse(&["reports", "resend"]).is_ok());
+        assert!(parse(&["reports", "schedules", "create", "daily", "--kind", "malware", "--daily-at", "07:00"]).is_ok());
+        assert!(parse(&["reports", "weather"]).is_err());
+        assert!(parse(&["reports"]).is_err());
+        assert!(parse(&["reports", "schedules", "create", "x", "--kind", "malware"]).is_err(), "needs --every or --daily-at");
     }
 
     #[test]

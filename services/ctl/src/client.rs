@@ -187,7 +187,12 @@ impl ApiClient {
         self.send(Method::DELETE, path, query, None).await
     }
 
-    /// Sends one request and reads the whole answer.
+    /// A `GET` whose answer is kept as bytes (a report as CSV or HTML).
+    pub async fn get_bytes(&self, path: &[&str], query: &[(&str, String)]) -> Result<Vec<u8>, ApiError> {
+        self.send_raw(Method::GET, path, query, None).await
+    }
+
+    /// Sends one request and reads the whole answer as JSON.
     async fn send(
         &self,
         method: Method,
@@ -195,6 +200,29 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, ApiError> {
+        let bytes = self.send_raw(method, path, query, body).await?;
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if body.trim().is_empty() {
+            return Ok(Answer {
+                value: Value::Null,
+                body,
+            });
+        }
+        let value = serde_json::from_str(&body).map_err(|e| ApiError::BadAnswer {
+            server: self.server().to_owned(),
+            cause: e.to_string(),
+        })?;
+        Ok(Answer { value, body })
+    }
+
+    /// Sends one request; a 2xx answer's body, or the server's refusal.
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, ApiError> {
         let mut request = self.http.request(method, self.url(path));
         if !query.is_empty() {
             request = request.query(query);
@@ -219,18 +247,7 @@ impl ApiClient {
             }
             return Err(error);
         }
-        let body = String::from_utf8_lossy(&bytes).into_owned();
-        if body.trim().is_empty() {
-            return Ok(Answer {
-                value: Value::Null,
-                body,
-            });
-        }
-        let value = serde_json::from_str(&body).map_err(|e| ApiError::BadAnswer {
-            server: self.server().to_owned(),
-            cause: e.to_string(),
-        })?;
-        Ok(Answer { value, body })
+        Ok(bytes.to_vec())
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {

@@ -40,6 +40,7 @@ pub mod license;
 pub mod output;
 pub mod policies;
 pub mod replication;
+pub mod reports;
 pub mod rollout;
 pub mod session;
 pub mod settings;
@@ -118,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replication => replication::status(&session).await,
         Command::ReplicateNow(args) => replication::now(args, &session).await,
         Command::Verify(args) => verify::run(args, &session).await,
+        Command::Reports(args) => reports::run(args, &session).await,
     }
 }
 

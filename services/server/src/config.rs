@@ -29,6 +29,7 @@ pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
 pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
 pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
 pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
+pub const ENV_REPORT_SERVICE_URL: &str = "RAMPART_REPORT_SERVICE_URL";
 
 /// What this instance is configured as. A stand-alone becomes a slave at
 /// runtime by registering; that state lives in the database, not here.
@@ -225,7 +226,11 @@ impl Settings {
             return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
         }
         let role = xml.instance.role.unwrap_or(ConfiguredRole::Standalone);
-        let reports = reports(xml.reports.unwrap_or_default(), role, base_dir)?;
+        let mut reports_xml = xml.reports.unwrap_or_default();
+        if let Some(url) = env(ENV_REPORT_SERVICE_URL) {
+            reports_xml.service_url = Some(url);
+        }
+        let reports = reports(reports_xml, role, base_dir)?;
         let log = xml.log.unwrap_or(LogXml { format: None, level: None });
         Ok(Self {
             instance: xml.instance.name,
