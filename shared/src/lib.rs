@@ -14,9 +14,13 @@
 //!   consumer loop that acks only after a handler has committed.
 //! * [`config`]: strict XML loading (quick-xml + serde) with errors that name
 //!   the element at fault.
+//! * [`service_config`]: the `<Database>`, `<Broker>`, `<Api>` and `<Log>`
+//!   sections every service's XML file shares, checked once.
 //! * [`db`]: the PostgreSQL pool with sane timeouts and the migration runner.
 //! * [`license`]: Ed25519-signed license keys (seats + expiry).
 //! * [`signing`]: HMAC-SHA256 signatures of message bodies.
+//! * [`process`]: a service's `main`: `check-config`, logging, serving until
+//!   a signal, exit codes.
 //! * [`telemetry`] and [`shutdown`]: logging setup and the one shutdown path.
 
 pub mod amqp;
@@ -26,10 +30,12 @@ pub mod envelope;
 pub mod hierarchy;
 pub mod license;
 pub mod messages;
+pub mod process;
 pub mod replication;
 pub mod report;
 pub mod secret;
 pub mod shutdown;
+pub mod service_config;
 pub mod signing;
 pub mod telemetry;
 pub mod topology;

@@ -9,26 +9,24 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{builder::PossibleValuesParser, Args, Subcommand};
+use rampart_shared::report::{Format, Kind};
 use serde_json::{json, Value};
 
 use crate::output::{items, message_line, text, time_or_never, Table};
 use crate::session::Session;
 
-/// The reports there are (checked by the server too).
-const KINDS: [&str; 7] = ["security-status", "malware", "updates", "tasks", "licenses", "health", "overview"];
-
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ReportsArgs {
     /// security-status, malware, updates, tasks, licenses, health (master) or overview.
-    #[arg(value_parser = KINDS, required = true)]
+    #[arg(value_parser = PossibleValuesParser::new(Kind::ALL.map(Kind::as_str)), required = true)]
     kind: Option<String>,
     /// Only this slave (on a master).
     #[arg(long, value_name = "ID")]
     slave: Option<String>,
     /// json, csv, html or text (default: text, or the --out file's extension).
-    #[arg(long, value_parser = ["json", "csv", "html", "text"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(Format::ALL.map(Format::as_str)))]
     format: Option<String>,
     /// Write the report to FILE instead of printing it.
     #[arg(long, value_name = "FILE")]

@@ -1,24 +1,11 @@
 //! `rampartctl` against a real master and slave: building a hierarchy with
 //! the commands an operator types, and the refusals they see.
 
-use std::process::Output;
+use rampart_tests::{wait_for, ServerOptions, TestServer};
 
-use rampart_tests::{wait_for, ServerOptions, TestServer, TOKEN};
+mod common;
 
-/// Runs `rampartctl` against `server` (off the async runtime).
-async fn ctl(server: &TestServer, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rampartctl"));
-    command.args(args).env("RAMPART_SERVER", &server.base).env("RAMPART_TOKEN", TOKEN);
-    tokio::task::spawn_blocking(move || command.output().expect("rampartctl runs")).await.unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{ctl, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_builds_a_hierarchy_with_rampartctl() {

@@ -1,28 +1,16 @@
 //! `rampartctl reports` against a real master, its report service and a
 //! slave: the tables, the files, the resend and the refusals an operator sees.
 
-use std::process::Output;
-
 use rampart_tests::{
     hierarchy::{insert_endpoints, register},
     report::TestReport,
-    ServerOptions, TestServer, TOKEN,
+    ServerOptions, TestServer,
 };
 use serde_json::json;
 
-async fn ctl(server: &TestServer, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rampartctl"));
-    command.args(args).env("RAMPART_SERVER", &server.base).env("RAMPART_TOKEN", TOKEN);
-    tokio::task::spawn_blocking(move || command.output().expect("rampartctl runs")).await.unwrap()
-}
+mod common;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{ctl, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_reads_consolidated_reports_with_rampartctl() {

@@ -65,7 +65,7 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if state.settings.api_token.matches(token) => Ok(next.run(request).await),
+        Some(token) if state.settings.service.api_token.matches(token) => Ok(next.run(request).await),
         Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid for this report service".into())),
         None => Err(ApiError(StatusCode::UNAUTHORIZED, "unauthorized", "send 'Authorization: Bearer <token>' (the API token of report.xml)".into())),
     }

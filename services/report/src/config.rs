@@ -19,8 +19,7 @@ use std::{net::SocketAddr, path::Path};
 
 use rampart_shared::{
     config::{secret_value, ConfigError},
-    telemetry::LogFormat,
-    topology::NameSegment,
+    service_config::{ApiXml, BrokerXml, DatabaseXml, Defaults, LogXml, Sections, ServiceSettings},
     Secret,
 };
 use serde::Deserialize;
@@ -40,49 +39,12 @@ struct ReportXml {
     log: Option<LogXml>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct DatabaseXml {
-    url: Secret<String>,
-    pool_size: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct BrokerXml {
-    url: Secret<String>,
-    namespace: Option<NameSegment>,
-    prefetch: Option<u16>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct ApiXml {
-    listen: Option<SocketAddr>,
-    token: Option<Secret<String>>,
-    token_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct LogXml {
-    format: Option<LogFormat>,
-    level: Option<String>,
-}
-
 /// Validated settings of the report service.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub database_url: Secret<String>,
-    pub database_pool_size: usize,
-    pub amqp_url: Secret<String>,
-    pub namespace: NameSegment,
-    pub prefetch: u16,
-    pub api_listen: SocketAddr,
-    pub api_token: Secret<String>,
+    /// Database, broker, API and logging.
+    pub service: ServiceSettings,
     pub event_key: Secret<String>,
-    pub log_format: LogFormat,
-    pub log_level: String,
 }
 
 impl Settings {
@@ -96,60 +58,16 @@ impl Settings {
     /// against `base_dir`.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let xml: ReportXml = rampart_shared::config::parse(text, "Report")?;
-        let api_token = match env("RAMPART_API_TOKEN") {
-            Some(token) => Secret::new(token),
-            None => secret_value("<Report>/<Api>", "Token", xml.api.token, xml.api.token_file, base_dir)?
-                .ok_or_else(|| ConfigError::invalid("<Report>/<Api>", "an API token is required: <Token> or <TokenFile>"))?,
-        };
-        if api_token.expose().len() < 16 {
-            return Err(ConfigError::invalid("<Report>/<Api>/<Token>", "the API token must be at least 16 characters"));
-        }
+        let defaults = Defaults { pool_size: 8, max_pool_size: 100, prefetch: 200, listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)) };
+        let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
+        let service = ServiceSettings::check("Report", sections, &defaults, &env, base_dir)?;
         let event_key = secret_value("<Report>", "EventKey", xml.event_key, xml.event_key_file, base_dir)?.ok_or_else(|| {
             ConfigError::invalid("<Report>", "the master's event key is required: <EventKey> or <EventKeyFile>")
         })?;
         if event_key.expose().len() < 16 {
             return Err(ConfigError::invalid("<Report>/<EventKey>", "the event key must be at least 16 characters"));
         }
-        let database_url = env("RAMPART_DATABASE_URL").map(Secret::new).unwrap_or(xml.database.url);
-        let url_ok = database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
-        if !url_ok || rampart_shared::db::database_name(database_url.expose()).is_err() {
-            return Err(ConfigError::invalid("<Report>/<Database>/<Url>", "must be a postgres:// URL naming a database"));
-        }
-        let database_pool_size = xml.database.pool_size.unwrap_or(8);
-        if !(2..=100).contains(&database_pool_size) {
-            return Err(ConfigError::invalid("<Report>/<Database>/<PoolSize>", "must be between 2 and 100"));
-        }
-        let amqp_url = env("RAMPART_AMQP_URL").map(Secret::new).unwrap_or(xml.broker.url);
-        if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
-            return Err(ConfigError::invalid("<Report>/<Broker>/<Url>", "must be an amqp:// URL"));
-        }
-        let namespace = match env("RAMPART_NAMESPACE") {
-            Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid("RAMPART_NAMESPACE", e))?,
-            None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
-        };
-        let prefetch = xml.broker.prefetch.unwrap_or(200);
-        if prefetch == 0 {
-            return Err(ConfigError::invalid("<Report>/<Broker>/<Prefetch>", "must be at least 1"));
-        }
-        let api_listen = match env("RAMPART_API_LISTEN") {
-            Some(addr) => addr
-                .parse()
-                .map_err(|e| ConfigError::invalid("RAMPART_API_LISTEN", format!("'{addr}' is not an address:port: {e}")))?,
-            None => xml.api.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
-        };
-        let log = xml.log.unwrap_or(LogXml { format: None, level: None });
-        Ok(Self {
-            database_url,
-            database_pool_size,
-            amqp_url,
-            namespace,
-            prefetch,
-            api_listen,
-            api_token,
-            event_key,
-            log_format: log.format.unwrap_or_default(),
-            log_level: log.level.unwrap_or_else(|| "info".into()),
-        })
+        Ok(Self { service, event_key })
     }
 }
 
@@ -171,8 +89,8 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let s = Settings::parse(MINIMAL, |_| None, None).unwrap();
-        assert_eq!(s.api_listen.port(), DEFAULT_PORT);
-        assert_eq!(s.namespace.as_str(), "rampart");
+        assert_eq!(s.service.api_listen.port(), DEFAULT_PORT);
+        assert_eq!(s.service.namespace.as_str(), "rampart");
         assert!(!format!("{s:?}").contains("fedcba9876543210fedc"), "the event key stays out of logs");
     }
 

@@ -6,9 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rampart_report::{config::Settings, startup::Application};
-use rampart_shared::{shutdown, telemetry, Shutdown};
-
-const EXIT_BAD_CONFIG: u8 = 2;
+use rampart_shared::process;
 
 #[derive(Parser)]
 #[command(name = "rampart-report", version, about = "Rampart report service: consolidated reports over every slave")]
@@ -28,51 +26,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let path = match (cli.command, cli.config) {
-        (Some(Command::CheckConfig { path }), _) => {
-            return match Settings::load(&path) {
-                Ok(s) => {
-                    println!("{}: valid (API {}, namespace {})", path.display(), s.api_listen, s.namespace);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("Invalid configuration in {}: {e}", path.display());
-                    ExitCode::from(EXIT_BAD_CONFIG)
-                }
-            };
-        }
-        (None, Some(path)) => path,
+    match (cli.command, cli.config) {
+        (Some(Command::CheckConfig { path }), _) => process::check_config(&path, Settings::load, |s| {
+            format!("API {}, namespace {}", s.service.api_listen, s.service.namespace)
+        }),
+        (None, Some(path)) => process::run("rampart-report", &path, Settings::load, |s| &s.service, |settings, stop| async move {
+            Application::build(settings).await.context("Failed to start")?.run_until_stopped(stop).await
+        }),
         (None, None) => {
             eprintln!("Give --config PATH (or RAMPART_REPORT_CONFIG), or use check-config PATH.");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
-    };
-    let settings = match Settings::load(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("Invalid configuration in {}: {e}", path.display());
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
-    };
-    telemetry::init(settings.log_format, &settings.log_level);
-    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "Report service stopped with an error.");
-            eprintln!("rampart-report: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(process::EXIT_BAD_CONFIG)
         }
     }
-}
-
-async fn run(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await.context("Failed to start")?;
-    let stop = Shutdown::new();
-    let trigger = stop.clone();
-    tokio::spawn(async move {
-        shutdown::signal().await;
-        trigger.trigger();
-    });
-    app.run_until_stopped(stop).await
 }

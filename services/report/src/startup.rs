@@ -37,13 +37,13 @@ impl Application {
     /// Does everything that can fail at start: database, migrations, broker, port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let url = settings.database_url.expose();
+        let url = settings.service.database_url.expose();
         db::ensure_database(url).await.context("Failed to create or reach the database")?;
-        let pool = db::pool(url, settings.database_pool_size).context("Failed to build the database pool")?;
+        let pool = db::pool(url, settings.service.database_pool_size).context("Failed to build the database pool")?;
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
-        let topology = Topology::new(&settings.namespace);
+        let topology = Topology::new(&settings.service.namespace);
         let broker = Arc::new(
-            Broker::connect(settings.amqp_url.clone(), "rampart-report").await.context("Failed to connect to the broker")?,
+            Broker::connect(settings.service.amqp_url.clone(), "rampart-report").await.context("Failed to connect to the broker")?,
         );
         let name = topology.report_events_queue();
         let spec = QueueSpec { topology: topology.clone(), exchange: topology.events_exchange(), bindings: vec![Topology::REPORT_BINDING.to_owned()] };
@@ -55,13 +55,13 @@ impl Application {
                 .context("Failed to declare the events queue")?;
             let _ = channel.close(200, "declared".into()).await;
         }
-        let listener = tokio::net::TcpListener::bind(settings.api_listen)
+        let listener = tokio::net::TcpListener::bind(settings.service.api_listen)
             .await
-            .with_context(|| format!("Failed to bind the API to {}", settings.api_listen))?;
+            .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
         let state = Arc::new(AppState {
             pool,
-            source: format!("rampart-report ({})", settings.namespace),
+            source: format!("rampart-report ({})", settings.service.namespace),
             settings,
             metrics: Arc::new(ConsumerMetrics::default()),
             reports_served: AtomicU64::new(0),
@@ -84,7 +84,7 @@ impl Application {
         let settings = ConsumerSettings {
             queue: queue.clone(),
             dead_letter_exchange: spec.topology.dead_letter_exchange(),
-            prefetch: state.settings.prefetch,
+            prefetch: state.settings.service.prefetch,
             batch_max: 200,
             linger: Duration::from_millis(20),
             declare: Some(spec),

@@ -16,7 +16,12 @@
 
 use std::{net::SocketAddr, path::Path};
 
-use rampart_shared::{config::{secret_value, ConfigError}, telemetry::LogFormat, topology::NameSegment, Secret};
+use rampart_shared::{
+    config::{secret_value, ConfigError},
+    service_config::{ApiXml, BrokerXml, DatabaseXml, Defaults, LogXml, Sections, ServiceSettings},
+    topology::NameSegment,
+    Secret,
+};
 use serde::Deserialize;
 
 /// Default API port (registration and operators).
@@ -24,11 +29,7 @@ pub const DEFAULT_API_PORT: u16 = 7073;
 /// Default seconds between replication runs.
 pub const DEFAULT_REPLICATION_INTERVAL: u64 = 1800;
 
-pub const ENV_DATABASE_URL: &str = "RAMPART_DATABASE_URL";
-pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
-pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
-pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
-pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
+pub use rampart_shared::service_config::{ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE};
 pub const ENV_REPORT_SERVICE_URL: &str = "RAMPART_REPORT_SERVICE_URL";
 
 /// What this instance is configured as. A stand-alone becomes a slave at
@@ -76,29 +77,6 @@ struct InstanceXml {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct DatabaseXml {
-    url: Secret<String>,
-    pool_size: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct BrokerXml {
-    url: Secret<String>,
-    namespace: Option<NameSegment>,
-    prefetch: Option<u16>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct ApiXml {
-    listen: Option<SocketAddr>,
-    token: Option<Secret<String>>,
-    token_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct LicenseXml {
     key: Secret<String>,
 }
@@ -108,13 +86,6 @@ struct LicenseXml {
 struct EndpointsXml {
     heartbeat_seconds: Option<u64>,
     outdated_after_days: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct LogXml {
-    format: Option<LogFormat>,
-    level: Option<String>,
 }
 
 /// `<Reports>`: the report service of a master, or where a stand-alone or
@@ -137,14 +108,8 @@ pub struct ReportSettings {
 pub struct Settings {
     pub instance: NameSegment,
     pub role: ConfiguredRole,
-    pub database_url: Secret<String>,
-    pub database_pool_size: usize,
-    pub amqp_url: Secret<String>,
-    pub namespace: NameSegment,
-    /// Unacked deliveries a consumer may hold.
-    pub prefetch: u16,
-    pub api_listen: SocketAddr,
-    pub api_token: Secret<String>,
+    /// Database, broker, API and logging.
+    pub service: ServiceSettings,
     /// Seconds between replication runs (slaves).
     pub replication_interval: u64,
     pub replication_batch_size: u32,
@@ -155,8 +120,6 @@ pub struct Settings {
     /// Signatures older than this many days make an endpoint "at risk".
     pub outdated_after_days: u32,
     pub reports: ReportSettings,
-    pub log_format: LogFormat,
-    pub log_level: String,
 }
 
 impl Settings {
@@ -177,14 +140,9 @@ impl Settings {
         base_dir: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         let xml: ServerXml = rampart_shared::config::parse(text, "Server")?;
-        let api_token = match env(ENV_API_TOKEN) {
-            Some(token) => Secret::new(token),
-            None => secret_value("<Server>/<Api>", "Token", xml.api.token, xml.api.token_file, base_dir)?
-                .ok_or_else(|| ConfigError::invalid("<Server>/<Api>", "an API token is required: <Token> or <TokenFile>"))?,
-        };
-        if api_token.expose().len() < 16 {
-            return Err(ConfigError::invalid("<Server>/<Api>/<Token>", "the API token must be at least 16 characters"));
-        }
+        let defaults = Defaults { pool_size: 16, max_pool_size: 200, prefetch: 500, listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)) };
+        let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
+        let service = ServiceSettings::check("Server", sections, &defaults, &env, base_dir)?;
         let replication_interval = xml.replication_interval.unwrap_or(DEFAULT_REPLICATION_INTERVAL);
         if replication_interval < 1 {
             return Err(ConfigError::invalid("<Server>/<ReplicationInterval>", "must be at least 1 second"));
@@ -193,33 +151,6 @@ impl Settings {
         if !(1..=100_000).contains(&replication_batch_size) {
             return Err(ConfigError::invalid("<Server>/<ReplicationBatchSize>", "must be between 1 and 100000"));
         }
-        let database_url = env(ENV_DATABASE_URL).map(Secret::new).unwrap_or(xml.database.url);
-        let url_ok = database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
-        if !url_ok || rampart_shared::db::database_name(database_url.expose()).is_err() {
-            return Err(ConfigError::invalid("<Server>/<Database>/<Url>", "must be a postgres:// URL naming a database"));
-        }
-        let pool_size = xml.database.pool_size.unwrap_or(16);
-        if !(2..=200).contains(&pool_size) {
-            return Err(ConfigError::invalid("<Server>/<Database>/<PoolSize>", "must be between 2 and 200"));
-        }
-        let amqp_url = env(ENV_AMQP_URL).map(Secret::new).unwrap_or(xml.broker.url);
-        if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
-            return Err(ConfigError::invalid("<Server>/<Broker>/<Url>", "must be an amqp:// URL"));
-        }
-        let namespace = match env(ENV_NAMESPACE) {
-            Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?,
-            None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
-        };
-        let prefetch = xml.broker.prefetch.unwrap_or(500);
-        if prefetch == 0 {
-            return Err(ConfigError::invalid("<Server>/<Broker>/<Prefetch>", "must be at least 1"));
-        }
-        let api_listen = match env(ENV_API_LISTEN) {
-            Some(addr) => addr
-                .parse()
-                .map_err(|e| ConfigError::invalid(ENV_API_LISTEN, format!("'{addr}' is not an address:port: {e}")))?,
-            None => xml.api.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT))),
-        };
         let endpoints = xml.endpoints.unwrap_or(EndpointsXml { heartbeat_seconds: None, outdated_after_days: None });
         let heartbeat_seconds = endpoints.heartbeat_seconds.unwrap_or(30);
         if heartbeat_seconds == 0 {
@@ -231,25 +162,16 @@ impl Settings {
             reports_xml.service_url = Some(url);
         }
         let reports = reports(reports_xml, role, base_dir)?;
-        let log = xml.log.unwrap_or(LogXml { format: None, level: None });
         Ok(Self {
             instance: xml.instance.name,
             role,
-            database_url,
-            database_pool_size: pool_size,
-            amqp_url,
-            namespace,
-            prefetch,
-            api_listen,
-            api_token,
+            service,
             replication_interval,
             replication_batch_size,
             license_key: xml.license.map(|l| l.key),
             heartbeat_seconds,
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
             reports,
-            log_format: log.format.unwrap_or_default(),
-            log_level: log.level.unwrap_or_else(|| "info".into()),
         })
     }
 }
@@ -311,8 +233,8 @@ mod tests {
     fn defaults_apply_when_elements_are_absent() {
         let s = parse(MINIMAL).unwrap();
         assert_eq!(s.replication_interval, 1800);
-        assert_eq!(s.api_listen.port(), 7073);
-        assert_eq!(s.namespace.as_str(), "rampart");
+        assert_eq!(s.service.api_listen.port(), 7073);
+        assert_eq!(s.service.namespace.as_str(), "rampart");
         assert_eq!(s.role, ConfiguredRole::Standalone);
         assert!(s.license_key.is_none());
     }
@@ -323,7 +245,7 @@ mod tests {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/config").join(file);
             let text = std::fs::read_to_string(&path).unwrap();
             let s = Settings::parse(&text, |_| None, path.parent()).unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(s.api_listen.port(), 7073, "{file}");
+            assert_eq!(s.service.api_listen.port(), 7073, "{file}");
         }
     }
 
@@ -336,7 +258,7 @@ mod tests {
         let s = parse(&text).unwrap();
         assert_eq!(s.replication_interval, 60);
         assert_eq!(s.role, ConfiguredRole::Master);
-        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.service.log_format, rampart_shared::telemetry::LogFormat::Json);
     }
 
     #[test]
@@ -401,8 +323,8 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.api_listen.port(), 0);
-        assert_eq!(s.namespace.as_str(), "t_abc");
+        assert_eq!(s.service.api_listen.port(), 0);
+        assert_eq!(s.service.namespace.as_str(), "t_abc");
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let db_url = settings.database_url.expose();
+        let db_url = settings.service.database_url.expose();
         db::ensure_database(db_url).await.context("Failed to create or reach the database")?;
-        let pool = db::pool(db_url, settings.database_pool_size).context("Failed to build the database pool")?;
+        let pool = db::pool(db_url, settings.service.database_pool_size).context("Failed to build the database pool")?;
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let role = claim_instance(&pool, &settings).await?;
         let keyring = {
@@ -55,9 +55,9 @@ impl Application {
             install_configured_license(&pool, key.expose()).await?;
         }
 
-        let topology = Topology::new(&settings.namespace);
+        let topology = Topology::new(&settings.service.namespace);
         let broker = Arc::new(
-            Broker::connect(settings.amqp_url.clone(), format!("rampart-server {}", settings.instance))
+            Broker::connect(settings.service.amqp_url.clone(), format!("rampart-server {}", settings.instance))
                 .await
                 .context("Failed to connect to the broker")?,
         );
@@ -65,9 +65,9 @@ impl Application {
         let publishes_events = settings.reports.event_key.is_some();
         declare_topology(&broker, &site, role, publishes_events).await.context("Failed to declare the broker topology")?;
 
-        let listener = tokio::net::TcpListener::bind(settings.api_listen)
+        let listener = tokio::net::TcpListener::bind(settings.service.api_listen)
             .await
-            .with_context(|| format!("Failed to bind the API to {}", settings.api_listen))?;
+            .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
         let state = Arc::new(AppState::new(pool, broker.clone(), settings, site, role, keyring));
         Ok(Self { state, broker, listener, address })
@@ -93,7 +93,7 @@ impl Application {
             let settings = ConsumerSettings {
                 queue: inbox.name,
                 dead_letter_exchange: state.site.topology.dead_letter_exchange(),
-                prefetch: state.settings.prefetch,
+                prefetch: state.settings.service.prefetch,
                 batch_max: 500,
                 linger: Duration::from_millis(20),
                 declare: Some(inbox.spec),

@@ -74,6 +74,8 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 4] = [Self::Json, Self::Csv, Self::Html, Self::Text];
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "json" => Ok(Self::Json),
@@ -197,6 +199,11 @@ pub struct Malware {
     pub top_threats: Vec<ThreatRow>,
     pub most_infected: Vec<InfectedRow>,
 }
+
+/// How many threats and computers the consolidated malware report names
+/// (at most [`MOST_INFECTED`] per site travel, so the top is exact).
+pub const TOP: usize = 10;
+const _: () = assert!(TOP <= MOST_INFECTED);
 
 /// Signature age buckets, in days: a bucket holds ages up to its bound.
 pub const AGE_BUCKETS: [(&str, Option<i64>); 6] = [
@@ -373,13 +380,13 @@ fn malware(input: &Input) -> Malware {
     }
     let mut top_threats: Vec<ThreatRow> = threats.into_values().collect();
     top_threats.sort_by(|a, b| b.detections.cmp(&a.detections).then_with(|| a.malware.cmp(&b.malware)));
-    top_threats.truncate(10);
+    top_threats.truncate(TOP);
     infected.sort_by(|a, b| {
         b.endpoint.detections.cmp(&a.endpoint.detections)
             .then_with(|| b.endpoint.last_detected.cmp(&a.endpoint.last_detected))
             .then_with(|| (&a.site, &a.endpoint.endpoint_id).cmp(&(&b.site, &b.endpoint.endpoint_id)))
     });
-    infected.truncate(MOST_INFECTED.min(10));
+    infected.truncate(TOP);
     Malware {
         header: input.header(Kind::Malware),
         total_detections: sites.iter().map(|s| s.detections).sum(),

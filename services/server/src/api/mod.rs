@@ -105,7 +105,7 @@ async fn authorize(State(state): State<SharedState>, request: Request, next: Nex
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if state.settings.api_token.matches(token) => {
+        Some(token) if state.settings.service.api_token.matches(token) => {
             Ok(next.run(request).await)
         }
         Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid for this server".into())),

@@ -58,12 +58,7 @@ pub async fn show(State(state): State<SharedState>, Path(kind): Path<String>, Pa
 
 /// `POST /api/reports/resend`: a master sends its report service everything again.
 pub async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
-    if state.role() != Role::Master {
-        return Err(ApiError::FeatureUnavailable(format!(
-            "Resending report events exists on a master only; this is a {} server.",
-            state.role()
-        )));
-    }
+    super::hierarchy::require_master(&state, "Report event resends")?;
     if !events::enabled(&state) {
         return Err(ApiError::Conflict("this master publishes no report events: set <Reports><EventKey> in server.xml".into()));
     }

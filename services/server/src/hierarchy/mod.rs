@@ -213,7 +213,7 @@ fn consumer_settings(state: &SharedState, queue: String) -> ConsumerSettings {
     ConsumerSettings {
         queue,
         dead_letter_exchange: state.site.topology.dead_letter_exchange(),
-        prefetch: state.settings.prefetch,
+        prefetch: state.settings.service.prefetch,
         batch_max: 200,
         linger: Duration::from_millis(20),
         declare: None,

@@ -1,0 +1,142 @@
+//! The sections every service's XML file shares (`server.xml`,
+//! `report.xml`): `<Database>`, `<Broker>`, `<Api>` and `<Log>`, their
+//! checks and their environment overrides, checked once for all services.
+
+use std::{net::SocketAddr, path::Path};
+
+use serde::Deserialize;
+
+use crate::{
+    config::{secret_value, ConfigError},
+    telemetry::LogFormat,
+    topology::NameSegment,
+    Secret,
+};
+
+pub const ENV_DATABASE_URL: &str = "RAMPART_DATABASE_URL";
+pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
+pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
+pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
+pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DatabaseXml {
+    pub url: Secret<String>,
+    pub pool_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct BrokerXml {
+    pub url: Secret<String>,
+    pub namespace: Option<NameSegment>,
+    pub prefetch: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ApiXml {
+    pub listen: Option<SocketAddr>,
+    pub token: Option<Secret<String>>,
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct LogXml {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+/// The shared sections as parsed.
+pub struct Sections {
+    pub database: DatabaseXml,
+    pub broker: BrokerXml,
+    pub api: ApiXml,
+    pub log: Option<LogXml>,
+}
+
+/// What differs between services.
+pub struct Defaults {
+    pub pool_size: usize,
+    pub max_pool_size: usize,
+    pub prefetch: u16,
+    pub listen: SocketAddr,
+}
+
+/// The shared settings, validated.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    pub database_url: Secret<String>,
+    pub database_pool_size: usize,
+    pub amqp_url: Secret<String>,
+    pub namespace: NameSegment,
+    /// Unacked deliveries a consumer may hold.
+    pub prefetch: u16,
+    pub api_listen: SocketAddr,
+    pub api_token: Secret<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl ServiceSettings {
+    /// Applies the environment overrides and checks the values; errors name
+    /// the element under `<root>`, e.g. `<Report>/<Broker>/<Url>`.
+    pub fn check(
+        root: &str,
+        xml: Sections,
+        defaults: &Defaults,
+        env: &impl Fn(&str) -> Option<String>,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let at = |path: &str| format!("<{root}>/{path}");
+        let api_token = match env(ENV_API_TOKEN) {
+            Some(token) => Secret::new(token),
+            None => secret_value(&at("<Api>"), "Token", xml.api.token, xml.api.token_file, base_dir)?
+                .ok_or_else(|| ConfigError::invalid(at("<Api>"), "an API token is required: <Token> or <TokenFile>"))?,
+        };
+        if api_token.expose().len() < 16 {
+            return Err(ConfigError::invalid(at("<Api>/<Token>"), "the API token must be at least 16 characters"));
+        }
+        let database_url = env(ENV_DATABASE_URL).map(Secret::new).unwrap_or(xml.database.url);
+        let url_ok = database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
+        if !url_ok || crate::db::database_name(database_url.expose()).is_err() {
+            return Err(ConfigError::invalid(at("<Database>/<Url>"), "must be a postgres:// URL naming a database"));
+        }
+        let database_pool_size = xml.database.pool_size.unwrap_or(defaults.pool_size);
+        if !(2..=defaults.max_pool_size).contains(&database_pool_size) {
+            return Err(ConfigError::invalid(at("<Database>/<PoolSize>"), format!("must be between 2 and {}", defaults.max_pool_size)));
+        }
+        let amqp_url = env(ENV_AMQP_URL).map(Secret::new).unwrap_or(xml.broker.url);
+        if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
+            return Err(ConfigError::invalid(at("<Broker>/<Url>"), "must be an amqp:// URL"));
+        }
+        let namespace = match env(ENV_NAMESPACE) {
+            Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?,
+            None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
+        };
+        let prefetch = xml.broker.prefetch.unwrap_or(defaults.prefetch);
+        if prefetch == 0 {
+            return Err(ConfigError::invalid(at("<Broker>/<Prefetch>"), "must be at least 1"));
+        }
+        let api_listen = match env(ENV_API_LISTEN) {
+            Some(addr) => addr
+                .parse()
+                .map_err(|e| ConfigError::invalid(ENV_API_LISTEN, format!("'{addr}' is not an address:port: {e}")))?,
+            None => xml.api.listen.unwrap_or(defaults.listen),
+        };
+        let log = xml.log.unwrap_or_default();
+        Ok(Self {
+            database_url,
+            database_pool_size,
+            amqp_url,
+            namespace,
+            prefetch,
+            api_listen,
+            api_token,
+            log_format: log.format.unwrap_or_default(),
+            log_level: log.level.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
