@@ -79,3 +79,99 @@ log_tail() {
         warn "(${file} is empty or missing)"
     fi
 }
+
+# drop_old_databases PREFIX: drops the databases `PREFIX_*` that earlier test
+# or benchmark runs left behind. A database still in use (a run going on
+# elsewhere on this machine) refuses a plain DROP and is skipped, and so is
+# one created in the last 10 minutes (a run about to connect to it).
+drop_old_databases() {
+    local prefix=$1
+    have psql || { warn "psql not found: leaving old ${prefix}_* databases in place."; return 0; }
+    local dbs db n=0
+    dbs=$(psql_root -d postgres -c "
+        select datname from pg_database
+        where datname like '${prefix}\_%'
+          and coalesce((pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification, 'epoch')
+              < now() - interval '10 minutes'") || {
+        warn "Could not list old ${prefix}_* databases; leaving them in place."
+        return 0
+    }
+    for db in $dbs; do
+        if psql_root -d postgres -c "DROP DATABASE IF EXISTS \"${db}\"" 2>/dev/null; then
+            n=$((n + 1))
+        fi
+    done
+    ((n == 0)) || say "Dropped ${n} old ${prefix}_* database(s)."
+}
+
+# idle_queues_gone PREFIX: deletes the queues of the AMQP namespaces
+# `PREFIX_*` that earlier runs left behind. A namespace whose queues have no
+# consumer at all belongs to a finished run; one with a consumer is left alone.
+idle_queues_gone() {
+    local prefix=$1
+    have rabbitmqctl || return 0
+    local listing
+    listing=$(timeout 30 rabbitmqctl list_queues -q name consumers 2>/dev/null) || return 0
+    local -A consumers=()
+    local -a queues=()
+    local name count ns
+    while read -r name count; do
+        [[ $name == "${prefix}"_* && $count =~ ^[0-9]+$ ]] || continue # also skips the header
+        ns=${name%%.*}
+        consumers[$ns]=$((${consumers[$ns]:-0} + count))
+        queues+=("$name")
+    done <<<"$listing"
+    local -a idle=()
+    for ns in "${!consumers[@]}"; do
+        ((${consumers[$ns]} == 0)) && idle+=("$ns")
+    done
+    ((${#idle[@]} > 0)) || return 0
+    # One call for all of them (each rabbitmqctl call costs about a second);
+    # queue by queue if the broker's internals differ from 3.10's.
+    local prefixes
+    prefixes=$(printf '<<"%s.">>,' "${idle[@]}")
+    if timeout 120 rabbitmqctl eval "Idle = [${prefixes%,}],
+        Gone = [rabbit_amqqueue:delete(Q, false, false, <<\"ops\">>) || Q <- rabbit_amqqueue:list(<<\"/\">>),
+                lists:any(fun(P) -> binary:longest_common_prefix([element(4, amqqueue:get_name(Q)), P]) =:= byte_size(P) end, Idle)],
+        length(Gone)." >/dev/null 2>&1; then
+        say "Deleted the queues of ${#idle[@]} old ${prefix}_* namespace(s)."
+        return 0
+    fi
+    local n=0
+    for name in "${queues[@]}"; do
+        ns=${name%%.*}
+        ((${consumers[$ns]} == 0)) || continue
+        if timeout 15 rabbitmqctl delete_queue -q "$name" >/dev/null 2>&1; then
+            n=$((n + 1))
+        fi
+    done
+    ((n == 0)) || say "Deleted ${n} old ${prefix}_* queue(s)."
+}
+
+# Open files a broker started by these scripts may hold: each connection and
+# each quorum queue holds some, and the full benchmark has about 100
+# connections and 500 queues (the usual default of 1024 runs out, and then
+# the broker stops accepting connections).
+RABBIT_OPEN_FILES=65536
+
+# rabbit_launch: starts the local broker in the background with room for
+# RABBIT_OPEN_FILES open files. Debian's wrapper switches to the rabbitmq
+# user with su, whose login limits put the default back, so the limit is
+# raised here and the user switched without a login session (setpriv).
+rabbit_launch() {
+    if have setpriv && id rabbitmq >/dev/null 2>&1 && [[ -d /var/lib/rabbitmq ]]; then
+        as_root bash -c "ulimit -n ${RABBIT_OPEN_FILES} 2>/dev/null || ulimit -n \$(ulimit -Hn)
+            cd /var/lib/rabbitmq && exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
+                env HOME=/var/lib/rabbitmq rabbitmq-server -detached"
+    else
+        as_root rabbitmq-server -detached
+    fi
+}
+
+# rabbit_open_files: the running local broker's limit of open files (empty
+# when there is no local broker process to read it from).
+rabbit_open_files() {
+    local pid
+    pid=$(pgrep -f 'beam.smp.*rabbit' | head -1) || return 0
+    awk '/Max open files/ {print $4}' "/proc/${pid}/limits" 2>/dev/null
+}

@@ -42,6 +42,8 @@ pub struct ServerOptions {
     /// Whether stopping this server removes the namespace's exchanges
     /// (not for a slave sharing its master's namespace).
     pub owns_namespace: bool,
+    /// `<Database><PoolSize>`.
+    pub pool_size: usize,
 }
 
 impl ServerOptions {
@@ -53,6 +55,7 @@ impl ServerOptions {
             database: format!("rt_{}", uuid::Uuid::new_v4().simple()),
             extra_xml: String::new(),
             owns_namespace: true,
+            pool_size: 8,
         }
     }
 
@@ -72,10 +75,10 @@ impl ServerOptions {
     pub fn settings(&self) -> Settings {
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
-               <Database><Url>{}</Url><PoolSize>8</PoolSize></Database>
+               <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
                <Broker><Url>{AMQP_URL}</Url><Namespace>{}</Namespace></Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api>{}</Server>",
-            self.instance, self.role, self.database_url(), self.namespace, self.extra_xml
+            self.instance, self.role, self.database_url(), self.pool_size, self.namespace, self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
     }

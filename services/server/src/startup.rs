@@ -110,6 +110,7 @@ impl Application {
         tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
         if state.role() == Role::Master && reports::events::enabled(&state) {
             tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));
+            tasks.spawn(reports::due::run(state.clone(), shutdown.clone()));
         }
         let app = api::router(state.clone());
         let server_shutdown = shutdown.clone();

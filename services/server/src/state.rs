@@ -82,6 +82,8 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Wakes a slave's reporter after master commands were applied.
     pub report_wake: Notify,
+    /// Master: a slave summary is owed to the report service.
+    pub summary_wake: Notify,
     /// Counters of the agent inbox consumer.
     pub inbox_metrics: Arc<ConsumerMetrics>,
     /// Counters of the hierarchy consumers (commands on a slave, status on a master).
@@ -112,6 +114,7 @@ impl AppState {
             hierarchy_metrics: Arc::new(ConsumerMetrics::default()),
             outbox_wake: Arc::new(Notify::new()),
             report_wake: Notify::new(),
+            summary_wake: Notify::new(),
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
             replication_metrics: Arc::new(ConsumerMetrics::default()),
             replication_wake: Notify::new(),

@@ -89,7 +89,8 @@ pub struct ConsumerSettings {
     pub prefetch: u16,
     /// Most messages applied in one transaction.
     pub batch_max: usize,
-    /// How long to wait for more deliveries before applying a partial batch.
+    /// How long to wait for more deliveries before applying a partial batch;
+    /// zero takes only what has already arrived.
     pub linger: Duration,
     /// Declared (idempotently) before every consume, so a queue deleted
     /// under a running consumer comes back; `None` for a queue that another

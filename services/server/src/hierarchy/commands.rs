@@ -60,18 +60,16 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
         tracing::warn!(count = batch.len(), "Dropped master commands: this server left its master.");
         return Ok(());
     };
-    let mut policies_changed = false;
+    let mut affected = Affected::default();
     let mut commands = Vec::new();
     let mut left = false;
     let (mut replicate, mut acked) = (false, false);
     for command in batch {
         match command {
-            MasterCommand::Policy(p) => policies_changed |= apply_policy(&tx, p).await?,
+            MasterCommand::Policy(p) => apply_policy(&tx, p, &mut affected).await?,
             MasterCommand::PolicyRemoved(r) => {
-                policies_changed |= tx
-                    .execute("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id])
-                    .await?
-                    > 0;
+                affected.add_assignments(&tx, r.policy_id).await?;
+                tx.execute("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id]).await?;
             }
             MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
             MasterCommand::CancelTask(c) => commands.extend(cancel_task(&tx, state, c.task_id).await?),
@@ -95,9 +93,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
         }
     }
     if !left {
-        if policies_changed {
-            policies::refresh(&tx, &state.site, None, false).await?;
-        }
+        affected.refresh(&tx, state).await?;
         outbox::enqueue(&tx, &commands).await?;
     }
     tx.commit().await?;
@@ -116,9 +112,63 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     Ok(())
 }
 
-/// Stores a master policy unless this version (or a newer one) is there;
-/// true when something changed.
-async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy) -> Result<bool, tokio_postgres::Error> {
+/// The endpoints whose effective policy a batch of commands may change:
+/// those in the scopes of the policies' assignments before and after.
+#[derive(Debug, Default)]
+struct Affected {
+    all: bool,
+    endpoints: Vec<String>,
+}
+
+impl Affected {
+    /// The endpoints of every current assignment of `policy_id`.
+    async fn add_assignments<C: GenericClient>(&mut self, tx: &C, policy_id: Uuid) -> Result<(), tokio_postgres::Error> {
+        let assignments = tx.query("SELECT target_kind, target_id FROM policy_assignments WHERE policy_id = $1", &[&policy_id]).await?;
+        for a in assignments {
+            self.add(tx, a.get(0), a.get(1)).await?;
+        }
+        Ok(())
+    }
+
+    /// The endpoints of one assignment (`all`, `group` or `virtual_group`).
+    async fn add<C: GenericClient>(&mut self, tx: &C, kind: &str, id: &str) -> Result<(), tokio_postgres::Error> {
+        if kind == "all" {
+            self.all = true;
+        }
+        if !self.all {
+            let rows = tx.query(ENDPOINTS_IN_SCOPE, &[&kind, &id]).await?;
+            self.endpoints.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+        }
+        Ok(())
+    }
+
+    /// Recomputes the effective policy of the affected endpoints only: a
+    /// policy for a group of 50 computers no longer re-reads all 10,000.
+    async fn refresh(mut self, tx: &Transaction<'_>, state: &AppState) -> Result<(), tokio_postgres::Error> {
+        if self.all {
+            policies::refresh(tx, &state.site, None, false).await?;
+        } else if !self.endpoints.is_empty() {
+            self.endpoints.sort_unstable();
+            self.endpoints.dedup();
+            policies::lock_fleet(tx).await?;
+            policies::refresh(tx, &state.site, Some(&self.endpoints), false).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The endpoints an assignment or task scope covers: `$1` is `all`,
+/// `group` or `virtual_group`, `$2` the group's id.
+const ENDPOINTS_IN_SCOPE: &str = "
+SELECT e.id FROM endpoints e
+ WHERE $1 = 'all'
+    OR ($1 = 'group' AND e.group_id::text = $2)
+    OR ($1 = 'virtual_group' AND e.id IN (SELECT endpoint_id FROM virtual_group_members WHERE virtual_group_id::text = $2))
+ ORDER BY e.id";
+
+/// Stores a master policy unless this version (or a newer one) is there,
+/// noting the endpoints it may re-point.
+async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Affected) -> Result<(), tokio_postgres::Error> {
     let settings = serde_json::to_value(&p.settings).expect("settings serialize");
     let changed = tx
         .execute(
@@ -130,8 +180,9 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy) -> Result<bool, to
         )
         .await?;
     if changed == 0 {
-        return Ok(false);
+        return Ok(());
     }
+    affected.add_assignments(tx, p.policy_id).await?;
     tx.execute("DELETE FROM policy_assignments WHERE policy_id = $1", &[&p.policy_id]).await?;
     match resolve_scope(tx, &p.scope).await? {
         Ok((kind, id)) => {
@@ -140,13 +191,14 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy) -> Result<bool, to
                 &[&p.policy_id, &kind, &id],
             )
             .await?;
+            affected.add(tx, kind, &id).await?;
         }
         Err(failure) => {
             tx.execute("UPDATE policies SET failure = $2 WHERE id = $1", &[&p.policy_id, &failure]).await?;
         }
     }
     tracing::info!(policy_id = %p.policy_id, version = p.version, "Applied a master policy.");
-    Ok(true)
+    Ok(())
 }
 
 /// The assignment a scope means here: (`all`|`group`|`virtual_group`, id),
@@ -188,14 +240,7 @@ async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> R
         return Ok(Vec::new());
     }
     let endpoints: Vec<String> = tx
-        .query(
-            "SELECT e.id FROM endpoints e
-              WHERE $1 = 'all'
-                 OR ($1 = 'group' AND e.group_id::text = $2)
-                 OR ($1 = 'virtual_group' AND e.id IN (SELECT endpoint_id FROM virtual_group_members WHERE virtual_group_id::text = $2))
-              ORDER BY e.id",
-            &[&kind, &id],
-        )
+        .query(ENDPOINTS_IN_SCOPE, &[&kind, &id])
         .await?
         .iter()
         .map(|r| r.get(0))

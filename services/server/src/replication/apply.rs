@@ -5,8 +5,9 @@
 //! transaction: the slave's row is locked, the batch's start is checked
 //! against the master's watermark, the rows are COPYed (binary) into a
 //! temporary staging table and upserted so that a newer `change_seq` always
-//! wins, the watermark moves, and the answer to the slave is queued in the
-//! outbox, all committed together. Only then is the delivery acked. A batch
+//! wins, the watermark moves, the answer to the slave is queued in the
+//! outbox and the slave is marked as owed a summary for the report service,
+//! all committed together. Only then is the delivery acked. A batch
 //! that does not start at the watermark (a duplicate, a redelivery after a
 //! crash, a batch from before a resync, a gap) changes nothing but a counter
 //! and is answered with the master's watermark.
@@ -146,7 +147,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
             tx.execute("UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1", &[slave]).await?;
             tracing::warn!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, from = %batch.from, reason = %reason,
                            "Refused a replication batch; asking the slave to resend from the master's watermark.");
-            reports::events::queue_summary(&tx, state, slave, Touched::health()).await?;
+            reports::due::mark(&tx, state, slave, &Touched::health()).await?;
             ReplicationAck { epoch: copy.epoch, batch: batch.batch, applied: false, watermark: copy.watermark, reason: Some(reason.clone()) }
         }
         Decision::Apply | Decision::Replace => {
@@ -164,7 +165,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
             )
             .await?;
             let touched = if decision == Decision::Replace { Touched::everything() } else { Touched::of_batch(batch) };
-            reports::events::queue_summary(&tx, state, slave, touched).await?;
+            reports::due::mark(&tx, state, slave, &touched).await?;
             if let Some(digest) = &batch.digest {
                 verify::record(&tx, slave, digest, batch.taken_at).await?;
             }
@@ -176,6 +177,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
     fanout::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::ReplicationAck(ack)).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
+    state.summary_wake.notify_one();
     state.failpoints.after_replication_commit().await;
     Ok(())
 }

@@ -153,14 +153,22 @@ pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<T
     Ok((tables, pending))
 }
 
+/// `each(table)` for every replicated table and `tombstones`.
+fn every_table(each: impl Fn(&str) -> String) -> Vec<String> {
+    ReplicatedTable::ALL.iter().map(|t| t.name()).chain(["tombstones"]).map(each).collect()
+}
+
 /// Changed rows after `acked` (what the master has not acknowledged yet).
 pub async fn backlog<C: GenericClient>(client: &C, acked: Watermark) -> Result<i64, tokio_postgres::Error> {
-    let counts: Vec<String> = ReplicatedTable::ALL
-        .iter()
-        .map(|t| t.name())
-        .chain(["tombstones"])
-        .map(|name| format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))"))
-        .collect();
+    let counts = every_table(|name| format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))"));
     Ok(client.query_one(&format!("SELECT ({})::bigint", counts.join(" + ")), &[&acked.xid, &acked.seq]).await?.get(0))
+}
+
+/// A position past every change committed so far: the master holds all of
+/// them once it has acknowledged a pass that started after this call.
+pub async fn written_head<C: GenericClient>(client: &C) -> Result<Watermark, tokio_postgres::Error> {
+    let latest = every_table(|name| format!("(SELECT max(change_xid::text::bigint) FROM {name})"));
+    let xid: Option<i64> = client.query_one(&format!("SELECT GREATEST({})", latest.join(", ")), &[]).await?.get(0);
+    Ok(Watermark { xid: xid.map_or(0, |x| x + 1), seq: 0 })
 }
 

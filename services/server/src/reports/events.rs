@@ -1,9 +1,9 @@
 //! Master side: the aggregated events for the report service.
 //!
-//! A master with an `<EventKey>` queues, in the transaction that applies a
-//! replication batch, the [`SlaveSummary`] of that slave: the parts the
-//! batch touched, read back from the copy it just wrote. It also queues one
-//! when a slave joins or leaves, and a [`HealthRoster`] of every slave every
+//! A master with an `<EventKey>` queues the [`SlaveSummary`] of a slave
+//! after its replication batches (through [`due`](super::due)): the parts
+//! the batches touched, read back from the copy. It also queues one when a
+//! slave joins or leaves, and a [`HealthRoster`] of every slave every
 //! [`ROSTER_INTERVAL`]. The outbox publishes them on `<ns>.events`; the master
 //! declares `<ns>.report.events` at start, so events wait for a report
 //! service that is down or not started yet.
@@ -28,7 +28,7 @@ use crate::{hierarchy::OFFLINE_AFTER, outbox, state::AppState};
 pub const ROSTER_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Which parts of a slave's summary changed.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Touched {
     /// Endpoints, detections or license.
     pub site: bool,
@@ -91,9 +91,17 @@ async fn next_seq<C: GenericClient>(tx: &C) -> Result<i64, tokio_postgres::Error
     Ok(tx.query_one("SELECT nextval('report_seq')", &[]).await?.get(0))
 }
 
+/// Advisory lock class of one slave's summaries (the slave's hash is the object).
+const SUMMARY_LOCK: i32 = 0x5253_554d;
+
 /// Queues `slave`'s summary in the caller's transaction (nothing without an event key).
+///
+/// Summaries of one slave are made one at a time, each reading after the
+/// last committed and numbered after it reads, so a higher `seq` never
+/// carries older numbers (a removal racing the summarizer, say).
 pub async fn queue_summary<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touched: Touched) -> Result<(), tokio_postgres::Error> {
     let Some(signer) = signer(state) else { return Ok(()) };
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&SUMMARY_LOCK, &slave]).await?;
     let Some(health) = health(tx, Some(slave)).await?.pop() else { return Ok(()) };
     let site = if touched.site { Some(summary::site(tx, Scope::Slave(slave)).await?) } else { None };
     let tasks = match &touched.tasks {

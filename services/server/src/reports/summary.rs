@@ -46,14 +46,6 @@ impl Scope<'_> {
         }
     }
 
-    /// The join condition keeping a detection with its own site's endpoint.
-    fn same_site(self) -> &'static str {
-        match self {
-            Scope::Local => "TRUE",
-            Scope::Slave(_) => "e.slave_id = d.slave_id",
-        }
-    }
-
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         match self {
             Scope::Local => vec![],
@@ -115,14 +107,19 @@ pub async fn site<C: GenericClient>(client: &C, scope: Scope<'_>) -> Result<Site
         .iter()
         .map(|r| ThreatCount { malware: r.get(0), detections: r.get(1), endpoints: r.get(2), last_detected: r.get(3) })
         .collect();
+    // The top computers first, then their names: joining every detection
+    // to its computer before counting costs five times more.
     let most_infected = client
         .query(
             &format!(
-                "SELECT d.endpoint_id, e.hostname, count(*), COALESCE(max(e.active_threats), 0)::bigint, max(d.detected_at)
-                   FROM {d} d LEFT JOIN {e} e ON e.id = d.endpoint_id AND {}
-                  WHERE {window}
-                  GROUP BY d.endpoint_id, e.hostname ORDER BY 3 DESC, 5 DESC, 1 LIMIT {MOST_INFECTED}",
-                scope.same_site()
+                "WITH top AS (
+                     SELECT d.endpoint_id, count(*) AS detections, max(d.detected_at) AS last_detected
+                       FROM {d} d WHERE {window}
+                      GROUP BY d.endpoint_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT {MOST_INFECTED})
+                 SELECT t.endpoint_id, e.hostname, t.detections, COALESCE(e.active_threats, 0)::bigint, t.last_detected
+                   FROM top t LEFT JOIN {e} e ON e.id = t.endpoint_id AND {}
+                  ORDER BY 3 DESC, 5 DESC, 1",
+                scope.only("e")
             ),
             &p,
         )

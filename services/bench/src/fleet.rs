@@ -1,0 +1,200 @@
+//! The simulated slaves: real servers, many to this process, each with its
+//! own database and queues, registered to the master through its :7073 API.
+//! Their data is written straight into their databases (as their agent
+//! inboxes would), and the change capture, the replicator and the command
+//! consumer they run are the production code.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use rampart_shared::replication::Watermark;
+use rampart_tests::{ServerOptions, TestServer};
+use reqwest::Method;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::{master::Master, rows};
+
+/// Slaves started (or loaded) at once: more only queue on two cores.
+const PARALLEL: usize = 4;
+
+/// How the slaves are set up.
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    pub namespace: String,
+    pub slaves: usize,
+    pub pool_size: usize,
+    /// `ReplicationInterval` of most slaves, seconds.
+    pub interval: u64,
+    /// The first `fast` slaves replicate every second instead (the live
+    /// traffic runs on them).
+    pub fast: usize,
+    /// `ReplicationBatchSize`, rows.
+    pub batch_size: usize,
+}
+
+pub struct Fleet {
+    pub slaves: Vec<TestServer>,
+}
+
+impl Fleet {
+    /// Starts the slaves (stand-alones for now), `PARALLEL` at a time.
+    pub async fn start(config: &FleetConfig) -> anyhow::Result<Self> {
+        let slaves: Vec<TestServer> = stream::iter(0..config.slaves)
+            .map(|i| {
+                let mut options = ServerOptions::site(&slave_name(i), &config.namespace);
+                options.database = format!("{}_{}", config.namespace, slave_name(i));
+                options.pool_size = config.pool_size;
+                options.extra_xml = format!(
+                    "<ReplicationInterval>{}</ReplicationInterval><ReplicationBatchSize>{}</ReplicationBatchSize>",
+                    if i < config.fast { 1 } else { config.interval },
+                    config.batch_size
+                );
+                TestServer::spawn(options)
+            })
+            .buffered(PARALLEL)
+            .collect()
+            .await;
+        Ok(Self { slaves })
+    }
+
+    /// Registers every slave to `master` with a fresh token each.
+    pub async fn register(&self, master: &Master) -> anyhow::Result<()> {
+        let address = master.base.trim_start_matches("http://").to_owned();
+        stream::iter(&self.slaves)
+            .map(|slave| {
+                let address = address.clone();
+                async move {
+                    let token = master.call_ok(Method::POST, "/api/registration-tokens", Some(json!({}))).await?;
+                    let (status, body) = slave
+                        .post("/api/hierarchy/register", json!({"master": address, "token": token["token"]}))
+                        .await;
+                    if status != 200 {
+                        bail!("{} could not register: {status} {body}", slave.options.instance);
+                    }
+                    Ok(())
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Enrolls `count` computers in each slave; the head each load ends at.
+    pub async fn load_endpoints(&self, count: u64) -> anyhow::Result<Vec<Watermark>> {
+        self.load(rows::INSERT_ENDPOINTS, |slave| vec![slave.to_owned().into(), (count as i64).into()]).await
+    }
+
+    /// Records `count` detections in each slave on its first `computers`.
+    pub async fn load_detections(&self, count: u64, computers: u64) -> anyhow::Result<Vec<Watermark>> {
+        self.load(rows::INSERT_DETECTIONS, |slave| vec![slave.to_owned().into(), (count as i64).into(), (computers as i64).into()]).await
+    }
+
+    async fn load(&self, sql: &str, params: impl Fn(&str) -> Vec<Param> + Sync) -> anyhow::Result<Vec<Watermark>> {
+        stream::iter(&self.slaves)
+            .map(|slave| {
+                let params = params(&slave.options.instance);
+                async move {
+                    let mut client = slave.state.pool.get().await?;
+                    let tx = client.transaction().await?;
+                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+                    tx.execute(sql, &refs).await.with_context(|| format!("loading {}", slave.options.instance))?;
+                    let head = head_of_transaction(&tx).await?;
+                    tx.commit().await?;
+                    Ok::<_, anyhow::Error>(head)
+                }
+            })
+            .buffered(PARALLEL)
+            .try_collect()
+            .await
+    }
+
+    /// Waits until the master has acknowledged each slave's stream up to
+    /// its head (every change written before it); the time each got there.
+    pub async fn wait_acked(&self, heads: &[(usize, Watermark)], timeout: Duration) -> anyhow::Result<Vec<Instant>> {
+        let deadline = Instant::now() + timeout;
+        let mut reached: Vec<Option<Instant>> = vec![None; heads.len()];
+        loop {
+            for (i, (slave, head)) in heads.iter().enumerate() {
+                if reached[i].is_none() && self.acked(*slave).await? >= *head {
+                    reached[i] = Some(Instant::now());
+                }
+            }
+            if reached.iter().all(Option::is_some) {
+                return Ok(reached.into_iter().flatten().collect());
+            }
+            if Instant::now() >= deadline {
+                let behind: Vec<&str> = heads
+                    .iter()
+                    .zip(&reached)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|((s, _), _)| self.slaves[*s].options.instance.as_str())
+                    .collect();
+                bail!("after {timeout:?} the master still had not acknowledged everything of {}", behind.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Where the master has acknowledged slave `i`'s stream to.
+    pub async fn acked(&self, i: usize) -> anyhow::Result<Watermark> {
+        let client = self.slaves[i].state.pool.get().await?;
+        let row = client
+            .query_opt("SELECT repl_acked_xid, repl_acked_seq FROM master_link WHERE id = 1", &[])
+            .await?
+            .with_context(|| format!("{} has no master", self.slaves[i].options.instance))?;
+        Ok(Watermark { xid: row.get(0), seq: row.get(1) })
+    }
+
+    /// A position past every change slave `i` has committed so far.
+    pub async fn written_head(&self, i: usize) -> anyhow::Result<Watermark> {
+        let client = self.slaves[i].state.pool.get().await?;
+        Ok(rampart_server::replication::changes::written_head(&client).await?)
+    }
+
+    /// Stops every slave and removes its database and queues.
+    pub async fn stop(self) {
+        // Stopping is mostly waiting (a server drains for up to 10 s).
+        stream::iter(self.slaves).for_each_concurrent(25, |s| s.stop(&[])).await;
+    }
+}
+
+/// `s000`, `s001`...
+pub fn slave_name(i: usize) -> String {
+    format!("s{i:03}")
+}
+
+/// The last change the current transaction wrote (the stream reaches it
+/// once it passes this transaction's id).
+async fn head_of_transaction(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<Watermark> {
+    let xid: i64 = tx.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await?.get(0);
+    Ok(Watermark { xid: xid + 1, seq: 0 })
+}
+
+/// A text or number parameter of a load statement.
+pub enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        match self {
+            Param::Text(s) => s,
+            Param::Int(i) => i,
+        }
+    }
+}
+
+impl From<String> for Param {
+    fn from(s: String) -> Self {
+        Param::Text(s)
+    }
+}
+
+impl From<i64> for Param {
+    fn from(i: i64) -> Self {
+        Param::Int(i)
+    }
+}

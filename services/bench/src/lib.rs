@@ -1,0 +1,27 @@
+//! The Rampart benchmark.
+//!
+//! It measures, on this machine and in one run, the limits of the local
+//! PostgreSQL and RabbitMQ (binary COPY and UNNEST upsert into the master's
+//! `replica_rows`, publishes with confirms, round trips), then the system
+//! against them: replication throughput and lag, backlog drain, fan-out,
+//! report latency and memory. The master and the agent are the real
+//! binaries as child processes; the slaves are real servers, many in this
+//! process, each with its own database and queues.
+//!
+//! * [`plan`]: the sizes of a full or quick run.
+//! * [`run`]: the run, from setup to teardown.
+//! * [`limits`]: the raw limits.
+//! * [`master`]: the master process.
+//! * [`fleet`]: the slaves.
+//! * [`scenarios`]: what is measured.
+//! * [`results`]: the table and the JSON file.
+
+pub mod fleet;
+pub mod limits;
+pub mod master;
+pub mod plan;
+pub mod results;
+pub mod rows;
+pub mod run;
+pub mod scenarios;
+pub mod stats;

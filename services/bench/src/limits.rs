@@ -1,0 +1,409 @@
+//! The machine's own raw limits, measured in the same run as the scenarios
+//! so every figure stands next to what PostgreSQL and RabbitMQ can do here.
+//!
+//! * Database: binary COPY and `UNNEST .. ON CONFLICT` upserts of endpoint
+//!   rows straight into the master's `replica_rows`, one transaction per
+//!   replication batch, in a scratch database migrated with the master's
+//!   migrations and dropped afterwards.
+//! * Broker: persistent publishes with confirms into a scratch quorum queue,
+//!   pipelined and one at a time, and the publish -> consume round trip. The
+//!   queue is deleted afterwards.
+//!
+//! Rows and message bodies are made before the clock starts: only the
+//! database and the broker are timed.
+
+use std::{collections::VecDeque, ops::Range, time::Duration, time::Instant};
+
+use anyhow::{ensure, Context};
+use futures_util::{pin_mut, StreamExt};
+use lapin::{
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+        QueueDeleteOptions, QueuePurgeOptions,
+    },
+    types::{AMQPValue, FieldTable, ShortString},
+    BasicProperties, Channel, Confirmation, PublisherConfirm,
+};
+use rampart_shared::{
+    amqp::{bounded, Broker, BROKER_TIMEOUT},
+    db, Secret,
+};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
+
+use crate::stats::{per_second, Percentiles};
+
+/// The slave whose rows the COPY measurement writes.
+const COPY_SLAVE: &str = "raw-copy";
+/// The slave whose rows the upsert measurement writes.
+const UPSERT_SLAVE: &str = "raw-upsert";
+/// The site the generated computers are named after.
+const SITE: &str = "raw-limits";
+/// Confirms outstanding at most while publishing pipelined.
+const CONFIRM_WINDOW: usize = 1000;
+/// Publishes measured one at a time at most: each waits for a quorum
+/// commit, so more only makes the run longer.
+const SERIAL_MESSAGES_MAX: u64 = 2000;
+
+const COPY_SQL: &str = "COPY replica_rows (slave_id, table_name, row_key, change_seq, row) FROM STDIN BINARY";
+const UPSERT_SQL: &str = "
+INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
+SELECT $1::text, 'endpoints', k, s, r FROM UNNEST($2::jsonb[], $3::bigint[], $4::jsonb[]) AS u(k, s, r)
+    ON CONFLICT (slave_id, table_name, row_key) DO UPDATE SET change_seq = excluded.change_seq, row = excluded.row
+ WHERE replica_rows.change_seq < excluded.change_seq";
+
+/// What to measure and where.
+pub struct LimitsPlan {
+    /// postgres URL of a scratch database to create (it is created, migrated with the master's migrations, and dropped at the end), e.g. postgres://root@127.0.0.1:5432/rb_limits_xxx
+    pub database_url: String,
+    /// AMQP URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f
+    pub amqp_url: String,
+    /// A unique prefix for the scratch queue names (e.g. "rb_1a2b3c"); queues are deleted at the end.
+    pub namespace: String,
+    /// Rows for the COPY and the upsert measurements (each).
+    pub rows: u64,
+    /// Rows per transaction (the replication batch size, 5000 by default).
+    pub batch_rows: usize,
+    /// Messages for the publish-with-confirms measurement.
+    pub messages: u64,
+    /// Round trips for the publish->consume latency.
+    pub round_trips: u64,
+    /// Body size of each message in bytes.
+    pub message_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RawLimits {
+    /// Binary COPY straight into the master's `replica_rows` table.
+    pub copy_rows_per_s: f64,
+    /// `INSERT .. SELECT FROM UNNEST(..) ON CONFLICT DO UPDATE` into `replica_rows`, one transaction per batch_rows.
+    pub upsert_rows_per_s: f64,
+    /// Publishes with confirms, pipelined (many confirms outstanding) — the broker's best.
+    pub publish_confirms_per_s: f64,
+    /// Publishes with confirms, one at a time (publish, wait for its confirm, next).
+    pub publish_confirms_serial_per_s: f64,
+    /// One message published (with confirm) and consumed, one at a time.
+    pub round_trip: Percentiles,
+}
+
+/// Measures the database, then the broker, cleaning up after each.
+pub async fn measure(plan: &LimitsPlan) -> anyhow::Result<RawLimits> {
+    check(plan)?;
+    let (copy_rows_per_s, upsert_rows_per_s) = measure_database(plan).await?;
+    let broker = measure_broker(plan).await?;
+    Ok(RawLimits {
+        copy_rows_per_s,
+        upsert_rows_per_s,
+        publish_confirms_per_s: broker.pipelined_per_s,
+        publish_confirms_serial_per_s: broker.serial_per_s,
+        round_trip: broker.round_trip,
+    })
+}
+
+/// Refuses plans that would measure nothing (a rate over zero items).
+fn check(plan: &LimitsPlan) -> anyhow::Result<()> {
+    ensure!(plan.rows > 0, "The raw limits need at least one row.");
+    ensure!(plan.batch_rows > 0, "The raw limits need at least one row per batch.");
+    ensure!(plan.messages > 0, "The raw limits need at least one message.");
+    ensure!(plan.round_trips > 0, "The raw limits need at least one round trip.");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- database
+
+/// One replication batch of endpoint rows, in the shape both statements
+/// take: the upsert binds the three vectors as arrays as they are.
+struct Batch {
+    keys: Vec<Value>,
+    seqs: Vec<i64>,
+    rows: Vec<Value>,
+}
+
+/// The row numbers of each batch: `batch_rows` each, the last one shorter.
+fn batch_bounds(total: u64, batch_rows: usize) -> impl Iterator<Item = Range<u64>> {
+    let size = batch_rows.max(1) as u64;
+    (0..total.div_ceil(size)).map(move |i| i * size..((i + 1) * size).min(total))
+}
+
+fn endpoint_batches(total: u64, batch_rows: usize) -> Vec<Batch> {
+    batch_bounds(total, batch_rows)
+        .map(|range| {
+            let len = (range.end - range.start) as usize;
+            let mut batch =
+                Batch { keys: Vec::with_capacity(len), seqs: Vec::with_capacity(len), rows: Vec::with_capacity(len) };
+            for n in range {
+                let (key, row) = crate::rows::endpoint(SITE, n);
+                batch.keys.push(key);
+                batch.seqs.push(n as i64 + 1);
+                batch.rows.push(row);
+            }
+            batch
+        })
+        .collect()
+}
+
+/// Creates the scratch database, measures, and drops it whatever happened.
+async fn measure_database(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
+    db::ensure_database(&plan.database_url).await.context("Failed to create the raw limits database")?;
+    let measured = database_rates(plan).await;
+    let dropped = db::drop_database(&plan.database_url).await.context("Failed to drop the raw limits database");
+    let rates = measured?;
+    dropped?;
+    Ok(rates)
+}
+
+async fn database_rates(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
+    let pool = db::pool(&plan.database_url, 4).context("Failed to build the raw limits database pool")?;
+    db::migrate(&pool, rampart_server::migrations::MIGRATIONS)
+        .await
+        .context("Failed to migrate the raw limits database")?;
+    let mut client = pool.get().await.context("Failed to connect to the raw limits database")?;
+    client
+        .execute(
+            "INSERT INTO slaves (id, state, slave_key) VALUES ($1, 'active', 'raw-limits'), ($2, 'active', 'raw-limits')",
+            &[&COPY_SLAVE, &UPSERT_SLAVE],
+        )
+        .await
+        .context("Failed to register the raw limits slaves")?;
+    let copy = client.prepare(COPY_SQL).await.context("Failed to prepare the COPY")?;
+    let upsert = client.prepare(UPSERT_SQL).await.context("Failed to prepare the upsert")?;
+
+    let batches = endpoint_batches(plan.rows, plan.batch_rows);
+    tracing::info!(rows = plan.rows, batches = batches.len(), "Generated endpoint rows for the raw limits.");
+
+    let started = Instant::now();
+    for batch in &batches {
+        let tx = client.transaction().await?;
+        let sink = tx.copy_in(&copy).await.context("Failed to start the COPY")?;
+        let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TEXT, Type::JSONB, Type::INT8, Type::JSONB]);
+        pin_mut!(writer);
+        for ((key, seq), row) in batch.keys.iter().zip(&batch.seqs).zip(&batch.rows) {
+            writer.as_mut().write(&[&COPY_SLAVE, &"endpoints", key, seq, row]).await.context("Failed to COPY a row")?;
+        }
+        writer.finish().await.context("Failed to finish the COPY")?;
+        tx.commit().await.context("Failed to commit a COPY batch")?;
+    }
+    let copy_rate = rate("Measured binary COPY into replica_rows.", plan.rows, started.elapsed());
+
+    let started = Instant::now();
+    for batch in &batches {
+        let tx = client.transaction().await?;
+        tx.execute(&upsert, &[&UPSERT_SLAVE, &batch.keys, &batch.seqs, &batch.rows])
+            .await
+            .context("Failed to upsert a batch")?;
+        tx.commit().await.context("Failed to commit an upsert batch")?;
+    }
+    let upsert_rate = rate("Measured UNNEST upserts into replica_rows.", plan.rows, started.elapsed());
+
+    for slave in [COPY_SLAVE, UPSERT_SLAVE] {
+        let stored: i64 = client
+            .query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1", &[&slave])
+            .await
+            .context("Failed to count the raw limits rows")?
+            .get(0);
+        ensure!(stored as u64 == plan.rows, "Slave {slave} has {stored} rows in replica_rows, not {}.", plan.rows);
+    }
+    Ok((copy_rate, upsert_rate))
+}
+
+/// Items per second, logged with what was measured.
+fn rate(what: &'static str, items: u64, elapsed: Duration) -> f64 {
+    let per_s = per_second(items, elapsed);
+    tracing::info!(items, elapsed_ms = elapsed.as_millis() as u64, per_s = per_s.round(), "{what}");
+    per_s
+}
+
+// ------------------------------------------------------------------ broker
+
+struct BrokerRates {
+    pipelined_per_s: f64,
+    serial_per_s: f64,
+    round_trip: Percentiles,
+}
+
+/// Declares the scratch queue, measures, and deletes it whatever happened.
+async fn measure_broker(plan: &LimitsPlan) -> anyhow::Result<BrokerRates> {
+    let broker = Broker::connect(Secret::new(plan.amqp_url.clone()), "rampart-bench-limits")
+        .await
+        .context("Failed to connect to the broker")?;
+    let queue = format!("{}.raw_limits", plan.namespace);
+    let measured = broker_rates(&broker, &queue, plan).await;
+    let deleted = delete_queue(&broker, &queue).await;
+    broker.close().await;
+    let rates = measured?;
+    deleted?;
+    Ok(rates)
+}
+
+async fn broker_rates(broker: &Broker, queue: &str, plan: &LimitsPlan) -> anyhow::Result<BrokerRates> {
+    let publishing = broker.channel().await?;
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    bounded(
+        "queue.declare",
+        publishing.queue_declare(queue.into(), QueueDeclareOptions { durable: true, ..Default::default() }, quorum),
+    )
+    .await
+    .context("Failed to declare the raw limits queue")?;
+    bounded("confirm.select", publishing.confirm_select(ConfirmSelectOptions::default())).await?;
+    let body = vec![b'x'; plan.message_bytes];
+
+    let started = Instant::now();
+    let mut outstanding = VecDeque::with_capacity(CONFIRM_WINDOW);
+    for _ in 0..plan.messages {
+        if outstanding.len() == CONFIRM_WINDOW {
+            if let Some(oldest) = outstanding.pop_front() {
+                confirmed(oldest).await?;
+            }
+        }
+        outstanding.push_back(publish(&publishing, queue, &body, persistent()).await?);
+    }
+    while let Some(confirm) = outstanding.pop_front() {
+        confirmed(confirm).await?;
+    }
+    let pipelined_per_s = rate("Measured pipelined publishes with confirms.", plan.messages, started.elapsed());
+    bounded("queue.purge", publishing.queue_purge(queue.into(), QueuePurgeOptions::default())).await?;
+
+    let serial = plan.messages.min(SERIAL_MESSAGES_MAX);
+    let started = Instant::now();
+    for _ in 0..serial {
+        confirmed(publish(&publishing, queue, &body, persistent()).await?).await?;
+    }
+    let serial_per_s = rate("Measured one-at-a-time publishes with confirms.", serial, started.elapsed());
+    bounded("queue.purge", publishing.queue_purge(queue.into(), QueuePurgeOptions::default())).await?;
+
+    let round_trip = round_trips(broker, &publishing, queue, &body, plan.round_trips).await?;
+    bounded("channel.close", publishing.close(200, "done".into())).await?;
+    Ok(BrokerRates { pipelined_per_s, serial_per_s, round_trip })
+}
+
+/// Publishes one message and consumes it, `count` times, on an empty queue.
+async fn round_trips(
+    broker: &Broker,
+    publishing: &Channel,
+    queue: &str,
+    body: &[u8],
+    count: u64,
+) -> anyhow::Result<Percentiles> {
+    let consuming = broker.channel().await?;
+    let mut consumer = bounded(
+        "basic.consume",
+        consuming.basic_consume(
+            queue.into(),
+            "rampart-bench-limits".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .context("Failed to consume the raw limits queue")?;
+    let mut samples = Vec::with_capacity(count as usize);
+    for n in 0..count {
+        let id = ShortString::from(n.to_string());
+        let started = Instant::now();
+        confirmed(publish(publishing, queue, body, persistent().with_message_id(id.clone())).await?).await?;
+        let delivery = match tokio::time::timeout(BROKER_TIMEOUT, consumer.next()).await {
+            Ok(Some(Ok(delivery))) => delivery,
+            Ok(Some(Err(e))) => return Err(e).context("The raw limits consumer failed"),
+            Ok(None) => anyhow::bail!("The broker cancelled the raw limits consumer."),
+            Err(_) => {
+                anyhow::bail!("No delivery from the raw limits queue within {BROKER_TIMEOUT:?}.")
+            }
+        };
+        ensure!(
+            delivery.properties.message_id().as_ref() == Some(&id),
+            "The raw limits queue delivered a stale message."
+        );
+        bounded("basic.ack", delivery.ack(BasicAckOptions::default())).await?;
+        samples.push(started.elapsed());
+    }
+    let round_trip = Percentiles::of(&samples).context("No round trip was measured")?;
+    tracing::info!(
+        count = round_trip.count,
+        p50_ms = round_trip.p50_ms,
+        p99_ms = round_trip.p99_ms,
+        "Measured publish -> consume round trips."
+    );
+    bounded("channel.close", consuming.close(200, "done".into())).await?;
+    Ok(round_trip)
+}
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
+}
+
+/// Publishes to `queue` through the default exchange, mandatory so a
+/// missing queue shows as a returned message.
+async fn publish(
+    channel: &Channel,
+    queue: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> anyhow::Result<PublisherConfirm> {
+    let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+    Ok(bounded("basic.publish", channel.basic_publish("".into(), queue.into(), options, body, properties)).await?)
+}
+
+/// Waits for a confirm; anything but a plain ack is an error.
+async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
+    match bounded("publisher confirm", confirm).await? {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => {
+            anyhow::bail!("The raw limits queue is gone: the broker returned a message.")
+        }
+        Confirmation::Nack(_) => anyhow::bail!("The broker refused (nacked) a raw limits message."),
+        Confirmation::NotRequested => {
+            anyhow::bail!("Publisher confirms are off on the raw limits channel.")
+        }
+    }
+}
+
+/// Deletes the scratch queue on a fresh channel (the measuring ones may be
+/// closed by an error).
+async fn delete_queue(broker: &Broker, queue: &str) -> anyhow::Result<()> {
+    let channel = broker.channel().await?;
+    bounded("queue.delete", channel.queue_delete(queue.into(), QueueDeleteOptions::default()))
+        .await
+        .with_context(|| format!("Failed to delete the raw limits queue {queue}"))?;
+    let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_every_row_once() {
+        let bounds: Vec<_> = batch_bounds(12_001, 5000).collect();
+        assert_eq!(bounds, vec![0..5000, 5000..10_000, 10_000..12_001]);
+        assert_eq!(batch_bounds(10_000, 5000).count(), 2);
+        assert_eq!(batch_bounds(0, 5000).count(), 0);
+    }
+
+    #[test]
+    fn generated_batches_number_changes_from_one() {
+        let batches = endpoint_batches(3, 2);
+        assert_eq!(batches.iter().map(|b| b.seqs.clone()).collect::<Vec<_>>(), vec![vec![1, 2], vec![3]]);
+        assert_eq!(batches[1].keys[0], serde_json::json!({ "id": "raw-limits-000002" }));
+        assert_eq!(batches[1].rows[0]["id"], "raw-limits-000002");
+    }
+
+    #[test]
+    fn empty_plans_are_refused() {
+        let plan = |rows, round_trips| LimitsPlan {
+            database_url: String::new(),
+            amqp_url: String::new(),
+            namespace: "rb".into(),
+            rows,
+            batch_rows: 5000,
+            messages: 10,
+            round_trips,
+            message_bytes: 1024,
+        };
+        assert!(check(&plan(10, 10)).is_ok());
+        assert!(check(&plan(0, 10)).is_err());
+        assert!(check(&plan(10, 0)).is_err());
+    }
+}

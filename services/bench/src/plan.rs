@@ -1,0 +1,137 @@
+//! What a run measures and at which sizes: the full run of the issue's
+//! figures, or a quick one that exercises every path in about a minute.
+
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// `full` or `quick`.
+    pub mode: &'static str,
+    pub slaves: usize,
+    /// Computers each slave enrolls for the replication throughput.
+    pub computers_per_slave: u64,
+    /// `ReplicationBatchSize` of every slave.
+    pub batch_size: usize,
+    /// Rows of each raw database measurement.
+    pub raw_rows: u64,
+    /// Messages of the raw publish measurement, and their size.
+    pub messages: u64,
+    pub message_bytes: usize,
+    /// Raw publish -> consume round trips.
+    pub round_trips: u64,
+    /// Slaves whose computers change during the lag measurement (all of
+    /// their computers change, each at `update_rate` per second).
+    pub lag_slaves: usize,
+    pub update_rate: f64,
+    pub lag_seconds: u64,
+    /// Rows queued for the backlog drain, over all slaves.
+    pub backlog_rows: u64,
+    /// Fan-out to the first N slaves, for each N.
+    pub fanout_slaves: Vec<usize>,
+    pub fanout_rounds: usize,
+    pub report_requests: usize,
+    pub agent_computers: u64,
+    /// Seconds the agent keeps sending heartbeats after enrolling.
+    pub agent_linger_seconds: u64,
+    pub slave_pool_size: usize,
+    pub master_pool_size: usize,
+}
+
+impl Plan {
+    /// The issue's sizes: 1M computers over 100 slaves, 100k changing at
+    /// 0.015 updates/s, an hour of those changes (5.4M rows) as backlog.
+    pub fn full() -> Self {
+        Self {
+            mode: "full",
+            slaves: 100,
+            computers_per_slave: 10_000,
+            batch_size: 5_000,
+            raw_rows: 1_000_000,
+            messages: 50_000,
+            message_bytes: 1024,
+            round_trips: 1_000,
+            lag_slaves: 10,
+            update_rate: 0.015,
+            lag_seconds: 120,
+            backlog_rows: 5_400_000,
+            fanout_slaves: vec![10, 100],
+            fanout_rounds: 50,
+            report_requests: 50,
+            agent_computers: 10_000,
+            agent_linger_seconds: 30,
+            slave_pool_size: 2,
+            master_pool_size: 16,
+        }
+    }
+
+    /// Small sizes: every path, no meaningful speed.
+    pub fn quick() -> Self {
+        Self {
+            mode: "quick",
+            slaves: 4,
+            computers_per_slave: 1_000,
+            batch_size: 500,
+            raw_rows: 20_000,
+            messages: 2_000,
+            round_trips: 100,
+            lag_slaves: 2,
+            lag_seconds: 5,
+            backlog_rows: 8_000,
+            fanout_slaves: vec![2, 4],
+            fanout_rounds: 5,
+            report_requests: 5,
+            agent_computers: 500,
+            agent_linger_seconds: 2,
+            master_pool_size: 8,
+            ..Self::full()
+        }
+    }
+
+    /// Rows each slave queues for the backlog drain.
+    pub fn backlog_per_slave(&self) -> u64 {
+        self.backlog_rows / self.slaves as u64
+    }
+
+    /// The plan's sizes must fit together.
+    pub fn check(&self) -> Result<(), String> {
+        if self.slaves == 0 || self.computers_per_slave == 0 {
+            return Err("--slaves and --computers must be positive".into());
+        }
+        if self.lag_slaves > self.slaves {
+            return Err(format!("the lag runs on {} slaves but there are only {}", self.lag_slaves, self.slaves));
+        }
+        if let Some(n) = self.fanout_slaves.iter().find(|n| **n > self.slaves || **n == 0) {
+            return Err(format!("fan-out to {n} slaves needs 1 to {} slaves", self.slaves));
+        }
+        if self.backlog_per_slave() == 0 {
+            return Err(format!("--backlog-rows {} is less than one row per slave", self.backlog_rows));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_plan_has_the_issue_sizes() {
+        let full = Plan::full();
+        assert_eq!(full.slaves as u64 * full.computers_per_slave, 1_000_000);
+        assert_eq!(full.lag_slaves as u64 * full.computers_per_slave, 100_000);
+        // An hour of 100k computers changing at 0.015/s.
+        assert_eq!((100_000.0 * full.update_rate * 3600.0) as u64, full.backlog_rows);
+        assert_eq!(full.check(), Ok(()));
+        assert_eq!(Plan::quick().check(), Ok(()));
+    }
+
+    #[test]
+    fn plans_that_do_not_fit_are_refused() {
+        let plan = Plan { lag_slaves: 5, ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("only 4"));
+        let plan = Plan { fanout_slaves: vec![9], ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("fan-out to 9"));
+        let plan = Plan { backlog_rows: 3, ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("backlog"));
+    }
+}

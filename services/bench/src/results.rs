@@ -1,0 +1,252 @@
+//! The run's results: each figure next to its limit measured in the same
+//! run, the ratio and the target, as a Markdown table and a JSON file.
+
+use std::{fmt::Write as _, path::{Path, PathBuf}};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::{
+    limits::RawLimits,
+    plan::Plan,
+    scenarios::{agent::AgentMemory, fanout::Fanout, replication::{Drain, Live}, report::ReportLatency},
+    stats::Percentiles,
+};
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub plan: Plan,
+    pub machine: Machine,
+    pub limits: RawLimits,
+    pub throughput: Drain,
+    pub report: ReportLatency,
+    pub fanout: Vec<Fanout>,
+    pub lag: Lag,
+    pub backlog: Drain,
+    pub backlog_live: Live,
+    pub agent: AgentMemory,
+}
+
+/// What the run ran on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub postgres: String,
+    pub build: &'static str,
+}
+
+/// Live updates at a steady rate and how late the master saw them.
+#[derive(Debug, Serialize)]
+pub struct Lag {
+    pub computers: u64,
+    pub updates_per_s: f64,
+    pub seconds: f64,
+    pub lag: Percentiles,
+    /// How often the master's copy was looked at (bounds the overstatement).
+    pub poll_ms: u64,
+}
+
+/// One line of the table.
+#[derive(Debug, Serialize)]
+pub struct Figure {
+    pub figure: String,
+    pub measured: String,
+    pub limit: String,
+    pub ratio: Option<f64>,
+    pub target: String,
+    pub met: Option<bool>,
+}
+
+fn figure(name: impl Into<String>, measured: impl Into<String>, limit: impl Into<String>, ratio: Option<f64>, target: impl Into<String>, met: Option<bool>) -> Figure {
+    Figure { figure: name.into(), measured: measured.into(), limit: limit.into(), ratio, target: target.into(), met }
+}
+
+fn rate(v: f64, unit: &str) -> String {
+    format!("{} {unit}/s", thousands(v.round() as u64))
+}
+
+fn thousands(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(p: &Percentiles) -> String {
+    format!("p50 {:.1} ms, p99 {:.1} ms", p.p50_ms, p.p99_ms)
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / MB)
+}
+
+impl Run {
+    /// The table, one figure per line.
+    pub fn figures(&self) -> Vec<Figure> {
+        let l = &self.limits;
+        let (copy, upsert) = (l.copy_rows_per_s, l.upsert_rows_per_s);
+        let rtt = &l.round_trip;
+        let t = &self.throughput;
+        let mut rows = vec![
+            figure("raw: binary COPY into replica_rows", rate(copy, "rows"), "-", None, "baseline", None),
+            figure("raw: UNNEST upsert into replica_rows", rate(upsert, "rows"), "-", None, "baseline", None),
+            figure("raw: publish with confirms, pipelined", rate(l.publish_confirms_per_s, "msgs"), "-", None, "baseline", None),
+            figure("raw: publish with confirms, one at a time", rate(l.publish_confirms_serial_per_s, "msgs"), "-", None, "baseline", None),
+            figure("raw: publish -> consume round trip", ms(rtt), "-", None, "baseline", None),
+            figure(
+                format!("replication throughput, {} rows / {} slaves", thousands(t.rows), self.plan.slaves),
+                format!("{} ({:.1} s)", rate(t.rows_per_s, "rows"), t.seconds),
+                format!("upsert {}", rate(upsert, "rows")),
+                Some(t.rows_per_s / upsert),
+                ">= 0.8 x upsert",
+                Some(t.rows_per_s >= 0.8 * upsert),
+            ),
+            figure(
+                "replication throughput vs COPY",
+                rate(t.rows_per_s, "rows"),
+                format!("COPY {}", rate(copy, "rows")),
+                Some(t.rows_per_s / copy),
+                ">= 0.4 x COPY",
+                Some(t.rows_per_s >= 0.4 * copy),
+            ),
+            figure(
+                format!("replication lag, {} computers at {:.0} updates/s, interval 1 s", thousands(self.lag.computers), self.lag.updates_per_s),
+                format!("p50 {:.2} s, p99 {:.2} s ({} samples)", self.lag.lag.p50_ms / 1000.0, self.lag.lag.p99_ms / 1000.0, self.lag.lag.count),
+                format!("interval 1 s, poll {} ms", self.lag.poll_ms),
+                None,
+                "p99 <= 5 s",
+                Some(self.lag.lag.p99_ms <= 5000.0),
+            ),
+            figure(
+                format!("backlog drain, {} rows with live traffic", thousands(self.backlog.rows)),
+                format!("{} ({:.1} s)", rate(self.backlog.rows_per_s, "rows"), self.backlog.seconds),
+                format!("upsert {}", rate(upsert, "rows")),
+                Some(self.backlog.rows_per_s / upsert),
+                ">= 0.5 x upsert",
+                Some(self.backlog.rows_per_s >= 0.5 * upsert),
+            ),
+        ];
+        if let Some(live) = &self.backlog_live.lag {
+            rows.push(figure(
+                format!("lag of the live traffic during the drain ({:.0} updates/s)", self.backlog_live.updates_per_s),
+                format!("p50 {:.2} s, p99 {:.2} s", live.p50_ms / 1000.0, live.p99_ms / 1000.0),
+                "-",
+                None,
+                "(shown)",
+                None,
+            ));
+        }
+        let largest = self.fanout.iter().map(|f| f.slaves).max().unwrap_or(0);
+        for f in &self.fanout {
+            let ratio = f.latency.p99_ms / rtt.p99_ms;
+            let (target, met) = if f.slaves == largest {
+                ("p99 <= 500 ms and <= 20 x round trip".to_owned(), Some(f.latency.p99_ms <= 500.0 && ratio <= 20.0))
+            } else {
+                ("(shown)".to_owned(), None)
+            };
+            rows.push(figure(
+                format!("fan-out: a policy to {} slaves, {} rounds", f.slaves, f.rounds),
+                ms(&f.latency),
+                format!("round trip p99 {:.1} ms", rtt.p99_ms),
+                Some(ratio),
+                target,
+                met,
+            ));
+        }
+        let r = &self.report;
+        rows.push(figure(
+            format!("report: security-status over {} computers / {} slaves, via the master", thousands(r.computers), r.slaves),
+            ms(&r.via_master),
+            format!("report service alone {}", ms(&r.direct)),
+            None,
+            "<= 100 ms",
+            Some(r.via_master.p99_ms <= 100.0),
+        ));
+        rows.push(figure(
+            "memory: master, peak during the replication",
+            mb(t.master_peak_rss),
+            "-",
+            None,
+            "<= 200 MB",
+            Some(t.master_peak_rss as f64 <= 200.0 * MB),
+        ));
+        rows.push(figure(
+            "memory: master, peak during the backlog drain",
+            mb(self.backlog.master_peak_rss),
+            "-",
+            None,
+            "(shown)",
+            None,
+        ));
+        rows.push(figure(
+            format!("memory: agent simulating {} computers", thousands(self.agent.computers)),
+            mb(self.agent.peak_rss),
+            "-",
+            None,
+            "<= 100 MB",
+            Some(self.agent.peak_rss as f64 <= 100.0 * MB),
+        ));
+        rows
+    }
+
+    /// The Markdown table with a heading line.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Run of {} ({} mode, {} build) on {} cores, {:.0} GiB, {}.\n",
+            self.started_at.format("%Y-%m-%d %H:%M UTC"),
+            self.plan.mode,
+            self.machine.build,
+            self.machine.cores,
+            self.machine.memory_bytes as f64 / (1024.0 * MB),
+            self.machine.postgres
+        );
+        out.push_str("| figure | measured | limit (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n");
+        for f in self.figures() {
+            let ratio = f.ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+            let met = match f.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "-",
+            };
+            let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", f.figure, f.measured, f.limit, ratio, f.target, met);
+        }
+        out
+    }
+
+    /// Writes `<dir>/<time>-<mode>.json` and `.md`; the JSON path.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let stem = format!("{}-{}", self.started_at.format("%Y%m%dT%H%M%SZ"), self.plan.mode);
+        let json = dir.join(format!("{stem}.json"));
+        let document = serde_json::json!({"run": self, "figures": self.figures()});
+        std::fs::write(&json, serde_json::to_string_pretty(&document)?).with_context(|| format!("writing {}", json.display()))?;
+        std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
+        Ok(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(5_400_000), "5,400,000");
+        assert_eq!(rate(31234.6, "rows"), "31,235 rows/s");
+    }
+}

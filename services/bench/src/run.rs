@@ -1,0 +1,202 @@
+//! One run, in order: the raw limits, then a master (child process), its
+//! report service and the slaves, and the scenarios on them; everything it
+//! created is removed at the end, whether the run succeeded or not.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use rampart_shared::topology::{NameSegment, Topology};
+use rampart_tests::{report::TestReport, AMQP_URL, PG_BASE, TOKEN};
+
+use crate::{
+    fleet::{Fleet, FleetConfig},
+    limits::{self, LimitsPlan},
+    master::{free_port, sibling_binary, Master, MasterConfig},
+    plan::Plan,
+    results::{Lag, Machine, Run},
+    scenarios::{agent, fanout, replication, report, traffic},
+};
+
+/// Longest the first full snapshots after registration may take.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs `plan`; logs and temporary files go to `work_dir`.
+pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
+    plan.check().map_err(anyhow::Error::msg)?;
+    let started_at = chrono::Utc::now();
+    let namespace = format!("rb_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    tracing::info!(mode = plan.mode, namespace, work_dir = %work_dir.display(), "Benchmark started.");
+
+    let limits = limits::measure(&LimitsPlan {
+        database_url: format!("{PG_BASE}/{namespace}_limits"),
+        amqp_url: AMQP_URL.into(),
+        namespace: namespace.clone(),
+        rows: plan.raw_rows,
+        batch_rows: plan.batch_size,
+        messages: plan.messages,
+        round_trips: plan.round_trips,
+        message_bytes: plan.message_bytes,
+    })
+    .await
+    .context("measuring the raw limits")?;
+    tracing::info!(?limits, "Raw limits measured.");
+
+    let fleet_config = FleetConfig {
+        namespace: namespace.clone(),
+        slaves: plan.slaves,
+        pool_size: plan.slave_pool_size,
+        interval: 3600,
+        fast: plan.lag_slaves,
+        batch_size: plan.batch_size,
+    };
+    tracing::info!(slaves = plan.slaves, "Starting the slaves.");
+    let fleet = Fleet::start(&fleet_config).await?;
+    let reports = TestReport::spawn_on(&namespace, &format!("{namespace}_reports")).await;
+    let work_dir = work_dir.join(&namespace);
+    let config = MasterConfig {
+        binary: sibling_binary("rampart-server")?,
+        work_dir: work_dir.clone(),
+        database_url: format!("{PG_BASE}/{namespace}_hq"),
+        amqp_url: AMQP_URL.into(),
+        namespace: namespace.clone(),
+        listen: format!("127.0.0.1:{}", free_port()?),
+        token: TOKEN.into(),
+        pool_size: plan.master_pool_size,
+        reports_xml: reports.master_xml(),
+    };
+    let outcome = measure(&plan, &config, &fleet, &reports, &work_dir).await;
+    let (machine_postgres, result) = match outcome {
+        Ok((postgres, scenarios)) => (postgres, Ok(scenarios)),
+        Err(e) => (String::new(), Err(e)),
+    };
+    teardown(fleet, reports, &config, &namespace).await;
+    let scenarios = result?;
+    Ok(Run {
+        started_at,
+        machine: Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes: memory_total().unwrap_or(0),
+            postgres: machine_postgres,
+            build: if cfg!(debug_assertions) { "debug" } else { "release" },
+        },
+        plan,
+        limits,
+        throughput: scenarios.throughput,
+        report: scenarios.report,
+        fanout: scenarios.fanout,
+        lag: scenarios.lag,
+        backlog: scenarios.backlog,
+        backlog_live: scenarios.backlog_live,
+        agent: scenarios.agent,
+    })
+}
+
+/// What the scenarios measured.
+struct Scenarios {
+    throughput: replication::Drain,
+    report: report::ReportLatency,
+    fanout: Vec<fanout::Fanout>,
+    lag: Lag,
+    backlog: replication::Drain,
+    backlog_live: replication::Live,
+    agent: agent::AgentMemory,
+}
+
+async fn measure(plan: &Plan, config: &MasterConfig, fleet: &Fleet, reports: &TestReport, work_dir: &std::path::Path)
+    -> anyhow::Result<(String, Scenarios)> {
+    let master = Master::start(config).await?;
+    let master_db = Arc::new(connect(&config.database_url).await?);
+    let postgres: String = master_db.query_one("SHOW server_version", &[]).await?.get(0);
+
+    tracing::info!(slaves = plan.slaves, "Registering the slaves.");
+    fleet.register(&master).await?;
+    fanout::prepare(fleet).await?;
+    // The groups made above go with the next pass, and most slaves
+    // replicate hourly: ask for it now.
+    master.call_ok(reqwest::Method::POST, "/api/replication/now", Some(serde_json::json!({}))).await?;
+    let mut heads = Vec::new();
+    for i in 0..fleet.slaves.len() {
+        heads.push((i, fleet.written_head(i).await?));
+    }
+    fleet.wait_acked(&heads, REGISTER_TIMEOUT).await.context("waiting for the first full snapshots")?;
+
+    tracing::info!("Replication throughput.");
+    let (master, throughput) = replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave).await?;
+    let computers = plan.slaves as u64 * plan.computers_per_slave;
+
+    tracing::info!("Report latency.");
+    let report = report::run(&master, &reports.base, TOKEN, computers, plan.slaves, plan.report_requests).await?;
+
+    let mut fanouts = Vec::new();
+    for &slaves in &plan.fanout_slaves {
+        tracing::info!(slaves, "Fan-out.");
+        fanouts.push(fanout::run(fleet, &master, slaves, plan.fanout_rounds).await?);
+    }
+
+    let live = traffic::Traffic { slaves: plan.lag_slaves, computers: plan.computers_per_slave, rate: plan.update_rate };
+    tracing::info!(updates_per_s = live.updates_per_second(), seconds = plan.lag_seconds, "Replication lag.");
+    let running = traffic::start(fleet, &live, master_db.clone());
+    tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
+    let outcome = running.finish(Duration::from_secs(120)).await?;
+    let lag = Lag {
+        computers: plan.lag_slaves as u64 * plan.computers_per_slave,
+        updates_per_s: crate::stats::per_second(outcome.updates, outcome.elapsed),
+        seconds: outcome.elapsed.as_secs_f64(),
+        lag: crate::stats::Percentiles::of(&outcome.lags).context("no update was timed")?,
+        poll_ms: traffic::POLL.as_millis() as u64,
+    };
+    tracing::info!(?lag, "Replication lag measured.");
+
+    tracing::info!(rows = plan.backlog_rows, "Backlog drain.");
+    let (master, backlog, backlog_live) = replication::backlog(
+        fleet,
+        master,
+        config,
+        master_db.clone(),
+        plan.backlog_per_slave(),
+        plan.computers_per_slave,
+        &live,
+    )
+    .await?;
+
+    tracing::info!(computers = plan.agent_computers, "Agent memory.");
+    let agent = agent::run(
+        &sibling_binary("rampart-agent")?,
+        AMQP_URL,
+        &fleet.slaves[0],
+        plan.agent_computers,
+        Duration::from_secs(plan.agent_linger_seconds),
+        &work_dir.join("agent.log"),
+    )
+    .await?;
+    master.stop().await?;
+    Ok((postgres, Scenarios { throughput, report, fanout: fanouts, lag, backlog, backlog_live, agent }))
+}
+
+/// Removes the slaves, the report service, the master's database and the
+/// namespace's queues and exchanges.
+async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, namespace: &str) {
+    tracing::info!("Removing what the run created.");
+    let agent_queue = fleet.slaves.first().map(|s| s.topology().agent_queue(s.options.instance.as_str(), "agent"));
+    fleet.stop().await;
+    reports.stop().await;
+    let _ = rampart_shared::db::drop_database(&config.database_url).await;
+    let topology = Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
+    let mut queues = vec![topology.master_status_queue(), topology.master_replication_queue(), topology.report_events_queue()];
+    queues.extend(agent_queue);
+    rampart_tests::teardown_namespace(&topology, &queues).await;
+}
+
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.with_context(|| "connecting to the master's database")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "The benchmark's connection to the master's database ended.");
+        }
+    });
+    Ok(client)
+}
+
+fn memory_total() -> Option<u64> {
+    crate::master::parse_kib(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemTotal:")
+}

@@ -1,0 +1,108 @@
+//! Fan-out latency: a master policy to N slaves, from the moment the
+//! operator asks the master until the last slave has applied it.
+//!
+//! The start is taken just before the master's API is called; each slave's
+//! apply time is the `created_at` its apply transaction stamps on the
+//! policy (same machine, same clock). The master's receipts only tell the
+//! benchmark when to read them. The policy is for a network group that
+//! exists on every slave, so the figure is the hierarchy's path (API,
+//! outbox, broker, signature check, apply) and not the cost of re-pointing
+//! thousands of computers.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::{fleet::Fleet, master::Master, stats::Percentiles};
+
+/// The group every slave has, that the policies are for.
+pub const GROUP: &str = "Fan-out";
+/// Longest one round may take before the run fails.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Fanout {
+    pub slaves: usize,
+    pub rounds: usize,
+    pub latency: Percentiles,
+}
+
+/// Creates [`GROUP`] on every slave.
+pub async fn prepare(fleet: &Fleet) -> anyhow::Result<()> {
+    stream::iter(&fleet.slaves)
+        .map(|slave| async move {
+            let (status, body) = slave.post("/api/groups", json!({"name": GROUP})).await;
+            if !status.is_success() {
+                bail!("creating the group on {}: {status} {body}", slave.options.instance);
+            }
+            Ok(())
+        })
+        .buffer_unordered(4)
+        .try_collect()
+        .await
+}
+
+/// `rounds` policies, each to the first `slaves` slaves.
+pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -> anyhow::Result<Fanout> {
+    let names: Vec<String> = fleet.slaves.iter().take(slaves).map(|s| s.options.instance.clone()).collect();
+    let mut latencies = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let asked = Utc::now();
+        let policy = master
+            .call_ok(
+                Method::POST,
+                "/api/policies",
+                Some(json!({"name": format!("Fan-out to {slaves}, round {round}"), "target": {"slaves": names, "group": GROUP}})),
+            )
+            .await?;
+        let id = policy["id"].as_str().context("the created policy has no id")?.to_owned();
+        wait_applied(master, &id, &names).await?;
+        let applied = last_applied(fleet, slaves, &id).await?;
+        latencies.push((applied - asked).to_std().unwrap_or_default());
+    }
+    let latency = Percentiles::of(&latencies).context("no rounds ran")?;
+    tracing::info!(slaves, rounds, ?latency, "Fan-out measured.");
+    Ok(Fanout { slaves, rounds, latency })
+}
+
+/// Waits until the master has an "applied" receipt from every slave named.
+async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + ROUND_TIMEOUT;
+    loop {
+        let policy = master.call_ok(Method::GET, &format!("/api/policies/{id}"), None).await?;
+        let receipts = policy["slaves"].as_array().cloned().unwrap_or_default();
+        let applied = |name: &String| receipts.iter().any(|r| r["slave"] == name.as_str() && r["state"] == "applied");
+        if names.iter().all(applied) {
+            return Ok(());
+        }
+        if let Some(failed) = receipts.iter().find(|r| r["state"] == "failed") {
+            bail!("policy {id} failed on a slave: {failed}");
+        }
+        if Instant::now() >= deadline {
+            bail!("policy {id} was not applied on all {} slaves within {ROUND_TIMEOUT:?}: {}", names.len(), Value::Array(receipts));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// When the last of the first `slaves` slaves applied policy `id`.
+async fn last_applied(fleet: &Fleet, slaves: usize, id: &str) -> anyhow::Result<DateTime<Utc>> {
+    let id: uuid::Uuid = id.parse()?;
+    let mut last: Option<DateTime<Utc>> = None;
+    for slave in fleet.slaves.iter().take(slaves) {
+        let client = slave.state.pool.get().await?;
+        let row = client
+            .query_opt("SELECT created_at FROM policies WHERE id = $1", &[&id])
+            .await?
+            .with_context(|| format!("{} does not have policy {id}", slave.options.instance))?;
+        let at: DateTime<Utc> = row.get(0);
+        last = Some(last.map_or(at, |l| l.max(at)));
+    }
+    last.context("no slave")
+}

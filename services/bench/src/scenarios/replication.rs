@@ -1,0 +1,133 @@
+//! Replication throughput and backlog drain.
+//!
+//! Both queue changes in the slaves while the master is stopped, then start
+//! the master, ask every slave to replicate now (as an operator would; most
+//! slaves replicate hourly) and time it from the master's start until every
+//! slave has had its changes acknowledged (the master applied them,
+//! committed, and the answer reached the slave). Throughput does it with new computers on every slave;
+//! the backlog drain with an hour's worth of detections while live traffic
+//! goes on. The master's peak memory is read at the end of each.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{ensure, Context};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::traffic::{self, Traffic};
+use crate::{
+    fleet::Fleet,
+    master::{Master, MasterConfig},
+    stats::{per_second, Percentiles},
+};
+
+/// Longest the master may take to catch up before the run fails.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Drain {
+    pub rows: u64,
+    pub seconds: f64,
+    pub rows_per_s: f64,
+    /// Peak resident memory of the master process, bytes.
+    pub master_peak_rss: u64,
+    /// Replication batches the master applied and refused (duplicates
+    /// resent while it was down) in this drain.
+    pub batches_applied: i64,
+    pub batches_refused: i64,
+}
+
+/// Live traffic during a drain.
+#[derive(Clone, Debug, Serialize)]
+pub struct Live {
+    pub updates: u64,
+    pub updates_per_s: f64,
+    pub lag: Option<Percentiles>,
+}
+
+/// `computers` new computers on every slave, replicated from a standing start.
+pub async fn throughput(fleet: &Fleet, master: Master, config: &MasterConfig, master_db: &tokio_postgres::Client, computers: u64)
+    -> anyhow::Result<(Master, Drain)> {
+    master.stop().await?;
+    tracing::info!(slaves = fleet.slaves.len(), computers, "Enrolling computers in every slave while the master is stopped.");
+    let heads = fleet.load_endpoints(computers).await?;
+    let (master, drain) = drain(fleet, config, master_db, heads, fleet.slaves.len() as u64 * computers).await?;
+    let copied: i64 = master_db
+        .query_one("SELECT count(*) FROM replica_rows WHERE table_name = 'endpoints' AND row IS NOT NULL", &[])
+        .await?
+        .get(0);
+    ensure!(copied as u64 == drain.rows, "the master holds {copied} computers, not the {} the slaves have", drain.rows);
+    Ok((master, drain))
+}
+
+/// `detections` new rows on every slave (an hour of changes) while
+/// `live` traffic goes on.
+pub async fn backlog(
+    fleet: &Fleet,
+    master: Master,
+    config: &MasterConfig,
+    master_db: Arc<tokio_postgres::Client>,
+    detections: u64,
+    computers: u64,
+    live: &Traffic,
+) -> anyhow::Result<(Master, Drain, Live)> {
+    master.stop().await?;
+    tracing::info!(slaves = fleet.slaves.len(), detections, "Queueing an hour of detections in every slave while the master is stopped.");
+    let before = count_detections(&master_db).await?;
+    let heads = fleet.load_detections(detections, computers).await?;
+    let running = traffic::start(fleet, live, master_db.clone());
+    let (master, drain) = drain(fleet, config, &master_db, heads, fleet.slaves.len() as u64 * detections).await?;
+    let outcome = running.finish(Duration::from_secs(120)).await?;
+    let copied = count_detections(&master_db).await? - before;
+    ensure!(copied as u64 == drain.rows, "the master gained {copied} detections, not the {} the slaves recorded", drain.rows);
+    let live = Live {
+        updates: outcome.updates,
+        updates_per_s: per_second(outcome.updates, outcome.elapsed),
+        lag: Percentiles::of(&outcome.lags),
+    };
+    Ok((master, drain, live))
+}
+
+async fn count_detections(master_db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    Ok(master_db
+        .query_one("SELECT count(*) FROM replica_rows WHERE table_name = 'detections' AND row IS NOT NULL", &[])
+        .await?
+        .get(0))
+}
+
+/// Starts the master and waits for every slave to reach its head.
+async fn drain(
+    fleet: &Fleet,
+    config: &MasterConfig,
+    master_db: &tokio_postgres::Client,
+    heads: Vec<rampart_shared::replication::Watermark>,
+    rows: u64,
+) -> anyhow::Result<(Master, Drain)> {
+    let (applied_before, refused_before) = batch_counts(master_db).await?;
+    let started = Instant::now();
+    let master = Master::start(config).await.context("restarting the master")?;
+    master.call_ok(reqwest::Method::POST, "/api/replication/now", Some(serde_json::json!({}))).await?;
+    let heads: Vec<_> = heads.into_iter().enumerate().collect();
+    let reached = fleet.wait_acked(&heads, CATCH_UP_TIMEOUT).await?;
+    let last = reached.into_iter().max().unwrap_or(started);
+    let elapsed = last - started;
+    let master_peak_rss = master.peak_rss()?;
+    let (applied, refused) = batch_counts(master_db).await?;
+    let drain = Drain {
+        rows,
+        seconds: elapsed.as_secs_f64(),
+        rows_per_s: per_second(rows, elapsed),
+        master_peak_rss,
+        batches_applied: applied - applied_before,
+        batches_refused: refused - refused_before,
+    };
+    tracing::info!(?drain, "The master caught up.");
+    Ok((master, drain))
+}
+
+async fn batch_counts(master_db: &tokio_postgres::Client) -> anyhow::Result<(i64, i64)> {
+    let row = master_db
+        .query_one("SELECT coalesce(sum(repl_batches), 0)::bigint, coalesce(sum(repl_refused), 0)::bigint FROM slaves", &[])
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}

@@ -1,0 +1,63 @@
+//! Percentiles and rates of what the scenarios measured.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Percentiles of a set of durations, in milliseconds.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// `None` when there are no samples.
+    pub fn of(samples: &[Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        Some(Self { count: ms.len(), p50_ms: nearest_rank(&ms, 50.0), p99_ms: nearest_rank(&ms, 99.0), max_ms: ms[ms.len() - 1] })
+    }
+}
+
+/// The nearest-rank percentile of sorted values: the smallest value with at
+/// least `p` percent of the values at or below it.
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Items per second over an elapsed time.
+pub fn per_second(items: u64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds <= 0.0 {
+        return 0.0;
+    }
+    items as f64 / seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = Percentiles::of(&samples).unwrap();
+        assert_eq!((p.count, p.p50_ms, p.p99_ms, p.max_ms), (100, 50.0, 99.0, 100.0));
+        let one = Percentiles::of(&[Duration::from_millis(7)]).unwrap();
+        assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+        assert!(Percentiles::of(&[]).is_none());
+    }
+
+    #[test]
+    fn rates_are_per_second() {
+        assert_eq!(per_second(500, Duration::from_millis(250)), 2000.0);
+        assert_eq!(per_second(5, Duration::ZERO), 0.0);
+    }
+}
