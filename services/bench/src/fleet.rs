@@ -13,6 +13,7 @@ use rampart_tests::{ServerOptions, TestServer};
 use reqwest::Method;
 use serde_json::json;
 use tokio::time::Instant;
+use tokio_postgres::types::ToSql;
 
 use crate::{master::Master, rows};
 
@@ -83,27 +84,28 @@ impl Fleet {
 
     /// Enrolls `count` computers in each slave; the head each load ends at.
     pub async fn load_endpoints(&self, count: u64) -> anyhow::Result<Vec<Watermark>> {
-        self.load(rows::INSERT_ENDPOINTS, |slave| vec![slave.to_owned().into(), (count as i64).into()]).await
+        self.load(rows::INSERT_ENDPOINTS, &[count as i64]).await
     }
 
     /// Records `count` detections in each slave on its first `computers`.
     pub async fn load_detections(&self, count: u64, computers: u64) -> anyhow::Result<Vec<Watermark>> {
-        self.load(rows::INSERT_DETECTIONS, |slave| vec![slave.to_owned().into(), (count as i64).into(), (computers as i64).into()]).await
+        self.load(rows::INSERT_DETECTIONS, &[count as i64, computers as i64]).await
     }
 
-    async fn load(&self, sql: &str, params: impl Fn(&str) -> Vec<Param> + Sync) -> anyhow::Result<Vec<Watermark>> {
+    /// Runs `sql` in each slave with the slave's name as `$1` and `numbers`
+    /// after it, each in its own transaction.
+    async fn load(&self, sql: &str, numbers: &[i64]) -> anyhow::Result<Vec<Watermark>> {
         stream::iter(&self.slaves)
-            .map(|slave| {
-                let params = params(&slave.options.instance);
-                async move {
-                    let mut client = slave.state.pool.get().await?;
-                    let tx = client.transaction().await?;
-                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-                    tx.execute(sql, &refs).await.with_context(|| format!("loading {}", slave.options.instance))?;
-                    let head = head_of_transaction(&tx).await?;
-                    tx.commit().await?;
-                    Ok::<_, anyhow::Error>(head)
-                }
+            .map(|slave| async move {
+                let name = slave.options.instance.as_str();
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
+                params.extend(numbers.iter().map(|n| n as &(dyn ToSql + Sync)));
+                let mut client = slave.state.pool.get().await?;
+                let tx = client.transaction().await?;
+                tx.execute(sql, &params).await.with_context(|| format!("loading {name}"))?;
+                let head = head_of_transaction(&tx).await?;
+                tx.commit().await?;
+                Ok::<_, anyhow::Error>(head)
             })
             .buffered(PARALLEL)
             .try_collect()
@@ -170,31 +172,4 @@ pub fn slave_name(i: usize) -> String {
 async fn head_of_transaction(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<Watermark> {
     let xid: i64 = tx.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await?.get(0);
     Ok(Watermark { xid: xid + 1, seq: 0 })
-}
-
-/// A text or number parameter of a load statement.
-pub enum Param {
-    Text(String),
-    Int(i64),
-}
-
-impl Param {
-    fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
-        match self {
-            Param::Text(s) => s,
-            Param::Int(i) => i,
-        }
-    }
-}
-
-impl From<String> for Param {
-    fn from(s: String) -> Self {
-        Param::Text(s)
-    }
-}
-
-impl From<i64> for Param {
-    fn from(i: i64) -> Self {
-        Param::Int(i)
-    }
 }

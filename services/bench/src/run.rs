@@ -65,18 +65,14 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
         reports_xml: reports.master_xml(),
     };
     let outcome = measure(&plan, &config, &fleet, &reports, &work_dir).await;
-    let (machine_postgres, result) = match outcome {
-        Ok((postgres, scenarios)) => (postgres, Ok(scenarios)),
-        Err(e) => (String::new(), Err(e)),
-    };
     teardown(fleet, reports, &config, &namespace).await;
-    let scenarios = result?;
+    let (postgres, scenarios) = outcome?;
     Ok(Run {
         started_at,
         machine: Machine {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_bytes: memory_total().unwrap_or(0),
-            postgres: machine_postgres,
+            postgres,
             build: if cfg!(debug_assertions) { "debug" } else { "release" },
         },
         plan,

@@ -11,7 +11,5 @@ CREATE TABLE report_due (
     -- Parts owed: the site numbers, every task, some tasks.
     site       boolean NOT NULL DEFAULT false,
     all_tasks  boolean NOT NULL DEFAULT false,
-    tasks      uuid[] NOT NULL DEFAULT '{}',
-    marked_at  timestamptz NOT NULL DEFAULT now()
+    tasks      uuid[] NOT NULL DEFAULT '{}'
 );
-CREATE INDEX report_due_owed ON report_due (slave_id) WHERE wanted > done;

@@ -43,8 +43,7 @@ pub async fn mark<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touch
          ON CONFLICT (slave_id) DO UPDATE
             SET wanted = report_due.wanted + 1, site = report_due.site OR excluded.site,
                 all_tasks = report_due.all_tasks OR excluded.all_tasks,
-                tasks = ARRAY(SELECT DISTINCT t FROM unnest(report_due.tasks || excluded.tasks) AS t ORDER BY t),
-                marked_at = CASE WHEN report_due.wanted > report_due.done THEN report_due.marked_at ELSE now() END",
+                tasks = ARRAY(SELECT DISTINCT t FROM unnest(report_due.tasks || excluded.tasks) AS t ORDER BY t)",
         &[&slave, &touched.site, &all_tasks, &tasks],
     )
     .await?;
