@@ -16,6 +16,7 @@ use lapin::{
     BasicProperties,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// The only envelope version this build understands.
@@ -31,7 +32,7 @@ pub const SOURCE_QUEUE_HEADER: &str = "x-rampart-queue";
 pub const CONTENT_TYPE: &str = "application/json";
 
 /// A message as it travels on the wire.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     pub v: u32,
@@ -42,7 +43,20 @@ pub struct Envelope {
     /// Per-sender sequence number, increasing.
     pub seq: u64,
     pub sent_at: DateTime<Utc>,
-    pub body: serde_json::Value,
+    /// The body as the JSON text it travels as. It is parsed once, straight
+    /// into the type its kind promises, by [`Envelope::body`]: a replication
+    /// batch of several megabytes is never built as a tree of values.
+    pub body: Box<RawValue>,
+}
+
+/// Envelopes are equal when they say the same thing in the same words (the
+/// body compared as text).
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        (self.v, self.id, &self.kind, &self.from, self.seq, self.sent_at)
+            == (other.v, other.id, &other.kind, &other.from, other.seq, other.sent_at)
+            && self.body.get() == other.body.get()
+    }
 }
 
 /// Why a delivery was refused. Its `Display` is the dead-letter reason.
@@ -76,7 +90,7 @@ impl Envelope {
             from: from.to_owned(),
             seq,
             sent_at: Utc::now(),
-            body: serde_json::to_value(body).expect("message bodies always serialize"),
+            body: serde_json::value::to_raw_value(body).expect("message bodies always serialize"),
         }
     }
 
@@ -101,16 +115,15 @@ impl Envelope {
         if payload.len() > limit {
             return Err(Rejection::Oversized { size: payload.len(), limit });
         }
-        // Check the version before the full shape so a v2 envelope is reported as such.
-        let raw: serde_json::Value =
-            serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
-        match raw.get("v").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(VERSION) => {}
-            Some(v) => return Err(Rejection::UnknownVersion(v.min(u64::from(u32::MAX)) as u32)),
-            None => return Err(Rejection::Malformed("missing field `v`".into())),
+        let envelope: Envelope = match serde_json::from_slice(payload) {
+            Ok(envelope) => envelope,
+            // A v2 envelope may well not parse as a v1 one: say so, rather
+            // than what it lacks.
+            Err(e) => return Err(other_version(payload).unwrap_or_else(|| Rejection::Malformed(e.to_string()))),
+        };
+        if envelope.v != VERSION {
+            return Err(Rejection::UnknownVersion(envelope.v));
         }
-        let envelope: Envelope =
-            serde_json::from_value(raw).map_err(|e| Rejection::Malformed(e.to_string()))?;
         if let Some(t) = amqp_type {
             if t != envelope.kind {
                 return Err(Rejection::KindMismatch {
@@ -124,11 +137,22 @@ impl Envelope {
 
     /// Deserializes the body into the type its kind promises.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
-        serde_json::from_value(self.body.clone()).map_err(|e| Rejection::InvalidBody {
+        serde_json::from_str(self.body.get()).map_err(|e| Rejection::InvalidBody {
             kind: self.kind.clone(),
             detail: e.to_string(),
         })
     }
+}
+
+/// The rejection of a payload that does not parse as an envelope of this
+/// version but says it is of another one.
+fn other_version(payload: &[u8]) -> Option<Rejection> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u64,
+    }
+    let Version { v } = serde_json::from_slice(payload).ok()?;
+    (v != u64::from(VERSION)).then(|| Rejection::UnknownVersion(v.min(u64::from(u32::MAX)) as u32))
 }
 
 /// AMQP properties of an envelope known by its id and kind (e.g. stored
@@ -185,6 +209,28 @@ mod tests {
         let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
         assert_eq!(err, Rejection::UnknownVersion(2));
         assert_eq!(err.to_string(), "envelope version 2 is not supported (expected 1)");
+    }
+
+    #[test]
+    fn a_newer_version_is_named_even_when_its_shape_changed() {
+        let mut raw = serde_json::to_value(sample()).unwrap();
+        raw["v"] = 2.into();
+        raw["trace"] = "abc".into();
+        let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
+        assert_eq!(err, Rejection::UnknownVersion(2));
+        raw.as_object_mut().unwrap().remove("v");
+        let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
+        assert!(matches!(&err, Rejection::Malformed(m) if m.contains("`v`") || m.contains("trace")), "{err}");
+    }
+
+    #[test]
+    fn bodies_parse_into_their_type_from_the_text() {
+        let e = sample();
+        assert_eq!(e.body.get(), r#"{"a":1}"#);
+        let body: std::collections::BTreeMap<String, u32> = e.body().unwrap();
+        assert_eq!(body["a"], 1);
+        let err = e.body::<Vec<u32>>().unwrap_err();
+        assert!(matches!(err, Rejection::InvalidBody { .. }), "{err}");
     }
 
     #[test]

@@ -155,7 +155,7 @@ async fn forged_duplicates_and_gaps_change_nothing() {
         table: ReplicatedTable::Endpoints,
         key: json!({"id": "nantes-00001"}),
         change_seq: i64::MAX,
-        row: Some(json!({"id": "nantes-00001", "hostname": "forged"})),
+        row: Some(serde_json::value::to_raw_value(&json!({"id": "nantes-00001", "hostname": "forged"})).unwrap()),
     };
     let copy_end: Watermark = before["watermark"].as_str().unwrap().parse().unwrap();
     let duplicate = ReplicationBatch {

@@ -24,7 +24,7 @@ use rampart_shared::{
     hierarchy::MasterCommand,
     replication::{kind, ReplicationAck, ReplicationBatch, Watermark, MAX_REPLICATION_BYTES},
 };
-use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
+use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::{Json, Type}};
 
 use super::verify;
 use crate::{
@@ -88,7 +88,7 @@ fn check_shape(batch: &ReplicationBatch) -> Result<(), String> {
         if key.len() != expected.len() || !expected.iter().all(|c| key.contains_key(*c)) {
             return Err(format!("rows[{i}].key of table {} must have exactly {}", row.table, expected.join(", ")));
         }
-        if row.row.as_ref().is_some_and(|r| !r.is_object()) {
+        if row.row.as_ref().is_some_and(|r| !r.get().starts_with('{')) {
             return Err(format!("rows[{i}].row is not an object"));
         }
     }
@@ -197,7 +197,9 @@ async fn upsert(tx: &Transaction<'_>, slave: &str, batch: &ReplicationBatch) -> 
     let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::JSONB, Type::INT8, Type::JSONB]);
     pin_mut!(writer);
     for r in &batch.rows {
-        writer.as_mut().write(&[&r.table.name(), &r.key, &r.change_seq, &r.row]).await?;
+        // The row goes to the database as the text it arrived as.
+        let row = r.row.as_deref().map(Json);
+        writer.as_mut().write(&[&r.table.name(), &r.key, &r.change_seq, &row]).await?;
     }
     writer.finish().await?;
     // A batch may hold a key twice (deleted, then created again): the newest wins.

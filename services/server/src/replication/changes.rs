@@ -11,6 +11,8 @@
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::replication::{PendingKey, ReplicatedRow, ReplicatedTable, TableDigest, Watermark};
+use serde_json::value::RawValue;
+use tokio_postgres::types::Json;
 
 /// The transaction-id horizon now: every transaction below it has finished.
 /// Call it inside the REPEATABLE READ transaction that then reads the changes.
@@ -72,7 +74,9 @@ pub async fn read_page<C: GenericClient>(
         );
         for r in client.query(&sql, &[&horizon, &from.xid, &from.seq, &limit]).await? {
             let position = Watermark { xid: r.get(0), seq: r.get(1) };
-            candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(r.get(3)) } });
+            // The row stays the text the database wrote (see `ReplicatedRow::row`).
+            let Json(row): Json<Box<RawValue>> = r.get(3);
+            candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(row) } });
         }
     }
     let tombstones = client
@@ -102,7 +106,7 @@ pub async fn read_page<C: GenericClient>(
     let mut changes = Vec::with_capacity(candidates.len().min(max_rows));
     let mut bytes = 0;
     for change in candidates {
-        let size = change.row.row.as_ref().map_or(0, |r| r.to_string().len()) + change.row.key.to_string().len() + 48;
+        let size = change.row.row.as_ref().map_or(0, |r| r.get().len()) + change.row.key.to_string().len() + 48;
         if changes.len() == max_rows || (!changes.is_empty() && bytes + size > max_bytes) {
             caught_up = false;
             break;
