@@ -90,6 +90,7 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
             prefetch: 200,
             batch_max: 100,
             linger: Duration::from_millis(20),
+            concurrency: 1,
             declare: Some(spec),
         },
         Arc::new(CommandHandler::new(&settings.site, commands_tx)),

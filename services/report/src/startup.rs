@@ -87,6 +87,7 @@ impl Application {
             prefetch: state.settings.service.prefetch,
             batch_max: 200,
             linger: Duration::from_millis(20),
+            concurrency: 1,
             declare: Some(spec),
         };
         let inbox = EventInbox { pool: state.pool.clone(), key: SigningKey::from_secret(state.settings.event_key.expose()) };

@@ -96,6 +96,7 @@ impl Application {
                 prefetch: state.settings.service.prefetch,
                 batch_max: 500,
                 linger: Duration::from_millis(20),
+                concurrency: 1,
                 declare: Some(inbox.spec),
             };
             tasks.spawn(consumer::run(

@@ -8,10 +8,15 @@
 //! deliveries acked. A handler that reports a transient failure (database
 //! down) makes the loop back off and retry the same batch: it takes no new
 //! deliveries meanwhile, so nothing spins and nothing is lost.
+//!
+//! A consumer of large messages whose apply is mostly database time
+//! (replication batches) may instead apply several deliveries at once, one
+//! per transaction, each acked alone after its own commit
+//! ([`ConsumerSettings::concurrency`]).
 
 use std::{sync::atomic::{AtomicU64, Ordering}, sync::Arc, time::Duration};
 
-use futures_util::StreamExt;
+use futures_util::{stream::FuturesUnordered, StreamExt};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
@@ -92,6 +97,12 @@ pub struct ConsumerSettings {
     /// How long to wait for more deliveries before applying a partial batch;
     /// zero takes only what has already arrived.
     pub linger: Duration,
+    /// Deliveries applied at once, each alone in its own transaction (and
+    /// acked alone); 1 applies batches one after the other. Above 1 the
+    /// handler must make concurrent applies of related messages safe (the
+    /// replication apply locks the slave's row, so two batches of one slave
+    /// still apply one after the other).
+    pub concurrency: usize,
     /// Declared (idempotently) before every consume, so a queue deleted
     /// under a running consumer comes back; `None` for a queue that another
     /// service owns (a slave's command queue belongs to its master).
@@ -159,7 +170,10 @@ async fn consume<H: BatchHandler>(
         ),
     )
     .await?;
-    tracing::info!(queue = %settings.queue, prefetch = settings.prefetch, "Consuming.");
+    tracing::info!(queue = %settings.queue, prefetch = settings.prefetch, concurrency = settings.concurrency, "Consuming.");
+    if settings.concurrency > 1 {
+        return consume_concurrently(&channel, &mut consumer, settings, handler, metrics, dead_letters, shutdown).await;
+    }
     loop {
         let first = tokio::select! {
             _ = shutdown.wait() => return Ok(()),
@@ -174,6 +188,35 @@ async fn consume<H: BatchHandler>(
         }
         process_batch(&channel, settings, handler, metrics, dead_letters, shutdown, deliveries).await?;
     }
+}
+
+/// Up to `settings.concurrency` deliveries in flight, one transaction each.
+/// On shutdown the applies under way finish (or give up their retries), and
+/// what is not acked returns to the queue with the channel.
+async fn consume_concurrently<H: BatchHandler>(
+    channel: &Channel,
+    consumer: &mut lapin::Consumer,
+    settings: &ConsumerSettings,
+    handler: &H,
+    metrics: &ConsumerMetrics,
+    dead_letters: &Publisher,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(done) = in_flight.next() => done?,
+            next = consumer.next(), if in_flight.len() < settings.concurrency => {
+                let delivery = lost_if_none(next)?;
+                in_flight.push(process_batch(channel, settings, handler, metrics, dead_letters, shutdown, vec![delivery]));
+            }
+        }
+    }
+    while let Some(done) = in_flight.next().await {
+        done?;
+    }
+    Ok(())
 }
 
 fn lost_if_none(next: Option<lapin::Result<Delivery>>) -> Result<Delivery> {
@@ -219,11 +262,10 @@ async fn process_batch<H: BatchHandler>(
                 metrics.batches.fetch_add(1, Ordering::Relaxed);
                 metrics.applied.fetch_add(messages.len() as u64, Ordering::Relaxed);
                 let last = deliveries.last().expect("batch is not empty");
-                bounded(
-                    "basic.ack",
-                    channel.basic_ack(last.delivery_tag, BasicAckOptions { multiple: true }),
-                )
-                .await?;
+                // Acking "everything up to here" is right only when no other
+                // delivery is being applied meanwhile.
+                let multiple = settings.concurrency <= 1;
+                bounded("basic.ack", channel.basic_ack(last.delivery_tag, BasicAckOptions { multiple })).await?;
                 return Ok(());
             }
             Err(ApplyError::Transient(reason)) => {

@@ -143,6 +143,10 @@ pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio
     Ok(())
 }
 
+/// Replication batches a master applies at once. The benchmark measured 1
+/// against several (`bench/README.md`).
+pub const REPLICATION_APPLIERS: usize = 3;
+
 /// Runs the hierarchy services of this instance until shutdown: on a master
 /// the status and replication consumers; on a stand-alone, whatever a slave needs whenever it
 /// is one (registration starts them, unregistering stops them).
@@ -151,9 +155,12 @@ pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
         let (status_queue, replication_queue) = (state.site.master_status_queue(), state.site.master_replication_queue());
         let mut status = consumer_settings(&state, status_queue.name);
         status.declare = Some(status_queue.spec);
-        // One batch per transaction, a few in flight: batches are large.
+        // One batch per transaction, a few applied at once (batches of
+        // different slaves, on their own connections): batches are large
+        // and their apply is mostly database time.
         let mut replication = consumer_settings(&state, replication_queue.name);
-        replication.prefetch = 4;
+        replication.concurrency = REPLICATION_APPLIERS;
+        replication.prefetch = REPLICATION_APPLIERS as u16 + 2;
         replication.batch_max = 1;
         replication.declare = Some(replication_queue.spec);
         tokio::join!(
@@ -219,6 +226,7 @@ fn consumer_settings(state: &SharedState, queue: String) -> ConsumerSettings {
         // once (what arrived meanwhile still forms a batch). Every batch
         // paid 20 ms here before, most of a policy's fan-out time.
         linger: Duration::ZERO,
+        concurrency: 1,
         declare: None,
     }
 }
