@@ -114,6 +114,17 @@ impl Broker {
         Ok(channel)
     }
 
+    /// How many messages wait in `queue` (not counting those delivered to a
+    /// consumer and not acked yet), or `None` when the broker cannot tell
+    /// (no such queue, or the broker is unreachable).
+    pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
+        let channel = self.channel().await.ok()?;
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = bounded("queue.declare", channel.queue_declare(queue.into(), passive, Default::default())).await;
+        let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+        declared.ok().map(|q| q.message_count())
+    }
+
     /// Closes the connection (graceful shutdown).
     pub async fn close(&self) {
         if let Some(conn) = self.connection.lock().await.take() {
