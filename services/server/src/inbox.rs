@@ -92,6 +92,9 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
     let outdated_after = state.settings.outdated_after_days;
     let mut enrolled: Vec<String> = Vec::new();
     let mut discovered: Vec<String> = Vec::new();
+    // Heartbeats (the policy an endpoint applied) and task results move the
+    // progress a slave reports to its master.
+    let progress = batch.iter().any(|i| matches!(i.message, AgentMessage::Heartbeat(_) | AgentMessage::TaskResult(_)));
     for inbound in batch {
         match &inbound.message {
             AgentMessage::Heartbeat(h) => {
@@ -161,6 +164,9 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
     tx.commit().await?;
     if queued > 0 {
         state.outbox_wake.notify_one();
+    }
+    if progress {
+        state.report_wake.notify_one();
     }
     Ok(())
 }
