@@ -118,16 +118,31 @@ fn line_of(text: &str, position: u64) -> usize {
     text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
+/// Refuses what the typed parse would not notice or would echo back: bad
+/// markup, any DOCTYPE, a root other than `<root>` or none at all, text or a
+/// second element outside the root. Errors never quote the file's text, so
+/// a wrong file holding passwords does not print them.
 fn check_markup(text: &str, root: &str) -> Result<(), ConfigError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
-    let mut seen_root = false;
+    let (mut seen_root, mut depth) = (false, 0usize);
+    let outside = |line: usize, what: &str| ConfigError::Invalid {
+        element: format!("<{root}>"),
+        message: format!("line {line}: {what} outside the <{root}> element (is this a Rampart configuration file?)"),
+    };
     loop {
         let position = reader.buffer_position();
-        match reader.read_event() {
-            Ok(Event::Eof) => break,
-            Ok(Event::DocType(_)) => return Err(ConfigError::Doctype { line: line_of(text, position) }),
-            Ok(Event::Start(e)) | Ok(Event::Empty(e)) if !seen_root => {
+        let event = reader.read_event().map_err(|e| ConfigError::Malformed {
+            line: line_of(text, reader.error_position()),
+            message: e.to_string(),
+        })?;
+        match event {
+            Event::Eof => break,
+            Event::DocType(_) => return Err(ConfigError::Doctype { line: line_of(text, position) }),
+            Event::Start(ref e) | Event::Empty(ref e) if depth == 0 => {
+                if seen_root {
+                    return Err(outside(line_of(text, position), "a second element"));
+                }
                 seen_root = true;
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
                 if name != root {
@@ -136,15 +151,19 @@ fn check_markup(text: &str, root: &str) -> Result<(), ConfigError> {
                         message: format!("the root element must be <{root}>"),
                     });
                 }
+                depth += usize::from(matches!(event, Event::Start(_)));
             }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(ConfigError::Malformed {
-                    line: line_of(text, reader.error_position()),
-                    message: e.to_string(),
-                })
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Text(t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err(outside(line_of(text, position), "text"));
             }
+            Event::CData(_) if depth == 0 => return Err(outside(line_of(text, position), "text")),
+            _ => {}
         }
+    }
+    if !seen_root {
+        return Err(ConfigError::invalid(format!("<{root}>"), format!("the file has no <{root}> element (is this a Rampart configuration file?)")));
     }
     Ok(())
 }
@@ -217,6 +236,27 @@ mod tests {
         let err = read(Path::new("/dev/zero"), 1024).unwrap_err();
         assert!(err.to_string().contains("more than 1024 bytes"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn accepts_a_byte_order_mark_and_comments_around_the_root() {
+        let text = "\u{feff}<?xml version=\"1.0\"?>\n<!-- c -->\n<S><Name>x</Name><Inner><Count>1</Count></Inner></S>\n<!-- c -->\n";
+        assert_eq!(parse::<Sample>(text, "S").unwrap().name, "x");
+    }
+
+    #[test]
+    fn refuses_what_is_not_one_configuration_without_quoting_it() {
+        for (text, expected) in [
+            ("password = hunter2", "line 1: text outside the <S> element"),
+            ("", "the file has no <S> element"),
+            ("<!-- only a comment -->", "the file has no <S> element"),
+            ("<S><Name>x</Name><Inner><Count>1</Count></Inner></S>\n<S/>", "line 2: a second element outside the <S> element"),
+            ("<S><Name>x</Name><Inner><Count>1</Count></Inner></S> hunter2", "text outside the <S> element"),
+        ] {
+            let err = parse::<Sample>(text, "S").unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains("hunter2"), "{text:?}: {err}");
+        }
     }
 
     #[test]
