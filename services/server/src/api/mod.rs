@@ -10,6 +10,7 @@
 mod admin;
 mod consolidated;
 mod error;
+mod extract;
 mod fanout;
 mod fleet;
 mod hierarchy;
@@ -29,7 +30,8 @@ use axum::{
     Json, Router,
 };
 
-pub use error::{ApiError, Body, Params};
+pub use error::ApiError;
+pub use extract::{Body, Params};
 
 use crate::{role::Feature, state::SharedState};
 
