@@ -99,6 +99,13 @@ impl From<tokio_postgres::Error> for ApiError {
                 e.as_db_error().and_then(|d| d.detail()).unwrap_or("already exists").to_owned(),
             ),
             _ if rampart_shared::db::is_transient(&e) => Self::Unavailable(format!("the database is unavailable: {e}")),
+            // Class 22, data exception: a value the database cannot take
+            // (a NUL character, a number out of range), so the request's fault.
+            Some(c) if c.code().starts_with("22") => {
+                let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
+                tracing::warn!(error = %message, "The database refused a value of a request.");
+                Self::Invalid(format!("a value of the request is not acceptable: {message}"))
+            }
             _ => Self::Internal(e.into()),
         }
     }

@@ -2,8 +2,9 @@
 //! ([`Body`]) and a query string ([`Params`]).
 //!
 //! A body must be sent as `application/json` (else 415), fit the 2 MiB
-//! limit (413), be valid JSON (400) and a JSON object (422), and match the
-//! route's fields (422 naming the field).
+//! limit (413), be valid JSON (400) and a JSON object (422), hold no NUL
+//! character in its text (422: PostgreSQL cannot store one, and no name or
+//! address needs one), and match the route's fields (422 naming the field).
 //!
 //! An oversized body is read to its end (up to [`DRAIN_BYTES`], for at most
 //! [`DRAIN_TIME`]) and thrown away before the 413 goes out: answering while
@@ -49,6 +50,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::Invalid("the body must be a JSON object, {...}".into()));
         }
+        if holds_nul(&bytes) {
+            return Err(ApiError::Invalid(
+                "the body holds a NUL character (\\u0000) in a string; names, addresses and settings cannot contain one".into(),
+            ));
+        }
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Body(value)),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Invalid(e.body_text())),
@@ -93,13 +99,37 @@ fn json_content_type(headers: &HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// A query string; wrong or unknown parameters are a 400 naming them.
+/// Whether valid JSON text holds the escape `\u0000` inside a string (raw
+/// control characters are not valid JSON, so this is the only way in).
+fn holds_nul(json: &[u8]) -> bool {
+    let (mut in_string, mut i) = (false, 0);
+    while i < json.len() {
+        match json[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                if json[i + 1..].starts_with(b"u0000") {
+                    return true;
+                }
+                i += 1; // the escaped character
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// A query string; wrong or unknown parameters, and NUL characters, are a
+/// 400 naming them.
 pub struct Params<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::BadRequest("query parameters cannot contain a NUL character (%00)".into()));
+        }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
@@ -110,6 +140,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_nul_escapes_in_strings_only() {
+        assert!(holds_nul(br#"{"name": "a\u0000b"}"#));
+        assert!(holds_nul(br#"{"a\u0000": 1}"#));
+        assert!(!holds_nul(br#"{"name": "a\\u0000b"}"#), "an escaped backslash, then text");
+        assert!(!holds_nul(br#"{"name": "a\"\u0041"}"#));
+        assert!(!holds_nul(br#"{"name": "plain"}"#));
+    }
 
     #[test]
     fn json_content_types_are_recognised() {
