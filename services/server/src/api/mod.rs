@@ -87,6 +87,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/reports/schedules/{id}/run", post(reports::run_schedule))
         .route("/reports/{kind}", get(reports::show))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
@@ -95,7 +96,13 @@ pub fn router(state: SharedState) -> Router {
         // Server to server: the registration token in the body is the credential.
         .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
         .nest("/api", api)
+        .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method} (see docs/api.md)", uri.path()))
 }
 
 /// Refuses requests without the right bearer token.
