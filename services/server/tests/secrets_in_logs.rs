@@ -87,7 +87,7 @@ impl Server {
     }
 
     /// SIGTERM, then waits for a clean exit; returns everything printed.
-    fn stop(mut self) -> String {
+    fn stop(&mut self) -> String {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
@@ -104,6 +104,16 @@ impl Server {
         let text = self.text();
         assert!(status.is_some_and(|s| s.success()), "the server did not stop cleanly ({status:?}):\n{text}");
         text
+    }
+}
+
+impl Drop for Server {
+    /// A failed assertion must not leave the process running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -172,6 +182,7 @@ async fn a_master_and_a_slave_at_debug_level_log_no_secret() {
 
     let databases = [master.database_url.clone(), site.database_url.clone()];
     let outputs = [("hq", master.stop()), ("paris", site.stop())];
+    drop((master, site));
     let secrets: Vec<(&str, &str)> = [
         ("the master's API token", master_token), ("the site's API token", site_token), ("the database password", db_password),
         ("the broker credentials", "guest:guest"), ("the event key", event_key), ("the license key", license.as_str()),
