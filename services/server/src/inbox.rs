@@ -4,7 +4,7 @@
 //! Each batch is applied in one transaction; every statement is idempotent
 //! (heartbeats keep the newest snapshot, detections are keyed by id, task
 //! results never leave a finished state), so a redelivered batch changes
-//! nothing.
+//! nothing. Refused deliveries are recorded in the audit ([`crate::refused`]).
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use rampart_shared::{
     Envelope,
 };
 
-use crate::{deployments, licensing, policies, security, state::AppState};
+use crate::{deployments, licensing, policies, refused, security, state::AppState};
 
 /// A decoded agent message and when its agent sent it.
 pub struct Inbound {
@@ -45,6 +45,11 @@ impl BatchHandler for AgentInbox {
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
         apply_batch(&self.state, batch).await.map_err(classify)
+    }
+
+    async fn refused(&self, delivery: &Delivery, reason: &str) {
+        let queue = self.state.site.topology.site_inbox(&self.state.site.instance);
+        refused::record(&self.state, refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
     }
 }
 

@@ -43,6 +43,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/dashboard", get(views::dashboard))
         .route("/detections", get(views::detections))
         .route("/audit", get(views::audit))
+        .route("/refused-messages", get(views::refused_messages))
         .route("/tree", get(fleet::tree))
         .route("/endpoints", get(fleet::list_endpoints))
         .route("/endpoints/{id}", get(fleet::show_endpoint))

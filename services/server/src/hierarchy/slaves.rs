@@ -24,7 +24,7 @@ use rampart_shared::{
 use serde_json::{json, Value};
 
 use super::{fanout, tokens, SlaveEntry, OFFLINE_AFTER};
-use crate::{api::ApiError, reports::{self, events::Touched}, role::Role, state::AppState};
+use crate::{api::ApiError, refused, reports::{self, events::Touched}, role::Role, state::AppState};
 
 /// Registers a slave: checks the token, records the slave, declares its
 /// command queue and issues its keys, all or nothing.
@@ -306,25 +306,17 @@ impl BatchHandler for StatusInbox {
     }
 }
 
-/// Records a message refused from a (claimed) slave in `refused_messages`.
+/// Records a message refused on `<ns>.master.status` or
+/// `<ns>.master.replication` in the audit, with the slave its routing key names.
 pub async fn record_refused(state: &AppState, delivery: &Delivery, reason: &str) {
-    let slave = Topology::slave_of_key(delivery.routing_key.as_str());
-    let kind = delivery.properties.kind().as_ref().map(|k| k.to_string());
-    let message_id = delivery.properties.message_id().as_ref().map(|k| k.to_string());
-    let recorded = match state.pool.get().await {
-        Ok(client) => client
-            .execute(
-                "INSERT INTO refused_messages (slave_id, kind, message_id, reason) VALUES ($1, $2, $3, $4)",
-                &[&slave, &kind, &message_id, &reason],
-            )
-            .await
-            .map(|_| ())
-            .map_err(anyhow::Error::from),
-        Err(e) => Err(e.into()),
+    let topology = &state.site.topology;
+    let queue = match delivery.exchange.as_str() {
+        "" => delivery.routing_key.to_string(),
+        exchange if exchange == topology.replication_exchange() => topology.master_replication_queue(),
+        _ => topology.master_status_queue(),
     };
-    if let Err(e) = recorded {
-        tracing::error!(error = %format!("{e:#}"), slave_id = slave.unwrap_or("-"), "Could not record a refused message.");
-    }
+    let slave = Topology::slave_of_key(delivery.routing_key.as_str());
+    refused::record(state, refused::Refusal::of_delivery(&queue, delivery, slave, reason)).await;
 }
 
 /// Applies reports in one transaction; returns the slaves that left.
