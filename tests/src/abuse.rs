@@ -8,9 +8,10 @@ use std::{collections::BTreeMap, time::Duration};
 use lapin::{options::BasicGetOptions, types::AMQPValue, BasicProperties};
 use rampart_shared::{
     amqp::{publisher::Outgoing, Broker},
-    envelope::{header_str, REASON_HEADER, SOURCE_QUEUE_HEADER},
+    envelope::{header_str, properties, REASON_HEADER, SOURCE_QUEUE_HEADER},
+    signing::SigningKey,
     topology::Topology,
-    Secret,
+    Envelope, Secret,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -202,4 +203,81 @@ fn arguments_object(arguments: &Value) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+/// A message one consumer must refuse, and the words its parked copy's
+/// `x-rampart-reason` must hold.
+pub struct Bad {
+    pub message: Outgoing,
+    pub reason: String,
+}
+
+/// The five ways any consumer's input can be broken, built from a valid
+/// envelope `good` for `exchange`/`routing_key`, signed with `key` when the
+/// consumer checks signatures (so each reaches the check it is about):
+/// malformed JSON, an unknown kind, an unknown version, a body over
+/// `limit` bytes and an AMQP `type` that disagrees with the kind.
+pub fn broken_variants(exchange: &str, routing_key: &str, good: &Envelope, key: Option<&SigningKey>, limit: usize) -> Vec<Bad> {
+    let signed = |payload: Vec<u8>, kind: &str| {
+        let signature = key.map(|k| k.sign(&payload));
+        Outgoing { exchange: exchange.to_owned(), routing_key: routing_key.to_owned(), properties: properties(good.id, kind, signature), payload }
+    };
+    let mut unknown = good.clone();
+    unknown.kind = format!("{}_unheard_of", good.kind);
+    let mut version = serde_json::to_value(good).expect("envelopes serialize");
+    version["v"] = 9.into();
+    let mut oversized = good.clone();
+    oversized.body = serde_json::json!({"padding": "x".repeat(limit)});
+    vec![
+        Bad { message: signed(b"{this is not json".to_vec(), &good.kind), reason: "not a valid envelope".into() },
+        Bad { message: signed(unknown.to_bytes(), &unknown.kind), reason: format!("unknown message kind '{}'", unknown.kind) },
+        Bad { message: signed(serde_json::to_vec(&version).unwrap(), &good.kind), reason: "envelope version 9 is not supported".into() },
+        Bad { message: signed(oversized.to_bytes(), &good.kind), reason: format!("over the {limit}-byte limit") },
+        Bad { message: signed(good.to_bytes(), "some.other_kind"), reason: format!("AMQP type 'some.other_kind' does not match envelope kind '{}'", good.kind) },
+    ]
+}
+
+/// A well-formed message that passes every check of its consumer but that
+/// the database can never store (a NUL character in a text): the consumer
+/// must park it, not retry it forever.
+pub fn poison(exchange: &str, routing_key: &str, envelope: &Envelope, key: Option<&SigningKey>) -> Bad {
+    Bad {
+        message: Outgoing::envelope(exchange, routing_key, envelope, key),
+        reason: "database refused the message".into(),
+    }
+}
+
+/// Publishes the messages of `bad` (confirmed and routed); returns the reasons to expect.
+pub async fn inject_bad(bad: Vec<Bad>) -> Vec<String> {
+    let reasons = bad.iter().map(|b| b.reason.clone()).collect();
+    crate::inject(bad.into_iter().map(|b| b.message).collect()).await;
+    reasons
+}
+
+/// Asserts that every queue of `namespace` that a consumer reads has the
+/// delivery limit, the dead-letter wiring and a parking queue, that every
+/// parking queue is a plain quorum queue (no limit: an operator reads it),
+/// and that `expected` queues are among them; returns the consumed queues.
+pub fn assert_delivery_limits(namespace: &str, expected: &[String]) -> Vec<String> {
+    let queues = queue_arguments(namespace);
+    let consumed: Vec<String> = queues.keys().filter(|q| !q.ends_with(".parking")).cloned().collect();
+    for queue in expected {
+        assert!(consumed.contains(queue), "{queue} is not declared: {queues:#?}");
+    }
+    for queue in &consumed {
+        let args = &queues[queue];
+        let dlx = format!("{namespace}.dlx");
+        let want = serde_json::json!({
+            "x-queue-type": "quorum", "x-delivery-limit": rampart_shared::topology::DELIVERY_LIMIT,
+            "x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": queue,
+            "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish",
+        });
+        assert_eq!(args, &want, "arguments of {queue}");
+        let parking = Topology::parking_queue(queue);
+        assert_eq!(queues.get(&parking), Some(&serde_json::json!({"x-queue-type": "quorum"})), "{parking} of {queue}");
+    }
+    for parking in queues.keys().filter(|q| q.ends_with(".parking")) {
+        assert!(consumed.contains(&parking.trim_end_matches(".parking").to_owned()), "{parking} parks for no queue");
+    }
+    consumed
 }
