@@ -39,6 +39,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     let slave = NameSegment::parse(request.slave_id.trim())
         .map_err(|e| ApiError::Invalid(format!("slave_id {e}")))?
         .to_string();
+    check_request(&request).map_err(ApiError::Invalid)?;
     if slave == state.site.instance {
         return Err(ApiError::Conflict(format!("'{slave}' is this master's own name; a slave needs another instance name")));
     }
@@ -88,6 +89,25 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
     Ok(RegisterResponse { master_id: state.site.instance.clone(), slave_key: slave_key.to_hex(), command_key: command_key.to_hex() })
+}
+
+/// What the types of a registration do not say: versions that are short
+/// text, counts that are not negative (it is checked before the token is
+/// used, so a refused request leaves it unused).
+fn check_request(request: &RegisterRequest) -> Result<(), String> {
+    for (field, version) in [("version", &request.version), ("heartbeat.version", &request.heartbeat.version)] {
+        if version.trim().is_empty() || version.len() > 64 {
+            return Err(format!("{field} must be 1 to 64 characters"));
+        }
+    }
+    let heartbeat = &request.heartbeat;
+    if heartbeat.endpoints < 0 {
+        return Err(format!("heartbeat.endpoints is {}: a count cannot be negative", heartbeat.endpoints));
+    }
+    if heartbeat.license.as_ref().is_some_and(|l| l.seats < 0 || l.used < 0) {
+        return Err("heartbeat.license: seats and used cannot be negative".into());
+    }
+    Ok(())
 }
 
 async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), ApiError> {
