@@ -158,6 +158,8 @@ fn every_kind_of_bad_file_exits_2_naming_the_element_and_touches_nothing() {
         ("wrong root", good.replace("Server>", "Serveur>"), vec!["<Serveur>", "root element must be <Server>"]),
         ("unknown top element", replace("</Server>", "<Colour>red</Colour></Server>"), vec!["Colour"]),
         ("unknown nested element", replace("</Broker>", "<Exchange>x</Exchange></Broker>"), vec!["<Server>/<Broker>", "Exchange"]),
+        ("a duplicated element", replace("<Name>paris</Name>", "<Name>paris</Name><Name>lyon</Name>"), vec!["<Server>/<Instance>", "duplicate field `Name`"]),
+        ("an attribute", replace("<Server>", "<Server debug=\"yes\">"), vec!["<Server>", "unknown field `@debug`"]),
         ("a number that is text", replace("</Database>", "<PoolSize>many</PoolSize></Database>"), vec!["<Server>/<Database>/<PoolSize>"]),
         ("a number out of range", replace("</Broker>", "<Prefetch>70000</Prefetch></Broker>"), vec!["<Server>/<Broker>/<Prefetch>"]),
         ("a negative duration", replace("</Server>", "<Endpoints><HeartbeatSeconds>-5</HeartbeatSeconds></Endpoints></Server>"),
