@@ -235,3 +235,38 @@ fn an_entity_bomb_and_a_huge_file_are_refused_at_once_in_little_memory() {
         assert_refused(&fixture, "a file over the limit", &run, mode, &["padded.xml", "limit"], &[]);
     }
 }
+
+/// The same refusals against the real PostgreSQL and RabbitMQ: a fresh
+/// database name and namespace, and afterwards neither exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_file_creates_no_database_and_declares_nothing_on_the_real_services() {
+    let fixture = Fixture::new();
+    let suffix = format!("{:x}", rand_suffix());
+    let (database, namespace) = (format!("rt_{suffix}"), format!("t_{}", &suffix[suffix.len() - 12..]));
+    let real = fixture
+        .good()
+        .replace(&format!("127.0.0.1:{}/rt_never", fixture.database.local_addr().unwrap().port()), &format!("127.0.0.1:5432/{database}"))
+        .replace(&format!("guest:{BROKER_PASSWORD}@127.0.0.1:{}", fixture.broker.local_addr().unwrap().port()), "guest:guest@127.0.0.1:5672")
+        .replace("t_never", &namespace);
+    for (case, xml) in [
+        ("a forged license key", real.replace("</Server>", "<License><Key>RAMPART1.bGljZW5zZQ.U0VDUkVU</Key></License></Server>")),
+        ("an unknown element", real.replace("</Server>", "<Colour>red</Colour></Server>")),
+        ("a bad namespace", real.replace(&namespace, "Not-A-Namespace")),
+    ] {
+        let path = fixture.write("real.xml", &xml);
+        let run = server(&["--config".as_ref(), path.as_os_str()], &[]);
+        assert_eq!(run.code, Some(2), "{case}: {}", run.output);
+    }
+    let (client, connection) = tokio_postgres::connect("postgres://root@127.0.0.1:5432/postgres", tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let created = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database]).await.unwrap();
+    assert!(created.is_none(), "a refused file created the database {database}");
+    let broker = rampart_shared::amqp::Broker::new(rampart_shared::Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f".into()), "abuse_config probe");
+    let channel = broker.channel().await.unwrap();
+    let passive = lapin::options::ExchangeDeclareOptions { passive: true, ..Default::default() };
+    let declared = channel
+        .exchange_declare(format!("{namespace}.site").as_str().into(), lapin::ExchangeKind::Topic, passive, Default::default())
+        .await;
+    assert!(declared.is_err(), "a refused file declared {namespace}.site");
+    broker.close().await;
+}
