@@ -13,6 +13,7 @@
 
 use chrono::Utc;
 use rampart_shared::{
+    amqp::publisher::Outgoing,
     envelope::MAX_MESSAGE_BYTES,
     hierarchy::{MasterCommand, MasterPolicy, Scope, SlaveHeartbeat, SlaveReport},
     messages::{kind, EndpointCommand, EndpointTask, Heartbeat, PolicySettings, TaskKind},
@@ -23,7 +24,7 @@ use rampart_shared::{
     Envelope,
 };
 use rampart_tests::{
-    abuse::{assert_delivery_limits, assert_reasons, broken_variants, inject_bad, parked, poison},
+    abuse::{assert_delivery_limits, assert_reasons, broken_variants, inject_bad, parked, poison, Bad},
     hierarchy::{insert_endpoints, register, wait_for_receipts, wait_for_replicated_endpoints},
     report::{TestReport, EVENT_KEY},
     wait_for, ServerOptions, TestAgent, TestServer,
@@ -75,14 +76,14 @@ async fn the_site_inbox_and_the_agents_queue_park_bad_input_and_keep_serving() {
     let mut bad = broken_variants(&topo.agents_exchange(), &routing, &task, None, MAX_MESSAGE_BYTES);
     let mut defrag = task.clone();
     defrag.body["kind"] = json!("defrag");
-    bad.push(rampart_tests::abuse::Bad {
-        message: rampart_shared::amqp::publisher::Outgoing::envelope(topo.agents_exchange(), routing.clone(), &defrag, None),
+    bad.push(Bad {
+        message: Outgoing::envelope(topo.agents_exchange(), routing.clone(), &defrag, None),
         reason: "body of 'endpoint.task' is invalid".into(),
     });
     let agent_reasons = inject_bad(bad).await;
 
     // Good messages after them are applied: a heartbeat, and a task the agents run.
-    rampart_tests::inject(vec![rampart_shared::amqp::publisher::Outgoing::envelope(
+    rampart_tests::inject(vec![Outgoing::envelope(
         topo.site_exchange(), key.clone(), &Envelope::new(kind::HEARTBEAT, "ep-after", 1, &heartbeat("ep-after", "pc-after")), None,
     )])
     .await;
@@ -106,7 +107,7 @@ async fn the_site_inbox_and_the_agents_queue_park_bad_input_and_keep_serving() {
     assert_audited(&audit, &inbox_reasons);
     assert!(audit.iter().any(|m| m["sender"] == "ep-nul" && m["kind"] == kind::HEARTBEAT), "{audit:#?}");
 
-    assert_delivery_limits(&topo.namespace().to_owned(), &[inbox, agent.queue.clone()]);
+    assert_delivery_limits(topo.namespace(), &[inbox, agent.queue.clone()]);
     let queue = agent.stop().await;
     site.stop(&[queue]).await;
 }
@@ -206,7 +207,7 @@ async fn the_report_services_events_queue_parks_bad_input_and_keeps_serving() {
     bad.push(poison(&topo.events_exchange(), &routing, &event(&summary("nice", 2, "on\u{0}line")), Some(&key)));
     let reasons = inject_bad(bad).await;
 
-    rampart_tests::inject(vec![rampart_shared::amqp::publisher::Outgoing::envelope(
+    rampart_tests::inject(vec![Outgoing::envelope(
         topo.events_exchange(), routing.clone(), &event(&summary("nantes", 3, "online")), Some(&key),
     )])
     .await;
@@ -237,7 +238,7 @@ async fn a_message_whose_consumer_keeps_dying_ends_parked_at_the_delivery_limit(
     let exchange = site.topology().site_exchange();
     let options = site.halt().await;
     let key = Topology::site_key(&options.instance, kind::HEARTBEAT);
-    rampart_tests::inject(vec![rampart_shared::amqp::publisher::Outgoing::envelope(
+    rampart_tests::inject(vec![Outgoing::envelope(
         exchange, key, &Envelope::new(kind::HEARTBEAT, "ep-doomed", 1, &heartbeat("ep-doomed", "pc")), None,
     )])
     .await;

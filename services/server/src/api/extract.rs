@@ -36,13 +36,12 @@ pub struct Body<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
         if !json_content_type(request.headers()) {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as JSON, with 'Content-Type: application/json'".into(),
             ));
         }
-        let _ = state;
         let bytes = read_body(request.into_body()).await?;
         if let Err(e) = serde_json::from_slice::<IgnoredAny>(&bytes) {
             return Err(ApiError::BadRequest(format!("the body is not valid JSON: {e}")));
