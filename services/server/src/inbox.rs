@@ -203,7 +203,8 @@ async fn record_late_results(
         late.entry(row.get(0)).or_default().push(row.get(1));
     }
     let queue = state.site.topology.site_inbox(&state.site.instance);
-    for (task_id, endpoints) in late {
+    for (task_id, mut endpoints) in late {
+        endpoints.sort_unstable();
         let shown: Vec<&str> = endpoints.iter().take(5).map(String::as_str).collect();
         let more = endpoints.len().saturating_sub(shown.len());
         let reason = format!(
