@@ -28,6 +28,8 @@ const WAIT: Duration = Duration::from_secs(60);
 struct Server {
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; they end when the pipes close.
+    readers: Vec<std::thread::JoinHandle<()>>,
     database_url: String,
 }
 
@@ -44,15 +46,16 @@ impl Server {
             .spawn()
             .expect("the server binary runs");
         let output = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
             let output = output.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     output.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Self { child, output, database_url }
+        Self { child, output, readers, database_url }
     }
 
     /// Everything printed so far, without terminal colour codes.
@@ -100,7 +103,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        std::thread::sleep(Duration::from_millis(100)); // the reader threads see the pipes close
+        // Everything printed is read once both pipes are closed.
+        let read_all = Instant::now() + Duration::from_secs(5);
+        while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < read_all {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let text = self.text();
         assert!(status.is_some_and(|s| s.success()), "the server did not stop cleanly ({status:?}):\n{text}");
         text
