@@ -5,6 +5,7 @@
 //! as production, starts the server on port 0, and returns helpers to call
 //! its API. `stop` shuts it down and removes the database and the queues.
 
+pub mod abuse;
 pub mod hierarchy;
 pub mod report;
 pub mod smtp;

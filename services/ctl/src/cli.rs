@@ -12,7 +12,7 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    deploy, endpoints, groups, hierarchy, license, policies, replication, reports, settings, slaves, tasks,
+    deploy, endpoints, groups, hierarchy, license, policies, refused, replication, reports, settings, slaves, tasks,
     tree, verify, views, virtual_groups,
 };
 
@@ -83,6 +83,8 @@ pub enum Command {
     Detections(views::DetectionsArgs),
     /// Network audit: computers the agents discovered on the network.
     Audit,
+    /// Messages this server refused (forged, malformed, unknown sender, poison) or ignored as late.
+    Refused(refused::RefusedArgs),
     /// Deployment tool: install agents on discovered computers.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),

@@ -16,7 +16,8 @@
 //! * One module per command family: [`endpoints`], [`groups`],
 //!   [`virtual_groups`], [`policies`], [`tasks`], [`tree`], [`views`]
 //!   (health, status, dashboard, detections, audit), [`deploy`],
-//!   [`settings`] (auto-deploy, e-mail) and [`license`].
+//!   [`settings`] (auto-deploy, e-mail), [`license`] and [`refused`] (the
+//!   audit of refused messages).
 //! * The master/slave hierarchy: [`hierarchy`] (registration tokens,
 //!   `register`, `unregister`), [`slaves`] (a master's slaves) and
 //!   [`rollout`] (`--target` for policies and tasks sent to slaves, and how
@@ -39,6 +40,7 @@ pub mod hierarchy;
 pub mod license;
 pub mod output;
 pub mod policies;
+pub mod refused;
 pub mod replication;
 pub mod reports;
 pub mod rollout;
@@ -108,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dashboard => views::dashboard(&session).await,
         Command::Detections(args) => views::detections(args, &session).await,
         Command::Audit => views::audit(&session).await,
+        Command::Refused(args) => refused::run(args, &session).await,
         Command::Deploy(command) => deploy::run(command, &session).await,
         Command::AutoDeploy(command) => settings::auto_deploy(command, &session).await,
         Command::Email(command) => settings::email(command, &session).await,

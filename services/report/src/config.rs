@@ -49,8 +49,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = rampart_shared::config::read(path, rampart_shared::config::MAX_FILE_BYTES)?;
         Self::parse(&text, |name| std::env::var(name).ok(), path.parent())
     }
 

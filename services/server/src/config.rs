@@ -125,10 +125,7 @@ pub struct Settings {
 impl Settings {
     /// Reads, overrides from the environment, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = rampart_shared::config::read(path, rampart_shared::config::MAX_FILE_BYTES)?;
         Self::parse(&text, |name| std::env::var(name).ok(), path.parent())
     }
 
@@ -162,6 +159,12 @@ impl Settings {
             reports_xml.service_url = Some(url);
         }
         let reports = reports(reports_xml, role, base_dir)?;
+        if let Some(license) = &xml.license {
+            // Format and signature now, before anything is created; expiry
+            // at install, so a configured key that expires later never stops a restart.
+            rampart_shared::license::License::verify(license.key.expose(), chrono::NaiveDate::MIN)
+                .map_err(|e| ConfigError::invalid("<Server>/<License>/<Key>", e.to_string()))?;
+        }
         Ok(Self {
             instance: xml.instance.name,
             role,
@@ -309,6 +312,14 @@ mod tests {
         assert!(error(&text).contains("DOCTYPE"), "{}", error(&text));
         let text = MINIMAL.replace("</Broker>", "</Brokr>");
         assert!(error(&text).starts_with("malformed XML at line 4"), "{}", error(&text));
+    }
+
+    #[test]
+    fn refuses_a_license_key_that_is_not_the_vendors() {
+        let text = MINIMAL.replace("</Server>", "<License><Key>RAMPART1.e30.c2lnbmF0dXJl</Key></License></Server>");
+        let e = error(&text);
+        assert!(e.starts_with("<Server>/<License>/<Key>: license key is not in the"), "{e}");
+        assert!(!e.contains("c2lnbmF0dXJl"), "the key is not echoed: {e}");
     }
 
     #[test]

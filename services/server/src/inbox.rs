@@ -4,9 +4,12 @@
 //! Each batch is applied in one transaction; every statement is idempotent
 //! (heartbeats keep the newest snapshot, detections are keyed by id, task
 //! results never leave a finished state), so a redelivered batch changes
-//! nothing.
+//! nothing. A task result for a task this server does not have on that
+//! endpoint (cancelled when the server left its master, or deleted) is a
+//! late result: ignored and recorded in the audit ([`crate::refused`]), in
+//! the same transaction. Refused deliveries are recorded there too.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
@@ -17,7 +20,7 @@ use rampart_shared::{
     Envelope,
 };
 
-use crate::{deployments, licensing, policies, security, state::AppState};
+use crate::{deployments, licensing, policies, refused, security, state::AppState};
 
 /// A decoded agent message and when its agent sent it.
 pub struct Inbound {
@@ -45,6 +48,11 @@ impl BatchHandler for AgentInbox {
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
         apply_batch(&self.state, batch).await.map_err(classify)
+    }
+
+    async fn refused(&self, delivery: &Delivery, reason: &str) {
+        let queue = self.state.site.topology.site_inbox(&self.state.site.instance);
+        refused::record(&self.state, refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
     }
 }
 
@@ -95,6 +103,8 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
     // Heartbeats (the policy an endpoint applied) and task results move the
     // progress a slave reports to its master.
     let progress = batch.iter().any(|i| matches!(i.message, AgentMessage::Heartbeat(_) | AgentMessage::TaskResult(_)));
+    // Task results that changed nothing: a duplicate of a finished one, or late.
+    let mut unapplied: Vec<(uuid::Uuid, String)> = Vec::new();
     for inbound in batch {
         match &inbound.message {
             AgentMessage::Heartbeat(h) => {
@@ -131,13 +141,17 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
             AgentMessage::TaskResult(r) => {
                 let scanned = i64::try_from(r.scanned_files).unwrap_or(i64::MAX);
                 let detections = i32::try_from(r.detections).unwrap_or(i32::MAX);
-                tx.execute(
-                    "UPDATE task_results SET state = $3, scanned_files = $4, detections = $5, message = $6, updated_at = now()
-                      WHERE task_id = $1 AND endpoint_id = $2
-                        AND state NOT IN ('succeeded', 'failed', 'cancelled')",
-                    &[&r.task_id, &r.endpoint_id, &r.state.as_str(), &scanned, &detections, &r.message],
-                )
-                .await?;
+                let updated = tx
+                    .execute(
+                        "UPDATE task_results SET state = $3, scanned_files = $4, detections = $5, message = $6, updated_at = now()
+                          WHERE task_id = $1 AND endpoint_id = $2
+                            AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+                        &[&r.task_id, &r.endpoint_id, &r.state.as_str(), &scanned, &detections, &r.message],
+                    )
+                    .await?;
+                if updated == 0 {
+                    unapplied.push((r.task_id, r.endpoint_id.clone()));
+                }
             }
             AgentMessage::DeployResult(r) => {
                 let new_state = if r.succeeded { "succeeded" } else { "failed" };
@@ -161,12 +175,60 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
         let unmanaged = unmanaged_without_deployment(&tx, &discovered).await?;
         queued += deployments::create(&tx, &state.site, &unmanaged, true).await?.len();
     }
+    if !unapplied.is_empty() {
+        record_late_results(&tx, state, &unapplied).await?;
+    }
     tx.commit().await?;
     if queued > 0 {
         state.outbox_wake.notify_one();
     }
     if progress {
         state.report_wake.notify_one();
+    }
+    Ok(())
+}
+
+/// Records the task results of `unapplied` whose task this server does not
+/// have on that endpoint (duplicates of finished results are not late):
+/// one audit row per task, naming a few of the endpoints.
+async fn record_late_results(
+    tx: &deadpool_postgres::Transaction<'_>,
+    state: &AppState,
+    unapplied: &[(uuid::Uuid, String)],
+) -> Result<(), tokio_postgres::Error> {
+    let (tasks, endpoints): (Vec<uuid::Uuid>, Vec<&str>) = unapplied.iter().map(|(t, e)| (*t, e.as_str())).unzip();
+    let rows = tx
+        .query(
+            "SELECT u.task_id, u.endpoint_id FROM unnest($1::uuid[], $2::text[]) AS u (task_id, endpoint_id)
+              WHERE NOT EXISTS (SELECT 1 FROM task_results r WHERE r.task_id = u.task_id AND r.endpoint_id = u.endpoint_id)",
+            &[&tasks, &endpoints],
+        )
+        .await?;
+    let mut late: BTreeMap<uuid::Uuid, Vec<String>> = BTreeMap::new();
+    for row in &rows {
+        late.entry(row.get(0)).or_default().push(row.get(1));
+    }
+    let queue = state.site.topology.site_inbox(&state.site.instance);
+    for (task_id, mut endpoints) in late {
+        endpoints.sort_unstable();
+        let shown: Vec<&str> = endpoints.iter().take(5).map(String::as_str).collect();
+        let more = endpoints.len().saturating_sub(shown.len());
+        let reason = format!(
+            "late task result: task {task_id} is not known here for {} endpoint(s) ({}{}): it was cancelled when this \
+             server left its master, or deleted; the result was ignored",
+            endpoints.len(),
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() },
+        );
+        tracing::info!(%task_id, endpoints = endpoints.len(), "Ignored late results of a task that is gone.");
+        let refusal = refused::Refusal {
+            queue: queue.clone(),
+            sender: endpoints.first().cloned(),
+            kind: Some(rampart_shared::messages::kind::TASK_RESULT.to_owned()),
+            reason,
+            ..Default::default()
+        };
+        refused::record_with(tx, &refusal).await?;
     }
     Ok(())
 }

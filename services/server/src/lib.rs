@@ -16,6 +16,7 @@
 //!   replicator, the master's apply and verification.
 //! * [`reports`]: events for the report service (master), reports on
 //!   request and on a schedule (stand-alone, slave).
+//! * [`refused`]: the audit of refused messages, from every consumer.
 //! * [`failpoints`]: where fault tests stop a server as if it died.
 //! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
 //! * [`tasks`]: starting and cancelling tasks on endpoints.
@@ -35,6 +36,7 @@ pub mod mail;
 pub mod migrations;
 pub mod outbox;
 pub mod policies;
+pub mod refused;
 pub mod replication;
 pub mod reports;
 pub mod role;

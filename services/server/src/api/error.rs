@@ -1,12 +1,10 @@
-//! API errors as JSON, and extractors whose refusals are JSON errors too.
+//! API errors as JSON: one enum, its status codes and its body.
 
 use axum::{
-    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Query, Request},
-    http::{request::Parts, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
-use serde::de::DeserializeOwned;
 
 use crate::role::{Feature, Role};
 
@@ -21,6 +19,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     FeatureUnavailable(String),
     #[error("{0}")]
@@ -45,6 +49,9 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::FeatureUnavailable(_) => (StatusCode::CONFLICT, "feature_unavailable"),
             Self::ReadOnly(_) => (StatusCode::CONFLICT, "read_only"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -72,6 +79,12 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of an oversized body may still be on its way.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -89,6 +102,13 @@ impl From<tokio_postgres::Error> for ApiError {
                 e.as_db_error().and_then(|d| d.detail()).unwrap_or("already exists").to_owned(),
             ),
             _ if rampart_shared::db::is_transient(&e) => Self::Unavailable(format!("the database is unavailable: {e}")),
+            // Class 22, data exception: a value the database cannot take
+            // (a NUL character, a number out of range), so the request's fault.
+            Some(c) if c.code().starts_with("22") => {
+                let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
+                tracing::warn!(error = %message, "The database refused a value of a request.");
+                Self::Invalid(format!("a value of the request is not acceptable: {message}"))
+            }
             _ => Self::Internal(e.into()),
         }
     }
@@ -97,35 +117,6 @@ impl From<tokio_postgres::Error> for ApiError {
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         Self::Unavailable(format!("the database is unavailable: {e}"))
-    }
-}
-
-/// A JSON body; malformed JSON is a 400, wrong fields a 422 naming them.
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Invalid(e.body_text())),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
-        }
-    }
-}
-
-/// A query string; wrong parameters are a 400 naming them.
-pub struct Params<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(Params(value)),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
-        }
     }
 }
 

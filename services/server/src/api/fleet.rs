@@ -65,6 +65,9 @@ pub async fn list_endpoints(State(state): State<SharedState>, Params(f): Params<
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));
     }
+    if f.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::Invalid("offset must be 0 or more".into()));
+    }
     if state.role() == Role::Master {
         let filter = consolidated::Filter {
             slave: f.slave, group: f.group, status: f.status, licensed: f.licensed, search: f.search,

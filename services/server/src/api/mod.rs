@@ -10,6 +10,7 @@
 mod admin;
 mod consolidated;
 mod error;
+mod extract;
 mod fanout;
 mod fleet;
 mod hierarchy;
@@ -29,7 +30,8 @@ use axum::{
     Json, Router,
 };
 
-pub use error::{ApiError, Body, Params};
+pub use error::ApiError;
+pub use extract::{Body, Params};
 
 use crate::{role::Feature, state::SharedState};
 
@@ -41,6 +43,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/dashboard", get(views::dashboard))
         .route("/detections", get(views::detections))
         .route("/audit", get(views::audit))
+        .route("/refused-messages", get(views::refused_messages))
         .route("/tree", get(fleet::tree))
         .route("/endpoints", get(fleet::list_endpoints))
         .route("/endpoints/{id}", get(fleet::show_endpoint))
@@ -85,6 +88,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/reports/schedules/{id}/run", post(reports::run_schedule))
         .route("/reports/{kind}", get(reports::show))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
@@ -93,7 +97,13 @@ pub fn router(state: SharedState) -> Router {
         // Server to server: the registration token in the body is the credential.
         .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
         .nest("/api", api)
+        .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method} (see docs/api.md)", uri.path()))
 }
 
 /// Refuses requests without the right bearer token.

@@ -1,4 +1,5 @@
-//! Read-only views: health, status, dashboard, detections, network audit.
+//! Read-only views: health, status, dashboard, detections, network audit,
+//! and the audit of refused messages.
 
 use axum::{extract::State, Json};
 use serde::Deserialize;
@@ -6,7 +7,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
 use super::{fleet, ApiError, ApiResult, Params};
-use crate::{licensing, outbox, state::SharedState};
+use crate::{licensing, outbox, refused, state::SharedState};
 
 pub async fn health(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({"status": "ok", "instance": state.site.instance, "role": state.role()}))
@@ -142,4 +143,14 @@ pub async fn audit(State(state): State<SharedState>) -> ApiResult<Value> {
     Ok(Json(json!({"summary": {"discovered": computers.len(), "managed": managed,
                                "unmanaged": computers.len() as i64 - managed, "unprotected": unprotected},
                    "computers": computers})))
+}
+
+/// `GET /api/refused-messages?queue=&slave=&sender=&limit=`: what this
+/// server refused or ignored, newest first.
+pub async fn refused_messages(State(state): State<SharedState>, Params(filter): Params<refused::Filter>) -> ApiResult<Value> {
+    let limit = filter.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));
+    }
+    Ok(Json(refused::list(&state.pool.get().await?, &filter, limit).await?))
 }

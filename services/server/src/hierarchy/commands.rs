@@ -51,6 +51,11 @@ impl BatchHandler for CommandInbox {
     async fn apply(&self, batch: &[MasterCommand]) -> Result<(), ApplyError> {
         apply_batch(&self.state, batch).await.map_err(crate::inbox::classify)
     }
+
+    async fn refused(&self, delivery: &Delivery, reason: &str) {
+        let queue = self.state.site.topology.slave_commands_queue(&self.state.site.instance);
+        crate::refused::record(&self.state, crate::refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
+    }
 }
 
 async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Result<()> {

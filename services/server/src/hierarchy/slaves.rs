@@ -24,7 +24,7 @@ use rampart_shared::{
 use serde_json::{json, Value};
 
 use super::{fanout, tokens, SlaveEntry, OFFLINE_AFTER};
-use crate::{api::ApiError, reports::{self, events::Touched}, role::Role, state::AppState};
+use crate::{api::ApiError, refused, reports::{self, events::Touched}, role::Role, state::AppState};
 
 /// Registers a slave: checks the token, records the slave, declares its
 /// command queue and issues its keys, all or nothing.
@@ -39,6 +39,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     let slave = NameSegment::parse(request.slave_id.trim())
         .map_err(|e| ApiError::Invalid(format!("slave_id {e}")))?
         .to_string();
+    check_request(&request).map_err(ApiError::Invalid)?;
     if slave == state.site.instance {
         return Err(ApiError::Conflict(format!("'{slave}' is this master's own name; a slave needs another instance name")));
     }
@@ -88,6 +89,25 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
     Ok(RegisterResponse { master_id: state.site.instance.clone(), slave_key: slave_key.to_hex(), command_key: command_key.to_hex() })
+}
+
+/// What the types of a registration do not say: versions that are short
+/// text, counts that are not negative (it is checked before the token is
+/// used, so a refused request leaves it unused).
+fn check_request(request: &RegisterRequest) -> Result<(), String> {
+    for (field, version) in [("version", &request.version), ("heartbeat.version", &request.heartbeat.version)] {
+        if version.trim().is_empty() || version.len() > 64 {
+            return Err(format!("{field} must be 1 to 64 characters"));
+        }
+    }
+    let heartbeat = &request.heartbeat;
+    if heartbeat.endpoints < 0 {
+        return Err(format!("heartbeat.endpoints is {}: a count cannot be negative", heartbeat.endpoints));
+    }
+    if heartbeat.license.as_ref().is_some_and(|l| l.seats < 0 || l.used < 0) {
+        return Err("heartbeat.license: seats and used cannot be negative".into());
+    }
+    Ok(())
 }
 
 async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), ApiError> {
@@ -306,25 +326,17 @@ impl BatchHandler for StatusInbox {
     }
 }
 
-/// Records a message refused from a (claimed) slave in `refused_messages`.
+/// Records a message refused on `<ns>.master.status` or
+/// `<ns>.master.replication` in the audit, with the slave its routing key names.
 pub async fn record_refused(state: &AppState, delivery: &Delivery, reason: &str) {
-    let slave = Topology::slave_of_key(delivery.routing_key.as_str());
-    let kind = delivery.properties.kind().as_ref().map(|k| k.to_string());
-    let message_id = delivery.properties.message_id().as_ref().map(|k| k.to_string());
-    let recorded = match state.pool.get().await {
-        Ok(client) => client
-            .execute(
-                "INSERT INTO refused_messages (slave_id, kind, message_id, reason) VALUES ($1, $2, $3, $4)",
-                &[&slave, &kind, &message_id, &reason],
-            )
-            .await
-            .map(|_| ())
-            .map_err(anyhow::Error::from),
-        Err(e) => Err(e.into()),
+    let topology = &state.site.topology;
+    let queue = match delivery.exchange.as_str() {
+        "" => delivery.routing_key.to_string(),
+        exchange if exchange == topology.replication_exchange() => topology.master_replication_queue(),
+        _ => topology.master_status_queue(),
     };
-    if let Err(e) = recorded {
-        tracing::error!(error = %format!("{e:#}"), slave_id = slave.unwrap_or("-"), "Could not record a refused message.");
-    }
+    let slave = Topology::slave_of_key(delivery.routing_key.as_str());
+    refused::record(state, refused::Refusal::of_delivery(&queue, delivery, slave, reason)).await;
 }
 
 /// Applies reports in one transaction; returns the slaves that left.
