@@ -69,6 +69,13 @@ pub struct Keyring {
     master_key: Option<SigningKey>,
     slaves: RwLock<HashMap<String, SlaveEntry>>,
     link: RwLock<Option<MasterLink>>,
+    /// Held from the read of the database to the write of the mirror, so
+    /// reloads take effect in the order they read: two registrations
+    /// committing at once each reload, and the reload that read first (it
+    /// saw only one of them) could otherwise write last and leave the other
+    /// slave out until the next change, its messages refused meanwhile (seen
+    /// with 100 slaves registering four at a time).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Keyring {
@@ -101,6 +108,7 @@ impl Keyring {
 
     /// Re-reads the slaves the master accepts messages from.
     pub async fn reload_slaves<C: GenericClient>(&self, client: &C) -> Result<(), tokio_postgres::Error> {
+        let _in_order = self.reloading.lock().await;
         let rows = client.query("SELECT id, slave_key, state FROM slaves WHERE state <> 'removed'", &[]).await?;
         let map = rows
             .iter()
@@ -119,6 +127,7 @@ impl Keyring {
 
     /// Re-reads this slave's master link.
     pub async fn reload_link<C: GenericClient>(&self, client: &C) -> Result<(), tokio_postgres::Error> {
+        let _in_order = self.reloading.lock().await;
         let link = client
             .query_opt("SELECT master_id, address, slave_key, command_key, registered_at FROM master_link WHERE id = 1", &[])
             .await?
