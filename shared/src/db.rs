@@ -4,8 +4,14 @@
 //! missing (handy for new sites, demos and tests); [`migrate`] applies the
 //! service's numbered SQL migrations once each, under an advisory lock, each
 //! in its own transaction, recording them in `schema_migrations`.
+//! [`CachedStatements`] runs the hot paths' statements prepared once per
+//! connection.
+
+mod cached;
 
 use std::time::Duration;
+
+pub use cached::CachedStatements;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;

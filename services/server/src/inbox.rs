@@ -14,6 +14,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use rampart_shared::{
+    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
     envelope::Rejection,
     messages::{AgentMessage, Heartbeat},
@@ -113,7 +114,7 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
                 }
             }
             AgentMessage::Detection(d) => {
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO detections (detection_id, endpoint_id, malware, path, action, detected_at, task_id)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (detection_id) DO NOTHING",
                     &[&d.detection_id, &d.endpoint_id, &d.malware, &d.path, &d.action.as_str(), &d.detected_at, &d.task_id],
@@ -123,7 +124,7 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
             AgentMessage::Discovery(d) => {
                 for c in &d.computers {
                     let row = tx
-                        .query_one(
+                        .query_one_cached(
                             "INSERT INTO discovered_computers (computer_id, hostname, ip, mac, os, third_party_protection, reported_by)
                              VALUES ($1, $2, $3::text::inet, $4, $5, $6, $7)
                              ON CONFLICT (computer_id) DO UPDATE SET hostname = excluded.hostname, ip = excluded.ip,
@@ -142,7 +143,7 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
                 let scanned = i64::try_from(r.scanned_files).unwrap_or(i64::MAX);
                 let detections = i32::try_from(r.detections).unwrap_or(i32::MAX);
                 let updated = tx
-                    .execute(
+                    .execute_cached(
                         "UPDATE task_results SET state = $3, scanned_files = $4, detections = $5, message = $6, updated_at = now()
                           WHERE task_id = $1 AND endpoint_id = $2
                             AND state NOT IN ('succeeded', 'failed', 'cancelled')",
@@ -155,7 +156,7 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
             }
             AgentMessage::DeployResult(r) => {
                 let new_state = if r.succeeded { "succeeded" } else { "failed" };
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE deployments SET state = $2, message = $3, finished_at = now()
                       WHERE id = $1 AND state = 'pending'",
                     &[&r.deployment_id, &new_state, &r.message],
@@ -198,7 +199,7 @@ async fn record_late_results(
 ) -> Result<(), tokio_postgres::Error> {
     let (tasks, endpoints): (Vec<uuid::Uuid>, Vec<&str>) = unapplied.iter().map(|(t, e)| (*t, e.as_str())).unzip();
     let rows = tx
-        .query(
+        .query_cached(
             "SELECT u.task_id, u.endpoint_id FROM unnest($1::uuid[], $2::text[]) AS u (task_id, endpoint_id)
               WHERE NOT EXISTS (SELECT 1 FROM task_results r WHERE r.task_id = u.task_id AND r.endpoint_id = u.endpoint_id)",
             &[&tasks, &endpoints],
@@ -245,7 +246,7 @@ async fn upsert_endpoint(
     let status = security::judge(h.active_threats, h.realtime_protection, h.signatures_date, today, outdated_after_days);
     let threats = i32::try_from(h.active_threats).unwrap_or(i32::MAX);
     let row = tx
-        .query_opt(
+        .query_opt_cached(
             "INSERT INTO endpoints (id, hostname, ip, os, group_id, agent_version, signatures_version, signatures_date,
                                     realtime_protection, active_threats, status, last_seen,
                                     applied_policy_id, applied_policy_version)
@@ -275,7 +276,7 @@ async fn unmanaged_without_deployment(
     computers: &[String],
 ) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = tx
-        .query(
+        .query_cached(
             "SELECT c.computer_id FROM discovered_computers c
               WHERE c.computer_id = ANY($1)
                 AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = c.computer_id)

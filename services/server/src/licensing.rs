@@ -6,6 +6,7 @@
 
 use chrono::{NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
+use rampart_shared::db::CachedStatements;
 use rampart_shared::license::{License, LicenseError};
 use serde::Serialize;
 
@@ -25,7 +26,7 @@ pub struct LicenseSummary {
 /// Seats usable today (0 without a valid license).
 pub async fn seats<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
     let row = client
-        .query_opt("SELECT seats FROM license WHERE expires_on >= current_date", &[])
+        .query_opt_cached("SELECT seats FROM license WHERE expires_on >= current_date", &[])
         .await?;
     Ok(row.map(|r| i64::from(r.get::<_, i32>(0))).unwrap_or(0))
 }
@@ -35,7 +36,7 @@ pub async fn seats<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::
 pub async fn assign_seats<C: GenericClient>(client: &C) -> Result<u64, tokio_postgres::Error> {
     let seats = seats(client).await?;
     client
-        .execute(
+        .execute_cached(
             "UPDATE endpoints e SET licensed = r.rn <= $1
                FROM (SELECT id, row_number() OVER (ORDER BY enrolled_at, id) AS rn FROM endpoints) r
               WHERE e.id = r.id AND e.licensed IS DISTINCT FROM (r.rn <= $1)",
@@ -69,7 +70,7 @@ async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Resu
     let license = License::verify(key, Utc::now().date_naive())?;
     let seats = i32::try_from(license.seats).map_err(|_| InstallError::Invalid(LicenseError::Format))?;
     let tx = client.transaction().await?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO license (id, key, license_id, customer, seats, issued_on, expires_on)
          VALUES (1, $1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO UPDATE SET key = excluded.key, license_id = excluded.license_id,
@@ -95,14 +96,14 @@ pub enum InstallError {
 
 pub async fn summary<C: GenericClient>(client: &C) -> Result<LicenseSummary, tokio_postgres::Error> {
     let counts = client
-        .query_one(
+        .query_one_cached(
             "SELECT count(*) FILTER (WHERE licensed), count(*) FILTER (WHERE NOT licensed) FROM endpoints",
             &[],
         )
         .await?;
     let (used, unlicensed): (i64, i64) = (counts.get(0), counts.get(1));
     let row = client
-        .query_opt("SELECT license_id, customer, seats, expires_on FROM license", &[])
+        .query_opt_cached("SELECT license_id, customer, seats, expires_on FROM license", &[])
         .await?;
     Ok(match row {
         None => LicenseSummary {

@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::{GenericClient, Pool};
 use rampart_shared::{
+    db::CachedStatements,
     amqp::publisher::{Delivered, Outgoing, Publisher},
     envelope,
     signing::SigningKey,
@@ -35,7 +36,7 @@ pub async fn enqueue<C: GenericClient>(tx: &C, commands: &[Command]) -> Result<(
     }
     let count = commands.len() as i64;
     let ids: Vec<i64> = tx
-        .query("SELECT nextval('outbox_id_seq') FROM generate_series(1, $1::bigint)", &[&count])
+        .query_cached("SELECT nextval('outbox_id_seq') FROM generate_series(1, $1::bigint)", &[&count])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -57,7 +58,7 @@ pub async fn enqueue<C: GenericClient>(tx: &C, commands: &[Command]) -> Result<(
         kinds.push(command.envelope.kind.as_str());
         payloads.push(payload);
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO outbox (id, exchange, routing_key, payload, message_id, kind, signature)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::uuid[], $6::text[], $7::text[])",
         &[&ids, &exchanges, &keys, &payloads, &message_ids, &kinds, &signatures],
@@ -68,7 +69,7 @@ pub async fn enqueue<C: GenericClient>(tx: &C, commands: &[Command]) -> Result<(
 
 /// Rows waiting to be published.
 pub async fn depth<C: deadpool_postgres::GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
-    Ok(client.query_one("SELECT count(*) FROM outbox", &[]).await?.get(0))
+    Ok(client.query_one_cached("SELECT count(*) FROM outbox", &[]).await?.get(0))
 }
 
 /// Publishes the outbox until shutdown. `wake` is notified after each commit
@@ -101,7 +102,7 @@ pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shu
 async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
-        .query(
+        .query_cached(
             "SELECT id, exchange, routing_key, payload, message_id, kind, signature FROM outbox ORDER BY id LIMIT $1",
             &[&limit],
         )
@@ -129,7 +130,7 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::R
     if !unroutable.is_empty() {
         tracing::warn!(count = unroutable.len(), first = unroutable[0], "Messages had no queue bound (no agent serves those endpoints, or the peer server is gone); dropped.");
     }
-    client.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
+    client.execute_cached("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
     tracing::debug!(published = ids.len(), "Relayed outbox.");
     Ok(ids.len())
 }

@@ -8,6 +8,7 @@
 //! endpoints that changed, and queues an `endpoint.policy` for each of them.
 
 use deadpool_postgres::GenericClient;
+use rampart_shared::db::CachedStatements;
 use rampart_shared::messages::{EndpointCommand, EndpointPolicy, PolicySettings};
 use uuid::Uuid;
 
@@ -55,12 +56,12 @@ const FLEET_LOCK: i64 = 0x0052_414d_5046_4c54;
 /// once, before it touches any: it waits for the agent inbox's batches (which
 /// hold the lock shared) instead of deadlocking with their row locks.
 pub async fn lock_fleet<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FLEET_LOCK]).await.map(|_| ())
+    tx.execute_cached("SELECT pg_advisory_xact_lock($1)", &[&FLEET_LOCK]).await.map(|_| ())
 }
 
 /// Taken (shared) by each agent inbox batch at its start.
 pub async fn lock_fleet_shared<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
-    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&FLEET_LOCK]).await.map(|_| ())
+    tx.execute_cached("SELECT pg_advisory_xact_lock_shared($1)", &[&FLEET_LOCK]).await.map(|_| ())
 }
 
 /// Recomputes effective policies for `endpoints` (all when `None`) and
@@ -76,7 +77,7 @@ pub async fn refresh<C: GenericClient>(
         lock_fleet(tx).await?;
     }
     let scope: Option<Vec<&str>> = endpoints.map(|ids| ids.iter().map(String::as_str).collect());
-    let rows = tx.query(REFRESH_SQL, &[&scope, &resend]).await?;
+    let rows = tx.query_cached(REFRESH_SQL, &[&scope, &resend]).await?;
     let commands: Vec<outbox::Command> = rows
         .iter()
         .map(|row| {

@@ -4,6 +4,7 @@
 //! a master all go through here.
 
 use deadpool_postgres::GenericClient;
+use rampart_shared::db::CachedStatements;
 use rampart_shared::messages::{CancelTask, EndpointCommand, EndpointTask, TaskKind};
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ pub async fn dispatch<C: GenericClient>(
     kind: TaskKind,
     endpoints: &[String],
 ) -> Result<Vec<Command>, tokio_postgres::Error> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO task_results (task_id, endpoint_id, state) SELECT $1, unnest($2::text[]), 'pending'",
         &[&task_id, &endpoints],
     )
@@ -44,7 +45,7 @@ pub async fn cancel_open<C: GenericClient>(
     message: &str,
 ) -> Result<Cancelled, tokio_postgres::Error> {
     let open: Vec<(Uuid, String)> = tx
-        .query(
+        .query_cached(
             "UPDATE task_results SET state = 'cancelled', message = $2, updated_at = now()
               WHERE task_id = ANY($1) AND state IN ('pending', 'running') RETURNING task_id, endpoint_id",
             &[&tasks, &message],

@@ -7,6 +7,7 @@
 
 use axum::{http::StatusCode, Json};
 use rampart_shared::{
+    db::CachedStatements,
     hierarchy::SlaveTarget,
     messages::{PolicySettings, TaskKind},
 };
@@ -41,7 +42,7 @@ pub async fn create_policy(state: SharedState, name: String, settings: PolicySet
     let tx = client.transaction().await?;
     let slaves = slaves_of(&tx, &target).await?;
     let id = Uuid::new_v4();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO policies (id, name, owner, settings, target) VALUES ($1, $2, 'local', $3, $4)",
         &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize"), &serde_json::to_value(&target).expect("targets serialize")],
     )
@@ -129,7 +130,7 @@ pub async fn create_task(state: SharedState, name: Option<String>, kind: TaskKin
     }
     let id = Uuid::new_v4();
     let name = name.unwrap_or_else(|| format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M")));
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO tasks (id, name, kind, owner, target) VALUES ($1, $2, $3, 'local', $4)",
         &[&id, &name, &kind.as_str(), &serde_json::to_value(&target).expect("targets serialize")],
     )
@@ -146,7 +147,7 @@ pub async fn cancel_task(state: SharedState, id: Uuid) -> ApiResult<Value> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     show_task(&tx, id).await?;
-    tx.execute("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
+    tx.execute_cached("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
     let slaves = fanout::cancel_task(&tx, &state, id).await?;
     let task = show_task(&tx, id).await?;
     tx.commit().await?;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use deadpool_postgres::{GenericClient, Transaction};
 use lapin::message::Delivery;
 use rampart_shared::{
+    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
     envelope::{header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, MasterPolicy, MasterTask, Scope},
@@ -74,7 +75,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
             MasterCommand::Policy(p) => apply_policy(&tx, p, &mut affected).await?,
             MasterCommand::PolicyRemoved(r) => {
                 affected.add_assignments(&tx, r.policy_id).await?;
-                tx.execute("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id]).await?;
+                tx.execute_cached("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id]).await?;
             }
             MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
             MasterCommand::CancelTask(c) => commands.extend(cancel_task(&tx, state, c.task_id).await?),
@@ -128,7 +129,7 @@ struct Affected {
 impl Affected {
     /// The endpoints of every current assignment of `policy_id`.
     async fn add_assignments<C: GenericClient>(&mut self, tx: &C, policy_id: Uuid) -> Result<(), tokio_postgres::Error> {
-        let assignments = tx.query("SELECT target_kind, target_id FROM policy_assignments WHERE policy_id = $1", &[&policy_id]).await?;
+        let assignments = tx.query_cached("SELECT target_kind, target_id FROM policy_assignments WHERE policy_id = $1", &[&policy_id]).await?;
         for a in assignments {
             self.add(tx, a.get(0), a.get(1)).await?;
         }
@@ -169,10 +170,10 @@ impl Affected {
 async fn endpoints_in_scope<C: GenericClient>(tx: &C, kind: &str, id: &str) -> Result<Vec<String>, tokio_postgres::Error> {
     let group = || id.parse::<i64>().ok();
     let rows = match (kind, group()) {
-        ("all", _) => tx.query("SELECT id FROM endpoints ORDER BY id", &[]).await?,
-        ("group", Some(group)) => tx.query("SELECT id FROM endpoints WHERE group_id = $1 ORDER BY id", &[&group]).await?,
+        ("all", _) => tx.query_cached("SELECT id FROM endpoints ORDER BY id", &[]).await?,
+        ("group", Some(group)) => tx.query_cached("SELECT id FROM endpoints WHERE group_id = $1 ORDER BY id", &[&group]).await?,
         ("virtual_group", Some(group)) => {
-            tx.query(
+            tx.query_cached(
                 "SELECT e.id FROM virtual_group_members m JOIN endpoints e ON e.id = m.endpoint_id
                   WHERE m.virtual_group_id = $1 ORDER BY e.id",
                 &[&group],
@@ -189,7 +190,7 @@ async fn endpoints_in_scope<C: GenericClient>(tx: &C, kind: &str, id: &str) -> R
 async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Affected) -> Result<(), tokio_postgres::Error> {
     let settings = serde_json::to_value(&p.settings).expect("settings serialize");
     let changed = tx
-        .execute(
+        .execute_cached(
             "INSERT INTO policies (id, name, owner, version, settings) VALUES ($1, $2, 'master', $3, $4)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, version = excluded.version, settings = excluded.settings,
                  updated_at = now(), failure = NULL
@@ -201,10 +202,10 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Aff
         return Ok(());
     }
     affected.add_assignments(tx, p.policy_id).await?;
-    tx.execute("DELETE FROM policy_assignments WHERE policy_id = $1", &[&p.policy_id]).await?;
+    tx.execute_cached("DELETE FROM policy_assignments WHERE policy_id = $1", &[&p.policy_id]).await?;
     match resolve_scope(tx, &p.scope).await? {
         Ok((kind, id)) => {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO policy_assignments (policy_id, target_kind, target_id) VALUES ($1, $2, $3)",
                 &[&p.policy_id, &kind, &id],
             )
@@ -212,7 +213,7 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Aff
             affected.add(tx, kind, &id).await?;
         }
         Err(failure) => {
-            tx.execute("UPDATE policies SET failure = $2 WHERE id = $1", &[&p.policy_id, &failure]).await?;
+            tx.execute_cached("UPDATE policies SET failure = $2 WHERE id = $1", &[&p.policy_id, &failure]).await?;
         }
     }
     tracing::info!(policy_id = %p.policy_id, version = p.version, "Applied a master policy.");
@@ -247,7 +248,7 @@ async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> R
     let target = serde_json::to_value(&t.scope).expect("scopes serialize");
     let failure = scope.as_ref().err().cloned();
     let created = tx
-        .execute(
+        .execute_cached(
             "INSERT INTO tasks (id, name, kind, owner, target, failure) VALUES ($1, $2, $3, 'master', $4, $5)
              ON CONFLICT (id) DO NOTHING",
             &[&t.task_id, &t.name, &t.kind.as_str(), &target, &failure],
@@ -265,7 +266,7 @@ async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> R
 /// Cancels the open work of a master task.
 async fn cancel_task(tx: &Transaction<'_>, state: &AppState, task_id: Uuid) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
     let updated = tx
-        .execute(
+        .execute_cached(
             "UPDATE tasks SET cancelled_at = now() WHERE id = $1 AND owner = 'master' AND cancelled_at IS NULL",
             &[&task_id],
         )

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
+    db::CachedStatements,
     hierarchy::{CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, SlaveSelection, SlaveTarget},
     messages::{PolicySettings, TaskKind},
     topology::Topology,
@@ -20,7 +21,7 @@ use crate::{outbox, state::AppState};
 
 /// Every active slave, by id.
 pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(client.query("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
+    Ok(client.query_cached("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
 }
 
 /// The active slaves `target` names; `Err` names the unknown ones.
@@ -71,7 +72,7 @@ pub async fn reset_receipts<C: GenericClient>(
     version: i32,
     slaves: &[String],
 ) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO receipts (object_kind, object_id, slave_id, version, state)
          SELECT $1, $2, unnest($3::text[]), $4, 'pending'
          ON CONFLICT (object_kind, object_id, slave_id) DO UPDATE
@@ -84,7 +85,7 @@ pub async fn reset_receipts<C: GenericClient>(
 
 /// A stored master policy as slaves receive it, with its target.
 pub async fn stored_policy<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<(MasterPolicy, SlaveTarget)>, tokio_postgres::Error> {
-    let Some(row) = tx.query_opt("SELECT name, version, settings, target FROM policies WHERE id = $1", &[&id]).await? else {
+    let Some(row) = tx.query_opt_cached("SELECT name, version, settings, target FROM policies WHERE id = $1", &[&id]).await? else {
         return Ok(None);
     };
     let Some(target) = row.get::<_, Option<Value>>(3).and_then(|t| serde_json::from_value::<SlaveTarget>(t).ok()) else {
@@ -105,7 +106,7 @@ pub async fn push_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid, s
 /// The slaves that hold a receipt for an object (those it was sent to).
 pub async fn receivers<C: GenericClient>(tx: &C, object_kind: &str, id: Uuid) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(tx
-        .query(
+        .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
               WHERE r.object_kind = $1 AND r.object_id = $2 AND s.state = 'active' ORDER BY r.slave_id",
             &[&object_kind, &id],
@@ -120,7 +121,7 @@ pub async fn receivers<C: GenericClient>(tx: &C, object_kind: &str, id: Uuid) ->
 pub async fn remove_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<(), tokio_postgres::Error> {
     let slaves = receivers(tx, "policy", id).await?;
     send(tx, state, &slaves, &MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: id })).await?;
-    tx.execute("DELETE FROM receipts WHERE object_kind = 'policy' AND object_id = $1", &[&id]).await?;
+    tx.execute_cached("DELETE FROM receipts WHERE object_kind = 'policy' AND object_id = $1", &[&id]).await?;
     Ok(())
 }
 
@@ -142,7 +143,7 @@ pub async fn push_task<C: GenericClient>(
 /// Asks the slaves still running task `id` to cancel it.
 pub async fn cancel_task<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<usize, tokio_postgres::Error> {
     let slaves: Vec<String> = tx
-        .query(
+        .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
               WHERE r.object_kind = 'task' AND r.object_id = $1 AND s.state = 'active'
                 AND r.state IN ('pending', 'delivered') ORDER BY r.slave_id",
@@ -159,7 +160,7 @@ pub async fn cancel_task<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -
 /// What a newly registered slave must receive: every policy that targets all slaves.
 pub async fn welcome<C: GenericClient>(tx: &C, state: &AppState, slave: &str) -> Result<usize, tokio_postgres::Error> {
     let ids: Vec<Uuid> = tx
-        .query("SELECT id FROM policies WHERE target ->> 'slaves' = 'all' ORDER BY created_at", &[])
+        .query_cached("SELECT id FROM policies WHERE target ->> 'slaves' = 'all' ORDER BY created_at", &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -182,7 +183,7 @@ pub async fn receipts_of<C: GenericClient>(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Value>>, tokio_postgres::Error> {
     let rows = client
-        .query(
+        .query_cached(
             "SELECT object_id, slave_id, version, state, reason, progress, updated_at FROM receipts
               WHERE object_kind = $1 AND object_id = ANY($2) ORDER BY object_id, slave_id",
             &[&object_kind, &ids],

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
+    db::CachedStatements,
     hierarchy::{RegisterRequest, RegisterResponse, SlaveReport, Unregistered, REGISTER_PATH},
     signing::SigningKey,
 };
@@ -78,7 +79,7 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let stored: DateTime<Utc> = tx
-        .query_one(
+        .query_one_cached(
             "INSERT INTO master_link (id, master_id, address, slave_key, command_key) VALUES (1, $1, $2, $3, $4)
              RETURNING registered_at",
             &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex()],
@@ -86,7 +87,7 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
         .await
         .map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?
         .get(0);
-    tx.execute("UPDATE instance SET role = 'slave' WHERE id = 1", &[]).await?;
+    tx.execute_cached("UPDATE instance SET role = 'slave' WHERE id = 1", &[]).await?;
     tx.commit().await.map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?;
     state.keyring.reload_link(&client).await?;
     state.set_role(Role::Slave);
@@ -161,28 +162,28 @@ pub async fn unregister(state: &AppState) -> Result<Departure, ApiError> {
 
 /// Locks and returns the stored master link, serializing with command apply.
 pub async fn locked_link<C: GenericClient>(tx: &C, state: &AppState) -> Result<Option<MasterLink>, tokio_postgres::Error> {
-    let row = tx.query_opt("SELECT master_id FROM master_link WHERE id = 1 FOR UPDATE", &[]).await?;
+    let row = tx.query_opt_cached("SELECT master_id FROM master_link WHERE id = 1 FOR UPDATE", &[]).await?;
     Ok(row.and_then(|r| state.keyring.link().filter(|l| l.master_id == r.get::<_, &str>(0))))
 }
 
 /// Everything of leaving the master, in the caller's transaction.
 pub async fn leave<C: GenericClient>(tx: &C, state: &AppState, link: &MasterLink, reason: &str) -> Result<Departure, tokio_postgres::Error> {
     let master_tasks: Vec<Uuid> =
-        tx.query("SELECT id FROM tasks WHERE owner = 'master'", &[]).await?.iter().map(|r| r.get(0)).collect();
+        tx.query_cached("SELECT id FROM tasks WHERE owner = 'master'", &[]).await?.iter().map(|r| r.get(0)).collect();
     let tasks::Cancelled { tasks: cancelled, mut commands } =
         tasks::cancel_open(tx, &state.site, &master_tasks, "cancelled: this server left its master").await?;
-    tx.execute("UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL", &[&cancelled]).await?;
+    tx.execute_cached("UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL", &[&cancelled]).await?;
     // Final receipts of the cancelled tasks, then the departure itself.
     for (_, _, receipt) in reporter::task_receipts(tx, Some(&cancelled)).await? {
         commands.push(reporter::report_command(state, link, &SlaveReport::Receipt(receipt)));
     }
     commands.push(reporter::report_command(state, link, &SlaveReport::Unregistered(Unregistered { reason: reason.to_owned() })));
-    tx.execute("DELETE FROM tasks WHERE owner = 'master'", &[]).await?;
-    let removed_policies = tx.execute("DELETE FROM policies WHERE owner = 'master'", &[]).await?;
+    tx.execute_cached("DELETE FROM tasks WHERE owner = 'master'", &[]).await?;
+    let removed_policies = tx.execute_cached("DELETE FROM policies WHERE owner = 'master'", &[]).await?;
     outbox::enqueue(tx, &commands).await?;
     policies::refresh(tx, &state.site, None, false).await?;
-    tx.execute("DELETE FROM master_link", &[]).await?;
-    tx.execute("UPDATE instance SET role = 'standalone' WHERE id = 1", &[]).await?;
+    tx.execute_cached("DELETE FROM master_link", &[]).await?;
+    tx.execute_cached("UPDATE instance SET role = 'standalone' WHERE id = 1", &[]).await?;
     tracing::info!(master_id = %link.master_id, reason, removed_policies, cancelled_tasks = cancelled.len(), "Left the master.");
     Ok(Departure { removed_policies, cancelled_tasks: cancelled.len() })
 }

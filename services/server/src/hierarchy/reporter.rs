@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
+    db::CachedStatements,
     amqp::{publisher::{Outgoing, Publisher}, Broker},
     hierarchy::{LicenseUsage, PolicyProgress, Receipt, ReceiptObject, ReceiptState, SlaveHeartbeat, SlaveReport, TaskProgress},
     topology::Topology,
@@ -138,7 +139,7 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
 /// Every master policy: (id, last reported, current receipt).
 async fn policy_receipts<C: GenericClient>(client: &C) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
-        .query(
+        .query_cached(
             "SELECT p.id, p.version, p.failure, p.reported, count(e.id),
                     count(e.id) FILTER (WHERE e.applied_policy_id = e.policy_id AND e.applied_policy_version = e.policy_version)
                FROM policies p LEFT JOIN endpoints e ON e.policy_id = p.id
@@ -174,7 +175,7 @@ async fn policy_receipts<C: GenericClient>(client: &C) -> Result<Vec<(Uuid, Opti
 /// state): (id, last reported, current receipt).
 pub async fn task_receipts<C: GenericClient>(client: &C, only: Option<&[Uuid]>) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
-        .query(
+        .query_cached(
             "SELECT t.id, t.failure, t.cancelled_at IS NOT NULL, t.reported, count(r.*),
                     count(r.*) FILTER (WHERE r.state = 'pending'), count(r.*) FILTER (WHERE r.state = 'running'),
                     count(r.*) FILTER (WHERE r.state = 'succeeded'), count(r.*) FILTER (WHERE r.state = 'failed'),

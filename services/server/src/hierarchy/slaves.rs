@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use lapin::message::Delivery;
 use rampart_shared::{
+    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
     envelope::{self, header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, RegisterRequest, RegisterResponse, SlaveReport, Unregister},
@@ -52,7 +53,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(row) = tx.query_opt("SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE", &[&slave]).await? {
+    if let Some(row) = tx.query_opt_cached("SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE", &[&slave]).await? {
         if row.get::<_, &str>(0) != "removed" {
             return Err(ApiError::Conflict(format!(
                 "slave '{slave}' is already registered to this master (since {}); unregister it first",
@@ -64,7 +65,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     let slave_key = SigningKey::generate();
     let heartbeat = &request.heartbeat;
     let license = heartbeat.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO slaves (id, state, slave_key, version, endpoints, license, registered_at, last_seen)
          VALUES ($1, 'active', $2, $3, $4, $5, now(), now())
          ON CONFLICT (id) DO UPDATE SET state = 'active', slave_key = excluded.slave_key, version = excluded.version,
@@ -76,7 +77,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     .await?;
     // A re-registered slave may come back with a fresh database whose
     // message numbers start again: receipts compare against this registration only.
-    tx.execute("UPDATE receipts SET seq = 0 WHERE slave_id = $1", &[&slave]).await?;
+    tx.execute_cached("UPDATE receipts SET seq = 0 WHERE slave_id = $1", &[&slave]).await?;
     declare_command_queue(state, &slave).await?;
     let command_key = state
         .keyring
@@ -182,7 +183,7 @@ pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Value>, tokio_post
 /// How many slaves are online, offline and being removed (for `/api/status`).
 pub async fn state_counts<C: GenericClient>(client: &C) -> Result<Value, tokio_postgres::Error> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "SELECT count(*) FILTER (WHERE state = 'active' AND last_seen > now() - make_interval(secs => $1::double precision)),
                     count(*) FILTER (WHERE state = 'active' AND (last_seen IS NULL OR last_seen <= now() - make_interval(secs => $1::double precision))),
                     count(*) FILTER (WHERE state = 'removing')
@@ -209,7 +210,7 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current: String = tx
-        .query_opt("SELECT state FROM slaves WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt_cached("SELECT state FROM slaves WHERE id = $1 FOR UPDATE", &[&id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no slave '{id}'")))?
         .get(0);
@@ -219,7 +220,7 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
         "removing" => format!("slave '{id}' is already being removed; it becomes a stand-alone when it reads its queue"),
         _ => {
             let reason = "removed by the master's operator";
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE slaves SET state = 'removing', removed_at = now(), removed_reason = $2 WHERE id = $1",
                 &[&id, &reason],
             )
@@ -231,14 +232,14 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
         }
     };
     let (kept, purged) = if purge {
-        let purged = tx.execute("DELETE FROM replica_rows WHERE slave_id = $1", &[&id]).await?;
-        tx.execute("UPDATE slaves SET repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL WHERE id = $1", &[&id])
+        let purged = tx.execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[&id]).await?;
+        tx.execute_cached("UPDATE slaves SET repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL WHERE id = $1", &[&id])
             .await?;
         message.push_str(&format!("; its replicated data was purged ({purged} rows)"));
         (0, purged as i64)
     } else {
         let kept: i64 = tx
-            .query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1 AND row IS NOT NULL", &[&id])
+            .query_one_cached("SELECT count(*) FROM replica_rows WHERE slave_id = $1 AND row IS NOT NULL", &[&id])
             .await?
             .get(0);
         message.push_str(&format!("; its replicated data was kept ({kept} rows; purge it with --purge)"));
@@ -257,7 +258,7 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
 /// A slave that leaves keeps no master policy and runs no master task:
 /// its policy receipts and open task receipts say so.
 async fn cancel_open_receipts<C: GenericClient>(tx: &C, slave: &str) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE receipts SET state = 'cancelled', reason = 'the slave left the hierarchy', updated_at = now()
           WHERE slave_id = $1 AND (object_kind = 'policy' OR state IN ('pending', 'delivered'))",
         &[&slave],
@@ -347,14 +348,14 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
     let mut heard: Vec<&str> = batch.iter().map(|i| i.slave.as_str()).collect();
     heard.sort_unstable();
     heard.dedup();
-    tx.execute("UPDATE slaves SET last_seen = now() WHERE id = ANY($1) AND state = 'active'", &[&heard]).await?;
+    tx.execute_cached("UPDATE slaves SET last_seen = now() WHERE id = ANY($1) AND state = 'active'", &[&heard]).await?;
     for inbound in batch {
         let slave = &inbound.slave;
         match &inbound.report {
             SlaveReport::Heartbeat(h) => {
                 let license = h.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
                 let rows_behind = h.replication.as_ref().map(|r| r.rows_behind);
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE slaves SET version = $2, endpoints = $3, license = $4, rows_behind = COALESCE($5, rows_behind)
                       WHERE id = $1 AND state = 'active'",
                     &[slave, &h.version, &h.endpoints, &license, &rows_behind],
@@ -367,7 +368,7 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
                     (_, Some(t)) => Some(serde_json::to_value(t)?),
                     _ => None,
                 };
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE receipts SET version = $4, state = $5, reason = $6, progress = COALESCE($7, progress),
                             seq = $8, updated_at = now()
                       WHERE object_kind = $1 AND object_id = $2 AND slave_id = $3 AND version <= $4 AND seq < $8",
@@ -377,7 +378,7 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
             }
             SlaveReport::Unregistered(u) => {
                 let changed = tx
-                    .execute(
+                    .execute_cached(
                         "UPDATE slaves SET state = 'removed', removed_at = COALESCE(removed_at, now()),
                                 removed_reason = COALESCE(removed_reason, $2)
                           WHERE id = $1 AND state <> 'removed'",

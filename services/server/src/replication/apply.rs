@@ -19,6 +19,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::pin_mut;
 use lapin::message::Delivery;
 use rampart_shared::{
+    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
     envelope::Rejection,
     hierarchy::MasterCommand,
@@ -134,7 +135,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(row) = tx
-        .query_opt("SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active' FOR UPDATE", &[slave])
+        .query_opt_cached("SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active' FOR UPDATE", &[slave])
         .await?
     else {
         tracing::warn!(slave_id = %slave, batch = batch.batch, "Dropped a replication batch: the slave is no longer active.");
@@ -144,7 +145,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
     let decision = decide(&copy, batch);
     let ack = match &decision {
         Decision::Refuse(reason) => {
-            tx.execute("UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1", &[slave]).await?;
+            tx.execute_cached("UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1", &[slave]).await?;
             tracing::warn!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, from = %batch.from, reason = %reason,
                            "Refused a replication batch; asking the slave to resend from the master's watermark.");
             reports::due::mark(&tx, state, slave, &Touched::health()).await?;
@@ -152,12 +153,12 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
         }
         Decision::Apply | Decision::Replace => {
             if decision == Decision::Replace {
-                let dropped = tx.execute("DELETE FROM replica_rows WHERE slave_id = $1", &[slave]).await?;
+                let dropped = tx.execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[slave]).await?;
                 tracing::info!(slave_id = %slave, epoch = batch.epoch, dropped, "A new replication epoch replaces the copy of a slave.");
             }
             let changed = upsert(&tx, slave, batch).await?;
             let synced_as_of: Option<DateTime<Utc>> = batch.caught_up.then_some(batch.taken_at);
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE slaves SET repl_epoch = $2, repl_xid = $3, repl_seq = $4, repl_batches = repl_batches + 1,
                         repl_rows = repl_rows + $5, replicated_at = now(), synced_as_of = COALESCE($6, synced_as_of)
                   WHERE id = $1",
@@ -203,7 +204,7 @@ async fn upsert(tx: &Transaction<'_>, slave: &str, batch: &ReplicationBatch) -> 
     }
     writer.finish().await?;
     // A batch may hold a key twice (deleted, then created again): the newest wins.
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
          SELECT DISTINCT ON (table_name, row_key) $1, table_name, row_key, change_seq, row
            FROM replica_staging ORDER BY table_name, row_key, change_seq DESC

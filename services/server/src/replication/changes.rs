@@ -10,6 +10,7 @@
 //! transaction took its number early and committed late.
 
 use deadpool_postgres::GenericClient;
+use rampart_shared::db::CachedStatements;
 use rampart_shared::replication::{PendingKey, ReplicatedRow, ReplicatedTable, TableDigest, Watermark};
 use serde_json::value::RawValue;
 use tokio_postgres::types::Json;
@@ -17,7 +18,7 @@ use tokio_postgres::types::Json;
 /// The transaction-id horizon now: every transaction below it has finished.
 /// Call it inside the REPEATABLE READ transaction that then reads the changes.
 pub async fn horizon<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
-    Ok(client.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?.get(0))
+    Ok(client.query_one_cached("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?.get(0))
 }
 
 /// `jsonb_build_object(...)` of a table's key columns, for table alias `t`.
@@ -72,7 +73,7 @@ pub async fn read_page<C: GenericClient>(
             row_expr(table),
             table.name()
         );
-        for r in client.query(&sql, &[&horizon, &from.xid, &from.seq, &limit]).await? {
+        for r in client.query_cached(&sql, &[&horizon, &from.xid, &from.seq, &limit]).await? {
             let position = Watermark { xid: r.get(0), seq: r.get(1) };
             // The row stays the text the database wrote (see `ReplicatedRow::row`).
             let Json(row): Json<Box<RawValue>> = r.get(3);
@@ -80,7 +81,7 @@ pub async fn read_page<C: GenericClient>(
         }
     }
     let tombstones = client
-        .query(
+        .query_cached(
             "SELECT t.change_xid::text::bigint, t.change_seq, t.table_name, t.row_key FROM tombstones t
               WHERE t.change_xid < $1::bigint::text::xid8 AND (t.change_xid, t.change_seq) > ($2::bigint::text::xid8, $3)
               ORDER BY t.change_xid, t.change_seq LIMIT $4",
@@ -137,7 +138,7 @@ pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<T
             name = table.name()
         );
         let mut rows = Vec::new();
-        for r in client.query(&sql, &[&horizon]).await? {
+        for r in client.query_cached(&sql, &[&horizon]).await? {
             if r.get(2) {
                 rows.push((r.get(0), r.get(1)));
             } else {
@@ -147,7 +148,7 @@ pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<T
         tables.push(TableDigest { table, rows });
     }
     let deleted = client
-        .query("SELECT table_name, row_key::text FROM tombstones WHERE change_xid >= $1::bigint::text::xid8", &[&horizon])
+        .query_cached("SELECT table_name, row_key::text FROM tombstones WHERE change_xid >= $1::bigint::text::xid8", &[&horizon])
         .await?;
     for r in deleted {
         if let Some(table) = ReplicatedTable::parse(r.get(0)) {

@@ -17,6 +17,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
+    db::CachedStatements,
     amqp::{publisher::{Outgoing, Publisher}, Broker},
     replication::{kind, Digest, ReplicationAck, ReplicationBatch, ReplicationProgress, Watermark},
     topology::Topology,
@@ -65,7 +66,7 @@ pub struct Stream {
 
 pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, tokio_postgres::Error> {
     Ok(client
-        .query_opt(
+        .query_opt_cached(
             "SELECT repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch, repl_verification,
                     repl_pruned_xid, repl_pruned_seq, repl_acked_at
                FROM master_link WHERE id = 1",
@@ -118,7 +119,7 @@ pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Resul
     }
     // A new epoch replaces the master's copy: what was pruned before no
     // longer matters.
-    tx.execute(
+    tx.execute_cached(
         "UPDATE master_link SET repl_epoch = $1, repl_acked_xid = $2, repl_acked_seq = $3, repl_acked_batch = $4,
                 repl_acked_at = now(),
                 repl_pruned_xid = CASE WHEN $1 = repl_epoch THEN repl_pruned_xid ELSE 0 END,
@@ -136,12 +137,12 @@ pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Resul
 /// Deletes the tombstones the master has applied (up to `upto`).
 async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_postgres::Error> {
     let pruned = tx
-        .execute(
+        .execute_cached(
             "DELETE FROM tombstones WHERE (change_xid, change_seq) <= ($1::bigint::text::xid8, $2)",
             &[&upto.xid, &upto.seq],
         )
         .await?;
-    tx.execute("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
+    tx.execute_cached("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
         .await?;
     if pruned > 0 {
         tracing::debug!(pruned, upto = %upto, "Pruned tombstones the master has applied.");
@@ -152,10 +153,10 @@ async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_po
 /// Asks for a pass, with checksums when `verification` is given.
 pub async fn request<C: GenericClient>(tx: &C, verification: Option<Uuid>, full: bool) -> Result<(), tokio_postgres::Error> {
     if let Some(id) = verification {
-        tx.execute("UPDATE master_link SET repl_verification = $1 WHERE id = 1", &[&id]).await?;
+        tx.execute_cached("UPDATE master_link SET repl_verification = $1 WHERE id = 1", &[&id]).await?;
     }
     if full {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE master_link SET repl_epoch = repl_epoch + 1, repl_acked_xid = 0, repl_acked_seq = 0,
                     repl_acked_batch = repl_sent_batch, repl_pruned_xid = 0, repl_pruned_seq = 0 WHERE id = 1",
             &[],
@@ -244,7 +245,7 @@ async fn pass(state: &AppState, broker: &Broker, publisher: &Publisher, stop: &S
             if batch.digest.is_some() {
                 let client = state.pool.get().await?;
                 client
-                    .execute("UPDATE master_link SET repl_verification = NULL WHERE id = 1 AND repl_verification = $1", &[&verification])
+                    .execute_cached("UPDATE master_link SET repl_verification = NULL WHERE id = 1 AND repl_verification = $1", &[&verification])
                     .await?;
             }
             if batch.caught_up {
@@ -262,7 +263,7 @@ async fn pass(state: &AppState, broker: &Broker, publisher: &Publisher, stop: &S
 async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> anyhow::Result<bool> {
     let target: i64 = {
         let client = state.pool.get().await?;
-        client.query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0)
+        client.query_one_cached("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0)
     };
     let deadline = Instant::now() + HORIZON_WAIT;
     loop {
@@ -290,11 +291,11 @@ async fn read_batch(client: &mut deadpool_postgres::Client, state: &AppState, st
     // Numbered outside the snapshot: `master_link` changes under it (answers,
     // requests), and a REPEATABLE READ update of it would then fail.
     let batch: i64 = client
-        .query_one("UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch", &[])
+        .query_one_cached("UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch", &[])
         .await?
         .get(0);
     let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
-    tx.execute("SET LOCAL TimeZone = 'UTC'", &[]).await?;
+    tx.execute_cached("SET LOCAL TimeZone = 'UTC'", &[]).await?;
     let taken_at = Utc::now();
     let page = changes::read_page(&tx, stream.acked, state.settings.replication_batch_size as usize, MAX_BATCH_BYTES).await?;
     let digest = match (page.caught_up, stream.verification) {

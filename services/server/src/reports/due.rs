@@ -15,7 +15,7 @@
 use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::GenericClient;
-use rampart_shared::Shutdown;
+use rampart_shared::{db::CachedStatements, Shutdown};
 use uuid::Uuid;
 
 use super::events::{self, Touched};
@@ -38,7 +38,7 @@ pub async fn mark<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touch
         None => (true, Vec::new()),
         Some(ids) => (false, ids.clone()),
     };
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO report_due (slave_id, site, all_tasks, tasks) VALUES ($1, $2, $3, $4)
          ON CONFLICT (slave_id) DO UPDATE
             SET wanted = report_due.wanted + 1, site = report_due.site OR excluded.site,
@@ -90,7 +90,7 @@ async fn pay(state: &AppState) -> anyhow::Result<usize> {
     let owed: Vec<Owed> = {
         let client = state.pool.get().await?;
         client
-            .query("SELECT slave_id, wanted, site, all_tasks, tasks FROM report_due WHERE wanted > done ORDER BY slave_id", &[])
+            .query_cached("SELECT slave_id, wanted, site, all_tasks, tasks FROM report_due WHERE wanted > done ORDER BY slave_id", &[])
             .await?
             .iter()
             .map(|r| Owed {
@@ -106,7 +106,7 @@ async fn pay(state: &AppState) -> anyhow::Result<usize> {
         events::queue_summary(&tx, state, &o.slave, o.touched.clone()).await?;
         // Parts marked after the read above stay owed (the summary may or
         // may not have seen them).
-        tx.execute(
+        tx.execute_cached(
             "UPDATE report_due SET done = $2,
                     site = site AND wanted > $2, all_tasks = all_tasks AND wanted > $2,
                     tasks = CASE WHEN wanted > $2 THEN tasks ELSE '{}' END
