@@ -30,7 +30,12 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Fanout {
     pub slaves: usize,
     pub rounds: usize,
+    /// Until the last slave applied: the figure.
     pub latency: Percentiles,
+    /// Until the first slave applied: what the master and the broker take
+    /// before any slave works (the rest is the slaves, one after the other
+    /// on the same cores).
+    pub first: Percentiles,
 }
 
 /// Creates [`GROUP`] on every slave.
@@ -52,6 +57,7 @@ pub async fn prepare(fleet: &Fleet) -> anyhow::Result<()> {
 pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -> anyhow::Result<Fanout> {
     let names: Vec<String> = fleet.slaves.iter().take(slaves).map(|s| s.options.instance.clone()).collect();
     let mut latencies = Vec::with_capacity(rounds);
+    let mut firsts = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let asked = Utc::now();
         let policy = master
@@ -63,12 +69,14 @@ pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -
             .await?;
         let id = policy["id"].as_str().context("the created policy has no id")?.to_owned();
         wait_applied(master, &id, &names).await?;
-        let applied = last_applied(fleet, slaves, &id).await?;
-        latencies.push((applied - asked).to_std().unwrap_or_default());
+        let (first, last) = applied(fleet, slaves, &id).await?;
+        latencies.push((last - asked).to_std().unwrap_or_default());
+        firsts.push((first - asked).to_std().unwrap_or_default());
     }
     let latency = Percentiles::of(&latencies).context("no rounds ran")?;
-    tracing::info!(slaves, rounds, ?latency, "Fan-out measured.");
-    Ok(Fanout { slaves, rounds, latency })
+    let first = Percentiles::of(&firsts).context("no rounds ran")?;
+    tracing::info!(slaves, rounds, ?latency, ?first, "Fan-out measured.");
+    Ok(Fanout { slaves, rounds, latency, first })
 }
 
 /// Waits until the master has an "applied" receipt from every slave named.
@@ -91,10 +99,11 @@ async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Re
     }
 }
 
-/// When the last of the first `slaves` slaves applied policy `id`.
-async fn last_applied(fleet: &Fleet, slaves: usize, id: &str) -> anyhow::Result<DateTime<Utc>> {
+/// When the first and the last of the first `slaves` slaves applied
+/// policy `id`.
+async fn applied(fleet: &Fleet, slaves: usize, id: &str) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     let id: uuid::Uuid = id.parse()?;
-    let mut last: Option<DateTime<Utc>> = None;
+    let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     for slave in fleet.slaves.iter().take(slaves) {
         let client = slave.state.pool.get().await?;
         let row = client
@@ -102,7 +111,7 @@ async fn last_applied(fleet: &Fleet, slaves: usize, id: &str) -> anyhow::Result<
             .await?
             .with_context(|| format!("{} does not have policy {id}", slave.options.instance))?;
         let at: DateTime<Utc> = row.get(0);
-        last = Some(last.map_or(at, |l| l.max(at)));
+        span = Some(span.map_or((at, at), |(first, last)| (first.min(at), last.max(at))));
     }
-    last.context("no slave")
+    span.context("no slave")
 }
