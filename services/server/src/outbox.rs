@@ -16,6 +16,8 @@ use rampart_shared::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::failpoints::Failpoints;
+
 /// One command to publish.
 pub struct Command {
     pub exchange: String,
@@ -73,11 +75,11 @@ pub async fn depth<C: deadpool_postgres::GenericClient>(client: &C) -> Result<i6
 
 /// Publishes the outbox until shutdown. `wake` is notified after each commit
 /// that enqueued something; a slow poll covers anything missed.
-pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shutdown: Shutdown) {
+pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, failpoints: Arc<Failpoints>, shutdown: Shutdown) {
     const BATCH: i64 = 1000;
     let mut backoff = Duration::from_millis(200);
     loop {
-        match relay_once(&pool, &publisher, BATCH).await {
+        match relay_once(&pool, &publisher, &failpoints, BATCH).await {
             Ok(n) if n as i64 == BATCH => continue, // more waiting
             Ok(_) => {
                 backoff = Duration::from_millis(200);
@@ -98,7 +100,7 @@ pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shu
     }
 }
 
-async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::Result<usize> {
+async fn relay_once(pool: &Pool, publisher: &Publisher, failpoints: &Failpoints, limit: i64) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
         .query(
@@ -121,6 +123,7 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::R
         });
     }
     let outcomes = publisher.publish_batch(messages).await?;
+    failpoints.after_relay_confirm(rows.iter().map(|r| r.get::<_, &str>(5))).await;
     let unroutable: Vec<&str> = outcomes
         .iter()
         .filter(|(_, d)| matches!(d, Delivered::Unroutable))
