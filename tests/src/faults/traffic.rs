@@ -19,6 +19,10 @@ use tokio::{task::JoinHandle, time::Instant};
 
 use crate::{checker, hierarchy, ServerOptions, TestServer};
 
+/// Slaves that replicate every second in batches of 500 rows: the fault
+/// always meets batches in flight.
+pub const FAST_REPLICATION: &str = "<ReplicationInterval>1</ReplicationInterval><ReplicationBatchSize>500</ReplicationBatchSize>";
+
 /// Upper bound of the wait for a healed stack to settle.
 pub const SETTLE: Duration = Duration::from_secs(180);
 /// How long the state must stay unchanged, with nothing in flight, to count
@@ -75,6 +79,47 @@ impl Stack {
         checker::check(scenario, healed_at, &self.master, &self.slave_refs()).await
     }
 
+    /// No slave needed a new snapshot: replication went on from its watermark.
+    pub async fn assert_one_epoch(&self) {
+        let slaves = self.master.get_ok("/api/slaves").await;
+        for s in slaves.as_array().expect("a slave list") {
+            assert_eq!(s["replication"]["epoch"], 1, "a slave started over with a full snapshot: {s}");
+        }
+    }
+
+    /// Waits until every slave has answered for everything in `sent`
+    /// (its receipts are no longer pending).
+    pub async fn wait_for_receipts(&self, sent: &FanOut) {
+        let names: Vec<&str> = self.slaves.iter().map(|s| s.options.instance.as_str()).collect();
+        for path in sent.policies.iter().chain(&sent.tasks) {
+            hierarchy::wait_for_receipts(&self.master, path, &names, &format!("every slave to answer for {path}"), |r| r["state"] != "pending").await;
+        }
+    }
+
+    /// Waits until the master's copy of every slave holds at least `rows` rows.
+    pub async fn wait_for_copies(&self, rows: i64) {
+        for slave in &self.slaves {
+            let name = slave.options.instance.clone();
+            crate::wait_for(&format!("{rows} rows of {name} copied to the master"), || async {
+                (copied_rows(&self.master, &name).await >= rows).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Waits until the master's copy of every slave has grown past what it
+    /// holds now (replication is moving).
+    pub async fn wait_for_copies_to_grow(&self) {
+        for slave in &self.slaves {
+            let name = slave.options.instance.clone();
+            let before = copied_rows(&self.master, &name).await;
+            crate::wait_for(&format!("{name}'s replication to move"), || async {
+                (copied_rows(&self.master, &name).await > before).then_some(())
+            })
+            .await;
+        }
+    }
+
     pub async fn stop(self) {
         for slave in self.slaves {
             slave.stop(&[]).await;
@@ -126,10 +171,20 @@ impl Writers {
     /// transactions (at most `max_each`, and for at most two minutes) until
     /// [`Writers::finish`].
     pub fn start(slave: &TestServer, connections: u64, max_each: u64) -> Self {
+        Self::spawn(slave.options.database_url(), &slave.options.instance, connections, max_each, true)
+    }
+
+    /// Like [`Writers::start`], with updates and detections only: no row is
+    /// deleted, so the slave prunes no tombstone (for scenarios that move
+    /// the master's watermark back).
+    pub fn updates_only(slave: &TestServer, connections: u64, max_each: u64) -> Self {
+        Self::spawn(slave.options.database_url(), &slave.options.instance, connections, max_each, false)
+    }
+
+    /// Writers straight on a database (its server may be offline).
+    pub fn spawn(url: String, site: &str, connections: u64, max_each: u64, deletions: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..connections)
-            .map(|w| tokio::spawn(write(slave.options.database_url(), slave.options.instance.clone(), w, max_each, stop.clone())))
-            .collect();
+        let handles = (0..connections).map(|w| tokio::spawn(write(url.clone(), site.to_owned(), w, max_each, deletions, stop.clone()))).collect();
         Self { stop, handles }
     }
 
@@ -147,7 +202,7 @@ impl Writers {
 /// One writer: updates two endpoints per transaction; every 10th adds a
 /// detection, every 25th deletes an endpoint and enrolls a new one. Like
 /// the agent inbox it takes the fleet lock shared first.
-async fn write(url: String, site: String, writer: u64, max: u64, stop: Arc<AtomicBool>) -> u64 {
+async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool, stop: Arc<AtomicBool>) -> u64 {
     let pool = rampart_shared::db::pool(&url, 2).expect("a writer's pool");
     let mut client = pool.get().await.expect("a writer connects");
     let ids: Vec<String> = client.query("SELECT id FROM endpoints ORDER BY id", &[]).await.expect("endpoint ids").iter().map(|r| r.get(0)).collect();
@@ -173,7 +228,7 @@ async fn write(url: String, site: String, writer: u64, max: u64, stop: Arc<Atomi
             .await
             .expect("a detection");
         }
-        if done % 25 == 0 {
+        if deletions && done % 25 == 0 {
             tx.execute("DELETE FROM endpoints WHERE id = $1", &[&pair[1]]).await.expect("a deletion");
             let new_id = format!("{site}-w{writer}-{done}");
             tx.execute(
