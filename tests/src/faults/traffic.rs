@@ -207,6 +207,7 @@ async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool
     let mut client = pool.get().await.expect("a writer connects");
     let ids: Vec<String> = client.query("SELECT id FROM endpoints ORDER BY id", &[]).await.expect("endpoint ids").iter().map(|r| r.get(0)).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let mut done = 0;
     while done < max && !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         let n = done * 7 + writer * 31;
@@ -230,7 +231,7 @@ async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool
         }
         if deletions && done % 25 == 0 {
             tx.execute("DELETE FROM endpoints WHERE id = $1", &[&pair[1]]).await.expect("a deletion");
-            let new_id = format!("{site}-w{writer}-{done}");
+            let new_id = format!("{site}-w{writer}-{run}-{done}");
             tx.execute(
                 "INSERT INTO endpoints (id, hostname, ip, os, agent_version, signatures_version, signatures_date,
                                         realtime_protection, status, last_seen)
