@@ -167,7 +167,7 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
     let mut counts = compare_copy(&truth, &copy, |e| examples.push(format!("fan-out {e}")));
 
     let writes = site.query("SELECT policy_id, version, at FROM checker_policy_writes ORDER BY id", &[]).await.expect("policy history (installed?)");
-    let (dup, reordered) = count_history(writes.iter().map(|r| (r.get::<_, Uuid>(0), i64::from(r.get::<_, i32>(1)))), |e| examples.push(format!("fan-out policy {e}")));
+    let (dup, reordered) = count_history(writes.iter().map(|r| (r.get::<_, Uuid>(0), Some(i64::from(r.get::<_, i32>(1))))), |e| examples.push(format!("fan-out policy {e}")));
     counts.duplicated += dup;
     counts.reordered += reordered;
     let dispatches = site
@@ -177,7 +177,7 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
         )
         .await
         .expect("dispatch history (installed?)");
-    let (dup, _) = count_history(dispatches.iter().map(|r| ((r.get::<_, Uuid>(0), r.get::<_, String>(1)), 0)), |e| examples.push(format!("fan-out dispatch {e}")));
+    let (dup, _) = count_history(dispatches.iter().map(|r| ((r.get::<_, Uuid>(0), r.get::<_, String>(1)), Some(0))), |e| examples.push(format!("fan-out dispatch {e}")));
     counts.duplicated += dup;
     for ((task, endpoint), ids) in drain_probe(slave).await {
         if ids.len() > 1 {

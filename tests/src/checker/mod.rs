@@ -206,18 +206,24 @@ pub fn compare_copy<K: Ord + fmt::Debug>(truth: &BTreeMap<K, i64>, copy: &BTreeM
 
 /// Counts, in a log of writes in the order they happened, the writes of a
 /// version already written (duplicated) and the writes of a version older
-/// than one written before (reordered).
-pub fn count_history<K: Ord + Clone + fmt::Debug>(writes: impl IntoIterator<Item = (K, i64)>, mut example: impl FnMut(String)) -> (u64, u64) {
+/// than one written before (reordered). A `None` version is a removal from
+/// the copy (a new epoch or a purge replaces it): the versions written
+/// before it may be written again, but never an older one.
+pub fn count_history<K: Ord + Clone + fmt::Debug>(writes: impl IntoIterator<Item = (K, Option<i64>)>, mut example: impl FnMut(String)) -> (u64, u64) {
     let mut seen: BTreeMap<K, (BTreeSet<i64>, i64)> = BTreeMap::new();
     let (mut duplicated, mut reordered) = (0, 0);
     for (key, version) in writes {
         let (versions, newest) = seen.entry(key.clone()).or_insert_with(|| (BTreeSet::new(), i64::MIN));
-        if !versions.insert(version) {
-            duplicated += 1;
-            example(format!("duplicated: {key:?} version {version} written again"));
-        } else if version < *newest {
+        let Some(version) = version else {
+            versions.clear();
+            continue;
+        };
+        if version < *newest {
             reordered += 1;
             example(format!("reordered: {key:?} version {version} written after {newest}"));
+        } else if !versions.insert(version) {
+            duplicated += 1;
+            example(format!("duplicated: {key:?} version {version} written again"));
         }
         *newest = (*newest).max(version);
     }
@@ -266,12 +272,17 @@ mod tests {
 
     #[test]
     fn history_finds_repeated_and_backward_writes_per_key() {
-        let writes = [("a", 1), ("b", 1), ("a", 2), ("a", 2), ("b", 3), ("b", 2), ("a", 3), ("b", 1)];
+        let writes = [("a", 1), ("b", 1), ("a", 2), ("a", 2), ("b", 3), ("b", 2), ("a", 3), ("b", 3)].map(|(k, v)| (k, Some(v)));
         let mut examples = Vec::new();
         let (duplicated, reordered) = count_history(writes, |e| examples.push(e));
-        // a: 1, 2, 2 (dup), 3. b: 1, 3, 2 (older than 3), 1 (dup).
+        // a: 1, 2, 2 (dup), 3. b: 1, 3, 2 (older than 3), 3 (dup).
         assert_eq!((duplicated, reordered), (2, 1), "{examples:?}");
-        assert_eq!(count_history([("x", 1), ("x", 2), ("y", 1)], |_| {}), (0, 0));
+        assert_eq!(count_history([("x", Some(1)), ("x", Some(2)), ("y", Some(1))], |_| {}), (0, 0));
+        // A copy replaced (removed, then written again at the same version)
+        // is no duplicate; an older version after the removal still is out
+        // of order.
+        assert_eq!(count_history([("x", Some(4)), ("x", None), ("x", Some(4))], |_| {}), (0, 0));
+        assert_eq!(count_history([("x", Some(4)), ("x", None), ("x", Some(3))], |_| {}), (0, 1));
     }
 
     #[test]

@@ -16,25 +16,29 @@ use crate::TestServer;
 /// A row of the copy: (table, key as canonical JSON text).
 type RowKey = (String, String);
 
-/// Logs every write to the master's `replica_rows` (not deletions: a new
-/// epoch or a purge deletes, and the scenarios check that none happens).
+/// Logs every write to the master's `replica_rows`, and every removal (a
+/// new epoch or a purge) with no `change_seq`.
 const HISTORY: &str = "
 CREATE TABLE IF NOT EXISTS checker_replica_writes (
     id         bigserial PRIMARY KEY,
     slave_id   text NOT NULL,
     table_name text NOT NULL,
     row_key    jsonb NOT NULL,
-    change_seq bigint NOT NULL,
+    change_seq bigint,
     at         timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE OR REPLACE FUNCTION checker_log_replica_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO checker_replica_writes (slave_id, table_name, row_key, change_seq)
-    VALUES (NEW.slave_id, NEW.table_name, NEW.row_key, NEW.change_seq);
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO checker_replica_writes (slave_id, table_name, row_key) VALUES (OLD.slave_id, OLD.table_name, OLD.row_key);
+    ELSE
+        INSERT INTO checker_replica_writes (slave_id, table_name, row_key, change_seq)
+        VALUES (NEW.slave_id, NEW.table_name, NEW.row_key, NEW.change_seq);
+    END IF;
     RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS checker_replica_writes ON replica_rows;
-CREATE TRIGGER checker_replica_writes AFTER INSERT OR UPDATE OF change_seq, row ON replica_rows
+CREATE TRIGGER checker_replica_writes AFTER INSERT OR UPDATE OF change_seq, row OR DELETE ON replica_rows
     FOR EACH ROW EXECUTE FUNCTION checker_log_replica_write();";
 
 /// Installs the history trigger on the master.
@@ -75,7 +79,7 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
         .query("SELECT table_name, row_key::text, change_seq, at FROM checker_replica_writes WHERE slave_id = $1 ORDER BY id", &[&id])
         .await
         .expect("the checker's replication history (installed before the traffic?)");
-    let history = writes.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, i64>(2)));
+    let history = writes.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, Option<i64>>(2)));
     let (duplicated, reordered) = count_history(history, |e| examples.push(format!("replication {e}")));
     counts.duplicated += duplicated;
     counts.reordered += reordered;
