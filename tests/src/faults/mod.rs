@@ -9,6 +9,8 @@
 //!   `-m immediate`, start again).
 //! * [`traffic`]: fan-out and replication traffic, and waiting for it to
 //!   settle once a fault has healed.
+//! * [`tap`]: copies of the real messages on an exchange, to count
+//!   deliveries or replay them.
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and every
 //! instance is torn down (its directory removed) when its guard drops, even
@@ -16,6 +18,7 @@
 
 pub mod broker;
 pub mod postgres;
+pub mod tap;
 pub mod traffic;
 
 use std::{path::Path, process::Output, time::Duration};
