@@ -191,9 +191,15 @@ impl Writers {
     /// Stops the writers; returns how many transactions they committed.
     pub async fn finish(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
+        self.complete().await
+    }
+
+    /// Waits until every writer has committed all its transactions (at most
+    /// two minutes); returns how many they committed.
+    pub async fn complete(self) -> u64 {
         let mut total = 0;
         for handle in self.handles {
-            total += tokio::time::timeout(crate::WAIT, handle).await.expect("a writer stops in time").expect("a writer failed");
+            total += tokio::time::timeout(Duration::from_secs(150), handle).await.expect("a writer stops in time").expect("a writer failed");
         }
         total
     }
