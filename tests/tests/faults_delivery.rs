@@ -16,6 +16,7 @@ use rampart_server::replication::{changes, replicator};
 use rampart_shared::{replication::{kind as replication_kind, ReplicationBatch}, Secret};
 use rampart_tests::{
     faults::{
+        broker::PrivateBroker,
         take_turn,
         tap::{Captured, Tap},
         traffic::{edit_policies, fan_out, settle, Stack, Writers, FAST_REPLICATION},
@@ -202,5 +203,58 @@ async fn a_slave_offline_for_long_keeps_its_commands_and_resumes_from_its_waterm
     let policies = stack.slaves[0].get_ok("/api/policies").await;
     let names: Vec<&str> = policies.as_array().unwrap().iter().filter(|p| p["owner"] == "master").filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names.len(), 4, "3 standing + 1 of the 2 made while away (the other was removed): {names:?} {}", json!(policies));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slave_queue_that_refuses_every_message_holds_up_only_that_slave() {
+    let _turn = take_turn().await;
+    let scenario = "one-queue-refusing";
+    let timeline = Timeline::new(scenario);
+    // A private node: the fault is a broker policy on one queue.
+    let node = PrivateBroker::start().await;
+    let mut master = ServerOptions::master();
+    master.amqp_url = node.url();
+    let mut stack = Stack::start(master, &["paris", "lyon"], 100, |s| s.extra_xml = FAST_REPLICATION.into()).await;
+    stack.wait_for_copies(100).await;
+    let master = &stack.master;
+    let to_paris = Tap::bind(master, "to-paris", master.topology().commands_exchange(), "slave.paris").await;
+
+    // Lyon is offline and its queue full (a length limit of one message,
+    // overflow rejecting): the broker refuses (nacks) lyon's messages.
+    let lyon = stack.slaves.pop().expect("lyon").halt().await;
+    let lyon_queue = master.topology().slave_commands_queue("lyon");
+    let pattern = format!("^{}$", lyon_queue.replace('.', "\\."));
+    node.ctl(&["set_policy", "--apply-to", "queues", "full", &pattern, r#"{"max-length": 1, "overflow": "reject-publish"}"#]).await;
+    wait_for("the policy on lyon's queue", || async {
+        let listing = node.ctl(&["list_queues", "-q", "--no-table-headers", "name", "policy"]).await;
+        listing.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [lyon_queue.as_str(), "full"]).then_some(())
+    })
+    .await;
+    let sent = fan_out(master, "Past a refusing queue", 3, 1).await;
+    for path in sent.policies.iter().chain(&sent.tasks) {
+        wait_for_receipts(master, path, &["paris"], "paris to get everything while lyon's queue refuses", |r| r["state"] != "pending").await;
+    }
+    timeline.mark("paris served while lyon's queue refused");
+    // Room again (a new limit: RabbitMQ 3.10 keeps refusing a quorum queue
+    // whose length policy was cleared, as if the old limit still held).
+    node.ctl(&["set_policy", "--apply-to", "queues", "full", &pattern, r#"{"max-length": 1000000, "overflow": "reject-publish"}"#]).await;
+    let lyon = TestServer::spawn(lyon).await;
+    let healed_at = Utc::now();
+    stack.slaves.push(lyon);
+    stack.wait_for_receipts(&sent).await;
+    timeline.mark("lyon served once its queue accepts again");
+
+    let report = stack.settle_and_check(scenario, healed_at).await;
+    report.assert_clean();
+    // Paris got each command once: the relay did not publish paris's
+    // messages again each time lyon's were refused.
+    let mut copies: std::collections::BTreeMap<uuid::Uuid, usize> = std::collections::BTreeMap::new();
+    for m in to_paris.drain().await.iter().filter(|m| m.envelope.kind == "master.policy" || m.envelope.kind == "master.task") {
+        *copies.entry(m.envelope.id).or_default() += 1;
+    }
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    assert!(copies.values().all(|n| *n == 1), "paris's commands were published again and again: {copies:?}");
+    to_paris.remove().await;
     stack.stop().await;
 }
