@@ -55,9 +55,10 @@ async fn the_masters_database_stopped_during_replication_acks_nothing_early_spin
         let writers: Vec<Writers> = stack.slaves.iter().map(|s| Writers::start(s, 2, 5_000)).collect();
         stack.wait_for_copies_to_grow().await;
         let metrics = &stack.master.state.replication_metrics;
-        let (retries_before, applied_before) = (metrics.retries.load(Ordering::Relaxed), metrics.applied.load(Ordering::Relaxed));
         cluster.stop(mode).await;
         timeline.mark(&format!("master database stopped ({mode:?})"));
+        // Counted once it is down (batches commit until pg_ctl has stopped it).
+        let (retries_before, applied_before) = (metrics.retries.load(Ordering::Relaxed), metrics.applied.load(Ordering::Relaxed));
         let answered_then = answered_batches(&stack.slaves).await;
         tokio::time::sleep(outage()).await; // holds the fault, waits for nothing
 

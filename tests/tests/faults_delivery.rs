@@ -56,13 +56,22 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
         wait_for_receipts(master, &policy, &["paris"], &format!("version {version} applied"), |r| r["version"] == version && r["state"] != "pending").await;
     }
     writers.finish().await;
-    // A newer heartbeat than every captured one: paris now has 220 computers.
+    // A heartbeat of paris with 200 computers on the tap, then a newer one
+    // with 220: replayed, the older must not win.
+    let mut reports_seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + rampart_tests::WAIT;
+    while !reports_seen.iter().any(|m: &Captured| m.envelope.kind == rampart_shared::hierarchy::kind::HEARTBEAT) {
+        assert!(tokio::time::Instant::now() < deadline, "no heartbeat of paris within {:?}", rampart_tests::WAIT);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        reports_seen.extend(reports.drain().await);
+    }
     insert_endpoints(paris, "late", 20).await;
     master.wait_for_field("/api/slaves/paris", "endpoints", 220).await;
     settle(master, &stack.slave_refs()).await;
     timeline.mark("traffic captured");
 
-    let (commands_seen, batches_seen, reports_seen) = (commands.drain().await, batches.drain().await, reports.drain().await);
+    reports_seen.extend(reports.drain().await);
+    let (commands_seen, batches_seen) = (commands.drain().await, batches.drain().await);
     assert!(commands_seen.len() >= 4 && batches_seen.len() >= 3 && reports_seen.len() >= 3, "{} {} {}", commands_seen.len(), batches_seen.len(), reports_seen.len());
     let before = replication_of(master, "paris").await;
     let dead_letters = (master.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed), paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed));
@@ -85,6 +94,10 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
         (now.0 >= seen.0 + n(&batches_seen) && now.1 >= seen.1 + n(&reports_seen) && now.2 >= seen.2 + n(&commands_seen)).then_some(())
     })
     .await;
+    // Read before the next real heartbeat (every 10 s) could mend it.
+    let heartbeats = reports_seen.iter().filter(|m| m.envelope.kind == rampart_shared::hierarchy::kind::HEARTBEAT).count();
+    let shown = master.get_ok("/api/slaves/paris").await;
+    assert_eq!(shown["endpoints"], 220, "one of {heartbeats} replayed old heartbeats overwrote a newer one: {shown}");
     settle(master, &stack.slave_refs()).await;
     timeline.mark("replays consumed");
 
@@ -96,9 +109,6 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
         (master.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed), paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed)),
         dead_letters
     );
-    let heartbeats = reports_seen.iter().filter(|m| m.envelope.kind == rampart_shared::hierarchy::kind::HEARTBEAT).count();
-    let shown = master.get_ok("/api/slaves/paris").await;
-    assert_eq!(shown["endpoints"], 220, "one of {heartbeats} replayed old heartbeats overwrote a newer one: {shown}");
 
     // The master's copy loses its tail (restored from a backup taken a few
     // batches ago): the slave's next batch leaves a gap, which is refused
