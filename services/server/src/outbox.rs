@@ -3,6 +3,8 @@
 //! row only once the broker confirmed it. A crash between publish and delete
 //! republishes the same envelope (same message id): consumers apply
 //! idempotently, so nothing is lost and nothing happens twice in effect.
+//! A destination whose message the broker refuses or does not confirm is
+//! held back for a few seconds while the others go on.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
