@@ -169,9 +169,26 @@ rabbit_launch() {
 }
 
 # rabbit_open_files: the running local broker's limit of open files (empty
-# when there is no local broker process to read it from).
+# when there is no local broker process to read it from). Only the shared
+# node `rabbit@localhost` counts: the fault suite's private nodes (and any
+# other named node) run the same beam.smp but say their name in
+# RABBITMQ_NODENAME.
 rabbit_open_files() {
-    local pid
-    pid=$(pgrep -f 'beam.smp.*rabbit' | head -1) || return 0
+    local pid="" candidate node
+    local pidfile=/var/lib/rabbitmq/mnesia/rabbit@localhost.pid
+    if [[ -r $pidfile ]]; then
+        pid=$(<"$pidfile")
+        [[ $pid =~ ^[0-9]+$ && -d /proc/$pid ]] || pid=""
+    fi
+    if [[ -z $pid ]]; then
+        for candidate in $(pgrep -f 'beam.smp.*rabbit' || true); do
+            node=$(tr '\0' '\n' <"/proc/${candidate}/environ" 2>/dev/null | sed -n 's/^RABBITMQ_NODENAME=//p')
+            if [[ -z $node || $node == rabbit@localhost ]]; then
+                pid=$candidate
+                break
+            fi
+        done
+    fi
+    [[ -n $pid ]] || return 0
     awk '/Max open files/ {print $4}' "/proc/${pid}/limits" 2>/dev/null
 }

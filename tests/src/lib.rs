@@ -4,8 +4,12 @@
 //! `TestServer::spawn` writes a server.xml, runs it through the same parser
 //! as production, starts the server on port 0, and returns helpers to call
 //! its API. `stop` shuts it down and removes the database and the queues.
+//! Servers use the machine's PostgreSQL and RabbitMQ unless their options
+//! point at private instances ([`faults`]).
 
 pub mod abuse;
+pub mod checker;
+pub mod faults;
 pub mod hierarchy;
 pub mod report;
 pub mod smtp;
@@ -45,6 +49,10 @@ pub struct ServerOptions {
     pub owns_namespace: bool,
     /// `<Database><PoolSize>`.
     pub pool_size: usize,
+    /// `<Broker><Url>`: the machine's broker unless a test starts its own.
+    pub amqp_url: String,
+    /// Where the database lives (`postgres://user@host:port`), without the name.
+    pub pg_base: String,
 }
 
 impl ServerOptions {
@@ -57,6 +65,8 @@ impl ServerOptions {
             extra_xml: String::new(),
             owns_namespace: true,
             pool_size: 8,
+            amqp_url: AMQP_URL.to_owned(),
+            pg_base: PG_BASE.to_owned(),
         }
     }
 
@@ -70,16 +80,16 @@ impl ServerOptions {
     }
 
     pub fn database_url(&self) -> String {
-        format!("{PG_BASE}/{}", self.database)
+        format!("{}/{}", self.pg_base, self.database)
     }
 
     pub fn settings(&self) -> Settings {
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
-               <Broker><Url>{AMQP_URL}</Url><Namespace>{}</Namespace></Broker>
+               <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api>{}</Server>",
-            self.instance, self.role, self.database_url(), self.pool_size, self.namespace, self.extra_xml
+            self.instance, self.role, self.database_url(), self.pool_size, self.amqp_url, self.namespace, self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
     }
@@ -200,6 +210,7 @@ impl TestServer {
         let is_master = self.options.role == "master";
         let self_owns_namespace = self.options.owns_namespace;
         let database_url = self.options.database_url();
+        let amqp_url = self.options.amqp_url.clone();
         self.halt().await;
         let mut queues = if is_master {
             vec![topo.master_status_queue(), topo.master_replication_queue(), topo.report_events_queue()]
@@ -208,9 +219,9 @@ impl TestServer {
         };
         queues.extend_from_slice(extra_queues);
         if self_owns_namespace {
-            teardown_namespace(&topo, &queues).await;
+            teardown_namespace_at(&amqp_url, &topo, &queues).await;
         } else {
-            delete_queues(&queues).await;
+            delete_queues_at(&amqp_url, &queues).await;
         }
         let _ = rampart_shared::db::drop_database(&database_url).await;
     }
@@ -218,8 +229,13 @@ impl TestServer {
 
 /// Deletes the queues (with their parking queues) and exchanges of a namespace.
 pub async fn teardown_namespace(topo: &Topology, queues: &[String]) {
-    delete_queues(queues).await;
-    let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests teardown");
+    teardown_namespace_at(AMQP_URL, topo, queues).await;
+}
+
+/// [`teardown_namespace`] on the broker at `amqp_url`.
+pub async fn teardown_namespace_at(amqp_url: &str, topo: &Topology, queues: &[String]) {
+    delete_queues_at(amqp_url, queues).await;
+    let broker = Broker::new(Secret::new(amqp_url.to_owned()), "rampart-tests teardown");
     if let Ok(channel) = broker.channel().await {
         let _ = topology::delete_exchanges(&channel, topo).await;
     }
@@ -228,7 +244,12 @@ pub async fn teardown_namespace(topo: &Topology, queues: &[String]) {
 
 /// Deletes queues with their parking queues.
 pub async fn delete_queues(queues: &[String]) {
-    let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests teardown");
+    delete_queues_at(AMQP_URL, queues).await;
+}
+
+/// [`delete_queues`] on the broker at `amqp_url`.
+pub async fn delete_queues_at(amqp_url: &str, queues: &[String]) {
+    let broker = Broker::new(Secret::new(amqp_url.to_owned()), "rampart-tests teardown");
     if let Ok(channel) = broker.channel().await {
         for q in queues {
             let _ = topology::delete_queue(&channel, q).await;
@@ -240,7 +261,12 @@ pub async fn delete_queues(queues: &[String]) {
 /// Publishes straight to the broker, bypassing any server (forged, late or
 /// duplicate messages); each must be routed and confirmed.
 pub async fn inject(messages: Vec<Outgoing>) {
-    let broker = Arc::new(Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests injector"));
+    inject_at(AMQP_URL, messages).await;
+}
+
+/// [`inject`] through the broker at `amqp_url`.
+pub async fn inject_at(amqp_url: &str, messages: Vec<Outgoing>) {
+    let broker = Arc::new(Broker::new(Secret::new(amqp_url.to_owned()), "rampart-tests injector"));
     let publisher = Publisher::new(broker.clone());
     for m in messages {
         publisher.publish(m).await.expect("injected message is routed");
@@ -290,7 +316,7 @@ impl TestAgent {
     /// adjusts the settings (fast scans, no random detections...).
     pub fn spawn(server: &TestServer, endpoints: u32, tune: impl FnOnce(&mut rampart_agent::AgentSettings)) -> Self {
         let mut settings = rampart_agent::AgentSettings::new(
-            AMQP_URL,
+            &server.options.amqp_url,
             NameSegment::parse(&server.options.namespace).unwrap(),
             NameSegment::parse(&server.options.instance).unwrap(),
             endpoints,

@@ -10,4 +10,5 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "reports", sql: include_str!("../migrations/0005_reports.sql") },
     Migration { version: 6, name: "report_due", sql: include_str!("../migrations/0006_report_due.sql") },
     Migration { version: 7, name: "refused_messages", sql: include_str!("../migrations/0007_refused_messages.sql") },
+    Migration { version: 8, name: "heartbeat_order", sql: include_str!("../migrations/0008_heartbeat_order.sql") },
 ];

@@ -3,8 +3,10 @@
 //! row only once the broker confirmed it. A crash between publish and delete
 //! republishes the same envelope (same message id): consumers apply
 //! idempotently, so nothing is lost and nothing happens twice in effect.
+//! A destination whose message the broker refuses or does not confirm is
+//! held back for a few seconds while the others go on.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use deadpool_postgres::{GenericClient, Pool};
 use rampart_shared::{
@@ -14,8 +16,10 @@ use rampart_shared::{
     signing::SigningKey,
     Envelope, Shutdown,
 };
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::Instant};
 use uuid::Uuid;
+
+use crate::failpoints::Failpoints;
 
 /// One command to publish.
 pub struct Command {
@@ -72,13 +76,32 @@ pub async fn depth<C: deadpool_postgres::GenericClient>(client: &C) -> Result<i6
     Ok(client.query_one_cached("SELECT count(*) FROM outbox", &[]).await?.get(0))
 }
 
+/// How long a destination whose message the broker refused or did not
+/// confirm is left out of the relay's batches before it is tried again.
+const HOLD: Duration = Duration::from_secs(5);
+
+/// Destinations (`exchange routing_key`) left out of the relay for now, and
+/// until when: one slave's queue that refuses or never confirms (a quorum
+/// queue without a leader) must not hold up every other destination.
+#[derive(Debug, Default)]
+struct Held(HashMap<String, Instant>);
+
+impl Held {
+    fn current(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        self.0.retain(|_, until| *until > now);
+        self.0.keys().cloned().collect()
+    }
+}
+
 /// Publishes the outbox until shutdown. `wake` is notified after each commit
 /// that enqueued something; a slow poll covers anything missed.
-pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shutdown: Shutdown) {
+pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, failpoints: Arc<Failpoints>, shutdown: Shutdown) {
     const BATCH: i64 = 1000;
     let mut backoff = Duration::from_millis(200);
+    let mut held = Held::default();
     loop {
-        match relay_once(&pool, &publisher, BATCH).await {
+        match relay_once(&pool, &publisher, &failpoints, &mut held, BATCH).await {
             Ok(n) if n as i64 == BATCH => continue, // more waiting
             Ok(_) => {
                 backoff = Duration::from_millis(200);
@@ -99,12 +122,15 @@ pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shu
     }
 }
 
-async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::Result<usize> {
+/// Relays one batch (oldest first, held destinations left out); returns
+/// how many rows it read.
+async fn relay_once(pool: &Pool, publisher: &Publisher, failpoints: &Failpoints, held: &mut Held, limit: i64) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
         .query_cached(
-            "SELECT id, exchange, routing_key, payload, message_id, kind, signature FROM outbox ORDER BY id LIMIT $1",
-            &[&limit],
+            "SELECT id, exchange, routing_key, payload, message_id, kind, signature FROM outbox
+              WHERE NOT (exchange || ' ' || routing_key = ANY($2)) ORDER BY id LIMIT $1",
+            &[&limit, &held.current()],
         )
         .await?;
     if rows.is_empty() {
@@ -121,16 +147,79 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, limit: i64) -> anyhow::R
             properties: envelope::properties(row.get(4), row.get(5), row.get(6)),
         });
     }
-    let outcomes = publisher.publish_batch(messages).await?;
-    let unroutable: Vec<&str> = outcomes
-        .iter()
-        .filter(|(_, d)| matches!(d, Delivered::Unroutable))
-        .map(|(m, _)| m.routing_key.as_str())
-        .collect();
+    let outcomes = publisher.publish_each(messages).await?;
+    failpoints.after_relay_confirm(rows.iter().map(|r| r.get::<_, &str>(5))).await;
+    let (done, unroutable, failed) = sort_outcomes(&ids, &outcomes);
     if !unroutable.is_empty() {
         tracing::warn!(count = unroutable.len(), first = unroutable[0], "Messages had no queue bound (no agent serves those endpoints, or the peer server is gone); dropped.");
     }
-    client.execute_cached("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
-    tracing::debug!(published = ids.len(), "Relayed outbox.");
+    client.execute_cached("DELETE FROM outbox WHERE id = ANY($1)", &[&done]).await?;
+    for (exchange, routing_key, error) in &failed {
+        if held.0.insert(format!("{exchange} {routing_key}"), Instant::now() + HOLD).is_none() {
+            tracing::warn!(exchange, routing_key, error = %error, hold = ?HOLD,
+                           "The broker did not confirm a message; holding its destination back and trying it again later.");
+        }
+    }
+    tracing::debug!(published = done.len(), held = failed.len(), "Relayed outbox.");
     Ok(ids.len())
+}
+
+/// Sorts a relayed batch: the rows done with (confirmed, or unroutable and
+/// dropped), the routing keys of the unroutable ones, and the failures.
+/// Once a message to some destination failed, every later message to the
+/// same destination stays too, even if confirmed, so that a destination
+/// never receives a newer command before an older one for good (the kept
+/// ones are published again in order; receivers apply idempotently). One
+/// destination that refuses or never confirms holds up only itself.
+type Failed<'a> = Vec<(&'a str, &'a str, String)>;
+
+fn sort_outcomes<'a>(ids: &[i64], outcomes: &'a [(Outgoing, rampart_shared::amqp::Result<Delivered>)]) -> (Vec<i64>, Vec<&'a str>, Failed<'a>) {
+    let mut done = Vec::with_capacity(ids.len());
+    let mut unroutable = Vec::new();
+    let mut failed: Failed<'a> = Vec::new();
+    let mut blocked: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for (id, (message, outcome)) in ids.iter().zip(outcomes) {
+        let destination = (message.exchange.as_str(), message.routing_key.as_str());
+        match outcome {
+            Err(error) => {
+                blocked.insert(destination);
+                failed.push((destination.0, destination.1, error.to_string()));
+            }
+            Ok(_) if blocked.contains(&destination) => failed.push((destination.0, destination.1, "an earlier message to it failed".into())),
+            Ok(Delivered::Confirmed) => done.push(*id),
+            Ok(Delivered::Unroutable) => {
+                done.push(*id);
+                unroutable.push(message.routing_key.as_str());
+            }
+        }
+    }
+    (done, unroutable, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_shared::amqp::AmqpError;
+
+    use super::*;
+
+    fn message(routing_key: &str) -> Outgoing {
+        Outgoing { exchange: "ns.commands".into(), routing_key: routing_key.into(), payload: vec![], properties: Default::default() }
+    }
+
+    #[test]
+    fn a_destination_that_fails_holds_up_only_its_own_later_messages() {
+        let nack = |key: &str| Err(AmqpError::Nacked { exchange: "ns.commands".into(), routing_key: key.into() });
+        let outcomes = vec![
+            (message("slave.paris"), Ok(Delivered::Confirmed)),
+            (message("slave.lyon"), nack("slave.lyon")),
+            (message("slave.paris"), Ok(Delivered::Confirmed)),
+            (message("slave.lyon"), Ok(Delivered::Confirmed)),
+            (message("slave.gone"), Ok(Delivered::Unroutable)),
+        ];
+        let (done, unroutable, failed) = sort_outcomes(&[1, 2, 3, 4, 5], &outcomes);
+        assert_eq!(done, [1, 3, 5]);
+        assert_eq!(unroutable, ["slave.gone"]);
+        assert_eq!(failed.iter().map(|(_, k, _)| *k).collect::<Vec<_>>(), ["slave.lyon", "slave.lyon"]);
+        assert!(failed[1].2.contains("earlier message"), "{failed:?}");
+    }
 }

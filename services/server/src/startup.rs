@@ -87,7 +87,7 @@ impl Application {
         let Self { state, broker, listener, address } = self;
         let mut tasks = JoinSet::new();
         let publisher = Arc::new(Publisher::new(broker.clone()));
-        tasks.spawn(outbox::relay(state.pool.clone(), publisher, state.outbox_wake.clone(), shutdown.clone()));
+        tasks.spawn(outbox::relay(state.pool.clone(), publisher, state.outbox_wake.clone(), state.failpoints.clone(), shutdown.clone()));
         if state.role().has_fleet() {
             let inbox = state.site.inbox_queue();
             let settings = ConsumerSettings {

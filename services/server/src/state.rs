@@ -94,8 +94,8 @@ pub struct AppState {
     pub replication_wake: Notify,
     /// Tells a slave's replicator the master answered a batch.
     pub replication_ack: Notify,
-    /// Faults a test can arm; none in normal operation.
-    pub failpoints: Failpoints,
+    /// Faults a test can arm; none in normal operation (shared with the outbox relay).
+    pub failpoints: Arc<Failpoints>,
     /// Wakes the scheduled reports runner (a schedule was created or asked to run).
     pub schedule_wake: Notify,
 }
@@ -119,7 +119,7 @@ impl AppState {
             replication_metrics: Arc::new(ConsumerMetrics::default()),
             replication_wake: Notify::new(),
             replication_ack: Notify::new(),
-            failpoints: Failpoints::default(),
+            failpoints: Arc::new(Failpoints::default()),
             schedule_wake: Notify::new(),
         }
     }

@@ -105,6 +105,53 @@ impl Publisher {
         result
     }
 
+    /// Publishes every message (mandatory, persistent) and judges each
+    /// confirm on its own, all within one [`BROKER_TIMEOUT`]: a message the
+    /// broker refuses or never confirms (a queue without a leader, a queue
+    /// that rejects) fails alone and the others still count as delivered.
+    /// `Err` only when the channel itself failed before every message went
+    /// out.
+    pub async fn publish_each(&self, messages: Vec<Outgoing>) -> Result<Vec<(Outgoing, Result<Delivered>)>> {
+        let mut slot = self.channel.lock().await;
+        let channel = self.ready_channel(&mut slot).await?;
+        let mut pending = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let publish = channel.basic_publish(
+                message.exchange.as_str().into(),
+                message.routing_key.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &message.payload,
+                message.properties.clone(),
+            );
+            match bounded("basic.publish", publish).await {
+                Ok(confirm) => pending.push(confirm),
+                Err(e) => {
+                    *slot = None;
+                    return Err(e);
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + BROKER_TIMEOUT;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut unconfirmed = false;
+        for (message, confirm) in messages.into_iter().zip(pending) {
+            let outcome = match tokio::time::timeout_at(deadline, confirm).await {
+                Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(Delivered::Confirmed),
+                Ok(Ok(Confirmation::Ack(Some(_)))) => Ok(Delivered::Unroutable),
+                Ok(Ok(Confirmation::Nack(_))) => Err(AmqpError::Nacked { exchange: message.exchange.clone(), routing_key: message.routing_key.clone() }),
+                Ok(Err(source)) => Err(AmqpError::Broker { operation: "publisher confirm", source }),
+                Err(_) => Err(AmqpError::Timeout("publisher confirm")),
+            };
+            unconfirmed |= matches!(outcome, Err(AmqpError::Broker { .. } | AmqpError::Timeout(_)));
+            outcomes.push((message, outcome));
+        }
+        if unconfirmed {
+            // Late confirms of this channel would be confusing: start afresh.
+            *slot = None;
+        }
+        Ok(outcomes)
+    }
+
     async fn publish_on(channel: &Channel, messages: Vec<Outgoing>) -> Result<Vec<(Outgoing, Delivered)>> {
         let mut pending = Vec::with_capacity(messages.len());
         for message in &messages {

@@ -70,7 +70,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
          VALUES ($1, 'active', $2, $3, $4, $5, now(), now())
          ON CONFLICT (id) DO UPDATE SET state = 'active', slave_key = excluded.slave_key, version = excluded.version,
              endpoints = excluded.endpoints, license = excluded.license, registered_at = now(), last_seen = now(),
-             removed_at = NULL, removed_reason = NULL,
+             removed_at = NULL, removed_reason = NULL, heartbeat_sent_at = NULL,
              repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL, rows_behind = NULL",
         &[&slave, &slave_key.to_hex(), &request.version, &heartbeat.endpoints, &license],
     )
@@ -291,6 +291,8 @@ pub fn authenticate(state: &AppState, delivery: &Delivery, limit: usize) -> Resu
 pub struct Inbound {
     pub slave: String,
     pub seq: i64,
+    /// When the slave sent it (heartbeats older than the last one applied change nothing).
+    pub sent_at: DateTime<Utc>,
     pub report: SlaveReport,
 }
 
@@ -308,7 +310,7 @@ impl BatchHandler for StatusInbox {
         if entry.removing && !matches!(report, SlaveReport::Unregistered(_)) {
             return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
         }
-        Ok(Inbound { slave: envelope.from, seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX), report })
+        Ok(Inbound { slave: envelope.from, seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX), sent_at: envelope.sent_at, report })
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
@@ -355,10 +357,13 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
             SlaveReport::Heartbeat(h) => {
                 let license = h.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
                 let rows_behind = h.replication.as_ref().map(|r| r.rows_behind);
+                // Heartbeats are published directly (no outbox sequence):
+                // the slave's send time orders them.
                 tx.execute_cached(
-                    "UPDATE slaves SET version = $2, endpoints = $3, license = $4, rows_behind = COALESCE($5, rows_behind)
-                      WHERE id = $1 AND state = 'active'",
-                    &[slave, &h.version, &h.endpoints, &license, &rows_behind],
+                    "UPDATE slaves SET version = $2, endpoints = $3, license = $4, rows_behind = COALESCE($5, rows_behind),
+                            heartbeat_sent_at = $6
+                      WHERE id = $1 AND state = 'active' AND (heartbeat_sent_at IS NULL OR heartbeat_sent_at < $6)",
+                    &[slave, &h.version, &h.endpoints, &license, &rows_behind, &inbound.sent_at],
                 )
                 .await?;
             }

@@ -134,7 +134,10 @@ pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Resul
     Ok(())
 }
 
-/// Deletes the tombstones the master has applied (up to `upto`).
+/// Deletes the tombstones the master has applied (up to `upto`). The
+/// pruned mark moves only when a tombstone was deleted: a master whose copy
+/// falls back behind `upto` but not behind the last deletion pruned can
+/// still be given every change from its watermark, without a full snapshot.
 async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_postgres::Error> {
     let pruned = tx
         .execute_cached(
@@ -142,9 +145,9 @@ async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_po
             &[&upto.xid, &upto.seq],
         )
         .await?;
-    tx.execute_cached("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
-        .await?;
     if pruned > 0 {
+        tx.execute_cached("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
+            .await?;
         tracing::debug!(pruned, upto = %upto, "Pruned tombstones the master has applied.");
     }
     Ok(())

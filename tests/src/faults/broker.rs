@@ -1,0 +1,189 @@
+//! A private RabbitMQ node for one fault test.
+//!
+//! The node runs as the `rabbitmq` user (it needs the Erlang cookie in
+//! `/var/lib/rabbitmq`) with its own name, ports, data and logs under
+//! [`work_root`](super::work_root), listening on 127.0.0.1 only. Its
+//! heartbeat is [`HEARTBEAT`], so a frozen node is noticed by its clients
+//! within seconds rather than the default minute and a half. Stopping,
+//! killing or freezing it disturbs nobody else. The guard kills the node
+//! and removes its directory when dropped.
+
+use std::{path::PathBuf, time::Duration};
+
+use rampart_shared::{amqp::Broker, Secret};
+use tokio::time::Instant;
+
+use super::{alive, free_port, give_to, run_as, signal, work_root};
+
+/// The AMQP heartbeat the node proposes to its clients, in seconds; lapin
+/// takes the lower of the node's and its own (none), and closes a
+/// connection that has heard nothing for two heartbeats.
+pub const HEARTBEAT: u64 = 4;
+/// Longest a start (or a start after a kill) may take.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound of one `rabbitmqctl` call.
+const CTL_TIMEOUT: Duration = Duration::from_secs(60);
+
+const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
+
+/// A running private node.
+pub struct PrivateBroker {
+    /// `rt<id>@localhost`.
+    pub node: String,
+    /// The AMQP port on 127.0.0.1.
+    pub port: u16,
+    /// Erlang distribution port (rabbitmqctl talks to the node there).
+    dist_port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateBroker {
+    /// Starts a fresh node and waits until it accepts AMQP connections.
+    pub async fn start() -> Self {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let dir = work_root().join(format!("rabbit-{id}"));
+        std::fs::create_dir_all(dir.join("mnesia")).expect("private broker directory");
+        std::fs::create_dir_all(dir.join("log")).expect("private broker log directory");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
+        std::fs::write(dir.join("rabbitmq.conf"), format!("heartbeat = {HEARTBEAT}\n")).expect("broker configuration");
+        give_to("rabbitmq", &dir);
+        let broker = Self { node: format!("rt{id}@localhost"), port: free_port(), dist_port: free_port(), dir };
+        broker.launch().await;
+        broker
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let d = self.dir.display();
+        vec![
+            ("HOME", "/var/lib/rabbitmq".into()),
+            ("ERL_EPMD_ADDRESS", "127.0.0.1".into()),
+            ("RABBITMQ_NODENAME", self.node.clone()),
+            ("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1".into()),
+            ("RABBITMQ_NODE_PORT", self.port.to_string()),
+            ("RABBITMQ_DIST_PORT", self.dist_port.to_string()),
+            ("RABBITMQ_MNESIA_BASE", format!("{d}/mnesia")),
+            ("RABBITMQ_LOG_BASE", format!("{d}/log")),
+            ("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{d}/enabled_plugins")),
+            ("RABBITMQ_CONFIG_FILE", format!("{d}/rabbitmq.conf")),
+            ("RABBITMQ_PID_FILE", format!("{d}/pid")),
+        ]
+    }
+
+    /// Starts the node (fresh, or again on the data of a killed one) and
+    /// waits until it serves.
+    async fn launch(&self) {
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+        run_as("rabbitmq", &self.env(), SERVER.as_ref(), &["-detached"], CTL_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("starting the private broker {}: {e:#}", self.node));
+        self.wait_serving().await;
+    }
+
+    /// Waits until a client can connect and open a channel.
+    pub async fn wait_serving(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let probe = Broker::new(Secret::new(self.url()), "rampart-tests broker probe");
+            let served = probe.channel().await.is_ok();
+            probe.close().await;
+            if served {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the private broker {} did not serve within {START_TIMEOUT:?}; see {}", self.node, self.dir.join("log").display());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `rabbitmqctl -n <node> ARGS`.
+    pub async fn ctl(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.node.as_str()];
+        all.extend_from_slice(args);
+        let output = run_as("rabbitmq", &self.env(), CTL.as_ref(), &all, CTL_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("rabbitmqctl on {}: {e:#}", self.node));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Stops the RabbitMQ application (every connection is closed; the
+    /// Erlang node stays up), as an operator's `rabbitmqctl stop_app`.
+    pub async fn stop_app(&self) {
+        self.ctl(&["stop_app"]).await;
+    }
+
+    /// Starts the application again and waits until it serves.
+    pub async fn start_app(&self) {
+        self.ctl(&["start_app"]).await;
+        self.wait_serving().await;
+    }
+
+    /// The beam process of the node.
+    pub fn pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.dir.join("pid")).unwrap_or_default();
+        text.trim().parse().unwrap_or_else(|_| panic!("no pid file for the private broker {}", self.node))
+    }
+
+    /// `kill -9` of the node: nothing is flushed or closed. Returns once the
+    /// process is gone.
+    pub async fn kill(&self) {
+        let pid = self.pid();
+        signal(pid, "-KILL");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(pid) {
+            assert!(Instant::now() < deadline, "the private broker {pid} survived kill -9 for 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a killed node again on the same data, and waits until it serves.
+    pub async fn restart(&self) {
+        self.launch().await;
+    }
+
+    /// SIGSTOP: the node keeps its sockets open but answers nothing.
+    pub fn freeze(&self) {
+        assert!(signal(self.pid(), "-STOP"), "SIGSTOP to the private broker failed");
+    }
+
+    /// SIGCONT after [`freeze`](Self::freeze).
+    pub fn thaw(&self) {
+        assert!(signal(self.pid(), "-CONT"), "SIGCONT to the private broker failed");
+    }
+
+    /// `(ready, unacknowledged, consumers)` of every queue, by name.
+    pub async fn queues(&self) -> Vec<(String, u64, u64, u64)> {
+        let listing = self.ctl(&["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged", "consumers"]).await;
+        listing
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split_whitespace();
+                let name = f.next()?.to_owned();
+                let n = |x: Option<&str>| x.and_then(|v| v.parse().ok());
+                Some((name, n(f.next())?, n(f.next())?, n(f.next())?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.dir.join("pid")) {
+            if let Ok(pid) = text.trim().parse::<u32>() {
+                signal(pid, "-CONT");
+                signal(pid, "-KILL");
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while alive(pid) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        if std::env::var_os("RAMPART_FAULTS_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
