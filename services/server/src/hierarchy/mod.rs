@@ -154,7 +154,7 @@ pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio
 
 /// Replication batches a master applies at once. The benchmark measured 1
 /// against several (`bench/README.md`).
-pub const REPLICATION_APPLIERS: usize = 3;
+pub const REPLICATION_APPLIERS: usize = 5;
 
 /// Runs the hierarchy services of this instance until shutdown: on a master
 /// the status and replication consumers; on a stand-alone, whatever a slave needs whenever it

@@ -125,6 +125,8 @@ fn decide(copy: &Copy, batch: &ReplicationBatch) -> Decision {
         format!("epoch {} must start from the beginning, not from {}", batch.epoch, batch.from)
     } else if batch.to <= copy.watermark {
         format!("duplicate: the copy already goes to {}", copy.watermark)
+    } else if batch.from < copy.watermark {
+        format!("overlap: the batch starts at {} but the copy already goes to {}", batch.from, copy.watermark)
     } else {
         format!("gap: the batch starts at {} but the copy ends at {}", batch.from, copy.watermark)
     })
@@ -203,17 +205,27 @@ async fn upsert(tx: &Transaction<'_>, slave: &str, batch: &ReplicationBatch) -> 
         writer.as_mut().write(&[&r.table.name(), &r.key, &r.change_seq, &row]).await?;
     }
     writer.finish().await?;
-    // A batch may hold a key twice (deleted, then created again): the newest wins.
-    tx.execute_cached(
-        "INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
-         SELECT DISTINCT ON (table_name, row_key) $1, table_name, row_key, change_seq, row
-           FROM replica_staging ORDER BY table_name, row_key, change_seq DESC
-         ON CONFLICT (slave_id, table_name, row_key) DO UPDATE SET change_seq = excluded.change_seq, row = excluded.row
-          WHERE replica_rows.change_seq < excluded.change_seq",
-        &[&slave],
-    )
-    .await
+    // A key is in a batch twice only when it was deleted and created again
+    // (a tombstone and a row): then the newest wins. Without deletions every
+    // key comes once, and the sort that picks the newest is skipped.
+    let sql = if batch.rows.iter().any(|r| r.row.is_none()) { UPSERT_NEWEST } else { UPSERT };
+    tx.execute_cached(sql, &[&slave]).await
 }
+
+/// Staged rows into the copy, a newer version replacing an older one.
+const UPSERT: &str = "
+INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
+SELECT $1, table_name, row_key, change_seq, row FROM replica_staging
+    ON CONFLICT (slave_id, table_name, row_key) DO UPDATE SET change_seq = excluded.change_seq, row = excluded.row
+ WHERE replica_rows.change_seq < excluded.change_seq";
+
+/// [`UPSERT`] for a batch that may hold a key twice: the newest of each.
+const UPSERT_NEWEST: &str = "
+INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
+SELECT DISTINCT ON (table_name, row_key) $1, table_name, row_key, change_seq, row
+  FROM replica_staging ORDER BY table_name, row_key, change_seq DESC
+    ON CONFLICT (slave_id, table_name, row_key) DO UPDATE SET change_seq = excluded.change_seq, row = excluded.row
+ WHERE replica_rows.change_seq < excluded.change_seq";
 
 #[cfg(test)]
 mod tests {
@@ -244,6 +256,7 @@ mod tests {
         assert!(refused(batch(2, (90, 1), (100, 7))).starts_with("duplicate"));
         assert!(refused(batch(2, (0, 0), (100, 7))).starts_with("duplicate"));
         assert!(refused(batch(2, (110, 1), (120, 3))).starts_with("gap"));
+        assert!(refused(batch(2, (90, 1), (120, 3))).starts_with("overlap"));
         assert!(refused(batch(1, (100, 7), (120, 3))).contains("before the resync"));
         assert!(refused(batch(3, (100, 7), (120, 3))).contains("from the beginning"));
     }
