@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` with a text or JSON format and an env filter.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// How log lines are written.
@@ -31,10 +33,14 @@ fn filter(env: Option<&str>, default_level: &str) -> EnvFilter {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides `default_level`.
+/// Colours only on a terminal: a log file or a pipe gets plain text.
 /// Calling it twice is harmless (the second call does nothing).
 pub fn init(format: LogFormat, default_level: &str) {
     let env = std::env::var(EnvFilter::DEFAULT_ENV).ok();
-    let builder = fmt().with_env_filter(filter(env.as_deref(), default_level)).with_target(true);
+    let builder = fmt()
+        .with_env_filter(filter(env.as_deref(), default_level))
+        .with_target(true)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

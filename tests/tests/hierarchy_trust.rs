@@ -23,6 +23,29 @@ async fn try_register(slave: &TestServer, master: &str, token: &str) -> (u16, St
     (status.as_u16(), body["error"]["message"].as_str().unwrap_or_default().to_owned())
 }
 
+/// An address that answers any request with `200 OK` and a JSON body that
+/// goes on for 16 MiB (or until the caller hangs up).
+async fn endless_answer() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let _ = socket.read(&mut [0; 4096]).await;
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n";
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "1,".repeat(32 * 1024));
+        for _ in 0..256 {
+            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    address
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_registrations_are_refused_and_change_nothing() {
     let master = TestServer::spawn(ServerOptions::master()).await;
@@ -51,6 +74,8 @@ async fn bad_registrations_are_refused_and_change_nothing() {
     assert!(status == 502 && message.contains("cannot reach the master"), "{status} {message}");
     let (status, message) = try_register(&slave, &other.address(), "rrt_x").await;
     assert!(status == 409 && message.contains("not a master"), "{status} {message}");
+    let (status, message) = try_register(&slave, &endless_answer().await, "rrt_x").await;
+    assert!(status == 502 && message.contains("more than 64 KiB"), "{status} {message}");
     let (status, message) = try_register(&slave, "no host:7073", "rrt_x").await;
     assert!(status == 422 && message.contains("HOST:PORT"), "{status} {message}");
 

@@ -116,7 +116,7 @@ async fn call_master(address: &str, request: &RegisterRequest) -> Result<Registe
         .await
         .map_err(|e| ApiError::BadGateway(format!("cannot reach the master at {address}: {}", root_cause(&e))))?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let body = read_answer(address, response).await?;
     if status.is_success() {
         return serde_json::from_value(body)
             .map_err(|e| ApiError::BadGateway(format!("the master at {address} answered something else than a registration: {e}")));
@@ -130,6 +130,30 @@ async fn call_master(address: &str, request: &RegisterRequest) -> Result<Registe
         400..=499 => ApiError::Conflict(refused),
         _ => ApiError::BadGateway(refused),
     })
+}
+
+/// The most a master's answer to a registration may hold: keys and ids
+/// take a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The answer's JSON, read no further than [`MAX_ANSWER_BYTES`]; what is
+/// not JSON reads as `null` (the caller says the address is not a master).
+async fn read_answer(address: &str, mut response: reqwest::Response) -> Result<serde_json::Value, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiError::BadGateway(format!("the answer of {address} broke off: {}", root_cause(&e))))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ApiError::BadGateway(format!(
+                "{address} answered more than {} KiB: not a Rampart master",
+                MAX_ANSWER_BYTES / 1024
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(serde_json::from_slice(&body).unwrap_or_default())
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
