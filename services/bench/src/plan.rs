@@ -59,7 +59,7 @@ impl Plan {
             report_requests: 50,
             agent_computers: 10_000,
             agent_linger_seconds: 30,
-            slave_pool_size: 2,
+            slave_pool_size: 3,
             master_pool_size: 16,
         }
     }
