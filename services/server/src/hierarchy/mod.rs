@@ -152,8 +152,8 @@ pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio
     Ok(())
 }
 
-/// Replication batches a master applies at once. The benchmark measured 1
-/// against several (`bench/README.md`).
+/// Replication batches a master applies at once. The benchmark measured 1,
+/// 3 and 5 (`bench/README.md`, change 9).
 pub const REPLICATION_APPLIERS: usize = 5;
 
 /// Runs the hierarchy services of this instance until shutdown: on a master

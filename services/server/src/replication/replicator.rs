@@ -275,7 +275,7 @@ async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> any
     let mut pause = Duration::from_millis(20);
     loop {
         // A connection only for the look: a small pool must not lose one to
-        // a wait of up to HORIZON_WAIT (the benchmark's slaves, with two
+        // a wait of up to HORIZON_WAIT (the benchmark's slaves, with a few
         // connections each, timed out their other work meanwhile).
         let horizon = changes::horizon(&state.pool.get().await?).await?;
         if horizon >= target {
