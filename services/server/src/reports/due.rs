@@ -16,6 +16,7 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::{db::CachedStatements, Shutdown};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::events::{self, Touched};
@@ -25,12 +26,24 @@ use crate::state::AppState;
 const PERIOD: Duration = Duration::from_secs(1);
 /// Pause between two rounds, so marks made during a drain coalesce.
 const GAP: Duration = Duration::from_millis(250);
+/// After a round that paid summaries, rest this many times as long as it
+/// took (at least [`GAP`]): during a drain of many slaves a round summarizes
+/// every one of them, each reading its year of detections, and back-to-back
+/// rounds would keep a database core busy that the drain needs. The report
+/// then trails a drain by up to five rounds; once the master has caught
+/// up, rounds are short and so are the rests.
+const REST_PER_WORK: u32 = 4;
 /// Wait before retrying after a database error.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Marks `slave` as owed a summary of `touched`, in the caller's transaction
 /// (nothing without an event key).
-pub async fn mark<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touched: &Touched) -> Result<(), tokio_postgres::Error> {
+pub async fn mark<C: GenericClient>(
+    tx: &C,
+    state: &AppState,
+    slave: &str,
+    touched: &Touched,
+) -> Result<(), tokio_postgres::Error> {
     if !events::enabled(state) {
         return Ok(());
     }
@@ -60,29 +73,42 @@ struct Owed {
 /// Pays owed summaries until shutdown.
 pub async fn run(state: Arc<AppState>, shutdown: Shutdown) {
     loop {
+        let started = Instant::now();
         let pause = match pay(&state).await {
-            Ok(0) => PERIOD,
+            Ok(0) => Pause::UntilWoken(PERIOD),
             Ok(_) => {
                 state.outbox_wake.notify_one();
-                GAP
+                Pause::Rest(GAP.max(started.elapsed() * REST_PER_WORK))
             }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?RETRY_AFTER, "Could not queue slave summaries for the report service; retrying.");
-                RETRY_AFTER
+                Pause::Rest(RETRY_AFTER)
             }
         };
-        // At least the gap; a wake-up ends a longer pause early.
-        if !shutdown.sleep(GAP).await {
+        let slept = match pause {
+            Pause::Rest(rest) => shutdown.sleep(rest).await,
+            // At least the gap; a wake-up ends the rest of the period early.
+            Pause::UntilWoken(period) => {
+                shutdown.sleep(GAP).await
+                    && tokio::select! {
+                        _ = shutdown.wait() => false,
+                        _ = state.summary_wake.notified() => true,
+                        _ = tokio::time::sleep(period.saturating_sub(GAP)) => true,
+                    }
+            }
+        };
+        if !slept {
             return;
         }
-        if pause > GAP {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = state.summary_wake.notified() => {}
-                _ = tokio::time::sleep(pause - GAP) => {}
-            }
-        }
     }
+}
+
+/// How the summarizer waits before its next round.
+enum Pause {
+    /// This long, whatever happens meanwhile.
+    Rest(Duration),
+    /// This long at most: a batch applied meanwhile ends it (after [`GAP`]).
+    UntilWoken(Duration),
 }
 
 /// Queues a summary for every owed slave; how many.
