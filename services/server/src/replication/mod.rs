@@ -4,8 +4,8 @@
 //!   under concurrent writers, and the checksums of a verification.
 //! * [`replicator`]: the slave ships that stream batch by batch and moves
 //!   its watermark only when the master has applied.
-//! * [`apply`]: the master applies each batch in one transaction (binary
-//!   COPY into staging, upsert keeping the newer row, watermark, answer).
+//! * [`apply`]: the master applies each batch in one transaction (upserts
+//!   from arrays keeping the newer row, watermark, answer).
 //! * [`verify`]: the master compares its copy with the slave's checksums.
 //!
 //! The wire contract is [`rampart_shared::replication`]; the design and its
