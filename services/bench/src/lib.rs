@@ -16,6 +16,7 @@
 //! * [`scenarios`]: what is measured.
 //! * [`results`]: the table and the JSON file.
 
+pub mod broker_fanout;
 pub mod fleet;
 pub mod limits;
 pub mod master;

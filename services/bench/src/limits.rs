@@ -7,7 +7,8 @@
 //!   migrations and dropped afterwards.
 //! * Broker: persistent publishes with confirms into a scratch quorum queue,
 //!   pipelined and one at a time, and the publish -> consume round trip. The
-//!   queue is deleted afterwards.
+//!   queue is deleted afterwards. Then the broker's own fan-out to as many
+//!   queues as the largest policy fan-out ([`broker_fanout`]).
 //!
 //! Rows and message bodies are made before the clock starts: only the
 //! database and the broker are timed.
@@ -32,7 +33,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 
-use crate::stats::{per_second, Percentiles};
+use crate::{
+    broker_fanout::{self, BrokerFanout},
+    stats::{per_second, Percentiles},
+};
 
 /// The slave whose rows the COPY measurement writes.
 const COPY_SLAVE: &str = "raw-copy";
@@ -72,6 +76,10 @@ pub struct LimitsPlan {
     pub round_trips: u64,
     /// Body size of each message in bytes.
     pub message_bytes: usize,
+    /// Quorum queues of the broker's fan-out (the largest policy fan-out),
+    /// and its rounds; no queues, no measurement.
+    pub fanout_queues: usize,
+    pub fanout_rounds: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -86,6 +94,8 @@ pub struct RawLimits {
     pub publish_confirms_serial_per_s: f64,
     /// One message published (with confirm) and consumed, one at a time.
     pub round_trip: Percentiles,
+    /// One message to each of many queues, until the last is consumed.
+    pub broker_fanout: Option<BrokerFanout>,
 }
 
 /// Measures the database, then the broker, cleaning up after each.
@@ -99,6 +109,7 @@ pub async fn measure(plan: &LimitsPlan) -> anyhow::Result<RawLimits> {
         publish_confirms_per_s: broker.pipelined_per_s,
         publish_confirms_serial_per_s: broker.serial_per_s,
         round_trip: broker.round_trip,
+        broker_fanout: broker.fanout,
     })
 }
 
@@ -286,6 +297,7 @@ struct BrokerRates {
     pipelined_per_s: f64,
     serial_per_s: f64,
     round_trip: Percentiles,
+    fanout: Option<BrokerFanout>,
 }
 
 /// Declares the scratch queue, measures, and deletes it whatever happened.
@@ -296,9 +308,20 @@ async fn measure_broker(plan: &LimitsPlan) -> anyhow::Result<BrokerRates> {
     let queue = format!("{}.raw_limits", plan.namespace);
     let measured = broker_rates(&broker, &queue, plan).await;
     let deleted = delete_queue(&broker, &queue).await;
+    let fanout = match (&measured, &deleted, plan.fanout_queues) {
+        (Ok(_), Ok(()), queues) if queues > 0 => {
+            let body = vec![b'x'; plan.message_bytes];
+            Some(
+                broker_fanout::measure(&broker, &plan.namespace, queues, plan.fanout_rounds, &body)
+                    .await,
+            )
+        }
+        _ => None,
+    };
     broker.close().await;
-    let rates = measured?;
+    let mut rates = measured?;
     deleted?;
+    rates.fanout = fanout.transpose()?;
     Ok(rates)
 }
 
@@ -379,6 +402,7 @@ async fn broker_rates(
         pipelined_per_s,
         serial_per_s,
         round_trip,
+        fanout: None,
     })
 }
 
@@ -442,13 +466,13 @@ async fn round_trips(
     Ok(round_trip)
 }
 
-fn persistent() -> BasicProperties {
+pub(crate) fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)
 }
 
 /// Publishes to `queue` through the default exchange, mandatory so a
 /// missing queue shows as a returned message.
-async fn publish(
+pub(crate) async fn publish(
     channel: &Channel,
     queue: &str,
     body: &[u8],
@@ -466,7 +490,7 @@ async fn publish(
 }
 
 /// Waits for a confirm; anything but a plain ack is an error.
-async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
+pub(crate) async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
     match bounded("publisher confirm", confirm).await? {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(_)) => {
@@ -530,6 +554,8 @@ mod tests {
             messages: 10,
             round_trips,
             message_bytes: 1024,
+            fanout_queues: 0,
+            fanout_rounds: 0,
         };
         assert!(check(&plan(10, 10)).is_ok());
         assert!(check(&plan(0, 10)).is_err());

@@ -160,6 +160,21 @@ impl Run {
                 "baseline",
                 None,
             ),
+        ];
+        if let Some(f) = &l.broker_fanout {
+            rows.push(figure(
+                format!(
+                    "raw: one message to each of {} quorum queues -> the last consumed, {} rounds",
+                    f.queues, f.rounds
+                ),
+                ms(&f.latency),
+                "-",
+                None,
+                "baseline",
+                None,
+            ));
+        }
+        rows.extend([
             figure(
                 format!(
                     "replication throughput, {} rows / {} slaves",
@@ -212,7 +227,7 @@ impl Run {
                 ">= 0.5 x upsert",
                 Some(self.backlog.rows_per_s >= 0.5 * upsert),
             ),
-        ];
+        ]);
         if let Some(live) = &self.backlog_live.lag {
             rows.push(figure(
                 format!(

@@ -36,6 +36,8 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
         messages: plan.messages,
         round_trips: plan.round_trips,
         message_bytes: plan.message_bytes,
+        fanout_queues: plan.fanout_slaves.iter().copied().max().unwrap_or(0),
+        fanout_rounds: plan.fanout_rounds,
     })
     .await
     .context("measuring the raw limits")?;
