@@ -55,28 +55,18 @@ pub fn load<T: DeserializeOwned>(path: &Path, root: &str) -> Result<T, ConfigErr
 /// file has no meaningful size), so memory stays bounded either way.
 pub fn read(path: &Path, limit: u64) -> Result<String, ConfigError> {
     let shown = || path.display().to_string();
-    let io = |source| ConfigError::Io {
-        path: shown(),
-        source,
-    };
+    let io = |source| ConfigError::Io { path: shown(), source };
     let file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if size > limit {
-        return Err(ConfigError::TooLarge {
-            path: shown(),
-            limit,
-        });
+        return Err(ConfigError::TooLarge { path: shown(), limit });
     }
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limit {
-        return Err(ConfigError::TooLarge {
-            path: shown(),
-            limit,
-        });
+        return Err(ConfigError::TooLarge { path: shown(), limit });
     }
-    String::from_utf8(bytes)
-        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    String::from_utf8(bytes).map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// A secret given inline (`<X>`) or in a file (`<XFile>`, relative to
@@ -90,19 +80,15 @@ pub fn secret_value(
     base_dir: Option<&std::path::Path>,
 ) -> Result<Option<crate::Secret<String>>, ConfigError> {
     match (inline, file) {
-        (Some(_), Some(_)) => Err(ConfigError::invalid(
-            element,
-            format!("give <{name}> or <{name}File>, not both"),
-        )),
+        (Some(_), Some(_)) => Err(ConfigError::invalid(element, format!("give <{name}> or <{name}File>, not both"))),
         (Some(value), None) => Ok(Some(value)),
         (None, Some(file)) => {
             let path = match base_dir {
                 Some(dir) if std::path::Path::new(&file).is_relative() => dir.join(&file),
                 _ => std::path::PathBuf::from(&file),
             };
-            let value = read(&path, MAX_SECRET_BYTES).map_err(|e| {
-                ConfigError::invalid(format!("{element}/<{name}File>"), e.to_string())
-            })?;
+            let value = read(&path, MAX_SECRET_BYTES)
+                .map_err(|e| ConfigError::invalid(format!("{element}/<{name}File>"), e.to_string()))?;
             Ok(Some(crate::Secret::new(value.trim().to_owned())))
         }
         (None, None) => Ok(None),
@@ -116,9 +102,7 @@ pub fn parse<T: DeserializeOwned>(text: &str, root: &str) -> Result<T, ConfigErr
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let mut element = format!("<{root}>");
         for segment in e.path().iter() {
-            if let serde_path_to_error::Segment::Map { key }
-            | serde_path_to_error::Segment::Enum { variant: key } = segment
-            {
+            if let serde_path_to_error::Segment::Map { key } | serde_path_to_error::Segment::Enum { variant: key } = segment {
                 element.push_str(&format!("/<{key}>"));
             }
         }
@@ -131,11 +115,7 @@ pub fn parse<T: DeserializeOwned>(text: &str, root: &str) -> Result<T, ConfigErr
 
 fn line_of(text: &str, position: u64) -> usize {
     let end = (position as usize).min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// Refuses what the typed parse would not notice or would echo back: bad
@@ -146,11 +126,9 @@ fn check_markup(text: &str, root: &str) -> Result<(), ConfigError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
     let (mut seen_root, mut depth) = (false, 0usize);
-    let outside = |line: usize, what: &str| {
-        ConfigError::Invalid {
+    let outside = |line: usize, what: &str| ConfigError::Invalid {
         element: format!("<{root}>"),
         message: format!("line {line}: {what} outside the <{root}> element (is this a Rampart configuration file?)"),
-    }
     };
     loop {
         let position = reader.buffer_position();
@@ -160,11 +138,7 @@ fn check_markup(text: &str, root: &str) -> Result<(), ConfigError> {
         })?;
         match event {
             Event::Eof => break,
-            Event::DocType(_) => {
-                return Err(ConfigError::Doctype {
-                    line: line_of(text, position),
-                })
-            }
+            Event::DocType(_) => return Err(ConfigError::Doctype { line: line_of(text, position) }),
             Event::Start(ref e) | Event::Empty(ref e) if depth == 0 => {
                 if seen_root {
                     return Err(outside(line_of(text, position), "a second element"));
@@ -189,10 +163,7 @@ fn check_markup(text: &str, root: &str) -> Result<(), ConfigError> {
         }
     }
     if !seen_root {
-        return Err(ConfigError::invalid(
-            format!("<{root}>"),
-            format!("the file has no <{root}> element (is this a Rampart configuration file?)"),
-        ));
+        return Err(ConfigError::invalid(format!("<{root}>"), format!("the file has no <{root}> element (is this a Rampart configuration file?)")));
     }
     Ok(())
 }
@@ -217,33 +188,19 @@ mod tests {
     #[test]
     fn parses_good_xml() {
         let s: Sample = parse("<S><Name>x</Name><Inner><Count>3</Count></Inner></S>", "S").unwrap();
-        assert_eq!(
-            s,
-            Sample {
-                name: "x".into(),
-                inner: Inner { count: 3 }
-            }
-        );
+        assert_eq!(s, Sample { name: "x".into(), inner: Inner { count: 3 } });
     }
 
     #[test]
     fn names_the_element_of_a_wrong_type() {
-        let err = parse::<Sample>(
-            "<S><Name>x</Name><Inner><Count>many</Count></Inner></S>",
-            "S",
-        )
-        .unwrap_err();
+        let err = parse::<Sample>("<S><Name>x</Name><Inner><Count>many</Count></Inner></S>", "S").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("<S>/<Inner>/<Count>"), "{text}");
     }
 
     #[test]
     fn refuses_unknown_elements() {
-        let err = parse::<Sample>(
-            "<S><Name>x</Name><Bogus/><Inner><Count>1</Count></Inner></S>",
-            "S",
-        )
-        .unwrap_err();
+        let err = parse::<Sample>("<S><Name>x</Name><Bogus/><Inner><Count>1</Count></Inner></S>", "S").unwrap_err();
         assert!(err.to_string().contains("Bogus"), "{err}");
     }
 
@@ -255,8 +212,7 @@ mod tests {
 
     #[test]
     fn refuses_doctype() {
-        let xml =
-            "<?xml version=\"1.0\"?>\n<!DOCTYPE S [<!ENTITY x \"boom\">]>\n<S><Name>&x;</Name></S>";
+        let xml = "<?xml version=\"1.0\"?>\n<!DOCTYPE S [<!ENTITY x \"boom\">]>\n<S><Name>&x;</Name></S>";
         let err = parse::<Sample>(xml, "S").unwrap_err();
         assert!(matches!(err, ConfigError::Doctype { line: 2 }), "{err}");
     }
@@ -264,10 +220,7 @@ mod tests {
     #[test]
     fn refuses_malformed_markup_with_a_line() {
         let err = parse::<Sample>("<S>\n<Name>x</Nam>\n</S>", "S").unwrap_err();
-        assert!(
-            matches!(err, ConfigError::Malformed { line: 2, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ConfigError::Malformed { line: 2, .. }), "{err}");
     }
 
     #[test]
@@ -278,10 +231,7 @@ mod tests {
         std::fs::write(&small, "<S/>").unwrap();
         assert_eq!(read(&small, 4).unwrap(), "<S/>");
         let err = read(&small, 3).unwrap_err();
-        assert!(
-            matches!(err, ConfigError::TooLarge { limit: 3, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ConfigError::TooLarge { limit: 3, .. }), "{err}");
         // A device reports no size; the read stops anyway.
         let err = read(Path::new("/dev/zero"), 1024).unwrap_err();
         assert!(err.to_string().contains("more than 1024 bytes"), "{err}");
@@ -300,14 +250,8 @@ mod tests {
             ("password = hunter2", "line 1: text outside the <S> element"),
             ("", "the file has no <S> element"),
             ("<!-- only a comment -->", "the file has no <S> element"),
-            (
-                "<S><Name>x</Name><Inner><Count>1</Count></Inner></S>\n<S/>",
-                "line 2: a second element outside the <S> element",
-            ),
-            (
-                "<S><Name>x</Name><Inner><Count>1</Count></Inner></S> hunter2",
-                "text outside the <S> element",
-            ),
+            ("<S><Name>x</Name><Inner><Count>1</Count></Inner></S>\n<S/>", "line 2: a second element outside the <S> element"),
+            ("<S><Name>x</Name><Inner><Count>1</Count></Inner></S> hunter2", "text outside the <S> element"),
         ] {
             let err = parse::<Sample>(text, "S").unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
@@ -318,9 +262,6 @@ mod tests {
     #[test]
     fn refuses_wrong_root() {
         let err = parse::<Sample>("<Other/>", "S").unwrap_err();
-        assert!(
-            err.to_string().contains("root element must be <S>"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("root element must be <S>"), "{err}");
     }
 }

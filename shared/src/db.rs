@@ -47,9 +47,7 @@ pub struct Migration {
 /// A pool with bounded waits and connections verified on checkout, so a
 /// database restart is survived.
 pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -69,9 +67,7 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
 
 /// The database name a URL points at.
 pub fn database_name(url: &str) -> Result<String> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
     config
         .get_dbname()
         .map(str::to_owned)
@@ -79,9 +75,7 @@ pub fn database_name(url: &str) -> Result<String> {
 }
 
 async fn maintenance_client(url: &str) -> Result<tokio_postgres::Client> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
     config.dbname("postgres");
     config.connect_timeout(Duration::from_secs(5));
     let (client, connection) = config.connect(NoTls).await?;
@@ -104,10 +98,7 @@ pub async fn ensure_database(url: &str) -> Result<()> {
         .await?
         .is_some();
     if !exists {
-        match client
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .await
-        {
+        match client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))).await {
             Ok(()) => tracing::info!(database = %name, "Created database."),
             // Another process created it at the same moment.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
@@ -122,10 +113,7 @@ pub async fn drop_database(url: &str) -> Result<()> {
     let name = database_name(url)?;
     let client = maintenance_client(url).await?;
     client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&name)
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
         .await?;
     Ok(())
 }
@@ -136,20 +124,13 @@ pub async fn migrate(pool: &Pool, migrations: &[Migration]) -> Result<Vec<i32>> 
     let mut client = pool.get().await?;
     // Any constant works; it only has to be the same for every process.
     const LOCK_KEY: i64 = 0x0052_414d_5041_5254;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-        .await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
     let result = apply_pending(&mut client, migrations).await;
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
-        .await?;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await?;
     result
 }
 
-async fn apply_pending(
-    client: &mut deadpool_postgres::Client,
-    migrations: &[Migration],
-) -> Result<Vec<i32>> {
+async fn apply_pending(client: &mut deadpool_postgres::Client, migrations: &[Migration]) -> Result<Vec<i32>> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -165,19 +146,12 @@ async fn apply_pending(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut pending: Vec<&Migration> = migrations
-        .iter()
-        .filter(|m| !applied.contains(&m.version))
-        .collect();
+    let mut pending: Vec<&Migration> = migrations.iter().filter(|m| !applied.contains(&m.version)).collect();
     pending.sort_by_key(|m| m.version);
     let mut done = Vec::new();
     for m in pending {
         let tx = client.transaction().await?;
-        let wrap = |source| DbError::Migration {
-            version: m.version,
-            name: m.name,
-            source,
-        };
+        let wrap = |source| DbError::Migration { version: m.version, name: m.name, source };
         tx.batch_execute(m.sql).await.map_err(wrap)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",

@@ -53,21 +53,9 @@ pub struct Envelope {
 /// body compared as text).
 impl PartialEq for Envelope {
     fn eq(&self, other: &Self) -> bool {
-        (
-            self.v,
-            self.id,
-            &self.kind,
-            &self.from,
-            self.seq,
-            self.sent_at,
-        ) == (
-            other.v,
-            other.id,
-            &other.kind,
-            &other.from,
-            other.seq,
-            other.sent_at,
-        ) && self.body.get() == other.body.get()
+        (self.v, self.id, &self.kind, &self.from, self.seq, self.sent_at)
+            == (other.v, other.id, &other.kind, &other.from, other.seq, other.sent_at)
+            && self.body.get() == other.body.get()
     }
 }
 
@@ -123,26 +111,15 @@ impl Envelope {
 
     /// [`decode`](Self::decode) with another size limit, for the few kinds
     /// that carry bulk data (replication batches).
-    pub fn decode_limited(
-        payload: &[u8],
-        amqp_type: Option<&str>,
-        limit: usize,
-    ) -> Result<Self, Rejection> {
+    pub fn decode_limited(payload: &[u8], amqp_type: Option<&str>, limit: usize) -> Result<Self, Rejection> {
         if payload.len() > limit {
-            return Err(Rejection::Oversized {
-                size: payload.len(),
-                limit,
-            });
+            return Err(Rejection::Oversized { size: payload.len(), limit });
         }
         let envelope: Envelope = match serde_json::from_slice(payload) {
             Ok(envelope) => envelope,
             // A v2 envelope may well not parse as a v1 one: say so, rather
             // than what it lacks.
-            Err(e) => {
-                return Err(
-                    other_version(payload).unwrap_or_else(|| Rejection::Malformed(e.to_string()))
-                )
-            }
+            Err(e) => return Err(other_version(payload).unwrap_or_else(|| Rejection::Malformed(e.to_string()))),
         };
         if envelope.v != VERSION {
             return Err(Rejection::UnknownVersion(envelope.v));
@@ -188,10 +165,7 @@ pub fn properties(id: Uuid, kind: &str, signature: Option<String>) -> BasicPrope
         .with_delivery_mode(2);
     if let Some(signature) = signature {
         let mut headers = FieldTable::default();
-        headers.insert(
-            SIGNATURE_HEADER.into(),
-            AMQPValue::LongString(signature.into()),
-        );
+        headers.insert(SIGNATURE_HEADER.into(), AMQPValue::LongString(signature.into()));
         props = props.with_headers(headers);
     }
     props
@@ -234,10 +208,7 @@ mod tests {
         raw["v"] = 2.into();
         let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
         assert_eq!(err, Rejection::UnknownVersion(2));
-        assert_eq!(
-            err.to_string(),
-            "envelope version 2 is not supported (expected 1)"
-        );
+        assert_eq!(err.to_string(), "envelope version 2 is not supported (expected 1)");
     }
 
     #[test]
@@ -249,10 +220,7 @@ mod tests {
         assert_eq!(err, Rejection::UnknownVersion(2));
         raw.as_object_mut().unwrap().remove("v");
         let err = Envelope::decode(&serde_json::to_vec(&raw).unwrap(), None).unwrap_err();
-        assert!(
-            matches!(&err, Rejection::Malformed(m) if m.contains("`v`") || m.contains("trace")),
-            "{err}"
-        );
+        assert!(matches!(&err, Rejection::Malformed(m) if m.contains("`v`") || m.contains("trace")), "{err}");
     }
 
     #[test]

@@ -337,20 +337,12 @@ pub enum SlaveSelection {
 
 impl SlaveTarget {
     /// Every slave (`None`) or the listed ones, optionally narrowed to a group.
-    pub fn new(
-        slaves: Option<Vec<String>>,
-        group: Option<String>,
-        virtual_group: Option<String>,
-    ) -> Self {
+    pub fn new(slaves: Option<Vec<String>>, group: Option<String>, virtual_group: Option<String>) -> Self {
         let slaves = match slaves {
             None => SlaveSelection::All(ALL_SLAVES.to_owned()),
             Some(ids) => SlaveSelection::Listed(ids),
         };
-        Self {
-            slaves,
-            group,
-            virtual_group,
-        }
+        Self { slaves, group, virtual_group }
     }
 
     /// Checks the shape; `Err` is the operator-facing message.
@@ -358,14 +350,10 @@ impl SlaveTarget {
         match &self.slaves {
             SlaveSelection::All(s) if s == ALL_SLAVES => {}
             SlaveSelection::All(other) => {
-                return Err(format!(
-                    "target.slaves '{other}' must be \"{ALL_SLAVES}\" or a list of slave ids"
-                ))
+                return Err(format!("target.slaves '{other}' must be \"{ALL_SLAVES}\" or a list of slave ids"))
             }
             SlaveSelection::Listed(ids) if ids.is_empty() => {
-                return Err(format!(
-                    "target.slaves is an empty list: give \"{ALL_SLAVES}\" or slave ids"
-                ))
+                return Err(format!("target.slaves is an empty list: give \"{ALL_SLAVES}\" or slave ids"))
             }
             SlaveSelection::Listed(_) => {}
         }
@@ -386,10 +374,7 @@ impl SlaveTarget {
 
     /// What each slave is told about the endpoints in scope.
     pub fn scope(&self) -> Scope {
-        Scope {
-            group: self.group.clone(),
-            virtual_group: self.virtual_group.clone(),
-        }
+        Scope { group: self.group.clone(), virtual_group: self.virtual_group.clone() }
     }
 }
 
@@ -426,10 +411,7 @@ mod tests {
         let a = command_key(&master, "paris");
         assert_eq!(a.to_hex(), command_key(&master, "paris").to_hex());
         assert_ne!(a.to_hex(), command_key(&master, "lyon").to_hex());
-        assert_ne!(
-            a.to_hex(),
-            command_key(&SigningKey::generate(), "paris").to_hex()
-        );
+        assert_ne!(a.to_hex(), command_key(&SigningKey::generate(), "paris").to_hex());
     }
 
     fn target(v: serde_json::Value) -> Result<SlaveTarget, String> {
@@ -441,23 +423,12 @@ mod tests {
     fn targets_are_checked() {
         use serde_json::json;
         assert!(target(json!({"slaves": "all"})).unwrap().is_all());
-        assert!(!target(json!({"slaves": ["paris"], "group": "Servers"}))
-            .unwrap()
-            .is_all());
-        assert!(target(json!({"slaves": "some"}))
-            .unwrap_err()
-            .contains("\"all\""));
+        assert!(!target(json!({"slaves": ["paris"], "group": "Servers"})).unwrap().is_all());
+        assert!(target(json!({"slaves": "some"})).unwrap_err().contains("\"all\""));
         assert!(target(json!({"slaves": []})).unwrap_err().contains("empty"));
-        assert!(
-            target(json!({"slaves": "all", "group": "a", "virtual_group": "b"}))
-                .unwrap_err()
-                .contains("not both")
-        );
+        assert!(target(json!({"slaves": "all", "group": "a", "virtual_group": "b"})).unwrap_err().contains("not both"));
         assert!(target(json!({"slaves": "all", "site": "x"})).is_err());
-        assert_eq!(
-            serde_json::to_value(SlaveTarget::new(None, None, None)).unwrap(),
-            json!({"slaves": "all"})
-        );
+        assert_eq!(serde_json::to_value(SlaveTarget::new(None, None, None)).unwrap(), json!({"slaves": "all"}));
     }
 
     #[test]
@@ -466,20 +437,14 @@ mod tests {
             task_id: Uuid::new_v4(),
             name: "scan".into(),
             kind: TaskKind::QuickScan,
-            scope: Scope {
-                group: Some("Servers".into()),
-                virtual_group: None,
-            },
+            scope: Scope { group: Some("Servers".into()), virtual_group: None },
         });
         let env = cmd.to_envelope("hq");
         assert_eq!(env.kind, "master.task");
         assert_eq!(MasterCommand::from_envelope(&env).unwrap(), cmd);
         let mut unknown = env.clone();
         unknown.kind = "master.reboot".into();
-        assert!(matches!(
-            MasterCommand::from_envelope(&unknown),
-            Err(Rejection::UnknownKind(_))
-        ));
+        assert!(matches!(MasterCommand::from_envelope(&unknown), Err(Rejection::UnknownKind(_))));
     }
 
     #[test]
@@ -490,10 +455,7 @@ mod tests {
             version: 3,
             state: ReceiptState::Applied,
             reason: None,
-            policy: Some(PolicyProgress {
-                assigned: 10,
-                applied: 10,
-            }),
+            policy: Some(PolicyProgress { assigned: 10, applied: 10 }),
             task: None,
         });
         let env = report.to_envelope("paris");

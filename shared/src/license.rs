@@ -15,8 +15,7 @@ use uuid::Uuid;
 const PREFIX: &str = "RAMPART1";
 
 /// Public half of the development vendor key (see `ops/license/`).
-const DEV_VENDOR_PUBLIC_KEY: &str =
-    "ab59979523f8c3a3bd19ce73cd184d3f71e99938b236e7a0125bd885ac415e20";
+const DEV_VENDOR_PUBLIC_KEY: &str = "ab59979523f8c3a3bd19ce73cd184d3f71e99938b236e7a0125bd885ac415e20";
 
 /// The vendor public key this build trusts (hex).
 pub const VENDOR_PUBLIC_KEY: &str = match option_env!("RAMPART_VENDOR_PUBLIC_KEY") {
@@ -41,15 +40,10 @@ pub struct License {
 pub enum LicenseError {
     #[error("license key is not in the RAMPART1.<payload>.<signature> format")]
     Format,
-    #[error(
-        "license key signature does not match: the key was altered or not issued by the vendor"
-    )]
+    #[error("license key signature does not match: the key was altered or not issued by the vendor")]
     Forged,
     #[error("license {license_id} expired on {expires_on}")]
-    Expired {
-        license_id: Uuid,
-        expires_on: NaiveDate,
-    },
+    Expired { license_id: Uuid, expires_on: NaiveDate },
     #[error("vendor key is invalid: {0}")]
     VendorKey(String),
 }
@@ -59,11 +53,7 @@ impl License {
     pub fn issue(&self, vendor: &VendorKey) -> String {
         let payload = serde_json::to_vec(self).expect("license serializes");
         let signature = vendor.0.sign(&payload);
-        format!(
-            "{PREFIX}.{}.{}",
-            B64.encode(&payload),
-            B64.encode(signature.to_bytes())
-        )
+        format!("{PREFIX}.{}.{}", B64.encode(&payload), B64.encode(signature.to_bytes()))
     }
 
     /// Verifies a key against this build's vendor key and checks it has not
@@ -72,26 +62,17 @@ impl License {
         Self::verify_with(key, today, VENDOR_PUBLIC_KEY)
     }
 
-    pub fn verify_with(
-        key: &str,
-        today: NaiveDate,
-        public_key_hex: &str,
-    ) -> Result<Self, LicenseError> {
+    pub fn verify_with(key: &str, today: NaiveDate, public_key_hex: &str) -> Result<Self, LicenseError> {
         let public = parse_public_key(public_key_hex)?;
         let mut parts = key.trim().split('.');
-        let (Some(PREFIX), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(PREFIX), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(LicenseError::Format);
         };
         let payload = B64.decode(payload).map_err(|_| LicenseError::Format)?;
         let signature = B64.decode(signature).map_err(|_| LicenseError::Format)?;
         let signature = Signature::from_slice(&signature).map_err(|_| LicenseError::Format)?;
-        public
-            .verify(&payload, &signature)
-            .map_err(|_| LicenseError::Forged)?;
-        let license: License =
-            serde_json::from_slice(&payload).map_err(|_| LicenseError::Format)?;
+        public.verify(&payload, &signature).map_err(|_| LicenseError::Forged)?;
+        let license: License = serde_json::from_slice(&payload).map_err(|_| LicenseError::Format)?;
         if license.expires_on < today {
             return Err(LicenseError::Expired {
                 license_id: license.license_id,
@@ -167,15 +148,9 @@ mod tests {
         let vendor = VendorKey::generate();
         let key = sample().issue(&vendor);
         let parts: Vec<&str> = key.split('.').collect();
-        let mut payload: serde_json::Value =
-            serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+        let mut payload: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
         payload["seats"] = 100000.into();
-        let edited = format!(
-            "{}.{}.{}",
-            parts[0],
-            B64.encode(serde_json::to_vec(&payload).unwrap()),
-            parts[2]
-        );
+        let edited = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&payload).unwrap()), parts[2]);
         assert_eq!(
             License::verify_with(&edited, day("2026-06-01"), &vendor.public_key_hex()),
             Err(LicenseError::Forged)
@@ -192,17 +167,13 @@ mod tests {
     fn expired_keys_are_refused() {
         let vendor = VendorKey::generate();
         let key = sample().issue(&vendor);
-        let err =
-            License::verify_with(&key, day("2027-01-02"), &vendor.public_key_hex()).unwrap_err();
+        let err = License::verify_with(&key, day("2027-01-02"), &vendor.public_key_hex()).unwrap_err();
         assert!(err.to_string().contains("expired on 2027-01-01"), "{err}");
     }
 
     #[test]
     fn garbage_is_a_format_error() {
-        assert_eq!(
-            License::verify("hello", day("2026-01-01")),
-            Err(LicenseError::Format)
-        );
+        assert_eq!(License::verify("hello", day("2026-01-01")), Err(LicenseError::Format));
     }
 
     #[test]

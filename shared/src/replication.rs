@@ -104,56 +104,16 @@ impl ReplicatedTable {
     pub fn shipped_columns(self) -> &'static [&'static str] {
         match self {
             Self::Endpoints => &[
-                "id",
-                "hostname",
-                "ip",
-                "os",
-                "group_id",
-                "agent_version",
-                "signatures_version",
-                "signatures_date",
-                "realtime_protection",
-                "active_threats",
-                "status",
-                "licensed",
-                "last_seen",
-                "enrolled_at",
-                "policy_id",
-                "policy_version",
-                "applied_policy_id",
-                "applied_policy_version",
+                "id", "hostname", "ip", "os", "group_id", "agent_version", "signatures_version", "signatures_date",
+                "realtime_protection", "active_threats", "status", "licensed", "last_seen", "enrolled_at", "policy_id",
+                "policy_version", "applied_policy_id", "applied_policy_version",
             ],
             Self::NetworkGroups => &["id", "name", "parent_id", "subnet", "created_at"],
             Self::VirtualGroups => &["id", "name", "description", "created_at"],
             Self::VirtualGroupMembers => &["virtual_group_id", "endpoint_id"],
-            Self::Detections => &[
-                "detection_id",
-                "endpoint_id",
-                "malware",
-                "path",
-                "action",
-                "detected_at",
-                "task_id",
-                "received_at",
-            ],
-            Self::TaskResults => &[
-                "task_id",
-                "endpoint_id",
-                "state",
-                "scanned_files",
-                "detections",
-                "message",
-                "updated_at",
-            ],
-            Self::License => &[
-                "id",
-                "license_id",
-                "customer",
-                "seats",
-                "issued_on",
-                "expires_on",
-                "installed_at",
-            ],
+            Self::Detections => &["detection_id", "endpoint_id", "malware", "path", "action", "detected_at", "task_id", "received_at"],
+            Self::TaskResults => &["task_id", "endpoint_id", "state", "scanned_files", "detections", "message", "updated_at"],
+            Self::License => &["id", "license_id", "customer", "seats", "issued_on", "expires_on", "installed_at"],
         }
     }
 }
@@ -166,9 +126,7 @@ impl fmt::Display for ReplicatedTable {
 
 /// A position in a slave's change stream: every change ordered before
 /// `(xid, seq)` is included. `(0, 0)` is the start (a full snapshot).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Watermark {
     /// Transaction id (`xid8`) of the change.
@@ -194,10 +152,7 @@ impl std::str::FromStr for Watermark {
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("watermark '{text}' is not of the form XID:SEQ");
         let (xid, seq) = text.split_once(':').ok_or_else(bad)?;
-        Ok(Self {
-            xid: xid.parse().map_err(|_| bad())?,
-            seq: seq.parse().map_err(|_| bad())?,
-        })
+        Ok(Self { xid: xid.parse().map_err(|_| bad())?, seq: seq.parse().map_err(|_| bad())? })
     }
 }
 
@@ -322,10 +277,7 @@ mod tests {
     fn table_names_round_trip() {
         for t in ReplicatedTable::ALL {
             assert_eq!(ReplicatedTable::parse(t.name()), Some(t));
-            assert_eq!(
-                serde_json::to_value(t).unwrap(),
-                Value::String(t.name().into())
-            );
+            assert_eq!(serde_json::to_value(t).unwrap(), Value::String(t.name().into()));
         }
         assert_eq!(ReplicatedTable::parse("policies"), None);
     }

@@ -93,74 +93,37 @@ impl ServiceSettings {
         let at = |path: &str| format!("<{root}>/{path}");
         let api_token = match env(ENV_API_TOKEN) {
             Some(token) => Secret::new(token),
-            None => secret_value(
-                &at("<Api>"),
-                "Token",
-                xml.api.token,
-                xml.api.token_file,
-                base_dir,
-            )?
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    at("<Api>"),
-                    "an API token is required: <Token> or <TokenFile>",
-                )
-            })?,
+            None => secret_value(&at("<Api>"), "Token", xml.api.token, xml.api.token_file, base_dir)?
+                .ok_or_else(|| ConfigError::invalid(at("<Api>"), "an API token is required: <Token> or <TokenFile>"))?,
         };
         if api_token.expose().len() < 16 {
-            return Err(ConfigError::invalid(
-                at("<Api>/<Token>"),
-                "the API token must be at least 16 characters",
-            ));
+            return Err(ConfigError::invalid(at("<Api>/<Token>"), "the API token must be at least 16 characters"));
         }
-        let database_url = env(ENV_DATABASE_URL)
-            .map(Secret::new)
-            .unwrap_or(xml.database.url);
-        let url_ok = database_url.expose().starts_with("postgres://")
-            || database_url.expose().starts_with("postgresql://");
+        let database_url = env(ENV_DATABASE_URL).map(Secret::new).unwrap_or(xml.database.url);
+        let url_ok = database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
         if !url_ok || crate::db::database_name(database_url.expose()).is_err() {
-            return Err(ConfigError::invalid(
-                at("<Database>/<Url>"),
-                "must be a postgres:// URL naming a database",
-            ));
+            return Err(ConfigError::invalid(at("<Database>/<Url>"), "must be a postgres:// URL naming a database"));
         }
         let database_pool_size = xml.database.pool_size.unwrap_or(defaults.pool_size);
         if !(2..=defaults.max_pool_size).contains(&database_pool_size) {
-            return Err(ConfigError::invalid(
-                at("<Database>/<PoolSize>"),
-                format!("must be between 2 and {}", defaults.max_pool_size),
-            ));
+            return Err(ConfigError::invalid(at("<Database>/<PoolSize>"), format!("must be between 2 and {}", defaults.max_pool_size)));
         }
         let amqp_url = env(ENV_AMQP_URL).map(Secret::new).unwrap_or(xml.broker.url);
         if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
-            return Err(ConfigError::invalid(
-                at("<Broker>/<Url>"),
-                "must be an amqp:// URL",
-            ));
+            return Err(ConfigError::invalid(at("<Broker>/<Url>"), "must be an amqp:// URL"));
         }
         let namespace = match env(ENV_NAMESPACE) {
-            Some(ns) => {
-                NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?
-            }
-            None => xml
-                .broker
-                .namespace
-                .unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
+            Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?,
+            None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
         };
         let prefetch = xml.broker.prefetch.unwrap_or(defaults.prefetch);
         if prefetch == 0 {
-            return Err(ConfigError::invalid(
-                at("<Broker>/<Prefetch>"),
-                "must be at least 1",
-            ));
+            return Err(ConfigError::invalid(at("<Broker>/<Prefetch>"), "must be at least 1"));
         }
         let api_listen = match env(ENV_API_LISTEN) {
-            Some(addr) => addr.parse().map_err(|e| {
-                ConfigError::invalid(
-                    ENV_API_LISTEN,
-                    format!("'{addr}' is not an address:port: {e}"),
-                )
-            })?,
+            Some(addr) => addr
+                .parse()
+                .map_err(|e| ConfigError::invalid(ENV_API_LISTEN, format!("'{addr}' is not an address:port: {e}")))?,
             None => xml.api.listen.unwrap_or(defaults.listen),
         };
         let log = xml.log.unwrap_or_default();

@@ -97,8 +97,7 @@ mod tests {
     async fn sleep_is_cut_short_by_shutdown() {
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
-        let sleeper =
-            tokio::spawn(async move { s.sleep(std::time::Duration::from_secs(3600)).await });
+        let sleeper = tokio::spawn(async move { s.sleep(std::time::Duration::from_secs(3600)).await });
         shutdown.trigger();
         assert!(!sleeper.await.unwrap());
     }

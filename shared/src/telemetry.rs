@@ -24,17 +24,10 @@ const SECRET_BEARING: &[&str] = &["tokio_postgres=info", "tokio_postgres::query=
 /// through the publisher, so that logger is kept quiet by default.
 fn filter(env: Option<&str>, default_level: &str) -> EnvFilter {
     let asked = env.and_then(|directives| EnvFilter::try_new(directives).ok());
-    let mut filter = asked.unwrap_or_else(|| {
-        EnvFilter::new(format!(
-            "{default_level},lapin=warn,lapin::returned_messages=error"
-        ))
-    });
+    let mut filter =
+        asked.unwrap_or_else(|| EnvFilter::new(format!("{default_level},lapin=warn,lapin::returned_messages=error")));
     for directive in SECRET_BEARING {
-        filter = filter.add_directive(
-            directive
-                .parse()
-                .expect("the capped targets are valid directives"),
-        );
+        filter = filter.add_directive(directive.parse().expect("the capped targets are valid directives"));
     }
     filter
 }
@@ -60,21 +53,10 @@ mod tests {
 
     #[test]
     fn statement_parameters_stay_out_whatever_level_is_asked() {
-        for (env, level) in [
-            (None, "debug"),
-            (None, "trace"),
-            (Some("trace"), "info"),
-            (Some("tokio_postgres=trace,debug"), "info"),
-        ] {
+        for (env, level) in [(None, "debug"), (None, "trace"), (Some("trace"), "info"), (Some("tokio_postgres=trace,debug"), "info")] {
             let shown = filter(env, level).to_string();
-            assert!(
-                shown.contains("tokio_postgres=info") && !shown.contains("tokio_postgres=trace"),
-                "{env:?} {level}: {shown}"
-            );
-            assert!(
-                shown.contains("tokio_postgres::query=info"),
-                "{env:?} {level}: {shown}"
-            );
+            assert!(shown.contains("tokio_postgres=info") && !shown.contains("tokio_postgres=trace"), "{env:?} {level}: {shown}");
+            assert!(shown.contains("tokio_postgres::query=info"), "{env:?} {level}: {shown}");
         }
     }
 }

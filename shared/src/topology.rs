@@ -172,11 +172,7 @@ impl Topology {
     /// The slave a `slave.<id>[.<kind>]` routing key (status, replication)
     /// names, if it has that shape.
     pub fn slave_of_key(routing_key: &str) -> Option<&str> {
-        routing_key
-            .strip_prefix("slave.")?
-            .split('.')
-            .next()
-            .filter(|s| !s.is_empty())
+        routing_key.strip_prefix("slave.")?.split('.').next().filter(|s| !s.is_empty())
     }
     /// Binding that catches every slave's replication batches.
     pub const REPLICATION_BINDING: &'static str = "slave.*";
@@ -291,19 +287,10 @@ fn durable() -> QueueDeclareOptions {
 /// there after [`DELIVERY_LIMIT`] tries, at least once.
 fn quorum_args(dead_letter: Option<(&str, &str)>) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     if let Some((dlx, routing_key)) = dead_letter {
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(DELIVERY_LIMIT),
-        );
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(dlx.into()),
-        );
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
         args.insert(
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(routing_key.into()),
@@ -312,10 +299,7 @@ fn quorum_args(dead_letter: Option<(&str, &str)>) -> FieldTable {
             "x-dead-letter-strategy".into(),
             AMQPValue::LongString("at-least-once".into()),
         );
-        args.insert(
-            "x-overflow".into(),
-            AMQPValue::LongString("reject-publish".into()),
-        );
+        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
     }
     args
 }
@@ -339,34 +323,16 @@ mod tests {
         let t = Topology::new(&NameSegment::parse("rampart").unwrap());
         assert_eq!(t.site_inbox("paris"), "rampart.site.paris.inbox");
         assert_eq!(t.agents_exchange(), "rampart.agents");
-        assert_eq!(
-            Topology::endpoint_key("paris", "ep-1"),
-            "site.paris.endpoint.ep-1"
-        );
-        assert_eq!(
-            Topology::site_key("paris", "agent.heartbeat"),
-            "site.paris.agent.heartbeat"
-        );
+        assert_eq!(Topology::endpoint_key("paris", "ep-1"), "site.paris.endpoint.ep-1");
+        assert_eq!(Topology::site_key("paris", "agent.heartbeat"), "site.paris.agent.heartbeat");
         assert_eq!(Topology::parking_queue("q"), "q.parking");
-        assert_eq!(
-            t.slave_commands_queue("paris"),
-            "rampart.slave.paris.commands"
-        );
+        assert_eq!(t.slave_commands_queue("paris"), "rampart.slave.paris.commands");
         assert_eq!(t.master_status_queue(), "rampart.master.status");
         assert_eq!(t.master_replication_queue(), "rampart.master.replication");
         assert_eq!(t.report_events_queue(), "rampart.report.events");
-        assert_eq!(
-            Topology::status_key("paris", "slave.receipt"),
-            "slave.paris.slave.receipt"
-        );
-        assert_eq!(
-            Topology::slave_of_key("slave.paris.slave.receipt"),
-            Some("paris")
-        );
+        assert_eq!(Topology::status_key("paris", "slave.receipt"), "slave.paris.slave.receipt");
+        assert_eq!(Topology::slave_of_key("slave.paris.slave.receipt"), Some("paris"));
         assert_eq!(Topology::slave_of_key("agent.paris"), None);
-        assert_eq!(
-            Topology::slave_of_key(&Topology::slave_key("paris")),
-            Some("paris")
-        );
+        assert_eq!(Topology::slave_of_key(&Topology::slave_key("paris")), Some("paris"));
     }
 }

@@ -48,18 +48,8 @@ pub enum Auth {
 }
 
 /// Sends `body` as is to `server`, with `content_type` when given.
-pub async fn request(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    auth: Auth,
-    content_type: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> Answer {
-    let mut request = server
-        .http
-        .request(method, format!("{}{path}", server.base))
-        .timeout(Duration::from_secs(30));
+pub async fn request(server: &TestServer, method: Method, path: &str, auth: Auth, content_type: Option<&str>, body: Option<Vec<u8>>) -> Answer {
+    let mut request = server.http.request(method, format!("{}{path}", server.base)).timeout(Duration::from_secs(30));
     request = match auth {
         Auth::None => request,
         Auth::Wrong => request.bearer_auth("not-the-token-0123456789"),
@@ -72,41 +62,16 @@ pub async fn request(
     if let Some(body) = body {
         request = request.body(body);
     }
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: no answer to a {body_len:?}-byte body: {e}"));
+    let response = request.send().await.unwrap_or_else(|e| panic!("{path}: no answer to a {body_len:?}-byte body: {e}"));
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let text = response.text().await.unwrap_or_default();
-    Answer {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        content_type,
-    }
+    Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)), content_type }
 }
 
 /// A JSON request with the right token.
-pub async fn json(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    body: impl Into<Vec<u8>>,
-) -> Answer {
-    request(
-        server,
-        method,
-        path,
-        Auth::Right,
-        Some("application/json"),
-        Some(body.into()),
-    )
-    .await
+pub async fn json(server: &TestServer, method: Method, path: &str, body: impl Into<Vec<u8>>) -> Answer {
+    request(server, method, path, Auth::Right, Some("application/json"), Some(body.into())).await
 }
 
 /// Every row of every table of a database, as (row count, checksum) per
@@ -114,10 +79,7 @@ pub async fn json(
 pub async fn snapshot(pool: &deadpool_postgres::Pool) -> BTreeMap<String, (i64, String)> {
     let client = pool.get().await.expect("a database connection");
     let tables: Vec<String> = client
-        .query(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-            &[],
-        )
+        .query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", &[])
         .await
         .expect("tables listed")
         .iter()
@@ -138,29 +100,14 @@ pub async fn snapshot(pool: &deadpool_postgres::Pool) -> BTreeMap<String, (i64, 
 }
 
 /// The tables whose content differs between two snapshots.
-pub fn changed(
-    before: &BTreeMap<String, (i64, String)>,
-    after: &BTreeMap<String, (i64, String)>,
-) -> Vec<String> {
-    after
-        .iter()
-        .filter(|(t, v)| before.get(*t) != Some(v))
-        .map(|(t, _)| t.clone())
-        .collect()
+pub fn changed(before: &BTreeMap<String, (i64, String)>, after: &BTreeMap<String, (i64, String)>) -> Vec<String> {
+    after.iter().filter(|(t, v)| before.get(*t) != Some(v)).map(|(t, _)| t.clone()).collect()
 }
 
 /// A raw message: `payload` as is, with `kind` as the AMQP type (when given)
 /// and `headers` (e.g. a signature).
-pub fn raw(
-    exchange: &str,
-    routing_key: &str,
-    payload: Vec<u8>,
-    kind: Option<&str>,
-    headers: &[(&str, &str)],
-) -> Outgoing {
-    let mut properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into());
+pub fn raw(exchange: &str, routing_key: &str, payload: Vec<u8>, kind: Option<&str>, headers: &[(&str, &str)]) -> Outgoing {
+    let mut properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
     if let Some(kind) = kind {
         properties = properties.with_type(kind.into());
     }
@@ -171,12 +118,7 @@ pub fn raw(
         }
         properties = properties.with_headers(table);
     }
-    Outgoing {
-        exchange: exchange.to_owned(),
-        routing_key: routing_key.to_owned(),
-        payload,
-        properties,
-    }
+    Outgoing { exchange: exchange.to_owned(), routing_key: routing_key.to_owned(), payload, properties }
 }
 
 /// One message found in a parking queue.
@@ -199,25 +141,16 @@ pub async fn parked(queue: &str, count: usize) -> Vec<Parked> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut found = Vec::new();
     while found.len() < count {
-        let got = channel
-            .basic_get(parking.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("basic.get");
+        let got = channel.basic_get(parking.as_str().into(), BasicGetOptions { no_ack: true }).await.expect("basic.get");
         let Some(message) = got else {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{parking} holds {} of {count} messages: {found:?}",
-                found.len()
-            );
+            assert!(tokio::time::Instant::now() < deadline, "{parking} holds {} of {count} messages: {found:?}", found.len());
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let p = &message.delivery.properties;
         found.push(Parked {
             reason: header_str(p, REASON_HEADER).unwrap_or_default().to_owned(),
-            queue: header_str(p, SOURCE_QUEUE_HEADER)
-                .unwrap_or_default()
-                .to_owned(),
+            queue: header_str(p, SOURCE_QUEUE_HEADER).unwrap_or_default().to_owned(),
             kind: p.kind().as_ref().map(|k| k.to_string()).unwrap_or_default(),
             death: death_reason(p),
         });
@@ -227,13 +160,8 @@ pub async fn parked(queue: &str, count: usize) -> Vec<Parked> {
 }
 
 fn death_reason(properties: &BasicProperties) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = properties.headers().as_ref()?.inner().get("x-death")?
-    else {
-        return None;
-    };
-    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
-        return None;
-    };
+    let AMQPValue::FieldArray(deaths) = properties.headers().as_ref()?.inner().get("x-death")? else { return None };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else { return None };
     match first.inner().get("reason")? {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Some(s.to_string()),
@@ -244,10 +172,7 @@ fn death_reason(properties: &BasicProperties) -> Option<String> {
 /// Asserts that for every expected reason one parked message says it.
 pub fn assert_reasons(parked: &[Parked], expected: &[&str]) {
     for reason in expected {
-        assert!(
-            parked.iter().any(|p| p.reason.contains(reason)),
-            "no parked message says '{reason}': {parked:#?}"
-        );
+        assert!(parked.iter().any(|p| p.reason.contains(reason)), "no parked message says '{reason}': {parked:#?}");
     }
 }
 
@@ -255,29 +180,17 @@ pub fn assert_reasons(parked: &[Parked], expected: &[&str]) {
 /// `rabbitmqctl list_queues` (JSON).
 pub fn queue_arguments(namespace: &str) -> BTreeMap<String, Value> {
     let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "list_queues",
-            "--quiet",
-            "--formatter",
-            "json",
-            "name",
-            "arguments",
-        ])
+        .args(["list_queues", "--quiet", "--formatter", "json", "name", "arguments"])
         .output()
         .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "rabbitmqctl: {}", String::from_utf8_lossy(&out.stderr));
     let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("rabbitmqctl prints JSON");
     let prefix = format!("{namespace}.");
     listed
         .into_iter()
         .filter_map(|q| {
             let name = q["name"].as_str()?.to_owned();
-            name.starts_with(&prefix)
-                .then(|| (name, arguments_object(&q["arguments"])))
+            name.starts_with(&prefix).then(|| (name, arguments_object(&q["arguments"])))
         })
         .collect()
 }
@@ -286,15 +199,7 @@ pub fn queue_arguments(namespace: &str) -> BTreeMap<String, Value> {
 fn arguments_object(arguments: &Value) -> Value {
     match arguments {
         Value::Array(triples) => Value::Object(
-            triples
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.get(0)?.as_str()?.to_owned(),
-                        t.as_array()?.last()?.clone(),
-                    ))
-                })
-                .collect(),
+            triples.iter().filter_map(|t| Some((t.get(0)?.as_str()?.to_owned(), t.as_array()?.last()?.clone()))).collect(),
         ),
         other => other.clone(),
     }
@@ -312,66 +217,30 @@ pub struct Bad {
 /// consumer checks signatures (so each reaches the check it is about):
 /// malformed JSON, an unknown kind, an unknown version, a body over
 /// `limit` bytes and an AMQP `type` that disagrees with the kind.
-pub fn broken_variants(
-    exchange: &str,
-    routing_key: &str,
-    good: &Envelope,
-    key: Option<&SigningKey>,
-    limit: usize,
-) -> Vec<Bad> {
+pub fn broken_variants(exchange: &str, routing_key: &str, good: &Envelope, key: Option<&SigningKey>, limit: usize) -> Vec<Bad> {
     let signed = |payload: Vec<u8>, kind: &str| {
         let signature = key.map(|k| k.sign(&payload));
-        Outgoing {
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            properties: properties(good.id, kind, signature),
-            payload,
-        }
+        Outgoing { exchange: exchange.to_owned(), routing_key: routing_key.to_owned(), properties: properties(good.id, kind, signature), payload }
     };
     let mut unknown = good.clone();
     unknown.kind = format!("{}_unheard_of", good.kind);
     let mut version = serde_json::to_value(good).expect("envelopes serialize");
     version["v"] = 9.into();
     let mut oversized = good.clone();
-    oversized.body =
-        serde_json::value::to_raw_value(&serde_json::json!({"padding": "x".repeat(limit)}))
-            .expect("a padding body serializes");
+    oversized.body = serde_json::value::to_raw_value(&serde_json::json!({"padding": "x".repeat(limit)})).expect("a padding body serializes");
     vec![
-        Bad {
-            message: signed(b"{this is not json".to_vec(), &good.kind),
-            reason: "not a valid envelope".into(),
-        },
-        Bad {
-            message: signed(unknown.to_bytes(), &unknown.kind),
-            reason: format!("unknown message kind '{}'", unknown.kind),
-        },
-        Bad {
-            message: signed(serde_json::to_vec(&version).unwrap(), &good.kind),
-            reason: "envelope version 9 is not supported".into(),
-        },
-        Bad {
-            message: signed(oversized.to_bytes(), &good.kind),
-            reason: format!("over the {limit}-byte limit"),
-        },
-        Bad {
-            message: signed(good.to_bytes(), "some.other_kind"),
-            reason: format!(
-                "AMQP type 'some.other_kind' does not match envelope kind '{}'",
-                good.kind
-            ),
-        },
+        Bad { message: signed(b"{this is not json".to_vec(), &good.kind), reason: "not a valid envelope".into() },
+        Bad { message: signed(unknown.to_bytes(), &unknown.kind), reason: format!("unknown message kind '{}'", unknown.kind) },
+        Bad { message: signed(serde_json::to_vec(&version).unwrap(), &good.kind), reason: "envelope version 9 is not supported".into() },
+        Bad { message: signed(oversized.to_bytes(), &good.kind), reason: format!("over the {limit}-byte limit") },
+        Bad { message: signed(good.to_bytes(), "some.other_kind"), reason: format!("AMQP type 'some.other_kind' does not match envelope kind '{}'", good.kind) },
     ]
 }
 
 /// A well-formed message that passes every check of its consumer but that
 /// the database can never store (a NUL character in a text): the consumer
 /// must park it, not retry it forever.
-pub fn poison(
-    exchange: &str,
-    routing_key: &str,
-    envelope: &Envelope,
-    key: Option<&SigningKey>,
-) -> Bad {
+pub fn poison(exchange: &str, routing_key: &str, envelope: &Envelope, key: Option<&SigningKey>) -> Bad {
     Bad {
         message: Outgoing::envelope(exchange, routing_key, envelope, key),
         reason: "database refused the message".into(),
@@ -391,16 +260,9 @@ pub async fn inject_bad(bad: Vec<Bad>) -> Vec<String> {
 /// and that `expected` queues are among them; returns the consumed queues.
 pub fn assert_delivery_limits(namespace: &str, expected: &[String]) -> Vec<String> {
     let queues = queue_arguments(namespace);
-    let consumed: Vec<String> = queues
-        .keys()
-        .filter(|q| !q.ends_with(".parking"))
-        .cloned()
-        .collect();
+    let consumed: Vec<String> = queues.keys().filter(|q| !q.ends_with(".parking")).cloned().collect();
     for queue in expected {
-        assert!(
-            consumed.contains(queue),
-            "{queue} is not declared: {queues:#?}"
-        );
+        assert!(consumed.contains(queue), "{queue} is not declared: {queues:#?}");
     }
     for queue in &consumed {
         let args = &queues[queue];
@@ -412,17 +274,10 @@ pub fn assert_delivery_limits(namespace: &str, expected: &[String]) -> Vec<Strin
         });
         assert_eq!(args, &want, "arguments of {queue}");
         let parking = Topology::parking_queue(queue);
-        assert_eq!(
-            queues.get(&parking),
-            Some(&serde_json::json!({"x-queue-type": "quorum"})),
-            "{parking} of {queue}"
-        );
+        assert_eq!(queues.get(&parking), Some(&serde_json::json!({"x-queue-type": "quorum"})), "{parking} of {queue}");
     }
     for parking in queues.keys().filter(|q| q.ends_with(".parking")) {
-        assert!(
-            consumed.contains(&parking.trim_end_matches(".parking").to_owned()),
-            "{parking} parks for no queue"
-        );
+        assert!(consumed.contains(&parking.trim_end_matches(".parking").to_owned()), "{parking} parks for no queue");
     }
     consumed
 }

@@ -17,8 +17,7 @@ impl Hierarchy {
         let master = TestServer::spawn(ServerOptions::master()).await;
         let mut slaves = Vec::new();
         for name in names {
-            let slave =
-                TestServer::spawn(ServerOptions::site(name, &master.options.namespace)).await;
+            let slave = TestServer::spawn(ServerOptions::site(name, &master.options.namespace)).await;
             register(&master, &slave).await;
             slaves.push(slave);
         }
@@ -44,10 +43,7 @@ pub async fn token(master: &TestServer) -> String {
 pub async fn register(master: &TestServer, slave: &TestServer) {
     let token = token(master).await;
     let (status, body) = slave
-        .post(
-            "/api/hierarchy/register",
-            json!({"master": master.address(), "token": token}),
-        )
+        .post("/api/hierarchy/register", json!({"master": master.address(), "token": token}))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "slave");
@@ -56,20 +52,11 @@ pub async fn register(master: &TestServer, slave: &TestServer) {
 
 /// The receipt of `slave` in a policy or task shown by the master.
 pub fn receipt<'a>(object: &'a Value, slave: &str) -> Option<&'a Value> {
-    object["slaves"]
-        .as_array()?
-        .iter()
-        .find(|r| r["slave"] == slave)
+    object["slaves"].as_array()?.iter().find(|r| r["slave"] == slave)
 }
 
 /// Waits until the master's `path` (a policy or task) satisfies `done` for every slave named.
-pub async fn wait_for_receipts(
-    master: &TestServer,
-    path: &str,
-    slaves: &[&str],
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+pub async fn wait_for_receipts(master: &TestServer, path: &str, slaves: &[&str], what: &str, done: impl Fn(&Value) -> bool) -> Value {
     wait_for(what, || async {
         let object = master.get_ok(path).await;
         slaves
@@ -87,26 +74,18 @@ pub async fn replication_of(master: &TestServer, slave: &str) -> Value {
 
 /// Waits until the master's copy of `slave` holds `count` endpoints.
 pub async fn wait_for_replicated_endpoints(master: &TestServer, slave: &str, count: i64) -> Value {
-    wait_for(
-        &format!("{count} endpoints of {slave} replicated to the master"),
-        || async {
-            let replication = replication_of(master, slave).await;
-            (replication["replicated_endpoints"] == count).then_some(replication)
-        },
-    )
+    wait_for(&format!("{count} endpoints of {slave} replicated to the master"), || async {
+        let replication = replication_of(master, slave).await;
+        (replication["replicated_endpoints"] == count).then_some(replication)
+    })
     .await
 }
 
 /// Asks the master to verify `slave` and waits for the finished verification.
 pub async fn verify(master: &TestServer, slave: &str) -> Value {
-    let (status, body) = master
-        .post("/api/verifications", json!({"slave": slave}))
-        .await;
+    let (status, body) = master.post("/api/verifications", json!({"slave": slave})).await;
     assert_eq!(status, 202, "{body}");
-    let id = body["verifications"][0]["id"]
-        .as_str()
-        .expect("a verification id")
-        .to_owned();
+    let id = body["verifications"][0]["id"].as_str().expect("a verification id").to_owned();
     wait_for(&format!("the verification of {slave}"), || async {
         let v = master.get_ok(&format!("/api/verifications/{id}")).await;
         (v["state"] == "finished").then_some(v)
@@ -136,25 +115,14 @@ pub async fn insert_endpoints(site: &TestServer, prefix: &str, count: i64) {
 /// it names, in the order given (sorted, so writers never deadlock), and when
 /// its flag is set lingers 5 ms before commit so sequence numbers commit out
 /// of order. Returns the rows updated.
-pub async fn add_threats(
-    url: String,
-    transactions: impl IntoIterator<Item = (Vec<String>, bool)>,
-) -> u64 {
-    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("writer connects");
+pub async fn add_threats(url: String, transactions: impl IntoIterator<Item = (Vec<String>, bool)>) -> u64 {
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("writer connects");
     tokio::spawn(connection);
     let mut updates = 0;
     for (ids, linger) in transactions {
         let tx = client.transaction().await.unwrap();
         for id in &ids {
-            updates += tx
-                .execute(
-                    "UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1",
-                    &[id],
-                )
-                .await
-                .unwrap();
+            updates += tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id]).await.unwrap();
         }
         if linger {
             tx.execute("SELECT pg_sleep(0.005)", &[]).await.unwrap();

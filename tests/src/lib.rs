@@ -18,10 +18,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use rampart_server::{config::Settings, startup::Application, state::SharedState};
 use rampart_shared::{
-    amqp::{
-        publisher::{Outgoing, Publisher},
-        Broker,
-    },
+    amqp::{publisher::{Outgoing, Publisher}, Broker},
     topology::{self, NameSegment, Topology},
     Secret, Shutdown,
 };
@@ -74,21 +71,12 @@ impl ServerOptions {
     }
 
     pub fn master() -> Self {
-        Self {
-            role: "master",
-            instance: "hq".into(),
-            ..Self::standalone()
-        }
+        Self { role: "master", instance: "hq".into(), ..Self::standalone() }
     }
 
     /// A stand-alone named `instance` in `namespace` (to join a master there).
     pub fn site(instance: &str, namespace: &str) -> Self {
-        Self {
-            instance: instance.into(),
-            namespace: namespace.into(),
-            owns_namespace: false,
-            ..Self::standalone()
-        }
+        Self { instance: instance.into(), namespace: namespace.into(), owns_namespace: false, ..Self::standalone() }
     }
 
     pub fn database_url(&self) -> String {
@@ -101,13 +89,7 @@ impl ServerOptions {
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api>{}</Server>",
-            self.instance,
-            self.role,
-            self.database_url(),
-            self.pool_size,
-            self.amqp_url,
-            self.namespace,
-            self.extra_xml
+            self.instance, self.role, self.database_url(), self.pool_size, self.amqp_url, self.namespace, self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
     }
@@ -128,21 +110,12 @@ impl TestServer {
         if let Ok(level) = std::env::var("RAMPART_TEST_LOG") {
             rampart_shared::telemetry::init(rampart_shared::telemetry::LogFormat::Text, &level);
         }
-        let app = Application::build(options.settings())
-            .await
-            .expect("server starts");
+        let app = Application::build(options.settings()).await.expect("server starts");
         let base = format!("http://{}", app.address());
         let state = app.state();
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            state,
-            options,
-            shutdown,
-            handle,
-        }
+        Self { base, http: reqwest::Client::new(), state, options, shutdown, handle }
     }
 
     pub fn topology(&self) -> Topology {
@@ -150,16 +123,8 @@ impl TestServer {
     }
 
     /// Calls the API with the right token; returns status and JSON body.
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -169,10 +134,7 @@ impl TestServer {
             .expect("API reachable");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -201,26 +163,12 @@ impl TestServer {
 
     /// The Prometheus text of `/metrics` (served without a token).
     pub async fn metrics(&self) -> String {
-        let response = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
-        response
-            .expect("metrics reachable")
-            .text()
-            .await
-            .expect("metrics body read")
+        let response = self.http.get(format!("{}/metrics", self.base)).timeout(Duration::from_secs(30)).send().await;
+        response.expect("metrics reachable").text().await.expect("metrics body read")
     }
 
     /// Waits until `GET path` shows `expected` in `field`; returns that body.
-    pub async fn wait_for_field(
-        &self,
-        path: &str,
-        field: &str,
-        expected: impl Into<Value>,
-    ) -> Value {
+    pub async fn wait_for_field(&self, path: &str, field: &str, expected: impl Into<Value>) -> Value {
         let expected = expected.into();
         wait_for(&format!("{path} to show {field} = {expected}"), || async {
             let body = self.get_ok(path).await;
@@ -265,16 +213,9 @@ impl TestServer {
         let amqp_url = self.options.amqp_url.clone();
         self.halt().await;
         let mut queues = if is_master {
-            vec![
-                topo.master_status_queue(),
-                topo.master_replication_queue(),
-                topo.report_events_queue(),
-            ]
+            vec![topo.master_status_queue(), topo.master_replication_queue(), topo.report_events_queue()]
         } else {
-            vec![
-                topo.site_inbox(&instance),
-                topo.slave_commands_queue(&instance),
-            ]
+            vec![topo.site_inbox(&instance), topo.slave_commands_queue(&instance)]
         };
         queues.extend_from_slice(extra_queues);
         if self_owns_namespace {
@@ -325,16 +266,10 @@ pub async fn inject(messages: Vec<Outgoing>) {
 
 /// [`inject`] through the broker at `amqp_url`.
 pub async fn inject_at(amqp_url: &str, messages: Vec<Outgoing>) {
-    let broker = Arc::new(Broker::new(
-        Secret::new(amqp_url.to_owned()),
-        "rampart-tests injector",
-    ));
+    let broker = Arc::new(Broker::new(Secret::new(amqp_url.to_owned()), "rampart-tests injector"));
     let publisher = Publisher::new(broker.clone());
     for m in messages {
-        publisher
-            .publish(m)
-            .await
-            .expect("injected message is routed");
+        publisher.publish(m).await.expect("injected message is routed");
     }
     broker.close().await;
 }
@@ -344,14 +279,7 @@ pub async fn queue_exists(queue: &str) -> bool {
     let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests probe");
     let exists = match broker.channel().await {
         Ok(channel) => channel
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
+            .queue_declare(queue.into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
             .await
             .is_ok(),
         Err(e) => panic!("broker unreachable: {e}"),
@@ -371,10 +299,7 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -389,11 +314,7 @@ pub struct TestAgent {
 impl TestAgent {
     /// Starts `endpoints` simulated computers for `server`'s site; `tune`
     /// adjusts the settings (fast scans, no random detections...).
-    pub fn spawn(
-        server: &TestServer,
-        endpoints: u32,
-        tune: impl FnOnce(&mut rampart_agent::AgentSettings),
-    ) -> Self {
+    pub fn spawn(server: &TestServer, endpoints: u32, tune: impl FnOnce(&mut rampart_agent::AgentSettings)) -> Self {
         let mut settings = rampart_agent::AgentSettings::new(
             &server.options.amqp_url,
             NameSegment::parse(&server.options.namespace).unwrap(),
@@ -404,16 +325,10 @@ impl TestAgent {
         settings.scan_duration = Duration::from_millis(200);
         settings.heartbeat_interval = Duration::from_secs(30);
         tune(&mut settings);
-        let queue = server
-            .topology()
-            .agent_queue(server.options.instance.as_str(), settings.name.as_str());
+        let queue = server.topology().agent_queue(server.options.instance.as_str(), settings.name.as_str());
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(rampart_agent::run(settings, shutdown.clone()));
-        Self {
-            queue,
-            shutdown,
-            handle,
-        }
+        Self { queue, shutdown, handle }
     }
 
     pub async fn stop(self) -> String {

@@ -25,11 +25,7 @@ pub struct TestReport {
 impl TestReport {
     /// Starts a report service on `namespace` with a fresh database.
     pub async fn spawn(namespace: &str) -> Self {
-        Self::spawn_on(
-            namespace,
-            &format!("rt_report_{}", uuid::Uuid::new_v4().simple()),
-        )
-        .await
+        Self::spawn_on(namespace, &format!("rt_report_{}", uuid::Uuid::new_v4().simple())).await
     }
 
     /// Starts a report service on `namespace` with `database` (kept if it exists).
@@ -40,24 +36,13 @@ impl TestReport {
                <Broker><Url>{AMQP_URL}</Url><Namespace>{namespace}</Namespace></Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api><EventKey>{EVENT_KEY}</EventKey></Report>"
         );
-        let settings =
-            Settings::parse(&xml, |_| None, None).expect("test report configuration is valid");
-        let app = Application::build(settings)
-            .await
-            .expect("report service starts");
+        let settings = Settings::parse(&xml, |_| None, None).expect("test report configuration is valid");
+        let app = Application::build(settings).await.expect("report service starts");
         let base = format!("http://{}", app.address());
         let pool = app.pool();
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self {
-            base,
-            database_url,
-            namespace: namespace.to_owned(),
-            http: reqwest::Client::new(),
-            pool,
-            shutdown,
-            handle,
-        }
+        Self { base, database_url, namespace: namespace.to_owned(), http: reqwest::Client::new(), pool, shutdown, handle }
     }
 
     /// The `<Reports>` element of a master that uses this service.
@@ -67,43 +52,21 @@ impl TestReport {
 
     /// Options of a master (in this service's namespace) wired to it.
     pub fn master_options(&self) -> ServerOptions {
-        ServerOptions {
-            namespace: self.namespace.clone(),
-            extra_xml: self.master_xml(),
-            ..ServerOptions::master()
-        }
+        ServerOptions { namespace: self.namespace.clone(), extra_xml: self.master_xml(), ..ServerOptions::master() }
     }
 
     /// `GET /api/reports/{path}` as JSON (path may carry a query).
     pub async fn report(&self, path: &str) -> Value {
         let url = format!("{}/api/reports/{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .expect("report service reachable");
-        assert!(
-            response.status().is_success(),
-            "GET {url}: {}",
-            response.status()
-        );
+        let response = self.http.get(&url).bearer_auth(TOKEN).timeout(Duration::from_secs(30)).send().await.expect("report service reachable");
+        assert!(response.status().is_success(), "GET {url}: {}", response.status());
         response.json().await.expect("a JSON report")
     }
 
     /// `GET /api/status`: what the read model holds and the event counters.
     pub async fn status(&self) -> Value {
         let url = format!("{}/api/status", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .expect("report service reachable");
+        let response = self.http.get(&url).bearer_auth(TOKEN).timeout(Duration::from_secs(30)).send().await.expect("report service reachable");
         response.json().await.expect("a JSON status")
     }
 

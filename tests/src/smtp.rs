@@ -52,9 +52,7 @@ impl SmtpSink {
     }
 
     pub async fn start_with(options: Options) -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("SMTP sink binds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("SMTP sink binds");
         let port = listener.local_addr().expect("SMTP sink address").port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -63,20 +61,11 @@ impl SmtpSink {
             // Dropped with the accept task, which aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                let session = Session {
-                    options: options.clone(),
-                    store: store.clone(),
-                    arrivals: tx.clone(),
-                };
+                let session = Session { options: options.clone(), store: store.clone(), arrivals: tx.clone() };
                 connections.spawn(session.serve(stream));
             }
         });
-        SmtpSink {
-            port,
-            received,
-            arrivals: tokio::sync::Mutex::new(rx),
-            accept,
-        }
+        SmtpSink { port, received, arrivals: tokio::sync::Mutex::new(rx), accept }
     }
 
     /// The next mail not yet returned by this method, in arrival order.
@@ -85,10 +74,7 @@ impl SmtpSink {
         match tokio::time::timeout(timeout, arrivals.recv()).await {
             Ok(Some(mail)) => mail,
             Ok(None) => panic!("the SMTP sink on port {} stopped", self.port),
-            Err(_) => panic!(
-                "no e-mail reached the SMTP sink on port {} within {timeout:?}",
-                self.port
-            ),
+            Err(_) => panic!("no e-mail reached the SMTP sink on port {} within {timeout:?}", self.port),
         }
     }
 
@@ -120,21 +106,13 @@ impl Session {
     async fn converse(&self, stream: &mut BufReader<TcpStream>) -> std::io::Result<()> {
         let mut envelope: Option<(String, Vec<String>)> = None;
         let mut auth_user = None;
-        stream
-            .write_all(b"220 sink.rampart.test ESMTP ready\r\n")
-            .await?;
+        stream.write_all(b"220 sink.rampart.test ESMTP ready\r\n").await?;
         loop {
-            let Some(line) = read_line(stream).await? else {
-                return Ok(());
-            };
+            let Some(line) = read_line(stream).await? else { return Ok(()) };
             let (verb, arg) = line.split_once(' ').unwrap_or((&line, ""));
             let reply = match verb.to_ascii_uppercase().as_str() {
                 "EHLO" => {
-                    let tls = if self.options.advertise_starttls {
-                        "250-STARTTLS\r\n"
-                    } else {
-                        ""
-                    };
+                    let tls = if self.options.advertise_starttls { "250-STARTTLS\r\n" } else { "" };
                     format!("250-sink.rampart.test hello {arg}\r\n250-8BITMIME\r\n{tls}250 AUTH PLAIN\r\n")
                 }
                 "HELO" => "250 sink.rampart.test\r\n".into(),
@@ -147,12 +125,7 @@ impl Session {
                         }
                     };
                     auth_user = plain_user(&token);
-                    if auth_user.is_some() {
-                        "235 2.7.0 accepted\r\n"
-                    } else {
-                        "501 bad AUTH PLAIN token\r\n"
-                    }
-                    .into()
+                    if auth_user.is_some() { "235 2.7.0 accepted\r\n" } else { "501 bad AUTH PLAIN token\r\n" }.into()
                 }
                 "MAIL" => {
                     envelope = Some((path(arg), Vec::new()));
@@ -174,12 +147,7 @@ impl Session {
                     Some((from, to)) if !to.is_empty() => {
                         stream.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                         let data = read_data(stream).await?;
-                        let mail = ReceivedMail {
-                            from,
-                            to,
-                            data,
-                            auth_user: auth_user.clone(),
-                        };
+                        let mail = ReceivedMail { from, to, data, auth_user: auth_user.clone() };
                         self.store.lock().unwrap().push(mail.clone());
                         let _ = self.arrivals.send(mail);
                         "250 queued\r\n".into()
@@ -253,15 +221,11 @@ impl ReceivedMail {
     pub fn text(&self) -> String {
         let parts = self.parts();
         let text = parts.iter().find(|p| {
-            let kind = header_in(&p.head, "Content-Type")
-                .unwrap_or_default()
-                .to_ascii_lowercase();
+            let kind = header_in(&p.head, "Content-Type").unwrap_or_default().to_ascii_lowercase();
             let disposition = header_in(&p.head, "Content-Disposition").unwrap_or_default();
-            kind.starts_with("text/plain")
-                && !disposition.to_ascii_lowercase().starts_with("attachment")
+            kind.starts_with("text/plain") && !disposition.to_ascii_lowercase().starts_with("attachment")
         });
-        String::from_utf8(text.expect("the mail has a text/plain part").decoded())
-            .expect("the text is UTF-8")
+        String::from_utf8(text.expect("the mail has a text/plain part").decoded()).expect("the text is UTF-8")
     }
 
     /// Each attachment's filename and decoded bytes.
@@ -270,29 +234,17 @@ impl ReceivedMail {
             .iter()
             .filter_map(|p| {
                 let disposition = header_in(&p.head, "Content-Disposition")?;
-                disposition
-                    .to_ascii_lowercase()
-                    .starts_with("attachment")
-                    .then(|| {
-                        (
-                            param(&disposition, "filename").unwrap_or_default(),
-                            p.decoded(),
-                        )
-                    })
+                disposition.to_ascii_lowercase().starts_with("attachment").then(|| {
+                    (param(&disposition, "filename").unwrap_or_default(), p.decoded())
+                })
             })
             .collect()
     }
 
     /// The MIME parts, or the whole message as one part when not multipart.
     fn parts(&self) -> Vec<Part> {
-        let whole = Part {
-            head: head(&self.data).to_owned(),
-            body: body(&self.data).to_owned(),
-        };
-        let Some(boundary) = self
-            .header("Content-Type")
-            .and_then(|t| param(&t, "boundary"))
-        else {
+        let whole = Part { head: head(&self.data).to_owned(), body: body(&self.data).to_owned() };
+        let Some(boundary) = self.header("Content-Type").and_then(|t| param(&t, "boundary")) else {
             return vec![whole];
         };
         let delimiter = format!("--{boundary}");
@@ -303,10 +255,7 @@ impl ReceivedMail {
             .take_while(|s| !s.starts_with("--"))
             .map(|s| {
                 let s = s.strip_prefix("\r\n").unwrap_or(s);
-                Part {
-                    head: head(s).to_owned(),
-                    body: body(s).to_owned(),
-                }
+                Part { head: head(s).to_owned(), body: body(s).to_owned() }
             })
             .collect()
     }
@@ -326,19 +275,13 @@ impl Part {
             STANDARD.decode(compact).expect("the part is valid base64")
         } else {
             // 8bit or 7bit: the body ends with the CRLF before the delimiter.
-            self.body
-                .strip_suffix("\r\n")
-                .unwrap_or(&self.body)
-                .as_bytes()
-                .to_vec()
+            self.body.strip_suffix("\r\n").unwrap_or(&self.body).as_bytes().to_vec()
         }
     }
 }
 
 fn head(message: &str) -> &str {
-    message
-        .split_once("\r\n\r\n")
-        .map_or(message, |(head, _)| head)
+    message.split_once("\r\n\r\n").map_or(message, |(head, _)| head)
 }
 
 fn body(message: &str) -> &str {
@@ -350,9 +293,7 @@ fn header_in(head: &str, name: &str) -> Option<String> {
     let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
     unfolded.split("\r\n").find_map(|line| {
         let (key, value) = line.split_once(':')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim().to_owned())
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
     })
 }
 
@@ -360,9 +301,7 @@ fn header_in(head: &str, name: &str) -> Option<String> {
 fn param(value: &str, name: &str) -> Option<String> {
     value.split(';').skip(1).find_map(|p| {
         let (key, v) = p.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"').to_owned())
+        key.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_owned())
     })
 }
 

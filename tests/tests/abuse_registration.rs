@@ -23,49 +23,23 @@ fn registration(token: &str, slave: &str, namespace: &str) -> Value {
 }
 
 async fn register_raw(master: &TestServer, content_type: Option<&str>, body: Vec<u8>) -> Answer {
-    request(
-        master,
-        Method::POST,
-        REGISTER_PATH,
-        Auth::None,
-        content_type,
-        Some(body),
-    )
-    .await
+    request(master, Method::POST, REGISTER_PATH, Auth::None, content_type, Some(body)).await
 }
 
 async fn register_json(master: &TestServer, body: &Value) -> Answer {
-    register_raw(
-        master,
-        Some("application/json"),
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await
+    register_raw(master, Some("application/json"), serde_json::to_vec(body).unwrap()).await
 }
 
 /// Asserts a refusal that issued nothing: status, words, no key in the answer.
 fn refused(what: &str, answer: &Answer, status: u16, words: &str) {
     assert_eq!(answer.status.as_u16(), status, "{what}: {}", answer.body);
-    assert!(
-        answer.message().contains(words),
-        "{what}: expected '{words}' in {}",
-        answer.body
-    );
-    assert!(
-        answer.body.get("slave_key").is_none() && answer.body.get("command_key").is_none(),
-        "{what}: {}",
-        answer.body
-    );
+    assert!(answer.message().contains(words), "{what}: expected '{words}' in {}", answer.body);
+    assert!(answer.body.get("slave_key").is_none() && answer.body.get("command_key").is_none(), "{what}: {}", answer.body);
 }
 
 async fn token_state(master: &TestServer, id: &str) -> Value {
     let list = master.get_ok("/api/registration-tokens").await;
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .cloned()
-        .expect("the token is listed")
+    list.as_array().unwrap().iter().find(|t| t["id"] == id).cloned().expect("the token is listed")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -76,14 +50,9 @@ async fn refused_registrations_issue_nothing_and_leave_the_token_unused() {
     let (status, good) = master.post("/api/registration-tokens", json!({})).await;
     assert_eq!(status, 201, "{good}");
     let good_token = good["token"].as_str().unwrap().to_owned();
-    let (_, expiring) = master
-        .post("/api/registration-tokens", json!({"expires_in_seconds": 1}))
-        .await;
+    let (_, expiring) = master.post("/api/registration-tokens", json!({"expires_in_seconds": 1})).await;
     let expiring_id = expiring["id"].as_str().unwrap().to_owned();
-    wait_for("the short token to expire", || async {
-        (token_state(&master, &expiring_id).await["state"] == "expired").then_some(())
-    })
-    .await;
+    wait_for("the short token to expire", || async { (token_state(&master, &expiring_id).await["state"] == "expired").then_some(()) }).await;
     let foreign = token(&other).await;
     let before = snapshot(&master.state.pool).await;
 
@@ -121,45 +90,22 @@ async fn refused_registrations_issue_nothing_and_leave_the_token_unused() {
         refused(what, answer, *status, words);
     }
     let after = snapshot(&master.state.pool).await;
-    assert!(
-        changed(&before, &after).is_empty(),
-        "refused registrations changed {:?}",
-        changed(&before, &after)
-    );
-    assert_eq!(
-        token_state(&master, good["id"].as_str().unwrap()).await["state"],
-        "unused"
-    );
+    assert!(changed(&before, &after).is_empty(), "refused registrations changed {:?}", changed(&before, &after));
+    assert_eq!(token_state(&master, good["id"].as_str().unwrap()).await["state"], "unused");
     for id in ["paris", "hq"] {
-        assert!(
-            !queue_exists(&master.topology().slave_commands_queue(id)).await,
-            "a command queue for {id}"
-        );
+        assert!(!queue_exists(&master.topology().slave_commands_queue(id)).await, "a command queue for {id}");
     }
 
     // The token the refused attempts presented still works, once: a real stand-alone joins with it.
     let paris = TestServer::spawn(ServerOptions::site("paris", &ns)).await;
-    let (status, joined) = paris
-        .post(
-            "/api/hierarchy/register",
-            json!({"master": master.address(), "token": good_token}),
-        )
-        .await;
+    let (status, joined) = paris.post("/api/hierarchy/register", json!({"master": master.address(), "token": good_token})).await;
     assert_eq!(status, 200, "{joined}");
     let again = register_json(&master, &registration(&good_token, "lyon", &ns)).await;
     refused("a used token", &again, 403, "already used (by 'paris'");
     let twice = register_json(&master, &registration(&token(&master).await, "paris", &ns)).await;
     refused("paris again", &twice, 409, "already registered");
     let slaves = master.get_ok("/api/slaves").await;
-    assert_eq!(
-        slaves
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].clone())
-            .collect::<Vec<_>>(),
-        vec![json!("paris")]
-    );
+    assert_eq!(slaves.as_array().unwrap().iter().map(|s| s["id"].clone()).collect::<Vec<_>>(), vec![json!("paris")]);
     assert!(!queue_exists(&master.topology().slave_commands_queue("lyon")).await);
 
     paris.stop(&[]).await;
@@ -176,12 +122,7 @@ async fn one_token_raced_by_five_callers_registers_one_slave() {
     let bodies: Vec<Value> = ids.iter().map(|id| registration(&raced, id, &ns)).collect();
     let calls = bodies.iter().map(|body| register_json(&master, body));
     let answers = futures_util::future::join_all(calls).await;
-    let winners: Vec<&String> = ids
-        .iter()
-        .zip(&answers)
-        .filter(|(_, a)| a.status == 200)
-        .map(|(id, _)| id)
-        .collect();
+    let winners: Vec<&String> = ids.iter().zip(&answers).filter(|(_, a)| a.status == 200).map(|(id, _)| id).collect();
     assert_eq!(winners.len(), 1, "exactly one registration: {answers:#?}");
     for (id, answer) in ids.iter().zip(&answers).filter(|(_, a)| a.status != 200) {
         refused(id, answer, 403, "already used");
@@ -190,11 +131,7 @@ async fn one_token_raced_by_five_callers_registers_one_slave() {
     let slaves = master.get_ok("/api/slaves").await;
     assert_eq!(slaves.as_array().unwrap().len(), 1, "{slaves}");
     for id in &ids {
-        assert_eq!(
-            queue_exists(&master.topology().slave_commands_queue(id)).await,
-            Some(id) == winners.first().copied(),
-            "queue of {id}"
-        );
+        assert_eq!(queue_exists(&master.topology().slave_commands_queue(id)).await, Some(id) == winners.first().copied(), "queue of {id}");
     }
     let queue = master.topology().slave_commands_queue(winners[0]);
     master.stop(&[queue]).await;

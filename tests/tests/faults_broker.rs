@@ -12,9 +12,8 @@ use chrono::Utc;
 use rampart_tests::{
     faults::{
         broker::{PrivateBroker, HEARTBEAT},
-        resident_memory, take_turn,
+        resident_memory, take_turn, Timeline,
         traffic::{edit_policies, fan_out, outbox_depth, Stack, Writers, FAST_REPLICATION},
-        Timeline,
     },
     wait_for, ServerOptions,
 };
@@ -48,10 +47,7 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
     timeline.mark("broker up");
     let mut master = ServerOptions::master();
     master.amqp_url = broker.url();
-    let stack = Stack::start(master, &["paris", "lyon"], 400, |s| {
-        s.extra_xml = FAST_REPLICATION.into()
-    })
-    .await;
+    let stack = Stack::start(master, &["paris", "lyon"], 400, |s| s.extra_xml = FAST_REPLICATION.into()).await;
     stack.wait_for_copies(400).await;
     let baseline = fan_out(&stack.master, "Baseline", 1, 0).await;
     stack.wait_for_receipts(&baseline).await;
@@ -59,11 +55,7 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
 
     // Traffic in full flow when the fault comes: policies and a task on
     // their way out, writers on every slave, replication every second.
-    let writers: Vec<Writers> = stack
-        .slaves
-        .iter()
-        .map(|s| Writers::start(s, 2, 5_000))
-        .collect();
+    let writers: Vec<Writers> = stack.slaves.iter().map(|s| Writers::start(s, 2, 5_000)).collect();
     // A few replication rounds under the writers before the fault. (A quorum
     // queue declared well under a second before a kill -9 of its node came
     // back without a leader on RabbitMQ 3.10: see docs/reliability.md.)
@@ -84,15 +76,8 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
     let started = tokio::time::Instant::now();
     edit_policies(&stack.master, &sent, false).await;
     fan_out(&stack.master, "During", 1, 1).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the API hung while the broker was away: {:?}",
-        started.elapsed()
-    );
-    assert!(
-        outbox_depth(&stack.master).await > 0,
-        "the commands made while the broker is away wait in the outbox"
-    );
+    assert!(started.elapsed() < Duration::from_secs(30), "the API hung while the broker was away: {:?}", started.elapsed());
+    assert!(outbox_depth(&stack.master).await > 0, "the commands made while the broker is away wait in the outbox");
     tokio::time::sleep(hold(fault).saturating_sub(started.elapsed())).await; // holds the fault, waits for nothing
     match fault {
         Fault::StopApp => broker.start_app().await,
@@ -106,10 +91,7 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
     for w in writers {
         committed += w.finish().await;
     }
-    assert!(
-        committed > 200,
-        "the writers committed only {committed} transactions"
-    );
+    assert!(committed > 200, "the writers committed only {committed} transactions");
 
     // Unattended recovery: replication resumes and the commands made during
     // the fault go out, with nobody restarting anything.
@@ -121,29 +103,15 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
     // Every consumer is back on its queue, without a restart.
     let queues = broker.queues().await;
     for q in stack.consumed_queues() {
-        let consumers = queues
-            .iter()
-            .find(|(name, ..)| *name == q)
-            .map_or(0, |(_, _, _, c)| *c);
-        assert!(
-            consumers >= 1,
-            "nobody consumes {q} after the fault: {queues:?}"
-        );
+        let consumers = queues.iter().find(|(name, ..)| *name == q).map_or(0, |(_, _, _, c)| *c);
+        assert!(consumers >= 1, "nobody consumes {q} after the fault: {queues:?}");
     }
     for server in std::iter::once(&stack.master).chain(&stack.slaves) {
         // Answers to the slaves' batches keep passing through it: it drains.
-        wait_for(
-            &format!("{}'s outbox to drain", server.options.instance),
-            || async { (outbox_depth(server).await == 0).then_some(()) },
-        )
-        .await;
+        wait_for(&format!("{}'s outbox to drain", server.options.instance), || async { (outbox_depth(server).await == 0).then_some(()) }).await;
     }
     let grown = resident_memory().saturating_sub(before_fault);
-    assert!(
-        grown < 256 << 20,
-        "memory grew by {} MiB over the fault",
-        grown >> 20
-    );
+    assert!(grown < 256 << 20, "memory grew by {} MiB over the fault", grown >> 20);
     stack.assert_one_epoch().await;
     stack.stop().await;
     timeline.mark("torn down");

@@ -31,84 +31,48 @@ async fn answered_batches(slaves: &[TestServer]) -> Vec<i64> {
     let mut answered = Vec::new();
     for slave in slaves {
         let client = slave.state.pool.get().await.expect("a slave connection");
-        let row = client
-            .query_one("SELECT repl_acked_batch FROM master_link", &[])
-            .await
-            .expect("the slave's link");
+        let row = client.query_one("SELECT repl_acked_batch FROM master_link", &[]).await.expect("the slave's link");
         answered.push(row.get(0));
     }
     answered
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_masters_database_stopped_during_replication_acks_nothing_early_spins_not_and_catches_up(
-) {
+async fn the_masters_database_stopped_during_replication_acks_nothing_early_spins_not_and_catches_up() {
     let _turn = take_turn().await;
     let scenario = "master-db-stopped";
     let timeline = Timeline::new(scenario);
     let cluster = PrivatePostgres::start().await;
     let mut master = ServerOptions::master();
     master.pg_base = cluster.base_url();
-    let stack = Stack::start(master, &["paris", "lyon"], 400, |s| {
-        s.extra_xml = FAST_REPLICATION.into()
-    })
-    .await;
+    let stack = Stack::start(master, &["paris", "lyon"], 400, |s| s.extra_xml = FAST_REPLICATION.into()).await;
     stack.wait_for_copies(400).await;
     fan_out(&stack.master, "Baseline", 2, 1).await;
     timeline.mark("hierarchy registered and replicated");
 
     let mut healed_at = Utc::now();
     for mode in [StopMode::Fast, StopMode::Immediate] {
-        let writers: Vec<Writers> = stack
-            .slaves
-            .iter()
-            .map(|s| Writers::start(s, 2, 5_000))
-            .collect();
+        let writers: Vec<Writers> = stack.slaves.iter().map(|s| Writers::start(s, 2, 5_000)).collect();
         stack.wait_for_copies_to_grow().await;
         let metrics = &stack.master.state.replication_metrics;
         cluster.stop(mode).await;
         timeline.mark(&format!("master database stopped ({mode:?})"));
         // Counted once it is down (batches commit until pg_ctl has stopped it).
-        let (retries_before, applied_before) = (
-            metrics.retries.load(Ordering::Relaxed),
-            metrics.applied.load(Ordering::Relaxed),
-        );
+        let (retries_before, applied_before) = (metrics.retries.load(Ordering::Relaxed), metrics.applied.load(Ordering::Relaxed));
         let answered_then = answered_batches(&stack.slaves).await;
         tokio::time::sleep(outage()).await; // holds the fault, waits for nothing
 
         // Nothing was applied or answered while the database was away, and
         // the consumers backed off instead of retrying in a loop.
         let answered_now = answered_batches(&stack.slaves).await;
-        assert_eq!(
-            answered_now, answered_then,
-            "a slave was answered while the master could not commit"
-        );
-        assert_eq!(
-            metrics.applied.load(Ordering::Relaxed),
-            applied_before,
-            "the master applied batches without its database"
-        );
+        assert_eq!(answered_now, answered_then, "a slave was answered while the master could not commit");
+        assert_eq!(metrics.applied.load(Ordering::Relaxed), applied_before, "the master applied batches without its database");
         let retries = metrics.retries.load(Ordering::Relaxed) - retries_before;
         let bound = 3 + 2 * outage().as_secs();
-        println!(
-            "{scenario}: {mode:?} outage of {:?}: {retries} replication consumer retries",
-            outage()
-        );
-        assert!(
-            retries <= bound,
-            "{retries} retries in {:?}: a hot loop (at most {bound} expected)",
-            outage()
-        );
-        let status_retries = stack
-            .master
-            .state
-            .hierarchy_metrics
-            .retries
-            .load(Ordering::Relaxed);
-        assert!(
-            status_retries <= 2 * bound,
-            "{status_retries} status consumer retries: a hot loop"
-        );
+        println!("{scenario}: {mode:?} outage of {:?}: {retries} replication consumer retries", outage());
+        assert!(retries <= bound, "{retries} retries in {:?}: a hot loop (at most {bound} expected)", outage());
+        let status_retries = stack.master.state.hierarchy_metrics.retries.load(Ordering::Relaxed);
+        assert!(status_retries <= 2 * bound, "{status_retries} status consumer retries: a hot loop");
 
         cluster.start_again().await;
         healed_at = Utc::now();
@@ -118,10 +82,7 @@ async fn the_masters_database_stopped_during_replication_acks_nothing_early_spin
         }
         // Unattended catch-up: the held batches are applied, and new ones follow.
         stack.wait_for_copies_to_grow().await;
-        assert!(
-            metrics.applied.load(Ordering::Relaxed) > applied_before,
-            "the master applied nothing after its database came back"
-        );
+        assert!(metrics.applied.load(Ordering::Relaxed) > applied_before, "the master applied nothing after its database came back");
         timeline.mark("replication resumed");
     }
 

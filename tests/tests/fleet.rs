@@ -18,42 +18,22 @@ async fn a_fleet_enrolls_and_a_scan_task_completes_on_every_endpoint() {
     let list = server.get_ok("/api/endpoints?limit=1000").await;
     let endpoints = endpoints_of(&list);
     assert_eq!(endpoints.len(), 300);
-    assert!(endpoints
-        .iter()
-        .all(|e| e["online"] == true && e["group"] == "Default"));
+    assert!(endpoints.iter().all(|e| e["online"] == true && e["group"] == "Default"));
     let dashboard = server.get_ok("/api/dashboard").await;
     let c = &dashboard["endpoints"];
-    let by_status: i64 = ["protected", "at_risk", "infected", "unprotected"]
-        .iter()
-        .map(|k| c[k].as_i64().unwrap())
-        .sum();
+    let by_status: i64 = ["protected", "at_risk", "infected", "unprotected"].iter().map(|k| c[k].as_i64().unwrap()).sum();
     assert_eq!(by_status, 300, "every endpoint has a status: {dashboard}");
     let tree = server.get_ok("/api/tree?view=network").await;
-    assert_eq!(
-        tree["root"]["children"][0]["endpoints"]
-            .as_array()
-            .unwrap()
-            .len(),
-        300
-    );
+    assert_eq!(tree["root"]["children"][0]["endpoints"].as_array().unwrap().len(), 300);
 
-    let (status, task) = server
-        .post(
-            "/api/tasks",
-            json!({"name": "Scan all", "kind": "quick_scan", "target": {"all": true}}),
-        )
-        .await;
+    let (status, task) = server.post("/api/tasks", json!({"name": "Scan all", "kind": "quick_scan", "target": {"all": true}})).await;
     assert_eq!(status, StatusCode::CREATED, "{task}");
     let id = task["id"].as_str().unwrap().to_owned();
     assert_eq!(task["progress"]["total"], 300);
-    let done = server
-        .wait_for_field(&format!("/api/tasks/{id}"), "state", "completed")
-        .await;
+    let done = server.wait_for_field(&format!("/api/tasks/{id}"), "state", "completed").await;
     assert_eq!(done["progress"]["succeeded"], 300, "{}", done["progress"]);
     let results = done["results"].as_array().unwrap();
-    assert!(results
-        .iter()
-        .all(|r| r["state"] == "succeeded" && r["scanned_files"].as_i64().unwrap() > 0));
+    assert!(results.iter().all(|r| r["state"] == "succeeded" && r["scanned_files"].as_i64().unwrap() > 0));
 
     // Network audit sees the unmanaged computers; deploying to one makes it an endpoint.
     let audit = wait_for("discovered computers", || async {
@@ -61,13 +41,8 @@ async fn a_fleet_enrolls_and_a_scan_task_completes_on_every_endpoint() {
         (audit["summary"]["discovered"] == 5).then_some(audit)
     })
     .await;
-    let target = audit["computers"][0]["computer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, deployed) = server
-        .post("/api/deployments", json!({"computers": [target]}))
-        .await;
+    let target = audit["computers"][0]["computer_id"].as_str().unwrap().to_owned();
+    let (status, deployed) = server.post("/api/deployments", json!({"computers": [target]})).await;
     assert_eq!(status, StatusCode::CREATED, "{deployed}");
     server.wait_for_endpoints(301).await;
     wait_for("deployment status to say succeeded", || async {
@@ -75,14 +50,9 @@ async fn a_fleet_enrolls_and_a_scan_task_completes_on_every_endpoint() {
         (list[0]["state"] == "succeeded").then_some(())
     })
     .await;
-    let (status, body) = server
-        .post("/api/deployments", json!({"computers": [target]}))
-        .await;
+    let (status, body) = server.post("/api/deployments", json!({"computers": [target]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("already managed"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("already managed"));
 
     let queue = agent.stop().await;
     server.stop(&[queue]).await;
@@ -95,19 +65,11 @@ async fn a_policy_change_reaches_every_agent() {
     server.wait_for_endpoints(200).await;
 
     let (status, policy) = server
-        .post(
-            "/api/policies",
-            json!({"name": "Kiosk", "settings": {"realtime_protection": false}}),
-        )
+        .post("/api/policies", json!({"name": "Kiosk", "settings": {"realtime_protection": false}}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{policy}");
     let id = policy["id"].as_str().unwrap().to_owned();
-    let (status, body) = server
-        .post(
-            &format!("/api/policies/{id}/assignments"),
-            json!({"target": "all"}),
-        )
-        .await;
+    let (status, body) = server.post(&format!("/api/policies/{id}/assignments"), json!({"target": "all"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let applied = |version: i64, realtime: bool| {
@@ -126,19 +88,13 @@ async fn a_policy_change_reaches_every_agent() {
         }
     };
     let list = wait_for("every agent to apply the policy", || applied(1, false)).await;
-    assert!(endpoints_of(&list)
-        .iter()
-        .all(|e| e["status"] == "unprotected" || e["status"] == "infected"));
+    assert!(endpoints_of(&list).iter().all(|e| e["status"] == "unprotected" || e["status"] == "infected"));
     let shown = server.get_ok(&format!("/api/policies/{id}")).await;
     assert_eq!(shown["endpoints"], json!({"assigned": 200, "applied": 200}));
 
     // A new version replaces the old one on every endpoint.
     let (status, edited) = server
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/api/policies/{id}"),
-            Some(json!({"settings": {"realtime_protection": true}})),
-        )
+        .call(reqwest::Method::PATCH, &format!("/api/policies/{id}"), Some(json!({"settings": {"realtime_protection": true}})))
         .await;
     assert_eq!(status, StatusCode::OK, "{edited}");
     assert_eq!(edited["version"], 2);
@@ -153,20 +109,11 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
     let vendor = VendorKey::from_hex(include_str!("../../ops/license/vendor-dev.key")).unwrap();
     let today = chrono::Utc::now().date_naive();
     let license = |seats: u32, expires_on: chrono::NaiveDate| {
-        License {
-            license_id: uuid::Uuid::new_v4(),
-            customer: "Test".into(),
-            seats,
-            issued_on: today,
-            expires_on,
-        }
-        .issue(&vendor)
+        License { license_id: uuid::Uuid::new_v4(), customer: "Test".into(), seats, issued_on: today, expires_on }
+            .issue(&vendor)
     };
     let mut options = ServerOptions::standalone();
-    options.extra_xml = format!(
-        "<License><Key>{}</Key></License>",
-        license(100, today + chrono::Days::new(30))
-    );
+    options.extra_xml = format!("<License><Key>{}</Key></License>", license(100, today + chrono::Days::new(30)));
     let server = TestServer::spawn(options).await;
     let agent = TestAgent::spawn(&server, 150, |_| {});
     server.wait_for_endpoints(150).await;
@@ -178,53 +125,23 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
     .await;
     assert_eq!(summary["state"], "valid");
     assert_eq!(summary["seats"], 100);
-    let unlicensed = server
-        .get_ok("/api/endpoints?licensed=false&limit=1000")
-        .await;
+    let unlicensed = server.get_ok("/api/endpoints?licensed=false&limit=1000").await;
     assert_eq!(unlicensed["total"], 50);
 
     // Forged and expired keys are refused and change nothing.
     let genuine = license(500, today + chrono::Days::new(30));
     let forged = genuine.replace("RAMPART1.", "RAMPART1.x");
-    for (key, why) in [
-        (forged, "signature does not match"),
-        ("hello".to_owned(), "format"),
-        (license(500, today - chrono::Days::new(1)), "expired"),
-        (
-            License {
-                license_id: uuid::Uuid::new_v4(),
-                customer: "X".into(),
-                seats: 9999,
-                issued_on: today,
-                expires_on: today + chrono::Days::new(9),
-            }
-            .issue(&VendorKey::generate()),
-            "signature",
-        ),
-    ] {
-        let (status, body) = server
-            .call(
-                reqwest::Method::PUT,
-                "/api/license",
-                Some(json!({"key": key})),
-            )
-            .await;
+    for (key, why) in [(forged, "signature does not match"), ("hello".to_owned(), "format"), (license(500, today - chrono::Days::new(1)), "expired"),
+                       (License { license_id: uuid::Uuid::new_v4(), customer: "X".into(), seats: 9999, issued_on: today,
+                                  expires_on: today + chrono::Days::new(9) }.issue(&VendorKey::generate()), "signature")] {
+        let (status, body) = server.call(reqwest::Method::PUT, "/api/license", Some(json!({"key": key}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(why),
-            "{why}: {body}"
-        );
+        assert!(body["error"]["message"].as_str().unwrap().contains(why), "{why}: {body}");
     }
     assert_eq!(server.get_ok("/api/license").await["seats"], 100);
 
     // More seats license everyone.
-    let (status, body) = server
-        .call(
-            reqwest::Method::PUT,
-            "/api/license",
-            Some(json!({"key": genuine})),
-        )
-        .await;
+    let (status, body) = server.call(reqwest::Method::PUT, "/api/license", Some(json!({"key": genuine}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["unlicensed"], 0);
     assert_eq!(body["used"], 150);
@@ -240,16 +157,11 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
 async fn ten_thousand_endpoints_enroll() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     let started = std::time::Instant::now();
-    let agent = TestAgent::spawn(&server, 10_000, |a| {
-        a.heartbeat_interval = std::time::Duration::from_secs(300)
-    });
+    let agent = TestAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = std::time::Duration::from_secs(300));
     server.wait_for_endpoints(10_000).await;
     let enrolled = started.elapsed();
     let status = server.get_ok("/api/status").await;
-    println!(
-        "10,000 endpoints enrolled in {enrolled:.2?}; status: {}",
-        status["endpoints"]
-    );
+    println!("10,000 endpoints enrolled in {enrolled:.2?}; status: {}", status["endpoints"]);
     let queue = agent.stop().await;
     server.stop(&[queue]).await;
 }

@@ -12,10 +12,7 @@ use rampart_shared::{
     Envelope,
 };
 use rampart_tests::{
-    hierarchy::{
-        add_threats, insert_endpoints, register, replication_of, verify,
-        wait_for_replicated_endpoints,
-    },
+    hierarchy::{add_threats, insert_endpoints, register, replication_of, verify, wait_for_replicated_endpoints},
     inject, wait_for, ServerOptions, TestServer, WAIT,
 };
 use serde_json::json;
@@ -30,23 +27,11 @@ async fn master_and_site(name: &str, site_xml: &str) -> (TestServer, TestServer)
 }
 
 async fn count(server: &TestServer, sql: &str) -> i64 {
-    server
-        .state
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one(sql, &[])
-        .await
-        .unwrap()
-        .get(0)
+    server.state.pool.get().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
 }
 
 fn assert_in_sync(verification: &serde_json::Value) {
-    assert_eq!(
-        verification["in_sync"], true,
-        "the master's copy differs: {verification:#}"
-    );
+    assert_eq!(verification["in_sync"], true, "the master's copy differs: {verification:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -58,45 +43,24 @@ async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
     // The snapshot right after registration, with the default 1800 s interval.
     let replication = wait_for_replicated_endpoints(&master, "paris", 10_000).await;
     assert_eq!(replication["epoch"], 1);
-    assert!(
-        replication["batches"].as_i64().unwrap() >= 2,
-        "5000 rows a batch: {replication}"
-    );
+    assert!(replication["batches"].as_i64().unwrap() >= 2, "5000 rows a batch: {replication}");
     assert_in_sync(&verify(&master, "paris").await);
 
     // The consolidated view: a slave column, filters, the tree.
-    let page = master
-        .get_ok("/api/endpoints?slave=paris&limit=3&search=pc-99")
-        .await;
-    assert_eq!(
-        page["total"], 111,
-        "pc-99, pc-990..pc-999, pc-9900..pc-9999: {page}"
-    );
-    assert!(page["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["slave"] == "paris" && e["group"] == "Default"));
+    let page = master.get_ok("/api/endpoints?slave=paris&limit=3&search=pc-99").await;
+    assert_eq!(page["total"], 111, "pc-99, pc-990..pc-999, pc-9900..pc-9999: {page}");
+    assert!(page["endpoints"].as_array().unwrap().iter().all(|e| e["slave"] == "paris" && e["group"] == "Default"));
     let tree = master.get_ok("/api/tree?view=network").await;
     assert_eq!(tree["root"]["kind"], "master");
     let slave = &tree["root"]["children"][0];
-    assert_eq!(
-        (slave["kind"].as_str(), slave["name"].as_str()),
-        (Some("slave"), Some("paris"))
-    );
+    assert_eq!((slave["kind"].as_str(), slave["name"].as_str()), (Some("slave"), Some("paris")));
     assert_eq!(slave["children"][0]["name"], "Default");
-    assert_eq!(
-        slave["children"][0]["endpoints"].as_array().unwrap().len(),
-        10_000
-    );
+    assert_eq!(slave["children"][0]["endpoints"].as_array().unwrap().len(), 10_000);
 
     let metrics = master.metrics().await;
     let sample = |name: &str| -> f64 {
         let prefix = format!("{name}{{slave=\"paris\"}} ");
-        let line = metrics
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
+        let line = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
         line[prefix.len()..].parse().unwrap()
     };
     assert!(sample("rampart_replication_rows_applied_total") >= 10_000.0);
@@ -108,8 +72,7 @@ async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_short_interval_keeps_up_with_concurrent_writers() {
-    let (master, lyon) =
-        master_and_site("lyon", "<ReplicationInterval>1</ReplicationInterval>").await;
+    let (master, lyon) = master_and_site("lyon", "<ReplicationInterval>1</ReplicationInterval>").await;
     insert_endpoints(&lyon, "lyon", 300).await;
     register(&master, &lyon).await;
     wait_for_replicated_endpoints(&master, "lyon", 300).await;
@@ -117,25 +80,14 @@ async fn a_short_interval_keeps_up_with_concurrent_writers() {
     // Several connections write at once while the 1 s interval replicates;
     // some endpoints are deleted and others enrolled meanwhile.
     let url = lyon.options.database_url();
-    let writers: Vec<_> = (0..4)
-        .map(|w| tokio::spawn(add_threats(url.clone(), transactions(w))))
-        .collect();
+    let writers: Vec<_> = (0..4).map(|w| tokio::spawn(add_threats(url.clone(), transactions(w)))).collect();
     let client = lyon.state.pool.get().await.unwrap();
-    client
-        .execute(
-            "DELETE FROM endpoints WHERE id IN ('lyon-00001', 'lyon-00002')",
-            &[],
-        )
-        .await
-        .unwrap();
+    client.execute("DELETE FROM endpoints WHERE id IN ('lyon-00001', 'lyon-00002')", &[]).await.unwrap();
     drop(client);
     insert_endpoints(&lyon, "lyon-late", 20).await;
     let mut updates = 0;
     for w in writers {
-        updates += tokio::time::timeout(WAIT, w)
-            .await
-            .expect("a writer finishes in time")
-            .expect("a writer failed");
+        updates += tokio::time::timeout(WAIT, w).await.expect("a writer finishes in time").expect("a writer failed");
     }
 
     // No replicate-now: the interval alone brings the master up to date.
@@ -149,14 +101,8 @@ async fn a_short_interval_keeps_up_with_concurrent_writers() {
     .await;
     assert_in_sync(&verify(&master, "lyon").await);
     let replication = replication_of(&master, "lyon").await;
-    assert_eq!(
-        replication["epoch"], 1,
-        "increments only, no resync: {replication}"
-    );
-    assert!(
-        replication["lag_seconds"].as_i64().unwrap() < 30,
-        "{replication}"
-    );
+    assert_eq!(replication["epoch"], 1, "increments only, no resync: {replication}");
+    assert!(replication["lag_seconds"].as_i64().unwrap() < 30, "{replication}");
 
     lyon.stop(&[]).await;
     master.stop(&[]).await;
@@ -167,25 +113,19 @@ async fn a_short_interval_keeps_up_with_concurrent_writers() {
 fn transactions(writer: u64) -> impl Iterator<Item = (Vec<String>, bool)> {
     (0..300_u64).map(move |n| {
         let a = (n * 7 + writer * 31) % 300;
-        let ids: BTreeSet<String> = [a, (a * 13) % 300]
-            .iter()
-            .map(|i| format!("lyon-{i:05}"))
-            .collect();
+        let ids: BTreeSet<String> = [a, (a * 13) % 300].iter().map(|i| format!("lyon-{i:05}")).collect();
         (ids.into_iter().collect(), false)
     })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_killed_between_commit_and_ack_applies_every_row_once() {
-    let (master, nice) =
-        master_and_site("nice", "<ReplicationBatchSize>1000</ReplicationBatchSize>").await;
+    let (master, nice) = master_and_site("nice", "<ReplicationBatchSize>1000</ReplicationBatchSize>").await;
     insert_endpoints(&nice, "nice", 3000).await;
     // Dies right after committing the first batch, before acking it.
     master.state.failpoints.die_after_replication_commits(1);
     register(&master, &nice).await;
-    tokio::time::timeout(WAIT, master.state.failpoints.fired.notified())
-        .await
-        .expect("the failpoint fired");
+    tokio::time::timeout(WAIT, master.state.failpoints.fired.notified()).await.expect("the failpoint fired");
     let options = master.kill().await;
 
     let master = TestServer::spawn(options).await;
@@ -194,16 +134,9 @@ async fn a_master_killed_between_commit_and_ack_applies_every_row_once() {
     let replication = replication_of(&master, "nice").await;
     // Every row of the slave applied exactly once: the redelivered batch was
     // refused as a duplicate, not applied again.
-    let rows = count(
-        &nice,
-        "SELECT (SELECT count(*) FROM endpoints) + (SELECT count(*) FROM network_groups)",
-    )
-    .await;
+    let rows = count(&nice, "SELECT (SELECT count(*) FROM endpoints) + (SELECT count(*) FROM network_groups)").await;
     assert_eq!(replication["rows"], rows, "{replication}");
-    assert!(
-        replication["refused_batches"].as_i64().unwrap() >= 1,
-        "the redelivery was seen: {replication}"
-    );
+    assert!(replication["refused_batches"].as_i64().unwrap() >= 1, "the redelivery was seen: {replication}");
 
     nice.stop(&[]).await;
     master.stop(&[]).await;
@@ -217,20 +150,12 @@ async fn forged_duplicates_and_gaps_change_nothing() {
     let before = wait_for_replicated_endpoints(&master, "nantes", 50).await;
 
     // Batches signed with the slave's real key, published straight to the queue.
-    let key = nantes
-        .state
-        .keyring
-        .link()
-        .expect("nantes is a slave")
-        .slave_key;
+    let key = nantes.state.keyring.link().expect("nantes is a slave").slave_key;
     let forged_row = ReplicatedRow {
         table: ReplicatedTable::Endpoints,
         key: json!({"id": "nantes-00001"}),
         change_seq: i64::MAX,
-        row: Some(
-            serde_json::value::to_raw_value(&json!({"id": "nantes-00001", "hostname": "forged"}))
-                .unwrap(),
-        ),
+        row: Some(serde_json::value::to_raw_value(&json!({"id": "nantes-00001", "hostname": "forged"})).unwrap()),
     };
     let copy_end: Watermark = before["watermark"].as_str().unwrap().parse().unwrap();
     let duplicate = ReplicationBatch {
@@ -243,71 +168,27 @@ async fn forged_duplicates_and_gaps_change_nothing() {
         rows: vec![forged_row.clone()],
         digest: None,
     };
-    let gap = ReplicationBatch {
-        batch: 9002,
-        from: Watermark {
-            xid: copy_end.xid + 1000,
-            seq: 1,
-        },
-        to: Watermark {
-            xid: copy_end.xid + 2000,
-            seq: 1,
-        },
-        ..duplicate.clone()
-    };
+    let gap = ReplicationBatch { batch: 9002, from: Watermark { xid: copy_end.xid + 1000, seq: 1 }, to: Watermark { xid: copy_end.xid + 2000, seq: 1 }, ..duplicate.clone() };
     let topology = master.topology();
     let signed = |batch: &ReplicationBatch| {
         let envelope = Envelope::new(kind::BATCH, "nantes", batch.batch as u64, batch);
-        Outgoing::envelope(
-            topology.replication_exchange(),
-            Topology::slave_key("nantes"),
-            &envelope,
-            Some(&key),
-        )
+        Outgoing::envelope(topology.replication_exchange(), Topology::slave_key("nantes"), &envelope, Some(&key))
     };
     inject(vec![signed(&duplicate), signed(&gap)]).await;
     let after = wait_for("both forged batches refused", || async {
         let r = replication_of(&master, "nantes").await;
-        (r["refused_batches"].as_i64().unwrap() >= before["refused_batches"].as_i64().unwrap() + 2)
-            .then_some(r)
+        (r["refused_batches"].as_i64().unwrap() >= before["refused_batches"].as_i64().unwrap() + 2).then_some(r)
     })
     .await;
-    assert_eq!(
-        (after["watermark"].clone(), after["rows"].clone()),
-        (before["watermark"].clone(), before["rows"].clone())
-    );
-    assert_eq!(
-        count(
-            &master,
-            "SELECT count(*) FROM replica_endpoints WHERE hostname = 'forged'"
-        )
-        .await,
-        0
-    );
+    assert_eq!((after["watermark"].clone(), after["rows"].clone()), (before["watermark"].clone(), before["rows"].clone()));
+    assert_eq!(count(&master, "SELECT count(*) FROM replica_endpoints WHERE hostname = 'forged'").await, 0);
 
     // The slave is not confused by answers to batches it never sent.
-    nantes
-        .state
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE endpoints SET hostname = 'renamed' WHERE id = 'nantes-00002'",
-            &[],
-        )
-        .await
-        .unwrap();
+    nantes.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'renamed' WHERE id = 'nantes-00002'", &[]).await.unwrap();
     let (status, body) = nantes.post("/api/replication/now", json!({})).await;
     assert_eq!(status, 202, "{body}");
     wait_for("the rename to reach the master", || async {
-        (count(
-            &master,
-            "SELECT count(*) FROM replica_endpoints WHERE hostname = 'renamed'",
-        )
-        .await
-            == 1)
-            .then_some(())
+        (count(&master, "SELECT count(*) FROM replica_endpoints WHERE hostname = 'renamed'").await == 1).then_some(())
     })
     .await;
     assert_in_sync(&verify(&master, "nantes").await);
@@ -325,19 +206,10 @@ async fn an_offline_slave_catches_up_from_its_watermark_and_removal_keeps_or_pur
 
     // Offline: changes pile up in the slave's database.
     let options = brest.halt().await;
-    let (client, connection) =
-        tokio_postgres::connect(&options.database_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+    let (client, connection) = tokio_postgres::connect(&options.database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    client
-        .execute("DELETE FROM endpoints WHERE id < 'brest-00010'", &[])
-        .await
-        .unwrap();
-    client
-        .execute("INSERT INTO virtual_groups (name) VALUES ('Servers')", &[])
-        .await
-        .unwrap();
+    client.execute("DELETE FROM endpoints WHERE id < 'brest-00010'", &[]).await.unwrap();
+    client.execute("INSERT INTO virtual_groups (name) VALUES ('Servers')", &[]).await.unwrap();
     client
         .execute("INSERT INTO virtual_group_members SELECT id, 'brest-00100' FROM virtual_groups WHERE name = 'Servers'", &[])
         .await
@@ -349,44 +221,21 @@ async fn an_offline_slave_catches_up_from_its_watermark_and_removal_keeps_or_pur
     let after = wait_for_replicated_endpoints(&master, "brest", 190).await;
     assert_eq!(after["epoch"], before["epoch"], "no new snapshot: {after}");
     let shipped = after["rows"].as_i64().unwrap() - before["rows"].as_i64().unwrap();
-    assert!(
-        (10..100).contains(&shipped),
-        "shipped {shipped} rows after being offline, not the whole site: {after}"
-    );
+    assert!((10..100).contains(&shipped), "shipped {shipped} rows after being offline, not the whole site: {after}");
     assert_in_sync(&verify(&master, "brest").await);
     let tree = master.get_ok("/api/tree?view=virtual").await;
     let servers = &tree["root"]["children"][0]["children"][0];
-    assert_eq!(
-        (
-            servers["name"].as_str(),
-            servers["endpoints"][0]["id"].as_str()
-        ),
-        (Some("Servers"), Some("brest-00100")),
-        "{tree}"
-    );
+    assert_eq!((servers["name"].as_str(), servers["endpoints"][0]["id"].as_str()), (Some("Servers"), Some("brest-00100")), "{tree}");
 
     // Removing keeps the copy unless purged; the answer says which.
     let (status, removed) = master.delete("/api/slaves/brest").await;
     assert_eq!(status, 200, "{removed}");
-    assert!(
-        removed["message"].as_str().unwrap().contains("kept"),
-        "{removed}"
-    );
+    assert!(removed["message"].as_str().unwrap().contains("kept"), "{removed}");
     assert!(removed["replicated_rows_kept"].as_i64().unwrap() >= 190);
     let (status, purged) = master.delete("/api/slaves/brest?purge=true").await;
     assert_eq!(status, 200, "{purged}");
-    assert!(
-        purged["message"].as_str().unwrap().contains("purged"),
-        "{purged}"
-    );
-    assert_eq!(
-        count(
-            &master,
-            "SELECT count(*) FROM replica_rows WHERE slave_id = 'brest'"
-        )
-        .await,
-        0
-    );
+    assert!(purged["message"].as_str().unwrap().contains("purged"), "{purged}");
+    assert_eq!(count(&master, "SELECT count(*) FROM replica_rows WHERE slave_id = 'brest'").await, 0);
 
     brest.stop(&[]).await;
     master.stop(&[]).await;
@@ -404,29 +253,18 @@ async fn a_master_restored_from_an_old_backup_gets_a_full_snapshot() {
             .query("SELECT row_key::text, change_seq, row FROM replica_rows WHERE slave_id = 'rennes' AND table_name = 'endpoints' AND row ->> 'id' < 'rennes-00005'", &[])
             .await
             .unwrap();
-        rows.iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect()
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
     };
     assert_eq!(old_copy.len(), 5);
 
     // Deletions reach the master; once it has applied them, the slave drops its tombstones.
-    rennes
-        .state
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute("DELETE FROM endpoints WHERE id < 'rennes-00005'", &[])
-        .await
-        .unwrap();
+    rennes.state.pool.get().await.unwrap().execute("DELETE FROM endpoints WHERE id < 'rennes-00005'", &[]).await.unwrap();
     let (status, body) = rennes.post("/api/replication/now", json!({})).await;
     assert_eq!(status, 202, "{body}");
     wait_for_replicated_endpoints(&master, "rennes", 95).await;
-    wait_for(
-        "the slave to prune the tombstones the master applied",
-        || async { (count(&rennes, "SELECT count(*) FROM tombstones").await == 0).then_some(()) },
-    )
+    wait_for("the slave to prune the tombstones the master applied", || async {
+        (count(&rennes, "SELECT count(*) FROM tombstones").await == 0).then_some(())
+    })
     .await;
 
     // The master's database comes back from a backup taken before the deletions.
@@ -437,22 +275,9 @@ async fn a_master_restored_from_an_old_backup_gets_a_full_snapshot() {
             .await
             .unwrap();
     }
-    client
-        .execute(
-            "UPDATE slaves SET repl_xid = 0, repl_seq = 0 WHERE id = 'rennes'",
-            &[],
-        )
-        .await
-        .unwrap();
+    client.execute("UPDATE slaves SET repl_xid = 0, repl_seq = 0 WHERE id = 'rennes'", &[]).await.unwrap();
     drop(client);
-    assert_eq!(
-        count(
-            &master,
-            "SELECT count(*) FROM replica_endpoints WHERE slave_id = 'rennes'"
-        )
-        .await,
-        100
-    );
+    assert_eq!(count(&master, "SELECT count(*) FROM replica_endpoints WHERE slave_id = 'rennes'").await, 100);
 
     // The slave cannot replay deletions it no longer has: it sends a new epoch, which replaces the copy.
     let (status, body) = rennes.post("/api/replication/now", json!({})).await;
@@ -462,10 +287,7 @@ async fn a_master_restored_from_an_old_backup_gets_a_full_snapshot() {
         (r["epoch"] == 2 && r["replicated_endpoints"] == 95).then_some(r)
     })
     .await;
-    assert!(
-        replication["refused_batches"].as_i64().unwrap() >= 1,
-        "{replication}"
-    );
+    assert!(replication["refused_batches"].as_i64().unwrap() >= 1, "{replication}");
     assert_in_sync(&verify(&master, "rennes").await);
 
     rennes.stop(&[]).await;

@@ -7,10 +7,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::{options::*, types::FieldTable, BasicProperties};
 use rampart_shared::{
-    amqp::{
-        publisher::{Outgoing, Publisher},
-        Broker,
-    },
+    amqp::{publisher::{Outgoing, Publisher}, Broker},
     envelope::{header_str, REASON_HEADER},
     messages::{kind, Heartbeat},
     topology::Topology,
@@ -39,80 +36,34 @@ async fn malformed_messages_are_parked_with_a_reason_and_good_ones_still_apply()
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     let topo = server.topology();
     let site = server.options.instance.clone();
-    let broker = std::sync::Arc::new(
-        Broker::connect(Secret::new(AMQP_URL.into()), "test publisher")
-            .await
-            .unwrap(),
-    );
+    let broker = std::sync::Arc::new(Broker::connect(Secret::new(AMQP_URL.into()), "test publisher").await.unwrap());
     let publisher = Publisher::new(broker.clone());
     let raw = |key: &str, payload: Vec<u8>, kind: &str| Outgoing {
         exchange: topo.site_exchange(),
         routing_key: Topology::site_key(&site, key),
         payload,
-        properties: BasicProperties::default()
-            .with_type(kind.into())
-            .with_delivery_mode(2),
+        properties: BasicProperties::default().with_type(kind.into()).with_delivery_mode(2),
     };
 
-    let mut unknown_version = serde_json::to_value(Envelope::new(
-        kind::HEARTBEAT,
-        "ep-2",
-        1,
-        &heartbeat("ep-2"),
-    ))
-    .unwrap();
+    let mut unknown_version = serde_json::to_value(Envelope::new(kind::HEARTBEAT, "ep-2", 1, &heartbeat("ep-2"))).unwrap();
     unknown_version["v"] = 9.into();
     let bad = vec![
+        (raw(kind::HEARTBEAT, b"{this is not json".to_vec(), kind::HEARTBEAT), "not a valid envelope"),
+        (raw(kind::HEARTBEAT, serde_json::to_vec(&unknown_version).unwrap(), kind::HEARTBEAT), "version 9"),
         (
-            raw(
-                kind::HEARTBEAT,
-                b"{this is not json".to_vec(),
-                kind::HEARTBEAT,
-            ),
-            "not a valid envelope",
-        ),
-        (
-            raw(
-                kind::HEARTBEAT,
-                serde_json::to_vec(&unknown_version).unwrap(),
-                kind::HEARTBEAT,
-            ),
-            "version 9",
-        ),
-        (
-            Outgoing::envelope(
-                topo.site_exchange(),
-                Topology::site_key(&site, "agent.reboot"),
-                &Envelope::new("agent.reboot", "ep-3", 1, &heartbeat("ep-3")),
-                None,
-            ),
+            Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, "agent.reboot"),
+                               &Envelope::new("agent.reboot", "ep-3", 1, &heartbeat("ep-3")), None),
             "unknown message kind",
         ),
         (
             // ep-4 speaking for ep-5.
-            Outgoing::envelope(
-                topo.site_exchange(),
-                Topology::site_key(&site, kind::HEARTBEAT),
-                &Envelope::new(kind::HEARTBEAT, "ep-4", 1, &heartbeat("ep-5")),
-                None,
-            ),
+            Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, kind::HEARTBEAT),
+                               &Envelope::new(kind::HEARTBEAT, "ep-4", 1, &heartbeat("ep-5")), None),
             "not allowed",
         ),
         (
-            Outgoing::envelope(
-                topo.site_exchange(),
-                Topology::site_key(&site, kind::HEARTBEAT),
-                &Envelope::new(
-                    kind::HEARTBEAT,
-                    "ep-6",
-                    1,
-                    &Heartbeat {
-                        ip: "999.1.1.1".into(),
-                        ..heartbeat("ep-6")
-                    },
-                ),
-                None,
-            ),
+            Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, kind::HEARTBEAT),
+                               &Envelope::new(kind::HEARTBEAT, "ep-6", 1, &Heartbeat { ip: "999.1.1.1".into(), ..heartbeat("ep-6") }), None),
             "not an IP address",
         ),
     ];
@@ -122,12 +73,7 @@ async fn malformed_messages_are_parked_with_a_reason_and_good_ones_still_apply()
     }
     let good = Envelope::new(kind::HEARTBEAT, "ep-ok", 1, &heartbeat("ep-ok"));
     publisher
-        .publish(Outgoing::envelope(
-            topo.site_exchange(),
-            Topology::site_key(&site, kind::HEARTBEAT),
-            &good,
-            None,
-        ))
+        .publish(Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, kind::HEARTBEAT), &good, None))
         .await
         .unwrap();
 
@@ -144,12 +90,7 @@ async fn malformed_messages_are_parked_with_a_reason_and_good_ones_still_apply()
     let channel = broker.channel().await.unwrap();
     let parking = Topology::parking_queue(&topo.site_inbox(&site));
     let mut consumer = channel
-        .basic_consume(
-            parking.as_str().into(),
-            "test".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(parking.as_str().into(), "test".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await
         .unwrap();
     let mut parked = Vec::new();
@@ -159,18 +100,11 @@ async fn malformed_messages_are_parked_with_a_reason_and_good_ones_still_apply()
             .expect("parked message arrives")
             .unwrap()
             .unwrap();
-        parked.push(
-            header_str(&delivery.properties, REASON_HEADER)
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        parked.push(header_str(&delivery.properties, REASON_HEADER).unwrap_or_default().to_owned());
         delivery.ack(BasicAckOptions::default()).await.unwrap();
     }
     for reason in reasons {
-        assert!(
-            parked.iter().any(|p| p.contains(reason)),
-            "no parked message says '{reason}': {parked:?}"
-        );
+        assert!(parked.iter().any(|p| p.contains(reason)), "no parked message says '{reason}': {parked:?}");
     }
     let status = server.get_ok("/api/status").await;
     assert_eq!(status["messages"]["dead_lettered"], 5, "{status}");

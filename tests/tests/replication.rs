@@ -27,9 +27,7 @@ fn transactions(writer: u64, prefix: &'static str) -> impl Iterator<Item = (Vec<
         state
     };
     (0..TRANSACTIONS_PER_WRITER).map(move |_| {
-        let mut ids: Vec<String> = (0..=(next() % 4))
-            .map(|_| format!("{prefix}-{:05}", next() % ENDPOINTS as u64))
-            .collect();
+        let mut ids: Vec<String> = (0..=(next() % 4)).map(|_| format!("{prefix}-{:05}", next() % ENDPOINTS as u64)).collect();
         ids.sort();
         (ids, next() % 8 == 0)
     })
@@ -41,9 +39,7 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let url = server.options.database_url();
     insert_endpoints(&server, "ep", ENDPOINTS).await;
 
-    let writers: Vec<_> = (0..WRITERS as u64)
-        .map(|w| tokio::spawn(add_threats(url.clone(), transactions(w, "ep"))))
-        .collect();
+    let writers: Vec<_> = (0..WRITERS as u64).map(|w| tokio::spawn(add_threats(url.clone(), transactions(w, "ep")))).collect();
     let waiter = tokio::spawn(async move {
         let mut total = 0;
         for w in writers {
@@ -61,31 +57,14 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     loop {
         // Read until caught up once more after the writers are done (or failed).
         let finished = waiter.is_finished();
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the writers did not finish within {:?}",
-            rampart_tests::WAIT
-        );
-        let tx = reader
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .unwrap();
+        assert!(tokio::time::Instant::now() < deadline, "the writers did not finish within {:?}", rampart_tests::WAIT);
+        let tx = reader.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await.unwrap();
         let page = changes::read_page(&tx, from, 50, usize::MAX).await.unwrap();
         tx.commit().await.unwrap();
         pages += 1;
-        assert!(
-            page.to >= from,
-            "the watermark went back from {from} to {}",
-            page.to
-        );
+        assert!(page.to >= from, "the watermark went back from {from} to {}", page.to);
         for c in page.changes {
-            assert!(
-                c.position > from,
-                "a change at {} was read again after {from}",
-                c.position
-            );
+            assert!(c.position > from, "a change at {} was read again after {from}", c.position);
             if c.row.table == ReplicatedTable::Endpoints {
                 let id = c.row.key["id"].as_str().unwrap().to_owned();
                 let entry = seen.entry(id).or_insert(0);
@@ -100,33 +79,12 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let updates = waiter.await.unwrap();
 
     let client = server.state.pool.get().await.unwrap();
-    let truth: HashMap<String, i64> = client
-        .query("SELECT id, change_seq FROM endpoints", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let missed: Vec<_> = truth
-        .iter()
-        .filter(|(id, seq)| seen.get(*id) != Some(seq))
-        .collect();
-    assert!(
-        missed.is_empty(),
-        "{} of {} endpoints not seen at their latest version: {:?}",
-        missed.len(),
-        truth.len(),
-        &missed[..missed.len().min(5)]
-    );
-    assert!(
-        pages > 3,
-        "the reader ran only {pages} pages during {updates} updates: the test did not overlap"
-    );
-    let threats: i64 = client
-        .query_one("SELECT sum(active_threats)::bigint FROM endpoints", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let truth: HashMap<String, i64> =
+        client.query("SELECT id, change_seq FROM endpoints", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let missed: Vec<_> = truth.iter().filter(|(id, seq)| seen.get(*id) != Some(seq)).collect();
+    assert!(missed.is_empty(), "{} of {} endpoints not seen at their latest version: {:?}", missed.len(), truth.len(), &missed[..missed.len().min(5)]);
+    assert!(pages > 3, "the reader ran only {pages} pages during {updates} updates: the test did not overlap");
+    let threats: i64 = client.query_one("SELECT sum(active_threats)::bigint FROM endpoints", &[]).await.unwrap().get(0);
     assert_eq!(threats as u64, updates);
 
     drop(client);
@@ -138,32 +96,19 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
 async fn deletions_leave_tombstones_in_the_stream() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     let client = server.state.pool.get().await.unwrap();
-    let (status, group) = server
-        .post("/api/groups", serde_json::json!({"name": "Temporary"}))
-        .await;
+    let (status, group) = server.post("/api/groups", serde_json::json!({"name": "Temporary"})).await;
     assert_eq!(status, 201, "{group}");
     let (status, _) = server.delete(&format!("/api/groups/{}", group["id"])).await;
     assert_eq!(status, 204);
     // The horizon is cluster-wide: a transaction still open elsewhere (a
     // concurrent test) holds the stream below the deletion until it ends.
     let rows = rampart_tests::wait_for("the deletion to fall below the horizon", || async {
-        let page = changes::read_page(&client, Watermark::START, 1000, usize::MAX)
-            .await
-            .unwrap();
-        let groups: Vec<_> = page
-            .changes
-            .into_iter()
-            .filter(|c| {
-                c.row.table == ReplicatedTable::NetworkGroups && c.row.key["id"] == group["id"]
-            })
-            .collect();
+        let page = changes::read_page(&client, Watermark::START, 1000, usize::MAX).await.unwrap();
+        let groups: Vec<_> = page.changes.into_iter().filter(|c| c.row.table == ReplicatedTable::NetworkGroups && c.row.key["id"] == group["id"]).collect();
         groups.iter().any(|c| c.row.row.is_none()).then_some(groups)
     })
     .await;
-    assert!(
-        rows.iter().all(|c| c.row.row.is_none()),
-        "a deleted group is shipped only as a tombstone: {rows:?}"
-    );
+    assert!(rows.iter().all(|c| c.row.row.is_none()), "a deleted group is shipped only as a tombstone: {rows:?}");
     drop(client);
     server.stop(&[]).await;
 }
@@ -187,15 +132,8 @@ async fn shipped_and_private_columns_cover_each_replicated_table() {
             .collect();
         let shipped = table.shipped_columns();
         let private = table.private_columns();
-        assert!(
-            shipped.iter().all(|c| !private.contains(c)),
-            "{table}: a column is both shipped and private"
-        );
-        let in_table_order: Vec<&str> = columns
-            .iter()
-            .map(String::as_str)
-            .filter(|c| !private.contains(c))
-            .collect();
+        assert!(shipped.iter().all(|c| !private.contains(c)), "{table}: a column is both shipped and private");
+        let in_table_order: Vec<&str> = columns.iter().map(String::as_str).filter(|c| !private.contains(c)).collect();
         assert_eq!(in_table_order, shipped, "{table}: the shipped columns are the table's columns but the private ones, in table order");
         let mut named: Vec<&str> = shipped.iter().chain(private).copied().collect();
         named.sort_unstable();

@@ -9,10 +9,7 @@ use std::time::Instant;
 use anyhow::{ensure, Context};
 use futures_util::StreamExt;
 use lapin::{
-    options::{
-        BasicAckOptions, BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions,
-        QueueDeleteOptions,
-    },
+    options::{BasicAckOptions, BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions},
     types::{AMQPValue, FieldTable, ShortString},
     Channel,
 };
@@ -36,29 +33,14 @@ pub struct BrokerFanout {
 
 /// Declares `queues` scratch quorum queues, measures `rounds` rounds, and
 /// deletes the queues whatever happened.
-pub async fn measure(
-    broker: &Broker,
-    namespace: &str,
-    queues: usize,
-    rounds: usize,
-    body: &[u8],
-) -> anyhow::Result<BrokerFanout> {
-    ensure!(
-        queues > 0 && rounds > 0,
-        "The broker fan-out needs at least one queue and one round."
-    );
-    let names: Vec<String> = (0..queues)
-        .map(|i| format!("{namespace}.raw_fanout_{i:03}"))
-        .collect();
+pub async fn measure(broker: &Broker, namespace: &str, queues: usize, rounds: usize, body: &[u8]) -> anyhow::Result<BrokerFanout> {
+    ensure!(queues > 0 && rounds > 0, "The broker fan-out needs at least one queue and one round.");
+    let names: Vec<String> = (0..queues).map(|i| format!("{namespace}.raw_fanout_{i:03}")).collect();
     let channel = broker.channel().await?;
     let measured = rounds_over(broker, &channel, &names, rounds, body).await;
     let mut deleted = Ok(());
     for name in &names {
-        let result = bounded(
-            "queue.delete",
-            channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()),
-        )
-        .await;
+        let result = bounded("queue.delete", channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await;
         if let Err(e) = result {
             deleted = Err(e).with_context(|| format!("Failed to delete the scratch queue {name}"));
         }
@@ -66,49 +48,20 @@ pub async fn measure(
     let _ = bounded("channel.close", channel.close(200, "done".into())).await;
     let latency = measured?;
     deleted?;
-    tracing::info!(
-        queues,
-        rounds,
-        p50_ms = latency.p50_ms,
-        p99_ms = latency.p99_ms,
-        "Measured the broker's fan-out."
-    );
-    Ok(BrokerFanout {
-        queues,
-        rounds,
-        latency,
-    })
+    tracing::info!(queues, rounds, p50_ms = latency.p50_ms, p99_ms = latency.p99_ms, "Measured the broker's fan-out.");
+    Ok(BrokerFanout { queues, rounds, latency })
 }
 
-async fn rounds_over(
-    broker: &Broker,
-    publishing: &Channel,
-    names: &[String],
-    rounds: usize,
-    body: &[u8],
-) -> anyhow::Result<Percentiles> {
+async fn rounds_over(broker: &Broker, publishing: &Channel, names: &[String], rounds: usize, body: &[u8]) -> anyhow::Result<Percentiles> {
     let mut quorum = FieldTable::default();
-    quorum.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     for name in names {
-        let options = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        bounded(
-            "queue.declare",
-            publishing.queue_declare(name.as_str().into(), options, quorum.clone()),
-        )
-        .await
-        .with_context(|| format!("Failed to declare the scratch queue {name}"))?;
+        let options = QueueDeclareOptions { durable: true, ..Default::default() };
+        bounded("queue.declare", publishing.queue_declare(name.as_str().into(), options, quorum.clone()))
+            .await
+            .with_context(|| format!("Failed to declare the scratch queue {name}"))?;
     }
-    bounded(
-        "confirm.select",
-        publishing.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await?;
+    bounded("confirm.select", publishing.confirm_select(ConfirmSelectOptions::default())).await?;
 
     // Every consumer passes on the round its message belongs to.
     let (arrived, mut arrivals) = mpsc::unbounded_channel::<Option<ShortString>>();
@@ -118,12 +71,7 @@ async fn rounds_over(
         let channel = broker.channel().await?;
         let mut consumer = bounded(
             "basic.consume",
-            channel.basic_consume(
-                name.as_str().into(),
-                "rampart-bench-fanout".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ),
+            channel.basic_consume(name.as_str().into(), "rampart-bench-fanout".into(), BasicConsumeOptions::default(), FieldTable::default()),
         )
         .await
         .with_context(|| format!("Failed to consume the scratch queue {name}"))?;
@@ -131,10 +79,7 @@ async fn rounds_over(
         consumers.spawn(async move {
             while let Some(Ok(delivery)) = consumer.next().await {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
-                if arrived
-                    .send(delivery.properties.message_id().clone())
-                    .is_err()
-                {
+                if arrived.send(delivery.properties.message_id().clone()).is_err() {
                     break;
                 }
             }
@@ -150,15 +95,7 @@ async fn rounds_over(
         let started = Instant::now();
         let mut confirms = Vec::with_capacity(names.len());
         for name in names {
-            confirms.push(
-                publish(
-                    publishing,
-                    name,
-                    body,
-                    persistent().with_message_id(id.clone()),
-                )
-                .await?,
-            );
+            confirms.push(publish(publishing, name, body, persistent().with_message_id(id.clone())).await?);
         }
         for confirm in confirms {
             confirmed(confirm).await?;
@@ -166,14 +103,9 @@ async fn rounds_over(
         for _ in names {
             let id_seen = tokio::time::timeout(BROKER_TIMEOUT, arrivals.recv())
                 .await
-                .map_err(|_| {
-                    anyhow::anyhow!("A fan-out message did not arrive within {BROKER_TIMEOUT:?}.")
-                })?
+                .map_err(|_| anyhow::anyhow!("A fan-out message did not arrive within {BROKER_TIMEOUT:?}."))?
                 .context("The fan-out consumers stopped.")?;
-            ensure!(
-                id_seen.as_ref() == Some(&id),
-                "A scratch queue delivered a message of another round."
-            );
+            ensure!(id_seen.as_ref() == Some(&id), "A scratch queue delivered a message of another round.");
         }
         if round > 0 {
             samples.push(started.elapsed());

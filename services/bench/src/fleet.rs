@@ -67,20 +67,12 @@ impl Fleet {
             .map(|slave| {
                 let address = address.clone();
                 async move {
-                    let token = master
-                        .call_ok(Method::POST, "/api/registration-tokens", Some(json!({})))
-                        .await?;
+                    let token = master.call_ok(Method::POST, "/api/registration-tokens", Some(json!({}))).await?;
                     let (status, body) = slave
-                        .post(
-                            "/api/hierarchy/register",
-                            json!({"master": address, "token": token["token"]}),
-                        )
+                        .post("/api/hierarchy/register", json!({"master": address, "token": token["token"]}))
                         .await;
                     if status != 200 {
-                        bail!(
-                            "{} could not register: {status} {body}",
-                            slave.options.instance
-                        );
+                        bail!("{} could not register: {status} {body}", slave.options.instance);
                     }
                     Ok(())
                 }
@@ -96,13 +88,8 @@ impl Fleet {
     }
 
     /// Records `count` detections in each slave on its first `computers`.
-    pub async fn load_detections(
-        &self,
-        count: u64,
-        computers: u64,
-    ) -> anyhow::Result<Vec<Watermark>> {
-        self.load(rows::INSERT_DETECTIONS, &[count as i64, computers as i64])
-            .await
+    pub async fn load_detections(&self, count: u64, computers: u64) -> anyhow::Result<Vec<Watermark>> {
+        self.load(rows::INSERT_DETECTIONS, &[count as i64, computers as i64]).await
     }
 
     /// Runs `sql` in each slave with the slave's name as `$1` and `numbers`
@@ -115,9 +102,7 @@ impl Fleet {
                 params.extend(numbers.iter().map(|n| n as &(dyn ToSql + Sync)));
                 let mut client = slave.state.pool.get().await?;
                 let tx = client.transaction().await?;
-                tx.execute(sql, &params)
-                    .await
-                    .with_context(|| format!("loading {name}"))?;
+                tx.execute(sql, &params).await.with_context(|| format!("loading {name}"))?;
                 let head = head_of_transaction(&tx).await?;
                 tx.commit().await?;
                 Ok::<_, anyhow::Error>(head)
@@ -129,11 +114,7 @@ impl Fleet {
 
     /// Waits until the master has acknowledged each slave's stream up to
     /// its head (every change written before it); the time each got there.
-    pub async fn wait_acked(
-        &self,
-        heads: &[(usize, Watermark)],
-        timeout: Duration,
-    ) -> anyhow::Result<Vec<Instant>> {
+    pub async fn wait_acked(&self, heads: &[(usize, Watermark)], timeout: Duration) -> anyhow::Result<Vec<Instant>> {
         let deadline = Instant::now() + timeout;
         let mut reached: Vec<Option<Instant>> = vec![None; heads.len()];
         loop {
@@ -152,10 +133,7 @@ impl Fleet {
                     .filter(|(_, r)| r.is_none())
                     .map(|((s, _), _)| self.slaves[*s].options.instance.as_str())
                     .collect();
-                bail!(
-                    "after {timeout:?} the master still had not acknowledged everything of {}",
-                    behind.join(", ")
-                );
+                bail!("after {timeout:?} the master still had not acknowledged everything of {}", behind.join(", "));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -165,16 +143,10 @@ impl Fleet {
     pub async fn acked(&self, i: usize) -> anyhow::Result<Watermark> {
         let client = self.slaves[i].state.pool.get().await?;
         let row = client
-            .query_opt(
-                "SELECT repl_acked_xid, repl_acked_seq FROM master_link WHERE id = 1",
-                &[],
-            )
+            .query_opt("SELECT repl_acked_xid, repl_acked_seq FROM master_link WHERE id = 1", &[])
             .await?
             .with_context(|| format!("{} has no master", self.slaves[i].options.instance))?;
-        Ok(Watermark {
-            xid: row.get(0),
-            seq: row.get(1),
-        })
+        Ok(Watermark { xid: row.get(0), seq: row.get(1) })
     }
 
     /// A position past every change slave `i` has committed so far.
@@ -186,9 +158,7 @@ impl Fleet {
     /// Stops every slave and removes its database and queues.
     pub async fn stop(self) {
         // Stopping is mostly waiting (a server drains for up to 10 s).
-        stream::iter(self.slaves)
-            .for_each_concurrent(25, |s| s.stop(&[]))
-            .await;
+        stream::iter(self.slaves).for_each_concurrent(25, |s| s.stop(&[])).await;
     }
 }
 
@@ -200,12 +170,6 @@ pub fn slave_name(i: usize) -> String {
 /// The last change the current transaction wrote (the stream reaches it
 /// once it passes this transaction's id).
 async fn head_of_transaction(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<Watermark> {
-    let xid: i64 = tx
-        .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
-        .await?
-        .get(0);
-    Ok(Watermark {
-        xid: xid + 1,
-        seq: 0,
-    })
+    let xid: i64 = tx.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await?.get(0);
+    Ok(Watermark { xid: xid + 1, seq: 0 })
 }

@@ -19,8 +19,8 @@ use anyhow::{ensure, Context};
 use futures_util::{pin_mut, StreamExt};
 use lapin::{
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-        QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+        QueueDeleteOptions, QueuePurgeOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
     BasicProperties, Channel, Confirmation, PublisherConfirm,
@@ -50,8 +50,7 @@ const CONFIRM_WINDOW: usize = 1000;
 /// commit, so more only makes the run longer.
 const SERIAL_MESSAGES_MAX: u64 = 2000;
 
-const COPY_SQL: &str =
-    "COPY replica_rows (slave_id, table_name, row_key, change_seq, row) FROM STDIN BINARY";
+const COPY_SQL: &str = "COPY replica_rows (slave_id, table_name, row_key, change_seq, row) FROM STDIN BINARY";
 const UPSERT_SQL: &str = "
 INSERT INTO replica_rows (slave_id, table_name, row_key, change_seq, row)
 SELECT $1::text, 'endpoints', k, s, r FROM UNNEST($2::jsonb[], $3::bigint[], $4::jsonb[]) AS u(k, s, r)
@@ -116,18 +115,9 @@ pub async fn measure(plan: &LimitsPlan) -> anyhow::Result<RawLimits> {
 /// Refuses plans that would measure nothing (a rate over zero items).
 fn check(plan: &LimitsPlan) -> anyhow::Result<()> {
     ensure!(plan.rows > 0, "The raw limits need at least one row.");
-    ensure!(
-        plan.batch_rows > 0,
-        "The raw limits need at least one row per batch."
-    );
-    ensure!(
-        plan.messages > 0,
-        "The raw limits need at least one message."
-    );
-    ensure!(
-        plan.round_trips > 0,
-        "The raw limits need at least one round trip."
-    );
+    ensure!(plan.batch_rows > 0, "The raw limits need at least one row per batch.");
+    ensure!(plan.messages > 0, "The raw limits need at least one message.");
+    ensure!(plan.round_trips > 0, "The raw limits need at least one round trip.");
     Ok(())
 }
 
@@ -151,11 +141,8 @@ fn endpoint_batches(total: u64, batch_rows: usize) -> Vec<Batch> {
     batch_bounds(total, batch_rows)
         .map(|range| {
             let len = (range.end - range.start) as usize;
-            let mut batch = Batch {
-                keys: Vec::with_capacity(len),
-                seqs: Vec::with_capacity(len),
-                rows: Vec::with_capacity(len),
-            };
+            let mut batch =
+                Batch { keys: Vec::with_capacity(len), seqs: Vec::with_capacity(len), rows: Vec::with_capacity(len) };
             for n in range {
                 let (key, row) = crate::rows::endpoint(SITE, n);
                 batch.keys.push(key);
@@ -169,28 +156,20 @@ fn endpoint_batches(total: u64, batch_rows: usize) -> Vec<Batch> {
 
 /// Creates the scratch database, measures, and drops it whatever happened.
 async fn measure_database(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
-    db::ensure_database(&plan.database_url)
-        .await
-        .context("Failed to create the raw limits database")?;
+    db::ensure_database(&plan.database_url).await.context("Failed to create the raw limits database")?;
     let measured = database_rates(plan).await;
-    let dropped = db::drop_database(&plan.database_url)
-        .await
-        .context("Failed to drop the raw limits database");
+    let dropped = db::drop_database(&plan.database_url).await.context("Failed to drop the raw limits database");
     let rates = measured?;
     dropped?;
     Ok(rates)
 }
 
 async fn database_rates(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
-    let pool =
-        db::pool(&plan.database_url, 4).context("Failed to build the raw limits database pool")?;
+    let pool = db::pool(&plan.database_url, 4).context("Failed to build the raw limits database pool")?;
     db::migrate(&pool, rampart_server::migrations::MIGRATIONS)
         .await
         .context("Failed to migrate the raw limits database")?;
-    let mut client = pool
-        .get()
-        .await
-        .context("Failed to connect to the raw limits database")?;
+    let mut client = pool.get().await.context("Failed to connect to the raw limits database")?;
     client
         .execute(
             "INSERT INTO slaves (id, state, slave_key) VALUES ($1, 'active', 'raw-limits'), ($2, 'active', 'raw-limits')",
@@ -198,83 +177,43 @@ async fn database_rates(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
         )
         .await
         .context("Failed to register the raw limits slaves")?;
-    let copy = client
-        .prepare(COPY_SQL)
-        .await
-        .context("Failed to prepare the COPY")?;
-    let upsert = client
-        .prepare(UPSERT_SQL)
-        .await
-        .context("Failed to prepare the upsert")?;
+    let copy = client.prepare(COPY_SQL).await.context("Failed to prepare the COPY")?;
+    let upsert = client.prepare(UPSERT_SQL).await.context("Failed to prepare the upsert")?;
 
     let batches = endpoint_batches(plan.rows, plan.batch_rows);
-    tracing::info!(
-        rows = plan.rows,
-        batches = batches.len(),
-        "Generated endpoint rows for the raw limits."
-    );
+    tracing::info!(rows = plan.rows, batches = batches.len(), "Generated endpoint rows for the raw limits.");
 
     let started = Instant::now();
     for batch in &batches {
         let tx = client.transaction().await?;
-        let sink = tx
-            .copy_in(&copy)
-            .await
-            .context("Failed to start the COPY")?;
-        let writer = BinaryCopyInWriter::new(
-            sink,
-            &[Type::TEXT, Type::TEXT, Type::JSONB, Type::INT8, Type::JSONB],
-        );
+        let sink = tx.copy_in(&copy).await.context("Failed to start the COPY")?;
+        let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TEXT, Type::JSONB, Type::INT8, Type::JSONB]);
         pin_mut!(writer);
         for ((key, seq), row) in batch.keys.iter().zip(&batch.seqs).zip(&batch.rows) {
-            writer
-                .as_mut()
-                .write(&[&COPY_SLAVE, &"endpoints", key, seq, row])
-                .await
-                .context("Failed to COPY a row")?;
+            writer.as_mut().write(&[&COPY_SLAVE, &"endpoints", key, seq, row]).await.context("Failed to COPY a row")?;
         }
         writer.finish().await.context("Failed to finish the COPY")?;
         tx.commit().await.context("Failed to commit a COPY batch")?;
     }
-    let copy_rate = rate(
-        "Measured binary COPY into replica_rows.",
-        plan.rows,
-        started.elapsed(),
-    );
+    let copy_rate = rate("Measured binary COPY into replica_rows.", plan.rows, started.elapsed());
 
     let started = Instant::now();
     for batch in &batches {
         let tx = client.transaction().await?;
-        tx.execute(
-            &upsert,
-            &[&UPSERT_SLAVE, &batch.keys, &batch.seqs, &batch.rows],
-        )
-        .await
-        .context("Failed to upsert a batch")?;
-        tx.commit()
+        tx.execute(&upsert, &[&UPSERT_SLAVE, &batch.keys, &batch.seqs, &batch.rows])
             .await
-            .context("Failed to commit an upsert batch")?;
+            .context("Failed to upsert a batch")?;
+        tx.commit().await.context("Failed to commit an upsert batch")?;
     }
-    let upsert_rate = rate(
-        "Measured UNNEST upserts into replica_rows.",
-        plan.rows,
-        started.elapsed(),
-    );
+    let upsert_rate = rate("Measured UNNEST upserts into replica_rows.", plan.rows, started.elapsed());
 
     for slave in [COPY_SLAVE, UPSERT_SLAVE] {
         let stored: i64 = client
-            .query_one(
-                "SELECT count(*) FROM replica_rows WHERE slave_id = $1",
-                &[&slave],
-            )
+            .query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1", &[&slave])
             .await
             .context("Failed to count the raw limits rows")?
             .get(0);
-        ensure!(
-            stored as u64 == plan.rows,
-            "Slave {slave} has {stored} rows in replica_rows, not {}.",
-            plan.rows
-        );
+        ensure!(stored as u64 == plan.rows, "Slave {slave} has {stored} rows in replica_rows, not {}.", plan.rows);
     }
     Ok((copy_rate, upsert_rate))
 }
@@ -282,12 +221,7 @@ async fn database_rates(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
 /// Items per second, logged with what was measured.
 fn rate(what: &'static str, items: u64, elapsed: Duration) -> f64 {
     let per_s = per_second(items, elapsed);
-    tracing::info!(
-        items,
-        elapsed_ms = elapsed.as_millis() as u64,
-        per_s = per_s.round(),
-        "{what}"
-    );
+    tracing::info!(items, elapsed_ms = elapsed.as_millis() as u64, per_s = per_s.round(), "{what}");
     per_s
 }
 
@@ -308,52 +242,23 @@ async fn measure_broker(plan: &LimitsPlan) -> anyhow::Result<BrokerRates> {
     let queue = format!("{}.raw_limits", plan.namespace);
     let measured = broker_rates(&broker, &queue, plan).await;
     let deleted = delete_queue(&broker, &queue).await;
-    let fanout = match (&measured, &deleted, plan.fanout_queues) {
-        (Ok(_), Ok(()), queues) if queues > 0 => {
-            let body = vec![b'x'; plan.message_bytes];
-            Some(
-                broker_fanout::measure(&broker, &plan.namespace, queues, plan.fanout_rounds, &body)
-                    .await,
-            )
-        }
-        _ => None,
-    };
     broker.close().await;
-    let mut rates = measured?;
+    let rates = measured?;
     deleted?;
-    rates.fanout = fanout.transpose()?;
     Ok(rates)
 }
 
-async fn broker_rates(
-    broker: &Broker,
-    queue: &str,
-    plan: &LimitsPlan,
-) -> anyhow::Result<BrokerRates> {
+async fn broker_rates(broker: &Broker, queue: &str, plan: &LimitsPlan) -> anyhow::Result<BrokerRates> {
     let publishing = broker.channel().await?;
     let mut quorum = FieldTable::default();
-    quorum.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     bounded(
         "queue.declare",
-        publishing.queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            quorum,
-        ),
+        publishing.queue_declare(queue.into(), QueueDeclareOptions { durable: true, ..Default::default() }, quorum),
     )
     .await
     .context("Failed to declare the raw limits queue")?;
-    bounded(
-        "confirm.select",
-        publishing.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await?;
+    bounded("confirm.select", publishing.confirm_select(ConfirmSelectOptions::default())).await?;
     let body = vec![b'x'; plan.message_bytes];
 
     let started = Instant::now();
@@ -369,41 +274,24 @@ async fn broker_rates(
     while let Some(confirm) = outstanding.pop_front() {
         confirmed(confirm).await?;
     }
-    let pipelined_per_s = rate(
-        "Measured pipelined publishes with confirms.",
-        plan.messages,
-        started.elapsed(),
-    );
-    bounded(
-        "queue.purge",
-        publishing.queue_purge(queue.into(), QueuePurgeOptions::default()),
-    )
-    .await?;
+    let pipelined_per_s = rate("Measured pipelined publishes with confirms.", plan.messages, started.elapsed());
+    bounded("queue.purge", publishing.queue_purge(queue.into(), QueuePurgeOptions::default())).await?;
 
     let serial = plan.messages.min(SERIAL_MESSAGES_MAX);
     let started = Instant::now();
     for _ in 0..serial {
         confirmed(publish(&publishing, queue, &body, persistent()).await?).await?;
     }
-    let serial_per_s = rate(
-        "Measured one-at-a-time publishes with confirms.",
-        serial,
-        started.elapsed(),
-    );
-    bounded(
-        "queue.purge",
-        publishing.queue_purge(queue.into(), QueuePurgeOptions::default()),
-    )
-    .await?;
+    let serial_per_s = rate("Measured one-at-a-time publishes with confirms.", serial, started.elapsed());
+    bounded("queue.purge", publishing.queue_purge(queue.into(), QueuePurgeOptions::default())).await?;
 
     let round_trip = round_trips(broker, &publishing, queue, &body, plan.round_trips).await?;
     bounded("channel.close", publishing.close(200, "done".into())).await?;
-    Ok(BrokerRates {
-        pipelined_per_s,
-        serial_per_s,
-        round_trip,
-        fanout: None,
-    })
+    let fanout = match plan.fanout_queues {
+        0 => None,
+        queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body).await?),
+    };
+    Ok(BrokerRates { pipelined_per_s, serial_per_s, round_trip, fanout })
 }
 
 /// Publishes one message and consumes it, `count` times, on an empty queue.
@@ -430,16 +318,7 @@ async fn round_trips(
     for n in 0..count {
         let id = ShortString::from(n.to_string());
         let started = Instant::now();
-        confirmed(
-            publish(
-                publishing,
-                queue,
-                body,
-                persistent().with_message_id(id.clone()),
-            )
-            .await?,
-        )
-        .await?;
+        confirmed(publish(publishing, queue, body, persistent().with_message_id(id.clone())).await?).await?;
         let delivery = match tokio::time::timeout(BROKER_TIMEOUT, consumer.next()).await {
             Ok(Some(Ok(delivery))) => delivery,
             Ok(Some(Err(e))) => return Err(e).context("The raw limits consumer failed"),
@@ -478,15 +357,8 @@ pub(crate) async fn publish(
     body: &[u8],
     properties: BasicProperties,
 ) -> anyhow::Result<PublisherConfirm> {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..Default::default()
-    };
-    Ok(bounded(
-        "basic.publish",
-        channel.basic_publish("".into(), queue.into(), options, body, properties),
-    )
-    .await?)
+    let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+    Ok(bounded("basic.publish", channel.basic_publish("".into(), queue.into(), options, body, properties)).await?)
 }
 
 /// Waits for a confirm; anything but a plain ack is an error.
@@ -507,12 +379,9 @@ pub(crate) async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
 /// closed by an error).
 async fn delete_queue(broker: &Broker, queue: &str) -> anyhow::Result<()> {
     let channel = broker.channel().await?;
-    bounded(
-        "queue.delete",
-        channel.queue_delete(queue.into(), QueueDeleteOptions::default()),
-    )
-    .await
-    .with_context(|| format!("Failed to delete the raw limits queue {queue}"))?;
+    bounded("queue.delete", channel.queue_delete(queue.into(), QueueDeleteOptions::default()))
+        .await
+        .with_context(|| format!("Failed to delete the raw limits queue {queue}"))?;
     let _ = bounded("channel.close", channel.close(200, "done".into())).await;
     Ok(())
 }
@@ -532,14 +401,8 @@ mod tests {
     #[test]
     fn generated_batches_number_changes_from_one() {
         let batches = endpoint_batches(3, 2);
-        assert_eq!(
-            batches.iter().map(|b| b.seqs.clone()).collect::<Vec<_>>(),
-            vec![vec![1, 2], vec![3]]
-        );
-        assert_eq!(
-            batches[1].keys[0],
-            serde_json::json!({ "id": "raw-limits-000002" })
-        );
+        assert_eq!(batches.iter().map(|b| b.seqs.clone()).collect::<Vec<_>>(), vec![vec![1, 2], vec![3]]);
+        assert_eq!(batches[1].keys[0], serde_json::json!({ "id": "raw-limits-000002" }));
         assert_eq!(batches[1].rows[0]["id"], "raw-limits-000002");
     }
 

@@ -7,11 +7,7 @@ use clap::Parser;
 use rampart_bench::{plan::Plan, run};
 
 #[derive(Parser)]
-#[command(
-    name = "rampart-bench",
-    version,
-    about = "Rampart benchmark: every figure next to this machine's own limits"
-)]
+#[command(name = "rampart-bench", version, about = "Rampart benchmark: every figure next to this machine's own limits")]
 struct Cli {
     /// Small sizes: every path runs, the speeds mean nothing.
     #[arg(long)]
@@ -41,11 +37,7 @@ struct Cli {
 
 impl Cli {
     fn plan(&self) -> Plan {
-        let mut plan = if self.quick {
-            Plan::quick()
-        } else {
-            Plan::full()
-        };
+        let mut plan = if self.quick { Plan::quick() } else { Plan::full() };
         if let Some(n) = self.slaves {
             plan.slaves = n;
             plan.lag_slaves = plan.lag_slaves.min(n);
@@ -63,10 +55,7 @@ impl Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // RUST_LOG overrides: the slaves in this process log at warn by default.
-    rampart_shared::telemetry::init(
-        rampart_shared::telemetry::LogFormat::Text,
-        "warn,rampart_bench=info",
-    );
+    rampart_shared::telemetry::init(rampart_shared::telemetry::LogFormat::Text, "warn,rampart_bench=info");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

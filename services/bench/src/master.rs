@@ -2,11 +2,7 @@
 //! process, so its peak memory is its own, stopped and started again on the
 //! same database and port (slaves keep its address).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{path::{Path, PathBuf}, process::Stdio, time::Duration};
 
 use anyhow::{bail, Context};
 use reqwest::{Method, StatusCode};
@@ -45,13 +41,7 @@ impl MasterConfig {
                <Api><Listen>{}</Listen><Token>{}</Token></Api>
                {}
                <Log><Format>json</Format><Level>warn</Level></Log></Server>",
-            self.database_url,
-            self.pool_size,
-            self.amqp_url,
-            self.namespace,
-            self.listen,
-            self.token,
-            self.reports_xml
+            self.database_url, self.pool_size, self.amqp_url, self.namespace, self.listen, self.token, self.reports_xml
         )
     }
 
@@ -78,10 +68,8 @@ impl Master {
     /// answer in time, as happens under heavy disk load) is started again,
     /// at most [`START_ATTEMPTS`] times.
     pub async fn start(config: &MasterConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.work_dir)
-            .with_context(|| format!("creating {}", config.work_dir.display()))?;
-        std::fs::write(config.config_path(), config.xml())
-            .context("writing the master's server.xml")?;
+        std::fs::create_dir_all(&config.work_dir).with_context(|| format!("creating {}", config.work_dir.display()))?;
+        std::fs::write(config.config_path(), config.xml()).context("writing the master's server.xml")?;
         let mut attempt = 1;
         loop {
             let mut master = Self::spawn(config)?;
@@ -98,11 +86,7 @@ impl Master {
     }
 
     fn spawn(config: &MasterConfig) -> anyhow::Result<Self> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(config.log_path())
-            .context("opening the master's log")?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(config.log_path()).context("opening the master's log")?;
         let child = Command::new(&config.binary)
             .arg("--config")
             .arg(config.config_path())
@@ -111,19 +95,12 @@ impl Master {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (build it with the benchmark)",
-                    config.binary.display()
-                )
-            })?;
+            .with_context(|| format!("starting {} (build it with the benchmark)", config.binary.display()))?;
         Ok(Self {
             child,
             base: format!("http://{}", config.listen),
             token: config.token.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
         })
     }
 
@@ -136,16 +113,10 @@ impl Master {
                 }
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the master exited with {status} while starting; see {}",
-                    config.log_path().display()
-                );
+                bail!("the master exited with {status} while starting; see {}", config.log_path().display());
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "the master did not answer /health within {START_TIMEOUT:?}; see {}",
-                    config.log_path().display()
-                );
+                bail!("the master did not answer /health within {START_TIMEOUT:?}; see {}", config.log_path().display());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -162,38 +133,19 @@ impl Master {
     }
 
     /// Calls the API; the status and the JSON body.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("calling the master's {path}"))?;
+        let response = request.send().await.with_context(|| format!("calling the master's {path}"))?;
         let status = response.status();
         let text = response.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     /// A call that must succeed.
-    pub async fn call_ok(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+    pub async fn call_ok(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let (status, body) = self.call(method, path, body).await?;
         if !status.is_success() {
             bail!("the master answered {status} to {path}: {body}");
@@ -204,11 +156,7 @@ impl Master {
     /// Stops the master as an operator would (SIGTERM, then waits).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
+            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
         }
         match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
             Ok(status) => {
@@ -225,35 +173,23 @@ impl Master {
 
 /// `VmHWM` (peak resident set) of a process, in bytes.
 pub fn peak_rss_of(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_kib(&status, "VmHWM:").context("no VmHWM in /proc status")
 }
 
 /// A `kB` field of a `/proc` text (`/proc/PID/status`, `/proc/meminfo`), in bytes.
 pub fn parse_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let kib: u64 = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }
 
 /// The binary `name` next to the running benchmark (same build profile).
 pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the benchmark binary")?;
-    let path = exe
-        .parent()
-        .map(|d| d.join(name))
-        .unwrap_or_else(|| Path::new(name).to_path_buf());
+    let path = exe.parent().map(|d| d.join(name)).unwrap_or_else(|| Path::new(name).to_path_buf());
     if !path.exists() {
-        bail!(
-            "{} is missing: build it in the same profile (ops/bench does)",
-            path.display()
-        );
+        bail!("{} is missing: build it in the same profile (ops/bench does)", path.display());
     }
     Ok(path)
 }

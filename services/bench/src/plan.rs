@@ -98,26 +98,13 @@ impl Plan {
             return Err("--slaves and --computers must be positive".into());
         }
         if self.lag_slaves > self.slaves {
-            return Err(format!(
-                "the lag runs on {} slaves but there are only {}",
-                self.lag_slaves, self.slaves
-            ));
+            return Err(format!("the lag runs on {} slaves but there are only {}", self.lag_slaves, self.slaves));
         }
-        if let Some(n) = self
-            .fanout_slaves
-            .iter()
-            .find(|n| **n > self.slaves || **n == 0)
-        {
-            return Err(format!(
-                "fan-out to {n} slaves needs 1 to {} slaves",
-                self.slaves
-            ));
+        if let Some(n) = self.fanout_slaves.iter().find(|n| **n > self.slaves || **n == 0) {
+            return Err(format!("fan-out to {n} slaves needs 1 to {} slaves", self.slaves));
         }
         if self.backlog_per_slave() == 0 {
-            return Err(format!(
-                "--backlog-rows {} is less than one row per slave",
-                self.backlog_rows
-            ));
+            return Err(format!("--backlog-rows {} is less than one row per slave", self.backlog_rows));
         }
         Ok(())
     }
@@ -133,30 +120,18 @@ mod tests {
         assert_eq!(full.slaves as u64 * full.computers_per_slave, 1_000_000);
         assert_eq!(full.lag_slaves as u64 * full.computers_per_slave, 100_000);
         // An hour of 100k computers changing at 0.015/s.
-        assert_eq!(
-            (100_000.0 * full.update_rate * 3600.0) as u64,
-            full.backlog_rows
-        );
+        assert_eq!((100_000.0 * full.update_rate * 3600.0) as u64, full.backlog_rows);
         assert_eq!(full.check(), Ok(()));
         assert_eq!(Plan::quick().check(), Ok(()));
     }
 
     #[test]
     fn plans_that_do_not_fit_are_refused() {
-        let plan = Plan {
-            lag_slaves: 5,
-            ..Plan::quick()
-        };
+        let plan = Plan { lag_slaves: 5, ..Plan::quick() };
         assert!(plan.check().unwrap_err().contains("only 4"));
-        let plan = Plan {
-            fanout_slaves: vec![9],
-            ..Plan::quick()
-        };
+        let plan = Plan { fanout_slaves: vec![9], ..Plan::quick() };
         assert!(plan.check().unwrap_err().contains("fan-out to 9"));
-        let plan = Plan {
-            backlog_rows: 3,
-            ..Plan::quick()
-        };
+        let plan = Plan { backlog_rows: 3, ..Plan::quick() };
         assert!(plan.check().unwrap_err().contains("backlog"));
     }
 }

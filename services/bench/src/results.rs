@@ -1,10 +1,7 @@
 //! The run's results: each figure next to its limit measured in the same
 //! run, the ratio and the target, as a Markdown table and a JSON file.
 
-use std::{
-    fmt::Write as _,
-    path::{Path, PathBuf},
-};
+use std::{fmt::Write as _, path::{Path, PathBuf}};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -12,12 +9,7 @@ use serde::Serialize;
 use crate::{
     limits::RawLimits,
     plan::Plan,
-    scenarios::{
-        agent::AgentMemory,
-        fanout::Fanout,
-        replication::{Drain, Live},
-        report::ReportLatency,
-    },
+    scenarios::{agent::AgentMemory, fanout::Fanout, replication::{Drain, Live}, report::ReportLatency},
     stats::Percentiles,
 };
 
@@ -70,22 +62,8 @@ pub struct Figure {
     pub met: Option<bool>,
 }
 
-fn figure(
-    name: impl Into<String>,
-    measured: impl Into<String>,
-    limit: impl Into<String>,
-    ratio: Option<f64>,
-    target: impl Into<String>,
-    met: Option<bool>,
-) -> Figure {
-    Figure {
-        figure: name.into(),
-        measured: measured.into(),
-        limit: limit.into(),
-        ratio,
-        target: target.into(),
-        met,
-    }
+fn figure(name: impl Into<String>, measured: impl Into<String>, limit: impl Into<String>, ratio: Option<f64>, target: impl Into<String>, met: Option<bool>) -> Figure {
+    Figure { figure: name.into(), measured: measured.into(), limit: limit.into(), ratio, target: target.into(), met }
 }
 
 fn rate(v: f64, unit: &str) -> String {
@@ -120,67 +98,19 @@ impl Run {
         let rtt = &l.round_trip;
         let t = &self.throughput;
         let mut rows = vec![
-            figure(
-                "raw: binary COPY into replica_rows",
-                rate(copy, "rows"),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
-            figure(
-                "raw: UNNEST upsert into replica_rows",
-                rate(upsert, "rows"),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
-            figure(
-                "raw: publish with confirms, pipelined",
-                rate(l.publish_confirms_per_s, "msgs"),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
-            figure(
-                "raw: publish with confirms, one at a time",
-                rate(l.publish_confirms_serial_per_s, "msgs"),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
-            figure(
-                "raw: publish -> consume round trip",
-                ms(rtt),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
+            figure("raw: binary COPY into replica_rows", rate(copy, "rows"), "-", None, "baseline", None),
+            figure("raw: UNNEST upsert into replica_rows", rate(upsert, "rows"), "-", None, "baseline", None),
+            figure("raw: publish with confirms, pipelined", rate(l.publish_confirms_per_s, "msgs"), "-", None, "baseline", None),
+            figure("raw: publish with confirms, one at a time", rate(l.publish_confirms_serial_per_s, "msgs"), "-", None, "baseline", None),
+            figure("raw: publish -> consume round trip", ms(rtt), "-", None, "baseline", None),
         ];
         if let Some(f) = &l.broker_fanout {
-            rows.push(figure(
-                format!(
-                    "raw: one message to each of {} quorum queues -> the last consumed, {} rounds",
-                    f.queues, f.rounds
-                ),
-                ms(&f.latency),
-                "-",
-                None,
-                "baseline",
-                None,
-            ));
+            let name = format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", f.queues, f.rounds);
+            rows.push(figure(name, ms(&f.latency), "-", None, "baseline", None));
         }
         rows.extend([
             figure(
-                format!(
-                    "replication throughput, {} rows / {} slaves",
-                    thousands(t.rows),
-                    self.plan.slaves
-                ),
+                format!("replication throughput, {} rows / {} slaves", thousands(t.rows), self.plan.slaves),
                 format!("{} ({:.1} s)", rate(t.rows_per_s, "rows"), t.seconds),
                 format!("upsert {}", rate(upsert, "rows")),
                 Some(t.rows_per_s / upsert),
@@ -196,32 +126,16 @@ impl Run {
                 Some(t.rows_per_s >= 0.4 * copy),
             ),
             figure(
-                format!(
-                    "replication lag, {} computers at {:.0} updates/s, interval 1 s",
-                    thousands(self.lag.computers),
-                    self.lag.updates_per_s
-                ),
-                format!(
-                    "p50 {:.2} s, p99 {:.2} s ({} samples)",
-                    self.lag.lag.p50_ms / 1000.0,
-                    self.lag.lag.p99_ms / 1000.0,
-                    self.lag.lag.count
-                ),
+                format!("replication lag, {} computers at {:.0} updates/s, interval 1 s", thousands(self.lag.computers), self.lag.updates_per_s),
+                format!("p50 {:.2} s, p99 {:.2} s ({} samples)", self.lag.lag.p50_ms / 1000.0, self.lag.lag.p99_ms / 1000.0, self.lag.lag.count),
                 format!("interval 1 s, poll {} ms", self.lag.poll_ms),
                 None,
                 "p99 <= 5 s",
                 Some(self.lag.lag.p99_ms <= 5000.0),
             ),
             figure(
-                format!(
-                    "backlog drain, {} rows with live traffic",
-                    thousands(self.backlog.rows)
-                ),
-                format!(
-                    "{} ({:.1} s)",
-                    rate(self.backlog.rows_per_s, "rows"),
-                    self.backlog.seconds
-                ),
+                format!("backlog drain, {} rows with live traffic", thousands(self.backlog.rows)),
+                format!("{} ({:.1} s)", rate(self.backlog.rows_per_s, "rows"), self.backlog.seconds),
                 format!("upsert {}", rate(upsert, "rows")),
                 Some(self.backlog.rows_per_s / upsert),
                 ">= 0.5 x upsert",
@@ -230,15 +144,8 @@ impl Run {
         ]);
         if let Some(live) = &self.backlog_live.lag {
             rows.push(figure(
-                format!(
-                    "lag of the live traffic during the drain ({:.0} updates/s)",
-                    self.backlog_live.updates_per_s
-                ),
-                format!(
-                    "p50 {:.2} s, p99 {:.2} s",
-                    live.p50_ms / 1000.0,
-                    live.p99_ms / 1000.0
-                ),
+                format!("lag of the live traffic during the drain ({:.0} updates/s)", self.backlog_live.updates_per_s),
+                format!("p50 {:.2} s, p99 {:.2} s", live.p50_ms / 1000.0, live.p99_ms / 1000.0),
                 "-",
                 None,
                 "(shown)",
@@ -249,23 +156,13 @@ impl Run {
         for f in &self.fanout {
             let ratio = f.latency.p99_ms / rtt.p99_ms;
             let (target, met) = if f.slaves == largest {
-                (
-                    "p99 <= 500 ms and <= 20 x round trip".to_owned(),
-                    Some(f.latency.p99_ms <= 500.0 && ratio <= 20.0),
-                )
+                ("p99 <= 500 ms and <= 20 x round trip".to_owned(), Some(f.latency.p99_ms <= 500.0 && ratio <= 20.0))
             } else {
                 ("(shown)".to_owned(), None)
             };
             rows.push(figure(
-                format!(
-                    "fan-out: a policy to {} slaves, {} rounds",
-                    f.slaves, f.rounds
-                ),
-                format!(
-                    "{} (first slave p50 {:.1} ms)",
-                    ms(&f.latency),
-                    f.first.p50_ms
-                ),
+                format!("fan-out: a policy to {} slaves, {} rounds", f.slaves, f.rounds),
+                format!("{} (first slave p50 {:.1} ms)", ms(&f.latency), f.first.p50_ms),
                 format!("round trip p99 {:.1} ms", rtt.p99_ms),
                 Some(ratio),
                 target,
@@ -274,11 +171,7 @@ impl Run {
         }
         let r = &self.report;
         rows.push(figure(
-            format!(
-                "report: security-status over {} computers / {} slaves, via the master",
-                thousands(r.computers),
-                r.slaves
-            ),
+            format!("report: security-status over {} computers / {} slaves, via the master", thousands(r.computers), r.slaves),
             ms(&r.via_master),
             format!("report service alone {}", ms(&r.direct)),
             None,
@@ -302,10 +195,7 @@ impl Run {
             None,
         ));
         rows.push(figure(
-            format!(
-                "memory: agent simulating {} computers",
-                thousands(self.agent.computers)
-            ),
+            format!("memory: agent simulating {} computers", thousands(self.agent.computers)),
             mb(self.agent.peak_rss),
             "-",
             None,
@@ -336,11 +226,7 @@ impl Run {
                 Some(false) => "**no**",
                 None => "-",
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                f.figure, f.measured, f.limit, ratio, f.target, met
-            );
+            let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", f.figure, f.measured, f.limit, ratio, f.target, met);
         }
         out
     }
@@ -348,15 +234,10 @@ impl Run {
     /// Writes `<dir>/<time>-<mode>.json` and `.md`; the JSON path.
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let stem = format!(
-            "{}-{}",
-            self.started_at.format("%Y%m%dT%H%M%SZ"),
-            self.plan.mode
-        );
+        let stem = format!("{}-{}", self.started_at.format("%Y%m%dT%H%M%SZ"), self.plan.mode);
         let json = dir.join(format!("{stem}.json"));
         let document = serde_json::json!({"run": self, "figures": self.figures()});
-        std::fs::write(&json, serde_json::to_string_pretty(&document)?)
-            .with_context(|| format!("writing {}", json.display()))?;
+        std::fs::write(&json, serde_json::to_string_pretty(&document)?).with_context(|| format!("writing {}", json.display()))?;
         std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
         Ok(json)
     }

@@ -32,14 +32,7 @@ SELECT gen_random_uuid(), format('%s-%s', $1::text, lpad((n % $3::bigint)::text,
 pub fn endpoint(site: &str, n: u64) -> (Value, Value) {
     let id = format!("{site}-{n:06}");
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-    let statuses = [
-        "protected",
-        "protected",
-        "protected",
-        "at_risk",
-        "infected",
-        "unprotected",
-    ];
+    let statuses = ["protected", "protected", "protected", "at_risk", "infected", "unprotected"];
     let systems = ["Windows 11", "Windows 10", "Ubuntu 24.04", "macOS 15"];
     let row = json!({
         "id": id,

@@ -75,11 +75,7 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_bytes: memory_total().unwrap_or(0),
             postgres,
-            build: if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            },
+            build: if cfg!(debug_assertions) { "debug" } else { "release" },
         },
         plan,
         limits,
@@ -104,57 +100,30 @@ struct Scenarios {
     agent: agent::AgentMemory,
 }
 
-async fn measure(
-    plan: &Plan,
-    config: &MasterConfig,
-    fleet: &Fleet,
-    reports: &TestReport,
-    work_dir: &std::path::Path,
-) -> anyhow::Result<(String, Scenarios)> {
+async fn measure(plan: &Plan, config: &MasterConfig, fleet: &Fleet, reports: &TestReport, work_dir: &std::path::Path)
+    -> anyhow::Result<(String, Scenarios)> {
     let master = Master::start(config).await?;
     let master_db = Arc::new(connect(&config.database_url).await?);
-    let postgres: String = master_db
-        .query_one("SHOW server_version", &[])
-        .await?
-        .get(0);
+    let postgres: String = master_db.query_one("SHOW server_version", &[]).await?.get(0);
 
     tracing::info!(slaves = plan.slaves, "Registering the slaves.");
     fleet.register(&master).await?;
     fanout::prepare(fleet).await?;
     // The groups made above go with the next pass, and most slaves
     // replicate hourly: ask for it now.
-    master
-        .call_ok(
-            reqwest::Method::POST,
-            "/api/replication/now",
-            Some(serde_json::json!({})),
-        )
-        .await?;
+    master.call_ok(reqwest::Method::POST, "/api/replication/now", Some(serde_json::json!({}))).await?;
     let mut heads = Vec::new();
     for i in 0..fleet.slaves.len() {
         heads.push((i, fleet.written_head(i).await?));
     }
-    fleet
-        .wait_acked(&heads, REGISTER_TIMEOUT)
-        .await
-        .context("waiting for the first full snapshots")?;
+    fleet.wait_acked(&heads, REGISTER_TIMEOUT).await.context("waiting for the first full snapshots")?;
 
     tracing::info!("Replication throughput.");
-    let (master, throughput) =
-        replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave)
-            .await?;
+    let (master, throughput) = replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave).await?;
     let computers = plan.slaves as u64 * plan.computers_per_slave;
 
     tracing::info!("Report latency.");
-    let report = report::run(
-        &master,
-        &reports.base,
-        TOKEN,
-        computers,
-        plan.slaves,
-        plan.report_requests,
-    )
-    .await?;
+    let report = report::run(&master, &reports.base, TOKEN, computers, plan.slaves, plan.report_requests).await?;
 
     let mut fanouts = Vec::new();
     for &slaves in &plan.fanout_slaves {
@@ -162,16 +131,8 @@ async fn measure(
         fanouts.push(fanout::run(fleet, &master, slaves, plan.fanout_rounds).await?);
     }
 
-    let live = traffic::Traffic {
-        slaves: plan.lag_slaves,
-        computers: plan.computers_per_slave,
-        rate: plan.update_rate,
-    };
-    tracing::info!(
-        updates_per_s = live.updates_per_second(),
-        seconds = plan.lag_seconds,
-        "Replication lag."
-    );
+    let live = traffic::Traffic { slaves: plan.lag_slaves, computers: plan.computers_per_slave, rate: plan.update_rate };
+    tracing::info!(updates_per_s = live.updates_per_second(), seconds = plan.lag_seconds, "Replication lag.");
     let running = traffic::start(fleet, &live, master_db.clone());
     tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
     let outcome = running.finish(Duration::from_secs(120)).await?;
@@ -207,46 +168,25 @@ async fn measure(
     )
     .await?;
     master.stop().await?;
-    Ok((
-        postgres,
-        Scenarios {
-            throughput,
-            report,
-            fanout: fanouts,
-            lag,
-            backlog,
-            backlog_live,
-            agent,
-        },
-    ))
+    Ok((postgres, Scenarios { throughput, report, fanout: fanouts, lag, backlog, backlog_live, agent }))
 }
 
 /// Removes the slaves, the report service, the master's database and the
 /// namespace's queues and exchanges.
 async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, namespace: &str) {
     tracing::info!("Removing what the run created.");
-    let agent_queue = fleet.slaves.first().map(|s| {
-        s.topology()
-            .agent_queue(s.options.instance.as_str(), "agent")
-    });
+    let agent_queue = fleet.slaves.first().map(|s| s.topology().agent_queue(s.options.instance.as_str(), "agent"));
     fleet.stop().await;
     reports.stop().await;
     let _ = rampart_shared::db::drop_database(&config.database_url).await;
-    let topology =
-        Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
-    let mut queues = vec![
-        topology.master_status_queue(),
-        topology.master_replication_queue(),
-        topology.report_events_queue(),
-    ];
+    let topology = Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
+    let mut queues = vec![topology.master_status_queue(), topology.master_replication_queue(), topology.report_events_queue()];
     queues.extend(agent_queue);
     rampart_tests::teardown_namespace(&topology, &queues).await;
 }
 
 async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .with_context(|| "connecting to the master's database")?;
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.with_context(|| "connecting to the master's database")?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "The benchmark's connection to the master's database ended.");

@@ -21,12 +21,7 @@ impl Percentiles {
         }
         let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         ms.sort_by(f64::total_cmp);
-        Some(Self {
-            count: ms.len(),
-            p50_ms: nearest_rank(&ms, 50.0),
-            p99_ms: nearest_rank(&ms, 99.0),
-            max_ms: ms[ms.len() - 1],
-        })
+        Some(Self { count: ms.len(), p50_ms: nearest_rank(&ms, 50.0), p99_ms: nearest_rank(&ms, 99.0), max_ms: ms[ms.len() - 1] })
     }
 }
 
@@ -54,10 +49,7 @@ mod tests {
     fn percentiles_use_the_nearest_rank() {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let p = Percentiles::of(&samples).unwrap();
-        assert_eq!(
-            (p.count, p.p50_ms, p.p99_ms, p.max_ms),
-            (100, 50.0, 99.0, 100.0)
-        );
+        assert_eq!((p.count, p.p50_ms, p.p99_ms, p.max_ms), (100, 50.0, 99.0, 100.0));
         let one = Percentiles::of(&[Duration::from_millis(7)]).unwrap();
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
         assert!(Percentiles::of(&[]).is_none());

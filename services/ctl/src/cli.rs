@@ -12,8 +12,8 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    deploy, endpoints, groups, hierarchy, license, policies, refused, replication, reports,
-    settings, slaves, tasks, tree, verify, views, virtual_groups,
+    deploy, endpoints, groups, hierarchy, license, policies, refused, replication, reports, settings, slaves, tasks,
+    tree, verify, views, virtual_groups,
 };
 
 /// Environment variable holding the server's API address.
@@ -217,38 +217,13 @@ mod tests {
 
     #[test]
     fn report_commands_parse() {
-        let parse = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()))
-        };
-        assert!(parse(&[
-            "reports",
-            "security-status",
-            "--slave",
-            "paris",
-            "--format",
-            "html",
-            "--out",
-            "r.html"
-        ])
-        .is_ok());
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()));
+        assert!(parse(&["reports", "security-status", "--slave", "paris", "--format", "html", "--out", "r.html"]).is_ok());
         assert!(parse(&["reports", "resend"]).is_ok());
-        assert!(parse(&[
-            "reports",
-            "schedules",
-            "create",
-            "daily",
-            "--kind",
-            "malware",
-            "--daily-at",
-            "07:00"
-        ])
-        .is_ok());
+        assert!(parse(&["reports", "schedules", "create", "daily", "--kind", "malware", "--daily-at", "07:00"]).is_ok());
         assert!(parse(&["reports", "weather"]).is_err());
         assert!(parse(&["reports"]).is_err());
-        assert!(
-            parse(&["reports", "schedules", "create", "x", "--kind", "malware"]).is_err(),
-            "needs --every or --daily-at"
-        );
+        assert!(parse(&["reports", "schedules", "create", "x", "--kind", "malware"]).is_err(), "needs --every or --daily-at");
     }
 
     #[test]

@@ -188,11 +188,7 @@ impl ApiClient {
     }
 
     /// A `GET` whose answer is kept as bytes (a report as CSV or HTML).
-    pub async fn get_bytes(
-        &self,
-        path: &[&str],
-        query: &[(&str, String)],
-    ) -> Result<Vec<u8>, ApiError> {
+    pub async fn get_bytes(&self, path: &[&str], query: &[(&str, String)]) -> Result<Vec<u8>, ApiError> {
         self.send_raw(Method::GET, path, query, None).await
     }
 

@@ -331,9 +331,14 @@ mod tests {
 
     #[test]
     fn register_needs_a_master_and_a_token() {
-        let Top::Register(args) =
-            parse(&["register", "--master", "hq.example", "--token", "rrt_abc"]).unwrap()
-        else {
+        let Top::Register(args) = parse(&[
+            "register",
+            "--master",
+            "hq.example",
+            "--token",
+            "rrt_abc",
+        ])
+        .unwrap() else {
             panic!()
         };
         assert_eq!(args.master, "hq.example:7073");

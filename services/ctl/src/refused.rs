@@ -26,11 +26,7 @@ pub struct RefusedArgs {
 
 pub async fn run(args: RefusedArgs, session: &Session) -> anyhow::Result<()> {
     let mut query = Vec::new();
-    for (name, value) in [
-        ("queue", args.queue),
-        ("slave", args.slave),
-        ("sender", args.sender),
-    ] {
+    for (name, value) in [("queue", args.queue), ("slave", args.slave), ("sender", args.sender)] {
         if let Some(value) = value {
             query.push((name, value));
         }
@@ -38,10 +34,7 @@ pub async fn run(args: RefusedArgs, session: &Session) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         query.push(("limit", limit.to_string()));
     }
-    let answer = session
-        .client
-        .get(&["api", "refused-messages"], &query)
-        .await?;
+    let answer = session.client.get(&["api", "refused-messages"], &query).await?;
     session.print(&answer, render)
 }
 
@@ -52,22 +45,12 @@ fn render(answer: &Value) -> String {
     }
     let mut table = Table::new(&["REFUSED", "QUEUE", "SENDER", "SLAVE", "KIND", "REASON"]);
     for m in messages {
-        table.row([
-            time(&m["refused_at"]),
-            text(&m["queue"]),
-            text(&m["sender"]),
-            text(&m["slave"]),
-            text(&m["kind"]),
-            text(&m["reason"]),
-        ]);
+        table.row([time(&m["refused_at"]), text(&m["queue"]), text(&m["sender"]), text(&m["slave"]), text(&m["kind"]), text(&m["reason"])]);
     }
     let total = count(&answer["total"]);
     let mut out = table.render();
     if total > messages.len() as u64 {
-        out.push_str(&format!(
-            "{} of {total} shown (newest first; --limit shows more).\n",
-            messages.len()
-        ));
+        out.push_str(&format!("{} of {total} shown (newest first; --limit shows more).\n", messages.len()));
     }
     out
 }
@@ -83,17 +66,8 @@ mod tests {
             {"refused_at": "2026-11-26T10:00:00Z", "queue": "t.master.status", "sender": "paris", "slave": "lyon",
              "kind": "slave.heartbeat", "reason": "sender 'paris' is not allowed here"}]});
         let out = render(&answer);
-        assert!(
-            out.contains("t.master.status")
-                && out.contains("paris")
-                && out.contains("lyon")
-                && out.contains("not allowed"),
-            "{out}"
-        );
+        assert!(out.contains("t.master.status") && out.contains("paris") && out.contains("lyon") && out.contains("not allowed"), "{out}");
         assert!(out.contains("1 of 3 shown"), "{out}");
-        assert_eq!(
-            render(&json!({"total": 0, "messages": []})),
-            "No refused messages.\n"
-        );
+        assert_eq!(render(&json!({"total": 0, "messages": []})), "No refused messages.\n");
     }
 }

@@ -59,11 +59,7 @@ pub enum SchedulesCommand {
         #[arg(long, default_value = "html")]
         format: String,
         /// Run every this many seconds (at least 60).
-        #[arg(
-            long,
-            conflicts_with = "daily_at",
-            required_unless_present = "daily_at"
-        )]
+        #[arg(long, conflicts_with = "daily_at", required_unless_present = "daily_at")]
         every: Option<i32>,
         /// Run daily at HH:MM (UTC).
         #[arg(long)]
@@ -81,10 +77,7 @@ pub enum SchedulesCommand {
 pub async fn run(args: ReportsArgs, session: &Session) -> anyhow::Result<()> {
     match args.command {
         Some(ReportsCommand::Resend) => {
-            let answer = session
-                .client
-                .post(&["api", "reports", "resend"], &json!({}))
-                .await?;
+            let answer = session.client.post(&["api", "reports", "resend"], &json!({})).await?;
             session.print(&answer, |a| message_line(a).unwrap_or_default())
         }
         Some(ReportsCommand::Schedules(command)) => schedules(command, session).await,
@@ -93,9 +86,7 @@ pub async fn run(args: ReportsArgs, session: &Session) -> anyhow::Result<()> {
 }
 
 async fn report(args: ReportsArgs, session: &Session) -> anyhow::Result<()> {
-    let kind = args
-        .kind
-        .expect("clap requires a kind without a subcommand");
+    let kind = args.kind.expect("clap requires a kind without a subcommand");
     let format = match (&args.format, &args.out) {
         (Some(f), _) => f.clone(),
         (None, _) if session.json() => "json".into(),
@@ -111,19 +102,11 @@ async fn report(args: ReportsArgs, session: &Session) -> anyhow::Result<()> {
     if let Some(slave) = args.slave {
         query.push(("slave", slave));
     }
-    let bytes = session
-        .client
-        .get_bytes(&["api", "reports", &kind], &query)
-        .await?;
+    let bytes = session.client.get_bytes(&["api", "reports", &kind], &query).await?;
     match args.out {
         Some(path) => {
-            std::fs::write(&path, &bytes)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            println!(
-                "Wrote the {kind} report ({format}, {} bytes) to {}.",
-                bytes.len(),
-                path.display()
-            );
+            std::fs::write(&path, &bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            println!("Wrote the {kind} report ({format}, {} bytes) to {}.", bytes.len(), path.display());
             Ok(())
         }
         None => crate::output::emit(&String::from_utf8_lossy(&bytes)),
@@ -137,54 +120,24 @@ async fn schedules(command: SchedulesCommand, session: &Session) -> anyhow::Resu
             let answer = session.client.get(&path, &[]).await?;
             session.print(&answer, render_schedules)
         }
-        SchedulesCommand::Create {
-            name,
-            kind,
-            format,
-            every,
-            daily_at,
-            email,
-        } => {
+        SchedulesCommand::Create { name, kind, format, every, daily_at, email } => {
             let body = json!({"name": name, "kind": kind, "format": format, "every_seconds": every, "daily_at": daily_at, "email": email});
             let answer = session.client.post(&path, &body).await?;
-            session.print(&answer, |s| {
-                format!(
-                    "Created schedule {} ({}); next run {}.\n",
-                    text(&s["name"]),
-                    text(&s["id"]),
-                    time_or_never(&s["next_run"])
-                )
-            })
+            session.print(&answer, |s| format!("Created schedule {} ({}); next run {}.\n", text(&s["name"]), text(&s["id"]), time_or_never(&s["next_run"])))
         }
         SchedulesCommand::Run { id } => {
-            let answer = session
-                .client
-                .post(&["api", "reports", "schedules", &id, "run"], &json!({}))
-                .await?;
+            let answer = session.client.post(&["api", "reports", "schedules", &id, "run"], &json!({})).await?;
             session.print(&answer, |a| message_line(a).unwrap_or_default())
         }
         SchedulesCommand::Delete { id } => {
-            let answer = session
-                .client
-                .delete(&["api", "reports", "schedules", &id], None)
-                .await?;
+            let answer = session.client.delete(&["api", "reports", "schedules", &id], None).await?;
             session.print(&answer, |_| format!("Deleted schedule {id}.\n"))
         }
     }
 }
 
 fn render_schedules(answer: &Value) -> String {
-    let mut table = Table::new(&[
-        "ID",
-        "NAME",
-        "REPORT",
-        "FORMAT",
-        "WHEN",
-        "E-MAIL",
-        "NEXT RUN",
-        "LAST RUN",
-        "LAST FILE / ERROR",
-    ]);
+    let mut table = Table::new(&["ID", "NAME", "REPORT", "FORMAT", "WHEN", "E-MAIL", "NEXT RUN", "LAST RUN", "LAST FILE / ERROR"]);
     for s in items(&answer["schedules"]) {
         let when = match s["every_seconds"].as_i64() {
             Some(n) => format!("every {n} s"),
@@ -194,29 +147,13 @@ fn render_schedules(answer: &Value) -> String {
             Some(e) => format!("error: {e}"),
             None => text(&s["last_file"]),
         };
-        table.row([
-            text(&s["id"]),
-            text(&s["name"]),
-            text(&s["kind"]),
-            text(&s["format"]),
-            when,
-            if s["email"] == true {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-            time_or_never(&s["next_run"]),
-            time_or_never(&s["last_run"]),
-            last,
-        ]);
+        table.row([text(&s["id"]), text(&s["name"]), text(&s["kind"]), text(&s["format"]), when,
+                   if s["email"] == true { "yes".into() } else { "no".into() },
+                   time_or_never(&s["next_run"]), time_or_never(&s["last_run"]), last]);
     }
     let directory = match answer["directory"].as_str() {
         Some(d) => format!("Reports are written to {d}.\n"),
         None => "No report directory is configured (<Reports><Directory> in server.xml).\n".into(),
     };
-    if table.is_empty() {
-        format!("No report schedules.\n{directory}")
-    } else {
-        format!("{}{directory}", table.render())
-    }
+    if table.is_empty() { format!("No report schedules.\n{directory}") } else { format!("{}{directory}", table.render()) }
 }

@@ -32,11 +32,7 @@ impl SlaveTarget {
             }
             _ => Some(target),
         };
-        Ok(Self(hierarchy::SlaveTarget::new(
-            slaves,
-            group,
-            virtual_group,
-        )))
+        Ok(Self(hierarchy::SlaveTarget::new(slaves, group, virtual_group)))
     }
 
     /// `{"slaves": "all" | [ids], "group"?: NAME, "virtual_group"?: NAME}`.

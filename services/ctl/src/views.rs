@@ -134,28 +134,15 @@ fn render_status(s: &Value) -> String {
         ),
     ];
     if h.is_object() {
-        let what = if is_master {
-            "slave reports"
-        } else {
-            "master commands"
-        };
-        let line = format!(
-            "{} {what} applied, {} dead-lettered",
-            count(&h["applied"]),
-            count(&h["dead_lettered"])
-        );
+        let what = if is_master { "slave reports" } else { "master commands" };
+        let line = format!("{} {what} applied, {} dead-lettered", count(&h["applied"]), count(&h["dead_lettered"]));
         pairs.push(("Hierarchy", line));
     }
     let slaves = &s["slaves"];
     if is_master && slaves.is_object() {
         pairs[3] = (
             "Slaves",
-            format!(
-                "{} online, {} offline, {} being removed",
-                count(&slaves["online"]),
-                count(&slaves["offline"]),
-                count(&slaves["removing"])
-            ),
+            format!("{} online, {} offline, {} being removed", count(&slaves["online"]), count(&slaves["offline"]), count(&slaves["removing"])),
         );
     }
     let master = &s["master"];

@@ -17,59 +17,26 @@ async fn an_operator_builds_a_hierarchy_with_rampartctl() {
     let token = stdout(&created).trim().to_owned();
     assert!(token.starts_with("rrt_"), "{token}");
 
-    let registered = ctl(
-        &slave,
-        &["register", "--master", &master.address(), "--token", &token],
-    )
-    .await;
+    let registered = ctl(&slave, &["register", "--master", &master.address(), "--token", &token]).await;
     assert!(registered.status.success(), "{}", stderr(&registered));
-    assert!(
-        stdout(&registered).contains("now a slave"),
-        "{}",
-        stdout(&registered)
-    );
-    let again = ctl(
-        &slave,
-        &["register", "--master", &master.address(), "--token", &token],
-    )
-    .await;
+    assert!(stdout(&registered).contains("now a slave"), "{}", stdout(&registered));
+    let again = ctl(&slave, &["register", "--master", &master.address(), "--token", &token]).await;
     assert_eq!(again.status.code(), Some(1));
-    assert!(
-        stderr(&again).contains("already a slave"),
-        "{}",
-        stderr(&again)
-    );
+    assert!(stderr(&again).contains("already a slave"), "{}", stderr(&again));
 
     let status = stdout(&ctl(&master, &["status"]).await);
     assert!(status.contains("1 online"), "{status}");
     let listed = ctl(&master, &["slaves", "list"]).await;
-    assert!(
-        stdout(&listed).contains("paris") && stdout(&listed).contains("online"),
-        "{}",
-        stdout(&listed)
-    );
+    assert!(stdout(&listed).contains("paris") && stdout(&listed).contains("online"), "{}", stdout(&listed));
 
     // Features a master does not have: refused by name, exit code != 0.
-    for args in [
-        &["dashboard"][..],
-        &["audit"],
-        &["email", "show"],
-        &["deploy", "status"],
-    ] {
+    for args in [&["dashboard"][..], &["audit"], &["email", "show"], &["deploy", "status"]] {
         let refused = ctl(&master, args).await;
         assert_ne!(refused.status.code(), Some(0), "{args:?}");
-        assert!(
-            stderr(&refused).contains("master"),
-            "{args:?}: {}",
-            stderr(&refused)
-        );
+        assert!(stderr(&refused).contains("master"), "{args:?}: {}", stderr(&refused));
     }
 
-    let pushed = ctl(
-        &master,
-        &["policies", "create", "HQ baseline", "--target", "all"],
-    )
-    .await;
+    let pushed = ctl(&master, &["policies", "create", "HQ baseline", "--target", "all"]).await;
     assert!(pushed.status.success(), "{}", stderr(&pushed));
     wait_for("the master policy on the slave", || async {
         let out = stdout(&ctl(&slave, &["policies", "list"]).await);
@@ -93,71 +60,27 @@ async fn an_operator_replicates_verifies_and_reads_the_consolidated_view() {
 
     let standalone = ctl(&slave, &["replicate-now"]).await;
     assert_eq!(standalone.status.code(), Some(1));
-    assert!(
-        stderr(&standalone).contains("stand-alone"),
-        "{}",
-        stderr(&standalone)
-    );
+    assert!(stderr(&standalone).contains("stand-alone"), "{}", stderr(&standalone));
 
     rampart_tests::hierarchy::register(&master, &slave).await;
     rampart_tests::hierarchy::wait_for_replicated_endpoints(&master, "lyon", 40).await;
     let verified = ctl(&master, &["verify", "--slave", "lyon", "--timeout", "60"]).await;
-    assert_eq!(
-        verified.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&verified),
-        stderr(&verified)
-    );
-    assert!(
-        stdout(&verified).contains("lyon: in sync"),
-        "{}",
-        stdout(&verified)
-    );
+    assert_eq!(verified.status.code(), Some(0), "{}{}", stdout(&verified), stderr(&verified));
+    assert!(stdout(&verified).contains("lyon: in sync"), "{}", stdout(&verified));
 
     // A change on the slave, shipped on demand from the master's side.
-    slave
-        .state
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE endpoints SET hostname = 'renamed-pc' WHERE id = 'lyon-00003'",
-            &[],
-        )
-        .await
-        .unwrap();
+    slave.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'renamed-pc' WHERE id = 'lyon-00003'", &[]).await.unwrap();
     let asked = ctl(&master, &["slaves", "replicate", "lyon"]).await;
     assert!(asked.status.success(), "{}", stderr(&asked));
     wait_for("the rename on the master", || async {
-        let out = stdout(
-            &ctl(
-                &master,
-                &[
-                    "endpoints",
-                    "list",
-                    "--slave",
-                    "lyon",
-                    "--search",
-                    "renamed",
-                ],
-            )
-            .await,
-        );
+        let out = stdout(&ctl(&master, &["endpoints", "list", "--slave", "lyon", "--search", "renamed"]).await);
         (out.contains("renamed-pc") && out.contains("SLAVE")).then_some(())
     })
     .await;
     let listed = stdout(&ctl(&master, &["slaves", "list"]).await);
-    assert!(
-        listed.contains("WATERMARK") && listed.contains("LAG"),
-        "{listed}"
-    );
+    assert!(listed.contains("WATERMARK") && listed.contains("LAG"), "{listed}");
     let tree = stdout(&ctl(&master, &["tree"]).await);
-    assert!(
-        tree.starts_with("hq (master)") && tree.contains("lyon (slave"),
-        "{tree}"
-    );
+    assert!(tree.starts_with("hq (master)") && tree.contains("lyon (slave"), "{tree}");
 
     // A row the master's copy lost is named, with exit code 1.
     master
@@ -170,25 +93,11 @@ async fn an_operator_replicates_verifies_and_reads_the_consolidated_view() {
         .await
         .unwrap();
     let differs = ctl(&master, &["verify", "--timeout", "60"]).await;
-    assert_eq!(
-        differs.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&differs),
-        stderr(&differs)
-    );
-    assert!(
-        stdout(&differs).contains("OUT OF SYNC") && stdout(&differs).contains("lyon-00007"),
-        "{}",
-        stdout(&differs)
-    );
+    assert_eq!(differs.status.code(), Some(1), "{}{}", stdout(&differs), stderr(&differs));
+    assert!(stdout(&differs).contains("OUT OF SYNC") && stdout(&differs).contains("lyon-00007"), "{}", stdout(&differs));
 
     let removed = ctl(&master, &["slaves", "remove", "lyon", "--purge"]).await;
-    assert!(
-        removed.status.success() && stdout(&removed).contains("purged"),
-        "{}",
-        stdout(&removed)
-    );
+    assert!(removed.status.success() && stdout(&removed).contains("purged"), "{}", stdout(&removed));
 
     slave.stop(&[]).await;
     master.stop(&[]).await;

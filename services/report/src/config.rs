@@ -55,43 +55,16 @@ impl Settings {
 
     /// Parses `text`; `env` supplies overrides; relative files are resolved
     /// against `base_dir`.
-    pub fn parse(
-        text: &str,
-        env: impl Fn(&str) -> Option<String>,
-        base_dir: Option<&Path>,
-    ) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let xml: ReportXml = rampart_shared::config::parse(text, "Report")?;
-        let defaults = Defaults {
-            pool_size: 8,
-            max_pool_size: 100,
-            prefetch: 200,
-            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
-        };
-        let sections = Sections {
-            database: xml.database,
-            broker: xml.broker,
-            api: xml.api,
-            log: xml.log,
-        };
+        let defaults = Defaults { pool_size: 8, max_pool_size: 100, prefetch: 200, listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)) };
+        let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
         let service = ServiceSettings::check("Report", sections, &defaults, &env, base_dir)?;
-        let event_key = secret_value(
-            "<Report>",
-            "EventKey",
-            xml.event_key,
-            xml.event_key_file,
-            base_dir,
-        )?
-        .ok_or_else(|| {
-            ConfigError::invalid(
-                "<Report>",
-                "the master's event key is required: <EventKey> or <EventKeyFile>",
-            )
+        let event_key = secret_value("<Report>", "EventKey", xml.event_key, xml.event_key_file, base_dir)?.ok_or_else(|| {
+            ConfigError::invalid("<Report>", "the master's event key is required: <EventKey> or <EventKeyFile>")
         })?;
         if event_key.expose().len() < 16 {
-            return Err(ConfigError::invalid(
-                "<Report>/<EventKey>",
-                "the event key must be at least 16 characters",
-            ));
+            return Err(ConfigError::invalid("<Report>/<EventKey>", "the event key must be at least 16 characters"));
         }
         Ok(Self { service, event_key })
     }
@@ -109,9 +82,7 @@ mod tests {
 </Report>"#;
 
     fn error(text: &str) -> String {
-        Settings::parse(text, |_| None, None)
-            .unwrap_err()
-            .to_string()
+        Settings::parse(text, |_| None, None).unwrap_err().to_string()
     }
 
     #[test]
@@ -119,27 +90,16 @@ mod tests {
         let s = Settings::parse(MINIMAL, |_| None, None).unwrap();
         assert_eq!(s.service.api_listen.port(), DEFAULT_PORT);
         assert_eq!(s.service.namespace.as_str(), "rampart");
-        assert!(
-            !format!("{s:?}").contains("fedcba9876543210fedc"),
-            "the event key stays out of logs"
-        );
+        assert!(!format!("{s:?}").contains("fedcba9876543210fedc"), "the event key stays out of logs");
     }
 
     #[test]
     fn errors_name_the_element() {
-        assert!(
-            error(&MINIMAL.replace("<EventKey>fedcba9876543210fedc</EventKey>", ""))
-                .contains("event key is required")
-        );
-        assert!(error(&MINIMAL.replace("fedcba9876543210fedc", "short"))
-            .starts_with("<Report>/<EventKey>"));
+        assert!(error(&MINIMAL.replace("<EventKey>fedcba9876543210fedc</EventKey>", "")).contains("event key is required"));
+        assert!(error(&MINIMAL.replace("fedcba9876543210fedc", "short")).starts_with("<Report>/<EventKey>"));
         assert!(error(&MINIMAL.replace("</Report>", "<Colour/></Report>")).contains("Colour"));
-        assert!(error(
-            &MINIMAL
-                .replace("<Prefetch>", "")
-                .replace("</Broker>", "<Prefetch>none</Prefetch></Broker>")
-        )
-        .starts_with("<Report>/<Broker>/<Prefetch>"));
+        assert!(error(&MINIMAL.replace("<Prefetch>", "").replace("</Broker>", "<Prefetch>none</Prefetch></Broker>"))
+            .starts_with("<Report>/<Broker>/<Prefetch>"));
         let e = error(&format!("<!DOCTYPE Report [<!ENTITY x \"y\">]>{MINIMAL}"));
         assert!(e.contains("DOCTYPE"), "{e}");
     }
@@ -148,7 +108,6 @@ mod tests {
     fn the_example_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/config/report.xml");
         let text = std::fs::read_to_string(&path).unwrap();
-        Settings::parse(&text, |_| None, path.parent())
-            .unwrap_or_else(|e| panic!("report.xml: {e}"));
+        Settings::parse(&text, |_| None, path.parent()).unwrap_or_else(|e| panic!("report.xml: {e}"));
     }
 }

@@ -43,24 +43,17 @@ impl BatchHandler for EventInbox {
     fn decode(&self, delivery: &Delivery) -> Result<Event, Rejection> {
         let amqp_type = delivery.properties.kind().as_ref().map(|k| k.as_str());
         let envelope = Envelope::decode_limited(&delivery.data, amqp_type, MAX_EVENT_BYTES)?;
-        let signature =
-            header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
+        let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
         if !self.key.verify(&delivery.data, signature) {
             return Err(Rejection::BadSignature);
         }
-        let invalid = |detail: String| Rejection::InvalidBody {
-            kind: envelope.kind.clone(),
-            detail,
-        };
+        let invalid = |detail: String| Rejection::InvalidBody { kind: envelope.kind.clone(), detail };
         match envelope.kind.as_str() {
             kind::SLAVE_SUMMARY => {
                 let summary: SlaveSummary = envelope.body()?;
                 NameSegment::parse(&summary.slave).map_err(|e| invalid(format!("slave: {e}")))?;
                 if summary.health.slave != summary.slave {
-                    return Err(invalid(format!(
-                        "health is of '{}', not of '{}'",
-                        summary.health.slave, summary.slave
-                    )));
+                    return Err(invalid(format!("health is of '{}', not of '{}'", summary.health.slave, summary.slave)));
                 }
                 Ok(Event::Summary(Box::new(summary)))
             }
@@ -93,12 +86,7 @@ async fn apply(pool: &Pool, batch: &[Event]) -> anyhow::Result<()> {
             }
             Event::Roster(r) => {
                 let applied = crate::read_model::apply_roster(&tx, r).await?;
-                tracing::debug!(
-                    seq = r.seq,
-                    slaves = r.slaves.len(),
-                    applied,
-                    "Applied a slave roster."
-                );
+                tracing::debug!(seq = r.seq, slaves = r.slaves.len(), applied, "Applied a slave roster.");
             }
         }
     }

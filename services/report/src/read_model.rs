@@ -8,21 +8,14 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::report::{
-    events::{HealthRoster, SiteSummary, SlaveHealth, SlaveSummary, StatusCounts, TaskOutcome},
+    events::{HealthRoster, SlaveHealth, SlaveSummary, SiteSummary, StatusCounts, TaskOutcome},
     Input, Kind, SiteData,
 };
 use serde_json::Value;
 
 /// Applies one slave summary.
-pub async fn apply_summary<C: GenericClient>(
-    tx: &C,
-    s: &SlaveSummary,
-) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        "INSERT INTO slaves (slave_id) VALUES ($1) ON CONFLICT DO NOTHING",
-        &[&s.slave],
-    )
-    .await?;
+pub async fn apply_summary<C: GenericClient>(tx: &C, s: &SlaveSummary) -> Result<(), tokio_postgres::Error> {
+    tx.execute("INSERT INTO slaves (slave_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&s.slave]).await?;
     apply_health(tx, s.seq, &s.health).await?;
     if let Some(site) = &s.site {
         apply_site(tx, &s.slave, s.seq, s.as_of, site).await?;
@@ -40,13 +33,7 @@ pub async fn apply_summary<C: GenericClient>(
         .await?;
     }
     let newer_list = s.tasks_complete
-        && tx
-            .execute(
-                "UPDATE slaves SET tasks_seq = $2 WHERE slave_id = $1 AND tasks_seq < $2",
-                &[&s.slave, &s.seq],
-            )
-            .await?
-            > 0;
+        && tx.execute("UPDATE slaves SET tasks_seq = $2 WHERE slave_id = $1 AND tasks_seq < $2", &[&s.slave, &s.seq]).await? > 0;
     if newer_list {
         // Tasks not listed are gone (unless a later event wrote them).
         let listed: Vec<uuid::Uuid> = s.tasks.iter().map(|t| t.task_id).collect();
@@ -59,11 +46,7 @@ pub async fn apply_summary<C: GenericClient>(
     Ok(())
 }
 
-async fn apply_health<C: GenericClient>(
-    tx: &C,
-    seq: i64,
-    h: &SlaveHealth,
-) -> Result<u64, tokio_postgres::Error> {
+async fn apply_health<C: GenericClient>(tx: &C, seq: i64, h: &SlaveHealth) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
         "UPDATE slaves SET health_seq = $2, state = $3, version = $4, last_seen = $5, replicated_at = $6,
                 synced_as_of = $7, rows_behind = $8, batches_refused = $9
@@ -73,13 +56,7 @@ async fn apply_health<C: GenericClient>(
     .await
 }
 
-async fn apply_site<C: GenericClient>(
-    tx: &C,
-    slave: &str,
-    seq: i64,
-    as_of: DateTime<Utc>,
-    site: &SiteSummary,
-) -> Result<u64, tokio_postgres::Error> {
+async fn apply_site<C: GenericClient>(tx: &C, slave: &str, seq: i64, as_of: DateTime<Utc>, site: &SiteSummary) -> Result<u64, tokio_postgres::Error> {
     let c = &site.endpoints;
     tx.execute(
         "UPDATE slaves SET site_seq = $2, site_as_of = $3, total = $4, protected = $5, at_risk = $6, infected = $7,
@@ -98,26 +75,12 @@ fn json<T: serde::Serialize>(part: &T) -> Value {
 }
 
 /// Applies a roster; returns false when a newer one was applied already.
-pub async fn apply_roster<C: GenericClient>(
-    tx: &C,
-    r: &HealthRoster,
-) -> Result<bool, tokio_postgres::Error> {
-    if tx
-        .execute(
-            "UPDATE roster SET seq = $1, as_of = $2 WHERE id = 1 AND seq < $1",
-            &[&r.seq, &r.as_of],
-        )
-        .await?
-        == 0
-    {
+pub async fn apply_roster<C: GenericClient>(tx: &C, r: &HealthRoster) -> Result<bool, tokio_postgres::Error> {
+    if tx.execute("UPDATE roster SET seq = $1, as_of = $2 WHERE id = 1 AND seq < $1", &[&r.seq, &r.as_of]).await? == 0 {
         return Ok(false);
     }
     let names: Vec<&str> = r.slaves.iter().map(|h| h.slave.as_str()).collect();
-    tx.execute(
-        "INSERT INTO slaves (slave_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-        &[&names],
-    )
-    .await?;
+    tx.execute("INSERT INTO slaves (slave_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", &[&names]).await?;
     for h in &r.slaves {
         apply_health(tx, r.seq, h).await?;
     }
@@ -130,11 +93,7 @@ pub async fn apply_roster<C: GenericClient>(
         )
         .await?;
     if gone > 0 {
-        tracing::info!(
-            slaves = gone,
-            seq = r.seq,
-            "Slaves the master no longer knows were dropped from the reports."
-        );
+        tracing::info!(slaves = gone, seq = r.seq, "Slaves the master no longer knows were dropped from the reports.");
     }
     Ok(true)
 }
@@ -157,18 +116,9 @@ fn counts(state: &str) -> bool {
 }
 
 /// Reads what `kind` needs, over every slave or one.
-pub async fn input<C: GenericClient>(
-    client: &C,
-    kind: Kind,
-    slave: Option<&str>,
-    source: &str,
-) -> Result<Option<Input>, tokio_postgres::Error> {
+pub async fn input<C: GenericClient>(client: &C, kind: Kind, slave: Option<&str>, source: &str) -> Result<Option<Input>, tokio_postgres::Error> {
     let lists = !matches!(kind, Kind::SecurityStatus | Kind::Health);
-    let list_columns = if lists {
-        "signatures, detections_daily, threats, most_infected, license"
-    } else {
-        "NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb"
-    };
+    let list_columns = if lists { "signatures, detections_daily, threats, most_infected, license" } else { "NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb" };
     let rows = client
         .query(
             &format!(
@@ -240,23 +190,12 @@ pub async fn input<C: GenericClient>(
             license: part(r, 19),
         };
         sites.push(SiteData {
-            tasks: tasks
-                .iter()
-                .filter(|(s, _)| *s == name)
-                .map(|(_, t)| t.clone())
-                .collect(),
+            tasks: tasks.iter().filter(|(s, _)| *s == name).map(|(_, t)| t.clone()).collect(),
             site: name,
             as_of: r.get(8),
             summary,
             health: Some(health),
         });
     }
-    Ok(Some(Input {
-        generated_at: Utc::now(),
-        source: source.to_owned(),
-        slave: slave.map(str::to_owned),
-        consolidated: true,
-        sites,
-        removed,
-    }))
+    Ok(Some(Input { generated_at: Utc::now(), source: source.to_owned(), slave: slave.map(str::to_owned), consolidated: true, sites, removed }))
 }

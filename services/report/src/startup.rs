@@ -1,18 +1,11 @@
 //! Building and running the report service: database, consumer, API.
 
-use std::{
-    net::SocketAddr,
-    sync::{atomic::AtomicU64, Arc},
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::{atomic::AtomicU64, Arc}, time::Duration};
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::{
-        consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec},
-        Broker,
-    },
+    amqp::{consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec}, Broker},
     db,
     signing::SigningKey,
     topology::{self, Topology},
@@ -45,34 +38,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let url = settings.service.database_url.expose();
-        db::ensure_database(url)
-            .await
-            .context("Failed to create or reach the database")?;
-        let pool = db::pool(url, settings.service.database_pool_size)
-            .context("Failed to build the database pool")?;
-        db::migrate(&pool, migrations::MIGRATIONS)
-            .await
-            .context("Failed to migrate the database")?;
+        db::ensure_database(url).await.context("Failed to create or reach the database")?;
+        let pool = db::pool(url, settings.service.database_pool_size).context("Failed to build the database pool")?;
+        db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let topology = Topology::new(&settings.service.namespace);
         let broker = Arc::new(
-            Broker::connect(settings.service.amqp_url.clone(), "rampart-report")
-                .await
-                .context("Failed to connect to the broker")?,
+            Broker::connect(settings.service.amqp_url.clone(), "rampart-report").await.context("Failed to connect to the broker")?,
         );
         let name = topology.report_events_queue();
-        let spec = QueueSpec {
-            topology: topology.clone(),
-            exchange: topology.events_exchange(),
-            bindings: vec![Topology::REPORT_BINDING.to_owned()],
-        };
+        let spec = QueueSpec { topology: topology.clone(), exchange: topology.events_exchange(), bindings: vec![Topology::REPORT_BINDING.to_owned()] };
         {
-            let channel = broker
-                .channel()
-                .await
-                .context("Failed to open a broker channel")?;
-            topology::declare_exchanges(&channel, &topology)
-                .await
-                .context("Failed to declare the exchanges")?;
+            let channel = broker.channel().await.context("Failed to open a broker channel")?;
+            topology::declare_exchanges(&channel, &topology).await.context("Failed to declare the exchanges")?;
             topology::declare_queue(&channel, &topology, &name, &spec.exchange, &spec.bindings)
                 .await
                 .context("Failed to declare the events queue")?;
@@ -80,9 +57,7 @@ impl Application {
         }
         let listener = tokio::net::TcpListener::bind(settings.service.api_listen)
             .await
-            .with_context(|| {
-                format!("Failed to bind the API to {}", settings.service.api_listen)
-            })?;
+            .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
         let state = Arc::new(AppState {
             pool,
@@ -91,13 +66,7 @@ impl Application {
             metrics: Arc::new(ConsumerMetrics::default()),
             reports_served: AtomicU64::new(0),
         });
-        Ok(Self {
-            state,
-            broker,
-            listener,
-            address,
-            queue: (name, spec),
-        })
+        Ok(Self { state, broker, listener, address, queue: (name, spec) })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -110,13 +79,7 @@ impl Application {
 
     /// Serves until `shutdown`, then drains.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self {
-            state,
-            broker,
-            listener,
-            address,
-            queue: (queue, spec),
-        } = self;
+        let Self { state, broker, listener, address, queue: (queue, spec) } = self;
         let mut tasks = JoinSet::new();
         let settings = ConsumerSettings {
             queue: queue.clone(),
@@ -127,35 +90,18 @@ impl Application {
             concurrency: 1,
             declare: Some(spec),
         };
-        let inbox = EventInbox {
-            pool: state.pool.clone(),
-            key: SigningKey::from_secret(state.settings.event_key.expose()),
-        };
-        tasks.spawn(consumer::run(
-            broker.clone(),
-            settings,
-            Arc::new(inbox),
-            state.metrics.clone(),
-            shutdown.clone(),
-        ));
+        let inbox = EventInbox { pool: state.pool.clone(), key: SigningKey::from_secret(state.settings.event_key.expose()) };
+        tasks.spawn(consumer::run(broker.clone(), settings, Arc::new(inbox), state.metrics.clone(), shutdown.clone()));
         let app = api::router(state.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await {
                 tracing::error!(error = %e, "API server failed.");
             }
         });
         tracing::info!(api = %address, queue = %queue, "Rampart report service started.");
         shutdown.wait().await;
-        if tokio::time::timeout(Duration::from_secs(10), async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await.is_err() {
             tasks.abort_all();
         }
         broker.close().await;

@@ -29,9 +29,7 @@ pub const DEFAULT_API_PORT: u16 = 7073;
 /// Default seconds between replication runs.
 pub const DEFAULT_REPLICATION_INTERVAL: u64 = 1800;
 
-pub use rampart_shared::service_config::{
-    ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE,
-};
+pub use rampart_shared::service_config::{ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE};
 pub const ENV_REPORT_SERVICE_URL: &str = "RAMPART_REPORT_SERVICE_URL";
 
 /// What this instance is configured as. A stand-alone becomes a slave at
@@ -139,45 +137,21 @@ impl Settings {
         base_dir: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         let xml: ServerXml = rampart_shared::config::parse(text, "Server")?;
-        let defaults = Defaults {
-            pool_size: 16,
-            max_pool_size: 200,
-            prefetch: 500,
-            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)),
-        };
-        let sections = Sections {
-            database: xml.database,
-            broker: xml.broker,
-            api: xml.api,
-            log: xml.log,
-        };
+        let defaults = Defaults { pool_size: 16, max_pool_size: 200, prefetch: 500, listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)) };
+        let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
         let service = ServiceSettings::check("Server", sections, &defaults, &env, base_dir)?;
-        let replication_interval = xml
-            .replication_interval
-            .unwrap_or(DEFAULT_REPLICATION_INTERVAL);
+        let replication_interval = xml.replication_interval.unwrap_or(DEFAULT_REPLICATION_INTERVAL);
         if replication_interval < 1 {
-            return Err(ConfigError::invalid(
-                "<Server>/<ReplicationInterval>",
-                "must be at least 1 second",
-            ));
+            return Err(ConfigError::invalid("<Server>/<ReplicationInterval>", "must be at least 1 second"));
         }
         let replication_batch_size = xml.replication_batch_size.unwrap_or(5000);
         if !(1..=100_000).contains(&replication_batch_size) {
-            return Err(ConfigError::invalid(
-                "<Server>/<ReplicationBatchSize>",
-                "must be between 1 and 100000",
-            ));
+            return Err(ConfigError::invalid("<Server>/<ReplicationBatchSize>", "must be between 1 and 100000"));
         }
-        let endpoints = xml.endpoints.unwrap_or(EndpointsXml {
-            heartbeat_seconds: None,
-            outdated_after_days: None,
-        });
+        let endpoints = xml.endpoints.unwrap_or(EndpointsXml { heartbeat_seconds: None, outdated_after_days: None });
         let heartbeat_seconds = endpoints.heartbeat_seconds.unwrap_or(30);
         if heartbeat_seconds == 0 {
-            return Err(ConfigError::invalid(
-                "<Server>/<Endpoints>/<HeartbeatSeconds>",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
         }
         let role = xml.instance.role.unwrap_or(ConfiguredRole::Standalone);
         let mut reports_xml = xml.reports.unwrap_or_default();
@@ -205,19 +179,9 @@ impl Settings {
     }
 }
 
-fn reports(
-    xml: ReportsXml,
-    role: ConfiguredRole,
-    base_dir: Option<&Path>,
-) -> Result<ReportSettings, ConfigError> {
+fn reports(xml: ReportsXml, role: ConfiguredRole, base_dir: Option<&Path>) -> Result<ReportSettings, ConfigError> {
     const AT: &str = "<Server>/<Reports>";
-    let service_token = secret_value(
-        AT,
-        "ServiceToken",
-        xml.service_token,
-        xml.service_token_file,
-        base_dir,
-    )?;
+    let service_token = secret_value(AT, "ServiceToken", xml.service_token, xml.service_token_file, base_dir)?;
     let event_key = secret_value(AT, "EventKey", xml.event_key, xml.event_key_file, base_dir)?;
     let directory = xml.directory.map(|d| match base_dir {
         Some(dir) if Path::new(&d).is_relative() => dir.join(d),
@@ -234,10 +198,7 @@ fn reports(
     }
     if let Some(url) = &xml.service_url {
         if !url.starts_with("http://") {
-            return Err(ConfigError::invalid(
-                format!("{AT}/<ServiceUrl>"),
-                format!("'{url}' must be an http:// URL"),
-            ));
+            return Err(ConfigError::invalid(format!("{AT}/<ServiceUrl>"), format!("'{url}' must be an http:// URL")));
         }
         if service_token.is_none() {
             return Err(ConfigError::invalid(AT, "<ServiceUrl> needs the report service's API token: <ServiceToken> or <ServiceTokenFile>"));
@@ -247,17 +208,9 @@ fn reports(
         }
     }
     if event_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
-        return Err(ConfigError::invalid(
-            format!("{AT}/<EventKey>"),
-            "the event key must be at least 16 characters",
-        ));
+        return Err(ConfigError::invalid(format!("{AT}/<EventKey>"), "the event key must be at least 16 characters"));
     }
-    Ok(ReportSettings {
-        service_url: xml.service_url.map(|u| u.trim_end_matches('/').to_owned()),
-        service_token,
-        event_key,
-        directory,
-    })
+    Ok(ReportSettings { service_url: xml.service_url.map(|u| u.trim_end_matches('/').to_owned()), service_token, event_key, directory })
 }
 
 #[cfg(test)]
@@ -292,12 +245,9 @@ mod tests {
     #[test]
     fn the_example_files_are_valid() {
         for file in ["standalone.xml", "lyon.xml", "master.xml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../ops/config")
-                .join(file);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/config").join(file);
             let text = std::fs::read_to_string(&path).unwrap();
-            let s = Settings::parse(&text, |_| None, path.parent())
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let s = Settings::parse(&text, |_| None, path.parent()).unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(s.service.api_listen.port(), 7073, "{file}");
         }
     }
@@ -311,41 +261,22 @@ mod tests {
         let s = parse(&text).unwrap();
         assert_eq!(s.replication_interval, 60);
         assert_eq!(s.role, ConfiguredRole::Master);
-        assert_eq!(
-            s.service.log_format,
-            rampart_shared::telemetry::LogFormat::Json
-        );
+        assert_eq!(s.service.log_format, rampart_shared::telemetry::LogFormat::Json);
     }
 
     #[test]
     fn refuses_zero_interval() {
-        let text = MINIMAL.replace(
-            "</Server>",
-            "<ReplicationInterval>0</ReplicationInterval></Server>",
-        );
-        assert_eq!(
-            error(&text),
-            "<Server>/<ReplicationInterval>: must be at least 1 second"
-        );
+        let text = MINIMAL.replace("</Server>", "<ReplicationInterval>0</ReplicationInterval></Server>");
+        assert_eq!(error(&text), "<Server>/<ReplicationInterval>: must be at least 1 second");
     }
 
     #[test]
     fn refuses_wrong_types_naming_the_element() {
-        let text = MINIMAL.replace(
-            "</Server>",
-            "<ReplicationInterval>soon</ReplicationInterval></Server>",
-        );
-        assert!(
-            error(&text).starts_with("<Server>/<ReplicationInterval>:"),
-            "{}",
-            error(&text)
-        );
+        let text = MINIMAL.replace("</Server>", "<ReplicationInterval>soon</ReplicationInterval></Server>");
+        assert!(error(&text).starts_with("<Server>/<ReplicationInterval>:"), "{}", error(&text));
         let text = MINIMAL.replace("<Name>paris</Name>", "<Name>paris</Name><Role>boss</Role>");
         let e = error(&text);
-        assert!(
-            e.starts_with("<Server>/<Instance>/<Role>:") && e.contains("boss"),
-            "{e}"
-        );
+        assert!(e.starts_with("<Server>/<Instance>/<Role>:") && e.contains("boss"), "{e}");
     }
 
     #[test]
@@ -356,21 +287,10 @@ mod tests {
 
     #[test]
     fn refuses_missing_required_values() {
-        let text = MINIMAL.replace(
-            "<Database><Url>postgres://root@127.0.0.1:5432/rampart_paris</Url></Database>",
-            "",
-        );
-        assert!(
-            error(&text).contains("missing field `Database`"),
-            "{}",
-            error(&text)
-        );
+        let text = MINIMAL.replace("<Database><Url>postgres://root@127.0.0.1:5432/rampart_paris</Url></Database>", "");
+        assert!(error(&text).contains("missing field `Database`"), "{}", error(&text));
         let text = MINIMAL.replace("<Api><Token>0123456789abcdef0123</Token></Api>", "");
-        assert!(
-            error(&text).contains("API token is required"),
-            "{}",
-            error(&text)
-        );
+        assert!(error(&text).contains("API token is required"), "{}", error(&text));
     }
 
     #[test]
@@ -383,37 +303,22 @@ mod tests {
         let text = MINIMAL.replace("amqp://guest", "http://guest");
         assert!(error(&text).starts_with("<Server>/<Broker>/<Url>"));
         let text = MINIMAL.replace("</Api>", "<Listen>7073</Listen></Api>");
-        assert!(
-            error(&text).starts_with("<Server>/<Api>/<Listen>"),
-            "{}",
-            error(&text)
-        );
+        assert!(error(&text).starts_with("<Server>/<Api>/<Listen>"), "{}", error(&text));
     }
 
     #[test]
     fn refuses_doctype_and_malformed_xml() {
-        let text =
-            format!("<!DOCTYPE Server [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>\n{MINIMAL}");
+        let text = format!("<!DOCTYPE Server [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>\n{MINIMAL}");
         assert!(error(&text).contains("DOCTYPE"), "{}", error(&text));
         let text = MINIMAL.replace("</Broker>", "</Brokr>");
-        assert!(
-            error(&text).starts_with("malformed XML at line 4"),
-            "{}",
-            error(&text)
-        );
+        assert!(error(&text).starts_with("malformed XML at line 4"), "{}", error(&text));
     }
 
     #[test]
     fn refuses_a_license_key_that_is_not_the_vendors() {
-        let text = MINIMAL.replace(
-            "</Server>",
-            "<License><Key>RAMPART1.e30.c2lnbmF0dXJl</Key></License></Server>",
-        );
+        let text = MINIMAL.replace("</Server>", "<License><Key>RAMPART1.e30.c2lnbmF0dXJl</Key></License></Server>");
         let e = error(&text);
-        assert!(
-            e.starts_with("<Server>/<License>/<Key>: license key is not in the"),
-            "{e}"
-        );
+        assert!(e.starts_with("<Server>/<License>/<Key>: license key is not in the"), "{e}");
         assert!(!e.contains("c2lnbmF0dXJl"), "the key is not echoed: {e}");
     }
 
@@ -436,42 +341,19 @@ mod tests {
     #[test]
     fn reports_belong_to_the_right_role() {
         let master = MINIMAL.replace("<Name>paris</Name>", "<Name>hq</Name><Role>master</Role>");
-        let with = |text: &str, reports: &str| {
-            text.replace(
-                "</Server>",
-                &format!("<Reports>{reports}</Reports></Server>"),
-            )
-        };
+        let with = |text: &str, reports: &str| text.replace("</Server>", &format!("<Reports>{reports}</Reports></Server>"));
         let s = parse(&with(&master, "<ServiceUrl>http://127.0.0.1:7080/</ServiceUrl><ServiceToken>t</ServiceToken><EventKey>0123456789abcdef</EventKey>")).unwrap();
-        assert_eq!(
-            s.reports.service_url.as_deref(),
-            Some("http://127.0.0.1:7080")
-        );
+        assert_eq!(s.reports.service_url.as_deref(), Some("http://127.0.0.1:7080"));
         let e = error(&with(&master, "<Directory>/tmp</Directory>"));
-        assert!(
-            e.starts_with(
-                "<Server>/<Reports>/<Directory>: scheduled reports do not exist on a master"
-            ),
-            "{e}"
-        );
-        let e = error(&with(
-            &master,
-            "<ServiceUrl>http://x</ServiceUrl><ServiceToken>t</ServiceToken>",
-        ));
+        assert!(e.starts_with("<Server>/<Reports>/<Directory>: scheduled reports do not exist on a master"), "{e}");
+        let e = error(&with(&master, "<ServiceUrl>http://x</ServiceUrl><ServiceToken>t</ServiceToken>"));
         assert!(e.contains("needs <EventKey>"), "{e}");
         let e = error(&with(&master, "<EventKey>short</EventKey>"));
         assert!(e.starts_with("<Server>/<Reports>/<EventKey>"), "{e}");
         let e = error(&with(MINIMAL, "<EventKey>0123456789abcdef</EventKey>"));
         assert!(e.contains("are for a master"), "{e}");
-        let s = parse(&with(
-            MINIMAL,
-            "<Directory>/var/lib/rampart/reports</Directory>",
-        ))
-        .unwrap();
-        assert_eq!(
-            s.reports.directory.unwrap(),
-            Path::new("/var/lib/rampart/reports")
-        );
+        let s = parse(&with(MINIMAL, "<Directory>/var/lib/rampart/reports</Directory>")).unwrap();
+        assert_eq!(s.reports.directory.unwrap(), Path::new("/var/lib/rampart/reports"));
     }
 
     #[test]

@@ -7,13 +7,9 @@ use uuid::Uuid;
 
 use crate::{outbox, settings_store, state::Site};
 
-pub async fn auto_deploy_enabled<C: GenericClient>(
-    client: &C,
-) -> Result<bool, tokio_postgres::Error> {
+pub async fn auto_deploy_enabled<C: GenericClient>(client: &C) -> Result<bool, tokio_postgres::Error> {
     let value = settings_store::get(client, settings_store::AUTO_DEPLOY).await?;
-    Ok(value
-        .and_then(|v| v.get("enabled").and_then(|e| e.as_bool()))
-        .unwrap_or(false))
+    Ok(value.and_then(|v| v.get("enabled").and_then(|e| e.as_bool())).unwrap_or(false))
 }
 
 /// Creates a pending deployment for each computer and queues the install

@@ -33,19 +33,17 @@ impl Failpoints {
     /// replication consumer: after the `n`-th next committed batch, the
     /// server stops answering for good.
     pub fn die_after_replication_commits(&self, n: u64) {
-        self.die_after_replication_commits
-            .store(n, Ordering::SeqCst);
+        self.die_after_replication_commits.store(n, Ordering::SeqCst);
     }
 
     /// Called by the replication consumer after a commit, before its ack.
     /// When the fault fires, this never returns: the process is "dead" and
     /// the test tears it down, so the broker redelivers the unacked batch.
     pub async fn after_replication_commit(&self) {
-        let fire = self.die_after_replication_commits.fetch_update(
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-            |n| (n > 0).then(|| n - 1),
-        ) == Ok(1);
+        let fire = self
+            .die_after_replication_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 0).then(|| n - 1))
+            == Ok(1);
         if fire {
             tracing::error!("Failpoint: dying between a replication commit and its ack.");
             self.fired.notify_waiters();
@@ -59,10 +57,7 @@ impl Failpoints {
     /// `master.policy`) is confirmed by the broker, the relay stops for good
     /// before deleting its rows.
     pub fn die_after_relaying(&self, kind: &str) {
-        *self
-            .relay_kind
-            .lock()
-            .expect("failpoint lock is never poisoned") = Some(kind.to_owned());
+        *self.relay_kind.lock().expect("failpoint lock is never poisoned") = Some(kind.to_owned());
         self.relay_armed.store(true, Ordering::SeqCst);
     }
 
@@ -73,13 +68,8 @@ impl Failpoints {
             return;
         }
         let fire = {
-            let mut armed = self
-                .relay_kind
-                .lock()
-                .expect("failpoint lock is never poisoned");
-            let fire = armed
-                .as_deref()
-                .is_some_and(|kind| kinds.any(|k| k == kind));
+            let mut armed = self.relay_kind.lock().expect("failpoint lock is never poisoned");
+            let fire = armed.as_deref().is_some_and(|kind| kinds.any(|k| k == kind));
             if fire {
                 *armed = None;
                 self.relay_armed.store(false, Ordering::SeqCst);

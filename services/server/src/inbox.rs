@@ -14,8 +14,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
+    amqp::consumer::{ApplyError, BatchHandler},
     envelope::Rejection,
     messages::{AgentMessage, Heartbeat},
     Envelope,
@@ -52,16 +52,8 @@ impl BatchHandler for AgentInbox {
     }
 
     async fn refused(&self, delivery: &Delivery, reason: &str) {
-        let queue = self
-            .state
-            .site
-            .topology
-            .site_inbox(&self.state.site.instance);
-        refused::record(
-            &self.state,
-            refused::Refusal::of_delivery(&queue, delivery, None, reason),
-        )
-        .await;
+        let queue = self.state.site.topology.site_inbox(&self.state.site.instance);
+        refused::record(&self.state, refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
     }
 }
 
@@ -111,12 +103,7 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
     let mut discovered: Vec<String> = Vec::new();
     // Heartbeats (the policy an endpoint applied) and task results move the
     // progress a slave reports to its master.
-    let progress = batch.iter().any(|i| {
-        matches!(
-            i.message,
-            AgentMessage::Heartbeat(_) | AgentMessage::TaskResult(_)
-        )
-    });
+    let progress = batch.iter().any(|i| matches!(i.message, AgentMessage::Heartbeat(_) | AgentMessage::TaskResult(_)));
     // Task results that changed nothing: a duplicate of a finished one, or late.
     let mut unapplied: Vec<(uuid::Uuid, String)> = Vec::new();
     for inbound in batch {
@@ -187,9 +174,7 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
     }
     if !discovered.is_empty() && deployments::auto_deploy_enabled(&tx).await? {
         let unmanaged = unmanaged_without_deployment(&tx, &discovered).await?;
-        queued += deployments::create(&tx, &state.site, &unmanaged, true)
-            .await?
-            .len();
+        queued += deployments::create(&tx, &state.site, &unmanaged, true).await?.len();
     }
     if !unapplied.is_empty() {
         record_late_results(&tx, state, &unapplied).await?;
@@ -212,8 +197,7 @@ async fn record_late_results(
     state: &AppState,
     unapplied: &[(uuid::Uuid, String)],
 ) -> Result<(), tokio_postgres::Error> {
-    let (tasks, endpoints): (Vec<uuid::Uuid>, Vec<&str>) =
-        unapplied.iter().map(|(t, e)| (*t, e.as_str())).unzip();
+    let (tasks, endpoints): (Vec<uuid::Uuid>, Vec<&str>) = unapplied.iter().map(|(t, e)| (*t, e.as_str())).unzip();
     let rows = tx
         .query_cached(
             "SELECT u.task_id, u.endpoint_id FROM unnest($1::uuid[], $2::text[]) AS u (task_id, endpoint_id)
@@ -259,13 +243,7 @@ async fn upsert_endpoint(
     today: chrono::NaiveDate,
     outdated_after_days: u32,
 ) -> Result<bool, tokio_postgres::Error> {
-    let status = security::judge(
-        h.active_threats,
-        h.realtime_protection,
-        h.signatures_date,
-        today,
-        outdated_after_days,
-    );
+    let status = security::judge(h.active_threats, h.realtime_protection, h.signatures_date, today, outdated_after_days);
     let threats = i32::try_from(h.active_threats).unwrap_or(i32::MAX);
     let row = tx
         .query_opt_cached(

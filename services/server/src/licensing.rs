@@ -26,10 +26,7 @@ pub struct LicenseSummary {
 /// Seats usable today (0 without a valid license).
 pub async fn seats<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
     let row = client
-        .query_opt_cached(
-            "SELECT seats FROM license WHERE expires_on >= current_date",
-            &[],
-        )
+        .query_opt_cached("SELECT seats FROM license WHERE expires_on >= current_date", &[])
         .await?;
     Ok(row.map(|r| i64::from(r.get::<_, i32>(0))).unwrap_or(0))
 }
@@ -51,10 +48,7 @@ pub async fn assign_seats<C: GenericClient>(client: &C) -> Result<u64, tokio_pos
 /// Verifies and installs a key, then reassigns seats, in one transaction.
 /// Reassigning touches every endpoint row while heartbeats update them too,
 /// so a deadlock or serialization failure is retried a few times.
-pub async fn install(
-    client: &mut deadpool_postgres::Client,
-    key: &str,
-) -> Result<License, InstallError> {
+pub async fn install(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
     let mut attempt = 0;
     loop {
         match install_once(client, key).await {
@@ -69,17 +63,12 @@ pub async fn install(
 
 fn is_conflict(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
-        || e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+    e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) || e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
-async fn install_once(
-    client: &mut deadpool_postgres::Client,
-    key: &str,
-) -> Result<License, InstallError> {
+async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
     let license = License::verify(key, Utc::now().date_naive())?;
-    let seats =
-        i32::try_from(license.seats).map_err(|_| InstallError::Invalid(LicenseError::Format))?;
+    let seats = i32::try_from(license.seats).map_err(|_| InstallError::Invalid(LicenseError::Format))?;
     let tx = client.transaction().await?;
     tx.execute_cached(
         "INSERT INTO license (id, key, license_id, customer, seats, issued_on, expires_on)
@@ -87,14 +76,7 @@ async fn install_once(
          ON CONFLICT (id) DO UPDATE SET key = excluded.key, license_id = excluded.license_id,
              customer = excluded.customer, seats = excluded.seats, issued_on = excluded.issued_on,
              expires_on = excluded.expires_on, installed_at = now()",
-        &[
-            &key.trim(),
-            &license.license_id,
-            &license.customer,
-            &seats,
-            &license.issued_on,
-            &license.expires_on,
-        ],
+        &[&key.trim(), &license.license_id, &license.customer, &seats, &license.issued_on, &license.expires_on],
     )
     .await?;
     crate::policies::lock_fleet(&tx).await?;
@@ -112,9 +94,7 @@ pub enum InstallError {
     Database(#[from] tokio_postgres::Error),
 }
 
-pub async fn summary<C: GenericClient>(
-    client: &C,
-) -> Result<LicenseSummary, tokio_postgres::Error> {
+pub async fn summary<C: GenericClient>(client: &C) -> Result<LicenseSummary, tokio_postgres::Error> {
     let counts = client
         .query_one_cached(
             "SELECT count(*) FILTER (WHERE licensed), count(*) FILTER (WHERE NOT licensed) FROM endpoints",
@@ -123,10 +103,7 @@ pub async fn summary<C: GenericClient>(
         .await?;
     let (used, unlicensed): (i64, i64) = (counts.get(0), counts.get(1));
     let row = client
-        .query_opt_cached(
-            "SELECT license_id, customer, seats, expires_on FROM license",
-            &[],
-        )
+        .query_opt_cached("SELECT license_id, customer, seats, expires_on FROM license", &[])
         .await?;
     Ok(match row {
         None => LicenseSummary {
@@ -141,11 +118,7 @@ pub async fn summary<C: GenericClient>(
         Some(r) => {
             let expires_on: NaiveDate = r.get(3);
             LicenseSummary {
-                state: if expires_on >= Utc::now().date_naive() {
-                    "valid"
-                } else {
-                    "expired"
-                },
+                state: if expires_on >= Utc::now().date_naive() { "valid" } else { "expired" },
                 license_id: Some(r.get(0)),
                 customer: Some(r.get(1)),
                 seats: i64::from(r.get::<_, i32>(2)),

@@ -98,9 +98,7 @@ pub enum MailError {
     )]
     TlsUnavailable,
     /// An address that would break the SMTP dialogue or the headers.
-    #[error(
-        "{address:?} is not a usable e-mail address (no spaces, line breaks or angle brackets)"
-    )]
+    #[error("{address:?} is not a usable e-mail address (no spaces, line breaks or angle brackets)")]
     InvalidAddress { address: String },
     #[error("the e-mail has no recipients")]
     NoRecipients,
@@ -112,10 +110,7 @@ pub async fn send(settings: &SmtpSettings, mail: &Mail) -> Result<(), MailError>
     let payload = message::build(mail);
     let mut session = Session::connect(settings).await?;
     let result = deliver(&mut session, settings, mail, &payload).await;
-    if matches!(
-        result,
-        Ok(()) | Err(MailError::Protocol { .. } | MailError::TlsUnavailable)
-    ) {
+    if matches!(result, Ok(()) | Err(MailError::Protocol { .. } | MailError::TlsUnavailable)) {
         // The server is still talking to us: say goodbye, whatever it answers.
         let _ = session.command("QUIT", "QUIT", 221).await;
     }
@@ -125,48 +120,26 @@ pub async fn send(settings: &SmtpSettings, mail: &Mail) -> Result<(), MailError>
 }
 
 /// The dialogue from the greeting to the server's acceptance of the message.
-async fn deliver(
-    session: &mut Session,
-    settings: &SmtpSettings,
-    mail: &Mail,
-    payload: &str,
-) -> Result<(), MailError> {
+async fn deliver(session: &mut Session, settings: &SmtpSettings, mail: &Mail, payload: &str) -> Result<(), MailError> {
     session.expect("greeting", 220).await?;
-    let ehlo = session
-        .command("EHLO", &format!("EHLO {EHLO_NAME}"), 250)
-        .await?;
+    let ehlo = session.command("EHLO", &format!("EHLO {EHLO_NAME}"), 250).await?;
     if settings.starttls {
-        tracing::debug!(
-            advertised = ehlo.advertises("STARTTLS"),
-            "STARTTLS requested but unavailable in this build."
-        );
+        tracing::debug!(advertised = ehlo.advertises("STARTTLS"), "STARTTLS requested but unavailable in this build.");
         return Err(MailError::TlsUnavailable);
     }
     if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
         let token = STANDARD.encode(format!("\0{user}\0{password}"));
-        session
-            .command("AUTH PLAIN", &format!("AUTH PLAIN {token}"), 235)
-            .await?;
+        session.command("AUTH PLAIN", &format!("AUTH PLAIN {token}"), 235).await?;
     }
-    session
-        .command("MAIL FROM", &format!("MAIL FROM:<{}>", mail.from), 250)
-        .await?;
+    session.command("MAIL FROM", &format!("MAIL FROM:<{}>", mail.from), 250).await?;
     for to in &mail.to {
-        session
-            .command("RCPT TO", &format!("RCPT TO:<{to}>"), 250)
-            .await
-            .map_err(|e| match e {
-                MailError::Protocol { step, reply } => MailError::Protocol {
-                    step,
-                    reply: format!("{reply} (recipient <{to}>)"),
-                },
-                other => other,
-            })?;
+        session.command("RCPT TO", &format!("RCPT TO:<{to}>"), 250).await.map_err(|e| match e {
+            MailError::Protocol { step, reply } => MailError::Protocol { step, reply: format!("{reply} (recipient <{to}>)") },
+            other => other,
+        })?;
     }
     session.command("DATA", "DATA", 354).await?;
-    session
-        .write("message", &message::dot_stuff(payload))
-        .await?;
+    session.write("message", &message::dot_stuff(payload)).await?;
     session.command("end of message", ".", 250).await?;
     Ok(())
 }
@@ -177,14 +150,9 @@ fn check_addresses(mail: &Mail) -> Result<(), MailError> {
         return Err(MailError::NoRecipients);
     }
     for address in std::iter::once(&mail.from).chain(&mail.to) {
-        let unusable = address.is_empty()
-            || address
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace() || "<>,".contains(c));
+        let unusable = address.is_empty() || address.chars().any(|c| c.is_control() || c.is_whitespace() || "<>,".contains(c));
         if unusable {
-            return Err(MailError::InvalidAddress {
-                address: address.clone(),
-            });
+            return Err(MailError::InvalidAddress { address: address.clone() });
         }
     }
     Ok(())
@@ -200,25 +168,15 @@ impl Session {
     async fn connect(settings: &SmtpSettings) -> Result<Self, MailError> {
         let address = format!("{}:{}", settings.host, settings.port);
         tracing::debug!(%address, "Connecting to the mail server.");
-        let stream = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TcpStream::connect((settings.host.as_str(), settings.port)),
-        )
-        .await
-        .map_err(|_| MailError::Timeout { step: "connect" })?
-        .map_err(|source| MailError::Connect { address, source })?;
-        Ok(Self {
-            stream: BufReader::new(stream),
-        })
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((settings.host.as_str(), settings.port)))
+            .await
+            .map_err(|_| MailError::Timeout { step: "connect" })?
+            .map_err(|source| MailError::Connect { address, source })?;
+        Ok(Self { stream: BufReader::new(stream) })
     }
 
     /// Sends `line` (never logged: it may hold credentials) and expects `code`.
-    async fn command(
-        &mut self,
-        step: &'static str,
-        line: &str,
-        code: u16,
-    ) -> Result<Reply, MailError> {
+    async fn command(&mut self, step: &'static str, line: &str, code: u16) -> Result<Reply, MailError> {
         self.write(step, &format!("{line}\r\n")).await?;
         self.expect(step, code).await
     }
@@ -238,19 +196,13 @@ impl Session {
         if reply.code == code {
             Ok(reply)
         } else {
-            Err(MailError::Protocol {
-                step,
-                reply: reply.to_string(),
-            })
+            Err(MailError::Protocol { step, reply: reply.to_string() })
         }
     }
 }
 
 /// Runs one step within [`STEP_TIMEOUT`].
-async fn bounded<T>(
-    step: &'static str,
-    work: impl std::future::Future<Output = io::Result<T>>,
-) -> Result<T, MailError> {
+async fn bounded<T>(step: &'static str, work: impl std::future::Future<Output = io::Result<T>>) -> Result<T, MailError> {
     match tokio::time::timeout(STEP_TIMEOUT, work).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(MailError::Timeout { step }),
@@ -267,11 +219,7 @@ struct Reply {
 impl Reply {
     /// Whether an EHLO reply lists the extension `keyword`.
     fn advertises(&self, keyword: &str) -> bool {
-        self.lines.iter().skip(1).any(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
-        })
+        self.lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case(keyword)))
     }
 }
 
@@ -286,28 +234,12 @@ async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Reply
     let mut lines = Vec::new();
     loop {
         let mut line = String::new();
-        if (&mut *reader)
-            .take(MAX_REPLY_LINE)
-            .read_line(&mut line)
-            .await?
-            == 0
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the mail server closed the connection",
-            ));
+        if (&mut *reader).take(MAX_REPLY_LINE).read_line(&mut line).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the mail server closed the connection"));
         }
         let line = line.trim_end_matches(['\r', '\n']);
-        let malformed = || {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("malformed SMTP reply line {line:?}"),
-            )
-        };
-        let code: u16 = line
-            .get(..3)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(malformed)?;
+        let malformed = || io::Error::new(io::ErrorKind::InvalidData, format!("malformed SMTP reply line {line:?}"));
+        let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(malformed)?;
         let (more, text) = match line.as_bytes().get(3) {
             None => (false, ""),
             Some(b' ') => (false, &line[4..]),
@@ -333,15 +265,7 @@ mod tests {
     async fn reads_multiline_replies() {
         let reply = parse("250-mx.example.com hello\r\n250-SIZE 1000\r\n250-starttls\r\n250 AUTH PLAIN\r\n221 next\r\n").await.unwrap();
         assert_eq!(reply.code, 250);
-        assert_eq!(
-            reply.lines,
-            [
-                "mx.example.com hello",
-                "SIZE 1000",
-                "starttls",
-                "AUTH PLAIN"
-            ]
-        );
+        assert_eq!(reply.lines, ["mx.example.com hello", "SIZE 1000", "starttls", "AUTH PLAIN"]);
         assert!(reply.advertises("STARTTLS"));
         assert!(reply.advertises("AUTH"));
         assert!(!reply.advertises("8BITMIME"));
@@ -349,67 +273,28 @@ mod tests {
 
     #[tokio::test]
     async fn reads_single_and_bare_replies() {
-        assert_eq!(
-            parse("220 ready\r\n").await.unwrap(),
-            Reply {
-                code: 220,
-                lines: vec!["ready".into()]
-            }
-        );
-        assert_eq!(
-            parse("354\r\n").await.unwrap(),
-            Reply {
-                code: 354,
-                lines: vec![String::new()]
-            }
-        );
-        assert_eq!(
-            parse("550 no such user\n").await.unwrap().to_string(),
-            "550 no such user"
-        );
+        assert_eq!(parse("220 ready\r\n").await.unwrap(), Reply { code: 220, lines: vec!["ready".into()] });
+        assert_eq!(parse("354\r\n").await.unwrap(), Reply { code: 354, lines: vec![String::new()] });
+        assert_eq!(parse("550 no such user\n").await.unwrap().to_string(), "550 no such user");
     }
 
     #[tokio::test]
     async fn rejects_malformed_and_truncated_replies() {
-        assert_eq!(
-            parse("hello\r\n").await.unwrap_err().kind(),
-            io::ErrorKind::InvalidData
-        );
-        assert_eq!(
-            parse("250x\r\n").await.unwrap_err().kind(),
-            io::ErrorKind::InvalidData
-        );
-        assert_eq!(
-            parse("250-first\r\n").await.unwrap_err().kind(),
-            io::ErrorKind::UnexpectedEof
-        );
+        assert_eq!(parse("hello\r\n").await.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(parse("250x\r\n").await.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(parse("250-first\r\n").await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
     fn mail(from: &str, to: &[&str]) -> Mail {
-        Mail {
-            from: from.into(),
-            to: to.iter().map(|s| s.to_string()).collect(),
-            subject: "s".into(),
-            text: "t".into(),
-            attachment: None,
-        }
+        Mail { from: from.into(), to: to.iter().map(|s| s.to_string()).collect(), subject: "s".into(), text: "t".into(), attachment: None }
     }
 
     #[test]
     fn refuses_addresses_that_would_inject_commands() {
         assert!(check_addresses(&mail("a@x", &["b@y", "c@z"])).is_ok());
-        assert!(matches!(
-            check_addresses(&mail("a@x", &[])),
-            Err(MailError::NoRecipients)
-        ));
+        assert!(matches!(check_addresses(&mail("a@x", &[])), Err(MailError::NoRecipients)));
         for bad in ["b@y>\r\nRCPT TO:<evil@z", "b@y, c@z", "", "<b@y>"] {
-            assert!(
-                matches!(
-                    check_addresses(&mail("a@x", &[bad])),
-                    Err(MailError::InvalidAddress { .. })
-                ),
-                "{bad:?}"
-            );
+            assert!(matches!(check_addresses(&mail("a@x", &[bad])), Err(MailError::InvalidAddress { .. })), "{bad:?}");
         }
     }
 

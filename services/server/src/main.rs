@@ -9,11 +9,7 @@ use rampart_server::{config::Settings, startup::Application};
 use rampart_shared::process;
 
 #[derive(Parser)]
-#[command(
-    name = "rampart-server",
-    version,
-    about = "Rampart management server (stand-alone, slave or master)"
-)]
+#[command(name = "rampart-server", version, about = "Rampart management server (stand-alone, slave or master)")]
 struct Cli {
     /// Path to server.xml.
     #[arg(long, env = "RAMPART_CONFIG")]
@@ -31,27 +27,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match (cli.command, cli.config) {
-        (Some(Command::CheckConfig { path }), _) => {
-            process::check_config(&path, Settings::load, |s| {
-                format!(
-                    "instance '{}', role {:?}, API {}, replication every {} s",
-                    s.instance, s.role, s.service.api_listen, s.replication_interval
-                )
-            })
-        }
-        (None, Some(path)) => process::run(
-            "rampart-server",
-            &path,
-            Settings::load,
-            |s| &s.service,
-            |settings, stop| async move {
-                Application::build(settings)
-                    .await
-                    .context("Failed to start")?
-                    .run_until_stopped(stop)
-                    .await
-            },
-        ),
+        (Some(Command::CheckConfig { path }), _) => process::check_config(&path, Settings::load, |s| {
+            format!("instance '{}', role {:?}, API {}, replication every {} s",
+                    s.instance, s.role, s.service.api_listen, s.replication_interval)
+        }),
+        (None, Some(path)) => process::run("rampart-server", &path, Settings::load, |s| &s.service, |settings, stop| async move {
+            Application::build(settings).await.context("Failed to start")?.run_until_stopped(stop).await
+        }),
         (None, None) => {
             eprintln!("Give --config PATH (or RAMPART_CONFIG), or use check-config PATH.");
             ExitCode::from(process::EXIT_BAD_CONFIG)

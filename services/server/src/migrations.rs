@@ -3,44 +3,12 @@
 use rampart_shared::db::Migration;
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "site",
-        sql: include_str!("../migrations/0001_site.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "hierarchy",
-        sql: include_str!("../migrations/0002_hierarchy.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "changes",
-        sql: include_str!("../migrations/0003_changes.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "replication",
-        sql: include_str!("../migrations/0004_replication.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "reports",
-        sql: include_str!("../migrations/0005_reports.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "report_due",
-        sql: include_str!("../migrations/0006_report_due.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "refused_messages",
-        sql: include_str!("../migrations/0007_refused_messages.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "heartbeat_order",
-        sql: include_str!("../migrations/0008_heartbeat_order.sql"),
-    },
+    Migration { version: 1, name: "site", sql: include_str!("../migrations/0001_site.sql") },
+    Migration { version: 2, name: "hierarchy", sql: include_str!("../migrations/0002_hierarchy.sql") },
+    Migration { version: 3, name: "changes", sql: include_str!("../migrations/0003_changes.sql") },
+    Migration { version: 4, name: "replication", sql: include_str!("../migrations/0004_replication.sql") },
+    Migration { version: 5, name: "reports", sql: include_str!("../migrations/0005_reports.sql") },
+    Migration { version: 6, name: "report_due", sql: include_str!("../migrations/0006_report_due.sql") },
+    Migration { version: 7, name: "refused_messages", sql: include_str!("../migrations/0007_refused_messages.sql") },
+    Migration { version: 8, name: "heartbeat_order", sql: include_str!("../migrations/0008_heartbeat_order.sql") },
 ];

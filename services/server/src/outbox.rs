@@ -10,8 +10,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use deadpool_postgres::{GenericClient, Pool};
 use rampart_shared::{
-    amqp::publisher::{Delivered, Outgoing, Publisher},
     db::CachedStatements,
+    amqp::publisher::{Delivered, Outgoing, Publisher},
     envelope,
     signing::SigningKey,
     Envelope, Shutdown,
@@ -34,19 +34,13 @@ pub struct Command {
 /// outbox id as `seq` and is stored as the bytes that will be published,
 /// signed now (so a key removed later, e.g. on unregister, still signs what
 /// was queued before).
-pub async fn enqueue<C: GenericClient>(
-    tx: &C,
-    commands: &[Command],
-) -> Result<(), tokio_postgres::Error> {
+pub async fn enqueue<C: GenericClient>(tx: &C, commands: &[Command]) -> Result<(), tokio_postgres::Error> {
     if commands.is_empty() {
         return Ok(());
     }
     let count = commands.len() as i64;
     let ids: Vec<i64> = tx
-        .query_cached(
-            "SELECT nextval('outbox_id_seq') FROM generate_series(1, $1::bigint)",
-            &[&count],
-        )
+        .query_cached("SELECT nextval('outbox_id_seq') FROM generate_series(1, $1::bigint)", &[&count])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -78,13 +72,8 @@ pub async fn enqueue<C: GenericClient>(
 }
 
 /// Rows waiting to be published.
-pub async fn depth<C: deadpool_postgres::GenericClient>(
-    client: &C,
-) -> Result<i64, tokio_postgres::Error> {
-    Ok(client
-        .query_one_cached("SELECT count(*) FROM outbox", &[])
-        .await?
-        .get(0))
+pub async fn depth<C: deadpool_postgres::GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
+    Ok(client.query_one_cached("SELECT count(*) FROM outbox", &[]).await?.get(0))
 }
 
 /// How long a destination whose message the broker refused or did not
@@ -107,13 +96,7 @@ impl Held {
 
 /// Publishes the outbox until shutdown. `wake` is notified after each commit
 /// that enqueued something; a slow poll covers anything missed.
-pub async fn relay(
-    pool: Pool,
-    publisher: Arc<Publisher>,
-    wake: Arc<Notify>,
-    failpoints: Arc<Failpoints>,
-    shutdown: Shutdown,
-) {
+pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, failpoints: Arc<Failpoints>, shutdown: Shutdown) {
     const BATCH: i64 = 1000;
     let mut backoff = Duration::from_millis(200);
     let mut held = Held::default();
@@ -141,13 +124,7 @@ pub async fn relay(
 
 /// Relays one batch (oldest first, held destinations left out); returns
 /// how many rows it read.
-async fn relay_once(
-    pool: &Pool,
-    publisher: &Publisher,
-    failpoints: &Failpoints,
-    held: &mut Held,
-    limit: i64,
-) -> anyhow::Result<usize> {
+async fn relay_once(pool: &Pool, publisher: &Publisher, failpoints: &Failpoints, held: &mut Held, limit: i64) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
         .query_cached(
@@ -171,31 +148,19 @@ async fn relay_once(
         });
     }
     let outcomes = publisher.publish_each(messages).await?;
-    failpoints
-        .after_relay_confirm(rows.iter().map(|r| r.get::<_, &str>(5)))
-        .await;
+    failpoints.after_relay_confirm(rows.iter().map(|r| r.get::<_, &str>(5))).await;
     let (done, unroutable, failed) = sort_outcomes(&ids, &outcomes);
     if !unroutable.is_empty() {
         tracing::warn!(count = unroutable.len(), first = unroutable[0], "Messages had no queue bound (no agent serves those endpoints, or the peer server is gone); dropped.");
     }
-    client
-        .execute_cached("DELETE FROM outbox WHERE id = ANY($1)", &[&done])
-        .await?;
+    client.execute_cached("DELETE FROM outbox WHERE id = ANY($1)", &[&done]).await?;
     for (exchange, routing_key, error) in &failed {
-        if held
-            .0
-            .insert(format!("{exchange} {routing_key}"), Instant::now() + HOLD)
-            .is_none()
-        {
+        if held.0.insert(format!("{exchange} {routing_key}"), Instant::now() + HOLD).is_none() {
             tracing::warn!(exchange, routing_key, error = %error, hold = ?HOLD,
                            "The broker did not confirm a message; holding its destination back and trying it again later.");
         }
     }
-    tracing::debug!(
-        published = done.len(),
-        held = failed.len(),
-        "Relayed outbox."
-    );
+    tracing::debug!(published = done.len(), held = failed.len(), "Relayed outbox.");
     Ok(ids.len())
 }
 
@@ -208,10 +173,7 @@ async fn relay_once(
 /// destination that refuses or never confirms holds up only itself.
 type Failed<'a> = Vec<(&'a str, &'a str, String)>;
 
-fn sort_outcomes<'a>(
-    ids: &[i64],
-    outcomes: &'a [(Outgoing, rampart_shared::amqp::Result<Delivered>)],
-) -> (Vec<i64>, Vec<&'a str>, Failed<'a>) {
+fn sort_outcomes<'a>(ids: &[i64], outcomes: &'a [(Outgoing, rampart_shared::amqp::Result<Delivered>)]) -> (Vec<i64>, Vec<&'a str>, Failed<'a>) {
     let mut done = Vec::with_capacity(ids.len());
     let mut unroutable = Vec::new();
     let mut failed: Failed<'a> = Vec::new();
@@ -223,11 +185,7 @@ fn sort_outcomes<'a>(
                 blocked.insert(destination);
                 failed.push((destination.0, destination.1, error.to_string()));
             }
-            Ok(_) if blocked.contains(&destination) => failed.push((
-                destination.0,
-                destination.1,
-                "an earlier message to it failed".into(),
-            )),
+            Ok(_) if blocked.contains(&destination) => failed.push((destination.0, destination.1, "an earlier message to it failed".into())),
             Ok(Delivered::Confirmed) => done.push(*id),
             Ok(Delivered::Unroutable) => {
                 done.push(*id);
@@ -245,22 +203,12 @@ mod tests {
     use super::*;
 
     fn message(routing_key: &str) -> Outgoing {
-        Outgoing {
-            exchange: "ns.commands".into(),
-            routing_key: routing_key.into(),
-            payload: vec![],
-            properties: Default::default(),
-        }
+        Outgoing { exchange: "ns.commands".into(), routing_key: routing_key.into(), payload: vec![], properties: Default::default() }
     }
 
     #[test]
     fn a_destination_that_fails_holds_up_only_its_own_later_messages() {
-        let nack = |key: &str| {
-            Err(AmqpError::Nacked {
-                exchange: "ns.commands".into(),
-                routing_key: key.into(),
-            })
-        };
+        let nack = |key: &str| Err(AmqpError::Nacked { exchange: "ns.commands".into(), routing_key: key.into() });
         let outcomes = vec![
             (message("slave.paris"), Ok(Delivered::Confirmed)),
             (message("slave.lyon"), nack("slave.lyon")),
@@ -271,10 +219,7 @@ mod tests {
         let (done, unroutable, failed) = sort_outcomes(&[1, 2, 3, 4, 5], &outcomes);
         assert_eq!(done, [1, 3, 5]);
         assert_eq!(unroutable, ["slave.gone"]);
-        assert_eq!(
-            failed.iter().map(|(_, k, _)| *k).collect::<Vec<_>>(),
-            ["slave.lyon", "slave.lyon"]
-        );
+        assert_eq!(failed.iter().map(|(_, k, _)| *k).collect::<Vec<_>>(), ["slave.lyon", "slave.lyon"]);
         assert!(failed[1].2.contains("earlier message"), "{failed:?}");
     }
 }

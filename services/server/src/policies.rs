@@ -56,16 +56,12 @@ const FLEET_LOCK: i64 = 0x0052_414d_5046_4c54;
 /// once, before it touches any: it waits for the agent inbox's batches (which
 /// hold the lock shared) instead of deadlocking with their row locks.
 pub async fn lock_fleet<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
-    tx.execute_cached("SELECT pg_advisory_xact_lock($1)", &[&FLEET_LOCK])
-        .await
-        .map(|_| ())
+    tx.execute_cached("SELECT pg_advisory_xact_lock($1)", &[&FLEET_LOCK]).await.map(|_| ())
 }
 
 /// Taken (shared) by each agent inbox batch at its start.
 pub async fn lock_fleet_shared<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
-    tx.execute_cached("SELECT pg_advisory_xact_lock_shared($1)", &[&FLEET_LOCK])
-        .await
-        .map(|_| ())
+    tx.execute_cached("SELECT pg_advisory_xact_lock_shared($1)", &[&FLEET_LOCK]).await.map(|_| ())
 }
 
 /// Recomputes effective policies for `endpoints` (all when `None`) and

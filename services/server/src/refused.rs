@@ -38,29 +38,18 @@ pub struct Refusal {
 
 impl Refusal {
     /// What a delivery says of itself (it may be malformed or forged).
-    pub fn of_delivery(
-        queue: &str,
-        delivery: &Delivery,
-        slave: Option<&str>,
-        reason: &str,
-    ) -> Self {
+    pub fn of_delivery(queue: &str, delivery: &Delivery, slave: Option<&str>, reason: &str) -> Self {
         #[derive(Deserialize)]
         struct Sender {
             from: Option<String>,
         }
-        let sender = serde_json::from_slice::<Sender>(&delivery.data)
-            .ok()
-            .and_then(|s| s.from);
+        let sender = serde_json::from_slice::<Sender>(&delivery.data).ok().and_then(|s| s.from);
         Self {
             queue: queue.to_owned(),
             sender: sender.map(|s| s.chars().take(MAX_SENDER).collect()),
             slave: slave.map(str::to_owned),
             kind: delivery.properties.kind().as_ref().map(|k| k.to_string()),
-            message_id: delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|k| k.to_string()),
+            message_id: delivery.properties.message_id().as_ref().map(|k| k.to_string()),
             reason: reason.to_owned(),
         }
     }
@@ -68,10 +57,7 @@ impl Refusal {
 
 /// Records a refusal with `client` (inside the caller's transaction, when
 /// it is one), dropping the oldest beyond [`KEEP`].
-pub async fn record_with<C: GenericClient>(
-    client: &C,
-    r: &Refusal,
-) -> Result<(), tokio_postgres::Error> {
+pub async fn record_with<C: GenericClient>(client: &C, r: &Refusal) -> Result<(), tokio_postgres::Error> {
     let id: i64 = client
         .query_one(
             "INSERT INTO refused_messages (queue, sender, slave_id, kind, message_id, reason) VALUES ($1, $2, $3, $4, $5, $6)
@@ -80,12 +66,7 @@ pub async fn record_with<C: GenericClient>(
         )
         .await?
         .get(0);
-    client
-        .execute(
-            "DELETE FROM refused_messages WHERE id <= $1",
-            &[&(id - KEEP)],
-        )
-        .await?;
+    client.execute("DELETE FROM refused_messages WHERE id <= $1", &[&(id - KEEP)]).await?;
     Ok(())
 }
 
@@ -93,9 +74,7 @@ pub async fn record_with<C: GenericClient>(
 /// logged (the refusal itself already was).
 pub async fn record(state: &AppState, refusal: Refusal) {
     let recorded = match state.pool.get().await {
-        Ok(client) => record_with(&client, &refusal)
-            .await
-            .map_err(anyhow::Error::from),
+        Ok(client) => record_with(&client, &refusal).await.map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
     if let Err(e) = recorded {
@@ -115,21 +94,10 @@ pub struct Filter {
 }
 
 /// The newest refusals matching `filter`, and how many match in all.
-pub async fn list<C: GenericClient>(
-    client: &C,
-    filter: &Filter,
-    limit: i64,
-) -> Result<Value, tokio_postgres::Error> {
+pub async fn list<C: GenericClient>(client: &C, filter: &Filter, limit: i64) -> Result<Value, tokio_postgres::Error> {
     const WHERE: &str = "($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR slave_id = $2) AND ($3::text IS NULL OR sender = $3)";
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-        [&filter.queue, &filter.slave, &filter.sender];
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM refused_messages WHERE {WHERE}"),
-            &params,
-        )
-        .await?
-        .get(0);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&filter.queue, &filter.slave, &filter.sender];
+    let total: i64 = client.query_one(&format!("SELECT count(*) FROM refused_messages WHERE {WHERE}"), &params).await?.get(0);
     let rows = client
         .query(
             &format!(

@@ -93,10 +93,7 @@ mod tests {
     #[test]
     fn master_refuses_fleet_features_by_name() {
         let err = Role::Master.check(Feature::Dashboard).unwrap_err();
-        assert!(
-            err.starts_with("The management dashboard is not available on a master server"),
-            "{err}"
-        );
+        assert!(err.starts_with("The management dashboard is not available on a master server"), "{err}");
         assert!(Role::Standalone.check(Feature::Dashboard).is_ok());
         assert!(Role::Slave.check(Feature::EmailSettings).is_ok());
     }

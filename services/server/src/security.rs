@@ -65,21 +65,9 @@ mod tests {
     fn worst_condition_wins() {
         let today = day("2026-11-26");
         assert_eq!(judge(0, true, today, today, 3), SecurityStatus::Protected);
-        assert_eq!(
-            judge(0, true, day("2026-11-23"), today, 3),
-            SecurityStatus::Protected
-        );
-        assert_eq!(
-            judge(0, true, day("2026-11-22"), today, 3),
-            SecurityStatus::AtRisk
-        );
-        assert_eq!(
-            judge(0, false, day("2026-11-01"), today, 3),
-            SecurityStatus::Unprotected
-        );
-        assert_eq!(
-            judge(2, false, day("2026-11-01"), today, 3),
-            SecurityStatus::Infected
-        );
+        assert_eq!(judge(0, true, day("2026-11-23"), today, 3), SecurityStatus::Protected);
+        assert_eq!(judge(0, true, day("2026-11-22"), today, 3), SecurityStatus::AtRisk);
+        assert_eq!(judge(0, false, day("2026-11-01"), today, 3), SecurityStatus::Unprotected);
+        assert_eq!(judge(2, false, day("2026-11-01"), today, 3), SecurityStatus::Infected);
     }
 }

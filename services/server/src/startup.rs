@@ -9,11 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
-    amqp::{
-        consumer::{self, ConsumerSettings},
-        publisher::Publisher,
-        Broker,
-    },
+    amqp::{consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
     db,
     topology::{self, Topology},
     Shutdown,
@@ -44,26 +40,16 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let db_url = settings.service.database_url.expose();
-        db::ensure_database(db_url)
-            .await
-            .context("Failed to create or reach the database")?;
-        let pool = db::pool(db_url, settings.service.database_pool_size)
-            .context("Failed to build the database pool")?;
-        db::migrate(&pool, migrations::MIGRATIONS)
-            .await
-            .context("Failed to migrate the database")?;
+        db::ensure_database(db_url).await.context("Failed to create or reach the database")?;
+        let pool = db::pool(db_url, settings.service.database_pool_size).context("Failed to build the database pool")?;
+        db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let role = claim_instance(&pool, &settings).await?;
         let keyring = {
-            let client = pool
-                .get()
-                .await
-                .context("Failed to get a database connection")?;
+            let client = pool.get().await.context("Failed to get a database connection")?;
             if role == Role::Master {
                 hierarchy::ensure_master_key(&client).await?;
             }
-            Keyring::load(&client, role)
-                .await
-                .context("Failed to load the hierarchy keys")?
+            Keyring::load(&client, role).await.context("Failed to load the hierarchy keys")?
         };
         if let Some(key) = &settings.license_key {
             install_configured_license(&pool, key.expose()).await?;
@@ -71,42 +57,20 @@ impl Application {
 
         let topology = Topology::new(&settings.service.namespace);
         let broker = Arc::new(
-            Broker::connect(
-                settings.service.amqp_url.clone(),
-                format!("rampart-server {}", settings.instance),
-            )
-            .await
-            .context("Failed to connect to the broker")?,
+            Broker::connect(settings.service.amqp_url.clone(), format!("rampart-server {}", settings.instance))
+                .await
+                .context("Failed to connect to the broker")?,
         );
-        let site = Site {
-            instance: settings.instance.to_string(),
-            topology: topology.clone(),
-        };
+        let site = Site { instance: settings.instance.to_string(), topology: topology.clone() };
         let publishes_events = settings.reports.event_key.is_some();
-        declare_topology(&broker, &site, role, publishes_events)
-            .await
-            .context("Failed to declare the broker topology")?;
+        declare_topology(&broker, &site, role, publishes_events).await.context("Failed to declare the broker topology")?;
 
         let listener = tokio::net::TcpListener::bind(settings.service.api_listen)
             .await
-            .with_context(|| {
-                format!("Failed to bind the API to {}", settings.service.api_listen)
-            })?;
+            .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
-        let state = Arc::new(AppState::new(
-            pool,
-            broker.clone(),
-            settings,
-            site,
-            role,
-            keyring,
-        ));
-        Ok(Self {
-            state,
-            broker,
-            listener,
-            address,
-        })
+        let state = Arc::new(AppState::new(pool, broker.clone(), settings, site, role, keyring));
+        Ok(Self { state, broker, listener, address })
     }
 
     /// Where the API listens (the real port when configured with port 0).
@@ -120,21 +84,10 @@ impl Application {
 
     /// Serves until `shutdown` triggers, then drains within the grace period.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self {
-            state,
-            broker,
-            listener,
-            address,
-        } = self;
+        let Self { state, broker, listener, address } = self;
         let mut tasks = JoinSet::new();
         let publisher = Arc::new(Publisher::new(broker.clone()));
-        tasks.spawn(outbox::relay(
-            state.pool.clone(),
-            publisher,
-            state.outbox_wake.clone(),
-            state.failpoints.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(outbox::relay(state.pool.clone(), publisher, state.outbox_wake.clone(), state.failpoints.clone(), shutdown.clone()));
         if state.role().has_fleet() {
             let inbox = state.site.inbox_queue();
             let settings = ConsumerSettings {
@@ -149,18 +102,12 @@ impl Application {
             tasks.spawn(consumer::run(
                 broker.clone(),
                 settings,
-                Arc::new(AgentInbox {
-                    state: state.clone(),
-                }),
+                Arc::new(AgentInbox { state: state.clone() }),
                 state.inbox_metrics.clone(),
                 shutdown.clone(),
             ));
         }
-        tasks.spawn(hierarchy::run(
-            state.clone(),
-            broker.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(hierarchy::run(state.clone(), broker.clone(), shutdown.clone()));
         tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
         if state.role() == Role::Master && reports::events::enabled(&state) {
             tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));
@@ -169,8 +116,7 @@ impl Application {
         let app = api::router(state.clone());
         let server_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_shutdown.wait().await });
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.wait().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "API server failed.");
             }
@@ -179,12 +125,7 @@ impl Application {
                        namespace = state.site.topology.namespace(), "Rampart server started.");
         shutdown.wait().await;
         tracing::info!("Shutting down.");
-        if tokio::time::timeout(GRACE_PERIOD, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
+        if tokio::time::timeout(GRACE_PERIOD, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
             tracing::warn!(grace = ?GRACE_PERIOD, "Some work did not finish within the grace period; stopping it.");
             tasks.abort_all();
         }
@@ -195,14 +136,8 @@ impl Application {
 
 /// Records this instance in its database on first start, and refuses a
 /// database that belongs to another instance or role.
-async fn claim_instance(
-    pool: &deadpool_postgres::Pool,
-    settings: &Settings,
-) -> anyhow::Result<Role> {
-    let client = pool
-        .get()
-        .await
-        .context("Failed to get a database connection")?;
+async fn claim_instance(pool: &deadpool_postgres::Pool, settings: &Settings) -> anyhow::Result<Role> {
+    let client = pool.get().await.context("Failed to get a database connection")?;
     let configured = match settings.role {
         ConfiguredRole::Master => Role::Master,
         ConfiguredRole::Standalone => Role::Standalone,
@@ -213,15 +148,10 @@ async fn claim_instance(
             &[&settings.instance.as_str(), &configured.as_str()],
         )
         .await?;
-    let row = client
-        .query_one("SELECT name, role FROM instance WHERE id = 1", &[])
-        .await?;
+    let row = client.query_one("SELECT name, role FROM instance WHERE id = 1", &[]).await?;
     let (name, stored): (String, String) = (row.get(0), row.get(1));
     if name != settings.instance.as_str() {
-        bail!(
-            "This database belongs to instance '{name}', not '{}': check <Database><Url>.",
-            settings.instance
-        );
+        bail!("This database belongs to instance '{name}', not '{}': check <Database><Url>.", settings.instance);
     }
     let stored = Role::parse(&stored).context("Unknown role in the instance table")?;
     match (configured, stored) {
@@ -231,15 +161,9 @@ async fn claim_instance(
     }
 }
 
-async fn install_configured_license(
-    pool: &deadpool_postgres::Pool,
-    key: &str,
-) -> anyhow::Result<()> {
+async fn install_configured_license(pool: &deadpool_postgres::Pool, key: &str) -> anyhow::Result<()> {
     let mut client = pool.get().await?;
-    let current: Option<String> = client
-        .query_opt("SELECT key FROM license", &[])
-        .await?
-        .map(|r| r.get(0));
+    let current: Option<String> = client.query_opt("SELECT key FROM license", &[]).await?.map(|r| r.get(0));
     if current.as_deref() == Some(key.trim()) {
         return Ok(());
     }
@@ -249,34 +173,18 @@ async fn install_configured_license(
     Ok(())
 }
 
-async fn declare_topology(
-    broker: &Broker,
-    site: &Site,
-    role: Role,
-    publishes_events: bool,
-) -> anyhow::Result<()> {
+async fn declare_topology(broker: &Broker, site: &Site, role: Role, publishes_events: bool) -> anyhow::Result<()> {
     let channel = broker.channel().await?;
     topology::declare_exchanges(&channel, &site.topology).await?;
     let owned = if role.has_fleet() {
         vec![site.inbox_queue()]
     } else if publishes_events {
-        vec![
-            site.master_status_queue(),
-            site.master_replication_queue(),
-            site.report_events_queue(),
-        ]
+        vec![site.master_status_queue(), site.master_replication_queue(), site.report_events_queue()]
     } else {
         vec![site.master_status_queue(), site.master_replication_queue()]
     };
     for OwnedQueue { name, spec } in owned {
-        topology::declare_queue(
-            &channel,
-            &spec.topology,
-            &name,
-            &spec.exchange,
-            &spec.bindings,
-        )
-        .await?;
+        topology::declare_queue(&channel, &spec.topology, &name, &spec.exchange, &spec.bindings).await?;
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())

@@ -4,18 +4,13 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::{
-        consumer::{ConsumerMetrics, QueueSpec},
-        Broker,
-    },
+    amqp::{consumer::{ConsumerMetrics, QueueSpec}, Broker},
     messages::EndpointCommand,
     topology::Topology,
 };
 use tokio::sync::{watch, Notify};
 
-use crate::{
-    config::Settings, failpoints::Failpoints, hierarchy::Keyring, outbox::Command, role::Role,
-};
+use crate::{config::Settings, failpoints::Failpoints, hierarchy::Keyring, outbox::Command, role::Role};
 
 /// This server's identity on the broker.
 #[derive(Clone, Debug)]
@@ -34,55 +29,32 @@ pub struct OwnedQueue {
 
 impl Site {
     fn owned(&self, name: String, exchange: String, binding: String) -> OwnedQueue {
-        OwnedQueue {
-            name,
-            spec: QueueSpec {
-                topology: self.topology.clone(),
-                exchange,
-                bindings: vec![binding],
-            },
-        }
+        OwnedQueue { name, spec: QueueSpec { topology: self.topology.clone(), exchange, bindings: vec![binding] } }
     }
 
     /// Where a stand-alone or slave receives its agents' messages.
     pub fn inbox_queue(&self) -> OwnedQueue {
         let t = &self.topology;
-        self.owned(
-            t.site_inbox(&self.instance),
-            t.site_exchange(),
-            Topology::site_binding(&self.instance),
-        )
+        self.owned(t.site_inbox(&self.instance), t.site_exchange(), Topology::site_binding(&self.instance))
     }
 
     /// Where a master receives its slaves' heartbeats and receipts.
     pub fn master_status_queue(&self) -> OwnedQueue {
         let t = &self.topology;
-        self.owned(
-            t.master_status_queue(),
-            t.status_exchange(),
-            Topology::STATUS_BINDING.to_owned(),
-        )
+        self.owned(t.master_status_queue(), t.status_exchange(), Topology::STATUS_BINDING.to_owned())
     }
 
     /// Where a master receives its slaves' replication batches.
     pub fn master_replication_queue(&self) -> OwnedQueue {
         let t = &self.topology;
-        self.owned(
-            t.master_replication_queue(),
-            t.replication_exchange(),
-            Topology::REPLICATION_BINDING.to_owned(),
-        )
+        self.owned(t.master_replication_queue(), t.replication_exchange(), Topology::REPLICATION_BINDING.to_owned())
     }
 
     /// Where a master's report service receives the aggregated events (the
     /// master declares it, so events wait for a report service that is down).
     pub fn report_events_queue(&self) -> OwnedQueue {
         let t = &self.topology;
-        self.owned(
-            t.report_events_queue(),
-            t.events_exchange(),
-            Topology::REPORT_BINDING.to_owned(),
-        )
+        self.owned(t.report_events_queue(), t.events_exchange(), Topology::REPORT_BINDING.to_owned())
     }
 
     /// A command for one endpoint (or discovered computer), ready for the outbox.
@@ -131,14 +103,7 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(
-        pool: Pool,
-        broker: Arc<Broker>,
-        settings: Arc<Settings>,
-        site: Site,
-        role: Role,
-        keyring: Keyring,
-    ) -> Self {
+    pub fn new(pool: Pool, broker: Arc<Broker>, settings: Arc<Settings>, site: Site, role: Role, keyring: Keyring) -> Self {
         Self {
             pool,
             broker,

@@ -25,10 +25,7 @@ pub async fn dispatch<C: GenericClient>(
     )
     .await?;
     let command = EndpointCommand::Task(EndpointTask { task_id, kind });
-    Ok(endpoints
-        .iter()
-        .map(|e| site.endpoint_command(e, &command))
-        .collect())
+    Ok(endpoints.iter().map(|e| site.endpoint_command(e, &command)).collect())
 }
 
 /// What [`cancel_open`] stopped.
@@ -59,12 +56,7 @@ pub async fn cancel_open<C: GenericClient>(
         .collect();
     let commands = open
         .iter()
-        .map(|(task_id, endpoint)| {
-            site.endpoint_command(
-                endpoint,
-                &EndpointCommand::Cancel(CancelTask { task_id: *task_id }),
-            )
-        })
+        .map(|(task_id, endpoint)| site.endpoint_command(endpoint, &EndpointCommand::Cancel(CancelTask { task_id: *task_id })))
         .collect();
     let mut tasks: Vec<Uuid> = open.into_iter().map(|(t, _)| t).collect();
     tasks.sort();

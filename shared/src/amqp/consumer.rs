@@ -14,11 +14,7 @@
 //! per transaction, each acked alone after its own commit
 //! ([`ConsumerSettings::concurrency`]).
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::atomic::{AtomicU64, Ordering}, sync::Arc, time::Duration};
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
 use lapin::{
@@ -28,11 +24,7 @@ use lapin::{
     Channel,
 };
 
-use super::{
-    bounded,
-    publisher::{Outgoing, Publisher},
-    AmqpError, Broker, Result,
-};
+use super::{bounded, publisher::{Outgoing, Publisher}, AmqpError, Broker, Result};
 use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER};
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Topology};
@@ -79,11 +71,7 @@ pub trait BatchHandler: Send + Sync + 'static {
 
     /// Called after a delivery was dead-lettered, to record it where an
     /// operator looks (beyond the log line and counter every refusal gets).
-    fn refused(
-        &self,
-        _delivery: &Delivery,
-        _reason: &str,
-    ) -> impl std::future::Future<Output = ()> + Send {
+    fn refused(&self, _delivery: &Delivery, _reason: &str) -> impl std::future::Future<Output = ()> + Send {
         async {}
     }
 }
@@ -141,16 +129,7 @@ pub async fn run<H: BatchHandler>(
     let dead_letters = Publisher::new(broker.clone());
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_triggered() {
-        match consume(
-            &broker,
-            &settings,
-            &*handler,
-            &metrics,
-            &dead_letters,
-            &shutdown,
-        )
-        .await
-        {
+        match consume(&broker, &settings, &*handler, &metrics, &dead_letters, &shutdown).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(queue = %settings.queue, error = %e, retry_in = ?backoff, "Consumer lost its channel; reconnecting.");
@@ -176,21 +155,11 @@ async fn consume<H: BatchHandler>(
     if let Some(spec) = &settings.declare {
         bounded(
             "queue.declare",
-            topology::declare_queue(
-                &channel,
-                &spec.topology,
-                &settings.queue,
-                &spec.exchange,
-                &spec.bindings,
-            ),
+            topology::declare_queue(&channel, &spec.topology, &settings.queue, &spec.exchange, &spec.bindings),
         )
         .await?;
     }
-    bounded(
-        "basic.qos",
-        channel.basic_qos(settings.prefetch, BasicQosOptions::default()),
-    )
-    .await?;
+    bounded("basic.qos", channel.basic_qos(settings.prefetch, BasicQosOptions::default())).await?;
     let mut consumer = bounded(
         "basic.consume",
         channel.basic_consume(
@@ -203,16 +172,7 @@ async fn consume<H: BatchHandler>(
     .await?;
     tracing::info!(queue = %settings.queue, prefetch = settings.prefetch, concurrency = settings.concurrency, "Consuming.");
     if settings.concurrency > 1 {
-        return consume_concurrently(
-            &channel,
-            &mut consumer,
-            settings,
-            handler,
-            metrics,
-            dead_letters,
-            shutdown,
-        )
-        .await;
+        return consume_concurrently(&channel, &mut consumer, settings, handler, metrics, dead_letters, shutdown).await;
     }
     loop {
         let first = tokio::select! {
@@ -226,16 +186,7 @@ async fn consume<H: BatchHandler>(
                 Err(_) => break,
             }
         }
-        process_batch(
-            &channel,
-            settings,
-            handler,
-            metrics,
-            dead_letters,
-            shutdown,
-            deliveries,
-        )
-        .await?;
+        process_batch(&channel, settings, handler, metrics, dead_letters, shutdown, deliveries).await?;
     }
 }
 
@@ -271,10 +222,7 @@ async fn consume_concurrently<H: BatchHandler>(
 fn lost_if_none(next: Option<lapin::Result<Delivery>>) -> Result<Delivery> {
     match next {
         Some(Ok(d)) => Ok(d),
-        Some(Err(source)) => Err(AmqpError::Broker {
-            operation: "basic.deliver",
-            source,
-        }),
+        Some(Err(source)) => Err(AmqpError::Broker { operation: "basic.deliver", source }),
         None => Err(AmqpError::Broker {
             operation: "basic.deliver",
             source: lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
@@ -299,16 +247,7 @@ async fn process_batch<H: BatchHandler>(
         match handler.decode(&delivery) {
             Ok(message) => accepted.push((delivery, message)),
             Err(rejection) => {
-                dead_letter(
-                    channel,
-                    settings,
-                    handler,
-                    metrics,
-                    dead_letters,
-                    &delivery,
-                    &rejection.to_string(),
-                )
-                .await?
+                dead_letter(channel, settings, handler, metrics, dead_letters, &delivery, &rejection.to_string()).await?
             }
         }
     }
@@ -321,18 +260,12 @@ async fn process_batch<H: BatchHandler>(
         match handler.apply(&messages).await {
             Ok(()) => {
                 metrics.batches.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .applied
-                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                metrics.applied.fetch_add(messages.len() as u64, Ordering::Relaxed);
                 let last = deliveries.last().expect("batch is not empty");
                 // Acking "everything up to here" is right only when no other
                 // delivery is being applied meanwhile.
                 let multiple = settings.concurrency <= 1;
-                bounded(
-                    "basic.ack",
-                    channel.basic_ack(last.delivery_tag, BasicAckOptions { multiple }),
-                )
-                .await?;
+                bounded("basic.ack", channel.basic_ack(last.delivery_tag, BasicAckOptions { multiple })).await?;
                 return Ok(());
             }
             Err(ApplyError::Transient(reason)) => {
@@ -345,32 +278,13 @@ async fn process_batch<H: BatchHandler>(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(ApplyError::Rejected(reason)) if messages.len() == 1 => {
-                dead_letter(
-                    channel,
-                    settings,
-                    handler,
-                    metrics,
-                    dead_letters,
-                    &deliveries[0],
-                    &reason,
-                )
-                .await?;
+                dead_letter(channel, settings, handler, metrics, dead_letters, &deliveries[0], &reason).await?;
                 return Ok(());
             }
             Err(ApplyError::Rejected(_)) => {
                 // Find the bad one(s): apply one at a time.
                 for (delivery, message) in deliveries.iter().zip(messages) {
-                    apply_one(
-                        channel,
-                        settings,
-                        handler,
-                        metrics,
-                        dead_letters,
-                        shutdown,
-                        delivery,
-                        message,
-                    )
-                    .await?;
+                    apply_one(channel, settings, handler, metrics, dead_letters, shutdown, delivery, message).await?;
                 }
                 return Ok(());
             }
@@ -395,24 +309,10 @@ async fn apply_one<H: BatchHandler>(
         match handler.apply(&batch).await {
             Ok(()) => {
                 metrics.applied.fetch_add(1, Ordering::Relaxed);
-                return bounded(
-                    "basic.ack",
-                    channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()),
-                )
-                .await
-                .map(|_| ());
+                return bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default())).await.map(|_| ());
             }
             Err(ApplyError::Rejected(reason)) => {
-                return dead_letter(
-                    channel,
-                    settings,
-                    handler,
-                    metrics,
-                    dead_letters,
-                    delivery,
-                    &reason,
-                )
-                .await;
+                return dead_letter(channel, settings, handler, metrics, dead_letters, delivery, &reason).await;
             }
             Err(ApplyError::Transient(reason)) => {
                 metrics.retries.fetch_add(1, Ordering::Relaxed);
@@ -439,15 +339,8 @@ async fn dead_letter<H: BatchHandler>(
 ) -> Result<()> {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
-    headers.insert(
-        SOURCE_QUEUE_HEADER.into(),
-        AMQPValue::LongString(settings.queue.as_str().into()),
-    );
-    let properties = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
+    headers.insert(SOURCE_QUEUE_HEADER.into(), AMQPValue::LongString(settings.queue.as_str().into()));
+    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
     dead_letters
         .publish(Outgoing {
             exchange: settings.dead_letter_exchange.clone(),
@@ -456,11 +349,7 @@ async fn dead_letter<H: BatchHandler>(
             properties,
         })
         .await?;
-    bounded(
-        "basic.ack",
-        channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()),
-    )
-    .await?;
+    bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default())).await?;
     metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(
         queue = %settings.queue,

@@ -30,15 +30,9 @@ pub enum AmqpError {
     #[error("broker operation '{0}' timed out after {BROKER_TIMEOUT:?}")]
     Timeout(&'static str),
     #[error("broker refused message for '{exchange}' / '{routing_key}' (nack)")]
-    Nacked {
-        exchange: String,
-        routing_key: String,
-    },
+    Nacked { exchange: String, routing_key: String },
     #[error("no queue is bound for '{exchange}' / '{routing_key}' (message returned)")]
-    Unroutable {
-        exchange: String,
-        routing_key: String,
-    },
+    Unroutable { exchange: String, routing_key: String },
 }
 
 pub type Result<T> = std::result::Result<T, AmqpError>;
@@ -54,10 +48,7 @@ pub const DEFAULT_HEARTBEAT: u16 = 10;
 /// it has a `heartbeat` already.
 fn with_default_heartbeat(url: &str) -> String {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    if query
-        .split('&')
-        .any(|pair| pair.split('=').next() == Some("heartbeat"))
-    {
+    if query.split('&').any(|pair| pair.split('=').next() == Some("heartbeat")) {
         return url.to_owned();
     }
     let joiner = if query.is_empty() { "" } else { "&" };
@@ -147,15 +138,8 @@ impl Broker {
     /// (no such queue, or the broker is unreachable).
     pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
         let channel = self.channel().await.ok()?;
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let declared = bounded(
-            "queue.declare",
-            channel.queue_declare(queue.into(), passive, Default::default()),
-        )
-        .await;
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = bounded("queue.declare", channel.queue_declare(queue.into(), passive, Default::default())).await;
         let _ = bounded("channel.close", channel.close(200, "done".into())).await;
         declared.ok().map(|q| q.message_count())
     }
@@ -174,21 +158,9 @@ mod tests {
 
     #[test]
     fn a_url_without_a_heartbeat_gets_the_default_one() {
-        assert_eq!(
-            with_default_heartbeat("amqp://127.0.0.1:5672/%2f"),
-            "amqp://127.0.0.1:5672/%2f?heartbeat=10"
-        );
-        assert_eq!(
-            with_default_heartbeat("amqp://h/%2f?frame_max=8192"),
-            "amqp://h/%2f?frame_max=8192&heartbeat=10"
-        );
-        assert_eq!(
-            with_default_heartbeat("amqp://h/%2f?heartbeat=4"),
-            "amqp://h/%2f?heartbeat=4"
-        );
-        assert_eq!(
-            with_default_heartbeat("amqp://h/%2f?channel_max=9&heartbeat=0"),
-            "amqp://h/%2f?channel_max=9&heartbeat=0"
-        );
+        assert_eq!(with_default_heartbeat("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f?heartbeat=10");
+        assert_eq!(with_default_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
+        assert_eq!(with_default_heartbeat("amqp://h/%2f?heartbeat=4"), "amqp://h/%2f?heartbeat=4");
+        assert_eq!(with_default_heartbeat("amqp://h/%2f?channel_max=9&heartbeat=0"), "amqp://h/%2f?channel_max=9&heartbeat=0");
     }
 }

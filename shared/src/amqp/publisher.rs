@@ -94,10 +94,7 @@ impl Publisher {
     /// confirms. Returns each message with its outcome, in order. Any nack or
     /// broker failure fails the whole call: the caller retries the batch, and
     /// consumers deduplicate.
-    pub async fn publish_batch(
-        &self,
-        messages: Vec<Outgoing>,
-    ) -> Result<Vec<(Outgoing, Delivered)>> {
+    pub async fn publish_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<(Outgoing, Delivered)>> {
         let mut slot = self.channel.lock().await;
         let channel = self.ready_channel(&mut slot).await?;
         let result = Self::publish_on(&channel, messages).await;
@@ -114,10 +111,7 @@ impl Publisher {
     /// that rejects) fails alone and the others still count as delivered.
     /// `Err` only when the channel itself failed before every message went
     /// out.
-    pub async fn publish_each(
-        &self,
-        messages: Vec<Outgoing>,
-    ) -> Result<Vec<(Outgoing, Result<Delivered>)>> {
+    pub async fn publish_each(&self, messages: Vec<Outgoing>) -> Result<Vec<(Outgoing, Result<Delivered>)>> {
         let mut slot = self.channel.lock().await;
         let channel = self.ready_channel(&mut slot).await?;
         let mut pending = Vec::with_capacity(messages.len());
@@ -125,10 +119,7 @@ impl Publisher {
             let publish = channel.basic_publish(
                 message.exchange.as_str().into(),
                 message.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
+                BasicPublishOptions { mandatory: true, ..Default::default() },
                 &message.payload,
                 message.properties.clone(),
             );
@@ -145,24 +136,13 @@ impl Publisher {
         let mut unconfirmed = false;
         for (message, confirm) in messages.into_iter().zip(pending) {
             let outcome = match tokio::time::timeout_at(deadline, confirm).await {
-                Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => {
-                    Ok(Delivered::Confirmed)
-                }
+                Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(Delivered::Confirmed),
                 Ok(Ok(Confirmation::Ack(Some(_)))) => Ok(Delivered::Unroutable),
-                Ok(Ok(Confirmation::Nack(_))) => Err(AmqpError::Nacked {
-                    exchange: message.exchange.clone(),
-                    routing_key: message.routing_key.clone(),
-                }),
-                Ok(Err(source)) => Err(AmqpError::Broker {
-                    operation: "publisher confirm",
-                    source,
-                }),
+                Ok(Ok(Confirmation::Nack(_))) => Err(AmqpError::Nacked { exchange: message.exchange.clone(), routing_key: message.routing_key.clone() }),
+                Ok(Err(source)) => Err(AmqpError::Broker { operation: "publisher confirm", source }),
                 Err(_) => Err(AmqpError::Timeout("publisher confirm")),
             };
-            unconfirmed |= matches!(
-                outcome,
-                Err(AmqpError::Broker { .. } | AmqpError::Timeout(_))
-            );
+            unconfirmed |= matches!(outcome, Err(AmqpError::Broker { .. } | AmqpError::Timeout(_)));
             outcomes.push((message, outcome));
         }
         if unconfirmed {
@@ -172,10 +152,7 @@ impl Publisher {
         Ok(outcomes)
     }
 
-    async fn publish_on(
-        channel: &Channel,
-        messages: Vec<Outgoing>,
-    ) -> Result<Vec<(Outgoing, Delivered)>> {
+    async fn publish_on(channel: &Channel, messages: Vec<Outgoing>) -> Result<Vec<(Outgoing, Delivered)>> {
         let mut pending = Vec::with_capacity(messages.len());
         for message in &messages {
             let confirm = bounded(

@@ -183,17 +183,8 @@ mod tests {
             seq: 7,
             as_of: Utc::now(),
             site: Some(SiteSummary {
-                endpoints: StatusCounts {
-                    total: 3,
-                    protected: 2,
-                    infected: 1,
-                    unlicensed: 1,
-                    ..Default::default()
-                },
-                signatures: vec![DateCount {
-                    date: None,
-                    endpoints: 3,
-                }],
+                endpoints: StatusCounts { total: 3, protected: 2, infected: 1, unlicensed: 1, ..Default::default() },
+                signatures: vec![DateCount { date: None, endpoints: 3 }],
                 ..Default::default()
             }),
             tasks: vec![],
@@ -209,8 +200,7 @@ mod tests {
                 batches_refused: 0,
             },
         };
-        let back: SlaveSummary =
-            serde_json::from_value(serde_json::to_value(&summary).unwrap()).unwrap();
+        let back: SlaveSummary = serde_json::from_value(serde_json::to_value(&summary).unwrap()).unwrap();
         assert_eq!(back, summary);
     }
 }

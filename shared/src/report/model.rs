@@ -9,10 +9,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::events::{
-    DayCount, InfectedEndpoint, LicenseUsage, SiteSummary, SlaveHealth, StatusCounts, TaskOutcome,
-    MOST_INFECTED,
-};
+use super::events::{DayCount, InfectedEndpoint, LicenseUsage, SiteSummary, SlaveHealth, StatusCounts, TaskOutcome, MOST_INFECTED};
 
 /// The reports there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -29,15 +26,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
-        Self::SecurityStatus,
-        Self::Malware,
-        Self::Updates,
-        Self::Tasks,
-        Self::Licenses,
-        Self::Health,
-        Self::Overview,
-    ];
+    pub const ALL: [Kind; 7] =
+        [Self::SecurityStatus, Self::Malware, Self::Updates, Self::Tasks, Self::Licenses, Self::Health, Self::Overview];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,13 +54,10 @@ impl Kind {
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown report '{s}': use one of {}", known.join(", "))
-            })
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown report '{s}': use one of {}", known.join(", "))
+        })
     }
 }
 
@@ -95,9 +82,7 @@ impl Format {
             "csv" => Ok(Self::Csv),
             "html" => Ok(Self::Html),
             "text" => Ok(Self::Text),
-            other => Err(format!(
-                "unknown format '{other}': use json, csv, html or text"
-            )),
+            other => Err(format!("unknown format '{other}': use json, csv, html or text")),
         }
     }
 
@@ -320,13 +305,7 @@ pub enum Report {
 
 impl Input {
     fn header(&self, kind: Kind) -> Header {
-        Header {
-            kind,
-            title: kind.title(),
-            generated_at: self.generated_at,
-            source: self.source.clone(),
-            slave: self.slave.clone(),
-        }
+        Header { kind, title: kind.title(), generated_at: self.generated_at, source: self.source.clone(), slave: self.slave.clone() }
     }
 
     fn today(&self) -> NaiveDate {
@@ -344,8 +323,7 @@ pub fn build(kind: Kind, input: &Input) -> Result<Report, String> {
         Kind::Tasks => Report::Tasks(tasks(input)),
         Kind::Licenses => Report::Licenses(licenses(input)),
         Kind::Health => Report::Health(health(input).ok_or_else(|| {
-            "the hierarchy health report exists on a master (through its report service) only"
-                .to_owned()
+            "the hierarchy health report exists on a master (through its report service) only".to_owned()
         })?),
         Kind::Overview => Report::Overview(Box::new(Overview {
             header: input.header(Kind::Overview),
@@ -366,18 +344,10 @@ fn security_status(input: &Input) -> SecurityStatus {
         .iter()
         .map(|s| {
             total += s.summary.endpoints;
-            SiteStatus {
-                site: s.site.clone(),
-                as_of: s.as_of,
-                counts: s.summary.endpoints,
-            }
+            SiteStatus { site: s.site.clone(), as_of: s.as_of, counts: s.summary.endpoints }
         })
         .collect();
-    SecurityStatus {
-        header: input.header(Kind::SecurityStatus),
-        sites,
-        total,
-    }
+    SecurityStatus { header: input.header(Kind::SecurityStatus), sites, total }
 }
 
 fn malware(input: &Input) -> Malware {
@@ -392,10 +362,7 @@ fn malware(input: &Input) -> Malware {
             *daily.entry(d.day).or_default() += d.detections;
             site_total += d.detections;
         }
-        sites.push(SiteDetections {
-            site: s.site.clone(),
-            detections: site_total,
-        });
+        sites.push(SiteDetections { site: s.site.clone(), detections: site_total });
         for t in &s.summary.threats {
             let row = threats.entry(&t.malware).or_insert_with(|| ThreatRow {
                 malware: t.malware.clone(),
@@ -409,36 +376,22 @@ fn malware(input: &Input) -> Malware {
             row.sites += 1;
             row.last_detected = row.last_detected.max(t.last_detected);
         }
-        infected.extend(s.summary.most_infected.iter().map(|e| InfectedRow {
-            site: s.site.clone(),
-            endpoint: e.clone(),
-        }));
+        infected.extend(s.summary.most_infected.iter().map(|e| InfectedRow { site: s.site.clone(), endpoint: e.clone() }));
     }
     let mut top_threats: Vec<ThreatRow> = threats.into_values().collect();
-    top_threats.sort_by(|a, b| {
-        b.detections
-            .cmp(&a.detections)
-            .then_with(|| a.malware.cmp(&b.malware))
-    });
+    top_threats.sort_by(|a, b| b.detections.cmp(&a.detections).then_with(|| a.malware.cmp(&b.malware)));
     top_threats.truncate(TOP);
     infected.sort_by(|a, b| {
-        b.endpoint
-            .detections
-            .cmp(&a.endpoint.detections)
+        b.endpoint.detections.cmp(&a.endpoint.detections)
             .then_with(|| b.endpoint.last_detected.cmp(&a.endpoint.last_detected))
-            .then_with(|| {
-                (&a.site, &a.endpoint.endpoint_id).cmp(&(&b.site, &b.endpoint.endpoint_id))
-            })
+            .then_with(|| (&a.site, &a.endpoint.endpoint_id).cmp(&(&b.site, &b.endpoint.endpoint_id)))
     });
     infected.truncate(TOP);
     Malware {
         header: input.header(Kind::Malware),
         total_detections: sites.iter().map(|s| s.detections).sum(),
         sites,
-        daily: daily
-            .into_iter()
-            .map(|(day, detections)| DayCount { day, detections })
-            .collect(),
+        daily: daily.into_iter().map(|(day, detections)| DayCount { day, detections }).collect(),
         top_threats,
         most_infected: infected,
     }
@@ -446,14 +399,9 @@ fn malware(input: &Input) -> Malware {
 
 /// The index in [`AGE_BUCKETS`] of signatures dated `date`, seen on `today`.
 pub fn age_bucket(date: Option<NaiveDate>, today: NaiveDate) -> usize {
-    let Some(date) = date else {
-        return AGE_BUCKETS.len() - 1;
-    };
+    let Some(date) = date else { return AGE_BUCKETS.len() - 1 };
     let age = (today - date).num_days().max(0);
-    AGE_BUCKETS
-        .iter()
-        .position(|(_, bound)| bound.is_some_and(|b| age <= b))
-        .unwrap_or(AGE_BUCKETS.len() - 2)
+    AGE_BUCKETS.iter().position(|(_, bound)| bound.is_some_and(|b| age <= b)).unwrap_or(AGE_BUCKETS.len() - 2)
 }
 
 fn updates(input: &Input) -> Updates {
@@ -468,43 +416,20 @@ fn updates(input: &Input) -> Updates {
                 endpoints[i] += d.endpoints;
                 total[i] += d.endpoints;
             }
-            SiteAges {
-                site: s.site.clone(),
-                endpoints,
-            }
+            SiteAges { site: s.site.clone(), endpoints }
         })
         .collect();
-    Updates {
-        header: input.header(Kind::Updates),
-        buckets: AGE_BUCKETS.iter().map(|(n, _)| *n).collect(),
-        sites,
-        total,
-    }
+    Updates { header: input.header(Kind::Updates), buckets: AGE_BUCKETS.iter().map(|(n, _)| *n).collect(), sites, total }
 }
 
 fn tasks(input: &Input) -> Tasks {
     let mut tasks: Vec<TaskRow> = input
         .sites
         .iter()
-        .flat_map(|s| {
-            s.tasks.iter().map(|t| TaskRow {
-                site: s.site.clone(),
-                total: t.total(),
-                outcome: t.clone(),
-            })
-        })
+        .flat_map(|s| s.tasks.iter().map(|t| TaskRow { site: s.site.clone(), total: t.total(), outcome: t.clone() }))
         .collect();
-    tasks.sort_by(|a, b| {
-        (&a.outcome.name, a.outcome.task_id, &a.site).cmp(&(
-            &b.outcome.name,
-            b.outcome.task_id,
-            &b.site,
-        ))
-    });
-    Tasks {
-        header: input.header(Kind::Tasks),
-        tasks,
-    }
+    tasks.sort_by(|a, b| (&a.outcome.name, a.outcome.task_id, &a.site).cmp(&(&b.outcome.name, b.outcome.task_id, &b.site)));
+    Tasks { header: input.header(Kind::Tasks), tasks }
 }
 
 fn licenses(input: &Input) -> Licenses {
@@ -515,29 +440,12 @@ fn licenses(input: &Input) -> Licenses {
             site: s.site.clone(),
             license: s.summary.license.clone(),
             endpoints: s.summary.endpoints.total,
-            days_left: s
-                .summary
-                .license
-                .as_ref()
-                .map(|l| (l.expires_on - input.today()).num_days()),
+            days_left: s.summary.license.as_ref().map(|l| (l.expires_on - input.today()).num_days()),
         })
         .collect();
-    let seats = sites
-        .iter()
-        .filter_map(|s| s.license.as_ref())
-        .map(|l| l.seats)
-        .sum();
-    let used = sites
-        .iter()
-        .filter_map(|s| s.license.as_ref())
-        .map(|l| l.used)
-        .sum();
-    Licenses {
-        header: input.header(Kind::Licenses),
-        sites,
-        seats,
-        used,
-    }
+    let seats = sites.iter().filter_map(|s| s.license.as_ref()).map(|l| l.seats).sum();
+    let used = sites.iter().filter_map(|s| s.license.as_ref()).map(|l| l.used).sum();
+    Licenses { header: input.header(Kind::Licenses), sites, seats, used }
 }
 
 fn health(input: &Input) -> Option<Health> {
@@ -550,15 +458,10 @@ fn health(input: &Input) -> Option<Health> {
         .filter_map(|s| s.health.as_ref())
         .chain(&input.removed)
         .map(|h| SiteHealth {
-            lag_seconds: h
-                .synced_as_of
-                .map(|t| (input.generated_at - t).num_seconds().max(0)),
+            lag_seconds: h.synced_as_of.map(|t| (input.generated_at - t).num_seconds().max(0)),
             health: h.clone(),
         })
         .collect();
     slaves.sort_by(|a, b| a.health.slave.cmp(&b.health.slave));
-    Some(Health {
-        header: input.header(Kind::Health),
-        slaves,
-    })
+    Some(Health { header: input.header(Kind::Health), slaves })
 }

@@ -55,99 +55,46 @@ CREATE TRIGGER checker_dispatches AFTER INSERT ON task_results
 
 /// The probe queue that sees every command the slave sends its endpoints.
 pub fn probe_queue(slave: &TestServer) -> String {
-    format!(
-        "{}.checker.{}.dispatches",
-        slave.options.namespace, slave.options.instance
-    )
+    format!("{}.checker.{}.dispatches", slave.options.namespace, slave.options.instance)
 }
 
 /// Installs the history triggers on a slave and binds its dispatch probe.
 pub async fn install(slave: &TestServer) {
     let client = slave.state.pool.get().await.expect("a slave connection");
-    client
-        .batch_execute(HISTORY)
-        .await
-        .expect("the checker's fan-out history installs");
-    let broker = Broker::new(
-        Secret::new(slave.options.amqp_url.clone()),
-        "rampart-tests checker",
-    );
-    let channel = broker
-        .channel()
-        .await
-        .expect("the checker reaches the broker");
+    client.batch_execute(HISTORY).await.expect("the checker's fan-out history installs");
+    let broker = Broker::new(Secret::new(slave.options.amqp_url.clone()), "rampart-tests checker");
+    let channel = broker.channel().await.expect("the checker reaches the broker");
     let topo = slave.topology();
     let binding = Topology::endpoints_binding(&slave.options.instance);
-    topology::declare_queue(
-        &channel,
-        &topo,
-        &probe_queue(slave),
-        &topo.agents_exchange(),
-        &[binding],
-    )
-    .await
-    .expect("the dispatch probe is declared");
+    topology::declare_queue(&channel, &topo, &probe_queue(slave), &topo.agents_exchange(), &[binding])
+        .await
+        .expect("the dispatch probe is declared");
     broker.close().await;
 }
 
 /// Reads (and removes) what the probe saw: the message ids of every
 /// `endpoint.task` command, by (task, endpoint).
 async fn drain_probe(slave: &TestServer) -> BTreeMap<(Uuid, String), BTreeSet<Uuid>> {
-    let broker = Broker::new(
-        Secret::new(slave.options.amqp_url.clone()),
-        "rampart-tests checker",
-    );
-    let channel = broker
-        .channel()
-        .await
-        .expect("the checker reaches the broker");
+    let broker = Broker::new(Secret::new(slave.options.amqp_url.clone()), "rampart-tests checker");
+    let channel = broker.channel().await.expect("the checker reaches the broker");
     let queue = probe_queue(slave);
-    let _ = channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await;
+    let _ = channel.queue_declare(queue.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default()).await;
     let mut seen: BTreeMap<(Uuid, String), BTreeSet<Uuid>> = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + crate::WAIT;
     for _ in 0..1_000_000 {
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }),
-        )
-        .await
-        .expect("basic.get answers")
-        .expect("the probe queue is readable");
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }))
+            .await
+            .expect("basic.get answers")
+            .expect("the probe queue is readable");
         let Some(message) = got else { break };
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "draining the dispatch probe took over {:?}",
-            crate::WAIT
-        );
-        let Ok(envelope) = Envelope::decode(&message.delivery.data, None) else {
-            continue;
-        };
+        assert!(tokio::time::Instant::now() < deadline, "draining the dispatch probe took over {:?}", crate::WAIT);
+        let Ok(envelope) = Envelope::decode(&message.delivery.data, None) else { continue };
         if envelope.kind != kind::ENDPOINT_TASK {
             continue;
         }
-        let Ok(task) = envelope.body::<EndpointTask>() else {
-            continue;
-        };
-        let endpoint = message
-            .delivery
-            .routing_key
-            .as_str()
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        seen.entry((task.task_id, endpoint))
-            .or_default()
-            .insert(envelope.id);
+        let Ok(task) = envelope.body::<EndpointTask>() else { continue };
+        let endpoint = message.delivery.routing_key.as_str().rsplit('.').next().unwrap_or_default().to_owned();
+        seen.entry((task.task_id, endpoint)).or_default().insert(envelope.id);
     }
     let _ = topology::delete_queue(&channel, &queue).await;
     broker.close().await;
@@ -169,31 +116,14 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
         .expect("the master's receipts");
     let site = slave.state.pool.get().await.expect("a slave connection");
     let mut copy: BTreeMap<(String, Uuid), (i64, bool)> = BTreeMap::new();
-    for r in site
-        .query(
-            "SELECT id, version FROM policies WHERE owner = 'master'",
-            &[],
-        )
-        .await
-        .expect("slave policies")
-    {
-        copy.insert(
-            ("policy".into(), r.get(0)),
-            (i64::from(r.get::<_, i32>(1)), true),
-        );
+    for r in site.query("SELECT id, version FROM policies WHERE owner = 'master'", &[]).await.expect("slave policies") {
+        copy.insert(("policy".into(), r.get(0)), (i64::from(r.get::<_, i32>(1)), true));
     }
-    for r in site
-        .query("SELECT id FROM tasks WHERE owner = 'master'", &[])
-        .await
-        .expect("slave tasks")
-    {
+    for r in site.query("SELECT id FROM tasks WHERE owner = 'master'", &[]).await.expect("slave tasks") {
         copy.insert(("task".into(), r.get(0)), (1, true));
     }
     let dispatched: BTreeMap<Uuid, i64> = site
-        .query(
-            "SELECT task_id, count(*) FROM task_results GROUP BY task_id",
-            &[],
-        )
+        .query("SELECT task_id, count(*) FROM task_results GROUP BY task_id", &[])
         .await
         .expect("slave task results")
         .iter()
@@ -212,60 +142,32 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
     let mut receipt_counts = Counts::default();
     let mut last_receipt: Option<DateTime<Utc>> = None;
     for r in &receipts {
-        let (object, object_id, version, state): (String, Uuid, i32, String) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (object, object_id, version, state): (String, Uuid, i32, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
         let progress: Option<Value> = r.get(4);
         let latest = r.get::<_, Option<i32>>(6).unwrap_or(version);
         last_receipt = last_receipt.max(Some(r.get(5)));
         truth.insert((object.clone(), object_id), i64::from(latest));
         if state == "pending" {
             receipt_counts.lost += 1;
-            examples.push(format!(
-                "fan-out lost: no receipt came back for {object} {object_id}"
-            ));
+            examples.push(format!("fan-out lost: no receipt came back for {object} {object_id}"));
         } else if version < latest {
             receipt_counts.stale += 1;
             examples.push(format!("fan-out stale: receipt of {object} {object_id} at version {version}, latest {latest}"));
         }
         let progress = progress.unwrap_or(Value::Null);
         let (what, shown, held) = if object == "policy" {
-            (
-                "assigned endpoints",
-                progress["assigned"].as_i64().unwrap_or(0),
-                assigned.get(&object_id).copied().unwrap_or(0),
-            )
+            ("assigned endpoints", progress["assigned"].as_i64().unwrap_or(0), assigned.get(&object_id).copied().unwrap_or(0))
         } else {
-            (
-                "task endpoints",
-                progress["total"].as_i64().unwrap_or(0),
-                dispatched.get(&object_id).copied().unwrap_or(0),
-            )
+            ("task endpoints", progress["total"].as_i64().unwrap_or(0), dispatched.get(&object_id).copied().unwrap_or(0))
         };
         if state != "failed" && state != "pending" {
-            compare_count(
-                &format!("receipt of {object} {object_id}: {what}"),
-                held,
-                shown,
-                &mut receipt_counts,
-                |e| examples.push(format!("fan-out {e}")),
-            );
+            compare_count(&format!("receipt of {object} {object_id}: {what}"), held, shown, &mut receipt_counts, |e| examples.push(format!("fan-out {e}")));
         }
     }
     let mut counts = compare_copy(&truth, &copy, |e| examples.push(format!("fan-out {e}")));
 
-    let writes = site
-        .query(
-            "SELECT policy_id, version, at FROM checker_policy_writes ORDER BY id",
-            &[],
-        )
-        .await
-        .expect("policy history (installed?)");
-    let (dup, reordered) = count_history(
-        writes
-            .iter()
-            .map(|r| (r.get::<_, Uuid>(0), Some(i64::from(r.get::<_, i32>(1))))),
-        |e| examples.push(format!("fan-out policy {e}")),
-    );
+    let writes = site.query("SELECT policy_id, version, at FROM checker_policy_writes ORDER BY id", &[]).await.expect("policy history (installed?)");
+    let (dup, reordered) = count_history(writes.iter().map(|r| (r.get::<_, Uuid>(0), Some(i64::from(r.get::<_, i32>(1))))), |e| examples.push(format!("fan-out policy {e}")));
     counts.duplicated += dup;
     counts.reordered += reordered;
     let dispatches = site
@@ -275,20 +177,12 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
         )
         .await
         .expect("dispatch history (installed?)");
-    let (dup, _) = count_history(
-        dispatches
-            .iter()
-            .map(|r| ((r.get::<_, Uuid>(0), r.get::<_, String>(1)), Some(0))),
-        |e| examples.push(format!("fan-out dispatch {e}")),
-    );
+    let (dup, _) = count_history(dispatches.iter().map(|r| ((r.get::<_, Uuid>(0), r.get::<_, String>(1)), Some(0))), |e| examples.push(format!("fan-out dispatch {e}")));
     counts.duplicated += dup;
     for ((task, endpoint), ids) in drain_probe(slave).await {
         if ids.len() > 1 {
             counts.duplicated += ids.len() as u64 - 1;
-            examples.push(format!(
-                "fan-out duplicated: task {task} sent to {endpoint} by {} different commands",
-                ids.len()
-            ));
+            examples.push(format!("fan-out duplicated: task {task} sent to {endpoint} by {} different commands", ids.len()));
         }
     }
 

@@ -22,11 +22,7 @@
 pub mod fanout;
 pub mod replication;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fmt,
-    time::Duration,
-};
+use std::{collections::{BTreeMap, BTreeSet}, fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 
@@ -62,11 +58,7 @@ impl Counts {
 
 impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "checked {:>6}  lost {}  duplicated {}  stale {}  reordered {}",
-            self.checked, self.lost, self.duplicated, self.stale, self.reordered
-        )
+        write!(f, "checked {:>6}  lost {}  duplicated {}  stale {}  reordered {}", self.checked, self.lost, self.duplicated, self.stale, self.reordered)
     }
 }
 
@@ -113,17 +105,14 @@ pub struct Report {
 
 impl Report {
     pub fn totals(&self) -> Counts {
-        self.slaves
-            .iter()
-            .fold(Counts::default(), |sum, s| sum.plus(s.total()))
+        self.slaves.iter().fold(Counts::default(), |sum, s| sum.plus(s.total()))
     }
 
     /// From healing to the last effect applied (zero when nothing was left
     /// to apply after healing).
     pub fn recovery(&self) -> Duration {
         let last = self.slaves.iter().filter_map(|s| s.last_effect).max();
-        last.and_then(|l| (l - self.healed_at).to_std().ok())
-            .unwrap_or_default()
+        last.and_then(|l| (l - self.healed_at).to_std().ok()).unwrap_or_default()
     }
 
     /// One line `ops/chaos` collects: `CHAOS scenario=… lost=… …`.
@@ -146,25 +135,14 @@ impl Report {
     pub fn assert_clean(&self) {
         println!("{self}");
         println!("{}", self.machine_line());
-        assert!(
-            self.totals().is_clean(),
-            "the checker found discrepancies:\n{self}"
-        );
-        assert!(
-            self.totals().checked > 0,
-            "the checker compared nothing:\n{self}"
-        );
+        assert!(self.totals().is_clean(), "the checker found discrepancies:\n{self}");
+        assert!(self.totals().checked > 0, "the checker compared nothing:\n{self}");
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{}: recovery {:.1} s",
-            self.scenario,
-            self.recovery().as_secs_f64()
-        )?;
+        writeln!(f, "{}: recovery {:.1} s", self.scenario, self.recovery().as_secs_f64())?;
         for s in &self.slaves {
             writeln!(f, "  {:<10} fan-out     {}", s.slave, s.fanout)?;
             writeln!(f, "  {:<10} replication {}", s.slave, s.replication)?;
@@ -187,42 +165,23 @@ pub async fn install(master: &TestServer, slaves: &[&TestServer]) {
 }
 
 /// Checks every slave's fan-out and replication against the truth.
-pub async fn check(
-    scenario: &str,
-    healed_at: DateTime<Utc>,
-    master: &TestServer,
-    slaves: &[&TestServer],
-) -> Report {
+pub async fn check(scenario: &str, healed_at: DateTime<Utc>, master: &TestServer, slaves: &[&TestServer]) -> Report {
     let mut findings = Vec::new();
     for slave in slaves {
-        let mut f = SlaveFindings {
-            slave: slave.options.instance.clone(),
-            ..Default::default()
-        };
+        let mut f = SlaveFindings { slave: slave.options.instance.clone(), ..Default::default() };
         fanout::check(master, slave, &mut f).await;
         replication::check(master, slave, &mut f).await;
         findings.push(f);
     }
-    Report {
-        scenario: scenario.to_owned(),
-        healed_at,
-        slaves: findings,
-    }
+    Report { scenario: scenario.to_owned(), healed_at, slaves: findings }
 }
 
 /// Compares a copy with its truth: every key of `truth` (with its latest
 /// version) against `copy` (version, and whether the item is live there).
 /// Missing or deleted in the copy, or live in the copy but gone from the
 /// truth, is lost; any other version is stale.
-pub fn compare_copy<K: Ord + fmt::Debug>(
-    truth: &BTreeMap<K, i64>,
-    copy: &BTreeMap<K, (i64, bool)>,
-    mut example: impl FnMut(String),
-) -> Counts {
-    let mut counts = Counts {
-        checked: truth.len() as u64,
-        ..Default::default()
-    };
+pub fn compare_copy<K: Ord + fmt::Debug>(truth: &BTreeMap<K, i64>, copy: &BTreeMap<K, (i64, bool)>, mut example: impl FnMut(String)) -> Counts {
+    let mut counts = Counts { checked: truth.len() as u64, ..Default::default() };
     for (key, version) in truth {
         match copy.get(key) {
             None | Some((_, false)) => {
@@ -231,9 +190,7 @@ pub fn compare_copy<K: Ord + fmt::Debug>(
             }
             Some((copied, true)) if copied != version => {
                 counts.stale += 1;
-                example(format!(
-                    "stale: {key:?} at version {copied}, truth {version}"
-                ));
+                example(format!("stale: {key:?} at version {copied}, truth {version}"));
             }
             Some(_) => {}
         }
@@ -241,9 +198,7 @@ pub fn compare_copy<K: Ord + fmt::Debug>(
     for (key, (version, live)) in copy {
         if *live && !truth.contains_key(key) {
             counts.lost += 1;
-            example(format!(
-                "lost deletion: {key:?} still present (version {version})"
-            ));
+            example(format!("lost deletion: {key:?} still present (version {version})"));
         }
     }
     counts
@@ -254,30 +209,21 @@ pub fn compare_copy<K: Ord + fmt::Debug>(
 /// than one written before (reordered). A `None` version is a removal from
 /// the copy (a new epoch or a purge replaces it): the versions written
 /// before it may be written again, but never an older one.
-pub fn count_history<K: Ord + Clone + fmt::Debug>(
-    writes: impl IntoIterator<Item = (K, Option<i64>)>,
-    mut example: impl FnMut(String),
-) -> (u64, u64) {
+pub fn count_history<K: Ord + Clone + fmt::Debug>(writes: impl IntoIterator<Item = (K, Option<i64>)>, mut example: impl FnMut(String)) -> (u64, u64) {
     let mut seen: BTreeMap<K, (BTreeSet<i64>, i64)> = BTreeMap::new();
     let (mut duplicated, mut reordered) = (0, 0);
     for (key, version) in writes {
-        let (versions, newest) = seen
-            .entry(key.clone())
-            .or_insert_with(|| (BTreeSet::new(), i64::MIN));
+        let (versions, newest) = seen.entry(key.clone()).or_insert_with(|| (BTreeSet::new(), i64::MIN));
         let Some(version) = version else {
             versions.clear();
             continue;
         };
         if version < *newest {
             reordered += 1;
-            example(format!(
-                "reordered: {key:?} version {version} written after {newest}"
-            ));
+            example(format!("reordered: {key:?} version {version} written after {newest}"));
         } else if !versions.insert(version) {
             duplicated += 1;
-            example(format!(
-                "duplicated: {key:?} version {version} written again"
-            ));
+            example(format!("duplicated: {key:?} version {version} written again"));
         }
         *newest = (*newest).max(version);
     }
@@ -286,13 +232,7 @@ pub fn count_history<K: Ord + Clone + fmt::Debug>(
 
 /// Compares a count the master shows with the slave's own: more is
 /// duplicated, fewer is lost.
-pub fn compare_count(
-    what: &str,
-    truth: i64,
-    shown: i64,
-    counts: &mut Counts,
-    mut example: impl FnMut(String),
-) {
+pub fn compare_count(what: &str, truth: i64, shown: i64, counts: &mut Counts, mut example: impl FnMut(String)) {
     counts.checked += 1;
     if shown > truth {
         counts.duplicated += (shown - truth) as u64;
@@ -316,85 +256,33 @@ mod tests {
         let truth = map(&[("a", 3), ("b", 7)]);
         let copy = map(&[("a", (3, true)), ("b", (7, true)), ("gone", (9, false))]);
         let counts = compare_copy(&truth, &copy, |_| {});
-        assert_eq!(
-            counts,
-            Counts {
-                checked: 2,
-                ..Default::default()
-            }
-        );
+        assert_eq!(counts, Counts { checked: 2, ..Default::default() });
         assert!(counts.is_clean());
     }
 
     #[test]
     fn missing_deleted_older_and_leftover_items_are_counted() {
-        let truth = map(&[
-            ("missing", 1),
-            ("deleted", 2),
-            ("older", 5),
-            ("newer", 5),
-            ("same", 1),
-        ]);
-        let copy = map(&[
-            ("deleted", (2, false)),
-            ("older", (4, true)),
-            ("newer", (6, true)),
-            ("same", (1, true)),
-            ("leftover", (3, true)),
-        ]);
+        let truth = map(&[("missing", 1), ("deleted", 2), ("older", 5), ("newer", 5), ("same", 1)]);
+        let copy = map(&[("deleted", (2, false)), ("older", (4, true)), ("newer", (6, true)), ("same", (1, true)), ("leftover", (3, true))]);
         let mut examples = Vec::new();
         let counts = compare_copy(&truth, &copy, |e| examples.push(e));
-        assert_eq!(
-            (
-                counts.checked,
-                counts.lost,
-                counts.stale,
-                counts.duplicated,
-                counts.reordered
-            ),
-            (5, 3, 2, 0, 0),
-            "{examples:?}"
-        );
-        assert!(
-            examples
-                .iter()
-                .any(|e| e.contains("lost deletion") && e.contains("leftover")),
-            "{examples:?}"
-        );
+        assert_eq!((counts.checked, counts.lost, counts.stale, counts.duplicated, counts.reordered), (5, 3, 2, 0, 0), "{examples:?}");
+        assert!(examples.iter().any(|e| e.contains("lost deletion") && e.contains("leftover")), "{examples:?}");
     }
 
     #[test]
     fn history_finds_repeated_and_backward_writes_per_key() {
-        let writes = [
-            ("a", 1),
-            ("b", 1),
-            ("a", 2),
-            ("a", 2),
-            ("b", 3),
-            ("b", 2),
-            ("a", 3),
-            ("b", 3),
-        ]
-        .map(|(k, v)| (k, Some(v)));
+        let writes = [("a", 1), ("b", 1), ("a", 2), ("a", 2), ("b", 3), ("b", 2), ("a", 3), ("b", 3)].map(|(k, v)| (k, Some(v)));
         let mut examples = Vec::new();
         let (duplicated, reordered) = count_history(writes, |e| examples.push(e));
         // a: 1, 2, 2 (dup), 3. b: 1, 3, 2 (older than 3), 3 (dup).
         assert_eq!((duplicated, reordered), (2, 1), "{examples:?}");
-        assert_eq!(
-            count_history([("x", Some(1)), ("x", Some(2)), ("y", Some(1))], |_| {}),
-            (0, 0)
-        );
+        assert_eq!(count_history([("x", Some(1)), ("x", Some(2)), ("y", Some(1))], |_| {}), (0, 0));
         // A copy replaced (removed, then written again at the same version)
         // is no duplicate; an older version after the removal still is out
         // of order.
-        assert_eq!(
-            count_history([("x", Some(4)), ("x", None), ("x", Some(4))], |_| {}),
-            (0, 0)
-        );
-        assert_eq!(
-            count_history([("x", Some(4)), ("x", None), ("x", Some(3))], |_| {}),
-            (0, 1)
-        );
+        assert_eq!(count_history([("x", Some(4)), ("x", None), ("x", Some(4))], |_| {}), (0, 0));
+        assert_eq!(count_history([("x", Some(4)), ("x", None), ("x", Some(3))], |_| {}), (0, 1));
     }
 
     #[test]
@@ -411,34 +299,16 @@ mod tests {
         let healed_at = Utc::now();
         let slave = |name: &str, ms: i64| SlaveFindings {
             slave: name.into(),
-            replication: Counts {
-                checked: 4,
-                ..Default::default()
-            },
+            replication: Counts { checked: 4, ..Default::default() },
             last_effect: Some(healed_at + chrono::Duration::milliseconds(ms)),
             ..Default::default()
         };
-        let report = Report {
-            scenario: "broker-restart".into(),
-            healed_at,
-            slaves: vec![slave("paris", 1500), slave("lyon", 250)],
-        };
+        let report = Report { scenario: "broker-restart".into(), healed_at, slaves: vec![slave("paris", 1500), slave("lyon", 250)] };
         assert_eq!(report.recovery(), Duration::from_millis(1500));
         assert_eq!(report.machine_line(), "CHAOS scenario=broker-restart checked=8 lost=0 duplicated=0 stale=0 reordered=0 recovery_ms=1500");
         let shown = report.to_string();
-        assert_eq!(
-            shown.lines().filter(|l| l.contains("replication")).count(),
-            2,
-            "{shown}"
-        );
-        let before = Report {
-            slaves: vec![slave("paris", -500)],
-            ..report
-        };
-        assert_eq!(
-            before.recovery(),
-            Duration::ZERO,
-            "effects before healing need no recovery"
-        );
+        assert_eq!(shown.lines().filter(|l| l.contains("replication")).count(), 2, "{shown}");
+        let before = Report { slaves: vec![slave("paris", -500)], ..report };
+        assert_eq!(before.recovery(), Duration::ZERO, "effects before healing need no recovery");
     }
 }

@@ -44,20 +44,13 @@ CREATE TRIGGER checker_replica_writes AFTER INSERT OR UPDATE OF change_seq, row 
 /// Installs the history trigger on the master.
 pub async fn install(master: &TestServer) {
     let client = master.state.pool.get().await.expect("a master connection");
-    client
-        .batch_execute(HISTORY)
-        .await
-        .expect("the checker's replication history installs");
+    client.batch_execute(HISTORY).await.expect("the checker's replication history installs");
 }
 
 /// `jsonb_build_object('col', t.col, ...)` of a table's key: the same
 /// canonical JSON the slave ships as the row key.
 fn key_expr(table: ReplicatedTable) -> String {
-    let pairs: Vec<String> = table
-        .key_columns()
-        .iter()
-        .map(|c| format!("'{c}', t.{c}"))
-        .collect();
+    let pairs: Vec<String> = table.key_columns().iter().map(|c| format!("'{c}', t.{c}")).collect();
     format!("jsonb_build_object({})::text", pairs.join(", "))
 }
 
@@ -67,11 +60,7 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
     let site = slave.state.pool.get().await.expect("a slave connection");
     let mut truth: BTreeMap<RowKey, i64> = BTreeMap::new();
     for table in ReplicatedTable::ALL {
-        let sql = format!(
-            "SELECT {}, t.change_seq FROM {} t",
-            key_expr(table),
-            table.name()
-        );
+        let sql = format!("SELECT {}, t.change_seq FROM {} t", key_expr(table), table.name());
         for r in site.query(&sql, &[]).await.expect("the slave's rows") {
             truth.insert((table.name().to_owned(), r.get(0)), r.get(1));
         }
@@ -90,14 +79,8 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
         .query("SELECT table_name, row_key::text, change_seq, at FROM checker_replica_writes WHERE slave_id = $1 ORDER BY id", &[&id])
         .await
         .expect("the checker's replication history (installed before the traffic?)");
-    let history = writes.iter().map(|r| {
-        (
-            (r.get::<_, String>(0), r.get::<_, String>(1)),
-            r.get::<_, Option<i64>>(2),
-        )
-    });
-    let (duplicated, reordered) =
-        count_history(history, |e| examples.push(format!("replication {e}")));
+    let history = writes.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, Option<i64>>(2)));
+    let (duplicated, reordered) = count_history(history, |e| examples.push(format!("replication {e}")));
     counts.duplicated += duplicated;
     counts.reordered += reordered;
     findings.replication = counts;
@@ -110,69 +93,29 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
 
 /// What an operator reads on the master (endpoints, detections and task
 /// results per state of this slave) against the slave's own numbers.
-async fn check_reports(
-    hq: &deadpool_postgres::Client,
-    site: &deadpool_postgres::Client,
-    id: &str,
-    findings: &mut SlaveFindings,
-) {
+async fn check_reports(hq: &deadpool_postgres::Client, site: &deadpool_postgres::Client, id: &str, findings: &mut SlaveFindings) {
     let pairs: [(&str, &str, &str); 2] = [
-        (
-            "endpoints",
-            "SELECT count(*) FROM endpoints",
-            "SELECT count(*) FROM replica_endpoints WHERE slave_id = $1",
-        ),
-        (
-            "detections",
-            "SELECT count(*) FROM detections",
-            "SELECT count(*) FROM replica_detections WHERE slave_id = $1",
-        ),
+        ("endpoints", "SELECT count(*) FROM endpoints", "SELECT count(*) FROM replica_endpoints WHERE slave_id = $1"),
+        ("detections", "SELECT count(*) FROM detections", "SELECT count(*) FROM replica_detections WHERE slave_id = $1"),
     ];
     let mut counts = findings.reports;
     let mut examples = Vec::new();
     for (what, theirs, ours) in pairs {
-        let truth: i64 = site
-            .query_one(theirs, &[])
-            .await
-            .expect("a slave count")
-            .get(0);
-        let shown: i64 = hq
-            .query_one(ours, &[&id])
-            .await
-            .expect("a master count")
-            .get(0);
-        compare_count(what, truth, shown, &mut counts, |e| {
-            examples.push(format!("report {e}"))
-        });
+        let truth: i64 = site.query_one(theirs, &[]).await.expect("a slave count").get(0);
+        let shown: i64 = hq.query_one(ours, &[&id]).await.expect("a master count").get(0);
+        compare_count(what, truth, shown, &mut counts, |e| examples.push(format!("report {e}")));
     }
-    let by_state = |rows: Vec<tokio_postgres::Row>| -> BTreeMap<String, i64> {
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-    };
-    let truth = by_state(
-        site.query(
-            "SELECT state, count(*) FROM task_results GROUP BY state",
-            &[],
-        )
-        .await
-        .expect("slave task results"),
-    );
+    let by_state = |rows: Vec<tokio_postgres::Row>| -> BTreeMap<String, i64> { rows.iter().map(|r| (r.get(0), r.get(1))).collect() };
+    let truth = by_state(site.query("SELECT state, count(*) FROM task_results GROUP BY state", &[]).await.expect("slave task results"));
     let shown = by_state(
-        hq.query(
-            "SELECT state, count(*) FROM replica_task_results WHERE slave_id = $1 GROUP BY state",
-            &[&id],
-        )
-        .await
-        .expect("master task results"),
+        hq.query("SELECT state, count(*) FROM replica_task_results WHERE slave_id = $1 GROUP BY state", &[&id])
+            .await
+            .expect("master task results"),
     );
     let states: std::collections::BTreeSet<&String> = truth.keys().chain(shown.keys()).collect();
     for state in states {
-        let (t, s) = (
-            truth.get(state).copied().unwrap_or(0),
-            shown.get(state).copied().unwrap_or(0),
-        );
-        compare_count(&format!("task results {state}"), t, s, &mut counts, |e| {
-            examples.push(format!("report {e}"))
-        });
+        let (t, s) = (truth.get(state).copied().unwrap_or(0), shown.get(state).copied().unwrap_or(0));
+        compare_count(&format!("task results {state}"), t, s, &mut counts, |e| examples.push(format!("report {e}")));
     }
     findings.reports = counts;
     for e in examples {

@@ -46,18 +46,9 @@ impl PrivateBroker {
         std::fs::create_dir_all(dir.join("mnesia")).expect("private broker directory");
         std::fs::create_dir_all(dir.join("log")).expect("private broker log directory");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("heartbeat = {HEARTBEAT}\n"),
-        )
-        .expect("broker configuration");
+        std::fs::write(dir.join("rabbitmq.conf"), format!("heartbeat = {HEARTBEAT}\n")).expect("broker configuration");
         give_to("rabbitmq", &dir);
-        let broker = Self {
-            node: format!("rt{id}@localhost"),
-            port: free_port(),
-            dist_port: free_port(),
-            dir,
-        };
+        let broker = Self { node: format!("rt{id}@localhost"), port: free_port(), dist_port: free_port(), dir };
         broker.launch().await;
         broker
     }
@@ -78,10 +69,7 @@ impl PrivateBroker {
             ("RABBITMQ_DIST_PORT", self.dist_port.to_string()),
             ("RABBITMQ_MNESIA_BASE", format!("{d}/mnesia")),
             ("RABBITMQ_LOG_BASE", format!("{d}/log")),
-            (
-                "RABBITMQ_ENABLED_PLUGINS_FILE",
-                format!("{d}/enabled_plugins"),
-            ),
+            ("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{d}/enabled_plugins")),
             ("RABBITMQ_CONFIG_FILE", format!("{d}/rabbitmq.conf")),
             ("RABBITMQ_PID_FILE", format!("{d}/pid")),
         ]
@@ -91,15 +79,9 @@ impl PrivateBroker {
     /// waits until it serves.
     async fn launch(&self) {
         let _ = std::fs::remove_file(self.dir.join("pid"));
-        run_as(
-            "rabbitmq",
-            &self.env(),
-            SERVER.as_ref(),
-            &["-detached"],
-            CTL_TIMEOUT,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("starting the private broker {}: {e:#}", self.node));
+        run_as("rabbitmq", &self.env(), SERVER.as_ref(), &["-detached"], CTL_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("starting the private broker {}: {e:#}", self.node));
         self.wait_serving().await;
     }
 
@@ -113,12 +95,7 @@ impl PrivateBroker {
             if served {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the private broker {} did not serve within {START_TIMEOUT:?}; see {}",
-                self.node,
-                self.dir.join("log").display()
-            );
+            assert!(Instant::now() < deadline, "the private broker {} did not serve within {START_TIMEOUT:?}; see {}", self.node, self.dir.join("log").display());
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -148,9 +125,7 @@ impl PrivateBroker {
     /// The beam process of the node.
     pub fn pid(&self) -> u32 {
         let text = std::fs::read_to_string(self.dir.join("pid")).unwrap_or_default();
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("no pid file for the private broker {}", self.node))
+        text.trim().parse().unwrap_or_else(|_| panic!("no pid file for the private broker {}", self.node))
     }
 
     /// `kill -9` of the node: nothing is flushed or closed. Returns once the
@@ -160,10 +135,7 @@ impl PrivateBroker {
         signal(pid, "-KILL");
         let deadline = Instant::now() + Duration::from_secs(30);
         while alive(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "the private broker {pid} survived kill -9 for 30 s"
-            );
+            assert!(Instant::now() < deadline, "the private broker {pid} survived kill -9 for 30 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -175,33 +147,17 @@ impl PrivateBroker {
 
     /// SIGSTOP: the node keeps its sockets open but answers nothing.
     pub fn freeze(&self) {
-        assert!(
-            signal(self.pid(), "-STOP"),
-            "SIGSTOP to the private broker failed"
-        );
+        assert!(signal(self.pid(), "-STOP"), "SIGSTOP to the private broker failed");
     }
 
     /// SIGCONT after [`freeze`](Self::freeze).
     pub fn thaw(&self) {
-        assert!(
-            signal(self.pid(), "-CONT"),
-            "SIGCONT to the private broker failed"
-        );
+        assert!(signal(self.pid(), "-CONT"), "SIGCONT to the private broker failed");
     }
 
     /// `(ready, unacknowledged, consumers)` of every queue, by name.
     pub async fn queues(&self) -> Vec<(String, u64, u64, u64)> {
-        let listing = self
-            .ctl(&[
-                "list_queues",
-                "-q",
-                "--no-table-headers",
-                "name",
-                "messages_ready",
-                "messages_unacknowledged",
-                "consumers",
-            ])
-            .await;
+        let listing = self.ctl(&["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged", "consumers"]).await;
         listing
             .lines()
             .filter_map(|line| {

@@ -33,10 +33,7 @@ static TURNS: Semaphore = Semaphore::const_new(1);
 
 /// Waits for this scenario's turn; the turn ends when the permit drops.
 pub async fn take_turn() -> SemaphorePermit<'static> {
-    TURNS
-        .acquire()
-        .await
-        .expect("the turns semaphore is never closed")
+    TURNS.acquire().await.expect("the turns semaphore is never closed")
 }
 
 /// Where private instances keep their data (removed with each instance).
@@ -58,19 +55,9 @@ pub fn free_port() -> u16 {
 
 /// Runs `program args` as the system user `user` (the owner of the private
 /// instance's files), bounded by `limit`; fails with the command's output.
-pub async fn run_as(
-    user: &str,
-    env: &[(&str, String)],
-    program: &Path,
-    args: &[&str],
-    limit: Duration,
-) -> anyhow::Result<Output> {
+pub async fn run_as(user: &str, env: &[(&str, String)], program: &Path, args: &[&str], limit: Duration) -> anyhow::Result<Output> {
     let mut command = tokio::process::Command::new("setpriv");
-    command.args([
-        &format!("--reuid={user}"),
-        &format!("--regid={user}"),
-        "--init-groups",
-    ]);
+    command.args([&format!("--reuid={user}"), &format!("--regid={user}"), "--init-groups"]);
     command.arg("env");
     for (name, value) in env {
         command.arg(format!("{name}={value}"));
@@ -101,11 +88,7 @@ pub fn give_to(user: &str, dir: &Path) {
         .arg(dir)
         .status()
         .expect("chown runs");
-    assert!(
-        status.success(),
-        "chown -R {user} {} failed: the fault suite runs as root",
-        dir.display()
-    );
+    assert!(status.success(), "chown -R {user} {} failed: the fault suite runs as root", dir.display());
 }
 
 /// Sends `signal` (e.g. `-KILL`, `-STOP`) to `pid` with kill(1).
@@ -121,14 +104,7 @@ pub fn signal(pid: u32, signal: &str) -> bool {
 /// True while a process `pid` exists (and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
+        .map(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
         .unwrap_or(false)
 }
 
@@ -151,18 +127,11 @@ pub struct Timeline {
 
 impl Timeline {
     pub fn new(scenario: &str) -> Self {
-        Self {
-            scenario: scenario.to_owned(),
-            start: tokio::time::Instant::now(),
-        }
+        Self { scenario: scenario.to_owned(), start: tokio::time::Instant::now() }
     }
 
     /// Seconds since the scenario started.
     pub fn mark(&self, phase: &str) {
-        println!(
-            "{}: {phase} at {:.1} s",
-            self.scenario,
-            self.start.elapsed().as_secs_f64()
-        );
+        println!("{}: {phase} at {:.1} s", self.scenario, self.start.elapsed().as_secs_f64());
     }
 }

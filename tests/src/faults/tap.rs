@@ -11,10 +11,7 @@ use lapin::{
     types::FieldTable,
     BasicProperties,
 };
-use rampart_shared::{
-    amqp::{publisher::Outgoing, Broker},
-    Envelope, Secret,
-};
+use rampart_shared::{amqp::{publisher::Outgoing, Broker}, Envelope, Secret};
 
 use crate::TestServer;
 
@@ -38,12 +35,7 @@ impl Captured {
     /// The same bytes and properties (signature included), to publish again
     /// where they went the first time.
     pub fn replay(&self, exchange: &str) -> Outgoing {
-        Outgoing {
-            exchange: exchange.to_owned(),
-            routing_key: self.routing_key.clone(),
-            payload: self.payload.clone(),
-            properties: self.properties.clone(),
-        }
+        Outgoing { exchange: exchange.to_owned(), routing_key: self.routing_key.clone(), payload: self.payload.clone(), properties: self.properties.clone() }
     }
 }
 
@@ -51,38 +43,18 @@ impl Tap {
     /// Binds a new tap on `exchange` with `binding`, on `server`'s broker.
     pub async fn bind(server: &TestServer, name: &str, exchange: String, binding: &str) -> Self {
         let queue = format!("{}.tap.{name}", server.options.namespace);
-        let broker = Broker::new(
-            Secret::new(server.options.amqp_url.clone()),
-            "rampart-tests tap",
-        );
+        let broker = Broker::new(Secret::new(server.options.amqp_url.clone()), "rampart-tests tap");
         let channel = broker.channel().await.expect("the tap reaches the broker");
         channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+            .queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
             .await
             .expect("the tap queue is declared");
         channel
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                binding.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
+            .queue_bind(queue.as_str().into(), exchange.as_str().into(), binding.into(), QueueBindOptions::default(), FieldTable::default())
             .await
             .expect("the tap queue is bound");
         broker.close().await;
-        Self {
-            amqp_url: server.options.amqp_url.clone(),
-            exchange,
-            queue,
-        }
+        Self { amqp_url: server.options.amqp_url.clone(), exchange, queue }
     }
 
     pub fn exchange(&self) -> &str {
@@ -95,23 +67,14 @@ impl Tap {
         let channel = broker.channel().await.expect("the tap reaches the broker");
         let mut captured = Vec::new();
         for _ in 0..100_000 {
-            let get =
-                channel.basic_get(self.queue.as_str().into(), BasicGetOptions { no_ack: true });
-            let Some(message) = tokio::time::timeout(Duration::from_secs(10), get)
-                .await
-                .expect("basic.get answers")
-                .expect("the tap is readable")
+            let get = channel.basic_get(self.queue.as_str().into(), BasicGetOptions { no_ack: true });
+            let Some(message) = tokio::time::timeout(Duration::from_secs(10), get).await.expect("basic.get answers").expect("the tap is readable")
             else {
                 break;
             };
             let d = message.delivery;
             let envelope = Envelope::decode(&d.data, None).expect("services publish envelopes");
-            captured.push(Captured {
-                routing_key: d.routing_key.to_string(),
-                envelope,
-                payload: d.data,
-                properties: d.properties,
-            });
+            captured.push(Captured { routing_key: d.routing_key.to_string(), envelope, payload: d.data, properties: d.properties });
         }
         broker.close().await;
         captured
@@ -121,9 +84,7 @@ impl Tap {
     pub async fn remove(self) {
         let broker = Broker::new(Secret::new(self.amqp_url.clone()), "rampart-tests tap");
         if let Ok(channel) = broker.channel().await {
-            let _ = channel
-                .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
+            let _ = channel.queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default()).await;
         }
         broker.close().await;
     }

@@ -8,13 +8,7 @@
 //! [`settle`] waits until nothing is in flight anywhere and the state has
 //! stopped changing, so the checker compares a final state.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{sync::{atomic::{AtomicBool, Ordering}, Arc}, time::Duration};
 
 use chrono::{DateTime, Utc};
 use lapin::options::QueueDeclareOptions;
@@ -27,8 +21,7 @@ use crate::{checker, hierarchy, ServerOptions, TestServer};
 
 /// Slaves that replicate every second in batches of 500 rows: the fault
 /// always meets batches in flight.
-pub const FAST_REPLICATION: &str =
-    "<ReplicationInterval>1</ReplicationInterval><ReplicationBatchSize>500</ReplicationBatchSize>";
+pub const FAST_REPLICATION: &str = "<ReplicationInterval>1</ReplicationInterval><ReplicationBatchSize>500</ReplicationBatchSize>";
 
 /// Upper bound of the wait for a healed stack to settle.
 pub const SETTLE: Duration = Duration::from_secs(180);
@@ -46,12 +39,7 @@ impl Stack {
     /// Starts the master, then a stand-alone per name (`site` adjusts its
     /// options: database, extra XML) with `endpoints` computers, installs
     /// the checker, and registers each stand-alone.
-    pub async fn start(
-        master: ServerOptions,
-        names: &[&str],
-        endpoints: i64,
-        site: impl Fn(&mut ServerOptions),
-    ) -> Self {
+    pub async fn start(master: ServerOptions, names: &[&str], endpoints: i64, site: impl Fn(&mut ServerOptions)) -> Self {
         let master = TestServer::spawn(master).await;
         let mut slaves = Vec::new();
         for name in names {
@@ -86,11 +74,7 @@ impl Stack {
     }
 
     /// Waits until the stack has settled, then runs the checker.
-    pub async fn settle_and_check(
-        &self,
-        scenario: &str,
-        healed_at: DateTime<Utc>,
-    ) -> checker::Report {
+    pub async fn settle_and_check(&self, scenario: &str, healed_at: DateTime<Utc>) -> checker::Report {
         settle(&self.master, &self.slave_refs()).await;
         checker::check(scenario, healed_at, &self.master, &self.slave_refs()).await
     }
@@ -99,30 +83,16 @@ impl Stack {
     pub async fn assert_one_epoch(&self) {
         let slaves = self.master.get_ok("/api/slaves").await;
         for s in slaves.as_array().expect("a slave list") {
-            assert_eq!(
-                s["replication"]["epoch"], 1,
-                "a slave started over with a full snapshot: {s}"
-            );
+            assert_eq!(s["replication"]["epoch"], 1, "a slave started over with a full snapshot: {s}");
         }
     }
 
     /// Waits until every slave has answered for everything in `sent`
     /// (its receipts are no longer pending).
     pub async fn wait_for_receipts(&self, sent: &FanOut) {
-        let names: Vec<&str> = self
-            .slaves
-            .iter()
-            .map(|s| s.options.instance.as_str())
-            .collect();
+        let names: Vec<&str> = self.slaves.iter().map(|s| s.options.instance.as_str()).collect();
         for path in sent.policies.iter().chain(&sent.tasks) {
-            hierarchy::wait_for_receipts(
-                &self.master,
-                path,
-                &names,
-                &format!("every slave to answer for {path}"),
-                |r| r["state"] != "pending",
-            )
-            .await;
+            hierarchy::wait_for_receipts(&self.master, path, &names, &format!("every slave to answer for {path}"), |r| r["state"] != "pending").await;
         }
     }
 
@@ -130,10 +100,9 @@ impl Stack {
     pub async fn wait_for_copies(&self, rows: i64) {
         for slave in &self.slaves {
             let name = slave.options.instance.clone();
-            crate::wait_for(
-                &format!("{rows} rows of {name} copied to the master"),
-                || async { (copied_rows(&self.master, &name).await >= rows).then_some(()) },
-            )
+            crate::wait_for(&format!("{rows} rows of {name} copied to the master"), || async {
+                (copied_rows(&self.master, &name).await >= rows).then_some(())
+            })
             .await;
         }
     }
@@ -173,23 +142,12 @@ pub async fn fan_out(master: &TestServer, label: &str, policies: usize, tasks: u
         let body = json!({"name": format!("{label} {n}"), "settings": {"scan_schedule": "daily 02:00"}, "target": {"slaves": "all"}});
         let (status, policy) = master.post("/api/policies", body).await;
         assert_eq!(status, 201, "{policy}");
-        sent.policies.push(format!(
-            "/api/policies/{}",
-            policy["id"].as_str().expect("a policy id")
-        ));
+        sent.policies.push(format!("/api/policies/{}", policy["id"].as_str().expect("a policy id")));
     }
     for _ in 0..tasks {
-        let (status, task) = master
-            .post(
-                "/api/tasks",
-                json!({"kind": "quick_scan", "target": {"slaves": "all"}}),
-            )
-            .await;
+        let (status, task) = master.post("/api/tasks", json!({"kind": "quick_scan", "target": {"slaves": "all"}})).await;
         assert_eq!(status, 201, "{task}");
-        sent.tasks.push(format!(
-            "/api/tasks/{}",
-            task["id"].as_str().expect("a task id")
-        ));
+        sent.tasks.push(format!("/api/tasks/{}", task["id"].as_str().expect("a task id")));
     }
     sent
 }
@@ -197,13 +155,7 @@ pub async fn fan_out(master: &TestServer, label: &str, policies: usize, tasks: u
 /// Edits every policy of `sent` once (a new version for every slave).
 pub async fn edit_policies(master: &TestServer, sent: &FanOut, realtime: bool) {
     for path in &sent.policies {
-        let (status, body) = master
-            .call(
-                reqwest::Method::PATCH,
-                path,
-                Some(json!({"settings": {"realtime_protection": realtime}})),
-            )
-            .await;
+        let (status, body) = master.call(reqwest::Method::PATCH, path, Some(json!({"settings": {"realtime_protection": realtime}}))).await;
         assert_eq!(status, 200, "{body}");
     }
 }
@@ -219,49 +171,20 @@ impl Writers {
     /// transactions (at most `max_each`, and for at most two minutes) until
     /// [`Writers::finish`].
     pub fn start(slave: &TestServer, connections: u64, max_each: u64) -> Self {
-        Self::spawn(
-            slave.options.database_url(),
-            &slave.options.instance,
-            connections,
-            max_each,
-            true,
-        )
+        Self::spawn(slave.options.database_url(), &slave.options.instance, connections, max_each, true)
     }
 
     /// Like [`Writers::start`], with updates and detections only: no row is
     /// deleted, so the slave prunes no tombstone (for scenarios that move
     /// the master's watermark back).
     pub fn updates_only(slave: &TestServer, connections: u64, max_each: u64) -> Self {
-        Self::spawn(
-            slave.options.database_url(),
-            &slave.options.instance,
-            connections,
-            max_each,
-            false,
-        )
+        Self::spawn(slave.options.database_url(), &slave.options.instance, connections, max_each, false)
     }
 
     /// Writers straight on a database (its server may be offline).
-    pub fn spawn(
-        url: String,
-        site: &str,
-        connections: u64,
-        max_each: u64,
-        deletions: bool,
-    ) -> Self {
+    pub fn spawn(url: String, site: &str, connections: u64, max_each: u64, deletions: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..connections)
-            .map(|w| {
-                tokio::spawn(write(
-                    url.clone(),
-                    site.to_owned(),
-                    w,
-                    max_each,
-                    deletions,
-                    stop.clone(),
-                ))
-            })
-            .collect();
+        let handles = (0..connections).map(|w| tokio::spawn(write(url.clone(), site.to_owned(), w, max_each, deletions, stop.clone()))).collect();
         Self { stop, handles }
     }
 
@@ -276,10 +199,7 @@ impl Writers {
     pub async fn complete(self) -> u64 {
         let mut total = 0;
         for handle in self.handles {
-            total += tokio::time::timeout(Duration::from_secs(150), handle)
-                .await
-                .expect("a writer stops in time")
-                .expect("a writer failed");
+            total += tokio::time::timeout(Duration::from_secs(150), handle).await.expect("a writer stops in time").expect("a writer failed");
         }
         total
     }
@@ -288,46 +208,23 @@ impl Writers {
 /// One writer: updates two endpoints per transaction; every 10th adds a
 /// detection, every 25th deletes an endpoint and enrolls a new one. Like
 /// the agent inbox it takes the fleet lock shared first.
-async fn write(
-    url: String,
-    site: String,
-    writer: u64,
-    max: u64,
-    deletions: bool,
-    stop: Arc<AtomicBool>,
-) -> u64 {
+async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool, stop: Arc<AtomicBool>) -> u64 {
     let pool = rampart_shared::db::pool(&url, 2).expect("a writer's pool");
     let mut client = pool.get().await.expect("a writer connects");
-    let ids: Vec<String> = client
-        .query("SELECT id FROM endpoints ORDER BY id", &[])
-        .await
-        .expect("endpoint ids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids: Vec<String> = client.query("SELECT id FROM endpoints ORDER BY id", &[]).await.expect("endpoint ids").iter().map(|r| r.get(0)).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let mut done = 0;
     while done < max && !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         let n = done * 7 + writer * 31;
-        let mut pair = [
-            ids[(n as usize) % ids.len()].clone(),
-            ids[(n as usize * 13 + 5) % ids.len()].clone(),
-        ];
+        let mut pair = [ids[(n as usize) % ids.len()].clone(), ids[(n as usize * 13 + 5) % ids.len()].clone()];
         pair.sort();
         let tx = client.transaction().await.expect("a writer transaction");
         // Endpoint writers queue behind fleet-wide updates (a policy for
         // every endpoint) as the agent inbox does, rather than deadlock.
-        rampart_server::policies::lock_fleet_shared(&tx)
-            .await
-            .expect("the fleet lock");
+        rampart_server::policies::lock_fleet_shared(&tx).await.expect("the fleet lock");
         for id in &pair {
-            tx.execute(
-                "UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1",
-                &[id],
-            )
-            .await
-            .expect("an update");
+            tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id]).await.expect("an update");
         }
         if done % 10 == 0 {
             tx.execute(
@@ -339,9 +236,7 @@ async fn write(
             .expect("a detection");
         }
         if deletions && done % 25 == 0 {
-            tx.execute("DELETE FROM endpoints WHERE id = $1", &[&pair[1]])
-                .await
-                .expect("a deletion");
+            tx.execute("DELETE FROM endpoints WHERE id = $1", &[&pair[1]]).await.expect("a deletion");
             let new_id = format!("{site}-w{writer}-{run}-{done}");
             tx.execute(
                 "INSERT INTO endpoints (id, hostname, ip, os, agent_version, signatures_version, signatures_date,
@@ -364,14 +259,7 @@ async fn write(
 /// How much of a slave's data the master's copy holds (rows, live or deleted).
 pub async fn copied_rows(master: &TestServer, slave: &str) -> i64 {
     let client = master.state.pool.get().await.expect("a master connection");
-    client
-        .query_one(
-            "SELECT count(*) FROM replica_rows WHERE slave_id = $1",
-            &[&slave],
-        )
-        .await
-        .expect("copy size")
-        .get(0)
+    client.query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1", &[&slave]).await.expect("copy size").get(0)
 }
 
 /// Waits until nothing is in flight (outboxes empty, no ready message on
@@ -379,10 +267,7 @@ pub async fn copied_rows(master: &TestServer, slave: &str) -> i64 {
 /// master) and the state has not changed for [`QUIET`]; bounded by
 /// [`SETTLE`]. Returns when it settled.
 pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc> {
-    let broker = Broker::new(
-        Secret::new(master.options.amqp_url.clone()),
-        "rampart-tests settle",
-    );
+    let broker = Broker::new(Secret::new(master.options.amqp_url.clone()), "rampart-tests settle");
     let t = master.topology();
     let mut queues = vec![t.master_status_queue(), t.master_replication_queue()];
     for s in slaves {
@@ -396,22 +281,14 @@ pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc
         let now = Instant::now();
         if in_flight.is_empty() {
             match &last {
-                Some((seen, since))
-                    if *seen == fingerprint && now.duration_since(*since) >= QUIET =>
-                {
-                    break
-                }
+                Some((seen, since)) if *seen == fingerprint && now.duration_since(*since) >= QUIET => break,
                 Some((seen, _)) if *seen == fingerprint => {}
                 _ => last = Some((fingerprint, now)),
             }
         } else {
             last = None;
         }
-        assert!(
-            now < deadline,
-            "the stack did not settle within {SETTLE:?}; in flight: {}",
-            in_flight.join(", ")
-        );
+        assert!(now < deadline, "the stack did not settle within {SETTLE:?}; in flight: {}", in_flight.join(", "));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     broker.close().await;
@@ -420,32 +297,13 @@ pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc
 
 /// What is in flight (empty when nothing is) and a fingerprint of the
 /// effects the checker reads.
-async fn snapshot(
-    broker: &Broker,
-    queues: &[String],
-    master: &TestServer,
-    slaves: &[&TestServer],
-) -> (Vec<String>, Value) {
+async fn snapshot(broker: &Broker, queues: &[String], master: &TestServer, slaves: &[&TestServer]) -> (Vec<String>, Value) {
     let mut in_flight = Vec::new();
     let mut parts = Vec::new();
-    let Ok(channel) = broker.channel().await else {
-        return (vec!["the broker is unreachable".into()], Value::Null);
-    };
+    let Ok(channel) = broker.channel().await else { return (vec!["the broker is unreachable".into()], Value::Null) };
     for q in queues {
-        match channel
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-        {
-            Ok(queue) if queue.message_count() > 0 => {
-                in_flight.push(format!("{} ready in {q}", queue.message_count()))
-            }
+        match channel.queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default()).await {
+            Ok(queue) if queue.message_count() > 0 => in_flight.push(format!("{} ready in {q}", queue.message_count())),
             Ok(_) => {}
             Err(e) => return (vec![format!("queue {q}: {e}")], Value::Null),
         }
@@ -453,17 +311,9 @@ async fn snapshot(
     let _ = channel.close(200, "probed".into()).await;
     for server in std::iter::once(master).chain(slaves.iter().copied()) {
         let name = &server.options.instance;
-        let Ok(client) = server.state.pool.get().await else {
-            return (
-                vec![format!("{name}'s database is unreachable")],
-                Value::Null,
-            );
-        };
+        let Ok(client) = server.state.pool.get().await else { return (vec![format!("{name}'s database is unreachable")], Value::Null) };
         let Ok(row) = client.query_one("SELECT count(*) FROM outbox", &[]).await else {
-            return (
-                vec![format!("{name}'s database is unreachable")],
-                Value::Null,
-            );
+            return (vec![format!("{name}'s database is unreachable")], Value::Null);
         };
         let outbox: i64 = row.get(0);
         if outbox > 0 {
@@ -472,10 +322,7 @@ async fn snapshot(
         if let Ok(Some(stream)) = replicator::stream(&client).await {
             let backlog = changes::backlog(&client, stream.acked).await.unwrap_or(-1);
             if backlog != 0 {
-                in_flight.push(format!(
-                    "{backlog} changes of {name} not acknowledged (batch {} sent, {} answered)",
-                    stream.sent_batch, stream.acked_batch
-                ));
+                in_flight.push(format!("{backlog} changes of {name} not acknowledged (batch {} sent, {} answered)", stream.sent_batch, stream.acked_batch));
             }
         }
         // Effects only: a slave ships an empty caught-up batch every
@@ -489,12 +336,7 @@ async fn snapshot(
         };
         match client.query_one(effects, &[]).await {
             Ok(row) => parts.push(json!(row.get::<_, String>(0))),
-            Err(e) => {
-                return (
-                    vec![format!("{name}'s effects are unreadable: {e}")],
-                    Value::Null,
-                )
-            }
+            Err(e) => return (vec![format!("{name}'s effects are unreadable: {e}")], Value::Null),
         }
     }
     (in_flight, Value::Array(parts))
@@ -502,13 +344,6 @@ async fn snapshot(
 
 /// Rows waiting in `server`'s outbox (written, not yet confirmed by the broker).
 pub async fn outbox_depth(server: &TestServer) -> i64 {
-    let client = server
-        .state
-        .pool
-        .get()
-        .await
-        .expect("a database connection");
-    rampart_server::outbox::depth(&client)
-        .await
-        .expect("the outbox depth")
+    let client = server.state.pool.get().await.expect("a database connection");
+    rampart_server::outbox::depth(&client).await.expect("the outbox depth")
 }

@@ -22,34 +22,12 @@ pub struct AgentMemory {
 }
 
 /// Runs `computers` simulated computers against `slave`, then `linger` more.
-pub async fn run(
-    binary: &Path,
-    amqp_url: &str,
-    slave: &TestServer,
-    computers: u64,
-    linger: Duration,
-    log: &Path,
-) -> anyhow::Result<AgentMemory> {
+pub async fn run(binary: &Path, amqp_url: &str, slave: &TestServer, computers: u64, linger: Duration, log: &Path)
+    -> anyhow::Result<AgentMemory> {
     let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut child = Command::new(binary)
-        .args([
-            "--amqp",
-            amqp_url,
-            "--namespace",
-            &slave.options.namespace,
-            "--site",
-            &slave.options.instance,
-        ])
-        .args([
-            "--name",
-            "agent",
-            "--endpoints",
-            &computers.to_string(),
-            "--heartbeat-secs",
-            "30",
-            "--unmanaged",
-            "0",
-        ])
+        .args(["--amqp", amqp_url, "--namespace", &slave.options.namespace, "--site", &slave.options.instance])
+        .args(["--name", "agent", "--endpoints", &computers.to_string(), "--heartbeat-secs", "30", "--unmanaged", "0"])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -60,13 +38,7 @@ pub async fn run(
     let started = Instant::now();
     let client = slave.state.pool.get().await?;
     loop {
-        let enrolled: i64 = client
-            .query_one(
-                "SELECT count(*) FROM endpoints WHERE id LIKE 'agent-%'",
-                &[],
-            )
-            .await?
-            .get(0);
+        let enrolled: i64 = client.query_one("SELECT count(*) FROM endpoints WHERE id LIKE 'agent-%'", &[]).await?.get(0);
         if enrolled as u64 >= computers {
             break;
         }
@@ -81,20 +53,9 @@ pub async fn run(
     let enroll_seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(linger).await;
     let peak_rss = peak_rss_of(pid)?;
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .await;
-    if tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .is_err()
-    {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+    if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
         child.kill().await?;
     }
-    Ok(AgentMemory {
-        computers,
-        enroll_seconds,
-        peak_rss,
-    })
+    Ok(AgentMemory { computers, enroll_seconds, peak_rss })
 }

@@ -44,10 +44,7 @@ pub async fn prepare(fleet: &Fleet) -> anyhow::Result<()> {
         .map(|slave| async move {
             let (status, body) = slave.post("/api/groups", json!({"name": GROUP})).await;
             if !status.is_success() {
-                bail!(
-                    "creating the group on {}: {status} {body}",
-                    slave.options.instance
-                );
+                bail!("creating the group on {}: {status} {body}", slave.options.instance);
             }
             Ok(())
         })
@@ -57,18 +54,8 @@ pub async fn prepare(fleet: &Fleet) -> anyhow::Result<()> {
 }
 
 /// `rounds` policies, each to the first `slaves` slaves.
-pub async fn run(
-    fleet: &Fleet,
-    master: &Master,
-    slaves: usize,
-    rounds: usize,
-) -> anyhow::Result<Fanout> {
-    let names: Vec<String> = fleet
-        .slaves
-        .iter()
-        .take(slaves)
-        .map(|s| s.options.instance.clone())
-        .collect();
+pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -> anyhow::Result<Fanout> {
+    let names: Vec<String> = fleet.slaves.iter().take(slaves).map(|s| s.options.instance.clone()).collect();
     let mut latencies = Vec::with_capacity(rounds);
     let mut firsts = Vec::with_capacity(rounds);
     for round in 0..rounds {
@@ -80,10 +67,7 @@ pub async fn run(
                 Some(json!({"name": format!("Fan-out to {slaves}, round {round}"), "target": {"slaves": names, "group": GROUP}})),
             )
             .await?;
-        let id = policy["id"]
-            .as_str()
-            .context("the created policy has no id")?
-            .to_owned();
+        let id = policy["id"].as_str().context("the created policy has no id")?.to_owned();
         wait_applied(master, &id, &names).await?;
         let (first, last) = applied(fleet, slaves, &id).await?;
         latencies.push((last - asked).to_std().unwrap_or_default());
@@ -92,27 +76,16 @@ pub async fn run(
     let latency = Percentiles::of(&latencies).context("no rounds ran")?;
     let first = Percentiles::of(&firsts).context("no rounds ran")?;
     tracing::info!(slaves, rounds, ?latency, ?first, "Fan-out measured.");
-    Ok(Fanout {
-        slaves,
-        rounds,
-        latency,
-        first,
-    })
+    Ok(Fanout { slaves, rounds, latency, first })
 }
 
 /// Waits until the master has an "applied" receipt from every slave named.
 async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + ROUND_TIMEOUT;
     loop {
-        let policy = master
-            .call_ok(Method::GET, &format!("/api/policies/{id}"), None)
-            .await?;
+        let policy = master.call_ok(Method::GET, &format!("/api/policies/{id}"), None).await?;
         let receipts = policy["slaves"].as_array().cloned().unwrap_or_default();
-        let applied = |name: &String| {
-            receipts
-                .iter()
-                .any(|r| r["slave"] == name.as_str() && r["state"] == "applied")
-        };
+        let applied = |name: &String| receipts.iter().any(|r| r["slave"] == name.as_str() && r["state"] == "applied");
         if names.iter().all(applied) {
             return Ok(());
         }
@@ -120,11 +93,7 @@ async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Re
             bail!("policy {id} failed on a slave: {failed}");
         }
         if Instant::now() >= deadline {
-            bail!(
-                "policy {id} was not applied on all {} slaves within {ROUND_TIMEOUT:?}: {}",
-                names.len(),
-                Value::Array(receipts)
-            );
+            bail!("policy {id} was not applied on all {} slaves within {ROUND_TIMEOUT:?}: {}", names.len(), Value::Array(receipts));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -132,11 +101,7 @@ async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Re
 
 /// When the first and the last of the first `slaves` slaves applied
 /// policy `id`.
-async fn applied(
-    fleet: &Fleet,
-    slaves: usize,
-    id: &str,
-) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+async fn applied(fleet: &Fleet, slaves: usize, id: &str) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     let id: uuid::Uuid = id.parse()?;
     let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     for slave in fleet.slaves.iter().take(slaves) {

@@ -46,40 +46,17 @@ pub struct Live {
 }
 
 /// `computers` new computers on every slave, replicated from a standing start.
-pub async fn throughput(
-    fleet: &Fleet,
-    master: Master,
-    config: &MasterConfig,
-    master_db: &tokio_postgres::Client,
-    computers: u64,
-) -> anyhow::Result<(Master, Drain)> {
+pub async fn throughput(fleet: &Fleet, master: Master, config: &MasterConfig, master_db: &tokio_postgres::Client, computers: u64)
+    -> anyhow::Result<(Master, Drain)> {
     master.stop().await?;
-    tracing::info!(
-        slaves = fleet.slaves.len(),
-        computers,
-        "Enrolling computers in every slave while the master is stopped."
-    );
+    tracing::info!(slaves = fleet.slaves.len(), computers, "Enrolling computers in every slave while the master is stopped.");
     let heads = fleet.load_endpoints(computers).await?;
-    let (master, drain) = drain(
-        fleet,
-        config,
-        master_db,
-        heads,
-        fleet.slaves.len() as u64 * computers,
-    )
-    .await?;
+    let (master, drain) = drain(fleet, config, master_db, heads, fleet.slaves.len() as u64 * computers).await?;
     let copied: i64 = master_db
-        .query_one(
-            "SELECT count(*) FROM replica_rows WHERE table_name = 'endpoints' AND row IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM replica_rows WHERE table_name = 'endpoints' AND row IS NOT NULL", &[])
         .await?
         .get(0);
-    ensure!(
-        copied as u64 == drain.rows,
-        "the master holds {copied} computers, not the {} the slaves have",
-        drain.rows
-    );
+    ensure!(copied as u64 == drain.rows, "the master holds {copied} computers, not the {} the slaves have", drain.rows);
     Ok((master, drain))
 }
 
@@ -95,29 +72,14 @@ pub async fn backlog(
     live: &Traffic,
 ) -> anyhow::Result<(Master, Drain, Live)> {
     master.stop().await?;
-    tracing::info!(
-        slaves = fleet.slaves.len(),
-        detections,
-        "Queueing an hour of detections in every slave while the master is stopped."
-    );
+    tracing::info!(slaves = fleet.slaves.len(), detections, "Queueing an hour of detections in every slave while the master is stopped.");
     let before = count_detections(&master_db).await?;
     let heads = fleet.load_detections(detections, computers).await?;
     let running = traffic::start(fleet, live, master_db.clone());
-    let (master, drain) = drain(
-        fleet,
-        config,
-        &master_db,
-        heads,
-        fleet.slaves.len() as u64 * detections,
-    )
-    .await?;
+    let (master, drain) = drain(fleet, config, &master_db, heads, fleet.slaves.len() as u64 * detections).await?;
     let outcome = running.finish(Duration::from_secs(120)).await?;
     let copied = count_detections(&master_db).await? - before;
-    ensure!(
-        copied as u64 == drain.rows,
-        "the master gained {copied} detections, not the {} the slaves recorded",
-        drain.rows
-    );
+    ensure!(copied as u64 == drain.rows, "the master gained {copied} detections, not the {} the slaves recorded", drain.rows);
     let live = Live {
         updates: outcome.updates,
         updates_per_s: per_second(outcome.updates, outcome.elapsed),
@@ -128,10 +90,7 @@ pub async fn backlog(
 
 async fn count_detections(master_db: &tokio_postgres::Client) -> anyhow::Result<i64> {
     Ok(master_db
-        .query_one(
-            "SELECT count(*) FROM replica_rows WHERE table_name = 'detections' AND row IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM replica_rows WHERE table_name = 'detections' AND row IS NOT NULL", &[])
         .await?
         .get(0))
 }
@@ -146,16 +105,8 @@ async fn drain(
 ) -> anyhow::Result<(Master, Drain)> {
     let (applied_before, refused_before) = batch_counts(master_db).await?;
     let started = Instant::now();
-    let master = Master::start(config)
-        .await
-        .context("restarting the master")?;
-    master
-        .call_ok(
-            reqwest::Method::POST,
-            "/api/replication/now",
-            Some(serde_json::json!({})),
-        )
-        .await?;
+    let master = Master::start(config).await.context("restarting the master")?;
+    master.call_ok(reqwest::Method::POST, "/api/replication/now", Some(serde_json::json!({}))).await?;
     let heads: Vec<_> = heads.into_iter().enumerate().collect();
     let reached = fleet.wait_acked(&heads, CATCH_UP_TIMEOUT).await?;
     let last = reached.into_iter().max().unwrap_or(started);

@@ -26,27 +26,13 @@ pub struct ReportLatency {
     pub settle_seconds: f64,
 }
 
-pub async fn run(
-    master: &Master,
-    report_base: &str,
-    token: &str,
-    computers: u64,
-    slaves: usize,
-    requests: usize,
-) -> anyhow::Result<ReportLatency> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+pub async fn run(master: &Master, report_base: &str, token: &str, computers: u64, slaves: usize, requests: usize)
+    -> anyhow::Result<ReportLatency> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let direct_url = format!("{report_base}/api/reports/security-status");
     let started = Instant::now();
     loop {
-        let report: serde_json::Value = http
-            .get(&direct_url)
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let report: serde_json::Value = http.get(&direct_url).bearer_auth(token).send().await?.json().await?;
         if report["total"]["total"].as_u64() == Some(computers) {
             break;
         }
@@ -60,22 +46,12 @@ pub async fn run(
     let mut direct = Vec::with_capacity(requests);
     for _ in 0..requests {
         let t = Instant::now();
-        let report = master
-            .call_ok(Method::GET, "/api/reports/security-status", None)
-            .await?;
+        let report = master.call_ok(Method::GET, "/api/reports/security-status", None).await?;
         via_master.push(t.elapsed());
-        ensure!(
-            report["total"]["total"].as_u64() == Some(computers),
-            "the master's report counts {}",
-            report["total"]["total"]
-        );
+        ensure!(report["total"]["total"].as_u64() == Some(computers), "the master's report counts {}", report["total"]["total"]);
         let t = Instant::now();
         let response = http.get(&direct_url).bearer_auth(token).send().await?;
-        ensure!(
-            response.status().is_success(),
-            "the report service answered {}",
-            response.status()
-        );
+        ensure!(response.status().is_success(), "the report service answered {}", response.status());
         response.bytes().await?;
         direct.push(t.elapsed());
     }

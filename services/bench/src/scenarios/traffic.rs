@@ -10,13 +10,9 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use rampart_shared::Shutdown;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use tokio::{
-    sync::mpsc::error::TryRecvError,
-    task::JoinSet,
-    time::{Instant, MissedTickBehavior},
-};
+use rampart_shared::Shutdown;
+use tokio::{sync::mpsc::error::TryRecvError, task::JoinSet, time::{Instant, MissedTickBehavior}};
 
 use crate::fleet::Fleet;
 
@@ -77,18 +73,11 @@ pub fn start(fleet: &Fleet, traffic: &Traffic, master_db: Arc<tokio_postgres::Cl
         let pool = slave.state.pool.clone();
         let name = slave.options.instance.clone();
         let (stop, samples, computers) = (stop.clone(), samples_tx.clone(), traffic.computers);
-        writers.spawn(async move {
-            write(pool, name, computers, per_tick, i as u64, samples, stop).await
-        });
+        writers.spawn(async move { write(pool, name, computers, per_tick, i as u64, samples, stop).await });
     }
     drop(samples_tx);
     let observer = tokio::spawn(observe(master_db, samples_rx));
-    Running {
-        stop,
-        writers,
-        observer,
-        started: Instant::now(),
-    }
+    Running { stop, writers, observer, started: Instant::now() }
 }
 
 impl Running {
@@ -105,11 +94,7 @@ impl Running {
             .await
             .context("the master did not show every timed update in time")?
             .context("the observer panicked")??;
-        Ok(Outcome {
-            updates,
-            elapsed,
-            lags,
-        })
+        Ok(Outcome { updates, elapsed, lags })
     }
 }
 
@@ -137,9 +122,7 @@ async fn write(
             continue;
         }
         owed -= count as f64;
-        let mut ids: Vec<String> = (0..count)
-            .map(|_| format!("{slave}-{:06}", rng.gen_range(0..computers)))
-            .collect();
+        let mut ids: Vec<String> = (0..count).map(|_| format!("{slave}-{:06}", rng.gen_range(0..computers))).collect();
         ids.sort();
         ids.dedup();
         let mut client = pool.get().await?;
@@ -155,12 +138,7 @@ async fn write(
         let committed = Instant::now();
         updates += rows.len() as u64;
         if let Some(row) = rows.first() {
-            let _ = samples.send(Sample {
-                slave: slave.clone(),
-                id: row.get(0),
-                change_seq: row.get(1),
-                committed,
-            });
+            let _ = samples.send(Sample { slave: slave.clone(), id: row.get(0), change_seq: row.get(1), committed });
         }
     }
 }
@@ -190,8 +168,7 @@ async fn observe(
             }
         }
         if !pending.is_empty() {
-            let (mut keys, mut slaves, mut ids, mut seqs) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut keys, mut slaves, mut ids, mut seqs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (k, s) in &pending {
                 keys.push(*k as i64);
                 slaves.push(s.slave.as_str());

@@ -7,13 +7,8 @@ use rampart_tests::{TestServer, TOKEN};
 /// Runs `rampartctl` against `server` (off the async runtime).
 pub async fn ctl(server: &TestServer, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rampartctl"));
-    command
-        .args(args)
-        .env("RAMPART_SERVER", &server.base)
-        .env("RAMPART_TOKEN", TOKEN);
-    tokio::task::spawn_blocking(move || command.output().expect("rampartctl runs"))
-        .await
-        .unwrap()
+    command.args(args).env("RAMPART_SERVER", &server.base).env("RAMPART_TOKEN", TOKEN);
+    tokio::task::spawn_blocking(move || command.output().expect("rampartctl runs")).await.unwrap()
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -19,12 +19,7 @@ fn deployment_json(r: &tokio_postgres::Row) -> Value {
 
 pub async fn list_deployments(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
     let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            &format!("{DEPLOYMENT_SELECT} ORDER BY d.requested_at DESC LIMIT 1000"),
-            &[],
-        )
-        .await?;
+    let rows = client.query(&format!("{DEPLOYMENT_SELECT} ORDER BY d.requested_at DESC LIMIT 1000"), &[]).await?;
     Ok(Json(rows.iter().map(deployment_json).collect()))
 }
 
@@ -34,10 +29,7 @@ pub struct DeployRequest {
     computers: Vec<String>,
 }
 
-pub async fn deploy(
-    State(state): State<SharedState>,
-    Body(body): Body<DeployRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn deploy(State(state): State<SharedState>, Body(body): Body<DeployRequest>) -> Result<(StatusCode, Json<Value>), ApiError> {
     if body.computers.is_empty() {
         return Err(ApiError::Invalid("computers is empty".into()));
     }
@@ -57,35 +49,17 @@ pub async fn deploy(
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::Invalid(format!(
-            "not discovered on the network: {}",
-            unknown.join(", ")
-        )));
+        return Err(ApiError::Invalid(format!("not discovered on the network: {}", unknown.join(", "))));
     }
-    let managed: Vec<String> = rows
-        .iter()
-        .filter(|r| r.get::<_, bool>(1))
-        .map(|r| r.get(0))
-        .collect();
+    let managed: Vec<String> = rows.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect();
     if !managed.is_empty() {
-        return Err(ApiError::Invalid(format!(
-            "already managed: {}",
-            managed.join(", ")
-        )));
+        return Err(ApiError::Invalid(format!("already managed: {}", managed.join(", "))));
     }
     let ids = deployments::create(&tx, &state.site, &body.computers, false).await?;
-    let rows = tx
-        .query(
-            &format!("{DEPLOYMENT_SELECT} WHERE d.id = ANY($1) ORDER BY d.computer_id"),
-            &[&ids],
-        )
-        .await?;
+    let rows = tx.query(&format!("{DEPLOYMENT_SELECT} WHERE d.id = ANY($1) ORDER BY d.computer_id"), &[&ids]).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"deployments": rows.iter().map(deployment_json).collect::<Vec<_>>()})),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({"deployments": rows.iter().map(deployment_json).collect::<Vec<_>>()}))))
 }
 
 #[derive(Deserialize, Serialize)]
@@ -96,22 +70,12 @@ pub struct AutoDeploy {
 
 pub async fn get_auto_deploy(State(state): State<SharedState>) -> ApiResult<AutoDeploy> {
     let client = state.pool.get().await?;
-    Ok(Json(AutoDeploy {
-        enabled: deployments::auto_deploy_enabled(&client).await?,
-    }))
+    Ok(Json(AutoDeploy { enabled: deployments::auto_deploy_enabled(&client).await? }))
 }
 
-pub async fn put_auto_deploy(
-    State(state): State<SharedState>,
-    Body(body): Body<AutoDeploy>,
-) -> ApiResult<AutoDeploy> {
+pub async fn put_auto_deploy(State(state): State<SharedState>, Body(body): Body<AutoDeploy>) -> ApiResult<AutoDeploy> {
     let client = state.pool.get().await?;
-    settings_store::put(
-        &client,
-        settings_store::AUTO_DEPLOY,
-        &json!({"enabled": body.enabled}),
-    )
-    .await?;
+    settings_store::put(&client, settings_store::AUTO_DEPLOY, &json!({"enabled": body.enabled})).await?;
     tracing::info!(enabled = body.enabled, "Changed automatic deployment.");
     Ok(Json(body))
 }
@@ -142,40 +106,27 @@ fn default_true() -> bool {
 }
 
 fn check_address(field: &str, a: &str) -> Result<(), ApiError> {
-    let ok = a
-        .split_once('@')
-        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(format!(
-            "{field}: '{a}' is not an e-mail address"
-        )))
-    }
+    let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace));
+    if ok { Ok(()) } else { Err(ApiError::Invalid(format!("{field}: '{a}' is not an e-mail address"))) }
 }
 
 pub async fn get_email(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
-    Ok(Json(
-        match settings_store::get(&client, settings_store::EMAIL).await? {
-            None => json!({"configured": false}),
-            Some(mut v) => {
-                let has_password = v.get("password").is_some_and(|p| !p.is_null());
-                if let Some(obj) = v.as_object_mut() {
-                    obj.remove("password");
-                    obj.insert("password_set".into(), has_password.into());
-                    obj.insert("configured".into(), true.into());
-                }
-                v
+    Ok(Json(match settings_store::get(&client, settings_store::EMAIL).await? {
+        None => json!({"configured": false}),
+        Some(mut v) => {
+            let has_password = v.get("password").is_some_and(|p| !p.is_null());
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("password");
+                obj.insert("password_set".into(), has_password.into());
+                obj.insert("configured".into(), true.into());
             }
-        },
-    ))
+            v
+        }
+    }))
 }
 
-pub async fn put_email(
-    State(state): State<SharedState>,
-    Body(body): Body<EmailSettings>,
-) -> ApiResult<Value> {
+pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailSettings>) -> ApiResult<Value> {
     if body.smtp_host.trim().is_empty() {
         return Err(ApiError::Invalid("smtp_host is required".into()));
     }
@@ -194,18 +145,9 @@ pub async fn put_email(
     if body.password.is_none() {
         // Leaving the password out keeps the stored one (it is never shown).
         let stored = settings_store::get(&client, settings_store::EMAIL).await?;
-        body.password = stored.and_then(|v| {
-            v.get("password")
-                .and_then(|p| p.as_str())
-                .map(str::to_owned)
-        });
+        body.password = stored.and_then(|v| v.get("password").and_then(|p| p.as_str()).map(str::to_owned));
     }
-    settings_store::put(
-        &client,
-        settings_store::EMAIL,
-        &serde_json::to_value(&body).expect("settings serialize"),
-    )
-    .await?;
+    settings_store::put(&client, settings_store::EMAIL, &serde_json::to_value(&body).expect("settings serialize")).await?;
     tracing::info!(smtp_host = %body.smtp_host, recipients = body.to.len(), "Saved e-mail settings.");
     drop(client);
     get_email(State(state)).await
@@ -222,16 +164,11 @@ pub struct LicenseBody {
     key: String,
 }
 
-pub async fn put_license(
-    State(state): State<SharedState>,
-    Body(body): Body<LicenseBody>,
-) -> ApiResult<licensing::LicenseSummary> {
+pub async fn put_license(State(state): State<SharedState>, Body(body): Body<LicenseBody>) -> ApiResult<licensing::LicenseSummary> {
     let mut client = state.pool.get().await?;
     match licensing::install(&mut client, &body.key).await {
         Ok(_) => {}
-        Err(licensing::InstallError::Invalid(e)) => {
-            return Err(ApiError::Invalid(format!("license key refused: {e}")))
-        }
+        Err(licensing::InstallError::Invalid(e)) => return Err(ApiError::Invalid(format!("license key refused: {e}"))),
         Err(licensing::InstallError::Database(e)) => return Err(e.into()),
     }
     Ok(Json(licensing::summary(&client).await?))

@@ -54,51 +54,28 @@ pub struct Filter {
     pub offset: i64,
 }
 
-pub async fn endpoints(
-    state: &AppState,
-    f: Filter,
-    offline_after_secs: i64,
-) -> Result<Value, ApiError> {
+pub async fn endpoints(state: &AppState, f: Filter, offline_after_secs: i64) -> Result<Value, ApiError> {
     if f.group.is_some() && f.slave.is_none() {
-        return Err(ApiError::Invalid(
-            "group ids are per slave: give slave together with group".into(),
-        ));
+        return Err(ApiError::Invalid("group ids are per slave: give slave together with group".into()));
     }
-    let search = f
-        .search
-        .map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
+    let search = f.search.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
     let filter = "($1::text IS NULL OR e.slave_id = $1) AND ($2::bigint IS NULL OR e.group_id = $2)
         AND ($3::text IS NULL OR e.status = $3) AND ($4::boolean IS NULL OR e.licensed = $4)
         AND ($5::text IS NULL OR e.hostname ILIKE $5 OR e.ip LIKE $5)";
     let client = state.pool.get().await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&f.slave, &f.group, &f.status, &f.licensed, &search];
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM replica_endpoints e WHERE {filter}"),
-            &params,
-        )
-        .await?
-        .get(0);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&f.slave, &f.group, &f.status, &f.licensed, &search];
+    let total: i64 = client.query_one(&format!("SELECT count(*) FROM replica_endpoints e WHERE {filter}"), &params).await?.get(0);
     let mut paged = params.to_vec();
     paged.extend_from_slice(&[&f.limit, &f.offset]);
     let rows = client
         .query(&format!("SELECT {COLUMNS} FROM {FROM} WHERE {filter} ORDER BY e.slave_id, e.id LIMIT $6 OFFSET $7"), &paged)
         .await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| endpoint_json(r, offline_after_secs))
-        .collect();
+    let list: Vec<Value> = rows.iter().map(|r| endpoint_json(r, offline_after_secs)).collect();
     Ok(json!({"total": total, "endpoints": list}))
 }
 
 /// One endpoint; `slave` is needed only when two slaves use the same id.
-pub async fn endpoint(
-    state: &AppState,
-    id: &str,
-    slave: Option<&str>,
-    offline_after_secs: i64,
-) -> Result<Value, ApiError> {
+pub async fn endpoint(state: &AppState, id: &str, slave: Option<&str>, offline_after_secs: i64) -> Result<Value, ApiError> {
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -107,18 +84,11 @@ pub async fn endpoint(
         )
         .await?;
     let row = match rows.as_slice() {
-        [] => {
-            return Err(ApiError::NotFound(format!(
-                "no endpoint '{id}' in the replicated data of any slave"
-            )))
-        }
+        [] => return Err(ApiError::NotFound(format!("no endpoint '{id}' in the replicated data of any slave"))),
         [one] => one,
         many => {
             let slaves: Vec<String> = many.iter().map(|r| r.get(0)).collect();
-            return Err(ApiError::Conflict(format!(
-                "endpoint '{id}' exists on slaves {}: add ?slave=",
-                slaves.join(", ")
-            )));
+            return Err(ApiError::Conflict(format!("endpoint '{id}' exists on slaves {}: add ?slave=", slaves.join(", "))));
         }
     };
     let mut endpoint = endpoint_json(row, offline_after_secs);
@@ -148,11 +118,8 @@ fn leaf(hostname: Option<String>, id: Option<String>, status: Option<String>) ->
 pub async fn tree(state: &AppState, view: &str) -> Result<Value, ApiError> {
     let client = state.pool.get().await?;
     let slaves = client
-        .query(
-            "SELECT id, state, synced_as_of FROM slaves WHERE state <> 'removed' OR EXISTS
-                  (SELECT 1 FROM replica_rows r WHERE r.slave_id = slaves.id) ORDER BY id",
-            &[],
-        )
+        .query("SELECT id, state, synced_as_of FROM slaves WHERE state <> 'removed' OR EXISTS
+                  (SELECT 1 FROM replica_rows r WHERE r.slave_id = slaves.id) ORDER BY id", &[])
         .await?;
     let mut children = Vec::new();
     for s in &slaves {
@@ -164,67 +131,36 @@ pub async fn tree(state: &AppState, view: &str) -> Result<Value, ApiError> {
         children.push(json!({"kind": "slave", "name": slave, "state": s.get::<_, String>(1),
                              "synced_as_of": s.get::<_, Option<DateTime<Utc>>>(2), "children": groups}));
     }
-    Ok(
-        json!({"view": view, "root": {"kind": "master", "name": state.site.instance, "children": children}}),
-    )
+    Ok(json!({"view": view, "root": {"kind": "master", "name": state.site.instance, "children": children}}))
 }
 
-async fn network_groups(
-    client: &deadpool_postgres::Client,
-    slave: &str,
-) -> Result<Vec<Value>, ApiError> {
+async fn network_groups(client: &deadpool_postgres::Client, slave: &str) -> Result<Vec<Value>, ApiError> {
     let groups = client.query("SELECT id, name, parent_id FROM replica_network_groups WHERE slave_id = $1 ORDER BY id", &[&slave]).await?;
     let members = client
         .query("SELECT group_id, hostname, id, status FROM replica_endpoints WHERE slave_id = $1 ORDER BY id", &[&slave])
         .await?;
     let mut by_group: BTreeMap<Option<i64>, Vec<Value>> = BTreeMap::new();
     for m in &members {
-        by_group
-            .entry(m.get(0))
-            .or_default()
-            .push(leaf(m.get(1), m.get(2), m.get(3)));
+        by_group.entry(m.get(0)).or_default().push(leaf(m.get(1), m.get(2), m.get(3)));
     }
     let mut children_of: BTreeMap<Option<i64>, Vec<(i64, String)>> = BTreeMap::new();
     for g in &groups {
-        children_of
-            .entry(g.get(2))
-            .or_default()
-            .push((g.get(0), g.get(1)));
+        children_of.entry(g.get(2)).or_default().push((g.get(0), g.get(1)));
     }
-    fn build(
-        id: i64,
-        name: &str,
-        children_of: &BTreeMap<Option<i64>, Vec<(i64, String)>>,
-        by_group: &mut BTreeMap<Option<i64>, Vec<Value>>,
-    ) -> Value {
+    fn build(id: i64, name: &str, children_of: &BTreeMap<Option<i64>, Vec<(i64, String)>>, by_group: &mut BTreeMap<Option<i64>, Vec<Value>>) -> Value {
         let children: Vec<Value> = children_of
             .get(&Some(id))
-            .map(|c| {
-                c.iter()
-                    .map(|(cid, cname)| build(*cid, cname, children_of, by_group))
-                    .collect()
-            })
+            .map(|c| c.iter().map(|(cid, cname)| build(*cid, cname, children_of, by_group)).collect())
             .unwrap_or_default();
         let endpoints = by_group.remove(&Some(id)).unwrap_or_default();
         json!({"kind": "group", "id": id, "name": name, "children": children, "endpoints": endpoints})
     }
     let roots = children_of.get(&None).cloned().unwrap_or_default();
-    Ok(roots
-        .iter()
-        .map(|(id, name)| build(*id, name, &children_of, &mut by_group))
-        .collect())
+    Ok(roots.iter().map(|(id, name)| build(*id, name, &children_of, &mut by_group)).collect())
 }
 
-async fn virtual_groups(
-    client: &deadpool_postgres::Client,
-    slave: &str,
-) -> Result<Vec<Value>, ApiError> {
-    let groups = client
-        .query(
-            "SELECT id, name FROM replica_virtual_groups WHERE slave_id = $1 ORDER BY id",
-            &[&slave],
-        )
-        .await?;
+async fn virtual_groups(client: &deadpool_postgres::Client, slave: &str) -> Result<Vec<Value>, ApiError> {
+    let groups = client.query("SELECT id, name FROM replica_virtual_groups WHERE slave_id = $1 ORDER BY id", &[&slave]).await?;
     let members = client
         .query(
             "SELECT m.virtual_group_id, e.hostname, e.id, e.status FROM replica_virtual_group_members m
@@ -235,10 +171,7 @@ async fn virtual_groups(
         .await?;
     let mut by_group: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
     for m in &members {
-        by_group
-            .entry(m.get(0))
-            .or_default()
-            .push(leaf(m.get(1), m.get(2), m.get(3)));
+        by_group.entry(m.get(0)).or_default().push(leaf(m.get(1), m.get(2), m.get(3)));
     }
     Ok(groups
         .iter()

@@ -51,9 +51,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::FeatureUnavailable(_) => (StatusCode::CONFLICT, "feature_unavailable"),
             Self::ReadOnly(_) => (StatusCode::CONFLICT, "read_only"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -80,23 +78,17 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (
-            status,
-            Json(serde_json::json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response();
+        let mut response = (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of an oversized body may still be on its way.
-            response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -107,25 +99,15 @@ impl From<tokio_postgres::Error> for ApiError {
         use tokio_postgres::error::SqlState;
         match e.code() {
             Some(c) if *c == SqlState::UNIQUE_VIOLATION => Self::Conflict(
-                e.as_db_error()
-                    .and_then(|d| d.detail())
-                    .unwrap_or("already exists")
-                    .to_owned(),
+                e.as_db_error().and_then(|d| d.detail()).unwrap_or("already exists").to_owned(),
             ),
-            _ if rampart_shared::db::is_transient(&e) => {
-                Self::Unavailable(format!("the database is unavailable: {e}"))
-            }
+            _ if rampart_shared::db::is_transient(&e) => Self::Unavailable(format!("the database is unavailable: {e}")),
             // Class 22, data exception: a value the database cannot take
             // (a NUL character, a number out of range), so the request's fault.
             Some(c) if c.code().starts_with("22") => {
-                let message = e
-                    .as_db_error()
-                    .map(|d| d.message().to_owned())
-                    .unwrap_or_else(|| e.to_string());
+                let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
                 tracing::warn!(error = %message, "The database refused a value of a request.");
-                Self::Invalid(format!(
-                    "a value of the request is not acceptable: {message}"
-                ))
+                Self::Invalid(format!("a value of the request is not acceptable: {message}"))
             }
             _ => Self::Internal(e.into()),
         }

@@ -44,14 +44,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         }
         let bytes = read_body(request.into_body()).await?;
         if let Err(e) = serde_json::from_slice::<IgnoredAny>(&bytes) {
-            return Err(ApiError::BadRequest(format!(
-                "the body is not valid JSON: {e}"
-            )));
+            return Err(ApiError::BadRequest(format!("the body is not valid JSON: {e}")));
         }
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::Invalid(
-                "the body must be a JSON object, {...}".into(),
-            ));
+            return Err(ApiError::Invalid("the body must be a JSON object, {...}".into()));
         }
         if holds_nul(&bytes) {
             return Err(ApiError::Invalid(
@@ -72,8 +68,7 @@ async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     let mut received = 0usize;
-    let unreadable =
-        |e: axum::Error| ApiError::BadRequest(format!("the request body could not be read: {e}"));
+    let unreadable = |e: axum::Error| ApiError::BadRequest(format!("the request body could not be read: {e}"));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(unreadable)?;
         received += chunk.len();
@@ -98,20 +93,9 @@ async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, ApiError> {
 
 /// `application/json` or `application/<anything>+json`, as axum's `Json` accepts.
 fn json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Whether valid JSON text holds the escape `\u0000` inside a string (raw
@@ -143,9 +127,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         if parts.uri.query().is_some_and(|q| q.contains("%00")) {
-            return Err(ApiError::BadRequest(
-                "query parameters cannot contain a NUL character (%00)".into(),
-            ));
+            return Err(ApiError::BadRequest("query parameters cannot contain a NUL character (%00)".into()));
         }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
@@ -162,10 +144,7 @@ mod tests {
     fn finds_nul_escapes_in_strings_only() {
         assert!(holds_nul(br#"{"name": "a\u0000b"}"#));
         assert!(holds_nul(br#"{"a\u0000": 1}"#));
-        assert!(
-            !holds_nul(br#"{"name": "a\\u0000b"}"#),
-            "an escaped backslash, then text"
-        );
+        assert!(!holds_nul(br#"{"name": "a\\u0000b"}"#), "an escaped backslash, then text");
         assert!(!holds_nul(br#"{"name": "a\"\u0041"}"#));
         assert!(!holds_nul(br#"{"name": "plain"}"#));
     }
@@ -177,15 +156,7 @@ mod tests {
             h.insert(header::CONTENT_TYPE, v.parse().unwrap());
             json_content_type(&h)
         };
-        assert!(
-            with("application/json")
-                && with("application/json; charset=utf-8")
-                && with("application/merge-patch+json")
-        );
-        assert!(
-            !with("text/plain")
-                && !with("application/xml")
-                && !json_content_type(&HeaderMap::new())
-        );
+        assert!(with("application/json") && with("application/json; charset=utf-8") && with("application/merge-patch+json"));
+        assert!(!with("text/plain") && !with("application/xml") && !json_content_type(&HeaderMap::new()));
     }
 }

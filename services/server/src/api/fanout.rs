@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{ApiError, ApiResult};
-use crate::{hierarchy::fanout, state::SharedState};
+use crate::{
+    hierarchy::fanout,
+    state::SharedState,
+};
 
 /// Parses and checks the `target` of a master policy or task.
 pub fn parse_target(target: Option<Value>) -> Result<SlaveTarget, ApiError> {
@@ -28,22 +31,12 @@ pub fn parse_target(target: Option<Value>) -> Result<SlaveTarget, ApiError> {
     Ok(target)
 }
 
-async fn slaves_of<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    target: &SlaveTarget,
-) -> Result<Vec<String>, ApiError> {
-    fanout::resolve(client, target)
-        .await?
-        .map_err(ApiError::Invalid)
+async fn slaves_of<C: deadpool_postgres::GenericClient>(client: &C, target: &SlaveTarget) -> Result<Vec<String>, ApiError> {
+    fanout::resolve(client, target).await?.map_err(ApiError::Invalid)
 }
 
 /// A new master policy, sent to its slaves.
-pub async fn create_policy(
-    state: SharedState,
-    name: String,
-    settings: PolicySettings,
-    target: Option<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_policy(state: SharedState, name: String, settings: PolicySettings, target: Option<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = parse_target(target)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -51,12 +44,7 @@ pub async fn create_policy(
     let id = Uuid::new_v4();
     tx.execute_cached(
         "INSERT INTO policies (id, name, owner, settings, target) VALUES ($1, $2, 'local', $3, $4)",
-        &[
-            &id,
-            &name,
-            &serde_json::to_value(&settings).expect("settings serialize"),
-            &serde_json::to_value(&target).expect("targets serialize"),
-        ],
+        &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize"), &serde_json::to_value(&target).expect("targets serialize")],
     )
     .await?;
     fanout::push_policy(&tx, &state, id, &slaves).await?;
@@ -68,14 +56,8 @@ pub async fn create_policy(
 }
 
 /// After an edit stored a new version: send it to the policy's slaves.
-pub async fn push_new_version<C: deadpool_postgres::GenericClient>(
-    tx: &C,
-    state: &SharedState,
-    id: Uuid,
-) -> Result<usize, ApiError> {
-    let Some((_, target)) = fanout::stored_policy(tx, id).await? else {
-        return Ok(0);
-    };
+pub async fn push_new_version<C: deadpool_postgres::GenericClient>(tx: &C, state: &SharedState, id: Uuid) -> Result<usize, ApiError> {
+    let Some((_, target)) = fanout::stored_policy(tx, id).await? else { return Ok(0) };
     let mut slaves = fanout::receivers(tx, "policy", id).await?;
     if target.is_all() {
         slaves = slaves_of(tx, &target).await?;
@@ -85,25 +67,19 @@ pub async fn push_new_version<C: deadpool_postgres::GenericClient>(
 }
 
 /// A master policy with its per-slave receipts.
-pub async fn show_policy_with<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Value, ApiError> {
+pub async fn show_policy_with<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
     let mut policy = super::policies::load(client, id).await?;
     policy["slaves"] = json!(fanout::receipts(client, "policy", id).await?);
     Ok(policy)
 }
 
-const TASK_SELECT: &str =
-    "SELECT t.id, t.name, t.kind, t.owner, t.created_at, t.cancelled_at, t.target,
+const TASK_SELECT: &str = "SELECT t.id, t.name, t.kind, t.owner, t.created_at, t.cancelled_at, t.target,
     count(r.*) FILTER (WHERE r.state IN ('pending', 'delivered')) FROM tasks t
     LEFT JOIN receipts r ON r.object_kind = 'task' AND r.object_id = t.id";
 
 /// A master task from its row and its receipts.
 fn task_json(row: &tokio_postgres::Row, slaves: Vec<Value>) -> Value {
-    let cancelled = row
-        .get::<_, Option<chrono::DateTime<chrono::Utc>>>(5)
-        .is_some();
+    let cancelled = row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(5).is_some();
     let open: i64 = row.get(7);
     let state = match (cancelled, open) {
         (true, _) => "cancelled",
@@ -119,15 +95,9 @@ fn task_json(row: &tokio_postgres::Row, slaves: Vec<Value>) -> Value {
            "target": row.get::<_, Option<Value>>(6), "progress": progress, "slaves": slaves})
 }
 
-pub async fn show_task<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Value, ApiError> {
+pub async fn show_task<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
     let row = client
-        .query_opt(
-            &format!("{TASK_SELECT} WHERE t.id = $1 GROUP BY t.id"),
-            &[&id],
-        )
+        .query_opt(&format!("{TASK_SELECT} WHERE t.id = $1 GROUP BY t.id"), &[&id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
     Ok(task_json(&row, fanout::receipts(client, "task", id).await?))
@@ -135,24 +105,14 @@ pub async fn show_task<C: deadpool_postgres::GenericClient>(
 
 pub async fn list_tasks(state: SharedState) -> ApiResult<Vec<Value>> {
     let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            &format!("{TASK_SELECT} GROUP BY t.id ORDER BY t.created_at DESC LIMIT 200"),
-            &[],
-        )
-        .await?;
+    let rows = client.query(&format!("{TASK_SELECT} GROUP BY t.id ORDER BY t.created_at DESC LIMIT 200"), &[]).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let mut receipts = fanout::receipts_of(&client, "task", &ids).await?;
     let tasks = rows
         .iter()
         .map(|row| {
-            let mut task = task_json(
-                row,
-                receipts.remove(&row.get::<_, Uuid>(0)).unwrap_or_default(),
-            );
-            task.as_object_mut()
-                .expect("tasks are objects")
-                .remove("slaves");
+            let mut task = task_json(row, receipts.remove(&row.get::<_, Uuid>(0)).unwrap_or_default());
+            task.as_object_mut().expect("tasks are objects").remove("slaves");
             task
         })
         .collect();
@@ -160,37 +120,19 @@ pub async fn list_tasks(state: SharedState) -> ApiResult<Vec<Value>> {
 }
 
 /// A new master task, sent to its slaves.
-pub async fn create_task(
-    state: SharedState,
-    name: Option<String>,
-    kind: TaskKind,
-    target: Option<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_task(state: SharedState, name: Option<String>, kind: TaskKind, target: Option<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = parse_target(target)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let slaves = slaves_of(&tx, &target).await?;
     if slaves.is_empty() {
-        return Err(ApiError::Invalid(
-            "no registered slave to run the task on".into(),
-        ));
+        return Err(ApiError::Invalid("no registered slave to run the task on".into()));
     }
     let id = Uuid::new_v4();
-    let name = name.unwrap_or_else(|| {
-        format!(
-            "{} {}",
-            kind.as_str().replace('_', " "),
-            chrono::Utc::now().format("%Y-%m-%d %H:%M")
-        )
-    });
+    let name = name.unwrap_or_else(|| format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M")));
     tx.execute_cached(
         "INSERT INTO tasks (id, name, kind, owner, target) VALUES ($1, $2, $3, 'local', $4)",
-        &[
-            &id,
-            &name,
-            &kind.as_str(),
-            &serde_json::to_value(&target).expect("targets serialize"),
-        ],
+        &[&id, &name, &kind.as_str(), &serde_json::to_value(&target).expect("targets serialize")],
     )
     .await?;
     fanout::push_task(&tx, &state, id, &name, kind, &target, &slaves).await?;
@@ -205,11 +147,7 @@ pub async fn cancel_task(state: SharedState, id: Uuid) -> ApiResult<Value> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     show_task(&tx, id).await?;
-    tx.execute_cached(
-        "UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1",
-        &[&id],
-    )
-    .await?;
+    tx.execute_cached("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
     let slaves = fanout::cancel_task(&tx, &state, id).await?;
     let task = show_task(&tx, id).await?;
     tx.commit().await?;

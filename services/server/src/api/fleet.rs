@@ -1,10 +1,6 @@
 //! Endpoints, network groups (network builder), virtual groups, and the tree.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::{Path, State}, http::StatusCode, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
@@ -59,57 +55,35 @@ pub struct EndpointFilter {
     offset: Option<i64>,
 }
 
-pub async fn list_endpoints(
-    State(state): State<SharedState>,
-    Params(f): Params<EndpointFilter>,
-) -> ApiResult<Value> {
+pub async fn list_endpoints(State(state): State<SharedState>, Params(f): Params<EndpointFilter>) -> ApiResult<Value> {
     if let Some(s) = &f.status {
         if crate::security::SecurityStatus::parse(s).is_none() {
-            return Err(ApiError::Invalid(format!(
-                "status '{s}' is not one of protected, at_risk, infected, unprotected"
-            )));
+            return Err(ApiError::Invalid(format!("status '{s}' is not one of protected, at_risk, infected, unprotected")));
         }
     }
     let limit = f.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit must be between 1 and 10000".into(),
-        ));
+        return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));
     }
     if f.offset.is_some_and(|o| o < 0) {
         return Err(ApiError::Invalid("offset must be 0 or more".into()));
     }
     if state.role() == Role::Master {
         let filter = consolidated::Filter {
-            slave: f.slave,
-            group: f.group,
-            status: f.status,
-            licensed: f.licensed,
-            search: f.search,
-            limit,
-            offset: f.offset.unwrap_or(0),
+            slave: f.slave, group: f.group, status: f.status, licensed: f.licensed, search: f.search,
+            limit, offset: f.offset.unwrap_or(0),
         };
-        return Ok(Json(
-            consolidated::endpoints(&state, filter, offline_after(&state)).await?,
-        ));
+        return Ok(Json(consolidated::endpoints(&state, filter, offline_after(&state)).await?));
     }
     if f.slave.is_some() {
-        return Err(ApiError::Invalid(format!(
-            "slave filters exist only on a master; this server is a {}",
-            state.role()
-        )));
+        return Err(ApiError::Invalid(format!("slave filters exist only on a master; this server is a {}", state.role())));
     }
-    let search = f
-        .search
-        .map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
+    let search = f.search.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
     let filter = "($1::bigint IS NULL OR e.group_id = $1) AND ($2::text IS NULL OR e.status = $2)
         AND ($3::boolean IS NULL OR e.licensed = $3) AND ($4::text IS NULL OR e.hostname ILIKE $4 OR host(e.ip) LIKE $4)";
     let client = state.pool.get().await?;
     let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM endpoints e WHERE {filter}"),
-            &[&f.group, &f.status, &f.licensed, &search],
-        )
+        .query_one(&format!("SELECT count(*) FROM endpoints e WHERE {filter}"), &[&f.group, &f.status, &f.licensed, &search])
         .await?
         .get(0);
     let rows = client
@@ -119,9 +93,7 @@ pub async fn list_endpoints(
         )
         .await?;
     let offline = offline_after(&state);
-    Ok(Json(
-        json!({ "total": total, "endpoints": rows.iter().map(|r| endpoint_json(r, offline)).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(json!({ "total": total, "endpoints": rows.iter().map(|r| endpoint_json(r, offline)).collect::<Vec<_>>() })))
 }
 
 #[derive(Deserialize, Default)]
@@ -131,22 +103,13 @@ pub struct EndpointQuery {
     slave: Option<String>,
 }
 
-pub async fn show_endpoint(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Params(q): Params<EndpointQuery>,
-) -> ApiResult<Value> {
+pub async fn show_endpoint(State(state): State<SharedState>, Path(id): Path<String>, Params(q): Params<EndpointQuery>) -> ApiResult<Value> {
     if state.role() == Role::Master {
-        return Ok(Json(
-            consolidated::endpoint(&state, &id, q.slave.as_deref(), offline_after(&state)).await?,
-        ));
+        return Ok(Json(consolidated::endpoint(&state, &id, q.slave.as_deref(), offline_after(&state)).await?));
     }
     let client = state.pool.get().await?;
     let row = client
-        .query_opt(
-            &format!("SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE e.id = $1"),
-            &[&id],
-        )
+        .query_opt(&format!("SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE e.id = $1"), &[&id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no endpoint '{id}'")))?;
     let mut endpoint = endpoint_json(&row, offline_after(&state));
@@ -179,30 +142,14 @@ pub async fn move_endpoint(
 ) -> ApiResult<Value> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if tx
-        .query_opt(
-            "SELECT 1 FROM network_groups WHERE id = $1",
-            &[&body.group_id],
-        )
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Invalid(format!(
-            "group_id {} does not exist",
-            body.group_id
-        )));
+    if tx.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&body.group_id]).await?.is_none() {
+        return Err(ApiError::Invalid(format!("group_id {} does not exist", body.group_id)));
     }
-    let moved = tx
-        .execute(
-            "UPDATE endpoints SET group_id = $2 WHERE id = $1",
-            &[&id, &body.group_id],
-        )
-        .await?;
+    let moved = tx.execute("UPDATE endpoints SET group_id = $2 WHERE id = $1", &[&id, &body.group_id]).await?;
     if moved == 0 {
         return Err(ApiError::NotFound(format!("no endpoint '{id}'")));
     }
-    let queued =
-        policies::refresh(&tx, &state.site, Some(std::slice::from_ref(&id)), false).await?;
+    let queued = policies::refresh(&tx, &state.site, Some(std::slice::from_ref(&id)), false).await?;
     tx.commit().await?;
     if queued > 0 {
         state.outbox_wake.notify_one();
@@ -221,9 +168,7 @@ const GROUP_SELECT: &str = "SELECT g.id, g.name, g.parent_id, g.subnet::text,
 
 pub async fn list_groups(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
     let client = state.pool.get().await?;
-    let rows = client
-        .query(&format!("{GROUP_SELECT} ORDER BY g.id"), &[])
-        .await?;
+    let rows = client.query(&format!("{GROUP_SELECT} ORDER BY g.id"), &[]).await?;
     Ok(Json(rows.iter().map(group_json).collect()))
 }
 
@@ -237,22 +182,12 @@ pub struct GroupBody {
 
 fn check_subnet(subnet: &Option<String>) -> Result<(), ApiError> {
     if let Some(s) = subnet {
-        let (addr, bits) = s.split_once('/').ok_or_else(|| {
-            ApiError::Invalid(format!(
-                "subnet '{s}' must be in CIDR form, e.g. 10.1.0.0/16"
-            ))
-        })?;
-        let ip: std::net::IpAddr = addr.parse().map_err(|_| {
-            ApiError::Invalid(format!("subnet '{s}': '{addr}' is not an IP address"))
-        })?;
+        let (addr, bits) = s.split_once('/').ok_or_else(|| ApiError::Invalid(format!("subnet '{s}' must be in CIDR form, e.g. 10.1.0.0/16")))?;
+        let ip: std::net::IpAddr = addr.parse().map_err(|_| ApiError::Invalid(format!("subnet '{s}': '{addr}' is not an IP address")))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         match bits.parse::<u8>() {
             Ok(b) if b <= max => {}
-            _ => {
-                return Err(ApiError::Invalid(format!(
-                    "subnet '{s}': prefix length must be 0..{max}"
-                )))
-            }
+            _ => return Err(ApiError::Invalid(format!("subnet '{s}': prefix length must be 0..{max}"))),
         }
     }
     Ok(())
@@ -270,35 +205,18 @@ fn map_cidr_error(e: tokio_postgres::Error) -> ApiError {
     if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
         || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE)
     {
-        return ApiError::Invalid(format!(
-            "subnet is not valid: {}",
-            e.as_db_error().map(|d| d.message()).unwrap_or("")
-        ));
+        return ApiError::Invalid(format!("subnet is not valid: {}", e.as_db_error().map(|d| d.message()).unwrap_or("")));
     }
     e.into()
 }
 
-pub async fn create_group(
-    State(state): State<SharedState>,
-    Body(body): Body<GroupBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let name = body
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::Invalid("name is required".into()))?;
+pub async fn create_group(State(state): State<SharedState>, Body(body): Body<GroupBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).ok_or_else(|| ApiError::Invalid("name is required".into()))?;
     check_subnet(&body.subnet)?;
     let parent = body.parent_id.unwrap_or(1);
     let client = state.pool.get().await?;
-    if client
-        .query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&parent])
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Invalid(format!(
-            "parent_id {parent} does not exist"
-        )));
+    if client.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&parent]).await?.is_none() {
+        return Err(ApiError::Invalid(format!("parent_id {parent} does not exist")));
     }
     let id: i64 = client
         .query_one(
@@ -312,17 +230,11 @@ pub async fn create_group(
     Ok((StatusCode::CREATED, Json(one_group(&client, id).await?)))
 }
 
-pub async fn edit_group(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Body(body): Body<GroupBody>,
-) -> ApiResult<Value> {
+pub async fn edit_group(State(state): State<SharedState>, Path(id): Path<String>, Body(body): Body<GroupBody>) -> ApiResult<Value> {
     let id: i64 = parse_id(&id, "group")?;
     check_subnet(&body.subnet)?;
     if body.parent_id.is_some() {
-        return Err(ApiError::Invalid(
-            "parent_id cannot be changed; create a new group and move endpoints".into(),
-        ));
+        return Err(ApiError::Invalid("parent_id cannot be changed; create a new group and move endpoints".into()));
     }
     let client = state.pool.get().await?;
     let n = client
@@ -338,48 +250,28 @@ pub async fn edit_group(
     Ok(Json(one_group(&client, id).await?))
 }
 
-pub async fn delete_group(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete_group(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id: i64 = parse_id(&id, "group")?;
     if id == 1 {
-        return Err(ApiError::Conflict(
-            "the Default group cannot be deleted".into(),
-        ));
+        return Err(ApiError::Conflict("the Default group cannot be deleted".into()));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     policies::lock_fleet(&tx).await?;
     let parent: i64 = tx
-        .query_opt(
-            "SELECT COALESCE(parent_id, 1) FROM network_groups WHERE id = $1",
-            &[&id],
-        )
+        .query_opt("SELECT COALESCE(parent_id, 1) FROM network_groups WHERE id = $1", &[&id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no group {id}")))?
         .get(0);
     let moved: Vec<String> = tx
-        .query(
-            "UPDATE endpoints SET group_id = $2 WHERE group_id = $1 RETURNING id",
-            &[&id, &parent],
-        )
+        .query("UPDATE endpoints SET group_id = $2 WHERE group_id = $1 RETURNING id", &[&id, &parent])
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    tx.execute(
-        "UPDATE network_groups SET parent_id = $2 WHERE parent_id = $1",
-        &[&id, &parent],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM policy_assignments WHERE target_kind = 'group' AND target_id = $1",
-        &[&id.to_string()],
-    )
-    .await?;
-    tx.execute("DELETE FROM network_groups WHERE id = $1", &[&id])
-        .await?;
+    tx.execute("UPDATE network_groups SET parent_id = $2 WHERE parent_id = $1", &[&id, &parent]).await?;
+    tx.execute("DELETE FROM policy_assignments WHERE target_kind = 'group' AND target_id = $1", &[&id.to_string()]).await?;
+    tx.execute("DELETE FROM network_groups WHERE id = $1", &[&id]).await?;
     let queued = policies::refresh(&tx, &state.site, Some(&moved), false).await?;
     tx.commit().await?;
     if queued > 0 {
@@ -397,14 +289,8 @@ pub async fn list_virtual_groups(State(state): State<SharedState>) -> ApiResult<
             &[],
         )
         .await?;
-    Ok(Json(
-        rows.iter()
-            .map(|r| {
-                json!({"id": r.get::<_, i64>(0), "name": r.get::<_, String>(1),
-        "description": r.get::<_, String>(2), "member_count": r.get::<_, i64>(3)})
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.iter().map(|r| json!({"id": r.get::<_, i64>(0), "name": r.get::<_, String>(1),
+        "description": r.get::<_, String>(2), "member_count": r.get::<_, i64>(3)})).collect()))
 }
 
 #[derive(Deserialize)]
@@ -415,60 +301,35 @@ pub struct VirtualGroupBody {
     description: String,
 }
 
-pub async fn create_virtual_group(
-    State(state): State<SharedState>,
-    Body(body): Body<VirtualGroupBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_virtual_group(State(state): State<SharedState>, Body(body): Body<VirtualGroupBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = body.name.trim();
     if name.is_empty() {
         return Err(ApiError::Invalid("name is required".into()));
     }
     let client = state.pool.get().await?;
     let id: i64 = client
-        .query_one(
-            "INSERT INTO virtual_groups (name, description) VALUES ($1, $2) RETURNING id",
-            &[&name, &body.description],
-        )
+        .query_one("INSERT INTO virtual_groups (name, description) VALUES ($1, $2) RETURNING id", &[&name, &body.description])
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => {
-                ApiError::Conflict(format!("a virtual group named '{name}' already exists"))
-            }
+            ApiError::Conflict(_) => ApiError::Conflict(format!("a virtual group named '{name}' already exists")),
             other => other,
         })?
         .get(0);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "name": name, "description": body.description, "member_count": 0})),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": name, "description": body.description, "member_count": 0}))))
 }
 
-pub async fn delete_virtual_group(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete_virtual_group(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id: i64 = parse_id(&id, "virtual group")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let members: Vec<String> = tx
-        .query(
-            "SELECT endpoint_id FROM virtual_group_members WHERE virtual_group_id = $1",
-            &[&id],
-        )
+        .query("SELECT endpoint_id FROM virtual_group_members WHERE virtual_group_id = $1", &[&id])
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    tx.execute(
-        "DELETE FROM policy_assignments WHERE target_kind = 'virtual_group' AND target_id = $1",
-        &[&id.to_string()],
-    )
-    .await?;
-    if tx
-        .execute("DELETE FROM virtual_groups WHERE id = $1", &[&id])
-        .await?
-        == 0
-    {
+    tx.execute("DELETE FROM policy_assignments WHERE target_kind = 'virtual_group' AND target_id = $1", &[&id.to_string()]).await?;
+    if tx.execute("DELETE FROM virtual_groups WHERE id = $1", &[&id]).await? == 0 {
         return Err(ApiError::NotFound(format!("no virtual group {id}")));
     }
     let queued = policies::refresh(&tx, &state.site, Some(&members), false).await?;
@@ -479,17 +340,10 @@ pub async fn delete_virtual_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn virtual_group_members(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> ApiResult<Value> {
+pub async fn virtual_group_members(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id: i64 = parse_id(&id, "virtual group")?;
     let client = state.pool.get().await?;
-    if client
-        .query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&id])
-        .await?
-        .is_none()
-    {
+    if client.query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&id]).await?.is_none() {
         return Err(ApiError::NotFound(format!("no virtual group {id}")));
     }
     let rows = client
@@ -500,9 +354,7 @@ pub async fn virtual_group_members(
         )
         .await?;
     let offline = offline_after(&state);
-    Ok(Json(
-        json!({"endpoints": rows.iter().map(|r| endpoint_json(r, offline)).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(json!({"endpoints": rows.iter().map(|r| endpoint_json(r, offline)).collect::<Vec<_>>()})))
 }
 
 #[derive(Deserialize)]
@@ -511,38 +363,17 @@ pub struct Members {
     endpoints: Vec<String>,
 }
 
-async fn change_members(
-    state: SharedState,
-    id: String,
-    members: Vec<String>,
-    add: bool,
-) -> ApiResult<Value> {
+async fn change_members(state: SharedState, id: String, members: Vec<String>, add: bool) -> ApiResult<Value> {
     let id: i64 = parse_id(&id, "virtual group")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if tx
-        .query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&id])
-        .await?
-        .is_none()
-    {
+    if tx.query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&id]).await?.is_none() {
         return Err(ApiError::NotFound(format!("no virtual group {id}")));
     }
-    let known: Vec<String> = tx
-        .query("SELECT id FROM endpoints WHERE id = ANY($1)", &[&members])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let known: Vec<String> = tx.query("SELECT id FROM endpoints WHERE id = ANY($1)", &[&members]).await?.iter().map(|r| r.get(0)).collect();
     let unknown: Vec<&String> = members.iter().filter(|m| !known.contains(m)).collect();
     if !unknown.is_empty() {
-        return Err(ApiError::Invalid(format!(
-            "unknown endpoints: {}",
-            unknown
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(ApiError::Invalid(format!("unknown endpoints: {}", unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
     }
     let changed = if add {
         tx.execute(
@@ -558,26 +389,14 @@ async fn change_members(
     if queued > 0 {
         state.outbox_wake.notify_one();
     }
-    Ok(Json(if add {
-        json!({"added": changed})
-    } else {
-        json!({"removed": changed})
-    }))
+    Ok(Json(if add { json!({"added": changed}) } else { json!({"removed": changed}) }))
 }
 
-pub async fn add_members(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Body(b): Body<Members>,
-) -> ApiResult<Value> {
+pub async fn add_members(State(state): State<SharedState>, Path(id): Path<String>, Body(b): Body<Members>) -> ApiResult<Value> {
     change_members(state, id, b.endpoints, true).await
 }
 
-pub async fn remove_members(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Body(b): Body<Members>,
-) -> ApiResult<Value> {
+pub async fn remove_members(State(state): State<SharedState>, Path(id): Path<String>, Body(b): Body<Members>) -> ApiResult<Value> {
     change_members(state, id, b.endpoints, false).await
 }
 
@@ -587,16 +406,11 @@ pub struct TreeQuery {
     view: Option<String>,
 }
 
-pub async fn tree(
-    State(state): State<SharedState>,
-    Params(q): Params<TreeQuery>,
-) -> ApiResult<Value> {
+pub async fn tree(State(state): State<SharedState>, Params(q): Params<TreeQuery>) -> ApiResult<Value> {
     let view = q.view.unwrap_or_else(|| "network".into());
     if state.role() == Role::Master {
         if view != "network" && view != "virtual" {
-            return Err(ApiError::Invalid(format!(
-                "view '{view}' is not one of network, virtual"
-            )));
+            return Err(ApiError::Invalid(format!("view '{view}' is not one of network, virtual")));
         }
         return Ok(Json(consolidated::tree(&state, &view).await?));
     }
@@ -604,39 +418,16 @@ pub async fn tree(
     let leaf = |r: &Row| json!({"id": r.get::<_, String>(1), "hostname": r.get::<_, String>(2), "status": r.get::<_, String>(3)});
     let children: Vec<Value> = match view.as_str() {
         "network" => {
-            let groups = client
-                .query(
-                    "SELECT id, name, parent_id FROM network_groups ORDER BY id",
-                    &[],
-                )
-                .await?;
-            let members = client
-                .query(
-                    "SELECT group_id, id, hostname, status FROM endpoints ORDER BY id",
-                    &[],
-                )
-                .await?;
-            fn build(
-                id: i64,
-                groups: &[Row],
-                members: &[Row],
-                leaf: &dyn Fn(&Row) -> Value,
-            ) -> Value {
-                let name: String = groups
-                    .iter()
-                    .find(|g| g.get::<_, i64>(0) == id)
-                    .map(|g| g.get(1))
-                    .unwrap_or_default();
+            let groups = client.query("SELECT id, name, parent_id FROM network_groups ORDER BY id", &[]).await?;
+            let members = client.query("SELECT group_id, id, hostname, status FROM endpoints ORDER BY id", &[]).await?;
+            fn build(id: i64, groups: &[Row], members: &[Row], leaf: &dyn Fn(&Row) -> Value) -> Value {
+                let name: String = groups.iter().find(|g| g.get::<_, i64>(0) == id).map(|g| g.get(1)).unwrap_or_default();
                 let children: Vec<Value> = groups
                     .iter()
                     .filter(|g| g.get::<_, Option<i64>>(2) == Some(id))
                     .map(|g| build(g.get(0), groups, members, leaf))
                     .collect();
-                let endpoints: Vec<Value> = members
-                    .iter()
-                    .filter(|m| m.get::<_, i64>(0) == id)
-                    .map(leaf)
-                    .collect();
+                let endpoints: Vec<Value> = members.iter().filter(|m| m.get::<_, i64>(0) == id).map(leaf).collect();
                 json!({"kind": "group", "id": id, "name": name, "children": children, "endpoints": endpoints})
             }
             groups
@@ -646,9 +437,7 @@ pub async fn tree(
                 .collect()
         }
         "virtual" => {
-            let groups = client
-                .query("SELECT id, name FROM virtual_groups ORDER BY id", &[])
-                .await?;
+            let groups = client.query("SELECT id, name FROM virtual_groups ORDER BY id", &[]).await?;
             let members = client
                 .query(
                     "SELECT m.virtual_group_id, e.id, e.hostname, e.status FROM virtual_group_members m
@@ -665,13 +454,7 @@ pub async fn tree(
                 })
                 .collect()
         }
-        other => {
-            return Err(ApiError::Invalid(format!(
-                "view '{other}' is not one of network, virtual"
-            )))
-        }
+        other => return Err(ApiError::Invalid(format!("view '{other}' is not one of network, virtual"))),
     };
-    Ok(Json(
-        json!({"view": view, "root": {"kind": "site", "name": state.site.instance, "children": children, "endpoints": []}}),
-    ))
+    Ok(Json(json!({"view": view, "root": {"kind": "site", "name": state.site.instance, "children": children, "endpoints": []}})))
 }

@@ -23,10 +23,7 @@ impl Exposition {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect();
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
         if labels.is_empty() {
             let _ = writeln!(self.0, "{name} {value}");
         } else {
@@ -36,62 +33,28 @@ impl Exposition {
 }
 
 fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
     let client = state.pool.get().await?;
     let mut out = Exposition::default();
-    let consumers = [
-        ("inbox", &state.inbox_metrics),
-        ("hierarchy", &state.hierarchy_metrics),
-        ("replication", &state.replication_metrics),
-    ];
+    let consumers =
+        [("inbox", &state.inbox_metrics), ("hierarchy", &state.hierarchy_metrics), ("replication", &state.replication_metrics)];
     for (name, help, pick) in [
-        (
-            "rampart_messages_applied_total",
-            "Messages applied and acked, by consumer.",
-            0,
-        ),
-        (
-            "rampart_messages_dead_lettered_total",
-            "Messages refused and parked with a reason, by consumer.",
-            1,
-        ),
-        (
-            "rampart_consumer_batches_total",
-            "Batches committed, by consumer.",
-            2,
-        ),
-        (
-            "rampart_consumer_retries_total",
-            "Batches held and retried after a transient failure, by consumer.",
-            3,
-        ),
+        ("rampart_messages_applied_total", "Messages applied and acked, by consumer.", 0),
+        ("rampart_messages_dead_lettered_total", "Messages refused and parked with a reason, by consumer.", 1),
+        ("rampart_consumer_batches_total", "Batches committed, by consumer.", 2),
+        ("rampart_consumer_retries_total", "Batches held and retried after a transient failure, by consumer.", 3),
     ] {
         out.family(name, "counter", help);
         for (consumer, m) in consumers {
             let counter = [&m.applied, &m.dead_lettered, &m.batches, &m.retries][pick];
-            out.sample(
-                name,
-                &[("consumer", consumer)],
-                counter.load(Ordering::Relaxed) as f64,
-            );
+            out.sample(name, &[("consumer", consumer)], counter.load(Ordering::Relaxed) as f64);
         }
     }
-    out.family(
-        "rampart_outbox_depth",
-        "gauge",
-        "Messages written and not yet confirmed by the broker.",
-    );
-    out.sample(
-        "rampart_outbox_depth",
-        &[],
-        outbox::depth(&client).await? as f64,
-    );
+    out.family("rampart_outbox_depth", "gauge", "Messages written and not yet confirmed by the broker.");
+    out.sample("rampart_outbox_depth", &[], outbox::depth(&client).await? as f64);
 
     if state.role() == Role::Master {
         let rows = client
@@ -104,52 +67,21 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
                 &[],
             )
             .await?;
-        out.family(
-            "rampart_slave_up",
-            "gauge",
-            "1 for a registered slave (active), 0 once removing or removed.",
-        );
+        out.family("rampart_slave_up", "gauge", "1 for a registered slave (active), 0 once removing or removed.");
         for r in &rows {
-            out.sample(
-                "rampart_slave_up",
-                &[("slave", r.get(0))],
-                if r.get::<_, &str>(1) == "active" {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
+            out.sample("rampart_slave_up", &[("slave", r.get(0))], if r.get::<_, &str>(1) == "active" { 1.0 } else { 0.0 });
         }
-        out.family(
-            "rampart_slave_silence_seconds",
-            "gauge",
-            "Seconds since the slave was last heard from.",
-        );
+        out.family("rampart_slave_silence_seconds", "gauge", "Seconds since the slave was last heard from.");
         for r in &rows {
             if let Some(silence) = r.get::<_, Option<f64>>(2) {
-                out.sample(
-                    "rampart_slave_silence_seconds",
-                    &[("slave", r.get(0))],
-                    silence,
-                );
+                out.sample("rampart_slave_silence_seconds", &[("slave", r.get(0))], silence);
             }
         }
-        out.family(
-            "rampart_slave_refused_messages_total",
-            "counter",
-            "Messages refused from (or in the name of) the slave.",
-        );
+        out.family("rampart_slave_refused_messages_total", "counter", "Messages refused from (or in the name of) the slave.");
         for r in &rows {
-            out.sample(
-                "rampart_slave_refused_messages_total",
-                &[("slave", r.get(0))],
-                r.get::<_, i64>(3) as f64,
-            );
+            out.sample("rampart_slave_refused_messages_total", &[("slave", r.get(0))], r.get::<_, i64>(3) as f64);
         }
-        let active: Vec<_> = rows
-            .iter()
-            .filter(|r| r.get::<_, &str>(1) == "active")
-            .collect();
+        let active: Vec<_> = rows.iter().filter(|r| r.get::<_, &str>(1) == "active").collect();
         out.family(
             "rampart_replication_lag_seconds",
             "gauge",
@@ -157,43 +89,19 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         );
         for r in &active {
             if let Some(lag) = r.get::<_, Option<f64>>(4) {
-                out.sample(
-                    "rampart_replication_lag_seconds",
-                    &[("slave", r.get(0))],
-                    lag.max(0.0),
-                );
+                out.sample("rampart_replication_lag_seconds", &[("slave", r.get(0))], lag.max(0.0));
             }
         }
-        out.family(
-            "rampart_replication_rows_behind",
-            "gauge",
-            "Changed rows the slave has not had acknowledged (its last heartbeat).",
-        );
+        out.family("rampart_replication_rows_behind", "gauge", "Changed rows the slave has not had acknowledged (its last heartbeat).");
         for r in &active {
             if let Some(behind) = r.get::<_, Option<i64>>(5) {
-                out.sample(
-                    "rampart_replication_rows_behind",
-                    &[("slave", r.get(0))],
-                    behind as f64,
-                );
+                out.sample("rampart_replication_rows_behind", &[("slave", r.get(0))], behind as f64);
             }
         }
         for (name, help, column) in [
-            (
-                "rampart_replication_batches_applied_total",
-                "Replication batches applied, by slave.",
-                6,
-            ),
-            (
-                "rampart_replication_rows_applied_total",
-                "Replicated rows applied, by slave.",
-                7,
-            ),
-            (
-                "rampart_replication_batches_refused_total",
-                "Replication batches refused (duplicate, gap, stale epoch), by slave.",
-                8,
-            ),
+            ("rampart_replication_batches_applied_total", "Replication batches applied, by slave.", 6),
+            ("rampart_replication_rows_applied_total", "Replicated rows applied, by slave.", 7),
+            ("rampart_replication_batches_refused_total", "Replication batches refused (duplicate, gap, stale epoch), by slave.", 8),
         ] {
             out.family(name, "counter", help);
             for r in &rows {
@@ -201,22 +109,10 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             }
         }
     } else {
-        let rows = client
-            .query(
-                "SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status",
-                &[],
-            )
-            .await?;
-        out.family(
-            "rampart_endpoints",
-            "gauge",
-            "Managed endpoints by security status.",
-        );
+        let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;
+        out.family("rampart_endpoints", "gauge", "Managed endpoints by security status.");
         for status in ["protected", "at_risk", "infected", "unprotected"] {
-            let n = rows
-                .iter()
-                .find(|r| r.get::<_, &str>(0) == status)
-                .map_or(0, |r| r.get::<_, i64>(1));
+            let n = rows.iter().find(|r| r.get::<_, &str>(0) == status).map_or(0, |r| r.get::<_, i64>(1));
             out.sample("rampart_endpoints", &[("status", status)], n as f64);
         }
     }

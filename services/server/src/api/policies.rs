@@ -1,10 +1,6 @@
 //! Policies: authoring, assignment, and pushing them to endpoints.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::{Path, State}, http::StatusCode, Json};
 use rampart_shared::messages::PolicySettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -33,9 +29,7 @@ impl SettingsPatch {
         }
         if let Some(v) = self.update_interval_minutes {
             if !(5..=10_080).contains(&v) {
-                return Err(ApiError::Invalid(
-                    "settings.update_interval_minutes must be between 5 and 10080".into(),
-                ));
+                return Err(ApiError::Invalid("settings.update_interval_minutes must be between 5 and 10080".into()));
             }
             settings.update_interval_minutes = v;
         }
@@ -45,28 +39,17 @@ impl SettingsPatch {
 
 /// `off`, `daily HH:MM` or `weekly <mon..sun> HH:MM`.
 fn validate_schedule(s: &str) -> Result<(), ApiError> {
-    let bad = || {
-        ApiError::Invalid(format!(
-            "settings.scan_schedule '{s}' must be 'off', 'daily HH:MM' or 'weekly mon..sun HH:MM'"
-        ))
-    };
+    let bad = || ApiError::Invalid(format!("settings.scan_schedule '{s}' must be 'off', 'daily HH:MM' or 'weekly mon..sun HH:MM'"));
     let time_ok = |t: &str| {
         t.split_once(':').is_some_and(|(h, m)| {
-            h.len() == 2
-                && m.len() == 2
-                && h.parse::<u8>().is_ok_and(|h| h < 24)
-                && m.parse::<u8>().is_ok_and(|m| m < 60)
+            h.len() == 2 && m.len() == 2 && h.parse::<u8>().is_ok_and(|h| h < 24) && m.parse::<u8>().is_ok_and(|m| m < 60)
         })
     };
     let parts: Vec<&str> = s.split_whitespace().collect();
     match parts.as_slice() {
         ["off"] => Ok(()),
         ["daily", t] if time_ok(t) => Ok(()),
-        ["weekly", d, t]
-            if ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].contains(d) && time_ok(t) =>
-        {
-            Ok(())
-        }
+        ["weekly", d, t] if ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].contains(d) && time_ok(t) => Ok(()),
         _ => Err(bad()),
     }
 }
@@ -84,10 +67,7 @@ fn policy_json(r: &tokio_postgres::Row) -> Value {
            "assignments": r.get::<_, Value>(7), "target": r.get::<_, Option<Value>>(8)})
 }
 
-pub(super) async fn load<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Value, ApiError> {
+pub(super) async fn load<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
     let row = client
         .query_opt(&format!("{POLICY_SELECT} WHERE p.id = $1"), &[&id])
         .await?
@@ -107,9 +87,7 @@ fn refuse_master_owned(policy: &Value) -> Result<(), ApiError> {
 
 pub async fn list(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
     let client = state.pool.get().await?;
-    let rows = client
-        .query(&format!("{POLICY_SELECT} ORDER BY p.created_at"), &[])
-        .await?;
+    let rows = client.query(&format!("{POLICY_SELECT} ORDER BY p.created_at"), &[]).await?;
     Ok(Json(rows.iter().map(policy_json).collect()))
 }
 
@@ -127,8 +105,7 @@ pub async fn show(State(state): State<SharedState>, Path(id): Path<String>) -> A
             &[&id],
         )
         .await?;
-    policy["endpoints"] =
-        json!({"assigned": counts.get::<_, i64>(0), "applied": counts.get::<_, i64>(1)});
+    policy["endpoints"] = json!({"assigned": counts.get::<_, i64>(0), "applied": counts.get::<_, i64>(1)});
     Ok(Json(policy))
 }
 
@@ -142,10 +119,7 @@ pub struct CreatePolicy {
     target: Option<Value>,
 }
 
-pub async fn create(
-    State(state): State<SharedState>,
-    Body(body): Body<CreatePolicy>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(State(state): State<SharedState>, Body(body): Body<CreatePolicy>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = body.name.trim().to_owned();
     if name.is_empty() {
         return Err(ApiError::Invalid("name is required".into()));
@@ -164,11 +138,7 @@ pub async fn create(
     client
         .execute(
             "INSERT INTO policies (id, name, owner, settings) VALUES ($1, $2, 'local', $3)",
-            &[
-                &id,
-                &name,
-                &serde_json::to_value(&settings).expect("settings serialize"),
-            ],
+            &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize")],
         )
         .await?;
     tracing::info!(policy_id = %id, name, "Created policy.");
@@ -183,23 +153,15 @@ pub struct EditPolicy {
     settings: SettingsPatch,
 }
 
-pub async fn edit(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Body(body): Body<EditPolicy>,
-) -> ApiResult<Value> {
+pub async fn edit(State(state): State<SharedState>, Path(id): Path<String>, Body(body): Body<EditPolicy>) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "policy")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current = load(&tx, id).await?;
     refuse_master_owned(&current)?;
-    let settings: PolicySettings =
-        serde_json::from_value(current["settings"].clone()).unwrap_or_default();
+    let settings: PolicySettings = serde_json::from_value(current["settings"].clone()).unwrap_or_default();
     let settings = body.settings.apply(settings)?;
-    let name = body
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
+    let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     tx.execute(
         "UPDATE policies SET name = COALESCE($2, name), settings = $3, version = version + 1, updated_at = now() WHERE id = $1",
         &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize")],
@@ -217,10 +179,7 @@ pub async fn edit(
     Ok(Json(policy))
 }
 
-pub async fn delete(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id: Uuid = parse_id(&id, "policy")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -228,8 +187,7 @@ pub async fn delete(
     if state.role() == Role::Master {
         crate::hierarchy::fanout::remove_policy(&tx, &state, id).await?;
     }
-    tx.execute("DELETE FROM policies WHERE id = $1", &[&id])
-        .await?;
+    tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
     let queued = policies::refresh(&tx, &state.site, None, false).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
@@ -244,12 +202,7 @@ pub struct Assignment {
     id: Option<String>,
 }
 
-async fn change_assignment(
-    state: SharedState,
-    id: String,
-    a: Assignment,
-    assign: bool,
-) -> ApiResult<Value> {
+async fn change_assignment(state: SharedState, id: String, a: Assignment, assign: bool) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "policy")?;
     if state.role() == Role::Master {
         return Err(ApiError::Conflict(
@@ -263,53 +216,30 @@ async fn change_assignment(
         ("all", None) => String::new(),
         ("all", Some(_)) => return Err(ApiError::Invalid("target 'all' takes no id".into())),
         ("group" | "virtual_group" | "endpoint", None) => {
-            return Err(ApiError::Invalid(format!(
-                "target '{}' needs an id",
-                a.target
-            )))
+            return Err(ApiError::Invalid(format!("target '{}' needs an id", a.target)))
         }
         ("group", Some(g)) => {
-            let gid: i64 = g
-                .parse()
-                .map_err(|_| ApiError::Invalid(format!("group id '{g}' is not a number")))?;
-            if tx
-                .query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&gid])
-                .await?
-                .is_none()
-            {
+            let gid: i64 = g.parse().map_err(|_| ApiError::Invalid(format!("group id '{g}' is not a number")))?;
+            if tx.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&gid]).await?.is_none() {
                 return Err(ApiError::Invalid(format!("group {gid} does not exist")));
             }
             gid.to_string()
         }
         ("virtual_group", Some(v)) => {
-            let vid: i64 = v.parse().map_err(|_| {
-                ApiError::Invalid(format!("virtual group id '{v}' is not a number"))
-            })?;
-            if tx
-                .query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&vid])
-                .await?
-                .is_none()
-            {
-                return Err(ApiError::Invalid(format!(
-                    "virtual group {vid} does not exist"
-                )));
+            let vid: i64 = v.parse().map_err(|_| ApiError::Invalid(format!("virtual group id '{v}' is not a number")))?;
+            if tx.query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&vid]).await?.is_none() {
+                return Err(ApiError::Invalid(format!("virtual group {vid} does not exist")));
             }
             vid.to_string()
         }
         ("endpoint", Some(e)) => {
-            if tx
-                .query_opt("SELECT 1 FROM endpoints WHERE id = $1", &[&e])
-                .await?
-                .is_none()
-            {
+            if tx.query_opt("SELECT 1 FROM endpoints WHERE id = $1", &[&e]).await?.is_none() {
                 return Err(ApiError::Invalid(format!("endpoint '{e}' does not exist")));
             }
             e
         }
         (other, _) => {
-            return Err(ApiError::Invalid(format!(
-                "target '{other}' is not one of all, group, virtual_group, endpoint"
-            )))
+            return Err(ApiError::Invalid(format!("target '{other}' is not one of all, group, virtual_group, endpoint")))
         }
     };
     if assign {
@@ -334,19 +264,11 @@ async fn change_assignment(
     Ok(Json(policy))
 }
 
-pub async fn assign(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Body(a): Body<Assignment>,
-) -> ApiResult<Value> {
+pub async fn assign(State(state): State<SharedState>, Path(id): Path<String>, Body(a): Body<Assignment>) -> ApiResult<Value> {
     change_assignment(state, id, a, true).await
 }
 
-pub async fn unassign(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Body(a): Body<Assignment>,
-) -> ApiResult<Value> {
+pub async fn unassign(State(state): State<SharedState>, Path(id): Path<String>, Body(a): Body<Assignment>) -> ApiResult<Value> {
     change_assignment(state, id, a, false).await
 }
 
@@ -366,10 +288,7 @@ mod tests {
 
     #[test]
     fn patches_keep_unset_settings() {
-        let patch = SettingsPatch {
-            realtime_protection: Some(false),
-            ..Default::default()
-        };
+        let patch = SettingsPatch { realtime_protection: Some(false), ..Default::default() };
         let s = patch.apply(PolicySettings::default()).unwrap();
         assert!(!s.realtime_protection);
         assert_eq!(s.scan_schedule, PolicySettings::default().scan_schedule);

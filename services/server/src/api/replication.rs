@@ -4,12 +4,11 @@
 //! asks every active slave (or one: `POST /api/slaves/{id}/replicate`).
 //! Verifications exist only on a master: it asks the slaves and compares.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
+use axum::{extract::{Path, State}, http::StatusCode, Json};
+use rampart_shared::{
+    hierarchy::MasterCommand,
+    replication::ReplicateNow,
 };
-use rampart_shared::{hierarchy::MasterCommand, replication::ReplicateNow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -35,9 +34,7 @@ pub async fn show(State(state): State<SharedState>) -> ApiResult<Value> {
     match state.role() {
         Role::Master => {
             let copies: Vec<Value> = slaves::list(&client).await?.into_iter().map(|s| json!({"slave": s["id"], "state": s["state"], "replication": s["replication"]})).collect();
-            Ok(Json(
-                json!({"role": "master", "interval_seconds": null, "slaves": copies}),
-            ))
+            Ok(Json(json!({"role": "master", "interval_seconds": null, "slaves": copies})))
         }
         role => {
             let stream = match replicator::stream(&client).await? {
@@ -59,31 +56,19 @@ pub async fn show(State(state): State<SharedState>) -> ApiResult<Value> {
 }
 
 /// `POST /api/replication/now`.
-pub async fn now(
-    State(state): State<SharedState>,
-    Body(body): Body<NowBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn now(State(state): State<SharedState>, Body(body): Body<NowBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let full = body.full.unwrap_or(false);
     match state.role() {
         Role::Master => {
             let mut client = state.pool.get().await?;
             let tx = client.transaction().await?;
             let active = fanout::active_slaves(&tx).await?;
-            fanout::send(
-                &tx,
-                &state,
-                &active,
-                &MasterCommand::ReplicateNow(ReplicateNow { full }),
-            )
-            .await?;
+            fanout::send(&tx, &state, &active, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
             tx.commit().await?;
             state.outbox_wake.notify_one();
             tracing::info!(slaves = ?active, full, "Asked every slave to replicate now.");
             let message = format!("asked {} slave(s) to replicate now", active.len());
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"slaves": active, "full": full, "message": message})),
-            ))
+            Ok((StatusCode::ACCEPTED, Json(json!({"slaves": active, "full": full, "message": message}))))
         }
         Role::Slave => {
             let mut client = state.pool.get().await?;
@@ -92,15 +77,8 @@ pub async fn now(
             tx.commit().await?;
             state.replication_wake.notify_one();
             tracing::info!(full, "Replication requested by the operator.");
-            let message = if full {
-                "full replication started (a new epoch)"
-            } else {
-                "replication started"
-            };
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"full": full, "message": message})),
-            ))
+            let message = if full { "full replication started (a new epoch)" } else { "replication started" };
+            Ok((StatusCode::ACCEPTED, Json(json!({"full": full, "message": message}))))
         }
         Role::Standalone => Err(ApiError::Conflict(format!(
             "this server ('{}') is a stand-alone: it replicates only once registered to a master",
@@ -120,37 +98,22 @@ pub async fn replicate_slave(
     let slave = active_slaves(&state, Some(&id)).await?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    fanout::send(
-        &tx,
-        &state,
-        &slave,
-        &MasterCommand::ReplicateNow(ReplicateNow { full }),
-    )
-    .await?;
+    fanout::send(&tx, &state, &slave, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = %id, full, "Asked a slave to replicate now.");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({"slave": id, "full": full, "message": format!("asked slave '{id}' to replicate now")}),
-        ),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(json!({"slave": id, "full": full, "message": format!("asked slave '{id}' to replicate now")}))))
 }
 
 /// The active slaves: all, or the one named (which must be active).
 async fn active_slaves(state: &AppState, only: Option<&str>) -> Result<Vec<String>, ApiError> {
     let client = state.pool.get().await?;
     if let Some(id) = only {
-        let row = client
-            .query_opt("SELECT state FROM slaves WHERE id = $1", &[&id])
-            .await?;
+        let row = client.query_opt("SELECT state FROM slaves WHERE id = $1", &[&id]).await?;
         return match row.map(|r| r.get::<_, String>(0)) {
             None => Err(ApiError::NotFound(format!("no slave '{id}'"))),
             Some(s) if s == "active" => Ok(vec![id.to_owned()]),
-            Some(s) => Err(ApiError::Conflict(format!(
-                "slave '{id}' is {s}: only an active slave replicates"
-            ))),
+            Some(s) => Err(ApiError::Conflict(format!("slave '{id}' is {s}: only an active slave replicates"))),
         };
     }
     Ok(fanout::active_slaves(&client).await?)
@@ -171,23 +134,15 @@ pub async fn create_verification(
     require_master(&state, "Verifications")?;
     let slaves = active_slaves(&state, body.slave.as_deref()).await?;
     if slaves.is_empty() {
-        return Err(ApiError::Conflict(
-            "this master has no active slave to verify".into(),
-        ));
+        return Err(ApiError::Conflict("this master has no active slave to verify".into()));
     }
     let requested = verify::request(&state, &slaves).await?;
-    let list: Vec<Value> = requested
-        .iter()
-        .map(|(slave, id)| json!({"id": id, "slave": slave, "state": "pending"}))
-        .collect();
+    let list: Vec<Value> = requested.iter().map(|(slave, id)| json!({"id": id, "slave": slave, "state": "pending"})).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({"verifications": list}))))
 }
 
 /// `GET /api/verifications/{id}`.
-pub async fn show_verification(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> ApiResult<Value> {
+pub async fn show_verification(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     require_master(&state, "Verifications")?;
     let id: Uuid = parse_id(&id, "verification")?;
     Ok(Json(verify::show(&state.pool.get().await?, id).await?))

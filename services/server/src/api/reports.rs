@@ -27,34 +27,21 @@ pub struct ReportQuery {
 }
 
 /// `GET /api/reports/{kind}?slave=&format=`.
-pub async fn show(
-    State(state): State<SharedState>,
-    Path(kind): Path<String>,
-    Params(q): Params<ReportQuery>,
-) -> Result<Response, ApiError> {
+pub async fn show(State(state): State<SharedState>, Path(kind): Path<String>, Params(q): Params<ReportQuery>) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
-    let format =
-        Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
+    let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
     if state.role() == Role::Master {
         let mut query = format!("/{}?format={}", kind.as_str(), format.as_str());
         if let Some(slave) = &q.slave {
-            rampart_shared::topology::NameSegment::parse(slave)
-                .map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
+            rampart_shared::topology::NameSegment::parse(slave).map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
             query.push_str(&format!("&slave={slave}"));
         }
-        let answer = proxy::forward(&state.settings.reports, &query)
-            .await
-            .map_err(|e| match e {
-                proxy::ProxyError::NotConfigured => ApiError::Conflict(e.to_string()),
-                proxy::ProxyError::Unreachable { .. } => ApiError::BadGateway(e.to_string()),
-            })?;
+        let answer = proxy::forward(&state.settings.reports, &query).await.map_err(|e| match e {
+            proxy::ProxyError::NotConfigured => ApiError::Conflict(e.to_string()),
+            proxy::ProxyError::Unreachable { .. } => ApiError::BadGateway(e.to_string()),
+        })?;
         let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        return Ok((
-            status,
-            [(header::CONTENT_TYPE, answer.content_type)],
-            answer.body,
-        )
-            .into_response());
+        return Ok((status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response());
     }
     if let Some(slave) = q.slave {
         return Err(ApiError::BadRequest(format!(
@@ -62,14 +49,10 @@ pub async fn show(
             state.role()
         )));
     }
-    let body = local::make(&state, kind, format)
-        .await
-        .map_err(|e| match e {
-            local::ReportError::NotHere(m) => ApiError::FeatureUnavailable(m),
-            local::ReportError::Database(m) => {
-                ApiError::Unavailable(format!("the database did not answer: {m}"))
-            }
-        })?;
+    let body = local::make(&state, kind, format).await.map_err(|e| match e {
+        local::ReportError::NotHere(m) => ApiError::FeatureUnavailable(m),
+        local::ReportError::Database(m) => ApiError::Unavailable(format!("the database did not answer: {m}")),
+    })?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
@@ -77,14 +60,10 @@ pub async fn show(
 pub async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
     super::hierarchy::require_master(&state, "Report event resends")?;
     if !events::enabled(&state) {
-        return Err(ApiError::Conflict(
-            "this master publishes no report events: set <Reports><EventKey> in server.xml".into(),
-        ));
+        return Err(ApiError::Conflict("this master publishes no report events: set <Reports><EventKey> in server.xml".into()));
     }
     let slaves = events::resend(&state).await?;
-    Ok(Json(
-        json!({"slaves": slaves, "message": format!("queued the roster and the full summary of {slaves} slave(s) for the report service")}),
-    ))
+    Ok(Json(json!({"slaves": slaves, "message": format!("queued the roster and the full summary of {slaves} slave(s) for the report service")})))
 }
 
 pub async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value> {
@@ -93,10 +72,7 @@ pub async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value
                    "directory": state.settings.reports.directory.as_ref().map(|d| d.display().to_string())})))
 }
 
-pub async fn create_schedule(
-    State(state): State<SharedState>,
-    Body(new): Body<schedules::NewSchedule>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_schedule(State(state): State<SharedState>, Body(new): Body<schedules::NewSchedule>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (kind, format, every) = schedules::check(&new).map_err(ApiError::Invalid)?;
     if state.settings.reports.directory.is_none() {
         return Err(ApiError::Conflict(
@@ -104,47 +80,25 @@ pub async fn create_schedule(
         ));
     }
     let client = state.pool.get().await?;
-    if new.email
-        && crate::settings_store::get(&client, crate::settings_store::EMAIL)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::Conflict(
-            "e-mail is asked but no e-mail settings are stored: PUT /api/settings/email first"
-                .into(),
-        ));
+    if new.email && crate::settings_store::get(&client, crate::settings_store::EMAIL).await?.is_none() {
+        return Err(ApiError::Conflict("e-mail is asked but no e-mail settings are stored: PUT /api/settings/email first".into()));
     }
     let id = match schedules::create(&client, &new, kind, format, every).await {
         Ok(id) => id,
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            return Err(ApiError::Conflict(format!(
-                "a schedule named '{}' exists",
-                new.name.trim()
-            )))
+            return Err(ApiError::Conflict(format!("a schedule named '{}' exists", new.name.trim())))
         }
         Err(e) => return Err(e.into()),
     };
     tracing::info!(schedule_id = %id, schedule = %new.name.trim(), kind = kind.as_str(), "Created a report schedule.");
     state.schedule_wake.notify_one();
-    let created = schedules::list(&client)
-        .await?
-        .into_iter()
-        .find(|s| s["id"] == json!(id))
-        .unwrap_or(Value::Null);
+    let created = schedules::list(&client).await?.into_iter().find(|s| s["id"] == json!(id)).unwrap_or(Value::Null);
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-pub async fn delete_schedule(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> ApiResult<Value> {
+pub async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id = parse_id(&id)?;
-    let deleted = state
-        .pool
-        .get()
-        .await?
-        .execute("DELETE FROM report_schedules WHERE id = $1", &[&id])
-        .await?;
+    let deleted = state.pool.get().await?.execute("DELETE FROM report_schedules WHERE id = $1", &[&id]).await?;
     if deleted == 0 {
         return Err(ApiError::NotFound(format!("no report schedule {id}")));
     }
@@ -152,30 +106,16 @@ pub async fn delete_schedule(
 }
 
 /// `POST /api/reports/schedules/{id}/run`: run it now (then on its schedule).
-pub async fn run_schedule(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-) -> ApiResult<Value> {
+pub async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id = parse_id(&id)?;
-    let changed = state
-        .pool
-        .get()
-        .await?
-        .execute(
-            "UPDATE report_schedules SET next_run = now() WHERE id = $1",
-            &[&id],
-        )
-        .await?;
+    let changed = state.pool.get().await?.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;
     if changed == 0 {
         return Err(ApiError::NotFound(format!("no report schedule {id}")));
     }
     state.schedule_wake.notify_one();
-    Ok(Json(
-        json!({"id": id, "message": "the report is being made; see last_run and last_file in the schedule list"}),
-    ))
+    Ok(Json(json!({"id": id, "message": "the report is being made; see last_run and last_file in the schedule list"})))
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::NotFound(format!("no report schedule '{id}' (ids are UUIDs)")))
+    id.parse().map_err(|_| ApiError::NotFound(format!("no report schedule '{id}' (ids are UUIDs)")))
 }

@@ -1,10 +1,6 @@
 //! Tasks (scan, update) sent to endpoints, with per-endpoint progress.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::{Path, State}, http::StatusCode, Json};
 use rampart_shared::messages::TaskKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -52,15 +48,9 @@ fn task_json(r: &tokio_postgres::Row) -> Value {
                         "percent": if total == 0 { 100 } else { finished * 100 / total }}})
 }
 
-async fn load<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Value, ApiError> {
+async fn load<C: deadpool_postgres::GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
     let row = client
-        .query_opt(
-            &format!("{TASK_SELECT} WHERE t.id = $1 GROUP BY t.id"),
-            &[&id],
-        )
+        .query_opt(&format!("{TASK_SELECT} WHERE t.id = $1 GROUP BY t.id"), &[&id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
     Ok(task_json(&row))
@@ -71,12 +61,7 @@ pub async fn list(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
         return fanout::list_tasks(state).await;
     }
     let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            &format!("{TASK_SELECT} GROUP BY t.id ORDER BY t.created_at DESC LIMIT 200"),
-            &[],
-        )
-        .await?;
+    let rows = client.query(&format!("{TASK_SELECT} GROUP BY t.id ORDER BY t.created_at DESC LIMIT 200"), &[]).await?;
     Ok(Json(rows.iter().map(task_json).collect()))
 }
 
@@ -113,31 +98,17 @@ pub struct CreateTask {
     target: Option<Value>,
 }
 
-pub async fn create(
-    State(state): State<SharedState>,
-    Body(body): Body<CreateTask>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let kind = TaskKind::parse(&body.kind).ok_or_else(|| {
-        ApiError::Invalid(format!(
-            "kind '{}' is not one of quick_scan, full_scan, update",
-            body.kind
-        ))
-    })?;
+pub async fn create(State(state): State<SharedState>, Body(body): Body<CreateTask>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let kind = TaskKind::parse(&body.kind)
+        .ok_or_else(|| ApiError::Invalid(format!("kind '{}' is not one of quick_scan, full_scan, update", body.kind)))?;
     if state.role() == Role::Master {
         return fanout::create_task(state, body.name, kind, body.target).await;
     }
-    let target = body.target.ok_or_else(|| {
-        ApiError::Invalid(
-            "target is required: give all, groups, virtual_groups or endpoints".into(),
-        )
-    })?;
-    let target: TaskTarget =
-        serde_json::from_value(target).map_err(|e| ApiError::Invalid(format!("target: {e}")))?;
+    let target = body.target.ok_or_else(|| ApiError::Invalid("target is required: give all, groups, virtual_groups or endpoints".into()))?;
+    let target: TaskTarget = serde_json::from_value(target).map_err(|e| ApiError::Invalid(format!("target: {e}")))?;
     let t = &target;
     if !t.all && t.groups.is_empty() && t.virtual_groups.is_empty() && t.endpoints.is_empty() {
-        return Err(ApiError::Invalid(
-            "target is empty: give all, groups, virtual_groups or endpoints".into(),
-        ));
+        return Err(ApiError::Invalid("target is empty: give all, groups, virtual_groups or endpoints".into()));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -152,37 +123,18 @@ pub async fn create(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let unknown: Vec<&str> = t
-        .endpoints
-        .iter()
-        .filter(|e| !endpoints.contains(e))
-        .map(String::as_str)
-        .collect();
+    let unknown: Vec<&str> = t.endpoints.iter().filter(|e| !endpoints.contains(e)).map(String::as_str).collect();
     if !unknown.is_empty() {
-        return Err(ApiError::Invalid(format!(
-            "unknown endpoints in target: {}",
-            unknown.join(", ")
-        )));
+        return Err(ApiError::Invalid(format!("unknown endpoints in target: {}", unknown.join(", "))));
     }
     if endpoints.is_empty() {
         return Err(ApiError::Invalid("the target matches no endpoint".into()));
     }
     let id = Uuid::new_v4();
-    let name = body.name.unwrap_or_else(|| {
-        format!(
-            "{} {}",
-            kind.as_str().replace('_', " "),
-            chrono::Utc::now().format("%Y-%m-%d %H:%M")
-        )
-    });
+    let name = body.name.unwrap_or_else(|| format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M")));
     tx.execute(
         "INSERT INTO tasks (id, name, kind, owner, target) VALUES ($1, $2, $3, 'local', $4)",
-        &[
-            &id,
-            &name,
-            &kind.as_str(),
-            &serde_json::to_value(t).expect("target serializes"),
-        ],
+        &[&id, &name, &kind.as_str(), &serde_json::to_value(t).expect("target serializes")],
     )
     .await?;
     let commands = tasks::dispatch(&tx, &state.site, id, kind, &endpoints).await?;
@@ -203,15 +155,9 @@ pub async fn cancel(State(state): State<SharedState>, Path(id): Path<String>) ->
     let tx = client.transaction().await?;
     let task = load(&tx, id).await?;
     if task["owner"] == "master" {
-        return Err(ApiError::ReadOnly(format!(
-            "task {id} is owned by the master and cannot be cancelled here"
-        )));
+        return Err(ApiError::ReadOnly(format!("task {id} is owned by the master and cannot be cancelled here")));
     }
-    tx.execute(
-        "UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1",
-        &[&id],
-    )
-    .await?;
+    tx.execute("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
     let cancelled = tasks::cancel_open(&tx, &state.site, &[id], "cancelled by operator").await?;
     outbox::enqueue(&tx, &cancelled.commands).await?;
     let task = load(&tx, id).await?;

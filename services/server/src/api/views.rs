@@ -13,10 +13,7 @@ pub async fn health(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({"status": "ok", "instance": state.site.instance, "role": state.role()}))
 }
 
-async fn status_counts(
-    client: &deadpool_postgres::Client,
-    offline_after: i64,
-) -> Result<Value, ApiError> {
+async fn status_counts(client: &deadpool_postgres::Client, offline_after: i64) -> Result<Value, ApiError> {
     let r = client
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE status = 'protected'), count(*) FILTER (WHERE status = 'at_risk'),
@@ -27,21 +24,15 @@ async fn status_counts(
             &[&offline_after],
         )
         .await?;
-    Ok(
-        json!({"total": r.get::<_, i64>(0), "protected": r.get::<_, i64>(1), "at_risk": r.get::<_, i64>(2),
+    Ok(json!({"total": r.get::<_, i64>(0), "protected": r.get::<_, i64>(1), "at_risk": r.get::<_, i64>(2),
               "infected": r.get::<_, i64>(3), "unprotected": r.get::<_, i64>(4), "unlicensed": r.get::<_, i64>(5),
-              "offline": r.get::<_, i64>(6)}),
-    )
+              "offline": r.get::<_, i64>(6)}))
 }
 
 pub async fn status(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
     let (m, h) = (&state.inbox_metrics, &state.hierarchy_metrics);
-    let license = if state.role().has_fleet() {
-        Some(licensing::summary(&client).await?)
-    } else {
-        None
-    };
+    let license = if state.role().has_fleet() { Some(licensing::summary(&client).await?) } else { None };
     let mut status = json!({
         "instance": state.site.instance, "role": state.role(), "version": env!("CARGO_PKG_VERSION"),
         "namespace": state.site.topology.namespace(),
@@ -52,10 +43,7 @@ pub async fn status(State(state): State<SharedState>) -> ApiResult<Value> {
                      "hierarchy": {"applied": h.applied.load(Ordering::Relaxed), "dead_lettered": h.dead_lettered.load(Ordering::Relaxed)}},
     });
     // `master` on a stand-alone or slave, `slaves` counts on a master.
-    if let (Some(status), Value::Object(part)) = (
-        status.as_object_mut(),
-        super::hierarchy::status_part(&state).await?,
-    ) {
+    if let (Some(status), Value::Object(part)) = (status.as_object_mut(), super::hierarchy::status_part(&state).await?) {
         status.extend(part);
     }
     Ok(Json(status))
@@ -72,18 +60,10 @@ fn detection_json(r: &tokio_postgres::Row) -> Value {
 
 pub async fn dashboard(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
-    let detections = client
-        .query(
-            &format!("{DETECTION_SELECT} ORDER BY d.detected_at DESC LIMIT 10"),
-            &[],
-        )
-        .await?;
+    let detections = client.query(&format!("{DETECTION_SELECT} ORDER BY d.detected_at DESC LIMIT 10"), &[]).await?;
     let days = i32::try_from(state.settings.outdated_after_days).unwrap_or(i32::MAX);
     let outdated_count: i64 = client
-        .query_one(
-            "SELECT count(*) FROM endpoints WHERE signatures_date < current_date - $1::int",
-            &[&days],
-        )
+        .query_one("SELECT count(*) FROM endpoints WHERE signatures_date < current_date - $1::int", &[&days])
         .await?
         .get(0);
     let outdated = client
@@ -119,15 +99,10 @@ pub struct DetectionQuery {
     limit: Option<i64>,
 }
 
-pub async fn detections(
-    State(state): State<SharedState>,
-    Params(q): Params<DetectionQuery>,
-) -> ApiResult<Vec<Value>> {
+pub async fn detections(State(state): State<SharedState>, Params(q): Params<DetectionQuery>) -> ApiResult<Vec<Value>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit must be between 1 and 10000".into(),
-        ));
+        return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));
     }
     let client = state.pool.get().await?;
     let rows = client
@@ -165,26 +140,17 @@ pub async fn audit(State(state): State<SharedState>) -> ApiResult<Value> {
                    "first_seen": r.get::<_, chrono::DateTime<chrono::Utc>>(8), "last_seen": r.get::<_, chrono::DateTime<chrono::Utc>>(9)})
         })
         .collect();
-    Ok(Json(
-        json!({"summary": {"discovered": computers.len(), "managed": managed,
+    Ok(Json(json!({"summary": {"discovered": computers.len(), "managed": managed,
                                "unmanaged": computers.len() as i64 - managed, "unprotected": unprotected},
-                   "computers": computers}),
-    ))
+                   "computers": computers})))
 }
 
 /// `GET /api/refused-messages?queue=&slave=&sender=&limit=`: what this
 /// server refused or ignored, newest first.
-pub async fn refused_messages(
-    State(state): State<SharedState>,
-    Params(filter): Params<refused::Filter>,
-) -> ApiResult<Value> {
+pub async fn refused_messages(State(state): State<SharedState>, Params(filter): Params<refused::Filter>) -> ApiResult<Value> {
     let limit = filter.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit must be between 1 and 10000".into(),
-        ));
+        return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));
     }
-    Ok(Json(
-        refused::list(&state.pool.get().await?, &filter, limit).await?,
-    ))
+    Ok(Json(refused::list(&state.pool.get().await?, &filter, limit).await?))
 }

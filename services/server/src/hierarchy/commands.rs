@@ -12,8 +12,8 @@ use std::sync::Arc;
 use deadpool_postgres::{GenericClient, Transaction};
 use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
+    amqp::consumer::{ApplyError, BatchHandler},
     envelope::{header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, MasterPolicy, MasterTask, Scope},
     Envelope,
@@ -34,17 +34,15 @@ impl BatchHandler for CommandInbox {
     fn decode(&self, delivery: &Delivery) -> Result<MasterCommand, Rejection> {
         let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
         let envelope = Envelope::decode(&delivery.data, kind)?;
-        let link = self.state.keyring.link().ok_or_else(|| {
-            Rejection::UnknownSender(format!("{} (this server has no master)", envelope.from))
-        })?;
+        let link = self
+            .state
+            .keyring
+            .link()
+            .ok_or_else(|| Rejection::UnknownSender(format!("{} (this server has no master)", envelope.from)))?;
         if envelope.from != link.master_id {
-            return Err(Rejection::UnknownSender(format!(
-                "{} (this server's master is '{}')",
-                envelope.from, link.master_id
-            )));
+            return Err(Rejection::UnknownSender(format!("{} (this server's master is '{}')", envelope.from, link.master_id)));
         }
-        let signature =
-            header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
+        let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
         if !link.command_key.verify(&delivery.data, signature) {
             return Err(Rejection::BadSignature);
         }
@@ -52,22 +50,12 @@ impl BatchHandler for CommandInbox {
     }
 
     async fn apply(&self, batch: &[MasterCommand]) -> Result<(), ApplyError> {
-        apply_batch(&self.state, batch)
-            .await
-            .map_err(crate::inbox::classify)
+        apply_batch(&self.state, batch).await.map_err(crate::inbox::classify)
     }
 
     async fn refused(&self, delivery: &Delivery, reason: &str) {
-        let queue = self
-            .state
-            .site
-            .topology
-            .slave_commands_queue(&self.state.site.instance);
-        crate::refused::record(
-            &self.state,
-            crate::refused::Refusal::of_delivery(&queue, delivery, None, reason),
-        )
-        .await;
+        let queue = self.state.site.topology.slave_commands_queue(&self.state.site.instance);
+        crate::refused::record(&self.state, crate::refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
     }
 }
 
@@ -75,10 +63,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(link) = link::locked_link(&tx, state).await? else {
-        tracing::warn!(
-            count = batch.len(),
-            "Dropped master commands: this server left its master."
-        );
+        tracing::warn!(count = batch.len(), "Dropped master commands: this server left its master.");
         return Ok(());
     };
     let mut affected = Affected::default();
@@ -90,16 +75,10 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
             MasterCommand::Policy(p) => apply_policy(&tx, p, &mut affected).await?,
             MasterCommand::PolicyRemoved(r) => {
                 affected.add_assignments(&tx, r.policy_id).await?;
-                tx.execute_cached(
-                    "DELETE FROM policies WHERE id = $1 AND owner = 'master'",
-                    &[&r.policy_id],
-                )
-                .await?;
+                tx.execute_cached("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id]).await?;
             }
             MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
-            MasterCommand::CancelTask(c) => {
-                commands.extend(cancel_task(&tx, state, c.task_id).await?)
-            }
+            MasterCommand::CancelTask(c) => commands.extend(cancel_task(&tx, state, c.task_id).await?),
             MasterCommand::ReplicationAck(a) => {
                 replicator::record_ack(&tx, a).await?;
                 acked = true;
@@ -113,13 +92,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
                 replicate = true;
             }
             MasterCommand::Unregister(u) => {
-                link::leave(
-                    &tx,
-                    state,
-                    &link,
-                    &format!("removed by the master: {}", u.reason),
-                )
-                .await?;
+                link::leave(&tx, state, &link, &format!("removed by the master: {}", u.reason)).await?;
                 left = true;
                 break;
             }
@@ -131,9 +104,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     }
     tx.commit().await?;
     if left {
-        link::finish_leaving(state, &link)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        link::finish_leaving(state, &link).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     } else {
         state.outbox_wake.notify_one();
         state.report_wake.notify_one();
@@ -157,17 +128,8 @@ struct Affected {
 
 impl Affected {
     /// The endpoints of every current assignment of `policy_id`.
-    async fn add_assignments<C: GenericClient>(
-        &mut self,
-        tx: &C,
-        policy_id: Uuid,
-    ) -> Result<(), tokio_postgres::Error> {
-        let assignments = tx
-            .query_cached(
-                "SELECT target_kind, target_id FROM policy_assignments WHERE policy_id = $1",
-                &[&policy_id],
-            )
-            .await?;
+    async fn add_assignments<C: GenericClient>(&mut self, tx: &C, policy_id: Uuid) -> Result<(), tokio_postgres::Error> {
+        let assignments = tx.query_cached("SELECT target_kind, target_id FROM policy_assignments WHERE policy_id = $1", &[&policy_id]).await?;
         for a in assignments {
             self.add(tx, a.get(0), a.get(1)).await?;
         }
@@ -175,29 +137,19 @@ impl Affected {
     }
 
     /// The endpoints of one assignment (`all`, `group` or `virtual_group`).
-    async fn add<C: GenericClient>(
-        &mut self,
-        tx: &C,
-        kind: &str,
-        id: &str,
-    ) -> Result<(), tokio_postgres::Error> {
+    async fn add<C: GenericClient>(&mut self, tx: &C, kind: &str, id: &str) -> Result<(), tokio_postgres::Error> {
         if kind == "all" {
             self.all = true;
         }
         if !self.all {
-            self.endpoints
-                .extend(endpoints_in_scope(tx, kind, id).await?);
+            self.endpoints.extend(endpoints_in_scope(tx, kind, id).await?);
         }
         Ok(())
     }
 
     /// Recomputes the effective policy of the affected endpoints only: a
     /// policy for a group of 50 computers no longer re-reads all 10,000.
-    async fn refresh(
-        mut self,
-        tx: &Transaction<'_>,
-        state: &AppState,
-    ) -> Result<(), tokio_postgres::Error> {
+    async fn refresh(mut self, tx: &Transaction<'_>, state: &AppState) -> Result<(), tokio_postgres::Error> {
         if self.all {
             policies::refresh(tx, &state.site, None, false).await?;
         } else if !self.endpoints.is_empty() {
@@ -215,24 +167,11 @@ impl Affected {
 /// each uses its index: a single query with the kinds OR-ed (and the ids
 /// compared as text) read every computer for every master policy, and the
 /// benchmark found it the largest cost of a fan-out to 100 slaves.
-async fn endpoints_in_scope<C: GenericClient>(
-    tx: &C,
-    kind: &str,
-    id: &str,
-) -> Result<Vec<String>, tokio_postgres::Error> {
+async fn endpoints_in_scope<C: GenericClient>(tx: &C, kind: &str, id: &str) -> Result<Vec<String>, tokio_postgres::Error> {
     let group = || id.parse::<i64>().ok();
     let rows = match (kind, group()) {
-        ("all", _) => {
-            tx.query_cached("SELECT id FROM endpoints ORDER BY id", &[])
-                .await?
-        }
-        ("group", Some(group)) => {
-            tx.query_cached(
-                "SELECT id FROM endpoints WHERE group_id = $1 ORDER BY id",
-                &[&group],
-            )
-            .await?
-        }
+        ("all", _) => tx.query_cached("SELECT id FROM endpoints ORDER BY id", &[]).await?,
+        ("group", Some(group)) => tx.query_cached("SELECT id FROM endpoints WHERE group_id = $1 ORDER BY id", &[&group]).await?,
         ("virtual_group", Some(group)) => {
             tx.query_cached(
                 "SELECT e.id FROM virtual_group_members m JOIN endpoints e ON e.id = m.endpoint_id
@@ -248,11 +187,7 @@ async fn endpoints_in_scope<C: GenericClient>(
 
 /// Stores a master policy unless this version (or a newer one) is there,
 /// noting the endpoints it may re-point.
-async fn apply_policy(
-    tx: &Transaction<'_>,
-    p: &MasterPolicy,
-    affected: &mut Affected,
-) -> Result<(), tokio_postgres::Error> {
+async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Affected) -> Result<(), tokio_postgres::Error> {
     let settings = serde_json::to_value(&p.settings).expect("settings serialize");
     let changed = tx
         .execute_cached(
@@ -267,11 +202,7 @@ async fn apply_policy(
         return Ok(());
     }
     affected.add_assignments(tx, p.policy_id).await?;
-    tx.execute_cached(
-        "DELETE FROM policy_assignments WHERE policy_id = $1",
-        &[&p.policy_id],
-    )
-    .await?;
+    tx.execute_cached("DELETE FROM policy_assignments WHERE policy_id = $1", &[&p.policy_id]).await?;
     match resolve_scope(tx, &p.scope).await? {
         Ok((kind, id)) => {
             tx.execute_cached(
@@ -282,11 +213,7 @@ async fn apply_policy(
             affected.add(tx, kind, &id).await?;
         }
         Err(failure) => {
-            tx.execute_cached(
-                "UPDATE policies SET failure = $2 WHERE id = $1",
-                &[&p.policy_id, &failure],
-            )
-            .await?;
+            tx.execute_cached("UPDATE policies SET failure = $2 WHERE id = $1", &[&p.policy_id, &failure]).await?;
         }
     }
     tracing::info!(policy_id = %p.policy_id, version = p.version, "Applied a master policy.");
@@ -295,25 +222,14 @@ async fn apply_policy(
 
 /// The assignment a scope means here: (`all`|`group`|`virtual_group`, id),
 /// or why it cannot be applied on this slave.
-async fn resolve_scope<C: GenericClient>(
-    tx: &C,
-    scope: &Scope,
-) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
+async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
     let (kind, table, name) = match scope {
-        Scope {
-            group: Some(name), ..
-        } => ("group", "network_groups", name),
-        Scope {
-            virtual_group: Some(name),
-            ..
-        } => ("virtual_group", "virtual_groups", name),
+        Scope { group: Some(name), .. } => ("group", "network_groups", name),
+        Scope { virtual_group: Some(name), .. } => ("virtual_group", "virtual_groups", name),
         _ => return Ok(Ok(("all", String::new()))),
     };
     let ids: Vec<i64> = tx
-        .query(
-            &format!("SELECT id FROM {table} WHERE name = $1 ORDER BY id"),
-            &[name],
-        )
+        .query(&format!("SELECT id FROM {table} WHERE name = $1 ORDER BY id"), &[name])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -322,19 +238,12 @@ async fn resolve_scope<C: GenericClient>(
     Ok(match ids.as_slice() {
         [id] => Ok((kind, id.to_string())),
         [] => Err(format!("no {what} named '{name}' on this slave")),
-        _ => Err(format!(
-            "{} {what}s are named '{name}' on this slave",
-            ids.len()
-        )),
+        _ => Err(format!("{} {what}s are named '{name}' on this slave", ids.len())),
     })
 }
 
 /// Creates a master task once and dispatches it to the endpoints in scope.
-async fn apply_task(
-    tx: &Transaction<'_>,
-    state: &AppState,
-    t: &MasterTask,
-) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
+async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
     let scope = resolve_scope(tx, &t.scope).await?;
     let target = serde_json::to_value(&t.scope).expect("scopes serialize");
     let failure = scope.as_ref().err().cloned();
@@ -345,9 +254,7 @@ async fn apply_task(
             &[&t.task_id, &t.name, &t.kind.as_str(), &target, &failure],
         )
         .await?;
-    let Ok((kind, id)) = scope else {
-        return Ok(Vec::new());
-    };
+    let Ok((kind, id)) = scope else { return Ok(Vec::new()) };
     if created == 0 {
         return Ok(Vec::new());
     }
@@ -357,11 +264,7 @@ async fn apply_task(
 }
 
 /// Cancels the open work of a master task.
-async fn cancel_task(
-    tx: &Transaction<'_>,
-    state: &AppState,
-    task_id: Uuid,
-) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
+async fn cancel_task(tx: &Transaction<'_>, state: &AppState, task_id: Uuid) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
     let updated = tx
         .execute_cached(
             "UPDATE tasks SET cancelled_at = now() WHERE id = $1 AND owner = 'master' AND cancelled_at IS NULL",
@@ -371,8 +274,7 @@ async fn cancel_task(
     if updated == 0 {
         return Ok(Vec::new());
     }
-    let cancelled =
-        tasks::cancel_open(tx, &state.site, &[task_id], "cancelled by the master").await?;
+    let cancelled = tasks::cancel_open(tx, &state.site, &[task_id], "cancelled by the master").await?;
     tracing::info!(%task_id, endpoints = cancelled.commands.len(), "Cancelled a master task.");
     Ok(cancelled.commands)
 }

@@ -10,10 +10,7 @@ use std::collections::HashMap;
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
     db::CachedStatements,
-    hierarchy::{
-        CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, SlaveSelection,
-        SlaveTarget,
-    },
+    hierarchy::{CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, SlaveSelection, SlaveTarget},
     messages::{PolicySettings, TaskKind},
     topology::Topology,
 };
@@ -23,34 +20,17 @@ use uuid::Uuid;
 use crate::{outbox, state::AppState};
 
 /// Every active slave, by id.
-pub async fn active_slaves<C: GenericClient>(
-    client: &C,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(client
-        .query_cached(
-            "SELECT id FROM slaves WHERE state = 'active' ORDER BY id",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client.query_cached("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
 }
 
 /// The active slaves `target` names; `Err` names the unknown ones.
-pub async fn resolve<C: GenericClient>(
-    client: &C,
-    target: &SlaveTarget,
-) -> Result<Result<Vec<String>, String>, tokio_postgres::Error> {
+pub async fn resolve<C: GenericClient>(client: &C, target: &SlaveTarget) -> Result<Result<Vec<String>, String>, tokio_postgres::Error> {
     let active = active_slaves(client).await?;
     Ok(match &target.slaves {
         SlaveSelection::All(_) => Ok(active),
         SlaveSelection::Listed(ids) => {
-            let unknown: Vec<&str> = ids
-                .iter()
-                .filter(|id| !active.contains(id))
-                .map(String::as_str)
-                .collect();
+            let unknown: Vec<&str> = ids.iter().filter(|id| !active.contains(id)).map(String::as_str).collect();
             if unknown.is_empty() {
                 let mut ids = ids.clone();
                 ids.sort();
@@ -104,56 +84,27 @@ pub async fn reset_receipts<C: GenericClient>(
 }
 
 /// A stored master policy as slaves receive it, with its target.
-pub async fn stored_policy<C: GenericClient>(
-    tx: &C,
-    id: Uuid,
-) -> Result<Option<(MasterPolicy, SlaveTarget)>, tokio_postgres::Error> {
-    let Some(row) = tx
-        .query_opt_cached(
-            "SELECT name, version, settings, target FROM policies WHERE id = $1",
-            &[&id],
-        )
-        .await?
-    else {
+pub async fn stored_policy<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<(MasterPolicy, SlaveTarget)>, tokio_postgres::Error> {
+    let Some(row) = tx.query_opt_cached("SELECT name, version, settings, target FROM policies WHERE id = $1", &[&id]).await? else {
         return Ok(None);
     };
-    let Some(target) = row
-        .get::<_, Option<Value>>(3)
-        .and_then(|t| serde_json::from_value::<SlaveTarget>(t).ok())
-    else {
+    let Some(target) = row.get::<_, Option<Value>>(3).and_then(|t| serde_json::from_value::<SlaveTarget>(t).ok()) else {
         return Ok(None);
     };
     let settings: PolicySettings = serde_json::from_value(row.get(2)).unwrap_or_default();
-    let policy = MasterPolicy {
-        policy_id: id,
-        version: row.get(1),
-        name: row.get(0),
-        settings,
-        scope: target.scope(),
-    };
+    let policy = MasterPolicy { policy_id: id, version: row.get(1), name: row.get(0), settings, scope: target.scope() };
     Ok(Some((policy, target)))
 }
 
 /// Sends the current version of policy `id` to `slaves` and resets their receipts.
-pub async fn push_policy<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    id: Uuid,
-    slaves: &[String],
-) -> Result<(), tokio_postgres::Error> {
-    let Some((policy, _)) = stored_policy(tx, id).await? else {
-        return Ok(());
-    };
+pub async fn push_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid, slaves: &[String]) -> Result<(), tokio_postgres::Error> {
+    let Some((policy, _)) = stored_policy(tx, id).await? else { return Ok(()) };
     reset_receipts(tx, "policy", id, policy.version, slaves).await?;
     send(tx, state, slaves, &MasterCommand::Policy(policy)).await
 }
 
 /// The slaves that hold a receipt for an object (those it was sent to).
-pub async fn receivers<C: GenericClient>(
-    tx: &C,
-    object_kind: &str,
-    id: Uuid,
-) -> Result<Vec<String>, tokio_postgres::Error> {
+pub async fn receivers<C: GenericClient>(tx: &C, object_kind: &str, id: Uuid) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(tx
         .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
@@ -167,24 +118,10 @@ pub async fn receivers<C: GenericClient>(
 }
 
 /// Tells the slaves holding policy `id` that it is gone.
-pub async fn remove_policy<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    id: Uuid,
-) -> Result<(), tokio_postgres::Error> {
+pub async fn remove_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<(), tokio_postgres::Error> {
     let slaves = receivers(tx, "policy", id).await?;
-    send(
-        tx,
-        state,
-        &slaves,
-        &MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: id }),
-    )
-    .await?;
-    tx.execute_cached(
-        "DELETE FROM receipts WHERE object_kind = 'policy' AND object_id = $1",
-        &[&id],
-    )
-    .await?;
+    send(tx, state, &slaves, &MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: id })).await?;
+    tx.execute_cached("DELETE FROM receipts WHERE object_kind = 'policy' AND object_id = $1", &[&id]).await?;
     Ok(())
 }
 
@@ -199,21 +136,12 @@ pub async fn push_task<C: GenericClient>(
     slaves: &[String],
 ) -> Result<(), tokio_postgres::Error> {
     reset_receipts(tx, "task", id, 1, slaves).await?;
-    let cmd = MasterCommand::Task(MasterTask {
-        task_id: id,
-        name: name.to_owned(),
-        kind,
-        scope: target.scope(),
-    });
+    let cmd = MasterCommand::Task(MasterTask { task_id: id, name: name.to_owned(), kind, scope: target.scope() });
     send(tx, state, slaves, &cmd).await
 }
 
 /// Asks the slaves still running task `id` to cancel it.
-pub async fn cancel_task<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    id: Uuid,
-) -> Result<usize, tokio_postgres::Error> {
+pub async fn cancel_task<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<usize, tokio_postgres::Error> {
     let slaves: Vec<String> = tx
         .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
@@ -225,27 +153,14 @@ pub async fn cancel_task<C: GenericClient>(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    send(
-        tx,
-        state,
-        &slaves,
-        &MasterCommand::CancelTask(CancelMasterTask { task_id: id }),
-    )
-    .await?;
+    send(tx, state, &slaves, &MasterCommand::CancelTask(CancelMasterTask { task_id: id })).await?;
     Ok(slaves.len())
 }
 
 /// What a newly registered slave must receive: every policy that targets all slaves.
-pub async fn welcome<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    slave: &str,
-) -> Result<usize, tokio_postgres::Error> {
+pub async fn welcome<C: GenericClient>(tx: &C, state: &AppState, slave: &str) -> Result<usize, tokio_postgres::Error> {
     let ids: Vec<Uuid> = tx
-        .query_cached(
-            "SELECT id FROM policies WHERE target ->> 'slaves' = 'all' ORDER BY created_at",
-            &[],
-        )
+        .query_cached("SELECT id FROM policies WHERE target ->> 'slaves' = 'all' ORDER BY created_at", &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -257,15 +172,8 @@ pub async fn welcome<C: GenericClient>(
 }
 
 /// Receipts of one object, per slave, for the API.
-pub async fn receipts<C: GenericClient>(
-    client: &C,
-    object_kind: &str,
-    id: Uuid,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
-    Ok(receipts_of(client, object_kind, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default())
+pub async fn receipts<C: GenericClient>(client: &C, object_kind: &str, id: Uuid) -> Result<Vec<Value>, tokio_postgres::Error> {
+    Ok(receipts_of(client, object_kind, &[id]).await?.remove(&id).unwrap_or_default())
 }
 
 /// Receipts of several objects in one query, by object id.
@@ -297,14 +205,7 @@ pub async fn receipts_of<C: GenericClient>(
 }
 
 /// The counters of a task progress object ([`TaskProgress`](rampart_shared::hierarchy::TaskProgress)).
-const TASK_COUNTERS: [&str; 6] = [
-    "total",
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-];
+const TASK_COUNTERS: [&str; 6] = ["total", "pending", "running", "succeeded", "failed", "cancelled"];
 
 /// Adds the zero counters and `percent` to a task progress object.
 pub fn with_percent(mut progress: Value) -> Value {
@@ -315,11 +216,7 @@ pub fn with_percent(mut progress: Value) -> Value {
     }
     let n = |k: &str| progress[k].as_i64().unwrap_or(0);
     let (total, finished) = (n("total"), n("succeeded") + n("failed") + n("cancelled"));
-    progress["percent"] = json!(if total == 0 {
-        0
-    } else {
-        finished * 100 / total
-    });
+    progress["percent"] = json!(if total == 0 { 0 } else { finished * 100 / total });
     progress
 }
 
@@ -327,10 +224,7 @@ pub fn with_percent(mut progress: Value) -> Value {
 pub fn total_progress(per_slave: &[Value]) -> Value {
     let mut sum = json!({});
     for key in TASK_COUNTERS {
-        sum[key] = json!(per_slave
-            .iter()
-            .map(|s| s["progress"][key].as_i64().unwrap_or(0))
-            .sum::<i64>());
+        sum[key] = json!(per_slave.iter().map(|s| s["progress"][key].as_i64().unwrap_or(0)).sum::<i64>());
     }
     with_percent(sum)
 }

@@ -30,9 +30,7 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
 /// `host[:port]` with the default port added; `Err` says what is wrong.
 pub fn master_address(text: &str) -> Result<String, String> {
     let text = text.trim();
-    let bad = |why: &str| {
-        format!("master address '{text}' {why}; expected HOST or HOST:PORT, e.g. hq.example:{DEFAULT_MASTER_PORT}")
-    };
+    let bad = |why: &str| format!("master address '{text}' {why}; expected HOST or HOST:PORT, e.g. hq.example:{DEFAULT_MASTER_PORT}");
     if text.is_empty() {
         return Err(bad("is empty"));
     }
@@ -40,13 +38,7 @@ pub fn master_address(text: &str) -> Result<String, String> {
         return Err(bad("is not a host and port"));
     }
     let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("has an invalid port"))?,
-        ),
+        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("has an invalid port"))?),
         None => (text, DEFAULT_MASTER_PORT),
     };
     if host.is_empty() {
@@ -58,11 +50,7 @@ pub fn master_address(text: &str) -> Result<String, String> {
 /// Registers this stand-alone to the master at `master` (HOST[:PORT]).
 pub async fn register(state: &AppState, master: &str, token: &str) -> Result<MasterLink, ApiError> {
     match state.role() {
-        Role::Master => {
-            return Err(ApiError::Conflict(
-                "a master cannot register to another master".into(),
-            ))
-        }
+        Role::Master => return Err(ApiError::Conflict("a master cannot register to another master".into())),
         Role::Slave => {
             let link = state.keyring.link();
             let (id, address) = link.map(|l| (l.master_id, l.address)).unwrap_or_default();
@@ -74,9 +62,7 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
     }
     let address = master_address(master).map_err(ApiError::Invalid)?;
     if token.trim().is_empty() {
-        return Err(ApiError::Invalid(
-            "token is required (create one on the master with `rampartctl token create`)".into(),
-        ));
+        return Err(ApiError::Invalid("token is required (create one on the master with `rampartctl token create`)".into()));
     }
     let heartbeat = reporter::heartbeat(&state.pool.get().await?).await?;
     let request = RegisterRequest {
@@ -87,13 +73,8 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
         heartbeat,
     };
     let answer = call_master(&address, &request).await?;
-    let (Some(slave_key), Some(command_key)) = (
-        SigningKey::from_hex(&answer.slave_key),
-        SigningKey::from_hex(&answer.command_key),
-    ) else {
-        return Err(ApiError::BadGateway(format!(
-            "the master at {address} answered with unusable keys"
-        )));
+    let (Some(slave_key), Some(command_key)) = (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key)) else {
+        return Err(ApiError::BadGateway(format!("the master at {address} answered with unusable keys")));
     };
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -106,21 +87,12 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
         .await
         .map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?
         .get(0);
-    tx.execute_cached("UPDATE instance SET role = 'slave' WHERE id = 1", &[])
-        .await?;
-    tx.commit()
-        .await
-        .map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?;
+    tx.execute_cached("UPDATE instance SET role = 'slave' WHERE id = 1", &[]).await?;
+    tx.commit().await.map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?;
     state.keyring.reload_link(&client).await?;
     state.set_role(Role::Slave);
     tracing::info!(master_id = %answer.master_id, master = %address, "Registered to a master; this server is now a slave.");
-    Ok(MasterLink {
-        master_id: answer.master_id,
-        address,
-        slave_key,
-        command_key,
-        registered_at: stored,
-    })
+    Ok(MasterLink { master_id: answer.master_id, address, slave_key, command_key, registered_at: stored })
 }
 
 /// The master registered us but we could not record it: say how to undo.
@@ -131,34 +103,26 @@ fn accepted_but(master: &str, me: &str, e: tokio_postgres::Error) -> ApiError {
     ))
 }
 
-async fn call_master(
-    address: &str,
-    request: &RegisterRequest,
-) -> Result<RegisterResponse, ApiError> {
+async fn call_master(address: &str, request: &RegisterRequest) -> Result<RegisterResponse, ApiError> {
     let http = reqwest::Client::builder()
         .timeout(REGISTER_TIMEOUT)
         .build()
         .map_err(|e| ApiError::Internal(e.into()))?;
     let url = format!("http://{address}{REGISTER_PATH}");
-    let response = http.post(&url).json(request).send().await.map_err(|e| {
-        ApiError::BadGateway(format!(
-            "cannot reach the master at {address}: {}",
-            root_cause(&e)
-        ))
-    })?;
+    let response = http
+        .post(&url)
+        .json(request)
+        .send()
+        .await
+        .map_err(|e| ApiError::BadGateway(format!("cannot reach the master at {address}: {}", root_cause(&e))))?;
     let status = response.status();
     let body = read_answer(address, response).await?;
     if status.is_success() {
-        return serde_json::from_value(body).map_err(|e| {
-            ApiError::BadGateway(format!(
-                "the master at {address} answered something else than a registration: {e}"
-            ))
-        });
+        return serde_json::from_value(body)
+            .map_err(|e| ApiError::BadGateway(format!("the master at {address} answered something else than a registration: {e}")));
     }
     let Some(message) = body["error"]["message"].as_str() else {
-        return Err(ApiError::BadGateway(format!(
-            "{address} did not answer as a Rampart master (HTTP {status})"
-        )));
+        return Err(ApiError::BadGateway(format!("{address} did not answer as a Rampart master (HTTP {status})")));
     };
     let refused = format!("the master at {address} refused the registration: {message}");
     Err(match status.as_u16() {
@@ -174,17 +138,13 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The answer's JSON, read no further than [`MAX_ANSWER_BYTES`]; what is
 /// not JSON reads as `null` (the caller says the address is not a master).
-async fn read_answer(
-    address: &str,
-    mut response: reqwest::Response,
-) -> Result<serde_json::Value, ApiError> {
+async fn read_answer(address: &str, mut response: reqwest::Response) -> Result<serde_json::Value, ApiError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        ApiError::BadGateway(format!(
-            "the answer of {address} broke off: {}",
-            root_cause(&e)
-        ))
-    })? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiError::BadGateway(format!("the answer of {address} broke off: {}", root_cause(&e))))?
+    {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
             return Err(ApiError::BadGateway(format!(
                 "{address} answered more than {} KiB: not a Rampart master",
@@ -201,11 +161,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     while let Some(next) = cause.source() {
         cause = next;
     }
-    if cause.to_string() == e.to_string() {
-        e.to_string()
-    } else {
-        format!("{e} ({cause})")
-    }
+    if cause.to_string() == e.to_string() { e.to_string() } else { format!("{e} ({cause})") }
 }
 
 /// What leaving the master did.
@@ -220,10 +176,7 @@ pub async fn unregister(state: &AppState) -> Result<Departure, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(link) = locked_link(&tx, state).await? else {
-        return Err(ApiError::Conflict(format!(
-            "this server is a {}, not registered to a master",
-            state.role()
-        )));
+        return Err(ApiError::Conflict(format!("this server is a {}, not registered to a master", state.role())));
     };
     let departure = leave(&tx, state, &link, "unregistered by the slave's operator").await?;
     tx.commit().await?;
@@ -232,82 +185,31 @@ pub async fn unregister(state: &AppState) -> Result<Departure, ApiError> {
 }
 
 /// Locks and returns the stored master link, serializing with command apply.
-pub async fn locked_link<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-) -> Result<Option<MasterLink>, tokio_postgres::Error> {
-    let row = tx
-        .query_opt_cached(
-            "SELECT master_id FROM master_link WHERE id = 1 FOR UPDATE",
-            &[],
-        )
-        .await?;
-    Ok(row.and_then(|r| {
-        state
-            .keyring
-            .link()
-            .filter(|l| l.master_id == r.get::<_, &str>(0))
-    }))
+pub async fn locked_link<C: GenericClient>(tx: &C, state: &AppState) -> Result<Option<MasterLink>, tokio_postgres::Error> {
+    let row = tx.query_opt_cached("SELECT master_id FROM master_link WHERE id = 1 FOR UPDATE", &[]).await?;
+    Ok(row.and_then(|r| state.keyring.link().filter(|l| l.master_id == r.get::<_, &str>(0))))
 }
 
 /// Everything of leaving the master, in the caller's transaction.
-pub async fn leave<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    link: &MasterLink,
-    reason: &str,
-) -> Result<Departure, tokio_postgres::Error> {
-    let master_tasks: Vec<Uuid> = tx
-        .query_cached("SELECT id FROM tasks WHERE owner = 'master'", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let tasks::Cancelled {
-        tasks: cancelled,
-        mut commands,
-    } = tasks::cancel_open(
-        tx,
-        &state.site,
-        &master_tasks,
-        "cancelled: this server left its master",
-    )
-    .await?;
-    tx.execute_cached(
-        "UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL",
-        &[&cancelled],
-    )
-    .await?;
+pub async fn leave<C: GenericClient>(tx: &C, state: &AppState, link: &MasterLink, reason: &str) -> Result<Departure, tokio_postgres::Error> {
+    let master_tasks: Vec<Uuid> =
+        tx.query_cached("SELECT id FROM tasks WHERE owner = 'master'", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let tasks::Cancelled { tasks: cancelled, mut commands } =
+        tasks::cancel_open(tx, &state.site, &master_tasks, "cancelled: this server left its master").await?;
+    tx.execute_cached("UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL", &[&cancelled]).await?;
     // Final receipts of the cancelled tasks, then the departure itself.
     for (_, _, receipt) in reporter::task_receipts(tx, Some(&cancelled)).await? {
-        commands.push(reporter::report_command(
-            state,
-            link,
-            &SlaveReport::Receipt(receipt),
-        ));
+        commands.push(reporter::report_command(state, link, &SlaveReport::Receipt(receipt)));
     }
-    commands.push(reporter::report_command(
-        state,
-        link,
-        &SlaveReport::Unregistered(Unregistered {
-            reason: reason.to_owned(),
-        }),
-    ));
-    tx.execute_cached("DELETE FROM tasks WHERE owner = 'master'", &[])
-        .await?;
-    let removed_policies = tx
-        .execute_cached("DELETE FROM policies WHERE owner = 'master'", &[])
-        .await?;
+    commands.push(reporter::report_command(state, link, &SlaveReport::Unregistered(Unregistered { reason: reason.to_owned() })));
+    tx.execute_cached("DELETE FROM tasks WHERE owner = 'master'", &[]).await?;
+    let removed_policies = tx.execute_cached("DELETE FROM policies WHERE owner = 'master'", &[]).await?;
     outbox::enqueue(tx, &commands).await?;
     policies::refresh(tx, &state.site, None, false).await?;
     tx.execute_cached("DELETE FROM master_link", &[]).await?;
-    tx.execute_cached("UPDATE instance SET role = 'standalone' WHERE id = 1", &[])
-        .await?;
+    tx.execute_cached("UPDATE instance SET role = 'standalone' WHERE id = 1", &[]).await?;
     tracing::info!(master_id = %link.master_id, reason, removed_policies, cancelled_tasks = cancelled.len(), "Left the master.");
-    Ok(Departure {
-        removed_policies,
-        cancelled_tasks: cancelled.len(),
-    })
+    Ok(Departure { removed_policies, cancelled_tasks: cancelled.len() })
 }
 
 /// After the leaving transaction committed: memory follows the database.

@@ -22,19 +22,12 @@ pub mod reporter;
 pub mod slaves;
 pub mod tokens;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::{Arc, RwLock}, time::Duration};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
-    amqp::{
-        consumer::{self, ConsumerSettings},
-        Broker,
-    },
+    amqp::{consumer::{self, ConsumerSettings}, Broker},
     hierarchy::command_key,
     signing::SigningKey,
     Shutdown,
@@ -87,21 +80,13 @@ pub struct Keyring {
 
 impl Keyring {
     /// Loads the keys of this instance's role.
-    pub async fn load<C: GenericClient>(
-        client: &C,
-        role: Role,
-    ) -> Result<Self, tokio_postgres::Error> {
+    pub async fn load<C: GenericClient>(client: &C, role: Role) -> Result<Self, tokio_postgres::Error> {
         let keyring = Self::default();
         match role {
             Role::Master => {
-                let master_key: Option<String> = client
-                    .query_one("SELECT master_key FROM instance WHERE id = 1", &[])
-                    .await?
-                    .get(0);
-                let keyring = Self {
-                    master_key: master_key.as_deref().and_then(SigningKey::from_hex),
-                    ..keyring
-                };
+                let master_key: Option<String> =
+                    client.query_one("SELECT master_key FROM instance WHERE id = 1", &[]).await?.get(0);
+                let keyring = Self { master_key: master_key.as_deref().and_then(SigningKey::from_hex), ..keyring };
                 keyring.reload_slaves(client).await?;
                 Ok(keyring)
             }
@@ -118,36 +103,18 @@ impl Keyring {
     }
 
     pub fn slave(&self, id: &str) -> Option<SlaveEntry> {
-        self.slaves
-            .read()
-            .expect("keyring lock is never poisoned")
-            .get(id)
-            .cloned()
+        self.slaves.read().expect("keyring lock is never poisoned").get(id).cloned()
     }
 
     /// Re-reads the slaves the master accepts messages from.
-    pub async fn reload_slaves<C: GenericClient>(
-        &self,
-        client: &C,
-    ) -> Result<(), tokio_postgres::Error> {
+    pub async fn reload_slaves<C: GenericClient>(&self, client: &C) -> Result<(), tokio_postgres::Error> {
         let _in_order = self.reloading.lock().await;
-        let rows = client
-            .query(
-                "SELECT id, slave_key, state FROM slaves WHERE state <> 'removed'",
-                &[],
-            )
-            .await?;
+        let rows = client.query("SELECT id, slave_key, state FROM slaves WHERE state <> 'removed'", &[]).await?;
         let map = rows
             .iter()
             .filter_map(|r| {
                 let key = SigningKey::from_hex(r.get(1))?;
-                Some((
-                    r.get::<_, String>(0),
-                    SlaveEntry {
-                        key,
-                        removing: r.get::<_, &str>(2) == "removing",
-                    },
-                ))
+                Some((r.get::<_, String>(0), SlaveEntry { key, removing: r.get::<_, &str>(2) == "removing" }))
             })
             .collect();
         *self.slaves.write().expect("keyring lock is never poisoned") = map;
@@ -155,17 +122,11 @@ impl Keyring {
     }
 
     pub fn link(&self) -> Option<MasterLink> {
-        self.link
-            .read()
-            .expect("keyring lock is never poisoned")
-            .clone()
+        self.link.read().expect("keyring lock is never poisoned").clone()
     }
 
     /// Re-reads this slave's master link.
-    pub async fn reload_link<C: GenericClient>(
-        &self,
-        client: &C,
-    ) -> Result<(), tokio_postgres::Error> {
+    pub async fn reload_link<C: GenericClient>(&self, client: &C) -> Result<(), tokio_postgres::Error> {
         let _in_order = self.reloading.lock().await;
         let link = client
             .query_opt("SELECT master_id, address, slave_key, command_key, registered_at FROM master_link WHERE id = 1", &[])
@@ -187,12 +148,7 @@ impl Keyring {
 /// Makes sure a master has its key (created at its first start).
 pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio_postgres::Error> {
     let key = SigningKey::generate().to_hex();
-    client
-        .execute(
-            "UPDATE instance SET master_key = $1 WHERE id = 1 AND master_key IS NULL",
-            &[&key],
-        )
-        .await?;
+    client.execute("UPDATE instance SET master_key = $1 WHERE id = 1 AND master_key IS NULL", &[&key]).await?;
     Ok(())
 }
 
@@ -205,10 +161,7 @@ pub const REPLICATION_APPLIERS: usize = 5;
 /// is one (registration starts them, unregistering stops them).
 pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
     if state.role() == Role::Master {
-        let (status_queue, replication_queue) = (
-            state.site.master_status_queue(),
-            state.site.master_replication_queue(),
-        );
+        let (status_queue, replication_queue) = (state.site.master_status_queue(), state.site.master_replication_queue());
         let mut status = consumer_settings(&state, status_queue.name);
         status.declare = Some(status_queue.spec);
         // One batch per transaction, a few applied at once (batches of
@@ -223,18 +176,14 @@ pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
             consumer::run(
                 broker.clone(),
                 status,
-                Arc::new(slaves::StatusInbox {
-                    state: state.clone()
-                }),
+                Arc::new(slaves::StatusInbox { state: state.clone() }),
                 state.hierarchy_metrics.clone(),
                 shutdown.clone(),
             ),
             consumer::run(
                 broker,
                 replication,
-                Arc::new(ReplicationInbox {
-                    state: state.clone()
-                }),
+                Arc::new(ReplicationInbox { state: state.clone() }),
                 state.replication_metrics.clone(),
                 shutdown,
             ),
@@ -264,23 +213,12 @@ pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
 
 /// The command consumer, the reporter and the replicator of a slave, until `stop`.
 async fn run_slave_side(state: SharedState, broker: Arc<Broker>, stop: Shutdown) {
-    let queue = state
-        .site
-        .topology
-        .slave_commands_queue(&state.site.instance);
+    let queue = state.site.topology.slave_commands_queue(&state.site.instance);
     let settings = consumer_settings(&state, queue);
-    let handler = Arc::new(commands::CommandInbox {
-        state: state.clone(),
-    });
+    let handler = Arc::new(commands::CommandInbox { state: state.clone() });
     tracing::info!(instance = %state.site.instance, "Slave services started.");
     tokio::join!(
-        consumer::run(
-            broker.clone(),
-            settings,
-            handler,
-            state.hierarchy_metrics.clone(),
-            stop.clone()
-        ),
+        consumer::run(broker.clone(), settings, handler, state.hierarchy_metrics.clone(), stop.clone()),
         reporter::run(state.clone(), broker.clone(), stop.clone()),
         replicator::run(state.clone(), broker, stop),
     );

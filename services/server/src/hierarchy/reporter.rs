@@ -10,15 +10,9 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
-    amqp::{
-        publisher::{Outgoing, Publisher},
-        Broker,
-    },
     db::CachedStatements,
-    hierarchy::{
-        LicenseUsage, PolicyProgress, Receipt, ReceiptObject, ReceiptState, SlaveHeartbeat,
-        SlaveReport, TaskProgress,
-    },
+    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    hierarchy::{LicenseUsage, PolicyProgress, Receipt, ReceiptObject, ReceiptState, SlaveHeartbeat, SlaveReport, TaskProgress},
     topology::Topology,
     Shutdown,
 };
@@ -54,9 +48,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         match report_progress(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(receipts = n, "Reported progress to the master."),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "Could not report progress to the master; retrying.")
-            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "Could not report progress to the master; retrying."),
         }
         tokio::select! {
             _ = stop.wait() => return,
@@ -71,15 +63,9 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
 }
 
 /// This site's summary, as heartbeats and registration carry it.
-pub async fn heartbeat<C: GenericClient>(
-    client: &C,
-) -> Result<SlaveHeartbeat, tokio_postgres::Error> {
+pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, tokio_postgres::Error> {
     let summary = licensing::summary(client).await?;
-    let license = summary.expires_on.map(|expires_on| LicenseUsage {
-        seats: summary.seats,
-        used: summary.used,
-        expires_on,
-    });
+    let license = summary.expires_on.map(|expires_on| LicenseUsage { seats: summary.seats, used: summary.used, expires_on });
     Ok(SlaveHeartbeat {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         endpoints: summary.used + summary.unlicensed,
@@ -89,29 +75,18 @@ pub async fn heartbeat<C: GenericClient>(
 }
 
 async fn send_heartbeat(state: &AppState, publisher: &Publisher) -> anyhow::Result<()> {
-    let Some(link) = state.keyring.link() else {
-        return Ok(());
-    };
+    let Some(link) = state.keyring.link() else { return Ok(()) };
     let client = state.pool.get().await?;
     let report = SlaveReport::Heartbeat(heartbeat(&client).await?);
     let command = report_command(state, &link, &report);
     publisher
-        .publish(Outgoing::envelope(
-            command.exchange,
-            command.routing_key,
-            &command.envelope,
-            command.signer.as_ref(),
-        ))
+        .publish(Outgoing::envelope(command.exchange, command.routing_key, &command.envelope, command.signer.as_ref()))
         .await?;
     Ok(())
 }
 
 /// A report to the master, signed with the slave key, ready for the outbox.
-pub fn report_command(
-    state: &AppState,
-    link: &MasterLink,
-    report: &SlaveReport,
-) -> outbox::Command {
+pub fn report_command(state: &AppState, link: &MasterLink, report: &SlaveReport) -> outbox::Command {
     outbox::Command {
         exchange: state.site.topology.status_exchange(),
         routing_key: Topology::status_key(&state.site.instance, report.kind()),
@@ -123,9 +98,7 @@ pub fn report_command(
 /// Queues a receipt for every master policy and task whose state differs
 /// from what was last reported, and records it as reported.
 async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
-    let Some(link) = state.keyring.link() else {
-        return Ok(0);
-    };
+    let Some(link) = state.keyring.link() else { return Ok(0) };
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let mut policies = Vec::new();
@@ -145,10 +118,7 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
     }
     for (table, changed) in [("policies", &policies), ("tasks", &tasks)] {
         let ids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
-        let values: Vec<Value> = changed
-            .iter()
-            .map(|(_, r)| serde_json::to_value(r).expect("receipts serialize"))
-            .collect();
+        let values: Vec<Value> = changed.iter().map(|(_, r)| serde_json::to_value(r).expect("receipts serialize")).collect();
         tx.execute(
             &format!("UPDATE {table} t SET reported = v.r FROM unnest($1::uuid[], $2::jsonb[]) AS v(id, r) WHERE t.id = v.id"),
             &[&ids, &values],
@@ -167,9 +137,7 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
 }
 
 /// Every master policy: (id, last reported, current receipt).
-async fn policy_receipts<C: GenericClient>(
-    client: &C,
-) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
+async fn policy_receipts<C: GenericClient>(client: &C) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
         .query_cached(
             "SELECT p.id, p.version, p.failure, p.reported, count(e.id),
@@ -183,10 +151,7 @@ async fn policy_receipts<C: GenericClient>(
         .iter()
         .map(|r| {
             let failure: Option<String> = r.get(2);
-            let progress = PolicyProgress {
-                assigned: r.get(4),
-                applied: r.get(5),
-            };
+            let progress = PolicyProgress { assigned: r.get(4), applied: r.get(5) };
             let state = match &failure {
                 Some(_) => ReceiptState::Failed,
                 None if progress.applied == progress.assigned => ReceiptState::Applied,
@@ -208,10 +173,7 @@ async fn policy_receipts<C: GenericClient>(
 
 /// Master tasks not yet reported final (or the `only` ones, whatever their
 /// state): (id, last reported, current receipt).
-pub async fn task_receipts<C: GenericClient>(
-    client: &C,
-    only: Option<&[Uuid]>,
-) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
+pub async fn task_receipts<C: GenericClient>(client: &C, only: Option<&[Uuid]>) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
         .query_cached(
             "SELECT t.id, t.failure, t.cancelled_at IS NOT NULL, t.reported, count(r.*),
@@ -245,15 +207,7 @@ pub async fn task_receipts<C: GenericClient>(
                 (None, false) if progress.finished() == progress.total => ReceiptState::Applied,
                 (None, false) => ReceiptState::Delivered,
             };
-            let receipt = Receipt {
-                object: ReceiptObject::Task,
-                id: r.get(0),
-                version: 1,
-                state,
-                reason: failure,
-                policy: None,
-                task: Some(progress),
-            };
+            let receipt = Receipt { object: ReceiptObject::Task, id: r.get(0), version: 1, state, reason: failure, policy: None, task: Some(progress) };
             (r.get(0), r.get(3), receipt)
         })
         .collect())

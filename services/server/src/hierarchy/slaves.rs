@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
+    amqp::consumer::{ApplyError, BatchHandler},
     envelope::{self, header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, RegisterRequest, RegisterResponse, SlaveReport, Unregister},
     signing::SigningKey,
@@ -25,20 +25,11 @@ use rampart_shared::{
 use serde_json::{json, Value};
 
 use super::{fanout, tokens, SlaveEntry, OFFLINE_AFTER};
-use crate::{
-    api::ApiError,
-    refused,
-    reports::{self, events::Touched},
-    role::Role,
-    state::AppState,
-};
+use crate::{api::ApiError, refused, reports::{self, events::Touched}, role::Role, state::AppState};
 
 /// Registers a slave: checks the token, records the slave, declares its
 /// command queue and issues its keys, all or nothing.
-pub async fn register(
-    state: &AppState,
-    request: RegisterRequest,
-) -> Result<RegisterResponse, ApiError> {
+pub async fn register(state: &AppState, request: RegisterRequest) -> Result<RegisterResponse, ApiError> {
     let role = state.role();
     if role != Role::Master {
         return Err(ApiError::Conflict(format!(
@@ -51,9 +42,7 @@ pub async fn register(
         .to_string();
     check_request(&request).map_err(ApiError::Invalid)?;
     if slave == state.site.instance {
-        return Err(ApiError::Conflict(format!(
-            "'{slave}' is this master's own name; a slave needs another instance name"
-        )));
+        return Err(ApiError::Conflict(format!("'{slave}' is this master's own name; a slave needs another instance name")));
     }
     let namespace = state.site.topology.namespace();
     if request.namespace != namespace {
@@ -64,13 +53,7 @@ pub async fn register(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(row) = tx
-        .query_opt_cached(
-            "SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE",
-            &[&slave],
-        )
-        .await?
-    {
+    if let Some(row) = tx.query_opt_cached("SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE", &[&slave]).await? {
         if row.get::<_, &str>(0) != "removed" {
             return Err(ApiError::Conflict(format!(
                 "slave '{slave}' is already registered to this master (since {}); unregister it first",
@@ -78,15 +61,10 @@ pub async fn register(
             )));
         }
     }
-    tokens::consume(&tx, &request.token, &slave)
-        .await?
-        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    tokens::consume(&tx, &request.token, &slave).await?.map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let slave_key = SigningKey::generate();
     let heartbeat = &request.heartbeat;
-    let license = heartbeat
-        .license
-        .as_ref()
-        .map(|l| serde_json::to_value(l).expect("license usage serializes"));
+    let license = heartbeat.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
     tx.execute_cached(
         "INSERT INTO slaves (id, state, slave_key, version, endpoints, license, registered_at, last_seen)
          VALUES ($1, 'active', $2, $3, $4, $5, now(), now())
@@ -99,8 +77,7 @@ pub async fn register(
     .await?;
     // A re-registered slave may come back with a fresh database whose
     // message numbers start again: receipts compare against this registration only.
-    tx.execute_cached("UPDATE receipts SET seq = 0 WHERE slave_id = $1", &[&slave])
-        .await?;
+    tx.execute_cached("UPDATE receipts SET seq = 0 WHERE slave_id = $1", &[&slave]).await?;
     declare_command_queue(state, &slave).await?;
     let command_key = state
         .keyring
@@ -112,60 +89,34 @@ pub async fn register(
     reload_keyring(state).await;
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
-    Ok(RegisterResponse {
-        master_id: state.site.instance.clone(),
-        slave_key: slave_key.to_hex(),
-        command_key: command_key.to_hex(),
-    })
+    Ok(RegisterResponse { master_id: state.site.instance.clone(), slave_key: slave_key.to_hex(), command_key: command_key.to_hex() })
 }
 
 /// What the types of a registration do not say: versions that are short
 /// text, counts that are not negative (it is checked before the token is
 /// used, so a refused request leaves it unused).
 fn check_request(request: &RegisterRequest) -> Result<(), String> {
-    for (field, version) in [
-        ("version", &request.version),
-        ("heartbeat.version", &request.heartbeat.version),
-    ] {
+    for (field, version) in [("version", &request.version), ("heartbeat.version", &request.heartbeat.version)] {
         if version.trim().is_empty() || version.len() > 64 {
             return Err(format!("{field} must be 1 to 64 characters"));
         }
     }
     let heartbeat = &request.heartbeat;
     if heartbeat.endpoints < 0 {
-        return Err(format!(
-            "heartbeat.endpoints is {}: a count cannot be negative",
-            heartbeat.endpoints
-        ));
+        return Err(format!("heartbeat.endpoints is {}: a count cannot be negative", heartbeat.endpoints));
     }
-    if heartbeat
-        .license
-        .as_ref()
-        .is_some_and(|l| l.seats < 0 || l.used < 0)
-    {
+    if heartbeat.license.as_ref().is_some_and(|l| l.seats < 0 || l.used < 0) {
         return Err("heartbeat.license: seats and used cannot be negative".into());
     }
     Ok(())
 }
 
 async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), ApiError> {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        ApiError::Unavailable(format!("the broker is unavailable: {e}"))
-    };
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("the broker is unavailable: {e}"));
     let channel = state.broker.channel().await.map_err(|e| unavailable(&e))?;
     let topo = &state.site.topology;
-    let bindings = [
-        Topology::slave_key(slave),
-        Topology::ALL_SLAVES_KEY.to_owned(),
-    ];
-    let declared = topology::declare_queue(
-        &channel,
-        topo,
-        &topo.slave_commands_queue(slave),
-        &topo.commands_exchange(),
-        &bindings,
-    )
-    .await;
+    let bindings = [Topology::slave_key(slave), Topology::ALL_SLAVES_KEY.to_owned()];
+    let declared = topology::declare_queue(&channel, topo, &topo.slave_commands_queue(slave), &topo.commands_exchange(), &bindings).await;
     let _ = channel.close(200, "declared".into()).await;
     declared.map_err(|e| unavailable(&e))
 }
@@ -174,33 +125,21 @@ async fn delete_command_queue(state: &AppState, slave: &str) {
     let queue = state.site.topology.slave_commands_queue(slave);
     let deleted = match state.broker.channel().await {
         Ok(channel) => {
-            let r = topology::delete_queue(&channel, &queue)
-                .await
-                .map_err(|e| e.to_string());
+            let r = topology::delete_queue(&channel, &queue).await.map_err(|e| e.to_string());
             let _ = channel.close(200, "deleted".into()).await;
             r
         }
         Err(e) => Err(e.to_string()),
     };
     match deleted {
-        Ok(()) => tracing::info!(
-            slave_id = slave,
-            queue,
-            "Deleted the command queue of a removed slave."
-        ),
-        Err(e) => {
-            tracing::warn!(slave_id = slave, queue, error = %e, "Could not delete the command queue of a removed slave.")
-        }
+        Ok(()) => tracing::info!(slave_id = slave, queue, "Deleted the command queue of a removed slave."),
+        Err(e) => tracing::warn!(slave_id = slave, queue, error = %e, "Could not delete the command queue of a removed slave."),
     }
 }
 
 async fn reload_keyring(state: &AppState) {
     let reloaded = match state.pool.get().await {
-        Ok(client) => state
-            .keyring
-            .reload_slaves(&client)
-            .await
-            .map_err(anyhow::Error::from),
+        Ok(client) => state.keyring.reload_slaves(&client).await.map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
     if let Err(e) = reloaded {
@@ -223,26 +162,21 @@ fn slave_json(r: &tokio_postgres::Row) -> Value {
         (other, _) => other,
     };
     json!({"id": r.get::<_, String>(0), "state": state, "last_seen": r.get::<_, Option<DateTime<Utc>>>(2),
-    "version": r.get::<_, Option<String>>(3), "registered_at": r.get::<_, DateTime<Utc>>(4),
-    "endpoints": r.get::<_, Option<i64>>(5), "license": r.get::<_, Option<Value>>(6),
-    "removed_at": r.get::<_, Option<DateTime<Utc>>>(7), "removed_reason": r.get::<_, Option<String>>(8),
-    "refused_messages": r.get::<_, i64>(10),
-    "replication": {
-        "epoch": r.get::<_, i64>(11), "watermark": format!("{}:{}", r.get::<_, i64>(12), r.get::<_, i64>(13)),
-        "batches": r.get::<_, i64>(14), "rows": r.get::<_, i64>(15), "refused_batches": r.get::<_, i64>(16),
-        "last_replication": r.get::<_, Option<DateTime<Utc>>>(17), "synced_as_of": r.get::<_, Option<DateTime<Utc>>>(18),
-        "rows_behind": r.get::<_, Option<i64>>(19), "lag_seconds": r.get::<_, Option<f64>>(20).map(|s| s.max(0.0).round() as i64),
-        "replicated_endpoints": r.get::<_, i64>(21),
-    }})
+           "version": r.get::<_, Option<String>>(3), "registered_at": r.get::<_, DateTime<Utc>>(4),
+           "endpoints": r.get::<_, Option<i64>>(5), "license": r.get::<_, Option<Value>>(6),
+           "removed_at": r.get::<_, Option<DateTime<Utc>>>(7), "removed_reason": r.get::<_, Option<String>>(8),
+           "refused_messages": r.get::<_, i64>(10),
+           "replication": {
+               "epoch": r.get::<_, i64>(11), "watermark": format!("{}:{}", r.get::<_, i64>(12), r.get::<_, i64>(13)),
+               "batches": r.get::<_, i64>(14), "rows": r.get::<_, i64>(15), "refused_batches": r.get::<_, i64>(16),
+               "last_replication": r.get::<_, Option<DateTime<Utc>>>(17), "synced_as_of": r.get::<_, Option<DateTime<Utc>>>(18),
+               "rows_behind": r.get::<_, Option<i64>>(19), "lag_seconds": r.get::<_, Option<f64>>(20).map(|s| s.max(0.0).round() as i64),
+               "replicated_endpoints": r.get::<_, i64>(21),
+           }})
 }
 
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Value>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            &format!("{SLAVE_SELECT} ORDER BY s.id"),
-            &[&OFFLINE_AFTER.as_secs_f64()],
-        )
-        .await?;
+    let rows = client.query(&format!("{SLAVE_SELECT} ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
     Ok(rows.iter().map(slave_json).collect())
 }
 
@@ -257,17 +191,12 @@ pub async fn state_counts<C: GenericClient>(client: &C) -> Result<Value, tokio_p
             &[&OFFLINE_AFTER.as_secs_f64()],
         )
         .await?;
-    Ok(
-        json!({"online": row.get::<_, i64>(0), "offline": row.get::<_, i64>(1), "removing": row.get::<_, i64>(2)}),
-    )
+    Ok(json!({"online": row.get::<_, i64>(0), "offline": row.get::<_, i64>(1), "removing": row.get::<_, i64>(2)}))
 }
 
 pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<Value, ApiError> {
     let row = client
-        .query_opt(
-            &format!("{SLAVE_SELECT} WHERE s.id = $2"),
-            &[&OFFLINE_AFTER.as_secs_f64(), &id],
-        )
+        .query_opt(&format!("{SLAVE_SELECT} WHERE s.id = $2"), &[&OFFLINE_AFTER.as_secs_f64(), &id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no slave '{id}'")))?;
     Ok(slave_json(&row))
@@ -303,52 +232,32 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
         }
     };
     let (kept, purged) = if purge {
-        let purged = tx
-            .execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[&id])
-            .await?;
+        let purged = tx.execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[&id]).await?;
         tx.execute_cached("UPDATE slaves SET repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL WHERE id = $1", &[&id])
             .await?;
         message.push_str(&format!("; its replicated data was purged ({purged} rows)"));
         (0, purged as i64)
     } else {
         let kept: i64 = tx
-            .query_one_cached(
-                "SELECT count(*) FROM replica_rows WHERE slave_id = $1 AND row IS NOT NULL",
-                &[&id],
-            )
+            .query_one_cached("SELECT count(*) FROM replica_rows WHERE slave_id = $1 AND row IS NOT NULL", &[&id])
             .await?
             .get(0);
-        message.push_str(&format!(
-            "; its replicated data was kept ({kept} rows; purge it with --purge)"
-        ));
+        message.push_str(&format!("; its replicated data was kept ({kept} rows; purge it with --purge)"));
         (kept, 0)
     };
-    let touched = if purge {
-        Touched::everything()
-    } else {
-        Touched::health()
-    };
+    let touched = if purge { Touched::everything() } else { Touched::health() };
     reports::events::queue_summary(&tx, state, id, touched).await?;
     tx.commit().await?;
     reload_keyring(state).await;
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = id, purge, purged, kept, "Removing a slave.");
-    let state_now = if current == "removed" {
-        "removed"
-    } else {
-        "removing"
-    };
-    Ok(
-        json!({"id": id, "state": state_now, "message": message, "replicated_rows_kept": kept, "replicated_rows_purged": purged}),
-    )
+    let state_now = if current == "removed" { "removed" } else { "removing" };
+    Ok(json!({"id": id, "state": state_now, "message": message, "replicated_rows_kept": kept, "replicated_rows_purged": purged}))
 }
 
 /// A slave that leaves keeps no master policy and runs no master task:
 /// its policy receipts and open task receipts say so.
-async fn cancel_open_receipts<C: GenericClient>(
-    tx: &C,
-    slave: &str,
-) -> Result<(), tokio_postgres::Error> {
+async fn cancel_open_receipts<C: GenericClient>(tx: &C, slave: &str) -> Result<(), tokio_postgres::Error> {
     tx.execute_cached(
         "UPDATE receipts SET state = 'cancelled', reason = 'the slave left the hierarchy', updated_at = now()
           WHERE slave_id = $1 AND (object_kind = 'policy' OR state IN ('pending', 'delivered'))",
@@ -360,28 +269,18 @@ async fn cancel_open_receipts<C: GenericClient>(
 
 /// Decodes a message from a slave and checks that the routing key names the
 /// sender, that the sender is a slave of this master, and its signature.
-pub fn authenticate(
-    state: &AppState,
-    delivery: &Delivery,
-    limit: usize,
-) -> Result<(Envelope, SlaveEntry), Rejection> {
+pub fn authenticate(state: &AppState, delivery: &Delivery, limit: usize) -> Result<(Envelope, SlaveEntry), Rejection> {
     let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
     let envelope = Envelope::decode_limited(&delivery.data, kind, limit)?;
     let claimed = Topology::slave_of_key(delivery.routing_key.as_str()).unwrap_or_default();
     if envelope.from != claimed {
-        return Err(Rejection::UnknownSender(format!(
-            "{} (published as slave '{claimed}')",
-            envelope.from
-        )));
+        return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));
     }
-    let entry = state.keyring.slave(&envelope.from).ok_or_else(|| {
-        Rejection::UnknownSender(format!(
-            "{} (not a registered slave of this master)",
-            envelope.from
-        ))
-    })?;
-    let signature =
-        header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
+    let entry = state
+        .keyring
+        .slave(&envelope.from)
+        .ok_or_else(|| Rejection::UnknownSender(format!("{} (not a registered slave of this master)", envelope.from)))?;
+    let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
     if !entry.key.verify(&delivery.data, signature) {
         return Err(Rejection::BadSignature);
     }
@@ -409,23 +308,13 @@ impl BatchHandler for StatusInbox {
         let (envelope, entry) = authenticate(&self.state, delivery, envelope::MAX_MESSAGE_BYTES)?;
         let report = SlaveReport::from_envelope(&envelope)?;
         if entry.removing && !matches!(report, SlaveReport::Unregistered(_)) {
-            return Err(Rejection::UnknownSender(format!(
-                "{} (removed from this master)",
-                envelope.from
-            )));
+            return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
         }
-        Ok(Inbound {
-            slave: envelope.from,
-            seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX),
-            sent_at: envelope.sent_at,
-            report,
-        })
+        Ok(Inbound { slave: envelope.from, seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX), sent_at: envelope.sent_at, report })
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
-        let removed = apply_reports(&self.state, batch)
-            .await
-            .map_err(crate::inbox::classify)?;
+        let removed = apply_reports(&self.state, batch).await.map_err(crate::inbox::classify)?;
         for slave in &removed {
             delete_command_queue(&self.state, slave).await;
         }
@@ -446,17 +335,11 @@ pub async fn record_refused(state: &AppState, delivery: &Delivery, reason: &str)
     let topology = &state.site.topology;
     let queue = match delivery.exchange.as_str() {
         "" => delivery.routing_key.to_string(),
-        exchange if exchange == topology.replication_exchange() => {
-            topology.master_replication_queue()
-        }
+        exchange if exchange == topology.replication_exchange() => topology.master_replication_queue(),
         _ => topology.master_status_queue(),
     };
     let slave = Topology::slave_of_key(delivery.routing_key.as_str());
-    refused::record(
-        state,
-        refused::Refusal::of_delivery(&queue, delivery, slave, reason),
-    )
-    .await;
+    refused::record(state, refused::Refusal::of_delivery(&queue, delivery, slave, reason)).await;
 }
 
 /// Applies reports in one transaction; returns the slaves that left.
@@ -467,19 +350,12 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
     let mut heard: Vec<&str> = batch.iter().map(|i| i.slave.as_str()).collect();
     heard.sort_unstable();
     heard.dedup();
-    tx.execute_cached(
-        "UPDATE slaves SET last_seen = now() WHERE id = ANY($1) AND state = 'active'",
-        &[&heard],
-    )
-    .await?;
+    tx.execute_cached("UPDATE slaves SET last_seen = now() WHERE id = ANY($1) AND state = 'active'", &[&heard]).await?;
     for inbound in batch {
         let slave = &inbound.slave;
         match &inbound.report {
             SlaveReport::Heartbeat(h) => {
-                let license = h
-                    .license
-                    .as_ref()
-                    .map(|l| serde_json::to_value(l).expect("license usage serializes"));
+                let license = h.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
                 let rows_behind = h.replication.as_ref().map(|r| r.rows_behind);
                 // Heartbeats are published directly (no outbox sequence):
                 // the slave's send time orders them.

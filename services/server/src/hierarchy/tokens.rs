@@ -40,14 +40,8 @@ fn hash(token: &str) -> String {
 }
 
 /// Creates a token valid for `lifetime_seconds`.
-pub async fn create<C: GenericClient>(
-    client: &C,
-    lifetime_seconds: u64,
-) -> Result<IssuedToken, tokio_postgres::Error> {
-    let token = format!(
-        "{PREFIX}{}",
-        rampart_shared::signing::SigningKey::generate().to_hex()
-    );
+pub async fn create<C: GenericClient>(client: &C, lifetime_seconds: u64) -> Result<IssuedToken, tokio_postgres::Error> {
+    let token = format!("{PREFIX}{}", rampart_shared::signing::SigningKey::generate().to_hex());
     let id = Uuid::new_v4();
     let seconds = i64::try_from(lifetime_seconds).unwrap_or(i64::MAX);
     let row = client
@@ -57,20 +51,12 @@ pub async fn create<C: GenericClient>(
             &[&id, &hash(&token), &seconds],
         )
         .await?;
-    Ok(IssuedToken {
-        id,
-        token,
-        expires_at: row.get(0),
-    })
+    Ok(IssuedToken { id, token, expires_at: row.get(0) })
 }
 
 /// Checks `token` and marks it used by `slave`, inside the caller's
 /// transaction (so a refused registration leaves it unused).
-pub async fn consume<C: GenericClient>(
-    client: &C,
-    token: &str,
-    slave: &str,
-) -> Result<Result<(), TokenError>, tokio_postgres::Error> {
+pub async fn consume<C: GenericClient>(client: &C, token: &str, slave: &str) -> Result<Result<(), TokenError>, tokio_postgres::Error> {
     let Some(row) = client
         .query_opt(
             "SELECT id, expires_at, used_at, used_by, expires_at <= now() FROM registration_tokens
@@ -82,27 +68,19 @@ pub async fn consume<C: GenericClient>(
         return Ok(Err(TokenError::Unknown));
     };
     if let Some(at) = row.get::<_, Option<DateTime<Utc>>>(2) {
-        return Ok(Err(TokenError::Used {
-            by: row.get::<_, Option<String>>(3).unwrap_or_default(),
-            at,
-        }));
+        return Ok(Err(TokenError::Used { by: row.get::<_, Option<String>>(3).unwrap_or_default(), at }));
     }
     if row.get::<_, bool>(4) {
         return Ok(Err(TokenError::Expired(row.get(1))));
     }
     client
-        .execute(
-            "UPDATE registration_tokens SET used_at = now(), used_by = $2 WHERE id = $1",
-            &[&row.get::<_, Uuid>(0), &slave],
-        )
+        .execute("UPDATE registration_tokens SET used_at = now(), used_by = $2 WHERE id = $1", &[&row.get::<_, Uuid>(0), &slave])
         .await?;
     Ok(Ok(()))
 }
 
 /// Every token with its state, newest first (never the token itself).
-pub async fn list<C: GenericClient>(
-    client: &C,
-) -> Result<Vec<serde_json::Value>, tokio_postgres::Error> {
+pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<serde_json::Value>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT id, created_at, expires_at, used_at, used_by,

@@ -83,9 +83,7 @@ fn base64_lines(bytes: &[u8]) -> String {
 fn encode_subject(subject: &str) -> String {
     let plain = subject.len() <= MAX_PLAIN_SUBJECT
         && !subject.contains("=?")
-        && subject
-            .chars()
-            .all(|c| c.is_ascii() && !c.is_ascii_control());
+        && subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control());
     if plain {
         return subject.to_owned();
     }
@@ -160,58 +158,32 @@ mod tests {
 
     fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         let head = message.split("\r\n\r\n").next().unwrap();
-        head.split("\r\n")
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        head.split("\r\n").find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
     }
 
     /// The base64 body of the MIME part whose headers contain `marker`.
     fn part_body(message: &str, marker: &str) -> Vec<u8> {
-        let part = message
-            .split("--=_b")
-            .find(|p| p.contains(marker))
-            .expect("part present");
+        let part = message.split("--=_b").find(|p| p.contains(marker)).expect("part present");
         let body = part.split("\r\n\r\n").nth(1).unwrap();
-        STANDARD
-            .decode(body.split_whitespace().collect::<String>())
-            .unwrap()
+        STANDARD.decode(body.split_whitespace().collect::<String>()).unwrap()
     }
 
     #[test]
     fn builds_headers_and_parts() {
-        let date = DateTime::parse_from_rfc3339("2024-05-06T07:08:09Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let date = DateTime::parse_from_rfc3339("2024-05-06T07:08:09Z").unwrap().with_timezone(&Utc);
         let id = Uuid::nil();
         let message = build_with(&report_mail(), date, id, "=_b");
         assert_eq!(header(&message, "From"), Some("rampart@example.com"));
-        assert_eq!(
-            header(&message, "To"),
-            Some("ops@example.com, ciso@example.com")
-        );
+        assert_eq!(header(&message, "To"), Some("ops@example.com, ciso@example.com"));
         assert_eq!(header(&message, "Subject"), Some("Weekly report"));
-        assert_eq!(
-            header(&message, "Date"),
-            Some("Mon, 6 May 2024 07:08:09 +0000")
-        );
-        assert_eq!(
-            header(&message, "Message-ID"),
-            Some("<00000000000000000000000000000000@rampart>")
-        );
+        assert_eq!(header(&message, "Date"), Some("Mon, 6 May 2024 07:08:09 +0000"));
+        assert_eq!(header(&message, "Message-ID"), Some("<00000000000000000000000000000000@rampart>"));
         assert_eq!(header(&message, "MIME-Version"), Some("1.0"));
-        assert_eq!(
-            header(&message, "Content-Type"),
-            Some("multipart/mixed; boundary=\"=_b\"")
-        );
+        assert_eq!(header(&message, "Content-Type"), Some("multipart/mixed; boundary=\"=_b\""));
 
-        assert_eq!(
-            part_body(&message, "text/plain"),
-            report_mail().text.as_bytes()
-        );
+        assert_eq!(part_body(&message, "text/plain"), report_mail().text.as_bytes());
         assert!(message.contains("Content-Disposition: attachment; filename=\"report.pdf\"\r\n"));
-        assert_eq!(
-            part_body(&message, "application/pdf"),
-            report_mail().attachment.unwrap().bytes
-        );
+        assert_eq!(part_body(&message, "application/pdf"), report_mail().attachment.unwrap().bytes);
         assert!(message.ends_with("--=_b--\r\n"));
     }
 
@@ -219,10 +191,7 @@ mod tests {
     fn every_line_ends_in_crlf_and_is_short() {
         let message = build(&report_mail());
         assert!(message.ends_with("\r\n"));
-        assert!(
-            !message.replace("\r\n", "").contains(['\r', '\n']),
-            "bare CR or LF"
-        );
+        assert!(!message.replace("\r\n", "").contains(['\r', '\n']), "bare CR or LF");
         for line in message.split("\r\n") {
             assert!(line.len() <= 998, "line too long: {}", line.len());
         }
@@ -238,10 +207,7 @@ mod tests {
     #[test]
     fn encodes_non_ascii_subjects_as_rfc2047_words() {
         assert_eq!(encode_subject("Weekly report"), "Weekly report");
-        assert_eq!(
-            encode_subject("Rapport hebdo: détections"),
-            "=?UTF-8?B?UmFwcG9ydCBoZWJkbzogZMOpdGVjdGlvbnM=?="
-        );
+        assert_eq!(encode_subject("Rapport hebdo: détections"), "=?UTF-8?B?UmFwcG9ydCBoZWJkbzogZMOpdGVjdGlvbnM=?=");
         assert!(encode_subject("a\r\nBcc: x@y").starts_with("=?UTF-8?B?"));
 
         let long = "é".repeat(100);
@@ -249,15 +215,9 @@ mod tests {
         let mut decoded = Vec::new();
         for word in encoded.split("\r\n ") {
             assert!(word.len() <= 75, "encoded word too long: {word}");
-            let b64 = word
-                .strip_prefix("=?UTF-8?B?")
-                .and_then(|w| w.strip_suffix("?="))
-                .unwrap();
+            let b64 = word.strip_prefix("=?UTF-8?B?").and_then(|w| w.strip_suffix("?=")).unwrap();
             let bytes = STANDARD.decode(b64).unwrap();
-            assert!(
-                std::str::from_utf8(&bytes).is_ok(),
-                "a word splits a character"
-            );
+            assert!(std::str::from_utf8(&bytes).is_ok(), "a word splits a character");
             decoded.extend(bytes);
         }
         assert_eq!(String::from_utf8(decoded).unwrap(), long);
@@ -265,9 +225,7 @@ mod tests {
 
     #[test]
     fn folds_long_recipient_lists() {
-        let many: Vec<String> = (0..20)
-            .map(|i| format!("recipient{i}@example.com"))
-            .collect();
+        let many: Vec<String> = (0..20).map(|i| format!("recipient{i}@example.com")).collect();
         let folded = fold_list(&many);
         assert!(folded.split("\r\n").all(|l| l.len() < 78));
         assert_eq!(folded.replace("\r\n ", " "), many.join(", "));

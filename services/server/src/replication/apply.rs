@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
+    amqp::consumer::{ApplyError, BatchHandler},
     envelope::Rejection,
     hierarchy::MasterCommand,
     replication::{kind, ReplicationAck, ReplicationBatch, Watermark, MAX_REPLICATION_BYTES},
@@ -50,30 +50,19 @@ impl BatchHandler for ReplicationInbox {
     fn decode(&self, delivery: &Delivery) -> Result<Inbound, Rejection> {
         let (envelope, entry) = slaves::authenticate(&self.state, delivery, MAX_REPLICATION_BYTES)?;
         if entry.removing {
-            return Err(Rejection::UnknownSender(format!(
-                "{} (removed from this master)",
-                envelope.from
-            )));
+            return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
         }
         if envelope.kind != kind::BATCH {
             return Err(Rejection::UnknownKind(envelope.kind));
         }
         let batch: ReplicationBatch = envelope.body()?;
-        check_shape(&batch).map_err(|detail| Rejection::InvalidBody {
-            kind: envelope.kind.clone(),
-            detail,
-        })?;
-        Ok(Inbound {
-            slave: envelope.from,
-            batch,
-        })
+        check_shape(&batch).map_err(|detail| Rejection::InvalidBody { kind: envelope.kind.clone(), detail })?;
+        Ok(Inbound { slave: envelope.from, batch })
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
         for inbound in batch {
-            apply_one(&self.state, inbound)
-                .await
-                .map_err(crate::inbox::classify)?;
+            apply_one(&self.state, inbound).await.map_err(crate::inbox::classify)?;
         }
         Ok(())
     }
@@ -89,10 +78,7 @@ fn check_shape(batch: &ReplicationBatch) -> Result<(), String> {
         return Err(format!("epoch {} is not positive", batch.epoch));
     }
     if batch.to < batch.from {
-        return Err(format!(
-            "batch ends at {} before it starts at {}",
-            batch.to, batch.from
-        ));
+        return Err(format!("batch ends at {} before it starts at {}", batch.to, batch.from));
     }
     for (i, row) in batch.rows.iter().enumerate() {
         let Some(key) = row.key.as_object() else {
@@ -100,11 +86,7 @@ fn check_shape(batch: &ReplicationBatch) -> Result<(), String> {
         };
         let expected = row.table.key_columns();
         if key.len() != expected.len() || !expected.iter().all(|c| key.contains_key(*c)) {
-            return Err(format!(
-                "rows[{i}].key of table {} must have exactly {}",
-                row.table,
-                expected.join(", ")
-            ));
+            return Err(format!("rows[{i}].key of table {} must have exactly {}", row.table, expected.join(", ")));
         }
         if row.row.as_ref().is_some_and(|r| !r.get().starts_with('{')) {
             return Err(format!("rows[{i}].row is not an object"));
@@ -137,27 +119,15 @@ fn decide(copy: &Copy, batch: &ReplicationBatch) -> Decision {
         return Decision::Replace;
     }
     Decision::Refuse(if batch.epoch < copy.epoch {
-        format!(
-            "batch of epoch {} comes from before the resync to epoch {}",
-            batch.epoch, copy.epoch
-        )
+        format!("batch of epoch {} comes from before the resync to epoch {}", batch.epoch, copy.epoch)
     } else if batch.epoch > copy.epoch {
-        format!(
-            "epoch {} must start from the beginning, not from {}",
-            batch.epoch, batch.from
-        )
+        format!("epoch {} must start from the beginning, not from {}", batch.epoch, batch.from)
     } else if batch.to <= copy.watermark {
         format!("duplicate: the copy already goes to {}", copy.watermark)
     } else if batch.from < copy.watermark {
-        format!(
-            "overlap: the batch starts at {} but the copy already goes to {}",
-            batch.from, copy.watermark
-        )
+        format!("overlap: the batch starts at {} but the copy already goes to {}", batch.from, copy.watermark)
     } else {
-        format!(
-            "gap: the batch starts at {} but the copy ends at {}",
-            batch.from, copy.watermark
-        )
+        format!("gap: the batch starts at {} but the copy ends at {}", batch.from, copy.watermark)
     })
 }
 
@@ -172,37 +142,19 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
         tracing::warn!(slave_id = %slave, batch = batch.batch, "Dropped a replication batch: the slave is no longer active.");
         return Ok(());
     };
-    let copy = Copy {
-        epoch: row.get(0),
-        watermark: Watermark {
-            xid: row.get(1),
-            seq: row.get(2),
-        },
-    };
+    let copy = Copy { epoch: row.get(0), watermark: Watermark { xid: row.get(1), seq: row.get(2) } };
     let decision = decide(&copy, batch);
     let ack = match &decision {
         Decision::Refuse(reason) => {
-            tx.execute_cached(
-                "UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1",
-                &[slave],
-            )
-            .await?;
+            tx.execute_cached("UPDATE slaves SET repl_refused = repl_refused + 1 WHERE id = $1", &[slave]).await?;
             tracing::warn!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, from = %batch.from, reason = %reason,
                            "Refused a replication batch; asking the slave to resend from the master's watermark.");
             reports::due::mark(&tx, state, slave, &Touched::health()).await?;
-            ReplicationAck {
-                epoch: copy.epoch,
-                batch: batch.batch,
-                applied: false,
-                watermark: copy.watermark,
-                reason: Some(reason.clone()),
-            }
+            ReplicationAck { epoch: copy.epoch, batch: batch.batch, applied: false, watermark: copy.watermark, reason: Some(reason.clone()) }
         }
         Decision::Apply | Decision::Replace => {
             if decision == Decision::Replace {
-                let dropped = tx
-                    .execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[slave])
-                    .await?;
+                let dropped = tx.execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[slave]).await?;
                 tracing::info!(slave_id = %slave, epoch = batch.epoch, dropped, "A new replication epoch replaces the copy of a slave.");
             }
             let changed = upsert(&tx, slave, batch).await?;
@@ -214,33 +166,17 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
                 &[slave, &batch.epoch, &batch.to.xid, &batch.to.seq, &(batch.rows.len() as i64), &synced_as_of],
             )
             .await?;
-            let touched = if decision == Decision::Replace {
-                Touched::everything()
-            } else {
-                Touched::of_batch(batch)
-            };
+            let touched = if decision == Decision::Replace { Touched::everything() } else { Touched::of_batch(batch) };
             reports::due::mark(&tx, state, slave, &touched).await?;
             if let Some(digest) = &batch.digest {
                 verify::record(&tx, slave, digest, batch.taken_at).await?;
             }
             tracing::debug!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), changed,
                             to = %batch.to, "Applied a replication batch.");
-            ReplicationAck {
-                epoch: batch.epoch,
-                batch: batch.batch,
-                applied: true,
-                watermark: batch.to,
-                reason: None,
-            }
+            ReplicationAck { epoch: batch.epoch, batch: batch.batch, applied: true, watermark: batch.to, reason: None }
         }
     };
-    fanout::send(
-        &tx,
-        state,
-        std::slice::from_ref(slave),
-        &MasterCommand::ReplicationAck(ack),
-    )
-    .await?;
+    fanout::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::ReplicationAck(ack)).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
     state.summary_wake.notify_one();
@@ -259,31 +195,20 @@ const UPSERT_CHUNK_ROWS: usize = 1000;
 /// benchmark measures as the database's upsert limit; a binary COPY into a
 /// temporary table first cost more than it saved (the staging table was
 /// written, read back and truncated at every commit).
-async fn upsert(
-    tx: &Transaction<'_>,
-    slave: &str,
-    batch: &ReplicationBatch,
-) -> Result<u64, tokio_postgres::Error> {
+async fn upsert(tx: &Transaction<'_>, slave: &str, batch: &ReplicationBatch) -> Result<u64, tokio_postgres::Error> {
     let mut changed = 0;
     for chunk in batch.rows.chunks(UPSERT_CHUNK_ROWS) {
         let tables: Vec<&str> = chunk.iter().map(|r| r.table.name()).collect();
         let keys: Vec<&serde_json::Value> = chunk.iter().map(|r| &r.key).collect();
         let seqs: Vec<i64> = chunk.iter().map(|r| r.change_seq).collect();
         // A row goes to the database as the text it arrived as; a tombstone is NULL.
-        let rows: Vec<Option<Json<&RawValue>>> =
-            chunk.iter().map(|r| r.row.as_deref().map(Json)).collect();
+        let rows: Vec<Option<Json<&RawValue>>> = chunk.iter().map(|r| r.row.as_deref().map(Json)).collect();
         // A key comes twice only when it was deleted and created again (a
         // tombstone and a row): then the newest wins, within a statement by
         // the sort, across statements by `change_seq`. Without deletions
         // every key comes once, and the sort is skipped.
-        let sql = if chunk.iter().any(|r| r.row.is_none()) {
-            UPSERT_NEWEST
-        } else {
-            UPSERT
-        };
-        changed += tx
-            .execute_cached(sql, &[&slave, &tables, &keys, &seqs, &rows])
-            .await?;
+        let sql = if chunk.iter().any(|r| r.row.is_none()) { UPSERT_NEWEST } else { UPSERT };
+        changed += tx.execute_cached(sql, &[&slave, &tables, &keys, &seqs, &rows]).await?;
     }
     Ok(changed)
 }
@@ -311,14 +236,8 @@ mod tests {
         ReplicationBatch {
             epoch,
             batch: 1,
-            from: Watermark {
-                xid: from.0,
-                seq: from.1,
-            },
-            to: Watermark {
-                xid: to.0,
-                seq: to.1,
-            },
+            from: Watermark { xid: from.0, seq: from.1 },
+            to: Watermark { xid: to.0, seq: to.1 },
             caught_up: false,
             taken_at: Utc::now(),
             rows: vec![],
@@ -328,14 +247,8 @@ mod tests {
 
     #[test]
     fn batches_apply_only_where_the_copy_ends() {
-        let copy = Copy {
-            epoch: 2,
-            watermark: Watermark { xid: 100, seq: 7 },
-        };
-        assert_eq!(
-            decide(&copy, &batch(2, (100, 7), (120, 3))),
-            Decision::Apply
-        );
+        let copy = Copy { epoch: 2, watermark: Watermark { xid: 100, seq: 7 } };
+        assert_eq!(decide(&copy, &batch(2, (100, 7), (120, 3))), Decision::Apply);
         assert_eq!(decide(&copy, &batch(3, (0, 0), (50, 1))), Decision::Replace);
         let refused = |b| match decide(&copy, &b) {
             Decision::Refuse(reason) => reason,
@@ -358,14 +271,8 @@ mod tests {
             change_seq: 1,
             row: None,
         });
-        assert!(check_shape(&b)
-            .unwrap_err()
-            .contains("task_id, endpoint_id"));
-        assert!(check_shape(&batch(1, (5, 1), (0, 0)))
-            .unwrap_err()
-            .contains("before it starts"));
-        assert!(check_shape(&batch(0, (0, 0), (0, 0)))
-            .unwrap_err()
-            .contains("epoch"));
+        assert!(check_shape(&b).unwrap_err().contains("task_id, endpoint_id"));
+        assert!(check_shape(&batch(1, (5, 1), (0, 0))).unwrap_err().contains("before it starts"));
+        assert!(check_shape(&batch(0, (0, 0), (0, 0))).unwrap_err().contains("epoch"));
     }
 }

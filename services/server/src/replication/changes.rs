@@ -11,31 +11,19 @@
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::db::CachedStatements;
-use rampart_shared::replication::{
-    PendingKey, ReplicatedRow, ReplicatedTable, TableDigest, Watermark,
-};
+use rampart_shared::replication::{PendingKey, ReplicatedRow, ReplicatedTable, TableDigest, Watermark};
 use serde_json::value::RawValue;
 use tokio_postgres::types::Json;
 
 /// The transaction-id horizon now: every transaction below it has finished.
 /// Call it inside the REPEATABLE READ transaction that then reads the changes.
 pub async fn horizon<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
-    Ok(client
-        .query_one_cached(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-            &[],
-        )
-        .await?
-        .get(0))
+    Ok(client.query_one_cached("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?.get(0))
 }
 
 /// `jsonb_build_object(...)` of a table's key columns, for table alias `t`.
 fn key_expr(table: ReplicatedTable) -> String {
-    let pairs: Vec<String> = table
-        .key_columns()
-        .iter()
-        .map(|c| format!("'{c}', t.{c}"))
-        .collect();
+    let pairs: Vec<String> = table.key_columns().iter().map(|c| format!("'{c}', t.{c}")).collect();
     format!("jsonb_build_object({})", pairs.join(", "))
 }
 
@@ -44,11 +32,7 @@ fn key_expr(table: ReplicatedTable) -> String {
 /// the text on, and building `json` costs about half of `to_jsonb(t)` minus
 /// the private columns (the master stores it as `jsonb` either way).
 fn row_expr(table: ReplicatedTable) -> String {
-    let pairs: Vec<String> = table
-        .shipped_columns()
-        .iter()
-        .map(|c| format!("'{c}', t.{c}"))
-        .collect();
+    let pairs: Vec<String> = table.shipped_columns().iter().map(|c| format!("'{c}', t.{c}")).collect();
     format!("json_build_object({})", pairs.join(", "))
 }
 
@@ -92,25 +76,11 @@ pub async fn read_page<C: GenericClient>(
             row_expr(table),
             table.name()
         );
-        for r in client
-            .query_cached(&sql, &[&horizon, &from.xid, &from.seq, &limit])
-            .await?
-        {
-            let position = Watermark {
-                xid: r.get(0),
-                seq: r.get(1),
-            };
+        for r in client.query_cached(&sql, &[&horizon, &from.xid, &from.seq, &limit]).await? {
+            let position = Watermark { xid: r.get(0), seq: r.get(1) };
             // The row stays the text the database wrote (see `ReplicatedRow::row`).
             let Json(row): Json<Box<RawValue>> = r.get(3);
-            candidates.push(Change {
-                position,
-                row: ReplicatedRow {
-                    table,
-                    key: r.get(2),
-                    change_seq: position.seq,
-                    row: Some(row),
-                },
-            });
+            candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(row) } });
         }
     }
     let tombstones = client
@@ -122,28 +92,13 @@ pub async fn read_page<C: GenericClient>(
         )
         .await?;
     for r in tombstones {
-        let position = Watermark {
-            xid: r.get(0),
-            seq: r.get(1),
-        };
+        let position = Watermark { xid: r.get(0), seq: r.get(1) };
         let name: &str = r.get(2);
         let Some(table) = ReplicatedTable::parse(name) else {
-            tracing::warn!(
-                table = name,
-                change_seq = position.seq,
-                "Skipped a tombstone of a table that is not replicated."
-            );
+            tracing::warn!(table = name, change_seq = position.seq, "Skipped a tombstone of a table that is not replicated.");
             continue;
         };
-        candidates.push(Change {
-            position,
-            row: ReplicatedRow {
-                table,
-                key: r.get(3),
-                change_seq: position.seq,
-                row: None,
-            },
-        });
+        candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(3), change_seq: position.seq, row: None } });
     }
     candidates.sort_by_key(|c| c.position);
 
@@ -155,9 +110,7 @@ pub async fn read_page<C: GenericClient>(
     let mut changes = Vec::with_capacity(candidates.len().min(max_rows));
     let mut bytes = 0;
     for change in candidates {
-        let size = change.row.row.as_ref().map_or(0, |r| r.get().len())
-            + change.row.key.to_string().len()
-            + 48;
+        let size = change.row.row.as_ref().map_or(0, |r| r.get().len()) + change.row.key.to_string().len() + 48;
         if changes.len() == max_rows || (!changes.is_empty() && bytes + size > max_bytes) {
             caught_up = false;
             break;
@@ -166,19 +119,11 @@ pub async fn read_page<C: GenericClient>(
         changes.push(change);
     }
     let to = if caught_up {
-        Watermark {
-            xid: horizon,
-            seq: 0,
-        }
-        .max(from)
+        Watermark { xid: horizon, seq: 0 }.max(from)
     } else {
         changes.last().map_or(from, |c| c.position)
     };
-    Ok(Page {
-        changes,
-        to,
-        caught_up,
-    })
+    Ok(Page { changes, to, caught_up })
 }
 
 /// Every row of every replicated table that the master should have once it
@@ -186,10 +131,7 @@ pub async fn read_page<C: GenericClient>(
 /// changed after it (left out of the comparison). Run it in the snapshot of
 /// the page that reached `horizon`. Rows are hashed as `jsonb` text, the
 /// form the master holds them in.
-pub async fn digest<C: GenericClient>(
-    client: &C,
-    horizon: i64,
-) -> Result<(Vec<TableDigest>, Vec<PendingKey>), tokio_postgres::Error> {
+pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<TableDigest>, Vec<PendingKey>), tokio_postgres::Error> {
     let mut tables = Vec::new();
     let mut pending = Vec::new();
     for table in ReplicatedTable::ALL {
@@ -204,10 +146,7 @@ pub async fn digest<C: GenericClient>(
             if r.get(2) {
                 rows.push((r.get(0), r.get(1)));
             } else {
-                pending.push(PendingKey {
-                    table,
-                    key: r.get(0),
-                });
+                pending.push(PendingKey { table, key: r.get(0) });
             }
         }
         tables.push(TableDigest { table, rows });
@@ -217,10 +156,7 @@ pub async fn digest<C: GenericClient>(
         .await?;
     for r in deleted {
         if let Some(table) = ReplicatedTable::parse(r.get(0)) {
-            pending.push(PendingKey {
-                table,
-                key: r.get(1),
-            });
+            pending.push(PendingKey { table, key: r.get(1) });
         }
     }
     Ok((tables, pending))
@@ -228,43 +164,20 @@ pub async fn digest<C: GenericClient>(
 
 /// `each(table)` for every replicated table and `tombstones`.
 fn every_table(each: impl Fn(&str) -> String) -> Vec<String> {
-    ReplicatedTable::ALL
-        .iter()
-        .map(|t| t.name())
-        .chain(["tombstones"])
-        .map(each)
-        .collect()
+    ReplicatedTable::ALL.iter().map(|t| t.name()).chain(["tombstones"]).map(each).collect()
 }
 
 /// Changed rows after `acked` (what the master has not acknowledged yet).
-pub async fn backlog<C: GenericClient>(
-    client: &C,
-    acked: Watermark,
-) -> Result<i64, tokio_postgres::Error> {
-    let counts = every_table(|name| {
-        format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))")
-    });
-    Ok(client
-        .query_one(
-            &format!("SELECT ({})::bigint", counts.join(" + ")),
-            &[&acked.xid, &acked.seq],
-        )
-        .await?
-        .get(0))
+pub async fn backlog<C: GenericClient>(client: &C, acked: Watermark) -> Result<i64, tokio_postgres::Error> {
+    let counts = every_table(|name| format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))"));
+    Ok(client.query_one(&format!("SELECT ({})::bigint", counts.join(" + ")), &[&acked.xid, &acked.seq]).await?.get(0))
 }
 
 /// A position past every change committed so far: the master holds all of
 /// them once it has acknowledged a pass that started after this call.
-pub async fn written_head<C: GenericClient>(
-    client: &C,
-) -> Result<Watermark, tokio_postgres::Error> {
+pub async fn written_head<C: GenericClient>(client: &C) -> Result<Watermark, tokio_postgres::Error> {
     let latest = every_table(|name| format!("(SELECT max(change_xid::text::bigint) FROM {name})"));
-    let xid: Option<i64> = client
-        .query_one(&format!("SELECT GREATEST({})", latest.join(", ")), &[])
-        .await?
-        .get(0);
-    Ok(Watermark {
-        xid: xid.map_or(0, |x| x + 1),
-        seq: 0,
-    })
+    let xid: Option<i64> = client.query_one(&format!("SELECT GREATEST({})", latest.join(", ")), &[]).await?.get(0);
+    Ok(Watermark { xid: xid.map_or(0, |x| x + 1), seq: 0 })
 }
+

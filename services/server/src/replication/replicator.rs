@@ -17,11 +17,8 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
-    amqp::{
-        publisher::{Outgoing, Publisher},
-        Broker,
-    },
     db::CachedStatements,
+    amqp::{publisher::{Outgoing, Publisher}, Broker},
     replication::{kind, Digest, ReplicationAck, ReplicationBatch, ReplicationProgress, Watermark},
     topology::Topology,
     Envelope, Shutdown,
@@ -88,35 +85,18 @@ pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, toki
 }
 
 /// Where replication stands, for heartbeats and the API.
-pub async fn progress<C: GenericClient>(
-    client: &C,
-) -> Result<Option<ReplicationProgress>, tokio_postgres::Error> {
-    let Some(s) = stream(client).await? else {
-        return Ok(None);
-    };
+pub async fn progress<C: GenericClient>(client: &C) -> Result<Option<ReplicationProgress>, tokio_postgres::Error> {
+    let Some(s) = stream(client).await? else { return Ok(None) };
     let rows_behind = changes::backlog(client, s.acked).await?;
-    Ok(Some(ReplicationProgress {
-        epoch: s.epoch,
-        acked: s.acked,
-        rows_behind,
-    }))
+    Ok(Some(ReplicationProgress { epoch: s.epoch, acked: s.acked, rows_behind }))
 }
 
 /// Records the master's answer to the batch in flight (inside the command
 /// inbox's transaction). Answers to older batches are ignored.
-pub async fn record_ack<C: GenericClient>(
-    tx: &C,
-    ack: &ReplicationAck,
-) -> Result<(), tokio_postgres::Error> {
-    let Some(s) = stream(tx).await? else {
-        return Ok(());
-    };
+pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Result<(), tokio_postgres::Error> {
+    let Some(s) = stream(tx).await? else { return Ok(()) };
     if ack.batch != s.sent_batch || ack.batch == s.acked_batch {
-        tracing::debug!(
-            batch = ack.batch,
-            in_flight = s.sent_batch,
-            "Ignored an answer to an older replication batch."
-        );
+        tracing::debug!(batch = ack.batch, in_flight = s.sent_batch, "Ignored an answer to an older replication batch.");
         return Ok(());
     }
     // The master's copy is in another epoch than ours: if older, it lost our
@@ -166,28 +146,17 @@ async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_po
         )
         .await?;
     if pruned > 0 {
-        tx.execute_cached(
-            "UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1",
-            &[&upto.xid, &upto.seq],
-        )
-        .await?;
+        tx.execute_cached("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
+            .await?;
         tracing::debug!(pruned, upto = %upto, "Pruned tombstones the master has applied.");
     }
     Ok(())
 }
 
 /// Asks for a pass, with checksums when `verification` is given.
-pub async fn request<C: GenericClient>(
-    tx: &C,
-    verification: Option<Uuid>,
-    full: bool,
-) -> Result<(), tokio_postgres::Error> {
+pub async fn request<C: GenericClient>(tx: &C, verification: Option<Uuid>, full: bool) -> Result<(), tokio_postgres::Error> {
     if let Some(id) = verification {
-        tx.execute_cached(
-            "UPDATE master_link SET repl_verification = $1 WHERE id = 1",
-            &[&id],
-        )
-        .await?;
+        tx.execute_cached("UPDATE master_link SET repl_verification = $1 WHERE id = 1", &[&id]).await?;
     }
     if full {
         tx.execute_cached(
@@ -205,10 +174,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
     let publisher = Publisher::new(broker.clone());
     let interval = Duration::from_secs(state.settings.replication_interval);
     let mut next_pass = Instant::now();
-    tracing::info!(
-        interval_seconds = interval.as_secs(),
-        "Replication to the master started."
-    );
+    tracing::info!(interval_seconds = interval.as_secs(), "Replication to the master started.");
     loop {
         tokio::select! {
             _ = stop.wait() => return,
@@ -240,39 +206,21 @@ struct Shipped {
 
 /// Ships batches until one caught up and the master applied it; `None`
 /// when stopped (or the link is gone).
-async fn pass(
-    state: &AppState,
-    broker: &Broker,
-    publisher: &Publisher,
-    stop: &Shutdown,
-) -> anyhow::Result<Option<Shipped>> {
-    let mut shipped = Shipped {
-        batches: 0,
-        rows: 0,
-        watermark: Watermark::START,
-    };
+async fn pass(state: &AppState, broker: &Broker, publisher: &Publisher, stop: &Shutdown) -> anyhow::Result<Option<Shipped>> {
+    let mut shipped = Shipped { batches: 0, rows: 0, watermark: Watermark::START };
     let mut patience = ACK_TIMEOUT;
     if !wait_for_running_transactions(state, stop).await? {
         return Ok(None);
     }
     loop {
-        let Some(link) = state.keyring.link() else {
-            return Ok(None);
-        };
+        let Some(link) = state.keyring.link() else { return Ok(None) };
         let (batch, verification) = {
             let mut client = state.pool.get().await?;
-            let Some(stream) = stream(&client).await? else {
-                return Ok(None);
-            };
+            let Some(stream) = stream(&client).await? else { return Ok(None) };
             let batch = read_batch(&mut client, state, &stream).await?;
             (batch, stream.verification)
         };
-        let envelope = Envelope::new(
-            kind::BATCH,
-            &state.site.instance,
-            batch.batch as u64,
-            &batch,
-        );
+        let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
         publisher
             .publish(Outgoing::envelope(
                 state.site.topology.replication_exchange(),
@@ -318,13 +266,7 @@ async fn pass(
 async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> anyhow::Result<bool> {
     let target: i64 = {
         let client = state.pool.get().await?;
-        client
-            .query_one_cached(
-                "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
-                &[],
-            )
-            .await?
-            .get(0)
+        client.query_one_cached("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0)
     };
     let deadline = Instant::now() + HORIZON_WAIT;
     // Short transactions end within milliseconds; a long one may take the
@@ -353,40 +295,21 @@ async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> any
 
 /// Numbers the next batch, then reads it from the acknowledged watermark in
 /// one REPEATABLE READ snapshot (the checksums of a verification too).
-async fn read_batch(
-    client: &mut deadpool_postgres::Client,
-    state: &AppState,
-    stream: &Stream,
-) -> anyhow::Result<ReplicationBatch> {
+async fn read_batch(client: &mut deadpool_postgres::Client, state: &AppState, stream: &Stream) -> anyhow::Result<ReplicationBatch> {
     // Numbered outside the snapshot: `master_link` changes under it (answers,
     // requests), and a REPEATABLE READ update of it would then fail.
     let batch: i64 = client
         .query_one_cached("UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch", &[])
         .await?
         .get(0);
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
     tx.execute_cached("SET LOCAL TimeZone = 'UTC'", &[]).await?;
     let taken_at = Utc::now();
-    let page = changes::read_page(
-        &tx,
-        stream.acked,
-        state.settings.replication_batch_size as usize,
-        MAX_BATCH_BYTES,
-    )
-    .await?;
+    let page = changes::read_page(&tx, stream.acked, state.settings.replication_batch_size as usize, MAX_BATCH_BYTES).await?;
     let digest = match (page.caught_up, stream.verification) {
         (true, Some(verification)) => {
             let (tables, pending) = changes::digest(&tx, page.to.xid).await?;
-            Some(Digest {
-                verification,
-                tables,
-                pending,
-            })
+            Some(Digest { verification, tables, pending })
         }
         _ => None,
     };
@@ -416,13 +339,7 @@ enum Answer {
 /// Waits for the master's answer to `batch`: `patience` at first, then on
 /// while batches still wait in the master's queue (it is behind, not
 /// deaf), up to [`MAX_ACK_TIMEOUT`] in all.
-async fn answer_to(
-    state: &AppState,
-    broker: &Broker,
-    batch: i64,
-    patience: Duration,
-    stop: &Shutdown,
-) -> anyhow::Result<Answer> {
+async fn answer_to(state: &AppState, broker: &Broker, batch: i64, patience: Duration, stop: &Shutdown) -> anyhow::Result<Answer> {
     let queue = state.site.topology.master_replication_queue();
     let give_up = Instant::now() + MAX_ACK_TIMEOUT.max(patience);
     let mut wait = patience;
@@ -434,11 +351,7 @@ async fn answer_to(
         let left = give_up.saturating_duration_since(Instant::now());
         match broker.queue_depth(&queue).await {
             Some(waiting) if waiting > 0 && !left.is_zero() => {
-                tracing::info!(
-                    batch,
-                    waiting,
-                    "The master is still working through its queue; waiting for its answer."
-                );
+                tracing::info!(batch, waiting, "The master is still working through its queue; waiting for its answer.");
                 wait = ACK_TIMEOUT.min(left);
             }
             _ => return Ok(Answer::TimedOut),
@@ -446,12 +359,7 @@ async fn answer_to(
     }
 }
 
-async fn wait_for_answer(
-    state: &AppState,
-    batch: i64,
-    timeout: Duration,
-    stop: &Shutdown,
-) -> anyhow::Result<Answer> {
+async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: &Shutdown) -> anyhow::Result<Answer> {
     let deadline = Instant::now() + timeout;
     loop {
         {

@@ -38,12 +38,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Marks `slave` as owed a summary of `touched`, in the caller's transaction
 /// (nothing without an event key).
-pub async fn mark<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    slave: &str,
-    touched: &Touched,
-) -> Result<(), tokio_postgres::Error> {
+pub async fn mark<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touched: &Touched) -> Result<(), tokio_postgres::Error> {
     if !events::enabled(state) {
         return Ok(());
     }

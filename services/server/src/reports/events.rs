@@ -39,18 +39,12 @@ pub struct Touched {
 impl Touched {
     /// Everything: after a new epoch replaced the copy, on a purge, on a resend.
     pub fn everything() -> Self {
-        Self {
-            site: true,
-            tasks: None,
-        }
+        Self { site: true, tasks: None }
     }
 
     /// Only the slave's health (registration, removal, a refused batch).
     pub fn health() -> Self {
-        Self {
-            site: false,
-            tasks: Some(vec![]),
-        }
+        Self { site: false, tasks: Some(vec![]) }
     }
 
     /// What `batch` changed.
@@ -59,16 +53,9 @@ impl Touched {
         let mut site = false;
         for row in &batch.rows {
             match row.table {
-                ReplicatedTable::Endpoints
-                | ReplicatedTable::Detections
-                | ReplicatedTable::License => site = true,
+                ReplicatedTable::Endpoints | ReplicatedTable::Detections | ReplicatedTable::License => site = true,
                 ReplicatedTable::TaskResults => {
-                    if let Some(id) = row
-                        .key
-                        .get("task_id")
-                        .and_then(|v| v.as_str())
-                        .and_then(|s| s.parse().ok())
-                    {
+                    if let Some(id) = row.key.get("task_id").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) {
                         tasks.push(id);
                     }
                 }
@@ -77,21 +64,13 @@ impl Touched {
         }
         tasks.sort_unstable();
         tasks.dedup();
-        Self {
-            site,
-            tasks: Some(tasks),
-        }
+        Self { site, tasks: Some(tasks) }
     }
 }
 
 /// The key events are signed with, if this master publishes events.
 fn signer(state: &AppState) -> Option<SigningKey> {
-    state
-        .settings
-        .reports
-        .event_key
-        .as_ref()
-        .map(|k| SigningKey::from_secret(k.expose()))
+    state.settings.reports.event_key.as_ref().map(|k| SigningKey::from_secret(k.expose()))
 }
 
 /// Whether this master publishes events for a report service.
@@ -99,12 +78,7 @@ pub fn enabled(state: &AppState) -> bool {
     state.settings.reports.event_key.is_some()
 }
 
-fn event(
-    state: &AppState,
-    signer: SigningKey,
-    kind: &str,
-    body: &impl serde::Serialize,
-) -> outbox::Command {
+fn event(state: &AppState, signer: SigningKey, kind: &str, body: &impl serde::Serialize) -> outbox::Command {
     outbox::Command {
         exchange: state.site.topology.events_exchange(),
         routing_key: Topology::event_key(kind),
@@ -114,10 +88,7 @@ fn event(
 }
 
 async fn next_seq<C: GenericClient>(tx: &C) -> Result<i64, tokio_postgres::Error> {
-    Ok(tx
-        .query_one("SELECT nextval('report_seq')", &[])
-        .await?
-        .get(0))
+    Ok(tx.query_one("SELECT nextval('report_seq')", &[]).await?.get(0))
 }
 
 /// Advisory lock class of one slave's summaries (the slave's hash is the object).
@@ -128,28 +99,11 @@ const SUMMARY_LOCK: i32 = 0x5253_554d;
 /// Summaries of one slave are made one at a time, each reading after the
 /// last committed and numbered after it reads, so a higher `seq` never
 /// carries older numbers (a removal racing the summarizer, say).
-pub async fn queue_summary<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    slave: &str,
-    touched: Touched,
-) -> Result<(), tokio_postgres::Error> {
-    let Some(signer) = signer(state) else {
-        return Ok(());
-    };
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&SUMMARY_LOCK, &slave],
-    )
-    .await?;
-    let Some(health) = health(tx, Some(slave)).await?.pop() else {
-        return Ok(());
-    };
-    let site = if touched.site {
-        Some(summary::site(tx, Scope::Slave(slave)).await?)
-    } else {
-        None
-    };
+pub async fn queue_summary<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touched: Touched) -> Result<(), tokio_postgres::Error> {
+    let Some(signer) = signer(state) else { return Ok(()) };
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&SUMMARY_LOCK, &slave]).await?;
+    let Some(health) = health(tx, Some(slave)).await?.pop() else { return Ok(()) };
+    let site = if touched.site { Some(summary::site(tx, Scope::Slave(slave)).await?) } else { None };
     let tasks = match &touched.tasks {
         Some(ids) if ids.is_empty() => vec![],
         Some(ids) => summary::tasks(tx, Scope::Slave(slave), Some(ids)).await?,
@@ -164,29 +118,14 @@ pub async fn queue_summary<C: GenericClient>(
         tasks_complete: touched.tasks.is_none(),
         health,
     };
-    tracing::debug!(
-        slave_id = slave,
-        seq = body.seq,
-        site = touched.site,
-        tasks = body.tasks.len(),
-        "Queued a slave summary for the report service."
-    );
+    tracing::debug!(slave_id = slave, seq = body.seq, site = touched.site, tasks = body.tasks.len(), "Queued a slave summary for the report service.");
     outbox::enqueue(tx, &[event(state, signer, kind::SLAVE_SUMMARY, &body)]).await
 }
 
 /// Queues the roster of every slave in the caller's transaction.
-pub async fn queue_roster<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-) -> Result<(), tokio_postgres::Error> {
-    let Some(signer) = signer(state) else {
-        return Ok(());
-    };
-    let body = HealthRoster {
-        seq: next_seq(tx).await?,
-        as_of: Utc::now(),
-        slaves: health(tx, None).await?,
-    };
+pub async fn queue_roster<C: GenericClient>(tx: &C, state: &AppState) -> Result<(), tokio_postgres::Error> {
+    let Some(signer) = signer(state) else { return Ok(()) };
+    let body = HealthRoster { seq: next_seq(tx).await?, as_of: Utc::now(), slaves: health(tx, None).await? };
     outbox::enqueue(tx, &[event(state, signer, kind::HEALTH_ROSTER, &body)]).await
 }
 
@@ -197,21 +136,13 @@ pub async fn resend(state: &AppState) -> anyhow::Result<usize> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     queue_roster(&tx, state).await?;
-    let slaves: Vec<String> = tx
-        .query("SELECT id FROM slaves ORDER BY id", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let slaves: Vec<String> = tx.query("SELECT id FROM slaves ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
     for slave in &slaves {
         queue_summary(&tx, state, slave, Touched::everything()).await?;
     }
     tx.commit().await?;
     state.outbox_wake.notify_one();
-    tracing::info!(
-        slaves = slaves.len(),
-        "Queued a full resend for the report service."
-    );
+    tracing::info!(slaves = slaves.len(), "Queued a full resend for the report service.");
     Ok(slaves.len())
 }
 
@@ -228,9 +159,7 @@ pub async fn run_roster(state: std::sync::Arc<AppState>, shutdown: Shutdown) {
         .await;
         match result {
             Ok(()) => state.outbox_wake.notify_one(),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "Could not queue the slave roster for the report service; retrying later.")
-            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "Could not queue the slave roster for the report service; retrying later."),
         }
         if !shutdown.sleep(ROSTER_INTERVAL).await {
             return;
@@ -239,10 +168,7 @@ pub async fn run_roster(state: std::sync::Arc<AppState>, shutdown: Shutdown) {
 }
 
 /// Health of one slave, or of every slave (`None`).
-pub async fn health<C: GenericClient>(
-    client: &C,
-    slave: Option<&str>,
-) -> Result<Vec<SlaveHealth>, tokio_postgres::Error> {
+pub async fn health<C: GenericClient>(client: &C, slave: Option<&str>) -> Result<Vec<SlaveHealth>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT id, CASE WHEN state = 'active' AND last_seen > now() - make_interval(secs => $1::double precision) THEN 'online'

@@ -8,20 +8,14 @@ use crate::state::AppState;
 
 /// Builds `kind` over this server's computers and renders it.
 pub async fn make(state: &AppState, kind: Kind, format: Format) -> Result<Vec<u8>, ReportError> {
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ReportError::Database(e.to_string()))?;
+    let client = state.pool.get().await.map_err(|e| ReportError::Database(e.to_string()))?;
     let db = |e: tokio_postgres::Error| ReportError::Database(e.to_string());
     let generated_at = Utc::now();
     let site = SiteData {
         site: state.site.instance.clone(),
         as_of: Some(generated_at),
         summary: summary::site(&client, Scope::Local).await.map_err(db)?,
-        tasks: summary::tasks(&client, Scope::Local, None)
-            .await
-            .map_err(db)?,
+        tasks: summary::tasks(&client, Scope::Local, None).await.map_err(db)?,
         health: None,
     };
     let input = Input {

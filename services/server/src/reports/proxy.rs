@@ -24,29 +24,18 @@ pub enum ProxyError {
 }
 
 /// Asks the report service for `path_and_query` (below its `/api/reports`).
-pub async fn forward(
-    settings: &ReportSettings,
-    path_and_query: &str,
-) -> Result<Forwarded, ProxyError> {
+pub async fn forward(settings: &ReportSettings, path_and_query: &str) -> Result<Forwarded, ProxyError> {
     let (Some(base), Some(token)) = (&settings.service_url, &settings.service_token) else {
         return Err(ProxyError::NotConfigured);
     };
     let url = format!("{base}/api/reports{path_and_query}");
-    let unreachable = |e: reqwest::Error| ProxyError::Unreachable {
-        url: base.clone(),
-        reason: e.without_url().to_string(),
-    };
+    let unreachable = |e: reqwest::Error| ProxyError::Unreachable { url: base.clone(), reason: e.without_url().to_string() };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(unreachable)?;
-    let response = http
-        .get(&url)
-        .bearer_auth(token.expose())
-        .send()
-        .await
-        .map_err(unreachable)?;
+    let response = http.get(&url).bearer_auth(token.expose()).send().await.map_err(unreachable)?;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -55,9 +44,5 @@ pub async fn forward(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let body = response.bytes().await.map_err(unreachable)?.to_vec();
-    Ok(Forwarded {
-        status,
-        content_type,
-        body,
-    })
+    Ok(Forwarded { status, content_type, body })
 }

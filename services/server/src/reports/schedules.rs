@@ -12,10 +12,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Context;
 use chrono::{DateTime, NaiveTime, Utc};
 use deadpool_postgres::GenericClient;
-use rampart_shared::{
-    report::{Format, Kind},
-    Shutdown,
-};
+use rampart_shared::{report::{Format, Kind}, Shutdown};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -54,11 +51,7 @@ impl Every {
             Every::Seconds(s) => after + chrono::Duration::seconds(i64::from(s)),
             Every::DailyAt(time) => {
                 let today = after.date_naive().and_time(time).and_utc();
-                if today > after {
-                    today
-                } else {
-                    today + chrono::Duration::days(1)
-                }
+                if today > after { today } else { today + chrono::Duration::days(1) }
             }
         }
     }
@@ -67,16 +60,8 @@ impl Every {
 /// A checked request: `Err` says what is wrong, for a 422.
 pub fn check(new: &NewSchedule) -> Result<(Kind, Format, Every), String> {
     let name = new.name.trim();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "name '{}' must be 1 to 64 letters, digits, '-' or '_' (it names the report files)",
-            new.name
-        ));
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(format!("name '{}' must be 1 to 64 letters, digits, '-' or '_' (it names the report files)", new.name));
     }
     let kind = Kind::parse(&new.kind)?;
     if kind == Kind::Health {
@@ -90,21 +75,14 @@ pub fn check(new: &NewSchedule) -> Result<(Kind, Format, Every), String> {
         (Some(s), None) if s >= 60 => Every::Seconds(s),
         (Some(s), None) => return Err(format!("every_seconds must be at least 60, not {s}")),
         (None, Some(t)) => Every::DailyAt(
-            NaiveTime::parse_from_str(t, "%H:%M")
-                .map_err(|_| format!("daily_at '{t}' must be HH:MM (UTC)"))?,
+            NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| format!("daily_at '{t}' must be HH:MM (UTC)"))?,
         ),
         _ => return Err("give either every_seconds or daily_at".into()),
     };
     Ok((kind, format, every))
 }
 
-pub async fn create<C: GenericClient>(
-    client: &C,
-    new: &NewSchedule,
-    kind: Kind,
-    format: Format,
-    every: Every,
-) -> Result<Uuid, tokio_postgres::Error> {
+pub async fn create<C: GenericClient>(client: &C, new: &NewSchedule, kind: Kind, format: Format, every: Every) -> Result<Uuid, tokio_postgres::Error> {
     let id = Uuid::new_v4();
     let (seconds, daily) = match every {
         Every::Seconds(s) => (Some(s), None),
@@ -159,12 +137,7 @@ pub async fn run(state: Arc<AppState>, shutdown: Shutdown) {
 
 /// Runs every due schedule once; returns how many ran.
 async fn run_due(state: &AppState) -> anyhow::Result<usize> {
-    let directory = state
-        .settings
-        .reports
-        .directory
-        .as_deref()
-        .context("no report directory")?;
+    let directory = state.settings.reports.directory.as_deref().context("no report directory")?;
     let mut ran = 0;
     loop {
         let mut client = state.pool.get().await?;
@@ -180,10 +153,7 @@ async fn run_due(state: &AppState) -> anyhow::Result<usize> {
             return Ok(ran);
         };
         let (id, name): (Uuid, String) = (row.get(0), row.get(1));
-        let every = match (
-            row.get::<_, Option<i32>>(4),
-            row.get::<_, Option<NaiveTime>>(5),
-        ) {
+        let every = match (row.get::<_, Option<i32>>(4), row.get::<_, Option<NaiveTime>>(5)) {
             (Some(s), _) => Every::Seconds(s),
             (None, Some(t)) => Every::DailyAt(t),
             (None, None) => unreachable!("the table requires one of them"),
@@ -194,12 +164,8 @@ async fn run_due(state: &AppState) -> anyhow::Result<usize> {
             Err(e) => (None, Some(format!("{e:#}"))),
         };
         match &error {
-            None => {
-                tracing::info!(schedule = %name, schedule_id = %id, file = file.as_deref().unwrap_or(""), "Scheduled report made.")
-            }
-            Some(e) => {
-                tracing::warn!(schedule = %name, schedule_id = %id, error = %e, "Scheduled report failed.")
-            }
+            None => tracing::info!(schedule = %name, schedule_id = %id, file = file.as_deref().unwrap_or(""), "Scheduled report made."),
+            Some(e) => tracing::warn!(schedule = %name, schedule_id = %id, error = %e, "Scheduled report failed."),
         }
         tx.execute(
             "UPDATE report_schedules SET last_run = now(), last_file = COALESCE($2, last_file), last_error = $3,
@@ -214,32 +180,16 @@ async fn run_due(state: &AppState) -> anyhow::Result<usize> {
 
 /// Makes the report file and mails it if asked; `Ok` carries the file and
 /// an e-mail error, if sending failed (the file stays).
-async fn produce(
-    state: &AppState,
-    directory: &Path,
-    name: &str,
-    kind: &str,
-    format: &str,
-    email: bool,
-) -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
+async fn produce(state: &AppState, directory: &Path, name: &str, kind: &str, format: &str, email: bool) -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
     let kind = Kind::parse(kind).map_err(anyhow::Error::msg)?;
     let format = Format::parse(format).map_err(anyhow::Error::msg)?;
     let bytes = local::make(state, kind, format).await?;
     let now = Utc::now();
-    let file_name = format!(
-        "{name}-{}.{}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        format.extension()
-    );
+    let file_name = format!("{name}-{}.{}", now.format("%Y%m%dT%H%M%SZ"), format.extension());
     let path = directory.join(&file_name);
-    write_atomically(&path, &bytes)
-        .await
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    write_atomically(&path, &bytes).await.with_context(|| format!("cannot write {}", path.display()))?;
     let mail_error = if email {
-        send(state, kind, &file_name, format, bytes)
-            .await
-            .err()
-            .map(|e| format!("the report was written but not e-mailed: {e:#}"))
+        send(state, kind, &file_name, format, bytes).await.err().map(|e| format!("the report was written but not e-mailed: {e:#}"))
     } else {
         None
     };
@@ -272,19 +222,12 @@ struct StoredEmail {
     starttls: bool,
 }
 
-async fn send(
-    state: &AppState,
-    kind: Kind,
-    file_name: &str,
-    format: Format,
-    bytes: Vec<u8>,
-) -> anyhow::Result<()> {
+async fn send(state: &AppState, kind: Kind, file_name: &str, format: Format, bytes: Vec<u8>) -> anyhow::Result<()> {
     let client = state.pool.get().await?;
     let stored = settings_store::get(&client, settings_store::EMAIL)
         .await?
         .context("no e-mail settings are stored (PUT /api/settings/email)")?;
-    let stored: StoredEmail =
-        serde_json::from_value(stored).context("the stored e-mail settings are unreadable")?;
+    let stored: StoredEmail = serde_json::from_value(stored).context("the stored e-mail settings are unreadable")?;
     let settings = mail::SmtpSettings {
         host: stored.smtp_host,
         port: stored.smtp_port,
@@ -297,10 +240,7 @@ async fn send(
         from: stored.from,
         to: stored.to,
         subject: format!("Rampart {instance}: {}", kind.title()),
-        text: format!(
-            "The scheduled report '{}' of {instance} is attached ({file_name}).\n",
-            kind.title()
-        ),
+        text: format!("The scheduled report '{}' of {instance} is attached ({file_name}).\n", kind.title()),
         attachment: Some(mail::Attachment {
             filename: file_name.to_owned(),
             content_type: format.content_type().to_owned(),
@@ -322,24 +262,12 @@ mod tests {
     #[test]
     fn next_runs() {
         let now = at("2026-11-26T10:00:00Z");
-        assert_eq!(
-            Every::Seconds(3600).next_after(now),
-            at("2026-11-26T11:00:00Z")
-        );
+        assert_eq!(Every::Seconds(3600).next_after(now), at("2026-11-26T11:00:00Z"));
         let seven = NaiveTime::from_hms_opt(7, 0, 0).unwrap();
-        assert_eq!(
-            Every::DailyAt(seven).next_after(now),
-            at("2026-11-27T07:00:00Z")
-        );
+        assert_eq!(Every::DailyAt(seven).next_after(now), at("2026-11-27T07:00:00Z"));
         let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap();
-        assert_eq!(
-            Every::DailyAt(noon).next_after(now),
-            at("2026-11-26T12:00:00Z")
-        );
-        assert_eq!(
-            Every::DailyAt(noon).next_after(at("2026-11-26T12:00:00Z")),
-            at("2026-11-27T12:00:00Z")
-        );
+        assert_eq!(Every::DailyAt(noon).next_after(now), at("2026-11-26T12:00:00Z"));
+        assert_eq!(Every::DailyAt(noon).next_after(at("2026-11-26T12:00:00Z")), at("2026-11-27T12:00:00Z"));
     }
 
     #[test]
@@ -352,19 +280,10 @@ mod tests {
             daily_at: daily.map(str::to_owned),
             email: false,
         };
-        assert_eq!(
-            check(&new(Some(3600), None)).unwrap(),
-            (Kind::SecurityStatus, Format::Html, Every::Seconds(3600))
-        );
-        assert!(check(&new(Some(10), None))
-            .unwrap_err()
-            .contains("at least 60"));
-        assert!(check(&new(None, Some("25:00")))
-            .unwrap_err()
-            .contains("HH:MM"));
-        assert!(check(&new(Some(60), Some("07:00")))
-            .unwrap_err()
-            .contains("either"));
+        assert_eq!(check(&new(Some(3600), None)).unwrap(), (Kind::SecurityStatus, Format::Html, Every::Seconds(3600)));
+        assert!(check(&new(Some(10), None)).unwrap_err().contains("at least 60"));
+        assert!(check(&new(None, Some("25:00"))).unwrap_err().contains("HH:MM"));
+        assert!(check(&new(Some(60), Some("07:00"))).unwrap_err().contains("either"));
         assert!(check(&new(None, None)).unwrap_err().contains("either"));
         let mut bad = new(Some(60), None);
         bad.name = "../etc".into();

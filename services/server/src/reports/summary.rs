@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::report::events::{
-    DateCount, DayCount, InfectedEndpoint, LicenseUsage, SiteSummary, StatusCounts, TaskOutcome,
-    ThreatCount, DETECTION_DAYS, MAX_THREATS, MOST_INFECTED,
+    DateCount, DayCount, InfectedEndpoint, LicenseUsage, SiteSummary, StatusCounts, TaskOutcome, ThreatCount,
+    DETECTION_DAYS, MAX_THREATS, MOST_INFECTED,
 };
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -55,15 +55,8 @@ impl Scope<'_> {
 }
 
 /// Reads the site's summary (status, signatures, detections, license).
-pub async fn site<C: GenericClient>(
-    client: &C,
-    scope: Scope<'_>,
-) -> Result<SiteSummary, tokio_postgres::Error> {
-    let (e, d, l) = (
-        scope.table("endpoints"),
-        scope.table("detections"),
-        scope.table("license"),
-    );
+pub async fn site<C: GenericClient>(client: &C, scope: Scope<'_>) -> Result<SiteSummary, tokio_postgres::Error> {
+    let (e, d, l) = (scope.table("endpoints"), scope.table("detections"), scope.table("license"));
     let p = scope.params();
     let r = client
         .query_one(
@@ -87,24 +80,12 @@ pub async fn site<C: GenericClient>(
     };
     let licensed: i64 = r.get(6);
     let signatures = client
-        .query(
-            &format!(
-                "SELECT signatures_date, count(*) FROM {e} e WHERE {} GROUP BY 1 ORDER BY 1",
-                scope.only("e")
-            ),
-            &p,
-        )
+        .query(&format!("SELECT signatures_date, count(*) FROM {e} e WHERE {} GROUP BY 1 ORDER BY 1", scope.only("e")), &p)
         .await?
         .iter()
-        .map(|r| DateCount {
-            date: r.get::<_, Option<NaiveDate>>(0),
-            endpoints: r.get(1),
-        })
+        .map(|r| DateCount { date: r.get::<_, Option<NaiveDate>>(0), endpoints: r.get(1) })
         .collect();
-    let window = format!(
-        "{} AND d.detected_at >= now() - make_interval(days => {DETECTION_DAYS})",
-        scope.only("d")
-    );
+    let window = format!("{} AND d.detected_at >= now() - make_interval(days => {DETECTION_DAYS})", scope.only("d"));
     let detections_daily = client
         .query(
             &format!("SELECT (d.detected_at AT TIME ZONE 'UTC')::date, count(*) FROM {d} d WHERE {window} GROUP BY 1 ORDER BY 1"),
@@ -153,13 +134,7 @@ pub async fn site<C: GenericClient>(
         })
         .collect();
     let license = client
-        .query_opt(
-            &format!(
-                "SELECT l.customer, l.seats, l.expires_on FROM {l} l WHERE {}",
-                scope.only("l")
-            ),
-            &p,
-        )
+        .query_opt(&format!("SELECT l.customer, l.seats, l.expires_on FROM {l} l WHERE {}", scope.only("l")), &p)
         .await?
         .map(|r| LicenseUsage {
             customer: r.get(0),
@@ -167,22 +142,11 @@ pub async fn site<C: GenericClient>(
             used: licensed,
             expires_on: r.get(2),
         });
-    Ok(SiteSummary {
-        endpoints,
-        signatures,
-        detections_daily,
-        threats,
-        most_infected,
-        license,
-    })
+    Ok(SiteSummary { endpoints, signatures, detections_daily, threats, most_infected, license })
 }
 
 /// Outcomes of the site's tasks: `only` those, or all of them.
-pub async fn tasks<C: GenericClient>(
-    client: &C,
-    scope: Scope<'_>,
-    only: Option<&[Uuid]>,
-) -> Result<Vec<TaskOutcome>, tokio_postgres::Error> {
+pub async fn tasks<C: GenericClient>(client: &C, scope: Scope<'_>, only: Option<&[Uuid]>) -> Result<Vec<TaskOutcome>, tokio_postgres::Error> {
     let r = scope.table("task_results");
     let mut p = scope.params();
     let ids: Vec<Uuid> = only.map(<[Uuid]>::to_vec).unwrap_or_default();
@@ -205,10 +169,7 @@ pub async fn tasks<C: GenericClient>(
     let task_ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     // Names: a site knows every task it runs; a master knows its own.
     let names: HashMap<Uuid, (String, String)> = client
-        .query(
-            "SELECT id, name, kind FROM tasks WHERE id = ANY($1)",
-            &[&task_ids],
-        )
+        .query("SELECT id, name, kind FROM tasks WHERE id = ANY($1)", &[&task_ids])
         .await?
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2))))

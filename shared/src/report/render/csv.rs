@@ -11,10 +11,7 @@ const CRLF: &str = "\r\n";
 /// The document's tables as CSV.
 pub fn render(doc: &Document) -> String {
     let mut out = String::new();
-    let tables = doc
-        .sections
-        .iter()
-        .flat_map(|s| s.tables.iter().map(move |t| (s, t)));
+    let tables = doc.sections.iter().flat_map(|s| s.tables.iter().map(move |t| (s, t)));
     for (i, (section, table)) in tables.enumerate() {
         if i > 0 {
             out.push_str(CRLF);
@@ -65,10 +62,7 @@ mod tests {
         Table {
             title: title.into(),
             columns: columns.iter().map(|c| (*c).into()).collect(),
-            rows: rows
-                .iter()
-                .map(|r| r.iter().map(|c| (*c).into()).collect())
-                .collect(),
+            rows: rows.iter().map(|r| r.iter().map(|c| (*c).into()).collect()).collect(),
         }
     }
 
@@ -94,16 +88,8 @@ mod tests {
     fn writes_comment_header_and_rows_with_crlf() {
         let d = doc(vec![Section {
             title: "Security status".into(),
-            charts: vec![Chart::Bars {
-                title: "not in csv".into(),
-                color: "#000",
-                bars: vec![("x".into(), 1)],
-            }],
-            tables: vec![table(
-                "Per site",
-                &["site", "infected"],
-                &[&["paris, fr", "12"], &["say \"hi\"\nlyon", "3"]],
-            )],
+            charts: vec![Chart::Bars { title: "not in csv".into(), color: "#000", bars: vec![("x".into(), 1)] }],
+            tables: vec![table("Per site", &["site", "infected"], &[&["paris, fr", "12"], &["say \"hi\"\nlyon", "3"]])],
         }]);
         assert_eq!(
             render(&d),
@@ -120,16 +106,9 @@ mod tests {
             Section {
                 title: "Malware".into(),
                 charts: vec![],
-                tables: vec![
-                    table("Top", &["malware"], &[&["eicar"]]),
-                    table("Empty", &["day", "n"], &[]),
-                ],
+                tables: vec![table("Top", &["malware"], &[&["eicar"]]), table("Empty", &["day", "n"], &[])],
             },
-            Section {
-                title: "Health".into(),
-                charts: vec![],
-                tables: vec![table("Slaves", &["slave"], &[&["s1"]])],
-            },
+            Section { title: "Health".into(), charts: vec![], tables: vec![table("Slaves", &["slave"], &[&["s1"]])] },
         ]);
         assert_eq!(
             render(&d),

@@ -30,15 +30,11 @@ td.empty{text-align:center;color:#9e9e9e;font-style:italic}
 
 /// The document as an HTML page.
 pub fn render(doc: &Document) -> String {
-    let mut out =
-        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str(&format!("<title>{}</title>\n", escape(&doc.title)));
     out.push_str(&format!("<style>\n{STYLE}</style>\n</head>\n<body>\n"));
     out.push_str(&format!("<h1>{}</h1>\n", escape(&doc.title)));
-    out.push_str(&format!(
-        "<p class=\"meta\">{}</p>\n",
-        escape(&doc.subtitle)
-    ));
+    out.push_str(&format!("<p class=\"meta\">{}</p>\n", escape(&doc.subtitle)));
     out.push_str(&format!(
         "<p class=\"meta\">Generated <time datetime=\"{}\">{}</time></p>\n",
         doc.generated_at.format("%Y-%m-%dT%H:%M:%SZ"),
@@ -63,28 +59,19 @@ fn write_section(out: &mut String, section: &Section) {
 }
 
 fn write_table(out: &mut String, table: &Table) {
-    out.push_str(&format!(
-        "<table>\n<caption>{}</caption>\n<thead><tr>",
-        escape(&table.title)
-    ));
+    out.push_str(&format!("<table>\n<caption>{}</caption>\n<thead><tr>", escape(&table.title)));
     for column in &table.columns {
         out.push_str(&format!("<th>{}</th>", escape(column)));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     if table.rows.is_empty() {
         let span = table.columns.len().max(1);
-        out.push_str(&format!(
-            "<tr><td class=\"empty\" colspan=\"{span}\">no data</td></tr>\n"
-        ));
+        out.push_str(&format!("<tr><td class=\"empty\" colspan=\"{span}\">no data</td></tr>\n"));
     }
     for row in &table.rows {
         out.push_str("<tr>");
         for cell in row {
-            let class = if is_number(cell) {
-                " class=\"num\""
-            } else {
-                ""
-            };
+            let class = if is_number(cell) { " class=\"num\"" } else { "" };
             out.push_str(&format!("<td{class}>{}</td>", escape(cell)));
         }
         out.push_str("</tr>\n");
@@ -132,28 +119,14 @@ mod tests {
 
     fn status_section(site: &str) -> Section {
         let series = vec![
-            Series {
-                name: "protected".into(),
-                color: "#2e7d32",
-            },
-            Series {
-                name: "infected".into(),
-                color: "#c62828",
-            },
+            Series { name: "protected".into(), color: "#2e7d32" },
+            Series { name: "infected".into(), color: "#c62828" },
         ];
         Section {
             title: "Security status".into(),
             charts: vec![
-                Chart::StackedBars {
-                    title: "By status".into(),
-                    series,
-                    bars: vec![(site.into(), vec![40, 12])],
-                },
-                Chart::Columns {
-                    title: "Per day".into(),
-                    color: "#c62828",
-                    points: vec![("2024-05-01".into(), 3)],
-                },
+                Chart::StackedBars { title: "By status".into(), series, bars: vec![(site.into(), vec![40, 12])] },
+                Chart::Columns { title: "Per day".into(), color: "#c62828", points: vec![("2024-05-01".into(), 3)] },
             ],
             tables: vec![Table {
                 title: "Per site".into(),
@@ -170,9 +143,7 @@ mod tests {
         assert!(html.contains("<meta charset=\"utf-8\">"));
         assert!(html.contains("<h1>Security status</h1>"));
         assert!(html.contains("Made by hq"));
-        assert!(html.contains(
-            "Generated <time datetime=\"2024-05-01T12:30:00Z\">2024-05-01 12:30:00 UTC</time>"
-        ));
+        assert!(html.contains("Generated <time datetime=\"2024-05-01T12:30:00Z\">2024-05-01 12:30:00 UTC</time>"));
     }
 
     #[test]
@@ -180,9 +151,7 @@ mod tests {
         let site = "<script>alert('x')</script> & \"co\"";
         let html = render(&doc(vec![status_section(site)]));
         assert!(!html.contains("<script"), "{html}");
-        assert!(
-            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;")
-        );
+        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;"));
     }
 
     #[test]
@@ -207,11 +176,7 @@ mod tests {
         let section = Section {
             title: "Malware".into(),
             charts: vec![],
-            tables: vec![Table {
-                title: "Top threats".into(),
-                columns: vec!["a".into(), "b".into(), "c".into()],
-                rows: vec![],
-            }],
+            tables: vec![Table { title: "Top threats".into(), columns: vec!["a".into(), "b".into(), "c".into()], rows: vec![] }],
         };
         let html = render(&doc(vec![section]));
         assert!(html.contains("<th>a</th><th>b</th><th>c</th>"));

@@ -3,12 +3,7 @@
 use crate::report::document::Document;
 
 pub fn render(doc: &Document) -> String {
-    let mut out = format!(
-        "{} ({})\nGenerated {}\n",
-        doc.title,
-        doc.subtitle,
-        doc.generated_at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
+    let mut out = format!("{} ({})\nGenerated {}\n", doc.title, doc.subtitle, doc.generated_at.format("%Y-%m-%d %H:%M:%S UTC"));
     for section in &doc.sections {
         for table in &section.tables {
             out.push_str(&format!("\n{}\n", table.title));
@@ -23,11 +18,7 @@ pub fn render(doc: &Document) -> String {
                 }
             }
             for row in std::iter::once(&table.columns).chain(&table.rows) {
-                let cells: Vec<String> = row
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
+                let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
                 out.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
             }
         }
@@ -52,22 +43,12 @@ mod tests {
                 tables: vec![Table {
                     title: "Per site".into(),
                     columns: vec!["site".into(), "computers".into()],
-                    rows: vec![
-                        vec!["paris".into(), "300".into()],
-                        vec!["lyon-north".into(), "7".into()],
-                    ],
+                    rows: vec![vec!["paris".into(), "300".into()], vec!["lyon-north".into(), "7".into()]],
                 }],
             }],
         };
         let text = render(&doc);
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  ")).collect();
-        assert_eq!(
-            lines,
-            [
-                "  site        computers",
-                "  paris       300",
-                "  lyon-north  7"
-            ]
-        );
+        assert_eq!(lines, ["  site        computers", "  paris       300", "  lyon-north  7"]);
     }
 }

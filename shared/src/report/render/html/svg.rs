@@ -33,27 +33,13 @@ const GAPLESS_OVER: usize = 120;
 /// The chart as an `<svg>` element.
 pub(super) fn chart(chart: &Chart) -> String {
     match chart {
-        Chart::StackedBars {
-            title,
-            series,
-            bars,
-        } => horizontal(title, series, bars, true),
+        Chart::StackedBars { title, series, bars } => horizontal(title, series, bars, true),
         Chart::Bars { title, color, bars } => {
-            let series = [Series {
-                name: String::new(),
-                color,
-            }];
-            let bars: Vec<(String, Vec<i64>)> = bars
-                .iter()
-                .map(|(label, v)| (label.clone(), vec![*v]))
-                .collect();
+            let series = [Series { name: String::new(), color }];
+            let bars: Vec<(String, Vec<i64>)> = bars.iter().map(|(label, v)| (label.clone(), vec![*v])).collect();
             horizontal(title, &series, &bars, false)
         }
-        Chart::Columns {
-            title,
-            color,
-            points,
-        } => columns(title, color, points),
+        Chart::Columns { title, color, points } => columns(title, color, points),
     }
 }
 
@@ -63,24 +49,12 @@ fn horizontal(title: &str, series: &[Series], bars: &[(String, Vec<i64>)], legen
     if bars.is_empty() {
         return no_data(title);
     }
-    let legend_lines = if legend {
-        series.len().div_ceil(legend_per_line())
-    } else {
-        0
-    };
-    let legend_h = if legend_lines > 0 {
-        8.0 + legend_lines as f64 * LEGEND_ROW_H
-    } else {
-        0.0
-    };
+    let legend_lines = if legend { series.len().div_ceil(legend_per_line()) } else { 0 };
+    let legend_h = if legend_lines > 0 { 8.0 + legend_lines as f64 * LEGEND_ROW_H } else { 0.0 };
     let height = TITLE_H + bars.len() as f64 * ROW_H + legend_h + BOTTOM_PAD;
     let mut out = open(title, height);
 
-    let max = bars
-        .iter()
-        .map(|(_, values)| drawn_total(values))
-        .max()
-        .unwrap_or(0);
+    let max = bars.iter().map(|(_, values)| drawn_total(values)).max().unwrap_or(0);
     let scale = if max > 0 { BAR_W / max as f64 } else { 0.0 };
     for (i, (label, values)) in bars.iter().enumerate() {
         let top = TITLE_H + i as f64 * ROW_H;
@@ -92,21 +66,14 @@ fn horizontal(title: &str, series: &[Series], bars: &[(String, Vec<i64>)], legen
         ));
         let mut drawn = 0;
         for (j, &value) in values.iter().enumerate() {
-            let (name, color) = series
-                .get(j)
-                .map(|s| (s.name.as_str(), s.color))
-                .unwrap_or(("other", "#9e9e9e"));
+            let (name, color) = series.get(j).map(|s| (s.name.as_str(), s.color)).unwrap_or(("other", "#9e9e9e"));
             let x0 = round1(LABEL_W + drawn as f64 * scale);
             drawn += value.max(0);
             let x1 = round1(LABEL_W + drawn as f64 * scale);
             if x1 <= x0 {
                 continue;
             }
-            let tip = if name.is_empty() {
-                format!("{label}: {value}")
-            } else {
-                format!("{label}: {name} {value}")
-            };
+            let tip = if name.is_empty() { format!("{label}: {value}") } else { format!("{label}: {name} {value}") };
             out.push_str(&format!(
                 "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect>\n",
                 num(x0),
@@ -119,10 +86,7 @@ fn horizontal(title: &str, series: &[Series], bars: &[(String, Vec<i64>)], legen
         }
         let end = LABEL_W + drawn as f64 * scale;
         let total: i64 = values.iter().sum();
-        out.push_str(&format!(
-            "<text x=\"{}\" y=\"{text_y}\">{total}</text>\n",
-            num(end + 6.0)
-        ));
+        out.push_str(&format!("<text x=\"{}\" y=\"{text_y}\">{total}</text>\n", num(end + 6.0)));
     }
     if legend {
         write_legend(&mut out, series, TITLE_H + bars.len() as f64 * ROW_H + 8.0);
@@ -150,12 +114,7 @@ fn write_legend(out: &mut String, series: &[Series], top: f64) {
             num(y),
             escape(s.color)
         ));
-        out.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\">{}</text>\n",
-            num(x + 16.0),
-            num(y + 10.0),
-            escape(&s.name)
-        ));
+        out.push_str(&format!("<text x=\"{}\" y=\"{}\">{}</text>\n", num(x + 16.0), num(y + 10.0), escape(&s.name)));
     }
 }
 
@@ -180,21 +139,11 @@ fn columns(title: &str, color: &str, points: &[(String, i64)]) -> String {
         b = num(bottom),
     ));
     let axis_label_x = num(AXIS_W - 6.0);
-    out.push_str(&format!(
-        "<text x=\"{axis_label_x}\" y=\"{}\" text-anchor=\"end\">{max}</text>\n",
-        num(top + 4.0)
-    ));
-    out.push_str(&format!(
-        "<text x=\"{axis_label_x}\" y=\"{}\" text-anchor=\"end\">0</text>\n",
-        num(bottom + 4.0)
-    ));
+    out.push_str(&format!("<text x=\"{axis_label_x}\" y=\"{}\" text-anchor=\"end\">{max}</text>\n", num(top + 4.0)));
+    out.push_str(&format!("<text x=\"{axis_label_x}\" y=\"{}\" text-anchor=\"end\">0</text>\n", num(bottom + 4.0)));
 
     let slot = PLOT_W / points.len() as f64;
-    let gap = if points.len() > GAPLESS_OVER {
-        0.0
-    } else {
-        slot * 0.2
-    };
+    let gap = if points.len() > GAPLESS_OVER { 0.0 } else { slot * 0.2 };
     for (i, (label, value)) in points.iter().enumerate() {
         let x0 = round1(AXIS_W + i as f64 * slot + gap / 2.0);
         let x1 = round1(AXIS_W + (i + 1) as f64 * slot - gap / 2.0);
@@ -211,15 +160,9 @@ fn columns(title: &str, color: &str, points: &[(String, i64)]) -> String {
     }
 
     let label_y = num(bottom + 16.0);
-    out.push_str(&format!(
-        "<text x=\"{left}\" y=\"{label_y}\">{}</text>\n",
-        escape(&points[0].0)
-    ));
+    out.push_str(&format!("<text x=\"{left}\" y=\"{label_y}\">{}</text>\n", escape(&points[0].0)));
     if let [_, .., last] = points {
-        out.push_str(&format!(
-            "<text x=\"{right}\" y=\"{label_y}\" text-anchor=\"end\">{}</text>\n",
-            escape(&last.0)
-        ));
+        out.push_str(&format!("<text x=\"{right}\" y=\"{label_y}\" text-anchor=\"end\">{}</text>\n", escape(&last.0)));
     }
     out.push_str("</svg>\n");
     out
@@ -228,10 +171,7 @@ fn columns(title: &str, color: &str, points: &[(String, i64)]) -> String {
 /// A small chart saying there is nothing to draw.
 fn no_data(title: &str) -> String {
     let mut out = open(title, TITLE_H + ROW_H);
-    out.push_str(&format!(
-        "<text class=\"empty\" x=\"0\" y=\"{}\">no data</text>\n</svg>\n",
-        num(TITLE_H + 16.0)
-    ));
+    out.push_str(&format!("<text class=\"empty\" x=\"0\" y=\"{}\">no data</text>\n</svg>\n", num(TITLE_H + 16.0)));
     out
 }
 
@@ -273,13 +213,7 @@ mod tests {
     use super::*;
 
     fn series(names: &[&'static str]) -> Vec<Series> {
-        names
-            .iter()
-            .map(|n| Series {
-                name: (*n).into(),
-                color: "#123456",
-            })
-            .collect()
+        names.iter().map(|n| Series { name: (*n).into(), color: "#123456" }).collect()
     }
 
     fn stacked(bars: Vec<(&str, Vec<i64>)>) -> Chart {
@@ -305,20 +239,12 @@ mod tests {
     }
 
     fn width_of(svg: &str, label: &str) -> f64 {
-        rects(svg)
-            .iter()
-            .filter(|(t, _)| t.starts_with(&format!("{label}: ")))
-            .map(|(_, w)| w)
-            .sum()
+        rects(svg).iter().filter(|(t, _)| t.starts_with(&format!("{label}: "))).map(|(_, w)| w).sum()
     }
 
     #[test]
     fn stacked_bar_length_is_proportional_to_row_total() {
-        let svg = chart(&stacked(vec![
-            ("paris", vec![60, 40]),
-            ("lyon", vec![25, 25]),
-            ("nice", vec![10, 0]),
-        ]));
+        let svg = chart(&stacked(vec![("paris", vec![60, 40]), ("lyon", vec![25, 25]), ("nice", vec![10, 0])]));
         let paris = width_of(&svg, "paris");
         assert_eq!(paris, BAR_W);
         assert_eq!(width_of(&svg, "lyon"), paris / 2.0);
@@ -353,38 +279,20 @@ mod tests {
     fn empty_charts_say_no_data() {
         let empty = [
             stacked(vec![]),
-            Chart::Bars {
-                title: "Lag".into(),
-                color: "#000",
-                bars: vec![],
-            },
-            Chart::Columns {
-                title: "Per day".into(),
-                color: "#000",
-                points: vec![],
-            },
+            Chart::Bars { title: "Lag".into(), color: "#000", bars: vec![] },
+            Chart::Columns { title: "Per day".into(), color: "#000", points: vec![] },
         ];
         for c in &empty {
             let svg = chart(c);
-            assert!(
-                svg.starts_with("<svg") && svg.contains(">no data</text>"),
-                "{svg}"
-            );
+            assert!(svg.starts_with("<svg") && svg.contains(">no data</text>"), "{svg}");
         }
     }
 
     #[test]
     fn bars_grow_24px_per_bar_and_label_values() {
         let bars = vec![("s1".to_owned(), 30), ("s2".to_owned(), 15)];
-        let svg = chart(&Chart::Bars {
-            title: "Lag".into(),
-            color: "#1565c0",
-            bars,
-        });
-        assert!(
-            svg.contains("height=\"84\""),
-            "28 title + 2 × 24 + 8: {svg}"
-        );
+        let svg = chart(&Chart::Bars { title: "Lag".into(), color: "#1565c0", bars });
+        assert!(svg.contains("height=\"84\""), "28 title + 2 × 24 + 8: {svg}");
         assert_eq!(width_of(&svg, "s2"), width_of(&svg, "s1") / 2.0);
         assert!(svg.contains("<title>s1: 30</title>") && svg.contains(">15</text>"));
     }
@@ -392,18 +300,11 @@ mod tests {
     #[test]
     fn columns_label_the_max_and_the_first_and_last_day() {
         let points: Vec<(String, i64)> = (1..=365).map(|d| (format!("day {d}"), d % 7)).collect();
-        let svg = chart(&Chart::Columns {
-            title: "Per day".into(),
-            color: "#c62828",
-            points,
-        });
+        let svg = chart(&Chart::Columns { title: "Per day".into(), color: "#c62828", points });
         let cols = rects(&svg);
         assert_eq!(cols.len(), 365);
         assert!(cols.iter().all(|(_, w)| *w > 0.0));
-        assert!(
-            svg.contains("text-anchor=\"end\">6</text>"),
-            "max on the y axis"
-        );
+        assert!(svg.contains("text-anchor=\"end\">6</text>"), "max on the y axis");
         assert!(svg.contains(">day 1</text>") && svg.contains(">day 365</text>"));
         assert!(!svg.contains(">day 2</text>"));
     }
@@ -412,9 +313,7 @@ mod tests {
     fn long_labels_are_cut_and_kept_whole_in_a_tooltip() {
         let long = "a-very-long-site-name-from-far-away";
         let svg = chart(&stacked(vec![(long, vec![1, 0])]));
-        assert!(svg.contains(
-            "a-very-long-site-name-fro\u{2026}<title>a-very-long-site-name-from-far-away</title>"
-        ));
+        assert!(svg.contains("a-very-long-site-name-fro\u{2026}<title>a-very-long-site-name-from-far-away</title>"));
     }
 
     #[test]
