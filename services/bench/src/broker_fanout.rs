@@ -3,6 +3,12 @@
 //! consumers (a channel each) has it, with nothing but the broker on the
 //! path. A policy's fan-out to N slaves goes through the same N queues, so
 //! this is the part of it that no work on the slaves can shorten.
+//!
+//! Then the same rounds with the least a slave must do with a command: each
+//! consumer commits one row on its own PostgreSQL connection before it
+//! acks, and a round ends when the last consumer has committed. That is
+//! the floor of a fan-out on this machine: the broker's fan-out plus one
+//! durable write per slave, on the same cores.
 
 use std::time::Instant;
 
@@ -22,6 +28,10 @@ use crate::{
     stats::Percentiles,
 };
 
+/// The table each committing consumer writes one row of per round.
+const COMMITS_TABLE: &str = "CREATE TABLE IF NOT EXISTS fanout_commits (queue integer, round integer, PRIMARY KEY (queue, round))";
+const COMMIT_SQL: &str = "INSERT INTO fanout_commits (queue, round) VALUES ($1, $2)";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct BrokerFanout {
     pub queues: usize,
@@ -29,15 +39,26 @@ pub struct BrokerFanout {
     /// From the first publish of a round until the last queue's consumer has
     /// its message.
     pub latency: Percentiles,
+    /// The same, until the last consumer has committed a row for its
+    /// message (before acking it).
+    pub with_commit: Percentiles,
 }
 
-/// Declares `queues` scratch quorum queues, measures `rounds` rounds, and
-/// deletes the queues whatever happened.
-pub async fn measure(broker: &Broker, namespace: &str, queues: usize, rounds: usize, body: &[u8]) -> anyhow::Result<BrokerFanout> {
+/// Declares `queues` scratch quorum queues, measures `rounds` rounds, then
+/// as many with a commit per message in the database at `database_url`,
+/// and deletes the queues whatever happened.
+pub async fn measure(
+    broker: &Broker,
+    namespace: &str,
+    queues: usize,
+    rounds: usize,
+    body: &[u8],
+    database_url: &str,
+) -> anyhow::Result<BrokerFanout> {
     ensure!(queues > 0 && rounds > 0, "The broker fan-out needs at least one queue and one round.");
     let names: Vec<String> = (0..queues).map(|i| format!("{namespace}.raw_fanout_{i:03}")).collect();
     let channel = broker.channel().await?;
-    let measured = rounds_over(broker, &channel, &names, rounds, body).await;
+    let measured = both_measurements(broker, &channel, &names, rounds, body, database_url).await;
     let mut deleted = Ok(());
     for name in &names {
         let result = bounded("queue.delete", channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await;
@@ -46,13 +67,27 @@ pub async fn measure(broker: &Broker, namespace: &str, queues: usize, rounds: us
         }
     }
     let _ = bounded("channel.close", channel.close(200, "done".into())).await;
-    let latency = measured?;
+    let (latency, with_commit) = measured?;
     deleted?;
     tracing::info!(queues, rounds, p50_ms = latency.p50_ms, p99_ms = latency.p99_ms, "Measured the broker's fan-out.");
-    Ok(BrokerFanout { queues, rounds, latency })
+    tracing::info!(
+        queues,
+        rounds,
+        p50_ms = with_commit.p50_ms,
+        p99_ms = with_commit.p99_ms,
+        "Measured the broker's fan-out with a commit per message."
+    );
+    Ok(BrokerFanout { queues, rounds, latency, with_commit })
 }
 
-async fn rounds_over(broker: &Broker, publishing: &Channel, names: &[String], rounds: usize, body: &[u8]) -> anyhow::Result<Percentiles> {
+async fn both_measurements(
+    broker: &Broker,
+    publishing: &Channel,
+    names: &[String],
+    rounds: usize,
+    body: &[u8],
+    database_url: &str,
+) -> anyhow::Result<(Percentiles, Percentiles)> {
     let mut quorum = FieldTable::default();
     quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     for name in names {
@@ -62,12 +97,47 @@ async fn rounds_over(broker: &Broker, publishing: &Channel, names: &[String], ro
             .with_context(|| format!("Failed to declare the scratch queue {name}"))?;
     }
     bounded("confirm.select", publishing.confirm_select(ConfirmSelectOptions::default())).await?;
+    let latency = rounds_over(broker, publishing, names, rounds, body, None).await?;
 
-    // Every consumer passes on the round its message belongs to.
-    let (arrived, mut arrivals) = mpsc::unbounded_channel::<Option<ShortString>>();
+    let mut clients = Vec::with_capacity(names.len());
+    for _ in names {
+        clients.push(connect(database_url).await?);
+    }
+    clients[0].batch_execute(COMMITS_TABLE).await.context("Failed to create the fan-out commits table")?;
+    let with_commit = rounds_over(broker, publishing, names, rounds, body, Some(clients)).await?;
+    Ok((latency, with_commit))
+}
+
+async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .context("Failed to connect to the raw limits database")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "A fan-out commit connection ended.");
+        }
+    });
+    Ok(client)
+}
+
+/// `rounds` timed rounds (after one untimed one) over consumers of `names`;
+/// with `clients` (one per queue) each consumer commits a row per message
+/// before acking it.
+async fn rounds_over(
+    broker: &Broker,
+    publishing: &Channel,
+    names: &[String],
+    rounds: usize,
+    body: &[u8],
+    clients: Option<Vec<tokio_postgres::Client>>,
+) -> anyhow::Result<Percentiles> {
+    // Every consumer passes on the round its message belongs to, or why it
+    // could not commit it.
+    let (arrived, mut arrivals) = mpsc::unbounded_channel::<Result<Option<ShortString>, String>>();
     let mut consumers = JoinSet::new();
     let mut channels = Vec::with_capacity(names.len());
-    for name in names {
+    let mut clients = clients.map(Vec::into_iter);
+    for (queue, name) in names.iter().enumerate() {
         let channel = broker.channel().await?;
         let mut consumer = bounded(
             "basic.consume",
@@ -75,11 +145,30 @@ async fn rounds_over(broker: &Broker, publishing: &Channel, names: &[String], ro
         )
         .await
         .with_context(|| format!("Failed to consume the scratch queue {name}"))?;
+        let client = clients.as_mut().and_then(Iterator::next);
         let arrived = arrived.clone();
         consumers.spawn(async move {
+            let commit = match &client {
+                Some(client) => match client.prepare(COMMIT_SQL).await {
+                    Ok(statement) => Some((client, statement)),
+                    Err(e) => {
+                        let _ = arrived.send(Err(format!("A fan-out consumer could not prepare its commit: {e}")));
+                        return;
+                    }
+                },
+                None => None,
+            };
             while let Some(Ok(delivery)) = consumer.next().await {
+                let id = delivery.properties.message_id().clone();
+                if let Some((client, statement)) = &commit {
+                    let round: i32 = id.as_ref().and_then(|id| id.as_str().parse().ok()).unwrap_or(-1);
+                    if let Err(e) = client.execute(statement, &[&(queue as i32), &round]).await {
+                        let _ = arrived.send(Err(format!("A fan-out consumer could not commit: {e}")));
+                        break;
+                    }
+                }
                 let _ = delivery.ack(BasicAckOptions::default()).await;
-                if arrived.send(delivery.properties.message_id().clone()).is_err() {
+                if arrived.send(Ok(id)).is_err() {
                     break;
                 }
             }
@@ -87,8 +176,8 @@ async fn rounds_over(broker: &Broker, publishing: &Channel, names: &[String], ro
         channels.push(channel);
     }
 
-    // Round 0 is not timed: it wakes every queue, as the slaves' queues
-    // are awake by the time a policy goes out.
+    // Round 0 is not timed: it wakes every queue, as the slaves' queues are
+    // awake by the time a policy goes out.
     let mut samples = Vec::with_capacity(rounds);
     for round in 0..=rounds {
         let id = ShortString::from(round.to_string());
@@ -104,7 +193,8 @@ async fn rounds_over(broker: &Broker, publishing: &Channel, names: &[String], ro
             let id_seen = tokio::time::timeout(BROKER_TIMEOUT, arrivals.recv())
                 .await
                 .map_err(|_| anyhow::anyhow!("A fan-out message did not arrive within {BROKER_TIMEOUT:?}."))?
-                .context("The fan-out consumers stopped.")?;
+                .context("The fan-out consumers stopped.")?
+                .map_err(anyhow::Error::msg)?;
             ensure!(id_seen.as_ref() == Some(&id), "A scratch queue delivered a message of another round.");
         }
         if round > 0 {

@@ -8,7 +8,8 @@
 //! * Broker: persistent publishes with confirms into a scratch quorum queue,
 //!   pipelined and one at a time, and the publish -> consume round trip. The
 //!   queue is deleted afterwards. Then the broker's own fan-out to as many
-//!   queues as the largest policy fan-out ([`broker_fanout`]).
+//!   queues as the largest policy fan-out, bare and with a commit per
+//!   message in the scratch database ([`broker_fanout`]).
 //!
 //! Rows and message bodies are made before the clock starts: only the
 //! database and the broker are timed.
@@ -97,10 +98,20 @@ pub struct RawLimits {
     pub broker_fanout: Option<BrokerFanout>,
 }
 
-/// Measures the database, then the broker, cleaning up after each.
+/// Measures the database, then the broker (whose fan-out commits into the
+/// scratch database too), cleaning up after each.
 pub async fn measure(plan: &LimitsPlan) -> anyhow::Result<RawLimits> {
     check(plan)?;
-    let (copy_rows_per_s, upsert_rows_per_s) = measure_database(plan).await?;
+    db::ensure_database(&plan.database_url).await.context("Failed to create the raw limits database")?;
+    let measured = measure_both(plan).await;
+    let dropped = db::drop_database(&plan.database_url).await.context("Failed to drop the raw limits database");
+    let limits = measured?;
+    dropped?;
+    Ok(limits)
+}
+
+async fn measure_both(plan: &LimitsPlan) -> anyhow::Result<RawLimits> {
+    let (copy_rows_per_s, upsert_rows_per_s) = database_rates(plan).await?;
     let broker = measure_broker(plan).await?;
     Ok(RawLimits {
         copy_rows_per_s,
@@ -152,16 +163,6 @@ fn endpoint_batches(total: u64, batch_rows: usize) -> Vec<Batch> {
             batch
         })
         .collect()
-}
-
-/// Creates the scratch database, measures, and drops it whatever happened.
-async fn measure_database(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
-    db::ensure_database(&plan.database_url).await.context("Failed to create the raw limits database")?;
-    let measured = database_rates(plan).await;
-    let dropped = db::drop_database(&plan.database_url).await.context("Failed to drop the raw limits database");
-    let rates = measured?;
-    dropped?;
-    Ok(rates)
 }
 
 async fn database_rates(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
@@ -289,7 +290,7 @@ async fn broker_rates(broker: &Broker, queue: &str, plan: &LimitsPlan) -> anyhow
     bounded("channel.close", publishing.close(200, "done".into())).await?;
     let fanout = match plan.fanout_queues {
         0 => None,
-        queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body).await?),
+        queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body, &plan.database_url).await?),
     };
     Ok(BrokerRates { pipelined_per_s, serial_per_s, round_trip, fanout })
 }

@@ -107,6 +107,8 @@ impl Run {
         if let Some(f) = &l.broker_fanout {
             let name = format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", f.queues, f.rounds);
             rows.push(figure(name, ms(&f.latency), "-", None, "baseline", None));
+            let name = format!("raw: the same, each consumer committing a row before its ack -> the last committed, {} rounds", f.rounds);
+            rows.push(figure(name, ms(&f.with_commit), "-", None, "baseline", None));
         }
         rows.extend([
             figure(
@@ -168,6 +170,16 @@ impl Run {
                 target,
                 met,
             ));
+            if let Some(floor) = l.broker_fanout.as_ref().filter(|b| b.queues == f.slaves) {
+                rows.push(figure(
+                    format!("fan-out to {} slaves against the broker's fan-out with a commit each", f.slaves),
+                    format!("p99 {:.1} ms", f.latency.p99_ms),
+                    format!("p99 {:.1} ms", floor.with_commit.p99_ms),
+                    Some(f.latency.p99_ms / floor.with_commit.p99_ms),
+                    "(shown)",
+                    None,
+                ));
+            }
         }
         let r = &self.report;
         rows.push(figure(
