@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub use cached::CachedStatements;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,10 @@ pub struct Migration {
 }
 
 /// A pool with bounded waits and connections verified on checkout, so a
-/// database restart is survived.
+/// database restart is survived. The connection returned last is handed out
+/// first: its prepared statements ([`CachedStatements`]) and its backend's
+/// caches are warm, where handing them out in turn made every command pay
+/// for preparing its statements once on each of the pool's connections.
 pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
     let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
     let manager = Manager::from_config(
@@ -60,6 +63,7 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(5)))
         .recycle_timeout(Some(Duration::from_secs(5)))
+        .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Pool(e.to_string()))
