@@ -70,11 +70,15 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     let mut commands = Vec::new();
     let mut left = false;
     let (mut replicate, mut acked) = (false, false);
+    // Whether a receipt may have changed: only policies and tasks have them.
+    let receipts = batch.iter().any(|c| {
+        matches!(c, MasterCommand::Policy(_) | MasterCommand::PolicyRemoved(_) | MasterCommand::Task(_) | MasterCommand::CancelTask(_))
+    });
     for command in batch {
         match command {
             MasterCommand::Policy(p) => apply_policy(&tx, p, &mut affected).await?,
             MasterCommand::PolicyRemoved(r) => {
-                affected.add_assignments(&tx, r.policy_id).await?;
+                affected.remove_assignments(&tx, r.policy_id).await?;
                 tx.execute_cached("DELETE FROM policies WHERE id = $1 AND owner = 'master'", &[&r.policy_id]).await?;
             }
             MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
@@ -98,16 +102,24 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
             }
         }
     }
+    let mut queued = 0;
     if !left {
-        affected.refresh(&tx, state).await?;
+        queued = affected.refresh(&tx, state).await? + commands.len();
         outbox::enqueue(&tx, &commands).await?;
     }
     tx.commit().await?;
     if left {
         link::finish_leaving(state, &link).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     } else {
-        state.outbox_wake.notify_one();
-        state.report_wake.notify_one();
+        // The relay is woken only for what was queued: a policy for an
+        // empty group queues nothing, and waking it anyway cost two
+        // statements per slave in the middle of a fan-out.
+        if queued > 0 {
+            state.outbox_wake.notify_one();
+        }
+        if receipts {
+            state.report_wake.notify_one();
+        }
         if acked {
             state.replication_ack.notify_one();
         }
@@ -127,10 +139,13 @@ struct Affected {
 }
 
 impl Affected {
-    /// The endpoints of every current assignment of `policy_id`.
-    async fn add_assignments<C: GenericClient>(&mut self, tx: &C, policy_id: Uuid) -> Result<(), tokio_postgres::Error> {
-        let assignments = tx.query_cached("SELECT target_kind, target_id FROM policy_assignments WHERE policy_id = $1", &[&policy_id]).await?;
-        for a in assignments {
+    /// Removes every assignment of `policy_id`, noting the endpoints they
+    /// covered.
+    async fn remove_assignments<C: GenericClient>(&mut self, tx: &C, policy_id: Uuid) -> Result<(), tokio_postgres::Error> {
+        let removed = tx
+            .query_cached("DELETE FROM policy_assignments WHERE policy_id = $1 RETURNING target_kind, target_id", &[&policy_id])
+            .await?;
+        for a in removed {
             self.add(tx, a.get(0), a.get(1)).await?;
         }
         Ok(())
@@ -149,16 +164,18 @@ impl Affected {
 
     /// Recomputes the effective policy of the affected endpoints only: a
     /// policy for a group of 50 computers no longer re-reads all 10,000.
-    async fn refresh(mut self, tx: &Transaction<'_>, state: &AppState) -> Result<(), tokio_postgres::Error> {
+    /// Returns how many endpoint commands it queued.
+    async fn refresh(mut self, tx: &Transaction<'_>, state: &AppState) -> Result<usize, tokio_postgres::Error> {
         if self.all {
-            policies::refresh(tx, &state.site, None, false).await?;
-        } else if !self.endpoints.is_empty() {
-            self.endpoints.sort_unstable();
-            self.endpoints.dedup();
-            policies::lock_fleet(tx).await?;
-            policies::refresh(tx, &state.site, Some(&self.endpoints), false).await?;
+            return policies::refresh(tx, &state.site, None, false).await;
         }
-        Ok(())
+        if self.endpoints.is_empty() {
+            return Ok(0);
+        }
+        self.endpoints.sort_unstable();
+        self.endpoints.dedup();
+        policies::lock_fleet(tx).await?;
+        policies::refresh(tx, &state.site, Some(&self.endpoints), false).await
     }
 }
 
@@ -201,8 +218,7 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Aff
     if changed == 0 {
         return Ok(());
     }
-    affected.add_assignments(tx, p.policy_id).await?;
-    tx.execute_cached("DELETE FROM policy_assignments WHERE policy_id = $1", &[&p.policy_id]).await?;
+    affected.remove_assignments(tx, p.policy_id).await?;
     match resolve_scope(tx, &p.scope).await? {
         Ok((kind, id)) => {
             tx.execute_cached(
@@ -223,13 +239,13 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Aff
 /// The assignment a scope means here: (`all`|`group`|`virtual_group`, id),
 /// or why it cannot be applied on this slave.
 async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
-    let (kind, table, name) = match scope {
-        Scope { group: Some(name), .. } => ("group", "network_groups", name),
-        Scope { virtual_group: Some(name), .. } => ("virtual_group", "virtual_groups", name),
+    let (kind, sql, name) = match scope {
+        Scope { group: Some(name), .. } => ("group", "SELECT id FROM network_groups WHERE name = $1 ORDER BY id", name),
+        Scope { virtual_group: Some(name), .. } => ("virtual_group", "SELECT id FROM virtual_groups WHERE name = $1 ORDER BY id", name),
         _ => return Ok(Ok(("all", String::new()))),
     };
     let ids: Vec<i64> = tx
-        .query(&format!("SELECT id FROM {table} WHERE name = $1 ORDER BY id"), &[name])
+        .query_cached(sql, &[name])
         .await?
         .iter()
         .map(|r| r.get(0))

@@ -26,6 +26,11 @@ use crate::{licensing, outbox, state::AppState};
 /// Shortest time between two looks at the progress: a busy inbox wakes the
 /// reporter after every batch, and one look a second is enough.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the reporter waits after being woken before it looks: the
+/// commands and agent reports of a burst land in one look and one receipt
+/// transaction, after the burst, instead of one look per change racing the
+/// applies still to come.
+const REPORT_SETTLE: Duration = Duration::from_millis(200);
 /// Longest time between two looks when nothing woke the reporter. What
 /// changes the progress wakes it (master commands, agents' heartbeats and
 /// task results); this catches anything else. Looking every second on an
@@ -53,7 +58,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         tokio::select! {
             _ = stop.wait() => return,
             _ = state.report_wake.notified() => {
-                if !stop.sleep(REPORT_INTERVAL.saturating_sub(looked.elapsed())).await {
+                if !stop.sleep(REPORT_SETTLE.max(REPORT_INTERVAL.saturating_sub(looked.elapsed()))).await {
                     return;
                 }
             }
@@ -136,14 +141,20 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
     Ok(commands.len())
 }
 
-/// Every master policy: (id, last reported, current receipt).
+/// Every master policy: (id, last reported, current receipt). The
+/// endpoints are counted per policy through their index: a join of every
+/// endpoint with the policies read all computers of the slave on every look
+/// (2 ms for 10,000 computers), whatever the policies covered.
 async fn policy_receipts<C: GenericClient>(client: &C) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
         .query_cached(
-            "SELECT p.id, p.version, p.failure, p.reported, count(e.id),
-                    count(e.id) FILTER (WHERE e.applied_policy_id = e.policy_id AND e.applied_policy_version = e.policy_version)
-               FROM policies p LEFT JOIN endpoints e ON e.policy_id = p.id
-              WHERE p.owner = 'master' GROUP BY p.id",
+            "SELECT p.id, p.version, p.failure, p.reported, c.assigned, c.applied
+               FROM policies p
+               CROSS JOIN LATERAL (
+                   SELECT count(*) AS assigned,
+                          count(*) FILTER (WHERE e.applied_policy_id = e.policy_id AND e.applied_policy_version = e.policy_version) AS applied
+                     FROM endpoints e WHERE e.policy_id = p.id) c
+              WHERE p.owner = 'master'",
             &[],
         )
         .await?;
