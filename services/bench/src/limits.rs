@@ -352,7 +352,7 @@ pub(crate) fn persistent() -> BasicProperties {
 
 /// Publishes to `queue` through the default exchange, mandatory so a
 /// missing queue shows as a returned message.
-pub(crate) async fn publish(
+async fn publish(
     channel: &Channel,
     queue: &str,
     body: &[u8],

@@ -1,4 +1,5 @@
-//! Percentiles and rates of what the scenarios measured.
+//! Percentiles and rates of what the scenarios measured, and the settling
+//! of the database before a latency is measured.
 
 use std::time::Duration;
 
@@ -30,6 +31,15 @@ impl Percentiles {
 fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Asks PostgreSQL for a checkpoint before a latency measurement, so one
+/// that earlier bulk writes left due does not land in it. Needs a superuser
+/// (or `pg_checkpoint`); without one the measurement goes on, and says so.
+pub async fn checkpoint(client: &tokio_postgres::Client, before: &str) {
+    if let Err(e) = client.batch_execute("CHECKPOINT").await {
+        tracing::warn!(error = %e, "Could not checkpoint before {before}; a checkpoint may stall some of its rounds.");
+    }
 }
 
 /// Items per second over an elapsed time.
