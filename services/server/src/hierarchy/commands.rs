@@ -70,8 +70,8 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     let mut commands = Vec::new();
     let mut left = false;
     let (mut replicate, mut acked) = (false, false);
-    // Whether a receipt may have changed: only policies and tasks have them.
-    let receipts = batch.iter().any(|c| {
+    // Only policies and tasks have receipts.
+    let receipts_may_change = batch.iter().any(|c| {
         matches!(c, MasterCommand::Policy(_) | MasterCommand::PolicyRemoved(_) | MasterCommand::Task(_) | MasterCommand::CancelTask(_))
     });
     for command in batch {
@@ -117,7 +117,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
         if queued > 0 {
             state.outbox_wake.notify_one();
         }
-        if receipts {
+        if receipts_may_change {
             state.report_wake.notify_one();
         }
         if acked {
