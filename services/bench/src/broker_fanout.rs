@@ -5,10 +5,11 @@
 //! this is the part of it that no work on the slaves can shorten.
 //!
 //! Then the same rounds with the least a slave must do with a command: each
-//! consumer commits one row on its own PostgreSQL connection before it
-//! acks, and a round ends when the last consumer has committed. That is
-//! the floor of a fan-out on this machine: the broker's fan-out plus one
-//! durable write per slave, on the same cores.
+//! consumer, on its own broker connection as each slave has, commits one
+//! row on its own PostgreSQL connection before it acks, and a round ends
+//! when the last consumer has committed. That is the floor of a fan-out on
+//! this machine: the broker's fan-out plus one durable write per slave, on
+//! the same cores.
 
 use std::time::Instant;
 
@@ -24,6 +25,7 @@ use rampart_shared::amqp::{
     publisher::{publish_all, Outgoing},
     Broker, BROKER_TIMEOUT,
 };
+use rampart_shared::Secret;
 use serde::Serialize;
 use tokio::{sync::mpsc, task::JoinSet};
 
@@ -57,12 +59,13 @@ pub async fn measure(
     queues: usize,
     rounds: usize,
     body: &[u8],
+    amqp_url: &str,
     database_url: &str,
 ) -> anyhow::Result<BrokerFanout> {
     ensure!(queues > 0 && rounds > 0, "The broker fan-out needs at least one queue and one round.");
     let names: Vec<String> = (0..queues).map(|i| format!("{namespace}.raw_fanout_{i:03}")).collect();
     let channel = broker.channel().await?;
-    let measured = both_measurements(broker, &channel, &names, rounds, body, database_url).await;
+    let measured = both_measurements(broker, &channel, &names, rounds, body, amqp_url, database_url).await;
     let mut deleted = Ok(());
     for name in &names {
         let result = bounded("queue.delete", channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await;
@@ -90,6 +93,7 @@ async fn both_measurements(
     names: &[String],
     rounds: usize,
     body: &[u8],
+    amqp_url: &str,
     database_url: &str,
 ) -> anyhow::Result<(Percentiles, Percentiles)> {
     let mut quorum = FieldTable::default();
@@ -101,18 +105,24 @@ async fn both_measurements(
             .with_context(|| format!("Failed to declare the scratch queue {name}"))?;
     }
     bounded("confirm.select", publishing.confirm_select(ConfirmSelectOptions::default())).await?;
-    let latency = rounds_over(broker, publishing, names, rounds, body, None).await?;
+    let shared = vec![broker; names.len()];
+    let latency = rounds_over(&shared, publishing, names, rounds, body, None).await?;
 
     let mut clients = Vec::with_capacity(names.len());
-    for _ in names {
+    let mut own = Vec::with_capacity(names.len());
+    for i in 0..names.len() {
         clients.push(connect(database_url).await?);
+        own.push(Broker::connect(Secret::new(amqp_url.to_owned()), format!("rampart-bench-fanout-{i:03}")).await?);
     }
     clients[0].batch_execute(COMMITS_TABLE).await.context("Failed to create the fan-out commits table")?;
     // The raw database limits just wrote a million rows twice: the
     // checkpoint they leave due would otherwise stall some round's commits.
     crate::stats::checkpoint(&clients[0], "the fan-out commits").await;
-    let with_commit = rounds_over(broker, publishing, names, rounds, body, Some(clients)).await?;
-    Ok((latency, with_commit))
+    let with_commit = rounds_over(&own.iter().collect::<Vec<_>>(), publishing, names, rounds, body, Some(clients)).await;
+    for broker in &own {
+        broker.close().await;
+    }
+    Ok((latency, with_commit?))
 }
 
 async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
@@ -127,11 +137,11 @@ async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-/// `rounds` timed rounds (after one untimed one) over consumers of `names`;
-/// with `clients` (one per queue) each consumer commits a row per message
-/// before acking it.
+/// `rounds` timed rounds (after one untimed one) over consumers of `names`,
+/// each on a channel of its broker in `brokers`; with `clients` (one per
+/// queue) each consumer commits a row per message before acking it.
 async fn rounds_over(
-    broker: &Broker,
+    brokers: &[&Broker],
     publishing: &Channel,
     names: &[String],
     rounds: usize,
@@ -144,7 +154,7 @@ async fn rounds_over(
     let mut consumers = JoinSet::new();
     let mut channels = Vec::with_capacity(names.len());
     let mut clients = clients.map(Vec::into_iter);
-    for (queue, name) in names.iter().enumerate() {
+    for (queue, (name, broker)) in names.iter().zip(brokers).enumerate() {
         let channel = broker.channel().await?;
         let mut consumer = bounded(
             "basic.consume",

@@ -290,7 +290,7 @@ async fn broker_rates(broker: &Broker, queue: &str, plan: &LimitsPlan) -> anyhow
     bounded("channel.close", publishing.close(200, "done".into())).await?;
     let fanout = match plan.fanout_queues {
         0 => None,
-        queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body, &plan.database_url).await?),
+        queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body, &plan.amqp_url, &plan.database_url).await?),
     };
     Ok(BrokerRates { pipelined_per_s, serial_per_s, round_trip, fanout })
 }

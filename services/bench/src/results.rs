@@ -164,7 +164,7 @@ impl Run {
             };
             rows.push(figure(
                 format!("fan-out: a policy to {} slaves, {} rounds", f.slaves, f.rounds),
-                format!("{} (first slave p50 {:.1} ms)", ms(&f.latency), f.first.p50_ms),
+                format!("{} (first slave p50 {:.1} ms), {}", ms(&f.latency), f.first.p50_ms, f.applied_at.describe()),
                 format!("round trip p99 {:.1} ms", rtt.p99_ms),
                 Some(ratio),
                 target,

@@ -2,9 +2,13 @@
 //! operator asks the master until the last slave has applied it.
 //!
 //! The start is taken just before the master's API is called; each slave's
-//! apply time is the `created_at` its apply transaction stamps on the
-//! policy (same machine, same clock). The master's receipts only tell the
-//! benchmark when to read them. The policy is for a network group that
+//! apply time is the commit time of its apply transaction, read from the
+//! policy's assignment row (same machine, same clock; PostgreSQL keeps it
+//! when `track_commit_timestamp` is on, as `ops/bench` sets it for a full
+//! run). Where it is off, the transaction's start (`now()` stamped on the
+//! policy) stands in, which leaves the last slave's own apply out of the
+//! figure; the results say which was used. The master's receipts only tell
+//! the benchmark when to read them. The policy is for a network group that
 //! exists on every slave, so the figure is the hierarchy's path (API,
 //! outbox, broker, signature check, apply) and not the cost of re-pointing
 //! thousands of computers.
@@ -36,6 +40,43 @@ pub struct Fanout {
     /// before any slave works (the rest is the slaves, one after the other
     /// on the same cores).
     pub first: Percentiles,
+    /// What "applied" was read from.
+    pub applied_at: AppliedAt,
+}
+
+/// Which moment of a slave's apply transaction the figures end at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppliedAt {
+    /// Its commit (`pg_xact_commit_timestamp`): the whole apply counts.
+    Commit,
+    /// Its start (`now()`), when commit times are not kept.
+    TransactionStart,
+}
+
+impl AppliedAt {
+    /// Commit when the cluster keeps commit times, else the start.
+    async fn of_cluster(client: &tokio_postgres::Client) -> anyhow::Result<Self> {
+        let row = client.query_one("SELECT current_setting('track_commit_timestamp')::bool", &[]).await?;
+        Ok(if row.get(0) { Self::Commit } else { Self::TransactionStart })
+    }
+
+    /// The moment as a column of `policy_assignments` (`a`) joined with
+    /// `policies` (`p`): the assignment row is written by the apply and
+    /// never updated, unlike the policy's (receipts update it).
+    fn column(self) -> &'static str {
+        match self {
+            Self::Commit => "pg_xact_commit_timestamp(a.xmin)",
+            Self::TransactionStart => "p.created_at",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Commit => "until the last slave's commit",
+            Self::TransactionStart => "until the last slave's apply began (commit times not kept)",
+        }
+    }
 }
 
 /// Creates [`GROUP`] on every slave.
@@ -65,7 +106,10 @@ pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -
     let names: Vec<String> = fleet.slaves.iter().take(slaves).map(|s| s.options.instance.clone()).collect();
     let mut latencies = Vec::with_capacity(rounds);
     let mut firsts = Vec::with_capacity(rounds);
-    crate::stats::checkpoint(&**fleet.slaves.first().context("no slave")?.state.pool.get().await?, "the fan-out").await;
+    let client = fleet.slaves.first().context("no slave")?.state.pool.get().await?;
+    let applied_at = AppliedAt::of_cluster(&client).await?;
+    crate::stats::checkpoint(&client, "the fan-out").await;
+    drop(client);
     for round in 0..=rounds {
         let asked = Utc::now();
         let policy = master
@@ -77,7 +121,7 @@ pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -
             .await?;
         let id = policy["id"].as_str().context("the created policy has no id")?.to_owned();
         wait_applied(master, &id, &names).await?;
-        let (first, last) = applied(fleet, slaves, &id).await?;
+        let (first, last) = applied(fleet, slaves, &id, applied_at).await?;
         if round > 0 {
             latencies.push((last - asked).to_std().unwrap_or_default());
             firsts.push((first - asked).to_std().unwrap_or_default());
@@ -85,8 +129,8 @@ pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -
     }
     let latency = Percentiles::of(&latencies).context("no rounds ran")?;
     let first = Percentiles::of(&firsts).context("no rounds ran")?;
-    tracing::info!(slaves, rounds, ?latency, ?first, "Fan-out measured.");
-    Ok(Fanout { slaves, rounds, latency, first })
+    tracing::info!(slaves, rounds, ?latency, ?first, ?applied_at, "Fan-out measured.");
+    Ok(Fanout { slaves, rounds, latency, first, applied_at })
 }
 
 /// Waits until the master has an "applied" receipt from every slave named.
@@ -111,16 +155,22 @@ async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Re
 
 /// When the first and the last of the first `slaves` slaves applied
 /// policy `id`.
-async fn applied(fleet: &Fleet, slaves: usize, id: &str) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+async fn applied(fleet: &Fleet, slaves: usize, id: &str, at: AppliedAt) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     let id: uuid::Uuid = id.parse()?;
+    let sql = format!(
+        "SELECT {} FROM policies p JOIN policy_assignments a ON a.policy_id = p.id WHERE p.id = $1",
+        at.column()
+    );
     let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     for slave in fleet.slaves.iter().take(slaves) {
         let client = slave.state.pool.get().await?;
         let row = client
-            .query_opt("SELECT created_at FROM policies WHERE id = $1", &[&id])
+            .query_opt(&sql, &[&id])
             .await?
-            .with_context(|| format!("{} does not have policy {id}", slave.options.instance))?;
-        let at: DateTime<Utc> = row.get(0);
+            .with_context(|| format!("{} does not have policy {id} assigned", slave.options.instance))?;
+        let at: DateTime<Utc> = row
+            .get::<_, Option<DateTime<Utc>>>(0)
+            .with_context(|| format!("{} kept no commit time for policy {id}", slave.options.instance))?;
         span = Some(span.map_or((at, at), |(first, last)| (first.min(at), last.max(at))));
     }
     span.context("no slave")
