@@ -238,6 +238,7 @@ pub async fn teardown_namespace_at(amqp_url: &str, topo: &Topology, queues: &[St
     let broker = Broker::new(Secret::new(amqp_url.to_owned()), "rampart-tests teardown");
     if let Ok(channel) = broker.channel().await {
         let _ = topology::delete_exchanges(&channel, topo).await;
+        close_channel(channel).await;
     }
     broker.close().await;
 }
@@ -254,8 +255,16 @@ pub async fn delete_queues_at(amqp_url: &str, queues: &[String]) {
         for q in queues {
             let _ = topology::delete_queue(&channel, q).await;
         }
+        close_channel(channel).await;
     }
     broker.close().await;
+}
+
+/// Closes a channel before its connection closes: a channel left to close
+/// itself on drop races the connection's close, and lapin logs the race as
+/// a connection error.
+async fn close_channel(channel: lapin::Channel) {
+    let _ = rampart_shared::amqp::bounded("channel.close", channel.close(200, "done".into())).await;
 }
 
 /// Publishes straight to the broker, bypassing any server (forged, late or
@@ -271,6 +280,7 @@ pub async fn inject_at(amqp_url: &str, messages: Vec<Outgoing>) {
     for m in messages {
         publisher.publish(m).await.expect("injected message is routed");
     }
+    publisher.close().await;
     broker.close().await;
 }
 
@@ -278,10 +288,15 @@ pub async fn inject_at(amqp_url: &str, messages: Vec<Outgoing>) {
 pub async fn queue_exists(queue: &str) -> bool {
     let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests probe");
     let exists = match broker.channel().await {
-        Ok(channel) => channel
-            .queue_declare(queue.into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
-            .await
-            .is_ok(),
+        Ok(channel) => {
+            let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+            let declared = channel.queue_declare(queue.into(), passive, Default::default()).await.is_ok();
+            // A passive declare of a missing queue closes the channel itself.
+            if declared {
+                close_channel(channel).await;
+            }
+            declared
+        }
         Err(e) => panic!("broker unreachable: {e}"),
     };
     broker.close().await;

@@ -225,7 +225,7 @@ async fn the_report_services_events_queue_parks_bad_input_and_keeps_serving() {
     assert_eq!(status["events"]["dead_lettered"], reasons.len(), "{status}");
     assert_eq!(status["slaves"], 1, "only the good event wrote a slave: {status}");
 
-    assert_delivery_limits(&namespace, &[queue.clone()]);
+    assert_delivery_limits(&namespace, std::slice::from_ref(&queue));
     report.stop().await;
     rampart_tests::teardown_namespace(&topo, &[queue]).await;
 }

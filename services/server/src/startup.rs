@@ -87,7 +87,7 @@ impl Application {
         let Self { state, broker, listener, address } = self;
         let mut tasks = JoinSet::new();
         let publisher = Arc::new(Publisher::new(broker.clone()));
-        tasks.spawn(outbox::relay(state.pool.clone(), publisher, state.outbox_wake.clone(), state.failpoints.clone(), shutdown.clone()));
+        tasks.spawn(outbox::relay(state.pool.clone(), publisher.clone(), state.outbox_wake.clone(), state.failpoints.clone(), shutdown.clone()));
         if state.role().has_fleet() {
             let inbox = state.site.inbox_queue();
             let settings = ConsumerSettings {
@@ -129,6 +129,7 @@ impl Application {
             tracing::warn!(grace = ?GRACE_PERIOD, "Some work did not finish within the grace period; stopping it.");
             tasks.abort_all();
         }
+        publisher.close().await;
         broker.close().await;
         Ok(())
     }

@@ -140,6 +140,7 @@ pub async fn run<H: BatchHandler>(
             }
         }
     }
+    dead_letters.close().await;
     tracing::debug!(queue = %settings.queue, "Consumer stopped.");
 }
 
@@ -171,23 +172,36 @@ async fn consume<H: BatchHandler>(
     )
     .await?;
     tracing::info!(queue = %settings.queue, prefetch = settings.prefetch, concurrency = settings.concurrency, "Consuming.");
-    if settings.concurrency > 1 {
-        return consume_concurrently(&channel, &mut consumer, settings, handler, metrics, dead_letters, shutdown).await;
-    }
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.wait() => return Ok(()),
-            next = consumer.next() => next,
-        };
-        let mut deliveries = vec![lost_if_none(first)?];
-        while deliveries.len() < settings.batch_max {
-            match tokio::time::timeout(settings.linger, consumer.next()).await {
-                Ok(next) => deliveries.push(lost_if_none(next)?),
-                Err(_) => break,
+    let consumed: Result<()> = if settings.concurrency > 1 {
+        consume_concurrently(&channel, &mut consumer, settings, handler, metrics, dead_letters, shutdown).await
+    } else {
+        // Batches of up to `batch_max`, waiting at most `linger` for more.
+        async {
+            loop {
+                let first = tokio::select! {
+                    _ = shutdown.wait() => return Ok(()),
+                    next = consumer.next() => next,
+                };
+                let mut deliveries = vec![lost_if_none(first)?];
+                while deliveries.len() < settings.batch_max {
+                    match tokio::time::timeout(settings.linger, consumer.next()).await {
+                        Ok(next) => deliveries.push(lost_if_none(next)?),
+                        Err(_) => break,
+                    }
+                }
+                process_batch(&channel, settings, handler, metrics, dead_letters, shutdown, deliveries).await?;
             }
         }
-        process_batch(&channel, settings, handler, metrics, dead_letters, shutdown, deliveries).await?;
+        .await
+    };
+    if consumed.is_ok() {
+        // Closed here on shutdown, while the consumer is still held: a
+        // channel left to close itself on drop races the server closing its
+        // connection, and lapin logs each loser as a connection error.
+        // What is not acked returns to the queue with the channel.
+        let _ = bounded("channel.close", channel.close(200, "shutdown".into())).await;
     }
+    consumed
 }
 
 /// Up to `settings.concurrency` deliveries in flight, one transaction each.

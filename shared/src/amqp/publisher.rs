@@ -65,6 +65,18 @@ impl Publisher {
         }
     }
 
+    /// Closes the publishing channel, if one is open. Call it before the
+    /// broker's connection closes: a channel left to close itself when
+    /// dropped races that close, and lapin logs each such race as a
+    /// connection error. The next publish opens a new channel.
+    pub async fn close(&self) {
+        if let Some(channel) = self.channel.lock().await.take() {
+            if channel.status().connected() {
+                let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+            }
+        }
+    }
+
     async fn ready_channel(&self, slot: &mut Option<Channel>) -> Result<Channel> {
         if let Some(channel) = slot.as_ref() {
             if channel.status().connected() {

@@ -56,15 +56,16 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "Could not report progress to the master; retrying."),
         }
         tokio::select! {
-            _ = stop.wait() => return,
+            _ = stop.wait() => break,
             _ = state.report_wake.notified() => {
                 if !stop.sleep(REPORT_SETTLE.max(REPORT_INTERVAL.saturating_sub(looked.elapsed()))).await {
-                    return;
+                    break;
                 }
             }
             _ = tokio::time::sleep_until(next_heartbeat.min(looked + IDLE_REPORT_INTERVAL)) => {}
         }
     }
+    publisher.close().await;
 }
 
 /// This site's summary, as heartbeats and registration carry it.

@@ -177,7 +177,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
     tracing::info!(interval_seconds = interval.as_secs(), "Replication to the master started.");
     loop {
         tokio::select! {
-            _ = stop.wait() => return,
+            _ = stop.wait() => break,
             _ = tokio::time::sleep_until(next_pass) => {}
             _ = state.replication_wake.notified() => {}
         }
@@ -188,13 +188,14 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
                                elapsed_ms = started.elapsed().as_millis() as u64, "Replicated to the master.");
                 next_pass = Instant::now() + interval;
             }
-            Ok(None) => return,
+            Ok(None) => break,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?RETRY_AFTER, "Replication pass failed; retrying.");
                 next_pass = Instant::now() + RETRY_AFTER.min(interval);
             }
         }
     }
+    publisher.close().await;
 }
 
 /// What a pass shipped.
