@@ -18,7 +18,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use rampart_server::{config::Settings, startup::Application, state::SharedState};
 use rampart_shared::{
-    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    amqp::{close_channel, publisher::{Outgoing, Publisher}, Broker},
     topology::{self, NameSegment, Topology},
     Secret, Shutdown,
 };
@@ -238,7 +238,7 @@ pub async fn teardown_namespace_at(amqp_url: &str, topo: &Topology, queues: &[St
     let broker = Broker::new(Secret::new(amqp_url.to_owned()), "rampart-tests teardown");
     if let Ok(channel) = broker.channel().await {
         let _ = topology::delete_exchanges(&channel, topo).await;
-        close_channel(channel).await;
+        let _ = close_channel(&channel, "done").await;
     }
     broker.close().await;
 }
@@ -255,16 +255,9 @@ pub async fn delete_queues_at(amqp_url: &str, queues: &[String]) {
         for q in queues {
             let _ = topology::delete_queue(&channel, q).await;
         }
-        close_channel(channel).await;
+        let _ = close_channel(&channel, "done").await;
     }
     broker.close().await;
-}
-
-/// Closes a channel before its connection closes: a channel left to close
-/// itself on drop races the connection's close, and lapin logs the race as
-/// a connection error.
-async fn close_channel(channel: lapin::Channel) {
-    let _ = rampart_shared::amqp::bounded("channel.close", channel.close(200, "done".into())).await;
 }
 
 /// Publishes straight to the broker, bypassing any server (forged, late or
@@ -293,7 +286,7 @@ pub async fn queue_exists(queue: &str) -> bool {
             let declared = channel.queue_declare(queue.into(), passive, Default::default()).await.is_ok();
             // A passive declare of a missing queue closes the channel itself.
             if declared {
-                close_channel(channel).await;
+                let _ = close_channel(&channel, "probed").await;
             }
             declared
         }

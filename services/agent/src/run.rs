@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::Utc;
 use rampart_shared::{
     amqp::{
-        bounded,
+        bounded, close_channel,
         consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec},
         publisher::Publisher,
         AmqpError, Broker,
@@ -183,7 +183,7 @@ async fn declare(broker: &Broker, spec: &QueueSpec, queue: &str) -> Result<(), A
         ),
     )
     .await?;
-    let _ = bounded("channel.close", channel.close(200, "declared".into())).await;
+    let _ = close_channel(&channel, "declared").await;
     Ok(())
 }
 

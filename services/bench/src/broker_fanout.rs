@@ -21,7 +21,7 @@ use lapin::{
     Channel,
 };
 use rampart_shared::amqp::{
-    bounded,
+    bounded, close_channel,
     publisher::{publish_all, Outgoing},
     Broker, BROKER_TIMEOUT,
 };
@@ -73,7 +73,7 @@ pub async fn measure(
             deleted = Err(e).with_context(|| format!("Failed to delete the scratch queue {name}"));
         }
     }
-    let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+    let _ = close_channel(&channel, "done").await;
     let (latency, with_commit) = measured?;
     deleted?;
     tracing::info!(queues, rounds, p50_ms = latency.p50_ms, p99_ms = latency.p99_ms, "Measured the broker's fan-out.");
@@ -111,7 +111,7 @@ async fn both_measurements(
     let mut clients = Vec::with_capacity(names.len());
     let mut own = Vec::with_capacity(names.len());
     for i in 0..names.len() {
-        clients.push(connect(database_url).await?);
+        clients.push(crate::stats::connect(database_url, "the raw limits database").await?);
         own.push(Broker::connect(Secret::new(amqp_url.to_owned()), format!("rampart-bench-fanout-{i:03}")).await?);
     }
     clients[0].batch_execute(COMMITS_TABLE).await.context("Failed to create the fan-out commits table")?;
@@ -123,18 +123,6 @@ async fn both_measurements(
         broker.close().await;
     }
     Ok((latency, with_commit?))
-}
-
-async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-        .await
-        .context("Failed to connect to the raw limits database")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "A fan-out commit connection ended.");
-        }
-    });
-    Ok(client)
 }
 
 /// `rounds` timed rounds (after one untimed one) over consumers of `names`,
@@ -217,7 +205,7 @@ async fn rounds_over(
     }
     // Closing the channels ends the consumers before their queues go.
     for channel in &channels {
-        bounded("channel.close", channel.close(200, "done".into())).await?;
+        close_channel(channel, "done").await?;
     }
     consumers.abort_all();
     Percentiles::of(&samples).context("No fan-out round was measured")

@@ -27,7 +27,7 @@ use lapin::{
     BasicProperties, Channel, Confirmation, PublisherConfirm,
 };
 use rampart_shared::{
-    amqp::{bounded, Broker, BROKER_TIMEOUT},
+    amqp::{bounded, close_channel, Broker, BROKER_TIMEOUT},
     db, Secret,
 };
 use serde::Serialize;
@@ -287,7 +287,7 @@ async fn broker_rates(broker: &Broker, queue: &str, plan: &LimitsPlan) -> anyhow
     bounded("queue.purge", publishing.queue_purge(queue.into(), QueuePurgeOptions::default())).await?;
 
     let round_trip = round_trips(broker, &publishing, queue, &body, plan.round_trips).await?;
-    bounded("channel.close", publishing.close(200, "done".into())).await?;
+    close_channel(&publishing, "done").await?;
     let fanout = match plan.fanout_queues {
         0 => None,
         queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body, &plan.amqp_url, &plan.database_url).await?),
@@ -342,7 +342,7 @@ async fn round_trips(
         p99_ms = round_trip.p99_ms,
         "Measured publish -> consume round trips."
     );
-    bounded("channel.close", consuming.close(200, "done".into())).await?;
+    close_channel(&consuming, "done").await?;
     Ok(round_trip)
 }
 
@@ -383,7 +383,7 @@ async fn delete_queue(broker: &Broker, queue: &str) -> anyhow::Result<()> {
     bounded("queue.delete", channel.queue_delete(queue.into(), QueueDeleteOptions::default()))
         .await
         .with_context(|| format!("Failed to delete the raw limits queue {queue}"))?;
-    let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+    let _ = close_channel(&channel, "done").await;
     Ok(())
 }
 

@@ -103,7 +103,7 @@ struct Scenarios {
 async fn measure(plan: &Plan, config: &MasterConfig, fleet: &Fleet, reports: &TestReport, work_dir: &std::path::Path)
     -> anyhow::Result<(String, Scenarios)> {
     let master = Master::start(config).await?;
-    let master_db = Arc::new(connect(&config.database_url).await?);
+    let master_db = Arc::new(crate::stats::connect(&config.database_url, "the master's database").await?);
     let postgres: String = master_db.query_one("SHOW server_version", &[]).await?.get(0);
 
     tracing::info!(slaves = plan.slaves, "Registering the slaves.");
@@ -183,16 +183,6 @@ async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, name
     let mut queues = vec![topology.master_status_queue(), topology.master_replication_queue(), topology.report_events_queue()];
     queues.extend(agent_queue);
     rampart_tests::teardown_namespace(&topology, &queues).await;
-}
-
-async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.with_context(|| "connecting to the master's database")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "The benchmark's connection to the master's database ended.");
-        }
-    });
-    Ok(client)
 }
 
 fn memory_total() -> Option<u64> {

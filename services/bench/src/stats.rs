@@ -1,7 +1,10 @@
-//! Percentiles and rates of what the scenarios measured, and the settling
-//! of the database before a latency is measured.
+//! Percentiles and rates of what the scenarios measured, the benchmark's
+//! own database connections, and the settling of the database before a
+//! latency is measured.
 
 use std::time::Duration;
+
+use anyhow::Context;
 
 use serde::Serialize;
 
@@ -31,6 +34,21 @@ impl Percentiles {
 fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A connection of the benchmark's own (outside any server's pool) to
+/// `url`, `what` naming it in errors and logs.
+pub async fn connect(url: &str, what: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("Failed to connect to {what}"))?;
+    let what = what.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "The benchmark's connection to {what} ended.");
+        }
+    });
+    Ok(client)
 }
 
 /// Asks PostgreSQL for a checkpoint before a latency measurement, so one

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::{atomic::AtomicU64, Arc}, time::Duration};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::{consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec}, Broker},
+    amqp::{close_channel, consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec}, Broker},
     db,
     signing::SigningKey,
     topology::{self, Topology},
@@ -53,7 +53,7 @@ impl Application {
             topology::declare_queue(&channel, &topology, &name, &spec.exchange, &spec.bindings)
                 .await
                 .context("Failed to declare the events queue")?;
-            let _ = channel.close(200, "declared".into()).await;
+            let _ = close_channel(&channel, "declared").await;
         }
         let listener = tokio::net::TcpListener::bind(settings.service.api_listen)
             .await

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
-    amqp::{consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
+    amqp::{close_channel, consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
     db,
     topology::{self, Topology},
     Shutdown,
@@ -187,6 +187,6 @@ async fn declare_topology(broker: &Broker, site: &Site, role: Role, publishes_ev
     for OwnedQueue { name, spec } in owned {
         topology::declare_queue(&channel, &spec.topology, &name, &spec.exchange, &spec.bindings).await?;
     }
-    let _ = channel.close(200, "declared".into()).await;
+    let _ = close_channel(&channel, "declared").await;
     Ok(())
 }

@@ -24,7 +24,7 @@ use lapin::{
     Channel,
 };
 
-use super::{bounded, publisher::{Outgoing, Publisher}, AmqpError, Broker, Result};
+use super::{bounded, close_channel, publisher::{Outgoing, Publisher}, AmqpError, Broker, Result};
 use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER};
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Topology};
@@ -195,11 +195,9 @@ async fn consume<H: BatchHandler>(
         .await
     };
     if consumed.is_ok() {
-        // Closed here on shutdown, while the consumer is still held: a
-        // channel left to close itself on drop races the server closing its
-        // connection, and lapin logs each loser as a connection error.
-        // What is not acked returns to the queue with the channel.
-        let _ = bounded("channel.close", channel.close(200, "shutdown".into())).await;
+        // Closed here on shutdown, while the consumer is still held (see
+        // `close_channel`). What is not acked returns to the queue with it.
+        let _ = close_channel(&channel, "shutdown").await;
     }
     consumed
 }

@@ -10,7 +10,7 @@ pub mod publisher;
 
 use std::time::Duration;
 
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{protocol::constants::REPLY_SUCCESS, Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
 use crate::secret::{redact_url, Secret};
@@ -65,6 +65,14 @@ pub async fn bounded<T>(
         Ok(Err(source)) => Err(AmqpError::Broker { operation, source }),
         Err(_) => Err(AmqpError::Timeout(operation)),
     }
+}
+
+/// Closes `channel`, bounded like every broker wait. Whoever opened a
+/// channel closes it before the connection closes: a channel left to close
+/// itself on drop races the connection's close, and lapin logs each such
+/// race as a connection error.
+pub async fn close_channel(channel: &Channel, reason: &str) -> Result<()> {
+    bounded("channel.close", channel.close(REPLY_SUCCESS, reason.into())).await
 }
 
 /// A lazily (re)connected broker connection shared by a process.
@@ -140,14 +148,14 @@ impl Broker {
         let channel = self.channel().await.ok()?;
         let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
         let declared = bounded("queue.declare", channel.queue_declare(queue.into(), passive, Default::default())).await;
-        let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+        let _ = close_channel(&channel, "done").await;
         declared.ok().map(|q| q.message_count())
     }
 
     /// Closes the connection (graceful shutdown).
     pub async fn close(&self) {
         if let Some(conn) = self.connection.lock().await.take() {
-            let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(200, "shutdown".into())).await;
+            let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
         }
     }
 }

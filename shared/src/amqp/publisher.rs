@@ -10,7 +10,7 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 
-use super::{bounded, AmqpError, Broker, Result, BROKER_TIMEOUT};
+use super::{bounded, close_channel, AmqpError, Broker, Result, BROKER_TIMEOUT};
 use crate::envelope::Envelope;
 use crate::signing::SigningKey;
 
@@ -65,14 +65,13 @@ impl Publisher {
         }
     }
 
-    /// Closes the publishing channel, if one is open. Call it before the
-    /// broker's connection closes: a channel left to close itself when
-    /// dropped races that close, and lapin logs each such race as a
-    /// connection error. The next publish opens a new channel.
+    /// Closes the publishing channel, if one is open, before the broker's
+    /// connection closes (see [`close_channel`]). The next publish opens a
+    /// new channel.
     pub async fn close(&self) {
         if let Some(channel) = self.channel.lock().await.take() {
             if channel.status().connected() {
-                let _ = bounded("channel.close", channel.close(200, "done".into())).await;
+                let _ = close_channel(&channel, "done").await;
             }
         }
     }

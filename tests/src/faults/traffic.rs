@@ -308,7 +308,7 @@ async fn snapshot(broker: &Broker, queues: &[String], master: &TestServer, slave
             Err(e) => return (vec![format!("queue {q}: {e}")], Value::Null),
         }
     }
-    let _ = channel.close(200, "probed".into()).await;
+    let _ = rampart_shared::amqp::close_channel(&channel, "probed").await;
     for server in std::iter::once(master).chain(slaves.iter().copied()) {
         let name = &server.options.instance;
         let Ok(client) = server.state.pool.get().await else { return (vec![format!("{name}'s database is unreachable")], Value::Null) };

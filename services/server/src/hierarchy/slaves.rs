@@ -15,7 +15,7 @@ use deadpool_postgres::GenericClient;
 use lapin::message::Delivery;
 use rampart_shared::{
     db::CachedStatements,
-    amqp::consumer::{ApplyError, BatchHandler},
+    amqp::{close_channel, consumer::{ApplyError, BatchHandler}},
     envelope::{self, header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, RegisterRequest, RegisterResponse, SlaveReport, Unregister},
     signing::SigningKey,
@@ -117,7 +117,7 @@ async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), ApiE
     let topo = &state.site.topology;
     let bindings = [Topology::slave_key(slave), Topology::ALL_SLAVES_KEY.to_owned()];
     let declared = topology::declare_queue(&channel, topo, &topo.slave_commands_queue(slave), &topo.commands_exchange(), &bindings).await;
-    let _ = channel.close(200, "declared".into()).await;
+    let _ = close_channel(&channel, "declared").await;
     declared.map_err(|e| unavailable(&e))
 }
 
@@ -126,7 +126,7 @@ async fn delete_command_queue(state: &AppState, slave: &str) {
     let deleted = match state.broker.channel().await {
         Ok(channel) => {
             let r = topology::delete_queue(&channel, &queue).await.map_err(|e| e.to_string());
-            let _ = channel.close(200, "deleted".into()).await;
+            let _ = close_channel(&channel, "deleted").await;
             r
         }
         Err(e) => Err(e.to_string()),
