@@ -21,10 +21,7 @@ pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{path} holds more than {limit} bytes, the limit for a configuration file: is it the right file?")]
     TooLarge { path: String, limit: u64 },
     #[error("malformed XML at line {line}: {message}")]
@@ -38,10 +35,7 @@ pub enum ConfigError {
 impl ConfigError {
     /// An error about one element, for checks made after parsing.
     pub fn invalid(element: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            element: element.into(),
-            message: message.into(),
-        }
+        Self::Invalid { element: element.into(), message: message.into() }
     }
 }
 
@@ -102,14 +96,13 @@ pub fn parse<T: DeserializeOwned>(text: &str, root: &str) -> Result<T, ConfigErr
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let mut element = format!("<{root}>");
         for segment in e.path().iter() {
-            if let serde_path_to_error::Segment::Map { key } | serde_path_to_error::Segment::Enum { variant: key } = segment {
+            if let serde_path_to_error::Segment::Map { key } | serde_path_to_error::Segment::Enum { variant: key } =
+                segment
+            {
                 element.push_str(&format!("/<{key}>"));
             }
         }
-        ConfigError::Invalid {
-            element,
-            message: e.into_inner().to_string(),
-        }
+        ConfigError::Invalid { element, message: e.into_inner().to_string() }
     })
 }
 
@@ -163,7 +156,10 @@ fn check_markup(text: &str, root: &str) -> Result<(), ConfigError> {
         }
     }
     if !seen_root {
-        return Err(ConfigError::invalid(format!("<{root}>"), format!("the file has no <{root}> element (is this a Rampart configuration file?)")));
+        return Err(ConfigError::invalid(
+            format!("<{root}>"),
+            format!("the file has no <{root}> element (is this a Rampart configuration file?)"),
+        ));
     }
     Ok(())
 }
@@ -250,7 +246,10 @@ mod tests {
             ("password = hunter2", "line 1: text outside the <S> element"),
             ("", "the file has no <S> element"),
             ("<!-- only a comment -->", "the file has no <S> element"),
-            ("<S><Name>x</Name><Inner><Count>1</Count></Inner></S>\n<S/>", "line 2: a second element outside the <S> element"),
+            (
+                "<S><Name>x</Name><Inner><Count>1</Count></Inner></S>\n<S/>",
+                "line 2: a second element outside the <S> element",
+            ),
             ("<S><Name>x</Name><Inner><Count>1</Count></Inner></S> hunter2", "text outside the <S> element"),
         ] {
             let err = parse::<Sample>(text, "S").unwrap_err().to_string();

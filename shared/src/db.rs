@@ -25,11 +25,7 @@ pub enum DbError {
     #[error("cannot get a database connection: {0}")]
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("migration {version} ({name}) failed: {source}")]
-    Migration {
-        version: i32,
-        name: &'static str,
-        source: tokio_postgres::Error,
-    },
+    Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
 }
@@ -51,13 +47,7 @@ pub struct Migration {
 /// for preparing its statements once on each of the pool's connections.
 pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
     let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
-        },
-    );
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
     Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(Duration::from_secs(10)))
@@ -72,14 +62,12 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
 /// The database name a URL points at.
 pub fn database_name(url: &str) -> Result<String> {
     let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
-    config
-        .get_dbname()
-        .map(str::to_owned)
-        .ok_or_else(|| DbError::Url("the URL names no database".into()))
+    config.get_dbname().map(str::to_owned).ok_or_else(|| DbError::Url("the URL names no database".into()))
 }
 
 async fn maintenance_client(url: &str) -> Result<tokio_postgres::Client> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
     config.dbname("postgres");
     config.connect_timeout(Duration::from_secs(5));
     let (client, connection) = config.connect(NoTls).await?;
@@ -97,10 +85,7 @@ fn quote_ident(name: &str) -> String {
 pub async fn ensure_database(url: &str) -> Result<()> {
     let name = database_name(url)?;
     let client = maintenance_client(url).await?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some();
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some();
     if !exists {
         match client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))).await {
             Ok(()) => tracing::info!(database = %name, "Created database."),
@@ -116,9 +101,7 @@ pub async fn ensure_database(url: &str) -> Result<()> {
 pub async fn drop_database(url: &str) -> Result<()> {
     let name = database_name(url)?;
     let client = maintenance_client(url).await?;
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-        .await?;
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await?;
     Ok(())
 }
 
@@ -144,12 +127,8 @@ async fn apply_pending(client: &mut deadpool_postgres::Client, migrations: &[Mig
              )",
         )
         .await?;
-    let applied: Vec<i32> = client
-        .query("SELECT version FROM schema_migrations", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let applied: Vec<i32> =
+        client.query("SELECT version FROM schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
     let mut pending: Vec<&Migration> = migrations.iter().filter(|m| !applied.contains(&m.version)).collect();
     pending.sort_by_key(|m| m.version);
     let mut done = Vec::new();
@@ -157,12 +136,9 @@ async fn apply_pending(client: &mut deadpool_postgres::Client, migrations: &[Mig
         let tx = client.transaction().await?;
         let wrap = |source| DbError::Migration { version: m.version, name: m.name, source };
         tx.batch_execute(m.sql).await.map_err(wrap)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-            &[&m.version, &m.name],
-        )
-        .await
-        .map_err(wrap)?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&m.version, &m.name])
+            .await
+            .map_err(wrap)?;
         tx.commit().await.map_err(wrap)?;
         tracing::info!(version = m.version, name = m.name, "Applied migration.");
         done.push(m.version);

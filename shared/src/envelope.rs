@@ -126,10 +126,7 @@ impl Envelope {
         }
         if let Some(t) = amqp_type {
             if t != envelope.kind {
-                return Err(Rejection::KindMismatch {
-                    property: t.to_owned(),
-                    kind: envelope.kind,
-                });
+                return Err(Rejection::KindMismatch { property: t.to_owned(), kind: envelope.kind });
             }
         }
         Ok(envelope)
@@ -137,10 +134,8 @@ impl Envelope {
 
     /// Deserializes the body into the type its kind promises.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
-        serde_json::from_str(self.body.get()).map_err(|e| Rejection::InvalidBody {
-            kind: self.kind.clone(),
-            detail: e.to_string(),
-        })
+        serde_json::from_str(self.body.get())
+            .map_err(|e| Rejection::InvalidBody { kind: self.kind.clone(), detail: e.to_string() })
     }
 }
 
@@ -236,10 +231,7 @@ mod tests {
     #[test]
     fn refuses_oversized() {
         let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
-        assert!(matches!(
-            Envelope::decode(&big, None),
-            Err(Rejection::Oversized { .. })
-        ));
+        assert!(matches!(Envelope::decode(&big, None), Err(Rejection::Oversized { .. })));
     }
 
     #[test]

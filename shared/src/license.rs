@@ -65,7 +65,9 @@ impl License {
     pub fn verify_with(key: &str, today: NaiveDate, public_key_hex: &str) -> Result<Self, LicenseError> {
         let public = parse_public_key(public_key_hex)?;
         let mut parts = key.trim().split('.');
-        let (Some(PREFIX), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(PREFIX), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(LicenseError::Format);
         };
         let payload = B64.decode(payload).map_err(|_| LicenseError::Format)?;
@@ -74,10 +76,7 @@ impl License {
         public.verify(&payload, &signature).map_err(|_| LicenseError::Forged)?;
         let license: License = serde_json::from_slice(&payload).map_err(|_| LicenseError::Format)?;
         if license.expires_on < today {
-            return Err(LicenseError::Expired {
-                license_id: license.license_id,
-                expires_on: license.expires_on,
-            });
+            return Err(LicenseError::Expired { license_id: license.license_id, expires_on: license.expires_on });
         }
         Ok(license)
     }

@@ -222,11 +222,7 @@ pub struct PolicySettings {
 
 impl Default for PolicySettings {
     fn default() -> Self {
-        Self {
-            realtime_protection: true,
-            scan_schedule: "daily 02:00".into(),
-            update_interval_minutes: 60,
-        }
+        Self { realtime_protection: true, scan_schedule: "daily 02:00".into(), update_interval_minutes: 60 }
     }
 }
 
@@ -288,10 +284,7 @@ impl AgentMessage {
         };
         let claimed = message.sender();
         if claimed != envelope.from {
-            return Err(Rejection::UnknownSender(format!(
-                "{} (body speaks for '{claimed}')",
-                envelope.from
-            )));
+            return Err(Rejection::UnknownSender(format!("{} (body speaks for '{claimed}')", envelope.from)));
         }
         Ok(message)
     }
@@ -393,10 +386,7 @@ mod tests {
     #[test]
     fn decodes_by_kind() {
         let e = Envelope::new(kind::HEARTBEAT, "ep-1", 1, &heartbeat("ep-1"));
-        assert_eq!(
-            AgentMessage::from_envelope(&e).unwrap(),
-            AgentMessage::Heartbeat(heartbeat("ep-1"))
-        );
+        assert_eq!(AgentMessage::from_envelope(&e).unwrap(), AgentMessage::Heartbeat(heartbeat("ep-1")));
     }
 
     #[test]
@@ -409,23 +399,14 @@ mod tests {
     #[test]
     fn refuses_unknown_kind_and_bad_body() {
         let e = Envelope::new("agent.selfdestruct", "ep-1", 1, &heartbeat("ep-1"));
-        assert_eq!(
-            AgentMessage::from_envelope(&e).unwrap_err(),
-            Rejection::UnknownKind("agent.selfdestruct".into())
-        );
+        assert_eq!(AgentMessage::from_envelope(&e).unwrap_err(), Rejection::UnknownKind("agent.selfdestruct".into()));
         let e = Envelope::new(kind::DETECTION, "ep-1", 1, &heartbeat("ep-1"));
-        assert!(matches!(
-            AgentMessage::from_envelope(&e).unwrap_err(),
-            Rejection::InvalidBody { .. }
-        ));
+        assert!(matches!(AgentMessage::from_envelope(&e).unwrap_err(), Rejection::InvalidBody { .. }));
     }
 
     #[test]
     fn commands_round_trip() {
-        let cmd = EndpointCommand::Task(EndpointTask {
-            task_id: Uuid::new_v4(),
-            kind: TaskKind::FullScan,
-        });
+        let cmd = EndpointCommand::Task(EndpointTask { task_id: Uuid::new_v4(), kind: TaskKind::FullScan });
         let e = cmd.to_envelope("site-a", 3);
         assert_eq!(EndpointCommand::from_envelope(&e).unwrap(), cmd);
     }

@@ -104,15 +104,34 @@ impl ReplicatedTable {
     pub fn shipped_columns(self) -> &'static [&'static str] {
         match self {
             Self::Endpoints => &[
-                "id", "hostname", "ip", "os", "group_id", "agent_version", "signatures_version", "signatures_date",
-                "realtime_protection", "active_threats", "status", "licensed", "last_seen", "enrolled_at", "policy_id",
-                "policy_version", "applied_policy_id", "applied_policy_version",
+                "id",
+                "hostname",
+                "ip",
+                "os",
+                "group_id",
+                "agent_version",
+                "signatures_version",
+                "signatures_date",
+                "realtime_protection",
+                "active_threats",
+                "status",
+                "licensed",
+                "last_seen",
+                "enrolled_at",
+                "policy_id",
+                "policy_version",
+                "applied_policy_id",
+                "applied_policy_version",
             ],
             Self::NetworkGroups => &["id", "name", "parent_id", "subnet", "created_at"],
             Self::VirtualGroups => &["id", "name", "description", "created_at"],
             Self::VirtualGroupMembers => &["virtual_group_id", "endpoint_id"],
-            Self::Detections => &["detection_id", "endpoint_id", "malware", "path", "action", "detected_at", "task_id", "received_at"],
-            Self::TaskResults => &["task_id", "endpoint_id", "state", "scanned_files", "detections", "message", "updated_at"],
+            Self::Detections => {
+                &["detection_id", "endpoint_id", "malware", "path", "action", "detected_at", "task_id", "received_at"]
+            }
+            Self::TaskResults => {
+                &["task_id", "endpoint_id", "state", "scanned_files", "detections", "message", "updated_at"]
+            }
             Self::License => &["id", "license_id", "customer", "seats", "issued_on", "expires_on", "installed_at"],
         }
     }

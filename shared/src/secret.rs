@@ -52,12 +52,7 @@ pub fn redact_url(url: &str) -> String {
     };
     let userinfo = &rest[..at];
     match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
+        Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
         None => url.to_owned(),
     }
 }
@@ -84,14 +79,8 @@ mod tests {
 
     #[test]
     fn redact_url_hides_password_only() {
-        assert_eq!(
-            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            redact_url("postgres://root@127.0.0.1/db"),
-            "postgres://root@127.0.0.1/db"
-        );
+        assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(redact_url("postgres://root@127.0.0.1/db"), "postgres://root@127.0.0.1/db");
         assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -100,13 +100,17 @@ impl ServiceSettings {
             return Err(ConfigError::invalid(at("<Api>/<Token>"), "the API token must be at least 16 characters"));
         }
         let database_url = env(ENV_DATABASE_URL).map(Secret::new).unwrap_or(xml.database.url);
-        let url_ok = database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
+        let url_ok =
+            database_url.expose().starts_with("postgres://") || database_url.expose().starts_with("postgresql://");
         if !url_ok || crate::db::database_name(database_url.expose()).is_err() {
             return Err(ConfigError::invalid(at("<Database>/<Url>"), "must be a postgres:// URL naming a database"));
         }
         let database_pool_size = xml.database.pool_size.unwrap_or(defaults.pool_size);
         if !(2..=defaults.max_pool_size).contains(&database_pool_size) {
-            return Err(ConfigError::invalid(at("<Database>/<PoolSize>"), format!("must be between 2 and {}", defaults.max_pool_size)));
+            return Err(ConfigError::invalid(
+                at("<Database>/<PoolSize>"),
+                format!("must be between 2 and {}", defaults.max_pool_size),
+            ));
         }
         let amqp_url = env(ENV_AMQP_URL).map(Secret::new).unwrap_or(xml.broker.url);
         if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {

@@ -22,10 +22,7 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Self {
         let (sender, receiver) = watch::channel(false);
-        Self {
-            sender: std::sync::Arc::new(sender),
-            receiver,
-        }
+        Self { sender: std::sync::Arc::new(sender), receiver }
     }
 
     /// Asks every holder to stop. Idempotent.
@@ -86,10 +83,7 @@ mod tests {
         let clone = shutdown.clone();
         let waiter = tokio::spawn(async move { clone.wait().await });
         shutdown.trigger();
-        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
-            .await
-            .expect("waiter finished")
-            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await.expect("waiter finished").unwrap();
         assert!(shutdown.is_triggered());
     }
 

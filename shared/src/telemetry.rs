@@ -53,9 +53,14 @@ mod tests {
 
     #[test]
     fn statement_parameters_stay_out_whatever_level_is_asked() {
-        for (env, level) in [(None, "debug"), (None, "trace"), (Some("trace"), "info"), (Some("tokio_postgres=trace,debug"), "info")] {
+        for (env, level) in
+            [(None, "debug"), (None, "trace"), (Some("trace"), "info"), (Some("tokio_postgres=trace,debug"), "info")]
+        {
             let shown = filter(env, level).to_string();
-            assert!(shown.contains("tokio_postgres=info") && !shown.contains("tokio_postgres=trace"), "{env:?} {level}: {shown}");
+            assert!(
+                shown.contains("tokio_postgres=info") && !shown.contains("tokio_postgres=trace"),
+                "{env:?} {level}: {shown}"
+            );
             assert!(shown.contains("tokio_postgres::query=info"), "{env:?} {level}: {shown}");
         }
     }

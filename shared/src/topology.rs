@@ -35,13 +35,10 @@ impl NameSegment {
         if value.is_empty() || value.len() > 64 {
             return Err(format!("'{value}' must be 1 to 64 characters long"));
         }
-        if let Some(bad) = value
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        if let Some(bad) =
+            value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
         {
-            return Err(format!(
-                "'{value}' contains '{bad}': use lowercase letters, digits, '-' and '_' only"
-            ));
+            return Err(format!("'{value}' contains '{bad}': use lowercase letters, digits, '-' and '_' only"));
         }
         Ok(Self(value.to_owned()))
     }
@@ -72,9 +69,7 @@ pub struct Topology {
 
 impl Topology {
     pub fn new(namespace: &NameSegment) -> Self {
-        Self {
-            ns: namespace.as_str().to_owned(),
-        }
+        Self { ns: namespace.as_str().to_owned() }
     }
 
     pub fn namespace(&self) -> &str {
@@ -197,10 +192,7 @@ pub async fn declare_exchanges(channel: &Channel, topology: &Topology) -> lapin:
             .exchange_declare(
                 ShortString::from(exchange),
                 ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
+                ExchangeDeclareOptions { durable: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await?;
@@ -219,13 +211,7 @@ pub async fn declare_queue(
 ) -> lapin::Result<()> {
     let dlx = topology.dead_letter_exchange();
     let parking = Topology::parking_queue(queue);
-    channel
-        .queue_declare(
-            ShortString::from(parking.clone()),
-            durable(),
-            quorum_args(None),
-        )
-        .await?;
+    channel.queue_declare(ShortString::from(parking.clone()), durable(), quorum_args(None)).await?;
     channel
         .queue_bind(
             ShortString::from(parking),
@@ -235,13 +221,7 @@ pub async fn declare_queue(
             FieldTable::default(),
         )
         .await?;
-    channel
-        .queue_declare(
-            ShortString::from(queue.to_owned()),
-            durable(),
-            quorum_args(Some((&dlx, queue))),
-        )
-        .await?;
+    channel.queue_declare(ShortString::from(queue.to_owned()), durable(), quorum_args(Some((&dlx, queue)))).await?;
     for key in bindings {
         channel
             .queue_bind(
@@ -259,9 +239,7 @@ pub async fn declare_queue(
 /// Deletes a queue and its parking queue (used on teardown and unregister).
 pub async fn delete_queue(channel: &Channel, queue: &str) -> lapin::Result<()> {
     for name in [queue.to_owned(), Topology::parking_queue(queue)] {
-        channel
-            .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
-            .await?;
+        channel.queue_delete(ShortString::from(name), QueueDeleteOptions::default()).await?;
     }
     Ok(())
 }
@@ -269,18 +247,13 @@ pub async fn delete_queue(channel: &Channel, queue: &str) -> lapin::Result<()> {
 /// Deletes every exchange of the namespace (test teardown).
 pub async fn delete_exchanges(channel: &Channel, topology: &Topology) -> lapin::Result<()> {
     for exchange in topology.all_exchanges() {
-        channel
-            .exchange_delete(ShortString::from(exchange), Default::default())
-            .await?;
+        channel.exchange_delete(ShortString::from(exchange), Default::default()).await?;
     }
     Ok(())
 }
 
 fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    }
+    QueueDeclareOptions { durable: true, ..Default::default() }
 }
 
 /// Quorum queue arguments; with a dead-letter target, poison messages go
@@ -291,14 +264,8 @@ fn quorum_args(dead_letter: Option<(&str, &str)>) -> FieldTable {
     if let Some((dlx, routing_key)) = dead_letter {
         args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(routing_key.into()),
-        );
-        args.insert(
-            "x-dead-letter-strategy".into(),
-            AMQPValue::LongString("at-least-once".into()),
-        );
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(routing_key.into()));
+        args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
         args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
     }
     args

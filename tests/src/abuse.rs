@@ -48,7 +48,14 @@ pub enum Auth {
 }
 
 /// Sends `body` as is to `server`, with `content_type` when given.
-pub async fn request(server: &TestServer, method: Method, path: &str, auth: Auth, content_type: Option<&str>, body: Option<Vec<u8>>) -> Answer {
+pub async fn request(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    auth: Auth,
+    content_type: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Answer {
     let mut request = server.http.request(method, format!("{}{path}", server.base)).timeout(Duration::from_secs(30));
     request = match auth {
         Auth::None => request,
@@ -62,7 +69,8 @@ pub async fn request(server: &TestServer, method: Method, path: &str, auth: Auth
     if let Some(body) = body {
         request = request.body(body);
     }
-    let response = request.send().await.unwrap_or_else(|e| panic!("{path}: no answer to a {body_len:?}-byte body: {e}"));
+    let response =
+        request.send().await.unwrap_or_else(|e| panic!("{path}: no answer to a {body_len:?}-byte body: {e}"));
     let status = response.status();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let text = response.text().await.unwrap_or_default();
@@ -89,7 +97,9 @@ pub async fn snapshot(pool: &deadpool_postgres::Pool) -> BTreeMap<String, (i64, 
     for table in tables {
         let row = client
             .query_one(
-                &format!("SELECT count(*), md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{table}\" t"),
+                &format!(
+                    "SELECT count(*), md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{table}\" t"
+                ),
                 &[],
             )
             .await
@@ -106,7 +116,13 @@ pub fn changed(before: &BTreeMap<String, (i64, String)>, after: &BTreeMap<String
 
 /// A raw message: `payload` as is, with `kind` as the AMQP type (when given)
 /// and `headers` (e.g. a signature).
-pub fn raw(exchange: &str, routing_key: &str, payload: Vec<u8>, kind: Option<&str>, headers: &[(&str, &str)]) -> Outgoing {
+pub fn raw(
+    exchange: &str,
+    routing_key: &str,
+    payload: Vec<u8>,
+    kind: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Outgoing {
     let mut properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
     if let Some(kind) = kind {
         properties = properties.with_type(kind.into());
@@ -141,9 +157,14 @@ pub async fn parked(queue: &str, count: usize) -> Vec<Parked> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut found = Vec::new();
     while found.len() < count {
-        let got = channel.basic_get(parking.as_str().into(), BasicGetOptions { no_ack: true }).await.expect("basic.get");
+        let got =
+            channel.basic_get(parking.as_str().into(), BasicGetOptions { no_ack: true }).await.expect("basic.get");
         let Some(message) = got else {
-            assert!(tokio::time::Instant::now() < deadline, "{parking} holds {} of {count} messages: {found:?}", found.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{parking} holds {} of {count} messages: {found:?}",
+                found.len()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
@@ -199,7 +220,10 @@ pub fn queue_arguments(namespace: &str) -> BTreeMap<String, Value> {
 fn arguments_object(arguments: &Value) -> Value {
     match arguments {
         Value::Array(triples) => Value::Object(
-            triples.iter().filter_map(|t| Some((t.get(0)?.as_str()?.to_owned(), t.as_array()?.last()?.clone()))).collect(),
+            triples
+                .iter()
+                .filter_map(|t| Some((t.get(0)?.as_str()?.to_owned(), t.as_array()?.last()?.clone())))
+                .collect(),
         ),
         other => other.clone(),
     }
@@ -217,23 +241,44 @@ pub struct Bad {
 /// consumer checks signatures (so each reaches the check it is about):
 /// malformed JSON, an unknown kind, an unknown version, a body over
 /// `limit` bytes and an AMQP `type` that disagrees with the kind.
-pub fn broken_variants(exchange: &str, routing_key: &str, good: &Envelope, key: Option<&SigningKey>, limit: usize) -> Vec<Bad> {
+pub fn broken_variants(
+    exchange: &str,
+    routing_key: &str,
+    good: &Envelope,
+    key: Option<&SigningKey>,
+    limit: usize,
+) -> Vec<Bad> {
     let signed = |payload: Vec<u8>, kind: &str| {
         let signature = key.map(|k| k.sign(&payload));
-        Outgoing { exchange: exchange.to_owned(), routing_key: routing_key.to_owned(), properties: properties(good.id, kind, signature), payload }
+        Outgoing {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            properties: properties(good.id, kind, signature),
+            payload,
+        }
     };
     let mut unknown = good.clone();
     unknown.kind = format!("{}_unheard_of", good.kind);
     let mut version = serde_json::to_value(good).expect("envelopes serialize");
     version["v"] = 9.into();
     let mut oversized = good.clone();
-    oversized.body = serde_json::value::to_raw_value(&serde_json::json!({"padding": "x".repeat(limit)})).expect("a padding body serializes");
+    oversized.body = serde_json::value::to_raw_value(&serde_json::json!({"padding": "x".repeat(limit)}))
+        .expect("a padding body serializes");
     vec![
         Bad { message: signed(b"{this is not json".to_vec(), &good.kind), reason: "not a valid envelope".into() },
-        Bad { message: signed(unknown.to_bytes(), &unknown.kind), reason: format!("unknown message kind '{}'", unknown.kind) },
-        Bad { message: signed(serde_json::to_vec(&version).unwrap(), &good.kind), reason: "envelope version 9 is not supported".into() },
+        Bad {
+            message: signed(unknown.to_bytes(), &unknown.kind),
+            reason: format!("unknown message kind '{}'", unknown.kind),
+        },
+        Bad {
+            message: signed(serde_json::to_vec(&version).unwrap(), &good.kind),
+            reason: "envelope version 9 is not supported".into(),
+        },
         Bad { message: signed(oversized.to_bytes(), &good.kind), reason: format!("over the {limit}-byte limit") },
-        Bad { message: signed(good.to_bytes(), "some.other_kind"), reason: format!("AMQP type 'some.other_kind' does not match envelope kind '{}'", good.kind) },
+        Bad {
+            message: signed(good.to_bytes(), "some.other_kind"),
+            reason: format!("AMQP type 'some.other_kind' does not match envelope kind '{}'", good.kind),
+        },
     ]
 }
 

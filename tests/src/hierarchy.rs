@@ -42,9 +42,8 @@ pub async fn token(master: &TestServer) -> String {
 /// Registers `slave` to `master`, which must succeed.
 pub async fn register(master: &TestServer, slave: &TestServer) {
     let token = token(master).await;
-    let (status, body) = slave
-        .post("/api/hierarchy/register", json!({"master": master.address(), "token": token}))
-        .await;
+    let (status, body) =
+        slave.post("/api/hierarchy/register", json!({"master": master.address(), "token": token})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "slave");
     assert_eq!(body["master"]["id"], master.options.instance.as_str());
@@ -56,13 +55,16 @@ pub fn receipt<'a>(object: &'a Value, slave: &str) -> Option<&'a Value> {
 }
 
 /// Waits until the master's `path` (a policy or task) satisfies `done` for every slave named.
-pub async fn wait_for_receipts(master: &TestServer, path: &str, slaves: &[&str], what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for_receipts(
+    master: &TestServer,
+    path: &str,
+    slaves: &[&str],
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     wait_for(what, || async {
         let object = master.get_ok(path).await;
-        slaves
-            .iter()
-            .all(|s| receipt(&object, s).is_some_and(&done))
-            .then_some(object)
+        slaves.iter().all(|s| receipt(&object, s).is_some_and(&done)).then_some(object)
     })
     .await
 }
@@ -122,7 +124,10 @@ pub async fn add_threats(url: String, transactions: impl IntoIterator<Item = (Ve
     for (ids, linger) in transactions {
         let tx = client.transaction().await.unwrap();
         for id in &ids {
-            updates += tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id]).await.unwrap();
+            updates += tx
+                .execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id])
+                .await
+                .unwrap();
         }
         if linger {
             tx.execute("SELECT pg_sleep(0.005)", &[]).await.unwrap();

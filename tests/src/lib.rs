@@ -18,7 +18,11 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use rampart_server::{config::Settings, startup::Application, state::SharedState};
 use rampart_shared::{
-    amqp::{close_channel, publisher::{Outgoing, Publisher}, Broker},
+    amqp::{
+        close_channel,
+        publisher::{Outgoing, Publisher},
+        Broker,
+    },
     topology::{self, NameSegment, Topology},
     Secret, Shutdown,
 };
@@ -89,7 +93,13 @@ impl ServerOptions {
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api>{}</Server>",
-            self.instance, self.role, self.database_url(), self.pool_size, self.amqp_url, self.namespace, self.extra_xml
+            self.instance,
+            self.role,
+            self.database_url(),
+            self.pool_size,
+            self.amqp_url,
+            self.namespace,
+            self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
     }

@@ -42,7 +42,15 @@ impl TestReport {
         let pool = app.pool();
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self { base, database_url, namespace: namespace.to_owned(), http: reqwest::Client::new(), pool, shutdown, handle }
+        Self {
+            base,
+            database_url,
+            namespace: namespace.to_owned(),
+            http: reqwest::Client::new(),
+            pool,
+            shutdown,
+            handle,
+        }
     }
 
     /// The `<Reports>` element of a master that uses this service.
@@ -58,7 +66,14 @@ impl TestReport {
     /// `GET /api/reports/{path}` as JSON (path may carry a query).
     pub async fn report(&self, path: &str) -> Value {
         let url = format!("{}/api/reports/{path}", self.base);
-        let response = self.http.get(&url).bearer_auth(TOKEN).timeout(Duration::from_secs(30)).send().await.expect("report service reachable");
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("report service reachable");
         assert!(response.status().is_success(), "GET {url}: {}", response.status());
         response.json().await.expect("a JSON report")
     }
@@ -66,7 +81,14 @@ impl TestReport {
     /// `GET /api/status`: what the read model holds and the event counters.
     pub async fn status(&self) -> Value {
         let url = format!("{}/api/status", self.base);
-        let response = self.http.get(&url).bearer_auth(TOKEN).timeout(Duration::from_secs(30)).send().await.expect("report service reachable");
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("report service reachable");
         response.json().await.expect("a JSON status")
     }
 

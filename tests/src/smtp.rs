@@ -234,9 +234,10 @@ impl ReceivedMail {
             .iter()
             .filter_map(|p| {
                 let disposition = header_in(&p.head, "Content-Disposition")?;
-                disposition.to_ascii_lowercase().starts_with("attachment").then(|| {
-                    (param(&disposition, "filename").unwrap_or_default(), p.decoded())
-                })
+                disposition
+                    .to_ascii_lowercase()
+                    .starts_with("attachment")
+                    .then(|| (param(&disposition, "filename").unwrap_or_default(), p.decoded()))
             })
             .collect()
     }

@@ -41,8 +41,17 @@ impl Route {
 /// Asserts a JSON error with `status`; returns the answer for more checks.
 fn refused(what: &str, answer: Answer, status: u16) -> Answer {
     assert_eq!(answer.status.as_u16(), status, "{what}: {} {}", answer.status, answer.body);
-    assert!(answer.content_type.starts_with("application/json"), "{what}: not JSON ({}): {}", answer.content_type, answer.body);
-    assert!(!answer.code().is_empty() && !answer.message().is_empty(), "{what}: no error code and message: {}", answer.body);
+    assert!(
+        answer.content_type.starts_with("application/json"),
+        "{what}: not JSON ({}): {}",
+        answer.content_type,
+        answer.body
+    );
+    assert!(
+        !answer.code().is_empty() && !answer.message().is_empty(),
+        "{what}: no error code and message: {}",
+        answer.body
+    );
     answer
 }
 
@@ -60,9 +69,17 @@ async fn abuse(server: &TestServer, r: &Route) {
         let object = valid.as_object().expect("bodies are objects");
         let send = |bytes: Vec<u8>| json(server, r.method.clone(), &r.path, bytes);
         refused(&format!("{name}: malformed JSON"), send(b"{,}".to_vec()).await, 400);
-        refused(&format!("{name}: truncated JSON"), send(body.clone().unwrap()[..body.as_ref().unwrap().len() - 1].to_vec()).await, 400);
+        refused(
+            &format!("{name}: truncated JSON"),
+            send(body.clone().unwrap()[..body.as_ref().unwrap().len() - 1].to_vec()).await,
+            400,
+        );
         for not_object in [&b"[1, 2, 3]"[..], b"[]", b"\"a string\"", b"42", b"null"] {
-            refused(&format!("{name}: {} is not an object", String::from_utf8_lossy(not_object)), send(not_object.to_vec()).await, 422);
+            refused(
+                &format!("{name}: {} is not an object", String::from_utf8_lossy(not_object)),
+                send(not_object.to_vec()).await,
+                422,
+            );
         }
         let mut unknown = object.clone();
         unknown.insert("bogus_field".into(), json!(1));
@@ -71,13 +88,18 @@ async fn abuse(server: &TestServer, r: &Route) {
         for field in object.keys() {
             let mut wrong = object.clone();
             wrong.insert(field.clone(), json!([[]]));
-            let answer = refused(&format!("{name}: {field} of a wrong type"), send(serde_json::to_vec(&wrong).unwrap()).await, 422);
+            let answer = refused(
+                &format!("{name}: {field} of a wrong type"),
+                send(serde_json::to_vec(&wrong).unwrap()).await,
+                422,
+            );
             assert!(answer.message().contains(field.as_str()), "{name}: the message names {field}: {}", answer.body);
         }
         for (field, value) in object.iter().filter(|(_, v)| v.is_string()) {
             let mut nul = object.clone();
             nul.insert(field.clone(), json!(format!("{}\u{0}x", value.as_str().unwrap())));
-            let answer = refused(&format!("{name}: NUL in {field}"), send(serde_json::to_vec(&nul).unwrap()).await, 422);
+            let answer =
+                refused(&format!("{name}: NUL in {field}"), send(serde_json::to_vec(&nul).unwrap()).await, 422);
             assert!(answer.message().contains("NUL"), "{name}: {}", answer.body);
         }
         let big = format!("{{\"name\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
@@ -92,7 +114,8 @@ async fn abuse(server: &TestServer, r: &Route) {
     }
     for (path, what) in [(&r.unknown, "unknown"), (&r.malformed, "malformed")] {
         if let Some(path) = path {
-            let answer = request(server, r.method.clone(), path, Auth::Right, Some("application/json"), body.clone()).await;
+            let answer =
+                request(server, r.method.clone(), path, Auth::Right, Some("application/json"), body.clone()).await;
             let answer = refused(&format!("{} {path} ({what} id)", r.method), answer, 404);
             assert_eq!(answer.code(), "not_found", "{path}: {}", answer.body);
         }
@@ -138,7 +161,9 @@ async fn a_site_refuses_every_kind_of_bad_request_and_changes_nothing() {
     let p = id(&policy);
     let (_, task) = site.post("/api/tasks", json!({"kind": "quick_scan", "target": {"all": true}})).await;
     let t = id(&task);
-    let (_, schedule) = site.post("/api/reports/schedules", json!({"name": "daily", "kind": "security-status", "daily_at": "07:00"})).await;
+    let (_, schedule) = site
+        .post("/api/reports/schedules", json!({"name": "daily", "kind": "security-status", "daily_at": "07:00"}))
+        .await;
     let s = id(&schedule);
     rampart_tests::wait_for("the outbox to drain", || async {
         (site.get_ok("/api/status").await["messages"]["outbox_depth"] == 0).then_some(())
@@ -156,7 +181,8 @@ async fn a_site_refuses_every_kind_of_bad_request_and_changes_nothing() {
         route(Method::GET, "/api/tree?view=virtual", None),
         route(Method::GET, "/api/endpoints?limit=2", None),
         route(Method::GET, "/api/endpoints/ep-00000", None).ids("/api/endpoints/nobody", None),
-        route(Method::POST, "/api/endpoints/ep-00000/move", Some(json!({"group_id": 1}))).ids("/api/endpoints/nobody/move", None),
+        route(Method::POST, "/api/endpoints/ep-00000/move", Some(json!({"group_id": 1})))
+            .ids("/api/endpoints/nobody/move", None),
         route(Method::GET, "/api/groups", None),
         route(Method::POST, "/api/groups", Some(json!({"name": "New", "parent_id": 1, "subnet": "10.20.0.0/16"}))),
         route(Method::PATCH, format!("/api/groups/{g}"), Some(json!({"name": "Renamed", "subnet": "10.21.0.0/16"})))
@@ -164,22 +190,39 @@ async fn a_site_refuses_every_kind_of_bad_request_and_changes_nothing() {
         route(Method::DELETE, format!("/api/groups/{g}"), None).ids("/api/groups/999999", Some("/api/groups/1.5")),
         route(Method::GET, "/api/virtual-groups", None),
         route(Method::POST, "/api/virtual-groups", Some(json!({"name": "New VG", "description": "d"}))),
-        route(Method::DELETE, format!("/api/virtual-groups/{v}"), None).ids("/api/virtual-groups/999999", Some("/api/virtual-groups/x")),
-        route(Method::GET, format!("/api/virtual-groups/{v}/members"), None).ids("/api/virtual-groups/999999/members", Some("/api/virtual-groups/-/members")),
-        route(Method::POST, format!("/api/virtual-groups/{v}/members"), Some(json!({"endpoints": ["ep-00001"]}))).ids("/api/virtual-groups/999999/members", None),
-        route(Method::DELETE, format!("/api/virtual-groups/{v}/members"), Some(json!({"endpoints": ["ep-00000"]}))).ids("/api/virtual-groups/999999/members", None),
+        route(Method::DELETE, format!("/api/virtual-groups/{v}"), None)
+            .ids("/api/virtual-groups/999999", Some("/api/virtual-groups/x")),
+        route(Method::GET, format!("/api/virtual-groups/{v}/members"), None)
+            .ids("/api/virtual-groups/999999/members", Some("/api/virtual-groups/-/members")),
+        route(Method::POST, format!("/api/virtual-groups/{v}/members"), Some(json!({"endpoints": ["ep-00001"]})))
+            .ids("/api/virtual-groups/999999/members", None),
+        route(Method::DELETE, format!("/api/virtual-groups/{v}/members"), Some(json!({"endpoints": ["ep-00000"]})))
+            .ids("/api/virtual-groups/999999/members", None),
         route(Method::GET, "/api/policies", None),
-        route(Method::POST, "/api/policies", Some(json!({"name": "Second", "settings": {"realtime_protection": false}}))),
-        route(Method::GET, format!("/api/policies/{p}"), None).ids(format!("/api/policies/{uuid}"), Some("/api/policies/not-a-uuid")),
-        route(Method::PATCH, format!("/api/policies/{p}"), Some(json!({"name": "Renamed", "settings": {"scan_schedule": "off"}})))
-            .ids(format!("/api/policies/{uuid}"), Some("/api/policies/42")),
-        route(Method::DELETE, format!("/api/policies/{p}"), None).ids(format!("/api/policies/{uuid}"), Some("/api/policies/x")),
-        route(Method::POST, format!("/api/policies/{p}/assignments"), Some(json!({"target": "all"}))).ids(format!("/api/policies/{uuid}/assignments"), None),
-        route(Method::DELETE, format!("/api/policies/{p}/assignments"), Some(json!({"target": "all"}))).ids(format!("/api/policies/{uuid}/assignments"), None),
+        route(
+            Method::POST,
+            "/api/policies",
+            Some(json!({"name": "Second", "settings": {"realtime_protection": false}})),
+        ),
+        route(Method::GET, format!("/api/policies/{p}"), None)
+            .ids(format!("/api/policies/{uuid}"), Some("/api/policies/not-a-uuid")),
+        route(
+            Method::PATCH,
+            format!("/api/policies/{p}"),
+            Some(json!({"name": "Renamed", "settings": {"scan_schedule": "off"}})),
+        )
+        .ids(format!("/api/policies/{uuid}"), Some("/api/policies/42")),
+        route(Method::DELETE, format!("/api/policies/{p}"), None)
+            .ids(format!("/api/policies/{uuid}"), Some("/api/policies/x")),
+        route(Method::POST, format!("/api/policies/{p}/assignments"), Some(json!({"target": "all"})))
+            .ids(format!("/api/policies/{uuid}/assignments"), None),
+        route(Method::DELETE, format!("/api/policies/{p}/assignments"), Some(json!({"target": "all"})))
+            .ids(format!("/api/policies/{uuid}/assignments"), None),
         route(Method::GET, "/api/tasks", None),
         route(Method::POST, "/api/tasks", Some(json!({"name": "Scan", "kind": "quick_scan", "target": {"all": true}}))),
         route(Method::GET, format!("/api/tasks/{t}"), None).ids(format!("/api/tasks/{uuid}"), Some("/api/tasks/7")),
-        route(Method::POST, format!("/api/tasks/{t}/cancel"), None).ids(format!("/api/tasks/{uuid}/cancel"), Some("/api/tasks/x/cancel")),
+        route(Method::POST, format!("/api/tasks/{t}/cancel"), None)
+            .ids(format!("/api/tasks/{uuid}/cancel"), Some("/api/tasks/x/cancel")),
         route(Method::GET, "/api/deployments", None),
         route(Method::POST, "/api/deployments", Some(json!({"computers": ["nowhere-1"]}))),
         route(Method::GET, "/api/settings/auto-deploy", None),
@@ -195,56 +238,116 @@ async fn a_site_refuses_every_kind_of_bad_request_and_changes_nothing() {
         route(Method::POST, "/api/replication/now", Some(json!({"full": true}))),
         route(Method::GET, "/api/reports/security-status", None).ids("/api/reports/weather", None),
         route(Method::GET, "/api/reports/schedules", None),
-        route(Method::POST, "/api/reports/schedules", Some(json!({"name": "weekly", "kind": "malware", "format": "csv", "every_seconds": 600, "email": false}))),
-        route(Method::DELETE, format!("/api/reports/schedules/{s}"), None).ids(format!("/api/reports/schedules/{uuid}"), Some("/api/reports/schedules/x")),
-        route(Method::POST, format!("/api/reports/schedules/{s}/run"), None).ids(format!("/api/reports/schedules/{uuid}/run"), None),
+        route(
+            Method::POST,
+            "/api/reports/schedules",
+            Some(json!({"name": "weekly", "kind": "malware", "format": "csv", "every_seconds": 600, "email": false})),
+        ),
+        route(Method::DELETE, format!("/api/reports/schedules/{s}"), None)
+            .ids(format!("/api/reports/schedules/{uuid}"), Some("/api/reports/schedules/x")),
+        route(Method::POST, format!("/api/reports/schedules/{s}/run"), None)
+            .ids(format!("/api/reports/schedules/{uuid}/run"), None),
     ];
     let before = snapshot(&site.state.pool).await;
     for r in &routes {
         abuse(&site, r).await;
     }
-    invalid(&site, &[
-        (Method::POST, "/api/endpoints/ep-00000/move".into(), json!({"group_id": 999999}), 422, "group_id 999999"),
-        (Method::POST, "/api/groups".into(), json!({"name": "Bad", "subnet": "10.0.0.0/99"}), 422, "subnet"),
-        (Method::POST, "/api/groups".into(), json!({"name": "  "}), 422, "name"),
-        (Method::PATCH, format!("/api/groups/{g}"), json!({"parent_id": 1}), 422, "parent_id"),
-        (Method::POST, "/api/virtual-groups".into(), json!({"name": "VIP"}), 409, "VIP"),
-        (Method::POST, format!("/api/virtual-groups/{v}/members"), json!({"endpoints": ["ep-00001", "ghost"]}), 422, "ghost"),
-        (Method::PATCH, format!("/api/policies/{p}"), json!({"settings": {"update_interval_minutes": 1}}), 422, "update_interval_minutes"),
-        (Method::POST, format!("/api/policies/{p}/assignments"), json!({"target": "group", "id": "999999"}), 422, "group 999999"),
-        (Method::POST, format!("/api/policies/{p}/assignments"), json!({"target": "planet"}), 422, "planet"),
-        (Method::POST, "/api/tasks".into(), json!({"kind": "quick_scan", "target": {"endpoints": ["ep-00000", "ghost"]}}), 422, "ghost"),
-        (Method::POST, "/api/tasks".into(), json!({"kind": "defrag", "target": {"all": true}}), 422, "defrag"),
-        (Method::POST, "/api/deployments".into(), json!({"computers": []}), 422, "computers"),
-        (Method::PUT, "/api/settings/email".into(), json!({"smtp_host": "m", "from": "nobody", "to": ["b@example.com"]}), 422, "from"),
-        (Method::PUT, "/api/license".into(), json!({"key": "RAMPART1.e30.c2ln"}), 422, "license key"),
-        (Method::POST, "/api/hierarchy/register".into(), json!({"master": "http://hq", "token": "rrt_x"}), 422, "HOST:PORT"),
-        (Method::POST, "/api/replication/now".into(), json!({}), 409, "stand-alone"),
-        (Method::POST, "/api/reports/schedules".into(), json!({"name": "x y", "kind": "malware", "every_seconds": 600}), 422, "name"),
-        (Method::POST, "/api/reports/schedules".into(), json!({"name": "fast", "kind": "malware", "every_seconds": 1}), 422, "every_seconds"),
-    ])
+    invalid(
+        &site,
+        &[
+            (Method::POST, "/api/endpoints/ep-00000/move".into(), json!({"group_id": 999999}), 422, "group_id 999999"),
+            (Method::POST, "/api/groups".into(), json!({"name": "Bad", "subnet": "10.0.0.0/99"}), 422, "subnet"),
+            (Method::POST, "/api/groups".into(), json!({"name": "  "}), 422, "name"),
+            (Method::PATCH, format!("/api/groups/{g}"), json!({"parent_id": 1}), 422, "parent_id"),
+            (Method::POST, "/api/virtual-groups".into(), json!({"name": "VIP"}), 409, "VIP"),
+            (
+                Method::POST,
+                format!("/api/virtual-groups/{v}/members"),
+                json!({"endpoints": ["ep-00001", "ghost"]}),
+                422,
+                "ghost",
+            ),
+            (
+                Method::PATCH,
+                format!("/api/policies/{p}"),
+                json!({"settings": {"update_interval_minutes": 1}}),
+                422,
+                "update_interval_minutes",
+            ),
+            (
+                Method::POST,
+                format!("/api/policies/{p}/assignments"),
+                json!({"target": "group", "id": "999999"}),
+                422,
+                "group 999999",
+            ),
+            (Method::POST, format!("/api/policies/{p}/assignments"), json!({"target": "planet"}), 422, "planet"),
+            (
+                Method::POST,
+                "/api/tasks".into(),
+                json!({"kind": "quick_scan", "target": {"endpoints": ["ep-00000", "ghost"]}}),
+                422,
+                "ghost",
+            ),
+            (Method::POST, "/api/tasks".into(), json!({"kind": "defrag", "target": {"all": true}}), 422, "defrag"),
+            (Method::POST, "/api/deployments".into(), json!({"computers": []}), 422, "computers"),
+            (
+                Method::PUT,
+                "/api/settings/email".into(),
+                json!({"smtp_host": "m", "from": "nobody", "to": ["b@example.com"]}),
+                422,
+                "from",
+            ),
+            (Method::PUT, "/api/license".into(), json!({"key": "RAMPART1.e30.c2ln"}), 422, "license key"),
+            (
+                Method::POST,
+                "/api/hierarchy/register".into(),
+                json!({"master": "http://hq", "token": "rrt_x"}),
+                422,
+                "HOST:PORT",
+            ),
+            (Method::POST, "/api/replication/now".into(), json!({}), 409, "stand-alone"),
+            (
+                Method::POST,
+                "/api/reports/schedules".into(),
+                json!({"name": "x y", "kind": "malware", "every_seconds": 600}),
+                422,
+                "name",
+            ),
+            (
+                Method::POST,
+                "/api/reports/schedules".into(),
+                json!({"name": "fast", "kind": "malware", "every_seconds": 1}),
+                422,
+                "every_seconds",
+            ),
+        ],
+    )
     .await;
-    bad_queries(&site, &[
-        (Method::GET, "/api/endpoints?limit=abc", 400),
-        (Method::GET, "/api/endpoints?limit=0", 422),
-        (Method::GET, "/api/endpoints?offset=-1", 422),
-        (Method::GET, "/api/endpoints?status=glowing", 422),
-        (Method::GET, "/api/endpoints?colour=red", 400),
-        (Method::GET, "/api/endpoints?search=%00", 400),
-        (Method::GET, "/api/endpoints?slave=paris", 422),
-        (Method::GET, "/api/detections?limit=100000", 422),
-        (Method::GET, "/api/tree?view=upside-down", 422),
-        (Method::GET, "/api/refused-messages?limit=0", 422),
-        (Method::GET, "/api/refused-messages?colour=red", 400),
-        (Method::GET, "/api/reports/security-status?format=pdf", 400),
-        (Method::GET, "/api/reports/security-status?slave=paris", 400),
-        (Method::PUT, "/api/status", 405),
-        (Method::DELETE, "/api/policies", 405),
-        (Method::POST, "/health", 405),
-        (Method::GET, "/no-such-page", 404),
-        (Method::GET, "/api/no-such-route", 404),
-        (Method::POST, "/api/no-such-route", 404),
-    ])
+    bad_queries(
+        &site,
+        &[
+            (Method::GET, "/api/endpoints?limit=abc", 400),
+            (Method::GET, "/api/endpoints?limit=0", 422),
+            (Method::GET, "/api/endpoints?offset=-1", 422),
+            (Method::GET, "/api/endpoints?status=glowing", 422),
+            (Method::GET, "/api/endpoints?colour=red", 400),
+            (Method::GET, "/api/endpoints?search=%00", 400),
+            (Method::GET, "/api/endpoints?slave=paris", 422),
+            (Method::GET, "/api/detections?limit=100000", 422),
+            (Method::GET, "/api/tree?view=upside-down", 422),
+            (Method::GET, "/api/refused-messages?limit=0", 422),
+            (Method::GET, "/api/refused-messages?colour=red", 400),
+            (Method::GET, "/api/reports/security-status?format=pdf", 400),
+            (Method::GET, "/api/reports/security-status?slave=paris", 400),
+            (Method::PUT, "/api/status", 405),
+            (Method::DELETE, "/api/policies", 405),
+            (Method::POST, "/health", 405),
+            (Method::GET, "/no-such-page", 404),
+            (Method::GET, "/api/no-such-route", 404),
+            (Method::POST, "/api/no-such-route", 404),
+        ],
+    )
     .await;
     let after = snapshot(&site.state.pool).await;
     assert!(changed(&before, &after).is_empty(), "refused requests changed {:?}", changed(&before, &after));
@@ -267,13 +370,21 @@ async fn a_master_and_the_report_service_refuse_bad_requests_and_change_nothing(
         route(Method::GET, "/api/slaves", None),
         route(Method::GET, "/api/slaves/paris", None).ids("/api/slaves/nobody", None),
         route(Method::DELETE, "/api/slaves/paris", None).ids("/api/slaves/nobody", None),
-        route(Method::POST, "/api/slaves/paris/replicate", Some(json!({"full": true}))).ids("/api/slaves/nobody/replicate", None),
+        route(Method::POST, "/api/slaves/paris/replicate", Some(json!({"full": true})))
+            .ids("/api/slaves/nobody/replicate", None),
         route(Method::POST, "/api/verifications", Some(json!({"slave": "paris"}))),
-        route(Method::GET, format!("/api/verifications/{uuid}"), None).ids(format!("/api/verifications/{uuid}"), Some("/api/verifications/1")),
+        route(Method::GET, format!("/api/verifications/{uuid}"), None)
+            .ids(format!("/api/verifications/{uuid}"), Some("/api/verifications/1")),
         route(Method::POST, "/api/policies", Some(json!({"name": "More", "target": {"slaves": ["paris"]}}))),
-        route(Method::PATCH, format!("/api/policies/{p}"), Some(json!({"name": "Renamed"}))).ids(format!("/api/policies/{uuid}"), Some("/api/policies/p")),
-        route(Method::POST, "/api/tasks", Some(json!({"name": "Scan", "kind": "full_scan", "target": {"slaves": "all"}}))),
-        route(Method::POST, format!("/api/tasks/{uuid}/cancel"), None).ids(format!("/api/tasks/{uuid}/cancel"), Some("/api/tasks/t/cancel")),
+        route(Method::PATCH, format!("/api/policies/{p}"), Some(json!({"name": "Renamed"})))
+            .ids(format!("/api/policies/{uuid}"), Some("/api/policies/p")),
+        route(
+            Method::POST,
+            "/api/tasks",
+            Some(json!({"name": "Scan", "kind": "full_scan", "target": {"slaves": "all"}})),
+        ),
+        route(Method::POST, format!("/api/tasks/{uuid}/cancel"), None)
+            .ids(format!("/api/tasks/{uuid}/cancel"), Some("/api/tasks/t/cancel")),
         route(Method::POST, "/api/replication/now", Some(json!({"full": false}))),
         route(Method::POST, "/api/reports/resend", None),
         route(Method::GET, "/api/tree", None),
@@ -283,28 +394,64 @@ async fn a_master_and_the_report_service_refuse_bad_requests_and_change_nothing(
     for r in &routes {
         abuse(&master, r).await;
     }
-    invalid(&master, &[
-        (Method::POST, "/api/registration-tokens".into(), json!({"expires_in_seconds": 0}), 422, "expires_in_seconds"),
-        (Method::POST, "/api/registration-tokens".into(), json!({"expires_in_seconds": 99_999_999}), 422, "30 days"),
-        (Method::POST, "/api/policies".into(), json!({"name": "No target"}), 422, "target"),
-        (Method::POST, "/api/policies".into(), json!({"name": "Bad", "target": {"slaves": "some"}}), 422, "target.slaves"),
-        (Method::POST, "/api/policies".into(), json!({"name": "Ghost", "target": {"slaves": ["ghost"]}}), 422, "ghost"),
-        (Method::POST, format!("/api/policies/{p}/assignments"), json!({"target": "all"}), 409, "target"),
-        (Method::POST, "/api/tasks".into(), json!({"kind": "quick_scan", "target": {"slaves": []}}), 422, "empty"),
-        (Method::POST, "/api/verifications".into(), json!({}), 409, "no active slave"),
-        (Method::POST, "/api/verifications".into(), json!({"slave": "nobody"}), 404, "nobody"),
-        (Method::POST, "/api/hierarchy/register".into(), json!({"master": "127.0.0.1:1", "token": "rrt_x"}), 409, "master"),
-        (Method::PUT, "/api/license".into(), json!({"key": "RAMPART1.e30.c2ln"}), 409, "master"),
-    ])
+    invalid(
+        &master,
+        &[
+            (
+                Method::POST,
+                "/api/registration-tokens".into(),
+                json!({"expires_in_seconds": 0}),
+                422,
+                "expires_in_seconds",
+            ),
+            (
+                Method::POST,
+                "/api/registration-tokens".into(),
+                json!({"expires_in_seconds": 99_999_999}),
+                422,
+                "30 days",
+            ),
+            (Method::POST, "/api/policies".into(), json!({"name": "No target"}), 422, "target"),
+            (
+                Method::POST,
+                "/api/policies".into(),
+                json!({"name": "Bad", "target": {"slaves": "some"}}),
+                422,
+                "target.slaves",
+            ),
+            (
+                Method::POST,
+                "/api/policies".into(),
+                json!({"name": "Ghost", "target": {"slaves": ["ghost"]}}),
+                422,
+                "ghost",
+            ),
+            (Method::POST, format!("/api/policies/{p}/assignments"), json!({"target": "all"}), 409, "target"),
+            (Method::POST, "/api/tasks".into(), json!({"kind": "quick_scan", "target": {"slaves": []}}), 422, "empty"),
+            (Method::POST, "/api/verifications".into(), json!({}), 409, "no active slave"),
+            (Method::POST, "/api/verifications".into(), json!({"slave": "nobody"}), 404, "nobody"),
+            (
+                Method::POST,
+                "/api/hierarchy/register".into(),
+                json!({"master": "127.0.0.1:1", "token": "rrt_x"}),
+                409,
+                "master",
+            ),
+            (Method::PUT, "/api/license".into(), json!({"key": "RAMPART1.e30.c2ln"}), 409, "master"),
+        ],
+    )
     .await;
-    bad_queries(&master, &[
-        (Method::GET, "/api/endpoints?group=3", 422),
-        (Method::GET, "/api/endpoints?slave=Not%20A%20Slave&offset=-5", 422),
-        (Method::DELETE, "/api/slaves/nobody?purge=maybe", 400),
-        (Method::GET, "/api/reports/security-status?slave=Bad%20Name", 400),
-        (Method::GET, "/api/reports/security-status?slave=nobody", 409),
-        (Method::GET, "/api/reports/weather", 404),
-    ])
+    bad_queries(
+        &master,
+        &[
+            (Method::GET, "/api/endpoints?group=3", 422),
+            (Method::GET, "/api/endpoints?slave=Not%20A%20Slave&offset=-5", 422),
+            (Method::DELETE, "/api/slaves/nobody?purge=maybe", 400),
+            (Method::GET, "/api/reports/security-status?slave=Bad%20Name", 400),
+            (Method::GET, "/api/reports/security-status?slave=nobody", 409),
+            (Method::GET, "/api/reports/weather", 404),
+        ],
+    )
     .await;
     let after = snapshot(&master.state.pool).await;
     assert!(changed(&before, &after).is_empty(), "refused requests changed {:?}", changed(&before, &after));
@@ -334,6 +481,7 @@ async fn a_master_and_the_report_service_refuse_bad_requests_and_change_nothing(
         assert!(body["error"]["message"].is_string(), "report service {path}: {body}");
     }
     report.stop().await;
-    let topology = rampart_shared::topology::Topology::new(&rampart_shared::topology::NameSegment::parse(&namespace).unwrap());
+    let topology =
+        rampart_shared::topology::Topology::new(&rampart_shared::topology::NameSegment::parse(&namespace).unwrap());
     rampart_tests::teardown_namespace(&topology, &[topology.report_events_queue()]).await;
 }

@@ -33,9 +33,17 @@ use serde_json::{json, Value};
 
 fn heartbeat(id: &str, hostname: &str) -> Heartbeat {
     Heartbeat {
-        endpoint_id: id.into(), hostname: hostname.into(), ip: "10.9.0.1".into(), os: "Debian 12".into(),
-        agent_version: "7.2.0".into(), signatures_version: "today".into(), signatures_date: Utc::now().date_naive(),
-        realtime_protection: true, active_threats: 0, policy_id: None, policy_version: None,
+        endpoint_id: id.into(),
+        hostname: hostname.into(),
+        ip: "10.9.0.1".into(),
+        os: "Debian 12".into(),
+        agent_version: "7.2.0".into(),
+        signatures_version: "today".into(),
+        signatures_date: Utc::now().date_naive(),
+        realtime_protection: true,
+        active_threats: 0,
+        policy_id: None,
+        policy_version: None,
     }
 }
 
@@ -51,7 +59,10 @@ async fn audited(server: &TestServer, queue: &str, at_least: usize) -> Vec<Value
 
 fn assert_audited(audit: &[Value], reasons: &[String]) {
     for reason in reasons {
-        assert!(audit.iter().any(|m| m["reason"].as_str().unwrap_or("").contains(reason.as_str())), "'{reason}' not in the audit: {audit:#?}");
+        assert!(
+            audit.iter().any(|m| m["reason"].as_str().unwrap_or("").contains(reason.as_str())),
+            "'{reason}' not in the audit: {audit:#?}"
+        );
     }
 }
 
@@ -66,13 +77,20 @@ async fn the_site_inbox_and_the_agents_queue_park_bad_input_and_keep_serving() {
     // The inbox: what inbox.rs does not cover yet, and a poison heartbeat.
     let good = Envelope::new(kind::HEARTBEAT, "ep-big", 1, &heartbeat("ep-big", "pc"));
     let key = Topology::site_key(&instance, kind::HEARTBEAT);
-    let mut bad: Vec<_> = broken_variants(&topo.site_exchange(), &key, &good, None, MAX_MESSAGE_BYTES).into_iter().skip(3).collect();
-    bad.push(poison(&topo.site_exchange(), &key, &Envelope::new(kind::HEARTBEAT, "ep-nul", 1, &heartbeat("ep-nul", "pc\u{0}1")), None));
+    let mut bad: Vec<_> =
+        broken_variants(&topo.site_exchange(), &key, &good, None, MAX_MESSAGE_BYTES).into_iter().skip(3).collect();
+    bad.push(poison(
+        &topo.site_exchange(),
+        &key,
+        &Envelope::new(kind::HEARTBEAT, "ep-nul", 1, &heartbeat("ep-nul", "pc\u{0}1")),
+        None,
+    ));
     let inbox_reasons = inject_bad(bad).await;
 
     // The agents' queue: every variant, and a task of a kind that does not exist.
     let routing = Topology::endpoint_key(&instance, "sim1-00001");
-    let task = EndpointCommand::Task(EndpointTask { task_id: uuid::Uuid::new_v4(), kind: TaskKind::QuickScan }).to_envelope(&instance, 1);
+    let task = EndpointCommand::Task(EndpointTask { task_id: uuid::Uuid::new_v4(), kind: TaskKind::QuickScan })
+        .to_envelope(&instance, 1);
     let mut bad = broken_variants(&topo.agents_exchange(), &routing, &task, None, MAX_MESSAGE_BYTES);
     let mut defrag = task.clone();
     let mut body: Value = defrag.body().unwrap();
@@ -86,7 +104,10 @@ async fn the_site_inbox_and_the_agents_queue_park_bad_input_and_keep_serving() {
 
     // Good messages after them are applied: a heartbeat, and a task the agents run.
     rampart_tests::inject(vec![Outgoing::envelope(
-        topo.site_exchange(), key.clone(), &Envelope::new(kind::HEARTBEAT, "ep-after", 1, &heartbeat("ep-after", "pc-after")), None,
+        topo.site_exchange(),
+        key.clone(),
+        &Envelope::new(kind::HEARTBEAT, "ep-after", 1, &heartbeat("ep-after", "pc-after")),
+        None,
     )])
     .await;
     site.wait_for_endpoints(4).await;
@@ -129,45 +150,115 @@ async fn a_slaves_commands_and_the_masters_status_and_replication_park_bad_input
 
     // Commands to paris, signed with its command key, from its master.
     let policy = |name: &str| {
-        MasterCommand::Policy(MasterPolicy { policy_id: uuid::Uuid::new_v4(), version: 1, name: name.into(), settings: PolicySettings::default(), scope: Scope::default() })
+        MasterCommand::Policy(MasterPolicy {
+            policy_id: uuid::Uuid::new_v4(),
+            version: 1,
+            name: name.into(),
+            settings: PolicySettings::default(),
+            scope: Scope::default(),
+        })
     };
     let to_paris = Topology::slave_key("paris");
-    let mut bad = broken_variants(&topo.commands_exchange(), &to_paris, &policy("Fine").to_envelope("hq"), Some(&link.command_key), MAX_MESSAGE_BYTES);
-    bad.push(poison(&topo.commands_exchange(), &to_paris, &policy("Bad\u{0}Name").to_envelope("hq"), Some(&link.command_key)));
+    let mut bad = broken_variants(
+        &topo.commands_exchange(),
+        &to_paris,
+        &policy("Fine").to_envelope("hq"),
+        Some(&link.command_key),
+        MAX_MESSAGE_BYTES,
+    );
+    bad.push(poison(
+        &topo.commands_exchange(),
+        &to_paris,
+        &policy("Bad\u{0}Name").to_envelope("hq"),
+        Some(&link.command_key),
+    ));
     let command_reasons = inject_bad(bad).await;
 
     // Reports from paris, signed with its slave key.
-    let report = |version: &str| SlaveReport::Heartbeat(SlaveHeartbeat { version: version.into(), endpoints: 1, license: None, replication: None });
+    let report = |version: &str| {
+        SlaveReport::Heartbeat(SlaveHeartbeat {
+            version: version.into(),
+            endpoints: 1,
+            license: None,
+            replication: None,
+        })
+    };
     let status_key = Topology::status_key("paris", rampart_shared::hierarchy::kind::HEARTBEAT);
-    let mut bad = broken_variants(&topo.status_exchange(), &status_key, &report("1.0").to_envelope("paris"), Some(&link.slave_key), MAX_MESSAGE_BYTES);
-    bad.push(poison(&topo.status_exchange(), &status_key, &report("0.1\u{0}").to_envelope("paris"), Some(&link.slave_key)));
+    let mut bad = broken_variants(
+        &topo.status_exchange(),
+        &status_key,
+        &report("1.0").to_envelope("paris"),
+        Some(&link.slave_key),
+        MAX_MESSAGE_BYTES,
+    );
+    bad.push(poison(
+        &topo.status_exchange(),
+        &status_key,
+        &report("0.1\u{0}").to_envelope("paris"),
+        Some(&link.slave_key),
+    ));
     let status_reasons = inject_bad(bad).await;
 
     // Batches from paris: the poison starts at the copy's watermark, so only the database can refuse it.
     let watermark: Watermark = copy["watermark"].as_str().unwrap().parse().unwrap();
     let batch = |row: Value| ReplicationBatch {
-        epoch: copy["epoch"].as_i64().unwrap(), batch: 9000, from: watermark, to: Watermark { xid: watermark.xid + 1, seq: 1 },
-        caught_up: false, taken_at: Utc::now(), digest: None,
-        rows: vec![ReplicatedRow { table: ReplicatedTable::Endpoints, key: json!({"id": "forged-1"}), change_seq: 1, row: Some(serde_json::value::to_raw_value(&row).unwrap()) }],
+        epoch: copy["epoch"].as_i64().unwrap(),
+        batch: 9000,
+        from: watermark,
+        to: Watermark { xid: watermark.xid + 1, seq: 1 },
+        caught_up: false,
+        taken_at: Utc::now(),
+        digest: None,
+        rows: vec![ReplicatedRow {
+            table: ReplicatedTable::Endpoints,
+            key: json!({"id": "forged-1"}),
+            change_seq: 1,
+            row: Some(serde_json::value::to_raw_value(&row).unwrap()),
+        }],
     };
     let envelope = |b: &ReplicationBatch| Envelope::new(replication::kind::BATCH, "paris", 9000, b);
-    let mut bad = broken_variants(&topo.replication_exchange(), &to_paris, &envelope(&batch(json!({"id": "forged-1"}))), Some(&link.slave_key), MAX_REPLICATION_BYTES);
-    bad.push(poison(&topo.replication_exchange(), &to_paris, &envelope(&batch(json!({"id": "forged-1", "hostname": "a\u{0}b"}))), Some(&link.slave_key)));
+    let mut bad = broken_variants(
+        &topo.replication_exchange(),
+        &to_paris,
+        &envelope(&batch(json!({"id": "forged-1"}))),
+        Some(&link.slave_key),
+        MAX_REPLICATION_BYTES,
+    );
+    bad.push(poison(
+        &topo.replication_exchange(),
+        &to_paris,
+        &envelope(&batch(json!({"id": "forged-1", "hostname": "a\u{0}b"}))),
+        Some(&link.slave_key),
+    ));
     let replication_reasons = inject_bad(bad).await;
 
     // Good messages after them: a policy goes down and its receipt comes up; a replication pass.
     let (status, good) = master.post("/api/policies", json!({"name": "After", "target": {"slaves": "all"}})).await;
     assert_eq!(status, 201, "{good}");
     let path = format!("/api/policies/{}", good["id"].as_str().unwrap());
-    wait_for_receipts(&master, &path, &["paris"], "the policy sent after the bad messages applied", |r| r["state"] == "applied").await;
+    wait_for_receipts(&master, &path, &["paris"], "the policy sent after the bad messages applied", |r| {
+        r["state"] == "applied"
+    })
+    .await;
     insert_endpoints(&paris, "paris", 5).await;
     assert_eq!(paris.post("/api/replication/now", json!({})).await.0, 202);
     let replicated = wait_for_replicated_endpoints(&master, "paris", 5).await;
     assert_eq!(replicated["epoch"], copy["epoch"], "{replicated}");
-    let forged: i64 = master.state.pool.get().await.unwrap()
-        .query_one("SELECT count(*) FROM replica_rows WHERE row_key ->> 'id' = 'forged-1'", &[]).await.unwrap().get(0);
+    let forged: i64 = master
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM replica_rows WHERE row_key ->> 'id' = 'forged-1'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(forged, 0, "no forged row reached the copy");
-    assert!(paris.get_ok("/api/policies").await.as_array().unwrap().iter().all(|p| p["name"] != "Fine"), "a bad command applied");
+    assert!(
+        paris.get_ok("/api/policies").await.as_array().unwrap().iter().all(|p| p["name"] != "Fine"),
+        "a bad command applied"
+    );
 
     let commands = topo.slave_commands_queue("paris");
     for (server, queue, reasons) in [
@@ -184,16 +275,32 @@ async fn a_slaves_commands_and_the_masters_status_and_replication_park_bad_input
         }
     }
 
-    assert_delivery_limits(topo.namespace(), &[commands, topo.master_status_queue(), topo.master_replication_queue(), topo.site_inbox("paris")]);
+    assert_delivery_limits(
+        topo.namespace(),
+        &[commands, topo.master_status_queue(), topo.master_replication_queue(), topo.site_inbox("paris")],
+    );
     paris.stop(&[]).await;
     master.stop(&[]).await;
 }
 
 fn summary(slave: &str, seq: i64, state: &str) -> SlaveSummary {
     SlaveSummary {
-        slave: slave.into(), seq, as_of: Utc::now(), site: None, tasks: vec![], tasks_complete: false,
-        health: SlaveHealth { slave: slave.into(), state: state.into(), version: None, last_seen: None, replicated_at: None,
-                              synced_as_of: None, rows_behind: None, batches_refused: 0 },
+        slave: slave.into(),
+        seq,
+        as_of: Utc::now(),
+        site: None,
+        tasks: vec![],
+        tasks_complete: false,
+        health: SlaveHealth {
+            slave: slave.into(),
+            state: state.into(),
+            version: None,
+            last_seen: None,
+            replicated_at: None,
+            synced_as_of: None,
+            rows_behind: None,
+            batches_refused: 0,
+        },
     }
 }
 
@@ -205,12 +312,21 @@ async fn the_report_services_events_queue_parks_bad_input_and_keeps_serving() {
     let key = SigningKey::from_secret(EVENT_KEY);
     let event = |s: &SlaveSummary| Envelope::new(events::kind::SLAVE_SUMMARY, "hq", 1, s);
     let routing = Topology::event_key(events::kind::SLAVE_SUMMARY);
-    let mut bad = broken_variants(&topo.events_exchange(), &routing, &event(&summary("nice", 1, "online")), Some(&key), MAX_EVENT_BYTES);
+    let mut bad = broken_variants(
+        &topo.events_exchange(),
+        &routing,
+        &event(&summary("nice", 1, "online")),
+        Some(&key),
+        MAX_EVENT_BYTES,
+    );
     bad.push(poison(&topo.events_exchange(), &routing, &event(&summary("nice", 2, "on\u{0}line")), Some(&key)));
     let reasons = inject_bad(bad).await;
 
     rampart_tests::inject(vec![Outgoing::envelope(
-        topo.events_exchange(), routing.clone(), &event(&summary("nantes", 3, "online")), Some(&key),
+        topo.events_exchange(),
+        routing.clone(),
+        &event(&summary("nantes", 3, "online")),
+        Some(&key),
     )])
     .await;
     wait_for("the event sent after the bad ones applied", || async {
@@ -241,7 +357,10 @@ async fn a_message_whose_consumer_keeps_dying_ends_parked_at_the_delivery_limit(
     let options = site.halt().await;
     let key = Topology::site_key(&options.instance, kind::HEARTBEAT);
     rampart_tests::inject(vec![Outgoing::envelope(
-        exchange, key, &Envelope::new(kind::HEARTBEAT, "ep-doomed", 1, &heartbeat("ep-doomed", "pc")), None,
+        exchange,
+        key,
+        &Envelope::new(kind::HEARTBEAT, "ep-doomed", 1, &heartbeat("ep-doomed", "pc")),
+        None,
     )])
     .await;
 
@@ -249,7 +368,8 @@ async fn a_message_whose_consumer_keeps_dying_ends_parked_at_the_delivery_limit(
     for _ in 0..DELIVERY_LIMIT + 5 {
         let broker = Broker::new(Secret::new(rampart_tests::AMQP_URL.to_owned()), "rampart-tests dying consumer");
         let channel = broker.channel().await.unwrap();
-        let got = channel.basic_get(inbox.as_str().into(), lapin::options::BasicGetOptions { no_ack: false }).await.unwrap();
+        let got =
+            channel.basic_get(inbox.as_str().into(), lapin::options::BasicGetOptions { no_ack: false }).await.unwrap();
         broker.close().await; // dies holding the delivery
         if got.is_none() {
             break;
@@ -263,6 +383,10 @@ async fn a_message_whose_consumer_keeps_dying_ends_parked_at_the_delivery_limit(
     // Back up, the server does not see it again.
     let site = TestServer::spawn(options).await;
     let status = site.get_ok("/api/status").await;
-    assert_eq!((status["messages"]["applied"].as_u64(), status["endpoints"]["total"].as_u64()), (Some(0), Some(0)), "{status}");
+    assert_eq!(
+        (status["messages"]["applied"].as_u64(), status["endpoints"]["total"].as_u64()),
+        (Some(0), Some(0)),
+        "{status}"
+    );
     site.stop(&[]).await;
 }

@@ -34,7 +34,11 @@ async fn register_json(master: &TestServer, body: &Value) -> Answer {
 fn refused(what: &str, answer: &Answer, status: u16, words: &str) {
     assert_eq!(answer.status.as_u16(), status, "{what}: {}", answer.body);
     assert!(answer.message().contains(words), "{what}: expected '{words}' in {}", answer.body);
-    assert!(answer.body.get("slave_key").is_none() && answer.body.get("command_key").is_none(), "{what}: {}", answer.body);
+    assert!(
+        answer.body.get("slave_key").is_none() && answer.body.get("command_key").is_none(),
+        "{what}: {}",
+        answer.body
+    );
 }
 
 async fn token_state(master: &TestServer, id: &str) -> Value {
@@ -52,7 +56,10 @@ async fn refused_registrations_issue_nothing_and_leave_the_token_unused() {
     let good_token = good["token"].as_str().unwrap().to_owned();
     let (_, expiring) = master.post("/api/registration-tokens", json!({"expires_in_seconds": 1})).await;
     let expiring_id = expiring["id"].as_str().unwrap().to_owned();
-    wait_for("the short token to expire", || async { (token_state(&master, &expiring_id).await["state"] == "expired").then_some(()) }).await;
+    wait_for("the short token to expire", || async {
+        (token_state(&master, &expiring_id).await["state"] == "expired").then_some(())
+    })
+    .await;
     let foreign = token(&other).await;
     let before = snapshot(&master.state.pool).await;
 
@@ -98,7 +105,8 @@ async fn refused_registrations_issue_nothing_and_leave_the_token_unused() {
 
     // The token the refused attempts presented still works, once: a real stand-alone joins with it.
     let paris = TestServer::spawn(ServerOptions::site("paris", &ns)).await;
-    let (status, joined) = paris.post("/api/hierarchy/register", json!({"master": master.address(), "token": good_token})).await;
+    let (status, joined) =
+        paris.post("/api/hierarchy/register", json!({"master": master.address(), "token": good_token})).await;
     assert_eq!(status, 200, "{joined}");
     let again = register_json(&master, &registration(&good_token, "lyon", &ns)).await;
     refused("a used token", &again, 403, "already used (by 'paris'");
@@ -131,7 +139,11 @@ async fn one_token_raced_by_five_callers_registers_one_slave() {
     let slaves = master.get_ok("/api/slaves").await;
     assert_eq!(slaves.as_array().unwrap().len(), 1, "{slaves}");
     for id in &ids {
-        assert_eq!(queue_exists(&master.topology().slave_commands_queue(id)).await, Some(id) == winners.first().copied(), "queue of {id}");
+        assert_eq!(
+            queue_exists(&master.topology().slave_commands_queue(id)).await,
+            Some(id) == winners.first().copied(),
+            "queue of {id}"
+        );
     }
     let queue = master.topology().slave_commands_queue(winners[0]);
     master.stop(&[queue]).await;

@@ -18,7 +18,8 @@ async fn health_is_open_but_everything_else_needs_the_token() {
     assert_eq!(body["error"]["code"], "unauthorized");
     assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
 
-    let wrong = server.http.get(format!("{}/api/endpoints", server.base)).bearer_auth("not-the-token").send().await.unwrap();
+    let wrong =
+        server.http.get(format!("{}/api/endpoints", server.base)).bearer_auth("not-the-token").send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
     let right = server.http.get(format!("{}/api/status", server.base)).bearer_auth(TOKEN).send().await.unwrap();
@@ -41,11 +42,13 @@ async fn bad_requests_get_json_errors_that_say_what_is_wrong() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // A field of the wrong type is named.
-    let (status, body) = server.post("/api/policies", json!({"name": "x", "settings": {"realtime_protection": "yes"}})).await;
+    let (status, body) =
+        server.post("/api/policies", json!({"name": "x", "settings": {"realtime_protection": "yes"}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("realtime_protection"), "{body}");
     // A bad value is explained.
-    let (status, body) = server.post("/api/policies", json!({"name": "x", "settings": {"scan_schedule": "sometimes"}})).await;
+    let (status, body) =
+        server.post("/api/policies", json!({"name": "x", "settings": {"scan_schedule": "sometimes"}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["error"]["message"].as_str().unwrap().contains("scan_schedule"), "{body}");
     // Unknown ids are 404.

@@ -12,8 +12,9 @@ use chrono::Utc;
 use rampart_tests::{
     faults::{
         broker::{PrivateBroker, HEARTBEAT},
-        resident_memory, take_turn, Timeline,
+        resident_memory, take_turn,
         traffic::{edit_policies, fan_out, outbox_depth, Stack, Writers, FAST_REPLICATION},
+        Timeline,
     },
     wait_for, ServerOptions,
 };
@@ -76,7 +77,11 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
     let started = tokio::time::Instant::now();
     edit_policies(&stack.master, &sent, false).await;
     fan_out(&stack.master, "During", 1, 1).await;
-    assert!(started.elapsed() < Duration::from_secs(30), "the API hung while the broker was away: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the API hung while the broker was away: {:?}",
+        started.elapsed()
+    );
     assert!(outbox_depth(&stack.master).await > 0, "the commands made while the broker is away wait in the outbox");
     tokio::time::sleep(hold(fault).saturating_sub(started.elapsed())).await; // holds the fault, waits for nothing
     match fault {
@@ -108,7 +113,10 @@ async fn broker_fault_during_traffic(scenario: &str, fault: Fault) {
     }
     for server in std::iter::once(&stack.master).chain(&stack.slaves) {
         // Answers to the slaves' batches keep passing through it: it drains.
-        wait_for(&format!("{}'s outbox to drain", server.options.instance), || async { (outbox_depth(server).await == 0).then_some(()) }).await;
+        wait_for(&format!("{}'s outbox to drain", server.options.instance), || async {
+            (outbox_depth(server).await == 0).then_some(())
+        })
+        .await;
     }
     let grown = resident_memory().saturating_sub(before_fault);
     assert!(grown < 256 << 20, "memory grew by {} MiB over the fault", grown >> 20);

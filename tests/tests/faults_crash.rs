@@ -25,7 +25,8 @@ async fn a_master_killed_between_the_brokers_confirm_and_its_outbox_delete_has_e
     let _turn = take_turn().await;
     let scenario = "master-kill-after-confirm";
     let timeline = Timeline::new(scenario);
-    let Stack { master, slaves } = Stack::start(ServerOptions::master(), &["paris", "lyon"], 200, |s| s.extra_xml = FAST_REPLICATION.into()).await;
+    let Stack { master, slaves } =
+        Stack::start(ServerOptions::master(), &["paris", "lyon"], 200, |s| s.extra_xml = FAST_REPLICATION.into()).await;
     let commands = Tap::bind(&master, "commands", master.topology().commands_exchange(), "slave.*").await;
     let writers: Vec<Writers> = slaves.iter().map(|s| Writers::start(s, 1, 5_000)).collect();
     timeline.mark("hierarchy registered");
@@ -37,9 +38,15 @@ async fn a_master_killed_between_the_brokers_confirm_and_its_outbox_delete_has_e
     let options = master.kill().await;
     timeline.mark("master killed after the confirm");
     let left: i64 = {
-        let (client, connection) = tokio_postgres::connect(&options.database_url(), tokio_postgres::NoTls).await.expect("the master's database");
+        let (client, connection) = tokio_postgres::connect(&options.database_url(), tokio_postgres::NoTls)
+            .await
+            .expect("the master's database");
         tokio::spawn(connection);
-        client.query_one("SELECT count(*) FROM outbox WHERE kind = $1", &[&kind::TASK]).await.expect("the outbox").get(0)
+        client
+            .query_one("SELECT count(*) FROM outbox WHERE kind = $1", &[&kind::TASK])
+            .await
+            .expect("the outbox")
+            .get(0)
     };
     assert!(left >= 2, "the confirmed tasks are still in the outbox ({left}): the relay must publish them again");
 
@@ -62,7 +69,10 @@ async fn a_master_killed_between_the_brokers_confirm_and_its_outbox_delete_has_e
     assert_eq!(copies.len(), 4, "two tasks to two slaves: {copies:?}");
     // The batch confirmed just before the kill went out again after the
     // restart (a task created after it went out once).
-    assert!(copies.values().filter(|n| **n >= 2).count() >= 2, "the confirmed task commands were published again: {copies:?}");
+    assert!(
+        copies.values().filter(|n| **n >= 2).count() >= 2,
+        "the confirmed task commands were published again: {copies:?}"
+    );
     assert!(copies.values().all(|n| *n >= 1), "{copies:?}");
     commands.remove().await;
     stack.assert_one_epoch().await;
@@ -75,7 +85,8 @@ async fn a_slave_killed_in_the_middle_of_its_snapshot_resumes_from_its_watermark
     let scenario = "slave-kill-mid-snapshot";
     let timeline = Timeline::new(scenario);
     let small_batches = "<ReplicationInterval>1</ReplicationInterval><ReplicationBatchSize>100</ReplicationBatchSize>";
-    let mut stack = Stack::start(ServerOptions::master(), &["paris", "lyon"], 3000, |s| s.extra_xml = small_batches.into()).await;
+    let mut stack =
+        Stack::start(ServerOptions::master(), &["paris", "lyon"], 3000, |s| s.extra_xml = small_batches.into()).await;
     let paris = stack.slaves.remove(0);
     let url = paris.options.database_url();
     let batches = wait_for("a few of paris's snapshot batches applied", || async {
@@ -86,7 +97,10 @@ async fn a_slave_killed_in_the_middle_of_its_snapshot_resumes_from_its_watermark
     let options = paris.kill().await;
     timeline.mark(&format!("paris killed after {batches} batches"));
     let copied = replication_of(&stack.master, "paris").await;
-    assert!(copied["replicated_endpoints"].as_i64().unwrap_or(0) < 3000, "the snapshot was still under way when paris died: {copied}");
+    assert!(
+        copied["replicated_endpoints"].as_i64().unwrap_or(0) < 3000,
+        "the snapshot was still under way when paris died: {copied}"
+    );
 
     // Its database lives on while it is down, and changes.
     let writers = [Writers::spawn(url, "paris", 2, 300, true), Writers::start(&stack.slaves[0], 1, 5_000)];

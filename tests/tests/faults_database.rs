@@ -58,7 +58,8 @@ async fn the_masters_database_stopped_during_replication_acks_nothing_early_spin
         cluster.stop(mode).await;
         timeline.mark(&format!("master database stopped ({mode:?})"));
         // Counted once it is down (batches commit until pg_ctl has stopped it).
-        let (retries_before, applied_before) = (metrics.retries.load(Ordering::Relaxed), metrics.applied.load(Ordering::Relaxed));
+        let (retries_before, applied_before) =
+            (metrics.retries.load(Ordering::Relaxed), metrics.applied.load(Ordering::Relaxed));
         let answered_then = answered_batches(&stack.slaves).await;
         tokio::time::sleep(outage()).await; // holds the fault, waits for nothing
 
@@ -66,7 +67,11 @@ async fn the_masters_database_stopped_during_replication_acks_nothing_early_spin
         // the consumers backed off instead of retrying in a loop.
         let answered_now = answered_batches(&stack.slaves).await;
         assert_eq!(answered_now, answered_then, "a slave was answered while the master could not commit");
-        assert_eq!(metrics.applied.load(Ordering::Relaxed), applied_before, "the master applied batches without its database");
+        assert_eq!(
+            metrics.applied.load(Ordering::Relaxed),
+            applied_before,
+            "the master applied batches without its database"
+        );
         let retries = metrics.retries.load(Ordering::Relaxed) - retries_before;
         let bound = 3 + 2 * outage().as_secs();
         println!("{scenario}: {mode:?} outage of {:?}: {retries} replication consumer retries", outage());
@@ -82,7 +87,10 @@ async fn the_masters_database_stopped_during_replication_acks_nothing_early_spin
         }
         // Unattended catch-up: the held batches are applied, and new ones follow.
         stack.wait_for_copies_to_grow().await;
-        assert!(metrics.applied.load(Ordering::Relaxed) > applied_before, "the master applied nothing after its database came back");
+        assert!(
+            metrics.applied.load(Ordering::Relaxed) > applied_before,
+            "the master applied nothing after its database came back"
+        );
         timeline.mark("replication resumed");
     }
 

@@ -13,7 +13,10 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use lapin::options::QueueDeclareOptions;
 use rampart_server::replication::{changes, replicator};
-use rampart_shared::{replication::{kind as replication_kind, ReplicationBatch}, Secret};
+use rampart_shared::{
+    replication::{kind as replication_kind, ReplicationBatch},
+    Secret,
+};
 use rampart_tests::{
     faults::{
         broker::PrivateBroker,
@@ -53,7 +56,10 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
         if version > 1 {
             edit_policies(master, &sent, version == 2).await;
         }
-        wait_for_receipts(master, &policy, &["paris"], &format!("version {version} applied"), |r| r["version"] == version && r["state"] != "pending").await;
+        wait_for_receipts(master, &policy, &["paris"], &format!("version {version} applied"), |r| {
+            r["version"] == version && r["state"] != "pending"
+        })
+        .await;
     }
     writers.finish().await;
     // A heartbeat of paris with 200 computers on the tap, then a newer one
@@ -72,9 +78,18 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
 
     reports_seen.extend(reports.drain().await);
     let (commands_seen, batches_seen) = (commands.drain().await, batches.drain().await);
-    assert!(commands_seen.len() >= 4 && batches_seen.len() >= 3 && reports_seen.len() >= 3, "{} {} {}", commands_seen.len(), batches_seen.len(), reports_seen.len());
+    assert!(
+        commands_seen.len() >= 4 && batches_seen.len() >= 3 && reports_seen.len() >= 3,
+        "{} {} {}",
+        commands_seen.len(),
+        batches_seen.len(),
+        reports_seen.len()
+    );
     let before = replication_of(master, "paris").await;
-    let dead_letters = (master.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed), paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed));
+    let dead_letters = (
+        master.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed),
+        paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed),
+    );
     let seen = (
         master.state.replication_metrics.applied.load(Ordering::Relaxed),
         master.state.hierarchy_metrics.applied.load(Ordering::Relaxed),
@@ -91,11 +106,15 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
             paris.state.hierarchy_metrics.applied.load(Ordering::Relaxed),
         );
         let n = |v: &[Captured]| 2 * v.len() as u64;
-        (now.0 >= seen.0 + n(&batches_seen) && now.1 >= seen.1 + n(&reports_seen) && now.2 >= seen.2 + n(&commands_seen)).then_some(())
+        (now.0 >= seen.0 + n(&batches_seen)
+            && now.1 >= seen.1 + n(&reports_seen)
+            && now.2 >= seen.2 + n(&commands_seen))
+        .then_some(())
     })
     .await;
     // Read before the next real heartbeat (every 10 s) could mend it.
-    let heartbeats = reports_seen.iter().filter(|m| m.envelope.kind == rampart_shared::hierarchy::kind::HEARTBEAT).count();
+    let heartbeats =
+        reports_seen.iter().filter(|m| m.envelope.kind == rampart_shared::hierarchy::kind::HEARTBEAT).count();
     let shown = master.get_ok("/api/slaves/paris").await;
     assert_eq!(shown["endpoints"], 220, "one of {heartbeats} replayed old heartbeats overwrote a newer one: {shown}");
     settle(master, &stack.slave_refs()).await;
@@ -104,9 +123,16 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
     // Genuine messages, so none is refused as a forgery; every replayed
     // batch is refused as a duplicate (the checker shows nothing changed).
     let after = replication_of(master, "paris").await;
-    assert!(after["refused_batches"].as_i64().unwrap() >= before["refused_batches"].as_i64().unwrap() + 2 * batches_seen.len() as i64, "{after}");
+    assert!(
+        after["refused_batches"].as_i64().unwrap()
+            >= before["refused_batches"].as_i64().unwrap() + 2 * batches_seen.len() as i64,
+        "{after}"
+    );
     assert_eq!(
-        (master.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed), paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed)),
+        (
+            master.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed),
+            paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed)
+        ),
         dead_letters
     );
 
@@ -122,18 +148,39 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
         .body()
         .expect("a batch body");
     let client = master.state.pool.get().await.unwrap();
-    client.execute("UPDATE slaves SET repl_xid = $2, repl_seq = $3 WHERE id = $1", &[&"paris", &middle.from.xid, &middle.from.seq]).await.unwrap();
+    client
+        .execute(
+            "UPDATE slaves SET repl_xid = $2, repl_seq = $3 WHERE id = $1",
+            &[&"paris", &middle.from.xid, &middle.from.seq],
+        )
+        .await
+        .unwrap();
     drop(client);
     let healed_at = Utc::now();
-    paris.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'after-the-gap' WHERE id = 'paris-00007'", &[]).await.unwrap();
+    paris
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE endpoints SET hostname = 'after-the-gap' WHERE id = 'paris-00007'", &[])
+        .await
+        .unwrap();
     wait_for("the rename to cross the gap", || async {
         let client = master.state.pool.get().await.ok()?;
-        let n: i64 = client.query_one("SELECT count(*) FROM replica_endpoints WHERE hostname = 'after-the-gap'", &[]).await.ok()?.get(0);
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM replica_endpoints WHERE hostname = 'after-the-gap'", &[])
+            .await
+            .ok()?
+            .get(0);
         (n == 1).then_some(())
     })
     .await;
     let resent = replication_of(master, "paris").await;
-    assert!(resent["refused_batches"].as_i64().unwrap() > after["refused_batches"].as_i64().unwrap(), "the gap was detected: {resent}");
+    assert!(
+        resent["refused_batches"].as_i64().unwrap() > after["refused_batches"].as_i64().unwrap(),
+        "the gap was detected: {resent}"
+    );
 
     let report = stack.settle_and_check(scenario, healed_at).await;
     timeline.mark("settled and checked");
@@ -158,7 +205,8 @@ async fn a_slave_offline_for_long_keeps_its_commands_and_resumes_from_its_waterm
     let _turn = take_turn().await;
     let scenario = "slave-offline-long";
     let timeline = Timeline::new(scenario);
-    let mut stack = Stack::start(ServerOptions::master(), &["paris", "lyon"], 300, |s| s.extra_xml = FAST_REPLICATION.into()).await;
+    let mut stack =
+        Stack::start(ServerOptions::master(), &["paris", "lyon"], 300, |s| s.extra_xml = FAST_REPLICATION.into()).await;
     stack.wait_for_copies(300).await;
     let standing = fan_out(&stack.master, "Standing", 3, 0).await;
     stack.wait_for_receipts(&standing).await;
@@ -182,12 +230,17 @@ async fn a_slave_offline_for_long_keeps_its_commands_and_resumes_from_its_waterm
     client.execute("UPDATE slaves SET last_seen = now() - interval '1 hour' WHERE id = 'paris'", &[]).await.unwrap();
     drop(client);
     stack.master.wait_for_field("/api/slaves/paris", "state", "offline").await;
-    let broker = rampart_shared::amqp::Broker::new(Secret::new(stack.master.options.amqp_url.clone()), "rampart-tests probe");
+    let broker =
+        rampart_shared::amqp::Broker::new(Secret::new(stack.master.options.amqp_url.clone()), "rampart-tests probe");
     let queued = broker
         .channel()
         .await
         .unwrap()
-        .queue_declare(stack.master.topology().slave_commands_queue("paris").as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+        .queue_declare(
+            stack.master.topology().slave_commands_queue("paris").as_str().into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            Default::default(),
+        )
         .await
         .unwrap()
         .message_count();
@@ -211,8 +264,19 @@ async fn a_slave_offline_for_long_keeps_its_commands_and_resumes_from_its_waterm
     let shipped = after["rows"].as_i64().unwrap() - before["rows"].as_i64().unwrap();
     assert!(shipped >= backlog, "shipped {shipped} rows for a backlog of {backlog}: {after}");
     let policies = stack.slaves[0].get_ok("/api/policies").await;
-    let names: Vec<&str> = policies.as_array().unwrap().iter().filter(|p| p["owner"] == "master").filter_map(|p| p["name"].as_str()).collect();
-    assert_eq!(names.len(), 4, "3 standing + 1 of the 2 made while away (the other was removed): {names:?} {}", json!(policies));
+    let names: Vec<&str> = policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["owner"] == "master")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names.len(),
+        4,
+        "3 standing + 1 of the 2 made while away (the other was removed): {names:?} {}",
+        json!(policies)
+    );
     stack.stop().await;
 }
 
@@ -235,7 +299,15 @@ async fn a_slave_queue_that_refuses_every_message_holds_up_only_that_slave() {
     let lyon = stack.slaves.pop().expect("lyon").halt().await;
     let lyon_queue = master.topology().slave_commands_queue("lyon");
     let pattern = format!("^{}$", lyon_queue.replace('.', "\\."));
-    node.ctl(&["set_policy", "--apply-to", "queues", "full", &pattern, r#"{"max-length": 1, "overflow": "reject-publish"}"#]).await;
+    node.ctl(&[
+        "set_policy",
+        "--apply-to",
+        "queues",
+        "full",
+        &pattern,
+        r#"{"max-length": 1, "overflow": "reject-publish"}"#,
+    ])
+    .await;
     wait_for("the policy on lyon's queue", || async {
         let listing = node.ctl(&["list_queues", "-q", "--no-table-headers", "name", "policy"]).await;
         listing.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [lyon_queue.as_str(), "full"]).then_some(())
@@ -243,12 +315,23 @@ async fn a_slave_queue_that_refuses_every_message_holds_up_only_that_slave() {
     .await;
     let sent = fan_out(master, "Past a refusing queue", 3, 1).await;
     for path in sent.policies.iter().chain(&sent.tasks) {
-        wait_for_receipts(master, path, &["paris"], "paris to get everything while lyon's queue refuses", |r| r["state"] != "pending").await;
+        wait_for_receipts(master, path, &["paris"], "paris to get everything while lyon's queue refuses", |r| {
+            r["state"] != "pending"
+        })
+        .await;
     }
     timeline.mark("paris served while lyon's queue refused");
     // Room again (a new limit: RabbitMQ 3.10 keeps refusing a quorum queue
     // whose length policy was cleared, as if the old limit still held).
-    node.ctl(&["set_policy", "--apply-to", "queues", "full", &pattern, r#"{"max-length": 1000000, "overflow": "reject-publish"}"#]).await;
+    node.ctl(&[
+        "set_policy",
+        "--apply-to",
+        "queues",
+        "full",
+        &pattern,
+        r#"{"max-length": 1000000, "overflow": "reject-publish"}"#,
+    ])
+    .await;
     let lyon = TestServer::spawn(lyon).await;
     let healed_at = Utc::now();
     stack.slaves.push(lyon);
@@ -260,7 +343,9 @@ async fn a_slave_queue_that_refuses_every_message_holds_up_only_that_slave() {
     // Paris got each command once: the relay did not publish paris's
     // messages again each time lyon's were refused.
     let mut copies: std::collections::BTreeMap<uuid::Uuid, usize> = std::collections::BTreeMap::new();
-    for m in to_paris.drain().await.iter().filter(|m| m.envelope.kind == "master.policy" || m.envelope.kind == "master.task") {
+    for m in
+        to_paris.drain().await.iter().filter(|m| m.envelope.kind == "master.policy" || m.envelope.kind == "master.task")
+    {
         *copies.entry(m.envelope.id).or_default() += 1;
     }
     assert_eq!(copies.len(), 4, "{copies:?}");

@@ -21,12 +21,14 @@ async fn a_fleet_enrolls_and_a_scan_task_completes_on_every_endpoint() {
     assert!(endpoints.iter().all(|e| e["online"] == true && e["group"] == "Default"));
     let dashboard = server.get_ok("/api/dashboard").await;
     let c = &dashboard["endpoints"];
-    let by_status: i64 = ["protected", "at_risk", "infected", "unprotected"].iter().map(|k| c[k].as_i64().unwrap()).sum();
+    let by_status: i64 =
+        ["protected", "at_risk", "infected", "unprotected"].iter().map(|k| c[k].as_i64().unwrap()).sum();
     assert_eq!(by_status, 300, "every endpoint has a status: {dashboard}");
     let tree = server.get_ok("/api/tree?view=network").await;
     assert_eq!(tree["root"]["children"][0]["endpoints"].as_array().unwrap().len(), 300);
 
-    let (status, task) = server.post("/api/tasks", json!({"name": "Scan all", "kind": "quick_scan", "target": {"all": true}})).await;
+    let (status, task) =
+        server.post("/api/tasks", json!({"name": "Scan all", "kind": "quick_scan", "target": {"all": true}})).await;
     assert_eq!(status, StatusCode::CREATED, "{task}");
     let id = task["id"].as_str().unwrap().to_owned();
     assert_eq!(task["progress"]["total"], 300);
@@ -64,9 +66,8 @@ async fn a_policy_change_reaches_every_agent() {
     let agent = TestAgent::spawn(&server, 200, |_| {});
     server.wait_for_endpoints(200).await;
 
-    let (status, policy) = server
-        .post("/api/policies", json!({"name": "Kiosk", "settings": {"realtime_protection": false}}))
-        .await;
+    let (status, policy) =
+        server.post("/api/policies", json!({"name": "Kiosk", "settings": {"realtime_protection": false}})).await;
     assert_eq!(status, StatusCode::CREATED, "{policy}");
     let id = policy["id"].as_str().unwrap().to_owned();
     let (status, body) = server.post(&format!("/api/policies/{id}/assignments"), json!({"target": "all"})).await;
@@ -94,7 +95,11 @@ async fn a_policy_change_reaches_every_agent() {
 
     // A new version replaces the old one on every endpoint.
     let (status, edited) = server
-        .call(reqwest::Method::PATCH, &format!("/api/policies/{id}"), Some(json!({"settings": {"realtime_protection": true}})))
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/policies/{id}"),
+            Some(json!({"settings": {"realtime_protection": true}})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{edited}");
     assert_eq!(edited["version"], 2);
@@ -131,9 +136,22 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
     // Forged and expired keys are refused and change nothing.
     let genuine = license(500, today + chrono::Days::new(30));
     let forged = genuine.replace("RAMPART1.", "RAMPART1.x");
-    for (key, why) in [(forged, "signature does not match"), ("hello".to_owned(), "format"), (license(500, today - chrono::Days::new(1)), "expired"),
-                       (License { license_id: uuid::Uuid::new_v4(), customer: "X".into(), seats: 9999, issued_on: today,
-                                  expires_on: today + chrono::Days::new(9) }.issue(&VendorKey::generate()), "signature")] {
+    for (key, why) in [
+        (forged, "signature does not match"),
+        ("hello".to_owned(), "format"),
+        (license(500, today - chrono::Days::new(1)), "expired"),
+        (
+            License {
+                license_id: uuid::Uuid::new_v4(),
+                customer: "X".into(),
+                seats: 9999,
+                issued_on: today,
+                expires_on: today + chrono::Days::new(9),
+            }
+            .issue(&VendorKey::generate()),
+            "signature",
+        ),
+    ] {
         let (status, body) = server.call(reqwest::Method::PUT, "/api/license", Some(json!({"key": key}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(why), "{why}: {body}");

@@ -50,7 +50,8 @@ async fn a_master_fans_out_a_policy_and_a_scan_to_three_slaves() {
     }
 
     // A new version replaces the old one everywhere.
-    let (status, edited) = h.master.call(Method::PATCH, &path, Some(json!({"settings": {"realtime_protection": false}}))).await;
+    let (status, edited) =
+        h.master.call(Method::PATCH, &path, Some(json!({"settings": {"realtime_protection": false}}))).await;
     assert_eq!((status.as_u16(), edited["version"].as_i64()), (200, Some(2)), "{edited}");
     wait_for_receipts(&h.master, &path, &SLAVES, "version 2 applied everywhere", |r| {
         r["state"] == "applied" && r["version"] == 2 && r["endpoints"]["applied"] == 20
@@ -58,7 +59,11 @@ async fn a_master_fans_out_a_policy_and_a_scan_to_three_slaves() {
     .await;
     for slave in &h.slaves {
         let seen = slave.get_ok(&path).await;
-        assert_eq!((seen["version"].as_i64(), seen["settings"]["realtime_protection"].as_bool()), (Some(2), Some(false)), "{seen}");
+        assert_eq!(
+            (seen["version"].as_i64(), seen["settings"]["realtime_protection"].as_bool()),
+            (Some(2), Some(false)),
+            "{seen}"
+        );
     }
 
     // A scan on every slave: progress reaches 100 %.
@@ -74,7 +79,11 @@ async fn a_master_fans_out_a_policy_and_a_scan_to_three_slaves() {
     assert_eq!(done["progress"]["percent"], 100, "{done}");
     for slave in &h.slaves {
         let seen = slave.get_ok(&task_path).await;
-        assert_eq!((seen["owner"].as_str(), seen["progress"]["succeeded"].as_i64()), (Some("master"), Some(20)), "{seen}");
+        assert_eq!(
+            (seen["owner"].as_str(), seen["progress"]["succeeded"].as_i64()),
+            (Some("master"), Some(20)),
+            "{seen}"
+        );
         assert_eq!(slave.post(&format!("{task_path}/cancel"), json!({})).await.0, 409);
     }
 
@@ -106,7 +115,10 @@ async fn a_slave_offline_during_fan_out_gets_everything_on_restart() {
         r["state"] == "applied" && r["version"] == 3
     })
     .await;
-    wait_for_receipts(&h.master, &task_path, &["paris"], "the task delivered after the restart", |r| r["state"] == "applied").await;
+    wait_for_receipts(&h.master, &task_path, &["paris"], "the task delivered after the restart", |r| {
+        r["state"] == "applied"
+    })
+    .await;
     let seen = slave.get_ok(&path).await;
     assert_eq!((seen["version"].as_i64(), seen["name"].as_str()), (Some(3), Some("Remote v3")), "{seen}");
     let tasks = slave.get_ok("/api/tasks").await;
@@ -131,7 +143,10 @@ async fn a_slave_offline_during_fan_out_gets_everything_on_restart() {
     register(&h.master, &fresh).await;
     let (_, again) = h.master.post("/api/policies", json!({"name": "Again", "target": {"slaves": "all"}})).await;
     let again_path = format!("/api/policies/{}", again["id"].as_str().unwrap());
-    wait_for_receipts(&h.master, &again_path, &["paris"], "the new Paris to apply a new policy", |r| r["state"] == "applied").await;
+    wait_for_receipts(&h.master, &again_path, &["paris"], "the new Paris to apply a new policy", |r| {
+        r["state"] == "applied"
+    })
+    .await;
 
     h.slaves.push(fresh);
     h.stop().await;
@@ -174,14 +189,21 @@ async fn unregistering_from_either_side_leaves_both_consistent() {
     // Paris leaves on its own.
     let (status, left) = paris.post("/api/hierarchy/unregister", json!({})).await;
     assert_eq!(status, 200, "{left}");
-    assert_eq!((left["role"].as_str(), left["removed_policies"].as_i64(), left["cancelled_tasks"].as_i64()), (Some("standalone"), Some(1), Some(1)), "{left}");
+    assert_eq!(
+        (left["role"].as_str(), left["removed_policies"].as_i64(), left["cancelled_tasks"].as_i64()),
+        (Some("standalone"), Some(1), Some(1)),
+        "{left}"
+    );
     assert_eq!(paris.get(&path).await.0, 404);
     assert_eq!(paris.get(&task_path).await.0, 404);
     wait_for("the local policy to govern Paris again", || async {
         (paris.get_ok(&local_path).await["endpoints"]["assigned"] == 10).then_some(())
     })
     .await;
-    wait_for_receipts(&h.master, &task_path, &["paris"], "Paris's scan reported cancelled", |r| r["state"] == "cancelled").await;
+    wait_for_receipts(&h.master, &task_path, &["paris"], "Paris's scan reported cancelled", |r| {
+        r["state"] == "cancelled"
+    })
+    .await;
     h.master.wait_for_field("/api/slaves/paris", "state", "removed").await;
     assert!(!queue_exists(&paris.topology().slave_commands_queue("paris")).await);
     assert_eq!(paris.post("/api/hierarchy/unregister", json!({})).await.0, 409);
@@ -202,7 +224,12 @@ async fn unregistering_from_either_side_leaves_both_consistent() {
     assert_eq!(cancelled, json!([]));
 
     // Whatever Lyon still sends with its old key is refused and recorded.
-    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat { version: "late".into(), endpoints: 1, license: None, replication: None });
+    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat {
+        version: "late".into(),
+        endpoints: 1,
+        license: None,
+        replication: None,
+    });
     let late = Outgoing::envelope(
         lyon.topology().status_exchange(),
         Topology::status_key("lyon", heartbeat.kind()),
@@ -242,17 +269,28 @@ async fn a_target_can_narrow_to_a_named_group_inside_each_slave() {
     let (status, group) = paris.post("/api/virtual-groups", json!({"name": "Finance"})).await;
     assert_eq!(status, 201, "{group}");
     let members: Vec<String> = (1..=4).map(|n| format!("sim1-{n:05}")).collect();
-    let (status, added) = paris.post(&format!("/api/virtual-groups/{}/members", group["id"]), json!({"endpoints": members})).await;
+    let (status, added) =
+        paris.post(&format!("/api/virtual-groups/{}/members", group["id"]), json!({"endpoints": members})).await;
     assert_eq!(status, 200, "{added}");
 
-    let (_, policy) = h.master.post("/api/policies", json!({"name": "Finance lock-down", "target": {"slaves": "all", "virtual_group": "Finance"}})).await;
+    let (_, policy) = h
+        .master
+        .post(
+            "/api/policies",
+            json!({"name": "Finance lock-down", "target": {"slaves": "all", "virtual_group": "Finance"}}),
+        )
+        .await;
     let path = format!("/api/policies/{}", policy["id"].as_str().unwrap());
     let shown = wait_for_receipts(&h.master, &path, &["paris", "lyon"], "both slaves to answer", |r| {
         r["state"] == "applied" || r["state"] == "failed"
     })
     .await;
     let on_paris = receipt(&shown, "paris").unwrap();
-    assert_eq!((on_paris["state"].as_str(), on_paris["endpoints"]["assigned"].as_i64()), (Some("applied"), Some(4)), "{shown}");
+    assert_eq!(
+        (on_paris["state"].as_str(), on_paris["endpoints"]["assigned"].as_i64()),
+        (Some("applied"), Some(4)),
+        "{shown}"
+    );
     let on_lyon = receipt(&shown, "lyon").unwrap();
     assert_eq!(on_lyon["state"], "failed", "{shown}");
     assert!(on_lyon["reason"].as_str().unwrap().contains("no virtual group named 'Finance'"), "{shown}");

@@ -60,7 +60,8 @@ async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
     let metrics = master.metrics().await;
     let sample = |name: &str| -> f64 {
         let prefix = format!("{name}{{slave=\"paris\"}} ");
-        let line = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
+        let line =
+            metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
         line[prefix.len()..].parse().unwrap()
     };
     assert!(sample("rampart_replication_rows_applied_total") >= 10_000.0);
@@ -94,7 +95,11 @@ async fn a_short_interval_keeps_up_with_concurrent_writers() {
     assert!(updates > 1000, "the writers changed {updates} rows");
     let threats = count(&lyon, "SELECT sum(active_threats)::bigint FROM endpoints").await;
     wait_for("the master's copy to catch up with the writers", || async {
-        let copied = count(&master, "SELECT COALESCE(sum(active_threats), 0)::bigint FROM replica_endpoints WHERE slave_id = 'lyon'").await;
+        let copied = count(
+            &master,
+            "SELECT COALESCE(sum(active_threats), 0)::bigint FROM replica_endpoints WHERE slave_id = 'lyon'",
+        )
+        .await;
         let endpoints = count(&master, "SELECT count(*) FROM replica_endpoints WHERE slave_id = 'lyon'").await;
         (copied == threats && endpoints == 318).then_some(())
     })
@@ -168,7 +173,12 @@ async fn forged_duplicates_and_gaps_change_nothing() {
         rows: vec![forged_row.clone()],
         digest: None,
     };
-    let gap = ReplicationBatch { batch: 9002, from: Watermark { xid: copy_end.xid + 1000, seq: 1 }, to: Watermark { xid: copy_end.xid + 2000, seq: 1 }, ..duplicate.clone() };
+    let gap = ReplicationBatch {
+        batch: 9002,
+        from: Watermark { xid: copy_end.xid + 1000, seq: 1 },
+        to: Watermark { xid: copy_end.xid + 2000, seq: 1 },
+        ..duplicate.clone()
+    };
     let topology = master.topology();
     let signed = |batch: &ReplicationBatch| {
         let envelope = Envelope::new(kind::BATCH, "nantes", batch.batch as u64, batch);
@@ -180,11 +190,22 @@ async fn forged_duplicates_and_gaps_change_nothing() {
         (r["refused_batches"].as_i64().unwrap() >= before["refused_batches"].as_i64().unwrap() + 2).then_some(r)
     })
     .await;
-    assert_eq!((after["watermark"].clone(), after["rows"].clone()), (before["watermark"].clone(), before["rows"].clone()));
+    assert_eq!(
+        (after["watermark"].clone(), after["rows"].clone()),
+        (before["watermark"].clone(), before["rows"].clone())
+    );
     assert_eq!(count(&master, "SELECT count(*) FROM replica_endpoints WHERE hostname = 'forged'").await, 0);
 
     // The slave is not confused by answers to batches it never sent.
-    nantes.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'renamed' WHERE id = 'nantes-00002'", &[]).await.unwrap();
+    nantes
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE endpoints SET hostname = 'renamed' WHERE id = 'nantes-00002'", &[])
+        .await
+        .unwrap();
     let (status, body) = nantes.post("/api/replication/now", json!({})).await;
     assert_eq!(status, 202, "{body}");
     wait_for("the rename to reach the master", || async {
@@ -211,7 +232,10 @@ async fn an_offline_slave_catches_up_from_its_watermark_and_removal_keeps_or_pur
     client.execute("DELETE FROM endpoints WHERE id < 'brest-00010'", &[]).await.unwrap();
     client.execute("INSERT INTO virtual_groups (name) VALUES ('Servers')", &[]).await.unwrap();
     client
-        .execute("INSERT INTO virtual_group_members SELECT id, 'brest-00100' FROM virtual_groups WHERE name = 'Servers'", &[])
+        .execute(
+            "INSERT INTO virtual_group_members SELECT id, 'brest-00100' FROM virtual_groups WHERE name = 'Servers'",
+            &[],
+        )
         .await
         .unwrap();
     drop(client);
@@ -225,7 +249,11 @@ async fn an_offline_slave_catches_up_from_its_watermark_and_removal_keeps_or_pur
     assert_in_sync(&verify(&master, "brest").await);
     let tree = master.get_ok("/api/tree?view=virtual").await;
     let servers = &tree["root"]["children"][0]["children"][0];
-    assert_eq!((servers["name"].as_str(), servers["endpoints"][0]["id"].as_str()), (Some("Servers"), Some("brest-00100")), "{tree}");
+    assert_eq!(
+        (servers["name"].as_str(), servers["endpoints"][0]["id"].as_str()),
+        (Some("Servers"), Some("brest-00100")),
+        "{tree}"
+    );
 
     // Removing keeps the copy unless purged; the answer says which.
     let (status, removed) = master.delete("/api/slaves/brest").await;
@@ -258,7 +286,15 @@ async fn a_master_restored_from_an_old_backup_gets_a_full_snapshot() {
     assert_eq!(old_copy.len(), 5);
 
     // Deletions reach the master; once it has applied them, the slave drops its tombstones.
-    rennes.state.pool.get().await.unwrap().execute("DELETE FROM endpoints WHERE id < 'rennes-00005'", &[]).await.unwrap();
+    rennes
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("DELETE FROM endpoints WHERE id < 'rennes-00005'", &[])
+        .await
+        .unwrap();
     let (status, body) = rennes.post("/api/replication/now", json!({})).await;
     assert_eq!(status, 202, "{body}");
     wait_for_replicated_endpoints(&master, "rennes", 95).await;

@@ -105,7 +105,13 @@ async fn bad_registrations_are_refused_and_change_nothing() {
 }
 
 fn policy_command(id: uuid::Uuid, version: i32, name: &str) -> MasterCommand {
-    MasterCommand::Policy(MasterPolicy { policy_id: id, version, name: name.into(), settings: PolicySettings::default(), scope: Scope::default() })
+    MasterCommand::Policy(MasterPolicy {
+        policy_id: id,
+        version,
+        name: name.into(),
+        settings: PolicySettings::default(),
+        scope: Scope::default(),
+    })
 }
 
 /// The reasons of the messages parked for `queue`.
@@ -151,11 +157,15 @@ async fn duplicate_and_forged_messages_have_no_effect() {
     ])
     .await;
     wait_for("the slave to apply the duplicate and park the forgeries", || async {
-        (metrics.applied.load(Ordering::Relaxed) > applied && metrics.dead_lettered.load(Ordering::Relaxed) >= 3).then_some(())
+        (metrics.applied.load(Ordering::Relaxed) > applied && metrics.dead_lettered.load(Ordering::Relaxed) >= 3)
+            .then_some(())
     })
     .await;
     let after = slave.get_ok(&path).await;
-    assert_eq!((&after["version"], &after["name"], &after["updated_at"]), (&before["version"], &before["name"], &before["updated_at"]));
+    assert_eq!(
+        (&after["version"], &after["name"], &after["updated_at"]),
+        (&before["version"], &before["name"], &before["updated_at"])
+    );
     let mut reasons = parked_reasons(&topo.slave_commands_queue("paris")).await;
     reasons.sort();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
@@ -163,10 +173,20 @@ async fn duplicate_and_forged_messages_have_no_effect() {
     assert!(reasons.iter().any(|r| r.contains("evil-hq")), "{reasons:?}");
 
     // Reports to the master: wrong key, another slave's name, a stranger.
-    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat { version: "6.6.6".into(), endpoints: 666, license: None, replication: None });
+    let heartbeat = SlaveReport::Heartbeat(SlaveHeartbeat {
+        version: "6.6.6".into(),
+        endpoints: 666,
+        license: None,
+        replication: None,
+    });
     let paris_key = slave.state.keyring.link().unwrap().slave_key;
     let report = |from: &str, as_slave: &str, key: &SigningKey| {
-        Outgoing::envelope(topo.status_exchange(), Topology::status_key(as_slave, heartbeat.kind()), &heartbeat.to_envelope(from), Some(key))
+        Outgoing::envelope(
+            topo.status_exchange(),
+            Topology::status_key(as_slave, heartbeat.kind()),
+            &heartbeat.to_envelope(from),
+            Some(key),
+        )
     };
     inject(vec![
         report("paris", "paris", &SigningKey::generate()),

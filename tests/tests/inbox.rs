@@ -7,7 +7,10 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::{options::*, types::FieldTable, BasicProperties};
 use rampart_shared::{
-    amqp::{publisher::{Outgoing, Publisher}, Broker},
+    amqp::{
+        publisher::{Outgoing, Publisher},
+        Broker,
+    },
     envelope::{header_str, REASON_HEADER},
     messages::{kind, Heartbeat},
     topology::Topology,
@@ -45,25 +48,38 @@ async fn malformed_messages_are_parked_with_a_reason_and_good_ones_still_apply()
         properties: BasicProperties::default().with_type(kind.into()).with_delivery_mode(2),
     };
 
-    let mut unknown_version = serde_json::to_value(Envelope::new(kind::HEARTBEAT, "ep-2", 1, &heartbeat("ep-2"))).unwrap();
+    let mut unknown_version =
+        serde_json::to_value(Envelope::new(kind::HEARTBEAT, "ep-2", 1, &heartbeat("ep-2"))).unwrap();
     unknown_version["v"] = 9.into();
     let bad = vec![
         (raw(kind::HEARTBEAT, b"{this is not json".to_vec(), kind::HEARTBEAT), "not a valid envelope"),
         (raw(kind::HEARTBEAT, serde_json::to_vec(&unknown_version).unwrap(), kind::HEARTBEAT), "version 9"),
         (
-            Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, "agent.reboot"),
-                               &Envelope::new("agent.reboot", "ep-3", 1, &heartbeat("ep-3")), None),
+            Outgoing::envelope(
+                topo.site_exchange(),
+                Topology::site_key(&site, "agent.reboot"),
+                &Envelope::new("agent.reboot", "ep-3", 1, &heartbeat("ep-3")),
+                None,
+            ),
             "unknown message kind",
         ),
         (
             // ep-4 speaking for ep-5.
-            Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, kind::HEARTBEAT),
-                               &Envelope::new(kind::HEARTBEAT, "ep-4", 1, &heartbeat("ep-5")), None),
+            Outgoing::envelope(
+                topo.site_exchange(),
+                Topology::site_key(&site, kind::HEARTBEAT),
+                &Envelope::new(kind::HEARTBEAT, "ep-4", 1, &heartbeat("ep-5")),
+                None,
+            ),
             "not allowed",
         ),
         (
-            Outgoing::envelope(topo.site_exchange(), Topology::site_key(&site, kind::HEARTBEAT),
-                               &Envelope::new(kind::HEARTBEAT, "ep-6", 1, &Heartbeat { ip: "999.1.1.1".into(), ..heartbeat("ep-6") }), None),
+            Outgoing::envelope(
+                topo.site_exchange(),
+                Topology::site_key(&site, kind::HEARTBEAT),
+                &Envelope::new(kind::HEARTBEAT, "ep-6", 1, &Heartbeat { ip: "999.1.1.1".into(), ..heartbeat("ep-6") }),
+                None,
+            ),
             "not an IP address",
         ),
     ];

@@ -31,7 +31,8 @@ fn report(to: &[&str]) -> Mail {
 async fn a_report_arrives_with_its_attachment() {
     let sink = SmtpSink::start().await;
     let mail = report(&["ops@example.com", "ciso@example.com"]);
-    let settings = SmtpSettings { username: Some("rampart".into()), password: Some("s3cret".into()), ..settings(&sink) };
+    let settings =
+        SmtpSettings { username: Some("rampart".into()), password: Some("s3cret".into()), ..settings(&sink) };
 
     mail::send(&settings, &mail).await.expect("the mail is sent");
 
@@ -52,7 +53,8 @@ async fn a_report_arrives_with_its_attachment() {
 
 #[tokio::test]
 async fn a_refused_recipient_is_named_in_the_error() {
-    let sink = SmtpSink::start_with(Options { reject_rcpt: Some("nobody@example.com".into()), ..Options::default() }).await;
+    let sink =
+        SmtpSink::start_with(Options { reject_rcpt: Some("nobody@example.com".into()), ..Options::default() }).await;
 
     let error = mail::send(&settings(&sink), &report(&["ops@example.com", "nobody@example.com"]))
         .await
@@ -60,7 +62,10 @@ async fn a_refused_recipient_is_named_in_the_error() {
 
     assert!(matches!(error, MailError::Protocol { step: "RCPT TO", .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("RCPT TO") && message.contains("nobody@example.com") && message.contains("550"), "{message}");
+    assert!(
+        message.contains("RCPT TO") && message.contains("nobody@example.com") && message.contains("550"),
+        "{message}"
+    );
     assert!(sink.received().is_empty());
 }
 
@@ -89,5 +94,8 @@ async fn an_unreachable_relay_is_a_connect_error() {
 
     let error = mail::send(&settings, &report(&["ops@example.com"])).await.expect_err("nobody listens");
 
-    assert!(matches!(&error, MailError::Connect { address, .. } if address == &format!("127.0.0.1:{port}")), "{error:?}");
+    assert!(
+        matches!(&error, MailError::Connect { address, .. } if address == &format!("127.0.0.1:{port}")),
+        "{error:?}"
+    );
 }

@@ -51,7 +51,11 @@ async fn a_batch_published_at_once_arrives_in_order_and_each_message_has_its_own
     let outcomes = publisher.publish_each(batch).await.expect("the channel works");
     assert_eq!(outcomes.len(), COUNT);
     for (n, (sent, outcome)) in outcomes.iter().enumerate() {
-        assert_eq!(sent.properties.message_id().as_ref().map(|id| id.to_string()), Some(n.to_string()), "outcomes are in the batch's order");
+        assert_eq!(
+            sent.properties.message_id().as_ref().map(|id| id.to_string()),
+            Some(n.to_string()),
+            "outcomes are in the batch's order"
+        );
         match (n, outcome) {
             (UNROUTABLE, Ok(Delivered::Unroutable)) => {}
             (UNROUTABLE, other) => panic!("the message to a missing queue came back as {other:?}"),

@@ -27,7 +27,8 @@ fn transactions(writer: u64, prefix: &'static str) -> impl Iterator<Item = (Vec<
         state
     };
     (0..TRANSACTIONS_PER_WRITER).map(move |_| {
-        let mut ids: Vec<String> = (0..=(next() % 4)).map(|_| format!("{prefix}-{:05}", next() % ENDPOINTS as u64)).collect();
+        let mut ids: Vec<String> =
+            (0..=(next() % 4)).map(|_| format!("{prefix}-{:05}", next() % ENDPOINTS as u64)).collect();
         ids.sort();
         (ids, next() % 8 == 0)
     })
@@ -39,7 +40,8 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let url = server.options.database_url();
     insert_endpoints(&server, "ep", ENDPOINTS).await;
 
-    let writers: Vec<_> = (0..WRITERS as u64).map(|w| tokio::spawn(add_threats(url.clone(), transactions(w, "ep")))).collect();
+    let writers: Vec<_> =
+        (0..WRITERS as u64).map(|w| tokio::spawn(add_threats(url.clone(), transactions(w, "ep")))).collect();
     let waiter = tokio::spawn(async move {
         let mut total = 0;
         for w in writers {
@@ -58,7 +60,12 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
         // Read until caught up once more after the writers are done (or failed).
         let finished = waiter.is_finished();
         assert!(tokio::time::Instant::now() < deadline, "the writers did not finish within {:?}", rampart_tests::WAIT);
-        let tx = reader.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await.unwrap();
+        let tx = reader
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .unwrap();
         let page = changes::read_page(&tx, from, 50, usize::MAX).await.unwrap();
         tx.commit().await.unwrap();
         pages += 1;
@@ -79,10 +86,21 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let updates = waiter.await.unwrap();
 
     let client = server.state.pool.get().await.unwrap();
-    let truth: HashMap<String, i64> =
-        client.query("SELECT id, change_seq FROM endpoints", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let truth: HashMap<String, i64> = client
+        .query("SELECT id, change_seq FROM endpoints", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let missed: Vec<_> = truth.iter().filter(|(id, seq)| seen.get(*id) != Some(seq)).collect();
-    assert!(missed.is_empty(), "{} of {} endpoints not seen at their latest version: {:?}", missed.len(), truth.len(), &missed[..missed.len().min(5)]);
+    assert!(
+        missed.is_empty(),
+        "{} of {} endpoints not seen at their latest version: {:?}",
+        missed.len(),
+        truth.len(),
+        &missed[..missed.len().min(5)]
+    );
     assert!(pages > 3, "the reader ran only {pages} pages during {updates} updates: the test did not overlap");
     let threats: i64 = client.query_one("SELECT sum(active_threats)::bigint FROM endpoints", &[]).await.unwrap().get(0);
     assert_eq!(threats as u64, updates);
@@ -104,7 +122,11 @@ async fn deletions_leave_tombstones_in_the_stream() {
     // concurrent test) holds the stream below the deletion until it ends.
     let rows = rampart_tests::wait_for("the deletion to fall below the horizon", || async {
         let page = changes::read_page(&client, Watermark::START, 1000, usize::MAX).await.unwrap();
-        let groups: Vec<_> = page.changes.into_iter().filter(|c| c.row.table == ReplicatedTable::NetworkGroups && c.row.key["id"] == group["id"]).collect();
+        let groups: Vec<_> = page
+            .changes
+            .into_iter()
+            .filter(|c| c.row.table == ReplicatedTable::NetworkGroups && c.row.key["id"] == group["id"])
+            .collect();
         groups.iter().any(|c| c.row.row.is_none()).then_some(groups)
     })
     .await;
@@ -134,7 +156,10 @@ async fn shipped_and_private_columns_cover_each_replicated_table() {
         let private = table.private_columns();
         assert!(shipped.iter().all(|c| !private.contains(c)), "{table}: a column is both shipped and private");
         let in_table_order: Vec<&str> = columns.iter().map(String::as_str).filter(|c| !private.contains(c)).collect();
-        assert_eq!(in_table_order, shipped, "{table}: the shipped columns are the table's columns but the private ones, in table order");
+        assert_eq!(
+            in_table_order, shipped,
+            "{table}: the shipped columns are the table's columns but the private ones, in table order"
+        );
         let mut named: Vec<&str> = shipped.iter().chain(private).copied().collect();
         named.sort_unstable();
         let mut all: Vec<&str> = columns.iter().map(String::as_str).collect();

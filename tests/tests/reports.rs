@@ -5,7 +5,7 @@
 
 use rampart_shared::{
     amqp::publisher::Outgoing,
-    report::events::{kind, SlaveHealth, SlaveSummary, SiteSummary, StatusCounts},
+    report::events::{kind, SiteSummary, SlaveHealth, SlaveSummary, StatusCounts},
     signing::SigningKey,
     topology::Topology,
     Envelope,
@@ -51,13 +51,24 @@ async fn reported(report: &TestReport, site: &str, task: &str) -> Value {
     let status = report.report("security-status").await;
     let row = status["sites"].as_array().unwrap().iter().find(|s| s["site"] == site).cloned().unwrap_or(Value::Null);
     let malware = report.report("malware").await;
-    let detections = malware["sites"].as_array().unwrap().iter().find(|s| s["site"] == site).map(|s| s["detections"].clone());
+    let detections =
+        malware["sites"].as_array().unwrap().iter().find(|s| s["site"] == site).map(|s| s["detections"].clone());
     let licenses = report.report("licenses").await;
     let used = licenses["sites"].as_array().unwrap().iter().find(|s| s["site"] == site).map(|s| {
-        if s["license"].is_null() { json!(0) } else { s["license"]["used"].clone() }
+        if s["license"].is_null() {
+            json!(0)
+        } else {
+            s["license"]["used"].clone()
+        }
     });
     let tasks = report.report("tasks").await;
-    let t = tasks["tasks"].as_array().unwrap().iter().find(|t| t["site"] == site && t["task_id"] == task).cloned().unwrap_or(Value::Null);
+    let t = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["site"] == site && t["task_id"] == task)
+        .cloned()
+        .unwrap_or(Value::Null);
     json!({"total": row["total"], "protected": row["protected"], "at_risk": row["at_risk"], "infected": row["infected"],
            "unprotected": row["unprotected"], "unlicensed": row["unlicensed"], "used": used, "detections": detections,
            "task": [t["pending"], t["succeeded"], t["failed"]]})
@@ -134,7 +145,8 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     let namespace = rampart_tests::namespace();
     let report = TestReport::spawn(&namespace).await;
     let master = TestServer::spawn(report.master_options()).await;
-    let vendor = rampart_shared::license::VendorKey::from_hex(include_str!("../../ops/license/vendor-dev.key")).unwrap();
+    let vendor =
+        rampart_shared::license::VendorKey::from_hex(include_str!("../../ops/license/vendor-dev.key")).unwrap();
     let today = chrono::Utc::now().date_naive();
     let key = rampart_shared::license::License {
         license_id: uuid::Uuid::new_v4(),
@@ -161,14 +173,20 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     register(&master, &lyon).await;
 
     // A task from the master; some computers finish it.
-    let (status, task) = master.post("/api/tasks", json!({"kind": "quick_scan", "name": "Weekly scan", "target": {"slaves": "all"}})).await;
+    let (status, task) = master
+        .post("/api/tasks", json!({"kind": "quick_scan", "name": "Weekly scan", "target": {"slaves": "all"}}))
+        .await;
     assert_eq!(status, 201, "{task}");
     let task_id = task["id"].as_str().unwrap().to_owned();
     for (site, done, failed) in [(&paris, 10, 2), (&lyon, 5, 0)] {
         let task_id: uuid::Uuid = task_id.parse().unwrap();
         let client = site.state.pool.get().await.unwrap();
         wait_for("the master's task on the slave", || async {
-            let n: i64 = client.query_one("SELECT count(*) FROM task_results WHERE task_id = $1", &[&task_id]).await.unwrap().get(0);
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM task_results WHERE task_id = $1", &[&task_id])
+                .await
+                .unwrap()
+                .get(0);
             (n > 0).then_some(())
         })
         .await;
@@ -186,7 +204,10 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     wait_until_reports_match(&report, &[&paris, &lyon], &task_id).await;
 
     let total = report.report("security-status").await["total"].clone();
-    assert_eq!(total, json!({"total": 65, "protected": 57, "at_risk": 2, "infected": 6, "unprotected": 0, "unlicensed": 35}));
+    assert_eq!(
+        total,
+        json!({"total": 65, "protected": 57, "at_risk": 2, "infected": 6, "unprotected": 0, "unlicensed": 35})
+    );
     let malware = report.report("malware").await;
     assert_eq!(malware["total_detections"], 14);
     assert_eq!(malware["top_threats"][0]["malware"], "Trojan.Agent");
@@ -202,29 +223,68 @@ async fn consolidated_reports_equal_the_slaves_databases() {
 
     // Changes on the slaves reach the reports.
     infect(&lyon, "lyon", 5, 2, "Ransom.Locky").await;
-    paris.state.pool.get().await.unwrap().execute("DELETE FROM endpoints WHERE id >= 'paris-00035'", &[]).await.unwrap();
-    paris.state.pool.get().await.unwrap().execute("UPDATE endpoints SET status = 'unprotected' WHERE id = 'paris-00020'", &[]).await.unwrap();
+    paris
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("DELETE FROM endpoints WHERE id >= 'paris-00035'", &[])
+        .await
+        .unwrap();
+    paris
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE endpoints SET status = 'unprotected' WHERE id = 'paris-00020'", &[])
+        .await
+        .unwrap();
     replicate_now(&master).await;
     wait_until_reports_match(&report, &[&paris, &lyon], &task_id).await;
 
     // Redelivered, stale and forged events change nothing.
     let before = numbers(report.report("overview").await);
-    let stored_seq: i64 = report.pool.get().await.unwrap()
-        .query_one("SELECT LEAST(health_seq, site_seq, tasks_seq) FROM slaves WHERE slave_id = 'paris'", &[]).await.unwrap().get(0);
+    let stored_seq: i64 = report
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT LEAST(health_seq, site_seq, tasks_seq) FROM slaves WHERE slave_id = 'paris'", &[])
+        .await
+        .unwrap()
+        .get(0);
     let bogus = |seq: i64| SlaveSummary {
         slave: "paris".into(),
         seq,
         as_of: chrono::Utc::now(),
-        site: Some(SiteSummary { endpoints: StatusCounts { total: 999, protected: 999, ..Default::default() }, ..Default::default() }),
+        site: Some(SiteSummary {
+            endpoints: StatusCounts { total: 999, protected: 999, ..Default::default() },
+            ..Default::default()
+        }),
         tasks: vec![],
         tasks_complete: true,
-        health: SlaveHealth { slave: "paris".into(), state: "removed".into(), version: None, last_seen: None,
-                              replicated_at: None, synced_as_of: None, rows_behind: None, batches_refused: 0 },
+        health: SlaveHealth {
+            slave: "paris".into(),
+            state: "removed".into(),
+            version: None,
+            last_seen: None,
+            replicated_at: None,
+            synced_as_of: None,
+            rows_behind: None,
+            batches_refused: 0,
+        },
     };
     let exchange = master.topology().events_exchange();
     let event = |body: &SlaveSummary, key: &str| {
         let envelope = Envelope::new(kind::SLAVE_SUMMARY, "hq", 1, body);
-        Outgoing::envelope(exchange.clone(), Topology::event_key(kind::SLAVE_SUMMARY), &envelope, Some(&SigningKey::from_secret(key)))
+        Outgoing::envelope(
+            exchange.clone(),
+            Topology::event_key(kind::SLAVE_SUMMARY),
+            &envelope,
+            Some(&SigningKey::from_secret(key)),
+        )
     };
     let applied_before = report.status().await["events"]["applied"].as_u64().unwrap();
     let refused_before = report.status().await["events"]["dead_lettered"].as_u64().unwrap();
@@ -236,7 +296,8 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     .await;
     wait_for("the injected events to be consumed", || async {
         let s = report.status().await;
-        (s["events"]["applied"].as_u64().unwrap() >= applied_before + 2 && s["events"]["dead_lettered"].as_u64().unwrap() > refused_before)
+        (s["events"]["applied"].as_u64().unwrap() >= applied_before + 2
+            && s["events"]["dead_lettered"].as_u64().unwrap() > refused_before)
             .then_some(())
     })
     .await;
@@ -244,7 +305,9 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     for part in ["security_status", "malware", "updates", "tasks", "licenses"] {
         assert_eq!(after[part], before[part], "stale or forged events changed the {part} report");
     }
-    let paris_health = |o: &Value| o["health"]["slaves"].as_array().unwrap().iter().find(|s| s["slave"] == "paris").unwrap()["state"].clone();
+    let paris_health = |o: &Value| {
+        o["health"]["slaves"].as_array().unwrap().iter().find(|s| s["slave"] == "paris").unwrap()["state"].clone()
+    };
     assert_eq!(paris_health(&after), "online", "a stale event marked paris removed");
 
     // Through the master's API, in every format.
@@ -252,10 +315,19 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     assert_eq!(status, 200, "{body}");
     let csv = body.as_str().unwrap();
     assert!(csv.lines().any(|l| l.starts_with("paris,35,")), "{csv}");
-    let html = master.http.get(format!("{}/api/reports/overview?format=html", master.base)).bearer_auth(rampart_tests::TOKEN).send().await.unwrap();
+    let html = master
+        .http
+        .get(format!("{}/api/reports/overview?format=html", master.base))
+        .bearer_auth(rampart_tests::TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
     let html = html.text().await.unwrap();
-    assert!(html.contains("<svg") && html.contains("lyon") && !html.contains("https://"), "an HTML page with inline charts");
+    assert!(
+        html.contains("<svg") && html.contains("lyon") && !html.contains("https://"),
+        "an HTML page with inline charts"
+    );
     let (status, one) = master.get("/api/reports/security-status?slave=lyon").await;
     assert_eq!((status.as_u16(), one["sites"].as_array().map(Vec::len)), (200, Some(1)), "{one}");
     let (status, _) = master.get("/api/reports/security-status?slave=nowhere").await;
@@ -289,7 +361,9 @@ async fn consolidated_reports_equal_the_slaves_databases() {
 /// signature dates and 20 tasks.
 fn large_summary(slave: &str, seq: i64) -> SlaveSummary {
     use chrono::Duration;
-    use rampart_shared::report::events::{DateCount, DayCount, InfectedEndpoint, LicenseUsage, TaskOutcome, ThreatCount};
+    use rampart_shared::report::events::{
+        DateCount, DayCount, InfectedEndpoint, LicenseUsage, TaskOutcome, ThreatCount,
+    };
     let now = chrono::Utc::now();
     let today = now.date_naive();
     SlaveSummary {
@@ -297,19 +371,68 @@ fn large_summary(slave: &str, seq: i64) -> SlaveSummary {
         seq,
         as_of: now,
         site: Some(SiteSummary {
-            endpoints: StatusCounts { total: 10_000, protected: 9_000, at_risk: 600, infected: 300, unprotected: 100, unlicensed: 50 },
-            signatures: (0..30).map(|d| DateCount { date: Some(today - Duration::days(d)), endpoints: 10_000 / 30 }).collect(),
-            detections_daily: (0..365).map(|d| DayCount { day: today - Duration::days(d), detections: 40 + d % 7 }).collect(),
-            threats: (0..50).map(|t| ThreatCount { malware: format!("Threat.{t}"), detections: 500 - t, endpoints: 100, last_detected: now }).collect(),
-            most_infected: (0..20).map(|e| InfectedEndpoint { endpoint_id: format!("{slave}-{e:05}"), hostname: Some(format!("pc-{e}")),
-                                                              detections: 30 - e, active_threats: 1, last_detected: now }).collect(),
-            license: Some(LicenseUsage { customer: slave.into(), seats: 12_000, used: 9_950, expires_on: today + Duration::days(200) }),
+            endpoints: StatusCounts {
+                total: 10_000,
+                protected: 9_000,
+                at_risk: 600,
+                infected: 300,
+                unprotected: 100,
+                unlicensed: 50,
+            },
+            signatures: (0..30)
+                .map(|d| DateCount { date: Some(today - Duration::days(d)), endpoints: 10_000 / 30 })
+                .collect(),
+            detections_daily: (0..365)
+                .map(|d| DayCount { day: today - Duration::days(d), detections: 40 + d % 7 })
+                .collect(),
+            threats: (0..50)
+                .map(|t| ThreatCount {
+                    malware: format!("Threat.{t}"),
+                    detections: 500 - t,
+                    endpoints: 100,
+                    last_detected: now,
+                })
+                .collect(),
+            most_infected: (0..20)
+                .map(|e| InfectedEndpoint {
+                    endpoint_id: format!("{slave}-{e:05}"),
+                    hostname: Some(format!("pc-{e}")),
+                    detections: 30 - e,
+                    active_threats: 1,
+                    last_detected: now,
+                })
+                .collect(),
+            license: Some(LicenseUsage {
+                customer: slave.into(),
+                seats: 12_000,
+                used: 9_950,
+                expires_on: today + Duration::days(200),
+            }),
         }),
-        tasks: (0..20).map(|t| TaskOutcome { task_id: uuid::Uuid::from_u128(t), name: Some(format!("Task {t}")), kind: Some("quick_scan".into()),
-                                            pending: 10, running: 5, succeeded: 9_900, failed: 80, cancelled: 5, detections: 3 }).collect(),
+        tasks: (0..20)
+            .map(|t| TaskOutcome {
+                task_id: uuid::Uuid::from_u128(t),
+                name: Some(format!("Task {t}")),
+                kind: Some("quick_scan".into()),
+                pending: 10,
+                running: 5,
+                succeeded: 9_900,
+                failed: 80,
+                cancelled: 5,
+                detections: 3,
+            })
+            .collect(),
         tasks_complete: true,
-        health: SlaveHealth { slave: slave.into(), state: "online".into(), version: Some("0.1.0".into()), last_seen: Some(now),
-                              replicated_at: Some(now), synced_as_of: Some(now), rows_behind: Some(0), batches_refused: 0 },
+        health: SlaveHealth {
+            slave: slave.into(),
+            state: "online".into(),
+            version: Some("0.1.0".into()),
+            last_seen: Some(now),
+            replicated_at: Some(now),
+            synced_as_of: Some(now),
+            rows_behind: Some(0),
+            batches_refused: 0,
+        },
     }
 }
 
@@ -328,17 +451,21 @@ async fn a_report_over_a_million_endpoints_in_100_slaves() {
         .collect();
     inject(events).await;
     report.wait_for_status("1M endpoints in 100 slaves", |r| r["total"]["total"] == 1_000_000).await;
-    for (path, format) in [("security-status", "json"), ("overview", "json"), ("overview", "html"), ("malware", "csv")] {
+    for (path, format) in [("security-status", "json"), ("overview", "json"), ("overview", "html"), ("malware", "csv")]
+    {
         let mut times = Vec::new();
         for _ in 0..20 {
             let started = std::time::Instant::now();
             let url = format!("{}/api/reports/{path}?format={format}", report.base);
-            let body = report.http.get(&url).bearer_auth(rampart_tests::TOKEN).send().await.unwrap().bytes().await.unwrap();
+            let body =
+                report.http.get(&url).bearer_auth(rampart_tests::TOKEN).send().await.unwrap().bytes().await.unwrap();
             times.push((started.elapsed(), body.len()));
         }
         times.sort();
-        println!("{path} as {format}: median {:?}, max {:?}, {} bytes (20 requests, 100 slaves, 1,000,000 endpoints)",
-                 times[10].0, times[19].0, times[10].1);
+        println!(
+            "{path} as {format}: median {:?}, max {:?}, {} bytes (20 requests, 100 slaves, 1,000,000 endpoints)",
+            times[10].0, times[19].0, times[10].1
+        );
     }
     let topology = Topology::new(&rampart_shared::topology::NameSegment::parse(&namespace).unwrap());
     report.stop().await;

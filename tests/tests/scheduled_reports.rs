@@ -14,16 +14,25 @@ async fn a_schedule_writes_the_report_and_mails_it() {
     options.extra_xml = format!("<Reports><Directory>{}</Directory></Reports>", directory.display());
     let site = TestServer::spawn(options).await;
     insert_endpoints(&site, "ep", 12).await;
-    site.state.pool.get().await.unwrap().execute("UPDATE endpoints SET status = 'infected' WHERE id < 'ep-00003'", &[]).await.unwrap();
+    site.state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE endpoints SET status = 'infected' WHERE id < 'ep-00003'", &[])
+        .await
+        .unwrap();
 
     // Mail asked before any e-mail settings exist: refused, nothing created.
     let schedule = json!({"name": "daily-status", "kind": "security-status", "format": "csv", "every_seconds": 3600, "email": true});
     let (status, body) = site.post("/api/reports/schedules", schedule.clone()).await;
     assert_eq!(status, 409, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("e-mail settings"), "{body}");
-    for (bad, what) in [(json!({"name": "x", "kind": "weather", "every_seconds": 60}), "unknown report"),
-                        (json!({"name": "x", "kind": "malware", "every_seconds": 5}), "at least 60"),
-                        (json!({"name": "x", "kind": "malware", "daily_at": "7h"}), "HH:MM")] {
+    for (bad, what) in [
+        (json!({"name": "x", "kind": "weather", "every_seconds": 60}), "unknown report"),
+        (json!({"name": "x", "kind": "malware", "every_seconds": 5}), "at least 60"),
+        (json!({"name": "x", "kind": "malware", "daily_at": "7h"}), "HH:MM"),
+    ] {
         let (status, body) = site.post("/api/reports/schedules", bad).await;
         assert_eq!(status, 422, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(what), "{body}");
@@ -31,8 +40,12 @@ async fn a_schedule_writes_the_report_and_mails_it() {
 
     let sink = SmtpSink::start().await;
     let (status, body) = site
-        .call(reqwest::Method::PUT, "/api/settings/email", Some(json!({"smtp_host": "127.0.0.1", "smtp_port": sink.port,
-              "from": "rampart@example.com", "to": ["soc@example.com"], "starttls": false})))
+        .call(
+            reqwest::Method::PUT,
+            "/api/settings/email",
+            Some(json!({"smtp_host": "127.0.0.1", "smtp_port": sink.port,
+              "from": "rampart@example.com", "to": ["soc@example.com"], "starttls": false})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, created) = site.post("/api/reports/schedules", schedule).await;
@@ -78,9 +91,13 @@ async fn a_schedule_writes_the_report_and_mails_it() {
 #[tokio::test]
 async fn a_master_has_no_scheduled_reports() {
     let master = TestServer::spawn(ServerOptions::master()).await;
-    let (status, body) = master.post("/api/reports/schedules", json!({"name": "x", "kind": "malware", "every_seconds": 60})).await;
+    let (status, body) =
+        master.post("/api/reports/schedules", json!({"name": "x", "kind": "malware", "every_seconds": 60})).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("Scheduled reports is not available on a master"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("Scheduled reports is not available on a master"),
+        "{body}"
+    );
     // Without a report service configured, reports say how to get one.
     let (status, body) = master.get("/api/reports/security-status").await;
     assert_eq!(status, 409, "{body}");

@@ -10,8 +10,15 @@
 use std::sync::Mutex;
 
 use rampart_tests::{ServerOptions, TestAgent, TestServer};
-use tracing::{field::{Field, Visit}, Event, Level, Subscriber};
-use tracing_subscriber::{layer::{Context, SubscriberExt}, util::SubscriberInitExt, Layer};
+use tracing::{
+    field::{Field, Visit},
+    Event, Level, Subscriber,
+};
+use tracing_subscriber::{
+    layer::{Context, SubscriberExt},
+    util::SubscriberInitExt,
+    Layer,
+};
 
 /// Every error event logged in this process, as `target: fields`.
 static ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());

@@ -43,10 +43,7 @@ pub struct CommandHandler {
 
 impl CommandHandler {
     pub fn new(site: &NameSegment, fleet: mpsc::Sender<Vec<RoutedCommand>>) -> Self {
-        Self {
-            key_prefix: Topology::endpoint_key(site.as_str(), ""),
-            fleet,
-        }
+        Self { key_prefix: Topology::endpoint_key(site.as_str(), ""), fleet }
     }
 }
 
@@ -57,34 +54,24 @@ impl BatchHandler for CommandHandler {
         let amqp_type = delivery.properties.kind().as_ref().map(|k| k.as_str());
         let envelope = Envelope::decode(&delivery.data, amqp_type)?;
         let command = EndpointCommand::from_envelope(&envelope)?;
-        let endpoint_id =
-            addressee(&self.key_prefix, delivery.routing_key.as_str()).ok_or_else(|| {
-                Rejection::Malformed(format!(
-                    "routing key '{}' does not name an endpoint of this site",
-                    delivery.routing_key
-                ))
-            })?;
-        Ok(RoutedCommand {
-            endpoint_id: endpoint_id.to_owned(),
-            command,
-            message_id: envelope.id,
-        })
+        let endpoint_id = addressee(&self.key_prefix, delivery.routing_key.as_str()).ok_or_else(|| {
+            Rejection::Malformed(format!(
+                "routing key '{}' does not name an endpoint of this site",
+                delivery.routing_key
+            ))
+        })?;
+        Ok(RoutedCommand { endpoint_id: endpoint_id.to_owned(), command, message_id: envelope.id })
     }
 
     async fn apply(&self, batch: &[RoutedCommand]) -> Result<(), ApplyError> {
-        self.fleet
-            .send(batch.to_vec())
-            .await
-            .map_err(|_| ApplyError::Transient("the fleet loop has stopped".into()))
+        self.fleet.send(batch.to_vec()).await.map_err(|_| ApplyError::Transient("the fleet loop has stopped".into()))
     }
 }
 
 /// The endpoint id at the end of `routing_key`, if the key has the shape
 /// `<prefix><one segment>`.
 fn addressee<'a>(prefix: &str, routing_key: &'a str) -> Option<&'a str> {
-    routing_key
-        .strip_prefix(prefix)
-        .filter(|id| NameSegment::parse(id).is_ok())
+    routing_key.strip_prefix(prefix).filter(|id| NameSegment::parse(id).is_ok())
 }
 
 #[cfg(test)]
@@ -94,20 +81,11 @@ mod tests {
 
     fn handler() -> (CommandHandler, mpsc::Receiver<Vec<RoutedCommand>>) {
         let (tx, rx) = mpsc::channel(4);
-        (
-            CommandHandler::new(&NameSegment::parse("paris").unwrap(), tx),
-            rx,
-        )
+        (CommandHandler::new(&NameSegment::parse("paris").unwrap(), tx), rx)
     }
 
     fn delivery(routing_key: &str, envelope: &Envelope) -> Delivery {
-        let mut d = Delivery::mock(
-            1,
-            "rampart.agents".into(),
-            routing_key.into(),
-            false,
-            envelope.to_bytes(),
-        );
+        let mut d = Delivery::mock(1, "rampart.agents".into(), routing_key.into(), false, envelope.to_bytes());
         d.properties = envelope.properties(None);
         d
     }
@@ -115,68 +93,34 @@ mod tests {
     #[test]
     fn reads_the_endpoint_from_the_routing_key() {
         let (handler, _rx) = handler();
-        let command = EndpointCommand::Task(EndpointTask {
-            task_id: Uuid::new_v4(),
-            kind: TaskKind::QuickScan,
-        });
+        let command = EndpointCommand::Task(EndpointTask { task_id: Uuid::new_v4(), kind: TaskKind::QuickScan });
         let envelope = command.to_envelope("paris", 1);
         let key = Topology::endpoint_key("paris", "sim1-00007");
         let routed = handler.decode(&delivery(&key, &envelope)).unwrap();
-        assert_eq!(
-            routed,
-            RoutedCommand {
-                endpoint_id: "sim1-00007".into(),
-                command,
-                message_id: envelope.id
-            }
-        );
+        assert_eq!(routed, RoutedCommand { endpoint_id: "sim1-00007".into(), command, message_id: envelope.id });
     }
 
     #[test]
     fn refuses_what_is_not_a_command_for_this_site() {
         let (handler, _rx) = handler();
-        let cancel = EndpointCommand::Cancel(CancelTask {
-            task_id: Uuid::new_v4(),
-        })
-        .to_envelope("paris", 1);
+        let cancel = EndpointCommand::Cancel(CancelTask { task_id: Uuid::new_v4() }).to_envelope("paris", 1);
         let elsewhere = Topology::endpoint_key("lyon", "sim1-00007");
-        assert!(matches!(
-            handler.decode(&delivery(&elsewhere, &cancel)),
-            Err(Rejection::Malformed(_))
-        ));
+        assert!(matches!(handler.decode(&delivery(&elsewhere, &cancel)), Err(Rejection::Malformed(_))));
         let key = Topology::endpoint_key("paris", "sim1-00007");
         let heartbeat = Envelope::new(kind::HEARTBEAT, "paris", 1, &serde_json::json!({}));
-        assert!(matches!(
-            handler.decode(&delivery(&key, &heartbeat)),
-            Err(Rejection::UnknownKind(_))
-        ));
-        assert_eq!(
-            addressee("site.paris.endpoint.", "site.paris.endpoint.a.b"),
-            None
-        );
-        assert_eq!(
-            addressee("site.paris.endpoint.", "site.paris.endpoint."),
-            None
-        );
+        assert!(matches!(handler.decode(&delivery(&key, &heartbeat)), Err(Rejection::UnknownKind(_))));
+        assert_eq!(addressee("site.paris.endpoint.", "site.paris.endpoint.a.b"), None);
+        assert_eq!(addressee("site.paris.endpoint.", "site.paris.endpoint."), None);
     }
 
     #[tokio::test]
     async fn apply_hands_the_batch_to_the_fleet() {
         let (handler, mut rx) = handler();
-        let command = EndpointCommand::Cancel(CancelTask {
-            task_id: Uuid::new_v4(),
-        });
-        let routed = RoutedCommand {
-            endpoint_id: "sim1-00001".into(),
-            command,
-            message_id: Uuid::new_v4(),
-        };
+        let command = EndpointCommand::Cancel(CancelTask { task_id: Uuid::new_v4() });
+        let routed = RoutedCommand { endpoint_id: "sim1-00001".into(), command, message_id: Uuid::new_v4() };
         handler.apply(std::slice::from_ref(&routed)).await.unwrap();
         assert_eq!(rx.recv().await.unwrap(), vec![routed.clone()]);
         drop(rx);
-        assert!(matches!(
-            handler.apply(&[routed]).await,
-            Err(ApplyError::Transient(_))
-        ));
+        assert!(matches!(handler.apply(&[routed]).await, Err(ApplyError::Transient(_))));
     }
 }

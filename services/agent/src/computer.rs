@@ -92,20 +92,11 @@ impl Endpoint {
         let mut rng = computer_rng(name, seed, index, 0x656e_6470);
         let signatures_date = today - Days::days(rng.gen_range(0..=10));
         let realtime_protection = !rng.gen_bool(0.03);
-        let threats = if rng.gen_bool(0.01) {
-            vec![random_threat(&mut rng)]
-        } else {
-            Vec::new()
-        };
+        let threats = if rng.gen_bool(0.01) { vec![random_threat(&mut rng)] } else { Vec::new() };
         Self {
             id: endpoint_id(name, index),
             hostname: format!("pc-{index:05}"),
-            ip: format!(
-                "10.{}.{}.{}",
-                seed % 250,
-                (index / 250) % 256,
-                index % 250 + 1
-            ),
+            ip: format!("10.{}.{}.{}", seed % 250, (index / 250) % 256, index % 250 + 1),
             os: random_os(&mut rng).to_owned(),
             signatures_date,
             realtime_protection,
@@ -191,12 +182,7 @@ pub fn discovered(name: &str, seed: u64, index: u32) -> DiscoveredComputer {
         hostname: format!("lab-{index:04}"),
         // A different private range from the managed endpoints, so the two
         // never collide whatever their counts.
-        ip: format!(
-            "172.{}.{}.{}",
-            16 + seed % 16,
-            (index / 250) % 256,
-            index % 250 + 1
-        ),
+        ip: format!("172.{}.{}.{}", 16 + seed % 16, (index / 250) % 256, index % 250 + 1),
         mac: format!(
             "02:52:{:02x}:{:02x}:{:02x}:{:02x}",
             seed % 256,
@@ -227,16 +213,13 @@ pub fn random_uuid(rng: &mut impl Rng) -> Uuid {
 /// processes with the same seed and different names differ.
 pub fn fleet_seed(name: &str, seed: u64) -> u64 {
     // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash =
+        name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     splitmix(hash ^ splitmix(seed))
 }
 
 fn computer_rng(name: &str, seed: u64, index: u32, salt: u64) -> SmallRng {
-    SmallRng::seed_from_u64(splitmix(
-        fleet_seed(name, seed) ^ splitmix(u64::from(index) ^ (salt << 32)),
-    ))
+    SmallRng::seed_from_u64(splitmix(fleet_seed(name, seed) ^ splitmix(u64::from(index) ^ (salt << 32))))
 }
 
 fn splitmix(x: u64) -> u64 {
@@ -247,10 +230,7 @@ fn splitmix(x: u64) -> u64 {
 }
 
 fn random_os(rng: &mut impl Rng) -> &'static str {
-    OPERATING_SYSTEMS
-        .choose_weighted(rng, |(_, weight)| *weight)
-        .expect("weights are positive")
-        .0
+    OPERATING_SYSTEMS.choose_weighted(rng, |(_, weight)| *weight).expect("weights are positive").0
 }
 
 #[cfg(test)]
@@ -297,26 +277,17 @@ mod tests {
         let a = Endpoint::generate("sim1", 1, 9, today());
         assert_eq!(a, Endpoint::generate("sim1", 1, 9, today()));
         assert_eq!(discovered("sim1", 1, 9), discovered("sim1", 1, 9));
-        let others: Vec<_> = (2..30)
-            .map(|seed| Endpoint::generate("sim1", seed, 9, today()))
-            .collect();
-        assert!(others
-            .iter()
-            .any(|b| b.os != a.os || b.signatures_date != a.signatures_date));
+        let others: Vec<_> = (2..30).map(|seed| Endpoint::generate("sim1", seed, 9, today())).collect();
+        assert!(others.iter().any(|b| b.os != a.os || b.signatures_date != a.signatures_date));
         assert_ne!(fleet_seed("sim1", 1), fleet_seed("sim2", 1));
     }
 
     #[test]
     fn initial_status_is_mostly_healthy() {
-        let fleet: Vec<_> = (1..=5_000)
-            .map(|i| Endpoint::generate("sim1", 1, i, today()))
-            .collect();
+        let fleet: Vec<_> = (1..=5_000).map(|i| Endpoint::generate("sim1", 1, i, today())).collect();
         let off = fleet.iter().filter(|e| !e.realtime_protection).count();
         let infected = fleet.iter().filter(|e| !e.threats.is_empty()).count();
-        assert!(
-            (50..300).contains(&off),
-            "{off} without real-time protection"
-        );
+        assert!((50..300).contains(&off), "{off} without real-time protection");
         assert!((10..120).contains(&infected), "{infected} infected");
         for e in &fleet {
             let age = (today() - e.signatures_date).num_days();

@@ -70,12 +70,7 @@ pub struct Outbox {
 impl Outbox {
     /// `first_seq` starts the process-wide sequence numbers; taking it from
     /// the clock keeps them increasing across restarts too.
-    pub fn new(
-        publisher: Publisher,
-        topology: &Topology,
-        site: &NameSegment,
-        first_seq: u64,
-    ) -> Self {
+    pub fn new(publisher: Publisher, topology: &Topology, site: &NameSegment, first_seq: u64) -> Self {
         Self {
             publisher,
             exchange: topology.site_exchange(),
@@ -109,24 +104,14 @@ impl Outbox {
     pub fn extend(&mut self, messages: impl IntoIterator<Item = AgentMessage>) {
         for message in messages {
             let outgoing = self.outgoing(&message);
-            push_bounded(
-                &mut self.events,
-                outgoing,
-                MAX_EVENTS,
-                &mut self.stats.dropped,
-            );
+            push_bounded(&mut self.events, outgoing, MAX_EVENTS, &mut self.stats.dropped);
         }
     }
 
     /// Gives parked (unroutable) events another chance.
     pub fn release_parked(&mut self) {
         while let Some(outgoing) = self.parked.pop_front() {
-            push_bounded(
-                &mut self.events,
-                outgoing,
-                MAX_EVENTS,
-                &mut self.stats.dropped,
-            );
+            push_bounded(&mut self.events, outgoing, MAX_EVENTS, &mut self.stats.dropped);
         }
     }
 
@@ -140,13 +125,8 @@ impl Outbox {
             let events = self.events.len().min(BATCH_MAX);
             let mut batch: Vec<Outgoing> = self.events.iter().take(events).cloned().collect();
             let heartbeats = fleet.take_heartbeats(BATCH_MAX - events);
-            let heartbeat_senders: Vec<String> =
-                heartbeats.iter().map(|h| h.endpoint_id.clone()).collect();
-            batch.extend(
-                heartbeats
-                    .into_iter()
-                    .map(|h| self.outgoing(&AgentMessage::Heartbeat(h))),
-            );
+            let heartbeat_senders: Vec<String> = heartbeats.iter().map(|h| h.endpoint_id.clone()).collect();
+            batch.extend(heartbeats.into_iter().map(|h| self.outgoing(&AgentMessage::Heartbeat(h))));
             if batch.is_empty() {
                 return;
             }
@@ -180,12 +160,7 @@ impl Outbox {
                 Delivered::Unroutable => {
                     unroutable += 1;
                     if i < events {
-                        push_bounded(
-                            &mut self.parked,
-                            outgoing,
-                            MAX_PARKED,
-                            &mut self.stats.dropped,
-                        );
+                        push_bounded(&mut self.parked, outgoing, MAX_PARKED, &mut self.stats.dropped);
                     }
                 }
             }
@@ -195,9 +170,7 @@ impl Outbox {
         }
         self.stats.unroutable += unroutable;
         self.unroutable_unreported += unroutable;
-        let quiet = self
-            .last_unroutable_warning
-            .is_some_and(|at| at.elapsed() < UNROUTABLE_WARNING_EVERY);
+        let quiet = self.last_unroutable_warning.is_some_and(|at| at.elapsed() < UNROUTABLE_WARNING_EVERY);
         if !quiet {
             tracing::warn!(
                 unroutable = self.unroutable_unreported,
@@ -241,10 +214,7 @@ mod tests {
     #[test]
     fn envelopes_speak_for_the_right_sender() {
         let messages = [
-            AgentMessage::Discovery(Discovery {
-                reported_by: "sim1-00001".into(),
-                computers: vec![],
-            }),
+            AgentMessage::Discovery(Discovery { reported_by: "sim1-00001".into(), computers: vec![] }),
             AgentMessage::DeployResult(DeployResult {
                 deployment_id: Uuid::new_v4(),
                 computer_id: "sim1-u0001".into(),
@@ -280,25 +250,15 @@ mod tests {
         };
         let wall = chrono::Utc::now();
         let mut fleet = Fleet::new(config, wall.date_naive());
-        outbox.extend(fleet.tick(Moment {
-            elapsed: Duration::ZERO,
-            wall,
-        }));
+        outbox.extend(fleet.tick(Moment { elapsed: Duration::ZERO, wall }));
         let queued = outbox.events[0].clone();
 
         outbox.flush(&mut fleet, None).await;
         assert_eq!(outbox.stats().broker_errors, 1);
         assert_eq!((outbox.waiting(), fleet.heartbeats_owed()), (1, 20));
-        assert_eq!(
-            outbox.events[0].payload, queued.payload,
-            "a retry resends the same envelope"
-        );
+        assert_eq!(outbox.events[0].payload, queued.payload, "a retry resends the same envelope");
         assert!(outbox.is_backing_off());
         outbox.flush(&mut fleet, None).await;
-        assert_eq!(
-            outbox.stats().broker_errors,
-            1,
-            "no attempt while backing off"
-        );
+        assert_eq!(outbox.stats().broker_errors, 1, "no attempt while backing off");
     }
 }

@@ -73,12 +73,7 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
         broker.close().await;
         return Ok(());
     }
-    let keeper = tokio::spawn(keep_declared(
-        broker.clone(),
-        spec.clone(),
-        queue.clone(),
-        shutdown.clone(),
-    ));
+    let keeper = tokio::spawn(keep_declared(broker.clone(), spec.clone(), queue.clone(), shutdown.clone()));
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BATCHES);
     let consumer_metrics = Arc::new(ConsumerMetrics::default());
@@ -99,16 +94,8 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
     ));
 
     let first_seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
-    let outbox = Outbox::new(
-        Publisher::new(broker.clone()),
-        &topology,
-        &settings.site,
-        first_seq,
-    );
-    let fleet = Fleet::new(
-        FleetConfig::from_settings(&settings),
-        Utc::now().date_naive(),
-    );
+    let outbox = Outbox::new(Publisher::new(broker.clone()), &topology, &settings.site, first_seq);
+    let fleet = Fleet::new(FleetConfig::from_settings(&settings), Utc::now().date_naive());
     let mut fleet_loop = FleetLoop {
         fleet,
         outbox,
@@ -131,12 +118,7 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
 
 /// Declares the exchanges and this process's queue, retrying until it
 /// works; `false` if shutdown came first.
-async fn declare_until_done(
-    broker: &Broker,
-    spec: &QueueSpec,
-    queue: &str,
-    shutdown: &Shutdown,
-) -> bool {
+async fn declare_until_done(broker: &Broker, spec: &QueueSpec, queue: &str, shutdown: &Shutdown) -> bool {
     let mut backoff = Duration::from_millis(200);
     loop {
         match declare(broker, spec, queue).await {
@@ -167,22 +149,9 @@ async fn keep_declared(broker: Arc<Broker>, spec: QueueSpec, queue: String, shut
 /// Declares the namespace's exchanges, then `queue` as `spec` says.
 async fn declare(broker: &Broker, spec: &QueueSpec, queue: &str) -> Result<(), AmqpError> {
     let channel = broker.channel().await?;
-    bounded(
-        "exchange.declare",
-        topology::declare_exchanges(&channel, &spec.topology),
-    )
-    .await?;
-    bounded(
-        "queue.declare",
-        topology::declare_queue(
-            &channel,
-            &spec.topology,
-            queue,
-            &spec.exchange,
-            &spec.bindings,
-        ),
-    )
-    .await?;
+    bounded("exchange.declare", topology::declare_exchanges(&channel, &spec.topology)).await?;
+    bounded("queue.declare", topology::declare_queue(&channel, &spec.topology, queue, &spec.exchange, &spec.bindings))
+        .await?;
     let _ = close_channel(&channel, "declared").await;
     Ok(())
 }
@@ -231,10 +200,7 @@ impl FleetLoop {
     }
 
     fn now(&self) -> Moment {
-        Moment {
-            elapsed: self.started.elapsed(),
-            wall: Utc::now(),
-        }
+        Moment { elapsed: self.started.elapsed(), wall: Utc::now() }
     }
 
     fn apply(&mut self, batch: Vec<RoutedCommand>) {
@@ -275,14 +241,8 @@ impl FleetLoop {
             tasks_cancelled = fleet.tasks_cancelled,
             policies_applied = fleet.policies_applied,
             deployments = fleet.deployments,
-            commands = self
-                .consumer_metrics
-                .applied
-                .load(std::sync::atomic::Ordering::Relaxed),
-            dead_lettered = self
-                .consumer_metrics
-                .dead_lettered
-                .load(std::sync::atomic::Ordering::Relaxed),
+            commands = self.consumer_metrics.applied.load(std::sync::atomic::Ordering::Relaxed),
+            dead_lettered = self.consumer_metrics.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
             "{message}"
         );
     }

@@ -102,12 +102,7 @@ pub enum SettingsError {
 impl AgentSettings {
     /// Settings with every optional value at its command-line default
     /// (seed 1, name `sim1`).
-    pub fn new(
-        amqp_url: impl Into<String>,
-        namespace: NameSegment,
-        site: NameSegment,
-        endpoints: u32,
-    ) -> Self {
+    pub fn new(amqp_url: impl Into<String>, namespace: NameSegment, site: NameSegment, endpoints: u32) -> Self {
         let seed = 1;
         Self {
             amqp_url: Secret::new(amqp_url.into()),
@@ -141,10 +136,7 @@ impl AgentSettings {
             computer::computer_id(self.name.as_str(), self.unmanaged.max(1)),
         ] {
             if let Err(reason) = NameSegment::parse(&id) {
-                return invalid(
-                    "name",
-                    format!("gives invalid ids ({reason}); use a shorter name"),
-                );
+                return invalid("name", format!("gives invalid ids ({reason}); use a shorter name"));
             }
         }
         if self.heartbeat_interval < Duration::from_millis(100) {
@@ -199,9 +191,7 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     match value {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
-        other => Err(format!(
-            "'{other}' is not a log format: use 'text' or 'json'"
-        )),
+        other => Err(format!("'{other}' is not a log format: use 'text' or 'json'")),
     }
 }
 
@@ -233,21 +223,12 @@ mod tests {
         let long = "x".repeat(60);
         let err = parse(&["--name", &long]).unwrap_err();
         assert!(err.contains("--name"), "{err}");
-        assert!(parse(&["--heartbeat-secs=-1"])
-            .unwrap_err()
-            .contains("--heartbeat-secs"));
-        assert!(parse(&["--heartbeat-secs", "0.01"])
-            .unwrap_err()
-            .contains("--heartbeat-secs"));
-        assert!(parse(&["--scan-secs", "NaN"])
-            .unwrap_err()
-            .contains("--scan-secs"));
+        assert!(parse(&["--heartbeat-secs=-1"]).unwrap_err().contains("--heartbeat-secs"));
+        assert!(parse(&["--heartbeat-secs", "0.01"]).unwrap_err().contains("--heartbeat-secs"));
+        assert!(parse(&["--scan-secs", "NaN"]).unwrap_err().contains("--scan-secs"));
         assert!(parse(&["--endpoints", "100000"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());
-        assert_eq!(
-            parse(&["--log-format", "json"]).unwrap().log_format,
-            LogFormat::Json
-        );
+        assert_eq!(parse(&["--log-format", "json"]).unwrap().log_format, LogFormat::Json);
     }
 
     #[test]

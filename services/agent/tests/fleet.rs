@@ -22,8 +22,7 @@ use rampart_shared::{
         Broker,
     },
     messages::{
-        AgentMessage, DeployAgent, EndpointCommand, EndpointPolicy, EndpointTask, PolicySettings,
-        TaskKind, TaskState,
+        AgentMessage, DeployAgent, EndpointCommand, EndpointPolicy, EndpointTask, PolicySettings, TaskKind, TaskState,
     },
     topology::{self, NameSegment, Topology},
     Envelope, Secret, Shutdown,
@@ -64,20 +63,13 @@ impl TestSite {
         let topology = Topology::new(&NameSegment::parse(&namespace).unwrap());
         let site = NameSegment::parse(site).unwrap();
         let broker = Arc::new(
-            timeout(
-                WAIT,
-                Broker::connect(Secret::new(AMQP_URL.to_owned()), "agent-test"),
-            )
-            .await
-            .context("connecting to RabbitMQ timed out")?
-            .context("RabbitMQ is not running (start it with `rabbitmq-server -detached`)")?,
+            timeout(WAIT, Broker::connect(Secret::new(AMQP_URL.to_owned()), "agent-test"))
+                .await
+                .context("connecting to RabbitMQ timed out")?
+                .context("RabbitMQ is not running (start it with `rabbitmq-server -detached`)")?,
         );
         let channel = broker.channel().await?;
-        bounded(
-            "exchange.declare",
-            topology::declare_exchanges(&channel, &topology),
-        )
-        .await?;
+        bounded("exchange.declare", topology::declare_exchanges(&channel, &topology)).await?;
         Ok(Self {
             publisher: Publisher::new(broker.clone()),
             broker,
@@ -95,11 +87,8 @@ impl TestSite {
         let inbox = self.topology.site_inbox(self.site.as_str());
         let bindings = [Topology::site_binding(self.site.as_str())];
         let exchange = self.topology.site_exchange();
-        let declare =
-            topology::declare_queue(&self.channel, &self.topology, &inbox, &exchange, &bindings);
-        timeout(WAIT, declare)
-            .await
-            .context("declaring the inbox timed out")??;
+        let declare = topology::declare_queue(&self.channel, &self.topology, &inbox, &exchange, &bindings);
+        timeout(WAIT, declare).await.context("declaring the inbox timed out")??;
         Ok(())
     }
 
@@ -147,20 +136,13 @@ impl TestSite {
     }
 
     /// The first message (read before or now) that `pick` accepts.
-    async fn wait_for<T>(
-        &mut self,
-        what: &str,
-        mut pick: impl FnMut(&AgentMessage) -> Option<T>,
-    ) -> anyhow::Result<T> {
+    async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&AgentMessage) -> Option<T>) -> anyhow::Result<T> {
         if let Some(i) = self.backlog.iter().position(|m| pick(m).is_some()) {
             return Ok(pick(&self.backlog.remove(i)).expect("matched above"));
         }
         let deadline = Instant::now() + WAIT;
         loop {
-            let message = self
-                .next_message(deadline)
-                .await
-                .with_context(|| format!("waiting for {what}"))?;
+            let message = self.next_message(deadline).await.with_context(|| format!("waiting for {what}"))?;
             match pick(&message) {
                 Some(found) => return Ok(found),
                 None => self.backlog.push(message),
@@ -174,10 +156,7 @@ impl TestSite {
         let envelope = command.to_envelope(self.site.as_str(), self.seq);
         let key = Topology::endpoint_key(self.site.as_str(), endpoint_id);
         let outgoing = Outgoing::envelope(self.topology.agents_exchange(), key, &envelope, None);
-        self.publisher
-            .publish(outgoing)
-            .await
-            .context("publishing a command")
+        self.publisher.publish(outgoing).await.context("publishing a command")
     }
 
     /// Deletes everything the test and the agent declared.
@@ -186,10 +165,7 @@ impl TestSite {
         let channel = match timeout(WAIT, self.broker.channel()).await {
             Ok(Ok(channel)) => channel,
             other => {
-                eprintln!(
-                    "Cannot clean up namespace {}: {other:?}",
-                    self.topology.namespace()
-                );
+                eprintln!("Cannot clean up namespace {}: {other:?}", self.topology.namespace());
                 return;
             }
         };
@@ -202,10 +178,7 @@ impl TestSite {
         }
         let deleted = timeout(WAIT, topology::delete_exchanges(&channel, &self.topology)).await;
         if !matches!(deleted, Ok(Ok(()))) {
-            eprintln!(
-                "Cannot delete the exchanges of {}: {deleted:?}",
-                self.topology.namespace()
-            );
+            eprintln!("Cannot delete the exchanges of {}: {deleted:?}", self.topology.namespace());
         }
         self.broker.close().await;
     }
@@ -220,16 +193,10 @@ struct RunningFleet {
 
 impl RunningFleet {
     fn start(site: &TestSite, settings: AgentSettings) -> Self {
-        let queue = site
-            .topology
-            .agent_queue(site.site.as_str(), settings.name.as_str());
+        let queue = site.topology.agent_queue(site.site.as_str(), settings.name.as_str());
         let shutdown = Shutdown::new();
         let task = tokio::spawn(rampart_agent::run(settings, shutdown.clone()));
-        Self {
-            shutdown,
-            task,
-            queue,
-        }
+        Self { shutdown, task, queue }
     }
 
     /// Stops the fleet and cleans the broker up whatever the scenario's
@@ -273,10 +240,7 @@ async fn reports_and_obeys(site: &mut TestSite) -> anyhow::Result<()> {
         ensure!(heartbeat.agent_version == "7.2.0", "{heartbeat:?}");
         seen.insert(heartbeat.endpoint_id);
     }
-    ensure!(
-        seen.contains("sim1-00001") && seen.contains("sim1-00200"),
-        "{seen:?}"
-    );
+    ensure!(seen.contains("sim1-00001") && seen.contains("sim1-00200"), "{seen:?}");
 
     let discovery = site
         .wait_for("the discovery", |m| match m {
@@ -284,32 +248,21 @@ async fn reports_and_obeys(site: &mut TestSite) -> anyhow::Result<()> {
             _ => None,
         })
         .await?;
-    ensure!(
-        discovery.reported_by == "sim1-00001" && discovery.computers.len() == 3,
-        "{discovery:?}"
-    );
+    ensure!(discovery.reported_by == "sim1-00001" && discovery.computers.len() == 3, "{discovery:?}");
 
     // A quick scan reports running, then succeeded.
     let task_id = Uuid::new_v4();
-    let scan = EndpointCommand::Task(EndpointTask {
-        task_id,
-        kind: TaskKind::QuickScan,
-    });
+    let scan = EndpointCommand::Task(EndpointTask { task_id, kind: TaskKind::QuickScan });
     site.send("sim1-00007", scan).await?;
     for state in [TaskState::Running, TaskState::Succeeded] {
         let result = site
             .wait_for(&format!("the scan {}", state.as_str()), |m| match m {
-                AgentMessage::TaskResult(r) if r.task_id == task_id && r.state == state => {
-                    Some(r.clone())
-                }
+                AgentMessage::TaskResult(r) if r.task_id == task_id && r.state == state => Some(r.clone()),
                 _ => None,
             })
             .await?;
         ensure!(result.endpoint_id == "sim1-00007", "{result:?}");
-        ensure!(
-            state == TaskState::Running || result.scanned_files >= 5_000,
-            "{result:?}"
-        );
+        ensure!(state == TaskState::Running || result.scanned_files >= 5_000, "{result:?}");
     }
 
     // A policy turning real-time protection off shows in the next heartbeat.
@@ -318,10 +271,7 @@ async fn reports_and_obeys(site: &mut TestSite) -> anyhow::Result<()> {
         policy_id: Some(policy_id),
         version: 3,
         name: "Servers".into(),
-        settings: PolicySettings {
-            realtime_protection: false,
-            ..PolicySettings::default()
-        },
+        settings: PolicySettings { realtime_protection: false, ..PolicySettings::default() },
     });
     site.send("sim1-00009", policy).await?;
     let heartbeat = site
@@ -331,17 +281,11 @@ async fn reports_and_obeys(site: &mut TestSite) -> anyhow::Result<()> {
         })
         .await?;
     ensure!(heartbeat.endpoint_id == "sim1-00009", "{heartbeat:?}");
-    ensure!(
-        !heartbeat.realtime_protection && heartbeat.policy_version == Some(3),
-        "{heartbeat:?}"
-    );
+    ensure!(!heartbeat.realtime_protection && heartbeat.policy_version == Some(3), "{heartbeat:?}");
 
     // Deploying on a discovered computer makes it an endpoint.
     let deployment_id = Uuid::new_v4();
-    let deploy = EndpointCommand::Deploy(DeployAgent {
-        deployment_id,
-        computer_id: "sim1-u0002".into(),
-    });
+    let deploy = EndpointCommand::Deploy(DeployAgent { deployment_id, computer_id: "sim1-u0002".into() });
     site.send("sim1-u0002", deploy).await?;
     let result = site
         .wait_for("the deploy result", |m| match m {
@@ -349,10 +293,7 @@ async fn reports_and_obeys(site: &mut TestSite) -> anyhow::Result<()> {
             _ => None,
         })
         .await?;
-    ensure!(
-        result.succeeded && result.computer_id == "sim1-u0002",
-        "{result:?}"
-    );
+    ensure!(result.succeeded && result.computer_id == "sim1-u0002", "{result:?}");
     let heartbeat = site
         .wait_for("the new endpoint's heartbeat", |m| match m {
             AgentMessage::Heartbeat(h) if h.endpoint_id == "sim1-u0002" => Some(h.clone()),
@@ -409,10 +350,7 @@ async fn catches_up(site: &mut TestSite) -> anyhow::Result<()> {
 async fn ten_thousand_endpoints_report_within_seconds() -> anyhow::Result<()> {
     const ENDPOINTS: u32 = 10_000;
     let site = TestSite::start("bench").await?;
-    let settings = AgentSettings {
-        unmanaged: 0,
-        ..site.agent_settings(ENDPOINTS)
-    };
+    let settings = AgentSettings { unmanaged: 0, ..site.agent_settings(ENDPOINTS) };
     let fleet = RunningFleet::start(&site, settings);
     let outcome = count_first_heartbeats(&site, ENDPOINTS).await;
     fleet.stop(site, outcome).await
@@ -422,26 +360,14 @@ async fn count_first_heartbeats(site: &TestSite, endpoints: u32) -> anyhow::Resu
     let inbox = site.topology.site_inbox(site.site.as_str());
     let started = Instant::now();
     loop {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let declare =
-            site.channel
-                .queue_declare(inbox.as_str().into(), passive, FieldTable::default());
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        let declare = site.channel.queue_declare(inbox.as_str().into(), passive, FieldTable::default());
         let queue = bounded("queue.declare", declare).await?;
         if queue.message_count() >= endpoints {
-            println!(
-                "{endpoints} first heartbeats in the site inbox after {:?}",
-                started.elapsed()
-            );
+            println!("{endpoints} first heartbeats in the site inbox after {:?}", started.elapsed());
             return Ok(());
         }
-        ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "only {} heartbeats after 60 s",
-            queue.message_count()
-        );
+        ensure!(started.elapsed() < Duration::from_secs(60), "only {} heartbeats after 60 s", queue.message_count());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -35,7 +35,8 @@ use crate::{
 };
 
 /// The table each committing consumer writes one row of per round.
-const COMMITS_TABLE: &str = "CREATE TABLE IF NOT EXISTS fanout_commits (queue integer, round integer, PRIMARY KEY (queue, round))";
+const COMMITS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS fanout_commits (queue integer, round integer, PRIMARY KEY (queue, round))";
 const COMMIT_SQL: &str = "INSERT INTO fanout_commits (queue, round) VALUES ($1, $2)";
 
 #[derive(Clone, Debug, Serialize)]
@@ -68,7 +69,8 @@ pub async fn measure(
     let measured = both_measurements(broker, &channel, &names, rounds, body, amqp_url, database_url).await;
     let mut deleted = Ok(());
     for name in &names {
-        let result = bounded("queue.delete", channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await;
+        let result =
+            bounded("queue.delete", channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await;
         if let Err(e) = result {
             deleted = Err(e).with_context(|| format!("Failed to delete the scratch queue {name}"));
         }
@@ -118,7 +120,8 @@ async fn both_measurements(
     // The raw database limits just wrote a million rows twice: the
     // checkpoint they leave due would otherwise stall some round's commits.
     crate::stats::checkpoint(&clients[0], "the fan-out commits").await;
-    let with_commit = rounds_over(&own.iter().collect::<Vec<_>>(), publishing, names, rounds, body, Some(clients)).await;
+    let with_commit =
+        rounds_over(&own.iter().collect::<Vec<_>>(), publishing, names, rounds, body, Some(clients)).await;
     for broker in &own {
         broker.close().await;
     }
@@ -146,7 +149,12 @@ async fn rounds_over(
         let channel = broker.channel().await?;
         let mut consumer = bounded(
             "basic.consume",
-            channel.basic_consume(name.as_str().into(), "rampart-bench-fanout".into(), BasicConsumeOptions::default(), FieldTable::default()),
+            channel.basic_consume(
+                name.as_str().into(),
+                "rampart-bench-fanout".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
         )
         .await
         .with_context(|| format!("Failed to consume the scratch queue {name}"))?;

@@ -290,7 +290,18 @@ async fn broker_rates(broker: &Broker, queue: &str, plan: &LimitsPlan) -> anyhow
     close_channel(&publishing, "done").await?;
     let fanout = match plan.fanout_queues {
         0 => None,
-        queues => Some(broker_fanout::measure(broker, &plan.namespace, queues, plan.fanout_rounds, &body, &plan.amqp_url, &plan.database_url).await?),
+        queues => Some(
+            broker_fanout::measure(
+                broker,
+                &plan.namespace,
+                queues,
+                plan.fanout_rounds,
+                &body,
+                &plan.amqp_url,
+                &plan.database_url,
+            )
+            .await?,
+        ),
     };
     Ok(BrokerRates { pipelined_per_s, serial_per_s, round_trip, fanout })
 }

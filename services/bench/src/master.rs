@@ -2,7 +2,11 @@
 //! process, so its peak memory is its own, stopped and started again on the
 //! same database and port (slaves keep its address).
 
-use std::{path::{Path, PathBuf}, process::Stdio, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
 use reqwest::{Method, StatusCode};
@@ -86,7 +90,11 @@ impl Master {
     }
 
     fn spawn(config: &MasterConfig) -> anyhow::Result<Self> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(config.log_path()).context("opening the master's log")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.log_path())
+            .context("opening the master's log")?;
         let child = Command::new(&config.binary)
             .arg("--config")
             .arg(config.config_path())
@@ -116,7 +124,10 @@ impl Master {
                 bail!("the master exited with {status} while starting; see {}", config.log_path().display());
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!("the master did not answer /health within {START_TIMEOUT:?}; see {}", config.log_path().display());
+                bail!(
+                    "the master did not answer /health within {START_TIMEOUT:?}; see {}",
+                    config.log_path().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -173,7 +184,8 @@ impl Master {
 
 /// `VmHWM` (peak resident set) of a process, in bytes.
 pub fn peak_rss_of(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_kib(&status, "VmHWM:").context("no VmHWM in /proc status")
 }
 

@@ -1,7 +1,10 @@
 //! The run's results: each figure next to its limit measured in the same
 //! run, the ratio and the target, as a Markdown table and a JSON file.
 
-use std::{fmt::Write as _, path::{Path, PathBuf}};
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -9,7 +12,12 @@ use serde::Serialize;
 use crate::{
     limits::RawLimits,
     plan::Plan,
-    scenarios::{agent::AgentMemory, fanout::Fanout, replication::{Drain, Live}, report::ReportLatency},
+    scenarios::{
+        agent::AgentMemory,
+        fanout::Fanout,
+        replication::{Drain, Live},
+        report::ReportLatency,
+    },
     stats::Percentiles,
 };
 
@@ -62,7 +70,14 @@ pub struct Figure {
     pub met: Option<bool>,
 }
 
-fn figure(name: impl Into<String>, measured: impl Into<String>, limit: impl Into<String>, ratio: Option<f64>, target: impl Into<String>, met: Option<bool>) -> Figure {
+fn figure(
+    name: impl Into<String>,
+    measured: impl Into<String>,
+    limit: impl Into<String>,
+    ratio: Option<f64>,
+    target: impl Into<String>,
+    met: Option<bool>,
+) -> Figure {
     Figure { figure: name.into(), measured: measured.into(), limit: limit.into(), ratio, target: target.into(), met }
 }
 
@@ -100,14 +115,34 @@ impl Run {
         let mut rows = vec![
             figure("raw: binary COPY into replica_rows", rate(copy, "rows"), "-", None, "baseline", None),
             figure("raw: UNNEST upsert into replica_rows", rate(upsert, "rows"), "-", None, "baseline", None),
-            figure("raw: publish with confirms, pipelined", rate(l.publish_confirms_per_s, "msgs"), "-", None, "baseline", None),
-            figure("raw: publish with confirms, one at a time", rate(l.publish_confirms_serial_per_s, "msgs"), "-", None, "baseline", None),
+            figure(
+                "raw: publish with confirms, pipelined",
+                rate(l.publish_confirms_per_s, "msgs"),
+                "-",
+                None,
+                "baseline",
+                None,
+            ),
+            figure(
+                "raw: publish with confirms, one at a time",
+                rate(l.publish_confirms_serial_per_s, "msgs"),
+                "-",
+                None,
+                "baseline",
+                None,
+            ),
             figure("raw: publish -> consume round trip", ms(rtt), "-", None, "baseline", None),
         ];
         if let Some(f) = &l.broker_fanout {
-            let name = format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", f.queues, f.rounds);
+            let name = format!(
+                "raw: one message to each of {} quorum queues -> the last consumed, {} rounds",
+                f.queues, f.rounds
+            );
             rows.push(figure(name, ms(&f.latency), "-", None, "baseline", None));
-            let name = format!("raw: the same, each consumer committing a row before its ack -> the last committed, {} rounds", f.rounds);
+            let name = format!(
+                "raw: the same, each consumer committing a row before its ack -> the last committed, {} rounds",
+                f.rounds
+            );
             rows.push(figure(name, ms(&f.with_commit), "-", None, "baseline", None));
         }
         rows.extend([
@@ -128,8 +163,17 @@ impl Run {
                 Some(t.rows_per_s >= 0.4 * copy),
             ),
             figure(
-                format!("replication lag, {} computers at {:.0} updates/s, interval 1 s", thousands(self.lag.computers), self.lag.updates_per_s),
-                format!("p50 {:.2} s, p99 {:.2} s ({} samples)", self.lag.lag.p50_ms / 1000.0, self.lag.lag.p99_ms / 1000.0, self.lag.lag.count),
+                format!(
+                    "replication lag, {} computers at {:.0} updates/s, interval 1 s",
+                    thousands(self.lag.computers),
+                    self.lag.updates_per_s
+                ),
+                format!(
+                    "p50 {:.2} s, p99 {:.2} s ({} samples)",
+                    self.lag.lag.p50_ms / 1000.0,
+                    self.lag.lag.p99_ms / 1000.0,
+                    self.lag.lag.count
+                ),
                 format!("interval 1 s, poll {} ms", self.lag.poll_ms),
                 None,
                 "p99 <= 5 s",
@@ -183,7 +227,11 @@ impl Run {
         }
         let r = &self.report;
         rows.push(figure(
-            format!("report: security-status over {} computers / {} slaves, via the master", thousands(r.computers), r.slaves),
+            format!(
+                "report: security-status over {} computers / {} slaves, via the master",
+                thousands(r.computers),
+                r.slaves
+            ),
             ms(&r.via_master),
             format!("report service alone {}", ms(&r.direct)),
             None,
@@ -238,7 +286,8 @@ impl Run {
                 Some(false) => "**no**",
                 None => "-",
             };
-            let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", f.figure, f.measured, f.limit, ratio, f.target, met);
+            let _ =
+                writeln!(out, "| {} | {} | {} | {} | {} | {} |", f.figure, f.measured, f.limit, ratio, f.target, met);
         }
         out
     }
@@ -249,7 +298,8 @@ impl Run {
         let stem = format!("{}-{}", self.started_at.format("%Y%m%dT%H%M%SZ"), self.plan.mode);
         let json = dir.join(format!("{stem}.json"));
         let document = serde_json::json!({"run": self, "figures": self.figures()});
-        std::fs::write(&json, serde_json::to_string_pretty(&document)?).with_context(|| format!("writing {}", json.display()))?;
+        std::fs::write(&json, serde_json::to_string_pretty(&document)?)
+            .with_context(|| format!("writing {}", json.display()))?;
         std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
         Ok(json)
     }

@@ -100,8 +100,13 @@ struct Scenarios {
     agent: agent::AgentMemory,
 }
 
-async fn measure(plan: &Plan, config: &MasterConfig, fleet: &Fleet, reports: &TestReport, work_dir: &std::path::Path)
-    -> anyhow::Result<(String, Scenarios)> {
+async fn measure(
+    plan: &Plan,
+    config: &MasterConfig,
+    fleet: &Fleet,
+    reports: &TestReport,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<(String, Scenarios)> {
     let master = Master::start(config).await?;
     let master_db = Arc::new(crate::stats::connect(&config.database_url, "the master's database").await?);
     let postgres: String = master_db.query_one("SHOW server_version", &[]).await?.get(0);
@@ -119,7 +124,8 @@ async fn measure(plan: &Plan, config: &MasterConfig, fleet: &Fleet, reports: &Te
     fleet.wait_acked(&heads, REGISTER_TIMEOUT).await.context("waiting for the first full snapshots")?;
 
     tracing::info!("Replication throughput.");
-    let (master, throughput) = replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave).await?;
+    let (master, throughput) =
+        replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave).await?;
     let computers = plan.slaves as u64 * plan.computers_per_slave;
 
     tracing::info!("Report latency.");
@@ -131,7 +137,8 @@ async fn measure(plan: &Plan, config: &MasterConfig, fleet: &Fleet, reports: &Te
         fanouts.push(fanout::run(fleet, &master, slaves, plan.fanout_rounds).await?);
     }
 
-    let live = traffic::Traffic { slaves: plan.lag_slaves, computers: plan.computers_per_slave, rate: plan.update_rate };
+    let live =
+        traffic::Traffic { slaves: plan.lag_slaves, computers: plan.computers_per_slave, rate: plan.update_rate };
     tracing::info!(updates_per_s = live.updates_per_second(), seconds = plan.lag_seconds, "Replication lag.");
     let running = traffic::start(fleet, &live, master_db.clone());
     tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
@@ -180,7 +187,8 @@ async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, name
     reports.stop().await;
     let _ = rampart_shared::db::drop_database(&config.database_url).await;
     let topology = Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
-    let mut queues = vec![topology.master_status_queue(), topology.master_replication_queue(), topology.report_events_queue()];
+    let mut queues =
+        vec![topology.master_status_queue(), topology.master_replication_queue(), topology.report_events_queue()];
     queues.extend(agent_queue);
     rampart_tests::teardown_namespace(&topology, &queues).await;
 }

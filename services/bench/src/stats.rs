@@ -25,7 +25,12 @@ impl Percentiles {
         }
         let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         ms.sort_by(f64::total_cmp);
-        Some(Self { count: ms.len(), p50_ms: nearest_rank(&ms, 50.0), p99_ms: nearest_rank(&ms, 99.0), max_ms: ms[ms.len() - 1] })
+        Some(Self {
+            count: ms.len(),
+            p50_ms: nearest_rank(&ms, 50.0),
+            p99_ms: nearest_rank(&ms, 99.0),
+            max_ms: ms[ms.len() - 1],
+        })
     }
 }
 

@@ -120,24 +120,13 @@ pub enum Command {
 
 /// Accepts `http://host:port[/prefix]`, or `host:port` meaning plain HTTP.
 fn parse_server_url(text: &str) -> Result<Url, String> {
-    let with_scheme = if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("http://{text}")
-    };
-    let url = Url::parse(&with_scheme)
-        .map_err(|e| format!("not a URL ({e}); expected e.g. {DEFAULT_SERVER}"))?;
+    let with_scheme = if text.contains("://") { text.to_owned() } else { format!("http://{text}") };
+    let url = Url::parse(&with_scheme).map_err(|e| format!("not a URL ({e}); expected e.g. {DEFAULT_SERVER}"))?;
     match url.scheme() {
         "http" if url.has_host() => Ok(url),
-        "http" => Err(format!(
-            "no host in the address; expected e.g. {DEFAULT_SERVER}"
-        )),
-        "https" => Err(
-            "this build of rampartctl speaks plain HTTP only; use an http:// address".to_owned(),
-        ),
-        other => Err(format!(
-            "unsupported scheme {other}://; expected e.g. {DEFAULT_SERVER}"
-        )),
+        "http" => Err(format!("no host in the address; expected e.g. {DEFAULT_SERVER}")),
+        "https" => Err("this build of rampartctl speaks plain HTTP only; use an http:// address".to_owned()),
+        other => Err(format!("unsupported scheme {other}://; expected e.g. {DEFAULT_SERVER}")),
     }
 }
 
@@ -155,15 +144,11 @@ macro_rules! args_checked_by {
         impl clap::FromArgMatches for $checked {
             fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
                 let flags = <$flags as clap::FromArgMatches>::from_arg_matches(matches)?;
-                Self::try_from(flags).map_err(|message| {
-                    clap::Error::raw(clap::error::ErrorKind::ValueValidation, message)
-                })
+                Self::try_from(flags)
+                    .map_err(|message| clap::Error::raw(clap::error::ErrorKind::ValueValidation, message))
             }
 
-            fn update_from_arg_matches(
-                &mut self,
-                matches: &clap::ArgMatches,
-            ) -> Result<(), clap::Error> {
+            fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
                 *self = Self::from_arg_matches(matches)?;
                 Ok(())
             }
@@ -199,18 +184,11 @@ mod tests {
     #[test]
     fn replication_commands_parse() {
         let parse = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()))
-                .map(|cli| cli.command)
+            Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied())).map(|cli| cli.command)
         };
         assert!(matches!(parse(&["replication"]), Ok(Command::Replication)));
-        assert!(matches!(
-            parse(&["replicate-now", "--full"]),
-            Ok(Command::ReplicateNow(_))
-        ));
-        assert!(matches!(
-            parse(&["verify", "--slave", "paris", "--timeout", "30"]),
-            Ok(Command::Verify(_))
-        ));
+        assert!(matches!(parse(&["replicate-now", "--full"]), Ok(Command::ReplicateNow(_))));
+        assert!(matches!(parse(&["verify", "--slave", "paris", "--timeout", "30"]), Ok(Command::Verify(_))));
         let zero = parse(&["verify", "--timeout", "0"]).unwrap_err();
         assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
     }
@@ -218,22 +196,23 @@ mod tests {
     #[test]
     fn report_commands_parse() {
         let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()));
-        assert!(parse(&["reports", "security-status", "--slave", "paris", "--format", "html", "--out", "r.html"]).is_ok());
+        assert!(
+            parse(&["reports", "security-status", "--slave", "paris", "--format", "html", "--out", "r.html"]).is_ok()
+        );
         assert!(parse(&["reports", "resend"]).is_ok());
         assert!(parse(&["reports", "schedules", "create", "daily", "--kind", "malware", "--daily-at", "07:00"]).is_ok());
         assert!(parse(&["reports", "weather"]).is_err());
         assert!(parse(&["reports"]).is_err());
-        assert!(parse(&["reports", "schedules", "create", "x", "--kind", "malware"]).is_err(), "needs --every or --daily-at");
+        assert!(
+            parse(&["reports", "schedules", "create", "x", "--kind", "malware"]).is_err(),
+            "needs --every or --daily-at"
+        );
     }
 
     #[test]
     fn verify_help_lists_its_exit_codes() {
         let mut command = Cli::command();
-        let help = command
-            .find_subcommand_mut("verify")
-            .unwrap()
-            .render_help()
-            .to_string();
+        let help = command.find_subcommand_mut("verify").unwrap().render_help().to_string();
         assert!(help.contains("1  a slave's data differs"), "{help}");
         assert!(help.contains("--timeout <SECS>"), "{help}");
         assert!(help.contains("[default: 120]"), "{help}");
@@ -241,39 +220,21 @@ mod tests {
 
     #[test]
     fn the_default_port_is_the_default_servers() {
-        assert_eq!(
-            parse_server_url(DEFAULT_SERVER).unwrap().port(),
-            Some(DEFAULT_PORT)
-        );
+        assert_eq!(parse_server_url(DEFAULT_SERVER).unwrap().port(), Some(DEFAULT_PORT));
     }
 
     #[test]
     fn server_addresses() {
-        assert_eq!(
-            parse_server_url("http://10.0.0.5:7073").unwrap().as_str(),
-            "http://10.0.0.5:7073/"
-        );
-        assert_eq!(
-            parse_server_url("paris.example:7073").unwrap().as_str(),
-            "http://paris.example:7073/"
-        );
-        assert!(parse_server_url("https://paris.example")
-            .unwrap_err()
-            .contains("plain HTTP"));
+        assert_eq!(parse_server_url("http://10.0.0.5:7073").unwrap().as_str(), "http://10.0.0.5:7073/");
+        assert_eq!(parse_server_url("paris.example:7073").unwrap().as_str(), "http://paris.example:7073/");
+        assert!(parse_server_url("https://paris.example").unwrap_err().contains("plain HTTP"));
         assert!(parse_server_url("ftp://paris.example").is_err());
         assert!(parse_server_url("http://").is_err());
     }
 
     #[test]
     fn global_flags_work_after_the_subcommand() {
-        let cli = Cli::try_parse_from([
-            "rampartctl",
-            "status",
-            "--json",
-            "--server",
-            "10.0.0.5:7073",
-        ])
-        .unwrap();
+        let cli = Cli::try_parse_from(["rampartctl", "status", "--json", "--server", "10.0.0.5:7073"]).unwrap();
         assert!(cli.json);
         assert_eq!(cli.server.as_str(), "http://10.0.0.5:7073/");
     }

@@ -38,11 +38,7 @@ pub enum ApiError {
     /// Connected (or tried to) but no answer within [`REQUEST_TIMEOUT`].
     TimedOut { server: String },
     /// The server answered with a non-2xx status.
-    Refused {
-        status: StatusCode,
-        code: Option<String>,
-        message: String,
-    },
+    Refused { status: StatusCode, code: Option<String>, message: String },
     /// A 2xx answer whose body is not JSON: not a Rampart server, or a bug.
     BadAnswer { server: String, cause: String },
 }
@@ -62,19 +58,13 @@ impl ApiError {
     pub fn from_answer(status: StatusCode, body: &[u8]) -> Self {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let error = parsed.as_ref().map(|v| &v["error"]);
-        let message = error
-            .and_then(|e| e["message"].as_str())
-            .filter(|m| !m.trim().is_empty());
+        let message = error.and_then(|e| e["message"].as_str()).filter(|m| !m.trim().is_empty());
         let code = error.and_then(|e| e["code"].as_str()).map(str::to_owned);
         let message = match message {
             Some(message) => message.to_owned(),
             None => {
                 let body = String::from_utf8_lossy(body);
-                let first_line = body
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty())
-                    .unwrap_or("");
+                let first_line = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
                 let snippet: String = first_line.chars().take(200).collect();
                 match (&code, snippet.is_empty()) {
                     (Some(code), _) => format!("the server answered HTTP {status} ({code})"),
@@ -83,11 +73,7 @@ impl ApiError {
                 }
             }
         };
-        Self::Refused {
-            status,
-            code,
-            message,
-        }
+        Self::Refused { status, code, message }
     }
 }
 
@@ -97,17 +83,12 @@ impl fmt::Display for ApiError {
             Self::Unreachable { server, cause } => {
                 write!(f, "cannot reach the Rampart server at {server}: {cause}")
             }
-            Self::TimedOut { server } => write!(
-                f,
-                "the Rampart server at {server} did not answer within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            ),
+            Self::TimedOut { server } => {
+                write!(f, "the Rampart server at {server} did not answer within {} s", REQUEST_TIMEOUT.as_secs())
+            }
             Self::Refused { message, .. } => f.write_str(message),
             Self::BadAnswer { server, cause } => {
-                write!(
-                    f,
-                    "the server at {server} did not answer with Rampart API JSON: {cause}"
-                )
+                write!(f, "the server at {server} did not answer with Rampart API JSON: {cause}")
             }
         }
     }
@@ -151,10 +132,7 @@ impl ApiClient {
     pub fn url(&self, path: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.set_query(None);
-        url.path_segments_mut()
-            .expect("an http URL has a path")
-            .pop_if_empty()
-            .extend(path);
+        url.path_segments_mut().expect("an http URL has a path").pop_if_empty().extend(path);
         url
     }
 
@@ -179,11 +157,7 @@ impl ApiClient {
     }
 
     /// A `DELETE` whose options go in the query string (`?purge=true`).
-    pub async fn delete_with_query(
-        &self,
-        path: &[&str],
-        query: &[(&str, String)],
-    ) -> Result<Answer, ApiError> {
+    pub async fn delete_with_query(&self, path: &[&str], query: &[(&str, String)]) -> Result<Answer, ApiError> {
         self.send(Method::DELETE, path, query, None).await
     }
 
@@ -203,15 +177,10 @@ impl ApiClient {
         let bytes = self.send_raw(method, path, query, body).await?;
         let body = String::from_utf8_lossy(&bytes).into_owned();
         if body.trim().is_empty() {
-            return Ok(Answer {
-                value: Value::Null,
-                body,
-            });
+            return Ok(Answer { value: Value::Null, body });
         }
-        let value = serde_json::from_str(&body).map_err(|e| ApiError::BadAnswer {
-            server: self.server().to_owned(),
-            cause: e.to_string(),
-        })?;
+        let value = serde_json::from_str(&body)
+            .map_err(|e| ApiError::BadAnswer { server: self.server().to_owned(), cause: e.to_string() })?;
         Ok(Answer { value, body })
     }
 
@@ -240,9 +209,7 @@ impl ApiClient {
             let mut error = ApiError::from_answer(status, &bytes);
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
                 if let ApiError::Refused { message, .. } = &mut error {
-                    message.push_str(&format!(
-                        " (no token given: pass --api-token or set {TOKEN_ENV})"
-                    ));
+                    message.push_str(&format!(" (no token given: pass --api-token or set {TOKEN_ENV})"));
                 }
             }
             return Err(error);
@@ -255,10 +222,7 @@ impl ApiClient {
         if error.is_timeout() {
             return ApiError::TimedOut { server };
         }
-        ApiError::Unreachable {
-            server,
-            cause: root_cause(error),
-        }
+        ApiError::Unreachable { server, cause: root_cause(error) }
     }
 }
 
@@ -284,14 +248,9 @@ mod tests {
     fn the_server_message_is_the_error() {
         let body = br#"{ "error": { "code": "feature_unavailable", "message": "The management dashboard is not available on a master server." } }"#;
         let error = ApiError::from_answer(StatusCode::CONFLICT, body);
-        assert_eq!(
-            error.to_string(),
-            "The management dashboard is not available on a master server."
-        );
+        assert_eq!(error.to_string(), "The management dashboard is not available on a master server.");
         assert_eq!(error.status(), Some(StatusCode::CONFLICT));
-        let ApiError::Refused { code, .. } = error else {
-            panic!()
-        };
+        let ApiError::Refused { code, .. } = error else { panic!() };
         assert_eq!(code.as_deref(), Some("feature_unavailable"));
     }
 
@@ -307,11 +266,7 @@ mod tests {
             "the server answered HTTP 404 Not Found"
         );
         assert_eq!(
-            ApiError::from_answer(
-                StatusCode::CONFLICT,
-                br#"{"error":{"code":"read_only","message":""}}"#
-            )
-            .to_string(),
+            ApiError::from_answer(StatusCode::CONFLICT, br#"{"error":{"code":"read_only","message":""}}"#).to_string(),
             "the server answered HTTP 409 Conflict (read_only)"
         );
     }
@@ -323,15 +278,9 @@ mod tests {
             c.url(&["api", "endpoints", "sim1-00001"]).as_str(),
             "http://127.0.0.1:7073/api/endpoints/sim1-00001"
         );
-        assert_eq!(
-            c.url(&["api", "tasks", "../x y"]).as_str(),
-            "http://127.0.0.1:7073/api/tasks/..%2Fx%20y"
-        );
+        assert_eq!(c.url(&["api", "tasks", "../x y"]).as_str(), "http://127.0.0.1:7073/api/tasks/..%2Fx%20y");
         assert_eq!(c.server(), "http://127.0.0.1:7073");
         let behind_proxy = client("http://gw.example/rampart/");
-        assert_eq!(
-            behind_proxy.url(&["api", "status"]).as_str(),
-            "http://gw.example/rampart/api/status"
-        );
+        assert_eq!(behind_proxy.url(&["api", "status"]).as_str(), "http://gw.example/rampart/api/status");
     }
 }

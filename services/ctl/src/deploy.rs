@@ -27,9 +27,7 @@ pub async fn run(command: DeployCommand, session: &Session) -> anyhow::Result<()
         DeployCommand::Run { computers } => {
             let body = json!({ "computers": computers });
             let answer = session.client.post(&["api", "deployments"], &body).await?;
-            session.print(&answer, |answer| {
-                deployment_table(items(&answer["deployments"]))
-            })
+            session.print(&answer, |answer| deployment_table(items(&answer["deployments"])))
         }
         DeployCommand::Status => {
             let answer = session.client.get(&["api", "deployments"], &[]).await?;
@@ -42,16 +40,8 @@ fn deployment_table(deployments: &[Value]) -> String {
     if deployments.is_empty() {
         return "No deployments.\n".to_owned();
     }
-    let mut table = Table::new(&[
-        "ID",
-        "COMPUTER",
-        "HOSTNAME",
-        "STATE",
-        "AUTOMATIC",
-        "REQUESTED",
-        "FINISHED",
-        "MESSAGE",
-    ]);
+    let mut table =
+        Table::new(&["ID", "COMPUTER", "HOSTNAME", "STATE", "AUTOMATIC", "REQUESTED", "FINISHED", "MESSAGE"]);
     for d in deployments {
         table.row([
             text(&d["id"]),

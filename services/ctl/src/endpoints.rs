@@ -124,12 +124,7 @@ pub async fn run(command: EndpointsCommand, session: &Session) -> anyhow::Result
             session.print(&answer, render_one)
         }
         EndpointsCommand::Move { id, group } => {
-            let answer = client
-                .post(
-                    &["api", "endpoints", &id, "move"],
-                    &json!({ "group_id": group }),
-                )
-                .await?;
+            let answer = client.post(&["api", "endpoints", &id, "move"], &json!({ "group_id": group })).await?;
             session.print(&answer, |moved| match moved["hostname"].as_str() {
                 Some(hostname) => format!(
                     "Moved {hostname} ({id}) to group {} ({}).\n",
@@ -203,11 +198,7 @@ pub fn endpoint_table(endpoints: &[Value]) -> Table {
 pub fn policy_label(endpoint: &Value) -> String {
     let assigned = &endpoint["policy"];
     let mut label = match policy_key(assigned) {
-        Some(_) => format!(
-            "{} v{}",
-            text(&assigned["name"]),
-            text(&assigned["version"])
-        ),
+        Some(_) => format!("{} v{}", text(&assigned["name"]), text(&assigned["version"])),
         None => "default".to_owned(),
     };
     if policy_key(assigned) != policy_key(&endpoint["applied_policy"]) {
@@ -225,12 +216,7 @@ fn policy_key(policy: &Value) -> Option<(&Value, &Value)> {
 fn render_one(e: &Value) -> String {
     let policy = &e["policy"];
     let policy = if policy_key(policy).is_some() {
-        format!(
-            "{} v{} ({})",
-            text(&policy["name"]),
-            text(&policy["version"]),
-            text(&policy["id"])
-        )
+        format!("{} v{} ({})", text(&policy["name"]), text(&policy["version"]), text(&policy["id"]))
     } else {
         "built-in default".to_owned()
     };
@@ -240,11 +226,7 @@ fn render_one(e: &Value) -> String {
         Some(_) => format!("v{} ({})", text(&applied["version"]), text(&applied["id"])),
         None => "built-in default".to_owned(),
     };
-    let online = if e["online"].as_bool() == Some(true) {
-        "online"
-    } else {
-        "offline"
-    };
+    let online = if e["online"].as_bool() == Some(true) { "online" } else { "offline" };
     let mut pairs = Vec::new();
     if let Some(slave) = e.get("slave") {
         pairs.push(("Slave", text(slave)));
@@ -254,21 +236,11 @@ fn render_one(e: &Value) -> String {
         ("Hostname", text(&e["hostname"])),
         ("IP", text(&e["ip"])),
         ("OS", text(&e["os"])),
-        (
-            "Group",
-            format!("{} ({})", text(&e["group"]), text(&e["group_id"])),
-        ),
+        ("Group", format!("{} ({})", text(&e["group"]), text(&e["group_id"]))),
         ("Status", format!("{}, {online}", text(&e["status"]))),
         ("Licensed", text(&e["licensed"])),
         ("Agent", text(&e["agent_version"])),
-        (
-            "Signatures",
-            format!(
-                "{} ({})",
-                text(&e["signatures_version"]),
-                text(&e["signatures_date"])
-            ),
-        ),
+        ("Signatures", format!("{} ({})", text(&e["signatures_version"]), text(&e["signatures_date"]))),
         ("Real-time", on_off(&e["realtime_protection"])),
         ("Active threats", text(&e["active_threats"])),
         ("Policy", policy),
@@ -278,16 +250,8 @@ fn render_one(e: &Value) -> String {
     ]);
     let mut out = details(&pairs);
     // docs/api.md does not name the field; `detections` is the natural one.
-    let detections = items(if e["detections"].is_array() {
-        &e["detections"]
-    } else {
-        &e["recent_detections"]
-    });
-    let body = if detections.is_empty() {
-        "None.\n".to_owned()
-    } else {
-        detection_table(detections, false).render()
-    };
+    let detections = items(if e["detections"].is_array() { &e["detections"] } else { &e["recent_detections"] });
+    let body = if detections.is_empty() { "None.\n".to_owned() } else { detection_table(detections, false).render() };
     out.push_str(&section("Last detections", &body));
     out
 }
@@ -323,13 +287,8 @@ mod tests {
             "20",
         ])
         .query();
-        let expected = [
-            ("group", "3"),
-            ("status", "at_risk"),
-            ("licensed", "false"),
-            ("search", "pc-0"),
-            ("limit", "20"),
-        ];
+        let expected =
+            [("group", "3"), ("status", "at_risk"), ("licensed", "false"), ("search", "pc-0"), ("limit", "20")];
         assert_eq!(query, expected.map(|(k, v)| (k, v.to_owned())));
     }
 
@@ -347,10 +306,7 @@ mod tests {
                    "status": "protected", "licensed": true, "online": false, "signatures_date": null,
                    "policy": {"id": null}, "applied_policy": {"id": null}, "last_seen": null})
         };
-        let table = endpoint_table(&[
-            endpoint("lyon", "sim1-00001"),
-            endpoint("paris", "sim2-00001"),
-        ]);
+        let table = endpoint_table(&[endpoint("lyon", "sim1-00001"), endpoint("paris", "sim2-00001")]);
         assert_eq!(
             table.render(),
             "SLAVE  ID          HOSTNAME  IP        GROUP    STATUS     LICENSED  ONLINE  SIGNATURES  POLICY   LAST SEEN\n\
@@ -359,32 +315,26 @@ mod tests {
         );
         let mut local = endpoint("lyon", "sim1-00001");
         local.as_object_mut().unwrap().remove("slave");
-        assert!(endpoint_table(&[local])
-            .render()
-            .starts_with("ID          HOSTNAME"));
+        assert!(endpoint_table(&[local]).render().starts_with("ID          HOSTNAME"));
     }
 
     #[test]
     fn a_masters_endpoint_names_its_slave() {
         let out = render_one(&json!({"slave": "paris", "id": "sim2-00001", "detections": []}));
-        assert!(
-            out.starts_with("Slave:           paris\nID:              sim2-00001\n"),
-            "{out}"
-        );
+        assert!(out.starts_with("Slave:           paris\nID:              sim2-00001\n"), "{out}");
         let out = render_one(&json!({"id": "sim1-00001", "detections": []}));
         assert!(out.starts_with("ID:              sim1-00001\n"), "{out}");
     }
 
     #[test]
     fn policy_labels_say_when_the_agent_lags() {
-        let e = json!({"policy": {"id": "p", "name": "Office", "version": 2}, "applied_policy": {"id": "p", "version": 2}});
+        let e =
+            json!({"policy": {"id": "p", "name": "Office", "version": 2}, "applied_policy": {"id": "p", "version": 2}});
         assert_eq!(policy_label(&e), "Office v2");
-        let e = json!({"policy": {"id": "p", "name": "Office", "version": 3}, "applied_policy": {"id": "p", "version": 2}});
+        let e =
+            json!({"policy": {"id": "p", "name": "Office", "version": 3}, "applied_policy": {"id": "p", "version": 2}});
         assert_eq!(policy_label(&e), "Office v3 (pending)");
-        assert_eq!(
-            policy_label(&json!({"policy": null, "applied_policy": null})),
-            "default"
-        );
+        assert_eq!(policy_label(&json!({"policy": null, "applied_policy": null})), "default");
         // What the server sends for the built-in default policy.
         let e = json!({"policy": {"id": null, "name": "Default", "version": 0}, "applied_policy": null});
         assert_eq!(policy_label(&e), "default");
@@ -394,12 +344,10 @@ mod tests {
 
     #[test]
     fn a_short_page_says_how_many_there_are() {
-        let answer = json!({"total": 500, "endpoints": [{"id": "sim1-00001", "hostname": "pc-00001", "status": "protected"}]});
+        let answer =
+            json!({"total": 500, "endpoints": [{"id": "sim1-00001", "hostname": "pc-00001", "status": "protected"}]});
         let out = render_list(&answer);
         assert!(out.starts_with("ID          HOSTNAME  IP"), "{out}");
-        assert!(
-            out.ends_with("Showing 1 of 500 endpoints; use --limit and --offset to see more.\n"),
-            "{out}"
-        );
+        assert!(out.ends_with("Showing 1 of 500 endpoints; use --limit and --offset to see more.\n"), "{out}");
     }
 }

@@ -50,11 +50,7 @@ pub async fn run(command: GroupsCommand, session: &Session) -> anyhow::Result<()
             let answer = client.get(&["api", "groups"], &[]).await?;
             session.print(&answer, render_list)
         }
-        GroupsCommand::Create {
-            name,
-            parent,
-            subnet,
-        } => {
+        GroupsCommand::Create { name, parent, subnet } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             if let Some(parent) = parent {
@@ -63,38 +59,22 @@ pub async fn run(command: GroupsCommand, session: &Session) -> anyhow::Result<()
             if let Some(subnet) = subnet {
                 body.insert("subnet".into(), json!(subnet));
             }
-            let answer = client
-                .post(&["api", "groups"], &Value::Object(body))
-                .await?;
-            session.print(&answer, |group| {
-                format!(
-                    "Created group {} ({}).\n",
-                    text(&group["id"]),
-                    text(&group["name"])
-                )
-            })
+            let answer = client.post(&["api", "groups"], &Value::Object(body)).await?;
+            session
+                .print(&answer, |group| format!("Created group {} ({}).\n", text(&group["id"]), text(&group["name"])))
         }
         GroupsCommand::Edit { id, name, subnet } => {
             let body = edit_body(name, subnet);
-            let answer = client
-                .patch(&["api", "groups", &id.to_string()], &body)
-                .await?;
+            let answer = client.patch(&["api", "groups", &id.to_string()], &body).await?;
             session.print(&answer, |group| {
                 let subnet = group["subnet"].as_str().unwrap_or("none");
-                format!(
-                    "Group {} ({}), subnet {subnet}.\n",
-                    text(&group["id"]),
-                    text(&group["name"])
-                )
+                format!("Group {} ({}), subnet {subnet}.\n", text(&group["id"]), text(&group["name"]))
             })
         }
         GroupsCommand::Delete { id } => {
-            let answer = client
-                .delete(&["api", "groups", &id.to_string()], None)
-                .await?;
-            session.print(&answer, |_| {
-                format!("Deleted group {id}; its endpoints and subgroups moved to its parent.\n")
-            })
+            let answer = client.delete(&["api", "groups", &id.to_string()], None).await?;
+            session
+                .print(&answer, |_| format!("Deleted group {id}; its endpoints and subgroups moved to its parent.\n"))
         }
     }
 }
@@ -117,8 +97,7 @@ fn render_list(answer: &Value) -> String {
     if groups.is_empty() {
         return "No network groups.\n".to_owned();
     }
-    let mut table =
-        Table::new(&["ID", "NAME", "PARENT", "SUBNET", "ENDPOINTS"]).numeric(&["ENDPOINTS"]);
+    let mut table = Table::new(&["ID", "NAME", "PARENT", "SUBNET", "ENDPOINTS"]).numeric(&["ENDPOINTS"]);
     for g in groups {
         table.row([
             text(&g["id"]),
@@ -137,20 +116,13 @@ mod tests {
 
     #[test]
     fn edits_send_only_what_changes() {
-        assert_eq!(
-            edit_body(Some("Lyon".into()), None),
-            json!({"name": "Lyon"})
-        );
-        assert_eq!(
-            edit_body(None, Some("10.2.0.0/16".into())),
-            json!({"subnet": "10.2.0.0/16"})
-        );
+        assert_eq!(edit_body(Some("Lyon".into()), None), json!({"name": "Lyon"}));
+        assert_eq!(edit_body(None, Some("10.2.0.0/16".into())), json!({"subnet": "10.2.0.0/16"}));
     }
 
     #[test]
     fn groups_list_as_a_table() {
-        let answer =
-            json!([{"id":1,"name":"Default","parent_id":null,"subnet":null,"endpoint_count":500}]);
+        let answer = json!([{"id":1,"name":"Default","parent_id":null,"subnet":null,"endpoint_count":500}]);
         assert_eq!(
             render_list(&answer),
             "ID  NAME     PARENT  SUBNET  ENDPOINTS\n1   Default  -       -             500\n"

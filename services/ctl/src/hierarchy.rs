@@ -48,9 +48,7 @@ pub struct RegisterArgs {
 /// token that expires at once is of no use.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
     let unit_seconds = match unit {
         "" | "s" => 1,
@@ -59,9 +57,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 24 * 60 * 60,
         _ => return Err(format!("expected {DURATION_FORMS}")),
     };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("expected {DURATION_FORMS}"))?;
+    let number: u64 = number.parse().map_err(|_| format!("expected {DURATION_FORMS}"))?;
     match number.checked_mul(unit_seconds) {
         Some(0) => Err("must be longer than 0 seconds".to_owned()),
         Some(seconds) => Ok(Duration::from_secs(seconds)),
@@ -93,17 +89,11 @@ pub fn parse_master_address(text: &str) -> Result<String, String> {
 /// IPv4 address (letters, digits, `-`, `.`, `_`), or an IPv6 address.
 fn split_host_port(text: &str) -> Result<(&str, Option<&str>), String> {
     if let Some(bracketed) = text.strip_prefix('[') {
-        let (ip, rest) = bracketed
-            .split_once(']')
-            .ok_or_else(|| format!("unclosed `[`; {ADDRESS_FORM}"))?;
-        ip.parse::<Ipv6Addr>()
-            .map_err(|_| format!("`{ip}` is not an IPv6 address; {ADDRESS_FORM}"))?;
+        let (ip, rest) = bracketed.split_once(']').ok_or_else(|| format!("unclosed `[`; {ADDRESS_FORM}"))?;
+        ip.parse::<Ipv6Addr>().map_err(|_| format!("`{ip}` is not an IPv6 address; {ADDRESS_FORM}"))?;
         let port = match rest {
             "" => None,
-            _ => Some(
-                rest.strip_prefix(':')
-                    .ok_or_else(|| format!("unexpected `{rest}` after `]`; {ADDRESS_FORM}"))?,
-            ),
+            _ => Some(rest.strip_prefix(':').ok_or_else(|| format!("unexpected `{rest}` after `]`; {ADDRESS_FORM}"))?),
         };
         return Ok((&text[..ip.len() + 2], port));
     }
@@ -116,13 +106,9 @@ fn split_host_port(text: &str) -> Result<(&str, Option<&str>), String> {
     };
     let is_host = !host.is_empty()
         && !host.starts_with(['-', '.'])
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
     if !is_host {
-        return Err(format!(
-            "`{host}` is not a host name or IP address; {ADDRESS_FORM}"
-        ));
+        return Err(format!("`{host}` is not a host name or IP address; {ADDRESS_FORM}"));
     }
     Ok((host, port))
 }
@@ -140,9 +126,7 @@ pub async fn token(command: TokenCommand, session: &Session) -> anyhow::Result<(
     let client = &session.client;
     match command {
         TokenCommand::Create { expires } => {
-            let answer = client
-                .post(&["api", "registration-tokens"], &token_body(expires))
-                .await?;
+            let answer = client.post(&["api", "registration-tokens"], &token_body(expires)).await?;
             if !session.json() {
                 eprintln!(
                     "Registration token valid until {}; it can register one slave.",
@@ -161,10 +145,7 @@ pub async fn token(command: TokenCommand, session: &Session) -> anyhow::Result<(
 
 pub async fn register(args: RegisterArgs, session: &Session) -> anyhow::Result<()> {
     let body = json!({ "master": args.master, "token": args.registration_token.trim() });
-    let answer = session
-        .client
-        .post(&["api", "hierarchy", "register"], &body)
-        .await?;
+    let answer = session.client.post(&["api", "hierarchy", "register"], &body).await?;
     session.print(&answer, |h| {
         let master = &h["master"];
         format!(
@@ -176,10 +157,7 @@ pub async fn register(args: RegisterArgs, session: &Session) -> anyhow::Result<(
 }
 
 pub async fn unregister(session: &Session) -> anyhow::Result<()> {
-    let answer = session
-        .client
-        .post(&["api", "hierarchy", "unregister"], &json!({}))
-        .await?;
+    let answer = session.client.post(&["api", "hierarchy", "unregister"], &json!({})).await?;
     session.print(&answer, unregistered)
 }
 
@@ -231,44 +209,26 @@ mod tests {
 
     #[test]
     fn durations_that_make_no_sense_are_refused() {
-        assert_eq!(
-            parse_duration("0").unwrap_err(),
-            "must be longer than 0 seconds"
-        );
+        assert_eq!(parse_duration("0").unwrap_err(), "must be longer than 0 seconds");
         assert!(parse_duration("0h").is_err());
         for bad in ["", "h", "2w", "1.5h", "-5", "2 h", "1h30m", "m5"] {
-            assert!(
-                parse_duration(bad).unwrap_err().contains("expected 90s"),
-                "{bad}"
-            );
+            assert!(parse_duration(bad).unwrap_err().contains("expected 90s"), "{bad}");
         }
         assert_eq!(
             parse_duration("99999999999999999999d").unwrap_err(),
             "expected 90s, 30m, 2h, 7d or a number of seconds"
         );
-        assert_eq!(
-            parse_duration("9999999999999999d").unwrap_err(),
-            "is too long"
-        );
+        assert_eq!(parse_duration("9999999999999999d").unwrap_err(), "is too long");
     }
 
     #[test]
     fn master_addresses_get_the_default_port() {
-        assert_eq!(
-            parse_master_address("hq.example").unwrap(),
-            "hq.example:7073"
-        );
+        assert_eq!(parse_master_address("hq.example").unwrap(), "hq.example:7073");
         assert_eq!(parse_master_address("hq:8080").unwrap(), "hq:8080");
         assert_eq!(parse_master_address(" 10.0.0.1 ").unwrap(), "10.0.0.1:7073");
-        assert_eq!(
-            parse_master_address("rampart_hq").unwrap(),
-            "rampart_hq:7073"
-        );
+        assert_eq!(parse_master_address("rampart_hq").unwrap(), "rampart_hq:7073");
         assert_eq!(parse_master_address("[fd00::1]").unwrap(), "[fd00::1]:7073");
-        assert_eq!(
-            parse_master_address("[fd00::1]:9000").unwrap(),
-            "[fd00::1]:9000"
-        );
+        assert_eq!(parse_master_address("[fd00::1]:9000").unwrap(), "[fd00::1]:9000");
     }
 
     #[test]
@@ -280,10 +240,7 @@ mod tests {
         );
         assert_eq!(error("hq:x"), "port `x` is not a number from 1 to 65535");
         assert_eq!(error("hq:0"), "port `0` is not a number from 1 to 65535");
-        assert_eq!(
-            error("hq:70000"),
-            "port `70000` is not a number from 1 to 65535"
-        );
+        assert_eq!(error("hq:70000"), "port `70000` is not a number from 1 to 65535");
         assert_eq!(error("hq:"), "port `` is not a number from 1 to 65535");
         assert!(error("http://hq:7073").contains("without a scheme"));
         assert!(error("fd00::1").contains("in brackets"));
@@ -312,14 +269,12 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Top, clap::Error> {
-        Wrapper::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied()))
-            .map(|w| w.command)
+        Wrapper::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied())).map(|w| w.command)
     }
 
     #[test]
     fn token_create_sends_the_lifetime_in_seconds() {
-        let Top::Token(TokenCommand::Create { expires }) =
-            parse(&["token", "create", "--expires", "2h"]).unwrap()
+        let Top::Token(TokenCommand::Create { expires }) = parse(&["token", "create", "--expires", "2h"]).unwrap()
         else {
             panic!()
         };
@@ -331,44 +286,26 @@ mod tests {
 
     #[test]
     fn register_needs_a_master_and_a_token() {
-        let Top::Register(args) = parse(&[
-            "register",
-            "--master",
-            "hq.example",
-            "--token",
-            "rrt_abc",
-        ])
-        .unwrap() else {
+        let Top::Register(args) = parse(&["register", "--master", "hq.example", "--token", "rrt_abc"]).unwrap() else {
             panic!()
         };
         assert_eq!(args.master, "hq.example:7073");
         assert_eq!(args.registration_token, "rrt_abc");
         assert!(parse(&["register", "--master", "hq"]).is_err());
         assert!(parse(&["register", "--registration-token", "t"]).is_err());
-        let bad = parse(&[
-            "register",
-            "--master",
-            "bad host:x",
-            "--registration-token",
-            "t",
-        ])
-        .unwrap_err();
+        let bad = parse(&["register", "--master", "bad host:x", "--registration-token", "t"]).unwrap_err();
         assert_eq!(bad.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]
     fn unregistering_says_what_went() {
         assert_eq!(
-            unregistered(
-                &json!({"role": "standalone", "removed_policies": 1, "cancelled_tasks": 2})
-            ),
+            unregistered(&json!({"role": "standalone", "removed_policies": 1, "cancelled_tasks": 2})),
             "Unregistered from the master: removed 1 master policy, cancelled 2 tasks; \
              this server is now stand-alone.\n"
         );
-        assert!(
-            unregistered(&json!({"removed_policies": 3, "cancelled_tasks": 1}))
-                .contains("removed 3 master policies, cancelled 1 task;")
-        );
+        assert!(unregistered(&json!({"removed_policies": 3, "cancelled_tasks": 1}))
+            .contains("removed 3 master policies, cancelled 1 task;"));
     }
 
     #[test]

@@ -73,10 +73,7 @@ pub struct ExitError {
 impl ExitError {
     pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
         debug_assert_ne!(code, 0, "an error cannot exit 0");
-        Self {
-            code,
-            error: error.into(),
-        }
+        Self { code, error: error.into() }
     }
 }
 

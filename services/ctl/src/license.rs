@@ -68,9 +68,7 @@ impl Validity {
     /// The last valid day, which must not be in the past.
     fn expires_on(&self, today: NaiveDate) -> anyhow::Result<NaiveDate> {
         let expires_on = match (self.days, self.expires) {
-            (Some(days), _) => today
-                .checked_add_days(Days::new(days))
-                .context("--days reaches beyond the calendar")?,
+            (Some(days), _) => today.checked_add_days(Days::new(days)).context("--days reaches beyond the calendar")?,
             (None, Some(date)) => date,
             (None, None) => anyhow::bail!("give --days or --expires"),
         };
@@ -91,13 +89,8 @@ pub async fn run(command: LicenseCommand, session: &Session) -> anyhow::Result<(
                 (None, Some(file)) => read_trimmed(&file, "license key")?,
                 (None, None) => anyhow::bail!("give the key or --file"),
             };
-            let answer = session
-                .client
-                .put(&["api", "license"], &json!({ "key": key.trim() }))
-                .await?;
-            session.print(&answer, |license| {
-                format!("License registered.\n{}", render(license))
-            })
+            let answer = session.client.put(&["api", "license"], &json!({ "key": key.trim() })).await?;
+            session.print(&answer, |license| format!("License registered.\n{}", render(license)))
         }
         LicenseCommand::Issue(args) => {
             let today = chrono::Local::now().date_naive();
@@ -120,8 +113,8 @@ pub async fn run(command: LicenseCommand, session: &Session) -> anyhow::Result<(
 /// verifies. Warns (stderr) when the key is not the one this build trusts.
 pub fn issue(args: &IssueArgs, today: NaiveDate) -> anyhow::Result<(String, License)> {
     let hex = read_trimmed(&args.vendor_key, "vendor key")?;
-    let vendor = VendorKey::from_hex(&hex)
-        .with_context(|| format!("Invalid vendor key in {}", args.vendor_key.display()))?;
+    let vendor =
+        VendorKey::from_hex(&hex).with_context(|| format!("Invalid vendor key in {}", args.vendor_key.display()))?;
     let license = License {
         license_id: Uuid::new_v4(),
         customer: args.customer.clone(),
@@ -130,12 +123,8 @@ pub fn issue(args: &IssueArgs, today: NaiveDate) -> anyhow::Result<(String, Lice
         expires_on: args.validity.expires_on(today)?,
     };
     let key = license.issue(&vendor);
-    License::verify_with(&key, today, &vendor.public_key_hex())
-        .context("The issued key does not verify")?;
-    if !vendor
-        .public_key_hex()
-        .eq_ignore_ascii_case(VENDOR_PUBLIC_KEY)
-    {
+    License::verify_with(&key, today, &vendor.public_key_hex()).context("The issued key does not verify")?;
+    if !vendor.public_key_hex().eq_ignore_ascii_case(VENDOR_PUBLIC_KEY) {
         eprintln!(
             "warning: this vendor key is not the one this build trusts; \
              only servers built with RAMPART_VENDOR_PUBLIC_KEY={} will accept the key",
@@ -146,8 +135,8 @@ pub fn issue(args: &IssueArgs, today: NaiveDate) -> anyhow::Result<(String, Lice
 }
 
 fn read_trimmed(path: &Path, what: &str) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("Failed to read the {what} file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("Failed to read the {what} file {}", path.display()))?;
     Ok(text.trim().to_owned())
 }
 
@@ -158,11 +147,7 @@ pub fn license_summary(license: &Value) -> String {
         None => "-".to_owned(),
         Some("none") => "none: no license key registered".to_owned(),
         Some(state) => {
-            let mut line = format!(
-                "{state}, {}/{} seats used",
-                count(&license["used"]),
-                count(&license["seats"])
-            );
+            let mut line = format!("{state}, {}/{} seats used", count(&license["used"]), count(&license["seats"]));
             if !license["unlicensed"].is_null() {
                 line.push_str(&format!(", {} unlicensed", count(&license["unlicensed"])));
             }
@@ -177,14 +162,8 @@ fn render(l: &Value) -> String {
         ("State", text(&l["state"])),
         ("License", text(&l["license_id"])),
         ("Customer", text(&l["customer"])),
-        (
-            "Seats",
-            format!("{} ({} used)", text(&l["seats"]), text(&l["used"])),
-        ),
-        (
-            "Unlicensed",
-            format!("{} endpoints over the seat count", count(&l["unlicensed"])),
-        ),
+        ("Seats", format!("{} ({} used)", text(&l["seats"]), text(&l["used"]))),
+        ("Unlicensed", format!("{} endpoints over the seat count", count(&l["unlicensed"]))),
         ("Expires on", text(&l["expires_on"])),
     ])
 }
@@ -200,33 +179,17 @@ mod tests {
     #[test]
     fn validity_is_days_from_today_or_a_date_not_in_the_past() {
         let today = day("2026-11-26");
-        let days = Validity {
-            days: Some(365),
-            expires: None,
-        };
+        let days = Validity { days: Some(365), expires: None };
         assert_eq!(days.expires_on(today).unwrap(), day("2027-11-26"));
-        let date = Validity {
-            days: None,
-            expires: Some(day("2026-12-31")),
-        };
+        let date = Validity { days: None, expires: Some(day("2026-12-31")) };
         assert_eq!(date.expires_on(today).unwrap(), day("2026-12-31"));
-        let past = Validity {
-            days: None,
-            expires: Some(day("2026-11-25")),
-        };
-        assert!(past
-            .expires_on(today)
-            .unwrap_err()
-            .to_string()
-            .contains("in the past"));
+        let past = Validity { days: None, expires: Some(day("2026-11-25")) };
+        assert!(past.expires_on(today).unwrap_err().to_string().contains("in the past"));
     }
 
     #[test]
     fn license_lines() {
-        assert_eq!(
-            license_summary(&json!({"state": "none"})),
-            "none: no license key registered"
-        );
+        assert_eq!(license_summary(&json!({"state": "none"})), "none: no license key registered");
         assert_eq!(
             license_summary(
                 &json!({"state": "expired", "seats": 10, "used": 12, "unlicensed": 2, "expires_on": "2026-01-01"})

@@ -33,11 +33,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&'static str]) -> Self {
-        Self {
-            headers: headers.to_vec(),
-            align: vec![Align::Left; headers.len()],
-            rows: Vec::new(),
-        }
+        Self { headers: headers.to_vec(), align: vec![Align::Left; headers.len()], rows: Vec::new() }
     }
 
     /// Right-aligns the columns with these headers.
@@ -59,12 +55,7 @@ impl Table {
     {
         let mut row: Vec<String> = cells
             .into_iter()
-            .map(|cell| {
-                cell.into()
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect()
-            })
+            .map(|cell| cell.into().chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
             .collect();
         row.resize(self.headers.len(), String::new());
         self.rows.push(row);
@@ -120,11 +111,7 @@ fn width(s: &str) -> usize {
 
 /// `Label:  value` lines with the values lined up.
 pub fn details(pairs: &[(&str, String)]) -> String {
-    let label_width = pairs
-        .iter()
-        .map(|(label, _)| width(label) + 1)
-        .max()
-        .unwrap_or(0);
+    let label_width = pairs.iter().map(|(label, _)| width(label) + 1).max().unwrap_or(0);
     let mut out = String::new();
     for (label, value) in pairs {
         let label = format!("{label}:");
@@ -163,10 +150,7 @@ pub fn count(value: &Value) -> u64 {
 /// (`2026-11-26 11:00:00`). Anything else is shown as the server sent it.
 pub fn time(value: &Value) -> String {
     match value.as_str().map(chrono::DateTime::parse_from_rfc3339) {
-        Some(Ok(at)) => at
-            .with_timezone(&chrono::Local)
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string(),
+        Some(Ok(at)) => at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
         _ => text(value),
     }
 }
@@ -279,10 +263,7 @@ pub fn reindent_json(json: &str) -> String {
 /// Writes to stdout. A reader that went away (closed pipe) is not an error.
 pub fn emit(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         other => other.context("Failed to write to stdout"),
     }
@@ -336,11 +317,7 @@ mod tests {
 
     #[test]
     fn details_line_up_values() {
-        let out = details(&[
-            ("Instance", "paris".into()),
-            ("Role", "standalone".into()),
-            ("Empty", String::new()),
-        ]);
+        let out = details(&[("Instance", "paris".into()), ("Role", "standalone".into()), ("Empty", String::new())]);
         assert_eq!(out, "Instance:  paris\nRole:      standalone\nEmpty:\n");
     }
 

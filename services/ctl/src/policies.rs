@@ -151,20 +151,10 @@ pub async fn run(command: PoliciesCommand, session: &Session) -> anyhow::Result<
             let answer = client.get(&["api", "policies", &id], &[]).await?;
             session.print(&answer, render_one)
         }
-        PoliciesCommand::Create {
-            name,
-            settings,
-            target,
-        } => {
+        PoliciesCommand::Create { name, settings, target } => {
             let body = create_body(&name, &settings, target.as_ref());
             let answer = client.post(&["api", "policies"], &body).await?;
-            session.print(&answer, |p| {
-                format!(
-                    "Created policy {} ({}).\n",
-                    text(&p["id"]),
-                    text(&p["name"])
-                )
-            })
+            session.print(&answer, |p| format!("Created policy {} ({}).\n", text(&p["id"]), text(&p["name"])))
         }
         PoliciesCommand::Edit { id, name, settings } => {
             let mut body = Map::new();
@@ -175,34 +165,19 @@ pub async fn run(command: PoliciesCommand, session: &Session) -> anyhow::Result<
             if !settings.is_empty() {
                 body.insert("settings".into(), Value::Object(settings));
             }
-            let answer = client
-                .patch(&["api", "policies", &id], &Value::Object(body))
-                .await?;
-            session.print(&answer, |p| {
-                format!(
-                    "Policy {} is now version {}.\n",
-                    text(&p["name"]),
-                    text(&p["version"])
-                )
-            })
+            let answer = client.patch(&["api", "policies", &id], &Value::Object(body)).await?;
+            session.print(&answer, |p| format!("Policy {} is now version {}.\n", text(&p["name"]), text(&p["version"])))
         }
         PoliciesCommand::Delete { id } => {
             let answer = client.delete(&["api", "policies", &id], None).await?;
             session.print(&answer, |_| format!("Deleted policy {id}.\n"))
         }
         PoliciesCommand::Assign { id, target } => {
-            let answer = client
-                .post(&["api", "policies", &id, "assignments"], &target.body())
-                .await?;
+            let answer = client.post(&["api", "policies", &id, "assignments"], &target.body()).await?;
             session.print(&answer, assignments_line)
         }
         PoliciesCommand::Unassign { id, target } => {
-            let answer = client
-                .delete(
-                    &["api", "policies", &id, "assignments"],
-                    Some(&target.body()),
-                )
-                .await?;
+            let answer = client.delete(&["api", "policies", &id, "assignments"], Some(&target.body())).await?;
             session.print(&answer, assignments_line)
         }
     }
@@ -220,10 +195,7 @@ fn assignment_label(assignment: &Value) -> String {
 }
 
 fn assignments(policy: &Value) -> String {
-    let labels: Vec<String> = items(&policy["assignments"])
-        .iter()
-        .map(assignment_label)
-        .collect();
+    let labels: Vec<String> = items(&policy["assignments"]).iter().map(assignment_label).collect();
     if labels.is_empty() {
         "none".to_owned()
     } else {
@@ -245,17 +217,9 @@ fn render_list(answer: &Value) -> String {
     if policies.is_empty() {
         return "No policies.\n".to_owned();
     }
-    let mut table = Table::new(&[
-        "ID",
-        "NAME",
-        "OWNER",
-        "VERSION",
-        "REALTIME",
-        "SCAN SCHEDULE",
-        "UPDATE (MIN)",
-        "ASSIGNED TO",
-    ])
-    .numeric(&["VERSION", "UPDATE (MIN)"]);
+    let mut table =
+        Table::new(&["ID", "NAME", "OWNER", "VERSION", "REALTIME", "SCAN SCHEDULE", "UPDATE (MIN)", "ASSIGNED TO"])
+            .numeric(&["VERSION", "UPDATE (MIN)"]);
     for p in policies {
         let settings = &p["settings"];
         table.row([
@@ -286,19 +250,9 @@ fn render_one(p: &Value) -> String {
         ("Version", text(&p["version"])),
         ("Real-time", on_off(&settings["realtime_protection"])),
         ("Scan schedule", text(&settings["scan_schedule"])),
-        (
-            "Update interval",
-            format!("{} min", text(&settings["update_interval_minutes"])),
-        ),
+        ("Update interval", format!("{} min", text(&settings["update_interval_minutes"]))),
         ("Assigned to", assignments(p)),
-        (
-            "Endpoints",
-            format!(
-                "{} assigned, {} applied",
-                text(&endpoints["assigned"]),
-                text(&endpoints["applied"])
-            ),
-        ),
+        ("Endpoints", format!("{} assigned, {} applied", text(&endpoints["assigned"]), text(&endpoints["applied"]))),
         ("Created", time(&p["created_at"])),
         ("Updated", time(&p["updated_at"])),
     ];
@@ -324,29 +278,20 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<PoliciesCommand, clap::Error> {
-        Wrapper::try_parse_from(std::iter::once("policies").chain(args.iter().copied()))
-            .map(|w| w.command)
+        Wrapper::try_parse_from(std::iter::once("policies").chain(args.iter().copied())).map(|w| w.command)
     }
 
     fn target_body(args: &[&str]) -> Value {
         match parse(args).unwrap() {
-            PoliciesCommand::Assign { target, .. } | PoliciesCommand::Unassign { target, .. } => {
-                target.body()
-            }
+            PoliciesCommand::Assign { target, .. } | PoliciesCommand::Unassign { target, .. } => target.body(),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn target_flags_map_to_assignment_bodies() {
-        assert_eq!(
-            target_body(&["assign", "p1", "--all"]),
-            json!({"target": "all"})
-        );
-        assert_eq!(
-            target_body(&["assign", "p1", "--group", "3"]),
-            json!({"target": "group", "id": "3"})
-        );
+        assert_eq!(target_body(&["assign", "p1", "--all"]), json!({"target": "all"}));
+        assert_eq!(target_body(&["assign", "p1", "--group", "3"]), json!({"target": "group", "id": "3"}));
         assert_eq!(
             target_body(&["unassign", "p1", "--virtual-group", "2"]),
             json!({"target": "virtual_group", "id": "2"})
@@ -365,15 +310,11 @@ mod tests {
 
     #[test]
     fn settings_are_partial_and_an_edit_must_change_something() {
-        let PoliciesCommand::Create { settings, .. } =
-            parse(&["create", "Office", "--realtime", "off"]).unwrap()
+        let PoliciesCommand::Create { settings, .. } = parse(&["create", "Office", "--realtime", "off"]).unwrap()
         else {
             panic!()
         };
-        assert_eq!(
-            Value::Object(settings.body()),
-            json!({"realtime_protection": false})
-        );
+        assert_eq!(Value::Object(settings.body()), json!({"realtime_protection": false}));
         assert!(parse(&["edit", "p1"]).is_err());
         assert!(parse(&["edit", "p1", "--update-interval", "30"]).is_ok());
         assert!(parse(&["edit", "p1", "--update-interval", "0"]).is_err());
@@ -382,11 +323,7 @@ mod tests {
     #[test]
     fn create_sends_a_target_only_to_slaves() {
         let body = |args: &[&str]| match parse(args).unwrap() {
-            PoliciesCommand::Create {
-                name,
-                settings,
-                target,
-            } => create_body(&name, &settings, target.as_ref()),
+            PoliciesCommand::Create { name, settings, target } => create_body(&name, &settings, target.as_ref()),
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -407,10 +344,7 @@ mod tests {
             "slaves": [{"slave": "lyon", "version": 2, "state": "applied", "reason": null,
                         "endpoints": {"assigned": 3, "applied": 3}, "updated_at": "x"}]});
         let out = render_one(&policy);
-        assert!(
-            out.contains("Version:          2\nTarget:           all slaves; group Paris\n"),
-            "{out}"
-        );
+        assert!(out.contains("Version:          2\nTarget:           all slaves; group Paris\n"), "{out}");
         assert!(
             out.ends_with(
                 "\nSlaves\nSLAVE  VERSION  STATE    ENDPOINTS APPLIED  UPDATED  REASON\n\
@@ -431,17 +365,8 @@ mod tests {
         ]);
         let out = render_list(&answer);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(
-            lines[0],
-            "ID  NAME         OWNER   VERSION  REALTIME  SCAN SCHEDULE  UPDATE (MIN)  ASSIGNED TO"
-        );
-        assert_eq!(
-            lines[1],
-            "a   Office       local         3  on        daily 02:00              60  group 3, all"
-        );
-        assert_eq!(
-            lines[2],
-            "b   HQ baseline  master        1  -         -                         -  none"
-        );
+        assert_eq!(lines[0], "ID  NAME         OWNER   VERSION  REALTIME  SCAN SCHEDULE  UPDATE (MIN)  ASSIGNED TO");
+        assert_eq!(lines[1], "a   Office       local         3  on        daily 02:00              60  group 3, all");
+        assert_eq!(lines[2], "b   HQ baseline  master        1  -         -                         -  none");
     }
 }

@@ -45,7 +45,14 @@ fn render(answer: &Value) -> String {
     }
     let mut table = Table::new(&["REFUSED", "QUEUE", "SENDER", "SLAVE", "KIND", "REASON"]);
     for m in messages {
-        table.row([time(&m["refused_at"]), text(&m["queue"]), text(&m["sender"]), text(&m["slave"]), text(&m["kind"]), text(&m["reason"])]);
+        table.row([
+            time(&m["refused_at"]),
+            text(&m["queue"]),
+            text(&m["sender"]),
+            text(&m["slave"]),
+            text(&m["kind"]),
+            text(&m["reason"]),
+        ]);
     }
     let total = count(&answer["total"]);
     let mut out = table.render();
@@ -66,7 +73,13 @@ mod tests {
             {"refused_at": "2026-11-26T10:00:00Z", "queue": "t.master.status", "sender": "paris", "slave": "lyon",
              "kind": "slave.heartbeat", "reason": "sender 'paris' is not allowed here"}]});
         let out = render(&answer);
-        assert!(out.contains("t.master.status") && out.contains("paris") && out.contains("lyon") && out.contains("not allowed"), "{out}");
+        assert!(
+            out.contains("t.master.status")
+                && out.contains("paris")
+                && out.contains("lyon")
+                && out.contains("not allowed"),
+            "{out}"
+        );
         assert!(out.contains("1 of 3 shown"), "{out}");
         assert_eq!(render(&json!({"total": 0, "messages": []})), "No refused messages.\n");
     }

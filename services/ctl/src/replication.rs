@@ -22,16 +22,8 @@ pub struct ReplicateNowArgs {
 }
 
 pub async fn now(args: ReplicateNowArgs, session: &Session) -> anyhow::Result<()> {
-    let answer = session
-        .client
-        .post(
-            &["api", "replication", "now"],
-            &json!({ "full": args.full }),
-        )
-        .await?;
-    session.print(&answer, |r| {
-        message_line(r).unwrap_or_else(|| "Replication requested.\n".to_owned())
-    })
+    let answer = session.client.post(&["api", "replication", "now"], &json!({ "full": args.full })).await?;
+    session.print(&answer, |r| message_line(r).unwrap_or_else(|| "Replication requested.\n".to_owned()))
 }
 
 pub async fn status(session: &Session) -> anyhow::Result<()> {
@@ -107,11 +99,9 @@ mod tests {
 
     #[test]
     fn a_slave_shows_its_stream() {
-        let out = render_status(
-            &json!({"role": "slave", "interval_seconds": 1800, "batch_size": 5000,
+        let out = render_status(&json!({"role": "slave", "interval_seconds": 1800, "batch_size": 5000,
             "stream": {"epoch": 1, "watermark": "812:5531", "acked_at": null, "batches_sent": 12,
-                       "verification_pending": null, "rows_behind": 0}}),
-        );
+                       "verification_pending": null, "rows_behind": 0}}));
         assert_eq!(
             out,
             "Role:        slave\n\
@@ -133,10 +123,7 @@ mod tests {
         let out = render_status(&json!({"role": "standalone", "interval_seconds": 1800,
                                         "batch_size": 5000, "stream": null}));
         assert!(out.starts_with("Role:        standalone\n"), "{out}");
-        assert!(
-            out.ends_with("\nNot replicating: this server has no master.\n"),
-            "{out}"
-        );
+        assert!(out.ends_with("\nNot replicating: this server has no master.\n"), "{out}");
     }
 
     #[test]
@@ -156,9 +143,6 @@ mod tests {
              lyon   offline  x                 812:5531   1h01m       -\n\
              paris  online   x                 812:5531     12s       0\n"
         );
-        assert_eq!(
-            render_status(&json!({"role": "master", "slaves": []})),
-            "No slaves replicate to this master.\n"
-        );
+        assert_eq!(render_status(&json!({"role": "master", "slaves": []})), "No slaves replicate to this master.\n");
     }
 }

@@ -123,7 +123,14 @@ async fn schedules(command: SchedulesCommand, session: &Session) -> anyhow::Resu
         SchedulesCommand::Create { name, kind, format, every, daily_at, email } => {
             let body = json!({"name": name, "kind": kind, "format": format, "every_seconds": every, "daily_at": daily_at, "email": email});
             let answer = session.client.post(&path, &body).await?;
-            session.print(&answer, |s| format!("Created schedule {} ({}); next run {}.\n", text(&s["name"]), text(&s["id"]), time_or_never(&s["next_run"])))
+            session.print(&answer, |s| {
+                format!(
+                    "Created schedule {} ({}); next run {}.\n",
+                    text(&s["name"]),
+                    text(&s["id"]),
+                    time_or_never(&s["next_run"])
+                )
+            })
         }
         SchedulesCommand::Run { id } => {
             let answer = session.client.post(&["api", "reports", "schedules", &id, "run"], &json!({})).await?;
@@ -137,7 +144,8 @@ async fn schedules(command: SchedulesCommand, session: &Session) -> anyhow::Resu
 }
 
 fn render_schedules(answer: &Value) -> String {
-    let mut table = Table::new(&["ID", "NAME", "REPORT", "FORMAT", "WHEN", "E-MAIL", "NEXT RUN", "LAST RUN", "LAST FILE / ERROR"]);
+    let mut table =
+        Table::new(&["ID", "NAME", "REPORT", "FORMAT", "WHEN", "E-MAIL", "NEXT RUN", "LAST RUN", "LAST FILE / ERROR"]);
     for s in items(&answer["schedules"]) {
         let when = match s["every_seconds"].as_i64() {
             Some(n) => format!("every {n} s"),
@@ -147,13 +155,25 @@ fn render_schedules(answer: &Value) -> String {
             Some(e) => format!("error: {e}"),
             None => text(&s["last_file"]),
         };
-        table.row([text(&s["id"]), text(&s["name"]), text(&s["kind"]), text(&s["format"]), when,
-                   if s["email"] == true { "yes".into() } else { "no".into() },
-                   time_or_never(&s["next_run"]), time_or_never(&s["last_run"]), last]);
+        table.row([
+            text(&s["id"]),
+            text(&s["name"]),
+            text(&s["kind"]),
+            text(&s["format"]),
+            when,
+            if s["email"] == true { "yes".into() } else { "no".into() },
+            time_or_never(&s["next_run"]),
+            time_or_never(&s["last_run"]),
+            last,
+        ]);
     }
     let directory = match answer["directory"].as_str() {
         Some(d) => format!("Reports are written to {d}.\n"),
         None => "No report directory is configured (<Reports><Directory> in server.xml).\n".into(),
     };
-    if table.is_empty() { format!("No report schedules.\n{directory}") } else { format!("{}{directory}", table.render()) }
+    if table.is_empty() {
+        format!("No report schedules.\n{directory}")
+    } else {
+        format!("{}{directory}", table.render())
+    }
 }

@@ -19,11 +19,7 @@ pub struct SlaveTarget(hierarchy::SlaveTarget);
 
 impl SlaveTarget {
     /// Reads the `--target` values: `all` on its own, or slave ids.
-    pub fn new(
-        target: Vec<String>,
-        group: Option<String>,
-        virtual_group: Option<String>,
-    ) -> Result<Self, String> {
+    pub fn new(target: Vec<String>, group: Option<String>, virtual_group: Option<String>) -> Result<Self, String> {
         let slaves = match target.as_slice() {
             [] => return Err("--target needs `all` or slave ids".to_owned()),
             [one] if one == ALL_SLAVES => None,
@@ -111,23 +107,12 @@ pub fn slaves_section(answer: &Value, sent: Sent) -> String {
 }
 
 fn policy_table(slaves: &[Value]) -> Table {
-    let mut table = Table::new(&[
-        "SLAVE",
-        "VERSION",
-        "STATE",
-        "ENDPOINTS APPLIED",
-        "UPDATED",
-        "REASON",
-    ])
-    .numeric(&["VERSION", "ENDPOINTS APPLIED"]);
+    let mut table = Table::new(&["SLAVE", "VERSION", "STATE", "ENDPOINTS APPLIED", "UPDATED", "REASON"])
+        .numeric(&["VERSION", "ENDPOINTS APPLIED"]);
     for s in slaves {
         let endpoints = &s["endpoints"];
         let applied = if endpoints.is_object() {
-            format!(
-                "{}/{}",
-                count(&endpoints["applied"]),
-                count(&endpoints["assigned"])
-            )
+            format!("{}/{}", count(&endpoints["applied"]), count(&endpoints["assigned"]))
         } else {
             "-".to_owned()
         };
@@ -144,26 +129,16 @@ fn policy_table(slaves: &[Value]) -> Table {
 }
 
 fn task_table(slaves: &[Value]) -> Table {
-    let mut table = Table::new(&["SLAVE", "STATE", "PROGRESS", "FAILED", "UPDATED", "REASON"])
-        .numeric(&["PROGRESS", "FAILED"]);
+    let mut table =
+        Table::new(&["SLAVE", "STATE", "PROGRESS", "FAILED", "UPDATED", "REASON"]).numeric(&["PROGRESS", "FAILED"]);
     for s in slaves {
         let progress = &s["progress"];
         let (done, failed) = if progress.is_object() {
-            (
-                progress_label(progress),
-                count(&progress["failed"]).to_string(),
-            )
+            (progress_label(progress), count(&progress["failed"]).to_string())
         } else {
             ("-".to_owned(), "-".to_owned())
         };
-        table.row([
-            text(&s["slave"]),
-            text(&s["state"]),
-            done,
-            failed,
-            time(&s["updated_at"]),
-            text(&s["reason"]),
-        ]);
+        table.row([text(&s["slave"]), text(&s["state"]), done, failed, time(&s["updated_at"]), text(&s["reason"])]);
     }
     table
 }
@@ -174,31 +149,19 @@ mod tests {
     use serde_json::json;
 
     fn target(slaves: &[&str], group: Option<&str>) -> Result<SlaveTarget, String> {
-        SlaveTarget::new(
-            slaves.iter().map(|s| s.to_string()).collect(),
-            group.map(str::to_owned),
-            None,
-        )
+        SlaveTarget::new(slaves.iter().map(|s| s.to_string()).collect(), group.map(str::to_owned), None)
     }
 
     #[test]
     fn all_or_a_list_of_slaves() {
-        assert_eq!(
-            target(&["all"], None).unwrap().body(),
-            json!({"slaves": "all"})
-        );
+        assert_eq!(target(&["all"], None).unwrap().body(), json!({"slaves": "all"}));
         assert_eq!(
             target(&["lyon", "nice"], Some("Paris")).unwrap().body(),
             json!({"slaves": ["lyon", "nice"], "group": "Paris"})
         );
         let both = SlaveTarget::new(vec!["lyon".into()], None, Some("Laptops".into())).unwrap();
-        assert_eq!(
-            both.body(),
-            json!({"slaves": ["lyon"], "virtual_group": "Laptops"})
-        );
-        assert!(target(&["all", "lyon"], None)
-            .unwrap_err()
-            .contains("not both"));
+        assert_eq!(both.body(), json!({"slaves": ["lyon"], "virtual_group": "Laptops"}));
+        assert!(target(&["all", "lyon"], None).unwrap_err().contains("not both"));
         assert!(target(&[], None).is_err());
     }
 
@@ -223,39 +186,21 @@ mod tests {
             Some(json!({"slaves": ["lyon"], "virtual_group": "Laptops"}))
         );
         let kind = |args: &[&str]| parse(args).unwrap_err().kind();
-        assert_eq!(
-            kind(&["--group", "Paris"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            kind(&["--virtual-group", "Laptops"]),
-            ErrorKind::MissingRequiredArgument
-        );
+        assert_eq!(kind(&["--group", "Paris"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(kind(&["--virtual-group", "Laptops"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(kind(&["--target"]), ErrorKind::InvalidValue);
-        assert_eq!(
-            kind(&["--target", "all", "--group", "A", "--group", "B"]),
-            ErrorKind::ArgumentConflict
-        );
+        assert_eq!(kind(&["--target", "all", "--group", "A", "--group", "B"]), ErrorKind::ArgumentConflict);
         let mixed = parse(&["--target", "all", "lyon"]).unwrap_err();
         assert_eq!(mixed.kind(), ErrorKind::ValueValidation);
-        assert!(
-            mixed.to_string().contains("either `all` or slave ids"),
-            "{mixed}"
-        );
+        assert!(mixed.to_string().contains("either `all` or slave ids"), "{mixed}");
     }
 
     #[test]
     fn target_labels() {
         assert_eq!(target_label(&Value::Null), None);
+        assert_eq!(target_label(&json!({"slaves": "all"})).unwrap(), "all slaves");
         assert_eq!(
-            target_label(&json!({"slaves": "all"})).unwrap(),
-            "all slaves"
-        );
-        assert_eq!(
-            target_label(
-                &json!({"slaves": ["lyon", "nice"], "group": "Paris", "virtual_group": "Laptops"})
-            )
-            .unwrap(),
+            target_label(&json!({"slaves": ["lyon", "nice"], "group": "Paris", "virtual_group": "Laptops"})).unwrap(),
             "slaves lyon, nice; group Paris; virtual group Laptops"
         );
     }
@@ -276,10 +221,7 @@ mod tests {
              nice         2  failed                   -  y        group Paris not found\n"
         );
         assert_eq!(slaves_section(&json!({"id": "p"}), Sent::Policy), "");
-        assert_eq!(
-            slaves_section(&json!({"slaves": []}), Sent::Task),
-            "\nSlaves\nNone.\n"
-        );
+        assert_eq!(slaves_section(&json!({"slaves": []}), Sent::Task), "\nSlaves\nNone.\n");
     }
 
     #[test]

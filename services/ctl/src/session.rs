@@ -18,10 +18,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(server: Url, token: Option<Secret<String>>, json: bool) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: ApiClient::new(server, token)?,
-            json,
-        })
+        Ok(Self { client: ApiClient::new(server, token)?, json })
     }
 
     pub fn json(&self) -> bool {
@@ -31,11 +28,7 @@ impl Session {
     /// Prints an answer: with `--json` the server's JSON as is, only
     /// indented (nothing for an empty 204 answer); else what `human` makes
     /// of the parsed value.
-    pub fn print(
-        &self,
-        answer: &Answer,
-        human: impl FnOnce(&Value) -> String,
-    ) -> anyhow::Result<()> {
+    pub fn print(&self, answer: &Answer, human: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
         if !self.json {
             emit(&human(&answer.value))
         } else if answer.body.trim().is_empty() {

@@ -67,9 +67,8 @@ impl EmailArgs {
         let password = match (&self.password, &self.password_file) {
             (Some(password), _) => Some(password.clone()),
             (None, Some(file)) => {
-                let text = std::fs::read_to_string(file).with_context(|| {
-                    format!("Failed to read the password file {}", file.display())
-                })?;
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("Failed to read the password file {}", file.display()))?;
                 Some(text.trim_end_matches(['\r', '\n']).to_owned())
             }
             (None, None) => None,
@@ -88,18 +87,8 @@ pub async fn auto_deploy(command: AutoDeployCommand, session: &Session) -> anyho
     let path = ["api", "settings", "auto-deploy"];
     let answer = match command {
         AutoDeployCommand::Show => session.client.get(&path, &[]).await?,
-        AutoDeployCommand::On => {
-            session
-                .client
-                .put(&path, &json!({ "enabled": true }))
-                .await?
-        }
-        AutoDeployCommand::Off => {
-            session
-                .client
-                .put(&path, &json!({ "enabled": false }))
-                .await?
-        }
+        AutoDeployCommand::On => session.client.put(&path, &json!({ "enabled": true })).await?,
+        AutoDeployCommand::Off => session.client.put(&path, &json!({ "enabled": false })).await?,
     };
     session.print(&answer, |setting| match setting["enabled"].as_bool() {
         Some(true) => "Automatic deployment: on\n".to_owned(),
@@ -135,20 +124,13 @@ fn render(s: &Value) -> String {
     if s["configured"] == false {
         return "E-mail is not configured.\n".to_owned();
     }
-    let tls = if s["starttls"].as_bool() == Some(true) {
-        " with STARTTLS"
-    } else {
-        ""
-    };
+    let tls = if s["starttls"].as_bool() == Some(true) { " with STARTTLS" } else { "" };
     let password = match (s["password_set"].as_bool(), s.get("password")) {
         (Some(true), _) | (None, Some(Value::String(_))) => "set",
         _ => "not set",
     };
     details(&[
-        (
-            "SMTP server",
-            format!("{}:{}{tls}", text(&s["smtp_host"]), text(&s["smtp_port"])),
-        ),
+        ("SMTP server", format!("{}:{}{tls}", text(&s["smtp_host"]), text(&s["smtp_port"]))),
         ("Username", text(&s["username"])),
         ("Password", password.to_owned()),
         ("From", text(&s["from"])),
@@ -203,10 +185,7 @@ mod tests {
 
     #[test]
     fn email_settings_as_shown() {
-        assert_eq!(
-            render(&json!({"configured": false})),
-            "E-mail is not configured.\n"
-        );
+        assert_eq!(render(&json!({"configured": false})), "E-mail is not configured.\n");
         let settings = json!({"configured": true, "smtp_host": "mail.example.com", "smtp_port": 587,
             "username": "rampart", "password_set": true, "from": "r@example.com", "to": ["soc@example.com"], "starttls": true});
         assert_eq!(

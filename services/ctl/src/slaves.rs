@@ -10,9 +10,7 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use crate::output::{
-    count, details, items, message_line, section, text, time, time_or_never, Table,
-};
+use crate::output::{count, details, items, message_line, section, text, time, time_or_never, Table};
 use crate::session::Session;
 
 /// The replication columns of a slave table, filled by [`replication_cells`].
@@ -58,29 +56,15 @@ pub async fn run(command: SlavesCommand, session: &Session) -> anyhow::Result<()
             session.print(&answer, render_one)
         }
         SlavesCommand::Replicate { id, full } => {
-            let answer = client
-                .post(
-                    &["api", "slaves", &id, "replicate"],
-                    &json!({ "full": full }),
-                )
-                .await?;
-            session.print(&answer, |r| {
-                message_line(r).unwrap_or_else(|| format!("Asked slave {id} to replicate now.\n"))
-            })
+            let answer = client.post(&["api", "slaves", &id, "replicate"], &json!({ "full": full })).await?;
+            session
+                .print(&answer, |r| message_line(r).unwrap_or_else(|| format!("Asked slave {id} to replicate now.\n")))
         }
         SlavesCommand::Remove { id, purge } => {
-            let query = if purge {
-                vec![("purge", "true".to_owned())]
-            } else {
-                Vec::new()
-            };
-            let answer = client
-                .delete_with_query(&["api", "slaves", &id], &query)
-                .await?;
+            let query = if purge { vec![("purge", "true".to_owned())] } else { Vec::new() };
+            let answer = client.delete_with_query(&["api", "slaves", &id], &query).await?;
             session.print(&answer, |s| {
-                message_line(s).unwrap_or_else(|| {
-                    format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"]))
-                })
+                message_line(s).unwrap_or_else(|| format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"])))
             })
         }
     }
@@ -114,12 +98,7 @@ fn license_cell(license: &Value) -> String {
     if !license.is_object() {
         return "-".to_owned();
     }
-    format!(
-        "{}/{} until {}",
-        count(&license["used"]),
-        count(&license["seats"]),
-        text(&license["expires_on"])
-    )
+    format!("{}/{} until {}", count(&license["used"]), count(&license["seats"]), text(&license["expires_on"]))
 }
 
 fn render_list(answer: &Value) -> String {
@@ -127,18 +106,7 @@ fn render_list(answer: &Value) -> String {
     if slaves.is_empty() {
         return "No slaves.\n".to_owned();
     }
-    let headers = [
-        &[
-            "ID",
-            "STATE",
-            "LAST SEEN",
-            "ENDPOINTS",
-            "LICENSE",
-            "REFUSED",
-        ][..],
-        &REPLICATION_HEADERS,
-    ]
-    .concat();
+    let headers = [&["ID", "STATE", "LAST SEEN", "ENDPOINTS", "LICENSE", "REFUSED"][..], &REPLICATION_HEADERS].concat();
     let mut table = Table::new(&headers).numeric(&["ENDPOINTS", "REFUSED", "LAG", "BEHIND"]);
     for s in slaves {
         let mut row = vec![
@@ -164,10 +132,7 @@ fn render_one(s: &Value) -> String {
         ("Version", text(&s["version"])),
         ("Endpoints", text(&s["endpoints"])),
         ("License", license_cell(&s["license"])),
-        (
-            "Refused messages",
-            count(&s["refused_messages"]).to_string(),
-        ),
+        ("Refused messages", count(&s["refused_messages"]).to_string()),
     ]);
     let replication = &s["replication"];
     if replication.is_object() {
@@ -237,18 +202,9 @@ mod tests {
             "replication": {"epoch": 2, "watermark": "812:5531", "batches": 14, "rows": 10234, "refused_batches": 1,
                             "last_replication": null, "synced_as_of": null, "rows_behind": 40, "lag_seconds": 75,
                             "replicated_endpoints": 7}}));
-        assert!(
-            out.starts_with("ID:                lyon\nState:             offline\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("License:           7/10 until 2026-12-31\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("Refused messages:  1\n\nReplication\n"),
-            "{out}"
-        );
+        assert!(out.starts_with("ID:                lyon\nState:             offline\n"), "{out}");
+        assert!(out.contains("License:           7/10 until 2026-12-31\n"), "{out}");
+        assert!(out.contains("Refused messages:  1\n\nReplication\n"), "{out}");
         for line in [
             "Epoch:                 2\n",
             "Watermark:             812:5531\n",
@@ -270,17 +226,10 @@ mod tests {
             command: SlavesCommand,
         }
         let parse = |args: &[&str]| {
-            Wrapper::try_parse_from(std::iter::once("slaves").chain(args.iter().copied()))
-                .map(|w| w.command)
+            Wrapper::try_parse_from(std::iter::once("slaves").chain(args.iter().copied())).map(|w| w.command)
         };
-        assert!(matches!(
-            parse(&["remove", "lyon", "--purge"]).unwrap(),
-            SlavesCommand::Remove { purge: true, .. }
-        ));
-        assert!(matches!(
-            parse(&["remove", "lyon"]).unwrap(),
-            SlavesCommand::Remove { purge: false, .. }
-        ));
+        assert!(matches!(parse(&["remove", "lyon", "--purge"]).unwrap(), SlavesCommand::Remove { purge: true, .. }));
+        assert!(matches!(parse(&["remove", "lyon"]).unwrap(), SlavesCommand::Remove { purge: false, .. }));
         assert!(matches!(
             parse(&["replicate", "lyon", "--full"]).unwrap(),
             SlavesCommand::Replicate { full: true, .. }

@@ -80,7 +80,9 @@ fn group_ids(flag: &str, values: &[String]) -> Result<Vec<i64>, String> {
         .iter()
         .map(|value| {
             value.parse().map_err(|_| {
-                format!("{flag} takes group ids here, and `{value}` is not one (a group name on the slaves needs --target)")
+                format!(
+                    "{flag} takes group ids here, and `{value}` is not one (a group name on the slaves needs --target)"
+                )
             })
         })
         .collect()
@@ -123,16 +125,12 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Value, clap::Error> {
-        Wrapper::try_parse_from(std::iter::once("create").chain(args.iter().copied()))
-            .map(|w| w.target.body())
+        Wrapper::try_parse_from(std::iter::once("create").chain(args.iter().copied())).map(|w| w.target.body())
     }
 
     #[test]
     fn with_target_the_task_goes_to_slaves() {
-        assert_eq!(
-            parse(&["--target", "all"]).unwrap(),
-            json!({"slaves": "all"})
-        );
+        assert_eq!(parse(&["--target", "all"]).unwrap(), json!({"slaves": "all"}));
         assert_eq!(
             parse(&["--target", "lyon", "nice", "--group", "Paris"]).unwrap(),
             json!({"slaves": ["lyon", "nice"], "group": "Paris"})
@@ -151,44 +149,18 @@ mod tests {
         );
         let error = parse(&["--group", "Paris"]).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::ValueValidation);
-        assert!(
-            error
-                .to_string()
-                .contains("--group takes group ids here, and `Paris` is not one"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("--group takes group ids here, and `Paris` is not one"), "{error}");
     }
 
     #[test]
     fn local_and_slave_targets_do_not_mix() {
-        for conflict in [
-            &["--target", "all", "--all"][..],
-            &["--target", "lyon", "--endpoint", "sim1-00001"],
-        ] {
-            assert_eq!(
-                parse(conflict).unwrap_err().kind(),
-                ErrorKind::ArgumentConflict,
-                "{conflict:?}"
-            );
+        for conflict in [&["--target", "all", "--all"][..], &["--target", "lyon", "--endpoint", "sim1-00001"]] {
+            assert_eq!(parse(conflict).unwrap_err().kind(), ErrorKind::ArgumentConflict, "{conflict:?}");
         }
         let error = parse(&["--target", "all", "--group", "Paris", "Lyon"]).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("with --target, --group takes one group name"),
-            "{error}"
-        );
-        assert!(parse(&["--target", "all", "lyon"])
-            .unwrap_err()
-            .to_string()
-            .contains("not both"));
-        assert_eq!(
-            parse(&["--target"]).unwrap_err().kind(),
-            ErrorKind::InvalidValue
-        );
-        assert_eq!(
-            parse(&[]).unwrap_err().kind(),
-            ErrorKind::MissingRequiredArgument
-        );
+        assert!(error.to_string().contains("with --target, --group takes one group name"), "{error}");
+        assert!(parse(&["--target", "all", "lyon"]).unwrap_err().to_string().contains("not both"));
+        assert_eq!(parse(&["--target"]).unwrap_err().kind(), ErrorKind::InvalidValue);
+        assert_eq!(parse(&[]).unwrap_err().kind(), ErrorKind::MissingRequiredArgument);
     }
 }

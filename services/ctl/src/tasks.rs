@@ -91,9 +91,7 @@ pub async fn run(command: TasksCommand, session: &Session) -> anyhow::Result<()>
             session.print(&answer, render_list)
         }
         TasksCommand::Create(args) => {
-            let answer = client
-                .post(&["api", "tasks"], &args.body(chrono::Local::now()))
-                .await?;
+            let answer = client.post(&["api", "tasks"], &args.body(chrono::Local::now())).await?;
             // The bare id, so that `id=$(rampartctl tasks create ...)` works.
             session.print(&answer, |task| format!("{}\n", text(&task["id"])))
         }
@@ -102,9 +100,7 @@ pub async fn run(command: TasksCommand, session: &Session) -> anyhow::Result<()>
             session.print(&answer, render_one)
         }
         TasksCommand::Cancel { id } => {
-            let answer = client
-                .post(&["api", "tasks", &id, "cancel"], &json!({}))
-                .await?;
+            let answer = client.post(&["api", "tasks", &id, "cancel"], &json!({})).await?;
             session.print(&answer, |task| {
                 format!(
                     "Task {} ({}) is {}: {} finished.\n",
@@ -122,11 +118,8 @@ pub async fn run(command: TasksCommand, session: &Session) -> anyhow::Result<()>
 /// (computed here only if the server left it out).
 pub fn progress_label(progress: &Value) -> String {
     let total = count(&progress["total"]);
-    let finished =
-        count(&progress["succeeded"]) + count(&progress["failed"]) + count(&progress["cancelled"]);
-    let percent = progress["percent"]
-        .as_u64()
-        .unwrap_or_else(|| (finished * 100).checked_div(total).unwrap_or(100));
+    let finished = count(&progress["succeeded"]) + count(&progress["failed"]) + count(&progress["cancelled"]);
+    let percent = progress["percent"].as_u64().unwrap_or_else(|| (finished * 100).checked_div(total).unwrap_or(100));
     format!("{finished}/{total} ({percent}%)")
 }
 
@@ -135,18 +128,8 @@ fn render_list(answer: &Value) -> String {
     if tasks.is_empty() {
         return "No tasks.\n".to_owned();
     }
-    let mut table = Table::new(&[
-        "ID",
-        "NAME",
-        "KIND",
-        "OWNER",
-        "STATE",
-        "PROGRESS",
-        "SUCCEEDED",
-        "FAILED",
-        "CREATED",
-    ])
-    .numeric(&["PROGRESS", "SUCCEEDED", "FAILED"]);
+    let mut table = Table::new(&["ID", "NAME", "KIND", "OWNER", "STATE", "PROGRESS", "SUCCEEDED", "FAILED", "CREATED"])
+        .numeric(&["PROGRESS", "SUCCEEDED", "FAILED"]);
     for t in tasks {
         let progress = &t["progress"];
         table.row([
@@ -197,16 +180,8 @@ fn render_one(t: &Value) -> String {
     let body = if results.is_empty() {
         "None yet.\n".to_owned()
     } else {
-        let mut table = Table::new(&[
-            "ENDPOINT",
-            "HOSTNAME",
-            "STATE",
-            "FILES",
-            "DETECTIONS",
-            "UPDATED",
-            "MESSAGE",
-        ])
-        .numeric(&["FILES", "DETECTIONS"]);
+        let mut table = Table::new(&["ENDPOINT", "HOSTNAME", "STATE", "FILES", "DETECTIONS", "UPDATED", "MESSAGE"])
+            .numeric(&["FILES", "DETECTIONS"]);
         for r in results {
             table.row([
                 text(&r["endpoint_id"]),
@@ -236,8 +211,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<CreateArgs, clap::Error> {
-        Wrapper::try_parse_from(std::iter::once("create").chain(args.iter().copied()))
-            .map(|w| w.args)
+        Wrapper::try_parse_from(std::iter::once("create").chain(args.iter().copied())).map(|w| w.args)
     }
 
     fn now() -> chrono::DateTime<chrono::Local> {
@@ -249,34 +223,16 @@ mod tests {
 
     #[test]
     fn target_flags_map_to_the_task_body() {
-        let body = parse(&["--kind", "quick_scan", "--name", "Weekly scan", "--all"])
-            .unwrap()
-            .body(now());
-        assert_eq!(
-            body,
-            json!({"name": "Weekly scan", "kind": "quick_scan", "target": {"all": true}})
-        );
+        let body = parse(&["--kind", "quick_scan", "--name", "Weekly scan", "--all"]).unwrap().body(now());
+        assert_eq!(body, json!({"name": "Weekly scan", "kind": "quick_scan", "target": {"all": true}}));
 
-        let args = parse(&[
-            "--kind",
-            "update",
-            "--group",
-            "1",
-            "2",
-            "--group",
-            "5",
-            "--endpoint",
-            "sim1-00001",
-        ])
-        .unwrap();
+        let args =
+            parse(&["--kind", "update", "--group", "1", "2", "--group", "5", "--endpoint", "sim1-00001"]).unwrap();
         assert_eq!(
             args.body(now())["target"],
             json!({"groups": [1, 2, 5], "virtual_groups": [], "endpoints": ["sim1-00001"]})
         );
-        assert!(args.body(now())["name"]
-            .as_str()
-            .unwrap()
-            .starts_with("Signature update 2026-11-"));
+        assert!(args.body(now())["name"].as_str().unwrap().starts_with("Signature update 2026-11-"));
     }
 
     #[test]
@@ -295,14 +251,8 @@ mod tests {
             "slaves": [{"slave": "lyon", "state": "delivered", "reason": null, "updated_at": "x",
                         "progress": {"total": 10, "succeeded": 4, "failed": 1, "percent": 50}}]});
         let out = render_one(&task);
-        assert!(
-            out.contains("State:     running\nTarget:    slaves lyon\n"),
-            "{out}"
-        );
-        assert!(
-            out.ends_with("lyon   delivered  5/10 (50%)       1  x        -\n"),
-            "{out}"
-        );
+        assert!(out.contains("State:     running\nTarget:    slaves lyon\n"), "{out}");
+        assert!(out.ends_with("lyon   delivered  5/10 (50%)       1  x        -\n"), "{out}");
         assert!(!out.contains("Results"), "{out}");
         assert!(render_one(&json!({"id": "t2", "results": []})).ends_with("\nResults\nNone yet.\n"));
     }
@@ -311,10 +261,7 @@ mod tests {
     fn progress_counts_finished_endpoints() {
         let p = json!({"total": 500, "pending": 10, "running": 40, "succeeded": 440, "failed": 10, "cancelled": 0, "percent": 90});
         assert_eq!(progress_label(&p), "450/500 (90%)");
-        assert_eq!(
-            progress_label(&json!({"total": 4, "succeeded": 1})),
-            "1/4 (25%)"
-        );
+        assert_eq!(progress_label(&json!({"total": 4, "succeeded": 1})), "1/4 (25%)");
         assert_eq!(progress_label(&json!({"total": 0})), "0/0 (100%)");
     }
 }

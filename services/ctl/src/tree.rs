@@ -50,13 +50,8 @@ pub async fn run(args: TreeArgs, session: &Session) -> anyhow::Result<()> {
         TreeView::Network => "network",
         TreeView::Virtual => "virtual",
     };
-    let answer = session
-        .client
-        .get(&["api", "tree"], &[("view", view.to_owned())])
-        .await?;
-    session.print(&answer, |answer| {
-        render_tree(&answer["root"], ENDPOINTS_SHOWN)
-    })
+    let answer = session.client.get(&["api", "tree"], &[("view", view.to_owned())]).await?;
+    session.print(&answer, |answer| render_tree(&answer["root"], ENDPOINTS_SHOWN))
 }
 
 /// One line below a node: a child node, or a line of text.
@@ -85,11 +80,7 @@ fn render_below(node: &Value, prefix: &str, shown: usize, out: &mut String) {
     }
     for (i, item) in below.iter().enumerate() {
         let last = i + 1 == below.len();
-        let (branch, indent) = if last {
-            ("└── ", "    ")
-        } else {
-            ("├── ", "│   ")
-        };
+        let (branch, indent) = if last { ("└── ", "    ") } else { ("├── ", "│   ") };
         match item {
             Item::Node(child) => {
                 out.push_str(&format!("{prefix}{branch}{}\n", node_label(child)));
@@ -144,22 +135,11 @@ fn slave_about(slave: &Value) -> String {
 
 /// `hostname  id  status` with the columns lined up within one group.
 fn endpoint_lines(endpoints: &[Value]) -> Vec<String> {
-    let cells: Vec<[String; 3]> = endpoints
-        .iter()
-        .map(|e| [text(&e["hostname"]), text(&e["id"]), text(&e["status"])])
-        .collect();
-    let width = |i: usize| {
-        cells
-            .iter()
-            .map(|c| c[i].chars().count())
-            .max()
-            .unwrap_or(0)
-    };
+    let cells: Vec<[String; 3]> =
+        endpoints.iter().map(|e| [text(&e["hostname"]), text(&e["id"]), text(&e["status"])]).collect();
+    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0);
     let (host_width, id_width) = (width(0), width(1));
-    cells
-        .iter()
-        .map(|[host, id, status]| format!("{host:<host_width$}  {id:<id_width$}  {status}"))
-        .collect()
+    cells.iter().map(|[host, id, status]| format!("{host:<host_width$}  {id:<id_width$}  {status}")).collect()
 }
 
 #[cfg(test)]

@@ -69,9 +69,7 @@ struct Polled {
 pub async fn run(args: VerifyArgs, session: &Session) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let client = &session.client;
-    let started = start(client, args.slave.as_deref())
-        .await
-        .map_err(|e| ExitError::new(UNDECIDED, e))?;
+    let started = start(client, args.slave.as_deref()).await.map_err(|e| ExitError::new(UNDECIDED, e))?;
     let polled = poll(started, deadline, POLL_INTERVAL, move |id| async move {
         client.get(&["api", "verifications", &id], &[]).await
     })
@@ -79,11 +77,7 @@ pub async fn run(args: VerifyArgs, session: &Session) -> anyhow::Result<()> {
     if session.json() {
         emit(&json_array(&polled.finished))?;
     } else {
-        let rendered: String = polled
-            .finished
-            .iter()
-            .map(|a| render_verification(&a.value))
-            .collect();
+        let rendered: String = polled.finished.iter().map(|a| render_verification(&a.value)).collect();
         emit(&rendered)?;
     }
     verdict(polled, args.timeout)
@@ -98,12 +92,7 @@ async fn start(client: &ApiClient, slave: Option<&str>) -> anyhow::Result<Vec<St
     let answer = client.post(&["api", "verifications"], &body).await?;
     let started: Vec<Started> = items(&answer.value["verifications"])
         .iter()
-        .filter_map(|v| {
-            Some(Started {
-                id: v["id"].as_str()?.to_owned(),
-                slave: text(&v["slave"]),
-            })
-        })
+        .filter_map(|v| Some(Started { id: v["id"].as_str()?.to_owned(), slave: text(&v["slave"]) }))
         .collect();
     anyhow::ensure!(!started.is_empty(), "the master started no verification");
     Ok(started)
@@ -111,18 +100,12 @@ async fn start(client: &ApiClient, slave: Option<&str>) -> anyhow::Result<Vec<St
 
 /// Asks about each unfinished verification every `interval` until all have
 /// finished, `deadline` has passed, or a request fails.
-async fn poll<F, Fut>(
-    started: Vec<Started>,
-    deadline: Instant,
-    interval: Duration,
-    mut fetch: F,
-) -> Polled
+async fn poll<F, Fut>(started: Vec<Started>, deadline: Instant, interval: Duration, mut fetch: F) -> Polled
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<Answer, ApiError>>,
 {
-    let mut results: Vec<(Started, Option<Answer>)> =
-        started.into_iter().map(|s| (s, None)).collect();
+    let mut results: Vec<(Started, Option<Answer>)> = started.into_iter().map(|s| (s, None)).collect();
     let mut failure = None;
     loop {
         for (verification, result) in results.iter_mut().filter(|(_, r)| r.is_none()) {
@@ -144,11 +127,7 @@ where
         }
         sleep_until(deadline.min(Instant::now() + interval)).await;
     }
-    let mut polled = Polled {
-        finished: Vec::new(),
-        unfinished: Vec::new(),
-        failure,
-    };
+    let mut polled = Polled { finished: Vec::new(), unfinished: Vec::new(), failure };
     for (verification, result) in results {
         match result {
             Some(answer) => polled.finished.push(answer),
@@ -171,10 +150,7 @@ fn verdict(polled: Polled, timeout_seconds: u64) -> anyhow::Result<()> {
                 format!("rampartctl verify --slave {}", one.slave),
             ),
             all => (
-                format!(
-                    "the verifications of {}",
-                    quoted(all.iter().map(|v| v.slave.as_str()))
-                ),
+                format!("the verifications of {}", quoted(all.iter().map(|v| v.slave.as_str()))),
                 "rampartctl verify".to_owned(),
             ),
         };
@@ -193,10 +169,7 @@ fn verdict(polled: Polled, timeout_seconds: u64) -> anyhow::Result<()> {
     if differing.is_empty() {
         return Ok(());
     }
-    let error = anyhow::anyhow!(
-        "the master's copy of {} differs from the slave's data",
-        quoted(differing.into_iter())
-    );
+    let error = anyhow::anyhow!("the master's copy of {} differs from the slave's data", quoted(differing.into_iter()));
     Err(ExitError::new(OUT_OF_SYNC, error).into())
 }
 
@@ -284,17 +257,11 @@ mod tests {
     }
 
     fn answer(value: Value) -> Answer {
-        Answer {
-            body: value.to_string(),
-            value,
-        }
+        Answer { body: value.to_string(), value }
     }
 
     fn started(slave: &str) -> Started {
-        Started {
-            id: format!("v-{slave}"),
-            slave: slave.to_owned(),
-        }
+        Started { id: format!("v-{slave}"), slave: slave.to_owned() }
     }
 
     fn polled(finished: Vec<Answer>, unfinished: &[&str], failure: Option<&str>) -> Polled {
@@ -309,10 +276,7 @@ mod tests {
     fn a_slave_in_sync_is_one_line() {
         let tables = vec![table("endpoints", 300, 300), table("tasks", 9934, 9934)];
         let mut v = finished("paris", true, tables);
-        assert_eq!(
-            render_verification(&v),
-            "paris: in sync (2 tables, 10234 rows, as of 2026-11-26 at noon)\n"
-        );
+        assert_eq!(render_verification(&v), "paris: in sync (2 tables, 10234 rows, as of 2026-11-26 at noon)\n");
         v["result"]["pending"] = json!(3);
         assert!(render_verification(&v).ends_with(", 3 rows pending on the slave not compared)\n"));
     }
@@ -360,10 +324,7 @@ mod tests {
              a longer --timeout gives it more time)"
         );
         let two = message(polled(vec![], &["nice", "lyon"], None));
-        assert!(
-            two.starts_with("the verifications of slaves 'nice', 'lyon' did not finish"),
-            "{two}"
-        );
+        assert!(two.starts_with("the verifications of slaves 'nice', 'lyon' did not finish"), "{two}");
         assert!(two.contains("re-run: `rampartctl verify` ("), "{two}");
         let differs = answer(finished("lyon", false, vec![]));
         assert_eq!(
@@ -374,10 +335,7 @@ mod tests {
 
     #[test]
     fn json_output_is_the_array_of_finished_verifications() {
-        let finished = [
-            answer(json!({"id": "v1", "state": "finished"})),
-            answer(json!({"id": "v2"})),
-        ];
+        let finished = [answer(json!({"id": "v1", "state": "finished"})), answer(json!({"id": "v2"}))];
         assert_eq!(
             json_array(&finished),
             "[\n  {\n    \"id\": \"v1\",\n    \"state\": \"finished\"\n  },\n  {\n    \"id\": \"v2\"\n  }\n]\n"
@@ -389,16 +347,11 @@ mod tests {
     async fn polling_waits_for_each_verification_to_finish() {
         let mut calls = 0;
         let deadline = Instant::now() + Duration::from_secs(5);
-        let polled = poll(
-            vec![started("paris")],
-            deadline,
-            Duration::from_millis(1),
-            |id| {
-                calls += 1;
-                let state = if calls < 3 { "pending" } else { "finished" };
-                async move { Ok(answer(json!({"id": id, "state": state}))) }
-            },
-        )
+        let polled = poll(vec![started("paris")], deadline, Duration::from_millis(1), |id| {
+            calls += 1;
+            let state = if calls < 3 { "pending" } else { "finished" };
+            async move { Ok(answer(json!({"id": id, "state": state}))) }
+        })
         .await;
         assert_eq!(calls, 3);
         assert_eq!(polled.finished.len(), 1);
@@ -408,29 +361,19 @@ mod tests {
     #[tokio::test]
     async fn polling_stops_at_the_deadline_and_on_a_failed_request() {
         let deadline = Instant::now() + Duration::from_millis(50);
-        let polled = poll(
-            vec![started("paris"), started("nice")],
-            deadline,
-            Duration::from_millis(10),
-            |id| async move {
-                let state = if id == "v-paris" {
-                    "finished"
-                } else {
-                    "pending"
-                };
+        let polled =
+            poll(vec![started("paris"), started("nice")], deadline, Duration::from_millis(10), |id| async move {
+                let state = if id == "v-paris" { "finished" } else { "pending" };
                 Ok(answer(json!({"id": id, "state": state})))
-            },
-        )
-        .await;
+            })
+            .await;
         assert!(Instant::now() >= deadline);
         assert_eq!(polled.finished.len(), 1);
         assert_eq!(polled.unfinished, vec![started("nice")]);
 
         let deadline = Instant::now() + Duration::from_secs(5);
         let polled = poll(vec![started("paris")], deadline, POLL_INTERVAL, |_| async {
-            Err(ApiError::TimedOut {
-                server: "http://hq:7073".to_owned(),
-            })
+            Err(ApiError::TimedOut { server: "http://hq:7073".to_owned() })
         })
         .await;
         let failure = format!("{:#}", polled.failure.unwrap());

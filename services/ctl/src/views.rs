@@ -23,14 +23,7 @@ pub struct DetectionsArgs {
 
 pub async fn health(session: &Session) -> anyhow::Result<()> {
     let answer = session.client.get(&["health"], &[]).await?;
-    session.print(&answer, |h| {
-        format!(
-            "{}: {} ({})\n",
-            text(&h["status"]),
-            text(&h["instance"]),
-            text(&h["role"])
-        )
-    })
+    session.print(&answer, |h| format!("{}: {} ({})\n", text(&h["status"]), text(&h["instance"]), text(&h["role"])))
 }
 
 pub async fn status(session: &Session) -> anyhow::Result<()> {
@@ -71,9 +64,7 @@ pub async fn audit(session: &Session) -> anyhow::Result<()> {
 /// (left out where the endpoint is already known).
 pub fn detection_table(detections: &[Value], with_endpoint: bool) -> Table {
     let mut table = if with_endpoint {
-        Table::new(&[
-            "DETECTED", "ENDPOINT", "HOSTNAME", "MALWARE", "ACTION", "PATH",
-        ])
+        Table::new(&["DETECTED", "ENDPOINT", "HOSTNAME", "MALWARE", "ACTION", "PATH"])
     } else {
         Table::new(&["DETECTED", "MALWARE", "ACTION", "PATH"])
     };
@@ -103,11 +94,7 @@ fn endpoint_counts(e: &Value) -> String {
 
 fn render_status(s: &Value) -> String {
     let is_master = s["role"].as_str() == Some("master");
-    let endpoints = if s["endpoints"].is_object() {
-        endpoint_counts(&s["endpoints"])
-    } else {
-        "-".to_owned()
-    };
+    let endpoints = if s["endpoints"].is_object() { endpoint_counts(&s["endpoints"]) } else { "-".to_owned() };
     let license = match (&s["license"], is_master) {
         (Value::Null, true) => "not needed on a master".to_owned(),
         (license, _) => license_summary(license),
@@ -115,10 +102,7 @@ fn render_status(s: &Value) -> String {
     let m = &s["messages"];
     let h = &m["hierarchy"];
     let mut pairs = vec![
-        (
-            "Instance",
-            format!("{} ({})", text(&s["instance"]), text(&s["role"])),
-        ),
+        ("Instance", format!("{} ({})", text(&s["instance"]), text(&s["role"]))),
         ("Version", text(&s["version"])),
         ("Namespace", text(&s["namespace"])),
         ("Endpoints", endpoints),
@@ -142,7 +126,12 @@ fn render_status(s: &Value) -> String {
     if is_master && slaves.is_object() {
         pairs[3] = (
             "Slaves",
-            format!("{} online, {} offline, {} being removed", count(&slaves["online"]), count(&slaves["offline"]), count(&slaves["removing"])),
+            format!(
+                "{} online, {} offline, {} being removed",
+                count(&slaves["online"]),
+                count(&slaves["offline"]),
+                count(&slaves["removing"])
+            ),
         );
     }
     let master = &s["master"];
@@ -177,20 +166,12 @@ fn render_dashboard(d: &Value) -> String {
     let outdated = &d["outdated_signatures"];
     let listed = items(&outdated["endpoints"]);
     let total = count(&outdated["count"]).max(listed.len() as u64);
-    let title = format!(
-        "Outdated signatures (older than {} days): {total}",
-        text(&outdated["threshold_days"])
-    );
+    let title = format!("Outdated signatures (older than {} days): {total}", text(&outdated["threshold_days"]));
     let mut body = String::new();
     if !listed.is_empty() {
         let mut table = Table::new(&["ID", "HOSTNAME", "SIGNATURES", "LAST SEEN"]);
         for e in listed {
-            table.row([
-                text(&e["id"]),
-                text(&e["hostname"]),
-                text(&e["signatures_date"]),
-                time(&e["last_seen"]),
-            ]);
+            table.row([text(&e["id"]), text(&e["hostname"]), text(&e["signatures_date"]), time(&e["last_seen"])]);
         }
         body = table.render();
         if total > listed.len() as u64 {
@@ -200,11 +181,7 @@ fn render_dashboard(d: &Value) -> String {
     out.push_str(&section(&title, &body));
 
     let detections = items(&d["recent_detections"]);
-    let body = if detections.is_empty() {
-        "None.\n".to_owned()
-    } else {
-        detection_table(detections, true).render()
-    };
+    let body = if detections.is_empty() { "None.\n".to_owned() } else { detection_table(detections, true).render() };
     out.push_str(&section("Recent detections", &body));
     out
 }
@@ -222,17 +199,8 @@ fn render_audit(a: &Value) -> String {
     if computers.is_empty() {
         return out;
     }
-    let mut table = Table::new(&[
-        "COMPUTER",
-        "HOSTNAME",
-        "IP",
-        "MAC",
-        "OS",
-        "MANAGED",
-        "OTHER AV",
-        "DEPLOYMENT",
-        "LAST SEEN",
-    ]);
+    let mut table =
+        Table::new(&["COMPUTER", "HOSTNAME", "IP", "MAC", "OS", "MANAGED", "OTHER AV", "DEPLOYMENT", "LAST SEEN"]);
     for c in computers {
         table.row([
             text(&c["computer_id"]),
@@ -279,10 +247,7 @@ Messages:   12345 applied, 2 dead-lettered, outbox depth 0
     fn a_slave_names_its_master() {
         let out = render_status(&json!({"instance": "lyon", "role": "slave",
             "master": {"id": "hq", "address": "hq.example:7073"}}));
-        assert!(
-            out.starts_with("Instance:   lyon (slave)\nMaster:     hq at hq.example:7073\n"),
-            "{out}"
-        );
+        assert!(out.starts_with("Instance:   lyon (slave)\nMaster:     hq at hq.example:7073\n"), "{out}");
         let standalone = render_status(&json!({"instance": "paris", "master": null}));
         assert!(!standalone.contains("Master"), "{standalone}");
     }
@@ -290,10 +255,7 @@ Messages:   12345 applied, 2 dead-lettered, outbox depth 0
     #[test]
     fn a_master_needs_no_license() {
         let out = render_status(&json!({"instance": "hq", "role": "master", "license": null}));
-        assert!(
-            out.contains("License:    not needed on a master\n"),
-            "{out}"
-        );
+        assert!(out.contains("License:    not needed on a master\n"), "{out}");
     }
 
     #[test]
@@ -304,26 +266,13 @@ Messages:   12345 applied, 2 dead-lettered, outbox depth 0
           "tasks_running": 1,
           "license": { "state": "valid", "seats": 1000, "used": 500, "unlicensed": 0, "expires_on": "2027-11-26" } });
         let out = render_dashboard(&answer);
+        assert!(out.starts_with("STATUS       ENDPOINTS\nprotected          470\nat risk             20\n"), "{out}");
         assert!(
-            out.starts_with(
-                "STATUS       ENDPOINTS\nprotected          470\nat risk             20\n"
-            ),
+            out.contains("License:        valid, 500/1000 seats used, 0 unlicensed, expires on 2027-11-26\n"),
             "{out}"
         );
-        assert!(
-            out.contains(
-                "License:        valid, 500/1000 seats used, 0 unlicensed, expires on 2027-11-26\n"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("\nOutdated signatures (older than 3 days): 20\nID"),
-            "{out}"
-        );
+        assert!(out.contains("\nOutdated signatures (older than 3 days): 20\nID"), "{out}");
         assert!(out.contains("... and 19 more\n"), "{out}");
-        assert!(
-            out.contains("x         sim1-00007  pc-7      EICAR    quarantined  C:\\eicar.com\n"),
-            "{out}"
-        );
+        assert!(out.contains("x         sim1-00007  pc-7      EICAR    quarantined  C:\\eicar.com\n"), "{out}");
     }
 }

@@ -58,23 +58,15 @@ pub async fn run(command: VirtualGroupsCommand, session: &Session) -> anyhow::Re
             let body = json!({ "name": name, "description": description });
             let answer = client.post(&["api", "virtual-groups"], &body).await?;
             session.print(&answer, |group| {
-                format!(
-                    "Created virtual group {} ({}).\n",
-                    text(&group["id"]),
-                    text(&group["name"])
-                )
+                format!("Created virtual group {} ({}).\n", text(&group["id"]), text(&group["name"]))
             })
         }
         VirtualGroupsCommand::Delete { id } => {
-            let answer = client
-                .delete(&["api", "virtual-groups", &id.to_string()], None)
-                .await?;
+            let answer = client.delete(&["api", "virtual-groups", &id.to_string()], None).await?;
             session.print(&answer, |_| format!("Deleted virtual group {id}.\n"))
         }
         VirtualGroupsCommand::Members { id } => {
-            let answer = client
-                .get(&["api", "virtual-groups", &id.to_string(), "members"], &[])
-                .await?;
+            let answer = client.get(&["api", "virtual-groups", &id.to_string(), "members"], &[]).await?;
             session.print(&answer, |answer| {
                 let members = items(&answer["endpoints"]);
                 if members.is_empty() {
@@ -86,9 +78,7 @@ pub async fn run(command: VirtualGroupsCommand, session: &Session) -> anyhow::Re
         }
         VirtualGroupsCommand::Add { id, endpoints } => {
             let path = ["api", "virtual-groups", &id.to_string(), "members"];
-            let answer = client
-                .post(&path, &json!({ "endpoints": endpoints }))
-                .await?;
+            let answer = client.post(&path, &json!({ "endpoints": endpoints })).await?;
             session.print(&answer, |answer| {
                 let added = plural(count(&answer["added"]), "endpoint");
                 format!("Added {added} to virtual group {id}.\n")
@@ -96,9 +86,7 @@ pub async fn run(command: VirtualGroupsCommand, session: &Session) -> anyhow::Re
         }
         VirtualGroupsCommand::Remove { id, endpoints } => {
             let path = ["api", "virtual-groups", &id.to_string(), "members"];
-            let answer = client
-                .delete(&path, Some(&json!({ "endpoints": endpoints })))
-                .await?;
+            let answer = client.delete(&path, Some(&json!({ "endpoints": endpoints }))).await?;
             session.print(&answer, |answer| {
                 let removed = plural(count(&answer["removed"]), "endpoint");
                 format!("Removed {removed} from virtual group {id}.\n")
@@ -114,12 +102,7 @@ fn render_list(answer: &Value) -> String {
     }
     let mut table = Table::new(&["ID", "NAME", "MEMBERS", "DESCRIPTION"]).numeric(&["MEMBERS"]);
     for g in groups {
-        table.row([
-            text(&g["id"]),
-            text(&g["name"]),
-            text(&g["member_count"]),
-            text(&g["description"]),
-        ]);
+        table.row([text(&g["id"]), text(&g["name"]), text(&g["member_count"]), text(&g["description"])]);
     }
     table.render()
 }

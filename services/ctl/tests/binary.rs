@@ -7,10 +7,7 @@ use std::process::{Command, Output};
 use chrono::{Days, Local};
 use rampart_shared::license::License;
 
-const DEV_VENDOR_KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../ops/license/vendor-dev.key"
-);
+const DEV_VENDOR_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops/license/vendor-dev.key");
 
 /// Runs the binary with the given arguments, ignoring any RAMPART_* settings
 /// of the machine running the tests.
@@ -54,15 +51,8 @@ fn issued_keys_verify_with_the_vendor_key_this_build_trusts() {
     assert_eq!(license.seats, 25);
     assert_eq!(license.customer, "ACME");
     assert_eq!(license.issued_on, today);
-    assert_eq!(
-        license.expires_on,
-        today.checked_add_days(Days::new(30)).unwrap()
-    );
-    assert!(
-        stderr(&output).contains(&license.license_id.to_string()),
-        "{}",
-        stderr(&output)
-    );
+    assert_eq!(license.expires_on, today.checked_add_days(Days::new(30)).unwrap());
+    assert!(stderr(&output).contains(&license.license_id.to_string()), "{}", stderr(&output));
 }
 
 #[test]
@@ -82,62 +72,29 @@ fn issue_with_json_prints_the_key_and_the_license() {
     let answer: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
     let key = answer["key"].as_str().unwrap();
     let license = License::verify(key, Local::now().date_naive()).unwrap();
-    assert_eq!(
-        answer["license"]["license_id"],
-        license.license_id.to_string()
-    );
+    assert_eq!(answer["license"]["license_id"], license.license_id.to_string());
     assert_eq!(answer["license"]["expires_on"], "2099-12-31");
     assert_eq!(answer["license"]["seats"], 3);
 }
 
 #[test]
 fn issue_refuses_a_bad_vendor_key_or_a_past_expiry() {
-    let missing = rampartctl(&[
-        "license",
-        "issue",
-        "--vendor-key",
-        "/nonexistent/vendor.key",
-        "--seats",
-        "1",
-        "--days",
-        "1",
-    ]);
+    let missing =
+        rampartctl(&["license", "issue", "--vendor-key", "/nonexistent/vendor.key", "--seats", "1", "--days", "1"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(
-        stderr(&missing)
-            .starts_with("error: Failed to read the vendor key file /nonexistent/vendor.key"),
+        stderr(&missing).starts_with("error: Failed to read the vendor key file /nonexistent/vendor.key"),
         "{}",
         stderr(&missing)
     );
 
     let not_hex = env!("CARGO_MANIFEST_DIR").to_owned() + "/Cargo.toml";
-    let garbage = rampartctl(&[
-        "license",
-        "issue",
-        "--vendor-key",
-        &not_hex,
-        "--seats",
-        "1",
-        "--days",
-        "1",
-    ]);
+    let garbage = rampartctl(&["license", "issue", "--vendor-key", &not_hex, "--seats", "1", "--days", "1"]);
     assert_eq!(garbage.status.code(), Some(1));
-    assert!(
-        stderr(&garbage).contains("vendor key is invalid"),
-        "{}",
-        stderr(&garbage)
-    );
+    assert!(stderr(&garbage).contains("vendor key is invalid"), "{}", stderr(&garbage));
 
-    let past = rampartctl(&[
-        "license",
-        "issue",
-        "--vendor-key",
-        DEV_VENDOR_KEY,
-        "--seats",
-        "1",
-        "--expires",
-        "2000-01-01",
-    ]);
+    let past =
+        rampartctl(&["license", "issue", "--vendor-key", DEV_VENDOR_KEY, "--seats", "1", "--expires", "2000-01-01"]);
     assert_eq!(past.status.code(), Some(1));
     assert!(stderr(&past).contains("in the past"), "{}", stderr(&past));
     assert!(stdout(&past).is_empty());
@@ -159,28 +116,14 @@ fn an_unreachable_server_exits_1_naming_the_url() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("http://127.0.0.1:1"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("http://127.0.0.1:1"), "{}", stderr(&output));
 }
 
 #[test]
 fn verify_exits_2_when_it_cannot_ask_and_other_commands_still_exit_1() {
-    let verify = rampartctl(&[
-        "--server",
-        "http://127.0.0.1:1",
-        "verify",
-        "--slave",
-        "paris",
-    ]);
+    let verify = rampartctl(&["--server", "http://127.0.0.1:1", "verify", "--slave", "paris"]);
     assert_eq!(verify.status.code(), Some(2), "{}", stderr(&verify));
-    assert!(
-        stderr(&verify).contains("http://127.0.0.1:1"),
-        "{}",
-        stderr(&verify)
-    );
+    assert!(stderr(&verify).contains("http://127.0.0.1:1"), "{}", stderr(&verify));
     assert!(stdout(&verify).is_empty());
     for args in [&["replication"][..], &["replicate-now", "--full"]] {
         let output = rampartctl(&[&["--server", "http://127.0.0.1:1"], args].concat());
@@ -192,33 +135,9 @@ fn verify_exits_2_when_it_cannot_ask_and_other_commands_still_exit_1() {
 fn usage_errors_exit_2() {
     for args in [
         &["tasks", "create", "--kind", "quick_scan"][..],
-        &[
-            "tasks",
-            "create",
-            "--kind",
-            "quick_scan",
-            "--all",
-            "--group",
-            "1",
-        ],
-        &[
-            "policies",
-            "assign",
-            "p1",
-            "--all",
-            "--endpoint",
-            "sim1-00001",
-        ],
-        &[
-            "license",
-            "issue",
-            "--vendor-key",
-            DEV_VENDOR_KEY,
-            "--seats",
-            "0",
-            "--days",
-            "1",
-        ],
+        &["tasks", "create", "--kind", "quick_scan", "--all", "--group", "1"],
+        &["policies", "assign", "p1", "--all", "--endpoint", "sim1-00001"],
+        &["license", "issue", "--vendor-key", DEV_VENDOR_KEY, "--seats", "0", "--days", "1"],
         &["--server", "https://paris.example", "status"],
         &["deploy"],
         &["register", "--master", "bad host:x", "--token", "t"],
@@ -230,32 +149,11 @@ fn usage_errors_exit_2() {
         &["verify", "--timeout", "0"],
         &["policies", "create", "Office", "--group", "Paris"],
         &["policies", "create", "Office", "--target", "all", "lyon"],
-        &[
-            "tasks",
-            "create",
-            "--kind",
-            "quick_scan",
-            "--target",
-            "all",
-            "--endpoint",
-            "sim1-00001",
-        ],
-        &[
-            "tasks",
-            "create",
-            "--kind",
-            "quick_scan",
-            "--group",
-            "Paris",
-        ],
+        &["tasks", "create", "--kind", "quick_scan", "--target", "all", "--endpoint", "sim1-00001"],
+        &["tasks", "create", "--kind", "quick_scan", "--group", "Paris"],
     ] {
         let output = rampartctl(args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
     }
 }
 
@@ -264,23 +162,11 @@ fn hierarchy_usage_errors_say_what_is_wrong_before_calling_the_server() {
     // An unreachable server: had any of these been sent, the exit would be 1.
     for (args, message) in [
         (
-            &[
-                "register",
-                "--master",
-                "bad host:x",
-                "--registration-token",
-                "t",
-            ][..],
+            &["register", "--master", "bad host:x", "--registration-token", "t"][..],
             "`bad host` is not a host name or IP address; expected HOST[:PORT]",
         ),
-        (
-            &["register", "--master", "hq:x", "--registration-token", "t"],
-            "port `x` is not a number from 1 to 65535",
-        ),
-        (
-            &["token", "create", "--expires", "0"],
-            "must be longer than 0 seconds",
-        ),
+        (&["register", "--master", "hq:x", "--registration-token", "t"], "port `x` is not a number from 1 to 65535"),
+        (&["token", "create", "--expires", "0"], "must be longer than 0 seconds"),
         (
             &["tasks", "create", "--kind", "update", "--group", "Paris"],
             "--group takes group ids here, and `Paris` is not one",
@@ -296,44 +182,18 @@ fn hierarchy_usage_errors_say_what_is_wrong_before_calling_the_server() {
 #[test]
 fn valid_hierarchy_commands_reach_for_the_server() {
     for args in [
-        &[
-            "register",
-            "--master",
-            "hq.example",
-            "--registration-token",
-            "t",
-        ][..],
+        &["register", "--master", "hq.example", "--registration-token", "t"][..],
         &["token", "create", "--expires", "2h"],
         &["unregister"],
         &["slaves", "remove", "lyon"],
         &["slaves", "remove", "lyon", "--purge"],
         &["slaves", "replicate", "lyon", "--full"],
-        &[
-            "policies", "create", "Office", "--target", "all", "--group", "Paris",
-        ],
-        &[
-            "tasks",
-            "create",
-            "--kind",
-            "update",
-            "--target",
-            "lyon",
-            "--virtual-group",
-            "Laptops",
-        ],
+        &["policies", "create", "Office", "--target", "all", "--group", "Paris"],
+        &["tasks", "create", "--kind", "update", "--target", "lyon", "--virtual-group", "Laptops"],
     ] {
         let output = rampartctl(&[&["--server", "http://127.0.0.1:1"], args].concat());
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains("http://127.0.0.1:1"),
-            "{}",
-            stderr(&output)
-        );
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("http://127.0.0.1:1"), "{}", stderr(&output));
         // Nothing on stdout, so `T=$(rampartctl token create)` captures no junk.
         assert!(stdout(&output).is_empty());
     }

@@ -69,7 +69,15 @@ async fn an_operator_replicates_verifies_and_reads_the_consolidated_view() {
     assert!(stdout(&verified).contains("lyon: in sync"), "{}", stdout(&verified));
 
     // A change on the slave, shipped on demand from the master's side.
-    slave.state.pool.get().await.unwrap().execute("UPDATE endpoints SET hostname = 'renamed-pc' WHERE id = 'lyon-00003'", &[]).await.unwrap();
+    slave
+        .state
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE endpoints SET hostname = 'renamed-pc' WHERE id = 'lyon-00003'", &[])
+        .await
+        .unwrap();
     let asked = ctl(&master, &["slaves", "replicate", "lyon"]).await;
     assert!(asked.status.success(), "{}", stderr(&asked));
     wait_for("the rename on the master", || async {
@@ -94,7 +102,11 @@ async fn an_operator_replicates_verifies_and_reads_the_consolidated_view() {
         .unwrap();
     let differs = ctl(&master, &["verify", "--timeout", "60"]).await;
     assert_eq!(differs.status.code(), Some(1), "{}{}", stdout(&differs), stderr(&differs));
-    assert!(stdout(&differs).contains("OUT OF SYNC") && stdout(&differs).contains("lyon-00007"), "{}", stdout(&differs));
+    assert!(
+        stdout(&differs).contains("OUT OF SYNC") && stdout(&differs).contains("lyon-00007"),
+        "{}",
+        stdout(&differs)
+    );
 
     let removed = ctl(&master, &["slaves", "remove", "lyon", "--purge"]).await;
     assert!(removed.status.success() && stdout(&removed).contains("purged"), "{}", stdout(&removed));

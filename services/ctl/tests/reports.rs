@@ -50,7 +50,10 @@ async fn an_operator_reads_consolidated_reports_with_rampartctl() {
     // On the slave: its own computers, and its schedules.
     let own = ctl(&paris, &["--json", "reports", "security-status"]).await;
     let own: serde_json::Value = serde_json::from_slice(&own.stdout).unwrap();
-    assert_eq!(own["total"], json!({"total": 7, "protected": 7, "at_risk": 0, "infected": 0, "unprotected": 0, "unlicensed": 7}));
+    assert_eq!(
+        own["total"],
+        json!({"total": 7, "protected": 7, "at_risk": 0, "infected": 0, "unprotected": 0, "unlicensed": 7})
+    );
     let schedules = ctl(&paris, &["reports", "schedules", "list"]).await;
     assert!(stdout(&schedules).contains("No report directory is configured"), "{}", stdout(&schedules));
 

@@ -34,7 +34,11 @@ impl IntoResponse for ApiError {
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         tracing::error!(error = %e, "A report query failed.");
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the report database did not answer; see the report service's log".into())
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the report database did not answer; see the report service's log".into(),
+        )
     }
 }
 
@@ -66,8 +70,16 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
         .map(str::trim);
     match presented {
         Some(token) if state.settings.service.api_token.matches(token) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid for this report service".into())),
-        None => Err(ApiError(StatusCode::UNAUTHORIZED, "unauthorized", "send 'Authorization: Bearer <token>' (the API token of report.xml)".into())),
+        Some(_) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is not valid for this report service".into(),
+        )),
+        None => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send 'Authorization: Bearer <token>' (the API token of report.xml)".into(),
+        )),
     }
 }
 
@@ -78,19 +90,34 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn show(State(state): State<Arc<AppState>>, Path(kind): Path<String>, query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(kind): Path<String>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let kind = Kind::parse(&kind).map_err(|e| ApiError(StatusCode::NOT_FOUND, "not_found", e))?;
-    let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let format = Format::parse(q.format.as_deref().unwrap_or("json"))
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e))?;
     let started = std::time::Instant::now();
     let client = state.pool.get().await?;
     let input = read_model::input(&client, kind, q.slave.as_deref(), &state.source).await?.ok_or_else(|| {
-        ApiError(StatusCode::NOT_FOUND, "not_found", format!("no slave '{}' in the report data", q.slave.clone().unwrap_or_default()))
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no slave '{}' in the report data", q.slave.clone().unwrap_or_default()),
+        )
     })?;
     let built = report::build(kind, &input).map_err(|e| ApiError(StatusCode::CONFLICT, "unavailable", e))?;
     let body = report::render::render(&built, format);
-    tracing::debug!(kind = kind.as_str(), format = format.as_str(), slave = q.slave.as_deref().unwrap_or(""),
-                    sites = input.sites.len(), elapsed_ms = started.elapsed().as_millis() as u64, "Served a report.");
+    tracing::debug!(
+        kind = kind.as_str(),
+        format = format.as_str(),
+        slave = q.slave.as_deref().unwrap_or(""),
+        sites = input.sites.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Served a report."
+    );
     state.reports_served.fetch_add(1, Ordering::Relaxed);
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

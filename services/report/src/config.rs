@@ -55,14 +55,24 @@ impl Settings {
 
     /// Parses `text`; `env` supplies overrides; relative files are resolved
     /// against `base_dir`.
-    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn parse(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         let xml: ReportXml = rampart_shared::config::parse(text, "Report")?;
-        let defaults = Defaults { pool_size: 8, max_pool_size: 100, prefetch: 200, listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)) };
+        let defaults = Defaults {
+            pool_size: 8,
+            max_pool_size: 100,
+            prefetch: 200,
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+        };
         let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
         let service = ServiceSettings::check("Report", sections, &defaults, &env, base_dir)?;
-        let event_key = secret_value("<Report>", "EventKey", xml.event_key, xml.event_key_file, base_dir)?.ok_or_else(|| {
-            ConfigError::invalid("<Report>", "the master's event key is required: <EventKey> or <EventKeyFile>")
-        })?;
+        let event_key =
+            secret_value("<Report>", "EventKey", xml.event_key, xml.event_key_file, base_dir)?.ok_or_else(|| {
+                ConfigError::invalid("<Report>", "the master's event key is required: <EventKey> or <EventKeyFile>")
+            })?;
         if event_key.expose().len() < 16 {
             return Err(ConfigError::invalid("<Report>/<EventKey>", "the event key must be at least 16 characters"));
         }
@@ -95,7 +105,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_element() {
-        assert!(error(&MINIMAL.replace("<EventKey>fedcba9876543210fedc</EventKey>", "")).contains("event key is required"));
+        assert!(
+            error(&MINIMAL.replace("<EventKey>fedcba9876543210fedc</EventKey>", "")).contains("event key is required")
+        );
         assert!(error(&MINIMAL.replace("fedcba9876543210fedc", "short")).starts_with("<Report>/<EventKey>"));
         assert!(error(&MINIMAL.replace("</Report>", "<Colour/></Report>")).contains("Colour"));
         assert!(error(&MINIMAL.replace("<Prefetch>", "").replace("</Broker>", "<Prefetch>none</Prefetch></Broker>"))

@@ -53,7 +53,10 @@ impl BatchHandler for EventInbox {
                 let summary: SlaveSummary = envelope.body()?;
                 NameSegment::parse(&summary.slave).map_err(|e| invalid(format!("slave: {e}")))?;
                 if summary.health.slave != summary.slave {
-                    return Err(invalid(format!("health is of '{}', not of '{}'", summary.health.slave, summary.slave)));
+                    return Err(invalid(format!(
+                        "health is of '{}', not of '{}'",
+                        summary.health.slave, summary.slave
+                    )));
                 }
                 Ok(Event::Summary(Box::new(summary)))
             }

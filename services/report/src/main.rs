@@ -30,9 +30,15 @@ fn main() -> ExitCode {
         (Some(Command::CheckConfig { path }), _) => process::check_config(&path, Settings::load, |s| {
             format!("API {}, namespace {}", s.service.api_listen, s.service.namespace)
         }),
-        (None, Some(path)) => process::run("rampart-report", &path, Settings::load, |s| &s.service, |settings, stop| async move {
-            Application::build(settings).await.context("Failed to start")?.run_until_stopped(stop).await
-        }),
+        (None, Some(path)) => process::run(
+            "rampart-report",
+            &path,
+            Settings::load,
+            |s| &s.service,
+            |settings, stop| async move {
+                Application::build(settings).await.context("Failed to start")?.run_until_stopped(stop).await
+            },
+        ),
         (None, None) => {
             eprintln!("Give --config PATH (or RAMPART_REPORT_CONFIG), or use check-config PATH.");
             ExitCode::from(process::EXIT_BAD_CONFIG)

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::report::{
-    events::{HealthRoster, SlaveHealth, SlaveSummary, SiteSummary, StatusCounts, TaskOutcome},
+    events::{HealthRoster, SiteSummary, SlaveHealth, SlaveSummary, StatusCounts, TaskOutcome},
     Input, Kind, SiteData,
 };
 use serde_json::Value;
@@ -33,7 +33,10 @@ pub async fn apply_summary<C: GenericClient>(tx: &C, s: &SlaveSummary) -> Result
         .await?;
     }
     let newer_list = s.tasks_complete
-        && tx.execute("UPDATE slaves SET tasks_seq = $2 WHERE slave_id = $1 AND tasks_seq < $2", &[&s.slave, &s.seq]).await? > 0;
+        && tx
+            .execute("UPDATE slaves SET tasks_seq = $2 WHERE slave_id = $1 AND tasks_seq < $2", &[&s.slave, &s.seq])
+            .await?
+            > 0;
     if newer_list {
         // Tasks not listed are gone (unless a later event wrote them).
         let listed: Vec<uuid::Uuid> = s.tasks.iter().map(|t| t.task_id).collect();
@@ -51,21 +54,50 @@ async fn apply_health<C: GenericClient>(tx: &C, seq: i64, h: &SlaveHealth) -> Re
         "UPDATE slaves SET health_seq = $2, state = $3, version = $4, last_seen = $5, replicated_at = $6,
                 synced_as_of = $7, rows_behind = $8, batches_refused = $9
           WHERE slave_id = $1 AND health_seq < $2",
-        &[&h.slave, &seq, &h.state, &h.version, &h.last_seen, &h.replicated_at, &h.synced_as_of, &h.rows_behind, &h.batches_refused],
+        &[
+            &h.slave,
+            &seq,
+            &h.state,
+            &h.version,
+            &h.last_seen,
+            &h.replicated_at,
+            &h.synced_as_of,
+            &h.rows_behind,
+            &h.batches_refused,
+        ],
     )
     .await
 }
 
-async fn apply_site<C: GenericClient>(tx: &C, slave: &str, seq: i64, as_of: DateTime<Utc>, site: &SiteSummary) -> Result<u64, tokio_postgres::Error> {
+async fn apply_site<C: GenericClient>(
+    tx: &C,
+    slave: &str,
+    seq: i64,
+    as_of: DateTime<Utc>,
+    site: &SiteSummary,
+) -> Result<u64, tokio_postgres::Error> {
     let c = &site.endpoints;
     tx.execute(
         "UPDATE slaves SET site_seq = $2, site_as_of = $3, total = $4, protected = $5, at_risk = $6, infected = $7,
                 unprotected = $8, unlicensed = $9, signatures = $10, detections_daily = $11, threats = $12,
                 most_infected = $13, license = $14
           WHERE slave_id = $1 AND site_seq < $2",
-        &[&slave, &seq, &as_of, &c.total, &c.protected, &c.at_risk, &c.infected, &c.unprotected, &c.unlicensed,
-          &json(&site.signatures), &json(&site.detections_daily), &json(&site.threats), &json(&site.most_infected),
-          &site.license.as_ref().map(json)],
+        &[
+            &slave,
+            &seq,
+            &as_of,
+            &c.total,
+            &c.protected,
+            &c.at_risk,
+            &c.infected,
+            &c.unprotected,
+            &c.unlicensed,
+            &json(&site.signatures),
+            &json(&site.detections_daily),
+            &json(&site.threats),
+            &json(&site.most_infected),
+            &site.license.as_ref().map(json),
+        ],
     )
     .await
 }
@@ -116,9 +148,18 @@ fn counts(state: &str) -> bool {
 }
 
 /// Reads what `kind` needs, over every slave or one.
-pub async fn input<C: GenericClient>(client: &C, kind: Kind, slave: Option<&str>, source: &str) -> Result<Option<Input>, tokio_postgres::Error> {
+pub async fn input<C: GenericClient>(
+    client: &C,
+    kind: Kind,
+    slave: Option<&str>,
+    source: &str,
+) -> Result<Option<Input>, tokio_postgres::Error> {
     let lists = !matches!(kind, Kind::SecurityStatus | Kind::Health);
-    let list_columns = if lists { "signatures, detections_daily, threats, most_infected, license" } else { "NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb" };
+    let list_columns = if lists {
+        "signatures, detections_daily, threats, most_infected, license"
+    } else {
+        "NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::jsonb"
+    };
     let rows = client
         .query(
             &format!(
@@ -142,17 +183,20 @@ pub async fn input<C: GenericClient>(client: &C, kind: Kind, slave: Option<&str>
             )
             .await?
         {
-            tasks.push((r.get(0), TaskOutcome {
-                task_id: r.get(1),
-                name: r.get(2),
-                kind: r.get(3),
-                pending: r.get(4),
-                running: r.get(5),
-                succeeded: r.get(6),
-                failed: r.get(7),
-                cancelled: r.get(8),
-                detections: r.get(9),
-            }));
+            tasks.push((
+                r.get(0),
+                TaskOutcome {
+                    task_id: r.get(1),
+                    name: r.get(2),
+                    kind: r.get(3),
+                    pending: r.get(4),
+                    running: r.get(5),
+                    succeeded: r.get(6),
+                    failed: r.get(7),
+                    cancelled: r.get(8),
+                    detections: r.get(9),
+                },
+            ));
         }
     }
     let mut sites = Vec::new();
@@ -197,5 +241,12 @@ pub async fn input<C: GenericClient>(client: &C, kind: Kind, slave: Option<&str>
             health: Some(health),
         });
     }
-    Ok(Some(Input { generated_at: Utc::now(), source: source.to_owned(), slave: slave.map(str::to_owned), consolidated: true, sites, removed }))
+    Ok(Some(Input {
+        generated_at: Utc::now(),
+        source: source.to_owned(),
+        slave: slave.map(str::to_owned),
+        consolidated: true,
+        sites,
+        removed,
+    }))
 }

@@ -1,11 +1,19 @@
 //! Building and running the report service: database, consumer, API.
 
-use std::{net::SocketAddr, sync::{atomic::AtomicU64, Arc}, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{atomic::AtomicU64, Arc},
+    time::Duration,
+};
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::{close_channel, consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec}, Broker},
+    amqp::{
+        close_channel,
+        consumer::{self, ConsumerMetrics, ConsumerSettings, QueueSpec},
+        Broker,
+    },
     db,
     signing::SigningKey,
     topology::{self, Topology},
@@ -43,10 +51,16 @@ impl Application {
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let topology = Topology::new(&settings.service.namespace);
         let broker = Arc::new(
-            Broker::connect(settings.service.amqp_url.clone(), "rampart-report").await.context("Failed to connect to the broker")?,
+            Broker::connect(settings.service.amqp_url.clone(), "rampart-report")
+                .await
+                .context("Failed to connect to the broker")?,
         );
         let name = topology.report_events_queue();
-        let spec = QueueSpec { topology: topology.clone(), exchange: topology.events_exchange(), bindings: vec![Topology::REPORT_BINDING.to_owned()] };
+        let spec = QueueSpec {
+            topology: topology.clone(),
+            exchange: topology.events_exchange(),
+            bindings: vec![Topology::REPORT_BINDING.to_owned()],
+        };
         {
             let channel = broker.channel().await.context("Failed to open a broker channel")?;
             topology::declare_exchanges(&channel, &topology).await.context("Failed to declare the exchanges")?;
@@ -90,7 +104,8 @@ impl Application {
             concurrency: 1,
             declare: Some(spec),
         };
-        let inbox = EventInbox { pool: state.pool.clone(), key: SigningKey::from_secret(state.settings.event_key.expose()) };
+        let inbox =
+            EventInbox { pool: state.pool.clone(), key: SigningKey::from_secret(state.settings.event_key.expose()) };
         tasks.spawn(consumer::run(broker.clone(), settings, Arc::new(inbox), state.metrics.clone(), shutdown.clone()));
         let app = api::router(state.clone());
         let stop = shutdown.clone();
@@ -101,7 +116,10 @@ impl Application {
         });
         tracing::info!(api = %address, queue = %queue, "Rampart report service started.");
         shutdown.wait().await;
-        if tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
             tasks.abort_all();
         }
         broker.close().await;

@@ -29,7 +29,9 @@ pub const DEFAULT_API_PORT: u16 = 7073;
 /// Default seconds between replication runs.
 pub const DEFAULT_REPLICATION_INTERVAL: u64 = 1800;
 
-pub use rampart_shared::service_config::{ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE};
+pub use rampart_shared::service_config::{
+    ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE,
+};
 pub const ENV_REPORT_SERVICE_URL: &str = "RAMPART_REPORT_SERVICE_URL";
 
 /// What this instance is configured as. A stand-alone becomes a slave at
@@ -137,7 +139,12 @@ impl Settings {
         base_dir: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         let xml: ServerXml = rampart_shared::config::parse(text, "Server")?;
-        let defaults = Defaults { pool_size: 16, max_pool_size: 200, prefetch: 500, listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)) };
+        let defaults = Defaults {
+            pool_size: 16,
+            max_pool_size: 200,
+            prefetch: 500,
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)),
+        };
         let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
         let service = ServiceSettings::check("Server", sections, &defaults, &env, base_dir)?;
         let replication_interval = xml.replication_interval.unwrap_or(DEFAULT_REPLICATION_INTERVAL);
@@ -189,10 +196,16 @@ fn reports(xml: ReportsXml, role: ConfiguredRole, base_dir: Option<&Path>) -> Re
     });
     match role {
         ConfiguredRole::Master if directory.is_some() => {
-            return Err(ConfigError::invalid(format!("{AT}/<Directory>"), "scheduled reports do not exist on a master; its report service makes the consolidated reports"));
+            return Err(ConfigError::invalid(
+                format!("{AT}/<Directory>"),
+                "scheduled reports do not exist on a master; its report service makes the consolidated reports",
+            ));
         }
         ConfiguredRole::Standalone if xml.service_url.is_some() || event_key.is_some() => {
-            return Err(ConfigError::invalid(AT, "<ServiceUrl> and <EventKey> are for a master: a stand-alone or slave makes its own reports"));
+            return Err(ConfigError::invalid(
+                AT,
+                "<ServiceUrl> and <EventKey> are for a master: a stand-alone or slave makes its own reports",
+            ));
         }
         _ => {}
     }
@@ -201,7 +214,10 @@ fn reports(xml: ReportsXml, role: ConfiguredRole, base_dir: Option<&Path>) -> Re
             return Err(ConfigError::invalid(format!("{AT}/<ServiceUrl>"), format!("'{url}' must be an http:// URL")));
         }
         if service_token.is_none() {
-            return Err(ConfigError::invalid(AT, "<ServiceUrl> needs the report service's API token: <ServiceToken> or <ServiceTokenFile>"));
+            return Err(ConfigError::invalid(
+                AT,
+                "<ServiceUrl> needs the report service's API token: <ServiceToken> or <ServiceTokenFile>",
+            ));
         }
         if event_key.is_none() {
             return Err(ConfigError::invalid(AT, "<ServiceUrl> needs <EventKey> (or <EventKeyFile>): without events the report service has nothing to report"));
@@ -210,7 +226,12 @@ fn reports(xml: ReportsXml, role: ConfiguredRole, base_dir: Option<&Path>) -> Re
     if event_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
         return Err(ConfigError::invalid(format!("{AT}/<EventKey>"), "the event key must be at least 16 characters"));
     }
-    Ok(ReportSettings { service_url: xml.service_url.map(|u| u.trim_end_matches('/').to_owned()), service_token, event_key, directory })
+    Ok(ReportSettings {
+        service_url: xml.service_url.map(|u| u.trim_end_matches('/').to_owned()),
+        service_token,
+        event_key,
+        directory,
+    })
 }
 
 #[cfg(test)]
@@ -254,10 +275,12 @@ mod tests {
 
     #[test]
     fn reads_every_element() {
-        let text = MINIMAL.replace(
-            "</Server>",
-            "<ReplicationInterval>60</ReplicationInterval><Log><Format>json</Format></Log></Server>",
-        ).replace("<Name>paris</Name>", "<Name>hq</Name><Role>master</Role>");
+        let text = MINIMAL
+            .replace(
+                "</Server>",
+                "<ReplicationInterval>60</ReplicationInterval><Log><Format>json</Format></Log></Server>",
+            )
+            .replace("<Name>paris</Name>", "<Name>hq</Name><Role>master</Role>");
         let s = parse(&text).unwrap();
         assert_eq!(s.replication_interval, 60);
         assert_eq!(s.role, ConfiguredRole::Master);
@@ -341,7 +364,8 @@ mod tests {
     #[test]
     fn reports_belong_to_the_right_role() {
         let master = MINIMAL.replace("<Name>paris</Name>", "<Name>hq</Name><Role>master</Role>");
-        let with = |text: &str, reports: &str| text.replace("</Server>", &format!("<Reports>{reports}</Reports></Server>"));
+        let with =
+            |text: &str, reports: &str| text.replace("</Server>", &format!("<Reports>{reports}</Reports></Server>"));
         let s = parse(&with(&master, "<ServiceUrl>http://127.0.0.1:7080/</ServiceUrl><ServiceToken>t</ServiceToken><EventKey>0123456789abcdef</EventKey>")).unwrap();
         assert_eq!(s.reports.service_url.as_deref(), Some("http://127.0.0.1:7080"));
         let e = error(&with(&master, "<Directory>/tmp</Directory>"));

@@ -31,10 +31,7 @@ pub async fn create(
         .await?;
         commands.push(site.endpoint_command(
             computer_id,
-            &EndpointCommand::Deploy(DeployAgent {
-                deployment_id: id,
-                computer_id: computer_id.clone(),
-            }),
+            &EndpointCommand::Deploy(DeployAgent { deployment_id: id, computer_id: computer_id.clone() }),
         ));
         ids.push(id);
     }

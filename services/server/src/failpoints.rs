@@ -77,7 +77,9 @@ impl Failpoints {
             fire
         };
         if fire {
-            tracing::error!("Failpoint: dying between the broker's confirm of an outbox batch and the deletion of its rows.");
+            tracing::error!(
+                "Failpoint: dying between the broker's confirm of an outbox batch and the deletion of its rows."
+            );
             self.fired.notify_waiters();
             self.fired.notify_one();
             std::future::pending::<()>().await;

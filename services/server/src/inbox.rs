@@ -14,8 +14,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use rampart_shared::{
-    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
+    db::CachedStatements,
     envelope::Rejection,
     messages::{AgentMessage, Heartbeat},
     Envelope,
@@ -41,10 +41,7 @@ impl BatchHandler for AgentInbox {
         let envelope = Envelope::decode(&delivery.data, kind)?;
         let message = AgentMessage::from_envelope(&envelope)?;
         validate(&message)?;
-        Ok(Inbound {
-            sent_at: envelope.sent_at,
-            message,
-        })
+        Ok(Inbound { sent_at: envelope.sent_at, message })
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
@@ -59,15 +56,9 @@ impl BatchHandler for AgentInbox {
 
 /// Checks a body's values beyond their types, so the database never refuses them.
 fn validate(message: &AgentMessage) -> Result<(), Rejection> {
-    let bad = |detail: String| Rejection::InvalidBody {
-        kind: message.kind().to_owned(),
-        detail,
-    };
-    let check_ip = |ip: &str| {
-        ip.parse::<std::net::IpAddr>()
-            .map(|_| ())
-            .map_err(|_| bad(format!("'{ip}' is not an IP address")))
-    };
+    let bad = |detail: String| Rejection::InvalidBody { kind: message.kind().to_owned(), detail };
+    let check_ip =
+        |ip: &str| ip.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| bad(format!("'{ip}' is not an IP address")));
     let check_id = |id: &str| {
         if id.is_empty() || id.len() > 128 || id.contains(['.', '*', '#']) {
             Err(bad(format!("'{id}' is not a valid endpoint id")))
@@ -117,7 +108,15 @@ async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> 
                 tx.execute_cached(
                     "INSERT INTO detections (detection_id, endpoint_id, malware, path, action, detected_at, task_id)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (detection_id) DO NOTHING",
-                    &[&d.detection_id, &d.endpoint_id, &d.malware, &d.path, &d.action.as_str(), &d.detected_at, &d.task_id],
+                    &[
+                        &d.detection_id,
+                        &d.endpoint_id,
+                        &d.malware,
+                        &d.path,
+                        &d.action.as_str(),
+                        &d.detected_at,
+                        &d.task_id,
+                    ],
                 )
                 .await?;
             }
@@ -243,7 +242,8 @@ async fn upsert_endpoint(
     today: chrono::NaiveDate,
     outdated_after_days: u32,
 ) -> Result<bool, tokio_postgres::Error> {
-    let status = security::judge(h.active_threats, h.realtime_protection, h.signatures_date, today, outdated_after_days);
+    let status =
+        security::judge(h.active_threats, h.realtime_protection, h.signatures_date, today, outdated_after_days);
     let threats = i32::try_from(h.active_threats).unwrap_or(i32::MAX);
     let row = tx
         .query_opt_cached(

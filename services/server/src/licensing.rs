@@ -25,9 +25,7 @@ pub struct LicenseSummary {
 
 /// Seats usable today (0 without a valid license).
 pub async fn seats<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
-    let row = client
-        .query_opt_cached("SELECT seats FROM license WHERE expires_on >= current_date", &[])
-        .await?;
+    let row = client.query_opt_cached("SELECT seats FROM license WHERE expires_on >= current_date", &[]).await?;
     Ok(row.map(|r| i64::from(r.get::<_, i32>(0))).unwrap_or(0))
 }
 
@@ -102,9 +100,7 @@ pub async fn summary<C: GenericClient>(client: &C) -> Result<LicenseSummary, tok
         )
         .await?;
     let (used, unlicensed): (i64, i64) = (counts.get(0), counts.get(1));
-    let row = client
-        .query_opt_cached("SELECT license_id, customer, seats, expires_on FROM license", &[])
-        .await?;
+    let row = client.query_opt_cached("SELECT license_id, customer, seats, expires_on FROM license", &[]).await?;
     Ok(match row {
         None => LicenseSummary {
             state: "none",

@@ -134,7 +134,9 @@ async fn deliver(session: &mut Session, settings: &SmtpSettings, mail: &Mail, pa
     session.command("MAIL FROM", &format!("MAIL FROM:<{}>", mail.from), 250).await?;
     for to in &mail.to {
         session.command("RCPT TO", &format!("RCPT TO:<{to}>"), 250).await.map_err(|e| match e {
-            MailError::Protocol { step, reply } => MailError::Protocol { step, reply: format!("{reply} (recipient <{to}>)") },
+            MailError::Protocol { step, reply } => {
+                MailError::Protocol { step, reply: format!("{reply} (recipient <{to}>)") }
+            }
             other => other,
         })?;
     }
@@ -150,7 +152,8 @@ fn check_addresses(mail: &Mail) -> Result<(), MailError> {
         return Err(MailError::NoRecipients);
     }
     for address in std::iter::once(&mail.from).chain(&mail.to) {
-        let unusable = address.is_empty() || address.chars().any(|c| c.is_control() || c.is_whitespace() || "<>,".contains(c));
+        let unusable =
+            address.is_empty() || address.chars().any(|c| c.is_control() || c.is_whitespace() || "<>,".contains(c));
         if unusable {
             return Err(MailError::InvalidAddress { address: address.clone() });
         }
@@ -202,7 +205,10 @@ impl Session {
 }
 
 /// Runs one step within [`STEP_TIMEOUT`].
-async fn bounded<T>(step: &'static str, work: impl std::future::Future<Output = io::Result<T>>) -> Result<T, MailError> {
+async fn bounded<T>(
+    step: &'static str,
+    work: impl std::future::Future<Output = io::Result<T>>,
+) -> Result<T, MailError> {
     match tokio::time::timeout(STEP_TIMEOUT, work).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(MailError::Timeout { step }),
@@ -263,7 +269,10 @@ mod tests {
 
     #[tokio::test]
     async fn reads_multiline_replies() {
-        let reply = parse("250-mx.example.com hello\r\n250-SIZE 1000\r\n250-starttls\r\n250 AUTH PLAIN\r\n221 next\r\n").await.unwrap();
+        let reply =
+            parse("250-mx.example.com hello\r\n250-SIZE 1000\r\n250-starttls\r\n250 AUTH PLAIN\r\n221 next\r\n")
+                .await
+                .unwrap();
         assert_eq!(reply.code, 250);
         assert_eq!(reply.lines, ["mx.example.com hello", "SIZE 1000", "starttls", "AUTH PLAIN"]);
         assert!(reply.advertises("STARTTLS"));
@@ -286,7 +295,13 @@ mod tests {
     }
 
     fn mail(from: &str, to: &[&str]) -> Mail {
-        Mail { from: from.into(), to: to.iter().map(|s| s.to_string()).collect(), subject: "s".into(), text: "t".into(), attachment: None }
+        Mail {
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            subject: "s".into(),
+            text: "t".into(),
+            attachment: None,
+        }
     }
 
     #[test]

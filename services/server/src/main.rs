@@ -28,12 +28,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match (cli.command, cli.config) {
         (Some(Command::CheckConfig { path }), _) => process::check_config(&path, Settings::load, |s| {
-            format!("instance '{}', role {:?}, API {}, replication every {} s",
-                    s.instance, s.role, s.service.api_listen, s.replication_interval)
+            format!(
+                "instance '{}', role {:?}, API {}, replication every {} s",
+                s.instance, s.role, s.service.api_listen, s.replication_interval
+            )
         }),
-        (None, Some(path)) => process::run("rampart-server", &path, Settings::load, |s| &s.service, |settings, stop| async move {
-            Application::build(settings).await.context("Failed to start")?.run_until_stopped(stop).await
-        }),
+        (None, Some(path)) => process::run(
+            "rampart-server",
+            &path,
+            Settings::load,
+            |s| &s.service,
+            |settings, stop| async move {
+                Application::build(settings).await.context("Failed to start")?.run_until_stopped(stop).await
+            },
+        ),
         (None, None) => {
             eprintln!("Give --config PATH (or RAMPART_CONFIG), or use check-config PATH.");
             ExitCode::from(process::EXIT_BAD_CONFIG)

@@ -10,8 +10,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use deadpool_postgres::{GenericClient, Pool};
 use rampart_shared::{
-    db::CachedStatements,
     amqp::publisher::{Delivered, Outgoing, Publisher},
+    db::CachedStatements,
     envelope,
     signing::SigningKey,
     Envelope, Shutdown,
@@ -96,7 +96,13 @@ impl Held {
 
 /// Publishes the outbox until shutdown. `wake` is notified after each commit
 /// that enqueued something; a slow poll covers anything missed.
-pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, failpoints: Arc<Failpoints>, shutdown: Shutdown) {
+pub async fn relay(
+    pool: Pool,
+    publisher: Arc<Publisher>,
+    wake: Arc<Notify>,
+    failpoints: Arc<Failpoints>,
+    shutdown: Shutdown,
+) {
     const BATCH: i64 = 1000;
     let mut backoff = Duration::from_millis(200);
     let mut held = Held::default();
@@ -124,7 +130,13 @@ pub async fn relay(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, fai
 
 /// Relays one batch (oldest first, held destinations left out); returns
 /// how many rows it read.
-async fn relay_once(pool: &Pool, publisher: &Publisher, failpoints: &Failpoints, held: &mut Held, limit: i64) -> anyhow::Result<usize> {
+async fn relay_once(
+    pool: &Pool,
+    publisher: &Publisher,
+    failpoints: &Failpoints,
+    held: &mut Held,
+    limit: i64,
+) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
         .query_cached(
@@ -151,7 +163,11 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, failpoints: &Failpoints,
     failpoints.after_relay_confirm(rows.iter().map(|r| r.get::<_, &str>(5))).await;
     let (done, unroutable, failed) = sort_outcomes(&ids, &outcomes);
     if !unroutable.is_empty() {
-        tracing::warn!(count = unroutable.len(), first = unroutable[0], "Messages had no queue bound (no agent serves those endpoints, or the peer server is gone); dropped.");
+        tracing::warn!(
+            count = unroutable.len(),
+            first = unroutable[0],
+            "Messages had no queue bound (no agent serves those endpoints, or the peer server is gone); dropped."
+        );
     }
     client.execute_cached("DELETE FROM outbox WHERE id = ANY($1)", &[&done]).await?;
     for (exchange, routing_key, error) in &failed {
@@ -173,7 +189,10 @@ async fn relay_once(pool: &Pool, publisher: &Publisher, failpoints: &Failpoints,
 /// destination that refuses or never confirms holds up only itself.
 type Failed<'a> = Vec<(&'a str, &'a str, String)>;
 
-fn sort_outcomes<'a>(ids: &[i64], outcomes: &'a [(Outgoing, rampart_shared::amqp::Result<Delivered>)]) -> (Vec<i64>, Vec<&'a str>, Failed<'a>) {
+fn sort_outcomes<'a>(
+    ids: &[i64],
+    outcomes: &'a [(Outgoing, rampart_shared::amqp::Result<Delivered>)],
+) -> (Vec<i64>, Vec<&'a str>, Failed<'a>) {
     let mut done = Vec::with_capacity(ids.len());
     let mut unroutable = Vec::new();
     let mut failed: Failed<'a> = Vec::new();
@@ -185,7 +204,9 @@ fn sort_outcomes<'a>(ids: &[i64], outcomes: &'a [(Outgoing, rampart_shared::amqp
                 blocked.insert(destination);
                 failed.push((destination.0, destination.1, error.to_string()));
             }
-            Ok(_) if blocked.contains(&destination) => failed.push((destination.0, destination.1, "an earlier message to it failed".into())),
+            Ok(_) if blocked.contains(&destination) => {
+                failed.push((destination.0, destination.1, "an earlier message to it failed".into()))
+            }
             Ok(Delivered::Confirmed) => done.push(*id),
             Ok(Delivered::Unroutable) => {
                 done.push(*id);
@@ -203,7 +224,12 @@ mod tests {
     use super::*;
 
     fn message(routing_key: &str) -> Outgoing {
-        Outgoing { exchange: "ns.commands".into(), routing_key: routing_key.into(), payload: vec![], properties: Default::default() }
+        Outgoing {
+            exchange: "ns.commands".into(),
+            routing_key: routing_key.into(),
+            payload: vec![],
+            properties: Default::default(),
+        }
     }
 
     #[test]

@@ -97,7 +97,8 @@ pub struct Filter {
 pub async fn list<C: GenericClient>(client: &C, filter: &Filter, limit: i64) -> Result<Value, tokio_postgres::Error> {
     const WHERE: &str = "($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR slave_id = $2) AND ($3::text IS NULL OR sender = $3)";
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&filter.queue, &filter.slave, &filter.sender];
-    let total: i64 = client.query_one(&format!("SELECT count(*) FROM refused_messages WHERE {WHERE}"), &params).await?.get(0);
+    let total: i64 =
+        client.query_one(&format!("SELECT count(*) FROM refused_messages WHERE {WHERE}"), &params).await?.get(0);
     let rows = client
         .query(
             &format!(

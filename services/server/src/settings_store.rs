@@ -9,10 +9,7 @@ pub const AUTO_DEPLOY: &str = "auto_deploy";
 pub const EMAIL: &str = "email";
 
 pub async fn get<C: GenericClient>(client: &C, key: &str) -> Result<Option<Value>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
-        .await?
-        .map(|r| r.get(0)))
+    Ok(client.query_opt("SELECT value FROM settings WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
 }
 
 pub async fn put<C: GenericClient>(client: &C, key: &str, value: &Value) -> Result<(), tokio_postgres::Error> {

@@ -9,7 +9,12 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
-    amqp::{close_channel, consumer::{self, ConsumerSettings}, publisher::Publisher, Broker},
+    amqp::{
+        close_channel,
+        consumer::{self, ConsumerSettings},
+        publisher::Publisher,
+        Broker,
+    },
     db,
     topology::{self, Topology},
     Shutdown,
@@ -41,7 +46,8 @@ impl Application {
         let settings = Arc::new(settings);
         let db_url = settings.service.database_url.expose();
         db::ensure_database(db_url).await.context("Failed to create or reach the database")?;
-        let pool = db::pool(db_url, settings.service.database_pool_size).context("Failed to build the database pool")?;
+        let pool =
+            db::pool(db_url, settings.service.database_pool_size).context("Failed to build the database pool")?;
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let role = claim_instance(&pool, &settings).await?;
         let keyring = {
@@ -63,7 +69,9 @@ impl Application {
         );
         let site = Site { instance: settings.instance.to_string(), topology: topology.clone() };
         let publishes_events = settings.reports.event_key.is_some();
-        declare_topology(&broker, &site, role, publishes_events).await.context("Failed to declare the broker topology")?;
+        declare_topology(&broker, &site, role, publishes_events)
+            .await
+            .context("Failed to declare the broker topology")?;
 
         let listener = tokio::net::TcpListener::bind(settings.service.api_listen)
             .await
@@ -87,7 +95,13 @@ impl Application {
         let Self { state, broker, listener, address } = self;
         let mut tasks = JoinSet::new();
         let publisher = Arc::new(Publisher::new(broker.clone()));
-        tasks.spawn(outbox::relay(state.pool.clone(), publisher.clone(), state.outbox_wake.clone(), state.failpoints.clone(), shutdown.clone()));
+        tasks.spawn(outbox::relay(
+            state.pool.clone(),
+            publisher.clone(),
+            state.outbox_wake.clone(),
+            state.failpoints.clone(),
+            shutdown.clone(),
+        ));
         if state.role().has_fleet() {
             let inbox = state.site.inbox_queue();
             let settings = ConsumerSettings {
@@ -168,9 +182,7 @@ async fn install_configured_license(pool: &deadpool_postgres::Pool, key: &str) -
     if current.as_deref() == Some(key.trim()) {
         return Ok(());
     }
-    licensing::install(&mut client, key)
-        .await
-        .map_err(|e| anyhow::anyhow!("<Server>/<License>/<Key>: {e}"))?;
+    licensing::install(&mut client, key).await.map_err(|e| anyhow::anyhow!("<Server>/<License>/<Key>: {e}"))?;
     Ok(())
 }
 

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use rampart_shared::{
-    amqp::{consumer::{ConsumerMetrics, QueueSpec}, Broker},
+    amqp::{
+        consumer::{ConsumerMetrics, QueueSpec},
+        Broker,
+    },
     messages::EndpointCommand,
     topology::Topology,
 };
@@ -103,7 +106,14 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(pool: Pool, broker: Arc<Broker>, settings: Arc<Settings>, site: Site, role: Role, keyring: Keyring) -> Self {
+    pub fn new(
+        pool: Pool,
+        broker: Arc<Broker>,
+        settings: Arc<Settings>,
+        site: Site,
+        role: Role,
+        keyring: Keyring,
+    ) -> Self {
         Self {
             pool,
             broker,

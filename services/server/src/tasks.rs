@@ -56,7 +56,9 @@ pub async fn cancel_open<C: GenericClient>(
         .collect();
     let commands = open
         .iter()
-        .map(|(task_id, endpoint)| site.endpoint_command(endpoint, &EndpointCommand::Cancel(CancelTask { task_id: *task_id })))
+        .map(|(task_id, endpoint)| {
+            site.endpoint_command(endpoint, &EndpointCommand::Cancel(CancelTask { task_id: *task_id }))
+        })
         .collect();
     let mut tasks: Vec<Uuid> = open.into_iter().map(|(t, _)| t).collect();
     tasks.sort();

@@ -153,48 +153,127 @@ fn every_kind_of_bad_file_exits_2_naming_the_element_and_touches_nothing() {
     };
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
         ("malformed XML", replace("</Broker>", "</Brokr>"), vec!["malformed XML at line 4"]),
-        ("not XML, with a password", "password = hunter2-SECRET\n".to_owned(), vec!["<Server>", "line 1", "outside the <Server> element"]),
+        (
+            "not XML, with a password",
+            "password = hunter2-SECRET\n".to_owned(),
+            vec!["<Server>", "line 1", "outside the <Server> element"],
+        ),
         ("no root element", "<!-- nothing -->".to_owned(), vec!["has no <Server> element"]),
         ("wrong root", good.replace("Server>", "Serveur>"), vec!["<Serveur>", "root element must be <Server>"]),
         ("unknown top element", replace("</Server>", "<Colour>red</Colour></Server>"), vec!["Colour"]),
-        ("unknown nested element", replace("</Broker>", "<Exchange>x</Exchange></Broker>"), vec!["<Server>/<Broker>", "Exchange"]),
-        ("a duplicated element", replace("<Name>paris</Name>", "<Name>paris</Name><Name>lyon</Name>"), vec!["<Server>/<Instance>", "duplicate field `Name`"]),
+        (
+            "unknown nested element",
+            replace("</Broker>", "<Exchange>x</Exchange></Broker>"),
+            vec!["<Server>/<Broker>", "Exchange"],
+        ),
+        (
+            "a duplicated element",
+            replace("<Name>paris</Name>", "<Name>paris</Name><Name>lyon</Name>"),
+            vec!["<Server>/<Instance>", "duplicate field `Name`"],
+        ),
         ("an attribute", replace("<Server>", "<Server debug=\"yes\">"), vec!["<Server>", "unknown field `@debug`"]),
-        ("a number that is text", replace("</Database>", "<PoolSize>many</PoolSize></Database>"), vec!["<Server>/<Database>/<PoolSize>"]),
-        ("a number out of range", replace("</Broker>", "<Prefetch>70000</Prefetch></Broker>"), vec!["<Server>/<Broker>/<Prefetch>"]),
-        ("a negative duration", replace("</Server>", "<Endpoints><HeartbeatSeconds>-5</HeartbeatSeconds></Endpoints></Server>"),
-         vec!["<Server>/<Endpoints>/<HeartbeatSeconds>"]),
-        ("an address that is none", replace("<Listen>127.0.0.1:0</Listen>", "<Listen>nowhere</Listen>"), vec!["<Server>/<Api>/<Listen>"]),
-        ("an unknown role", replace("<Name>paris</Name>", "<Name>paris</Name><Role>emperor</Role>"), vec!["<Server>/<Instance>/<Role>"]),
-        ("a bad instance name", replace("<Name>paris</Name>", "<Name>Paris Site</Name>"), vec!["<Server>/<Instance>/<Name>"]),
+        (
+            "a number that is text",
+            replace("</Database>", "<PoolSize>many</PoolSize></Database>"),
+            vec!["<Server>/<Database>/<PoolSize>"],
+        ),
+        (
+            "a number out of range",
+            replace("</Broker>", "<Prefetch>70000</Prefetch></Broker>"),
+            vec!["<Server>/<Broker>/<Prefetch>"],
+        ),
+        (
+            "a negative duration",
+            replace("</Server>", "<Endpoints><HeartbeatSeconds>-5</HeartbeatSeconds></Endpoints></Server>"),
+            vec!["<Server>/<Endpoints>/<HeartbeatSeconds>"],
+        ),
+        (
+            "an address that is none",
+            replace("<Listen>127.0.0.1:0</Listen>", "<Listen>nowhere</Listen>"),
+            vec!["<Server>/<Api>/<Listen>"],
+        ),
+        (
+            "an unknown role",
+            replace("<Name>paris</Name>", "<Name>paris</Name><Role>emperor</Role>"),
+            vec!["<Server>/<Instance>/<Role>"],
+        ),
+        (
+            "a bad instance name",
+            replace("<Name>paris</Name>", "<Name>Paris Site</Name>"),
+            vec!["<Server>/<Instance>/<Name>"],
+        ),
         ("no instance name", replace("<Name>paris</Name>", ""), vec!["<Server>/<Instance>", "missing field `Name`"]),
-        ("no database URL", good.replace(&good[good.find("<Url>postgres").unwrap()..good.find("</Database>").unwrap()], ""),
-         vec!["<Server>/<Database>", "missing field `Url`"]),
-        ("no broker", good.replace(&good[good.find("<Broker>").unwrap()..good.find("<Api>").unwrap()], ""), vec!["missing field `Broker`"]),
-        ("a database URL of another kind", replace("postgres://root", "mysql://root"), vec!["<Server>/<Database>/<Url>"]),
+        (
+            "no database URL",
+            good.replace(&good[good.find("<Url>postgres").unwrap()..good.find("</Database>").unwrap()], ""),
+            vec!["<Server>/<Database>", "missing field `Url`"],
+        ),
+        (
+            "no broker",
+            good.replace(&good[good.find("<Broker>").unwrap()..good.find("<Api>").unwrap()], ""),
+            vec!["missing field `Broker`"],
+        ),
+        (
+            "a database URL of another kind",
+            replace("postgres://root", "mysql://root"),
+            vec!["<Server>/<Database>/<Url>"],
+        ),
         ("a broker URL of another kind", replace("amqp://guest", "http://guest"), vec!["<Server>/<Broker>/<Url>"]),
-        ("a short API token", replace(API_TOKEN, "tiny-S3CRET"), vec!["<Server>/<Api>/<Token>", "at least 16 characters"]),
-        ("no API token", replace(&format!("<Token>{API_TOKEN}</Token>"), ""), vec!["<Server>/<Api>", "API token is required"]),
-        ("a token file that is missing", replace(&format!("<Token>{API_TOKEN}</Token>"), "<TokenFile>no-such.token</TokenFile>"),
-         vec!["<Server>/<Api>/<TokenFile>", "no-such.token"]),
-        ("a token file that never ends", replace(&format!("<Token>{API_TOKEN}</Token>"), "<TokenFile>/dev/zero</TokenFile>"),
-         vec!["<Server>/<Api>/<TokenFile>", "/dev/zero", "limit"]),
-        ("a forged license key", replace("</Server>", "<License><Key>RAMPART1.bGljZW5zZQ.U0VDUkVULWtleQ</Key></License></Server>"),
-         vec!["<Server>/<License>/<Key>"]),
-        ("an external entity", format!("<!DOCTYPE Server [<!ENTITY pw SYSTEM \"file:///etc/passwd\">]>\n{}", replace("paris", "&pw;")),
-         vec!["line 1", "DOCTYPE"]),
-        ("an undeclared entity", replace("<Name>paris</Name>", "<Name>&lol;</Name>"), vec!["<Server>/<Instance>/<Name>"]),
+        (
+            "a short API token",
+            replace(API_TOKEN, "tiny-S3CRET"),
+            vec!["<Server>/<Api>/<Token>", "at least 16 characters"],
+        ),
+        (
+            "no API token",
+            replace(&format!("<Token>{API_TOKEN}</Token>"), ""),
+            vec!["<Server>/<Api>", "API token is required"],
+        ),
+        (
+            "a token file that is missing",
+            replace(&format!("<Token>{API_TOKEN}</Token>"), "<TokenFile>no-such.token</TokenFile>"),
+            vec!["<Server>/<Api>/<TokenFile>", "no-such.token"],
+        ),
+        (
+            "a token file that never ends",
+            replace(&format!("<Token>{API_TOKEN}</Token>"), "<TokenFile>/dev/zero</TokenFile>"),
+            vec!["<Server>/<Api>/<TokenFile>", "/dev/zero", "limit"],
+        ),
+        (
+            "a forged license key",
+            replace("</Server>", "<License><Key>RAMPART1.bGljZW5zZQ.U0VDUkVULWtleQ</Key></License></Server>"),
+            vec!["<Server>/<License>/<Key>"],
+        ),
+        (
+            "an external entity",
+            format!("<!DOCTYPE Server [<!ENTITY pw SYSTEM \"file:///etc/passwd\">]>\n{}", replace("paris", "&pw;")),
+            vec!["line 1", "DOCTYPE"],
+        ),
+        (
+            "an undeclared entity",
+            replace("<Name>paris</Name>", "<Name>&lol;</Name>"),
+            vec!["<Server>/<Instance>/<Name>"],
+        ),
     ];
     for (case, xml, expected) in &cases {
         let path = fixture.write("server.xml", xml);
         for (mode, run) in both_ways(&path, &[]) {
-            assert_refused(&fixture, case, &run, mode, expected, &["tiny-S3CRET", "U0VDUkVULWtleQ", "root:x:0", "hunter2-SECRET"]);
+            assert_refused(
+                &fixture,
+                case,
+                &run,
+                mode,
+                expected,
+                &["tiny-S3CRET", "U0VDUkVULWtleQ", "root:x:0", "hunter2-SECRET"],
+            );
         }
     }
 
     // A bad environment override is named like an element.
     let path = fixture.write("server.xml", &good);
-    for (variable, value) in [("RAMPART_NAMESPACE", "Bad Namespace"), ("RAMPART_API_LISTEN", "7073"), ("RAMPART_AMQP_URL", "http://x")] {
+    for (variable, value) in
+        [("RAMPART_NAMESPACE", "Bad Namespace"), ("RAMPART_API_LISTEN", "7073"), ("RAMPART_AMQP_URL", "http://x")]
+    {
         for (mode, run) in both_ways(&path, &[(variable, value)]) {
             let expected = if variable == "RAMPART_AMQP_URL" { "<Server>/<Broker>/<Url>" } else { variable };
             assert_refused(&fixture, variable, &run, mode, &[expected], &[]);
@@ -245,11 +324,20 @@ async fn a_refused_file_creates_no_database_and_declares_nothing_on_the_real_ser
     let (database, namespace) = (format!("rt_{suffix}"), format!("t_{}", &suffix[suffix.len() - 12..]));
     let real = fixture
         .good()
-        .replace(&format!("127.0.0.1:{}/rt_never", fixture.database.local_addr().unwrap().port()), &format!("127.0.0.1:5432/{database}"))
-        .replace(&format!("guest:{BROKER_PASSWORD}@127.0.0.1:{}", fixture.broker.local_addr().unwrap().port()), "guest:guest@127.0.0.1:5672")
+        .replace(
+            &format!("127.0.0.1:{}/rt_never", fixture.database.local_addr().unwrap().port()),
+            &format!("127.0.0.1:5432/{database}"),
+        )
+        .replace(
+            &format!("guest:{BROKER_PASSWORD}@127.0.0.1:{}", fixture.broker.local_addr().unwrap().port()),
+            "guest:guest@127.0.0.1:5672",
+        )
         .replace("t_never", &namespace);
     for (case, xml) in [
-        ("a forged license key", real.replace("</Server>", "<License><Key>RAMPART1.bGljZW5zZQ.U0VDUkVU</Key></License></Server>")),
+        (
+            "a forged license key",
+            real.replace("</Server>", "<License><Key>RAMPART1.bGljZW5zZQ.U0VDUkVU</Key></License></Server>"),
+        ),
         ("an unknown element", real.replace("</Server>", "<Colour>red</Colour></Server>")),
         ("a bad namespace", real.replace(&namespace, "Not-A-Namespace")),
     ] {
@@ -257,15 +345,24 @@ async fn a_refused_file_creates_no_database_and_declares_nothing_on_the_real_ser
         let run = server(&["--config".as_ref(), path.as_os_str()], &[]);
         assert_eq!(run.code, Some(2), "{case}: {}", run.output);
     }
-    let (client, connection) = tokio_postgres::connect("postgres://root@127.0.0.1:5432/postgres", tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) =
+        tokio_postgres::connect("postgres://root@127.0.0.1:5432/postgres", tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let created = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database]).await.unwrap();
     assert!(created.is_none(), "a refused file created the database {database}");
-    let broker = rampart_shared::amqp::Broker::new(rampart_shared::Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f".into()), "abuse_config probe");
+    let broker = rampart_shared::amqp::Broker::new(
+        rampart_shared::Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+        "abuse_config probe",
+    );
     let channel = broker.channel().await.unwrap();
     let passive = lapin::options::ExchangeDeclareOptions { passive: true, ..Default::default() };
     let declared = channel
-        .exchange_declare(format!("{namespace}.site").as_str().into(), lapin::ExchangeKind::Topic, passive, Default::default())
+        .exchange_declare(
+            format!("{namespace}.site").as_str().into(),
+            lapin::ExchangeKind::Topic,
+            passive,
+            Default::default(),
+        )
         .await;
     assert!(declared.is_err(), "a refused file declared {namespace}.site");
     broker.close().await;

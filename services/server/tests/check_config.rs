@@ -10,7 +10,10 @@ fn check(xml: &str) -> (i32, String) {
     std::fs::write(&path, xml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rampart-server")).arg("check-config").arg(&path).output().unwrap();
     let _ = std::fs::remove_file(&path);
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 const GOOD: &str = "<Server><Instance><Name>paris</Name></Instance>
@@ -37,7 +40,10 @@ fn the_shipped_examples_are_valid() {
 #[test]
 fn each_kind_of_bad_file_exits_two_naming_the_problem() {
     let cases = [
-        (GOOD.replace("</Api>", "</Api><ReplicationInterval>0</ReplicationInterval>"), "<ReplicationInterval>: must be at least 1"),
+        (
+            GOOD.replace("</Api>", "</Api><ReplicationInterval>0</ReplicationInterval>"),
+            "<ReplicationInterval>: must be at least 1",
+        ),
         (GOOD.replace("</Api>", "</Api><ReplicationInterval>often</ReplicationInterval>"), "<ReplicationInterval>"),
         (GOOD.replace("</Api>", "</Api><Shiny>yes</Shiny>"), "Shiny"),
         (GOOD.replace("<Broker><Url>amqp://guest:guest@127.0.0.1:1/%2f</Url></Broker>", ""), "missing field `Broker`"),
@@ -50,7 +56,10 @@ fn each_kind_of_bad_file_exits_two_naming_the_problem() {
         assert_eq!(code, 2, "{expected}: {out}");
         assert!(out.contains(expected), "expected '{expected}' in: {out}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart-server")).args(["check-config", "/nonexistent/server.xml"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart-server"))
+        .args(["check-config", "/nonexistent/server.xml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }

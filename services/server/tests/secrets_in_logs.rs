@@ -47,7 +47,10 @@ impl Server {
             .expect("the server binary runs");
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let output = output.clone();
             readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -79,7 +82,11 @@ impl Server {
         loop {
             let text = self.text();
             if let Some(line) = text.lines().find(|l| l.contains("Rampart server started.")) {
-                let at = line.find("api=").map(|i| i + 4).or_else(|| line.find("\"api\":\"").map(|i| i + 7)).expect("the start line names the API");
+                let at = line
+                    .find("api=")
+                    .map(|i| i + 4)
+                    .or_else(|| line.find("\"api\":\"").map(|i| i + 7))
+                    .expect("the start line names the API");
                 let rest = &line[at..];
                 return format!("http://{}", &rest[..rest.find(['"', ' ']).unwrap_or(rest.len())]);
             }
@@ -125,14 +132,28 @@ impl Drop for Server {
 }
 
 fn license_key() -> String {
-    let vendor = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops/license/vendor-dev.key")).unwrap();
+    let vendor =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops/license/vendor-dev.key")).unwrap();
     let today = chrono::Utc::now().date_naive();
-    License { license_id: uuid::Uuid::new_v4(), customer: "Paris Ltd".into(), seats: 100, issued_on: today, expires_on: today + chrono::Duration::days(30) }
-        .issue(&VendorKey::from_hex(&vendor).unwrap())
+    License {
+        license_id: uuid::Uuid::new_v4(),
+        customer: "Paris Ltd".into(),
+        seats: 100,
+        issued_on: today,
+        expires_on: today + chrono::Duration::days(30),
+    }
+    .issue(&VendorKey::from_hex(&vendor).unwrap())
 }
 
 async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, token: &str, body: Value) -> Value {
-    let response = http.request(method, &url).bearer_auth(token).json(&body).timeout(Duration::from_secs(30)).send().await.unwrap();
+    let response = http
+        .request(method, &url)
+        .bearer_auth(token)
+        .json(&body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert!(status.is_success(), "{url}: {status} {body}");
@@ -152,10 +173,12 @@ async fn a_master_and_a_slave_at_debug_level_log_no_secret() {
     let dir = std::env::temp_dir().join(format!("rampart-secrets-{namespace}"));
     std::fs::create_dir_all(&dir).unwrap();
     let (master_token, site_token) = ("master-api-SECRET-0123456789", "site-api-SECRET-9876543210");
-    let (db_password, event_key, smtp_password) = ("db-pw-SECRET-1234", "event-key-SECRET-abcdef012345", "smtp-pw-SECRET-5678");
+    let (db_password, event_key, smtp_password) =
+        ("db-pw-SECRET-1234", "event-key-SECRET-abcdef012345", "smtp-pw-SECRET-5678");
     let license = license_key();
     let database = |db: &str| format!("postgres://root:{db_password}@{PG}/{db}");
-    let (master_db, site_db) = (format!("rt_{}", uuid::Uuid::new_v4().simple()), format!("rt_{}", uuid::Uuid::new_v4().simple()));
+    let (master_db, site_db) =
+        (format!("rt_{}", uuid::Uuid::new_v4().simple()), format!("rt_{}", uuid::Uuid::new_v4().simple()));
     let xml = |name: &str, role: &str, db: &str, token: &str, extra: &str, format: &str| {
         format!(
             "<Server><Instance><Name>{name}</Name><Role>{role}</Role></Instance>
@@ -166,22 +189,54 @@ async fn a_master_and_a_slave_at_debug_level_log_no_secret() {
             database(db)
         )
     };
-    let mut master = Server::start(&dir, "hq", &xml("hq", "master", &master_db, master_token, &format!("<Reports><EventKey>{event_key}</EventKey></Reports>"), "json"), database(&master_db));
-    let mut site = Server::start(&dir, "paris", &xml("paris", "standalone", &site_db, site_token, &format!("<License><Key>{license}</Key></License>"), "text"), database(&site_db));
+    let mut master = Server::start(
+        &dir,
+        "hq",
+        &xml(
+            "hq",
+            "master",
+            &master_db,
+            master_token,
+            &format!("<Reports><EventKey>{event_key}</EventKey></Reports>"),
+            "json",
+        ),
+        database(&master_db),
+    );
+    let mut site = Server::start(
+        &dir,
+        "paris",
+        &xml("paris", "standalone", &site_db, site_token, &format!("<License><Key>{license}</Key></License>"), "text"),
+        database(&site_db),
+    );
     let (master_api, site_api) = (master.api().await, site.api().await);
 
     // Registration, and an SMTP password stored on the site.
     let http = reqwest::Client::new();
-    let issued = call(&http, reqwest::Method::POST, format!("{master_api}/api/registration-tokens"), master_token, json!({})).await;
+    let issued =
+        call(&http, reqwest::Method::POST, format!("{master_api}/api/registration-tokens"), master_token, json!({}))
+            .await;
     let registration_token = issued["token"].as_str().unwrap().to_owned();
     let master_address = master_api.trim_start_matches("http://");
-    let joined = call(&http, reqwest::Method::POST, format!("{site_api}/api/hierarchy/register"), site_token,
-                      json!({"master": master_address, "token": registration_token})).await;
+    let joined = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{site_api}/api/hierarchy/register"),
+        site_token,
+        json!({"master": master_address, "token": registration_token}),
+    )
+    .await;
     assert_eq!(joined["role"], "slave", "{joined}");
     let email = json!({"smtp_host": "mail.example.com", "username": "rampart", "password": smtp_password,
                        "from": "rampart@example.com", "to": ["soc@example.com"]});
     call(&http, reqwest::Method::PUT, format!("{site_api}/api/settings/email"), site_token, email).await;
-    call(&http, reqwest::Method::POST, format!("{master_api}/api/policies"), master_token, json!({"name": "Signed", "target": {"slaves": "all"}})).await;
+    call(
+        &http,
+        reqwest::Method::POST,
+        format!("{master_api}/api/policies"),
+        master_token,
+        json!({"name": "Signed", "target": {"slaves": "all"}}),
+    )
+    .await;
 
     // The keys the hierarchy now holds.
     let master_key = one_text(&master.database_url, "SELECT master_key FROM instance").await;
@@ -191,15 +246,25 @@ async fn a_master_and_a_slave_at_debug_level_log_no_secret() {
     let outputs = [("hq", master.stop()), ("paris", site.stop())];
     drop((master, site));
     let secrets: Vec<(&str, &str)> = [
-        ("the master's API token", master_token), ("the site's API token", site_token), ("the database password", db_password),
-        ("the broker credentials", "guest:guest"), ("the event key", event_key), ("the license key", license.as_str()),
-        ("the registration token", registration_token.as_str()), ("the SMTP password", smtp_password),
-        ("the master key", master_key[0].as_str()), ("the slave key", slave_keys[0].as_str()), ("the command key", slave_keys[1].as_str()),
+        ("the master's API token", master_token),
+        ("the site's API token", site_token),
+        ("the database password", db_password),
+        ("the broker credentials", "guest:guest"),
+        ("the event key", event_key),
+        ("the license key", license.as_str()),
+        ("the registration token", registration_token.as_str()),
+        ("the SMTP password", smtp_password),
+        ("the master key", master_key[0].as_str()),
+        ("the slave key", slave_keys[0].as_str()),
+        ("the command key", slave_keys[1].as_str()),
     ]
     .into_iter()
     .collect();
     for (server, output) in &outputs {
-        assert!(output.contains("DEBUG") || output.contains("\"level\":\"DEBUG\""), "{server} logged at debug level:\n{output}");
+        assert!(
+            output.contains("DEBUG") || output.contains("\"level\":\"DEBUG\""),
+            "{server} logged at debug level:\n{output}"
+        );
         for (what, secret) in &secrets {
             if let Some(line) = output.lines().find(|l| l.contains(secret)) {
                 panic!("{server} logged {what}: {line}");
@@ -214,7 +279,13 @@ async fn a_master_and_a_slave_at_debug_level_log_no_secret() {
     let topo = Topology::new(&NameSegment::parse(&namespace).unwrap());
     let broker = rampart_shared::amqp::Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-server tests teardown");
     if let Ok(channel) = broker.channel().await {
-        for q in [topo.master_status_queue(), topo.master_replication_queue(), topo.report_events_queue(), topo.site_inbox("paris"), topo.slave_commands_queue("paris")] {
+        for q in [
+            topo.master_status_queue(),
+            topo.master_replication_queue(),
+            topo.report_events_queue(),
+            topo.site_inbox("paris"),
+            topo.slave_commands_queue("paris"),
+        ] {
             let _ = topology::delete_queue(&channel, &q).await;
         }
         let _ = topology::delete_exchanges(&channel, &topo).await;

@@ -14,7 +14,11 @@
 //! per transaction, each acked alone after its own commit
 //! ([`ConsumerSettings::concurrency`]).
 
-use std::{sync::atomic::{AtomicU64, Ordering}, sync::Arc, time::Duration};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
 use lapin::{
@@ -24,7 +28,11 @@ use lapin::{
     Channel,
 };
 
-use super::{bounded, close_channel, publisher::{Outgoing, Publisher}, AmqpError, Broker, Result};
+use super::{
+    bounded, close_channel,
+    publisher::{Outgoing, Publisher},
+    AmqpError, Broker, Result,
+};
 use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER};
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Topology};
@@ -259,7 +267,8 @@ async fn process_batch<H: BatchHandler>(
         match handler.decode(&delivery) {
             Ok(message) => accepted.push((delivery, message)),
             Err(rejection) => {
-                dead_letter(channel, settings, handler, metrics, dead_letters, &delivery, &rejection.to_string()).await?
+                dead_letter(channel, settings, handler, metrics, dead_letters, &delivery, &rejection.to_string())
+                    .await?
             }
         }
     }
@@ -321,7 +330,9 @@ async fn apply_one<H: BatchHandler>(
         match handler.apply(&batch).await {
             Ok(()) => {
                 metrics.applied.fetch_add(1, Ordering::Relaxed);
-                return bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default())).await.map(|_| ());
+                return bounded("basic.ack", channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()))
+                    .await
+                    .map(|_| ());
             }
             Err(ApplyError::Rejected(reason)) => {
                 return dead_letter(channel, settings, handler, metrics, dead_letters, delivery, &reason).await;

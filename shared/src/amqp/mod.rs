@@ -23,10 +23,7 @@ pub enum AmqpError {
     #[error("cannot reach the broker at {url}: {source}")]
     Connect { url: String, source: lapin::Error },
     #[error("broker operation '{operation}' failed: {source}")]
-    Broker {
-        operation: &'static str,
-        source: lapin::Error,
-    },
+    Broker { operation: &'static str, source: lapin::Error },
     #[error("broker operation '{0}' timed out after {BROKER_TIMEOUT:?}")]
     Timeout(&'static str),
     #[error("broker refused message for '{exchange}' / '{routing_key}' (nack)")]
@@ -90,11 +87,7 @@ impl Broker {
     /// Does not connect yet; see [`Broker::connect`]. A URL that names no
     /// `heartbeat` gets [`DEFAULT_HEARTBEAT`].
     pub fn new(url: Secret<String>, name: impl Into<String>) -> Self {
-        Self {
-            url: Secret::new(with_default_heartbeat(url.expose())),
-            name: name.into(),
-            connection: Mutex::new(None),
-        }
+        Self { url: Secret::new(with_default_heartbeat(url.expose())), name: name.into(), connection: Mutex::new(None) }
     }
 
     /// Creates the broker handle and checks the connection works now.
@@ -120,19 +113,9 @@ impl Broker {
             }
         }
         let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
-        let conn = match tokio::time::timeout(
-            BROKER_TIMEOUT,
-            Connection::connect(self.url.expose(), props),
-        )
-        .await
-        {
+        let conn = match tokio::time::timeout(BROKER_TIMEOUT, Connection::connect(self.url.expose(), props)).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => {
-                return Err(AmqpError::Connect {
-                    url: self.display_url(),
-                    source,
-                })
-            }
+            Ok(Err(source)) => return Err(AmqpError::Connect { url: self.display_url(), source }),
             Err(_) => return Err(AmqpError::Timeout("connection.open")),
         };
         tracing::info!(broker = %self.display_url(), connection = %self.name, "Connected to the broker.");
@@ -169,6 +152,9 @@ mod tests {
         assert_eq!(with_default_heartbeat("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f?heartbeat=10");
         assert_eq!(with_default_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
         assert_eq!(with_default_heartbeat("amqp://h/%2f?heartbeat=4"), "amqp://h/%2f?heartbeat=4");
-        assert_eq!(with_default_heartbeat("amqp://h/%2f?channel_max=9&heartbeat=0"), "amqp://h/%2f?channel_max=9&heartbeat=0");
+        assert_eq!(
+            with_default_heartbeat("amqp://h/%2f?channel_max=9&heartbeat=0"),
+            "amqp://h/%2f?channel_max=9&heartbeat=0"
+        );
     }
 }

@@ -59,10 +59,7 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(broker: std::sync::Arc<Broker>) -> Self {
-        Self {
-            broker,
-            channel: Mutex::new(None),
-        }
+        Self { broker, channel: Mutex::new(None) }
     }
 
     /// Closes the publishing channel, if one is open, before the broker's
@@ -83,11 +80,7 @@ impl Publisher {
             }
         }
         let channel = self.broker.channel().await?;
-        bounded(
-            "confirm.select",
-            channel.confirm_select(ConfirmSelectOptions::default()),
-        )
-        .await?;
+        bounded("confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
         *slot = Some(channel.clone());
         Ok(channel)
     }
@@ -95,10 +88,9 @@ impl Publisher {
     /// Publishes one message and waits for its confirm.
     pub async fn publish(&self, message: Outgoing) -> Result<()> {
         match self.publish_batch(vec![message]).await?.pop() {
-            Some((out, Delivered::Unroutable)) => Err(AmqpError::Unroutable {
-                exchange: out.exchange,
-                routing_key: out.routing_key,
-            }),
+            Some((out, Delivered::Unroutable)) => {
+                Err(AmqpError::Unroutable { exchange: out.exchange, routing_key: out.routing_key })
+            }
             _ => Ok(()),
         }
     }
@@ -141,7 +133,10 @@ impl Publisher {
             let outcome = match tokio::time::timeout_at(deadline, confirm).await {
                 Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(Delivered::Confirmed),
                 Ok(Ok(Confirmation::Ack(Some(_)))) => Ok(Delivered::Unroutable),
-                Ok(Ok(Confirmation::Nack(_))) => Err(AmqpError::Nacked { exchange: message.exchange.clone(), routing_key: message.routing_key.clone() }),
+                Ok(Ok(Confirmation::Nack(_))) => Err(AmqpError::Nacked {
+                    exchange: message.exchange.clone(),
+                    routing_key: message.routing_key.clone(),
+                }),
                 Ok(Err(source)) => Err(AmqpError::Broker { operation: "publisher confirm", source }),
                 Err(_) => Err(AmqpError::Timeout("publisher confirm")),
             };
@@ -161,22 +156,14 @@ impl Publisher {
         for (message, confirm) in messages.into_iter().zip(pending) {
             let confirmation = match tokio::time::timeout(BROKER_TIMEOUT, confirm).await {
                 Ok(Ok(c)) => c,
-                Ok(Err(source)) => {
-                    return Err(AmqpError::Broker {
-                        operation: "publisher confirm",
-                        source,
-                    })
-                }
+                Ok(Err(source)) => return Err(AmqpError::Broker { operation: "publisher confirm", source }),
                 Err(_) => return Err(AmqpError::Timeout("publisher confirm")),
             };
             let outcome = match confirmation {
                 Confirmation::Ack(None) | Confirmation::NotRequested => Delivered::Confirmed,
                 Confirmation::Ack(Some(_)) => Delivered::Unroutable,
                 Confirmation::Nack(_) => {
-                    return Err(AmqpError::Nacked {
-                        exchange: message.exchange,
-                        routing_key: message.routing_key,
-                    })
+                    return Err(AmqpError::Nacked { exchange: message.exchange, routing_key: message.routing_key })
                 }
             };
             outcomes.push((message, outcome));

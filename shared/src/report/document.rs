@@ -111,16 +111,36 @@ fn security_status(r: &SecurityStatus) -> Section {
         .iter()
         .map(|s| {
             let c = &s.counts;
-            vec![s.site.clone(), c.total.to_string(), c.protected.to_string(), c.at_risk.to_string(),
-                 c.infected.to_string(), c.unprotected.to_string(), c.unlicensed.to_string(), time(s.as_of)]
+            vec![
+                s.site.clone(),
+                c.total.to_string(),
+                c.protected.to_string(),
+                c.at_risk.to_string(),
+                c.infected.to_string(),
+                c.unprotected.to_string(),
+                c.unlicensed.to_string(),
+                time(s.as_of),
+            ]
         })
         .collect();
     let t = &r.total;
-    rows.push(vec!["total".into(), t.total.to_string(), t.protected.to_string(), t.at_risk.to_string(),
-                   t.infected.to_string(), t.unprotected.to_string(), t.unlicensed.to_string(), String::new()]);
+    rows.push(vec![
+        "total".into(),
+        t.total.to_string(),
+        t.protected.to_string(),
+        t.at_risk.to_string(),
+        t.infected.to_string(),
+        t.unprotected.to_string(),
+        t.unlicensed.to_string(),
+        String::new(),
+    ]);
     Section {
         title: "Security status".into(),
-        charts: vec![Chart::StackedBars { title: "Computers by security status".into(), series: status_series(), bars }],
+        charts: vec![Chart::StackedBars {
+            title: "Computers by security status".into(),
+            series: status_series(),
+            bars,
+        }],
         tables: vec![Table { title: "Security status per site".into(), columns: strings(&columns), rows }],
     }
 }
@@ -137,7 +157,15 @@ fn malware(r: &Malware) -> Section {
         rows: r
             .top_threats
             .iter()
-            .map(|t| vec![t.malware.clone(), t.detections.to_string(), t.endpoints.to_string(), t.sites.to_string(), time(Some(t.last_detected))])
+            .map(|t| {
+                vec![
+                    t.malware.clone(),
+                    t.detections.to_string(),
+                    t.endpoints.to_string(),
+                    t.sites.to_string(),
+                    time(Some(t.last_detected)),
+                ]
+            })
             .collect(),
     };
     let infected = Table {
@@ -148,8 +176,14 @@ fn malware(r: &Malware) -> Section {
             .iter()
             .map(|i| {
                 let e = &i.endpoint;
-                vec![i.site.clone(), e.endpoint_id.clone(), opt(e.hostname.clone()), e.detections.to_string(),
-                     e.active_threats.to_string(), time(Some(e.last_detected))]
+                vec![
+                    i.site.clone(),
+                    e.endpoint_id.clone(),
+                    opt(e.hostname.clone()),
+                    e.detections.to_string(),
+                    e.active_threats.to_string(),
+                    time(Some(e.last_detected)),
+                ]
             })
             .collect(),
     };
@@ -178,7 +212,8 @@ fn malware(r: &Malware) -> Section {
 
 fn updates(r: &Updates) -> Section {
     let colors = [GREEN, "#66bb6a", AMBER, "#ef6c00", RED, GREY];
-    let series = AGE_BUCKETS.iter().zip(colors).map(|((name, _), color)| Series { name: (*name).into(), color }).collect();
+    let series =
+        AGE_BUCKETS.iter().zip(colors).map(|((name, _), color)| Series { name: (*name).into(), color }).collect();
     let mut columns = vec!["site".to_owned()];
     columns.extend(r.buckets.iter().map(|b| (*b).to_owned()));
     let mut rows: Vec<Vec<String>> = r
@@ -199,15 +234,37 @@ fn updates(r: &Updates) -> Section {
 }
 
 fn tasks(r: &Tasks) -> Section {
-    let columns = ["task", "name", "kind", "site", "computers", "pending", "running", "succeeded", "failed", "cancelled", "detections"];
+    let columns = [
+        "task",
+        "name",
+        "kind",
+        "site",
+        "computers",
+        "pending",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "detections",
+    ];
     let rows = r
         .tasks
         .iter()
         .map(|t| {
             let o = &t.outcome;
-            vec![o.task_id.to_string(), o.name.clone().unwrap_or_else(|| "(site task)".into()), opt(o.kind.clone()),
-                 t.site.clone(), t.total.to_string(), o.pending.to_string(), o.running.to_string(), o.succeeded.to_string(),
-                 o.failed.to_string(), o.cancelled.to_string(), o.detections.to_string()]
+            vec![
+                o.task_id.to_string(),
+                o.name.clone().unwrap_or_else(|| "(site task)".into()),
+                opt(o.kind.clone()),
+                t.site.clone(),
+                t.total.to_string(),
+                o.pending.to_string(),
+                o.running.to_string(),
+                o.succeeded.to_string(),
+                o.failed.to_string(),
+                o.cancelled.to_string(),
+                o.detections.to_string(),
+            ]
         })
         .collect();
     let series = [("succeeded", GREEN), ("failed", RED), ("cancelled", GREY), ("running", BLUE), ("pending", AMBER)]
@@ -236,12 +293,35 @@ fn licenses(r: &Licenses) -> Section {
         .sites
         .iter()
         .map(|s| match &s.license {
-            Some(l) => vec![s.site.clone(), l.customer.clone(), l.seats.to_string(), l.used.to_string(),
-                            s.endpoints.to_string(), l.expires_on.to_string(), opt(s.days_left)],
-            None => vec![s.site.clone(), "(no license)".into(), "0".into(), "0".into(), s.endpoints.to_string(), String::new(), String::new()],
+            Some(l) => vec![
+                s.site.clone(),
+                l.customer.clone(),
+                l.seats.to_string(),
+                l.used.to_string(),
+                s.endpoints.to_string(),
+                l.expires_on.to_string(),
+                opt(s.days_left),
+            ],
+            None => vec![
+                s.site.clone(),
+                "(no license)".into(),
+                "0".into(),
+                "0".into(),
+                s.endpoints.to_string(),
+                String::new(),
+                String::new(),
+            ],
         })
         .collect();
-    rows.push(vec!["total".into(), String::new(), r.seats.to_string(), r.used.to_string(), String::new(), String::new(), String::new()]);
+    rows.push(vec![
+        "total".into(),
+        String::new(),
+        r.seats.to_string(),
+        r.used.to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]);
     let series = vec![Series { name: "used".into(), color: BLUE }, Series { name: "free".into(), color: "#90caf9" }];
     let bars = r
         .sites
@@ -259,14 +339,33 @@ fn licenses(r: &Licenses) -> Section {
 }
 
 fn health(r: &Health) -> Section {
-    let columns = ["slave", "state", "version", "last seen", "last replication", "data as of", "lag (s)", "rows behind", "refused batches"];
+    let columns = [
+        "slave",
+        "state",
+        "version",
+        "last seen",
+        "last replication",
+        "data as of",
+        "lag (s)",
+        "rows behind",
+        "refused batches",
+    ];
     let rows = r
         .slaves
         .iter()
         .map(|s| {
             let h = &s.health;
-            vec![h.slave.clone(), h.state.clone(), opt(h.version.clone()), time(h.last_seen), time(h.replicated_at),
-                 time(h.synced_as_of), opt(s.lag_seconds), opt(h.rows_behind), h.batches_refused.to_string()]
+            vec![
+                h.slave.clone(),
+                h.state.clone(),
+                opt(h.version.clone()),
+                time(h.last_seen),
+                time(h.replicated_at),
+                time(h.synced_as_of),
+                opt(s.lag_seconds),
+                opt(h.rows_behind),
+                h.batches_refused.to_string(),
+            ]
         })
         .collect();
     Section {

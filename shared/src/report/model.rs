@@ -9,7 +9,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::events::{DayCount, InfectedEndpoint, LicenseUsage, SiteSummary, SlaveHealth, StatusCounts, TaskOutcome, MOST_INFECTED};
+use super::events::{
+    DayCount, InfectedEndpoint, LicenseUsage, SiteSummary, SlaveHealth, StatusCounts, TaskOutcome, MOST_INFECTED,
+};
 
 /// The reports there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -305,7 +307,13 @@ pub enum Report {
 
 impl Input {
     fn header(&self, kind: Kind) -> Header {
-        Header { kind, title: kind.title(), generated_at: self.generated_at, source: self.source.clone(), slave: self.slave.clone() }
+        Header {
+            kind,
+            title: kind.title(),
+            generated_at: self.generated_at,
+            source: self.source.clone(),
+            slave: self.slave.clone(),
+        }
     }
 
     fn today(&self) -> NaiveDate {
@@ -376,13 +384,16 @@ fn malware(input: &Input) -> Malware {
             row.sites += 1;
             row.last_detected = row.last_detected.max(t.last_detected);
         }
-        infected.extend(s.summary.most_infected.iter().map(|e| InfectedRow { site: s.site.clone(), endpoint: e.clone() }));
+        infected
+            .extend(s.summary.most_infected.iter().map(|e| InfectedRow { site: s.site.clone(), endpoint: e.clone() }));
     }
     let mut top_threats: Vec<ThreatRow> = threats.into_values().collect();
     top_threats.sort_by(|a, b| b.detections.cmp(&a.detections).then_with(|| a.malware.cmp(&b.malware)));
     top_threats.truncate(TOP);
     infected.sort_by(|a, b| {
-        b.endpoint.detections.cmp(&a.endpoint.detections)
+        b.endpoint
+            .detections
+            .cmp(&a.endpoint.detections)
             .then_with(|| b.endpoint.last_detected.cmp(&a.endpoint.last_detected))
             .then_with(|| (&a.site, &a.endpoint.endpoint_id).cmp(&(&b.site, &b.endpoint.endpoint_id)))
     });
@@ -419,7 +430,12 @@ fn updates(input: &Input) -> Updates {
             SiteAges { site: s.site.clone(), endpoints }
         })
         .collect();
-    Updates { header: input.header(Kind::Updates), buckets: AGE_BUCKETS.iter().map(|(n, _)| *n).collect(), sites, total }
+    Updates {
+        header: input.header(Kind::Updates),
+        buckets: AGE_BUCKETS.iter().map(|(n, _)| *n).collect(),
+        sites,
+        total,
+    }
 }
 
 fn tasks(input: &Input) -> Tasks {
@@ -428,7 +444,9 @@ fn tasks(input: &Input) -> Tasks {
         .iter()
         .flat_map(|s| s.tasks.iter().map(|t| TaskRow { site: s.site.clone(), total: t.total(), outcome: t.clone() }))
         .collect();
-    tasks.sort_by(|a, b| (&a.outcome.name, a.outcome.task_id, &a.site).cmp(&(&b.outcome.name, b.outcome.task_id, &b.site)));
+    tasks.sort_by(|a, b| {
+        (&a.outcome.name, a.outcome.task_id, &a.site).cmp(&(&b.outcome.name, b.outcome.task_id, &b.site))
+    });
     Tasks { header: input.header(Kind::Tasks), tasks }
 }
 

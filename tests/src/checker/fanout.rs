@@ -78,14 +78,23 @@ async fn drain_probe(slave: &TestServer) -> BTreeMap<(Uuid, String), BTreeSet<Uu
     let broker = Broker::new(Secret::new(slave.options.amqp_url.clone()), "rampart-tests checker");
     let channel = broker.channel().await.expect("the checker reaches the broker");
     let queue = probe_queue(slave);
-    let _ = channel.queue_declare(queue.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default()).await;
+    let _ = channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            Default::default(),
+        )
+        .await;
     let mut seen: BTreeMap<(Uuid, String), BTreeSet<Uuid>> = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + crate::WAIT;
     for _ in 0..1_000_000 {
-        let got = tokio::time::timeout(std::time::Duration::from_secs(10), channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }))
-            .await
-            .expect("basic.get answers")
-            .expect("the probe queue is readable");
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }),
+        )
+        .await
+        .expect("basic.get answers")
+        .expect("the probe queue is readable");
         let Some(message) = got else { break };
         assert!(tokio::time::Instant::now() < deadline, "draining the dispatch probe took over {:?}", crate::WAIT);
         let Ok(envelope) = Envelope::decode(&message.delivery.data, None) else { continue };
@@ -152,22 +161,39 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
             examples.push(format!("fan-out lost: no receipt came back for {object} {object_id}"));
         } else if version < latest {
             receipt_counts.stale += 1;
-            examples.push(format!("fan-out stale: receipt of {object} {object_id} at version {version}, latest {latest}"));
+            examples
+                .push(format!("fan-out stale: receipt of {object} {object_id} at version {version}, latest {latest}"));
         }
         let progress = progress.unwrap_or(Value::Null);
         let (what, shown, held) = if object == "policy" {
-            ("assigned endpoints", progress["assigned"].as_i64().unwrap_or(0), assigned.get(&object_id).copied().unwrap_or(0))
+            (
+                "assigned endpoints",
+                progress["assigned"].as_i64().unwrap_or(0),
+                assigned.get(&object_id).copied().unwrap_or(0),
+            )
         } else {
-            ("task endpoints", progress["total"].as_i64().unwrap_or(0), dispatched.get(&object_id).copied().unwrap_or(0))
+            (
+                "task endpoints",
+                progress["total"].as_i64().unwrap_or(0),
+                dispatched.get(&object_id).copied().unwrap_or(0),
+            )
         };
         if state != "failed" && state != "pending" {
-            compare_count(&format!("receipt of {object} {object_id}: {what}"), held, shown, &mut receipt_counts, |e| examples.push(format!("fan-out {e}")));
+            compare_count(&format!("receipt of {object} {object_id}: {what}"), held, shown, &mut receipt_counts, |e| {
+                examples.push(format!("fan-out {e}"))
+            });
         }
     }
     let mut counts = compare_copy(&truth, &copy, |e| examples.push(format!("fan-out {e}")));
 
-    let writes = site.query("SELECT policy_id, version, at FROM checker_policy_writes ORDER BY id", &[]).await.expect("policy history (installed?)");
-    let (dup, reordered) = count_history(writes.iter().map(|r| (r.get::<_, Uuid>(0), Some(i64::from(r.get::<_, i32>(1))))), |e| examples.push(format!("fan-out policy {e}")));
+    let writes = site
+        .query("SELECT policy_id, version, at FROM checker_policy_writes ORDER BY id", &[])
+        .await
+        .expect("policy history (installed?)");
+    let (dup, reordered) =
+        count_history(writes.iter().map(|r| (r.get::<_, Uuid>(0), Some(i64::from(r.get::<_, i32>(1))))), |e| {
+            examples.push(format!("fan-out policy {e}"))
+        });
     counts.duplicated += dup;
     counts.reordered += reordered;
     let dispatches = site
@@ -177,12 +203,18 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
         )
         .await
         .expect("dispatch history (installed?)");
-    let (dup, _) = count_history(dispatches.iter().map(|r| ((r.get::<_, Uuid>(0), r.get::<_, String>(1)), Some(0))), |e| examples.push(format!("fan-out dispatch {e}")));
+    let (dup, _) =
+        count_history(dispatches.iter().map(|r| ((r.get::<_, Uuid>(0), r.get::<_, String>(1)), Some(0))), |e| {
+            examples.push(format!("fan-out dispatch {e}"))
+        });
     counts.duplicated += dup;
     for ((task, endpoint), ids) in drain_probe(slave).await {
         if ids.len() > 1 {
             counts.duplicated += ids.len() as u64 - 1;
-            examples.push(format!("fan-out duplicated: task {task} sent to {endpoint} by {} different commands", ids.len()));
+            examples.push(format!(
+                "fan-out duplicated: task {task} sent to {endpoint} by {} different commands",
+                ids.len()
+            ));
         }
     }
 

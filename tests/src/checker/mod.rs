@@ -22,7 +22,11 @@
 pub mod fanout;
 pub mod replication;
 
-use std::{collections::{BTreeMap, BTreeSet}, fmt, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 
@@ -58,7 +62,11 @@ impl Counts {
 
 impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "checked {:>6}  lost {}  duplicated {}  stale {}  reordered {}", self.checked, self.lost, self.duplicated, self.stale, self.reordered)
+        write!(
+            f,
+            "checked {:>6}  lost {}  duplicated {}  stale {}  reordered {}",
+            self.checked, self.lost, self.duplicated, self.stale, self.reordered
+        )
     }
 }
 
@@ -180,7 +188,11 @@ pub async fn check(scenario: &str, healed_at: DateTime<Utc>, master: &TestServer
 /// version) against `copy` (version, and whether the item is live there).
 /// Missing or deleted in the copy, or live in the copy but gone from the
 /// truth, is lost; any other version is stale.
-pub fn compare_copy<K: Ord + fmt::Debug>(truth: &BTreeMap<K, i64>, copy: &BTreeMap<K, (i64, bool)>, mut example: impl FnMut(String)) -> Counts {
+pub fn compare_copy<K: Ord + fmt::Debug>(
+    truth: &BTreeMap<K, i64>,
+    copy: &BTreeMap<K, (i64, bool)>,
+    mut example: impl FnMut(String),
+) -> Counts {
     let mut counts = Counts { checked: truth.len() as u64, ..Default::default() };
     for (key, version) in truth {
         match copy.get(key) {
@@ -209,7 +221,10 @@ pub fn compare_copy<K: Ord + fmt::Debug>(truth: &BTreeMap<K, i64>, copy: &BTreeM
 /// than one written before (reordered). A `None` version is a removal from
 /// the copy (a new epoch or a purge replaces it): the versions written
 /// before it may be written again, but never an older one.
-pub fn count_history<K: Ord + Clone + fmt::Debug>(writes: impl IntoIterator<Item = (K, Option<i64>)>, mut example: impl FnMut(String)) -> (u64, u64) {
+pub fn count_history<K: Ord + Clone + fmt::Debug>(
+    writes: impl IntoIterator<Item = (K, Option<i64>)>,
+    mut example: impl FnMut(String),
+) -> (u64, u64) {
     let mut seen: BTreeMap<K, (BTreeSet<i64>, i64)> = BTreeMap::new();
     let (mut duplicated, mut reordered) = (0, 0);
     for (key, version) in writes {
@@ -263,16 +278,27 @@ mod tests {
     #[test]
     fn missing_deleted_older_and_leftover_items_are_counted() {
         let truth = map(&[("missing", 1), ("deleted", 2), ("older", 5), ("newer", 5), ("same", 1)]);
-        let copy = map(&[("deleted", (2, false)), ("older", (4, true)), ("newer", (6, true)), ("same", (1, true)), ("leftover", (3, true))]);
+        let copy = map(&[
+            ("deleted", (2, false)),
+            ("older", (4, true)),
+            ("newer", (6, true)),
+            ("same", (1, true)),
+            ("leftover", (3, true)),
+        ]);
         let mut examples = Vec::new();
         let counts = compare_copy(&truth, &copy, |e| examples.push(e));
-        assert_eq!((counts.checked, counts.lost, counts.stale, counts.duplicated, counts.reordered), (5, 3, 2, 0, 0), "{examples:?}");
+        assert_eq!(
+            (counts.checked, counts.lost, counts.stale, counts.duplicated, counts.reordered),
+            (5, 3, 2, 0, 0),
+            "{examples:?}"
+        );
         assert!(examples.iter().any(|e| e.contains("lost deletion") && e.contains("leftover")), "{examples:?}");
     }
 
     #[test]
     fn history_finds_repeated_and_backward_writes_per_key() {
-        let writes = [("a", 1), ("b", 1), ("a", 2), ("a", 2), ("b", 3), ("b", 2), ("a", 3), ("b", 3)].map(|(k, v)| (k, Some(v)));
+        let writes =
+            [("a", 1), ("b", 1), ("a", 2), ("a", 2), ("b", 3), ("b", 2), ("a", 3), ("b", 3)].map(|(k, v)| (k, Some(v)));
         let mut examples = Vec::new();
         let (duplicated, reordered) = count_history(writes, |e| examples.push(e));
         // a: 1, 2, 2 (dup), 3. b: 1, 3, 2 (older than 3), 3 (dup).
@@ -303,9 +329,16 @@ mod tests {
             last_effect: Some(healed_at + chrono::Duration::milliseconds(ms)),
             ..Default::default()
         };
-        let report = Report { scenario: "broker-restart".into(), healed_at, slaves: vec![slave("paris", 1500), slave("lyon", 250)] };
+        let report = Report {
+            scenario: "broker-restart".into(),
+            healed_at,
+            slaves: vec![slave("paris", 1500), slave("lyon", 250)],
+        };
         assert_eq!(report.recovery(), Duration::from_millis(1500));
-        assert_eq!(report.machine_line(), "CHAOS scenario=broker-restart checked=8 lost=0 duplicated=0 stale=0 reordered=0 recovery_ms=1500");
+        assert_eq!(
+            report.machine_line(),
+            "CHAOS scenario=broker-restart checked=8 lost=0 duplicated=0 stale=0 reordered=0 recovery_ms=1500"
+        );
         let shown = report.to_string();
         assert_eq!(shown.lines().filter(|l| l.contains("replication")).count(), 2, "{shown}");
         let before = Report { slaves: vec![slave("paris", -500)], ..report };

@@ -67,7 +67,10 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
     }
     let hq = master.state.pool.get().await.expect("a master connection");
     let copy: BTreeMap<RowKey, (i64, bool)> = hq
-        .query("SELECT table_name, row_key::text, change_seq, row IS NOT NULL FROM replica_rows WHERE slave_id = $1", &[&id])
+        .query(
+            "SELECT table_name, row_key::text, change_seq, row IS NOT NULL FROM replica_rows WHERE slave_id = $1",
+            &[&id],
+        )
         .await
         .expect("the master's copy")
         .iter()
@@ -93,10 +96,19 @@ pub async fn check(master: &TestServer, slave: &TestServer, findings: &mut Slave
 
 /// What an operator reads on the master (endpoints, detections and task
 /// results per state of this slave) against the slave's own numbers.
-async fn check_reports(hq: &deadpool_postgres::Client, site: &deadpool_postgres::Client, id: &str, findings: &mut SlaveFindings) {
+async fn check_reports(
+    hq: &deadpool_postgres::Client,
+    site: &deadpool_postgres::Client,
+    id: &str,
+    findings: &mut SlaveFindings,
+) {
     let pairs: [(&str, &str, &str); 2] = [
         ("endpoints", "SELECT count(*) FROM endpoints", "SELECT count(*) FROM replica_endpoints WHERE slave_id = $1"),
-        ("detections", "SELECT count(*) FROM detections", "SELECT count(*) FROM replica_detections WHERE slave_id = $1"),
+        (
+            "detections",
+            "SELECT count(*) FROM detections",
+            "SELECT count(*) FROM replica_detections WHERE slave_id = $1",
+        ),
     ];
     let mut counts = findings.reports;
     let mut examples = Vec::new();
@@ -105,8 +117,12 @@ async fn check_reports(hq: &deadpool_postgres::Client, site: &deadpool_postgres:
         let shown: i64 = hq.query_one(ours, &[&id]).await.expect("a master count").get(0);
         compare_count(what, truth, shown, &mut counts, |e| examples.push(format!("report {e}")));
     }
-    let by_state = |rows: Vec<tokio_postgres::Row>| -> BTreeMap<String, i64> { rows.iter().map(|r| (r.get(0), r.get(1))).collect() };
-    let truth = by_state(site.query("SELECT state, count(*) FROM task_results GROUP BY state", &[]).await.expect("slave task results"));
+    let by_state = |rows: Vec<tokio_postgres::Row>| -> BTreeMap<String, i64> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    let truth = by_state(
+        site.query("SELECT state, count(*) FROM task_results GROUP BY state", &[]).await.expect("slave task results"),
+    );
     let shown = by_state(
         hq.query("SELECT state, count(*) FROM replica_task_results WHERE slave_id = $1 GROUP BY state", &[&id])
             .await

@@ -95,7 +95,12 @@ impl PrivateBroker {
             if served {
                 return;
             }
-            assert!(Instant::now() < deadline, "the private broker {} did not serve within {START_TIMEOUT:?}; see {}", self.node, self.dir.join("log").display());
+            assert!(
+                Instant::now() < deadline,
+                "the private broker {} did not serve within {START_TIMEOUT:?}; see {}",
+                self.node,
+                self.dir.join("log").display()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -157,7 +162,17 @@ impl PrivateBroker {
 
     /// `(ready, unacknowledged, consumers)` of every queue, by name.
     pub async fn queues(&self) -> Vec<(String, u64, u64, u64)> {
-        let listing = self.ctl(&["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged", "consumers"]).await;
+        let listing = self
+            .ctl(&[
+                "list_queues",
+                "-q",
+                "--no-table-headers",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ])
+            .await;
         listing
             .lines()
             .filter_map(|line| {

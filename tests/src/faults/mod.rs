@@ -55,7 +55,13 @@ pub fn free_port() -> u16 {
 
 /// Runs `program args` as the system user `user` (the owner of the private
 /// instance's files), bounded by `limit`; fails with the command's output.
-pub async fn run_as(user: &str, env: &[(&str, String)], program: &Path, args: &[&str], limit: Duration) -> anyhow::Result<Output> {
+pub async fn run_as(
+    user: &str,
+    env: &[(&str, String)],
+    program: &Path,
+    args: &[&str],
+    limit: Duration,
+) -> anyhow::Result<Output> {
     let mut command = tokio::process::Command::new("setpriv");
     command.args([&format!("--reuid={user}"), &format!("--regid={user}"), "--init-groups"]);
     command.arg("env");

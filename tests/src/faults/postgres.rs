@@ -40,9 +40,15 @@ impl PrivatePostgres {
         give_to("postgres", &dir);
         let cluster = Self { port: free_port(), bin: server_binaries(), dir };
         let data = cluster.data();
-        run_as("postgres", &[], &cluster.bin.join("initdb"), &["-D", &data, "-A", "trust", "-U", "root", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], CTL_TIMEOUT)
-            .await
-            .unwrap_or_else(|e| panic!("initdb of the private cluster: {e:#}"));
+        run_as(
+            "postgres",
+            &[],
+            &cluster.bin.join("initdb"),
+            &["-D", &data, "-A", "trust", "-U", "root", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
+            CTL_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("initdb of the private cluster: {e:#}"));
         let settings = format!(
             "\n# The fault suite's private cluster.\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nmax_connections = 100\nshared_buffers = 32MB\nfsync = off\n",
             cluster.port,
@@ -68,9 +74,15 @@ impl PrivatePostgres {
     /// Starts the (stopped) cluster and waits until it accepts connections.
     pub async fn start_again(&self) {
         let log = self.dir.join("postgres.log").display().to_string();
-        run_as("postgres", &[], &self.bin.join("pg_ctl"), &["-D", &self.data(), "-l", &log, "-w", "-t", "60", "start"], CTL_TIMEOUT)
-            .await
-            .unwrap_or_else(|e| panic!("starting the private cluster: {e:#}; see {log}"));
+        run_as(
+            "postgres",
+            &[],
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-l", &log, "-w", "-t", "60", "start"],
+            CTL_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("starting the private cluster: {e:#}; see {log}"));
     }
 
     /// Stops the cluster and waits until it is down.
@@ -79,9 +91,15 @@ impl PrivatePostgres {
             StopMode::Fast => "fast",
             StopMode::Immediate => "immediate",
         };
-        run_as("postgres", &[], &self.bin.join("pg_ctl"), &["-D", &self.data(), "-m", mode, "-w", "-t", "60", "stop"], CTL_TIMEOUT)
-            .await
-            .unwrap_or_else(|e| panic!("stopping the private cluster ({mode}): {e:#}"));
+        run_as(
+            "postgres",
+            &[],
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", mode, "-w", "-t", "60", "stop"],
+            CTL_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("stopping the private cluster ({mode}): {e:#}"));
     }
 }
 
@@ -109,5 +127,8 @@ fn server_binaries() -> PathBuf {
         .filter(|(_, bin)| bin.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).expect("no PostgreSQL server in /usr/lib/postgresql/<major>/bin (initdb, pg_ctl)")
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("no PostgreSQL server in /usr/lib/postgresql/<major>/bin (initdb, pg_ctl)")
 }

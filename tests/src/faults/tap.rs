@@ -11,7 +11,10 @@ use lapin::{
     types::FieldTable,
     BasicProperties,
 };
-use rampart_shared::{amqp::{publisher::Outgoing, Broker}, Envelope, Secret};
+use rampart_shared::{
+    amqp::{publisher::Outgoing, Broker},
+    Envelope, Secret,
+};
 
 use crate::TestServer;
 
@@ -35,7 +38,12 @@ impl Captured {
     /// The same bytes and properties (signature included), to publish again
     /// where they went the first time.
     pub fn replay(&self, exchange: &str) -> Outgoing {
-        Outgoing { exchange: exchange.to_owned(), routing_key: self.routing_key.clone(), payload: self.payload.clone(), properties: self.properties.clone() }
+        Outgoing {
+            exchange: exchange.to_owned(),
+            routing_key: self.routing_key.clone(),
+            payload: self.payload.clone(),
+            properties: self.properties.clone(),
+        }
     }
 }
 
@@ -46,11 +54,21 @@ impl Tap {
         let broker = Broker::new(Secret::new(server.options.amqp_url.clone()), "rampart-tests tap");
         let channel = broker.channel().await.expect("the tap reaches the broker");
         channel
-            .queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions { durable: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .expect("the tap queue is declared");
         channel
-            .queue_bind(queue.as_str().into(), exchange.as_str().into(), binding.into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                binding.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .expect("the tap queue is bound");
         broker.close().await;
@@ -68,13 +86,21 @@ impl Tap {
         let mut captured = Vec::new();
         for _ in 0..100_000 {
             let get = channel.basic_get(self.queue.as_str().into(), BasicGetOptions { no_ack: true });
-            let Some(message) = tokio::time::timeout(Duration::from_secs(10), get).await.expect("basic.get answers").expect("the tap is readable")
+            let Some(message) = tokio::time::timeout(Duration::from_secs(10), get)
+                .await
+                .expect("basic.get answers")
+                .expect("the tap is readable")
             else {
                 break;
             };
             let d = message.delivery;
             let envelope = Envelope::decode(&d.data, None).expect("services publish envelopes");
-            captured.push(Captured { routing_key: d.routing_key.to_string(), envelope, payload: d.data, properties: d.properties });
+            captured.push(Captured {
+                routing_key: d.routing_key.to_string(),
+                envelope,
+                payload: d.data,
+                properties: d.properties,
+            });
         }
         broker.close().await;
         captured

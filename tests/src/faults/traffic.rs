@@ -8,7 +8,13 @@
 //! [`settle`] waits until nothing is in flight anywhere and the state has
 //! stopped changing, so the checker compares a final state.
 
-use std::{sync::{atomic::{AtomicBool, Ordering}, Arc}, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use lapin::options::QueueDeclareOptions;
@@ -21,7 +27,8 @@ use crate::{checker, hierarchy, ServerOptions, TestServer};
 
 /// Slaves that replicate every second in batches of 500 rows: the fault
 /// always meets batches in flight.
-pub const FAST_REPLICATION: &str = "<ReplicationInterval>1</ReplicationInterval><ReplicationBatchSize>500</ReplicationBatchSize>";
+pub const FAST_REPLICATION: &str =
+    "<ReplicationInterval>1</ReplicationInterval><ReplicationBatchSize>500</ReplicationBatchSize>";
 
 /// Upper bound of the wait for a healed stack to settle.
 pub const SETTLE: Duration = Duration::from_secs(180);
@@ -39,7 +46,12 @@ impl Stack {
     /// Starts the master, then a stand-alone per name (`site` adjusts its
     /// options: database, extra XML) with `endpoints` computers, installs
     /// the checker, and registers each stand-alone.
-    pub async fn start(master: ServerOptions, names: &[&str], endpoints: i64, site: impl Fn(&mut ServerOptions)) -> Self {
+    pub async fn start(
+        master: ServerOptions,
+        names: &[&str],
+        endpoints: i64,
+        site: impl Fn(&mut ServerOptions),
+    ) -> Self {
         let master = TestServer::spawn(master).await;
         let mut slaves = Vec::new();
         for name in names {
@@ -92,7 +104,14 @@ impl Stack {
     pub async fn wait_for_receipts(&self, sent: &FanOut) {
         let names: Vec<&str> = self.slaves.iter().map(|s| s.options.instance.as_str()).collect();
         for path in sent.policies.iter().chain(&sent.tasks) {
-            hierarchy::wait_for_receipts(&self.master, path, &names, &format!("every slave to answer for {path}"), |r| r["state"] != "pending").await;
+            hierarchy::wait_for_receipts(
+                &self.master,
+                path,
+                &names,
+                &format!("every slave to answer for {path}"),
+                |r| r["state"] != "pending",
+            )
+            .await;
         }
     }
 
@@ -145,7 +164,8 @@ pub async fn fan_out(master: &TestServer, label: &str, policies: usize, tasks: u
         sent.policies.push(format!("/api/policies/{}", policy["id"].as_str().expect("a policy id")));
     }
     for _ in 0..tasks {
-        let (status, task) = master.post("/api/tasks", json!({"kind": "quick_scan", "target": {"slaves": "all"}})).await;
+        let (status, task) =
+            master.post("/api/tasks", json!({"kind": "quick_scan", "target": {"slaves": "all"}})).await;
         assert_eq!(status, 201, "{task}");
         sent.tasks.push(format!("/api/tasks/{}", task["id"].as_str().expect("a task id")));
     }
@@ -155,7 +175,9 @@ pub async fn fan_out(master: &TestServer, label: &str, policies: usize, tasks: u
 /// Edits every policy of `sent` once (a new version for every slave).
 pub async fn edit_policies(master: &TestServer, sent: &FanOut, realtime: bool) {
     for path in &sent.policies {
-        let (status, body) = master.call(reqwest::Method::PATCH, path, Some(json!({"settings": {"realtime_protection": realtime}}))).await;
+        let (status, body) = master
+            .call(reqwest::Method::PATCH, path, Some(json!({"settings": {"realtime_protection": realtime}})))
+            .await;
         assert_eq!(status, 200, "{body}");
     }
 }
@@ -184,7 +206,9 @@ impl Writers {
     /// Writers straight on a database (its server may be offline).
     pub fn spawn(url: String, site: &str, connections: u64, max_each: u64, deletions: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..connections).map(|w| tokio::spawn(write(url.clone(), site.to_owned(), w, max_each, deletions, stop.clone()))).collect();
+        let handles = (0..connections)
+            .map(|w| tokio::spawn(write(url.clone(), site.to_owned(), w, max_each, deletions, stop.clone())))
+            .collect();
         Self { stop, handles }
     }
 
@@ -199,7 +223,10 @@ impl Writers {
     pub async fn complete(self) -> u64 {
         let mut total = 0;
         for handle in self.handles {
-            total += tokio::time::timeout(Duration::from_secs(150), handle).await.expect("a writer stops in time").expect("a writer failed");
+            total += tokio::time::timeout(Duration::from_secs(150), handle)
+                .await
+                .expect("a writer stops in time")
+                .expect("a writer failed");
         }
         total
     }
@@ -211,7 +238,13 @@ impl Writers {
 async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool, stop: Arc<AtomicBool>) -> u64 {
     let pool = rampart_shared::db::pool(&url, 2).expect("a writer's pool");
     let mut client = pool.get().await.expect("a writer connects");
-    let ids: Vec<String> = client.query("SELECT id FROM endpoints ORDER BY id", &[]).await.expect("endpoint ids").iter().map(|r| r.get(0)).collect();
+    let ids: Vec<String> = client
+        .query("SELECT id FROM endpoints ORDER BY id", &[])
+        .await
+        .expect("endpoint ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let mut done = 0;
@@ -224,7 +257,9 @@ async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool
         // every endpoint) as the agent inbox does, rather than deadlock.
         rampart_server::policies::lock_fleet_shared(&tx).await.expect("the fleet lock");
         for id in &pair {
-            tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id]).await.expect("an update");
+            tx.execute("UPDATE endpoints SET active_threats = active_threats + 1 WHERE id = $1", &[id])
+                .await
+                .expect("an update");
         }
         if done % 10 == 0 {
             tx.execute(
@@ -259,7 +294,11 @@ async fn write(url: String, site: String, writer: u64, max: u64, deletions: bool
 /// How much of a slave's data the master's copy holds (rows, live or deleted).
 pub async fn copied_rows(master: &TestServer, slave: &str) -> i64 {
     let client = master.state.pool.get().await.expect("a master connection");
-    client.query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1", &[&slave]).await.expect("copy size").get(0)
+    client
+        .query_one("SELECT count(*) FROM replica_rows WHERE slave_id = $1", &[&slave])
+        .await
+        .expect("copy size")
+        .get(0)
 }
 
 /// Waits until nothing is in flight (outboxes empty, no ready message on
@@ -297,12 +336,24 @@ pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc
 
 /// What is in flight (empty when nothing is) and a fingerprint of the
 /// effects the checker reads.
-async fn snapshot(broker: &Broker, queues: &[String], master: &TestServer, slaves: &[&TestServer]) -> (Vec<String>, Value) {
+async fn snapshot(
+    broker: &Broker,
+    queues: &[String],
+    master: &TestServer,
+    slaves: &[&TestServer],
+) -> (Vec<String>, Value) {
     let mut in_flight = Vec::new();
     let mut parts = Vec::new();
     let Ok(channel) = broker.channel().await else { return (vec!["the broker is unreachable".into()], Value::Null) };
     for q in queues {
-        match channel.queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default()).await {
+        match channel
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                Default::default(),
+            )
+            .await
+        {
             Ok(queue) if queue.message_count() > 0 => in_flight.push(format!("{} ready in {q}", queue.message_count())),
             Ok(_) => {}
             Err(e) => return (vec![format!("queue {q}: {e}")], Value::Null),
@@ -311,7 +362,9 @@ async fn snapshot(broker: &Broker, queues: &[String], master: &TestServer, slave
     let _ = rampart_shared::amqp::close_channel(&channel, "probed").await;
     for server in std::iter::once(master).chain(slaves.iter().copied()) {
         let name = &server.options.instance;
-        let Ok(client) = server.state.pool.get().await else { return (vec![format!("{name}'s database is unreachable")], Value::Null) };
+        let Ok(client) = server.state.pool.get().await else {
+            return (vec![format!("{name}'s database is unreachable")], Value::Null);
+        };
         let Ok(row) = client.query_one("SELECT count(*) FROM outbox", &[]).await else {
             return (vec![format!("{name}'s database is unreachable")], Value::Null);
         };
@@ -322,7 +375,10 @@ async fn snapshot(broker: &Broker, queues: &[String], master: &TestServer, slave
         if let Ok(Some(stream)) = replicator::stream(&client).await {
             let backlog = changes::backlog(&client, stream.acked).await.unwrap_or(-1);
             if backlog != 0 {
-                in_flight.push(format!("{backlog} changes of {name} not acknowledged (batch {} sent, {} answered)", stream.sent_batch, stream.acked_batch));
+                in_flight.push(format!(
+                    "{backlog} changes of {name} not acknowledged (batch {} sent, {} answered)",
+                    stream.sent_batch, stream.acked_batch
+                ));
             }
         }
         // Effects only: a slave ships an empty caught-up batch every

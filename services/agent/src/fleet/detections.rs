@@ -15,12 +15,7 @@ use crate::computer::{self, Threat};
 impl Fleet {
     /// Threats caught by real-time protection: on average
     /// `detections_per_hour` per endpoint, drawn over the whole fleet.
-    pub(super) fn realtime_detections(
-        &mut self,
-        step: Duration,
-        now: Moment,
-        out: &mut Vec<AgentMessage>,
-    ) {
+    pub(super) fn realtime_detections(&mut self, step: Duration, now: Moment, out: &mut Vec<AgentMessage>) {
         let count = self.endpoints.len();
         let rate = self.config.detections_per_hour;
         if count == 0 || rate <= 0.0 {
@@ -104,10 +99,7 @@ mod tests {
 
     #[test]
     fn detections_follow_the_rate_and_some_infect() {
-        let mut fleet = started(FleetConfig {
-            detections_per_hour: 2.0,
-            ..config(1_000)
-        });
+        let mut fleet = started(FleetConfig { detections_per_hour: 2.0, ..config(1_000) });
         let infected_before: usize = fleet.endpoints().iter().map(|e| e.threats.len()).sum();
         let mut left_in_place = 0;
         let mut detections = 0;
@@ -124,10 +116,7 @@ mod tests {
                 }
             }
         }
-        assert!(
-            (1_800..=2_200).contains(&detections),
-            "{detections} detections in an hour"
-        );
+        assert!((1_800..=2_200).contains(&detections), "{detections} detections in an hour");
         assert!(left_in_place > 0);
         let infected_after: usize = fleet.endpoints().iter().map(|e| e.threats.len()).sum();
         assert_eq!(infected_after, infected_before + left_in_place);
@@ -140,10 +129,7 @@ mod tests {
         for mean in [0.2, 4.0, 80.0] {
             let total: u32 = (0..10_000).map(|_| poisson(&mut rng, mean)).sum();
             let measured = f64::from(total) / 10_000.0;
-            assert!(
-                (measured - mean).abs() < mean * 0.05 + 0.02,
-                "mean {mean}, measured {measured}"
-            );
+            assert!((measured - mean).abs() < mean * 0.05 + 0.02, "mean {mean}, measured {measured}");
         }
     }
 }

@@ -21,9 +21,7 @@ use std::{
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rampart_shared::messages::{
-    AgentMessage, DiscoveredComputer, Discovery, EndpointCommand, Heartbeat,
-};
+use rampart_shared::messages::{AgentMessage, DiscoveredComputer, Discovery, EndpointCommand, Heartbeat};
 use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::computer::{self, Endpoint};
@@ -114,17 +112,10 @@ impl Fleet {
     /// Generates the fleet as it is on `today`. Every endpoint owes its first
     /// heartbeat, so a server sees the whole fleet at once.
     pub fn new(config: FleetConfig, today: NaiveDate) -> Self {
-        let endpoints: Vec<_> = (1..=config.endpoints)
-            .map(|i| Endpoint::generate(&config.name, config.seed, i, today))
-            .collect();
-        let unmanaged = (1..=config.unmanaged)
-            .map(|i| computer::discovered(&config.name, config.seed, i))
-            .collect();
-        let positions = endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id.clone(), i))
-            .collect();
+        let endpoints: Vec<_> =
+            (1..=config.endpoints).map(|i| Endpoint::generate(&config.name, config.seed, i, today)).collect();
+        let unmanaged = (1..=config.unmanaged).map(|i| computer::discovered(&config.name, config.seed, i)).collect();
+        let positions = endpoints.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
         let count = endpoints.len();
         Self {
             rng: SmallRng::seed_from_u64(computer::fleet_seed(&config.name, config.seed)),
@@ -189,12 +180,7 @@ impl Fleet {
 
     /// Applies a command addressed to `endpoint_id` (from the routing key).
     /// Commands for computers this process does not simulate change nothing.
-    pub fn apply(
-        &mut self,
-        endpoint_id: &str,
-        command: EndpointCommand,
-        now: Moment,
-    ) -> Vec<AgentMessage> {
+    pub fn apply(&mut self, endpoint_id: &str, command: EndpointCommand, now: Moment) -> Vec<AgentMessage> {
         if let EndpointCommand::Deploy(deploy) = command {
             return self.deploy(deploy, now);
         }
@@ -212,14 +198,8 @@ impl Fleet {
 
     /// Endpoint 1's report of the computers without an agent.
     pub fn discovery(&self) -> Option<AgentMessage> {
-        let reporter = self
-            .endpoints
-            .first()
-            .filter(|_| self.config.unmanaged > 0)?;
-        Some(AgentMessage::Discovery(Discovery {
-            reported_by: reporter.id.clone(),
-            computers: self.unmanaged.clone(),
-        }))
+        let reporter = self.endpoints.first().filter(|_| self.config.unmanaged > 0)?;
+        Some(AgentMessage::Discovery(Discovery { reported_by: reporter.id.clone(), computers: self.unmanaged.clone() }))
     }
 
     /// Up to `max` heartbeats owed, oldest debt first, built from the
@@ -260,8 +240,7 @@ impl Fleet {
         if count == 0 {
             return;
         }
-        self.ring_credit +=
-            step.as_secs_f64() * count as f64 / self.config.heartbeat_interval.as_secs_f64();
+        self.ring_credit += step.as_secs_f64() * count as f64 / self.config.heartbeat_interval.as_secs_f64();
         let whole = self.ring_credit.floor();
         self.ring_credit -= whole;
         // After a long stall one full round is enough.
@@ -303,10 +282,7 @@ mod tests {
     pub(super) fn at(secs: f64) -> Moment {
         let elapsed = Duration::from_secs_f64(secs);
         let start = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
-        Moment {
-            elapsed,
-            wall: start + elapsed,
-        }
+        Moment { elapsed, wall: start + elapsed }
     }
 
     /// A fleet past its start: first heartbeats and discovery sent.
@@ -338,11 +314,7 @@ mod tests {
         for step in 1..=20 {
             fleet.tick(at(step as f64 * 0.5));
             let due = fleet.take_heartbeats(usize::MAX);
-            assert!(
-                (4..=6).contains(&due.len()),
-                "{} heartbeats at step {step}",
-                due.len()
-            );
+            assert!((4..=6).contains(&due.len()), "{} heartbeats at step {step}", due.len());
             seen.extend(due.into_iter().map(|h| h.endpoint_id));
         }
         let distinct: HashSet<_> = seen.iter().collect();
@@ -361,13 +333,8 @@ mod tests {
     #[test]
     fn the_same_name_and_seed_give_the_same_events() {
         let run = || {
-            let mut fleet = started(FleetConfig {
-                detections_per_hour: 60.0,
-                ..config(500)
-            });
-            (1..=60)
-                .flat_map(|s| fleet.tick(at(f64::from(s))))
-                .collect::<Vec<_>>()
+            let mut fleet = started(FleetConfig { detections_per_hour: 60.0, ..config(500) });
+            (1..=60).flat_map(|s| fleet.tick(at(f64::from(s)))).collect::<Vec<_>>()
         };
         let events = run();
         assert!(events.len() > 100, "{} events", events.len());
@@ -378,31 +345,20 @@ mod tests {
     fn discovery_comes_at_start_and_every_interval() {
         let mut fleet = Fleet::new(config(5), today());
         let first = fleet.tick(at(0.0));
-        let [AgentMessage::Discovery(d)] = first.as_slice() else {
-            panic!("{first:?}")
-        };
+        let [AgentMessage::Discovery(d)] = first.as_slice() else { panic!("{first:?}") };
         assert_eq!(d.reported_by, "sim1-00001");
         let computers: Vec<_> = d.computers.iter().map(|c| c.computer_id.as_str()).collect();
         assert_eq!(computers, ["sim1-u0001", "sim1-u0002", "sim1-u0003"]);
         assert!(fleet.tick(at(299.0)).is_empty());
         assert_eq!(fleet.tick(at(300.0)).len(), 1);
-        let mut quiet = Fleet::new(
-            FleetConfig {
-                unmanaged: 0,
-                ..config(5)
-            },
-            today(),
-        );
+        let mut quiet = Fleet::new(FleetConfig { unmanaged: 0, ..config(5) }, today());
         assert!(quiet.tick(at(0.0)).is_empty());
     }
 
     #[test]
     fn commands_for_other_computers_are_ignored() {
         let mut fleet = started(config(5));
-        let task = EndpointCommand::Task(EndpointTask {
-            task_id: Uuid::new_v4(),
-            kind: TaskKind::QuickScan,
-        });
+        let task = EndpointCommand::Task(EndpointTask { task_id: Uuid::new_v4(), kind: TaskKind::QuickScan });
         assert!(fleet.apply("sim2-00001", task.clone(), at(1.0)).is_empty());
         assert!(fleet.apply("sim1-00006", task, at(1.0)).is_empty());
         assert_eq!(fleet.stats().commands_ignored, 2);

@@ -64,12 +64,7 @@ impl Scans {
         }
         self.starts += 1;
         self.running.insert(key, (kind, self.starts));
-        self.deadlines.push(Reverse(Deadline {
-            at: finishes_at,
-            endpoint: key.0,
-            task_id: key.1,
-            start: self.starts,
-        }));
+        self.deadlines.push(Reverse(Deadline { at: finishes_at, endpoint: key.0, task_id: key.1, start: self.starts }));
         true
     }
 
@@ -95,11 +90,7 @@ impl Scans {
             match self.running.get(&key) {
                 Some(&(kind, start)) if start == next.start => {
                     self.running.remove(&key);
-                    finished.push(FinishedScan {
-                        endpoint: next.endpoint,
-                        task_id: next.task_id,
-                        kind,
-                    });
+                    finished.push(FinishedScan { endpoint: next.endpoint, task_id: next.task_id, kind });
                 }
                 _ => {}
             }
@@ -130,14 +121,7 @@ mod tests {
         let first: Vec<_> = scans.due(S(2)).into_iter().map(|f| f.endpoint).collect();
         assert_eq!(first, vec![2, 3]);
         assert_eq!(scans.running(), 1);
-        assert_eq!(
-            scans.due(S(100)),
-            vec![FinishedScan {
-                endpoint: 1,
-                task_id: a,
-                kind: TaskKind::FullScan
-            }]
-        );
+        assert_eq!(scans.due(S(100)), vec![FinishedScan { endpoint: 1, task_id: a, kind: TaskKind::FullScan }]);
         assert_eq!(scans.running(), 0);
     }
 

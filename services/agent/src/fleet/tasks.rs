@@ -2,9 +2,7 @@
 //! succeeded (or cancelled); signature updates finish at once. A task
 //! redelivered to an endpoint is answered, not run twice.
 
-use rampart_shared::messages::{
-    AgentMessage, DetectionAction, EndpointTask, TaskKind, TaskResult, TaskState,
-};
+use rampart_shared::messages::{AgentMessage, DetectionAction, EndpointTask, TaskKind, TaskResult, TaskState};
 use rand::Rng;
 use uuid::Uuid;
 
@@ -12,12 +10,7 @@ use super::{scans::Scans, Fleet, Moment};
 use crate::computer;
 
 impl Fleet {
-    pub(super) fn start_task(
-        &mut self,
-        pos: usize,
-        task: EndpointTask,
-        now: Moment,
-    ) -> Vec<AgentMessage> {
+    pub(super) fn start_task(&mut self, pos: usize, task: EndpointTask, now: Moment) -> Vec<AgentMessage> {
         let key = (pos, task.task_id);
         if self.scans.is_running(key) {
             // Redelivered while running: say so again.
@@ -61,15 +54,10 @@ impl Fleet {
         }
         let detections = found.len() as u32;
         for threat in found {
-            let detection =
-                self.detection(pos, threat, DetectionAction::Cleaned, Some(task_id), now);
+            let detection = self.detection(pos, threat, DetectionAction::Cleaned, Some(task_id), now);
             out.push(detection);
         }
-        let result = TaskResult {
-            scanned_files,
-            detections,
-            ..self.result_body(pos, task_id, TaskState::Succeeded)
-        };
+        let result = TaskResult { scanned_files, detections, ..self.result_body(pos, task_id, TaskState::Succeeded) };
         out.push(self.finish_task(pos, result));
     }
 
@@ -122,10 +110,7 @@ mod tests {
 
     fn task(kind: TaskKind) -> (Uuid, EndpointCommand) {
         let task_id = Uuid::new_v4();
-        (
-            task_id,
-            EndpointCommand::Task(EndpointTask { task_id, kind }),
-        )
+        (task_id, EndpointCommand::Task(EndpointTask { task_id, kind }))
     }
 
     fn results(messages: &[AgentMessage]) -> Vec<&TaskResult> {
@@ -143,24 +128,13 @@ mod tests {
         let mut fleet = started(config(10));
         let (task_id, command) = task(TaskKind::QuickScan);
         let running = fleet.apply("sim1-00004", command, at(1.0));
-        let [AgentMessage::TaskResult(r)] = running.as_slice() else {
-            panic!("{running:?}")
-        };
-        assert_eq!(
-            (r.task_id, r.endpoint_id.as_str(), r.state),
-            (task_id, "sim1-00004", TaskState::Running)
-        );
+        let [AgentMessage::TaskResult(r)] = running.as_slice() else { panic!("{running:?}") };
+        assert_eq!((r.task_id, r.endpoint_id.as_str(), r.state), (task_id, "sim1-00004", TaskState::Running));
         assert!(results(&fleet.tick(at(2.9))).is_empty());
         let done = fleet.tick(at(3.0));
-        let [r] = results(&done)[..] else {
-            panic!("{done:?}")
-        };
+        let [r] = results(&done)[..] else { panic!("{done:?}") };
         assert_eq!(r.state, TaskState::Succeeded);
-        assert!(
-            (5_000..=20_000).contains(&r.scanned_files),
-            "{}",
-            r.scanned_files
-        );
+        assert!((5_000..=20_000).contains(&r.scanned_files), "{}", r.scanned_files);
         assert_eq!(fleet.take_heartbeats(1)[0].endpoint_id, "sim1-00004");
         assert_eq!(fleet.stats().tasks_finished, 1);
     }
@@ -172,24 +146,14 @@ mod tests {
         fleet.apply("sim1-00001", command, at(0.0));
         assert!(results(&fleet.tick(at(5.9))).is_empty());
         let done = fleet.tick(at(6.0));
-        let [r] = results(&done)[..] else {
-            panic!("{done:?}")
-        };
-        assert!(
-            (100_000..=400_000).contains(&r.scanned_files),
-            "{}",
-            r.scanned_files
-        );
+        let [r] = results(&done)[..] else { panic!("{done:?}") };
+        assert!((100_000..=400_000).contains(&r.scanned_files), "{}", r.scanned_files);
     }
 
     #[test]
     fn a_scan_cleans_the_threats_left_in_place() {
         let mut fleet = started(config(1_000));
-        let infected = fleet
-            .endpoints()
-            .iter()
-            .find(|e| !e.threats.is_empty())
-            .expect("about 1% are infected");
+        let infected = fleet.endpoints().iter().find(|e| !e.threats.is_empty()).expect("about 1% are infected");
         let (id, threats) = (infected.id.clone(), infected.threats.len());
         let (task_id, command) = task(TaskKind::QuickScan);
         fleet.apply(&id, command, at(0.0));
@@ -202,9 +166,7 @@ mod tests {
             })
             .collect();
         assert!(cleaned.len() >= threats);
-        assert!(cleaned
-            .iter()
-            .all(|d| d.task_id == Some(task_id) && d.action == DetectionAction::Cleaned));
+        assert!(cleaned.iter().all(|d| d.task_id == Some(task_id) && d.action == DetectionAction::Cleaned));
         assert_eq!(results(&done)[0].detections as usize, cleaned.len());
         assert_eq!(fleet.endpoint(&id).unwrap().heartbeat().active_threats, 0);
     }
@@ -218,9 +180,7 @@ mod tests {
         let cancelled = fleet.apply("sim1-00002", cancel.clone(), at(1.0));
         assert_eq!(results(&cancelled)[0].state, TaskState::Cancelled);
         assert!(results(&fleet.tick(at(10.0))).is_empty());
-        assert!(fleet
-            .apply("sim1-00002", cancel.clone(), at(11.0))
-            .is_empty());
+        assert!(fleet.apply("sim1-00002", cancel.clone(), at(11.0)).is_empty());
         assert!(fleet.apply("sim1-00003", cancel, at(11.0)).is_empty());
         assert_eq!(fleet.stats().tasks_cancelled, 1);
     }
@@ -243,27 +203,16 @@ mod tests {
     #[test]
     fn an_update_installs_todays_signatures_at_once() {
         let mut fleet = started(config(200));
-        let outdated = fleet
-            .endpoints()
-            .iter()
-            .find(|e| e.signatures_date < today())
-            .unwrap()
-            .id
-            .clone();
+        let outdated = fleet.endpoints().iter().find(|e| e.signatures_date < today()).unwrap().id.clone();
         let (_, command) = task(TaskKind::Update);
         let done = fleet.apply(&outdated, command, at(1.0));
-        let [r] = results(&done)[..] else {
-            panic!("{done:?}")
-        };
+        let [r] = results(&done)[..] else { panic!("{done:?}") };
         assert_eq!(r.state, TaskState::Succeeded);
         assert_eq!(r.signatures_version.as_deref(), Some("2026.11.26"));
         let heartbeat = &fleet.take_heartbeats(1)[0];
         assert_eq!(heartbeat.endpoint_id, outdated);
         assert_eq!(
-            (
-                heartbeat.signatures_date,
-                heartbeat.signatures_version.clone()
-            ),
+            (heartbeat.signatures_date, heartbeat.signatures_version.clone()),
             (today(), signatures_label(today()))
         );
     }

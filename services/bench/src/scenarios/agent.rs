@@ -22,8 +22,14 @@ pub struct AgentMemory {
 }
 
 /// Runs `computers` simulated computers against `slave`, then `linger` more.
-pub async fn run(binary: &Path, amqp_url: &str, slave: &TestServer, computers: u64, linger: Duration, log: &Path)
-    -> anyhow::Result<AgentMemory> {
+pub async fn run(
+    binary: &Path,
+    amqp_url: &str,
+    slave: &TestServer,
+    computers: u64,
+    linger: Duration,
+    log: &Path,
+) -> anyhow::Result<AgentMemory> {
     let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut child = Command::new(binary)
         .args(["--amqp", amqp_url, "--namespace", &slave.options.namespace, "--site", &slave.options.instance])
@@ -38,7 +44,8 @@ pub async fn run(binary: &Path, amqp_url: &str, slave: &TestServer, computers: u
     let started = Instant::now();
     let client = slave.state.pool.get().await?;
     loop {
-        let enrolled: i64 = client.query_one("SELECT count(*) FROM endpoints WHERE id LIKE 'agent-%'", &[]).await?.get(0);
+        let enrolled: i64 =
+            client.query_one("SELECT count(*) FROM endpoints WHERE id LIKE 'agent-%'", &[]).await?.get(0);
         if enrolled as u64 >= computers {
             break;
         }

@@ -147,7 +147,11 @@ async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Re
             bail!("policy {id} failed on a slave: {failed}");
         }
         if Instant::now() >= deadline {
-            bail!("policy {id} was not applied on all {} slaves within {ROUND_TIMEOUT:?}: {}", names.len(), Value::Array(receipts));
+            bail!(
+                "policy {id} was not applied on all {} slaves within {ROUND_TIMEOUT:?}: {}",
+                names.len(),
+                Value::Array(receipts)
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -155,7 +159,12 @@ async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Re
 
 /// When the first and the last of the first `slaves` slaves applied
 /// policy `id`.
-async fn applied(fleet: &Fleet, slaves: usize, id: &str, at: AppliedAt) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+async fn applied(
+    fleet: &Fleet,
+    slaves: usize,
+    id: &str,
+    at: AppliedAt,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     let id: uuid::Uuid = id.parse()?;
     let sql = format!(
         "SELECT {} FROM policies p JOIN policy_assignments a ON a.policy_id = p.id WHERE p.id = $1",

@@ -46,10 +46,19 @@ pub struct Live {
 }
 
 /// `computers` new computers on every slave, replicated from a standing start.
-pub async fn throughput(fleet: &Fleet, master: Master, config: &MasterConfig, master_db: &tokio_postgres::Client, computers: u64)
-    -> anyhow::Result<(Master, Drain)> {
+pub async fn throughput(
+    fleet: &Fleet,
+    master: Master,
+    config: &MasterConfig,
+    master_db: &tokio_postgres::Client,
+    computers: u64,
+) -> anyhow::Result<(Master, Drain)> {
     master.stop().await?;
-    tracing::info!(slaves = fleet.slaves.len(), computers, "Enrolling computers in every slave while the master is stopped.");
+    tracing::info!(
+        slaves = fleet.slaves.len(),
+        computers,
+        "Enrolling computers in every slave while the master is stopped."
+    );
     let heads = fleet.load_endpoints(computers).await?;
     let (master, drain) = drain(fleet, config, master_db, heads, fleet.slaves.len() as u64 * computers).await?;
     let copied: i64 = master_db
@@ -72,14 +81,22 @@ pub async fn backlog(
     live: &Traffic,
 ) -> anyhow::Result<(Master, Drain, Live)> {
     master.stop().await?;
-    tracing::info!(slaves = fleet.slaves.len(), detections, "Queueing an hour of detections in every slave while the master is stopped.");
+    tracing::info!(
+        slaves = fleet.slaves.len(),
+        detections,
+        "Queueing an hour of detections in every slave while the master is stopped."
+    );
     let before = count_detections(&master_db).await?;
     let heads = fleet.load_detections(detections, computers).await?;
     let running = traffic::start(fleet, live, master_db.clone());
     let (master, drain) = drain(fleet, config, &master_db, heads, fleet.slaves.len() as u64 * detections).await?;
     let outcome = running.finish(Duration::from_secs(120)).await?;
     let copied = count_detections(&master_db).await? - before;
-    ensure!(copied as u64 == drain.rows, "the master gained {copied} detections, not the {} the slaves recorded", drain.rows);
+    ensure!(
+        copied as u64 == drain.rows,
+        "the master gained {copied} detections, not the {} the slaves recorded",
+        drain.rows
+    );
     let live = Live {
         updates: outcome.updates,
         updates_per_s: per_second(outcome.updates, outcome.elapsed),
@@ -127,7 +144,10 @@ async fn drain(
 
 async fn batch_counts(master_db: &tokio_postgres::Client) -> anyhow::Result<(i64, i64)> {
     let row = master_db
-        .query_one("SELECT coalesce(sum(repl_batches), 0)::bigint, coalesce(sum(repl_refused), 0)::bigint FROM slaves", &[])
+        .query_one(
+            "SELECT coalesce(sum(repl_batches), 0)::bigint, coalesce(sum(repl_refused), 0)::bigint FROM slaves",
+            &[],
+        )
         .await?;
     Ok((row.get(0), row.get(1)))
 }

@@ -26,8 +26,14 @@ pub struct ReportLatency {
     pub settle_seconds: f64,
 }
 
-pub async fn run(master: &Master, report_base: &str, token: &str, computers: u64, slaves: usize, requests: usize)
-    -> anyhow::Result<ReportLatency> {
+pub async fn run(
+    master: &Master,
+    report_base: &str,
+    token: &str,
+    computers: u64,
+    slaves: usize,
+    requests: usize,
+) -> anyhow::Result<ReportLatency> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let direct_url = format!("{report_base}/api/reports/security-status");
     let started = Instant::now();
@@ -37,7 +43,10 @@ pub async fn run(master: &Master, report_base: &str, token: &str, computers: u64
             break;
         }
         if started.elapsed() > CATCH_UP_TIMEOUT {
-            bail!("the report service counts {} computers, not {computers}, after {CATCH_UP_TIMEOUT:?}", report["total"]["total"]);
+            bail!(
+                "the report service counts {} computers, not {computers}, after {CATCH_UP_TIMEOUT:?}",
+                report["total"]["total"]
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -48,7 +57,11 @@ pub async fn run(master: &Master, report_base: &str, token: &str, computers: u64
         let t = Instant::now();
         let report = master.call_ok(Method::GET, "/api/reports/security-status", None).await?;
         via_master.push(t.elapsed());
-        ensure!(report["total"]["total"].as_u64() == Some(computers), "the master's report counts {}", report["total"]["total"]);
+        ensure!(
+            report["total"]["total"].as_u64() == Some(computers),
+            "the master's report counts {}",
+            report["total"]["total"]
+        );
         let t = Instant::now();
         let response = http.get(&direct_url).bearer_auth(token).send().await?;
         ensure!(response.status().is_success(), "the report service answered {}", response.status());

@@ -10,9 +10,13 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rampart_shared::Shutdown;
-use tokio::{sync::mpsc::error::TryRecvError, task::JoinSet, time::{Instant, MissedTickBehavior}};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use tokio::{
+    sync::mpsc::error::TryRecvError,
+    task::JoinSet,
+    time::{Instant, MissedTickBehavior},
+};
 
 use crate::fleet::Fleet;
 

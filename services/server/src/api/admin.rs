@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use super::{ApiError, ApiResult, Body};
 use crate::{deployments, licensing, settings_store, state::SharedState};
 
-const DEPLOYMENT_SELECT: &str = "SELECT d.id, d.computer_id, c.hostname, d.state, d.message, d.requested_at, d.finished_at, d.automatic
+const DEPLOYMENT_SELECT: &str =
+    "SELECT d.id, d.computer_id, c.hostname, d.state, d.message, d.requested_at, d.finished_at, d.automatic
     FROM deployments d LEFT JOIN discovered_computers c ON c.computer_id = d.computer_id";
 
 fn deployment_json(r: &tokio_postgres::Row) -> Value {
@@ -29,7 +30,10 @@ pub struct DeployRequest {
     computers: Vec<String>,
 }
 
-pub async fn deploy(State(state): State<SharedState>, Body(body): Body<DeployRequest>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn deploy(
+    State(state): State<SharedState>,
+    Body(body): Body<DeployRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if body.computers.is_empty() {
         return Err(ApiError::Invalid("computers is empty".into()));
     }
@@ -106,8 +110,13 @@ fn default_true() -> bool {
 }
 
 fn check_address(field: &str, a: &str) -> Result<(), ApiError> {
-    let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace));
-    if ok { Ok(()) } else { Err(ApiError::Invalid(format!("{field}: '{a}' is not an e-mail address"))) }
+    let ok =
+        a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!("{field}: '{a}' is not an e-mail address")))
+    }
 }
 
 pub async fn get_email(State(state): State<SharedState>) -> ApiResult<Value> {
@@ -147,7 +156,8 @@ pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailS
         let stored = settings_store::get(&client, settings_store::EMAIL).await?;
         body.password = stored.and_then(|v| v.get("password").and_then(|p| p.as_str()).map(str::to_owned));
     }
-    settings_store::put(&client, settings_store::EMAIL, &serde_json::to_value(&body).expect("settings serialize")).await?;
+    settings_store::put(&client, settings_store::EMAIL, &serde_json::to_value(&body).expect("settings serialize"))
+        .await?;
     tracing::info!(smtp_host = %body.smtp_host, recipients = body.to.len(), "Saved e-mail settings.");
     drop(client);
     get_email(State(state)).await
@@ -164,7 +174,10 @@ pub struct LicenseBody {
     key: String,
 }
 
-pub async fn put_license(State(state): State<SharedState>, Body(body): Body<LicenseBody>) -> ApiResult<licensing::LicenseSummary> {
+pub async fn put_license(
+    State(state): State<SharedState>,
+    Body(body): Body<LicenseBody>,
+) -> ApiResult<licensing::LicenseSummary> {
     let mut client = state.pool.get().await?;
     match licensing::install(&mut client, &body.key).await {
         Ok(_) => {}

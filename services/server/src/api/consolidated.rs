@@ -15,7 +15,8 @@ use super::ApiError;
 use crate::{policies, state::AppState};
 
 /// Columns read by [`endpoint_json`], `e` = replica_endpoints.
-const COLUMNS: &str = "e.slave_id, e.id, e.hostname, e.ip, e.os, e.group_id, g.name, e.agent_version, e.signatures_version,
+const COLUMNS: &str =
+    "e.slave_id, e.id, e.hostname, e.ip, e.os, e.group_id, g.name, e.agent_version, e.signatures_version,
     e.signatures_date, e.realtime_protection, e.active_threats, e.status, e.licensed, e.last_seen, e.enrolled_at,
     e.policy_id, p.name, e.policy_version, e.applied_policy_id, e.applied_policy_version";
 const FROM: &str = "replica_endpoints e
@@ -64,18 +65,27 @@ pub async fn endpoints(state: &AppState, f: Filter, offline_after_secs: i64) -> 
         AND ($5::text IS NULL OR e.hostname ILIKE $5 OR e.ip LIKE $5)";
     let client = state.pool.get().await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&f.slave, &f.group, &f.status, &f.licensed, &search];
-    let total: i64 = client.query_one(&format!("SELECT count(*) FROM replica_endpoints e WHERE {filter}"), &params).await?.get(0);
+    let total: i64 =
+        client.query_one(&format!("SELECT count(*) FROM replica_endpoints e WHERE {filter}"), &params).await?.get(0);
     let mut paged = params.to_vec();
     paged.extend_from_slice(&[&f.limit, &f.offset]);
     let rows = client
-        .query(&format!("SELECT {COLUMNS} FROM {FROM} WHERE {filter} ORDER BY e.slave_id, e.id LIMIT $6 OFFSET $7"), &paged)
+        .query(
+            &format!("SELECT {COLUMNS} FROM {FROM} WHERE {filter} ORDER BY e.slave_id, e.id LIMIT $6 OFFSET $7"),
+            &paged,
+        )
         .await?;
     let list: Vec<Value> = rows.iter().map(|r| endpoint_json(r, offline_after_secs)).collect();
     Ok(json!({"total": total, "endpoints": list}))
 }
 
 /// One endpoint; `slave` is needed only when two slaves use the same id.
-pub async fn endpoint(state: &AppState, id: &str, slave: Option<&str>, offline_after_secs: i64) -> Result<Value, ApiError> {
+pub async fn endpoint(
+    state: &AppState,
+    id: &str,
+    slave: Option<&str>,
+    offline_after_secs: i64,
+) -> Result<Value, ApiError> {
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -88,7 +98,10 @@ pub async fn endpoint(state: &AppState, id: &str, slave: Option<&str>, offline_a
         [one] => one,
         many => {
             let slaves: Vec<String> = many.iter().map(|r| r.get(0)).collect();
-            return Err(ApiError::Conflict(format!("endpoint '{id}' exists on slaves {}: add ?slave=", slaves.join(", "))));
+            return Err(ApiError::Conflict(format!(
+                "endpoint '{id}' exists on slaves {}: add ?slave=",
+                slaves.join(", ")
+            )));
         }
     };
     let mut endpoint = endpoint_json(row, offline_after_secs);
@@ -118,8 +131,11 @@ fn leaf(hostname: Option<String>, id: Option<String>, status: Option<String>) ->
 pub async fn tree(state: &AppState, view: &str) -> Result<Value, ApiError> {
     let client = state.pool.get().await?;
     let slaves = client
-        .query("SELECT id, state, synced_as_of FROM slaves WHERE state <> 'removed' OR EXISTS
-                  (SELECT 1 FROM replica_rows r WHERE r.slave_id = slaves.id) ORDER BY id", &[])
+        .query(
+            "SELECT id, state, synced_as_of FROM slaves WHERE state <> 'removed' OR EXISTS
+                  (SELECT 1 FROM replica_rows r WHERE r.slave_id = slaves.id) ORDER BY id",
+            &[],
+        )
         .await?;
     let mut children = Vec::new();
     for s in &slaves {
@@ -135,9 +151,14 @@ pub async fn tree(state: &AppState, view: &str) -> Result<Value, ApiError> {
 }
 
 async fn network_groups(client: &deadpool_postgres::Client, slave: &str) -> Result<Vec<Value>, ApiError> {
-    let groups = client.query("SELECT id, name, parent_id FROM replica_network_groups WHERE slave_id = $1 ORDER BY id", &[&slave]).await?;
+    let groups = client
+        .query("SELECT id, name, parent_id FROM replica_network_groups WHERE slave_id = $1 ORDER BY id", &[&slave])
+        .await?;
     let members = client
-        .query("SELECT group_id, hostname, id, status FROM replica_endpoints WHERE slave_id = $1 ORDER BY id", &[&slave])
+        .query(
+            "SELECT group_id, hostname, id, status FROM replica_endpoints WHERE slave_id = $1 ORDER BY id",
+            &[&slave],
+        )
         .await?;
     let mut by_group: BTreeMap<Option<i64>, Vec<Value>> = BTreeMap::new();
     for m in &members {
@@ -147,7 +168,12 @@ async fn network_groups(client: &deadpool_postgres::Client, slave: &str) -> Resu
     for g in &groups {
         children_of.entry(g.get(2)).or_default().push((g.get(0), g.get(1)));
     }
-    fn build(id: i64, name: &str, children_of: &BTreeMap<Option<i64>, Vec<(i64, String)>>, by_group: &mut BTreeMap<Option<i64>, Vec<Value>>) -> Value {
+    fn build(
+        id: i64,
+        name: &str,
+        children_of: &BTreeMap<Option<i64>, Vec<(i64, String)>>,
+        by_group: &mut BTreeMap<Option<i64>, Vec<Value>>,
+    ) -> Value {
         let children: Vec<Value> = children_of
             .get(&Some(id))
             .map(|c| c.iter().map(|(cid, cname)| build(*cid, cname, children_of, by_group)).collect())
@@ -160,7 +186,8 @@ async fn network_groups(client: &deadpool_postgres::Client, slave: &str) -> Resu
 }
 
 async fn virtual_groups(client: &deadpool_postgres::Client, slave: &str) -> Result<Vec<Value>, ApiError> {
-    let groups = client.query("SELECT id, name FROM replica_virtual_groups WHERE slave_id = $1 ORDER BY id", &[&slave]).await?;
+    let groups =
+        client.query("SELECT id, name FROM replica_virtual_groups WHERE slave_id = $1 ORDER BY id", &[&slave]).await?;
     let members = client
         .query(
             "SELECT m.virtual_group_id, e.hostname, e.id, e.status FROM replica_virtual_group_members m

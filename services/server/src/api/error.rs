@@ -78,7 +78,8 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response();
+        let mut response =
+            (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of an oversized body may still be on its way.
             response
@@ -98,9 +99,9 @@ impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
         match e.code() {
-            Some(c) if *c == SqlState::UNIQUE_VIOLATION => Self::Conflict(
-                e.as_db_error().and_then(|d| d.detail()).unwrap_or("already exists").to_owned(),
-            ),
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => {
+                Self::Conflict(e.as_db_error().and_then(|d| d.detail()).unwrap_or("already exists").to_owned())
+            }
             _ if rampart_shared::db::is_transient(&e) => Self::Unavailable(format!("the database is unavailable: {e}")),
             // Class 22, data exception: a value the database cannot take
             // (a NUL character, a number out of range), so the request's fault.
@@ -122,6 +123,5 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 /// Parses a path id, naming what was expected.
 pub fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound(format!("no {what} '{raw}' (not a valid {what} id)")))
+    raw.parse().map_err(|_| ApiError::NotFound(format!("no {what} '{raw}' (not a valid {what} id)")))
 }

@@ -156,7 +156,9 @@ mod tests {
             h.insert(header::CONTENT_TYPE, v.parse().unwrap());
             json_content_type(&h)
         };
-        assert!(with("application/json") && with("application/json; charset=utf-8") && with("application/merge-patch+json"));
+        assert!(
+            with("application/json") && with("application/json; charset=utf-8") && with("application/merge-patch+json")
+        );
         assert!(!with("text/plain") && !with("application/xml") && !json_content_type(&HeaderMap::new()));
     }
 }

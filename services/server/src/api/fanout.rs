@@ -15,28 +15,36 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{ApiError, ApiResult};
-use crate::{
-    hierarchy::fanout,
-    state::SharedState,
-};
+use crate::{hierarchy::fanout, state::SharedState};
 
 /// Parses and checks the `target` of a master policy or task.
 pub fn parse_target(target: Option<Value>) -> Result<SlaveTarget, ApiError> {
     let target = target.ok_or_else(|| {
         ApiError::Invalid("target is required on a master: {\"slaves\": \"all\" | [slave ids], \"group\"?: name, \"virtual_group\"?: name}".into())
     })?;
-    let target: SlaveTarget = serde_json::from_value(target)
-        .map_err(|e| ApiError::Invalid(format!("target: {e}; expected {{\"slaves\": \"all\" | [slave ids], \"group\"?: name, \"virtual_group\"?: name}}")))?;
+    let target: SlaveTarget = serde_json::from_value(target).map_err(|e| {
+        ApiError::Invalid(format!(
+            "target: {e}; expected {{\"slaves\": \"all\" | [slave ids], \"group\"?: name, \"virtual_group\"?: name}}"
+        ))
+    })?;
     target.validate().map_err(ApiError::Invalid)?;
     Ok(target)
 }
 
-async fn slaves_of<C: deadpool_postgres::GenericClient>(client: &C, target: &SlaveTarget) -> Result<Vec<String>, ApiError> {
+async fn slaves_of<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    target: &SlaveTarget,
+) -> Result<Vec<String>, ApiError> {
     fanout::resolve(client, target).await?.map_err(ApiError::Invalid)
 }
 
 /// A new master policy, sent to its slaves.
-pub async fn create_policy(state: SharedState, name: String, settings: PolicySettings, target: Option<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_policy(
+    state: SharedState,
+    name: String,
+    settings: PolicySettings,
+    target: Option<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = parse_target(target)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -44,7 +52,12 @@ pub async fn create_policy(state: SharedState, name: String, settings: PolicySet
     let id = Uuid::new_v4();
     tx.execute_cached(
         "INSERT INTO policies (id, name, owner, settings, target) VALUES ($1, $2, 'local', $3, $4)",
-        &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize"), &serde_json::to_value(&target).expect("targets serialize")],
+        &[
+            &id,
+            &name,
+            &serde_json::to_value(&settings).expect("settings serialize"),
+            &serde_json::to_value(&target).expect("targets serialize"),
+        ],
     )
     .await?;
     fanout::push_policy(&tx, &state, id, &slaves).await?;
@@ -56,7 +69,11 @@ pub async fn create_policy(state: SharedState, name: String, settings: PolicySet
 }
 
 /// After an edit stored a new version: send it to the policy's slaves.
-pub async fn push_new_version<C: deadpool_postgres::GenericClient>(tx: &C, state: &SharedState, id: Uuid) -> Result<usize, ApiError> {
+pub async fn push_new_version<C: deadpool_postgres::GenericClient>(
+    tx: &C,
+    state: &SharedState,
+    id: Uuid,
+) -> Result<usize, ApiError> {
     let Some((_, target)) = fanout::stored_policy(tx, id).await? else { return Ok(0) };
     let mut slaves = fanout::receivers(tx, "policy", id).await?;
     if target.is_all() {
@@ -120,7 +137,12 @@ pub async fn list_tasks(state: SharedState) -> ApiResult<Vec<Value>> {
 }
 
 /// A new master task, sent to its slaves.
-pub async fn create_task(state: SharedState, name: Option<String>, kind: TaskKind, target: Option<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_task(
+    state: SharedState,
+    name: Option<String>,
+    kind: TaskKind,
+    target: Option<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = parse_target(target)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -129,7 +151,9 @@ pub async fn create_task(state: SharedState, name: Option<String>, kind: TaskKin
         return Err(ApiError::Invalid("no registered slave to run the task on".into()));
     }
     let id = Uuid::new_v4();
-    let name = name.unwrap_or_else(|| format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M")));
+    let name = name.unwrap_or_else(|| {
+        format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M"))
+    });
     tx.execute_cached(
         "INSERT INTO tasks (id, name, kind, owner, target) VALUES ($1, $2, $3, 'local', $4)",
         &[&id, &name, &kind.as_str(), &serde_json::to_value(&target).expect("targets serialize")],

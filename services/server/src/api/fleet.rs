@@ -1,6 +1,10 @@
 //! Endpoints, network groups (network builder), virtual groups, and the tree.
 
-use axum::{extract::{Path, State}, http::StatusCode, Json};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Row;
@@ -12,7 +16,8 @@ use crate::{policies, role::Role, state::SharedState};
 pub const ENDPOINT_COLUMNS: &str = "e.id, e.hostname, host(e.ip), e.os, e.group_id, g.name, e.agent_version,
     e.signatures_version, e.signatures_date, e.realtime_protection, e.active_threats, e.status, e.licensed,
     e.last_seen, e.enrolled_at, e.policy_id, p.name, e.policy_version, e.applied_policy_id, e.applied_policy_version";
-pub const ENDPOINT_FROM: &str = "endpoints e JOIN network_groups g ON g.id = e.group_id LEFT JOIN policies p ON p.id = e.policy_id";
+pub const ENDPOINT_FROM: &str =
+    "endpoints e JOIN network_groups g ON g.id = e.group_id LEFT JOIN policies p ON p.id = e.policy_id";
 
 pub fn endpoint_json(row: &Row, offline_after_secs: i64) -> Value {
     let last_seen: chrono::DateTime<chrono::Utc> = row.get(13);
@@ -58,7 +63,9 @@ pub struct EndpointFilter {
 pub async fn list_endpoints(State(state): State<SharedState>, Params(f): Params<EndpointFilter>) -> ApiResult<Value> {
     if let Some(s) = &f.status {
         if crate::security::SecurityStatus::parse(s).is_none() {
-            return Err(ApiError::Invalid(format!("status '{s}' is not one of protected, at_risk, infected, unprotected")));
+            return Err(ApiError::Invalid(format!(
+                "status '{s}' is not one of protected, at_risk, infected, unprotected"
+            )));
         }
     }
     let limit = f.limit.unwrap_or(100);
@@ -70,20 +77,31 @@ pub async fn list_endpoints(State(state): State<SharedState>, Params(f): Params<
     }
     if state.role() == Role::Master {
         let filter = consolidated::Filter {
-            slave: f.slave, group: f.group, status: f.status, licensed: f.licensed, search: f.search,
-            limit, offset: f.offset.unwrap_or(0),
+            slave: f.slave,
+            group: f.group,
+            status: f.status,
+            licensed: f.licensed,
+            search: f.search,
+            limit,
+            offset: f.offset.unwrap_or(0),
         };
         return Ok(Json(consolidated::endpoints(&state, filter, offline_after(&state)).await?));
     }
     if f.slave.is_some() {
-        return Err(ApiError::Invalid(format!("slave filters exist only on a master; this server is a {}", state.role())));
+        return Err(ApiError::Invalid(format!(
+            "slave filters exist only on a master; this server is a {}",
+            state.role()
+        )));
     }
     let search = f.search.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
     let filter = "($1::bigint IS NULL OR e.group_id = $1) AND ($2::text IS NULL OR e.status = $2)
         AND ($3::boolean IS NULL OR e.licensed = $3) AND ($4::text IS NULL OR e.hostname ILIKE $4 OR host(e.ip) LIKE $4)";
     let client = state.pool.get().await?;
     let total: i64 = client
-        .query_one(&format!("SELECT count(*) FROM endpoints e WHERE {filter}"), &[&f.group, &f.status, &f.licensed, &search])
+        .query_one(
+            &format!("SELECT count(*) FROM endpoints e WHERE {filter}"),
+            &[&f.group, &f.status, &f.licensed, &search],
+        )
         .await?
         .get(0);
     let rows = client
@@ -103,7 +121,11 @@ pub struct EndpointQuery {
     slave: Option<String>,
 }
 
-pub async fn show_endpoint(State(state): State<SharedState>, Path(id): Path<String>, Params(q): Params<EndpointQuery>) -> ApiResult<Value> {
+pub async fn show_endpoint(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Params(q): Params<EndpointQuery>,
+) -> ApiResult<Value> {
     if state.role() == Role::Master {
         return Ok(Json(consolidated::endpoint(&state, &id, q.slave.as_deref(), offline_after(&state)).await?));
     }
@@ -182,8 +204,11 @@ pub struct GroupBody {
 
 fn check_subnet(subnet: &Option<String>) -> Result<(), ApiError> {
     if let Some(s) = subnet {
-        let (addr, bits) = s.split_once('/').ok_or_else(|| ApiError::Invalid(format!("subnet '{s}' must be in CIDR form, e.g. 10.1.0.0/16")))?;
-        let ip: std::net::IpAddr = addr.parse().map_err(|_| ApiError::Invalid(format!("subnet '{s}': '{addr}' is not an IP address")))?;
+        let (addr, bits) = s
+            .split_once('/')
+            .ok_or_else(|| ApiError::Invalid(format!("subnet '{s}' must be in CIDR form, e.g. 10.1.0.0/16")))?;
+        let ip: std::net::IpAddr =
+            addr.parse().map_err(|_| ApiError::Invalid(format!("subnet '{s}': '{addr}' is not an IP address")))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         match bits.parse::<u8>() {
             Ok(b) if b <= max => {}
@@ -205,13 +230,24 @@ fn map_cidr_error(e: tokio_postgres::Error) -> ApiError {
     if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
         || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE)
     {
-        return ApiError::Invalid(format!("subnet is not valid: {}", e.as_db_error().map(|d| d.message()).unwrap_or("")));
+        return ApiError::Invalid(format!(
+            "subnet is not valid: {}",
+            e.as_db_error().map(|d| d.message()).unwrap_or("")
+        ));
     }
     e.into()
 }
 
-pub async fn create_group(State(state): State<SharedState>, Body(body): Body<GroupBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).ok_or_else(|| ApiError::Invalid("name is required".into()))?;
+pub async fn create_group(
+    State(state): State<SharedState>,
+    Body(body): Body<GroupBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Invalid("name is required".into()))?;
     check_subnet(&body.subnet)?;
     let parent = body.parent_id.unwrap_or(1);
     let client = state.pool.get().await?;
@@ -230,7 +266,11 @@ pub async fn create_group(State(state): State<SharedState>, Body(body): Body<Gro
     Ok((StatusCode::CREATED, Json(one_group(&client, id).await?)))
 }
 
-pub async fn edit_group(State(state): State<SharedState>, Path(id): Path<String>, Body(body): Body<GroupBody>) -> ApiResult<Value> {
+pub async fn edit_group(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Body(body): Body<GroupBody>,
+) -> ApiResult<Value> {
     let id: i64 = parse_id(&id, "group")?;
     check_subnet(&body.subnet)?;
     if body.parent_id.is_some() {
@@ -270,7 +310,8 @@ pub async fn delete_group(State(state): State<SharedState>, Path(id): Path<Strin
         .map(|r| r.get(0))
         .collect();
     tx.execute("UPDATE network_groups SET parent_id = $2 WHERE parent_id = $1", &[&id, &parent]).await?;
-    tx.execute("DELETE FROM policy_assignments WHERE target_kind = 'group' AND target_id = $1", &[&id.to_string()]).await?;
+    tx.execute("DELETE FROM policy_assignments WHERE target_kind = 'group' AND target_id = $1", &[&id.to_string()])
+        .await?;
     tx.execute("DELETE FROM network_groups WHERE id = $1", &[&id]).await?;
     let queued = policies::refresh(&tx, &state.site, Some(&moved), false).await?;
     tx.commit().await?;
@@ -289,8 +330,14 @@ pub async fn list_virtual_groups(State(state): State<SharedState>) -> ApiResult<
             &[],
         )
         .await?;
-    Ok(Json(rows.iter().map(|r| json!({"id": r.get::<_, i64>(0), "name": r.get::<_, String>(1),
-        "description": r.get::<_, String>(2), "member_count": r.get::<_, i64>(3)})).collect()))
+    Ok(Json(
+        rows.iter()
+            .map(|r| {
+                json!({"id": r.get::<_, i64>(0), "name": r.get::<_, String>(1),
+        "description": r.get::<_, String>(2), "member_count": r.get::<_, i64>(3)})
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -301,14 +348,20 @@ pub struct VirtualGroupBody {
     description: String,
 }
 
-pub async fn create_virtual_group(State(state): State<SharedState>, Body(body): Body<VirtualGroupBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_virtual_group(
+    State(state): State<SharedState>,
+    Body(body): Body<VirtualGroupBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = body.name.trim();
     if name.is_empty() {
         return Err(ApiError::Invalid("name is required".into()));
     }
     let client = state.pool.get().await?;
     let id: i64 = client
-        .query_one("INSERT INTO virtual_groups (name, description) VALUES ($1, $2) RETURNING id", &[&name, &body.description])
+        .query_one(
+            "INSERT INTO virtual_groups (name, description) VALUES ($1, $2) RETURNING id",
+            &[&name, &body.description],
+        )
         .await
         .map_err(|e| match ApiError::from(e) {
             ApiError::Conflict(_) => ApiError::Conflict(format!("a virtual group named '{name}' already exists")),
@@ -318,7 +371,10 @@ pub async fn create_virtual_group(State(state): State<SharedState>, Body(body): 
     Ok((StatusCode::CREATED, Json(json!({"id": id, "name": name, "description": body.description, "member_count": 0}))))
 }
 
-pub async fn delete_virtual_group(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_virtual_group(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id: i64 = parse_id(&id, "virtual group")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -328,7 +384,11 @@ pub async fn delete_virtual_group(State(state): State<SharedState>, Path(id): Pa
         .iter()
         .map(|r| r.get(0))
         .collect();
-    tx.execute("DELETE FROM policy_assignments WHERE target_kind = 'virtual_group' AND target_id = $1", &[&id.to_string()]).await?;
+    tx.execute(
+        "DELETE FROM policy_assignments WHERE target_kind = 'virtual_group' AND target_id = $1",
+        &[&id.to_string()],
+    )
+    .await?;
     if tx.execute("DELETE FROM virtual_groups WHERE id = $1", &[&id]).await? == 0 {
         return Err(ApiError::NotFound(format!("no virtual group {id}")));
     }
@@ -348,8 +408,10 @@ pub async fn virtual_group_members(State(state): State<SharedState>, Path(id): P
     }
     let rows = client
         .query(
-            &format!("SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} JOIN virtual_group_members m ON m.endpoint_id = e.id
-                       WHERE m.virtual_group_id = $1 ORDER BY e.id"),
+            &format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} JOIN virtual_group_members m ON m.endpoint_id = e.id
+                       WHERE m.virtual_group_id = $1 ORDER BY e.id"
+            ),
             &[&id],
         )
         .await?;
@@ -370,10 +432,14 @@ async fn change_members(state: SharedState, id: String, members: Vec<String>, ad
     if tx.query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&id]).await?.is_none() {
         return Err(ApiError::NotFound(format!("no virtual group {id}")));
     }
-    let known: Vec<String> = tx.query("SELECT id FROM endpoints WHERE id = ANY($1)", &[&members]).await?.iter().map(|r| r.get(0)).collect();
+    let known: Vec<String> =
+        tx.query("SELECT id FROM endpoints WHERE id = ANY($1)", &[&members]).await?.iter().map(|r| r.get(0)).collect();
     let unknown: Vec<&String> = members.iter().filter(|m| !known.contains(m)).collect();
     if !unknown.is_empty() {
-        return Err(ApiError::Invalid(format!("unknown endpoints: {}", unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+        return Err(ApiError::Invalid(format!(
+            "unknown endpoints: {}",
+            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )));
     }
     let changed = if add {
         tx.execute(
@@ -382,7 +448,11 @@ async fn change_members(state: SharedState, id: String, members: Vec<String>, ad
         )
         .await?
     } else {
-        tx.execute("DELETE FROM virtual_group_members WHERE virtual_group_id = $1 AND endpoint_id = ANY($2)", &[&id, &members]).await?
+        tx.execute(
+            "DELETE FROM virtual_group_members WHERE virtual_group_id = $1 AND endpoint_id = ANY($2)",
+            &[&id, &members],
+        )
+        .await?
     };
     let queued = policies::refresh(&tx, &state.site, Some(&members), false).await?;
     tx.commit().await?;
@@ -392,11 +462,19 @@ async fn change_members(state: SharedState, id: String, members: Vec<String>, ad
     Ok(Json(if add { json!({"added": changed}) } else { json!({"removed": changed}) }))
 }
 
-pub async fn add_members(State(state): State<SharedState>, Path(id): Path<String>, Body(b): Body<Members>) -> ApiResult<Value> {
+pub async fn add_members(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Body(b): Body<Members>,
+) -> ApiResult<Value> {
     change_members(state, id, b.endpoints, true).await
 }
 
-pub async fn remove_members(State(state): State<SharedState>, Path(id): Path<String>, Body(b): Body<Members>) -> ApiResult<Value> {
+pub async fn remove_members(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Body(b): Body<Members>,
+) -> ApiResult<Value> {
     change_members(state, id, b.endpoints, false).await
 }
 
@@ -421,7 +499,8 @@ pub async fn tree(State(state): State<SharedState>, Params(q): Params<TreeQuery>
             let groups = client.query("SELECT id, name, parent_id FROM network_groups ORDER BY id", &[]).await?;
             let members = client.query("SELECT group_id, id, hostname, status FROM endpoints ORDER BY id", &[]).await?;
             fn build(id: i64, groups: &[Row], members: &[Row], leaf: &dyn Fn(&Row) -> Value) -> Value {
-                let name: String = groups.iter().find(|g| g.get::<_, i64>(0) == id).map(|g| g.get(1)).unwrap_or_default();
+                let name: String =
+                    groups.iter().find(|g| g.get::<_, i64>(0) == id).map(|g| g.get(1)).unwrap_or_default();
                 let children: Vec<Value> = groups
                     .iter()
                     .filter(|g| g.get::<_, Option<i64>>(2) == Some(id))
@@ -456,5 +535,7 @@ pub async fn tree(State(state): State<SharedState>, Params(q): Params<TreeQuery>
         }
         other => return Err(ApiError::Invalid(format!("view '{other}' is not one of network, virtual"))),
     };
-    Ok(Json(json!({"view": view, "root": {"kind": "site", "name": state.site.instance, "children": children, "endpoints": []}})))
+    Ok(Json(
+        json!({"view": view, "root": {"kind": "site", "name": state.site.instance, "children": children, "endpoints": []}}),
+    ))
 }

@@ -2,7 +2,11 @@
 //! and unregistering (stand-alone / slave), and the registration call one
 //! server makes to another.
 
-use axum::{extract::{Path, State}, http::StatusCode, Json};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
 use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,9 +22,7 @@ use crate::{
 pub(super) fn require_master(state: &AppState, what: &str) -> Result<(), ApiError> {
     match state.role() {
         Role::Master => Ok(()),
-        role => Err(ApiError::FeatureUnavailable(format!(
-            "{what} exist only on a master; this server is a {role}"
-        ))),
+        role => Err(ApiError::FeatureUnavailable(format!("{what} exist only on a master; this server is a {role}"))),
     }
 }
 
@@ -30,7 +32,10 @@ pub struct CreateToken {
     expires_in_seconds: Option<u64>,
 }
 
-pub async fn create_token(State(state): State<SharedState>, Body(body): Body<CreateToken>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_token(
+    State(state): State<SharedState>,
+    Body(body): Body<CreateToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_master(&state, "Registration tokens")?;
     let lifetime = body.expires_in_seconds.unwrap_or(tokens::DEFAULT_LIFETIME_SECONDS);
     if !(1..=tokens::MAX_LIFETIME_SECONDS).contains(&lifetime) {
@@ -50,7 +55,10 @@ pub async fn list_tokens(State(state): State<SharedState>) -> ApiResult<Vec<Valu
 }
 
 /// Called by a stand-alone on this master; the token in the body is the credential.
-pub async fn accept_registration(State(state): State<SharedState>, Body(body): Body<RegisterRequest>) -> ApiResult<RegisterResponse> {
+pub async fn accept_registration(
+    State(state): State<SharedState>,
+    Body(body): Body<RegisterRequest>,
+) -> ApiResult<RegisterResponse> {
     let slave_id = body.slave_id.clone();
     match slaves::register(&state, body).await {
         Ok(answer) => Ok(Json(answer)),
@@ -78,7 +86,11 @@ pub struct RemoveQuery {
     purge: Option<bool>,
 }
 
-pub async fn remove_slave(State(state): State<SharedState>, Path(id): Path<String>, Params(q): Params<RemoveQuery>) -> ApiResult<Value> {
+pub async fn remove_slave(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Params(q): Params<RemoveQuery>,
+) -> ApiResult<Value> {
     require_master(&state, "Slaves")?;
     Ok(Json(slaves::remove(&state, &id, q.purge.unwrap_or(false)).await?))
 }

@@ -39,8 +39,11 @@ fn escape(value: &str) -> String {
 pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
     let client = state.pool.get().await?;
     let mut out = Exposition::default();
-    let consumers =
-        [("inbox", &state.inbox_metrics), ("hierarchy", &state.hierarchy_metrics), ("replication", &state.replication_metrics)];
+    let consumers = [
+        ("inbox", &state.inbox_metrics),
+        ("hierarchy", &state.hierarchy_metrics),
+        ("replication", &state.replication_metrics),
+    ];
     for (name, help, pick) in [
         ("rampart_messages_applied_total", "Messages applied and acked, by consumer.", 0),
         ("rampart_messages_dead_lettered_total", "Messages refused and parked with a reason, by consumer.", 1),
@@ -69,7 +72,11 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             .await?;
         out.family("rampart_slave_up", "gauge", "1 for a registered slave (active), 0 once removing or removed.");
         for r in &rows {
-            out.sample("rampart_slave_up", &[("slave", r.get(0))], if r.get::<_, &str>(1) == "active" { 1.0 } else { 0.0 });
+            out.sample(
+                "rampart_slave_up",
+                &[("slave", r.get(0))],
+                if r.get::<_, &str>(1) == "active" { 1.0 } else { 0.0 },
+            );
         }
         out.family("rampart_slave_silence_seconds", "gauge", "Seconds since the slave was last heard from.");
         for r in &rows {
@@ -77,7 +84,11 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
                 out.sample("rampart_slave_silence_seconds", &[("slave", r.get(0))], silence);
             }
         }
-        out.family("rampart_slave_refused_messages_total", "counter", "Messages refused from (or in the name of) the slave.");
+        out.family(
+            "rampart_slave_refused_messages_total",
+            "counter",
+            "Messages refused from (or in the name of) the slave.",
+        );
         for r in &rows {
             out.sample("rampart_slave_refused_messages_total", &[("slave", r.get(0))], r.get::<_, i64>(3) as f64);
         }
@@ -92,7 +103,11 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
                 out.sample("rampart_replication_lag_seconds", &[("slave", r.get(0))], lag.max(0.0));
             }
         }
-        out.family("rampart_replication_rows_behind", "gauge", "Changed rows the slave has not had acknowledged (its last heartbeat).");
+        out.family(
+            "rampart_replication_rows_behind",
+            "gauge",
+            "Changed rows the slave has not had acknowledged (its last heartbeat).",
+        );
         for r in &active {
             if let Some(behind) = r.get::<_, Option<i64>>(5) {
                 out.sample("rampart_replication_rows_behind", &[("slave", r.get(0))], behind as f64);
@@ -101,7 +116,11 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         for (name, help, column) in [
             ("rampart_replication_batches_applied_total", "Replication batches applied, by slave.", 6),
             ("rampart_replication_rows_applied_total", "Replicated rows applied, by slave.", 7),
-            ("rampart_replication_batches_refused_total", "Replication batches refused (duplicate, gap, stale epoch), by slave.", 8),
+            (
+                "rampart_replication_batches_refused_total",
+                "Replication batches refused (duplicate, gap, stale epoch), by slave.",
+                8,
+            ),
         ] {
             out.family(name, "counter", help);
             for r in &rows {
@@ -129,6 +148,9 @@ mod tests {
         out.family("rampart_x", "gauge", "An example.");
         out.sample("rampart_x", &[], 3.0);
         out.sample("rampart_x", &[("slave", "pa\"ris")], 1.5);
-        assert_eq!(out.0, "# HELP rampart_x An example.\n# TYPE rampart_x gauge\nrampart_x 3\nrampart_x{slave=\"pa\\\"ris\"} 1.5\n");
+        assert_eq!(
+            out.0,
+            "# HELP rampart_x An example.\n# TYPE rampart_x gauge\nrampart_x 3\nrampart_x{slave=\"pa\\\"ris\"} 1.5\n"
+        );
     }
 }

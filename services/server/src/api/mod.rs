@@ -54,16 +54,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/virtual-groups/{id}", axum::routing::delete(fleet::delete_virtual_group))
         .route(
             "/virtual-groups/{id}/members",
-            get(fleet::virtual_group_members)
-                .post(fleet::add_members)
-                .delete(fleet::remove_members),
+            get(fleet::virtual_group_members).post(fleet::add_members).delete(fleet::remove_members),
         )
         .route("/policies", get(policies::list).post(policies::create))
         .route("/policies/{id}", get(policies::show).patch(policies::edit).delete(policies::delete))
-        .route(
-            "/policies/{id}/assignments",
-            post(policies::assign).delete(policies::unassign),
-        )
+        .route("/policies/{id}/assignments", post(policies::assign).delete(policies::unassign))
         .route("/tasks", get(tasks::list).post(tasks::create))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
@@ -115,17 +110,21 @@ async fn authorize(State(state): State<SharedState>, request: Request, next: Nex
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if state.settings.service.api_token.matches(token) => {
-            Ok(next.run(request).await)
-        }
+        Some(token) if state.settings.service.api_token.matches(token) => Ok(next.run(request).await),
         Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid for this server".into())),
-        None => Err(ApiError::Unauthorized("send 'Authorization: Bearer <token>' (the API token of server.xml)".into())),
+        None => {
+            Err(ApiError::Unauthorized("send 'Authorization: Bearer <token>' (the API token of server.xml)".into()))
+        }
     }
 }
 
 /// Refuses, before anything is parsed, a request for a feature this
 /// server's role does not have.
-async fn refuse_missing_features(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn refuse_missing_features(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(feature) = fleet_feature(request.method(), request.uri().path()) {
         ApiError::check_feature(state.role(), feature)?;
     }

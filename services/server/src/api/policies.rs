@@ -1,6 +1,10 @@
 //! Policies: authoring, assignment, and pushing them to endpoints.
 
-use axum::{extract::{Path, State}, http::StatusCode, Json};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
 use rampart_shared::messages::PolicySettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,10 +43,17 @@ impl SettingsPatch {
 
 /// `off`, `daily HH:MM` or `weekly <mon..sun> HH:MM`.
 fn validate_schedule(s: &str) -> Result<(), ApiError> {
-    let bad = || ApiError::Invalid(format!("settings.scan_schedule '{s}' must be 'off', 'daily HH:MM' or 'weekly mon..sun HH:MM'"));
+    let bad = || {
+        ApiError::Invalid(format!(
+            "settings.scan_schedule '{s}' must be 'off', 'daily HH:MM' or 'weekly mon..sun HH:MM'"
+        ))
+    };
     let time_ok = |t: &str| {
         t.split_once(':').is_some_and(|(h, m)| {
-            h.len() == 2 && m.len() == 2 && h.parse::<u8>().is_ok_and(|h| h < 24) && m.parse::<u8>().is_ok_and(|m| m < 60)
+            h.len() == 2
+                && m.len() == 2
+                && h.parse::<u8>().is_ok_and(|h| h < 24)
+                && m.parse::<u8>().is_ok_and(|m| m < 60)
         })
     };
     let parts: Vec<&str> = s.split_whitespace().collect();
@@ -119,7 +130,10 @@ pub struct CreatePolicy {
     target: Option<Value>,
 }
 
-pub async fn create(State(state): State<SharedState>, Body(body): Body<CreatePolicy>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    State(state): State<SharedState>,
+    Body(body): Body<CreatePolicy>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = body.name.trim().to_owned();
     if name.is_empty() {
         return Err(ApiError::Invalid("name is required".into()));
@@ -153,7 +167,11 @@ pub struct EditPolicy {
     settings: SettingsPatch,
 }
 
-pub async fn edit(State(state): State<SharedState>, Path(id): Path<String>, Body(body): Body<EditPolicy>) -> ApiResult<Value> {
+pub async fn edit(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Body(body): Body<EditPolicy>,
+) -> ApiResult<Value> {
     let id: Uuid = parse_id(&id, "policy")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -226,7 +244,8 @@ async fn change_assignment(state: SharedState, id: String, a: Assignment, assign
             gid.to_string()
         }
         ("virtual_group", Some(v)) => {
-            let vid: i64 = v.parse().map_err(|_| ApiError::Invalid(format!("virtual group id '{v}' is not a number")))?;
+            let vid: i64 =
+                v.parse().map_err(|_| ApiError::Invalid(format!("virtual group id '{v}' is not a number")))?;
             if tx.query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&vid]).await?.is_none() {
                 return Err(ApiError::Invalid(format!("virtual group {vid} does not exist")));
             }
@@ -239,7 +258,9 @@ async fn change_assignment(state: SharedState, id: String, a: Assignment, assign
             e
         }
         (other, _) => {
-            return Err(ApiError::Invalid(format!("target '{other}' is not one of all, group, virtual_group, endpoint")))
+            return Err(ApiError::Invalid(format!(
+                "target '{other}' is not one of all, group, virtual_group, endpoint"
+            )))
         }
     };
     if assign {
@@ -264,11 +285,19 @@ async fn change_assignment(state: SharedState, id: String, a: Assignment, assign
     Ok(Json(policy))
 }
 
-pub async fn assign(State(state): State<SharedState>, Path(id): Path<String>, Body(a): Body<Assignment>) -> ApiResult<Value> {
+pub async fn assign(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Body(a): Body<Assignment>,
+) -> ApiResult<Value> {
     change_assignment(state, id, a, true).await
 }
 
-pub async fn unassign(State(state): State<SharedState>, Path(id): Path<String>, Body(a): Body<Assignment>) -> ApiResult<Value> {
+pub async fn unassign(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Body(a): Body<Assignment>,
+) -> ApiResult<Value> {
     change_assignment(state, id, a, false).await
 }
 

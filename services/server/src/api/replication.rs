@@ -4,11 +4,12 @@
 //! asks every active slave (or one: `POST /api/slaves/{id}/replicate`).
 //! Verifications exist only on a master: it asks the slaves and compares.
 
-use axum::{extract::{Path, State}, http::StatusCode, Json};
-use rampart_shared::{
-    hierarchy::MasterCommand,
-    replication::ReplicateNow,
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
 };
+use rampart_shared::{hierarchy::MasterCommand, replication::ReplicateNow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -33,7 +34,11 @@ pub async fn show(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
     match state.role() {
         Role::Master => {
-            let copies: Vec<Value> = slaves::list(&client).await?.into_iter().map(|s| json!({"slave": s["id"], "state": s["state"], "replication": s["replication"]})).collect();
+            let copies: Vec<Value> = slaves::list(&client)
+                .await?
+                .into_iter()
+                .map(|s| json!({"slave": s["id"], "state": s["state"], "replication": s["replication"]}))
+                .collect();
             Ok(Json(json!({"role": "master", "interval_seconds": null, "slaves": copies})))
         }
         role => {
@@ -56,7 +61,10 @@ pub async fn show(State(state): State<SharedState>) -> ApiResult<Value> {
 }
 
 /// `POST /api/replication/now`.
-pub async fn now(State(state): State<SharedState>, Body(body): Body<NowBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn now(
+    State(state): State<SharedState>,
+    Body(body): Body<NowBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let full = body.full.unwrap_or(false);
     match state.role() {
         Role::Master => {
@@ -102,7 +110,10 @@ pub async fn replicate_slave(
     tx.commit().await?;
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = %id, full, "Asked a slave to replicate now.");
-    Ok((StatusCode::ACCEPTED, Json(json!({"slave": id, "full": full, "message": format!("asked slave '{id}' to replicate now")}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"slave": id, "full": full, "message": format!("asked slave '{id}' to replicate now")})),
+    ))
 }
 
 /// The active slaves: all, or the one named (which must be active).
@@ -137,7 +148,8 @@ pub async fn create_verification(
         return Err(ApiError::Conflict("this master has no active slave to verify".into()));
     }
     let requested = verify::request(&state, &slaves).await?;
-    let list: Vec<Value> = requested.iter().map(|(slave, id)| json!({"id": id, "slave": slave, "state": "pending"})).collect();
+    let list: Vec<Value> =
+        requested.iter().map(|(slave, id)| json!({"id": id, "slave": slave, "state": "pending"})).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({"verifications": list}))))
 }
 

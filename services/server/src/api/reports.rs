@@ -27,13 +27,18 @@ pub struct ReportQuery {
 }
 
 /// `GET /api/reports/{kind}?slave=&format=`.
-pub async fn show(State(state): State<SharedState>, Path(kind): Path<String>, Params(q): Params<ReportQuery>) -> Result<Response, ApiError> {
+pub async fn show(
+    State(state): State<SharedState>,
+    Path(kind): Path<String>,
+    Params(q): Params<ReportQuery>,
+) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
     if state.role() == Role::Master {
         let mut query = format!("/{}?format={}", kind.as_str(), format.as_str());
         if let Some(slave) = &q.slave {
-            rampart_shared::topology::NameSegment::parse(slave).map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
+            rampart_shared::topology::NameSegment::parse(slave)
+                .map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
             query.push_str(&format!("&slave={slave}"));
         }
         let answer = proxy::forward(&state.settings.reports, &query).await.map_err(|e| match e {
@@ -60,10 +65,14 @@ pub async fn show(State(state): State<SharedState>, Path(kind): Path<String>, Pa
 pub async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
     super::hierarchy::require_master(&state, "Report event resends")?;
     if !events::enabled(&state) {
-        return Err(ApiError::Conflict("this master publishes no report events: set <Reports><EventKey> in server.xml".into()));
+        return Err(ApiError::Conflict(
+            "this master publishes no report events: set <Reports><EventKey> in server.xml".into(),
+        ));
     }
     let slaves = events::resend(&state).await?;
-    Ok(Json(json!({"slaves": slaves, "message": format!("queued the roster and the full summary of {slaves} slave(s) for the report service")})))
+    Ok(Json(
+        json!({"slaves": slaves, "message": format!("queued the roster and the full summary of {slaves} slave(s) for the report service")}),
+    ))
 }
 
 pub async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value> {
@@ -72,7 +81,10 @@ pub async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value
                    "directory": state.settings.reports.directory.as_ref().map(|d| d.display().to_string())})))
 }
 
-pub async fn create_schedule(State(state): State<SharedState>, Body(new): Body<schedules::NewSchedule>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_schedule(
+    State(state): State<SharedState>,
+    Body(new): Body<schedules::NewSchedule>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (kind, format, every) = schedules::check(&new).map_err(ApiError::Invalid)?;
     if state.settings.reports.directory.is_none() {
         return Err(ApiError::Conflict(
@@ -81,7 +93,9 @@ pub async fn create_schedule(State(state): State<SharedState>, Body(new): Body<s
     }
     let client = state.pool.get().await?;
     if new.email && crate::settings_store::get(&client, crate::settings_store::EMAIL).await?.is_none() {
-        return Err(ApiError::Conflict("e-mail is asked but no e-mail settings are stored: PUT /api/settings/email first".into()));
+        return Err(ApiError::Conflict(
+            "e-mail is asked but no e-mail settings are stored: PUT /api/settings/email first".into(),
+        ));
     }
     let id = match schedules::create(&client, &new, kind, format, every).await {
         Ok(id) => id,
@@ -108,7 +122,8 @@ pub async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<St
 /// `POST /api/reports/schedules/{id}/run`: run it now (then on its schedule).
 pub async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id = parse_id(&id)?;
-    let changed = state.pool.get().await?.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;
+    let changed =
+        state.pool.get().await?.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;
     if changed == 0 {
         return Err(ApiError::NotFound(format!("no report schedule {id}")));
     }

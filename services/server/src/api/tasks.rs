@@ -1,6 +1,10 @@
 //! Tasks (scan, update) sent to endpoints, with per-endpoint progress.
 
-use axum::{extract::{Path, State}, http::StatusCode, Json};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
 use rampart_shared::messages::TaskKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -98,13 +102,19 @@ pub struct CreateTask {
     target: Option<Value>,
 }
 
-pub async fn create(State(state): State<SharedState>, Body(body): Body<CreateTask>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let kind = TaskKind::parse(&body.kind)
-        .ok_or_else(|| ApiError::Invalid(format!("kind '{}' is not one of quick_scan, full_scan, update", body.kind)))?;
+pub async fn create(
+    State(state): State<SharedState>,
+    Body(body): Body<CreateTask>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let kind = TaskKind::parse(&body.kind).ok_or_else(|| {
+        ApiError::Invalid(format!("kind '{}' is not one of quick_scan, full_scan, update", body.kind))
+    })?;
     if state.role() == Role::Master {
         return fanout::create_task(state, body.name, kind, body.target).await;
     }
-    let target = body.target.ok_or_else(|| ApiError::Invalid("target is required: give all, groups, virtual_groups or endpoints".into()))?;
+    let target = body
+        .target
+        .ok_or_else(|| ApiError::Invalid("target is required: give all, groups, virtual_groups or endpoints".into()))?;
     let target: TaskTarget = serde_json::from_value(target).map_err(|e| ApiError::Invalid(format!("target: {e}")))?;
     let t = &target;
     if !t.all && t.groups.is_empty() && t.virtual_groups.is_empty() && t.endpoints.is_empty() {
@@ -131,7 +141,9 @@ pub async fn create(State(state): State<SharedState>, Body(body): Body<CreateTas
         return Err(ApiError::Invalid("the target matches no endpoint".into()));
     }
     let id = Uuid::new_v4();
-    let name = body.name.unwrap_or_else(|| format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M")));
+    let name = body.name.unwrap_or_else(|| {
+        format!("{} {}", kind.as_str().replace('_', " "), chrono::Utc::now().format("%Y-%m-%d %H:%M"))
+    });
     tx.execute(
         "INSERT INTO tasks (id, name, kind, owner, target) VALUES ($1, $2, $3, 'local', $4)",
         &[&id, &name, &kind.as_str(), &serde_json::to_value(t).expect("target serializes")],

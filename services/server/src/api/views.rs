@@ -43,13 +43,15 @@ pub async fn status(State(state): State<SharedState>) -> ApiResult<Value> {
                      "hierarchy": {"applied": h.applied.load(Ordering::Relaxed), "dead_lettered": h.dead_lettered.load(Ordering::Relaxed)}},
     });
     // `master` on a stand-alone or slave, `slaves` counts on a master.
-    if let (Some(status), Value::Object(part)) = (status.as_object_mut(), super::hierarchy::status_part(&state).await?) {
+    if let (Some(status), Value::Object(part)) = (status.as_object_mut(), super::hierarchy::status_part(&state).await?)
+    {
         status.extend(part);
     }
     Ok(Json(status))
 }
 
-const DETECTION_SELECT: &str = "SELECT d.detection_id, d.endpoint_id, e.hostname, d.malware, d.path, d.action, d.detected_at, d.task_id
+const DETECTION_SELECT: &str =
+    "SELECT d.detection_id, d.endpoint_id, e.hostname, d.malware, d.path, d.action, d.detected_at, d.task_id
     FROM detections d LEFT JOIN endpoints e ON e.id = d.endpoint_id";
 
 fn detection_json(r: &tokio_postgres::Row) -> Value {
@@ -107,7 +109,9 @@ pub async fn detections(State(state): State<SharedState>, Params(q): Params<Dete
     let client = state.pool.get().await?;
     let rows = client
         .query(
-            &format!("{DETECTION_SELECT} WHERE $1::text IS NULL OR d.endpoint_id = $1 ORDER BY d.detected_at DESC LIMIT $2"),
+            &format!(
+                "{DETECTION_SELECT} WHERE $1::text IS NULL OR d.endpoint_id = $1 ORDER BY d.detected_at DESC LIMIT $2"
+            ),
             &[&q.endpoint, &limit],
         )
         .await?;
@@ -147,7 +151,10 @@ pub async fn audit(State(state): State<SharedState>) -> ApiResult<Value> {
 
 /// `GET /api/refused-messages?queue=&slave=&sender=&limit=`: what this
 /// server refused or ignored, newest first.
-pub async fn refused_messages(State(state): State<SharedState>, Params(filter): Params<refused::Filter>) -> ApiResult<Value> {
+pub async fn refused_messages(
+    State(state): State<SharedState>,
+    Params(filter): Params<refused::Filter>,
+) -> ApiResult<Value> {
     let limit = filter.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::Invalid("limit must be between 1 and 10000".into()));

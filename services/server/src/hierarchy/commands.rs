@@ -12,8 +12,8 @@ use std::sync::Arc;
 use deadpool_postgres::{GenericClient, Transaction};
 use lapin::message::Delivery;
 use rampart_shared::{
-    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
+    db::CachedStatements,
     envelope::{header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, MasterPolicy, MasterTask, Scope},
     Envelope,
@@ -40,7 +40,10 @@ impl BatchHandler for CommandInbox {
             .link()
             .ok_or_else(|| Rejection::UnknownSender(format!("{} (this server has no master)", envelope.from)))?;
         if envelope.from != link.master_id {
-            return Err(Rejection::UnknownSender(format!("{} (this server's master is '{}')", envelope.from, link.master_id)));
+            return Err(Rejection::UnknownSender(format!(
+                "{} (this server's master is '{}')",
+                envelope.from, link.master_id
+            )));
         }
         let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
         if !link.command_key.verify(&delivery.data, signature) {
@@ -72,7 +75,13 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     let (mut replicate, mut acked) = (false, false);
     // Only policies and tasks have receipts.
     let receipts_may_change = batch.iter().any(|c| {
-        matches!(c, MasterCommand::Policy(_) | MasterCommand::PolicyRemoved(_) | MasterCommand::Task(_) | MasterCommand::CancelTask(_))
+        matches!(
+            c,
+            MasterCommand::Policy(_)
+                | MasterCommand::PolicyRemoved(_)
+                | MasterCommand::Task(_)
+                | MasterCommand::CancelTask(_)
+        )
     });
     for command in batch {
         match command {
@@ -141,9 +150,16 @@ struct Affected {
 impl Affected {
     /// Removes every assignment of `policy_id`, noting the endpoints they
     /// covered.
-    async fn remove_assignments<C: GenericClient>(&mut self, tx: &C, policy_id: Uuid) -> Result<(), tokio_postgres::Error> {
+    async fn remove_assignments<C: GenericClient>(
+        &mut self,
+        tx: &C,
+        policy_id: Uuid,
+    ) -> Result<(), tokio_postgres::Error> {
         let removed = tx
-            .query_cached("DELETE FROM policy_assignments WHERE policy_id = $1 RETURNING target_kind, target_id", &[&policy_id])
+            .query_cached(
+                "DELETE FROM policy_assignments WHERE policy_id = $1 RETURNING target_kind, target_id",
+                &[&policy_id],
+            )
             .await?;
         for a in removed {
             self.add(tx, a.get(0), a.get(1)).await?;
@@ -184,11 +200,17 @@ impl Affected {
 /// each uses its index: a single query with the kinds OR-ed (and the ids
 /// compared as text) read every computer for every master policy, and the
 /// benchmark found it the largest cost of a fan-out to 100 slaves.
-async fn endpoints_in_scope<C: GenericClient>(tx: &C, kind: &str, id: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+async fn endpoints_in_scope<C: GenericClient>(
+    tx: &C,
+    kind: &str,
+    id: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let group = || id.parse::<i64>().ok();
     let rows = match (kind, group()) {
         ("all", _) => tx.query_cached("SELECT id FROM endpoints ORDER BY id", &[]).await?,
-        ("group", Some(group)) => tx.query_cached("SELECT id FROM endpoints WHERE group_id = $1 ORDER BY id", &[&group]).await?,
+        ("group", Some(group)) => {
+            tx.query_cached("SELECT id FROM endpoints WHERE group_id = $1 ORDER BY id", &[&group]).await?
+        }
         ("virtual_group", Some(group)) => {
             tx.query_cached(
                 "SELECT e.id FROM virtual_group_members m JOIN endpoints e ON e.id = m.endpoint_id
@@ -204,7 +226,11 @@ async fn endpoints_in_scope<C: GenericClient>(tx: &C, kind: &str, id: &str) -> R
 
 /// Stores a master policy unless this version (or a newer one) is there,
 /// noting the endpoints it may re-point.
-async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Affected) -> Result<(), tokio_postgres::Error> {
+async fn apply_policy(
+    tx: &Transaction<'_>,
+    p: &MasterPolicy,
+    affected: &mut Affected,
+) -> Result<(), tokio_postgres::Error> {
     let settings = serde_json::to_value(&p.settings).expect("settings serialize");
     let changed = tx
         .execute_cached(
@@ -238,18 +264,18 @@ async fn apply_policy(tx: &Transaction<'_>, p: &MasterPolicy, affected: &mut Aff
 
 /// The assignment a scope means here: (`all`|`group`|`virtual_group`, id),
 /// or why it cannot be applied on this slave.
-async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
+async fn resolve_scope<C: GenericClient>(
+    tx: &C,
+    scope: &Scope,
+) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
     let (kind, sql, name) = match scope {
         Scope { group: Some(name), .. } => ("group", "SELECT id FROM network_groups WHERE name = $1 ORDER BY id", name),
-        Scope { virtual_group: Some(name), .. } => ("virtual_group", "SELECT id FROM virtual_groups WHERE name = $1 ORDER BY id", name),
+        Scope { virtual_group: Some(name), .. } => {
+            ("virtual_group", "SELECT id FROM virtual_groups WHERE name = $1 ORDER BY id", name)
+        }
         _ => return Ok(Ok(("all", String::new()))),
     };
-    let ids: Vec<i64> = tx
-        .query_cached(sql, &[name])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids: Vec<i64> = tx.query_cached(sql, &[name]).await?.iter().map(|r| r.get(0)).collect();
     let what = kind.replace('_', " ");
     Ok(match ids.as_slice() {
         [id] => Ok((kind, id.to_string())),
@@ -259,7 +285,11 @@ async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<Result
 }
 
 /// Creates a master task once and dispatches it to the endpoints in scope.
-async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
+async fn apply_task(
+    tx: &Transaction<'_>,
+    state: &AppState,
+    t: &MasterTask,
+) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
     let scope = resolve_scope(tx, &t.scope).await?;
     let target = serde_json::to_value(&t.scope).expect("scopes serialize");
     let failure = scope.as_ref().err().cloned();
@@ -280,7 +310,11 @@ async fn apply_task(tx: &Transaction<'_>, state: &AppState, t: &MasterTask) -> R
 }
 
 /// Cancels the open work of a master task.
-async fn cancel_task(tx: &Transaction<'_>, state: &AppState, task_id: Uuid) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
+async fn cancel_task(
+    tx: &Transaction<'_>,
+    state: &AppState,
+    task_id: Uuid,
+) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
     let updated = tx
         .execute_cached(
             "UPDATE tasks SET cancelled_at = now() WHERE id = $1 AND owner = 'master' AND cancelled_at IS NULL",

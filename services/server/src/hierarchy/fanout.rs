@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
     db::CachedStatements,
-    hierarchy::{CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, SlaveSelection, SlaveTarget},
+    hierarchy::{
+        CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, SlaveSelection, SlaveTarget,
+    },
     messages::{PolicySettings, TaskKind},
     topology::Topology,
 };
@@ -21,11 +23,19 @@ use crate::{outbox, state::AppState};
 
 /// Every active slave, by id.
 pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(client.query_cached("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
+    Ok(client
+        .query_cached("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// The active slaves `target` names; `Err` names the unknown ones.
-pub async fn resolve<C: GenericClient>(client: &C, target: &SlaveTarget) -> Result<Result<Vec<String>, String>, tokio_postgres::Error> {
+pub async fn resolve<C: GenericClient>(
+    client: &C,
+    target: &SlaveTarget,
+) -> Result<Result<Vec<String>, String>, tokio_postgres::Error> {
     let active = active_slaves(client).await?;
     Ok(match &target.slaves {
         SlaveSelection::All(_) => Ok(active),
@@ -84,11 +94,17 @@ pub async fn reset_receipts<C: GenericClient>(
 }
 
 /// A stored master policy as slaves receive it, with its target.
-pub async fn stored_policy<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<(MasterPolicy, SlaveTarget)>, tokio_postgres::Error> {
-    let Some(row) = tx.query_opt_cached("SELECT name, version, settings, target FROM policies WHERE id = $1", &[&id]).await? else {
+pub async fn stored_policy<C: GenericClient>(
+    tx: &C,
+    id: Uuid,
+) -> Result<Option<(MasterPolicy, SlaveTarget)>, tokio_postgres::Error> {
+    let Some(row) =
+        tx.query_opt_cached("SELECT name, version, settings, target FROM policies WHERE id = $1", &[&id]).await?
+    else {
         return Ok(None);
     };
-    let Some(target) = row.get::<_, Option<Value>>(3).and_then(|t| serde_json::from_value::<SlaveTarget>(t).ok()) else {
+    let Some(target) = row.get::<_, Option<Value>>(3).and_then(|t| serde_json::from_value::<SlaveTarget>(t).ok())
+    else {
         return Ok(None);
     };
     let settings: PolicySettings = serde_json::from_value(row.get(2)).unwrap_or_default();
@@ -97,14 +113,23 @@ pub async fn stored_policy<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<
 }
 
 /// Sends the current version of policy `id` to `slaves` and resets their receipts.
-pub async fn push_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid, slaves: &[String]) -> Result<(), tokio_postgres::Error> {
+pub async fn push_policy<C: GenericClient>(
+    tx: &C,
+    state: &AppState,
+    id: Uuid,
+    slaves: &[String],
+) -> Result<(), tokio_postgres::Error> {
     let Some((policy, _)) = stored_policy(tx, id).await? else { return Ok(()) };
     reset_receipts(tx, "policy", id, policy.version, slaves).await?;
     send(tx, state, slaves, &MasterCommand::Policy(policy)).await
 }
 
 /// The slaves that hold a receipt for an object (those it was sent to).
-pub async fn receivers<C: GenericClient>(tx: &C, object_kind: &str, id: Uuid) -> Result<Vec<String>, tokio_postgres::Error> {
+pub async fn receivers<C: GenericClient>(
+    tx: &C,
+    object_kind: &str,
+    id: Uuid,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(tx
         .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
@@ -172,7 +197,11 @@ pub async fn welcome<C: GenericClient>(tx: &C, state: &AppState, slave: &str) ->
 }
 
 /// Receipts of one object, per slave, for the API.
-pub async fn receipts<C: GenericClient>(client: &C, object_kind: &str, id: Uuid) -> Result<Vec<Value>, tokio_postgres::Error> {
+pub async fn receipts<C: GenericClient>(
+    client: &C,
+    object_kind: &str,
+    id: Uuid,
+) -> Result<Vec<Value>, tokio_postgres::Error> {
     Ok(receipts_of(client, object_kind, &[id]).await?.remove(&id).unwrap_or_default())
 }
 

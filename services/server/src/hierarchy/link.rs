@@ -30,7 +30,9 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
 /// `host[:port]` with the default port added; `Err` says what is wrong.
 pub fn master_address(text: &str) -> Result<String, String> {
     let text = text.trim();
-    let bad = |why: &str| format!("master address '{text}' {why}; expected HOST or HOST:PORT, e.g. hq.example:{DEFAULT_MASTER_PORT}");
+    let bad = |why: &str| {
+        format!("master address '{text}' {why}; expected HOST or HOST:PORT, e.g. hq.example:{DEFAULT_MASTER_PORT}")
+    };
     if text.is_empty() {
         return Err(bad("is empty"));
     }
@@ -38,7 +40,9 @@ pub fn master_address(text: &str) -> Result<String, String> {
         return Err(bad("is not a host and port"));
     }
     let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("has an invalid port"))?),
+        Some((host, port)) => {
+            (host, port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("has an invalid port"))?)
+        }
         None => (text, DEFAULT_MASTER_PORT),
     };
     if host.is_empty() {
@@ -62,7 +66,9 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
     }
     let address = master_address(master).map_err(ApiError::Invalid)?;
     if token.trim().is_empty() {
-        return Err(ApiError::Invalid("token is required (create one on the master with `rampartctl token create`)".into()));
+        return Err(ApiError::Invalid(
+            "token is required (create one on the master with `rampartctl token create`)".into(),
+        ));
     }
     let heartbeat = reporter::heartbeat(&state.pool.get().await?).await?;
     let request = RegisterRequest {
@@ -73,7 +79,9 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
         heartbeat,
     };
     let answer = call_master(&address, &request).await?;
-    let (Some(slave_key), Some(command_key)) = (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key)) else {
+    let (Some(slave_key), Some(command_key)) =
+        (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key))
+    else {
         return Err(ApiError::BadGateway(format!("the master at {address} answered with unusable keys")));
     };
     let mut client = state.pool.get().await?;
@@ -104,10 +112,8 @@ fn accepted_but(master: &str, me: &str, e: tokio_postgres::Error) -> ApiError {
 }
 
 async fn call_master(address: &str, request: &RegisterRequest) -> Result<RegisterResponse, ApiError> {
-    let http = reqwest::Client::builder()
-        .timeout(REGISTER_TIMEOUT)
-        .build()
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let http =
+        reqwest::Client::builder().timeout(REGISTER_TIMEOUT).build().map_err(|e| ApiError::Internal(e.into()))?;
     let url = format!("http://{address}{REGISTER_PATH}");
     let response = http
         .post(&url)
@@ -118,8 +124,9 @@ async fn call_master(address: &str, request: &RegisterRequest) -> Result<Registe
     let status = response.status();
     let body = read_answer(address, response).await?;
     if status.is_success() {
-        return serde_json::from_value(body)
-            .map_err(|e| ApiError::BadGateway(format!("the master at {address} answered something else than a registration: {e}")));
+        return serde_json::from_value(body).map_err(|e| {
+            ApiError::BadGateway(format!("the master at {address} answered something else than a registration: {e}"))
+        });
     }
     let Some(message) = body["error"]["message"].as_str() else {
         return Err(ApiError::BadGateway(format!("{address} did not answer as a Rampart master (HTTP {status})")));
@@ -161,7 +168,11 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     while let Some(next) = cause.source() {
         cause = next;
     }
-    if cause.to_string() == e.to_string() { e.to_string() } else { format!("{e} ({cause})") }
+    if cause.to_string() == e.to_string() {
+        e.to_string()
+    } else {
+        format!("{e} ({cause})")
+    }
 }
 
 /// What leaving the master did.
@@ -185,23 +196,39 @@ pub async fn unregister(state: &AppState) -> Result<Departure, ApiError> {
 }
 
 /// Locks and returns the stored master link, serializing with command apply.
-pub async fn locked_link<C: GenericClient>(tx: &C, state: &AppState) -> Result<Option<MasterLink>, tokio_postgres::Error> {
+pub async fn locked_link<C: GenericClient>(
+    tx: &C,
+    state: &AppState,
+) -> Result<Option<MasterLink>, tokio_postgres::Error> {
     let row = tx.query_opt_cached("SELECT master_id FROM master_link WHERE id = 1 FOR UPDATE", &[]).await?;
     Ok(row.and_then(|r| state.keyring.link().filter(|l| l.master_id == r.get::<_, &str>(0))))
 }
 
 /// Everything of leaving the master, in the caller's transaction.
-pub async fn leave<C: GenericClient>(tx: &C, state: &AppState, link: &MasterLink, reason: &str) -> Result<Departure, tokio_postgres::Error> {
+pub async fn leave<C: GenericClient>(
+    tx: &C,
+    state: &AppState,
+    link: &MasterLink,
+    reason: &str,
+) -> Result<Departure, tokio_postgres::Error> {
     let master_tasks: Vec<Uuid> =
         tx.query_cached("SELECT id FROM tasks WHERE owner = 'master'", &[]).await?.iter().map(|r| r.get(0)).collect();
     let tasks::Cancelled { tasks: cancelled, mut commands } =
         tasks::cancel_open(tx, &state.site, &master_tasks, "cancelled: this server left its master").await?;
-    tx.execute_cached("UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL", &[&cancelled]).await?;
+    tx.execute_cached(
+        "UPDATE tasks SET cancelled_at = now() WHERE id = ANY($1) AND cancelled_at IS NULL",
+        &[&cancelled],
+    )
+    .await?;
     // Final receipts of the cancelled tasks, then the departure itself.
     for (_, _, receipt) in reporter::task_receipts(tx, Some(&cancelled)).await? {
         commands.push(reporter::report_command(state, link, &SlaveReport::Receipt(receipt)));
     }
-    commands.push(reporter::report_command(state, link, &SlaveReport::Unregistered(Unregistered { reason: reason.to_owned() })));
+    commands.push(reporter::report_command(
+        state,
+        link,
+        &SlaveReport::Unregistered(Unregistered { reason: reason.to_owned() }),
+    ));
     tx.execute_cached("DELETE FROM tasks WHERE owner = 'master'", &[]).await?;
     let removed_policies = tx.execute_cached("DELETE FROM policies WHERE owner = 'master'", &[]).await?;
     outbox::enqueue(tx, &commands).await?;

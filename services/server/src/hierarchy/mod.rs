@@ -22,12 +22,19 @@ pub mod reporter;
 pub mod slaves;
 pub mod tokens;
 
-use std::{collections::HashMap, sync::{Arc, RwLock}, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
-    amqp::{consumer::{self, ConsumerSettings}, Broker},
+    amqp::{
+        consumer::{self, ConsumerSettings},
+        Broker,
+    },
     hierarchy::command_key,
     signing::SigningKey,
     Shutdown,
@@ -129,7 +136,10 @@ impl Keyring {
     pub async fn reload_link<C: GenericClient>(&self, client: &C) -> Result<(), tokio_postgres::Error> {
         let _in_order = self.reloading.lock().await;
         let link = client
-            .query_opt("SELECT master_id, address, slave_key, command_key, registered_at FROM master_link WHERE id = 1", &[])
+            .query_opt(
+                "SELECT master_id, address, slave_key, command_key, registered_at FROM master_link WHERE id = 1",
+                &[],
+            )
             .await?
             .and_then(|r| {
                 Some(MasterLink {
@@ -161,7 +171,8 @@ pub const REPLICATION_APPLIERS: usize = 5;
 /// is one (registration starts them, unregistering stops them).
 pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
     if state.role() == Role::Master {
-        let (status_queue, replication_queue) = (state.site.master_status_queue(), state.site.master_replication_queue());
+        let (status_queue, replication_queue) =
+            (state.site.master_status_queue(), state.site.master_replication_queue());
         let mut status = consumer_settings(&state, status_queue.name);
         status.declare = Some(status_queue.spec);
         // One batch per transaction, a few applied at once (batches of

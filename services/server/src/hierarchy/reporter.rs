@@ -10,9 +10,14 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
+    amqp::{
+        publisher::{Outgoing, Publisher},
+        Broker,
+    },
     db::CachedStatements,
-    amqp::{publisher::{Outgoing, Publisher}, Broker},
-    hierarchy::{LicenseUsage, PolicyProgress, Receipt, ReceiptObject, ReceiptState, SlaveHeartbeat, SlaveReport, TaskProgress},
+    hierarchy::{
+        LicenseUsage, PolicyProgress, Receipt, ReceiptObject, ReceiptState, SlaveHeartbeat, SlaveReport, TaskProgress,
+    },
     topology::Topology,
     Shutdown,
 };
@@ -71,7 +76,8 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
 /// This site's summary, as heartbeats and registration carry it.
 pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, tokio_postgres::Error> {
     let summary = licensing::summary(client).await?;
-    let license = summary.expires_on.map(|expires_on| LicenseUsage { seats: summary.seats, used: summary.used, expires_on });
+    let license =
+        summary.expires_on.map(|expires_on| LicenseUsage { seats: summary.seats, used: summary.used, expires_on });
     Ok(SlaveHeartbeat {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         endpoints: summary.used + summary.unlicensed,
@@ -124,7 +130,8 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
     }
     for (table, changed) in [("policies", &policies), ("tasks", &tasks)] {
         let ids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
-        let values: Vec<Value> = changed.iter().map(|(_, r)| serde_json::to_value(r).expect("receipts serialize")).collect();
+        let values: Vec<Value> =
+            changed.iter().map(|(_, r)| serde_json::to_value(r).expect("receipts serialize")).collect();
         tx.execute(
             &format!("UPDATE {table} t SET reported = v.r FROM unnest($1::uuid[], $2::jsonb[]) AS v(id, r) WHERE t.id = v.id"),
             &[&ids, &values],
@@ -146,7 +153,9 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
 /// endpoints are counted per policy through their index: a join of every
 /// endpoint with the policies read all computers of the slave on every look
 /// (2 ms for 10,000 computers), whatever the policies covered.
-async fn policy_receipts<C: GenericClient>(client: &C) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
+async fn policy_receipts<C: GenericClient>(
+    client: &C,
+) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
         .query_cached(
             "SELECT p.id, p.version, p.failure, p.reported, c.assigned, c.applied
@@ -185,7 +194,10 @@ async fn policy_receipts<C: GenericClient>(client: &C) -> Result<Vec<(Uuid, Opti
 
 /// Master tasks not yet reported final (or the `only` ones, whatever their
 /// state): (id, last reported, current receipt).
-pub async fn task_receipts<C: GenericClient>(client: &C, only: Option<&[Uuid]>) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
+pub async fn task_receipts<C: GenericClient>(
+    client: &C,
+    only: Option<&[Uuid]>,
+) -> Result<Vec<(Uuid, Option<Value>, Receipt)>, tokio_postgres::Error> {
     let rows = client
         .query_cached(
             "SELECT t.id, t.failure, t.cancelled_at IS NOT NULL, t.reported, count(r.*),
@@ -219,7 +231,15 @@ pub async fn task_receipts<C: GenericClient>(client: &C, only: Option<&[Uuid]>) 
                 (None, false) if progress.finished() == progress.total => ReceiptState::Applied,
                 (None, false) => ReceiptState::Delivered,
             };
-            let receipt = Receipt { object: ReceiptObject::Task, id: r.get(0), version: 1, state, reason: failure, policy: None, task: Some(progress) };
+            let receipt = Receipt {
+                object: ReceiptObject::Task,
+                id: r.get(0),
+                version: 1,
+                state,
+                reason: failure,
+                policy: None,
+                task: Some(progress),
+            };
             (r.get(0), r.get(3), receipt)
         })
         .collect())

@@ -14,8 +14,11 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use lapin::message::Delivery;
 use rampart_shared::{
+    amqp::{
+        close_channel,
+        consumer::{ApplyError, BatchHandler},
+    },
     db::CachedStatements,
-    amqp::{close_channel, consumer::{ApplyError, BatchHandler}},
     envelope::{self, header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, RegisterRequest, RegisterResponse, SlaveReport, Unregister},
     signing::SigningKey,
@@ -25,7 +28,13 @@ use rampart_shared::{
 use serde_json::{json, Value};
 
 use super::{fanout, tokens, SlaveEntry, OFFLINE_AFTER};
-use crate::{api::ApiError, refused, reports::{self, events::Touched}, role::Role, state::AppState};
+use crate::{
+    api::ApiError,
+    refused,
+    reports::{self, events::Touched},
+    role::Role,
+    state::AppState,
+};
 
 /// Registers a slave: checks the token, records the slave, declares its
 /// command queue and issues its keys, all or nothing.
@@ -42,7 +51,9 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
         .to_string();
     check_request(&request).map_err(ApiError::Invalid)?;
     if slave == state.site.instance {
-        return Err(ApiError::Conflict(format!("'{slave}' is this master's own name; a slave needs another instance name")));
+        return Err(ApiError::Conflict(format!(
+            "'{slave}' is this master's own name; a slave needs another instance name"
+        )));
     }
     let namespace = state.site.topology.namespace();
     if request.namespace != namespace {
@@ -53,7 +64,9 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(row) = tx.query_opt_cached("SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE", &[&slave]).await? {
+    if let Some(row) =
+        tx.query_opt_cached("SELECT state, registered_at FROM slaves WHERE id = $1 FOR UPDATE", &[&slave]).await?
+    {
         if row.get::<_, &str>(0) != "removed" {
             return Err(ApiError::Conflict(format!(
                 "slave '{slave}' is already registered to this master (since {}); unregister it first",
@@ -89,7 +102,11 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     reload_keyring(state).await;
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
-    Ok(RegisterResponse { master_id: state.site.instance.clone(), slave_key: slave_key.to_hex(), command_key: command_key.to_hex() })
+    Ok(RegisterResponse {
+        master_id: state.site.instance.clone(),
+        slave_key: slave_key.to_hex(),
+        command_key: command_key.to_hex(),
+    })
 }
 
 /// What the types of a registration do not say: versions that are short
@@ -116,7 +133,14 @@ async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), ApiE
     let channel = state.broker.channel().await.map_err(|e| unavailable(&e))?;
     let topo = &state.site.topology;
     let bindings = [Topology::slave_key(slave), Topology::ALL_SLAVES_KEY.to_owned()];
-    let declared = topology::declare_queue(&channel, topo, &topo.slave_commands_queue(slave), &topo.commands_exchange(), &bindings).await;
+    let declared = topology::declare_queue(
+        &channel,
+        topo,
+        &topo.slave_commands_queue(slave),
+        &topo.commands_exchange(),
+        &bindings,
+    )
+    .await;
     let _ = close_channel(&channel, "declared").await;
     declared.map_err(|e| unavailable(&e))
 }
@@ -133,7 +157,9 @@ async fn delete_command_queue(state: &AppState, slave: &str) {
     };
     match deleted {
         Ok(()) => tracing::info!(slave_id = slave, queue, "Deleted the command queue of a removed slave."),
-        Err(e) => tracing::warn!(slave_id = slave, queue, error = %e, "Could not delete the command queue of a removed slave."),
+        Err(e) => {
+            tracing::warn!(slave_id = slave, queue, error = %e, "Could not delete the command queue of a removed slave.")
+        }
     }
 }
 
@@ -162,17 +188,17 @@ fn slave_json(r: &tokio_postgres::Row) -> Value {
         (other, _) => other,
     };
     json!({"id": r.get::<_, String>(0), "state": state, "last_seen": r.get::<_, Option<DateTime<Utc>>>(2),
-           "version": r.get::<_, Option<String>>(3), "registered_at": r.get::<_, DateTime<Utc>>(4),
-           "endpoints": r.get::<_, Option<i64>>(5), "license": r.get::<_, Option<Value>>(6),
-           "removed_at": r.get::<_, Option<DateTime<Utc>>>(7), "removed_reason": r.get::<_, Option<String>>(8),
-           "refused_messages": r.get::<_, i64>(10),
-           "replication": {
-               "epoch": r.get::<_, i64>(11), "watermark": format!("{}:{}", r.get::<_, i64>(12), r.get::<_, i64>(13)),
-               "batches": r.get::<_, i64>(14), "rows": r.get::<_, i64>(15), "refused_batches": r.get::<_, i64>(16),
-               "last_replication": r.get::<_, Option<DateTime<Utc>>>(17), "synced_as_of": r.get::<_, Option<DateTime<Utc>>>(18),
-               "rows_behind": r.get::<_, Option<i64>>(19), "lag_seconds": r.get::<_, Option<f64>>(20).map(|s| s.max(0.0).round() as i64),
-               "replicated_endpoints": r.get::<_, i64>(21),
-           }})
+    "version": r.get::<_, Option<String>>(3), "registered_at": r.get::<_, DateTime<Utc>>(4),
+    "endpoints": r.get::<_, Option<i64>>(5), "license": r.get::<_, Option<Value>>(6),
+    "removed_at": r.get::<_, Option<DateTime<Utc>>>(7), "removed_reason": r.get::<_, Option<String>>(8),
+    "refused_messages": r.get::<_, i64>(10),
+    "replication": {
+        "epoch": r.get::<_, i64>(11), "watermark": format!("{}:{}", r.get::<_, i64>(12), r.get::<_, i64>(13)),
+        "batches": r.get::<_, i64>(14), "rows": r.get::<_, i64>(15), "refused_batches": r.get::<_, i64>(16),
+        "last_replication": r.get::<_, Option<DateTime<Utc>>>(17), "synced_as_of": r.get::<_, Option<DateTime<Utc>>>(18),
+        "rows_behind": r.get::<_, Option<i64>>(19), "lag_seconds": r.get::<_, Option<f64>>(20).map(|s| s.max(0.0).round() as i64),
+        "replicated_endpoints": r.get::<_, i64>(21),
+    }})
 }
 
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Value>, tokio_postgres::Error> {
@@ -217,7 +243,9 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
     let mut message = match current.as_str() {
         "removed" if !purge => return Err(ApiError::Conflict(format!("slave '{id}' was already removed"))),
         "removed" => format!("slave '{id}' was already removed"),
-        "removing" => format!("slave '{id}' is already being removed; it becomes a stand-alone when it reads its queue"),
+        "removing" => {
+            format!("slave '{id}' is already being removed; it becomes a stand-alone when it reads its queue")
+        }
         _ => {
             let reason = "removed by the master's operator";
             tx.execute_cached(
@@ -233,8 +261,11 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
     };
     let (kept, purged) = if purge {
         let purged = tx.execute_cached("DELETE FROM replica_rows WHERE slave_id = $1", &[&id]).await?;
-        tx.execute_cached("UPDATE slaves SET repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL WHERE id = $1", &[&id])
-            .await?;
+        tx.execute_cached(
+            "UPDATE slaves SET repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL WHERE id = $1",
+            &[&id],
+        )
+        .await?;
         message.push_str(&format!("; its replicated data was purged ({purged} rows)"));
         (0, purged as i64)
     } else {
@@ -252,7 +283,9 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Value, Ap
     state.outbox_wake.notify_one();
     tracing::info!(slave_id = id, purge, purged, kept, "Removing a slave.");
     let state_now = if current == "removed" { "removed" } else { "removing" };
-    Ok(json!({"id": id, "state": state_now, "message": message, "replicated_rows_kept": kept, "replicated_rows_purged": purged}))
+    Ok(
+        json!({"id": id, "state": state_now, "message": message, "replicated_rows_kept": kept, "replicated_rows_purged": purged}),
+    )
 }
 
 /// A slave that leaves keeps no master policy and runs no master task:
@@ -276,10 +309,9 @@ pub fn authenticate(state: &AppState, delivery: &Delivery, limit: usize) -> Resu
     if envelope.from != claimed {
         return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));
     }
-    let entry = state
-        .keyring
-        .slave(&envelope.from)
-        .ok_or_else(|| Rejection::UnknownSender(format!("{} (not a registered slave of this master)", envelope.from)))?;
+    let entry = state.keyring.slave(&envelope.from).ok_or_else(|| {
+        Rejection::UnknownSender(format!("{} (not a registered slave of this master)", envelope.from))
+    })?;
     let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
     if !entry.key.verify(&delivery.data, signature) {
         return Err(Rejection::BadSignature);
@@ -310,7 +342,12 @@ impl BatchHandler for StatusInbox {
         if entry.removing && !matches!(report, SlaveReport::Unregistered(_)) {
             return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
         }
-        Ok(Inbound { slave: envelope.from, seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX), sent_at: envelope.sent_at, report })
+        Ok(Inbound {
+            slave: envelope.from,
+            seq: i64::try_from(envelope.seq).unwrap_or(i64::MAX),
+            sent_at: envelope.sent_at,
+            report,
+        })
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
@@ -377,7 +414,16 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
                     "UPDATE receipts SET version = $4, state = $5, reason = $6, progress = COALESCE($7, progress),
                             seq = $8, updated_at = now()
                       WHERE object_kind = $1 AND object_id = $2 AND slave_id = $3 AND version <= $4 AND seq < $8",
-                    &[&r.object.as_str(), &r.id, slave, &r.version, &r.state.as_str(), &r.reason, &progress, &inbound.seq],
+                    &[
+                        &r.object.as_str(),
+                        &r.id,
+                        slave,
+                        &r.version,
+                        &r.state.as_str(),
+                        &r.reason,
+                        &progress,
+                        &inbound.seq,
+                    ],
                 )
                 .await?;
             }

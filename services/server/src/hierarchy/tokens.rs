@@ -56,7 +56,11 @@ pub async fn create<C: GenericClient>(client: &C, lifetime_seconds: u64) -> Resu
 
 /// Checks `token` and marks it used by `slave`, inside the caller's
 /// transaction (so a refused registration leaves it unused).
-pub async fn consume<C: GenericClient>(client: &C, token: &str, slave: &str) -> Result<Result<(), TokenError>, tokio_postgres::Error> {
+pub async fn consume<C: GenericClient>(
+    client: &C,
+    token: &str,
+    slave: &str,
+) -> Result<Result<(), TokenError>, tokio_postgres::Error> {
     let Some(row) = client
         .query_opt(
             "SELECT id, expires_at, used_at, used_by, expires_at <= now() FROM registration_tokens
@@ -74,7 +78,10 @@ pub async fn consume<C: GenericClient>(client: &C, token: &str, slave: &str) -> 
         return Ok(Err(TokenError::Expired(row.get(1))));
     }
     client
-        .execute("UPDATE registration_tokens SET used_at = now(), used_by = $2 WHERE id = $1", &[&row.get::<_, Uuid>(0), &slave])
+        .execute(
+            "UPDATE registration_tokens SET used_at = now(), used_by = $2 WHERE id = $1",
+            &[&row.get::<_, Uuid>(0), &slave],
+        )
         .await?;
     Ok(Ok(()))
 }

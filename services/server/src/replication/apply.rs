@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use lapin::message::Delivery;
 use rampart_shared::{
-    db::CachedStatements,
     amqp::consumer::{ApplyError, BatchHandler},
+    db::CachedStatements,
     envelope::Rejection,
     hierarchy::MasterCommand,
     replication::{kind, ReplicationAck, ReplicationBatch, Watermark, MAX_REPLICATION_BYTES},
@@ -136,7 +136,10 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(row) = tx
-        .query_opt_cached("SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active' FOR UPDATE", &[slave])
+        .query_opt_cached(
+            "SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active' FOR UPDATE",
+            &[slave],
+        )
         .await?
     else {
         tracing::warn!(slave_id = %slave, batch = batch.batch, "Dropped a replication batch: the slave is no longer active.");
@@ -150,7 +153,13 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
             tracing::warn!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, from = %batch.from, reason = %reason,
                            "Refused a replication batch; asking the slave to resend from the master's watermark.");
             reports::due::mark(&tx, state, slave, &Touched::health()).await?;
-            ReplicationAck { epoch: copy.epoch, batch: batch.batch, applied: false, watermark: copy.watermark, reason: Some(reason.clone()) }
+            ReplicationAck {
+                epoch: copy.epoch,
+                batch: batch.batch,
+                applied: false,
+                watermark: copy.watermark,
+                reason: Some(reason.clone()),
+            }
         }
         Decision::Apply | Decision::Replace => {
             if decision == Decision::Replace {

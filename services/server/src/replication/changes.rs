@@ -80,7 +80,10 @@ pub async fn read_page<C: GenericClient>(
             let position = Watermark { xid: r.get(0), seq: r.get(1) };
             // The row stays the text the database wrote (see `ReplicatedRow::row`).
             let Json(row): Json<Box<RawValue>> = r.get(3);
-            candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(row) } });
+            candidates.push(Change {
+                position,
+                row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(row) },
+            });
         }
     }
     let tombstones = client
@@ -95,10 +98,17 @@ pub async fn read_page<C: GenericClient>(
         let position = Watermark { xid: r.get(0), seq: r.get(1) };
         let name: &str = r.get(2);
         let Some(table) = ReplicatedTable::parse(name) else {
-            tracing::warn!(table = name, change_seq = position.seq, "Skipped a tombstone of a table that is not replicated.");
+            tracing::warn!(
+                table = name,
+                change_seq = position.seq,
+                "Skipped a tombstone of a table that is not replicated."
+            );
             continue;
         };
-        candidates.push(Change { position, row: ReplicatedRow { table, key: r.get(3), change_seq: position.seq, row: None } });
+        candidates.push(Change {
+            position,
+            row: ReplicatedRow { table, key: r.get(3), change_seq: position.seq, row: None },
+        });
     }
     candidates.sort_by_key(|c| c.position);
 
@@ -131,7 +141,10 @@ pub async fn read_page<C: GenericClient>(
 /// changed after it (left out of the comparison). Run it in the snapshot of
 /// the page that reached `horizon`. Rows are hashed as `jsonb` text, the
 /// form the master holds them in.
-pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<TableDigest>, Vec<PendingKey>), tokio_postgres::Error> {
+pub async fn digest<C: GenericClient>(
+    client: &C,
+    horizon: i64,
+) -> Result<(Vec<TableDigest>, Vec<PendingKey>), tokio_postgres::Error> {
     let mut tables = Vec::new();
     let mut pending = Vec::new();
     for table in ReplicatedTable::ALL {
@@ -152,7 +165,10 @@ pub async fn digest<C: GenericClient>(client: &C, horizon: i64) -> Result<(Vec<T
         tables.push(TableDigest { table, rows });
     }
     let deleted = client
-        .query_cached("SELECT table_name, row_key::text FROM tombstones WHERE change_xid >= $1::bigint::text::xid8", &[&horizon])
+        .query_cached(
+            "SELECT table_name, row_key::text FROM tombstones WHERE change_xid >= $1::bigint::text::xid8",
+            &[&horizon],
+        )
         .await?;
     for r in deleted {
         if let Some(table) = ReplicatedTable::parse(r.get(0)) {
@@ -169,7 +185,9 @@ fn every_table(each: impl Fn(&str) -> String) -> Vec<String> {
 
 /// Changed rows after `acked` (what the master has not acknowledged yet).
 pub async fn backlog<C: GenericClient>(client: &C, acked: Watermark) -> Result<i64, tokio_postgres::Error> {
-    let counts = every_table(|name| format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))"));
+    let counts = every_table(|name| {
+        format!("(SELECT count(*) FROM {name} t WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2))")
+    });
     Ok(client.query_one(&format!("SELECT ({})::bigint", counts.join(" + ")), &[&acked.xid, &acked.seq]).await?.get(0))
 }
 
@@ -180,4 +198,3 @@ pub async fn written_head<C: GenericClient>(client: &C) -> Result<Watermark, tok
     let xid: Option<i64> = client.query_one(&format!("SELECT GREATEST({})", latest.join(", ")), &[]).await?.get(0);
     Ok(Watermark { xid: xid.map_or(0, |x| x + 1), seq: 0 })
 }
-

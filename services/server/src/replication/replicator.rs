@@ -17,8 +17,11 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
+    amqp::{
+        publisher::{Outgoing, Publisher},
+        Broker,
+    },
     db::CachedStatements,
-    amqp::{publisher::{Outgoing, Publisher}, Broker},
     replication::{kind, Digest, ReplicationAck, ReplicationBatch, ReplicationProgress, Watermark},
     topology::Topology,
     Envelope, Shutdown,
@@ -96,7 +99,11 @@ pub async fn progress<C: GenericClient>(client: &C) -> Result<Option<Replication
 pub async fn record_ack<C: GenericClient>(tx: &C, ack: &ReplicationAck) -> Result<(), tokio_postgres::Error> {
     let Some(s) = stream(tx).await? else { return Ok(()) };
     if ack.batch != s.sent_batch || ack.batch == s.acked_batch {
-        tracing::debug!(batch = ack.batch, in_flight = s.sent_batch, "Ignored an answer to an older replication batch.");
+        tracing::debug!(
+            batch = ack.batch,
+            in_flight = s.sent_batch,
+            "Ignored an answer to an older replication batch."
+        );
         return Ok(());
     }
     // The master's copy is in another epoch than ours: if older, it lost our
@@ -146,15 +153,22 @@ async fn prune<C: GenericClient>(tx: &C, upto: Watermark) -> Result<(), tokio_po
         )
         .await?;
     if pruned > 0 {
-        tx.execute_cached("UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1", &[&upto.xid, &upto.seq])
-            .await?;
+        tx.execute_cached(
+            "UPDATE master_link SET repl_pruned_xid = $1, repl_pruned_seq = $2 WHERE id = 1",
+            &[&upto.xid, &upto.seq],
+        )
+        .await?;
         tracing::debug!(pruned, upto = %upto, "Pruned tombstones the master has applied.");
     }
     Ok(())
 }
 
 /// Asks for a pass, with checksums when `verification` is given.
-pub async fn request<C: GenericClient>(tx: &C, verification: Option<Uuid>, full: bool) -> Result<(), tokio_postgres::Error> {
+pub async fn request<C: GenericClient>(
+    tx: &C,
+    verification: Option<Uuid>,
+    full: bool,
+) -> Result<(), tokio_postgres::Error> {
     if let Some(id) = verification {
         tx.execute_cached("UPDATE master_link SET repl_verification = $1 WHERE id = 1", &[&id]).await?;
     }
@@ -207,7 +221,12 @@ struct Shipped {
 
 /// Ships batches until one caught up and the master applied it; `None`
 /// when stopped (or the link is gone).
-async fn pass(state: &AppState, broker: &Broker, publisher: &Publisher, stop: &Shutdown) -> anyhow::Result<Option<Shipped>> {
+async fn pass(
+    state: &AppState,
+    broker: &Broker,
+    publisher: &Publisher,
+    stop: &Shutdown,
+) -> anyhow::Result<Option<Shipped>> {
     let mut shipped = Shipped { batches: 0, rows: 0, watermark: Watermark::START };
     let mut patience = ACK_TIMEOUT;
     if !wait_for_running_transactions(state, stop).await? {
@@ -249,7 +268,10 @@ async fn pass(state: &AppState, broker: &Broker, publisher: &Publisher, stop: &S
             if batch.digest.is_some() {
                 let client = state.pool.get().await?;
                 client
-                    .execute_cached("UPDATE master_link SET repl_verification = NULL WHERE id = 1 AND repl_verification = $1", &[&verification])
+                    .execute_cached(
+                        "UPDATE master_link SET repl_verification = NULL WHERE id = 1 AND repl_verification = $1",
+                        &[&verification],
+                    )
                     .await?;
             }
             if batch.caught_up {
@@ -296,17 +318,30 @@ async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> any
 
 /// Numbers the next batch, then reads it from the acknowledged watermark in
 /// one REPEATABLE READ snapshot (the checksums of a verification too).
-async fn read_batch(client: &mut deadpool_postgres::Client, state: &AppState, stream: &Stream) -> anyhow::Result<ReplicationBatch> {
+async fn read_batch(
+    client: &mut deadpool_postgres::Client,
+    state: &AppState,
+    stream: &Stream,
+) -> anyhow::Result<ReplicationBatch> {
     // Numbered outside the snapshot: `master_link` changes under it (answers,
     // requests), and a REPEATABLE READ update of it would then fail.
     let batch: i64 = client
-        .query_one_cached("UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch", &[])
+        .query_one_cached(
+            "UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch",
+            &[],
+        )
         .await?
         .get(0);
-    let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
     tx.execute_cached("SET LOCAL TimeZone = 'UTC'", &[]).await?;
     let taken_at = Utc::now();
-    let page = changes::read_page(&tx, stream.acked, state.settings.replication_batch_size as usize, MAX_BATCH_BYTES).await?;
+    let page =
+        changes::read_page(&tx, stream.acked, state.settings.replication_batch_size as usize, MAX_BATCH_BYTES).await?;
     let digest = match (page.caught_up, stream.verification) {
         (true, Some(verification)) => {
             let (tables, pending) = changes::digest(&tx, page.to.xid).await?;
@@ -340,7 +375,13 @@ enum Answer {
 /// Waits for the master's answer to `batch`: `patience` at first, then on
 /// while batches still wait in the master's queue (it is behind, not
 /// deaf), up to [`MAX_ACK_TIMEOUT`] in all.
-async fn answer_to(state: &AppState, broker: &Broker, batch: i64, patience: Duration, stop: &Shutdown) -> anyhow::Result<Answer> {
+async fn answer_to(
+    state: &AppState,
+    broker: &Broker,
+    batch: i64,
+    patience: Duration,
+    stop: &Shutdown,
+) -> anyhow::Result<Answer> {
     let queue = state.site.topology.master_replication_queue();
     let give_up = Instant::now() + MAX_ACK_TIMEOUT.max(patience);
     let mut wait = patience;
@@ -352,7 +393,11 @@ async fn answer_to(state: &AppState, broker: &Broker, batch: i64, patience: Dura
         let left = give_up.saturating_duration_since(Instant::now());
         match broker.queue_depth(&queue).await {
             Some(waiting) if waiting > 0 && !left.is_zero() => {
-                tracing::info!(batch, waiting, "The master is still working through its queue; waiting for its answer.");
+                tracing::info!(
+                    batch,
+                    waiting,
+                    "The master is still working through its queue; waiting for its answer."
+                );
                 wait = ACK_TIMEOUT.min(left);
             }
             _ => return Ok(Answer::TimedOut),

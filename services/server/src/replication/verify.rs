@@ -33,7 +33,13 @@ pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<(String,
     for slave in slaves {
         let id = Uuid::new_v4();
         tx.execute("INSERT INTO verifications (id, slave_id) VALUES ($1, $2)", &[&id, slave]).await?;
-        fanout::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::Verify(VerifyRequest { verification: id })).await?;
+        fanout::send(
+            &tx,
+            state,
+            std::slice::from_ref(slave),
+            &MasterCommand::Verify(VerifyRequest { verification: id }),
+        )
+        .await?;
         requested.push((slave.clone(), id));
     }
     tx.commit().await?;
@@ -60,7 +66,12 @@ pub async fn show<C: GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiEr
 
 /// Compares the slave's digest with the copy (inside the transaction that
 /// applied the batch carrying it) and stores the result.
-pub async fn record<C: GenericClient>(tx: &C, slave: &str, digest: &Digest, as_of: DateTime<Utc>) -> Result<(), tokio_postgres::Error> {
+pub async fn record<C: GenericClient>(
+    tx: &C,
+    slave: &str,
+    digest: &Digest,
+    as_of: DateTime<Utc>,
+) -> Result<(), tokio_postgres::Error> {
     let pending: HashSet<(ReplicatedTable, &str)> = digest.pending.iter().map(|p| (p.table, p.key.as_str())).collect();
     let mut tables = Vec::new();
     let mut in_sync = true;
@@ -105,13 +116,12 @@ pub async fn record<C: GenericClient>(tx: &C, slave: &str, digest: &Digest, as_o
 fn compare(table: ReplicatedTable, theirs: &BTreeMap<&str, &str>, ours: &BTreeMap<String, String>) -> Value {
     let missing: Vec<&str> = theirs.keys().filter(|k| !ours.contains_key(**k)).copied().collect();
     let extra: Vec<&str> = ours.keys().filter(|k| !theirs.contains_key(k.as_str())).map(String::as_str).collect();
-    let different: Vec<&str> = theirs
-        .iter()
-        .filter(|(k, h)| ours.get(**k).is_some_and(|o| o != **h))
-        .map(|(k, _)| *k)
-        .collect();
+    let different: Vec<&str> =
+        theirs.iter().filter(|(k, h)| ours.get(**k).is_some_and(|o| o != **h)).map(|(k, _)| *k).collect();
     let in_sync = missing.is_empty() && extra.is_empty() && different.is_empty();
-    let listed = |keys: &[&str]| keys.iter().take(LISTED).map(|k| serde_json::from_str(k).unwrap_or(Value::Null)).collect::<Vec<_>>();
+    let listed = |keys: &[&str]| {
+        keys.iter().take(LISTED).map(|k| serde_json::from_str(k).unwrap_or(Value::Null)).collect::<Vec<_>>()
+    };
     json!({
         "table": table, "in_sync": in_sync,
         "slave_rows": theirs.len(), "master_rows": ours.len(),
@@ -140,7 +150,8 @@ mod tests {
 
     #[test]
     fn a_comparison_names_the_rows_that_differ() {
-        let theirs: BTreeMap<&str, &str> = [(r#"{"id": "a"}"#, "1"), (r#"{"id": "b"}"#, "2"), (r#"{"id": "c"}"#, "3")].into();
+        let theirs: BTreeMap<&str, &str> =
+            [(r#"{"id": "a"}"#, "1"), (r#"{"id": "b"}"#, "2"), (r#"{"id": "c"}"#, "3")].into();
         let mut ours: BTreeMap<String, String> = theirs.iter().map(|(k, h)| (k.to_string(), h.to_string())).collect();
         let same = compare(ReplicatedTable::Endpoints, &theirs, &ours);
         assert_eq!(same["in_sync"], true);

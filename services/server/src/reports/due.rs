@@ -38,7 +38,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Marks `slave` as owed a summary of `touched`, in the caller's transaction
 /// (nothing without an event key).
-pub async fn mark<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touched: &Touched) -> Result<(), tokio_postgres::Error> {
+pub async fn mark<C: GenericClient>(
+    tx: &C,
+    state: &AppState,
+    slave: &str,
+    touched: &Touched,
+) -> Result<(), tokio_postgres::Error> {
     if !events::enabled(state) {
         return Ok(());
     }
@@ -111,13 +116,19 @@ async fn pay(state: &AppState) -> anyhow::Result<usize> {
     let owed: Vec<Owed> = {
         let client = state.pool.get().await?;
         client
-            .query_cached("SELECT slave_id, wanted, site, all_tasks, tasks FROM report_due WHERE wanted > done ORDER BY slave_id", &[])
+            .query_cached(
+                "SELECT slave_id, wanted, site, all_tasks, tasks FROM report_due WHERE wanted > done ORDER BY slave_id",
+                &[],
+            )
             .await?
             .iter()
             .map(|r| Owed {
                 slave: r.get(0),
                 wanted: r.get(1),
-                touched: Touched { site: r.get(2), tasks: if r.get(3) { None } else { Some(r.get::<_, Vec<Uuid>>(4)) } },
+                touched: Touched {
+                    site: r.get(2),
+                    tasks: if r.get(3) { None } else { Some(r.get::<_, Vec<Uuid>>(4)) },
+                },
             })
             .collect()
     };

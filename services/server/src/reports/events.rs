@@ -99,7 +99,12 @@ const SUMMARY_LOCK: i32 = 0x5253_554d;
 /// Summaries of one slave are made one at a time, each reading after the
 /// last committed and numbered after it reads, so a higher `seq` never
 /// carries older numbers (a removal racing the summarizer, say).
-pub async fn queue_summary<C: GenericClient>(tx: &C, state: &AppState, slave: &str, touched: Touched) -> Result<(), tokio_postgres::Error> {
+pub async fn queue_summary<C: GenericClient>(
+    tx: &C,
+    state: &AppState,
+    slave: &str,
+    touched: Touched,
+) -> Result<(), tokio_postgres::Error> {
     let Some(signer) = signer(state) else { return Ok(()) };
     tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&SUMMARY_LOCK, &slave]).await?;
     let Some(health) = health(tx, Some(slave)).await?.pop() else { return Ok(()) };
@@ -118,7 +123,13 @@ pub async fn queue_summary<C: GenericClient>(tx: &C, state: &AppState, slave: &s
         tasks_complete: touched.tasks.is_none(),
         health,
     };
-    tracing::debug!(slave_id = slave, seq = body.seq, site = touched.site, tasks = body.tasks.len(), "Queued a slave summary for the report service.");
+    tracing::debug!(
+        slave_id = slave,
+        seq = body.seq,
+        site = touched.site,
+        tasks = body.tasks.len(),
+        "Queued a slave summary for the report service."
+    );
     outbox::enqueue(tx, &[event(state, signer, kind::SLAVE_SUMMARY, &body)]).await
 }
 
@@ -136,7 +147,8 @@ pub async fn resend(state: &AppState) -> anyhow::Result<usize> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     queue_roster(&tx, state).await?;
-    let slaves: Vec<String> = tx.query("SELECT id FROM slaves ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let slaves: Vec<String> =
+        tx.query("SELECT id FROM slaves ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
     for slave in &slaves {
         queue_summary(&tx, state, slave, Touched::everything()).await?;
     }
@@ -159,7 +171,9 @@ pub async fn run_roster(state: std::sync::Arc<AppState>, shutdown: Shutdown) {
         .await;
         match result {
             Ok(()) => state.outbox_wake.notify_one(),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "Could not queue the slave roster for the report service; retrying later."),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Could not queue the slave roster for the report service; retrying later.")
+            }
         }
         if !shutdown.sleep(ROSTER_INTERVAL).await {
             return;
@@ -168,7 +182,10 @@ pub async fn run_roster(state: std::sync::Arc<AppState>, shutdown: Shutdown) {
 }
 
 /// Health of one slave, or of every slave (`None`).
-pub async fn health<C: GenericClient>(client: &C, slave: Option<&str>) -> Result<Vec<SlaveHealth>, tokio_postgres::Error> {
+pub async fn health<C: GenericClient>(
+    client: &C,
+    slave: Option<&str>,
+) -> Result<Vec<SlaveHealth>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT id, CASE WHEN state = 'active' AND last_seen > now() - make_interval(secs => $1::double precision) THEN 'online'

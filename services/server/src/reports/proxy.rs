@@ -29,7 +29,8 @@ pub async fn forward(settings: &ReportSettings, path_and_query: &str) -> Result<
         return Err(ProxyError::NotConfigured);
     };
     let url = format!("{base}/api/reports{path_and_query}");
-    let unreachable = |e: reqwest::Error| ProxyError::Unreachable { url: base.clone(), reason: e.without_url().to_string() };
+    let unreachable =
+        |e: reqwest::Error| ProxyError::Unreachable { url: base.clone(), reason: e.without_url().to_string() };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))

@@ -12,7 +12,10 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Context;
 use chrono::{DateTime, NaiveTime, Utc};
 use deadpool_postgres::GenericClient;
-use rampart_shared::{report::{Format, Kind}, Shutdown};
+use rampart_shared::{
+    report::{Format, Kind},
+    Shutdown,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -51,7 +54,11 @@ impl Every {
             Every::Seconds(s) => after + chrono::Duration::seconds(i64::from(s)),
             Every::DailyAt(time) => {
                 let today = after.date_naive().and_time(time).and_utc();
-                if today > after { today } else { today + chrono::Duration::days(1) }
+                if today > after {
+                    today
+                } else {
+                    today + chrono::Duration::days(1)
+                }
             }
         }
     }
@@ -61,7 +68,10 @@ impl Every {
 pub fn check(new: &NewSchedule) -> Result<(Kind, Format, Every), String> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("name '{}' must be 1 to 64 letters, digits, '-' or '_' (it names the report files)", new.name));
+        return Err(format!(
+            "name '{}' must be 1 to 64 letters, digits, '-' or '_' (it names the report files)",
+            new.name
+        ));
     }
     let kind = Kind::parse(&new.kind)?;
     if kind == Kind::Health {
@@ -82,7 +92,13 @@ pub fn check(new: &NewSchedule) -> Result<(Kind, Format, Every), String> {
     Ok((kind, format, every))
 }
 
-pub async fn create<C: GenericClient>(client: &C, new: &NewSchedule, kind: Kind, format: Format, every: Every) -> Result<Uuid, tokio_postgres::Error> {
+pub async fn create<C: GenericClient>(
+    client: &C,
+    new: &NewSchedule,
+    kind: Kind,
+    format: Format,
+    every: Every,
+) -> Result<Uuid, tokio_postgres::Error> {
     let id = Uuid::new_v4();
     let (seconds, daily) = match every {
         Every::Seconds(s) => (Some(s), None),
@@ -92,7 +108,16 @@ pub async fn create<C: GenericClient>(client: &C, new: &NewSchedule, kind: Kind,
         .execute(
             "INSERT INTO report_schedules (id, name, kind, format, every_seconds, daily_at, email, next_run)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[&id, &new.name.trim(), &kind.as_str(), &format.as_str(), &seconds, &daily, &new.email, &every.next_after(Utc::now())],
+            &[
+                &id,
+                &new.name.trim(),
+                &kind.as_str(),
+                &format.as_str(),
+                &seconds,
+                &daily,
+                &new.email,
+                &every.next_after(Utc::now()),
+            ],
         )
         .await?;
     Ok(id)
@@ -164,7 +189,9 @@ async fn run_due(state: &AppState) -> anyhow::Result<usize> {
             Err(e) => (None, Some(format!("{e:#}"))),
         };
         match &error {
-            None => tracing::info!(schedule = %name, schedule_id = %id, file = file.as_deref().unwrap_or(""), "Scheduled report made."),
+            None => {
+                tracing::info!(schedule = %name, schedule_id = %id, file = file.as_deref().unwrap_or(""), "Scheduled report made.")
+            }
             Some(e) => tracing::warn!(schedule = %name, schedule_id = %id, error = %e, "Scheduled report failed."),
         }
         tx.execute(
@@ -180,7 +207,14 @@ async fn run_due(state: &AppState) -> anyhow::Result<usize> {
 
 /// Makes the report file and mails it if asked; `Ok` carries the file and
 /// an e-mail error, if sending failed (the file stays).
-async fn produce(state: &AppState, directory: &Path, name: &str, kind: &str, format: &str, email: bool) -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
+async fn produce(
+    state: &AppState,
+    directory: &Path,
+    name: &str,
+    kind: &str,
+    format: &str,
+    email: bool,
+) -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
     let kind = Kind::parse(kind).map_err(anyhow::Error::msg)?;
     let format = Format::parse(format).map_err(anyhow::Error::msg)?;
     let bytes = local::make(state, kind, format).await?;
@@ -189,7 +223,10 @@ async fn produce(state: &AppState, directory: &Path, name: &str, kind: &str, for
     let path = directory.join(&file_name);
     write_atomically(&path, &bytes).await.with_context(|| format!("cannot write {}", path.display()))?;
     let mail_error = if email {
-        send(state, kind, &file_name, format, bytes).await.err().map(|e| format!("the report was written but not e-mailed: {e:#}"))
+        send(state, kind, &file_name, format, bytes)
+            .await
+            .err()
+            .map(|e| format!("the report was written but not e-mailed: {e:#}"))
     } else {
         None
     };

@@ -80,7 +80,10 @@ pub async fn site<C: GenericClient>(client: &C, scope: Scope<'_>) -> Result<Site
     };
     let licensed: i64 = r.get(6);
     let signatures = client
-        .query(&format!("SELECT signatures_date, count(*) FROM {e} e WHERE {} GROUP BY 1 ORDER BY 1", scope.only("e")), &p)
+        .query(
+            &format!("SELECT signatures_date, count(*) FROM {e} e WHERE {} GROUP BY 1 ORDER BY 1", scope.only("e")),
+            &p,
+        )
         .await?
         .iter()
         .map(|r| DateCount { date: r.get::<_, Option<NaiveDate>>(0), endpoints: r.get(1) })
@@ -146,7 +149,11 @@ pub async fn site<C: GenericClient>(client: &C, scope: Scope<'_>) -> Result<Site
 }
 
 /// Outcomes of the site's tasks: `only` those, or all of them.
-pub async fn tasks<C: GenericClient>(client: &C, scope: Scope<'_>, only: Option<&[Uuid]>) -> Result<Vec<TaskOutcome>, tokio_postgres::Error> {
+pub async fn tasks<C: GenericClient>(
+    client: &C,
+    scope: Scope<'_>,
+    only: Option<&[Uuid]>,
+) -> Result<Vec<TaskOutcome>, tokio_postgres::Error> {
     let r = scope.table("task_results");
     let mut p = scope.params();
     let ids: Vec<Uuid> = only.map(<[Uuid]>::to_vec).unwrap_or_default();

@@ -176,7 +176,11 @@ mod tests {
         let section = Section {
             title: "Malware".into(),
             charts: vec![],
-            tables: vec![Table { title: "Top threats".into(), columns: vec!["a".into(), "b".into(), "c".into()], rows: vec![] }],
+            tables: vec![Table {
+                title: "Top threats".into(),
+                columns: vec!["a".into(), "b".into(), "c".into()],
+                rows: vec![],
+            }],
         };
         let html = render(&doc(vec![section]));
         assert!(html.contains("<th>a</th><th>b</th><th>c</th>"));

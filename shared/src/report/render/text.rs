@@ -3,7 +3,8 @@
 use crate::report::document::Document;
 
 pub fn render(doc: &Document) -> String {
-    let mut out = format!("{} ({})\nGenerated {}\n", doc.title, doc.subtitle, doc.generated_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let mut out =
+        format!("{} ({})\nGenerated {}\n", doc.title, doc.subtitle, doc.generated_at.format("%Y-%m-%d %H:%M:%S UTC"));
     for section in &doc.sections {
         for table in &section.tables {
             out.push_str(&format!("\n{}\n", table.title));
