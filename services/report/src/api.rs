@@ -4,83 +4,52 @@
 //! * `GET /api/status` (bearer token): what the read model holds.
 //! * `GET /health`, `GET /metrics` (no token).
 //!
-//! Errors are JSON `{"error": {"code", "message"}}`, as on the server.
+//! Errors are JSON `{"error": {"code", "message"}}`, from `rampart-http` as
+//! on the server.
 
 use std::sync::{atomic::Ordering, Arc};
 
 use axum::{
-    extract::{Path, Query, Request, State},
-    http::{header, StatusCode},
-    middleware::{self, Next},
+    extract::{Path, State},
+    http::header,
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
+use rampart_http::{ApiError, BearerAuth, Params};
 use rampart_shared::report::{self, Format, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{read_model, startup::AppState};
 
-/// An error for a person, with its HTTP status.
-pub struct ApiError(StatusCode, &'static str, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": {"code": self.1, "message": self.2}}))).into_response()
-    }
+/// A failed query: the report database's trouble, not the request's.
+fn database_error(e: tokio_postgres::Error) -> ApiError {
+    tracing::error!(error = %e, "A report query failed.");
+    ApiError::Unavailable("the report database did not answer; see the report service's log".into())
 }
 
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        tracing::error!(error = %e, "A report query failed.");
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the report database did not answer; see the report service's log".into(),
-        )
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("the report database is unreachable: {e}"))
-    }
+fn pool_error(e: deadpool_postgres::PoolError) -> ApiError {
+    ApiError::Unavailable(format!("the report database is unreachable: {e}"))
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let auth = BearerAuth::new(
+        state.settings.service.api_token.clone(),
+        "this report service",
+        "the API token of report.xml",
+    );
     let api = Router::new()
         .route("/reports/{kind}", get(show))
         .route("/status", get(status))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found", "no such API route".into()) })
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+        .fallback(|| rampart_http::no_such_route("no such API route"))
+        .route_layer(middleware::from_fn_with_state(auth, rampart_http::authorize));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok", "service": "rampart-report"})) }))
         .route("/metrics", get(metrics))
         .nest("/api", api)
         .with_state(state)
-}
-
-async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if state.settings.service.api_token.matches(token) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the bearer token is not valid for this report service".into(),
-        )),
-        None => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send 'Authorization: Bearer <token>' (the API token of report.xml)".into(),
-        )),
-    }
 }
 
 #[derive(Deserialize)]
@@ -93,22 +62,19 @@ struct ReportQuery {
 async fn show(
     State(state): State<Arc<AppState>>,
     Path(kind): Path<String>,
-    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    Params(q): Params<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let kind = Kind::parse(&kind).map_err(|e| ApiError(StatusCode::NOT_FOUND, "not_found", e))?;
-    let format = Format::parse(q.format.as_deref().unwrap_or("json"))
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
+    let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
     let started = std::time::Instant::now();
-    let client = state.pool.get().await?;
-    let input = read_model::input(&client, kind, q.slave.as_deref(), &state.source).await?.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no slave '{}' in the report data", q.slave.clone().unwrap_or_default()),
-        )
-    })?;
-    let built = report::build(kind, &input).map_err(|e| ApiError(StatusCode::CONFLICT, "unavailable", e))?;
+    let client = state.pool.get().await.map_err(pool_error)?;
+    let input = read_model::input(&client, kind, q.slave.as_deref(), &state.source)
+        .await
+        .map_err(database_error)?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no slave '{}' in the report data", q.slave.clone().unwrap_or_default()))
+        })?;
+    let built = report::build(kind, &input).map_err(ApiError::FeatureUnavailable)?;
     let body = report::render::render(&built, format);
     tracing::debug!(
         kind = kind.as_str(),
@@ -123,14 +89,15 @@ async fn show(
 }
 
 async fn status(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.pool.get().await.map_err(pool_error)?;
     let r = client
         .query_one(
             "SELECT (SELECT count(*) FROM slaves), (SELECT seq FROM roster), (SELECT as_of FROM roster),
                     (SELECT max(GREATEST(health_seq, site_seq)) FROM slaves)",
             &[],
         )
-        .await?;
+        .await
+        .map_err(database_error)?;
     let m = &state.metrics;
     Ok(Json(json!({
         "slaves": r.get::<_, i64>(0), "roster_seq": r.get::<_, i64>(1),

@@ -9,8 +9,6 @@
 
 mod admin;
 mod consolidated;
-mod error;
-mod extract;
 mod fanout;
 mod fleet;
 mod hierarchy;
@@ -23,19 +21,21 @@ mod views;
 
 use axum::{
     extract::{Request, State},
-    http::{header, Method},
+    http::Method,
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
-    Json, Router,
+    Router,
 };
 
-pub use error::ApiError;
-pub use extract::{Body, Params};
+pub use rampart_http::{ApiError, ApiResult, Body, Params};
 
 use crate::{role::Feature, state::SharedState};
 
-pub type ApiResult<T> = Result<Json<T>, ApiError>;
+/// `parse_id` as the handlers use it (`error::parse_id`).
+mod error {
+    pub use rampart_http::parse_id;
+}
 
 pub fn router(state: SharedState) -> Router {
     let api = Router::new()
@@ -83,9 +83,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/reports/schedules/{id}/run", post(reports::run_schedule))
         .route("/reports/{kind}", get(reports::show))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(rampart_http::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+        .route_layer(middleware::from_fn_with_state(bearer_auth(&state), rampart_http::authorize));
     Router::new()
         .route("/health", get(views::health))
         .route("/metrics", get(metrics::metrics))
@@ -93,29 +93,14 @@ pub fn router(state: SharedState) -> Router {
         .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
         .nest("/api", api)
         .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(rampart_http::method_not_allowed)
         .with_state(state)
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::MethodNotAllowed(format!("{} does not take {method} (see docs/api.md)", uri.path()))
-}
-
-/// Refuses requests without the right bearer token.
-async fn authorize(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if state.settings.service.api_token.matches(token) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid for this server".into())),
-        None => {
-            Err(ApiError::Unauthorized("send 'Authorization: Bearer <token>' (the API token of server.xml)".into()))
-        }
-    }
+/// The token of `server.xml` in front of `/api`.
+fn bearer_auth(state: &SharedState) -> rampart_http::BearerAuth {
+    let token = state.settings.service.api_token.clone();
+    rampart_http::BearerAuth::new(token, "this server", "the API token of server.xml")
 }
 
 /// Refuses, before anything is parsed, a request for a feature this
@@ -126,7 +111,7 @@ async fn refuse_missing_features(
     next: Next,
 ) -> Result<Response, ApiError> {
     if let Some(feature) = fleet_feature(request.method(), request.uri().path()) {
-        ApiError::check_feature(state.role(), feature)?;
+        state.role().check(feature).map_err(ApiError::FeatureUnavailable)?;
     }
     Ok(next.run(request).await)
 }

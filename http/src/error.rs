@@ -1,12 +1,11 @@
-//! API errors as JSON: one enum, its status codes and its body.
+//! API errors as JSON: one enum, its status codes and its body
+//! `{"error": {"code", "message"}}`.
 
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
-
-use crate::role::{Feature, Role};
 
 /// Every way a request can fail; the message is meant for a person.
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +59,6 @@ impl ApiError {
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
-    }
-
-    /// Refuses `feature` when the role does not have it.
-    pub fn check_feature(role: Role, feature: Feature) -> Result<(), ApiError> {
-        role.check(feature).map_err(ApiError::FeatureUnavailable)
     }
 }
 

@@ -21,7 +21,7 @@ use axum::{
 use futures_util::StreamExt;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use super::ApiError;
+use crate::ApiError;
 
 /// Largest body a route reads.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
