@@ -35,11 +35,8 @@ fn pool_error(e: deadpool_postgres::PoolError) -> ApiError {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let auth = BearerAuth::new(
-        state.settings.service.api_token.clone(),
-        "this report service",
-        "the API token of report.xml",
-    );
+    let auth =
+        BearerAuth::new(state.settings.service.api_token.clone(), "this report service", "the API token of report.xml");
     let api = Router::new()
         .route("/reports/{kind}", get(show))
         .route("/status", get(status))
@@ -68,12 +65,10 @@ async fn show(
     let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
     let started = std::time::Instant::now();
     let client = state.pool.get().await.map_err(pool_error)?;
-    let input = read_model::input(&client, kind, q.slave.as_deref(), &state.source)
-        .await
-        .map_err(database_error)?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no slave '{}' in the report data", q.slave.clone().unwrap_or_default()))
-        })?;
+    let input =
+        read_model::input(&client, kind, q.slave.as_deref(), &state.source).await.map_err(database_error)?.ok_or_else(
+            || ApiError::NotFound(format!("no slave '{}' in the report data", q.slave.clone().unwrap_or_default())),
+        )?;
     let built = report::build(kind, &input).map_err(ApiError::FeatureUnavailable)?;
     let body = report::render::render(&built, format);
     tracing::debug!(

@@ -1,7 +1,8 @@
 //! The site inbox: everything the agents report, persisted.
 //!
-//! [`AgentInbox`] is the [`BatchHandler`] of `<ns>.site.<instance>.inbox`.
-//! Each batch is applied in one transaction; every statement is idempotent
+//! The consumer of `<ns>.site.<instance>.inbox` ([`crate::consumers`])
+//! decodes and [`validate`]s each message; [`apply_batch`] applies a batch
+//! in one transaction; every statement is idempotent
 //! (heartbeats keep the newest snapshot, detections are keyed by id, task
 //! results never leave a finished state), so a redelivered batch changes
 //! nothing. A task result for a task this server does not have on that
@@ -9,16 +10,13 @@
 //! late result: ignored and recorded in the audit ([`crate::refused`]), in
 //! the same transaction. Refused deliveries are recorded there too.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
     envelope::Rejection,
     messages::{AgentMessage, Heartbeat},
-    Envelope,
 };
 
 use crate::{deployments, licensing, policies, refused, security, state::AppState};
@@ -29,33 +27,8 @@ pub struct Inbound {
     pub message: AgentMessage,
 }
 
-pub struct AgentInbox {
-    pub state: Arc<AppState>,
-}
-
-impl BatchHandler for AgentInbox {
-    type Message = Inbound;
-
-    fn decode(&self, delivery: &Delivery) -> Result<Inbound, Rejection> {
-        let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
-        let envelope = Envelope::decode(&delivery.data, kind)?;
-        let message = AgentMessage::from_envelope(&envelope)?;
-        validate(&message)?;
-        Ok(Inbound { sent_at: envelope.sent_at, message })
-    }
-
-    async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
-        apply_batch(&self.state, batch).await.map_err(classify)
-    }
-
-    async fn refused(&self, delivery: &Delivery, reason: &str) {
-        let queue = self.state.site.topology.site_inbox(&self.state.site.instance);
-        refused::record(&self.state, refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
-    }
-}
-
 /// Checks a body's values beyond their types, so the database never refuses them.
-fn validate(message: &AgentMessage) -> Result<(), Rejection> {
+pub fn validate(message: &AgentMessage) -> Result<(), Rejection> {
     let bad = |detail: String| Rejection::InvalidBody { kind: message.kind().to_owned(), detail };
     let check_ip =
         |ip: &str| ip.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| bad(format!("'{ip}' is not an IP address")));
@@ -79,12 +52,8 @@ fn validate(message: &AgentMessage) -> Result<(), Rejection> {
     }
 }
 
-/// Sorts a failed apply into retry-later (database unreachable) or never.
-pub(crate) fn classify(error: anyhow::Error) -> ApplyError {
-    ApplyError::classify(error)
-}
-
-async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> {
+/// Applies a batch of agent messages in one transaction.
+pub async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     policies::lock_fleet_shared(&tx).await?;

@@ -6,6 +6,7 @@
 //! * [`config`]: `server.xml` into validated [`config::Settings`].
 //! * [`startup`]: [`startup::Application`] builds and runs one server.
 //! * [`state`]: what handlers and consumers share.
+//! * [`consumers`]: every queue this server consumes, started in one place.
 //! * [`inbox`]: the agents' messages, persisted (heartbeats, detections,
 //!   discovery, task results, deployments).
 //! * [`outbox`]: commands written with the change that causes them, relayed
@@ -27,6 +28,7 @@
 
 pub mod api;
 pub mod config;
+pub mod consumers;
 pub mod deployments;
 pub mod failpoints;
 pub mod hierarchy;

@@ -9,12 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
-    amqp::{
-        close_channel,
-        consumer::{self, ConsumerSettings},
-        publisher::Publisher,
-        Broker,
-    },
+    amqp::{close_channel, publisher::Publisher, Broker},
     db,
     topology::{self, Topology},
     Shutdown,
@@ -24,8 +19,8 @@ use tokio::task::JoinSet;
 use crate::{
     api,
     config::{ConfiguredRole, Settings},
+    consumers,
     hierarchy::{self, Keyring},
-    inbox::AgentInbox,
     licensing, migrations, outbox, reports,
     role::Role,
     state::{AppState, OwnedQueue, SharedState, Site},
@@ -102,26 +97,7 @@ impl Application {
             state.failpoints.clone(),
             shutdown.clone(),
         ));
-        if state.role().has_fleet() {
-            let inbox = state.site.inbox_queue();
-            let settings = ConsumerSettings {
-                queue: inbox.name,
-                dead_letter_exchange: state.site.topology.dead_letter_exchange(),
-                prefetch: state.settings.service.prefetch,
-                batch_max: 500,
-                linger: Duration::from_millis(20),
-                concurrency: 1,
-                declare: Some(inbox.spec),
-            };
-            tasks.spawn(consumer::run(
-                broker.clone(),
-                settings,
-                Arc::new(AgentInbox { state: state.clone() }),
-                state.inbox_metrics.clone(),
-                shutdown.clone(),
-            ));
-        }
-        tasks.spawn(hierarchy::run(state.clone(), broker.clone(), shutdown.clone()));
+        tasks.spawn(consumers::run(state.clone(), broker.clone(), shutdown.clone()));
         tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
         if state.role() == Role::Master && reports::events::enabled(&state) {
             tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));

@@ -5,24 +5,103 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    Json,
+    routing::{get, post},
+    Json, Router,
 };
 use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Body, Params};
 use crate::{
-    hierarchy::{link, slaves, tokens},
+    hierarchy::{
+        link::{self, LinkError},
+        registration::{self, RegistrationError},
+        slaves::{self, Removal, SlaveError, SlaveView},
+        tokens::{self, IssuedToken, TokenError, TokenView},
+    },
     role::Role,
     state::{AppState, SharedState},
 };
 
-/// Refuses master-only routes elsewhere, naming what was asked.
-pub(super) fn require_master(state: &AppState, what: &str) -> Result<(), ApiError> {
-    match state.role() {
-        Role::Master => Ok(()),
-        role => Err(ApiError::FeatureUnavailable(format!("{what} exist only on a master; this server is a {role}"))),
+/// The master's hierarchy routes (under `/api`).
+pub(super) fn master_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/registration-tokens", get(list_tokens).post(create_token))
+        .route("/slaves", get(list_slaves))
+        .route("/slaves/{id}", get(show_slave).delete(remove_slave))
+        .route("/hierarchy", get(show))
+        // Refused by the domain, with what a master is not.
+        .route("/hierarchy/register", post(register))
+        .route("/hierarchy/unregister", post(unregister))
+}
+
+/// A site's hierarchy routes (under `/api`).
+pub(super) fn site_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/registration-tokens", get(master_only_tokens).post(master_only_tokens))
+        .route("/slaves", get(master_only_slaves))
+        .route("/slaves/{id}", get(master_only_slaves).delete(master_only_slaves))
+        .route("/hierarchy", get(show))
+        .route("/hierarchy/register", post(register))
+        .route("/hierarchy/unregister", post(unregister))
+}
+
+/// Refuses master-only routes on a site, naming what was asked.
+pub(super) fn master_only(state: &AppState, what: &str) -> ApiError {
+    ApiError::FeatureUnavailable(format!("{what} exist only on a master; this server is a {}", state.role()))
+}
+
+async fn master_only_tokens(State(state): State<SharedState>) -> ApiError {
+    master_only(&state, "Registration tokens")
+}
+
+async fn master_only_slaves(State(state): State<SharedState>) -> ApiError {
+    master_only(&state, "Slaves")
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Database(e) => e.into(),
+            LinkError::Pool(e) => e.into(),
+            LinkError::Invalid(m) => Self::Invalid(m),
+            LinkError::Refused { status: 403, .. } => Self::Forbidden(e.to_string()),
+            LinkError::Refused { status: 400..=499, .. } => Self::Conflict(e.to_string()),
+            LinkError::Refused { .. } | LinkError::MasterUnusable(_) => Self::BadGateway(e.to_string()),
+            LinkError::IsMaster | LinkError::AlreadySlave { .. } | LinkError::NotRegistered(_) => {
+                Self::Conflict(e.to_string())
+            }
+            LinkError::AcceptedNotRecorded { .. } | LinkError::Client(_) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<RegistrationError> for ApiError {
+    fn from(e: RegistrationError) -> Self {
+        match e {
+            RegistrationError::Database(e) | RegistrationError::Token(TokenError::Database(e)) => e.into(),
+            RegistrationError::Pool(e) => e.into(),
+            RegistrationError::Token(e) => Self::Forbidden(e.to_string()),
+            RegistrationError::Invalid(m) => Self::Invalid(m),
+            RegistrationError::Broker(_) => Self::Unavailable(e.to_string()),
+            RegistrationError::NoMasterKey => Self::Internal(e.into()),
+            RegistrationError::NotAMaster { .. }
+            | RegistrationError::OwnName(_)
+            | RegistrationError::OtherNamespace { .. }
+            | RegistrationError::AlreadyRegistered { .. } => Self::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<SlaveError> for ApiError {
+    fn from(e: SlaveError) -> Self {
+        match e {
+            SlaveError::Database(e) => e.into(),
+            SlaveError::Pool(e) => e.into(),
+            SlaveError::Unknown(_) => Self::NotFound(e.to_string()),
+            SlaveError::AlreadyRemoved(_) => Self::Conflict(e.to_string()),
+        }
     }
 }
 
@@ -32,11 +111,10 @@ pub struct CreateToken {
     expires_in_seconds: Option<u64>,
 }
 
-pub async fn create_token(
+async fn create_token(
     State(state): State<SharedState>,
     Body(body): Body<CreateToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_master(&state, "Registration tokens")?;
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     let lifetime = body.expires_in_seconds.unwrap_or(tokens::DEFAULT_LIFETIME_SECONDS);
     if !(1..=tokens::MAX_LIFETIME_SECONDS).contains(&lifetime) {
         return Err(ApiError::Invalid(format!(
@@ -46,36 +124,33 @@ pub async fn create_token(
     }
     let issued = tokens::create(&state.pool.get().await?, lifetime).await?;
     tracing::info!(token_id = %issued.id, expires_at = %issued.expires_at, "Created a registration token.");
-    Ok((StatusCode::CREATED, Json(json!({"id": issued.id, "token": issued.token, "expires_at": issued.expires_at}))))
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
-pub async fn list_tokens(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
-    require_master(&state, "Registration tokens")?;
+async fn list_tokens(State(state): State<SharedState>) -> ApiResult<Vec<TokenView>> {
     Ok(Json(tokens::list(&state.pool.get().await?).await?))
 }
 
 /// Called by a stand-alone on this master; the token in the body is the credential.
-pub async fn accept_registration(
+pub(super) async fn accept_registration(
     State(state): State<SharedState>,
     Body(body): Body<RegisterRequest>,
 ) -> ApiResult<RegisterResponse> {
     let slave_id = body.slave_id.clone();
-    match slaves::register(&state, body).await {
+    match registration::register(&state, body).await {
         Ok(answer) => Ok(Json(answer)),
         Err(e) => {
             tracing::warn!(slave_id, error = %e, "Refused a registration.");
-            Err(e)
+            Err(e.into())
         }
     }
 }
 
-pub async fn list_slaves(State(state): State<SharedState>) -> ApiResult<Vec<Value>> {
-    require_master(&state, "Slaves")?;
+async fn list_slaves(State(state): State<SharedState>) -> ApiResult<Vec<SlaveView>> {
     Ok(Json(slaves::list(&state.pool.get().await?).await?))
 }
 
-pub async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
-    require_master(&state, "Slaves")?;
+async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<SlaveView> {
     Ok(Json(slaves::show(&state.pool.get().await?, &id).await?))
 }
 
@@ -86,24 +161,28 @@ pub struct RemoveQuery {
     purge: Option<bool>,
 }
 
-pub async fn remove_slave(
+async fn remove_slave(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     Params(q): Params<RemoveQuery>,
-) -> ApiResult<Value> {
-    require_master(&state, "Slaves")?;
+) -> ApiResult<Removal> {
     Ok(Json(slaves::remove(&state, &id, q.purge.unwrap_or(false)).await?))
 }
 
-fn link_json(state: &AppState) -> Value {
-    match state.keyring.link() {
-        Some(l) => json!({"id": l.master_id, "address": l.address, "registered_at": l.registered_at}),
-        None => Value::Null,
-    }
+/// This server's master, as `/api/hierarchy` and `/api/status` show it.
+#[derive(Serialize)]
+pub(super) struct MasterView {
+    id: String,
+    address: String,
+    registered_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn show(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!({"role": state.role(), "master": link_json(&state)}))
+pub(super) fn master_of(state: &AppState) -> Option<MasterView> {
+    state.keyring.link().map(|l| MasterView { id: l.master_id, address: l.address, registered_at: l.registered_at })
+}
+
+async fn show(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({"role": state.role(), "master": master_of(&state)}))
 }
 
 #[derive(Deserialize)]
@@ -113,12 +192,12 @@ pub struct Register {
     token: String,
 }
 
-pub async fn register(State(state): State<SharedState>, Body(body): Body<Register>) -> ApiResult<Value> {
+async fn register(State(state): State<SharedState>, Body(body): Body<Register>) -> ApiResult<Value> {
     link::register(&state, &body.master, &body.token).await?;
-    Ok(Json(json!({"role": state.role(), "master": link_json(&state)})))
+    Ok(Json(json!({"role": state.role(), "master": master_of(&state)})))
 }
 
-pub async fn unregister(State(state): State<SharedState>) -> ApiResult<Value> {
+async fn unregister(State(state): State<SharedState>) -> ApiResult<Value> {
     let departure = link::unregister(&state).await?;
     Ok(Json(json!({"role": state.role(), "removed_policies": departure.removed_policies,
                    "cancelled_tasks": departure.cancelled_tasks})))
@@ -127,7 +206,7 @@ pub async fn unregister(State(state): State<SharedState>) -> ApiResult<Value> {
 /// The hierarchy part of `/api/status`.
 pub async fn status_part(state: &AppState) -> Result<Value, ApiError> {
     if state.role() != Role::Master {
-        return Ok(json!({"master": link_json(state)}));
+        return Ok(json!({"master": master_of(state)}));
     }
     Ok(json!({"slaves": slaves::state_counts(&state.pool.get().await?).await?}))
 }

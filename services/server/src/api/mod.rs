@@ -20,7 +20,7 @@ mod tasks;
 mod views;
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::Method,
     middleware::{self, Next},
     response::Response,
@@ -30,7 +30,10 @@ use axum::{
 
 pub use rampart_http::{ApiError, ApiResult, Body, Params};
 
-use crate::{role::Feature, state::SharedState};
+use crate::{
+    role::{Feature, Role},
+    state::SharedState,
+};
 
 /// `parse_id` as the handlers use it (`error::parse_id`).
 mod error {
@@ -38,7 +41,30 @@ mod error {
 }
 
 pub fn router(state: SharedState) -> Router {
-    let api = Router::new()
+    // The one place where the role decides: a master for life, or a site
+    // (stand-alone or slave, which it may turn into at run time).
+    let api = match state.role() {
+        Role::Master => master_api(),
+        Role::Standalone | Role::Slave => site_api(),
+    };
+    let api = api
+        .fallback(|| rampart_http::no_such_route("no such API route"))
+        .method_not_allowed_fallback(rampart_http::method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(bearer_auth(&state), rampart_http::authorize));
+    Router::new()
+        .route("/health", get(views::health))
+        .route("/metrics", get(metrics::metrics))
+        // Server to server: the registration token in the body is the credential.
+        .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
+        .nest("/api", api)
+        .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
+        .method_not_allowed_fallback(rampart_http::method_not_allowed)
+        .with_state(state)
+}
+
+/// Routes a master and a site both serve (each handler answers for its role).
+fn common_api() -> Router<SharedState> {
+    Router::new()
         .route("/status", get(views::status))
         .route("/dashboard", get(views::dashboard))
         .route("/detections", get(views::detections))
@@ -66,35 +92,22 @@ pub fn router(state: SharedState) -> Router {
         .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
         .route("/settings/email", get(admin::get_email).put(admin::put_email))
         .route("/license", get(admin::get_license).put(admin::put_license))
-        .route("/registration-tokens", get(hierarchy::list_tokens).post(hierarchy::create_token))
-        .route("/slaves", get(hierarchy::list_slaves))
-        .route("/slaves/{id}", get(hierarchy::show_slave).delete(hierarchy::remove_slave))
-        .route("/hierarchy", get(hierarchy::show))
-        .route("/hierarchy/register", post(hierarchy::register))
-        .route("/hierarchy/unregister", post(hierarchy::unregister))
-        .route("/slaves/{id}/replicate", post(replication::replicate_slave))
-        .route("/replication", get(replication::show))
-        .route("/replication/now", post(replication::now))
-        .route("/verifications", post(replication::create_verification))
-        .route("/verifications/{id}", get(replication::show_verification))
-        .route("/reports/resend", post(reports::resend))
-        .route("/reports/schedules", get(reports::list_schedules).post(reports::create_schedule))
-        .route("/reports/schedules/{id}", axum::routing::delete(reports::delete_schedule))
-        .route("/reports/schedules/{id}/run", post(reports::run_schedule))
-        .route("/reports/{kind}", get(reports::show))
-        .fallback(|| async { ApiError::NotFound("no such API route".into()) })
-        .method_not_allowed_fallback(rampart_http::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_missing_features))
-        .route_layer(middleware::from_fn_with_state(bearer_auth(&state), rampart_http::authorize));
-    Router::new()
-        .route("/health", get(views::health))
-        .route("/metrics", get(metrics::metrics))
-        // Server to server: the registration token in the body is the credential.
-        .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
-        .nest("/api", api)
-        .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
-        .method_not_allowed_fallback(rampart_http::method_not_allowed)
-        .with_state(state)
+        .merge(reports::schedule_routes())
+}
+
+/// A master's API: its slaves, their copies, the consolidated reports; the
+/// site features it does not have are refused before anything is parsed.
+fn master_api() -> Router<SharedState> {
+    common_api()
+        .merge(hierarchy::master_routes())
+        .merge(replication::master_routes())
+        .merge(reports::master_routes())
+        .layer(middleware::from_fn(refuse_site_features))
+}
+
+/// A stand-alone's or slave's API: its own computers.
+fn site_api() -> Router<SharedState> {
+    common_api().merge(hierarchy::site_routes()).merge(replication::site_routes()).merge(reports::site_routes())
 }
 
 /// The token of `server.xml` in front of `/api`.
@@ -103,15 +116,11 @@ fn bearer_auth(state: &SharedState) -> rampart_http::BearerAuth {
     rampart_http::BearerAuth::new(token, "this server", "the API token of server.xml")
 }
 
-/// Refuses, before anything is parsed, a request for a feature this
-/// server's role does not have.
-async fn refuse_missing_features(
-    State(state): State<SharedState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// Refuses on a master, before anything is parsed, a request for a site
+/// feature (a layer of the master's API only).
+async fn refuse_site_features(request: Request, next: Next) -> Result<Response, ApiError> {
     if let Some(feature) = fleet_feature(request.method(), request.uri().path()) {
-        state.role().check(feature).map_err(ApiError::FeatureUnavailable)?;
+        Role::Master.check(feature).map_err(ApiError::FeatureUnavailable)?;
     }
     Ok(next.run(request).await)
 }

@@ -7,20 +7,73 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    Json,
+    routing::{get, post},
+    Json, Router,
 };
-use rampart_shared::{hierarchy::MasterCommand, replication::ReplicateNow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{error::parse_id, hierarchy::require_master, ApiError, ApiResult, Body};
+use super::{error::parse_id, hierarchy::master_only, ApiError, ApiResult, Body};
 use crate::{
-    hierarchy::{fanout, slaves},
-    replication::{changes, replicator, verify},
-    role::Role,
-    state::{AppState, SharedState},
+    hierarchy::slaves,
+    replication::{
+        changes, replicator,
+        requests::{self, RequestError},
+        verify::{self, Verification, VerifyError},
+    },
+    state::SharedState,
 };
+
+/// The master's replication routes (under `/api`).
+pub(super) fn master_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/slaves/{id}/replicate", post(replicate_slave))
+        .route("/replication", get(show_copies))
+        .route("/replication/now", post(ask_slaves))
+        .route("/verifications", post(create_verification))
+        .route("/verifications/{id}", get(show_verification))
+}
+
+/// A site's replication routes (under `/api`).
+pub(super) fn site_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/slaves/{id}/replicate", post(master_only_slaves))
+        .route("/replication", get(show_stream))
+        .route("/replication/now", post(now))
+        .route("/verifications", post(master_only_verifications))
+        .route("/verifications/{id}", get(master_only_verifications))
+}
+
+async fn master_only_slaves(State(state): State<SharedState>) -> ApiError {
+    master_only(&state, "Slaves")
+}
+
+async fn master_only_verifications(State(state): State<SharedState>) -> ApiError {
+    master_only(&state, "Verifications")
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Database(e) => e.into(),
+            RequestError::Pool(e) => e.into(),
+            RequestError::UnknownSlave(_) => Self::NotFound(e.to_string()),
+            RequestError::InactiveSlave { .. } | RequestError::NotRegistered(_) => Self::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Database(e) => e.into(),
+            VerifyError::Pool(e) => e.into(),
+            VerifyError::Unknown(_) => Self::NotFound(e.to_string()),
+            VerifyError::NoActiveSlave => Self::Conflict(e.to_string()),
+        }
+    }
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -29,105 +82,72 @@ pub struct NowBody {
     full: Option<bool>,
 }
 
-/// `GET /api/replication`: the slave's stream, or the master's copies.
-pub async fn show(State(state): State<SharedState>) -> ApiResult<Value> {
+/// `GET /api/replication` on a master: its copy of each slave.
+async fn show_copies(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
-    match state.role() {
-        Role::Master => {
-            let copies: Vec<Value> = slaves::list(&client)
-                .await?
-                .into_iter()
-                .map(|s| json!({"slave": s["id"], "state": s["state"], "replication": s["replication"]}))
-                .collect();
-            Ok(Json(json!({"role": "master", "interval_seconds": null, "slaves": copies})))
-        }
-        role => {
-            let stream = match replicator::stream(&client).await? {
-                Some(s) => json!({
-                    "epoch": s.epoch, "watermark": s.acked.to_string(), "acked_at": s.acked_at,
-                    "batches_sent": s.sent_batch, "verification_pending": s.verification,
-                    "rows_behind": changes::backlog(&client, s.acked).await?,
-                }),
-                None => Value::Null,
-            };
-            Ok(Json(json!({
-                "role": role.to_string(),
-                "interval_seconds": state.settings.replication_interval,
-                "batch_size": state.settings.replication_batch_size,
-                "stream": stream,
-            })))
-        }
-    }
+    let copies: Vec<Value> = slaves::list(&client)
+        .await?
+        .into_iter()
+        .map(|s| json!({"slave": s.id, "state": s.state, "replication": s.replication}))
+        .collect();
+    Ok(Json(json!({"role": "master", "interval_seconds": null, "slaves": copies})))
 }
 
-/// `POST /api/replication/now`.
-pub async fn now(
+/// `GET /api/replication` on a site: its stream to the master, if any.
+async fn show_stream(State(state): State<SharedState>) -> ApiResult<Value> {
+    let client = state.pool.get().await?;
+    let stream = match replicator::stream(&client).await? {
+        Some(s) => json!({
+            "epoch": s.epoch, "watermark": s.acked.to_string(), "acked_at": s.acked_at,
+            "batches_sent": s.sent_batch, "verification_pending": s.verification,
+            "rows_behind": changes::backlog(&client, s.acked).await?,
+        }),
+        None => Value::Null,
+    };
+    Ok(Json(json!({
+        "role": state.role().to_string(),
+        "interval_seconds": state.settings.replication_interval,
+        "batch_size": state.settings.replication_batch_size,
+        "stream": stream,
+    })))
+}
+
+/// `POST /api/replication/now` on a master: every active slave.
+async fn ask_slaves(
     State(state): State<SharedState>,
     Body(body): Body<NowBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let full = body.full.unwrap_or(false);
-    match state.role() {
-        Role::Master => {
-            let mut client = state.pool.get().await?;
-            let tx = client.transaction().await?;
-            let active = fanout::active_slaves(&tx).await?;
-            fanout::send(&tx, &state, &active, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
-            tx.commit().await?;
-            state.outbox_wake.notify_one();
-            tracing::info!(slaves = ?active, full, "Asked every slave to replicate now.");
-            let message = format!("asked {} slave(s) to replicate now", active.len());
-            Ok((StatusCode::ACCEPTED, Json(json!({"slaves": active, "full": full, "message": message}))))
-        }
-        Role::Slave => {
-            let mut client = state.pool.get().await?;
-            let tx = client.transaction().await?;
-            replicator::request(&tx, None, full).await?;
-            tx.commit().await?;
-            state.replication_wake.notify_one();
-            tracing::info!(full, "Replication requested by the operator.");
-            let message = if full { "full replication started (a new epoch)" } else { "replication started" };
-            Ok((StatusCode::ACCEPTED, Json(json!({"full": full, "message": message}))))
-        }
-        Role::Standalone => Err(ApiError::Conflict(format!(
-            "this server ('{}') is a stand-alone: it replicates only once registered to a master",
-            state.site.instance
-        ))),
-    }
+    let active = requests::active_slaves(&state.pool.get().await?, None).await?;
+    requests::replicate_now(&state, &active, full).await?;
+    let message = format!("asked {} slave(s) to replicate now", active.len());
+    Ok((StatusCode::ACCEPTED, Json(json!({"slaves": active, "full": full, "message": message}))))
+}
+
+/// `POST /api/replication/now` on a site.
+async fn now(
+    State(state): State<SharedState>,
+    Body(body): Body<NowBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let full = body.full.unwrap_or(false);
+    requests::request_now(&state, full).await?;
+    let message = if full { "full replication started (a new epoch)" } else { "replication started" };
+    Ok((StatusCode::ACCEPTED, Json(json!({"full": full, "message": message}))))
 }
 
 /// `POST /api/slaves/{id}/replicate` on a master.
-pub async fn replicate_slave(
+async fn replicate_slave(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     Body(body): Body<NowBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_master(&state, "Slaves")?;
     let full = body.full.unwrap_or(false);
-    let slave = active_slaves(&state, Some(&id)).await?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    fanout::send(&tx, &state, &slave, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
-    tx.commit().await?;
-    state.outbox_wake.notify_one();
-    tracing::info!(slave_id = %id, full, "Asked a slave to replicate now.");
+    let slave = requests::active_slaves(&state.pool.get().await?, Some(&id)).await?;
+    requests::replicate_now(&state, &slave, full).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"slave": id, "full": full, "message": format!("asked slave '{id}' to replicate now")})),
     ))
-}
-
-/// The active slaves: all, or the one named (which must be active).
-async fn active_slaves(state: &AppState, only: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let client = state.pool.get().await?;
-    if let Some(id) = only {
-        let row = client.query_opt("SELECT state FROM slaves WHERE id = $1", &[&id]).await?;
-        return match row.map(|r| r.get::<_, String>(0)) {
-            None => Err(ApiError::NotFound(format!("no slave '{id}'"))),
-            Some(s) if s == "active" => Ok(vec![id.to_owned()]),
-            Some(s) => Err(ApiError::Conflict(format!("slave '{id}' is {s}: only an active slave replicates"))),
-        };
-    }
-    Ok(fanout::active_slaves(&client).await?)
 }
 
 #[derive(Deserialize)]
@@ -138,24 +158,17 @@ pub struct VerifyBody {
 }
 
 /// `POST /api/verifications` on a master: one verification per slave.
-pub async fn create_verification(
+async fn create_verification(
     State(state): State<SharedState>,
     Body(body): Body<VerifyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_master(&state, "Verifications")?;
-    let slaves = active_slaves(&state, body.slave.as_deref()).await?;
-    if slaves.is_empty() {
-        return Err(ApiError::Conflict("this master has no active slave to verify".into()));
-    }
+    let slaves = requests::active_slaves(&state.pool.get().await?, body.slave.as_deref()).await?;
     let requested = verify::request(&state, &slaves).await?;
-    let list: Vec<Value> =
-        requested.iter().map(|(slave, id)| json!({"id": id, "slave": slave, "state": "pending"})).collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({"verifications": list}))))
+    Ok((StatusCode::ACCEPTED, Json(json!({"verifications": requested}))))
 }
 
 /// `GET /api/verifications/{id}`.
-pub async fn show_verification(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
-    require_master(&state, "Verifications")?;
+async fn show_verification(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Verification> {
     let id: Uuid = parse_id(&id, "verification")?;
     Ok(Json(verify::show(&state.pool.get().await?, id).await?))
 }

@@ -5,7 +5,8 @@ use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
-    Json,
+    routing::{delete, get, post},
+    Json, Router,
 };
 use rampart_shared::report::{Format, Kind};
 use serde::Deserialize;
@@ -15,9 +16,31 @@ use uuid::Uuid;
 use super::{ApiError, ApiResult, Body, Params};
 use crate::{
     reports::{events, local, proxy, schedules},
-    role::Role,
     state::SharedState,
 };
+
+/// A master's reports: the report service's, forwarded (under `/api`).
+pub(super) fn master_routes() -> Router<SharedState> {
+    Router::new().route("/reports/resend", post(resend)).route("/reports/{kind}", get(forward))
+}
+
+/// A site's reports: made here (under `/api`).
+pub(super) fn site_routes() -> Router<SharedState> {
+    Router::new().route("/reports/resend", post(master_only_resend)).route("/reports/{kind}", get(show))
+}
+
+/// Scheduled reports: a site feature, refused on a master before its
+/// handlers run.
+pub(super) fn schedule_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/reports/schedules", get(list_schedules).post(create_schedule))
+        .route("/reports/schedules/{id}", delete(delete_schedule))
+        .route("/reports/schedules/{id}/run", post(run_schedule))
+}
+
+async fn master_only_resend(State(state): State<SharedState>) -> ApiError {
+    super::hierarchy::master_only(&state, "Report event resends")
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,28 +49,35 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
-/// `GET /api/reports/{kind}?slave=&format=`.
-pub async fn show(
+/// `GET /api/reports/{kind}?slave=&format=` on a master: the report service's answer.
+async fn forward(
     State(state): State<SharedState>,
     Path(kind): Path<String>,
     Params(q): Params<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
-    if state.role() == Role::Master {
-        let mut query = format!("/{}?format={}", kind.as_str(), format.as_str());
-        if let Some(slave) = &q.slave {
-            rampart_shared::topology::NameSegment::parse(slave)
-                .map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
-            query.push_str(&format!("&slave={slave}"));
-        }
-        let answer = proxy::forward(&state.settings.reports, &query).await.map_err(|e| match e {
-            proxy::ProxyError::NotConfigured => ApiError::Conflict(e.to_string()),
-            proxy::ProxyError::Unreachable { .. } => ApiError::BadGateway(e.to_string()),
-        })?;
-        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        return Ok((status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response());
+    let mut query = format!("/{}?format={}", kind.as_str(), format.as_str());
+    if let Some(slave) = &q.slave {
+        rampart_shared::topology::NameSegment::parse(slave).map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
+        query.push_str(&format!("&slave={slave}"));
     }
+    let answer = proxy::forward(&state.settings.reports, &query).await.map_err(|e| match e {
+        proxy::ProxyError::NotConfigured => ApiError::Conflict(e.to_string()),
+        proxy::ProxyError::Unreachable { .. } => ApiError::BadGateway(e.to_string()),
+    })?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok((status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response())
+}
+
+/// `GET /api/reports/{kind}?format=` on a site: made here.
+async fn show(
+    State(state): State<SharedState>,
+    Path(kind): Path<String>,
+    Params(q): Params<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
+    let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
     if let Some(slave) = q.slave {
         return Err(ApiError::BadRequest(format!(
             "slave '{slave}': only a master reports per slave; this {} server reports on its own computers",
@@ -62,8 +92,7 @@ pub async fn show(
 }
 
 /// `POST /api/reports/resend`: a master sends its report service everything again.
-pub async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
-    super::hierarchy::require_master(&state, "Report event resends")?;
+async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
     if !events::enabled(&state) {
         return Err(ApiError::Conflict(
             "this master publishes no report events: set <Reports><EventKey> in server.xml".into(),
@@ -75,13 +104,13 @@ pub async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
     ))
 }
 
-pub async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value> {
+async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value> {
     let client = state.pool.get().await?;
     Ok(Json(json!({"schedules": schedules::list(&client).await?,
                    "directory": state.settings.reports.directory.as_ref().map(|d| d.display().to_string())})))
 }
 
-pub async fn create_schedule(
+async fn create_schedule(
     State(state): State<SharedState>,
     Body(new): Body<schedules::NewSchedule>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -110,7 +139,7 @@ pub async fn create_schedule(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-pub async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
+async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id = parse_id(&id)?;
     let deleted = state.pool.get().await?.execute("DELETE FROM report_schedules WHERE id = $1", &[&id]).await?;
     if deleted == 0 {
@@ -120,7 +149,7 @@ pub async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<St
 }
 
 /// `POST /api/reports/schedules/{id}/run`: run it now (then on its schedule).
-pub async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
+async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
     let id = parse_id(&id)?;
     let changed =
         state.pool.get().await?.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;

@@ -1,68 +1,24 @@
-//! Slave side: applying the master's commands from `<ns>.slave.<id>.commands`.
+//! Slave side: applying the master's commands from `<ns>.slave.<id>.commands`
+//! (the consumer, [`crate::consumers`], has checked who signed them).
 //!
-//! A command is trusted only if it is signed with this slave's command key
-//! and comes from the master it registered to. Each batch is applied in one
+//! Each batch is applied in one
 //! transaction that first locks the master link (so it cannot interleave
 //! with unregistering), and every command is idempotent: a policy applies
 //! only over an older version, a task only once, a cancel only to open work.
 //! Receipts follow from the [`reporter`](super::reporter).
 
-use std::sync::Arc;
-
 use deadpool_postgres::{GenericClient, Transaction};
-use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
-    envelope::{header_str, Rejection, SIGNATURE_HEADER},
     hierarchy::{MasterCommand, MasterPolicy, MasterTask, Scope},
-    Envelope,
 };
 use uuid::Uuid;
 
 use super::link;
-use crate::{outbox, policies, replication::replicator, state::AppState, tasks};
+use crate::{outbox, policies, replication::requests, state::AppState, tasks};
 
-/// The [`BatchHandler`] of this slave's command queue.
-pub struct CommandInbox {
-    pub state: Arc<AppState>,
-}
-
-impl BatchHandler for CommandInbox {
-    type Message = MasterCommand;
-
-    fn decode(&self, delivery: &Delivery) -> Result<MasterCommand, Rejection> {
-        let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
-        let envelope = Envelope::decode(&delivery.data, kind)?;
-        let link = self
-            .state
-            .keyring
-            .link()
-            .ok_or_else(|| Rejection::UnknownSender(format!("{} (this server has no master)", envelope.from)))?;
-        if envelope.from != link.master_id {
-            return Err(Rejection::UnknownSender(format!(
-                "{} (this server's master is '{}')",
-                envelope.from, link.master_id
-            )));
-        }
-        let signature = header_str(&delivery.properties, SIGNATURE_HEADER).ok_or(Rejection::BadSignature)?;
-        if !link.command_key.verify(&delivery.data, signature) {
-            return Err(Rejection::BadSignature);
-        }
-        MasterCommand::from_envelope(&envelope)
-    }
-
-    async fn apply(&self, batch: &[MasterCommand]) -> Result<(), ApplyError> {
-        apply_batch(&self.state, batch).await.map_err(crate::inbox::classify)
-    }
-
-    async fn refused(&self, delivery: &Delivery, reason: &str) {
-        let queue = self.state.site.topology.slave_commands_queue(&self.state.site.instance);
-        crate::refused::record(&self.state, crate::refused::Refusal::of_delivery(&queue, delivery, None, reason)).await;
-    }
-}
-
-async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Result<()> {
+/// Applies a batch of verified commands in one transaction.
+pub async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Result<()> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(link) = link::locked_link(&tx, state).await? else {
@@ -72,7 +28,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     let mut affected = Affected::default();
     let mut commands = Vec::new();
     let mut left = false;
-    let (mut replicate, mut acked) = (false, false);
+    let mut replication = requests::AfterCommit::default();
     // Only policies and tasks have receipts.
     let receipts_may_change = batch.iter().any(|c| {
         matches!(
@@ -84,6 +40,9 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
         )
     });
     for command in batch {
+        if requests::apply_on_slave(&tx, command, &mut replication).await? {
+            continue;
+        }
         match command {
             MasterCommand::Policy(p) => apply_policy(&tx, p, &mut affected).await?,
             MasterCommand::PolicyRemoved(r) => {
@@ -92,18 +51,8 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
             }
             MasterCommand::Task(t) => commands.extend(apply_task(&tx, state, t).await?),
             MasterCommand::CancelTask(c) => commands.extend(cancel_task(&tx, state, c.task_id).await?),
-            MasterCommand::ReplicationAck(a) => {
-                replicator::record_ack(&tx, a).await?;
-                acked = true;
-            }
-            MasterCommand::ReplicateNow(r) => {
-                replicator::request(&tx, None, r.full).await?;
-                replicate = true;
-            }
-            MasterCommand::Verify(v) => {
-                replicator::request(&tx, Some(v.verification), false).await?;
-                replicate = true;
-            }
+            // Replication's own, applied above.
+            MasterCommand::ReplicationAck(_) | MasterCommand::ReplicateNow(_) | MasterCommand::Verify(_) => {}
             MasterCommand::Unregister(u) => {
                 link::leave(&tx, state, &link, &format!("removed by the master: {}", u.reason)).await?;
                 left = true;
@@ -118,7 +67,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
     }
     tx.commit().await?;
     if left {
-        link::finish_leaving(state, &link).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        link::finish_leaving(state, &link).await?;
     } else {
         // The relay is woken only for what was queued: a policy for an
         // empty group queues nothing, and waking it anyway cost two
@@ -129,12 +78,7 @@ async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::Resul
         if receipts_may_change {
             state.report_wake.notify_one();
         }
-        if acked {
-            state.replication_ack.notify_one();
-        }
-        if replicate {
-            state.replication_wake.notify_one();
-        }
+        replication.wake(state);
     }
     Ok(())
 }
@@ -246,7 +190,7 @@ async fn apply_policy(
     }
     affected.remove_assignments(tx, p.policy_id).await?;
     match resolve_scope(tx, &p.scope).await? {
-        Ok((kind, id)) => {
+        LocalScope::Target(kind, id) => {
             tx.execute_cached(
                 "INSERT INTO policy_assignments (policy_id, target_kind, target_id) VALUES ($1, $2, $3)",
                 &[&p.policy_id, &kind, &id],
@@ -254,7 +198,7 @@ async fn apply_policy(
             .await?;
             affected.add(tx, kind, &id).await?;
         }
-        Err(failure) => {
+        LocalScope::Unresolved(failure) => {
             tx.execute_cached("UPDATE policies SET failure = $2 WHERE id = $1", &[&p.policy_id, &failure]).await?;
         }
     }
@@ -262,25 +206,29 @@ async fn apply_policy(
     Ok(())
 }
 
-/// The assignment a scope means here: (`all`|`group`|`virtual_group`, id),
-/// or why it cannot be applied on this slave.
-async fn resolve_scope<C: GenericClient>(
-    tx: &C,
-    scope: &Scope,
-) -> Result<Result<(&'static str, String), String>, tokio_postgres::Error> {
+/// What a master's scope means on this slave.
+enum LocalScope {
+    /// An assignment target: (`all`|`group`|`virtual_group`, id).
+    Target(&'static str, String),
+    /// Why it cannot be applied here (no such group, or several).
+    Unresolved(String),
+}
+
+/// The assignment a scope means here, or why it cannot be applied.
+async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<LocalScope, tokio_postgres::Error> {
     let (kind, sql, name) = match scope {
         Scope { group: Some(name), .. } => ("group", "SELECT id FROM network_groups WHERE name = $1 ORDER BY id", name),
         Scope { virtual_group: Some(name), .. } => {
             ("virtual_group", "SELECT id FROM virtual_groups WHERE name = $1 ORDER BY id", name)
         }
-        _ => return Ok(Ok(("all", String::new()))),
+        _ => return Ok(LocalScope::Target("all", String::new())),
     };
     let ids: Vec<i64> = tx.query_cached(sql, &[name]).await?.iter().map(|r| r.get(0)).collect();
     let what = kind.replace('_', " ");
     Ok(match ids.as_slice() {
-        [id] => Ok((kind, id.to_string())),
-        [] => Err(format!("no {what} named '{name}' on this slave")),
-        _ => Err(format!("{} {what}s are named '{name}' on this slave", ids.len())),
+        [id] => LocalScope::Target(kind, id.to_string()),
+        [] => LocalScope::Unresolved(format!("no {what} named '{name}' on this slave")),
+        _ => LocalScope::Unresolved(format!("{} {what}s are named '{name}' on this slave", ids.len())),
     })
 }
 
@@ -292,7 +240,10 @@ async fn apply_task(
 ) -> Result<Vec<outbox::Command>, tokio_postgres::Error> {
     let scope = resolve_scope(tx, &t.scope).await?;
     let target = serde_json::to_value(&t.scope).expect("scopes serialize");
-    let failure = scope.as_ref().err().cloned();
+    let failure = match &scope {
+        LocalScope::Unresolved(why) => Some(why.clone()),
+        LocalScope::Target(..) => None,
+    };
     let created = tx
         .execute_cached(
             "INSERT INTO tasks (id, name, kind, owner, target, failure) VALUES ($1, $2, $3, 'master', $4, $5)
@@ -300,7 +251,7 @@ async fn apply_task(
             &[&t.task_id, &t.name, &t.kind.as_str(), &target, &failure],
         )
         .await?;
-    let Ok((kind, id)) = scope else { return Ok(Vec::new()) };
+    let LocalScope::Target(kind, id) = scope else { return Ok(Vec::new()) };
     if created == 0 {
         return Ok(Vec::new());
     }

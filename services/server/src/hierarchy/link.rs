@@ -20,7 +20,40 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{reporter, MasterLink};
-use crate::{api::ApiError, outbox, policies, role::Role, state::AppState, tasks};
+use crate::{outbox, policies, role::Role, state::AppState, tasks};
+
+/// Why registering to a master, or leaving it, did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("a master cannot register to another master")]
+    IsMaster,
+    #[error("this server is already a slave of master '{master_id}' at {address}; unregister first")]
+    AlreadySlave { master_id: String, address: String },
+    #[error("this server is a {0}, not registered to a master")]
+    NotRegistered(Role),
+    /// The operator's input (address, token) is not usable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The master was reached and said no, with this HTTP status (403: the
+    /// token; another 4xx: the request as it stands; 5xx: its own trouble).
+    #[error("the master at {address} refused the registration: {message}")]
+    Refused { address: String, message: String, status: u16 },
+    /// The master could not be reached, or did not answer as a master.
+    #[error("{0}")]
+    MasterUnusable(String),
+    /// The master registered us but this server could not record it.
+    #[error(
+        "master '{master_id}' accepted the registration but this server could not record it ({cause}); \
+         remove slave '{slave_id}' on the master (`rampartctl slaves remove {slave_id}`) and register again"
+    )]
+    AcceptedNotRecorded { master_id: String, slave_id: String, cause: tokio_postgres::Error },
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error("the database is unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("the registration could not be sent: {0}")]
+    Client(String),
+}
 
 /// The master's API port unless the operator gives one.
 pub const DEFAULT_MASTER_PORT: u16 = 7073;
@@ -52,21 +85,19 @@ pub fn master_address(text: &str) -> Result<String, String> {
 }
 
 /// Registers this stand-alone to the master at `master` (HOST[:PORT]).
-pub async fn register(state: &AppState, master: &str, token: &str) -> Result<MasterLink, ApiError> {
+pub async fn register(state: &AppState, master: &str, token: &str) -> Result<MasterLink, LinkError> {
     match state.role() {
-        Role::Master => return Err(ApiError::Conflict("a master cannot register to another master".into())),
+        Role::Master => return Err(LinkError::IsMaster),
         Role::Slave => {
             let link = state.keyring.link();
-            let (id, address) = link.map(|l| (l.master_id, l.address)).unwrap_or_default();
-            return Err(ApiError::Conflict(format!(
-                "this server is already a slave of master '{id}' at {address}; unregister first"
-            )));
+            let (master_id, address) = link.map(|l| (l.master_id, l.address)).unwrap_or_default();
+            return Err(LinkError::AlreadySlave { master_id, address });
         }
         Role::Standalone => {}
     }
-    let address = master_address(master).map_err(ApiError::Invalid)?;
+    let address = master_address(master).map_err(LinkError::Invalid)?;
     if token.trim().is_empty() {
-        return Err(ApiError::Invalid(
+        return Err(LinkError::Invalid(
             "token is required (create one on the master with `rampartctl token create`)".into(),
         ));
     }
@@ -82,7 +113,7 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
     let (Some(slave_key), Some(command_key)) =
         (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key))
     else {
-        return Err(ApiError::BadGateway(format!("the master at {address} answered with unusable keys")));
+        return Err(LinkError::MasterUnusable(format!("the master at {address} answered with unusable keys")));
     };
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -93,10 +124,10 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
             &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex()],
         )
         .await
-        .map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?
+        .map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?
         .get(0);
     tx.execute_cached("UPDATE instance SET role = 'slave' WHERE id = 1", &[]).await?;
-    tx.commit().await.map_err(|e| accepted_but(&answer.master_id, &state.site.instance, e))?;
+    tx.commit().await.map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?;
     state.keyring.reload_link(&client).await?;
     state.set_role(Role::Slave);
     tracing::info!(master_id = %answer.master_id, master = %address, "Registered to a master; this server is now a slave.");
@@ -104,39 +135,31 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
 }
 
 /// The master registered us but we could not record it: say how to undo.
-fn accepted_but(master: &str, me: &str, e: tokio_postgres::Error) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!(
-        "master '{master}' accepted the registration but this server could not record it ({e}); \
-         remove slave '{me}' on the master (`rampartctl slaves remove {me}`) and register again"
-    ))
+fn accepted_but(master: &str, me: &str, cause: tokio_postgres::Error) -> LinkError {
+    LinkError::AcceptedNotRecorded { master_id: master.to_owned(), slave_id: me.to_owned(), cause }
 }
 
-async fn call_master(address: &str, request: &RegisterRequest) -> Result<RegisterResponse, ApiError> {
+async fn call_master(address: &str, request: &RegisterRequest) -> Result<RegisterResponse, LinkError> {
     let http =
-        reqwest::Client::builder().timeout(REGISTER_TIMEOUT).build().map_err(|e| ApiError::Internal(e.into()))?;
+        reqwest::Client::builder().timeout(REGISTER_TIMEOUT).build().map_err(|e| LinkError::Client(e.to_string()))?;
     let url = format!("http://{address}{REGISTER_PATH}");
-    let response = http
-        .post(&url)
-        .json(request)
-        .send()
-        .await
-        .map_err(|e| ApiError::BadGateway(format!("cannot reach the master at {address}: {}", root_cause(&e))))?;
+    let response =
+        http.post(&url).json(request).send().await.map_err(|e| {
+            LinkError::MasterUnusable(format!("cannot reach the master at {address}: {}", root_cause(&e)))
+        })?;
     let status = response.status();
     let body = read_answer(address, response).await?;
     if status.is_success() {
         return serde_json::from_value(body).map_err(|e| {
-            ApiError::BadGateway(format!("the master at {address} answered something else than a registration: {e}"))
+            LinkError::MasterUnusable(format!(
+                "the master at {address} answered something else than a registration: {e}"
+            ))
         });
     }
     let Some(message) = body["error"]["message"].as_str() else {
-        return Err(ApiError::BadGateway(format!("{address} did not answer as a Rampart master (HTTP {status})")));
+        return Err(LinkError::MasterUnusable(format!("{address} did not answer as a Rampart master (HTTP {status})")));
     };
-    let refused = format!("the master at {address} refused the registration: {message}");
-    Err(match status.as_u16() {
-        403 => ApiError::Forbidden(refused),
-        400..=499 => ApiError::Conflict(refused),
-        _ => ApiError::BadGateway(refused),
-    })
+    Err(LinkError::Refused { address: address.to_owned(), message: message.to_owned(), status: status.as_u16() })
 }
 
 /// The most a master's answer to a registration may hold: keys and ids
@@ -145,15 +168,15 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The answer's JSON, read no further than [`MAX_ANSWER_BYTES`]; what is
 /// not JSON reads as `null` (the caller says the address is not a master).
-async fn read_answer(address: &str, mut response: reqwest::Response) -> Result<serde_json::Value, ApiError> {
+async fn read_answer(address: &str, mut response: reqwest::Response) -> Result<serde_json::Value, LinkError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| ApiError::BadGateway(format!("the answer of {address} broke off: {}", root_cause(&e))))?
+        .map_err(|e| LinkError::MasterUnusable(format!("the answer of {address} broke off: {}", root_cause(&e))))?
     {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ApiError::BadGateway(format!(
+            return Err(LinkError::MasterUnusable(format!(
                 "{address} answered more than {} KiB: not a Rampart master",
                 MAX_ANSWER_BYTES / 1024
             )));
@@ -183,11 +206,11 @@ pub struct Departure {
 }
 
 /// The operator unregisters this slave.
-pub async fn unregister(state: &AppState) -> Result<Departure, ApiError> {
+pub async fn unregister(state: &AppState) -> Result<Departure, LinkError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(link) = locked_link(&tx, state).await? else {
-        return Err(ApiError::Conflict(format!("this server is a {}, not registered to a master", state.role())));
+        return Err(LinkError::NotRegistered(state.role()));
     };
     let departure = leave(&tx, state, &link, "unregistered by the slave's operator").await?;
     tx.commit().await?;
@@ -240,7 +263,7 @@ pub async fn leave<C: GenericClient>(
 }
 
 /// After the leaving transaction committed: memory follows the database.
-pub async fn finish_leaving(state: &AppState, link: &MasterLink) -> Result<(), ApiError> {
+pub async fn finish_leaving(state: &AppState, link: &MasterLink) -> Result<(), LinkError> {
     state.keyring.reload_link(&state.pool.get().await?).await?;
     state.set_role(Role::Standalone);
     state.outbox_wake.notify_one();

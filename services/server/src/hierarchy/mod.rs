@@ -1,15 +1,17 @@
 //! Master and slaves: registration, fan-out of policies and tasks, receipts.
 //!
 //! Master side: [`tokens`] hands out single-use registration tokens,
-//! [`slaves`] registers, lists and removes slaves and consumes their reports
-//! (`<ns>.master.status`), [`fanout`] sends master policies and tasks to the
-//! slaves' command queues and keeps one receipt per slave.
+//! [`registration`] accepts a stand-alone as a slave, [`slaves`] lists and
+//! removes slaves, [`status`] applies their reports (heartbeats, receipts,
+//! leaving), [`fanout`] sends master policies and tasks to the slaves and
+//! keeps one receipt per slave; [`to_slaves`] is the way every command
+//! reaches a slave's queue.
 //!
 //! Slave side: [`link`] registers to a master over HTTP and unregisters,
-//! [`commands`] consumes `<ns>.slave.<id>.commands` and applies what the
-//! master sends, [`reporter`] sends heartbeats and the progress of master
-//! policies and tasks. Replication runs beside them
-//! ([`crate::replication`]).
+//! [`commands`] applies what the master sends, [`reporter`] sends
+//! heartbeats and the progress of master policies and tasks. Replication
+//! runs beside them ([`crate::replication`]); the queues are consumed in
+//! [`crate::consumers`].
 //!
 //! Every message between master and slave is signed (HMAC-SHA256) with a key
 //! of that one slave; the [`Keyring`] holds the keys in memory so consumers
@@ -18,33 +20,20 @@
 pub mod commands;
 pub mod fanout;
 pub mod link;
+pub mod registration;
 pub mod reporter;
 pub mod slaves;
+pub mod status;
+pub mod to_slaves;
 pub mod tokens;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::RwLock, time::Duration};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use rampart_shared::{
-    amqp::{
-        consumer::{self, ConsumerSettings},
-        Broker,
-    },
-    hierarchy::command_key,
-    signing::SigningKey,
-    Shutdown,
-};
+use rampart_shared::{hierarchy::command_key, signing::SigningKey};
 
-use crate::{
-    replication::{apply::ReplicationInbox, replicator},
-    role::Role,
-    state::SharedState,
-};
+use crate::role::Role;
 
 /// How often a slave tells its master it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -160,93 +149,4 @@ pub async fn ensure_master_key<C: GenericClient>(client: &C) -> Result<(), tokio
     let key = SigningKey::generate().to_hex();
     client.execute("UPDATE instance SET master_key = $1 WHERE id = 1 AND master_key IS NULL", &[&key]).await?;
     Ok(())
-}
-
-/// Replication batches a master applies at once. The benchmark measured 1,
-/// 3 and 5 (`bench/README.md`, change 9).
-pub const REPLICATION_APPLIERS: usize = 5;
-
-/// Runs the hierarchy services of this instance until shutdown: on a master
-/// the status and replication consumers; on a stand-alone, whatever a slave needs whenever it
-/// is one (registration starts them, unregistering stops them).
-pub async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
-    if state.role() == Role::Master {
-        let (status_queue, replication_queue) =
-            (state.site.master_status_queue(), state.site.master_replication_queue());
-        let mut status = consumer_settings(&state, status_queue.name);
-        status.declare = Some(status_queue.spec);
-        // One batch per transaction, a few applied at once (batches of
-        // different slaves, on their own connections): batches are large
-        // and their apply is mostly database time.
-        let mut replication = consumer_settings(&state, replication_queue.name);
-        replication.concurrency = REPLICATION_APPLIERS;
-        replication.prefetch = REPLICATION_APPLIERS as u16 + 2;
-        replication.batch_max = 1;
-        replication.declare = Some(replication_queue.spec);
-        tokio::join!(
-            consumer::run(
-                broker.clone(),
-                status,
-                Arc::new(slaves::StatusInbox { state: state.clone() }),
-                state.hierarchy_metrics.clone(),
-                shutdown.clone(),
-            ),
-            consumer::run(
-                broker,
-                replication,
-                Arc::new(ReplicationInbox { state: state.clone() }),
-                state.replication_metrics.clone(),
-                shutdown,
-            ),
-        );
-        return;
-    }
-    let mut role = state.watch_role();
-    loop {
-        let current = *role.borrow_and_update();
-        if current == Role::Slave {
-            let stop = Shutdown::new();
-            let slave_side = run_slave_side(state.clone(), broker.clone(), stop.clone());
-            tokio::pin!(slave_side);
-            tokio::select! {
-                _ = &mut slave_side => {}
-                _ = shutdown.wait() => { stop.trigger(); slave_side.await; return; }
-                _ = async { role.wait_for(|r| *r != Role::Slave).await.map(|_| ()) } => { stop.trigger(); slave_side.await; }
-            }
-        } else {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                changed = role.changed() => if changed.is_err() { return },
-            }
-        }
-    }
-}
-
-/// The command consumer, the reporter and the replicator of a slave, until `stop`.
-async fn run_slave_side(state: SharedState, broker: Arc<Broker>, stop: Shutdown) {
-    let queue = state.site.topology.slave_commands_queue(&state.site.instance);
-    let settings = consumer_settings(&state, queue);
-    let handler = Arc::new(commands::CommandInbox { state: state.clone() });
-    tracing::info!(instance = %state.site.instance, "Slave services started.");
-    tokio::join!(
-        consumer::run(broker.clone(), settings, handler, state.hierarchy_metrics.clone(), stop.clone()),
-        reporter::run(state.clone(), broker.clone(), stop.clone()),
-        replicator::run(state.clone(), broker, stop),
-    );
-    tracing::info!(instance = %state.site.instance, "Slave services stopped.");
-}
-
-fn consumer_settings(state: &SharedState, queue: String) -> ConsumerSettings {
-    ConsumerSettings {
-        queue,
-        dead_letter_exchange: state.site.topology.dead_letter_exchange(),
-        prefetch: state.settings.service.prefetch,
-        batch_max: 200,
-        // No waiting for more: a command or a replication batch goes on at
-        // once (what arrived meanwhile still forms a batch). Every batch
-        // paid 20 ms here before, most of a policy's fan-out time.
-        linger: Duration::ZERO,
-        concurrency: 1,
-        declare: None,
-    }
 }

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::signing::encode_hex;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -17,8 +18,8 @@ pub const DEFAULT_LIFETIME_SECONDS: u64 = 3600;
 /// Longest lifetime a token may have (30 days).
 pub const MAX_LIFETIME_SECONDS: u64 = 30 * 24 * 3600;
 
-/// Why a presented token is refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a presented token is refused (or could not be checked).
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("the registration token is not valid on this master")]
     Unknown,
@@ -26,9 +27,24 @@ pub enum TokenError {
     Used { by: String, at: DateTime<Utc> },
     #[error("the registration token expired at {0}")]
     Expired(DateTime<Utc>),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// A token as `GET /api/registration-tokens` lists it (never the token itself).
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub used_by: Option<String>,
+    /// `unused`, `used` or `expired`.
+    pub state: String,
 }
 
 /// A new token; the clear text is shown once and never stored.
+#[derive(Debug, Serialize)]
 pub struct IssuedToken {
     pub id: Uuid,
     pub token: String,
@@ -56,11 +72,7 @@ pub async fn create<C: GenericClient>(client: &C, lifetime_seconds: u64) -> Resu
 
 /// Checks `token` and marks it used by `slave`, inside the caller's
 /// transaction (so a refused registration leaves it unused).
-pub async fn consume<C: GenericClient>(
-    client: &C,
-    token: &str,
-    slave: &str,
-) -> Result<Result<(), TokenError>, tokio_postgres::Error> {
+pub async fn consume<C: GenericClient>(client: &C, token: &str, slave: &str) -> Result<(), TokenError> {
     let Some(row) = client
         .query_opt(
             "SELECT id, expires_at, used_at, used_by, expires_at <= now() FROM registration_tokens
@@ -69,13 +81,13 @@ pub async fn consume<C: GenericClient>(
         )
         .await?
     else {
-        return Ok(Err(TokenError::Unknown));
+        return Err(TokenError::Unknown);
     };
     if let Some(at) = row.get::<_, Option<DateTime<Utc>>>(2) {
-        return Ok(Err(TokenError::Used { by: row.get::<_, Option<String>>(3).unwrap_or_default(), at }));
+        return Err(TokenError::Used { by: row.get::<_, Option<String>>(3).unwrap_or_default(), at });
     }
     if row.get::<_, bool>(4) {
-        return Ok(Err(TokenError::Expired(row.get(1))));
+        return Err(TokenError::Expired(row.get(1)));
     }
     client
         .execute(
@@ -83,11 +95,11 @@ pub async fn consume<C: GenericClient>(
             &[&row.get::<_, Uuid>(0), &slave],
         )
         .await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Every token with its state, newest first (never the token itself).
-pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<serde_json::Value>, tokio_postgres::Error> {
+pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<TokenView>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT id, created_at, expires_at, used_at, used_by,
@@ -98,10 +110,13 @@ pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<serde_json::Value>
         .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            serde_json::json!({"id": r.get::<_, Uuid>(0), "created_at": r.get::<_, DateTime<Utc>>(1),
-                "expires_at": r.get::<_, DateTime<Utc>>(2), "used_at": r.get::<_, Option<DateTime<Utc>>>(3),
-                "used_by": r.get::<_, Option<String>>(4), "state": r.get::<_, &str>(5)})
+        .map(|r| TokenView {
+            id: r.get(0),
+            created_at: r.get(1),
+            expires_at: r.get(2),
+            used_at: r.get(3),
+            used_by: r.get(4),
+            state: r.get(5),
         })
         .collect())
 }

@@ -11,24 +11,19 @@
 //! crash, a batch from before a resync, a gap) changes nothing but a counter
 //! and is answered with the master's watermark.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
-use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::consumer::{ApplyError, BatchHandler},
     db::CachedStatements,
-    envelope::Rejection,
     hierarchy::MasterCommand,
-    replication::{kind, ReplicationAck, ReplicationBatch, Watermark, MAX_REPLICATION_BYTES},
+    replication::{ReplicationAck, ReplicationBatch, Watermark},
 };
 use serde_json::value::RawValue;
 use tokio_postgres::types::Json;
 
 use super::verify;
 use crate::{
-    hierarchy::{fanout, slaves},
+    hierarchy::to_slaves,
     reports::{self, events::Touched},
     state::AppState,
 };
@@ -39,41 +34,8 @@ pub struct Inbound {
     pub batch: ReplicationBatch,
 }
 
-/// The [`BatchHandler`] of `<ns>.master.replication`.
-pub struct ReplicationInbox {
-    pub state: Arc<AppState>,
-}
-
-impl BatchHandler for ReplicationInbox {
-    type Message = Inbound;
-
-    fn decode(&self, delivery: &Delivery) -> Result<Inbound, Rejection> {
-        let (envelope, entry) = slaves::authenticate(&self.state, delivery, MAX_REPLICATION_BYTES)?;
-        if entry.removing {
-            return Err(Rejection::UnknownSender(format!("{} (removed from this master)", envelope.from)));
-        }
-        if envelope.kind != kind::BATCH {
-            return Err(Rejection::UnknownKind(envelope.kind));
-        }
-        let batch: ReplicationBatch = envelope.body()?;
-        check_shape(&batch).map_err(|detail| Rejection::InvalidBody { kind: envelope.kind.clone(), detail })?;
-        Ok(Inbound { slave: envelope.from, batch })
-    }
-
-    async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
-        for inbound in batch {
-            apply_one(&self.state, inbound).await.map_err(crate::inbox::classify)?;
-        }
-        Ok(())
-    }
-
-    async fn refused(&self, delivery: &Delivery, reason: &str) {
-        crate::hierarchy::slaves::record_refused(&self.state, delivery, reason).await;
-    }
-}
-
 /// What the type system does not check: positions and row shapes.
-fn check_shape(batch: &ReplicationBatch) -> Result<(), String> {
+pub fn check_shape(batch: &ReplicationBatch) -> Result<(), String> {
     if batch.epoch < 1 {
         return Err(format!("epoch {} is not positive", batch.epoch));
     }
@@ -131,7 +93,8 @@ fn decide(copy: &Copy, batch: &ReplicationBatch) -> Decision {
     })
 }
 
-async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
+/// Applies one batch in one transaction and queues the answer to its slave.
+pub async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
     let (slave, batch) = (&inbound.slave, &inbound.batch);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -185,7 +148,7 @@ async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
             ReplicationAck { epoch: batch.epoch, batch: batch.batch, applied: true, watermark: batch.to, reason: None }
         }
     };
-    fanout::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::ReplicationAck(ack)).await?;
+    to_slaves::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::ReplicationAck(ack)).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
     state.summary_wake.notify_one();

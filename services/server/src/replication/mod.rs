@@ -7,6 +7,8 @@
 //! * [`apply`]: the master applies each batch in one transaction (upserts
 //!   from arrays keeping the newer row, watermark, answer).
 //! * [`verify`]: the master compares its copy with the slave's checksums.
+//! * [`requests`]: replicate now, verify and the answers to batches, as
+//!   they travel on the slave's command queue.
 //!
 //! The wire contract is [`rampart_shared::replication`]; the design and its
 //! reasons are in `docs/architecture.md`.
@@ -14,4 +16,5 @@
 pub mod apply;
 pub mod changes;
 pub mod replicator;
+pub mod requests;
 pub mod verify;

@@ -16,31 +16,97 @@ use rampart_shared::{
     hierarchy::MasterCommand,
     replication::{Digest, ReplicatedTable, VerifyRequest},
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::{api::ApiError, hierarchy::fanout, state::AppState};
+use crate::{hierarchy::to_slaves, state::AppState};
+
+/// Why a verification cannot be shown or asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no verification {0}")]
+    Unknown(Uuid),
+    #[error("this master has no active slave to verify")]
+    NoActiveSlave,
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error("the database is unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// A verification just asked for.
+#[derive(Debug, Serialize)]
+pub struct Requested {
+    pub id: Uuid,
+    pub slave: String,
+    pub state: &'static str,
+}
+
+/// A verification and, once finished, its result.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub id: Uuid,
+    pub slave: String,
+    pub requested_at: DateTime<Utc>,
+    /// `pending` or `finished`.
+    pub state: &'static str,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub in_sync: Option<bool>,
+    /// The stored [`VerificationResult`].
+    pub result: Option<Value>,
+}
+
+/// What a finished verification found, as stored with it.
+#[derive(Debug, Serialize)]
+pub struct VerificationResult {
+    pub as_of: DateTime<Utc>,
+    /// Rows the slave changed after the cut, left out on both sides.
+    pub pending: usize,
+    pub tables: Vec<TableComparison>,
+}
+
+/// One table of a verification.
+#[derive(Debug, Serialize)]
+pub struct TableComparison {
+    pub table: ReplicatedTable,
+    pub in_sync: bool,
+    pub slave_rows: usize,
+    pub master_rows: usize,
+    pub slave_checksum: String,
+    pub master_checksum: String,
+    pub missing_on_master: usize,
+    pub extra_on_master: usize,
+    pub different: usize,
+    /// At most [`LISTED`] keys each; the counts above are exact.
+    pub missing_keys: Vec<Value>,
+    pub extra_keys: Vec<Value>,
+    pub different_keys: Vec<Value>,
+}
 
 /// How many differing keys a result lists per table (the counts are exact).
 const LISTED: usize = 20;
 
-/// Asks each of `slaves` for a verification; returns `(slave, id)` pairs.
-pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<(String, Uuid)>, ApiError> {
+/// Asks each of `slaves` for a verification.
+pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<Requested>, VerifyError> {
+    if slaves.is_empty() {
+        return Err(VerifyError::NoActiveSlave);
+    }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let mut requested = Vec::new();
     for slave in slaves {
         let id = Uuid::new_v4();
         tx.execute("INSERT INTO verifications (id, slave_id) VALUES ($1, $2)", &[&id, slave]).await?;
-        fanout::send(
+        to_slaves::send(
             &tx,
             state,
             std::slice::from_ref(slave),
             &MasterCommand::Verify(VerifyRequest { verification: id }),
         )
         .await?;
-        requested.push((slave.clone(), id));
+        requested.push(Requested { id, slave: slave.clone(), state: "pending" });
     }
     tx.commit().await?;
     state.outbox_wake.notify_one();
@@ -48,20 +114,24 @@ pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<(String,
     Ok(requested)
 }
 
-pub async fn show<C: GenericClient>(client: &C, id: Uuid) -> Result<Value, ApiError> {
+pub async fn show<C: GenericClient>(client: &C, id: Uuid) -> Result<Verification, VerifyError> {
     let row = client
         .query_opt(
             "SELECT id, slave_id, requested_at, finished_at, in_sync, result FROM verifications WHERE id = $1",
             &[&id],
         )
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no verification {id}")))?;
-    let finished: Option<DateTime<Utc>> = row.get(3);
-    Ok(json!({
-        "id": row.get::<_, Uuid>(0), "slave": row.get::<_, String>(1), "requested_at": row.get::<_, DateTime<Utc>>(2),
-        "state": if finished.is_some() { "finished" } else { "pending" }, "finished_at": finished,
-        "in_sync": row.get::<_, Option<bool>>(4), "result": row.get::<_, Option<Value>>(5),
-    }))
+        .ok_or(VerifyError::Unknown(id))?;
+    let finished_at: Option<DateTime<Utc>> = row.get(3);
+    Ok(Verification {
+        id: row.get(0),
+        slave: row.get(1),
+        requested_at: row.get(2),
+        state: if finished_at.is_some() { "finished" } else { "pending" },
+        finished_at,
+        in_sync: row.get(4),
+        result: row.get(5),
+    })
 }
 
 /// Compares the slave's digest with the copy (inside the transaction that
@@ -95,10 +165,11 @@ pub async fn record<C: GenericClient>(
             .filter(|(k, _)| !pending.contains(&(table, k.as_str())))
             .collect();
         let comparison = compare(table, &theirs, &ours);
-        in_sync &= comparison["in_sync"] == true;
+        in_sync &= comparison.in_sync;
         tables.push(comparison);
     }
-    let result = json!({"as_of": as_of, "pending": digest.pending.len(), "tables": tables});
+    let result = VerificationResult { as_of, pending: digest.pending.len(), tables };
+    let result = serde_json::to_value(&result).expect("a verification result serializes");
     let updated = tx
         .execute(
             "UPDATE verifications SET finished_at = now(), in_sync = $3, result = $4 WHERE id = $1 AND slave_id = $2",
@@ -113,7 +184,7 @@ pub async fn record<C: GenericClient>(
 }
 
 /// One table: counts, checksums, and the keys that differ.
-fn compare(table: ReplicatedTable, theirs: &BTreeMap<&str, &str>, ours: &BTreeMap<String, String>) -> Value {
+fn compare(table: ReplicatedTable, theirs: &BTreeMap<&str, &str>, ours: &BTreeMap<String, String>) -> TableComparison {
     let missing: Vec<&str> = theirs.keys().filter(|k| !ours.contains_key(**k)).copied().collect();
     let extra: Vec<&str> = ours.keys().filter(|k| !theirs.contains_key(k.as_str())).map(String::as_str).collect();
     let different: Vec<&str> =
@@ -122,14 +193,20 @@ fn compare(table: ReplicatedTable, theirs: &BTreeMap<&str, &str>, ours: &BTreeMa
     let listed = |keys: &[&str]| {
         keys.iter().take(LISTED).map(|k| serde_json::from_str(k).unwrap_or(Value::Null)).collect::<Vec<_>>()
     };
-    json!({
-        "table": table, "in_sync": in_sync,
-        "slave_rows": theirs.len(), "master_rows": ours.len(),
-        "slave_checksum": checksum(theirs.iter().map(|(k, h)| (*k, *h))),
-        "master_checksum": checksum(ours.iter().map(|(k, h)| (k.as_str(), h.as_str()))),
-        "missing_on_master": missing.len(), "extra_on_master": extra.len(), "different": different.len(),
-        "missing_keys": listed(&missing), "extra_keys": listed(&extra), "different_keys": listed(&different),
-    })
+    TableComparison {
+        table,
+        in_sync,
+        slave_rows: theirs.len(),
+        master_rows: ours.len(),
+        slave_checksum: checksum(theirs.iter().map(|(k, h)| (*k, *h))),
+        master_checksum: checksum(ours.iter().map(|(k, h)| (k.as_str(), h.as_str()))),
+        missing_on_master: missing.len(),
+        extra_on_master: extra.len(),
+        different: different.len(),
+        missing_keys: listed(&missing),
+        extra_keys: listed(&extra),
+        different_keys: listed(&different),
+    }
 }
 
 /// A checksum of a table's `(key, hash)` pairs in key order.
@@ -146,6 +223,8 @@ fn checksum<'a>(rows: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -154,17 +233,17 @@ mod tests {
             [(r#"{"id": "a"}"#, "1"), (r#"{"id": "b"}"#, "2"), (r#"{"id": "c"}"#, "3")].into();
         let mut ours: BTreeMap<String, String> = theirs.iter().map(|(k, h)| (k.to_string(), h.to_string())).collect();
         let same = compare(ReplicatedTable::Endpoints, &theirs, &ours);
-        assert_eq!(same["in_sync"], true);
-        assert_eq!(same["slave_checksum"], same["master_checksum"]);
+        assert!(same.in_sync);
+        assert_eq!(same.slave_checksum, same.master_checksum);
 
         ours.remove(r#"{"id": "a"}"#);
         ours.insert(r#"{"id": "b"}"#.into(), "9".into());
         ours.insert(r#"{"id": "z"}"#.into(), "4".into());
         let diff = compare(ReplicatedTable::Endpoints, &theirs, &ours);
-        assert_eq!(diff["in_sync"], false);
-        assert_eq!(diff["missing_keys"], json!([{"id": "a"}]));
-        assert_eq!(diff["different_keys"], json!([{"id": "b"}]));
-        assert_eq!(diff["extra_keys"], json!([{"id": "z"}]));
-        assert_ne!(diff["slave_checksum"], diff["master_checksum"]);
+        assert!(!diff.in_sync);
+        assert_eq!(diff.missing_keys, [json!({"id": "a"})]);
+        assert_eq!(diff.different_keys, [json!({"id": "b"})]);
+        assert_eq!(diff.extra_keys, [json!({"id": "z"})]);
+        assert_ne!(diff.slave_checksum, diff.master_checksum);
     }
 }
