@@ -16,8 +16,7 @@ use crate::{
     hierarchy::fanout::TargetError,
     policies::{
         master::{self as policies, MasterPolicyError},
-        site::Assignment,
-        CreatePolicy, EditPolicy, Policy,
+        Assignment, CreatePolicy, EditPolicy, Policy,
     },
     state::SharedState,
     tasks::{

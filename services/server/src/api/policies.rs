@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{error::parse_id, ApiError, ApiResult, Body};
 use crate::{
     policies::{
-        site::{self, Assignment, PolicyError},
-        ContentError, CreatePolicy, EditPolicy, Policy,
+        site::{self, PolicyError},
+        Assignment, ContentError, CreatePolicy, EditPolicy, Policy,
     },
     state::SharedState,
 };

@@ -39,3 +39,11 @@ pub struct EditPolicy {
     #[serde(default)]
     settings: SettingsPatch,
 }
+
+/// Body of `POST`/`DELETE /api/policies/{id}/assignments`: where the policy applies.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    target: String,
+    id: Option<String>,
+}

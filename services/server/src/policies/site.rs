@@ -6,10 +6,9 @@
 
 use deadpool_postgres::{GenericClient, PoolError};
 use rampart_shared::messages::PolicySettings;
-use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{content::ContentError, policy_name, refresh, view, CreatePolicy, EditPolicy, Policy};
+use super::{content::ContentError, policy_name, refresh, view, Assignment, CreatePolicy, EditPolicy, Policy};
 use crate::{owner::Owner, state::AppState};
 
 /// Why a policy operation on a site failed.
@@ -52,14 +51,6 @@ pub enum AssignmentError {
     NoEndpoint(String),
     #[error("target '{0}' is not one of all, group, virtual_group, endpoint")]
     UnknownTarget(String),
-}
-
-/// Body of `POST`/`DELETE /api/policies/{id}/assignments`: where the policy applies.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Assignment {
-    target: String,
-    id: Option<String>,
 }
 
 async fn load_or_404<C: GenericClient>(client: &C, id: Uuid) -> Result<Policy, PolicyError> {
