@@ -19,8 +19,10 @@
 //!   request and on a schedule (stand-alone, slave).
 //! * [`refused`]: the audit of refused messages, from every consumer.
 //! * [`failpoints`]: where fault tests stop a server as if it died.
-//! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
-//! * [`tasks`]: starting and cancelling tasks on endpoints.
+//! * [`policies`]: authoring, assigning and enforcing policies.
+//! * [`licensing`], [`deployments`], [`security`]: domain rules.
+//! * [`tasks`]: tasks on endpoints (sites) and on slaves (masters).
+//! * [`owner`]: whether a policy or task is local or the master's.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
@@ -37,6 +39,7 @@ pub mod licensing;
 pub mod mail;
 pub mod migrations;
 pub mod outbox;
+pub mod owner;
 pub mod policies;
 pub mod refused;
 pub mod replication;

@@ -81,13 +81,13 @@ fn common_api() -> Router<SharedState> {
         .route(
             "/virtual-groups/{id}/members",
             get(fleet::virtual_group_members).post(fleet::add_members).delete(fleet::remove_members),
-        )
-        .route("/policies", get(policies::list).post(policies::create))
-        .route("/policies/{id}", get(policies::show).patch(policies::edit).delete(policies::delete))
-        .route("/policies/{id}/assignments", post(policies::assign).delete(policies::unassign))
-        .route("/tasks", get(tasks::list).post(tasks::create))
-        .route("/tasks/{id}", get(tasks::show))
-        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        );
+    let api = if state.role() == Role::Master {
+        api.merge(fanout::master_routes())
+    } else {
+        api.merge(policies::site_routes()).merge(tasks::site_routes())
+    };
+    let api = api
         .route("/deployments", get(admin::list_deployments).post(admin::deploy))
         .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
         .route("/settings/email", get(admin::get_email).put(admin::put_email))

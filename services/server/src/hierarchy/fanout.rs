@@ -3,23 +3,53 @@
 //! Every send is written to the outbox in the caller's transaction, one
 //! message per slave (key `slave.<id>`) signed with that slave's command key,
 //! together with a `pending` receipt for the slave. The slaves' reports then
-//! move the receipts on ([`super::slaves`]).
+//! move the receipts on ([`super::slaves`]); [`receipts`] and [`receipts_of`]
+//! read them back as [`SlaveReceipt`]s.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
     db::CachedStatements,
     hierarchy::{
-        CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, SlaveSelection, SlaveTarget,
+        CancelMasterTask, MasterCommand, MasterPolicy, MasterTask, PolicyRemoved, ReceiptObject, SlaveSelection,
+        SlaveTarget,
     },
     messages::{PolicySettings, TaskKind},
     topology::Topology,
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{outbox, state::AppState};
+
+/// A `target` of a master policy or task that names no slave to send to.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "target is required on a master: {{\"slaves\": \"all\" | [slave ids], \"group\"?: name, \"virtual_group\"?: name}}"
+    )]
+    Missing,
+    #[error("target: {0}; expected {{\"slaves\": \"all\" | [slave ids], \"group\"?: name, \"virtual_group\"?: name}}")]
+    Malformed(serde_json::Error),
+    /// The shape is wrong ([`SlaveTarget::validate`] says how).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no registered slave {}", .0.join(", "))]
+    UnknownSlaves(Vec<String>),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// Parses and checks the `target` an operator gave a master policy or task.
+pub fn parse_target(target: Option<Value>) -> Result<SlaveTarget, TargetError> {
+    let target = target.ok_or(TargetError::Missing)?;
+    let target: SlaveTarget = serde_json::from_value(target).map_err(TargetError::Malformed)?;
+    target.validate().map_err(TargetError::Invalid)?;
+    Ok(target)
+}
 
 /// Every active slave, by id.
 pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
@@ -31,26 +61,22 @@ pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, 
         .collect())
 }
 
-/// The active slaves `target` names; `Err` names the unknown ones.
-pub async fn resolve<C: GenericClient>(
-    client: &C,
-    target: &SlaveTarget,
-) -> Result<Result<Vec<String>, String>, tokio_postgres::Error> {
+/// The active slaves `target` names, each once.
+pub async fn resolve<C: GenericClient>(client: &C, target: &SlaveTarget) -> Result<Vec<String>, TargetError> {
     let active = active_slaves(client).await?;
-    Ok(match &target.slaves {
+    match &target.slaves {
         SlaveSelection::All(_) => Ok(active),
         SlaveSelection::Listed(ids) => {
-            let unknown: Vec<&str> = ids.iter().filter(|id| !active.contains(id)).map(String::as_str).collect();
-            if unknown.is_empty() {
-                let mut ids = ids.clone();
-                ids.sort();
-                ids.dedup();
-                Ok(ids)
-            } else {
-                Err(format!("no registered slave {}", unknown.join(", ")))
+            let unknown: Vec<String> = ids.iter().filter(|id| !active.contains(id)).cloned().collect();
+            if !unknown.is_empty() {
+                return Err(TargetError::UnknownSlaves(unknown));
             }
+            let mut ids = ids.clone();
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
         }
-    })
+    }
 }
 
 /// A command to `slave`, signed with its command key.
@@ -77,7 +103,7 @@ pub async fn send<C: GenericClient>(
 /// Resets the receipts of an object on `slaves` to `pending` at `version`.
 pub async fn reset_receipts<C: GenericClient>(
     tx: &C,
-    object_kind: &str,
+    object: ReceiptObject,
     id: Uuid,
     version: i32,
     slaves: &[String],
@@ -87,7 +113,7 @@ pub async fn reset_receipts<C: GenericClient>(
          SELECT $1, $2, unnest($3::text[]), $4, 'pending'
          ON CONFLICT (object_kind, object_id, slave_id) DO UPDATE
             SET version = excluded.version, state = 'pending', reason = NULL, progress = NULL, updated_at = now()",
-        &[&object_kind, &id, &slaves, &version],
+        &[&object.as_str(), &id, &slaves, &version],
     )
     .await?;
     Ok(())
@@ -120,21 +146,21 @@ pub async fn push_policy<C: GenericClient>(
     slaves: &[String],
 ) -> Result<(), tokio_postgres::Error> {
     let Some((policy, _)) = stored_policy(tx, id).await? else { return Ok(()) };
-    reset_receipts(tx, "policy", id, policy.version, slaves).await?;
+    reset_receipts(tx, ReceiptObject::Policy, id, policy.version, slaves).await?;
     send(tx, state, slaves, &MasterCommand::Policy(policy)).await
 }
 
 /// The slaves that hold a receipt for an object (those it was sent to).
 pub async fn receivers<C: GenericClient>(
     tx: &C,
-    object_kind: &str,
+    object: ReceiptObject,
     id: Uuid,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(tx
         .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
               WHERE r.object_kind = $1 AND r.object_id = $2 AND s.state = 'active' ORDER BY r.slave_id",
-            &[&object_kind, &id],
+            &[&object.as_str(), &id],
         )
         .await?
         .iter()
@@ -144,9 +170,13 @@ pub async fn receivers<C: GenericClient>(
 
 /// Tells the slaves holding policy `id` that it is gone.
 pub async fn remove_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<(), tokio_postgres::Error> {
-    let slaves = receivers(tx, "policy", id).await?;
+    let slaves = receivers(tx, ReceiptObject::Policy, id).await?;
     send(tx, state, &slaves, &MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: id })).await?;
-    tx.execute_cached("DELETE FROM receipts WHERE object_kind = 'policy' AND object_id = $1", &[&id]).await?;
+    tx.execute_cached(
+        "DELETE FROM receipts WHERE object_kind = $1 AND object_id = $2",
+        &[&ReceiptObject::Policy.as_str(), &id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -160,7 +190,7 @@ pub async fn push_task<C: GenericClient>(
     target: &SlaveTarget,
     slaves: &[String],
 ) -> Result<(), tokio_postgres::Error> {
-    reset_receipts(tx, "task", id, 1, slaves).await?;
+    reset_receipts(tx, ReceiptObject::Task, id, 1, slaves).await?;
     let cmd = MasterCommand::Task(MasterTask { task_id: id, name: name.to_owned(), kind, scope: target.scope() });
     send(tx, state, slaves, &cmd).await
 }
@@ -170,9 +200,9 @@ pub async fn cancel_task<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -
     let slaves: Vec<String> = tx
         .query_cached(
             "SELECT r.slave_id FROM receipts r JOIN slaves s ON s.id = r.slave_id
-              WHERE r.object_kind = 'task' AND r.object_id = $1 AND s.state = 'active'
+              WHERE r.object_kind = $1 AND r.object_id = $2 AND s.state = 'active'
                 AND r.state IN ('pending', 'delivered') ORDER BY r.slave_id",
-            &[&id],
+            &[&ReceiptObject::Task.as_str(), &id],
         )
         .await?
         .iter()
@@ -196,81 +226,61 @@ pub async fn welcome<C: GenericClient>(tx: &C, state: &AppState, slave: &str) ->
     Ok(ids.len())
 }
 
-/// Receipts of one object, per slave, for the API.
-pub async fn receipts<C: GenericClient>(
+/// What a receipt says about the endpoints of its slave: one kind per
+/// [`ReceiptObject`], read from the receipt's stored `progress`.
+pub trait ReceiptProgress: Serialize + Sized {
+    /// The objects whose receipts carry this progress.
+    const OBJECT: ReceiptObject;
+
+    /// The progress from the stored JSON (`None` before the slave's first report).
+    fn from_stored(progress: Option<Value>) -> Self;
+}
+
+/// Where a master policy or task stands on one slave. Fields in the order
+/// the API has always answered them (alphabetical); `progress` adds the
+/// kind's own field.
+#[derive(Debug, Serialize)]
+pub struct SlaveReceipt<P> {
+    #[serde(flatten)]
+    pub progress: P,
+    pub reason: Option<String>,
+    pub slave: String,
+    /// `pending` until the slave reports, then as the slave says.
+    pub state: String,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+/// Receipts of one object, per slave.
+pub async fn receipts<P: ReceiptProgress, C: GenericClient>(
     client: &C,
-    object_kind: &str,
     id: Uuid,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
-    Ok(receipts_of(client, object_kind, &[id]).await?.remove(&id).unwrap_or_default())
+) -> Result<Vec<SlaveReceipt<P>>, tokio_postgres::Error> {
+    Ok(receipts_of(client, &[id]).await?.remove(&id).unwrap_or_default())
 }
 
 /// Receipts of several objects in one query, by object id.
-pub async fn receipts_of<C: GenericClient>(
+pub async fn receipts_of<P: ReceiptProgress, C: GenericClient>(
     client: &C,
-    object_kind: &str,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<Value>>, tokio_postgres::Error> {
+) -> Result<HashMap<Uuid, Vec<SlaveReceipt<P>>>, tokio_postgres::Error> {
     let rows = client
         .query_cached(
             "SELECT object_id, slave_id, version, state, reason, progress, updated_at FROM receipts
               WHERE object_kind = $1 AND object_id = ANY($2) ORDER BY object_id, slave_id",
-            &[&object_kind, &ids],
+            &[&P::OBJECT.as_str(), &ids],
         )
         .await?;
-    let mut by_object: HashMap<Uuid, Vec<Value>> = HashMap::new();
+    let mut by_object: HashMap<Uuid, Vec<SlaveReceipt<P>>> = HashMap::new();
     for r in &rows {
-        let progress: Option<Value> = r.get(5);
-        let mut v = json!({"slave": r.get::<_, String>(1), "version": r.get::<_, i32>(2), "state": r.get::<_, String>(3),
-                           "reason": r.get::<_, Option<String>>(4), "updated_at": r.get::<_, chrono::DateTime<chrono::Utc>>(6)});
-        if object_kind == "policy" {
-            v["endpoints"] = progress.unwrap_or_else(|| json!({"assigned": 0, "applied": 0}));
-        } else {
-            v["progress"] = with_percent(progress.unwrap_or_else(|| json!({})));
-        }
-        by_object.entry(r.get(0)).or_default().push(v);
+        by_object.entry(r.get(0)).or_default().push(SlaveReceipt {
+            progress: P::from_stored(r.get(5)),
+            reason: r.get(4),
+            slave: r.get(1),
+            state: r.get(3),
+            updated_at: r.get(6),
+            version: r.get(2),
+        });
     }
     Ok(by_object)
-}
-
-/// The counters of a task progress object ([`TaskProgress`](rampart_shared::hierarchy::TaskProgress)).
-const TASK_COUNTERS: [&str; 6] = ["total", "pending", "running", "succeeded", "failed", "cancelled"];
-
-/// Adds the zero counters and `percent` to a task progress object.
-pub fn with_percent(mut progress: Value) -> Value {
-    for key in TASK_COUNTERS {
-        if progress.get(key).is_none() {
-            progress[key] = json!(0);
-        }
-    }
-    let n = |k: &str| progress[k].as_i64().unwrap_or(0);
-    let (total, finished) = (n("total"), n("succeeded") + n("failed") + n("cancelled"));
-    progress["percent"] = json!(if total == 0 { 0 } else { finished * 100 / total });
-    progress
-}
-
-/// Sum of the per-slave progress of a task.
-pub fn total_progress(per_slave: &[Value]) -> Value {
-    let mut sum = json!({});
-    for key in TASK_COUNTERS {
-        sum[key] = json!(per_slave.iter().map(|s| s["progress"][key].as_i64().unwrap_or(0)).sum::<i64>());
-    }
-    with_percent(sum)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_is_summed_with_percent() {
-        let slaves = [
-            json!({"progress": {"total": 10, "succeeded": 10}}),
-            json!({"progress": {"total": 10, "succeeded": 4, "failed": 1, "running": 5}}),
-        ];
-        let sum = total_progress(&slaves);
-        assert_eq!(sum["total"], 20);
-        assert_eq!(sum["percent"], 75);
-        assert_eq!(with_percent(json!({}))["percent"], 0);
-    }
 }

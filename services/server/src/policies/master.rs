@@ -1,0 +1,155 @@
+//! Policies on a master: authored here, targeted at slaves (and groups
+//! inside them), sent through [`crate::hierarchy::fanout`] and shown with
+//! one receipt per slave.
+
+use deadpool_postgres::{GenericClient, PoolError};
+use rampart_shared::{db::CachedStatements, hierarchy::ReceiptObject, messages::PolicySettings};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{content::ContentError, policy_name, view, CreatePolicy, EditPolicy, EndpointCounts, Policy};
+use crate::{
+    hierarchy::fanout::{self, ReceiptProgress, TargetError},
+    owner::Owner,
+    state::AppState,
+};
+
+/// Why a policy operation on a master failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterPolicyError {
+    #[error("no policy {0}")]
+    NotFound(Uuid),
+    #[error("a master assigns policies to slaves through the policy's target, set when it is created")]
+    AssignedThroughTarget,
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// What a policy receipt says: the endpoints the policy governs on that slave.
+#[derive(Debug, Serialize)]
+pub struct PolicyReach {
+    pub endpoints: EndpointCounts,
+}
+
+impl ReceiptProgress for PolicyReach {
+    const OBJECT: ReceiptObject = ReceiptObject::Policy;
+
+    fn from_stored(progress: Option<Value>) -> Self {
+        let endpoints = progress.and_then(|p| serde_json::from_value(p).ok()).unwrap_or_default();
+        Self { endpoints }
+    }
+}
+
+async fn load_or_404<C: GenericClient>(client: &C, id: Uuid) -> Result<Policy, MasterPolicyError> {
+    view::load(client, id).await?.ok_or(MasterPolicyError::NotFound(id))
+}
+
+/// Policy `id` with its per-slave receipts.
+async fn with_receipts<C: GenericClient>(client: &C, id: Uuid) -> Result<Policy, MasterPolicyError> {
+    let mut policy = load_or_404(client, id).await?;
+    policy.slaves = Some(fanout::receipts(client, id).await?);
+    Ok(policy)
+}
+
+/// Every policy.
+pub async fn list(state: &AppState) -> Result<Vec<Policy>, MasterPolicyError> {
+    Ok(view::list(&state.pool.get().await?).await?)
+}
+
+/// Policy `id` with where it stands on each slave.
+pub async fn show(state: &AppState, id: Uuid) -> Result<Policy, MasterPolicyError> {
+    with_receipts(&state.pool.get().await?, id).await
+}
+
+/// A new master policy, sent to the slaves of its target.
+pub async fn create(state: &AppState, request: CreatePolicy) -> Result<Policy, MasterPolicyError> {
+    let name = policy_name(&request.name)?;
+    let settings = request.settings.apply(PolicySettings::default())?;
+    let target = fanout::parse_target(request.target)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let slaves = fanout::resolve(&tx, &target).await?;
+    let id = Uuid::new_v4();
+    tx.execute_cached(
+        "INSERT INTO policies (id, name, owner, settings, target) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &id,
+            &name,
+            &Owner::Local.as_str(),
+            &serde_json::to_value(&settings).expect("settings serialize"),
+            &serde_json::to_value(&target).expect("targets serialize"),
+        ],
+    )
+    .await?;
+    fanout::push_policy(&tx, state, id, &slaves).await?;
+    let policy = with_receipts(&tx, id).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify_one();
+    tracing::info!(policy_id = %id, name, slaves = slaves.len(), "Created a master policy.");
+    Ok(policy)
+}
+
+/// A new version of policy `id`, sent to its slaves.
+pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Policy, MasterPolicyError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let current = load_or_404(&tx, id).await?;
+    let settings = request.settings.apply(serde_json::from_value(current.settings).unwrap_or_default())?;
+    let name = request.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    tx.execute(
+        "UPDATE policies SET name = COALESCE($2, name), settings = $3, version = version + 1, updated_at = now() WHERE id = $1",
+        &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize")],
+    )
+    .await?;
+    let queued = push_new_version(&tx, state, id).await?;
+    let policy = load_or_404(&tx, id).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify_one();
+    tracing::info!(policy_id = %id, version = policy.version, queued, "Edited policy.");
+    Ok(policy)
+}
+
+/// After an edit stored a new version: sends it to the policy's slaves (to
+/// every active slave when it targets all). Returns how many.
+async fn push_new_version<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<usize, MasterPolicyError> {
+    let Some((_, target)) = fanout::stored_policy(tx, id).await? else { return Ok(0) };
+    let mut slaves = fanout::receivers(tx, ReceiptObject::Policy, id).await?;
+    if target.is_all() {
+        slaves = fanout::resolve(tx, &target).await?;
+    }
+    fanout::push_policy(tx, state, id, &slaves).await?;
+    Ok(slaves.len())
+}
+
+/// Deletes policy `id` and tells its slaves it is gone.
+pub async fn delete(state: &AppState, id: Uuid) -> Result<(), MasterPolicyError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    load_or_404(&tx, id).await?;
+    fanout::remove_policy(&tx, state, id).await?;
+    tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify_one();
+    tracing::info!(policy_id = %id, "Deleted policy.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_receipts_read_stored_progress() {
+        let reach = PolicyReach::from_stored(Some(serde_json::json!({"assigned": 3, "applied": 2})));
+        assert_eq!(serde_json::to_string(&reach).unwrap(), r#"{"endpoints":{"applied":2,"assigned":3}}"#);
+        let none = PolicyReach::from_stored(None);
+        assert_eq!(serde_json::to_string(&none).unwrap(), r#"{"endpoints":{"applied":0,"assigned":0}}"#);
+    }
+}
