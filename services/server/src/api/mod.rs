@@ -81,13 +81,7 @@ fn common_api() -> Router<SharedState> {
         .route(
             "/virtual-groups/{id}/members",
             get(fleet::virtual_group_members).post(fleet::add_members).delete(fleet::remove_members),
-        );
-    let api = if state.role() == Role::Master {
-        api.merge(fanout::master_routes())
-    } else {
-        api.merge(policies::site_routes()).merge(tasks::site_routes())
-    };
-    let api = api
+        )
         .route("/deployments", get(admin::list_deployments).post(admin::deploy))
         .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
         .route("/settings/email", get(admin::get_email).put(admin::put_email))
@@ -99,6 +93,7 @@ fn common_api() -> Router<SharedState> {
 /// site features it does not have are refused before anything is parsed.
 fn master_api() -> Router<SharedState> {
     common_api()
+        .merge(fanout::master_routes())
         .merge(hierarchy::master_routes())
         .merge(replication::master_routes())
         .merge(reports::master_routes())
@@ -107,7 +102,12 @@ fn master_api() -> Router<SharedState> {
 
 /// A stand-alone's or slave's API: its own computers.
 fn site_api() -> Router<SharedState> {
-    common_api().merge(hierarchy::site_routes()).merge(replication::site_routes()).merge(reports::site_routes())
+    common_api()
+        .merge(policies::site_routes())
+        .merge(tasks::site_routes())
+        .merge(hierarchy::site_routes())
+        .merge(replication::site_routes())
+        .merge(reports::site_routes())
 }
 
 /// The token of `server.xml` in front of `/api`.

@@ -1,9 +1,9 @@
 //! Master side of fan-out: policies and tasks sent to slaves, and receipts.
 //!
-//! Every send is written to the outbox in the caller's transaction, one
+//! Every send goes through [`super::to_slaves`], in the caller's transaction, one
 //! message per slave (key `slave.<id>`) signed with that slave's command key,
 //! together with a `pending` receipt for the slave. The slaves' reports then
-//! move the receipts on ([`super::slaves`]); [`receipts`] and [`receipts_of`]
+//! move the receipts on ([`super::status`]); [`receipts`] and [`receipts_of`]
 //! read them back as [`SlaveReceipt`]s.
 
 use std::collections::HashMap;
@@ -17,13 +17,13 @@ use rampart_shared::{
         SlaveTarget,
     },
     messages::{PolicySettings, TaskKind},
-    topology::Topology,
 };
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{outbox, state::AppState};
+use super::to_slaves;
+use crate::state::AppState;
 
 /// A `target` of a master policy or task that names no slave to send to.
 #[derive(Debug, thiserror::Error)]
@@ -79,27 +79,6 @@ pub async fn resolve<C: GenericClient>(client: &C, target: &SlaveTarget) -> Resu
     }
 }
 
-/// A command to `slave`, signed with its command key.
-fn command(state: &AppState, slave: &str, command: &MasterCommand) -> outbox::Command {
-    outbox::Command {
-        exchange: state.site.topology.commands_exchange(),
-        routing_key: Topology::slave_key(slave),
-        envelope: command.to_envelope(&state.site.instance),
-        signer: state.keyring.command_key_for(slave),
-    }
-}
-
-/// Queues `cmd` to each of `slaves`.
-pub async fn send<C: GenericClient>(
-    tx: &C,
-    state: &AppState,
-    slaves: &[String],
-    cmd: &MasterCommand,
-) -> Result<(), tokio_postgres::Error> {
-    let commands: Vec<_> = slaves.iter().map(|s| command(state, s, cmd)).collect();
-    outbox::enqueue(tx, &commands).await
-}
-
 /// Resets the receipts of an object on `slaves` to `pending` at `version`.
 pub async fn reset_receipts<C: GenericClient>(
     tx: &C,
@@ -147,7 +126,7 @@ pub async fn push_policy<C: GenericClient>(
 ) -> Result<(), tokio_postgres::Error> {
     let Some((policy, _)) = stored_policy(tx, id).await? else { return Ok(()) };
     reset_receipts(tx, ReceiptObject::Policy, id, policy.version, slaves).await?;
-    send(tx, state, slaves, &MasterCommand::Policy(policy)).await
+    to_slaves::send(tx, state, slaves, &MasterCommand::Policy(policy)).await
 }
 
 /// The slaves that hold a receipt for an object (those it was sent to).
@@ -171,7 +150,7 @@ pub async fn receivers<C: GenericClient>(
 /// Tells the slaves holding policy `id` that it is gone.
 pub async fn remove_policy<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -> Result<(), tokio_postgres::Error> {
     let slaves = receivers(tx, ReceiptObject::Policy, id).await?;
-    send(tx, state, &slaves, &MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: id })).await?;
+    to_slaves::send(tx, state, &slaves, &MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: id })).await?;
     tx.execute_cached(
         "DELETE FROM receipts WHERE object_kind = $1 AND object_id = $2",
         &[&ReceiptObject::Policy.as_str(), &id],
@@ -192,7 +171,7 @@ pub async fn push_task<C: GenericClient>(
 ) -> Result<(), tokio_postgres::Error> {
     reset_receipts(tx, ReceiptObject::Task, id, 1, slaves).await?;
     let cmd = MasterCommand::Task(MasterTask { task_id: id, name: name.to_owned(), kind, scope: target.scope() });
-    send(tx, state, slaves, &cmd).await
+    to_slaves::send(tx, state, slaves, &cmd).await
 }
 
 /// Asks the slaves still running task `id` to cancel it.
@@ -208,7 +187,7 @@ pub async fn cancel_task<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) -
         .iter()
         .map(|r| r.get(0))
         .collect();
-    send(tx, state, &slaves, &MasterCommand::CancelTask(CancelMasterTask { task_id: id })).await?;
+    to_slaves::send(tx, state, &slaves, &MasterCommand::CancelTask(CancelMasterTask { task_id: id })).await?;
     Ok(slaves.len())
 }
 
