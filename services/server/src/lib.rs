@@ -18,6 +18,8 @@
 //!   request and on a schedule (stand-alone, slave).
 //! * [`refused`]: the audit of refused messages, from every consumer.
 //! * [`failpoints`]: where fault tests stop a server as if it died.
+//! * [`fleet`]: endpoints, groups, virtual groups and the tree of a site;
+//!   a master's consolidated copy of its slaves'; status, dashboard, audit.
 //! * [`policies`], [`licensing`], [`deployments`], [`security`]: domain rules.
 //! * [`tasks`]: starting and cancelling tasks on endpoints.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
@@ -29,6 +31,7 @@ pub mod api;
 pub mod config;
 pub mod deployments;
 pub mod failpoints;
+pub mod fleet;
 pub mod hierarchy;
 pub mod inbox;
 pub mod licensing;

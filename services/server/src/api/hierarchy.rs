@@ -123,11 +123,3 @@ pub async fn unregister(State(state): State<SharedState>) -> ApiResult<Value> {
     Ok(Json(json!({"role": state.role(), "removed_policies": departure.removed_policies,
                    "cancelled_tasks": departure.cancelled_tasks})))
 }
-
-/// The hierarchy part of `/api/status`.
-pub async fn status_part(state: &AppState) -> Result<Value, ApiError> {
-    if state.role() != Role::Master {
-        return Ok(json!({"master": link_json(state)}));
-    }
-    Ok(json!({"slaves": slaves::state_counts(&state.pool.get().await?).await?}))
-}

@@ -33,29 +33,21 @@ use axum::{
 pub use error::ApiError;
 pub use extract::{Body, Params};
 
-use crate::{role::Feature, state::SharedState};
+use crate::{
+    role::{Feature, Role},
+    state::SharedState,
+};
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
 pub fn router(state: SharedState) -> Router {
+    let fleet = if state.role() == Role::Master {
+        views::master_routes().merge(fleet::master_routes())
+    } else {
+        views::site_routes().merge(fleet::site_routes())
+    };
     let api = Router::new()
-        .route("/status", get(views::status))
-        .route("/dashboard", get(views::dashboard))
-        .route("/detections", get(views::detections))
-        .route("/audit", get(views::audit))
-        .route("/refused-messages", get(views::refused_messages))
-        .route("/tree", get(fleet::tree))
-        .route("/endpoints", get(fleet::list_endpoints))
-        .route("/endpoints/{id}", get(fleet::show_endpoint))
-        .route("/endpoints/{id}/move", post(fleet::move_endpoint))
-        .route("/groups", get(fleet::list_groups).post(fleet::create_group))
-        .route("/groups/{id}", axum::routing::patch(fleet::edit_group).delete(fleet::delete_group))
-        .route("/virtual-groups", get(fleet::list_virtual_groups).post(fleet::create_virtual_group))
-        .route("/virtual-groups/{id}", axum::routing::delete(fleet::delete_virtual_group))
-        .route(
-            "/virtual-groups/{id}/members",
-            get(fleet::virtual_group_members).post(fleet::add_members).delete(fleet::remove_members),
-        )
+        .merge(fleet)
         .route("/policies", get(policies::list).post(policies::create))
         .route("/policies/{id}", get(policies::show).patch(policies::edit).delete(policies::delete))
         .route("/policies/{id}/assignments", post(policies::assign).delete(policies::unassign))
