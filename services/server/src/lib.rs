@@ -19,6 +19,8 @@
 //!   request and on a schedule (stand-alone, slave).
 //! * [`refused`]: the audit of refused messages, from every consumer.
 //! * [`failpoints`]: where fault tests stop a server as if it died.
+//! * [`fleet`]: endpoints, groups, virtual groups and the tree of a site;
+//!   a master's consolidated copy of its slaves'; status, dashboard, audit.
 //! * [`policies`]: authoring, assigning and enforcing policies.
 //! * [`licensing`], [`deployments`], [`security`]: domain rules.
 //! * [`tasks`]: tasks on endpoints (sites) and on slaves (masters).
@@ -33,6 +35,7 @@ pub mod config;
 pub mod consumers;
 pub mod deployments;
 pub mod failpoints;
+pub mod fleet;
 pub mod hierarchy;
 pub mod inbox;
 pub mod licensing;

@@ -9,7 +9,7 @@ use axum::{
     Json, Router,
 };
 use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Body, Params};
@@ -20,7 +20,6 @@ use crate::{
         slaves::{self, Removal, SlaveError, SlaveView},
         tokens::{self, IssuedToken, TokenError, TokenView},
     },
-    role::Role,
     state::{AppState, SharedState},
 };
 
@@ -169,20 +168,8 @@ async fn remove_slave(
     Ok(Json(slaves::remove(&state, &id, q.purge.unwrap_or(false)).await?))
 }
 
-/// This server's master, as `/api/hierarchy` and `/api/status` show it.
-#[derive(Serialize)]
-pub(super) struct MasterView {
-    id: String,
-    address: String,
-    registered_at: chrono::DateTime<chrono::Utc>,
-}
-
-pub(super) fn master_of(state: &AppState) -> Option<MasterView> {
-    state.keyring.link().map(|l| MasterView { id: l.master_id, address: l.address, registered_at: l.registered_at })
-}
-
 async fn show(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!({"role": state.role(), "master": master_of(&state)}))
+    Json(json!({"role": state.role(), "master": state.keyring.master_view()}))
 }
 
 #[derive(Deserialize)]
@@ -194,19 +181,11 @@ pub struct Register {
 
 async fn register(State(state): State<SharedState>, Body(body): Body<Register>) -> ApiResult<Value> {
     link::register(&state, &body.master, &body.token).await?;
-    Ok(Json(json!({"role": state.role(), "master": master_of(&state)})))
+    Ok(Json(json!({"role": state.role(), "master": state.keyring.master_view()})))
 }
 
 async fn unregister(State(state): State<SharedState>) -> ApiResult<Value> {
     let departure = link::unregister(&state).await?;
     Ok(Json(json!({"role": state.role(), "removed_policies": departure.removed_policies,
                    "cancelled_tasks": departure.cancelled_tasks})))
-}
-
-/// The hierarchy part of `/api/status`.
-pub async fn status_part(state: &AppState) -> Result<Value, ApiError> {
-    if state.role() != Role::Master {
-        return Ok(json!({"master": master_of(state)}));
-    }
-    Ok(json!({"slaves": slaves::state_counts(&state.pool.get().await?).await?}))
 }

@@ -62,26 +62,10 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Routes a master and a site both serve (each handler answers for its role).
+/// Routes a master and a site both serve: the site features, which a
+/// master refuses before their handlers run.
 fn common_api() -> Router<SharedState> {
     Router::new()
-        .route("/status", get(views::status))
-        .route("/dashboard", get(views::dashboard))
-        .route("/detections", get(views::detections))
-        .route("/audit", get(views::audit))
-        .route("/refused-messages", get(views::refused_messages))
-        .route("/tree", get(fleet::tree))
-        .route("/endpoints", get(fleet::list_endpoints))
-        .route("/endpoints/{id}", get(fleet::show_endpoint))
-        .route("/endpoints/{id}/move", post(fleet::move_endpoint))
-        .route("/groups", get(fleet::list_groups).post(fleet::create_group))
-        .route("/groups/{id}", axum::routing::patch(fleet::edit_group).delete(fleet::delete_group))
-        .route("/virtual-groups", get(fleet::list_virtual_groups).post(fleet::create_virtual_group))
-        .route("/virtual-groups/{id}", axum::routing::delete(fleet::delete_virtual_group))
-        .route(
-            "/virtual-groups/{id}/members",
-            get(fleet::virtual_group_members).post(fleet::add_members).delete(fleet::remove_members),
-        )
         .route("/deployments", get(admin::list_deployments).post(admin::deploy))
         .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
         .route("/settings/email", get(admin::get_email).put(admin::put_email))
@@ -93,6 +77,8 @@ fn common_api() -> Router<SharedState> {
 /// site features it does not have are refused before anything is parsed.
 fn master_api() -> Router<SharedState> {
     common_api()
+        .merge(views::master_routes())
+        .merge(fleet::master_routes())
         .merge(fanout::master_routes())
         .merge(hierarchy::master_routes())
         .merge(replication::master_routes())
@@ -103,6 +89,8 @@ fn master_api() -> Router<SharedState> {
 /// A stand-alone's or slave's API: its own computers.
 fn site_api() -> Router<SharedState> {
     common_api()
+        .merge(views::site_routes())
+        .merge(fleet::site_routes())
         .merge(policies::site_routes())
         .merge(tasks::site_routes())
         .merge(hierarchy::site_routes())

@@ -33,6 +33,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rampart_shared::{hierarchy::command_key, signing::SigningKey};
 
+use serde::Serialize;
+
 use crate::role::Role;
 
 /// How often a slave tells its master it is alive.
@@ -47,6 +49,14 @@ pub struct MasterLink {
     pub address: String,
     pub slave_key: SigningKey,
     pub command_key: SigningKey,
+    pub registered_at: DateTime<Utc>,
+}
+
+/// A slave's master as the API shows it (never its keys).
+#[derive(Debug, Serialize)]
+pub struct MasterLinkView {
+    pub address: String,
+    pub id: String,
     pub registered_at: DateTime<Utc>,
 }
 
@@ -119,6 +129,11 @@ impl Keyring {
 
     pub fn link(&self) -> Option<MasterLink> {
         self.link.read().expect("keyring lock is never poisoned").clone()
+    }
+
+    /// This slave's master, if it has one, as the API shows it.
+    pub fn master_view(&self) -> Option<MasterLinkView> {
+        self.link().map(|l| MasterLinkView { address: l.address, id: l.master_id, registered_at: l.registered_at })
     }
 
     /// Re-reads this slave's master link.
