@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     envelope::{Envelope, Rejection},
+    family::message_family,
     messages::{PolicySettings, TaskKind},
     replication::{self, ReplicateNow, ReplicationAck, ReplicationProgress, VerifyRequest},
     signing::SigningKey,
@@ -103,58 +104,36 @@ pub struct Unregister {
     pub reason: String,
 }
 
-/// Any command from the master, decoded by kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MasterCommand {
-    Policy(MasterPolicy),
-    PolicyRemoved(PolicyRemoved),
-    Task(MasterTask),
-    CancelTask(CancelMasterTask),
-    Unregister(Unregister),
-    ReplicationAck(ReplicationAck),
-    ReplicateNow(ReplicateNow),
-    Verify(VerifyRequest),
+message_family! {
+    /// Any command from the master, decoded by kind.
+    pub enum MasterCommand {
+        /// master -> slave: a master policy, new or in a new version, to store and assign.
+        Policy(MasterPolicy) = kind::POLICY,
+        /// master -> slave: a master policy deleted (or no longer targeting this slave).
+        PolicyRemoved(PolicyRemoved) = kind::POLICY_REMOVED,
+        /// master -> slave: a master task to create and dispatch to the endpoints in scope.
+        Task(MasterTask) = kind::TASK,
+        /// master -> slave: stop a master task's open endpoint work.
+        CancelTask(CancelMasterTask) = kind::CANCEL_TASK,
+        /// master -> slave: leave the hierarchy (the slave answers `slave.unregistered`).
+        Unregister(Unregister) = kind::UNREGISTER,
+        /// master -> slave (replicator): the answer to a replication batch.
+        ReplicationAck(ReplicationAck) = replication::kind::ACK,
+        /// master -> slave (replicator): replicate now, or start a new epoch.
+        ReplicateNow(ReplicateNow) = replication::kind::REPLICATE_NOW,
+        /// master -> slave (replicator): carry checksums on the next caught-up batch.
+        Verify(VerifyRequest) = replication::kind::VERIFY,
+    }
 }
 
 impl MasterCommand {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Policy(_) => kind::POLICY,
-            Self::PolicyRemoved(_) => kind::POLICY_REMOVED,
-            Self::Task(_) => kind::TASK,
-            Self::CancelTask(_) => kind::CANCEL_TASK,
-            Self::Unregister(_) => kind::UNREGISTER,
-            Self::ReplicationAck(_) => replication::kind::ACK,
-            Self::ReplicateNow(_) => replication::kind::REPLICATE_NOW,
-            Self::Verify(_) => replication::kind::VERIFY,
-        }
-    }
-
+    /// Wraps the command in an envelope from the `master` instance.
     pub fn to_envelope(&self, master: &str) -> Envelope {
-        match self {
-            Self::Policy(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::PolicyRemoved(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::Task(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::CancelTask(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::Unregister(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::ReplicationAck(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::ReplicateNow(b) => Envelope::new(self.kind(), master, 0, b),
-            Self::Verify(b) => Envelope::new(self.kind(), master, 0, b),
-        }
+        self.encode(master, 0)
     }
 
     pub fn from_envelope(envelope: &Envelope) -> Result<Self, Rejection> {
-        Ok(match envelope.kind.as_str() {
-            kind::POLICY => Self::Policy(envelope.body()?),
-            kind::POLICY_REMOVED => Self::PolicyRemoved(envelope.body()?),
-            kind::TASK => Self::Task(envelope.body()?),
-            kind::CANCEL_TASK => Self::CancelTask(envelope.body()?),
-            kind::UNREGISTER => Self::Unregister(envelope.body()?),
-            replication::kind::ACK => Self::ReplicationAck(envelope.body()?),
-            replication::kind::REPLICATE_NOW => Self::ReplicateNow(envelope.body()?),
-            replication::kind::VERIFY => Self::Verify(envelope.body()?),
-            other => return Err(Rejection::UnknownKind(other.to_owned())),
-        })
+        Self::decode(envelope)
     }
 }
 
@@ -271,38 +250,26 @@ pub struct Unregistered {
     pub reason: String,
 }
 
-/// Any report from a slave, decoded by kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SlaveReport {
-    Heartbeat(SlaveHeartbeat),
-    Receipt(Receipt),
-    Unregistered(Unregistered),
+message_family! {
+    /// Any report from a slave, decoded by kind.
+    pub enum SlaveReport {
+        /// slave -> master: sign of life with a summary of the site, every 10 s.
+        Heartbeat(SlaveHeartbeat) = kind::HEARTBEAT,
+        /// slave -> master: where a master policy or task stands on the slave.
+        Receipt(Receipt) = kind::RECEIPT,
+        /// slave -> master: the slave left the hierarchy.
+        Unregistered(Unregistered) = kind::UNREGISTERED,
+    }
 }
 
 impl SlaveReport {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Heartbeat(_) => kind::HEARTBEAT,
-            Self::Receipt(_) => kind::RECEIPT,
-            Self::Unregistered(_) => kind::UNREGISTERED,
-        }
-    }
-
+    /// Wraps the report in an envelope from `slave`.
     pub fn to_envelope(&self, slave: &str) -> Envelope {
-        match self {
-            Self::Heartbeat(b) => Envelope::new(self.kind(), slave, 0, b),
-            Self::Receipt(b) => Envelope::new(self.kind(), slave, 0, b),
-            Self::Unregistered(b) => Envelope::new(self.kind(), slave, 0, b),
-        }
+        self.encode(slave, 0)
     }
 
     pub fn from_envelope(envelope: &Envelope) -> Result<Self, Rejection> {
-        Ok(match envelope.kind.as_str() {
-            kind::HEARTBEAT => Self::Heartbeat(envelope.body()?),
-            kind::RECEIPT => Self::Receipt(envelope.body()?),
-            kind::UNREGISTERED => Self::Unregistered(envelope.body()?),
-            other => return Err(Rejection::UnknownKind(other.to_owned())),
-        })
+        Self::decode(envelope)
     }
 }
 
@@ -404,6 +371,7 @@ pub struct RegisterResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::family::tests::assert_family;
 
     #[test]
     fn command_keys_differ_per_slave_and_are_stable() {
@@ -431,34 +399,95 @@ mod tests {
         assert_eq!(serde_json::to_value(SlaveTarget::new(None, None, None)).unwrap(), json!({"slaves": "all"}));
     }
 
-    #[test]
-    fn commands_round_trip_through_envelopes() {
-        let cmd = MasterCommand::Task(MasterTask {
-            task_id: Uuid::new_v4(),
-            name: "scan".into(),
-            kind: TaskKind::QuickScan,
-            scope: Scope { group: Some("Servers".into()), virtual_group: None },
-        });
-        let env = cmd.to_envelope("hq");
-        assert_eq!(env.kind, "master.task");
-        assert_eq!(MasterCommand::from_envelope(&env).unwrap(), cmd);
-        let mut unknown = env.clone();
-        unknown.kind = "master.reboot".into();
-        assert!(matches!(MasterCommand::from_envelope(&unknown), Err(Rejection::UnknownKind(_))));
+    fn command_samples() -> Vec<MasterCommand> {
+        let scope = Scope { group: Some("Servers".into()), virtual_group: None };
+        vec![
+            MasterCommand::Policy(MasterPolicy {
+                policy_id: Uuid::new_v4(),
+                version: 2,
+                name: "Office".into(),
+                settings: PolicySettings::default(),
+                scope: scope.clone(),
+            }),
+            MasterCommand::PolicyRemoved(PolicyRemoved { policy_id: Uuid::new_v4() }),
+            MasterCommand::Task(MasterTask {
+                task_id: Uuid::new_v4(),
+                name: "scan".into(),
+                kind: TaskKind::QuickScan,
+                scope,
+            }),
+            MasterCommand::CancelTask(CancelMasterTask { task_id: Uuid::new_v4() }),
+            MasterCommand::Unregister(Unregister { reason: "site closed".into() }),
+            MasterCommand::ReplicationAck(ReplicationAck {
+                epoch: 1,
+                batch: 12,
+                applied: false,
+                watermark: replication::Watermark { xid: 815, seq: 3 },
+                reason: Some("gap".into()),
+            }),
+            MasterCommand::ReplicateNow(ReplicateNow { full: true }),
+            MasterCommand::Verify(VerifyRequest { verification: Uuid::new_v4() }),
+        ]
+    }
+
+    fn report_samples() -> Vec<SlaveReport> {
+        vec![
+            SlaveReport::Heartbeat(SlaveHeartbeat {
+                version: "1.0.0".into(),
+                endpoints: 300,
+                license: Some(LicenseUsage {
+                    seats: 500,
+                    used: 300,
+                    expires_on: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+                }),
+                replication: Some(ReplicationProgress {
+                    epoch: 1,
+                    acked: replication::Watermark::START,
+                    rows_behind: 4,
+                }),
+            }),
+            SlaveReport::Receipt(Receipt {
+                object: ReceiptObject::Policy,
+                id: Uuid::new_v4(),
+                version: 3,
+                state: ReceiptState::Applied,
+                reason: None,
+                policy: Some(PolicyProgress { assigned: 10, applied: 10 }),
+                task: None,
+            }),
+            SlaveReport::Unregistered(Unregistered { reason: "told to by the master".into() }),
+        ]
     }
 
     #[test]
-    fn reports_round_trip_through_envelopes() {
-        let report = SlaveReport::Receipt(Receipt {
-            object: ReceiptObject::Policy,
-            id: Uuid::new_v4(),
-            version: 3,
-            state: ReceiptState::Applied,
-            reason: None,
-            policy: Some(PolicyProgress { assigned: 10, applied: 10 }),
-            task: None,
-        });
-        let env = report.to_envelope("paris");
-        assert_eq!(SlaveReport::from_envelope(&env).unwrap(), report);
+    fn every_command_kind_round_trips_through_envelopes() {
+        assert_family(
+            MasterCommand::KINDS,
+            &command_samples(),
+            MasterCommand::kind,
+            |c| c.to_envelope("hq"),
+            MasterCommand::from_envelope,
+        );
+        assert!(command_samples().iter().all(|c| c.to_envelope("hq").from == "hq"));
+    }
+
+    #[test]
+    fn every_report_kind_round_trips_through_envelopes() {
+        assert_family(
+            SlaveReport::KINDS,
+            &report_samples(),
+            SlaveReport::kind,
+            |r| r.to_envelope("paris"),
+            SlaveReport::from_envelope,
+        );
+        assert!(report_samples().iter().all(|r| r.to_envelope("paris").from == "paris"));
+    }
+
+    #[test]
+    fn command_bodies_stay_byte_compatible() {
+        let cmd = MasterCommand::Unregister(Unregister { reason: "bye".into() });
+        assert_eq!(cmd.to_envelope("hq").body.get(), r#"{"reason":"bye"}"#);
+        let ack = MasterCommand::ReplicateNow(ReplicateNow { full: false });
+        assert_eq!(ack.to_envelope("hq").body.get(), r#"{"full":false}"#);
     }
 }

@@ -5,6 +5,8 @@
 //! * [`envelope`]: the versioned JSON envelope every message travels in, and
 //!   the checks a consumer runs before it trusts one.
 //! * [`messages`]: the message kinds and their bodies (agents <-> site).
+//! * `family`: the `message_family!` table each message family is declared
+//!   with (kind, body, producer and consumer, once).
 //! * [`hierarchy`]: master <-> slave commands, reports and registration.
 //! * [`replication`]: the slave -> master change stream and its acks.
 //! * [`report`]: events for the report service, the reports and their formats.
@@ -27,6 +29,7 @@ pub mod amqp;
 pub mod config;
 pub mod db;
 pub mod envelope;
+mod family;
 pub mod hierarchy;
 pub mod license;
 pub mod messages;

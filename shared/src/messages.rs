@@ -10,13 +10,18 @@
 //! [`EndpointPolicy`], [`DeployAgent`], [`CancelTask`]. The envelope's `from`
 //! is the instance id.
 //!
-//! Every kind is documented in `docs/protocol.md`.
+//! Each family is one `message_family!` table: kind, body,
+//! producer and consumer, once. Every kind is documented in
+//! `docs/protocol.md`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{Envelope, Rejection};
+use crate::{
+    envelope::{Envelope, Rejection},
+    family::message_family,
+};
 
 /// Wire names of every message kind.
 pub mod kind {
@@ -32,7 +37,7 @@ pub mod kind {
     pub const CANCEL_TASK: &str = "endpoint.cancel_task";
 
     /// Kinds an agent may send to its site.
-    pub const FROM_AGENTS: &[&str] = &[HEARTBEAT, DETECTION, DISCOVERY, TASK_RESULT, DEPLOY_RESULT];
+    pub const FROM_AGENTS: &[&str] = super::AgentMessage::KINDS;
 }
 
 /// A computer's status snapshot, sent periodically and after every change.
@@ -260,28 +265,27 @@ pub struct CancelTask {
     pub task_id: Uuid,
 }
 
-/// Any message an agent sends to its site, decoded by kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AgentMessage {
-    Heartbeat(Heartbeat),
-    Detection(Detection),
-    Discovery(Discovery),
-    TaskResult(TaskResult),
-    DeployResult(DeployResult),
+message_family! {
+    /// Any message an agent sends to its site, decoded by kind.
+    pub enum AgentMessage {
+        /// agent -> site: the endpoint's status, periodically and after every change.
+        Heartbeat(Heartbeat) = kind::HEARTBEAT,
+        /// agent -> site: a threat found by real-time protection or a scan.
+        Detection(Detection) = kind::DETECTION,
+        /// agent -> site: computers without an agent seen on the endpoint's network.
+        Discovery(Discovery) = kind::DISCOVERY,
+        /// agent -> site: progress or outcome of a task on the endpoint.
+        TaskResult(TaskResult) = kind::TASK_RESULT,
+        /// agent (newly installed) -> site: outcome of a deployment.
+        DeployResult(DeployResult) = kind::DEPLOY_RESULT,
+    }
 }
 
 impl AgentMessage {
     /// Decodes an envelope's body by kind. The claimed endpoint id in the body
     /// must match the envelope's sender, so one endpoint cannot speak for another.
     pub fn from_envelope(envelope: &Envelope) -> Result<Self, Rejection> {
-        let message = match envelope.kind.as_str() {
-            kind::HEARTBEAT => Self::Heartbeat(envelope.body()?),
-            kind::DETECTION => Self::Detection(envelope.body()?),
-            kind::DISCOVERY => Self::Discovery(envelope.body()?),
-            kind::TASK_RESULT => Self::TaskResult(envelope.body()?),
-            kind::DEPLOY_RESULT => Self::DeployResult(envelope.body()?),
-            other => return Err(Rejection::UnknownKind(other.to_owned())),
-        };
+        let message = Self::decode(envelope)?;
         let claimed = message.sender();
         if claimed != envelope.from {
             return Err(Rejection::UnknownSender(format!("{} (body speaks for '{claimed}')", envelope.from)));
@@ -302,70 +306,39 @@ impl AgentMessage {
 
     /// Wraps the message in an envelope from the endpoint it speaks for.
     pub fn to_envelope(&self, seq: u64) -> Envelope {
-        let (kind, from) = (self.kind(), self.sender());
-        match self {
-            Self::Heartbeat(b) => Envelope::new(kind, from, seq, b),
-            Self::Detection(b) => Envelope::new(kind, from, seq, b),
-            Self::Discovery(b) => Envelope::new(kind, from, seq, b),
-            Self::TaskResult(b) => Envelope::new(kind, from, seq, b),
-            Self::DeployResult(b) => Envelope::new(kind, from, seq, b),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Heartbeat(_) => kind::HEARTBEAT,
-            Self::Detection(_) => kind::DETECTION,
-            Self::Discovery(_) => kind::DISCOVERY,
-            Self::TaskResult(_) => kind::TASK_RESULT,
-            Self::DeployResult(_) => kind::DEPLOY_RESULT,
-        }
+        self.encode(self.sender(), seq)
     }
 }
 
-/// Any command the site sends to an endpoint, decoded by kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum EndpointCommand {
-    Task(EndpointTask),
-    Policy(EndpointPolicy),
-    Deploy(DeployAgent),
-    Cancel(CancelTask),
+message_family! {
+    /// Any command the site sends to an endpoint, decoded by kind.
+    pub enum EndpointCommand {
+        /// site -> agent: run a task on this endpoint.
+        Task(EndpointTask) = kind::ENDPOINT_TASK,
+        /// site -> agent: apply the endpoint's effective policy.
+        Policy(EndpointPolicy) = kind::ENDPOINT_POLICY,
+        /// site -> agent (the deploying endpoint): install an agent on a discovered computer.
+        Deploy(DeployAgent) = kind::DEPLOY_AGENT,
+        /// site -> agent: stop a task that has not finished.
+        Cancel(CancelTask) = kind::CANCEL_TASK,
+    }
 }
 
 impl EndpointCommand {
     pub fn from_envelope(envelope: &Envelope) -> Result<Self, Rejection> {
-        Ok(match envelope.kind.as_str() {
-            kind::ENDPOINT_TASK => Self::Task(envelope.body()?),
-            kind::ENDPOINT_POLICY => Self::Policy(envelope.body()?),
-            kind::DEPLOY_AGENT => Self::Deploy(envelope.body()?),
-            kind::CANCEL_TASK => Self::Cancel(envelope.body()?),
-            other => return Err(Rejection::UnknownKind(other.to_owned())),
-        })
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Task(_) => kind::ENDPOINT_TASK,
-            Self::Policy(_) => kind::ENDPOINT_POLICY,
-            Self::Deploy(_) => kind::DEPLOY_AGENT,
-            Self::Cancel(_) => kind::CANCEL_TASK,
-        }
+        Self::decode(envelope)
     }
 
     /// Wraps the command in an envelope from `instance_id`.
     pub fn to_envelope(&self, instance_id: &str, seq: u64) -> Envelope {
-        match self {
-            Self::Task(b) => Envelope::new(self.kind(), instance_id, seq, b),
-            Self::Policy(b) => Envelope::new(self.kind(), instance_id, seq, b),
-            Self::Deploy(b) => Envelope::new(self.kind(), instance_id, seq, b),
-            Self::Cancel(b) => Envelope::new(self.kind(), instance_id, seq, b),
-        }
+        self.encode(instance_id, seq)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::family::tests::assert_family;
 
     fn heartbeat(id: &str) -> Heartbeat {
         Heartbeat {
@@ -404,10 +377,95 @@ mod tests {
         assert!(matches!(AgentMessage::from_envelope(&e).unwrap_err(), Rejection::InvalidBody { .. }));
     }
 
+    fn agent_samples() -> Vec<AgentMessage> {
+        let task_id = Uuid::new_v4();
+        vec![
+            AgentMessage::Heartbeat(heartbeat("ep-1")),
+            AgentMessage::Detection(Detection {
+                detection_id: Uuid::new_v4(),
+                endpoint_id: "ep-1".into(),
+                malware: "Trojan.GenericKD.4821".into(),
+                path: "C:\\Users\\a\\invoice.exe".into(),
+                action: DetectionAction::Quarantined,
+                detected_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+                task_id: Some(task_id),
+            }),
+            AgentMessage::Discovery(Discovery {
+                reported_by: "ep-1".into(),
+                computers: vec![DiscoveredComputer {
+                    computer_id: "u-1".into(),
+                    hostname: "lab-1".into(),
+                    ip: "10.0.200.1".into(),
+                    mac: "02:00:00:00:00:01".into(),
+                    os: "Windows 10".into(),
+                    third_party_protection: false,
+                }],
+            }),
+            AgentMessage::TaskResult(TaskResult {
+                task_id,
+                endpoint_id: "ep-1".into(),
+                state: TaskState::Succeeded,
+                scanned_files: 12_000,
+                detections: 1,
+                signatures_version: None,
+                message: None,
+            }),
+            AgentMessage::DeployResult(DeployResult {
+                deployment_id: Uuid::new_v4(),
+                computer_id: "u-1".into(),
+                succeeded: true,
+                message: None,
+            }),
+        ]
+    }
+
+    fn endpoint_samples() -> Vec<EndpointCommand> {
+        vec![
+            EndpointCommand::Task(EndpointTask { task_id: Uuid::new_v4(), kind: TaskKind::FullScan }),
+            EndpointCommand::Policy(EndpointPolicy {
+                policy_id: None,
+                version: 0,
+                name: "Default".into(),
+                settings: PolicySettings::default(),
+            }),
+            EndpointCommand::Deploy(DeployAgent { deployment_id: Uuid::new_v4(), computer_id: "u-1".into() }),
+            EndpointCommand::Cancel(CancelTask { task_id: Uuid::new_v4() }),
+        ]
+    }
+
     #[test]
-    fn commands_round_trip() {
-        let cmd = EndpointCommand::Task(EndpointTask { task_id: Uuid::new_v4(), kind: TaskKind::FullScan });
-        let e = cmd.to_envelope("site-a", 3);
-        assert_eq!(EndpointCommand::from_envelope(&e).unwrap(), cmd);
+    fn every_agent_kind_round_trips_from_the_endpoint_it_speaks_for() {
+        assert_family(
+            AgentMessage::KINDS,
+            &agent_samples(),
+            AgentMessage::kind,
+            |m| m.to_envelope(7),
+            AgentMessage::from_envelope,
+        );
+        for m in agent_samples() {
+            let e = m.to_envelope(7);
+            assert_eq!((e.from.as_str(), e.seq), (m.sender(), 7));
+        }
+        assert_eq!(kind::FROM_AGENTS, AgentMessage::KINDS);
+    }
+
+    #[test]
+    fn every_endpoint_command_kind_round_trips() {
+        assert_family(
+            EndpointCommand::KINDS,
+            &endpoint_samples(),
+            EndpointCommand::kind,
+            |c| c.to_envelope("site-a", 3),
+            EndpointCommand::from_envelope,
+        );
+        let e = endpoint_samples()[0].to_envelope("site-a", 3);
+        assert_eq!((e.from.as_str(), e.seq), ("site-a", 3));
+    }
+
+    #[test]
+    fn bodies_stay_byte_compatible() {
+        let id = Uuid::nil();
+        let e = EndpointCommand::Task(EndpointTask { task_id: id, kind: TaskKind::QuickScan }).to_envelope("site-a", 1);
+        assert_eq!(e.body.get(), format!(r#"{{"task_id":"{id}","kind":"quick_scan"}}"#));
     }
 }
