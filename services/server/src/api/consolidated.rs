@@ -3,11 +3,12 @@
 
 use axum::{
     extract::{Path, State},
-    Json,
+    routing::get,
+    Json, Router,
 };
 
 use super::{
-    fleet::{EndpointQuery, ShowEndpointQuery, TreeQuery},
+    fleet::{builder_routes, EndpointQuery, ShowEndpointQuery, TreeQuery},
     ApiError, ApiResult, Params,
 };
 use crate::{
@@ -18,6 +19,17 @@ use crate::{
     },
     state::SharedState,
 };
+
+/// The fleet routes of a master: its slaves' endpoints and tree. The
+/// network builder and virtual groups work on the master's own (empty)
+/// fleet, as on any server; the feature check refuses the builder's changes.
+pub(super) fn master_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/tree", get(tree))
+        .route("/endpoints", get(list_endpoints))
+        .route("/endpoints/{id}", get(show_endpoint))
+        .merge(builder_routes())
+}
 
 impl From<ConsolidatedError> for ApiError {
     fn from(e: ConsolidatedError) -> Self {
@@ -31,7 +43,7 @@ impl From<ConsolidatedError> for ApiError {
     }
 }
 
-pub(super) async fn list_endpoints(
+async fn list_endpoints(
     State(state): State<SharedState>,
     Params(q): Params<EndpointQuery>,
 ) -> ApiResult<EndpointPage<ReplicaEndpoint>> {
@@ -39,7 +51,7 @@ pub(super) async fn list_endpoints(
     Ok(Json(consolidated::list(&state, &filter, page).await?))
 }
 
-pub(super) async fn show_endpoint(
+async fn show_endpoint(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     Params(q): Params<ShowEndpointQuery>,
@@ -47,10 +59,7 @@ pub(super) async fn show_endpoint(
     Ok(Json(consolidated::show(&state, &id, q.slave.as_deref()).await?))
 }
 
-pub(super) async fn tree(
-    State(state): State<SharedState>,
-    Params(q): Params<TreeQuery>,
-) -> ApiResult<Tree<MasterRoot>> {
+async fn tree(State(state): State<SharedState>, Params(q): Params<TreeQuery>) -> ApiResult<Tree<MasterRoot>> {
     let view = TreeView::parse(q.view.as_deref())?;
     Ok(Json(tree::master(&state, view).await?))
 }

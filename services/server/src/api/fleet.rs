@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{consolidated, error::parse_id, ApiError, ApiResult, Body, Params};
+use super::{error::parse_id, ApiError, ApiResult, Body, Params};
 use crate::{
     fleet::{
         endpoints::{self, EndpointError, EndpointPage, EndpointView},
@@ -32,19 +32,9 @@ pub(super) fn site_routes() -> Router<SharedState> {
         .merge(builder_routes())
 }
 
-/// The fleet routes of a master: its slaves' endpoints and tree. The
-/// network builder and virtual groups work on the master's own (empty)
-/// fleet, as on any server; the feature check refuses the builder's changes.
-pub(super) fn master_routes() -> Router<SharedState> {
-    Router::new()
-        .route("/tree", get(consolidated::tree))
-        .route("/endpoints", get(consolidated::list_endpoints))
-        .route("/endpoints/{id}", get(consolidated::show_endpoint))
-        .merge(builder_routes())
-}
-
 /// Routes that change the fleet: moving endpoints, groups, virtual groups.
-fn builder_routes() -> Router<SharedState> {
+/// A master mounts them too (see [`super::consolidated`]).
+pub(super) fn builder_routes() -> Router<SharedState> {
     Router::new()
         .route("/endpoints/{id}/move", post(move_endpoint))
         .route("/groups", get(list_groups).post(create_group))

@@ -78,7 +78,7 @@ fn common_api() -> Router<SharedState> {
 fn master_api() -> Router<SharedState> {
     common_api()
         .merge(views::master_routes())
-        .merge(fleet::master_routes())
+        .merge(consolidated::master_routes())
         .merge(fanout::master_routes())
         .merge(hierarchy::master_routes())
         .merge(replication::master_routes())

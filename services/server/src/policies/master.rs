@@ -4,13 +4,11 @@
 
 use deadpool_postgres::{GenericClient, PoolError};
 use rampart_shared::{db::CachedStatements, hierarchy::ReceiptObject, messages::PolicySettings};
-use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::{content::ContentError, policy_name, view, CreatePolicy, EditPolicy, EndpointCounts, Policy};
+use super::{content::ContentError, policy_name, view, CreatePolicy, EditPolicy, Policy};
 use crate::{
-    hierarchy::fanout::{self, ReceiptProgress, TargetError},
+    hierarchy::fanout::{self, TargetError},
     owner::Owner,
     state::AppState,
 };
@@ -30,21 +28,6 @@ pub enum MasterPolicyError {
     Database(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Pool(#[from] PoolError),
-}
-
-/// What a policy receipt says: the endpoints the policy governs on that slave.
-#[derive(Debug, Serialize)]
-pub struct PolicyReach {
-    pub endpoints: EndpointCounts,
-}
-
-impl ReceiptProgress for PolicyReach {
-    const OBJECT: ReceiptObject = ReceiptObject::Policy;
-
-    fn from_stored(progress: Option<Value>) -> Self {
-        let endpoints = progress.and_then(|p| serde_json::from_value(p).ok()).unwrap_or_default();
-        Self { endpoints }
-    }
 }
 
 async fn load_or_404<C: GenericClient>(client: &C, id: Uuid) -> Result<Policy, MasterPolicyError> {
@@ -139,17 +122,4 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<(), MasterPolicyError>
     state.outbox_wake.notify_one();
     tracing::info!(policy_id = %id, "Deleted policy.");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policy_receipts_read_stored_progress() {
-        let reach = PolicyReach::from_stored(Some(serde_json::json!({"assigned": 3, "applied": 2})));
-        assert_eq!(serde_json::to_string(&reach).unwrap(), r#"{"endpoints":{"applied":2,"assigned":3}}"#);
-        let none = PolicyReach::from_stored(None);
-        assert_eq!(serde_json::to_string(&none).unwrap(), r#"{"endpoints":{"applied":0,"assigned":0}}"#);
-    }
 }

@@ -10,8 +10,12 @@ use serde_json::Value;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-use super::master::PolicyReach;
-use crate::{hierarchy::fanout::SlaveReceipt, owner::Owner};
+use rampart_shared::hierarchy::ReceiptObject;
+
+use crate::{
+    hierarchy::fanout::{ReceiptProgress, SlaveReceipt},
+    owner::Owner,
+};
 
 /// One policy: stored fields, assignments, and (when shown alone) where it
 /// stands on the endpoints or the slaves it is for.
@@ -100,6 +104,21 @@ pub async fn endpoint_counts<C: GenericClient>(client: &C, id: Uuid) -> Result<E
     Ok(EndpointCounts { assigned: counts.get(0), applied: counts.get(1) })
 }
 
+/// What a policy receipt says: the endpoints the policy governs on that slave.
+#[derive(Debug, Serialize)]
+pub struct PolicyReach {
+    pub endpoints: EndpointCounts,
+}
+
+impl ReceiptProgress for PolicyReach {
+    const OBJECT: ReceiptObject = ReceiptObject::Policy;
+
+    fn from_stored(progress: Option<Value>) -> Self {
+        let endpoints = progress.and_then(|p| serde_json::from_value(p).ok()).unwrap_or_default();
+        Self { endpoints }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +150,13 @@ mod tests {
         let typed = serde_json::to_string(&policy).unwrap();
         assert_eq!(typed, serde_json::to_value(&policy).unwrap().to_string());
         assert!(typed.contains(r#""endpoints":{"applied":1,"assigned":2}"#), "{typed}");
+    }
+
+    #[test]
+    fn policy_receipts_read_stored_progress() {
+        let reach = PolicyReach::from_stored(Some(serde_json::json!({"assigned": 3, "applied": 2})));
+        assert_eq!(serde_json::to_string(&reach).unwrap(), r#"{"endpoints":{"applied":2,"assigned":3}}"#);
+        let none = PolicyReach::from_stored(None);
+        assert_eq!(serde_json::to_string(&none).unwrap(), r#"{"endpoints":{"applied":0,"assigned":0}}"#);
     }
 }
