@@ -1,7 +1,12 @@
 //! An in-process SMTP server that keeps what it receives, for tests of the
 //! e-mail a server sends. It speaks just enough SMTP for a client: EHLO,
-//! AUTH PLAIN (any credentials), MAIL, RCPT, DATA, RSET, NOOP, QUIT. It has
-//! no TLS: it can advertise STARTTLS, but refuses the command itself.
+//! STARTTLS, AUTH PLAIN (any credentials), MAIL, RCPT, DATA, RSET, NOOP,
+//! QUIT; over TLS (after STARTTLS, or from the first byte) with a
+//! certificate from a [`ca::TestCa`]. It records every command with whether
+//! it came encrypted, so a test can tell that nothing went out in clear.
+
+pub mod ca;
+mod received;
 
 use std::{
     sync::{Arc, Mutex},
@@ -10,19 +15,26 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
     sync::mpsc,
     task::JoinSet,
 };
+use tokio_rustls::TlsAcceptor;
 
 /// How the sink behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
-    /// Lists STARTTLS in the EHLO reply.
+    /// Lists STARTTLS in the EHLO reply even without `tls`, when the
+    /// command itself is then refused.
     pub advertise_starttls: bool,
     /// A recipient answered with `550`.
     pub reject_rcpt: Option<String>,
+    /// Serves TLS with this certificate: after STARTTLS (then advertised),
+    /// or from the first byte with `implicit_tls`.
+    pub tls: Option<TlsAcceptor>,
+    /// TLS from the first byte, as on port 465 (needs `tls`).
+    pub implicit_tls: bool,
 }
 
 /// One message as received.
@@ -34,19 +46,31 @@ pub struct ReceivedMail {
     pub data: String,
     /// The user name given with AUTH PLAIN, if the client authenticated.
     pub auth_user: Option<String>,
+    /// Whether the message came over TLS.
+    pub tls: bool,
+}
+
+/// A command as the sink received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenCommand {
+    /// The verb in capitals: `EHLO`, `MAIL`, ...
+    pub verb: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
 }
 
 /// A running sink; it stops when dropped.
 pub struct SmtpSink {
     pub port: u16,
     received: Arc<Mutex<Vec<ReceivedMail>>>,
+    commands: Arc<Mutex<Vec<SeenCommand>>>,
     /// Mails in arrival order, for [`SmtpSink::wait_for_mail`].
     arrivals: tokio::sync::Mutex<mpsc::UnboundedReceiver<ReceivedMail>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl SmtpSink {
-    /// A sink on 127.0.0.1 that does not advertise STARTTLS.
+    /// A sink on 127.0.0.1 without TLS that does not advertise STARTTLS.
     pub async fn start() -> SmtpSink {
         Self::start_with(Options::default()).await
     }
@@ -55,17 +79,23 @@ impl SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("SMTP sink binds");
         let port = listener.local_addr().expect("SMTP sink address").port();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let commands = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::unbounded_channel();
-        let store = received.clone();
+        let (store, log) = (received.clone(), commands.clone());
         let accept = tokio::spawn(async move {
             // Dropped with the accept task, which aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                let session = Session { options: options.clone(), store: store.clone(), arrivals: tx.clone() };
+                let session = Session {
+                    options: options.clone(),
+                    store: store.clone(),
+                    commands: log.clone(),
+                    arrivals: tx.clone(),
+                };
                 connections.spawn(session.serve(stream));
             }
         });
-        SmtpSink { port, received, arrivals: tokio::sync::Mutex::new(rx), accept }
+        SmtpSink { port, received, commands, arrivals: tokio::sync::Mutex::new(rx), accept }
     }
 
     /// The next mail not yet returned by this method, in arrival order.
@@ -82,6 +112,11 @@ impl SmtpSink {
     pub fn received(&self) -> Vec<ReceivedMail> {
         self.received.lock().unwrap().clone()
     }
+
+    /// Every command received so far, on every connection.
+    pub fn commands(&self) -> Vec<SeenCommand> {
+        self.commands.lock().unwrap().clone()
+    }
 }
 
 impl Drop for SmtpSink {
@@ -90,37 +125,75 @@ impl Drop for SmtpSink {
     }
 }
 
+/// A connection, in clear or over TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How a dialogue on one stream ended.
+enum Ended {
+    Closed,
+    /// The client asked for STARTTLS and was told to go ahead.
+    StartTls,
+}
+
 /// One client connection.
 struct Session {
     options: Options,
     store: Arc<Mutex<Vec<ReceivedMail>>>,
+    commands: Arc<Mutex<Vec<SeenCommand>>>,
     arrivals: mpsc::UnboundedSender<ReceivedMail>,
 }
 
 impl Session {
-    async fn serve(self, stream: TcpStream) {
-        let mut stream = BufReader::new(stream);
-        let _ = self.converse(&mut stream).await;
+    async fn serve(self, tcp: TcpStream) {
+        let _ = self.serve_stream(tcp).await;
     }
 
-    async fn converse(&self, stream: &mut BufReader<TcpStream>) -> std::io::Result<()> {
+    async fn serve_stream(&self, tcp: TcpStream) -> std::io::Result<()> {
+        let (mut stream, mut tls): (Box<dyn Io>, bool) = match &self.options.tls {
+            Some(acceptor) if self.options.implicit_tls => (Box::new(acceptor.accept(tcp).await?), true),
+            _ => (Box::new(tcp), false),
+        };
+        stream.write_all(b"220 sink.rampart.test ESMTP ready\r\n").await?;
+        stream.flush().await?;
+        loop {
+            let mut reader = BufReader::new(stream);
+            match self.converse(&mut reader, tls).await? {
+                Ended::Closed => return Ok(()),
+                Ended::StartTls => {
+                    let acceptor = self.options.tls.as_ref().expect("STARTTLS is accepted only with TLS");
+                    stream = Box::new(acceptor.accept(reader.into_inner()).await?);
+                    tls = true;
+                }
+            }
+        }
+    }
+
+    fn can_starttls(&self, tls: bool) -> bool {
+        !tls && self.options.tls.is_some() && !self.options.implicit_tls
+    }
+
+    /// The dialogue on one stream; it starts afresh after STARTTLS.
+    async fn converse<S: Io>(&self, stream: &mut BufReader<S>, tls: bool) -> std::io::Result<Ended> {
         let mut envelope: Option<(String, Vec<String>)> = None;
         let mut auth_user = None;
-        stream.write_all(b"220 sink.rampart.test ESMTP ready\r\n").await?;
         loop {
-            let Some(line) = read_line(stream).await? else { return Ok(()) };
+            let Some(line) = read_line(stream).await? else { return Ok(Ended::Closed) };
             let (verb, arg) = line.split_once(' ').unwrap_or((&line, ""));
-            let reply = match verb.to_ascii_uppercase().as_str() {
+            let verb = verb.to_ascii_uppercase();
+            self.commands.lock().unwrap().push(SeenCommand { verb: verb.clone(), tls });
+            let reply = match verb.as_str() {
                 "EHLO" => {
-                    let tls = if self.options.advertise_starttls { "250-STARTTLS\r\n" } else { "" };
-                    format!("250-sink.rampart.test hello {arg}\r\n250-8BITMIME\r\n{tls}250 AUTH PLAIN\r\n")
+                    let advertise = self.options.advertise_starttls || self.can_starttls(tls);
+                    let starttls = if advertise && !tls { "250-STARTTLS\r\n" } else { "" };
+                    format!("250-sink.rampart.test hello {arg}\r\n250-8BITMIME\r\n{starttls}250 AUTH PLAIN\r\n")
                 }
                 "HELO" => "250 sink.rampart.test\r\n".into(),
                 "AUTH" => {
                     let token = match arg.split_once(' ') {
                         Some((_, token)) => token.to_owned(),
                         None => {
-                            stream.write_all(b"334 \r\n").await?;
+                            say(stream, b"334 \r\n").await?;
                             read_line(stream).await?.unwrap_or_default()
                         }
                     };
@@ -145,9 +218,9 @@ impl Session {
                 },
                 "DATA" => match envelope.take() {
                     Some((from, to)) if !to.is_empty() => {
-                        stream.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                        say(stream, b"354 end with <CRLF>.<CRLF>\r\n").await?;
                         let data = read_data(stream).await?;
-                        let mail = ReceivedMail { from, to, data, auth_user: auth_user.clone() };
+                        let mail = ReceivedMail { from, to, data, auth_user: auth_user.clone(), tls };
                         self.store.lock().unwrap().push(mail.clone());
                         let _ = self.arrivals.send(mail);
                         "250 queued\r\n".into()
@@ -159,20 +232,30 @@ impl Session {
                     "250 ok\r\n".into()
                 }
                 "NOOP" => "250 ok\r\n".into(),
+                "STARTTLS" if self.can_starttls(tls) => {
+                    say(stream, b"220 2.0.0 ready to start TLS\r\n").await?;
+                    return Ok(Ended::StartTls);
+                }
                 "STARTTLS" => "454 TLS not available in this sink\r\n".into(),
                 "QUIT" => {
-                    stream.write_all(b"221 bye\r\n").await?;
-                    return Ok(());
+                    say(stream, b"221 bye\r\n").await?;
+                    return Ok(Ended::Closed);
                 }
                 _ => "502 command not implemented\r\n".into(),
             };
-            stream.write_all(reply.as_bytes()).await?;
+            say(stream, reply.as_bytes()).await?;
         }
     }
 }
 
+/// Writes `text` and flushes it through TLS, if any.
+async fn say<S: Io>(stream: &mut BufReader<S>, text: &[u8]) -> std::io::Result<()> {
+    stream.write_all(text).await?;
+    stream.flush().await
+}
+
 /// One line without its line end; `None` at the end of the stream.
-async fn read_line(stream: &mut BufReader<TcpStream>) -> std::io::Result<Option<String>> {
+async fn read_line<R: AsyncBufRead + Unpin>(stream: &mut R) -> std::io::Result<Option<String>> {
     let mut line = String::new();
     if stream.read_line(&mut line).await? == 0 {
         return Ok(None);
@@ -181,7 +264,7 @@ async fn read_line(stream: &mut BufReader<TcpStream>) -> std::io::Result<Option<
 }
 
 /// The message up to the lone `.` line, with leading dots unstuffed.
-async fn read_data(stream: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+async fn read_data<R: AsyncBufRead + Unpin>(stream: &mut R) -> std::io::Result<String> {
     let mut data = String::new();
     loop {
         let mut line = String::new();
@@ -208,122 +291,4 @@ fn plain_user(token: &str) -> Option<String> {
     let mut fields = decoded.split('\0');
     let (_authzid, user, _password) = (fields.next()?, fields.next()?, fields.next()?);
     Some(user.to_owned())
-}
-
-impl ReceivedMail {
-    /// A header of the message (the first of that name), unfolded, with
-    /// RFC 2047 `=?UTF-8?B?...?=` words decoded.
-    pub fn header(&self, name: &str) -> Option<String> {
-        header_in(head(&self.data), name).map(|v| decode_words(&v))
-    }
-
-    /// The text/plain part that is not an attachment, decoded.
-    pub fn text(&self) -> String {
-        let parts = self.parts();
-        let text = parts.iter().find(|p| {
-            let kind = header_in(&p.head, "Content-Type").unwrap_or_default().to_ascii_lowercase();
-            let disposition = header_in(&p.head, "Content-Disposition").unwrap_or_default();
-            kind.starts_with("text/plain") && !disposition.to_ascii_lowercase().starts_with("attachment")
-        });
-        String::from_utf8(text.expect("the mail has a text/plain part").decoded()).expect("the text is UTF-8")
-    }
-
-    /// Each attachment's filename and decoded bytes.
-    pub fn attachments(&self) -> Vec<(String, Vec<u8>)> {
-        self.parts()
-            .iter()
-            .filter_map(|p| {
-                let disposition = header_in(&p.head, "Content-Disposition")?;
-                disposition
-                    .to_ascii_lowercase()
-                    .starts_with("attachment")
-                    .then(|| (param(&disposition, "filename").unwrap_or_default(), p.decoded()))
-            })
-            .collect()
-    }
-
-    /// The MIME parts, or the whole message as one part when not multipart.
-    fn parts(&self) -> Vec<Part> {
-        let whole = Part { head: head(&self.data).to_owned(), body: body(&self.data).to_owned() };
-        let Some(boundary) = self.header("Content-Type").and_then(|t| param(&t, "boundary")) else {
-            return vec![whole];
-        };
-        let delimiter = format!("--{boundary}");
-        let mut sections: Vec<&str> = whole.body.split(delimiter.as_str()).collect();
-        sections.remove(0); // the preamble
-        sections
-            .into_iter()
-            .take_while(|s| !s.starts_with("--"))
-            .map(|s| {
-                let s = s.strip_prefix("\r\n").unwrap_or(s);
-                Part { head: head(s).to_owned(), body: body(s).to_owned() }
-            })
-            .collect()
-    }
-}
-
-/// One MIME part: its headers and its still-encoded body.
-struct Part {
-    head: String,
-    body: String,
-}
-
-impl Part {
-    fn decoded(&self) -> Vec<u8> {
-        let encoding = header_in(&self.head, "Content-Transfer-Encoding").unwrap_or_default();
-        if encoding.eq_ignore_ascii_case("base64") {
-            let compact: String = self.body.split_whitespace().collect();
-            STANDARD.decode(compact).expect("the part is valid base64")
-        } else {
-            // 8bit or 7bit: the body ends with the CRLF before the delimiter.
-            self.body.strip_suffix("\r\n").unwrap_or(&self.body).as_bytes().to_vec()
-        }
-    }
-}
-
-fn head(message: &str) -> &str {
-    message.split_once("\r\n\r\n").map_or(message, |(head, _)| head)
-}
-
-fn body(message: &str) -> &str {
-    message.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
-/// The unfolded value of header `name` in `head`.
-fn header_in(head: &str, name: &str) -> Option<String> {
-    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-    unfolded.split("\r\n").find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
-    })
-}
-
-/// A parameter of a header value: `filename` in `attachment; filename="a.pdf"`.
-fn param(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|p| {
-        let (key, v) = p.split_once('=')?;
-        key.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// Decodes RFC 2047 B-encoded UTF-8 words; the space between two encoded
-/// words is dropped, as the RFC says.
-fn decode_words(value: &str) -> String {
-    let mut out = String::new();
-    let mut previous_encoded = false;
-    for (i, token) in value.split(' ').enumerate() {
-        let word = token
-            .strip_prefix("=?")
-            .and_then(|w| w.strip_suffix("?="))
-            .and_then(|w| w.split_once("?B?").or_else(|| w.split_once("?b?")))
-            .filter(|(charset, _)| charset.eq_ignore_ascii_case("UTF-8"))
-            .and_then(|(_, b64)| STANDARD.decode(b64).ok())
-            .and_then(|bytes| String::from_utf8(bytes).ok());
-        if i > 0 && !(previous_encoded && word.is_some()) {
-            out.push(' ');
-        }
-        previous_encoded = word.is_some();
-        out += word.as_deref().unwrap_or(token);
-    }
-    out
 }

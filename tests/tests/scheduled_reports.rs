@@ -1,10 +1,15 @@
 //! Scheduled reports on a stand-alone: a file in the configured directory
-//! and the same report by e-mail through the stored SMTP settings; refused
+//! and the same report by e-mail (over STARTTLS, the relay's CA named in
+//! `ca_file`) through the stored SMTP settings; refused
 //! on a master; a site's own reports on request.
 
 use std::time::Duration;
 
-use rampart_tests::{hierarchy::insert_endpoints, smtp::SmtpSink, wait_for, ServerOptions, TestServer};
+use rampart_tests::{
+    hierarchy::insert_endpoints,
+    smtp::{ca::TestCa, Options, SmtpSink},
+    wait_for, ServerOptions, TestServer,
+};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,16 +43,20 @@ async fn a_schedule_writes_the_report_and_mails_it() {
         assert!(body["error"]["message"].as_str().unwrap().contains(what), "{body}");
     }
 
-    let sink = SmtpSink::start().await;
+    // A relay with a certificate from a private CA, named in the settings.
+    let ca = TestCa::new();
+    let sink = SmtpSink::start_with(Options { tls: Some(ca.acceptor()), ..Options::default() }).await;
     let (status, body) = site
         .call(
             reqwest::Method::PUT,
             "/api/settings/email",
-            Some(json!({"smtp_host": "127.0.0.1", "smtp_port": sink.port,
-              "from": "rampart@example.com", "to": ["soc@example.com"], "starttls": false})),
+            Some(json!({"smtp_host": "127.0.0.1", "smtp_port": sink.port, "from": "rampart@example.com",
+              "to": ["soc@example.com"], "tls": "starttls", "ca_file": ca.ca_file})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["tls"], &body["starttls"]), (&json!("starttls"), &json!(true)), "{body}");
+    assert_eq!(body["ca_file"], json!(ca.ca_file), "{body}");
     let (status, created) = site.post("/api/reports/schedules", schedule).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
@@ -69,6 +78,7 @@ async fn a_schedule_writes_the_report_and_mails_it() {
 
     let mail = sink.wait_for_mail(Duration::from_secs(30)).await;
     assert_eq!(mail.to, ["soc@example.com"]);
+    assert!(mail.tls, "the report went over STARTTLS");
     assert!(mail.header("Subject").unwrap().contains("Security status"), "{:?}", mail.header("Subject"));
     let attachments = mail.attachments();
     assert_eq!(attachments.len(), 1);

@@ -51,9 +51,18 @@ pub struct EmailArgs {
     /// Recipient addresses.
     #[arg(long, value_name = "ADDR", required = true, num_args = 1..)]
     to: Vec<String>,
-    /// Upgrade the connection with STARTTLS.
-    #[arg(long, value_name = "true|false", action = ArgAction::Set, default_value_t = true)]
+    /// Upgrade the connection with STARTTLS (false: plain SMTP, for a relay
+    /// on a trusted network). --tls says more.
+    #[arg(long, value_name = "true|false", action = ArgAction::Set, default_value_t = true, conflicts_with = "tls")]
     starttls: bool,
+    /// How the relay is reached: plain SMTP, STARTTLS (port 587) or TLS from
+    /// the first byte (implicit, port 465).
+    #[arg(long, value_name = "MODE", value_parser = ["none", "starttls", "implicit"])]
+    tls: Option<String>,
+    /// A PEM file, on the server, of CA certificates trusted for the relay
+    /// besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl EmailArgs {
@@ -78,7 +87,18 @@ impl EmailArgs {
         }
         body.insert("from".into(), json!(self.from));
         body.insert("to".into(), json!(self.to));
-        body.insert("starttls".into(), json!(self.starttls));
+        match &self.tls {
+            Some(tls) => {
+                body.insert("tls".into(), json!(tls));
+                body.insert("starttls".into(), json!(tls == "starttls"));
+            }
+            None => {
+                body.insert("starttls".into(), json!(self.starttls));
+            }
+        }
+        if let Some(ca_file) = &self.ca_file {
+            body.insert("ca_file".into(), json!(ca_file));
+        }
         Ok(Value::Object(body))
     }
 }
@@ -124,18 +144,29 @@ fn render(s: &Value) -> String {
     if s["configured"] == false {
         return "E-mail is not configured.\n".to_owned();
     }
-    let tls = if s["starttls"].as_bool() == Some(true) { " with STARTTLS" } else { "" };
+    let starttls = s["starttls"].as_bool() == Some(true);
+    let tls = match s["tls"].as_str() {
+        Some("starttls") => " with STARTTLS",
+        Some("implicit") => " with TLS (implicit)",
+        Some(_) => "",
+        None if starttls => " with STARTTLS",
+        None => "",
+    };
     let password = match (s["password_set"].as_bool(), s.get("password")) {
         (Some(true), _) | (None, Some(Value::String(_))) => "set",
         _ => "not set",
     };
-    details(&[
-        ("SMTP server", format!("{}:{}{tls}", text(&s["smtp_host"]), text(&s["smtp_port"]))),
+    let mut rows = vec![("SMTP server", format!("{}:{}{tls}", text(&s["smtp_host"]), text(&s["smtp_port"])))];
+    if s["ca_file"].is_string() {
+        rows.push(("CA file", text(&s["ca_file"])));
+    }
+    rows.extend([
         ("Username", text(&s["username"])),
         ("Password", password.to_owned()),
         ("From", text(&s["from"])),
         ("To", text(&s["to"])),
-    ])
+    ]);
+    details(&rows)
 }
 
 #[cfg(test)]
@@ -193,6 +224,30 @@ mod tests {
             "SMTP server:  mail.example.com:587 with STARTTLS\nUsername:     rampart\nPassword:     set\n\
              From:         r@example.com\nTo:           soc@example.com\n"
         );
+    }
+
+    #[test]
+    fn tls_mode_and_ca_file_flags() {
+        let args = parse_with_required(&["--tls", "implicit", "--ca-file", "/etc/rampart/relay-ca.pem"]).unwrap();
+        let body = args.body().unwrap();
+        assert_eq!((&body["tls"], &body["starttls"]), (&json!("implicit"), &json!(false)));
+        assert_eq!(body["ca_file"], "/etc/rampart/relay-ca.pem");
+        assert_eq!(parse_with_required(&["--tls", "starttls"]).unwrap().body().unwrap()["starttls"], true);
+        assert!(parse_with_required(&["--tls", "ssl"]).is_err());
+        assert!(parse_with_required(&["--tls", "none", "--starttls", "true"]).is_err());
+    }
+
+    #[test]
+    fn tls_mode_and_ca_file_as_shown() {
+        let settings = json!({"configured": true, "smtp_host": "mail.example.com", "smtp_port": 465,
+            "username": null, "password_set": false, "from": "r@example.com", "to": ["soc@example.com"],
+            "starttls": false, "tls": "implicit", "ca_file": "/etc/rampart/relay-ca.pem"});
+        let shown = render(&settings);
+        assert!(shown.starts_with("SMTP server:  mail.example.com:465 with TLS (implicit)\n"), "{shown}");
+        assert!(shown.contains("CA file:      /etc/rampart/relay-ca.pem\n"), "{shown}");
+        let plain = json!({"configured": true, "smtp_host": "m", "smtp_port": 25, "tls": "none", "starttls": false,
+            "ca_file": null, "from": "r@example.com", "to": []});
+        assert!(render(&plain).starts_with("SMTP server:  m:25\nUsername:"), "{}", render(&plain));
     }
 
     #[test]

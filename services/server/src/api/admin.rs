@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Body};
-use crate::{deployments, licensing, settings_store, state::SharedState};
+use crate::{deployments, licensing, mail, settings_store, state::SharedState};
 
 const DEPLOYMENT_SELECT: &str =
     "SELECT d.id, d.computer_id, c.hostname, d.state, d.message, d.requested_at, d.finished_at, d.automatic
@@ -97,16 +97,50 @@ pub struct EmailSettings {
     password: Option<String>,
     from: String,
     to: Vec<String>,
-    #[serde(default = "default_true")]
-    starttls: bool,
+    /// The older switch, still accepted: `true` means `"tls": "starttls"`,
+    /// `false` means `"none"`. Stored agreeing with `tls`.
+    #[serde(default)]
+    starttls: Option<bool>,
+    /// How the relay is reached; left out, `starttls` decides (STARTTLS
+    /// when both are left out).
+    #[serde(default)]
+    tls: Option<mail::TlsMode>,
+    /// A PEM file of CA certificates trusted for the relay besides the
+    /// system's roots.
+    #[serde(default)]
+    ca_file: Option<String>,
 }
 
 fn default_smtp_port() -> u16 {
     587
 }
 
-fn default_true() -> bool {
-    true
+impl EmailSettings {
+    /// Settles `tls` and `starttls` (which must agree when both are given)
+    /// and checks the CA file.
+    fn settle_tls(&mut self) -> Result<(), ApiError> {
+        let tls = match (self.tls, self.starttls) {
+            (Some(tls), Some(starttls)) if tls.is_starttls() != starttls => {
+                return Err(ApiError::Invalid(format!(
+                    "starttls: {starttls} contradicts tls \"{tls}\" (give tls alone)"
+                )));
+            }
+            (Some(tls), _) => tls,
+            (None, starttls) => mail::TlsMode::from_starttls(starttls.unwrap_or(true)),
+        };
+        (self.tls, self.starttls) = (Some(tls), Some(tls.is_starttls()));
+        if let Some(ca_file) = &self.ca_file {
+            if tls == mail::TlsMode::None {
+                return Err(ApiError::Invalid("ca_file: the relay is reached without TLS (tls \"none\")".into()));
+            }
+            if !std::path::Path::new(ca_file).is_absolute() {
+                return Err(ApiError::Invalid(format!("ca_file: '{ca_file}' is not an absolute path")));
+            }
+            mail::check_ca_file(std::path::Path::new(ca_file))
+                .map_err(|e| ApiError::Invalid(format!("ca_file: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 fn check_address(field: &str, a: &str) -> Result<(), ApiError> {
@@ -129,6 +163,11 @@ pub async fn get_email(State(state): State<SharedState>) -> ApiResult<Value> {
                 obj.remove("password");
                 obj.insert("password_set".into(), has_password.into());
                 obj.insert("configured".into(), true.into());
+                if !obj.contains_key("tls") {
+                    // Saved before `tls` existed.
+                    let starttls = obj.get("starttls").and_then(Value::as_bool).unwrap_or(true);
+                    obj.insert("tls".into(), mail::TlsMode::from_starttls(starttls).to_string().into());
+                }
             }
             v
         }
@@ -150,6 +189,7 @@ pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailS
         check_address("to", a)?;
     }
     let mut body = body;
+    body.settle_tls()?;
     let client = state.pool.get().await?;
     if body.password.is_none() {
         // Leaving the password out keeps the stored one (it is never shown).
@@ -158,7 +198,7 @@ pub async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailS
     }
     settings_store::put(&client, settings_store::EMAIL, &serde_json::to_value(&body).expect("settings serialize"))
         .await?;
-    tracing::info!(smtp_host = %body.smtp_host, recipients = body.to.len(), "Saved e-mail settings.");
+    tracing::info!(smtp_host = %body.smtp_host, recipients = body.to.len(), tls = ?body.tls, "Saved e-mail settings.");
     drop(client);
     get_email(State(state)).await
 }

@@ -1,129 +1,71 @@
-//! The message handed over after `DATA`: RFC 5322 headers and a MIME
-//! `multipart/mixed` body (the text, then the attachment), both parts in
-//! base64 so that no line is too long or starts with a dot. Every line ends
-//! in CRLF.
+//! The e-mail as handed to the relay, built with `lettre`'s message builder:
+//! RFC 5322 headers and a MIME `multipart/mixed` body (the text, then the
+//! attachment), both parts in base64 so that no line is too long.
 
-use base64::{engine::general_purpose::STANDARD, Engine};
-use chrono::{DateTime, Utc};
+use lettre::{
+    address::{Address, Envelope},
+    message::{header::ContentTransferEncoding, header::ContentType, Mailbox, MultiPart, SinglePart},
+    Message,
+};
 use uuid::Uuid;
 
-use super::Mail;
+use super::{Mail, MailError};
 
-/// Base64 line length in MIME bodies (RFC 2045).
-const BASE64_LINE: usize = 76;
-/// Raw bytes per RFC 2047 encoded word: 45 bytes are 60 base64 characters,
-/// which with `=?UTF-8?B?` and `?=` stays within the 75 allowed.
-const WORD_BYTES: usize = 45;
-/// Longer plain subjects are sent as folded encoded words instead.
-const MAX_PLAIN_SUBJECT: usize = 900;
-
-/// Builds the message with the current date and fresh identifiers.
-pub(super) fn build(mail: &Mail) -> String {
-    let boundary = format!("=_rampart_{}", Uuid::new_v4().simple());
-    build_with(mail, Utc::now(), Uuid::new_v4(), &boundary)
+/// What [`super::relay`] sends: the SMTP envelope and the formatted message.
+pub(super) struct Outgoing {
+    pub(super) envelope: Envelope,
+    pub(super) bytes: Vec<u8>,
 }
 
-/// Builds the message (without dot-stuffing); `boundary` must not occur in
-/// base64 text (the `_` in ours guarantees it).
-fn build_with(mail: &Mail, date: DateTime<Utc>, message_id: Uuid, boundary: &str) -> String {
-    let mut m = String::new();
-    m += &format!("From: {}\r\n", mail.from);
-    m += &format!("To: {}\r\n", fold_list(&mail.to));
-    m += &format!("Subject: {}\r\n", encode_subject(&mail.subject));
-    m += &format!("Date: {}\r\n", date.to_rfc2822());
-    m += &format!("Message-ID: <{}@rampart>\r\n", message_id.simple());
-    m += "MIME-Version: 1.0\r\n";
-    m += &format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n");
-    m += "\r\nThis is a multi-part message in MIME format.\r\n";
-    m += &format!("--{boundary}\r\n");
-    m += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n";
-    m += &base64_lines(mail.text.as_bytes());
+/// Builds `mail`, refusing addresses that could break the SMTP dialogue.
+pub(super) fn build(mail: &Mail) -> Result<Outgoing, MailError> {
+    check_addresses(mail)?;
+    let mut builder = Message::builder()
+        .from(mailbox(&mail.from)?)
+        .subject(mail.subject.as_str())
+        .message_id(Some(format!("<{}@rampart>", Uuid::new_v4().simple())));
+    for to in &mail.to {
+        builder = builder.to(mailbox(to)?);
+    }
+    // As bytes, so that the text arrives exactly as written.
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .header(ContentTransferEncoding::Base64)
+        .body(mail.text.as_bytes().to_vec());
+    let mut body = MultiPart::mixed().singlepart(text);
     if let Some(a) = &mail.attachment {
-        let filename = header_safe_filename(&a.filename);
-        let content_type: String = a.content_type.chars().filter(|c| !c.is_control()).collect();
-        m += &format!("--{boundary}\r\n");
-        m += &format!("Content-Type: {content_type}; name=\"{filename}\"\r\n");
-        m += &format!("Content-Disposition: attachment; filename=\"{filename}\"\r\n");
-        m += "Content-Transfer-Encoding: base64\r\n\r\n";
-        m += &base64_lines(&a.bytes);
+        let content_type = ContentType::parse(&a.content_type)
+            .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid MIME type"));
+        body = body.singlepart(
+            lettre::message::Attachment::new(header_safe_filename(&a.filename)).body(a.bytes.clone(), content_type),
+        );
     }
-    m += &format!("--{boundary}--\r\n");
-    m
+    let message = builder.multipart(body).map_err(|e| MailError::Message(e.to_string()))?;
+    Ok(Outgoing { envelope: message.envelope().clone(), bytes: message.formatted() })
 }
 
-/// Doubles a leading dot on every line (RFC 5321 4.5.2) and makes sure the
-/// payload ends in CRLF, ready for the final `.` line.
-pub(super) fn dot_stuff(payload: &str) -> String {
-    let mut out = String::with_capacity(payload.len() + 2);
-    for line in payload.split_inclusive('\n') {
-        if line.starts_with('.') {
-            out.push('.');
+fn mailbox(address: &str) -> Result<Mailbox, MailError> {
+    let address: Address = address.parse().map_err(|_| MailError::InvalidAddress { address: address.to_owned() })?;
+    Ok(Mailbox::new(None, address))
+}
+
+/// Refuses addresses that could smuggle SMTP commands or headers.
+fn check_addresses(mail: &Mail) -> Result<(), MailError> {
+    if mail.to.is_empty() {
+        return Err(MailError::NoRecipients);
+    }
+    for address in std::iter::once(&mail.from).chain(&mail.to) {
+        let unusable =
+            address.is_empty() || address.chars().any(|c| c.is_control() || c.is_whitespace() || "<>,".contains(c));
+        if unusable {
+            return Err(MailError::InvalidAddress { address: address.clone() });
         }
-        out += line;
     }
-    if !out.ends_with("\r\n") {
-        out += "\r\n";
-    }
-    out
+    Ok(())
 }
 
-/// `bytes` in base64, lines of 76 characters, each ending in CRLF.
-fn base64_lines(bytes: &[u8]) -> String {
-    let encoded = STANDARD.encode(bytes);
-    let mut out = String::with_capacity(encoded.len() + encoded.len() / BASE64_LINE * 2 + 2);
-    for chunk in encoded.as_bytes().chunks(BASE64_LINE) {
-        out += std::str::from_utf8(chunk).expect("base64 is ASCII");
-        out += "\r\n";
-    }
-    out
-}
-
-/// The subject as is when it is short printable ASCII, else as RFC 2047
-/// `=?UTF-8?B?...?=` words, folded one per line.
-fn encode_subject(subject: &str) -> String {
-    let plain = subject.len() <= MAX_PLAIN_SUBJECT
-        && !subject.contains("=?")
-        && subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control());
-    if plain {
-        return subject.to_owned();
-    }
-    let mut words = Vec::new();
-    let mut rest = subject;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(WORD_BYTES);
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        words.push(format!("=?UTF-8?B?{}?=", STANDARD.encode(&rest[..end])));
-        rest = &rest[end..];
-    }
-    words.join("\r\n ")
-}
-
-/// Addresses comma-separated, folded so that no line grows past ~78.
-fn fold_list(addresses: &[String]) -> String {
-    let mut out = String::new();
-    let mut line_len = "To: ".len();
-    for (i, a) in addresses.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-            if line_len + a.len() + 2 > 78 {
-                out += "\r\n ";
-                line_len = 1;
-            } else {
-                out.push(' ');
-                line_len += 2;
-            }
-        }
-        out += a;
-        line_len += a.len();
-    }
-    out
-}
-
-/// A filename fit for a quoted header parameter: no quotes, backslashes or
-/// control characters; non-ASCII characters become `_` (plain ASCII is what
-/// every mail client reads).
+/// A filename without quotes, backslashes or control characters, and with
+/// `_` for non-ASCII characters: plain ASCII is what every mail client reads.
 fn header_safe_filename(name: &str) -> String {
     let safe: String = name
         .chars()
@@ -142,92 +84,64 @@ mod tests {
     use super::*;
     use crate::mail::Attachment;
 
+    fn mail(from: &str, to: &[&str]) -> Mail {
+        Mail {
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            subject: "s".into(),
+            text: "t".into(),
+            attachment: None,
+        }
+    }
+
     fn report_mail() -> Mail {
         Mail {
-            from: "rampart@example.com".into(),
-            to: vec!["ops@example.com".into(), "ciso@example.com".into()],
-            subject: "Weekly report".into(),
+            subject: "Rapport hebdo: détections".into(),
             text: "Hello,\n.hidden line\nthe report is attached.".into(),
             attachment: Some(Attachment {
                 filename: "report\"\r\n.pdf".into(),
                 content_type: "application/pdf".into(),
                 bytes: (0..=255u8).cycle().take(5000).collect(),
             }),
+            ..mail("rampart@example.com", &["ops@example.com", "ciso@example.com"])
         }
     }
 
-    fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-        let head = message.split("\r\n\r\n").next().unwrap();
-        head.split("\r\n").find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-    }
-
-    /// The base64 body of the MIME part whose headers contain `marker`.
-    fn part_body(message: &str, marker: &str) -> Vec<u8> {
-        let part = message.split("--=_b").find(|p| p.contains(marker)).expect("part present");
-        let body = part.split("\r\n\r\n").nth(1).unwrap();
-        STANDARD.decode(body.split_whitespace().collect::<String>()).unwrap()
+    #[test]
+    fn refuses_addresses_that_would_inject_commands() {
+        assert!(check_addresses(&mail("a@x", &["b@y", "c@z"])).is_ok());
+        assert!(matches!(check_addresses(&mail("a@x", &[])), Err(MailError::NoRecipients)));
+        for bad in ["b@y>\r\nRCPT TO:<evil@z", "b@y, c@z", "", "<b@y>"] {
+            assert!(matches!(check_addresses(&mail("a@x", &[bad])), Err(MailError::InvalidAddress { .. })), "{bad:?}");
+        }
+        assert!(matches!(build(&mail("a@x", &["no-at-sign"])), Err(MailError::InvalidAddress { .. })));
     }
 
     #[test]
-    fn builds_headers_and_parts() {
-        let date = DateTime::parse_from_rfc3339("2024-05-06T07:08:09Z").unwrap().with_timezone(&Utc);
-        let id = Uuid::nil();
-        let message = build_with(&report_mail(), date, id, "=_b");
-        assert_eq!(header(&message, "From"), Some("rampart@example.com"));
-        assert_eq!(header(&message, "To"), Some("ops@example.com, ciso@example.com"));
-        assert_eq!(header(&message, "Subject"), Some("Weekly report"));
-        assert_eq!(header(&message, "Date"), Some("Mon, 6 May 2024 07:08:09 +0000"));
-        assert_eq!(header(&message, "Message-ID"), Some("<00000000000000000000000000000000@rampart>"));
-        assert_eq!(header(&message, "MIME-Version"), Some("1.0"));
-        assert_eq!(header(&message, "Content-Type"), Some("multipart/mixed; boundary=\"=_b\""));
+    fn builds_envelope_headers_and_parts() {
+        let outgoing = build(&report_mail()).unwrap();
+        assert_eq!(outgoing.envelope.from().map(ToString::to_string).as_deref(), Some("rampart@example.com"));
+        let to: Vec<String> = outgoing.envelope.to().iter().map(ToString::to_string).collect();
+        assert_eq!(to, ["ops@example.com", "ciso@example.com"]);
 
-        assert_eq!(part_body(&message, "text/plain"), report_mail().text.as_bytes());
-        assert!(message.contains("Content-Disposition: attachment; filename=\"report.pdf\"\r\n"));
-        assert_eq!(part_body(&message, "application/pdf"), report_mail().attachment.unwrap().bytes);
-        assert!(message.ends_with("--=_b--\r\n"));
+        let message = String::from_utf8(outgoing.bytes).unwrap();
+        let head = message.split("\r\n\r\n").next().unwrap();
+        assert!(head.contains("From: rampart@example.com\r\n"), "{head}");
+        assert!(head.contains("To: ops@example.com, ciso@example.com\r\n"), "{head}");
+        let subject = head.split("\r\n").find(|l| l.starts_with("Subject: ")).unwrap();
+        assert!(subject.contains("=?utf-8?b?") && !subject.contains('é'), "a non-ASCII subject is encoded: {head}");
+        assert!(head.contains("@rampart>\r\n") && head.contains("Date: ") && head.contains("MIME-Version: 1.0"));
+        assert!(head.contains("Content-Type: multipart/mixed"), "{head}");
+        assert!(message.contains("filename=\"report.pdf\""), "the filename is made header-safe");
+        assert!(message.contains("Content-Transfer-Encoding: base64"));
     }
 
     #[test]
     fn every_line_ends_in_crlf_and_is_short() {
-        let message = build(&report_mail());
-        assert!(message.ends_with("\r\n"));
+        let message = String::from_utf8(build(&report_mail()).unwrap().bytes).unwrap();
         assert!(!message.replace("\r\n", "").contains(['\r', '\n']), "bare CR or LF");
         for line in message.split("\r\n") {
             assert!(line.len() <= 998, "line too long: {}", line.len());
         }
-    }
-
-    #[test]
-    fn dot_stuffs_every_line_that_starts_with_a_dot() {
-        assert_eq!(dot_stuff(".\r\nok\r\n..x\r\n"), "..\r\nok\r\n...x\r\n");
-        assert_eq!(dot_stuff("a\r\n.b"), "a\r\n..b\r\n");
-        assert_eq!(dot_stuff("no dots here\r\n"), "no dots here\r\n");
-    }
-
-    #[test]
-    fn encodes_non_ascii_subjects_as_rfc2047_words() {
-        assert_eq!(encode_subject("Weekly report"), "Weekly report");
-        assert_eq!(encode_subject("Rapport hebdo: détections"), "=?UTF-8?B?UmFwcG9ydCBoZWJkbzogZMOpdGVjdGlvbnM=?=");
-        assert!(encode_subject("a\r\nBcc: x@y").starts_with("=?UTF-8?B?"));
-
-        let long = "é".repeat(100);
-        let encoded = encode_subject(&long);
-        let mut decoded = Vec::new();
-        for word in encoded.split("\r\n ") {
-            assert!(word.len() <= 75, "encoded word too long: {word}");
-            let b64 = word.strip_prefix("=?UTF-8?B?").and_then(|w| w.strip_suffix("?=")).unwrap();
-            let bytes = STANDARD.decode(b64).unwrap();
-            assert!(std::str::from_utf8(&bytes).is_ok(), "a word splits a character");
-            decoded.extend(bytes);
-        }
-        assert_eq!(String::from_utf8(decoded).unwrap(), long);
-    }
-
-    #[test]
-    fn folds_long_recipient_lists() {
-        let many: Vec<String> = (0..20).map(|i| format!("recipient{i}@example.com")).collect();
-        let folded = fold_list(&many);
-        assert!(folded.split("\r\n").all(|l| l.len() < 78));
-        assert_eq!(folded.replace("\r\n ", " "), many.join(", "));
     }
 }

@@ -256,7 +256,12 @@ struct StoredEmail {
     password: Option<String>,
     from: String,
     to: Vec<String>,
+    /// Settings saved before `tls` existed have only `starttls`.
     starttls: bool,
+    #[serde(default)]
+    tls: Option<mail::TlsMode>,
+    #[serde(default)]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 async fn send(state: &AppState, kind: Kind, file_name: &str, format: Format, bytes: Vec<u8>) -> anyhow::Result<()> {
@@ -270,7 +275,8 @@ async fn send(state: &AppState, kind: Kind, file_name: &str, format: Format, byt
         port: stored.smtp_port,
         username: stored.username,
         password: stored.password,
-        starttls: stored.starttls,
+        tls: stored.tls.unwrap_or(mail::TlsMode::from_starttls(stored.starttls)),
+        ca_file: stored.ca_file,
     };
     let instance = &state.site.instance;
     let message = mail::Mail {
