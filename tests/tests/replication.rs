@@ -56,10 +56,23 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let mut seen: HashMap<String, i64> = HashMap::new();
     let (mut from, mut pages) = (Watermark::START, 0);
     let mut reader = server.state.pool.get().await.unwrap();
+    // Once the writers are done, the stream must reach past every
+    // transaction they ran: the horizon is the oldest transaction of the
+    // whole cluster, so a transaction of another database (another test)
+    // can hold it below the writers' last commits for a while, and a page
+    // that is caught up to such a horizon has not seen them yet.
+    let mut past_writers: Option<i64> = None;
     loop {
         // Read until caught up once more after the writers are done (or failed).
-        let finished = waiter.is_finished();
-        assert!(tokio::time::Instant::now() < deadline, "the writers did not finish within {:?}", rampart_tests::WAIT);
+        if past_writers.is_none() && waiter.is_finished() {
+            let row = reader.query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await;
+            past_writers = Some(row.unwrap().get(0));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writers did not finish, or the stream did not reach their last commit, within {:?}",
+            rampart_tests::WAIT
+        );
         let tx = reader
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -79,8 +92,12 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
             }
         }
         from = page.to;
-        if finished && page.caught_up {
+        if past_writers.is_some_and(|xid| page.caught_up && page.to.xid >= xid) {
             break;
+        }
+        if page.caught_up {
+            // Polled: the next page can only come once the horizon moves.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
     let updates = waiter.await.unwrap();

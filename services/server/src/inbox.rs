@@ -149,10 +149,10 @@ pub async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<
     }
     tx.commit().await?;
     if queued > 0 {
-        state.outbox_wake.notify_one();
+        state.wakes.outbox_relay.wake();
     }
     if progress {
-        state.report_wake.notify_one();
+        state.wakes.reporter.wake();
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //!
 //! * [`config`]: `server.xml` into validated [`config::Settings`].
 //! * [`startup`]: [`startup::Application`] builds and runs one server.
-//! * [`state`]: what handlers and consumers share.
+//! * [`state`]: what handlers and consumers share; [`wakes`]: how a commit
+//!   wakes the background task that has work.
 //! * [`consumers`]: every queue this server consumes, started in one place.
 //! * [`inbox`]: the agents' messages, persisted (heartbeats, detections,
 //!   discovery, task results, deployments).
@@ -53,3 +54,4 @@ pub mod settings_store;
 pub mod startup;
 pub mod state;
 pub mod tasks;
+pub mod wakes;

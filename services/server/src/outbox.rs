@@ -16,10 +16,10 @@ use rampart_shared::{
     signing::SigningKey,
     Envelope, Shutdown,
 };
-use tokio::{sync::Notify, time::Instant};
+use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::failpoints::Failpoints;
+use crate::{failpoints::Failpoints, wakes::Wake};
 
 /// One command to publish.
 pub struct Command {
@@ -99,7 +99,7 @@ impl Held {
 pub async fn relay(
     pool: Pool,
     publisher: Arc<Publisher>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     failpoints: Arc<Failpoints>,
     shutdown: Shutdown,
 ) {
@@ -113,7 +113,7 @@ pub async fn relay(
                 backoff = Duration::from_millis(200);
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = wake.notified() => {}
+                    _ = wake.woken() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }

@@ -93,7 +93,7 @@ impl Application {
         tasks.spawn(outbox::relay(
             state.pool.clone(),
             publisher.clone(),
-            state.outbox_wake.clone(),
+            state.wakes.outbox_relay.clone(),
             state.failpoints.clone(),
             shutdown.clone(),
         ));

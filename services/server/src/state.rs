@@ -11,9 +11,9 @@ use rampart_shared::{
     messages::EndpointCommand,
     topology::Topology,
 };
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use crate::{config::Settings, failpoints::Failpoints, hierarchy::Keyring, outbox::Command, role::Role};
+use crate::{config::Settings, failpoints::Failpoints, hierarchy::Keyring, outbox::Command, role::Role, wakes::Wakes};
 
 /// This server's identity on the broker.
 #[derive(Clone, Debug)]
@@ -81,26 +81,16 @@ pub struct AppState {
     role: watch::Sender<Role>,
     /// Keys of the hierarchy: the master's slaves, or a slave's master link.
     pub keyring: Keyring,
-    /// Wakes the outbox relay after a commit that enqueued commands.
-    pub outbox_wake: Arc<Notify>,
-    /// Wakes a slave's reporter after master commands were applied.
-    pub report_wake: Notify,
-    /// Master: a slave summary is owed to the report service.
-    pub summary_wake: Notify,
+    /// Wake-ups of the background tasks after a commit.
+    pub wakes: Wakes,
     /// Counters of the agent inbox consumer.
     pub inbox_metrics: Arc<ConsumerMetrics>,
     /// Counters of the hierarchy consumers (commands on a slave, status on a master).
     pub hierarchy_metrics: Arc<ConsumerMetrics>,
     /// Counters of the master's replication consumer.
     pub replication_metrics: Arc<ConsumerMetrics>,
-    /// Asks a slave's replicator for a pass now.
-    pub replication_wake: Notify,
-    /// Tells a slave's replicator the master answered a batch.
-    pub replication_ack: Notify,
     /// Faults a test can arm; none in normal operation (shared with the outbox relay).
     pub failpoints: Arc<Failpoints>,
-    /// Wakes the scheduled reports runner (a schedule was created or asked to run).
-    pub schedule_wake: Notify,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -122,15 +112,10 @@ impl AppState {
             role: watch::Sender::new(role),
             keyring,
             hierarchy_metrics: Arc::new(ConsumerMetrics::default()),
-            outbox_wake: Arc::new(Notify::new()),
-            report_wake: Notify::new(),
-            summary_wake: Notify::new(),
+            wakes: Wakes::default(),
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
             replication_metrics: Arc::new(ConsumerMetrics::default()),
-            replication_wake: Notify::new(),
-            replication_ack: Notify::new(),
             failpoints: Arc::new(Failpoints::default()),
-            schedule_wake: Notify::new(),
         }
     }
 

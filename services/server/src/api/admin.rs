@@ -62,7 +62,7 @@ pub async fn deploy(
     let ids = deployments::create(&tx, &state.site, &body.computers, false).await?;
     let rows = tx.query(&format!("{DEPLOYMENT_SELECT} WHERE d.id = ANY($1) ORDER BY d.computer_id"), &[&ids]).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     Ok((StatusCode::CREATED, Json(json!({"deployments": rows.iter().map(deployment_json).collect::<Vec<_>>()}))))
 }
 

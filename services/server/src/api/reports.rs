@@ -134,7 +134,7 @@ async fn create_schedule(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(schedule_id = %id, schedule = %new.name.trim(), kind = kind.as_str(), "Created a report schedule.");
-    state.schedule_wake.notify_one();
+    state.wakes.report_schedules.wake();
     let created = schedules::list(&client).await?.into_iter().find(|s| s["id"] == json!(id)).unwrap_or(Value::Null);
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -156,7 +156,7 @@ async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) 
     if changed == 0 {
         return Err(ApiError::NotFound(format!("no report schedule {id}")));
     }
-    state.schedule_wake.notify_one();
+    state.wakes.report_schedules.wake();
     Ok(Json(json!({"id": id, "message": "the report is being made; see last_run and last_file in the schedule list"})))
 }
 

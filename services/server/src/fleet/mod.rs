@@ -43,6 +43,6 @@ pub enum ReadError {
 /// effective policies for the endpoints it touched).
 fn wake_outbox(state: &AppState, queued: usize) {
     if queued > 0 {
-        state.outbox_wake.notify_one();
+        state.wakes.outbox_relay.wake();
     }
 }

@@ -73,10 +73,10 @@ pub async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::R
         // empty group queues nothing, and waking it anyway cost two
         // statements per slave in the middle of a fan-out.
         if queued > 0 {
-            state.outbox_wake.notify_one();
+            state.wakes.outbox_relay.wake();
         }
         if receipts_may_change {
-            state.report_wake.notify_one();
+            state.wakes.reporter.wake();
         }
         replication.wake(state);
     }

@@ -266,7 +266,7 @@ pub async fn leave<C: GenericClient>(
 pub async fn finish_leaving(state: &AppState, link: &MasterLink) -> Result<(), LinkError> {
     state.keyring.reload_link(&state.pool.get().await?).await?;
     state.set_role(Role::Standalone);
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(master_id = %link.master_id, "This server is a stand-alone again.");
     Ok(())
 }

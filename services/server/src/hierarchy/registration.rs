@@ -102,7 +102,7 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     reports::events::queue_summary(&tx, state, &slave, Touched::health()).await?;
     tx.commit().await?;
     reload_keyring(state).await;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
     Ok(RegisterResponse {
         master_id: state.site.instance.clone(),

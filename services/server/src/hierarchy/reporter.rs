@@ -62,7 +62,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         }
         tokio::select! {
             _ = stop.wait() => break,
-            _ = state.report_wake.notified() => {
+            _ = state.wakes.reporter.woken() => {
                 if !stop.sleep(REPORT_SETTLE.max(REPORT_INTERVAL.saturating_sub(looked.elapsed()))).await {
                     break;
                 }
@@ -145,7 +145,7 @@ async fn report_progress(state: &AppState) -> anyhow::Result<usize> {
         .collect();
     outbox::enqueue(&tx, &commands).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     Ok(commands.len())
 }
 

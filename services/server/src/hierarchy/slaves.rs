@@ -237,7 +237,7 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Removal, 
     reports::events::queue_summary(&tx, state, id, touched).await?;
     tx.commit().await?;
     reload_keyring(state).await;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(slave_id = id, purge, purged, kept, "Removing a slave.");
     let state_now = if current == "removed" { "removed" } else { "removing" };
     Ok(Removal {

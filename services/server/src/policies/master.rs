@@ -74,7 +74,7 @@ pub async fn create(state: &AppState, request: CreatePolicy) -> Result<Policy, M
     fanout::push_policy(&tx, state, id, &slaves).await?;
     let policy = with_receipts(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, name, slaves = slaves.len(), "Created a master policy.");
     Ok(policy)
 }
@@ -94,7 +94,7 @@ pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Pol
     let queued = push_new_version(&tx, state, id).await?;
     let policy = load_or_404(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, version = policy.version, queued, "Edited policy.");
     Ok(policy)
 }
@@ -119,7 +119,7 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<(), MasterPolicyError>
     fanout::remove_policy(&tx, state, id).await?;
     tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, "Deleted policy.");
     Ok(())
 }

@@ -113,7 +113,7 @@ pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Pol
     let queued = refresh(&tx, &state.site, None, false).await?;
     let policy = load_or_404(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, version = policy.version, queued, "Edited policy.");
     Ok(policy)
 }
@@ -126,7 +126,7 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<(), PolicyError> {
     tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
     let queued = refresh(&tx, &state.site, None, false).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, endpoints = queued, "Deleted policy.");
     Ok(())
 }
@@ -160,7 +160,7 @@ pub async fn change_assignment(
     let queued = refresh(&tx, &state.site, None, false).await?;
     let policy = load_or_404(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, target = %target, target_id, assign, endpoints = queued, "Changed policy assignment.");
     Ok(policy)
 }

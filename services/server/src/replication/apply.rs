@@ -150,8 +150,8 @@ pub async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()
     };
     to_slaves::send(&tx, state, std::slice::from_ref(slave), &MasterCommand::ReplicationAck(ack)).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
-    state.summary_wake.notify_one();
+    state.wakes.outbox_relay.wake();
+    state.wakes.report_summaries.wake();
     state.failpoints.after_replication_commit().await;
     Ok(())
 }

@@ -193,7 +193,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         tokio::select! {
             _ = stop.wait() => break,
             _ = tokio::time::sleep_until(next_pass) => {}
-            _ = state.replication_wake.notified() => {}
+            _ = state.wakes.replicator.woken() => {}
         }
         let started = Instant::now();
         match pass(&state, &broker, &publisher, &stop).await {
@@ -419,7 +419,7 @@ async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: 
         tokio::select! {
             _ = stop.wait() => return Ok(Answer::Stopped),
             _ = tokio::time::sleep_until(deadline) => return Ok(Answer::TimedOut),
-            _ = state.replication_ack.notified() => {}
+            _ = state.wakes.replication_answer.woken() => {}
             // An answer recorded between the read above and this wait.
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }

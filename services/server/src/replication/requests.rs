@@ -47,7 +47,7 @@ pub async fn replicate_now(state: &AppState, slaves: &[String], full: bool) -> R
     let tx = client.transaction().await?;
     to_slaves::send(&tx, state, slaves, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(slaves = ?slaves, full, "Asked slaves to replicate now.");
     Ok(())
 }
@@ -61,7 +61,7 @@ pub async fn request_now(state: &AppState, full: bool) -> Result<(), RequestErro
     let tx = client.transaction().await?;
     replicator::request(&tx, None, full).await?;
     tx.commit().await?;
-    state.replication_wake.notify_one();
+    state.wakes.replicator.wake();
     tracing::info!(full, "Replication requested by the operator.");
     Ok(())
 }
@@ -80,10 +80,10 @@ impl AfterCommit {
     /// Wakes the replicator for what was recorded.
     pub fn wake(&self, state: &AppState) {
         if self.acked {
-            state.replication_ack.notify_one();
+            state.wakes.replication_answer.wake();
         }
         if self.pass {
-            state.replication_wake.notify_one();
+            state.wakes.replicator.wake();
         }
     }
 }

@@ -109,7 +109,7 @@ pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<Requeste
         requested.push(Requested { id, slave: slave.clone(), state: "pending" });
     }
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(slaves = ?slaves, "Asked slaves to verify their replicated data.");
     Ok(requested)
 }

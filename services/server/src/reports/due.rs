@@ -77,7 +77,7 @@ pub async fn run(state: Arc<AppState>, shutdown: Shutdown) {
         let pause = match pay(&state).await {
             Ok(0) => Pause::UntilWoken(PERIOD),
             Ok(_) => {
-                state.outbox_wake.notify_one();
+                state.wakes.outbox_relay.wake();
                 Pause::Rest(GAP.max(started.elapsed() * REST_PER_WORK))
             }
             Err(e) => {
@@ -92,7 +92,7 @@ pub async fn run(state: Arc<AppState>, shutdown: Shutdown) {
                 shutdown.sleep(GAP).await
                     && tokio::select! {
                         _ = shutdown.wait() => false,
-                        _ = state.summary_wake.notified() => true,
+                        _ = state.wakes.report_summaries.woken() => true,
                         _ = tokio::time::sleep(period.saturating_sub(GAP)) => true,
                     }
             }

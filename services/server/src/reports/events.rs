@@ -153,7 +153,7 @@ pub async fn resend(state: &AppState) -> anyhow::Result<usize> {
         queue_summary(&tx, state, slave, Touched::everything()).await?;
     }
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(slaves = slaves.len(), "Queued a full resend for the report service.");
     Ok(slaves.len())
 }
@@ -170,7 +170,7 @@ pub async fn run_roster(state: std::sync::Arc<AppState>, shutdown: Shutdown) {
         }
         .await;
         match result {
-            Ok(()) => state.outbox_wake.notify_one(),
+            Ok(()) => state.wakes.outbox_relay.wake(),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "Could not queue the slave roster for the report service; retrying later.")
             }

@@ -154,7 +154,7 @@ pub async fn run(state: Arc<AppState>, shutdown: Shutdown) {
         }
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = state.schedule_wake.notified() => {}
+            _ = state.wakes.report_schedules.woken() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }

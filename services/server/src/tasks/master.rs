@@ -159,7 +159,7 @@ pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, M
     fanout::push_task(&tx, state, id, &name, kind, &target, &slaves).await?;
     let task = load(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, kind = kind.as_str(), slaves = slaves.len(), "Created a master task.");
     Ok(task)
 }
@@ -173,7 +173,7 @@ pub async fn cancel(state: &AppState, id: Uuid) -> Result<Task, MasterTaskError>
     let slaves = fanout::cancel_task(&tx, state, id).await?;
     let task = load(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, slaves, "Cancelled a master task.");
     Ok(task)
 }

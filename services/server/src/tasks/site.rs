@@ -196,7 +196,7 @@ pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, T
     outbox::enqueue(&tx, &commands).await?;
     let task = load(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, kind = kind.as_str(), endpoints = endpoints.len(), "Created task.");
     Ok(task)
 }
@@ -213,7 +213,7 @@ pub async fn cancel(state: &AppState, id: Uuid) -> Result<Task, TaskError> {
     outbox::enqueue(&tx, &cancelled.commands).await?;
     let task = load(&tx, id).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, endpoints = cancelled.commands.len(), "Cancelled task.");
     Ok(task)
 }
