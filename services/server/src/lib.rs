@@ -55,3 +55,6 @@ pub mod startup;
 pub mod state;
 pub mod tasks;
 pub mod wakes;
+
+#[cfg(test)]
+mod layers;
