@@ -22,7 +22,7 @@ use rampart_shared::report::{self, Format, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{read_model, startup::AppState};
+use crate::{read_model, state::AppState};
 
 /// A failed query: the report database's trouble, not the request's.
 fn database_error(e: tokio_postgres::Error) -> ApiError {

@@ -6,6 +6,7 @@
 //!
 //! * [`config`]: `report.xml` into validated [`config::Settings`].
 //! * [`startup`]: [`startup::Application`] builds and runs the service.
+//! * [`state`]: what the API handlers share.
 //! * [`events`]: the consumer: signed events into the read model.
 //! * [`read_model`]: applying events idempotently, reading them back.
 //! * [`api`]: the HTTP API (reports as JSON, CSV, HTML or text).
@@ -16,3 +17,4 @@ pub mod events;
 pub mod migrations;
 pub mod read_model;
 pub mod startup;
+pub mod state;

@@ -21,17 +21,7 @@ use rampart_shared::{
 };
 use tokio::task::JoinSet;
 
-use crate::{api, config::Settings, events::EventInbox, migrations};
-
-/// What the API handlers share.
-pub struct AppState {
-    pub pool: Pool,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<ConsumerMetrics>,
-    pub reports_served: AtomicU64,
-    /// Named as the reports' source.
-    pub source: String,
-}
+use crate::{api, config::Settings, events::EventInbox, migrations, state::AppState};
 
 pub struct Application {
     state: Arc<AppState>,
