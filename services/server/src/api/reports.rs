@@ -49,14 +49,22 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
+impl ReportQuery {
+    /// The report asked for and its format (JSON unless named).
+    fn read(&self, kind: &str) -> Result<(Kind, Format), ApiError> {
+        let kind = Kind::parse(kind).map_err(ApiError::NotFound)?;
+        let format = Format::parse(self.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
+        Ok((kind, format))
+    }
+}
+
 /// `GET /api/reports/{kind}?slave=&format=` on a master: the report service's answer.
 async fn forward(
     State(state): State<SharedState>,
     Path(kind): Path<String>,
     Params(q): Params<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
-    let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
+    let (kind, format) = q.read(&kind)?;
     let mut query = format!("/{}?format={}", kind.as_str(), format.as_str());
     if let Some(slave) = &q.slave {
         rampart_shared::topology::NameSegment::parse(slave).map_err(|e| ApiError::BadRequest(format!("slave: {e}")))?;
@@ -76,8 +84,7 @@ async fn show(
     Path(kind): Path<String>,
     Params(q): Params<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
-    let format = Format::parse(q.format.as_deref().unwrap_or("json")).map_err(ApiError::BadRequest)?;
+    let (kind, format) = q.read(&kind)?;
     if let Some(slave) = q.slave {
         return Err(ApiError::BadRequest(format!(
             "slave '{slave}': only a master reports per slave; this {} server reports on its own computers",

@@ -7,10 +7,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use tokio_postgres::Row;
-use uuid::Uuid;
 
 use super::{
-    endpoints::{AppliedPolicy, EndpointPage, PolicyRef},
+    endpoints::{AppliedPolicy, DetectionView, EndpointPage, PolicyRef},
     filter::{EndpointFilter, FilterError, Page},
     offline_after,
 };
@@ -34,7 +33,7 @@ pub struct ReplicaEndpoint {
     pub applied_policy: AppliedPolicy,
     /// The latest detections, when one endpoint is shown (not in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detections: Option<Vec<ReplicaDetection>>,
+    pub detections: Option<Vec<DetectionView>>,
     pub enrolled_at: Option<DateTime<Utc>>,
     pub group: Option<String>,
     pub group_id: Option<i64>,
@@ -80,17 +79,6 @@ impl ReplicaEndpoint {
             detections: None,
         }
     }
-}
-
-/// A replicated detection of the endpoint shown.
-#[derive(Debug, Serialize)]
-pub struct ReplicaDetection {
-    pub action: Option<String>,
-    pub detected_at: Option<DateTime<Utc>>,
-    pub detection_id: Option<Uuid>,
-    pub malware: Option<String>,
-    pub path: Option<String>,
-    pub task_id: Option<Uuid>,
 }
 
 /// Why a consolidated read failed.
@@ -168,18 +156,6 @@ pub async fn show(state: &AppState, id: &str, slave: Option<&str>) -> Result<Rep
             &[&endpoint.slave, &id],
         )
         .await?;
-    endpoint.detections = Some(
-        detections
-            .iter()
-            .map(|d| ReplicaDetection {
-                detection_id: d.get(0),
-                malware: d.get(1),
-                path: d.get(2),
-                action: d.get(3),
-                detected_at: d.get(4),
-                task_id: d.get(5),
-            })
-            .collect(),
-    );
+    endpoint.detections = Some(detections.iter().map(DetectionView::from_row).collect());
     Ok(endpoint)
 }

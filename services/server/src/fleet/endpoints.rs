@@ -29,7 +29,7 @@ pub struct EndpointView {
     pub applied_policy: Option<AppliedPolicy>,
     /// The latest detections, when one endpoint is shown (not in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detections: Option<Vec<EndpointDetection>>,
+    pub detections: Option<Vec<DetectionView>>,
     pub enrolled_at: DateTime<Utc>,
     /// The network group's name.
     pub group: String,
@@ -106,15 +106,31 @@ pub struct AppliedPolicy {
     pub version: Option<i32>,
 }
 
-/// A detection on the endpoint shown.
+/// A detection as an endpoint's page shows it. Read from a site's own
+/// table every field is there; read from a master's replicated copy (JSON)
+/// a field a slave did not send is `null`.
 #[derive(Debug, Serialize)]
-pub struct EndpointDetection {
-    pub action: String,
-    pub detected_at: DateTime<Utc>,
-    pub detection_id: Uuid,
-    pub malware: String,
-    pub path: String,
+pub struct DetectionView {
+    pub action: Option<String>,
+    pub detected_at: Option<DateTime<Utc>>,
+    pub detection_id: Option<Uuid>,
+    pub malware: Option<String>,
+    pub path: Option<String>,
     pub task_id: Option<Uuid>,
+}
+
+impl DetectionView {
+    /// From `SELECT detection_id, malware, path, action, detected_at, task_id`.
+    pub fn from_row(d: &tokio_postgres::Row) -> Self {
+        Self {
+            detection_id: d.get(0),
+            malware: d.get(1),
+            path: d.get(2),
+            action: d.get(3),
+            detected_at: d.get(4),
+            task_id: d.get(5),
+        }
+    }
 }
 
 /// One page of an endpoint list, and how many endpoints match in all.
@@ -187,19 +203,7 @@ pub async fn show(state: &AppState, id: &str) -> Result<EndpointView, EndpointEr
             &[&id],
         )
         .await?;
-    endpoint.detections = Some(
-        detections
-            .iter()
-            .map(|d| EndpointDetection {
-                detection_id: d.get(0),
-                malware: d.get(1),
-                path: d.get(2),
-                action: d.get(3),
-                detected_at: d.get(4),
-                task_id: d.get(5),
-            })
-            .collect(),
-    );
+    endpoint.detections = Some(detections.iter().map(DetectionView::from_row).collect());
     Ok(endpoint)
 }
 

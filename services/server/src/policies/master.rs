@@ -84,13 +84,7 @@ pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Pol
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current = load_or_404(&tx, id).await?;
-    let settings = request.settings.apply(serde_json::from_value(current.settings).unwrap_or_default())?;
-    let name = request.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    tx.execute(
-        "UPDATE policies SET name = COALESCE($2, name), settings = $3, version = version + 1, updated_at = now() WHERE id = $1",
-        &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize")],
-    )
-    .await?;
+    request.store::<_, MasterPolicyError>(&tx, id, &current).await?;
     let queued = push_new_version(&tx, state, id).await?;
     let policy = load_or_404(&tx, id).await?;
     tx.commit().await?;

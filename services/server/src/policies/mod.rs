@@ -13,8 +13,10 @@ pub mod master;
 pub mod site;
 pub mod view;
 
+use deadpool_postgres::GenericClient;
 use serde::Deserialize;
 use serde_json::Value;
+use uuid::Uuid;
 
 pub use content::{policy_name, ContentError, SettingsPatch};
 pub use effective::{lock_fleet, lock_fleet_shared, refresh, DEFAULT_POLICY_NAME};
@@ -38,6 +40,25 @@ pub struct EditPolicy {
     name: Option<String>,
     #[serde(default)]
     settings: SettingsPatch,
+}
+
+impl EditPolicy {
+    /// Stores the next version of policy `id` (now `current`) with this
+    /// edit, in the caller's transaction.
+    pub(crate) async fn store<C, E>(self, tx: &C, id: Uuid, current: &Policy) -> Result<(), E>
+    where
+        C: GenericClient,
+        E: From<ContentError> + From<tokio_postgres::Error>,
+    {
+        let settings = self.settings.apply(serde_json::from_value(current.settings.clone()).unwrap_or_default())?;
+        let name = self.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+        tx.execute(
+            "UPDATE policies SET name = COALESCE($2, name), settings = $3, version = version + 1, updated_at = now() WHERE id = $1",
+            &[&id, &name, &serde_json::to_value(&settings).expect("settings serialize")],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// Body of `POST`/`DELETE /api/policies/{id}/assignments`: where the policy applies.
