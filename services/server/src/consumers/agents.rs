@@ -49,7 +49,7 @@ impl BatchHandler for AgentInbox {
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
-        inbox::apply_batch(&self.state, batch).await.map_err(super::classify)
+        inbox::apply_batch(&self.state, batch).await.map_err(ApplyError::classify)
     }
 
     async fn refused(&self, delivery: &Delivery, reason: &str) {

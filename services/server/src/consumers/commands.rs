@@ -57,7 +57,7 @@ impl BatchHandler for CommandInbox {
     }
 
     async fn apply(&self, batch: &[MasterCommand]) -> Result<(), ApplyError> {
-        commands::apply_batch(&self.state, batch).await.map_err(super::classify)
+        commands::apply_batch(&self.state, batch).await.map_err(ApplyError::classify)
     }
 
     async fn refused(&self, delivery: &Delivery, reason: &str) {

@@ -24,7 +24,7 @@ use std::{sync::Arc, time::Duration};
 use lapin::message::Delivery;
 use rampart_shared::{
     amqp::{
-        consumer::{ApplyError, ConsumerSettings},
+        consumer::ConsumerSettings,
         Broker,
     },
     envelope::{header_str, Rejection, SIGNATURE_HEADER},
@@ -110,11 +110,6 @@ fn settings(state: &AppState, queue: String) -> ConsumerSettings {
         concurrency: 1,
         declare: None,
     }
-}
-
-/// Sorts a failed apply into retry-later (database unreachable) or never.
-fn classify(error: anyhow::Error) -> ApplyError {
-    ApplyError::classify(error)
 }
 
 /// Decodes a message from a slave and checks that the routing key names the

@@ -57,7 +57,7 @@ impl BatchHandler for ReplicationInbox {
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
         for inbound in batch {
-            apply::apply_one(&self.state, inbound).await.map_err(super::classify)?;
+            apply::apply_one(&self.state, inbound).await.map_err(ApplyError::classify)?;
         }
         Ok(())
     }

@@ -50,7 +50,7 @@ impl BatchHandler for StatusInbox {
     }
 
     async fn apply(&self, batch: &[Inbound]) -> Result<(), ApplyError> {
-        status::apply(&self.state, batch).await.map_err(super::classify)
+        status::apply(&self.state, batch).await.map_err(ApplyError::classify)
     }
 
     async fn refused(&self, delivery: &Delivery, reason: &str) {
