@@ -437,7 +437,7 @@ fn large_summary(slave: &str, seq: i64) -> SlaveSummary {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement: cargo test -p rampart-tests --test reports million -- --ignored --nocapture"]
+#[ignore = "a measurement: cargo test -p rampart-tests --test main million -- --ignored --nocapture"]
 async fn a_report_over_a_million_endpoints_in_100_slaves() {
     let namespace = rampart_tests::namespace();
     let report = TestReport::spawn(&namespace).await;

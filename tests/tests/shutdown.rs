@@ -4,8 +4,14 @@
 //! the connection's close, and lapin logs each race as a connection error,
 //! which an operator would read as a fault at every restart.)
 //!
-//! Its own test binary: it installs the process-wide log subscriber that
-//! records every error event, whichever thread logs it.
+//! Its own test binary (not a module of `main.rs`): it installs the
+//! process-wide log subscriber that records every error event, whichever
+//! thread logs it. Measured in one binary with the other areas: with
+//! `RAMPART_TEST_LOG` set, another test's server installed its log
+//! subscriber first and this test failed at `try_init`
+//! (`-- api:: shutdown::`); and the other areas' error events (failpoints,
+//! killed brokers and servers) would land in `ERRORS` whenever they run
+//! at the same time.
 
 use std::sync::Mutex;
 

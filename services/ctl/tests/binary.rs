@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 use chrono::{Days, Local};
 use rampart_shared::license::License;
 
+use crate::common::{stderr, stdout};
+
 const DEV_VENDOR_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops/license/vendor-dev.key");
 
 /// Runs the binary with the given arguments, ignoring any RAMPART_* settings
@@ -18,14 +20,6 @@ fn rampartctl(args: &[&str]) -> Output {
         .env_remove("RAMPART_TOKEN")
         .output()
         .expect("rampartctl runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]

@@ -3,9 +3,7 @@
 
 use rampart_tests::{wait_for, ServerOptions, TestServer};
 
-mod common;
-
-use common::{ctl, stderr, stdout};
+use crate::common::{ctl, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_builds_a_hierarchy_with_rampartctl() {

@@ -8,9 +8,7 @@ use rampart_tests::{
 };
 use serde_json::json;
 
-mod common;
-
-use common::{ctl, stderr, stdout};
+use crate::common::{ctl, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_reads_consolidated_reports_with_rampartctl() {

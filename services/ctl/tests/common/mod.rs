@@ -1,4 +1,5 @@
-//! Running the built `rampartctl` against a test server.
+//! Helpers the areas share: running the built `rampartctl` against a test
+//! server, and reading what it printed.
 
 use std::process::Output;
 
