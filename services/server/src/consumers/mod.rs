@@ -23,10 +23,7 @@ use std::{sync::Arc, time::Duration};
 
 use lapin::message::Delivery;
 use rampart_shared::{
-    amqp::{
-        consumer::ConsumerSettings,
-        Broker,
-    },
+    amqp::{consumer::ConsumerSettings, Broker},
     envelope::{header_str, Rejection, SIGNATURE_HEADER},
     topology::Topology,
     Envelope, Shutdown,
