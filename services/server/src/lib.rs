@@ -27,6 +27,8 @@
 //! * [`tasks`]: tasks on endpoints (sites) and on slaves (masters).
 //! * [`owner`]: whether a policy or task is local or the master's.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
+//! * [`email_settings`]: the SMTP relay and recipients of report mail,
+//!   checked and kept in the settings store.
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
 //! * [`api`]: the HTTP API on port 7073.
@@ -35,6 +37,7 @@ pub mod api;
 pub mod config;
 pub mod consumers;
 pub mod deployments;
+pub mod email_settings;
 pub mod failpoints;
 pub mod fleet;
 pub mod hierarchy;

@@ -5,10 +5,12 @@
 //! expired one, licenses nobody.
 
 use chrono::{NaiveDate, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, PoolError};
 use rampart_shared::db::CachedStatements;
 use rampart_shared::license::{License, LicenseError};
 use serde::Serialize;
+
+use crate::state::AppState;
 
 /// What `GET /api/license` and the dashboard show.
 #[derive(Clone, Debug, Serialize)]
@@ -84,14 +86,41 @@ async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Resu
     Ok(license)
 }
 
+/// Why a license key was not installed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// The key is forged, malformed or expired.
     #[error(transparent)]
     Invalid(#[from] LicenseError),
     #[error(transparent)]
     Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
 }
 
+/// Why the license could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// An operator's key: installed, then the seats as they now stand.
+pub async fn install_key(state: &AppState, key: &str) -> Result<LicenseSummary, InstallError> {
+    let mut client = state.pool.get().await?;
+    install(&mut client, key).await?;
+    Ok(summary(&client).await?)
+}
+
+/// The license and its seats as they stand.
+pub async fn current(state: &AppState) -> Result<LicenseSummary, SummaryError> {
+    let client = state.pool.get().await?;
+    Ok(summary(&client).await?)
+}
+
+/// The license and its seats, read with `client`.
 pub async fn summary<C: GenericClient>(client: &C) -> Result<LicenseSummary, tokio_postgres::Error> {
     let counts = client
         .query_one_cached(

@@ -8,11 +8,15 @@
 //! recorded too. `GET /api/refused-messages` and `rampartctl refused` show
 //! them, newest first. The table keeps the newest [`KEEP`] rows, so a flood
 //! of garbage cannot fill the disk.
+//!
+//! View fields are declared in the order the API has always answered them
+//! (alphabetical), so the JSON stays byte for byte the same.
 
-use deadpool_postgres::GenericClient;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, PoolError};
 use lapin::message::Delivery;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
 
 use crate::state::AppState;
 
@@ -93,9 +97,54 @@ pub struct Filter {
     pub limit: Option<i64>,
 }
 
-/// The newest refusals matching `filter`, and how many match in all.
-pub async fn list<C: GenericClient>(client: &C, filter: &Filter, limit: i64) -> Result<Value, tokio_postgres::Error> {
+/// One refusal as the audit lists it.
+#[derive(Debug, Serialize)]
+pub struct RefusedMessage {
+    pub id: i64,
+    pub kind: Option<String>,
+    pub message_id: Option<String>,
+    pub queue: Option<String>,
+    pub reason: String,
+    pub refused_at: DateTime<Utc>,
+    pub sender: Option<String>,
+    pub slave: Option<String>,
+}
+
+impl RefusedMessage {
+    fn from_row(r: &Row) -> Self {
+        Self {
+            id: r.get(0),
+            refused_at: r.get(1),
+            queue: r.get(2),
+            sender: r.get(3),
+            slave: r.get(4),
+            kind: r.get(5),
+            message_id: r.get(6),
+            reason: r.get(7),
+        }
+    }
+}
+
+/// A page of the audit: the newest refusals, and how many match in all.
+#[derive(Debug, Serialize)]
+pub struct RefusedPage {
+    pub messages: Vec<RefusedMessage>,
+    pub total: i64,
+}
+
+/// Why the audit could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// The newest `limit` refusals matching `filter`, and how many match in all.
+pub async fn list(state: &AppState, filter: &Filter, limit: i64) -> Result<RefusedPage, AuditError> {
     const WHERE: &str = "($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR slave_id = $2) AND ($3::text IS NULL OR sender = $3)";
+    let client = state.pool.get().await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&filter.queue, &filter.slave, &filter.sender];
     let total: i64 =
         client.query_one(&format!("SELECT count(*) FROM refused_messages WHERE {WHERE}"), &params).await?.get(0);
@@ -108,14 +157,30 @@ pub async fn list<C: GenericClient>(client: &C, filter: &Filter, limit: i64) -> 
             &[&filter.queue, &filter.slave, &filter.sender, &limit],
         )
         .await?;
-    let messages: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({"id": r.get::<_, i64>(0), "refused_at": r.get::<_, chrono::DateTime<chrono::Utc>>(1),
-                   "queue": r.get::<_, Option<String>>(2), "sender": r.get::<_, Option<String>>(3),
-                   "slave": r.get::<_, Option<String>>(4), "kind": r.get::<_, Option<String>>(5),
-                   "message_id": r.get::<_, Option<String>>(6), "reason": r.get::<_, String>(7)})
-        })
-        .collect();
-    Ok(json!({"total": total, "messages": messages}))
+    Ok(RefusedPage { messages: rows.iter().map(RefusedMessage::from_row).collect(), total })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_answers_with_its_fields_in_order() {
+        let refused_at = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").unwrap().with_timezone(&Utc);
+        let message = RefusedMessage {
+            id: 7,
+            kind: Some("heartbeat".into()),
+            message_id: None,
+            queue: Some("rampart.site-a.inbox".into()),
+            reason: "malformed".into(),
+            refused_at,
+            sender: None,
+            slave: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&RefusedPage { messages: vec![message], total: 1 }).unwrap(),
+            r#"{"messages":[{"id":7,"kind":"heartbeat","message_id":null,"queue":"rampart.site-a.inbox","#.to_owned()
+                + r#""reason":"malformed","refused_at":"2026-11-26T10:00:00Z","sender":null,"slave":null}],"total":1}"#
+        );
+    }
 }

@@ -65,12 +65,7 @@ pub fn router(state: SharedState) -> Router {
 /// Routes a master and a site both serve: the site features, which a
 /// master refuses before their handlers run.
 fn common_api() -> Router<SharedState> {
-    Router::new()
-        .route("/deployments", get(admin::list_deployments).post(admin::deploy))
-        .route("/settings/auto-deploy", get(admin::get_auto_deploy).put(admin::put_auto_deploy))
-        .route("/settings/email", get(admin::get_email).put(admin::put_email))
-        .route("/license", get(admin::get_license).put(admin::put_license))
-        .merge(reports::schedule_routes())
+    Router::new().merge(admin::routes()).merge(reports::schedule_routes())
 }
 
 /// A master's API: its slaves, their copies, the consolidated reports; the

@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 use super::{ApiError, ApiResult, Body, Params};
 use crate::{
-    reports::{events, local, proxy, schedules},
+    reports::{
+        events, local, proxy,
+        schedules::{self, RunRequested, ScheduleDeleted, ScheduleError, ScheduleList, ScheduleView},
+    },
     state::SharedState,
 };
 
@@ -36,6 +39,30 @@ pub(super) fn schedule_routes() -> Router<SharedState> {
         .route("/reports/schedules", get(list_schedules).post(create_schedule))
         .route("/reports/schedules/{id}", delete(delete_schedule))
         .route("/reports/schedules/{id}/run", post(run_schedule))
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(e: ScheduleError) -> Self {
+        match e {
+            ScheduleError::Invalid(_) => Self::Invalid(e.to_string()),
+            ScheduleError::NoDirectory | ScheduleError::NoEmailSettings | ScheduleError::NameTaken(_) => {
+                Self::Conflict(e.to_string())
+            }
+            ScheduleError::NotFound(_) => Self::NotFound(e.to_string()),
+            ScheduleError::Database(e) => e.into(),
+            ScheduleError::Pool(e) => e.into(),
+        }
+    }
+}
+
+impl From<local::ReportError> for ApiError {
+    fn from(e: local::ReportError) -> Self {
+        match e {
+            local::ReportError::NotHere(m) => Self::FeatureUnavailable(m),
+            local::ReportError::Database(e) => Self::Unavailable(format!("the database did not answer: {e}")),
+            local::ReportError::Pool(e) => Self::Unavailable(format!("the database did not answer: {e}")),
+        }
+    }
 }
 
 async fn master_only_resend(State(state): State<SharedState>) -> ApiError {
@@ -91,10 +118,7 @@ async fn show(
             state.role()
         )));
     }
-    let body = local::make(&state, kind, format).await.map_err(|e| match e {
-        local::ReportError::NotHere(m) => ApiError::FeatureUnavailable(m),
-        local::ReportError::Database(m) => ApiError::Unavailable(format!("the database did not answer: {m}")),
-    })?;
+    let body = local::make(&state, kind, format).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
@@ -111,62 +135,26 @@ async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
     ))
 }
 
-async fn list_schedules(State(state): State<SharedState>) -> ApiResult<Value> {
-    let client = state.pool.get().await?;
-    Ok(Json(json!({"schedules": schedules::list(&client).await?,
-                   "directory": state.settings.reports.directory.as_ref().map(|d| d.display().to_string())})))
+async fn list_schedules(State(state): State<SharedState>) -> ApiResult<ScheduleList> {
+    Ok(Json(schedules::list(&state).await?))
 }
 
 async fn create_schedule(
     State(state): State<SharedState>,
     Body(new): Body<schedules::NewSchedule>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (kind, format, every) = schedules::check(&new).map_err(ApiError::Invalid)?;
-    if state.settings.reports.directory.is_none() {
-        return Err(ApiError::Conflict(
-            "scheduled reports need a directory to write to: set <Reports><Directory> in server.xml and restart".into(),
-        ));
-    }
-    let client = state.pool.get().await?;
-    if new.email && crate::settings_store::get(&client, crate::settings_store::EMAIL).await?.is_none() {
-        return Err(ApiError::Conflict(
-            "e-mail is asked but no e-mail settings are stored: PUT /api/settings/email first".into(),
-        ));
-    }
-    let id = match schedules::create(&client, &new, kind, format, every).await {
-        Ok(id) => id,
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            return Err(ApiError::Conflict(format!("a schedule named '{}' exists", new.name.trim())))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(schedule_id = %id, schedule = %new.name.trim(), kind = kind.as_str(), "Created a report schedule.");
-    state.wakes.report_schedules.wake();
-    let created = schedules::list(&client).await?.into_iter().find(|s| s["id"] == json!(id)).unwrap_or(Value::Null);
-    Ok((StatusCode::CREATED, Json(created)))
+) -> Result<(StatusCode, Json<Option<ScheduleView>>), ApiError> {
+    Ok((StatusCode::CREATED, Json(schedules::create(&state, &new).await?)))
 }
 
-async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
-    let id = parse_id(&id)?;
-    let deleted = state.pool.get().await?.execute("DELETE FROM report_schedules WHERE id = $1", &[&id]).await?;
-    if deleted == 0 {
-        return Err(ApiError::NotFound(format!("no report schedule {id}")));
-    }
-    Ok(Json(json!({"id": id, "deleted": true})))
+async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<ScheduleDeleted> {
+    Ok(Json(schedules::delete(&state, schedule_id(&id)?).await?))
 }
 
 /// `POST /api/reports/schedules/{id}/run`: run it now (then on its schedule).
-async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Value> {
-    let id = parse_id(&id)?;
-    let changed =
-        state.pool.get().await?.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;
-    if changed == 0 {
-        return Err(ApiError::NotFound(format!("no report schedule {id}")));
-    }
-    state.wakes.report_schedules.wake();
-    Ok(Json(json!({"id": id, "message": "the report is being made; see last_run and last_file in the schedule list"})))
+async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<RunRequested> {
+    Ok(Json(schedules::run_now(&state, schedule_id(&id)?).await?))
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+fn schedule_id(id: &str) -> Result<Uuid, ApiError> {
     id.parse().map_err(|_| ApiError::NotFound(format!("no report schedule '{id}' (ids are UUIDs)")))
 }

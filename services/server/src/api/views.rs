@@ -3,9 +3,8 @@
 
 use axum::{extract::State, routing::get, Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{ApiResult, Params};
+use super::{ApiError, ApiResult, Params};
 use crate::{
     fleet::{
         audit::{self, NetworkAudit},
@@ -13,7 +12,7 @@ use crate::{
         filter::Page,
         status::{self, Health, SiteStatus},
     },
-    refused,
+    refused::{self, AuditError, RefusedPage},
     state::SharedState,
 };
 
@@ -73,7 +72,16 @@ async fn show_audit(State(state): State<SharedState>) -> ApiResult<NetworkAudit>
 async fn refused_messages(
     State(state): State<SharedState>,
     Params(filter): Params<refused::Filter>,
-) -> ApiResult<Value> {
+) -> ApiResult<RefusedPage> {
     let page = Page::new(filter.limit, None, 100)?;
-    Ok(Json(refused::list(&state.pool.get().await?, &filter, page.limit).await?))
+    Ok(Json(refused::list(&state, &filter, page.limit).await?))
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Database(e) => e.into(),
+            AuditError::Pool(e) => e.into(),
+        }
+    }
 }

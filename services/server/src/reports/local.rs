@@ -8,14 +8,13 @@ use crate::state::AppState;
 
 /// Builds `kind` over this server's computers and renders it.
 pub async fn make(state: &AppState, kind: Kind, format: Format) -> Result<Vec<u8>, ReportError> {
-    let client = state.pool.get().await.map_err(|e| ReportError::Database(e.to_string()))?;
-    let db = |e: tokio_postgres::Error| ReportError::Database(e.to_string());
+    let client = state.pool.get().await?;
     let generated_at = Utc::now();
     let site = SiteData {
         site: state.site.instance.clone(),
         as_of: Some(generated_at),
-        summary: summary::site(&client, Scope::Local).await.map_err(db)?,
-        tasks: summary::tasks(&client, Scope::Local, None).await.map_err(db)?,
+        summary: summary::site(&client, Scope::Local).await?,
+        tasks: summary::tasks(&client, Scope::Local, None).await?,
         health: None,
     };
     let input = Input {
@@ -30,11 +29,28 @@ pub async fn make(state: &AppState, kind: Kind, format: Format) -> Result<Vec<u8
     Ok(report::render::render(&built, format))
 }
 
+/// Why a report could not be made here.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The report does not exist on this server (health on a site).
     #[error("{0}")]
     NotHere(String),
+    // The store's errors are said in the message, not chained as sources:
+    // a failed scheduled run records the message as its `last_error`.
     #[error("database: {0}")]
-    Database(String),
+    Database(tokio_postgres::Error),
+    #[error("database: {0}")]
+    Pool(deadpool_postgres::PoolError),
+}
+
+impl From<tokio_postgres::Error> for ReportError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ReportError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Pool(e)
+    }
 }
