@@ -13,6 +13,12 @@ PG_USER=root
 AMQP_HOST=127.0.0.1
 AMQP_PORT=5672
 AMQP_URL="amqp://guest:guest@${AMQP_HOST}:${AMQP_PORT}/%2f"
+# The broker's management API, and the Rampart administrator of the broker
+# (`administrator` tag) that makes every process's own broker user. Its
+# credentials file (`user:password`, mode 0600) is written by ops/services.
+MANAGEMENT_URL="http://${AMQP_HOST}:15672"
+BROKER_ADMIN=rampart-admin
+BROKER_ADMIN_CREDENTIALS="$REPO_ROOT/.rampart/broker-admin.credentials"
 
 say() { printf '%s\n' "$*"; }
 warn() { printf '%s\n' "$*" >&2; }

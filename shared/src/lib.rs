@@ -14,6 +14,8 @@
 //!   declaration of them. No service spells a queue name by hand.
 //! * [`amqp`]: the broker connection, confirmed publishing, and the batching
 //!   consumer loop that acks only after a handler has committed.
+//! * [`broker_admin`]: RabbitMQ's management API (users, permissions, topic
+//!   permissions, connections) and the broker user each Rampart process gets.
 //! * [`config`]: strict XML loading (quick-xml + serde) with errors that name
 //!   the element at fault.
 //! * [`service_config`]: the `<Database>`, `<Broker>`, `<Api>` and `<Log>`
@@ -26,6 +28,7 @@
 //! * [`telemetry`] and [`shutdown`]: logging setup and the one shutdown path.
 
 pub mod amqp;
+pub mod broker_admin;
 pub mod config;
 pub mod db;
 pub mod envelope;

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, path::Path};
 use serde::Deserialize;
 
 use crate::{
+    broker_admin::settings::{ManagementSettings, ManagementXml},
     config::{secret_value, ConfigError},
     telemetry::LogFormat,
     topology::NameSegment,
@@ -32,6 +33,7 @@ pub struct BrokerXml {
     pub url: Secret<String>,
     pub namespace: Option<NameSegment>,
     pub prefetch: Option<u16>,
+    pub management: Option<ManagementXml>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +76,9 @@ pub struct ServiceSettings {
     pub namespace: NameSegment,
     /// Unacked deliveries a consumer may hold.
     pub prefetch: u16,
+    /// `<Broker><Management>`: the broker's management API, where broker
+    /// users are made and revoked.
+    pub broker_management: Option<ManagementSettings>,
     pub api_listen: SocketAddr,
     pub api_token: Secret<String>,
     pub log_format: LogFormat,
@@ -124,6 +129,11 @@ impl ServiceSettings {
         if prefetch == 0 {
             return Err(ConfigError::invalid(at("<Broker>/<Prefetch>"), "must be at least 1"));
         }
+        let broker_management = xml
+            .broker
+            .management
+            .map(|m| ManagementSettings::check(&at("<Broker>/<Management>"), m, base_dir))
+            .transpose()?;
         let api_listen = match env(ENV_API_LISTEN) {
             Some(addr) => addr
                 .parse()
@@ -137,6 +147,7 @@ impl ServiceSettings {
             amqp_url,
             namespace,
             prefetch,
+            broker_management,
             api_listen,
             api_token,
             log_format: log.format.unwrap_or_default(),

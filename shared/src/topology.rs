@@ -200,6 +200,37 @@ pub async fn declare_exchanges(channel: &Channel, topology: &Topology) -> lapin:
     Ok(())
 }
 
+/// Makes sure every exchange of the namespace exists, for a process whose
+/// broker user may not declare exchanges (an agent, the report service):
+/// each is checked with a passive declare, which needs no `configure`
+/// permission, and only a missing one is declared (refused, and retried by
+/// the caller, until a server has declared it).
+pub async fn ensure_exchanges(broker: &crate::amqp::Broker, topology: &Topology) -> crate::amqp::Result<()> {
+    use crate::amqp::{bounded, close_channel};
+    let passive = ExchangeDeclareOptions { passive: true, durable: true, ..Default::default() };
+    let mut channel = broker.channel().await?;
+    for exchange in topology.all_exchanges() {
+        let name = ShortString::from(exchange.clone());
+        let checked = bounded(
+            "exchange.declare",
+            channel.exchange_declare(name.clone(), ExchangeKind::Topic, passive, FieldTable::default()),
+        )
+        .await;
+        if checked.is_err() {
+            // A failed passive declare closes the channel.
+            channel = broker.channel().await?;
+            let active = ExchangeDeclareOptions { durable: true, ..Default::default() };
+            bounded(
+                "exchange.declare",
+                channel.exchange_declare(name, ExchangeKind::Topic, active, FieldTable::default()),
+            )
+            .await?;
+        }
+    }
+    let _ = close_channel(&channel, "exchanges checked").await;
+    Ok(())
+}
+
 /// Declares a durable quorum queue with its dead-letter wiring and parking
 /// queue, and binds it to `exchange` with each of `bindings` (idempotent).
 pub async fn declare_queue(

@@ -30,10 +30,20 @@ impl TestReport {
 
     /// Starts a report service on `namespace` with `database` (kept if it exists).
     pub async fn spawn_on(namespace: &str, database: &str) -> Self {
+        Self::spawn_with(namespace, database, AMQP_URL).await
+    }
+
+    /// Starts a report service on `namespace` of the broker at `amqp_url`
+    /// (with its own broker user, say), with a fresh database.
+    pub async fn spawn_at(namespace: &str, amqp_url: &str) -> Self {
+        Self::spawn_with(namespace, &format!("rt_report_{}", uuid::Uuid::new_v4().simple()), amqp_url).await
+    }
+
+    async fn spawn_with(namespace: &str, database: &str, amqp_url: &str) -> Self {
         let database_url = format!("{PG_BASE}/{database}");
         let xml = format!(
             "<Report><Database><Url>{database_url}</Url></Database>
-               <Broker><Url>{AMQP_URL}</Url><Namespace>{namespace}</Namespace></Broker>
+               <Broker><Url>{amqp_url}</Url><Namespace>{namespace}</Namespace></Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api><EventKey>{EVENT_KEY}</EventKey></Report>"
         );
         let settings = Settings::parse(&xml, |_| None, None).expect("test report configuration is valid");

@@ -17,6 +17,8 @@ mod abuse_hierarchy;
 mod abuse_messages;
 mod abuse_registration;
 mod api;
+mod broker_admin;
+mod broker_users;
 mod faults_broker;
 mod faults_crash;
 mod faults_database;

@@ -146,10 +146,12 @@ async fn keep_declared(broker: Arc<Broker>, spec: QueueSpec, queue: String, shut
     }
 }
 
-/// Declares the namespace's exchanges, then `queue` as `spec` says.
+/// Makes sure the namespace's exchanges exist (an agent's broker user may
+/// not declare them: its site server does), then declares `queue` as
+/// `spec` says.
 async fn declare(broker: &Broker, spec: &QueueSpec, queue: &str) -> Result<(), AmqpError> {
+    topology::ensure_exchanges(broker, &spec.topology).await?;
     let channel = broker.channel().await?;
-    bounded("exchange.declare", topology::declare_exchanges(&channel, &spec.topology)).await?;
     bounded("queue.declare", topology::declare_queue(&channel, &spec.topology, queue, &spec.exchange, &spec.bindings))
         .await?;
     let _ = close_channel(&channel, "declared").await;

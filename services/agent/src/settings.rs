@@ -13,6 +13,7 @@ use crate::computer;
 
 /// Environment variables that stand in for flags (containers set these).
 pub const ENV_AMQP: &str = "RAMPART_AMQP";
+pub const ENV_AMQP_CREDENTIALS_FILE: &str = "RAMPART_AMQP_CREDENTIALS_FILE";
 pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
 pub const ENV_SITE: &str = "RAMPART_SITE";
 pub const ENV_ENDPOINTS: &str = "RAMPART_AGENT_ENDPOINTS";
@@ -38,6 +39,11 @@ pub struct Cli {
     /// Broker URL.
     #[arg(long = "amqp", env = ENV_AMQP, default_value = DEFAULT_AMQP_URL, hide_default_value = true, hide_env_values = true)]
     pub amqp_url: String,
+    /// File holding this process's own broker user as one line
+    /// `user:password`; replaces the user and password of the broker URL,
+    /// so the password is neither on the command line nor in the environment.
+    #[arg(long, env = ENV_AMQP_CREDENTIALS_FILE)]
+    pub amqp_credentials_file: Option<std::path::PathBuf>,
     /// AMQP namespace shared with the site server.
     #[arg(long, env = ENV_NAMESPACE, default_value = "rampart", value_parser = parse_segment)]
     pub namespace: NameSegment,
@@ -149,6 +155,17 @@ impl AgentSettings {
     }
 }
 
+/// `url` with the user and password of the credentials file at `path`.
+fn broker_url_with_credentials(url: &str, path: &std::path::Path) -> Result<Secret<String>, SettingsError> {
+    use rampart_shared::broker_admin::{grants::url_with_user, settings::parse_credentials, NewUser};
+    let invalid = |reason: String| SettingsError::Invalid { flag: "amqp-credentials-file", reason };
+    let text = rampart_shared::config::read(path, rampart_shared::config::MAX_SECRET_BYTES)
+        .map_err(|e| invalid(e.to_string()))?;
+    let (name, password) = parse_credentials(&text).map_err(invalid)?;
+    let url = url_with_user(url, &NewUser { name, password }).map_err(|e| invalid(format!("the broker URL is {e}")))?;
+    Ok(Secret::new(url))
+}
+
 impl Cli {
     /// Turns the parsed flags into validated settings.
     pub fn into_settings(self) -> Result<AgentSettings, SettingsError> {
@@ -158,8 +175,12 @@ impl Cli {
                 reason: format!("'{value}' is not a number of seconds >= 0"),
             })
         };
+        let amqp_url = match &self.amqp_credentials_file {
+            Some(path) => broker_url_with_credentials(&self.amqp_url, path)?,
+            None => Secret::new(self.amqp_url),
+        };
         let settings = AgentSettings {
-            amqp_url: Secret::new(self.amqp_url),
+            amqp_url,
             namespace: self.namespace,
             site: self.site,
             name: self.name.unwrap_or_else(|| default_name(self.seed)),
@@ -241,5 +262,19 @@ mod tests {
         assert_eq!(s.heartbeat_interval, cli.heartbeat_interval);
         assert_eq!(s.scan_duration, cli.scan_duration);
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn a_credentials_file_gives_the_broker_user() {
+        let dir = std::env::temp_dir().join(format!("rampart-agent-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("broker.credentials");
+        std::fs::write(&file, "rampart.agent.paris.a1:s3cret\n").unwrap();
+        let s = parse(&["--amqp-credentials-file", file.to_str().unwrap()]).unwrap();
+        assert_eq!(s.amqp_url.expose(), "amqp://rampart.agent.paris.a1:s3cret@127.0.0.1:5672/%2f");
+        std::fs::write(&file, "no colon").unwrap();
+        let err = parse(&["--amqp-credentials-file", file.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains("--amqp-credentials-file") && !err.contains("s3cret"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -52,8 +52,10 @@ impl Application {
             bindings: vec![Topology::REPORT_BINDING.to_owned()],
         };
         {
+            // The report service's broker user may not declare exchanges:
+            // checked (and declared only while the broker lets it).
+            topology::ensure_exchanges(&broker, &topology).await.context("Failed to check the exchanges")?;
             let channel = broker.channel().await.context("Failed to open a broker channel")?;
-            topology::declare_exchanges(&channel, &topology).await.context("Failed to declare the exchanges")?;
             topology::declare_queue(&channel, &topology, &name, &spec.exchange, &spec.bindings)
                 .await
                 .context("Failed to declare the events queue")?;

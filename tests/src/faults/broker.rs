@@ -35,20 +35,47 @@ pub struct PrivateBroker {
     pub port: u16,
     /// Erlang distribution port (rabbitmqctl talks to the node there).
     dist_port: u16,
+    /// The management API's port on 127.0.0.1, when the node runs the plugin.
+    pub management_port: Option<u16>,
     dir: PathBuf,
 }
 
 impl PrivateBroker {
     /// Starts a fresh node and waits until it accepts AMQP connections.
     pub async fn start() -> Self {
+        Self::start_node(None).await
+    }
+
+    /// Starts a fresh node running the management plugin on a spare port
+    /// (statistics every second, so a new connection is listed quickly),
+    /// and waits until both AMQP and the management API serve. Its
+    /// `guest` user has the administrator tag.
+    pub async fn start_with_management() -> Self {
+        let broker = Self::start_node(Some(free_port())).await;
+        broker.wait_management().await;
+        broker
+    }
+
+    async fn start_node(management_port: Option<u16>) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let dir = work_root().join(format!("rabbit-{id}"));
         std::fs::create_dir_all(dir.join("mnesia")).expect("private broker directory");
         std::fs::create_dir_all(dir.join("log")).expect("private broker log directory");
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
-        std::fs::write(dir.join("rabbitmq.conf"), format!("heartbeat = {HEARTBEAT}\n")).expect("broker configuration");
+        let (plugins, mut conf) = ("[].\n".to_owned(), format!("heartbeat = {HEARTBEAT}\n"));
+        let plugins = match management_port {
+            Some(port) => {
+                conf.push_str(&format!(
+                    "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {port}\ncollect_statistics_interval = 1000\n"
+                ));
+                "[rabbitmq_management].\n".to_owned()
+            }
+            None => plugins,
+        };
+        std::fs::write(dir.join("enabled_plugins"), plugins).expect("plugins file");
+        std::fs::write(dir.join("rabbitmq.conf"), conf).expect("broker configuration");
         give_to("rabbitmq", &dir);
-        let broker = Self { node: format!("rt{id}@localhost"), port: free_port(), dist_port: free_port(), dir };
+        let broker =
+            Self { node: format!("rt{id}@localhost"), port: free_port(), dist_port: free_port(), management_port, dir };
         broker.launch().await;
         broker
     }
@@ -101,6 +128,26 @@ impl PrivateBroker {
                 self.node,
                 self.dir.join("log").display()
             );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` of the management API.
+    pub fn management_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.management_port.expect("the node runs the management plugin"))
+    }
+
+    /// A management client authenticated as the node's `guest` administrator.
+    pub fn management(&self) -> rampart_shared::broker_admin::ManagementClient {
+        let password = Secret::new("guest".to_owned());
+        rampart_shared::broker_admin::ManagementClient::new(&self.management_url(), "guest", password)
+            .expect("a valid management URL")
+    }
+
+    async fn wait_management(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while let Err(error) = self.management().overview().await {
+            assert!(Instant::now() < deadline, "the management API of {} does not serve: {error}", self.node);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
