@@ -29,6 +29,8 @@
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
+//! * [`operators`]: operator accounts and roles, API tokens, sign-in, the
+//!   activity log.
 //! * [`api`]: the HTTP API on port 7073.
 
 pub mod api;
@@ -42,6 +44,7 @@ pub mod inbox;
 pub mod licensing;
 pub mod mail;
 pub mod migrations;
+pub mod operators;
 pub mod outbox;
 pub mod owner;
 pub mod policies;
