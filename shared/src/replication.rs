@@ -49,10 +49,12 @@ pub enum ReplicatedTable {
     TaskResults,
     /// License usage (the key itself is not shipped).
     License,
+    /// Who did what at the site (operators' changes, sign-ins).
+    Activity,
 }
 
 impl ReplicatedTable {
-    pub const ALL: [ReplicatedTable; 7] = [
+    pub const ALL: [ReplicatedTable; 8] = [
         Self::Endpoints,
         Self::NetworkGroups,
         Self::VirtualGroups,
@@ -60,6 +62,7 @@ impl ReplicatedTable {
         Self::Detections,
         Self::TaskResults,
         Self::License,
+        Self::Activity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl ReplicatedTable {
             Self::Detections => "detections",
             Self::TaskResults => "task_results",
             Self::License => "license",
+            Self::Activity => "activity",
         }
     }
 
@@ -133,6 +137,7 @@ impl ReplicatedTable {
                 &["task_id", "endpoint_id", "state", "scanned_files", "detections", "message", "updated_at"]
             }
             Self::License => &["id", "license_id", "customer", "seats", "issued_on", "expires_on", "installed_at"],
+            Self::Activity => &["id", "at", "operator", "address", "action", "object", "before", "after"],
         }
     }
 }

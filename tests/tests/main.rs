@@ -29,6 +29,7 @@ mod hierarchy_replication;
 mod hierarchy_trust;
 mod inbox;
 mod mail;
+mod operators;
 mod publisher;
 mod replication;
 mod reports;

@@ -31,6 +31,8 @@
 //!   checked and kept in the settings store.
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
+//! * [`operators`]: operator accounts and roles, API tokens, sign-in, the
+//!   activity log.
 //! * [`api`]: the HTTP API on port 7073.
 
 pub mod api;
@@ -45,6 +47,7 @@ pub mod inbox;
 pub mod licensing;
 pub mod mail;
 pub mod migrations;
+pub mod operators;
 pub mod outbox;
 pub mod owner;
 pub mod policies;

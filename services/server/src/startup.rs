@@ -106,7 +106,8 @@ impl Application {
         let app = api::router(state.clone());
         let server_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.wait().await });
+            let serve = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(async move { server_shutdown.wait().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "API server failed.");
             }

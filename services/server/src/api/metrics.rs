@@ -11,7 +11,7 @@ use std::{fmt::Write, sync::atomic::Ordering};
 use axum::{extract::State, http::header, response::IntoResponse};
 
 use super::ApiError;
-use crate::{outbox, role::Role, state::SharedState};
+use crate::{operators, outbox, role::Role, state::SharedState};
 
 /// Builds the exposition text, one family at a time.
 #[derive(Default)]
@@ -56,6 +56,8 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             out.sample(name, &[("consumer", consumer)], counter.load(Ordering::Relaxed) as f64);
         }
     }
+    out.family("rampart_sign_in_failures_total", "counter", "Failed operator sign-ins (from the activity log).");
+    out.sample("rampart_sign_in_failures_total", &[], operators::sign_in::failures_total(&client).await? as f64);
     out.family("rampart_outbox_depth", "gauge", "Messages written and not yet confirmed by the broker.");
     out.sample("rampart_outbox_depth", &[], outbox::depth(&client).await? as f64);
 

@@ -1,18 +1,21 @@
-//! The HTTP API on port 7073: routes, bearer-token auth, JSON errors.
+//! The HTTP API on port 7073: routes, who may call them ([`access`]), JSON errors.
 //!
 //! Every route is documented in `docs/api.md`. Handlers live by concept:
 //! [`fleet`] (endpoints, groups, virtual groups, tree), [`policies`],
 //! [`tasks`], [`views`] (status, dashboard, detections, audit),
 //! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
 //! slaves, registering), [`fanout`] (policies and tasks on a master) and
-//! [`replication`] (replicate now, verify) and [`reports`].
+//! [`replication`] (replicate now, verify), [`reports`] and [`operators`]
+//! (sign-in, accounts, tokens, the activity log).
 
+pub mod access;
 mod admin;
 mod consolidated;
 mod fanout;
 mod fleet;
 mod hierarchy;
 mod metrics;
+mod operators;
 mod policies;
 mod replication;
 mod reports;
@@ -50,7 +53,7 @@ pub fn router(state: SharedState) -> Router {
     let api = api
         .fallback(|| rampart_http::no_such_route("no such API route"))
         .method_not_allowed_fallback(rampart_http::method_not_allowed)
-        .route_layer(middleware::from_fn_with_state(bearer_auth(&state), rampart_http::authorize));
+        .route_layer(middleware::from_fn_with_state(state.clone(), access::authorize));
     Router::new()
         .route("/health", get(views::health))
         .route("/metrics", get(metrics::metrics))
@@ -65,7 +68,7 @@ pub fn router(state: SharedState) -> Router {
 /// Routes a master and a site both serve: the site features, which a
 /// master refuses before their handlers run.
 fn common_api() -> Router<SharedState> {
-    Router::new().merge(admin::routes()).merge(reports::schedule_routes())
+    Router::new().merge(admin::routes()).merge(reports::schedule_routes()).merge(operators::routes())
 }
 
 /// A master's API: its slaves, their copies, the consolidated reports; the
@@ -91,12 +94,6 @@ fn site_api() -> Router<SharedState> {
         .merge(hierarchy::site_routes())
         .merge(replication::site_routes())
         .merge(reports::site_routes())
-}
-
-/// The token of `server.xml` in front of `/api`.
-fn bearer_auth(state: &SharedState) -> rampart_http::BearerAuth {
-    let token = state.settings.service.api_token.clone();
-    rampart_http::BearerAuth::new(token, "this server", "the API token of server.xml")
 }
 
 /// Refuses on a master, before anything is parsed, a request for a site
