@@ -29,7 +29,7 @@
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
-//! * [`api`]: the HTTP API on port 7073.
+//! * [`api`]: the HTTP API on port 7073; [`tls`]: its certificate, or plain HTTP.
 
 pub mod api;
 pub mod config;
@@ -54,6 +54,7 @@ pub mod settings_store;
 pub mod startup;
 pub mod state;
 pub mod tasks;
+pub mod tls;
 pub mod wakes;
 
 #[cfg(test)]

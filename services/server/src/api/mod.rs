@@ -12,6 +12,7 @@ mod consolidated;
 mod fanout;
 mod fleet;
 mod hierarchy;
+mod listener;
 mod metrics;
 mod policies;
 mod replication;
@@ -28,6 +29,7 @@ use axum::{
     Router,
 };
 
+pub use listener::TlsListener;
 pub use rampart_http::{ApiError, ApiResult, Body, Params};
 
 use crate::{
