@@ -95,6 +95,11 @@ impl ServerOptions {
     }
 
     pub fn settings(&self) -> Settings {
+        self.settings_with_api_xml("")
+    }
+
+    /// [`Self::settings`] with `api_xml` added inside `<Api>` (a `<Tls>` of its own).
+    pub fn settings_with_api_xml(&self, api_xml: &str) -> Settings {
         let transport = match (self.tls, self.plain_registration) {
             (true, false) => "",
             (true, true) => "<PlainRegistration>true</PlainRegistration>",
@@ -105,7 +110,7 @@ impl ServerOptions {
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
-               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}</Api>{}</Server>",
+               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>{}</Server>",
             self.instance,
             self.role,
             self.database_url(),
@@ -113,6 +118,7 @@ impl ServerOptions {
             self.amqp_url,
             self.namespace,
             transport,
+            api_xml,
             self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
@@ -130,11 +136,16 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn spawn(options: ServerOptions) -> Self {
+        Self::spawn_with_api_xml(options, "").await
+    }
+
+    /// [`Self::spawn`] with `api_xml` added inside `<Api>`.
+    pub async fn spawn_with_api_xml(options: ServerOptions, api_xml: &str) -> Self {
         // Logs only when asked: RAMPART_TEST_LOG=info cargo test ... -- --nocapture
         if let Ok(level) = std::env::var("RAMPART_TEST_LOG") {
             rampart_shared::telemetry::init(rampart_shared::telemetry::LogFormat::Text, &level);
         }
-        let app = Application::build(options.settings()).await.expect("server starts");
+        let app = Application::build(options.settings_with_api_xml(api_xml)).await.expect("server starts");
         let state = app.state();
         let (base, http) = match state.api_fingerprint {
             Some(fingerprint) => (format!("https://{}", app.address()), pinned_client(fingerprint)),

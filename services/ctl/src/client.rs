@@ -13,9 +13,15 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
-use rampart_shared::Secret;
+use std::{path::Path, sync::Arc};
+
+use rampart_shared::{
+    tls::{Fingerprint, PinnedVerifier},
+    Secret,
+};
 
 use crate::cli::TOKEN_ENV;
+use crate::trust::{self, CertificateChanged, KnownServers};
 
 /// How long one request may take, connection included. An operator at a
 /// prompt would rather see an error than wait on a server that hangs.
@@ -41,6 +47,8 @@ pub enum ApiError {
     Refused { status: StatusCode, code: Option<String>, message: String },
     /// A 2xx answer whose body is not JSON: not a Rampart server, or a bug.
     BadAnswer { server: String, cause: String },
+    /// The server presented another certificate than the one pinned for it.
+    CertificateChanged(CertificateChanged),
 }
 
 impl ApiError {
@@ -90,6 +98,7 @@ impl fmt::Display for ApiError {
             Self::BadAnswer { server, cause } => {
                 write!(f, "the server at {server} did not answer with Rampart API JSON: {cause}")
             }
+            Self::CertificateChanged(changed) => changed.fmt(f),
         }
     }
 }
@@ -105,21 +114,57 @@ pub struct ApiClient {
     /// Sent as `Authorization: Bearer`; `None` leaves the header out, which
     /// only `GET /health` accepts.
     token: Option<Secret<String>>,
+    /// An https server trusted by its pinned certificate.
+    pin: Option<Pin>,
+}
+
+/// The pinned certificate an https server must present.
+#[derive(Debug)]
+struct Pin {
+    verifier: Arc<PinnedVerifier>,
+    server: String,
+    store: KnownServers,
 }
 
 impl ApiClient {
+    /// A client of a plain `http://` server.
     pub fn new(base: Url, token: Option<Secret<String>>) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            matches!(base.scheme(), "http" | "https") && base.has_host(),
-            "server address {base} is not an http:// URL"
-        );
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("rampartctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| anyhow::anyhow!("Failed to set up the HTTP client: {e}"))?;
-        Ok(Self { http, base, token })
+        anyhow::ensure!(base.scheme() == "http" && base.has_host(), "server address {base} is not an http:// URL");
+        Ok(Self { http: http_client(None)?, base, token, pin: None })
+    }
+
+    /// A client of `base`: plain for `http://`; for `https://` verified with
+    /// the CA file, or else by the certificate pinned for the server, which
+    /// is pinned now (after a `/health` that sends no token) at first contact.
+    pub async fn connect(base: Url, token: Option<Secret<String>>, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        if base.scheme() != "https" {
+            return Self::new(base, token);
+        }
+        if let Some(ca_file) = ca_file {
+            return Ok(Self { http: http_client(Some(trust::ca_config(ca_file)?))?, base, token, pin: None });
+        }
+        let store = KnownServers::locate()?;
+        let server = trust::server_key(&base);
+        let verifier = match store.pinned(&server)? {
+            Some(fingerprint) => PinnedVerifier::pinned(fingerprint),
+            None => {
+                let seen = first_contact(&base, &server).await?;
+                store.pin(&server, seen)?;
+                eprintln!(
+                    "Pinned the certificate of {server} at first contact: SHA-256 {seen} (stored in {}). \
+                     Check it against the fingerprint the server's administrator sees (its /health or start-up log).",
+                    store.path.display()
+                );
+                PinnedVerifier::pinned(seen)
+            }
+        };
+        let http = http_client(Some(verifier.client_config()))?;
+        Ok(Self { http, base, token, pin: Some(Pin { verifier, server, store }) })
+    }
+
+    /// The fingerprint of the pinned certificate the server presented.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.pin.as_ref().and_then(|p| p.verifier.seen())
     }
 
     /// The server address as the operator would write it.
@@ -218,12 +263,51 @@ impl ApiClient {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+        if let Some(pin) = &self.pin {
+            if let Some(mismatch) = pin.verifier.mismatch() {
+                return ApiError::CertificateChanged(CertificateChanged {
+                    server: pin.server.clone(),
+                    presented: mismatch.presented,
+                    pinned: mismatch.expected,
+                    store: pin.store.path.clone(),
+                });
+            }
+        }
         let server = self.server().to_owned();
         if error.is_timeout() {
             return ApiError::TimedOut { server };
         }
         ApiError::Unreachable { server, cause: root_cause(error) }
     }
+}
+
+fn http_client(tls: Option<rustls::ClientConfig>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("rampartctl/", env!("CARGO_PKG_VERSION")));
+    if let Some(tls) = tls {
+        builder = builder.use_preconfigured_tls(tls);
+    }
+    builder.build().map_err(|e| anyhow::anyhow!("Failed to set up the HTTP client: {e}"))
+}
+
+/// The certificate `base` presents to a `GET /health` (no token sent).
+async fn first_contact(base: &Url, server: &str) -> anyhow::Result<Fingerprint> {
+    let verifier = PinnedVerifier::first_contact();
+    let http = http_client(Some(verifier.client_config()))?;
+    let mut url = base.clone();
+    url.path_segments_mut().map_err(|_| anyhow::anyhow!("{base} cannot have a path"))?.pop_if_empty().push("health");
+    let answer = http.get(url).send().await.map_err(|e| match e.is_timeout() {
+        true => ApiError::TimedOut { server: server.to_owned() },
+        false => ApiError::Unreachable { server: server.to_owned(), cause: root_cause(&e) },
+    })?;
+    anyhow::ensure!(
+        answer.status().is_success(),
+        "{server} did not answer /health as a Rampart server: HTTP {}",
+        answer.status()
+    );
+    verifier.seen().ok_or_else(|| anyhow::anyhow!("{server} presented no certificate"))
 }
 
 /// The innermost error message: `Connection refused (os error 111)` says more
