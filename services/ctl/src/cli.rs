@@ -241,6 +241,6 @@ mod tests {
     fn global_flags_work_after_the_subcommand() {
         let cli = Cli::try_parse_from(["rampartctl", "status", "--json", "--server", "10.0.0.5:7073"]).unwrap();
         assert!(cli.json);
-        assert_eq!(cli.server.as_str(), "http://10.0.0.5:7073/");
+        assert_eq!(cli.server.as_str(), "https://10.0.0.5:7073/");
     }
 }

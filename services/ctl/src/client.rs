@@ -13,7 +13,12 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use tokio::sync::OnceCell;
 
 use rampart_shared::{
     tls::{Fingerprint, PinnedVerifier},
@@ -49,6 +54,9 @@ pub enum ApiError {
     BadAnswer { server: String, cause: String },
     /// The server presented another certificate than the one pinned for it.
     CertificateChanged(CertificateChanged),
+    /// The server could not be verified (first contact failed, unreadable
+    /// CA file or pins).
+    Untrusted { server: String, cause: String },
 }
 
 impl ApiError {
@@ -99,6 +107,7 @@ impl fmt::Display for ApiError {
                 write!(f, "the server at {server} did not answer with Rampart API JSON: {cause}")
             }
             Self::CertificateChanged(changed) => changed.fmt(f),
+            Self::Untrusted { server, cause } => write!(f, "cannot verify the Rampart server at {server}: {cause}"),
         }
     }
 }
@@ -108,12 +117,21 @@ impl std::error::Error for ApiError {}
 /// A client for one server's API.
 #[derive(Debug)]
 pub struct ApiClient {
-    http: reqwest::Client,
-    /// The API root, e.g. `http://127.0.0.1:7073/`; paths are appended to it.
+    /// The API root, e.g. `https://127.0.0.1:7073/`; paths are appended to it.
     base: Url,
     /// Sent as `Authorization: Bearer`; `None` leaves the header out, which
     /// only `GET /health` accepts.
     token: Option<Secret<String>>,
+    /// `--ca-file`: verify an https server with this CA instead of a pin.
+    ca_file: Option<PathBuf>,
+    /// Made at the first call (a command that calls no server, such as
+    /// `license issue`, contacts none).
+    connection: OnceCell<Connection>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    http: reqwest::Client,
     /// An https server trusted by its pinned certificate.
     pin: Option<Pin>,
 }
@@ -130,25 +148,43 @@ impl ApiClient {
     /// A client of a plain `http://` server.
     pub fn new(base: Url, token: Option<Secret<String>>) -> anyhow::Result<Self> {
         anyhow::ensure!(base.scheme() == "http" && base.has_host(), "server address {base} is not an http:// URL");
-        Ok(Self { http: http_client(None)?, base, token, pin: None })
+        Self::with_ca_file(base, token, None)
     }
 
     /// A client of `base`: plain for `http://`; for `https://` verified with
-    /// the CA file, or else by the certificate pinned for the server, which
-    /// is pinned now (after a `/health` that sends no token) at first contact.
-    pub async fn connect(base: Url, token: Option<Secret<String>>, ca_file: Option<&Path>) -> anyhow::Result<Self> {
-        if base.scheme() != "https" {
-            return Self::new(base, token);
+    /// `ca_file`, or else by the certificate pinned for the server, which is
+    /// pinned at first contact (after a `/health` that sends no token).
+    pub fn with_ca_file(base: Url, token: Option<Secret<String>>, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            matches!(base.scheme(), "http" | "https") && base.has_host(),
+            "server address {base} is not an http:// or https:// URL"
+        );
+        Ok(Self { base, token, ca_file: ca_file.map(Path::to_path_buf), connection: OnceCell::new() })
+    }
+
+    async fn connection(&self) -> Result<&Connection, ApiError> {
+        self.connection
+            .get_or_try_init(|| async {
+                self.connect()
+                    .await
+                    .map_err(|e| ApiError::Untrusted { server: self.server().to_owned(), cause: format!("{e:#}") })
+            })
+            .await
+    }
+
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        if self.base.scheme() != "https" {
+            return Ok(Connection { http: http_client(None)?, pin: None });
         }
-        if let Some(ca_file) = ca_file {
-            return Ok(Self { http: http_client(Some(trust::ca_config(ca_file)?))?, base, token, pin: None });
+        if let Some(ca_file) = &self.ca_file {
+            return Ok(Connection { http: http_client(Some(trust::ca_config(ca_file)?))?, pin: None });
         }
         let store = KnownServers::locate()?;
-        let server = trust::server_key(&base);
+        let server = trust::server_key(&self.base);
         let verifier = match store.pinned(&server)? {
             Some(fingerprint) => PinnedVerifier::pinned(fingerprint),
             None => {
-                let seen = first_contact(&base, &server).await?;
+                let seen = first_contact(&self.base, &server).await?;
                 store.pin(&server, seen)?;
                 eprintln!(
                     "Pinned the certificate of {server} at first contact: SHA-256 {seen} (stored in {}). \
@@ -159,12 +195,12 @@ impl ApiClient {
             }
         };
         let http = http_client(Some(verifier.client_config()))?;
-        Ok(Self { http, base, token, pin: Some(Pin { verifier, server, store }) })
+        Ok(Connection { http, pin: Some(Pin { verifier, server, store }) })
     }
 
     /// The fingerprint of the pinned certificate the server presented.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
-        self.pin.as_ref().and_then(|p| p.verifier.seen())
+        self.connection.get()?.pin.as_ref()?.verifier.seen()
     }
 
     /// The server address as the operator would write it.
@@ -237,7 +273,8 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Vec<u8>, ApiError> {
-        let mut request = self.http.request(method, self.url(path));
+        let connection = self.connection().await?;
+        let mut request = connection.http.request(method, self.url(path));
         if !query.is_empty() {
             request = request.query(query);
         }
@@ -247,9 +284,9 @@ impl ApiClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let answer = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let answer = request.send().await.map_err(|e| self.transport_error(connection, &e))?;
         let status = answer.status();
-        let bytes = answer.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let bytes = answer.bytes().await.map_err(|e| self.transport_error(connection, &e))?;
         if !status.is_success() {
             let mut error = ApiError::from_answer(status, &bytes);
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
@@ -262,8 +299,8 @@ impl ApiClient {
         Ok(bytes.to_vec())
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
-        if let Some(pin) = &self.pin {
+    fn transport_error(&self, connection: &Connection, error: &reqwest::Error) -> ApiError {
+        if let Some(pin) = &connection.pin {
             if let Some(mismatch) = pin.verifier.mismatch() {
                 return ApiError::CertificateChanged(CertificateChanged {
                     server: pin.server.clone(),

@@ -17,13 +17,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn new(
+    pub fn new(
         server: Url,
         token: Option<Secret<String>>,
         ca_file: Option<&std::path::Path>,
         json: bool,
     ) -> anyhow::Result<Self> {
-        Ok(Self { client: ApiClient::connect(server, token, ca_file).await?, json })
+        Ok(Self { client: ApiClient::with_ca_file(server, token, ca_file)?, json })
     }
 
     pub fn json(&self) -> bool {

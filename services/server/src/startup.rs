@@ -139,7 +139,7 @@ impl Application {
             }
         }
         let fingerprint = identity.as_ref().map(|i| i.fingerprint.to_string());
-        let transport = if identity.is_some() { "https" } else { "plain http" };
+        let transport = if identity.is_some() { "https" } else { "http" };
         tracing::info!(instance = %state.site.instance, role = %state.role(), api = %address, transport,
                        fingerprint = fingerprint.as_deref().unwrap_or("-"),
                        namespace = state.site.topology.namespace(), "Rampart server started.");
