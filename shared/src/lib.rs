@@ -44,6 +44,7 @@ pub mod service_config;
 pub mod shutdown;
 pub mod signing;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;
 
 pub use envelope::Envelope;

@@ -57,6 +57,11 @@ pub struct ServerOptions {
     pub amqp_url: String,
     /// Where the database lives (`postgres://user@host:port`), without the name.
     pub pg_base: String,
+    /// Serve the API over TLS (the production default); off, the server is
+    /// told `<Plain>true</Plain>`, as the older tests expect.
+    pub tls: bool,
+    /// `<Api><PlainRegistration>`: on unless a test says otherwise.
+    pub plain_registration: bool,
 }
 
 impl ServerOptions {
@@ -71,6 +76,8 @@ impl ServerOptions {
             pool_size: 8,
             amqp_url: AMQP_URL.to_owned(),
             pg_base: PG_BASE.to_owned(),
+            tls: false,
+            plain_registration: true,
         }
     }
 
@@ -88,17 +95,30 @@ impl ServerOptions {
     }
 
     pub fn settings(&self) -> Settings {
+        self.settings_with_api_xml("")
+    }
+
+    /// [`Self::settings`] with `api_xml` added inside `<Api>` (a `<Tls>` of its own).
+    pub fn settings_with_api_xml(&self, api_xml: &str) -> Settings {
+        let transport = match (self.tls, self.plain_registration) {
+            (true, false) => "",
+            (true, true) => "<PlainRegistration>true</PlainRegistration>",
+            (false, false) => "<Plain>true</Plain>",
+            (false, true) => "<Plain>true</Plain><PlainRegistration>true</PlainRegistration>",
+        };
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
-               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api>{}</Server>",
+               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>{}</Server>",
             self.instance,
             self.role,
             self.database_url(),
             self.pool_size,
             self.amqp_url,
             self.namespace,
+            transport,
+            api_xml,
             self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")
@@ -116,16 +136,24 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn spawn(options: ServerOptions) -> Self {
+        Self::spawn_with_api_xml(options, "").await
+    }
+
+    /// [`Self::spawn`] with `api_xml` added inside `<Api>`.
+    pub async fn spawn_with_api_xml(options: ServerOptions, api_xml: &str) -> Self {
         // Logs only when asked: RAMPART_TEST_LOG=info cargo test ... -- --nocapture
         if let Ok(level) = std::env::var("RAMPART_TEST_LOG") {
             rampart_shared::telemetry::init(rampart_shared::telemetry::LogFormat::Text, &level);
         }
-        let app = Application::build(options.settings()).await.expect("server starts");
-        let base = format!("http://{}", app.address());
+        let app = Application::build(options.settings_with_api_xml(api_xml)).await.expect("server starts");
         let state = app.state();
+        let (base, http) = match state.api_fingerprint {
+            Some(fingerprint) => (format!("https://{}", app.address()), pinned_client(fingerprint)),
+            None => (format!("http://{}", app.address()), reqwest::Client::new()),
+        };
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self { base, http: reqwest::Client::new(), state, options, shutdown, handle }
+        Self { base, http, state, options, shutdown, handle }
     }
 
     pub fn topology(&self) -> Topology {
@@ -164,7 +192,12 @@ impl TestServer {
 
     /// `HOST:PORT` of the API, as another server would be told.
     pub fn address(&self) -> String {
-        self.base.trim_start_matches("http://").to_owned()
+        self.base.trim_start_matches("https://").trim_start_matches("http://").to_owned()
+    }
+
+    /// SHA-256 of the API's certificate (a TLS server only).
+    pub fn fingerprint(&self) -> rampart_shared::tls::Fingerprint {
+        self.state.api_fingerprint.expect("this test server serves TLS")
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
@@ -235,6 +268,12 @@ impl TestServer {
         }
         let _ = rampart_shared::db::drop_database(&database_url).await;
     }
+}
+
+/// An HTTP client that trusts exactly the certificate with `fingerprint`.
+pub fn pinned_client(fingerprint: rampart_shared::tls::Fingerprint) -> reqwest::Client {
+    let config = rampart_shared::tls::PinnedVerifier::pinned(fingerprint).client_config();
+    reqwest::Client::builder().use_preconfigured_tls(config).build().expect("a pinned HTTP client")
 }
 
 /// Deletes the queues (with their parking queues) and exchanges of a namespace.

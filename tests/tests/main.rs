@@ -34,3 +34,4 @@ mod publisher;
 mod replication;
 mod reports;
 mod scheduled_reports;
+mod tls;

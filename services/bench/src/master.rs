@@ -42,7 +42,7 @@ impl MasterConfig {
             "<Server><Instance><Name>bench-hq</Name><Role>master</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
-               <Api><Listen>{}</Listen><Token>{}</Token></Api>
+               <Api><Listen>{}</Listen><Token>{}</Token><Plain>true</Plain><PlainRegistration>true</PlainRegistration></Api>
                {}
                <Log><Format>json</Format><Level>warn</Level></Log></Server>",
             self.database_url, self.pool_size, self.amqp_url, self.namespace, self.listen, self.token, self.reports_xml

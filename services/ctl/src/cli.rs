@@ -21,7 +21,7 @@ pub const SERVER_ENV: &str = "RAMPART_SERVER";
 /// Environment variable holding the API bearer token.
 pub const TOKEN_ENV: &str = "RAMPART_TOKEN";
 /// Where a server's API listens unless told otherwise (port 7073).
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7073";
+pub const DEFAULT_SERVER: &str = "https://127.0.0.1:7073";
 /// The API port of a server whose address names none, as in [`DEFAULT_SERVER`].
 pub const DEFAULT_PORT: u16 = 7073;
 
@@ -36,7 +36,7 @@ const EXIT_CODES: &str = "Exit codes: 0 success; 1 the server refused or the cal
 #[derive(Debug, Parser)]
 #[command(name = "rampartctl", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// API address of the server (http://HOST:PORT).
+    /// API address of the server (https://HOST:PORT; http:// for a server configured for plain HTTP).
     #[arg(long, global = true, env = SERVER_ENV, hide_env_values = true, default_value = DEFAULT_SERVER, value_name = "URL",
           value_parser = parse_server_url, help_heading = GLOBAL)]
     pub server: Url,
@@ -45,6 +45,11 @@ pub struct Cli {
     #[arg(long = "api-token", global = true, env = TOKEN_ENV, hide_env_values = true, value_name = "TOKEN",
           value_parser = parse_token, help_heading = GLOBAL)]
     pub token: Option<Secret<String>>,
+
+    /// Verify an https server with this CA file (PEM) instead of the
+    /// certificate pinned at first contact.
+    #[arg(long = "ca-file", global = true, env = crate::trust::CA_FILE_ENV, value_name = "FILE", help_heading = GLOBAL)]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// Print the server's JSON answer as is instead of tables.
     #[arg(long, global = true, help_heading = GLOBAL)]
@@ -118,14 +123,14 @@ pub enum Command {
     Reports(reports::ReportsArgs),
 }
 
-/// Accepts `http://host:port[/prefix]`, or `host:port` meaning plain HTTP.
+/// Accepts `https://host:port[/prefix]`, `http://` for a plain server, or
+/// `host:port` meaning https.
 fn parse_server_url(text: &str) -> Result<Url, String> {
-    let with_scheme = if text.contains("://") { text.to_owned() } else { format!("http://{text}") };
+    let with_scheme = if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
     let url = Url::parse(&with_scheme).map_err(|e| format!("not a URL ({e}); expected e.g. {DEFAULT_SERVER}"))?;
     match url.scheme() {
-        "http" if url.has_host() => Ok(url),
-        "http" => Err(format!("no host in the address; expected e.g. {DEFAULT_SERVER}")),
-        "https" => Err("this build of rampartctl speaks plain HTTP only; use an http:// address".to_owned()),
+        "http" | "https" if url.has_host() => Ok(url),
+        "http" | "https" => Err(format!("no host in the address; expected e.g. {DEFAULT_SERVER}")),
         other => Err(format!("unsupported scheme {other}://; expected e.g. {DEFAULT_SERVER}")),
     }
 }
@@ -226,8 +231,8 @@ mod tests {
     #[test]
     fn server_addresses() {
         assert_eq!(parse_server_url("http://10.0.0.5:7073").unwrap().as_str(), "http://10.0.0.5:7073/");
-        assert_eq!(parse_server_url("paris.example:7073").unwrap().as_str(), "http://paris.example:7073/");
-        assert!(parse_server_url("https://paris.example").unwrap_err().contains("plain HTTP"));
+        assert_eq!(parse_server_url("paris.example:7073").unwrap().as_str(), "https://paris.example:7073/");
+        assert_eq!(parse_server_url("https://paris.example").unwrap().as_str(), "https://paris.example/");
         assert!(parse_server_url("ftp://paris.example").is_err());
         assert!(parse_server_url("http://").is_err());
     }
@@ -236,6 +241,6 @@ mod tests {
     fn global_flags_work_after_the_subcommand() {
         let cli = Cli::try_parse_from(["rampartctl", "status", "--json", "--server", "10.0.0.5:7073"]).unwrap();
         assert!(cli.json);
-        assert_eq!(cli.server.as_str(), "http://10.0.0.5:7073/");
+        assert_eq!(cli.server.as_str(), "https://10.0.0.5:7073/");
     }
 }

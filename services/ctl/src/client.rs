@@ -13,9 +13,20 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
-use rampart_shared::Secret;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use tokio::sync::OnceCell;
+
+use rampart_shared::{
+    tls::{Fingerprint, PinnedVerifier},
+    Secret,
+};
 
 use crate::cli::TOKEN_ENV;
+use crate::trust::{self, CertificateChanged, KnownServers};
 
 /// How long one request may take, connection included. An operator at a
 /// prompt would rather see an error than wait on a server that hangs.
@@ -41,6 +52,11 @@ pub enum ApiError {
     Refused { status: StatusCode, code: Option<String>, message: String },
     /// A 2xx answer whose body is not JSON: not a Rampart server, or a bug.
     BadAnswer { server: String, cause: String },
+    /// The server presented another certificate than the one pinned for it.
+    CertificateChanged(CertificateChanged),
+    /// The server could not be verified (first contact failed, unreadable
+    /// CA file or pins).
+    Untrusted { server: String, cause: String },
 }
 
 impl ApiError {
@@ -90,6 +106,8 @@ impl fmt::Display for ApiError {
             Self::BadAnswer { server, cause } => {
                 write!(f, "the server at {server} did not answer with Rampart API JSON: {cause}")
             }
+            Self::CertificateChanged(changed) => changed.fmt(f),
+            Self::Untrusted { server, cause } => write!(f, "cannot verify the Rampart server at {server}: {cause}"),
         }
     }
 }
@@ -99,27 +117,90 @@ impl std::error::Error for ApiError {}
 /// A client for one server's API.
 #[derive(Debug)]
 pub struct ApiClient {
-    http: reqwest::Client,
-    /// The API root, e.g. `http://127.0.0.1:7073/`; paths are appended to it.
+    /// The API root, e.g. `https://127.0.0.1:7073/`; paths are appended to it.
     base: Url,
     /// Sent as `Authorization: Bearer`; `None` leaves the header out, which
     /// only `GET /health` accepts.
     token: Option<Secret<String>>,
+    /// `--ca-file`: verify an https server with this CA instead of a pin.
+    ca_file: Option<PathBuf>,
+    /// Made at the first call (a command that calls no server, such as
+    /// `license issue`, contacts none).
+    connection: OnceCell<Connection>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    http: reqwest::Client,
+    /// An https server trusted by its pinned certificate.
+    pin: Option<Pin>,
+}
+
+/// The pinned certificate an https server must present.
+#[derive(Debug)]
+struct Pin {
+    verifier: Arc<PinnedVerifier>,
+    server: String,
+    store: KnownServers,
 }
 
 impl ApiClient {
+    /// A client of a plain `http://` server.
     pub fn new(base: Url, token: Option<Secret<String>>) -> anyhow::Result<Self> {
+        anyhow::ensure!(base.scheme() == "http" && base.has_host(), "server address {base} is not an http:// URL");
+        Self::with_ca_file(base, token, None)
+    }
+
+    /// A client of `base`: plain for `http://`; for `https://` verified with
+    /// `ca_file`, or else by the certificate pinned for the server, which is
+    /// pinned at first contact (after a `/health` that sends no token).
+    pub fn with_ca_file(base: Url, token: Option<Secret<String>>, ca_file: Option<&Path>) -> anyhow::Result<Self> {
         anyhow::ensure!(
             matches!(base.scheme(), "http" | "https") && base.has_host(),
-            "server address {base} is not an http:// URL"
+            "server address {base} is not an http:// or https:// URL"
         );
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("rampartctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| anyhow::anyhow!("Failed to set up the HTTP client: {e}"))?;
-        Ok(Self { http, base, token })
+        Ok(Self { base, token, ca_file: ca_file.map(Path::to_path_buf), connection: OnceCell::new() })
+    }
+
+    async fn connection(&self) -> Result<&Connection, ApiError> {
+        self.connection
+            .get_or_try_init(|| async {
+                self.connect()
+                    .await
+                    .map_err(|e| ApiError::Untrusted { server: self.server().to_owned(), cause: format!("{e:#}") })
+            })
+            .await
+    }
+
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        if self.base.scheme() != "https" {
+            return Ok(Connection { http: http_client(None)?, pin: None });
+        }
+        if let Some(ca_file) = &self.ca_file {
+            return Ok(Connection { http: http_client(Some(trust::ca_config(ca_file)?))?, pin: None });
+        }
+        let store = KnownServers::locate()?;
+        let server = trust::server_key(&self.base);
+        let verifier = match store.pinned(&server)? {
+            Some(fingerprint) => PinnedVerifier::pinned(fingerprint),
+            None => {
+                let seen = first_contact(&self.base, &server).await?;
+                store.pin(&server, seen)?;
+                eprintln!(
+                    "Pinned the certificate of {server} at first contact: SHA-256 {seen} (stored in {}). \
+                     Check it against the fingerprint the server's administrator sees (its /health or start-up log).",
+                    store.path.display()
+                );
+                PinnedVerifier::pinned(seen)
+            }
+        };
+        let http = http_client(Some(verifier.client_config()))?;
+        Ok(Connection { http, pin: Some(Pin { verifier, server, store }) })
+    }
+
+    /// The fingerprint of the pinned certificate the server presented.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.connection.get()?.pin.as_ref()?.verifier.seen()
     }
 
     /// The server address as the operator would write it.
@@ -192,7 +273,8 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Vec<u8>, ApiError> {
-        let mut request = self.http.request(method, self.url(path));
+        let connection = self.connection().await?;
+        let mut request = connection.http.request(method, self.url(path));
         if !query.is_empty() {
             request = request.query(query);
         }
@@ -202,9 +284,9 @@ impl ApiClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let answer = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let answer = request.send().await.map_err(|e| self.transport_error(connection, &e))?;
         let status = answer.status();
-        let bytes = answer.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let bytes = answer.bytes().await.map_err(|e| self.transport_error(connection, &e))?;
         if !status.is_success() {
             let mut error = ApiError::from_answer(status, &bytes);
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
@@ -217,13 +299,52 @@ impl ApiClient {
         Ok(bytes.to_vec())
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+    fn transport_error(&self, connection: &Connection, error: &reqwest::Error) -> ApiError {
+        if let Some(pin) = &connection.pin {
+            if let Some(mismatch) = pin.verifier.mismatch() {
+                return ApiError::CertificateChanged(CertificateChanged {
+                    server: pin.server.clone(),
+                    presented: mismatch.presented,
+                    pinned: mismatch.expected,
+                    store: pin.store.path.clone(),
+                });
+            }
+        }
         let server = self.server().to_owned();
         if error.is_timeout() {
             return ApiError::TimedOut { server };
         }
         ApiError::Unreachable { server, cause: root_cause(error) }
     }
+}
+
+fn http_client(tls: Option<rustls::ClientConfig>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("rampartctl/", env!("CARGO_PKG_VERSION")));
+    if let Some(tls) = tls {
+        builder = builder.use_preconfigured_tls(tls);
+    }
+    builder.build().map_err(|e| anyhow::anyhow!("Failed to set up the HTTP client: {e}"))
+}
+
+/// The certificate `base` presents to a `GET /health` (no token sent).
+async fn first_contact(base: &Url, server: &str) -> anyhow::Result<Fingerprint> {
+    let verifier = PinnedVerifier::first_contact();
+    let http = http_client(Some(verifier.client_config()))?;
+    let mut url = base.clone();
+    url.path_segments_mut().map_err(|_| anyhow::anyhow!("{base} cannot have a path"))?.pop_if_empty().push("health");
+    let answer = http.get(url).send().await.map_err(|e| match e.is_timeout() {
+        true => ApiError::TimedOut { server: server.to_owned() },
+        false => ApiError::Unreachable { server: server.to_owned(), cause: root_cause(&e) },
+    })?;
+    anyhow::ensure!(
+        answer.status().is_success(),
+        "{server} did not answer /health as a Rampart server: HTTP {}",
+        answer.status()
+    );
+    verifier.seen().ok_or_else(|| anyhow::anyhow!("{server} presented no certificate"))
 }
 
 /// The innermost error message: `Connection refused (os error 111)` says more

@@ -50,6 +50,7 @@ pub mod slaves;
 pub mod task_target;
 pub mod tasks;
 pub mod tree;
+pub mod trust;
 pub mod verify;
 pub mod views;
 pub mod virtual_groups;
@@ -94,7 +95,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let session = Session::new(cli.server, cli.token, cli.json)?;
+    let session = Session::new(cli.server, cli.token, cli.ca_file.as_deref(), cli.json)?;
     match cli.command {
         Command::Health => views::health(&session).await,
         Command::Status => views::status(&session).await,

@@ -17,8 +17,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(server: Url, token: Option<Secret<String>>, json: bool) -> anyhow::Result<Self> {
-        Ok(Self { client: ApiClient::new(server, token)?, json })
+    pub fn new(
+        server: Url,
+        token: Option<Secret<String>>,
+        ca_file: Option<&std::path::Path>,
+        json: bool,
+    ) -> anyhow::Result<Self> {
+        Ok(Self { client: ApiClient::with_ca_file(server, token, ca_file)?, json })
     }
 
     pub fn json(&self) -> bool {

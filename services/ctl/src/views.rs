@@ -23,12 +23,24 @@ pub struct DetectionsArgs {
 
 pub async fn health(session: &Session) -> anyhow::Result<()> {
     let answer = session.client.get(&["health"], &[]).await?;
-    session.print(&answer, |h| format!("{}: {} ({})\n", text(&h["status"]), text(&h["instance"]), text(&h["role"])))
+    session.print(&answer, |h| {
+        let mut line = format!("{}: {} ({})\n", text(&h["status"]), text(&h["instance"]), text(&h["role"]));
+        if let Some(fingerprint) = h["tls_fingerprint"].as_str() {
+            line.push_str(&format!("TLS certificate SHA-256 {fingerprint}\n"));
+        }
+        line
+    })
 }
 
 pub async fn status(session: &Session) -> anyhow::Result<()> {
     let answer = session.client.get(&["api", "status"], &[]).await?;
-    session.print(&answer, render_status)
+    session.print(&answer, |status| {
+        let mut text = render_status(status);
+        if let Some(fingerprint) = session.client.fingerprint() {
+            text.push_str(&format!("TLS certificate  SHA-256 {fingerprint} (pinned)\n"));
+        }
+        text
+    })
 }
 
 pub async fn dashboard(session: &Session) -> anyhow::Result<()> {

@@ -132,7 +132,7 @@ fn usage_errors_exit_2() {
         &["tasks", "create", "--kind", "quick_scan", "--all", "--group", "1"],
         &["policies", "assign", "p1", "--all", "--endpoint", "sim1-00001"],
         &["license", "issue", "--vendor-key", DEV_VENDOR_KEY, "--seats", "0", "--days", "1"],
-        &["--server", "https://paris.example", "status"],
+        &["--server", "ftp://paris.example", "status"],
         &["deploy"],
         &["register", "--master", "bad host:x", "--token", "t"],
         &["register", "--master", "hq.example"],

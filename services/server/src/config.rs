@@ -24,6 +24,8 @@ use rampart_shared::{
 };
 use serde::Deserialize;
 
+use crate::tls::{CertificateFiles, TlsSettings, Transport};
+
 /// Default API port (registration and operators).
 pub const DEFAULT_API_PORT: u16 = 7073;
 /// Default seconds between replication runs.
@@ -50,13 +52,40 @@ struct ServerXml {
     database: DatabaseXml,
     broker: BrokerXml,
     #[serde(default)]
-    api: ApiXml,
+    api: ServerApiXml,
     replication_interval: Option<u64>,
     replication_batch_size: Option<u32>,
     license: Option<LicenseXml>,
     endpoints: Option<EndpointsXml>,
     reports: Option<ReportsXml>,
     log: Option<LogXml>,
+}
+
+/// `<Api>`: the shared elements plus the server's transport.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ServerApiXml {
+    listen: Option<SocketAddr>,
+    token: Option<Secret<String>>,
+    token_file: Option<String>,
+    tls: Option<TlsXml>,
+    plain: Option<bool>,
+    plain_registration: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct TlsXml {
+    certificate: Option<String>,
+    key: Option<String>,
+    names: Option<NamesXml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct NamesXml {
+    #[serde(default)]
+    name: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +151,8 @@ pub struct Settings {
     /// Signatures older than this many days make an endpoint "at risk".
     pub outdated_after_days: u32,
     pub reports: ReportSettings,
+    /// `<Api>`: TLS (the default) or plain HTTP.
+    pub tls: TlsSettings,
 }
 
 impl Settings {
@@ -145,7 +176,9 @@ impl Settings {
             prefetch: 500,
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)),
         };
-        let sections = Sections { database: xml.database, broker: xml.broker, api: xml.api, log: xml.log };
+        let tls = tls_settings(&xml.api, base_dir)?;
+        let api = ApiXml { listen: xml.api.listen, token: xml.api.token, token_file: xml.api.token_file };
+        let sections = Sections { database: xml.database, broker: xml.broker, api, log: xml.log };
         let service = ServiceSettings::check("Server", sections, &defaults, &env, base_dir)?;
         let replication_interval = xml.replication_interval.unwrap_or(DEFAULT_REPLICATION_INTERVAL);
         if replication_interval < 1 {
@@ -182,8 +215,40 @@ impl Settings {
             heartbeat_seconds,
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
             reports,
+            tls,
         })
     }
+}
+
+fn tls_settings(xml: &ServerApiXml, base_dir: Option<&Path>) -> Result<TlsSettings, ConfigError> {
+    const AT: &str = "<Server>/<Api>";
+    let plain = xml.plain.unwrap_or(false);
+    let resolve = |p: &str| match base_dir {
+        Some(dir) if Path::new(p).is_relative() => dir.join(p),
+        _ => p.into(),
+    };
+    let transport = match (&xml.tls, plain) {
+        (Some(_), true) => {
+            return Err(ConfigError::invalid(AT, "<Plain>true</Plain> serves plain HTTP: remove <Tls> or <Plain>"))
+        }
+        (_, true) => Transport::Plain,
+        (None, false) => Transport::Tls { files: None, names: Vec::new() },
+        (Some(tls), false) => {
+            let names = tls.names.as_ref().map(|n| n.name.clone()).unwrap_or_default();
+            if let Some(bad) = names.iter().find(|n| n.trim().is_empty() || n.contains(char::is_whitespace)) {
+                return Err(ConfigError::invalid(format!("{AT}/<Tls>/<Names>"), format!("'{bad}' is not a host name")));
+            }
+            let files = match (&tls.certificate, &tls.key) {
+                (Some(certificate), Some(key)) => {
+                    Some(CertificateFiles { certificate: resolve(certificate), key: resolve(key) })
+                }
+                (None, None) => None,
+                _ => return Err(ConfigError::invalid(format!("{AT}/<Tls>"), "<Certificate> and <Key> go together")),
+            };
+            Transport::Tls { files, names }
+        }
+    };
+    Ok(TlsSettings { transport, plain_registration: xml.plain_registration.unwrap_or(false) })
 }
 
 fn reports(xml: ReportsXml, role: ConfiguredRole, base_dir: Option<&Path>) -> Result<ReportSettings, ConfigError> {
@@ -378,6 +443,33 @@ mod tests {
         assert!(e.contains("are for a master"), "{e}");
         let s = parse(&with(MINIMAL, "<Directory>/var/lib/rampart/reports</Directory>")).unwrap();
         assert_eq!(s.reports.directory.unwrap(), Path::new("/var/lib/rampart/reports"));
+    }
+
+    #[test]
+    fn the_api_serves_tls_unless_plain_is_asked_for() {
+        let s = parse(MINIMAL).unwrap();
+        assert!(matches!(s.tls.transport, Transport::Tls { files: None, .. }));
+        assert!(!s.tls.plain_registration);
+        let with = |api: &str| MINIMAL.replace("</Api>", &format!("{api}</Api>"));
+        let s = parse(&with("<Plain>true</Plain><PlainRegistration>true</PlainRegistration>")).unwrap();
+        assert!(matches!(s.tls.transport, Transport::Plain) && s.tls.plain_registration);
+        let s = Settings::parse(
+            &with(
+                "<Tls><Certificate>api.crt</Certificate><Key>/k.pem</Key><Names><Name>hq.example</Name></Names></Tls>",
+            ),
+            |_| None,
+            Some(Path::new("/etc/rampart")),
+        )
+        .unwrap();
+        let Transport::Tls { files: Some(files), names } = s.tls.transport else { panic!("configured files") };
+        assert_eq!(
+            (files.certificate.as_path(), files.key.as_path()),
+            (Path::new("/etc/rampart/api.crt"), Path::new("/k.pem"))
+        );
+        assert_eq!(names, ["hq.example"]);
+        let e = error(&with("<Tls><Certificate>a.crt</Certificate></Tls>"));
+        assert_eq!(e, "<Server>/<Api>/<Tls>: <Certificate> and <Key> go together");
+        assert!(error(&with("<Tls/><Plain>true</Plain>")).contains("remove <Tls> or <Plain>"));
     }
 
     #[test]

@@ -33,7 +33,7 @@
 //! * [`role`]: roles and the features a master does not have.
 //! * [`operators`]: operator accounts and roles, API tokens, sign-in, the
 //!   activity log.
-//! * [`api`]: the HTTP API on port 7073.
+//! * [`api`]: the HTTP API on port 7073; [`tls`]: its certificate, or plain HTTP.
 
 pub mod api;
 pub mod config;
@@ -60,6 +60,7 @@ pub mod settings_store;
 pub mod startup;
 pub mod state;
 pub mod tasks;
+pub mod tls;
 pub mod wakes;
 
 #[cfg(test)]

@@ -17,13 +17,14 @@ use rampart_shared::{
 use tokio::task::JoinSet;
 
 use crate::{
-    api,
+    api::{self, PeerAddress, TlsListener},
     config::{ConfiguredRole, Settings},
     consumers,
     hierarchy::{self, Keyring},
     licensing, migrations, outbox, reports,
     role::Role,
     state::{AppState, OwnedQueue, SharedState, Site},
+    tls::{self, ServerIdentity, Transport},
 };
 
 /// How long running work may take to finish after shutdown is asked.
@@ -34,6 +35,8 @@ pub struct Application {
     broker: Arc<Broker>,
     listener: tokio::net::TcpListener,
     address: SocketAddr,
+    /// The API's certificate; `None` where `server.xml` asks for plain HTTP.
+    identity: Option<ServerIdentity>,
 }
 
 impl Application {
@@ -51,6 +54,17 @@ impl Application {
                 hierarchy::ensure_master_key(&client).await?;
             }
             Keyring::load(&client, role).await.context("Failed to load the hierarchy keys")?
+        };
+        let identity = match &settings.tls.transport {
+            Transport::Plain => None,
+            Transport::Tls { files, names } => {
+                let client = pool.get().await.context("Failed to get a database connection")?;
+                let instance = settings.instance.as_str();
+                let identity = tls::identity(&client, instance, settings.service.api_listen, files.as_ref(), names)
+                    .await
+                    .context("Failed to load the API's TLS certificate (<Server>/<Api>/<Tls>)")?;
+                Some(identity)
+            }
         };
         if let Some(key) = &settings.license_key {
             install_configured_license(&pool, key.expose()).await?;
@@ -72,8 +86,9 @@ impl Application {
             .await
             .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
-        let state = Arc::new(AppState::new(pool, broker.clone(), settings, site, role, keyring));
-        Ok(Self { state, broker, listener, address })
+        let mut state = AppState::new(pool, broker.clone(), settings, site, role, keyring);
+        state.api_fingerprint = identity.as_ref().map(|i| i.fingerprint);
+        Ok(Self { state: Arc::new(state), broker, listener, address, identity })
     }
 
     /// Where the API listens (the real port when configured with port 0).
@@ -87,7 +102,7 @@ impl Application {
 
     /// Serves until `shutdown` triggers, then drains within the grace period.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { state, broker, listener, address } = self;
+        let Self { state, broker, listener, address, identity } = self;
         let mut tasks = JoinSet::new();
         let publisher = Arc::new(Publisher::new(broker.clone()));
         tasks.spawn(outbox::relay(
@@ -105,14 +120,34 @@ impl Application {
         }
         let app = api::router(state.clone());
         let server_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let serve = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(async move { server_shutdown.wait().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "API server failed.");
+        let stopped = async move { server_shutdown.wait().await };
+        match &identity {
+            Some(identity) => {
+                let listener = TlsListener::new(listener, identity.config.clone())?;
+                tasks.spawn(async move {
+                    if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<PeerAddress>())
+                        .with_graceful_shutdown(stopped)
+                        .await
+                    {
+                        tracing::error!(error = %e, "API server failed.");
+                    }
+                });
             }
-        });
-        tracing::info!(instance = %state.site.instance, role = %state.role(), api = %address,
+            None => {
+                tasks.spawn(async move {
+                    if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<PeerAddress>())
+                        .with_graceful_shutdown(stopped)
+                        .await
+                    {
+                        tracing::error!(error = %e, "API server failed.");
+                    }
+                });
+            }
+        }
+        let fingerprint = identity.as_ref().map(|i| i.fingerprint.to_string());
+        let transport = if identity.is_some() { "https" } else { "http" };
+        tracing::info!(instance = %state.site.instance, role = %state.role(), api = %address, transport,
+                       fingerprint = fingerprint.as_deref().unwrap_or("-"),
                        namespace = state.site.topology.namespace(), "Rampart server started.");
         shutdown.wait().await;
         tracing::info!("Shutting down.");

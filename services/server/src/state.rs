@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
+use rampart_shared::tls::Fingerprint;
 use rampart_shared::{
     amqp::{
         consumer::{ConsumerMetrics, QueueSpec},
@@ -91,6 +92,8 @@ pub struct AppState {
     pub replication_metrics: Arc<ConsumerMetrics>,
     /// Faults a test can arm; none in normal operation (shared with the outbox relay).
     pub failpoints: Arc<Failpoints>,
+    /// SHA-256 of the API's TLS certificate; `None` when it serves plain HTTP.
+    pub api_fingerprint: Option<Fingerprint>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -116,6 +119,7 @@ impl AppState {
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
             replication_metrics: Arc::new(ConsumerMetrics::default()),
             failpoints: Arc::new(Failpoints::default()),
+            api_fingerprint: None,
         }
     }
 

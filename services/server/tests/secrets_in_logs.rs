@@ -184,7 +184,7 @@ async fn a_master_and_a_slave_at_debug_level_log_no_secret() {
             "<Server><Instance><Name>{name}</Name><Role>{role}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>4</PoolSize></Database>
                <Broker><Url>{AMQP_URL}</Url><Namespace>{namespace}</Namespace></Broker>
-               <Api><Listen>127.0.0.1:0</Listen><Token>{token}</Token></Api>{extra}
+               <Api><Listen>127.0.0.1:0</Listen><Token>{token}</Token><Plain>true</Plain><PlainRegistration>true</PlainRegistration></Api>{extra}
                <Log><Format>{format}</Format><Level>debug</Level></Log></Server>",
             database(db)
         )

@@ -6,8 +6,6 @@
 //! route declarations; `tests/tests/roles.rs` walks every route with every
 //! role on a master and a site).
 
-use std::net::SocketAddr;
-
 use axum::{
     extract::{ConnectInfo, MatchedPath, Request, State},
     http::{header, Method},
@@ -15,7 +13,7 @@ use axum::{
     response::Response,
 };
 
-use super::ApiError;
+use super::{ApiError, PeerAddress};
 use crate::{
     operators::{
         tokens::{self, Principal, TokenError},
@@ -145,7 +143,7 @@ impl From<TokenError> for ApiError {
 pub struct ClientAddress(pub Option<String>);
 
 fn client_address(request: &Request) -> Option<String> {
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+    request.extensions().get::<ConnectInfo<PeerAddress>>().map(|c| c.0 .0.ip().to_string())
 }
 
 /// The layer in front of every `/api` route (a `route_layer`, so after routing).

@@ -82,6 +82,7 @@ impl From<RegistrationError> for ApiError {
             RegistrationError::Database(e) | RegistrationError::Token(TokenError::Database(e)) => e.into(),
             RegistrationError::Pool(e) => e.into(),
             RegistrationError::Token(e) => Self::Forbidden(e.to_string()),
+            RegistrationError::PlainRefused => Self::Forbidden(e.to_string()),
             RegistrationError::Invalid(m) => Self::Invalid(m),
             RegistrationError::Broker(_) => Self::Unavailable(e.to_string()),
             RegistrationError::NoMasterKey => Self::Internal(e.into()),
@@ -121,7 +122,7 @@ async fn create_token(
             tokens::MAX_LIFETIME_SECONDS
         )));
     }
-    let issued = tokens::create(&state.pool.get().await?, lifetime).await?;
+    let issued = tokens::create(&state.pool.get().await?, lifetime, state.api_fingerprint).await?;
     tracing::info!(token_id = %issued.id, expires_at = %issued.expires_at, "Created a registration token.");
     Ok((StatusCode::CREATED, Json(issued)))
 }

@@ -14,6 +14,7 @@ mod consolidated;
 mod fanout;
 mod fleet;
 mod hierarchy;
+mod listener;
 mod metrics;
 mod operators;
 mod policies;
@@ -31,6 +32,7 @@ use axum::{
     Router,
 };
 
+pub use listener::{PeerAddress, TlsListener};
 pub use rampart_http::{ApiError, ApiResult, Body, Params};
 
 use crate::{

@@ -24,6 +24,10 @@ pub struct Health {
     pub instance: String,
     pub role: Role,
     pub status: &'static str,
+    /// SHA-256 of the API's TLS certificate (64 hex digits); absent when
+    /// the server serves plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 /// The status of a stand-alone or slave.
@@ -125,7 +129,12 @@ impl ConsumerCounts {
 
 /// `/health` of this server.
 pub fn health(state: &AppState) -> Health {
-    Health { instance: state.site.instance.clone(), role: state.role(), status: "ok" }
+    Health {
+        instance: state.site.instance.clone(),
+        role: state.role(),
+        status: "ok",
+        tls_fingerprint: state.api_fingerprint.map(|f| f.to_string()),
+    }
 }
 
 /// The status of this stand-alone or slave.

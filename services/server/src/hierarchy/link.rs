@@ -2,7 +2,10 @@
 //!
 //! `register` calls the master's `POST /api/slaves/register` on its :7073
 //! API with the operator's token and stores the keys it gets back; only then
-//! is this server a slave. `leave` turns a slave back into a stand-alone in
+//! is this server a slave. The call goes over TLS to the one certificate
+//! whose fingerprint the token carries (plain HTTP only when the token has
+//! none and `<Api><PlainRegistration>` allows it), so a man in the middle
+//! sees neither the token nor the keys. `leave` turns a slave back into a stand-alone in
 //! one transaction: master policies go (endpoints fall back to local ones),
 //! open master tasks are cancelled on the endpoints and reported cancelled,
 //! and a signed `slave.unregistered` is queued for the master.
@@ -15,11 +18,12 @@ use rampart_shared::{
     db::CachedStatements,
     hierarchy::{RegisterRequest, RegisterResponse, SlaveReport, Unregistered, REGISTER_PATH},
     signing::SigningKey,
+    tls::{Fingerprint, PinnedVerifier},
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{reporter, MasterLink};
+use super::{reporter, tokens, MasterLink};
 use crate::{outbox, policies, role::Role, state::AppState, tasks};
 
 /// Why registering to a master, or leaving it, did not happen.
@@ -101,15 +105,21 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
             "token is required (create one on the master with `rampartctl token create`)".into(),
         ));
     }
+    let presented = tokens::split(token).map_err(LinkError::Invalid)?;
+    let pin = match presented.fingerprint {
+        Some(fingerprint) => Some(fingerprint),
+        None if state.settings.tls.plain_registration => None,
+        None => return Err(LinkError::Invalid(UNPINNED_TOKEN.into())),
+    };
     let heartbeat = reporter::heartbeat(&state.pool.get().await?).await?;
     let request = RegisterRequest {
-        token: token.trim().to_owned(),
+        token: presented.secret.to_owned(),
         slave_id: state.site.instance.clone(),
         namespace: state.site.topology.namespace().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         heartbeat,
     };
-    let answer = call_master(&address, &request).await?;
+    let answer = call_master(&address, pin, &request).await?;
     let (Some(slave_key), Some(command_key)) =
         (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key))
     else {
@@ -139,13 +149,37 @@ fn accepted_but(master: &str, me: &str, cause: tokio_postgres::Error) -> LinkErr
     LinkError::AcceptedNotRecorded { master_id: master.to_owned(), slave_id: me.to_owned(), cause }
 }
 
-async fn call_master(address: &str, request: &RegisterRequest) -> Result<RegisterResponse, LinkError> {
-    let http =
-        reqwest::Client::builder().timeout(REGISTER_TIMEOUT).build().map_err(|e| LinkError::Client(e.to_string()))?;
-    let url = format!("http://{address}{REGISTER_PATH}");
+/// Why a token without a fingerprint is refused where plain registration is not allowed.
+const UNPINNED_TOKEN: &str = "this registration token carries no fingerprint of the master's certificate (it was \
+     made by an older version or by a master serving plain HTTP), so the master could not be verified: make a new \
+     token on the master with `rampartctl token create`; registering over plain HTTP needs \
+     <Api><PlainRegistration>true</PlainRegistration> on both servers";
+
+/// Sends the registration over TLS to the certificate `pin`, or over plain
+/// HTTP without one.
+async fn call_master(
+    address: &str,
+    pin: Option<Fingerprint>,
+    request: &RegisterRequest,
+) -> Result<RegisterResponse, LinkError> {
+    let builder = reqwest::Client::builder().timeout(REGISTER_TIMEOUT);
+    let verifier = pin.map(PinnedVerifier::pinned);
+    let (builder, url) = match &verifier {
+        Some(verifier) => {
+            (builder.use_preconfigured_tls(verifier.client_config()), format!("https://{address}{REGISTER_PATH}"))
+        }
+        None => (builder, format!("http://{address}{REGISTER_PATH}")),
+    };
+    let http = builder.build().map_err(|e| LinkError::Client(e.to_string()))?;
     let response =
-        http.post(&url).json(request).send().await.map_err(|e| {
-            LinkError::MasterUnusable(format!("cannot reach the master at {address}: {}", root_cause(&e)))
+        http.post(&url).json(request).send().await.map_err(|e| match verifier.and_then(|v| v.mismatch()) {
+            Some(m) => LinkError::MasterUnusable(format!(
+                "the server at {address} presented a certificate with fingerprint {}, but the registration token \
+             expects {}: nothing was sent (a man in the middle, or a master whose certificate changed since \
+             the token was made: then make a new token)",
+                m.presented, m.expected
+            )),
+            None => LinkError::MasterUnusable(format!("cannot reach the master at {address}: {}", root_cause(&e))),
         })?;
     let status = response.status();
     let body = read_answer(address, response).await?;

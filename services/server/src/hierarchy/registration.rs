@@ -41,6 +41,11 @@ pub enum RegistrationError {
     Token(#[from] tokens::TokenError),
     #[error("the broker is unavailable: {0}")]
     Broker(String),
+    #[error(
+        "this master serves plain HTTP and does not take registrations over it (the slave's keys would cross the \
+         network in clear): serve TLS, or set <Api><PlainRegistration>true</PlainRegistration> on both servers"
+    )]
+    PlainRefused,
     #[error("this master has no key (instance.master_key is empty)")]
     NoMasterKey,
     #[error(transparent)]
@@ -55,6 +60,9 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     let role = state.role();
     if role != Role::Master {
         return Err(RegistrationError::NotAMaster { instance: state.site.instance.clone(), role });
+    }
+    if state.api_fingerprint.is_none() && !state.settings.tls.plain_registration {
+        return Err(RegistrationError::PlainRefused);
     }
     let slave = NameSegment::parse(request.slave_id.trim())
         .map_err(|e| RegistrationError::Invalid(format!("slave_id {e}")))?

@@ -3,10 +3,15 @@
 //!
 //! Only a SHA-256 of each token is stored, so a copy of the master's
 //! database holds no usable token.
+//!
+//! A token made on a master that serves TLS reads `rrt_<secret>.<fingerprint>`:
+//! the SHA-256 fingerprint of the master's API certificate rides along, so
+//! the registering server connects only to the holder of that certificate.
+//! Only `rrt_<secret>` is sent to the master and checked there.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use rampart_shared::signing::encode_hex;
+use rampart_shared::{signing::encode_hex, tls::Fingerprint};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -55,24 +60,57 @@ fn hash(token: &str) -> String {
     encode_hex(&Sha256::digest(token.trim().as_bytes()))
 }
 
-/// Creates a token valid for `lifetime_seconds`.
-pub async fn create<C: GenericClient>(client: &C, lifetime_seconds: u64) -> Result<IssuedToken, tokio_postgres::Error> {
-    let token = format!("{PREFIX}{}", rampart_shared::signing::SigningKey::generate().to_hex());
+/// A token as the operator pastes it: the secret the master checks, and the
+/// fingerprint of the master's certificate (absent in a token of a master
+/// that serves plain HTTP, or of an older version).
+#[derive(Debug, PartialEq, Eq)]
+pub struct PresentedToken<'a> {
+    pub secret: &'a str,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// Splits a pasted token; `Err` says what is wrong with it.
+pub fn split(token: &str) -> Result<PresentedToken<'_>, String> {
+    let token = token.trim();
+    match token.split_once('.') {
+        None => Ok(PresentedToken { secret: token, fingerprint: None }),
+        Some((secret, fingerprint)) => match Fingerprint::parse(fingerprint) {
+            Some(fingerprint) => Ok(PresentedToken { secret, fingerprint: Some(fingerprint) }),
+            None => Err("the registration token is damaged: what follows its '.' is not a certificate fingerprint \
+                         (64 hex digits); copy it again, whole"
+                .into()),
+        },
+    }
+}
+
+/// Creates a token valid for `lifetime_seconds`, carrying `fingerprint`
+/// (the master's API certificate) when it serves TLS.
+pub async fn create<C: GenericClient>(
+    client: &C,
+    lifetime_seconds: u64,
+    fingerprint: Option<Fingerprint>,
+) -> Result<IssuedToken, tokio_postgres::Error> {
+    let secret = format!("{PREFIX}{}", rampart_shared::signing::SigningKey::generate().to_hex());
     let id = Uuid::new_v4();
     let seconds = i64::try_from(lifetime_seconds).unwrap_or(i64::MAX);
     let row = client
         .query_one(
             "INSERT INTO registration_tokens (id, token_hash, expires_at)
              VALUES ($1, $2, now() + make_interval(secs => $3::bigint)) RETURNING expires_at",
-            &[&id, &hash(&token), &seconds],
+            &[&id, &hash(&secret), &seconds],
         )
         .await?;
+    let token = match fingerprint {
+        Some(fingerprint) => format!("{secret}.{fingerprint}"),
+        None => secret,
+    };
     Ok(IssuedToken { id, token, expires_at: row.get(0) })
 }
 
 /// Checks `token` and marks it used by `slave`, inside the caller's
 /// transaction (so a refused registration leaves it unused).
 pub async fn consume<C: GenericClient>(client: &C, token: &str, slave: &str) -> Result<(), TokenError> {
+    let token = split(token).map(|t| t.secret).unwrap_or(token);
     let Some(row) = client
         .query_opt(
             "SELECT id, expires_at, used_at, used_by, expires_at <= now() FROM registration_tokens
@@ -129,6 +167,15 @@ mod tests {
     fn hashes_ignore_surrounding_whitespace_only() {
         assert_eq!(hash("rrt_abc"), hash(" rrt_abc\n"));
         assert_ne!(hash("rrt_abc"), hash("rrt_abd"));
+    }
+
+    #[test]
+    fn a_token_splits_into_secret_and_fingerprint() {
+        let fingerprint = Fingerprint::of(b"master certificate");
+        let pasted = format!(" rrt_abc.{fingerprint}\n");
+        assert_eq!(split(&pasted).unwrap(), PresentedToken { secret: "rrt_abc", fingerprint: Some(fingerprint) });
+        assert_eq!(split("rrt_abc").unwrap(), PresentedToken { secret: "rrt_abc", fingerprint: None });
+        assert!(split("rrt_abc.123").unwrap_err().contains("damaged"));
         assert_eq!(hash("x").len(), 64);
     }
 }
