@@ -31,3 +31,4 @@ mod publisher;
 mod replication;
 mod reports;
 mod scheduled_reports;
+mod signed_commands;

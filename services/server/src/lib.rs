@@ -27,6 +27,7 @@
 //! * [`tasks`]: tasks on endpoints (sites) and on slaves (masters).
 //! * [`owner`]: whether a policy or task is local or the master's.
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
+//! * [`site_key`]: the site's command key, which seals every endpoint command.
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
 //! * [`api`]: the HTTP API on port 7073.
@@ -51,6 +52,7 @@ pub mod reports;
 pub mod role;
 pub mod security;
 pub mod settings_store;
+pub mod site_key;
 pub mod startup;
 pub mod state;
 pub mod tasks;

@@ -11,4 +11,5 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "report_due", sql: include_str!("../migrations/0006_report_due.sql") },
     Migration { version: 7, name: "refused_messages", sql: include_str!("../migrations/0007_refused_messages.sql") },
     Migration { version: 8, name: "heartbeat_order", sql: include_str!("../migrations/0008_heartbeat_order.sql") },
+    Migration { version: 9, name: "site_key", sql: include_str!("../migrations/0009_site_key.sql") },
 ];
