@@ -124,8 +124,7 @@ async fn an_agent_applies_only_what_its_site_sealed_once_and_in_time() {
     // The attacks, on the same exchange and routing key as the site's.
     let (exchange, key) = (site.topology().agents_exchange(), Topology::endpoint_key(&site.options.instance, TARGET));
     let instance = site.options.instance.as_str();
-    let mut unsigned = Outgoing::envelope(exchange.clone(), key.clone(), &attack(instance), None);
-    unsigned.properties = attack(instance).properties(None);
+    let unsigned = Outgoing::envelope(exchange.clone(), key.clone(), &attack(instance), None);
     let other_key = SiteKey::generate();
     let in_time = Utc::now() + COMMAND_VALIDITY;
     let forged = Outgoing::sealed_command(exchange.clone(), key.clone(), &attack(instance), &other_key, in_time);
