@@ -78,6 +78,12 @@ pub enum Rejection {
     BadSignature,
     #[error("sender '{0}' is not allowed here")]
     UnknownSender(String),
+    /// An endpoint command whose site seal does not hold (see [`crate::site_key`]).
+    #[error(transparent)]
+    Seal(#[from] crate::site_key::SealError),
+    /// An endpoint command accepted once already.
+    #[error("command {0} was accepted before (replayed)")]
+    Replayed(Uuid),
 }
 
 impl Envelope {

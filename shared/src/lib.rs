@@ -23,6 +23,8 @@
 //! * [`db`]: the PostgreSQL pool with sane timeouts and the migration runner.
 //! * [`license`]: Ed25519-signed license keys (seats + expiry).
 //! * [`signing`]: HMAC-SHA256 signatures of message bodies.
+//! * [`site_key`]: the site's Ed25519 seals on the commands it sends its
+//!   endpoints, with an expiry.
 //! * [`process`]: a service's `main`: `check-config`, logging, serving until
 //!   a signal, exit codes.
 //! * [`telemetry`] and [`shutdown`]: logging setup and the one shutdown path.
@@ -43,6 +45,7 @@ pub mod secret;
 pub mod service_config;
 pub mod shutdown;
 pub mod signing;
+pub mod site_key;
 pub mod telemetry;
 pub mod tls;
 pub mod topology;

@@ -364,6 +364,8 @@ where
 /// A simulated fleet running in process against a test server.
 pub struct TestAgent {
     pub queue: String,
+    /// Commands the agent refused, by reason.
+    pub refusals: Arc<rampart_agent::trust::CommandRefusals>,
     shutdown: Shutdown,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -381,11 +383,13 @@ impl TestAgent {
         settings.detections_per_hour = 0.0;
         settings.scan_duration = Duration::from_millis(200);
         settings.heartbeat_interval = Duration::from_secs(30);
+        settings.site_key = Some(server.state.site.command_key.public());
         tune(&mut settings);
         let queue = server.topology().agent_queue(server.options.instance.as_str(), settings.name.as_str());
         let shutdown = Shutdown::new();
-        let handle = tokio::spawn(rampart_agent::run(settings, shutdown.clone()));
-        Self { queue, shutdown, handle }
+        let refusals = Arc::default();
+        let handle = tokio::spawn(rampart_agent::run_with(settings, shutdown.clone(), Arc::clone(&refusals)));
+        Self { queue, refusals, shutdown, handle }
     }
 
     pub async fn stop(self) -> String {

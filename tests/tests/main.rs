@@ -34,4 +34,5 @@ mod publisher;
 mod replication;
 mod reports;
 mod scheduled_reports;
+mod signed_commands;
 mod tls;

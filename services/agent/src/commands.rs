@@ -3,22 +3,27 @@
 //!
 //! [`CommandHandler::decode`] checks the envelope, decodes the command by
 //! kind and reads the addressed endpoint from the routing key (tasks,
-//! policies and cancellations name no endpoint in their body). `apply` does
+//! policies and cancellations name no endpoint in their body); last, it
+//! checks that the site sealed the command, that it is fresh and that it
+//! was not accepted before ([`CommandTrust`]). `apply` does
 //! no work itself: it hands the batch to the fleet loop, which owns every
 //! computer's state, and returns. Commands for computers this process does
 //! not simulate are dropped there: several fleet processes may share a site,
 //! and each of them receives every command of that site.
 
+use chrono::Utc;
 use lapin::message::Delivery;
 use rampart_shared::{
     amqp::consumer::{ApplyError, BatchHandler},
-    envelope::Rejection,
+    envelope::{header_str, Rejection, SIGNATURE_HEADER},
     messages::EndpointCommand,
     topology::{NameSegment, Topology},
     Envelope,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use crate::trust::CommandTrust;
 
 /// A command and the endpoint it is addressed to.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,11 +44,13 @@ pub struct CommandHandler {
     /// Bounded, so a stalled fleet loop holds the consumer back instead of
     /// piling up commands in memory.
     fleet: mpsc::Sender<Vec<RoutedCommand>>,
+    /// The site's seal, expiry and replay checks.
+    trust: CommandTrust,
 }
 
 impl CommandHandler {
-    pub fn new(site: &NameSegment, fleet: mpsc::Sender<Vec<RoutedCommand>>) -> Self {
-        Self { key_prefix: Topology::endpoint_key(site.as_str(), ""), fleet }
+    pub fn new(site: &NameSegment, fleet: mpsc::Sender<Vec<RoutedCommand>>, trust: CommandTrust) -> Self {
+        Self { key_prefix: Topology::endpoint_key(site.as_str(), ""), fleet, trust }
     }
 }
 
@@ -60,6 +67,8 @@ impl BatchHandler for CommandHandler {
                 delivery.routing_key
             ))
         })?;
+        let seal = header_str(&delivery.properties, SIGNATURE_HEADER);
+        self.trust.check(envelope.id, delivery.routing_key.as_str(), &delivery.data, seal, Utc::now())?;
         Ok(RoutedCommand { endpoint_id: endpoint_id.to_owned(), command, message_id: envelope.id })
     }
 
@@ -77,16 +86,29 @@ fn addressee<'a>(prefix: &str, routing_key: &'a str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_shared::messages::{kind, CancelTask, EndpointTask, TaskKind};
+    use std::sync::{Arc, LazyLock};
+
+    use rampart_shared::{
+        messages::{kind, CancelTask, EndpointTask, TaskKind},
+        site_key::{SealError, SiteKey},
+    };
+
+    use crate::trust::CommandRefusals;
+
+    static SITE: LazyLock<SiteKey> = LazyLock::new(SiteKey::generate);
 
     fn handler() -> (CommandHandler, mpsc::Receiver<Vec<RoutedCommand>>) {
         let (tx, rx) = mpsc::channel(4);
-        (CommandHandler::new(&NameSegment::parse("paris").unwrap(), tx), rx)
+        let trust = CommandTrust::new(Some(SITE.public()), Arc::new(CommandRefusals::default()));
+        (CommandHandler::new(&NameSegment::parse("paris").unwrap(), tx, trust), rx)
     }
 
+    /// `envelope` published with `routing_key`, sealed by [`SITE`].
     fn delivery(routing_key: &str, envelope: &Envelope) -> Delivery {
-        let mut d = Delivery::mock(1, "rampart.agents".into(), routing_key.into(), false, envelope.to_bytes());
-        d.properties = envelope.properties(None);
+        let payload = envelope.to_bytes();
+        let seal = SITE.seal_now(routing_key, &payload);
+        let mut d = Delivery::mock(1, "rampart.agents".into(), routing_key.into(), false, payload);
+        d.properties = envelope.properties(Some(seal));
         d
     }
 
@@ -98,6 +120,19 @@ mod tests {
         let key = Topology::endpoint_key("paris", "sim1-00007");
         let routed = handler.decode(&delivery(&key, &envelope)).unwrap();
         assert_eq!(routed, RoutedCommand { endpoint_id: "sim1-00007".into(), command, message_id: envelope.id });
+    }
+
+    #[test]
+    fn refuses_unsealed_and_replayed_commands() {
+        let (handler, _rx) = handler();
+        let key = Topology::endpoint_key("paris", "sim1-00007");
+        let envelope = EndpointCommand::Cancel(CancelTask { task_id: Uuid::new_v4() }).to_envelope("paris", 1);
+        let mut unsigned = delivery(&key, &envelope);
+        unsigned.properties = envelope.properties(None);
+        assert_eq!(handler.decode(&unsigned).unwrap_err(), Rejection::Seal(SealError::Unsigned));
+        let sealed = delivery(&key, &envelope);
+        assert!(handler.decode(&sealed).is_ok());
+        assert_eq!(handler.decode(&sealed).unwrap_err(), Rejection::Replayed(envelope.id));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   unit-tested without a broker or a clock.
 //! * [`commands`]: the consumer side: decodes the commands of this
 //!   process's queue and hands them to the fleet loop.
+//! * [`trust`]: the site's seal on every command, its expiry, and the
+//!   memory of accepted commands that refuses replays; refusals counted.
 //! * [`outbox`]: batches of confirmed publishes to the site exchange, with
 //!   retry of events and de-duplicated heartbeats.
 //! * [`run()`]: the wiring: connect, declare, consume, one loop that ticks.
@@ -24,6 +26,7 @@ pub mod fleet;
 pub mod outbox;
 pub mod run;
 pub mod settings;
+pub mod trust;
 
-pub use run::run;
+pub use run::{run, run_with};
 pub use settings::AgentSettings;

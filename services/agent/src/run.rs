@@ -30,6 +30,7 @@ use crate::{
     fleet::{Fleet, FleetConfig, Moment},
     outbox::Outbox,
     settings::AgentSettings,
+    trust::{CommandRefusals, CommandTrust},
 };
 
 /// How often the fleet advances time (heartbeats due, scans finished).
@@ -47,6 +48,15 @@ const REDECLARE_EVERY: Duration = Duration::from_secs(30);
 /// Runs the fleet until `shutdown` is triggered. Broker failures are waited
 /// out (with back-off), never fatal.
 pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_with(settings, shutdown, Arc::default()).await
+}
+
+/// [`run`], counting refused commands in `refusals` (a test reads them).
+pub async fn run_with(
+    settings: AgentSettings,
+    shutdown: Shutdown,
+    refusals: Arc<CommandRefusals>,
+) -> anyhow::Result<()> {
     settings.validate().context("Invalid agent settings")?;
     let topology = Topology::new(&settings.namespace);
     let connection_name = format!("rampart-agent {}", settings.name);
@@ -62,6 +72,10 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
         seed = settings.seed,
         "Starting the agent fleet."
     );
+    match &settings.site_key {
+        Some(key) => tracing::info!(fingerprint = key.fingerprint(), "Commands must be sealed by the site's key."),
+        None => tracing::warn!("No site key (--site-key): every command from the site will be refused."),
+    }
     // The command queue, as this process declares it and the consumer
     // declares it again on every reconnect.
     let spec = QueueSpec {
@@ -88,7 +102,11 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
             concurrency: 1,
             declare: Some(spec),
         },
-        Arc::new(CommandHandler::new(&settings.site, commands_tx)),
+        Arc::new(CommandHandler::new(
+            &settings.site,
+            commands_tx,
+            CommandTrust::new(settings.site_key, refusals.clone()),
+        )),
         consumer_metrics.clone(),
         shutdown.clone(),
     ));
@@ -102,6 +120,7 @@ pub async fn run(settings: AgentSettings, shutdown: Shutdown) -> anyhow::Result<
         started: Instant::now(),
         summary_interval: settings.summary_interval,
         consumer_metrics,
+        refusals,
     };
     fleet_loop.run(commands_rx, &shutdown).await;
 
@@ -166,6 +185,8 @@ struct FleetLoop {
     started: Instant,
     summary_interval: Duration,
     consumer_metrics: Arc<ConsumerMetrics>,
+    /// Commands refused as unsigned, wrongly signed, replayed or stale.
+    refusals: Arc<CommandRefusals>,
 }
 
 impl FleetLoop {
@@ -229,6 +250,7 @@ impl FleetLoop {
     fn log_summary(&self, message: &str) {
         let fleet = self.fleet.stats();
         let outbox = self.outbox.stats();
+        let (unsigned, bad_signature, replayed, stale) = self.refusals.snapshot();
         tracing::info!(
             endpoints = self.fleet.endpoints().len(),
             unmanaged = self.fleet.unmanaged().len(),
@@ -245,6 +267,10 @@ impl FleetLoop {
             deployments = fleet.deployments,
             commands = self.consumer_metrics.applied.load(std::sync::atomic::Ordering::Relaxed),
             dead_lettered = self.consumer_metrics.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
+            refused_unsigned = unsigned,
+            refused_bad_signature = bad_signature,
+            refused_replayed = replayed,
+            refused_stale = stale,
             "{message}"
         );
     }

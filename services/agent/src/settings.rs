@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use rampart_shared::{telemetry::LogFormat, topology::NameSegment, Secret};
+use rampart_shared::{site_key::SitePublicKey, telemetry::LogFormat, topology::NameSegment, Secret};
 
 use crate::computer;
 
@@ -20,6 +20,7 @@ pub const ENV_ENDPOINTS: &str = "RAMPART_AGENT_ENDPOINTS";
 pub const ENV_SEED: &str = "RAMPART_AGENT_SEED";
 pub const ENV_NAME: &str = "RAMPART_AGENT_NAME";
 pub const ENV_LOG_FORMAT: &str = "RAMPART_LOG_FORMAT";
+pub const ENV_SITE_KEY: &str = "RAMPART_SITE_KEY";
 
 /// The broker every local stack runs (RabbitMQ's own default account).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -50,6 +51,11 @@ pub struct Cli {
     /// Instance id of the site server these endpoints report to.
     #[arg(long, env = ENV_SITE, value_parser = parse_segment)]
     pub site: NameSegment,
+    /// The site's public command key (`GET /api/site-key`, `rampartctl
+    /// site-key`): 64 hex digits, or a file holding them. Without it every
+    /// command is refused.
+    #[arg(long, env = ENV_SITE_KEY, value_parser = parse_site_key)]
+    pub site_key: Option<SitePublicKey>,
     /// How many managed endpoints to simulate.
     #[arg(long, env = ENV_ENDPOINTS, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ENDPOINTS)))]
     pub endpoints: u32,
@@ -83,6 +89,8 @@ pub struct AgentSettings {
     pub namespace: NameSegment,
     /// Instance id of the site server; part of every routing key.
     pub site: NameSegment,
+    /// Verifies the site's seal on every command; `None` refuses them all.
+    pub site_key: Option<SitePublicKey>,
     /// Prefix of every endpoint id and the suffix of this process's queue, so
     /// several fleet processes can share one site.
     pub name: NameSegment,
@@ -114,6 +122,7 @@ impl AgentSettings {
             amqp_url: Secret::new(amqp_url.into()),
             namespace,
             site,
+            site_key: None,
             name: default_name(seed),
             endpoints,
             seed,
@@ -183,6 +192,7 @@ impl Cli {
             amqp_url,
             namespace: self.namespace,
             site: self.site,
+            site_key: self.site_key,
             name: self.name.unwrap_or_else(|| default_name(self.seed)),
             endpoints: self.endpoints,
             seed: self.seed,
@@ -206,6 +216,17 @@ fn default_name(seed: u64) -> NameSegment {
 
 fn parse_segment(value: &str) -> Result<NameSegment, String> {
     NameSegment::parse(value)
+}
+
+/// 64 hex digits, or the path of a file holding them.
+fn parse_site_key(value: &str) -> Result<SitePublicKey, String> {
+    if let Some(key) = SitePublicKey::from_hex(value) {
+        return Ok(key);
+    }
+    let text = std::fs::read_to_string(value)
+        .map_err(|e| format!("'{value}' is neither 64 hex digits nor a readable key file ({e})"))?;
+    SitePublicKey::from_hex(&text)
+        .ok_or_else(|| format!("{value}: the file does not hold 64 hex digits of an Ed25519 key"))
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -250,6 +271,18 @@ mod tests {
         assert!(parse(&["--endpoints", "100000"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());
         assert_eq!(parse(&["--log-format", "json"]).unwrap().log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_site_key_is_hex_or_a_file() {
+        let key = rampart_shared::site_key::SiteKey::generate().public();
+        assert_eq!(parse(&["--site-key", &key.to_hex()]).unwrap().site_key, Some(key));
+        let file = std::env::temp_dir().join(format!("site-key-{}", std::process::id()));
+        std::fs::write(&file, format!("{}\n", key.to_hex())).unwrap();
+        assert_eq!(parse(&["--site-key", file.to_str().unwrap()]).unwrap().site_key, Some(key));
+        std::fs::remove_file(&file).unwrap();
+        assert!(parse(&["--site-key", "abcd"]).unwrap_err().contains("--site-key"));
+        assert_eq!(parse(&[]).unwrap().site_key, None);
     }
 
     #[test]

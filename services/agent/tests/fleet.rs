@@ -24,6 +24,7 @@ use rampart_shared::{
     messages::{
         AgentMessage, DeployAgent, EndpointCommand, EndpointPolicy, EndpointTask, PolicySettings, TaskKind, TaskState,
     },
+    site_key::{SiteKey, COMMAND_VALIDITY},
     topology::{self, NameSegment, Topology},
     Envelope, Secret, Shutdown,
 };
@@ -47,6 +48,8 @@ struct TestSite {
     /// Messages read but not yet asked for.
     backlog: Vec<AgentMessage>,
     seq: u64,
+    /// Seals the commands, as the site's command key does.
+    command_key: SiteKey,
 }
 
 impl TestSite {
@@ -79,6 +82,7 @@ impl TestSite {
             site,
             backlog: Vec::new(),
             seq: 0,
+            command_key: SiteKey::generate(),
         })
     }
 
@@ -93,12 +97,14 @@ impl TestSite {
     }
 
     fn agent_settings(&self, endpoints: u32) -> AgentSettings {
-        AgentSettings::new(
+        let mut settings = AgentSettings::new(
             AMQP_URL,
             NameSegment::parse(self.topology.namespace()).unwrap(),
             self.site.clone(),
             endpoints,
-        )
+        );
+        settings.site_key = Some(self.command_key.public());
+        settings
     }
 
     /// Reads the next message from the inbox, checks how it was routed and
@@ -155,7 +161,9 @@ impl TestSite {
         self.seq += 1;
         let envelope = command.to_envelope(self.site.as_str(), self.seq);
         let key = Topology::endpoint_key(self.site.as_str(), endpoint_id);
-        let outgoing = Outgoing::envelope(self.topology.agents_exchange(), key, &envelope, None);
+        let expires_at = chrono::Utc::now() + COMMAND_VALIDITY;
+        let outgoing =
+            Outgoing::sealed_command(self.topology.agents_exchange(), key, &envelope, &self.command_key, expires_at);
         self.publisher.publish(outgoing).await.context("publishing a command")
     }
 

@@ -65,6 +65,8 @@ pub enum Command {
     Health,
     /// Instance, role, version, endpoint counts, license and message counters.
     Status,
+    /// The site's public command key (hex), as an agent's `--site-key` takes it.
+    SiteKey,
     /// List, inspect and move endpoints (managed computers).
     #[command(subcommand)]
     Endpoints(endpoints::EndpointsCommand),

@@ -99,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Health => views::health(&session).await,
         Command::Status => views::status(&session).await,
+        Command::SiteKey => views::site_key(&session).await,
         Command::Endpoints(command) => endpoints::run(command, &session).await,
         Command::Groups(command) => groups::run(command, &session).await,
         Command::VirtualGroups(command) => virtual_groups::run(command, &session).await,

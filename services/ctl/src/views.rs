@@ -1,5 +1,5 @@
-//! Read-only views of a site: `health`, `status`, `dashboard`, `detections`
-//! and `audit` (the network audit). `tree` has its own module.
+//! Read-only views of a site: `health`, `status`, `site-key`, `dashboard`,
+//! `detections` and `audit` (the network audit). `tree` has its own module.
 //!
 //! The dashboard and the audit do not exist on a master; the server refuses
 //! them there and its message is printed as is.
@@ -34,13 +34,24 @@ pub async fn health(session: &Session) -> anyhow::Result<()> {
 
 pub async fn status(session: &Session) -> anyhow::Result<()> {
     let answer = session.client.get(&["api", "status"], &[]).await?;
+    // A site signs its endpoint commands; a master (or an older site) has no key to show.
+    let site_key = match answer.value["role"].as_str() {
+        Some("master") => None,
+        _ => session.client.get(&["api", "site-key"], &[]).await.ok(),
+    };
     session.print(&answer, |status| {
-        let mut text = render_status(status);
+        let mut text = render_status(status, site_key.as_ref().map(|k| &k.value));
         if let Some(fingerprint) = session.client.fingerprint() {
             text.push_str(&format!("TLS certificate  SHA-256 {fingerprint} (pinned)\n"));
         }
         text
     })
+}
+
+/// The public key agents verify the site's commands with, as `--site-key` takes it.
+pub async fn site_key(session: &Session) -> anyhow::Result<()> {
+    let answer = session.client.get(&["api", "site-key"], &[]).await?;
+    session.print(&answer, |k| format!("{}\n", text(&k["public_key"])))
 }
 
 pub async fn dashboard(session: &Session) -> anyhow::Result<()> {
@@ -104,7 +115,8 @@ fn endpoint_counts(e: &Value) -> String {
     )
 }
 
-fn render_status(s: &Value) -> String {
+/// The status, with the fingerprint of the site's command key when known.
+fn render_status(s: &Value, site_key: Option<&Value>) -> String {
     let is_master = s["role"].as_str() == Some("master");
     let endpoints = if s["endpoints"].is_object() { endpoint_counts(&s["endpoints"]) } else { "-".to_owned() };
     let license = match (&s["license"], is_master) {
@@ -150,6 +162,9 @@ fn render_status(s: &Value) -> String {
     if master.is_object() {
         let line = format!("{} at {}", text(&master["id"]), text(&master["address"]));
         pairs.insert(1, ("Master", line));
+    }
+    if let Some(key) = site_key {
+        pairs.push(("Site key", format!("{} {}", text(&key["algorithm"]), text(&key["fingerprint"]))));
     }
     details(&pairs)
 }
@@ -243,7 +258,7 @@ mod tests {
           "license": { "state": "valid", "seats": 1000, "used": 500, "expires_on": "2027-11-26" },
           "messages": { "applied": 12345, "dead_lettered": 2, "outbox_depth": 0 } });
         assert_eq!(
-            render_status(&answer),
+            render_status(&answer, None),
             "\
 Instance:   paris (standalone)
 Version:    0.1.0
@@ -257,17 +272,26 @@ Messages:   12345 applied, 2 dead-lettered, outbox depth 0
 
     #[test]
     fn a_slave_names_its_master() {
-        let out = render_status(&json!({"instance": "lyon", "role": "slave",
-            "master": {"id": "hq", "address": "hq.example:7073"}}));
+        let out = render_status(
+            &json!({"instance": "lyon", "role": "slave", "master": {"id": "hq", "address": "hq.example:7073"}}),
+            None,
+        );
         assert!(out.starts_with("Instance:   lyon (slave)\nMaster:     hq at hq.example:7073\n"), "{out}");
-        let standalone = render_status(&json!({"instance": "paris", "master": null}));
+        let standalone = render_status(&json!({"instance": "paris", "master": null}), None);
         assert!(!standalone.contains("Master"), "{standalone}");
     }
 
     #[test]
     fn a_master_needs_no_license() {
-        let out = render_status(&json!({"instance": "hq", "role": "master", "license": null}));
+        let out = render_status(&json!({"instance": "hq", "role": "master", "license": null}), None);
         assert!(out.contains("License:    not needed on a master\n"), "{out}");
+    }
+
+    #[test]
+    fn a_site_shows_the_fingerprint_of_its_command_key() {
+        let key = json!({"algorithm": "ed25519", "public_key": "ab", "fingerprint": "1a2b:3c4d"});
+        let out = render_status(&json!({"instance": "paris", "role": "standalone"}), Some(&key));
+        assert!(out.ends_with("Site key:   ed25519 1a2b:3c4d\n"), "{out}");
     }
 
     #[test]

@@ -44,7 +44,12 @@ async fn an_operator_builds_a_hierarchy_with_rampartctl() {
 
     let left = ctl(&slave, &["unregister"]).await;
     assert!(left.status.success(), "{}", stderr(&left));
-    assert!(stdout(&ctl(&slave, &["status"]).await).contains("standalone"));
+    let status = stdout(&ctl(&slave, &["status"]).await);
+    assert!(status.contains("standalone"), "{status}");
+    // A site shows the fingerprint of the key its agents verify commands with, and prints the key.
+    let key = slave.state.site.command_key.public();
+    assert!(status.contains(&format!("Site key:   ed25519 {}\n", key.fingerprint())), "{status}");
+    assert_eq!(stdout(&ctl(&slave, &["site-key"]).await), format!("{}\n", key.to_hex()));
 
     slave.stop(&[]).await;
     master.stop(&[]).await;

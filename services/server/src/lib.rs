@@ -29,6 +29,7 @@
 //! * [`settings_store`]: operator settings (auto-deploy, e-mail).
 //! * [`email_settings`]: the SMTP relay and recipients of report mail,
 //!   checked and kept in the settings store.
+//! * [`site_key`]: the site's command key, which seals every endpoint command.
 //! * [`mail`]: sending reports by e-mail (SMTP).
 //! * [`role`]: roles and the features a master does not have.
 //! * [`operators`]: operator accounts and roles, API tokens, sign-in, the
@@ -57,6 +58,7 @@ pub mod reports;
 pub mod role;
 pub mod security;
 pub mod settings_store;
+pub mod site_key;
 pub mod startup;
 pub mod state;
 pub mod tasks;

@@ -14,6 +14,7 @@ use rampart_shared::{
     db::CachedStatements,
     envelope,
     signing::SigningKey,
+    site_key::SiteKey,
     Envelope, Shutdown,
 };
 use tokio::time::Instant;
@@ -26,8 +27,27 @@ pub struct Command {
     pub exchange: String,
     pub routing_key: String,
     pub envelope: Envelope,
-    /// Key to sign the exact published bytes with (master <-> slave traffic).
-    pub signer: Option<SigningKey>,
+    /// How to sign the exact published bytes, if at all.
+    pub signer: Option<Signer>,
+}
+
+/// How a queued command is signed.
+#[derive(Clone, Debug)]
+pub enum Signer {
+    /// HMAC with a key shared with the peer (master <-> slave traffic, events).
+    Shared(SigningKey),
+    /// The site's Ed25519 command key, with an expiry (commands to endpoints).
+    Site(Arc<SiteKey>),
+}
+
+impl Signer {
+    /// The signature header's value for `payload` published with `routing_key`.
+    fn sign(&self, routing_key: &str, payload: &[u8]) -> String {
+        match self {
+            Self::Shared(key) => key.sign(payload),
+            Self::Site(key) => key.seal_now(routing_key, payload),
+        }
+    }
 }
 
 /// Queues commands inside the caller's transaction (`tx` must be one). Each envelope gets its
@@ -55,7 +75,7 @@ pub async fn enqueue<C: GenericClient>(tx: &C, commands: &[Command]) -> Result<(
         let mut envelope = command.envelope.clone();
         envelope.seq = *id as u64;
         let payload = envelope.to_bytes();
-        signatures.push(command.signer.as_ref().map(|k| k.sign(&payload)));
+        signatures.push(command.signer.as_ref().map(|s| s.sign(&command.routing_key, &payload)));
         exchanges.push(command.exchange.as_str());
         keys.push(command.routing_key.as_str());
         message_ids.push(envelope.id);

@@ -23,6 +23,7 @@ use crate::{
     hierarchy::{self, Keyring},
     licensing, migrations, outbox, reports,
     role::Role,
+    site_key,
     state::{AppState, OwnedQueue, SharedState, Site},
     tls::{self, ServerIdentity, Transport},
 };
@@ -66,6 +67,10 @@ impl Application {
                 Some(identity)
             }
         };
+        let command_key = {
+            let client = pool.get().await.context("Failed to get a database connection")?;
+            site_key::ensure(&client).await.context("Failed to load the site's command key")?
+        };
         if let Some(key) = &settings.license_key {
             install_configured_license(&pool, key.expose()).await?;
         }
@@ -76,7 +81,11 @@ impl Application {
                 .await
                 .context("Failed to connect to the broker")?,
         );
-        let site = Site { instance: settings.instance.to_string(), topology: topology.clone() };
+        let site = Site {
+            instance: settings.instance.to_string(),
+            topology: topology.clone(),
+            command_key: Arc::new(command_key),
+        };
         let publishes_events = settings.reports.event_key.is_some();
         declare_topology(&broker, &site, role, publishes_events)
             .await

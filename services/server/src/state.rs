@@ -10,11 +10,19 @@ use rampart_shared::{
         Broker,
     },
     messages::EndpointCommand,
+    site_key::SiteKey,
     topology::Topology,
 };
 use tokio::sync::watch;
 
-use crate::{config::Settings, failpoints::Failpoints, hierarchy::Keyring, outbox::Command, role::Role, wakes::Wakes};
+use crate::{
+    config::Settings,
+    failpoints::Failpoints,
+    hierarchy::Keyring,
+    outbox::{Command, Signer},
+    role::Role,
+    wakes::Wakes,
+};
 
 /// This server's identity on the broker.
 #[derive(Clone, Debug)]
@@ -22,6 +30,8 @@ pub struct Site {
     /// Instance id: the `<Name>` of server.xml, used in routing keys.
     pub instance: String,
     pub topology: Topology,
+    /// Signs every command to this site's endpoints (`crate::site_key`).
+    pub command_key: Arc<SiteKey>,
 }
 
 /// A queue this server owns and consumes: its name and how it is declared
@@ -61,13 +71,14 @@ impl Site {
         self.owned(t.report_events_queue(), t.events_exchange(), Topology::REPORT_BINDING.to_owned())
     }
 
-    /// A command for one endpoint (or discovered computer), ready for the outbox.
+    /// A command for one endpoint (or discovered computer), ready for the
+    /// outbox, sealed with the site's command key.
     pub fn endpoint_command(&self, endpoint_id: &str, command: &EndpointCommand) -> Command {
         Command {
             exchange: self.topology.agents_exchange(),
             routing_key: Topology::endpoint_key(&self.instance, endpoint_id),
             envelope: command.to_envelope(&self.instance, 0),
-            signer: None,
+            signer: Some(Signer::Site(self.command_key.clone())),
         }
     }
 }

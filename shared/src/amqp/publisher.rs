@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use super::{bounded, close_channel, AmqpError, Broker, Result, BROKER_TIMEOUT};
 use crate::envelope::Envelope;
 use crate::signing::SigningKey;
+use crate::site_key::SiteKey;
 
 /// One message to publish.
 #[derive(Clone, Debug)]
@@ -24,6 +25,21 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// An endpoint command sealed with the site's key, valid until
+    /// `expires_at` (see [`crate::site_key`]).
+    pub fn sealed_command(
+        exchange: impl Into<String>,
+        routing_key: impl Into<String>,
+        envelope: &Envelope,
+        site: &SiteKey,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let routing_key = routing_key.into();
+        let payload = envelope.to_bytes();
+        let seal = site.seal(&routing_key, &payload, expires_at);
+        Self { exchange: exchange.into(), routing_key, properties: envelope.properties(Some(seal)), payload }
+    }
+
     /// An envelope, signed when a key is given.
     pub fn envelope(
         exchange: impl Into<String>,

@@ -34,6 +34,7 @@ pub async fn run(
     let mut child = Command::new(binary)
         .args(["--amqp", amqp_url, "--namespace", &slave.options.namespace, "--site", &slave.options.instance])
         .args(["--name", "agent", "--endpoints", &computers.to_string(), "--heartbeat-secs", "30", "--unmanaged", "0"])
+        .args(["--site-key", &slave.state.site.command_key.public().to_hex()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

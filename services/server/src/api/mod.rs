@@ -20,6 +20,7 @@ mod operators;
 mod policies;
 mod replication;
 mod reports;
+mod site_key;
 mod tasks;
 mod views;
 
@@ -96,6 +97,7 @@ fn site_api() -> Router<SharedState> {
         .merge(hierarchy::site_routes())
         .merge(replication::site_routes())
         .merge(reports::site_routes())
+        .merge(site_key::site_routes())
 }
 
 /// Refuses on a master, before anything is parsed, a request for a site

@@ -92,7 +92,7 @@ async fn send_heartbeat(state: &AppState, publisher: &Publisher) -> anyhow::Resu
     let report = SlaveReport::Heartbeat(heartbeat(&client).await?);
     let command = report_command(state, &link, &report);
     publisher
-        .publish(Outgoing::envelope(command.exchange, command.routing_key, &command.envelope, command.signer.as_ref()))
+        .publish(Outgoing::envelope(command.exchange, command.routing_key, &command.envelope, Some(&link.slave_key)))
         .await?;
     Ok(())
 }
@@ -103,7 +103,7 @@ pub fn report_command(state: &AppState, link: &MasterLink, report: &SlaveReport)
         exchange: state.site.topology.status_exchange(),
         routing_key: Topology::status_key(&state.site.instance, report.kind()),
         envelope: report.to_envelope(&state.site.instance),
-        signer: Some(link.slave_key.clone()),
+        signer: Some(outbox::Signer::Shared(link.slave_key.clone())),
     }
 }
 

@@ -16,7 +16,7 @@ pub fn command(state: &AppState, slave: &str, command: &MasterCommand) -> outbox
         exchange: state.site.topology.commands_exchange(),
         routing_key: Topology::slave_key(slave),
         envelope: command.to_envelope(&state.site.instance),
-        signer: state.keyring.command_key_for(slave),
+        signer: state.keyring.command_key_for(slave).map(outbox::Signer::Shared),
     }
 }
 

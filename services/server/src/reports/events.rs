@@ -83,7 +83,7 @@ fn event(state: &AppState, signer: SigningKey, kind: &str, body: &impl serde::Se
         exchange: state.site.topology.events_exchange(),
         routing_key: Topology::event_key(kind),
         envelope: Envelope::new(kind, &state.site.instance, 0, body),
-        signer: Some(signer),
+        signer: Some(outbox::Signer::Shared(signer)),
     }
 }
 

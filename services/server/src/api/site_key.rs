@@ -1,0 +1,16 @@
+//! `GET /api/site-key`: the public half of the site's command key, which
+//! its agents verify every endpoint command with.
+
+use axum::{extract::State, routing::get, Json, Router};
+
+use super::ApiResult;
+use crate::{site_key::SiteKeyView, state::SharedState};
+
+/// Served by a stand-alone or slave (a master sends no endpoint commands).
+pub(super) fn site_routes() -> Router<SharedState> {
+    Router::new().route("/site-key", get(show))
+}
+
+async fn show(State(state): State<SharedState>) -> ApiResult<SiteKeyView> {
+    Ok(Json(SiteKeyView::of(&state.site.command_key)))
+}
