@@ -50,6 +50,7 @@ pub const TABLE: &[(&str, &str, Access)] = &[
     ("PATCH", "/operators/{name}", ADMINISTRATOR),
     ("GET", "/activity", AUDITOR),
     ("GET", "/status", AUDITOR),
+    ("GET", "/site-key", AUDITOR),
     ("GET", "/dashboard", AUDITOR),
     ("GET", "/detections", AUDITOR),
     ("GET", "/audit", AUDITOR),
