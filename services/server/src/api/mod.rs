@@ -81,6 +81,7 @@ fn master_api() -> Router<SharedState> {
         .merge(views::master_routes())
         .merge(consolidated::master_routes())
         .merge(fanout::master_routes())
+        .merge(site_key::master_routes())
         .merge(hierarchy::master_routes())
         .merge(replication::master_routes())
         .merge(reports::master_routes())
