@@ -16,6 +16,7 @@ mod abuse_api;
 mod abuse_hierarchy;
 mod abuse_messages;
 mod abuse_registration;
+mod activity;
 mod api;
 mod broker_admin;
 mod broker_users;

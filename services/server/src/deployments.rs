@@ -13,6 +13,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
+    operators::{activity, Actor},
     outbox, settings_store,
     state::{AppState, Site},
 };
@@ -94,7 +95,7 @@ pub async fn list(state: &AppState) -> Result<Vec<DeploymentView>, DeployError> 
 
 /// An operator's deployment to `computers`: each must be discovered on the
 /// network and not managed yet, else nothing is deployed.
-pub async fn deploy(state: &AppState, computers: &[String]) -> Result<Deployed, DeployError> {
+pub async fn deploy(state: &AppState, actor: &Actor, computers: &[String]) -> Result<Deployed, DeployError> {
     if computers.is_empty() {
         return Err(DeployError::NoComputers);
     }
@@ -118,6 +119,8 @@ pub async fn deploy(state: &AppState, computers: &[String]) -> Result<Deployed, 
     }
     let ids = create(&tx, &state.site, computers, false).await?;
     let rows = tx.query(&format!("{SELECT} WHERE d.id = ANY($1) ORDER BY d.computer_id"), &[&ids]).await?;
+    let after = serde_json::json!({"computers": computers, "deployments": ids});
+    activity::record(&tx, actor, "deployment.request", "deployments", None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     Ok(Deployed { deployments: rows.iter().map(DeploymentView::from_row).collect() })
@@ -167,10 +170,15 @@ pub async fn auto_deploy(state: &AppState) -> Result<AutoDeploy, DeployError> {
 }
 
 /// Turns automatic deployment on or off.
-pub async fn set_auto_deploy(state: &AppState, switch: AutoDeploy) -> Result<AutoDeploy, DeployError> {
-    let client = state.pool.get().await?;
+pub async fn set_auto_deploy(state: &AppState, actor: &Actor, switch: AutoDeploy) -> Result<AutoDeploy, DeployError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let before = AutoDeploy { enabled: auto_deploy_enabled(&tx).await? };
     let stored = serde_json::to_value(&switch).expect("a switch serializes");
-    settings_store::put(&client, settings_store::AUTO_DEPLOY, &stored).await?;
+    settings_store::put(&tx, settings_store::AUTO_DEPLOY, &stored).await?;
+    let b = serde_json::to_value(&before).expect("a switch serializes");
+    activity::record(&tx, actor, "auto_deploy.set", "auto_deploy", Some(b), Some(stored)).await?;
+    tx.commit().await?;
     tracing::info!(enabled = switch.enabled, "Changed automatic deployment.");
     Ok(switch)
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{
     mail::{self, MailError, SmtpSettings, TlsMode},
+    operators::{activity, Actor},
     settings_store,
     state::AppState,
 };
@@ -237,19 +238,42 @@ pub async fn show(state: &AppState) -> Result<EmailSettingsView, EmailSettingsEr
 }
 
 /// Checks and saves `settings`; left out, the password stays as stored.
-pub async fn save(state: &AppState, settings: EmailSettings) -> Result<EmailSettingsView, EmailSettingsError> {
+pub async fn save(
+    state: &AppState,
+    actor: &Actor,
+    settings: EmailSettings,
+) -> Result<EmailSettingsView, EmailSettingsError> {
     let mut settings = settings.check()?;
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let stored = settings_store::get(&tx, settings_store::EMAIL).await?;
+    let stored_password = stored.as_ref().and_then(|v| v.get("password").and_then(|p| p.as_str()).map(str::to_owned));
+    let password_changed = settings.password.is_some() && settings.password != stored_password;
     if settings.password.is_none() {
         // Leaving the password out keeps the stored one (it is never shown).
-        let stored = settings_store::get(&client, settings_store::EMAIL).await?;
-        settings.password = stored.and_then(|v| v.get("password").and_then(|p| p.as_str()).map(str::to_owned));
+        settings.password = stored_password;
     }
     let value = serde_json::to_value(&settings).expect("settings serialize");
-    settings_store::put(&client, settings_store::EMAIL, &value).await?;
+    settings_store::put(&tx, settings_store::EMAIL, &value).await?;
+    let (before, mut after) = activity::changed(without_password(stored.clone()), without_password(Some(value)));
+    if password_changed {
+        after["password_changed"] = true.into();
+    }
+    let before = stored.is_some().then_some(before);
+    activity::record(&tx, actor, "email_settings.save", "email_settings", before, Some(after)).await?;
+    tx.commit().await?;
     tracing::info!(smtp_host = %settings.smtp_host, recipients = settings.to.len(), tls = ?settings.tls, "Saved e-mail settings.");
     drop(client);
     show(state).await
+}
+
+/// Stored settings as the activity log keeps them: never the password.
+fn without_password(stored: Option<serde_json::Value>) -> serde_json::Value {
+    let mut value = stored.unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = value.as_object_mut() {
+        map.remove("password");
+    }
+    value
 }
 
 /// Whether any settings are saved.

@@ -10,7 +10,10 @@ use rampart_shared::db::CachedStatements;
 use rampart_shared::license::{License, LicenseError};
 use serde::Serialize;
 
-use crate::state::AppState;
+use crate::{
+    operators::{activity, Actor},
+    state::AppState,
+};
 
 /// What `GET /api/license` and the dashboard show.
 #[derive(Clone, Debug, Serialize)]
@@ -45,13 +48,18 @@ pub async fn assign_seats<C: GenericClient>(client: &C) -> Result<u64, tokio_pos
         .await
 }
 
-/// Verifies and installs a key, then reassigns seats, in one transaction.
+/// Verifies and installs a key, then reassigns seats, in one transaction;
+/// `actor` is the operator installing it (none for the key of server.xml).
 /// Reassigning touches every endpoint row while heartbeats update them too,
 /// so a deadlock or serialization failure is retried a few times.
-pub async fn install(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
+pub async fn install(
+    client: &mut deadpool_postgres::Client,
+    actor: Option<&Actor>,
+    key: &str,
+) -> Result<License, InstallError> {
     let mut attempt = 0;
     loop {
-        match install_once(client, key).await {
+        match install_once(client, actor, key).await {
             Err(InstallError::Database(e)) if attempt < 5 && is_conflict(&e) => {
                 attempt += 1;
                 tracing::debug!(attempt, error = %e, "License install conflicted with concurrent updates; retrying.");
@@ -66,10 +74,18 @@ fn is_conflict(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) || e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
-async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Result<License, InstallError> {
+async fn install_once(
+    client: &mut deadpool_postgres::Client,
+    actor: Option<&Actor>,
+    key: &str,
+) -> Result<License, InstallError> {
     let license = License::verify(key, Utc::now().date_naive())?;
     let seats = i32::try_from(license.seats).map_err(|_| InstallError::Invalid(LicenseError::Format))?;
     let tx = client.transaction().await?;
+    let before = tx
+        .query_opt("SELECT license_id, customer, seats, expires_on FROM license WHERE id = 1", &[])
+        .await?
+        .map(|r| logged(r.get(0), r.get(1), r.get(2), r.get(3)));
     tx.execute_cached(
         "INSERT INTO license (id, key, license_id, customer, seats, issued_on, expires_on)
          VALUES (1, $1, $2, $3, $4, $5, $6)
@@ -81,9 +97,18 @@ async fn install_once(client: &mut deadpool_postgres::Client, key: &str) -> Resu
     .await?;
     crate::policies::lock_fleet(&tx).await?;
     assign_seats(&tx).await?;
+    if let Some(actor) = actor {
+        let after = logged(license.license_id, &license.customer, seats, license.expires_on);
+        activity::record(&tx, actor, "license.install", "license", before, Some(after)).await?;
+    }
     tx.commit().await?;
     tracing::info!(license_id = %license.license_id, seats = license.seats, expires_on = %license.expires_on, "Installed license.");
     Ok(license)
+}
+
+/// What the activity log keeps of a license: never the key.
+fn logged(license_id: uuid::Uuid, customer: &str, seats: i32, expires_on: NaiveDate) -> serde_json::Value {
+    serde_json::json!({"license_id": license_id, "customer": customer, "seats": seats, "expires_on": expires_on})
 }
 
 /// Why a license key was not installed.
@@ -108,9 +133,9 @@ pub enum SummaryError {
 }
 
 /// An operator's key: installed, then the seats as they now stand.
-pub async fn install_key(state: &AppState, key: &str) -> Result<LicenseSummary, InstallError> {
+pub async fn install_key(state: &AppState, actor: &Actor, key: &str) -> Result<LicenseSummary, InstallError> {
     let mut client = state.pool.get().await?;
-    install(&mut client, key).await?;
+    install(&mut client, Some(actor), key).await?;
     Ok(summary(&client).await?)
 }
 

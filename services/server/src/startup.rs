@@ -203,7 +203,7 @@ async fn install_configured_license(pool: &deadpool_postgres::Pool, key: &str) -
     if current.as_deref() == Some(key.trim()) {
         return Ok(());
     }
-    licensing::install(&mut client, key).await.map_err(|e| anyhow::anyhow!("<Server>/<License>/<Key>: {e}"))?;
+    licensing::install(&mut client, None, key).await.map_err(|e| anyhow::anyhow!("<Server>/<License>/<Key>: {e}"))?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! [`crate::deployments`], [`crate::email_settings`] and
 //! [`crate::licensing`]; their errors mapped to HTTP here.
 
-use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+use axum::{extract::State, http::StatusCode, routing::get, Extension, Json, Router};
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Body};
@@ -11,6 +11,7 @@ use crate::{
     deployments::{self, AutoDeploy, DeployError, Deployed, DeploymentView},
     email_settings::{self, EmailSettings, EmailSettingsError, EmailSettingsView},
     licensing::{self, InstallError, LicenseSummary, SummaryError},
+    operators::Actor,
     state::SharedState,
 };
 
@@ -85,25 +86,34 @@ struct DeployRequest {
 
 async fn deploy(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<DeployRequest>,
 ) -> Result<(StatusCode, Json<Deployed>), ApiError> {
-    Ok((StatusCode::CREATED, Json(deployments::deploy(&state, &body.computers).await?)))
+    Ok((StatusCode::CREATED, Json(deployments::deploy(&state, &actor, &body.computers).await?)))
 }
 
 async fn get_auto_deploy(State(state): State<SharedState>) -> ApiResult<AutoDeploy> {
     Ok(Json(deployments::auto_deploy(&state).await?))
 }
 
-async fn put_auto_deploy(State(state): State<SharedState>, Body(body): Body<AutoDeploy>) -> ApiResult<AutoDeploy> {
-    Ok(Json(deployments::set_auto_deploy(&state, body).await?))
+async fn put_auto_deploy(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<AutoDeploy>,
+) -> ApiResult<AutoDeploy> {
+    Ok(Json(deployments::set_auto_deploy(&state, &actor, body).await?))
 }
 
 async fn get_email(State(state): State<SharedState>) -> ApiResult<EmailSettingsView> {
     Ok(Json(email_settings::show(&state).await?))
 }
 
-async fn put_email(State(state): State<SharedState>, Body(body): Body<EmailSettings>) -> ApiResult<EmailSettingsView> {
-    Ok(Json(email_settings::save(&state, body).await?))
+async fn put_email(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<EmailSettings>,
+) -> ApiResult<EmailSettingsView> {
+    Ok(Json(email_settings::save(&state, &actor, body).await?))
 }
 
 async fn get_license(State(state): State<SharedState>) -> ApiResult<LicenseSummary> {
@@ -116,6 +126,10 @@ struct LicenseBody {
     key: String,
 }
 
-async fn put_license(State(state): State<SharedState>, Body(body): Body<LicenseBody>) -> ApiResult<LicenseSummary> {
-    Ok(Json(licensing::install_key(&state, &body.key).await?))
+async fn put_license(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<LicenseBody>,
+) -> ApiResult<LicenseSummary> {
+    Ok(Json(licensing::install_key(&state, &actor, &body.key).await?))
 }

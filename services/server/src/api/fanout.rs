@@ -6,7 +6,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use rampart_shared::hierarchy::ReceiptObject;
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{error::parse_id, ApiError, ApiResult, Body};
 use crate::{
     hierarchy::fanout::TargetError,
+    operators::Actor,
     policies::{
         master::{self as policies, MasterPolicyError},
         Assignment, CreatePolicy, EditPolicy, Policy,
@@ -92,21 +93,27 @@ async fn show_policy(State(state): State<SharedState>, Path(id): Path<String>) -
 
 async fn create_policy(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<CreatePolicy>,
 ) -> Result<(StatusCode, Json<Policy>), ApiError> {
-    Ok((StatusCode::CREATED, Json(policies::create(&state, body).await?)))
+    Ok((StatusCode::CREATED, Json(policies::create(&state, &actor, body).await?)))
 }
 
 async fn edit_policy(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<EditPolicy>,
 ) -> ApiResult<Policy> {
-    Ok(Json(policies::edit(&state, policy_id(&id)?, body).await?))
+    Ok(Json(policies::edit(&state, &actor, policy_id(&id)?, body).await?))
 }
 
-async fn delete_policy(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    policies::delete(&state, policy_id(&id)?).await?;
+async fn delete_policy(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    policies::delete(&state, &actor, policy_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,11 +133,16 @@ async fn show_task(State(state): State<SharedState>, Path(id): Path<String>) -> 
 
 async fn create_task(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<CreateTask>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
-    Ok((StatusCode::CREATED, Json(tasks::create(&state, body).await?)))
+    Ok((StatusCode::CREATED, Json(tasks::create(&state, &actor, body).await?)))
 }
 
-async fn cancel_task(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Task> {
-    Ok(Json(tasks::cancel(&state, task_id(&id)?).await?))
+async fn cancel_task(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Task> {
+    Ok(Json(tasks::cancel(&state, &actor, task_id(&id)?).await?))
 }

@@ -6,7 +6,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{delete, get, patch, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use serde::Deserialize;
 
@@ -20,6 +20,7 @@ use crate::{
         virtual_groups::{self, Members, Membership, MembershipChange, VirtualGroupError, VirtualGroupView},
         ReadError,
     },
+    operators::Actor,
     state::SharedState,
 };
 
@@ -170,10 +171,11 @@ struct MoveEndpoint {
 
 async fn move_endpoint(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<MoveEndpoint>,
 ) -> ApiResult<EndpointView> {
-    Ok(Json(endpoints::move_to_group(&state, &id, body.group_id).await?))
+    Ok(Json(endpoints::move_to_group(&state, &actor, &id, body.group_id).await?))
 }
 
 async fn list_groups(State(state): State<SharedState>) -> ApiResult<Vec<GroupView>> {
@@ -190,23 +192,29 @@ struct GroupBody {
 
 async fn create_group(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<GroupBody>,
 ) -> Result<(StatusCode, Json<GroupView>), ApiError> {
-    let group = groups::create(&state, body.name.as_deref(), body.parent_id, body.subnet.as_deref()).await?;
+    let group = groups::create(&state, &actor, body.name.as_deref(), body.parent_id, body.subnet.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
 async fn edit_group(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<GroupBody>,
 ) -> ApiResult<GroupView> {
     let id: i64 = parse_id(&id, "group")?;
-    Ok(Json(groups::edit(&state, id, body.name.as_deref(), body.parent_id, body.subnet.as_deref()).await?))
+    Ok(Json(groups::edit(&state, &actor, id, body.name.as_deref(), body.parent_id, body.subnet.as_deref()).await?))
 }
 
-async fn delete_group(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    groups::delete(&state, parse_id(&id, "group")?).await?;
+async fn delete_group(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    groups::delete(&state, &actor, parse_id(&id, "group")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -224,17 +232,19 @@ struct VirtualGroupBody {
 
 async fn create_virtual_group(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<VirtualGroupBody>,
 ) -> Result<(StatusCode, Json<VirtualGroupView>), ApiError> {
-    let group = virtual_groups::create(&state, &body.name, body.description).await?;
+    let group = virtual_groups::create(&state, &actor, &body.name, body.description).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
 async fn delete_virtual_group(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    virtual_groups::delete(&state, parse_id(&id, "virtual group")?).await?;
+    virtual_groups::delete(&state, &actor, parse_id(&id, "virtual group")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -250,20 +260,22 @@ struct MembersBody {
 
 async fn add_members(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<MembersBody>,
 ) -> ApiResult<MembershipChange> {
     let id = parse_id(&id, "virtual group")?;
-    Ok(Json(virtual_groups::change_members(&state, id, &body.endpoints, Membership::Add).await?))
+    Ok(Json(virtual_groups::change_members(&state, &actor, id, &body.endpoints, Membership::Add).await?))
 }
 
 async fn remove_members(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<MembersBody>,
 ) -> ApiResult<MembershipChange> {
     let id = parse_id(&id, "virtual group")?;
-    Ok(Json(virtual_groups::change_members(&state, id, &body.endpoints, Membership::Remove).await?))
+    Ok(Json(virtual_groups::change_members(&state, &actor, id, &body.endpoints, Membership::Remove).await?))
 }
 
 /// `GET /api/tree` query.

@@ -6,7 +6,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
 use serde::Deserialize;
@@ -20,6 +20,7 @@ use crate::{
         slaves::{self, Removal, SlaveError, SlaveView},
         tokens::{self, IssuedToken, TokenError, TokenView},
     },
+    operators::Actor,
     state::{AppState, SharedState},
 };
 
@@ -113,6 +114,7 @@ pub struct CreateToken {
 
 async fn create_token(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<CreateToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     let lifetime = body.expires_in_seconds.unwrap_or(tokens::DEFAULT_LIFETIME_SECONDS);
@@ -122,7 +124,7 @@ async fn create_token(
             tokens::MAX_LIFETIME_SECONDS
         )));
     }
-    let issued = tokens::create(&state.pool.get().await?, lifetime, state.api_fingerprint).await?;
+    let issued = tokens::issue(&mut state.pool.get().await?, &actor, lifetime, state.api_fingerprint).await?;
     tracing::info!(token_id = %issued.id, expires_at = %issued.expires_at, "Created a registration token.");
     Ok((StatusCode::CREATED, Json(issued)))
 }
@@ -163,10 +165,11 @@ pub struct RemoveQuery {
 
 async fn remove_slave(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Params(q): Params<RemoveQuery>,
 ) -> ApiResult<Removal> {
-    Ok(Json(slaves::remove(&state, &id, q.purge.unwrap_or(false)).await?))
+    Ok(Json(slaves::remove(&state, &actor, &id, q.purge.unwrap_or(false)).await?))
 }
 
 async fn show(State(state): State<SharedState>) -> Json<Value> {
@@ -180,13 +183,17 @@ pub struct Register {
     token: String,
 }
 
-async fn register(State(state): State<SharedState>, Body(body): Body<Register>) -> ApiResult<Value> {
-    link::register(&state, &body.master, &body.token).await?;
+async fn register(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Body(body): Body<Register>,
+) -> ApiResult<Value> {
+    link::register(&state, &actor, &body.master, &body.token).await?;
     Ok(Json(json!({"role": state.role(), "master": state.keyring.master_view()})))
 }
 
-async fn unregister(State(state): State<SharedState>) -> ApiResult<Value> {
-    let departure = link::unregister(&state).await?;
+async fn unregister(State(state): State<SharedState>, Extension(actor): Extension<Actor>) -> ApiResult<Value> {
+    let departure = link::unregister(&state, &actor).await?;
     Ok(Json(json!({"role": state.role(), "removed_policies": departure.removed_policies,
                    "cancelled_tasks": departure.cancelled_tasks})))
 }

@@ -6,13 +6,14 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use rampart_shared::hierarchy::ReceiptObject;
 use uuid::Uuid;
 
 use super::{error::parse_id, ApiError, ApiResult, Body};
 use crate::{
+    operators::Actor,
     policies::{
         site::{self, PolicyError},
         Assignment, ContentError, CreatePolicy, EditPolicy, Policy,
@@ -61,36 +62,44 @@ async fn show(State(state): State<SharedState>, Path(id): Path<String>) -> ApiRe
 
 async fn create(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<CreatePolicy>,
 ) -> Result<(StatusCode, Json<Policy>), ApiError> {
-    Ok((StatusCode::CREATED, Json(site::create(&state, body).await?)))
+    Ok((StatusCode::CREATED, Json(site::create(&state, &actor, body).await?)))
 }
 
 async fn edit(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<EditPolicy>,
 ) -> ApiResult<Policy> {
-    Ok(Json(site::edit(&state, policy_id(&id)?, body).await?))
+    Ok(Json(site::edit(&state, &actor, policy_id(&id)?, body).await?))
 }
 
-async fn delete(State(state): State<SharedState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    site::delete(&state, policy_id(&id)?).await?;
+async fn delete(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    site::delete(&state, &actor, policy_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn assign(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(a): Body<Assignment>,
 ) -> ApiResult<Policy> {
-    Ok(Json(site::change_assignment(&state, policy_id(&id)?, a, true).await?))
+    Ok(Json(site::change_assignment(&state, &actor, policy_id(&id)?, a, true).await?))
 }
 
 async fn unassign(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(a): Body<Assignment>,
 ) -> ApiResult<Policy> {
-    Ok(Json(site::change_assignment(&state, policy_id(&id)?, a, false).await?))
+    Ok(Json(site::change_assignment(&state, &actor, policy_id(&id)?, a, false).await?))
 }

@@ -8,7 +8,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{error::parse_id, hierarchy::master_only, ApiError, ApiResult, Body};
 use crate::{
     hierarchy::slaves,
+    operators::Actor,
     replication::{
         changes, replicator,
         requests::{self, RequestError},
@@ -115,11 +116,12 @@ async fn show_stream(State(state): State<SharedState>) -> ApiResult<Value> {
 /// `POST /api/replication/now` on a master: every active slave.
 async fn ask_slaves(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<NowBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let full = body.full.unwrap_or(false);
     let active = requests::active_slaves(&state.pool.get().await?, None).await?;
-    requests::replicate_now(&state, &active, full).await?;
+    requests::replicate_now(&state, &actor, &active, full).await?;
     let message = format!("asked {} slave(s) to replicate now", active.len());
     Ok((StatusCode::ACCEPTED, Json(json!({"slaves": active, "full": full, "message": message}))))
 }
@@ -127,10 +129,11 @@ async fn ask_slaves(
 /// `POST /api/replication/now` on a site.
 async fn now(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<NowBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let full = body.full.unwrap_or(false);
-    requests::request_now(&state, full).await?;
+    requests::request_now(&state, &actor, full).await?;
     let message = if full { "full replication started (a new epoch)" } else { "replication started" };
     Ok((StatusCode::ACCEPTED, Json(json!({"full": full, "message": message}))))
 }
@@ -138,12 +141,13 @@ async fn now(
 /// `POST /api/slaves/{id}/replicate` on a master.
 async fn replicate_slave(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Body(body): Body<NowBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let full = body.full.unwrap_or(false);
     let slave = requests::active_slaves(&state.pool.get().await?, Some(&id)).await?;
-    requests::replicate_now(&state, &slave, full).await?;
+    requests::replicate_now(&state, &actor, &slave, full).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"slave": id, "full": full, "message": format!("asked slave '{id}' to replicate now")})),
@@ -160,10 +164,11 @@ pub struct VerifyBody {
 /// `POST /api/verifications` on a master: one verification per slave.
 async fn create_verification(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<VerifyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let slaves = requests::active_slaves(&state.pool.get().await?, body.slave.as_deref()).await?;
-    let requested = verify::request(&state, &slaves).await?;
+    let requested = verify::request(&state, &actor, &slaves).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"verifications": requested}))))
 }
 

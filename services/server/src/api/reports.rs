@@ -6,7 +6,7 @@ use axum::{
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{delete, get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use rampart_shared::report::{Format, Kind};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{ApiError, ApiResult, Body, Params};
 use crate::{
+    operators::Actor,
     reports::{
         events, local, proxy,
         schedules::{self, RunRequested, ScheduleDeleted, ScheduleError, ScheduleList, ScheduleView},
@@ -141,18 +142,27 @@ async fn list_schedules(State(state): State<SharedState>) -> ApiResult<ScheduleL
 
 async fn create_schedule(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(new): Body<schedules::NewSchedule>,
 ) -> Result<(StatusCode, Json<Option<ScheduleView>>), ApiError> {
-    Ok((StatusCode::CREATED, Json(schedules::create(&state, &new).await?)))
+    Ok((StatusCode::CREATED, Json(schedules::create(&state, &actor, &new).await?)))
 }
 
-async fn delete_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<ScheduleDeleted> {
-    Ok(Json(schedules::delete(&state, schedule_id(&id)?).await?))
+async fn delete_schedule(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<ScheduleDeleted> {
+    Ok(Json(schedules::delete(&state, &actor, schedule_id(&id)?).await?))
 }
 
 /// `POST /api/reports/schedules/{id}/run`: run it now (then on its schedule).
-async fn run_schedule(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<RunRequested> {
-    Ok(Json(schedules::run_now(&state, schedule_id(&id)?).await?))
+async fn run_schedule(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<RunRequested> {
+    Ok(Json(schedules::run_now(&state, &actor, schedule_id(&id)?).await?))
 }
 
 fn schedule_id(id: &str) -> Result<Uuid, ApiError> {

@@ -5,13 +5,14 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use rampart_shared::hierarchy::ReceiptObject;
 use uuid::Uuid;
 
 use super::{error::parse_id, ApiError, ApiResult, Body};
 use crate::{
+    operators::Actor,
     state::SharedState,
     tasks::{
         site::{self, Task, TaskError},
@@ -64,11 +65,16 @@ async fn show(State(state): State<SharedState>, Path(id): Path<String>) -> ApiRe
 
 async fn create(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Body(body): Body<CreateTask>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
-    Ok((StatusCode::CREATED, Json(site::create(&state, body).await?)))
+    Ok((StatusCode::CREATED, Json(site::create(&state, &actor, body).await?)))
 }
 
-async fn cancel(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<Task> {
-    Ok(Json(site::cancel(&state, task_id(&id)?).await?))
+async fn cancel(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Task> {
+    Ok(Json(site::cancel(&state, &actor, task_id(&id)?).await?))
 }

@@ -10,7 +10,12 @@ use super::{
     filter::{EndpointFilter, FilterError, Page},
     offline_after, wake_outbox,
 };
-use crate::{policies, role::Role, state::AppState};
+use crate::{
+    operators::{activity, Actor},
+    policies,
+    role::Role,
+    state::AppState,
+};
 
 /// Columns read by [`EndpointView::from_row`], with `e` = endpoints and `g` = its group.
 pub(super) const COLUMNS: &str = "e.id, e.hostname, host(e.ip), e.os, e.group_id, g.name, e.agent_version,
@@ -209,17 +214,27 @@ pub async fn show(state: &AppState, id: &str) -> Result<EndpointView, EndpointEr
 
 /// Moves endpoint `id` into network group `group_id` and pushes the policy
 /// that now governs it; answers the endpoint as it is after the move.
-pub async fn move_to_group(state: &AppState, id: &str, group_id: i64) -> Result<EndpointView, EndpointError> {
+pub async fn move_to_group(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    group_id: i64,
+) -> Result<EndpointView, EndpointError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if tx.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&group_id]).await?.is_none() {
         return Err(EndpointError::UnknownGroup(group_id));
     }
-    if tx.execute("UPDATE endpoints SET group_id = $2 WHERE id = $1", &[&id, &group_id]).await? == 0 {
-        return Err(EndpointError::NotFound(id.to_owned()));
-    }
+    let before: i64 = tx
+        .query_opt("SELECT group_id FROM endpoints WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .ok_or_else(|| EndpointError::NotFound(id.to_owned()))?
+        .get(0);
+    tx.execute("UPDATE endpoints SET group_id = $2 WHERE id = $1", &[&id, &group_id]).await?;
     let moved = [id.to_owned()];
     let queued = policies::refresh(&tx, &state.site, Some(&moved), false).await?;
+    let (b, a) = (serde_json::json!({"group_id": before}), serde_json::json!({"group_id": group_id}));
+    activity::record(&tx, actor, "endpoint.move", &format!("endpoint:{id}"), Some(b), Some(a)).await?;
     tx.commit().await?;
     wake_outbox(state, queued);
     drop(client);

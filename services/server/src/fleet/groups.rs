@@ -2,11 +2,17 @@
 //! each group with an optional subnet. Deleting a group hands its endpoints
 //! and subgroups to its parent.
 
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use serde_json::{json, Value};
 use tokio_postgres::{error::SqlState, Row};
 
 use super::{wake_outbox, ReadError};
-use crate::{policies, state::AppState};
+use crate::{
+    operators::{activity, Actor},
+    policies,
+    state::AppState,
+};
 
 /// The group every endpoint starts in; it cannot be deleted.
 pub const DEFAULT_GROUP: i64 = 1;
@@ -28,6 +34,11 @@ pub struct GroupView {
 impl GroupView {
     fn from_row(r: &Row) -> Self {
         Self { id: r.get(0), name: r.get(1), parent_id: r.get(2), subnet: r.get(3), endpoint_count: r.get(4) }
+    }
+
+    /// What the activity log keeps of a group.
+    fn logged(&self) -> Value {
+        json!({"name": self.name, "parent_id": self.parent_id, "subnet": self.subnet})
     }
 }
 
@@ -69,6 +80,7 @@ pub async fn list(state: &AppState) -> Result<Vec<GroupView>, ReadError> {
 /// Creates a group under `parent_id` (else the Default group).
 pub async fn create(
     state: &AppState,
+    actor: &Actor,
     name: Option<&str>,
     parent_id: Option<i64>,
     subnet: Option<&str>,
@@ -76,11 +88,12 @@ pub async fn create(
     let name = name.map(str::trim).filter(|n| !n.is_empty()).ok_or(GroupError::NameRequired)?;
     check_subnet(subnet)?;
     let parent = parent_id.unwrap_or(DEFAULT_GROUP);
-    let client = state.pool.get().await?;
-    if client.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&parent]).await?.is_none() {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if tx.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&parent]).await?.is_none() {
         return Err(GroupError::UnknownParent(parent));
     }
-    let id: i64 = client
+    let id: i64 = tx
         .query_one(
             "INSERT INTO network_groups (name, parent_id, subnet) VALUES ($1, $2, $3::text::cidr) RETURNING id",
             &[&name, &parent, &subnet],
@@ -88,13 +101,17 @@ pub async fn create(
         .await
         .map_err(subnet_refused)?
         .get(0);
+    let group = one(&tx, id).await?;
+    activity::record(&tx, actor, "group.create", &format!("group:{id}"), None, Some(group.logged())).await?;
+    tx.commit().await?;
     tracing::info!(group_id = id, name, "Created network group.");
-    one(&client, id).await
+    Ok(group)
 }
 
 /// Renames a group or changes its subnet (a group keeps its parent).
 pub async fn edit(
     state: &AppState,
+    actor: &Actor,
     id: i64,
     name: Option<&str>,
     parent_id: Option<i64>,
@@ -104,34 +121,33 @@ pub async fn edit(
     if parent_id.is_some() {
         return Err(GroupError::ParentFixed);
     }
-    let client = state.pool.get().await?;
-    let changed = client
-        .execute(
-            "UPDATE network_groups SET name = COALESCE($2, name), subnet = COALESCE($3::text::cidr, subnet) WHERE id = $1",
-            &[&id, &name, &subnet],
-        )
-        .await
-        .map_err(subnet_refused)?;
-    if changed == 0 {
-        return Err(GroupError::NotFound(id));
-    }
-    one(&client, id).await
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let before = one(&tx, id).await?;
+    tx.execute(
+        "UPDATE network_groups SET name = COALESCE($2, name), subnet = COALESCE($3::text::cidr, subnet) WHERE id = $1",
+        &[&id, &name, &subnet],
+    )
+    .await
+    .map_err(subnet_refused)?;
+    let after = one(&tx, id).await?;
+    let (b, a) = activity::changed(before.logged(), after.logged());
+    activity::record(&tx, actor, "group.edit", &format!("group:{id}"), Some(b), Some(a)).await?;
+    tx.commit().await?;
+    Ok(after)
 }
 
 /// Deletes a group: its endpoints and subgroups go to its parent, its
 /// policy assignments go, and the moved endpoints get their new policy.
-pub async fn delete(state: &AppState, id: i64) -> Result<(), GroupError> {
+pub async fn delete(state: &AppState, actor: &Actor, id: i64) -> Result<(), GroupError> {
     if id == DEFAULT_GROUP {
         return Err(GroupError::DefaultGroup);
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     policies::lock_fleet(&tx).await?;
-    let parent: i64 = tx
-        .query_opt("SELECT COALESCE(parent_id, 1) FROM network_groups WHERE id = $1", &[&id])
-        .await?
-        .ok_or(GroupError::NotFound(id))?
-        .get(0);
+    let before = one(&tx, id).await?;
+    let parent = before.parent_id.unwrap_or(DEFAULT_GROUP);
     let moved: Vec<String> = tx
         .query("UPDATE endpoints SET group_id = $2 WHERE group_id = $1 RETURNING id", &[&id, &parent])
         .await?
@@ -143,12 +159,14 @@ pub async fn delete(state: &AppState, id: i64) -> Result<(), GroupError> {
         .await?;
     tx.execute("DELETE FROM network_groups WHERE id = $1", &[&id]).await?;
     let queued = policies::refresh(&tx, &state.site, Some(&moved), false).await?;
+    let after = json!({"endpoints_moved_to": parent, "endpoints": moved.len()});
+    activity::record(&tx, actor, "group.delete", &format!("group:{id}"), Some(before.logged()), Some(after)).await?;
     tx.commit().await?;
     wake_outbox(state, queued);
     Ok(())
 }
 
-async fn one(client: &deadpool_postgres::Client, id: i64) -> Result<GroupView, GroupError> {
+async fn one<C: GenericClient>(client: &C, id: i64) -> Result<GroupView, GroupError> {
     let row = client.query_opt(&format!("{SELECT} WHERE g.id = $1"), &[&id]).await?.ok_or(GroupError::NotFound(id))?;
     Ok(GroupView::from_row(&row))
 }

@@ -8,7 +8,11 @@ use super::{
     endpoints::{self, EndpointView},
     offline_after, wake_outbox, ReadError,
 };
-use crate::{policies, state::AppState};
+use crate::{
+    operators::{activity, Actor},
+    policies,
+    state::AppState,
+};
 
 /// A virtual group as the API shows it.
 #[derive(Debug, Serialize)]
@@ -74,13 +78,19 @@ pub async fn list(state: &AppState) -> Result<Vec<VirtualGroupView>, ReadError> 
 }
 
 /// Creates an empty virtual group; names are unique.
-pub async fn create(state: &AppState, name: &str, description: String) -> Result<VirtualGroupView, VirtualGroupError> {
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    name: &str,
+    description: String,
+) -> Result<VirtualGroupView, VirtualGroupError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(VirtualGroupError::NameRequired);
     }
-    let client = state.pool.get().await?;
-    let id: i64 = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let id: i64 = tx
         .query_one(
             "INSERT INTO virtual_groups (name, description) VALUES ($1, $2) RETURNING id",
             &[&name, &description],
@@ -91,14 +101,21 @@ pub async fn create(state: &AppState, name: &str, description: String) -> Result
             _ => e.into(),
         })?
         .get(0);
+    let after = serde_json::json!({"name": name, "description": description});
+    activity::record(&tx, actor, "virtual_group.create", &format!("virtual_group:{id}"), None, Some(after)).await?;
+    tx.commit().await?;
     Ok(VirtualGroupView { id, name: name.to_owned(), description, member_count: 0 })
 }
 
 /// Deletes a virtual group and its policy assignments; its former members
 /// get the policy that now governs them.
-pub async fn delete(state: &AppState, id: i64) -> Result<(), VirtualGroupError> {
+pub async fn delete(state: &AppState, actor: &Actor, id: i64) -> Result<(), VirtualGroupError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
+    let before = tx
+        .query_opt("SELECT name, description FROM virtual_groups WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .ok_or(VirtualGroupError::NotFound(id))?;
     let members: Vec<String> = tx
         .query("SELECT endpoint_id FROM virtual_group_members WHERE virtual_group_id = $1", &[&id])
         .await?
@@ -114,6 +131,9 @@ pub async fn delete(state: &AppState, id: i64) -> Result<(), VirtualGroupError> 
         return Err(VirtualGroupError::NotFound(id));
     }
     let queued = policies::refresh(&tx, &state.site, Some(&members), false).await?;
+    let (name, description): (String, String) = (before.get(0), before.get(1));
+    let before = serde_json::json!({"name": name, "description": description, "members": members.len()});
+    activity::record(&tx, actor, "virtual_group.delete", &format!("virtual_group:{id}"), Some(before), None).await?;
     tx.commit().await?;
     wake_outbox(state, queued);
     Ok(())
@@ -144,6 +164,7 @@ pub async fn members(state: &AppState, id: i64) -> Result<Members, VirtualGroupE
 /// or none when one is unknown, and pushes the policies that now govern them.
 pub async fn change_members(
     state: &AppState,
+    actor: &Actor,
     id: i64,
     endpoints: &[String],
     membership: Membership,
@@ -180,6 +201,12 @@ pub async fn change_members(
         ),
     };
     let queued = policies::refresh(&tx, &state.site, Some(endpoints), false).await?;
+    let (action, count) = match change {
+        MembershipChange::Added(n) => ("virtual_group.add_members", n),
+        MembershipChange::Removed(n) => ("virtual_group.remove_members", n),
+    };
+    let after = serde_json::json!({"endpoints": endpoints, "changed": count});
+    activity::record(&tx, actor, action, &format!("virtual_group:{id}"), None, Some(after)).await?;
     tx.commit().await?;
     wake_outbox(state, queued);
     Ok(change)

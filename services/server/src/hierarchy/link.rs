@@ -24,7 +24,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{reporter, tokens, MasterLink};
-use crate::{outbox, policies, role::Role, state::AppState, tasks};
+use crate::{
+    operators::{activity, Actor},
+    outbox, policies,
+    role::Role,
+    state::AppState,
+    tasks,
+};
 
 /// Why registering to a master, or leaving it, did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +95,7 @@ pub fn master_address(text: &str) -> Result<String, String> {
 }
 
 /// Registers this stand-alone to the master at `master` (HOST[:PORT]).
-pub async fn register(state: &AppState, master: &str, token: &str) -> Result<MasterLink, LinkError> {
+pub async fn register(state: &AppState, actor: &Actor, master: &str, token: &str) -> Result<MasterLink, LinkError> {
     match state.role() {
         Role::Master => return Err(LinkError::IsMaster),
         Role::Slave => {
@@ -137,6 +143,12 @@ pub async fn register(state: &AppState, master: &str, token: &str) -> Result<Mas
         .map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?
         .get(0);
     tx.execute_cached("UPDATE instance SET role = 'slave' WHERE id = 1", &[]).await?;
+    let object = format!("master:{}", answer.master_id);
+    let (before, after) =
+        (serde_json::json!({"role": state.role()}), serde_json::json!({"role": Role::Slave, "address": address}));
+    activity::record(&tx, actor, "hierarchy.register", &object, Some(before), Some(after))
+        .await
+        .map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?;
     tx.commit().await.map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?;
     state.keyring.reload_link(&client).await?;
     state.set_role(Role::Slave);
@@ -240,13 +252,21 @@ pub struct Departure {
 }
 
 /// The operator unregisters this slave.
-pub async fn unregister(state: &AppState) -> Result<Departure, LinkError> {
+pub async fn unregister(state: &AppState, actor: &Actor) -> Result<Departure, LinkError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(link) = locked_link(&tx, state).await? else {
         return Err(LinkError::NotRegistered(state.role()));
     };
     let departure = leave(&tx, state, &link, "unregistered by the slave's operator").await?;
+    let before = serde_json::json!({"role": Role::Slave, "address": link.address});
+    let after = serde_json::json!({
+        "role": Role::Standalone,
+        "removed_policies": departure.removed_policies,
+        "cancelled_tasks": departure.cancelled_tasks,
+    });
+    let object = format!("master:{}", link.master_id);
+    activity::record(&tx, actor, "hierarchy.unregister", &object, Some(before), Some(after)).await?;
     tx.commit().await?;
     finish_leaving(state, &link).await?;
     Ok(departure)

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::{to_slaves, OFFLINE_AFTER};
 use crate::{
+    operators::{activity, Actor},
     reports::{self, events::Touched},
     state::AppState,
 };
@@ -189,7 +190,7 @@ pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<SlaveView, S
 /// queues a `master.unregister` the slave applies when it reads its queue.
 /// Its replicated data stays (for reports over the past) unless `purge`;
 /// purging also works on a slave removed earlier.
-pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Removal, SlaveError> {
+pub async fn remove(state: &AppState, actor: &Actor, id: &str, purge: bool) -> Result<Removal, SlaveError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current: String = tx
@@ -235,11 +236,14 @@ pub async fn remove(state: &AppState, id: &str, purge: bool) -> Result<Removal, 
     };
     let touched = if purge { Touched::everything() } else { Touched::health() };
     reports::events::queue_summary(&tx, state, id, touched).await?;
+    let before = serde_json::json!({"state": current});
+    let state_now = if current == "removed" { "removed" } else { "removing" };
+    let after = serde_json::json!({"state": state_now, "purge": purge, "rows_kept": kept, "rows_purged": purged});
+    activity::record(&tx, actor, "slave.remove", &format!("slave:{id}"), Some(before), Some(after)).await?;
     tx.commit().await?;
     reload_keyring(state).await;
     state.wakes.outbox_relay.wake();
     tracing::info!(slave_id = id, purge, purged, kept, "Removing a slave.");
-    let state_now = if current == "removed" { "removed" } else { "removing" };
     Ok(Removal {
         id: id.to_owned(),
         state: state_now,

@@ -16,6 +16,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::operators::{activity, Actor};
+
 /// Prefix that makes a registration token recognisable in a paste.
 const PREFIX: &str = "rrt_";
 /// Lifetime of a token when the operator does not say.
@@ -85,6 +87,30 @@ pub fn split(token: &str) -> Result<PresentedToken<'_>, String> {
 
 /// Creates a token valid for `lifetime_seconds`, carrying `fingerprint`
 /// (the master's API certificate) when it serves TLS.
+/// An operator's new token, recorded in the activity log in the same
+/// transaction (its id and expiry; never the token itself).
+pub async fn issue(
+    client: &mut deadpool_postgres::Client,
+    actor: &Actor,
+    lifetime_seconds: u64,
+    fingerprint: Option<Fingerprint>,
+) -> Result<IssuedToken, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let issued = create(&tx, lifetime_seconds, fingerprint).await?;
+    let after = serde_json::json!({"expires_at": issued.expires_at});
+    activity::record(
+        &tx,
+        actor,
+        "registration_token.create",
+        &format!("registration_token:{}", issued.id),
+        None,
+        Some(after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
 pub async fn create<C: GenericClient>(
     client: &C,
     lifetime_seconds: u64,

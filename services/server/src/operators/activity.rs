@@ -43,6 +43,27 @@ pub async fn record<C: GenericClient>(
     Ok(())
 }
 
+/// The short before/after of an edit: of two JSON objects, only the fields
+/// that differ (nested objects compared field by field); other values whole.
+pub fn changed(before: Value, after: Value) -> (Value, Value) {
+    match (before, after) {
+        (Value::Object(mut b), Value::Object(mut a)) => {
+            let keys: std::collections::BTreeSet<String> = b.keys().chain(a.keys()).cloned().collect();
+            let (mut bo, mut ao) = (serde_json::Map::new(), serde_json::Map::new());
+            for key in keys {
+                let (bv, av) = (b.remove(&key).unwrap_or(Value::Null), a.remove(&key).unwrap_or(Value::Null));
+                if bv != av {
+                    let (bv, av) = changed(bv, av);
+                    bo.insert(key.clone(), bv);
+                    ao.insert(key, av);
+                }
+            }
+            (Value::Object(bo), Value::Object(ao))
+        }
+        (b, a) => (b, a),
+    }
+}
+
 /// One entry of the log; `site` names the server it happened at.
 #[derive(Debug, Serialize)]
 pub struct Entry {
@@ -106,4 +127,20 @@ pub async fn list(state: &AppState, filter: &Filter) -> Result<Vec<Entry>, Activ
             site: r.get(8),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_edit_keeps_only_what_changed() {
+        let before = json!({"name": "p", "version": 1, "settings": {"a": 1, "b": {"c": 2, "d": 3}}});
+        let after = json!({"name": "p", "version": 2, "settings": {"a": 1, "b": {"c": 2, "d": 4}}});
+        let (b, a) = changed(before, after);
+        assert_eq!(b, json!({"version": 1, "settings": {"b": {"d": 3}}}));
+        assert_eq!(a, json!({"version": 2, "settings": {"b": {"d": 4}}}));
+    }
 }

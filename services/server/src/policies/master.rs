@@ -6,9 +6,10 @@ use deadpool_postgres::{GenericClient, PoolError};
 use rampart_shared::{db::CachedStatements, hierarchy::ReceiptObject, messages::PolicySettings};
 use uuid::Uuid;
 
-use super::{content::ContentError, policy_name, view, CreatePolicy, EditPolicy, Policy};
+use super::{content::ContentError, logged, object, policy_name, view, CreatePolicy, EditPolicy, Policy};
 use crate::{
     hierarchy::fanout::{self, TargetError},
+    operators::{activity, Actor},
     owner::Owner,
     state::AppState,
 };
@@ -52,7 +53,7 @@ pub async fn show(state: &AppState, id: Uuid) -> Result<Policy, MasterPolicyErro
 }
 
 /// A new master policy, sent to the slaves of its target.
-pub async fn create(state: &AppState, request: CreatePolicy) -> Result<Policy, MasterPolicyError> {
+pub async fn create(state: &AppState, actor: &Actor, request: CreatePolicy) -> Result<Policy, MasterPolicyError> {
     let name = policy_name(&request.name)?;
     let settings = request.settings.apply(PolicySettings::default())?;
     let target = fanout::parse_target(request.target)?;
@@ -73,6 +74,9 @@ pub async fn create(state: &AppState, request: CreatePolicy) -> Result<Policy, M
     .await?;
     fanout::push_policy(&tx, state, id, &slaves).await?;
     let policy = with_receipts(&tx, id).await?;
+    let mut after = logged(&policy);
+    after["target"] = policy.target.clone().unwrap_or_default();
+    activity::record(&tx, actor, "policy.create", &object(id), None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, name, slaves = slaves.len(), "Created a master policy.");
@@ -80,13 +84,15 @@ pub async fn create(state: &AppState, request: CreatePolicy) -> Result<Policy, M
 }
 
 /// A new version of policy `id`, sent to its slaves.
-pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Policy, MasterPolicyError> {
+pub async fn edit(state: &AppState, actor: &Actor, id: Uuid, request: EditPolicy) -> Result<Policy, MasterPolicyError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current = load_or_404(&tx, id).await?;
     request.store::<_, MasterPolicyError>(&tx, id, &current).await?;
     let queued = push_new_version(&tx, state, id).await?;
     let policy = load_or_404(&tx, id).await?;
+    let (before, after) = activity::changed(logged(&current), logged(&policy));
+    activity::record(&tx, actor, "policy.edit", &object(id), Some(before), Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, version = policy.version, queued, "Edited policy.");
@@ -106,10 +112,11 @@ async fn push_new_version<C: GenericClient>(tx: &C, state: &AppState, id: Uuid) 
 }
 
 /// Deletes policy `id` and tells its slaves it is gone.
-pub async fn delete(state: &AppState, id: Uuid) -> Result<(), MasterPolicyError> {
+pub async fn delete(state: &AppState, actor: &Actor, id: Uuid) -> Result<(), MasterPolicyError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    load_or_404(&tx, id).await?;
+    let current = load_or_404(&tx, id).await?;
+    activity::record(&tx, actor, "policy.delete", &object(id), Some(logged(&current)), None).await?;
     fanout::remove_policy(&tx, state, id).await?;
     tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
     tx.commit().await?;

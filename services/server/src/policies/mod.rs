@@ -15,7 +15,7 @@ pub mod view;
 
 use deadpool_postgres::GenericClient;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub use content::{policy_name, ContentError, SettingsPatch};
@@ -67,4 +67,14 @@ impl EditPolicy {
 pub struct Assignment {
     target: String,
     id: Option<String>,
+}
+
+/// What the activity log keeps of a policy: its name, version and settings.
+pub(crate) fn logged(policy: &Policy) -> Value {
+    json!({"name": policy.name, "version": policy.version, "settings": policy.settings})
+}
+
+/// The activity log's name of policy `id`.
+pub(crate) fn object(id: Uuid) -> String {
+    format!("policy:{id}")
 }

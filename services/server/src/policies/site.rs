@@ -8,8 +8,14 @@ use deadpool_postgres::{GenericClient, PoolError};
 use rampart_shared::messages::PolicySettings;
 use uuid::Uuid;
 
-use super::{content::ContentError, policy_name, refresh, view, Assignment, CreatePolicy, EditPolicy, Policy};
-use crate::{owner::Owner, state::AppState};
+use super::{
+    content::ContentError, logged, object, policy_name, refresh, view, Assignment, CreatePolicy, EditPolicy, Policy,
+};
+use crate::{
+    operators::{activity, Actor},
+    owner::Owner,
+    state::AppState,
+};
 
 /// Why a policy operation on a site failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,32 +86,37 @@ pub async fn show(state: &AppState, id: Uuid) -> Result<Policy, PolicyError> {
 }
 
 /// A new local policy, assigned nowhere yet.
-pub async fn create(state: &AppState, request: CreatePolicy) -> Result<Policy, PolicyError> {
+pub async fn create(state: &AppState, actor: &Actor, request: CreatePolicy) -> Result<Policy, PolicyError> {
     let name = policy_name(&request.name)?;
     let settings = request.settings.apply(PolicySettings::default())?;
     if request.target.is_some() {
         return Err(PolicyError::TargetOnSite);
     }
     let id = Uuid::new_v4();
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO policies (id, name, owner, settings) VALUES ($1, $2, $3, $4)",
-            &[&id, &name, &Owner::Local.as_str(), &serde_json::to_value(&settings).expect("settings serialize")],
-        )
-        .await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO policies (id, name, owner, settings) VALUES ($1, $2, $3, $4)",
+        &[&id, &name, &Owner::Local.as_str(), &serde_json::to_value(&settings).expect("settings serialize")],
+    )
+    .await?;
+    let policy = load_or_404(&tx, id).await?;
+    activity::record(&tx, actor, "policy.create", &object(id), None, Some(logged(&policy))).await?;
+    tx.commit().await?;
     tracing::info!(policy_id = %id, name, "Created policy.");
-    load_or_404(&client, id).await
+    Ok(policy)
 }
 
 /// A new version of local policy `id`, pushed to the endpoints it governs.
-pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Policy, PolicyError> {
+pub async fn edit(state: &AppState, actor: &Actor, id: Uuid, request: EditPolicy) -> Result<Policy, PolicyError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current = load_owned(&tx, id).await?;
     request.store::<_, PolicyError>(&tx, id, &current).await?;
     let queued = refresh(&tx, &state.site, None, false).await?;
     let policy = load_or_404(&tx, id).await?;
+    let (before, after) = activity::changed(logged(&current), logged(&policy));
+    activity::record(&tx, actor, "policy.edit", &object(id), Some(before), Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, version = policy.version, queued, "Edited policy.");
@@ -113,10 +124,11 @@ pub async fn edit(state: &AppState, id: Uuid, request: EditPolicy) -> Result<Pol
 }
 
 /// Deletes local policy `id`; its endpoints fall back to the next policy.
-pub async fn delete(state: &AppState, id: Uuid) -> Result<(), PolicyError> {
+pub async fn delete(state: &AppState, actor: &Actor, id: Uuid) -> Result<(), PolicyError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    load_owned(&tx, id).await?;
+    let current = load_owned(&tx, id).await?;
+    activity::record(&tx, actor, "policy.delete", &object(id), Some(logged(&current)), None).await?;
     tx.execute("DELETE FROM policies WHERE id = $1", &[&id]).await?;
     let queued = refresh(&tx, &state.site, None, false).await?;
     tx.commit().await?;
@@ -128,6 +140,7 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<(), PolicyError> {
 /// Assigns local policy `id` to a target (`assign`) or removes that assignment.
 pub async fn change_assignment(
     state: &AppState,
+    actor: &Actor,
     id: Uuid,
     assignment: Assignment,
     assign: bool,
@@ -153,6 +166,10 @@ pub async fn change_assignment(
     }
     let queued = refresh(&tx, &state.site, None, false).await?;
     let policy = load_or_404(&tx, id).await?;
+    let assigned = serde_json::json!({"target": target, "id": assignment.id});
+    let (action, before, after) =
+        if assign { ("policy.assign", None, Some(assigned)) } else { ("policy.unassign", Some(assigned), None) };
+    activity::record(&tx, actor, action, &object(id), before, after).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(policy_id = %id, target = %target, target_id, assign, endpoints = queued, "Changed policy assignment.");

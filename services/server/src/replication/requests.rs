@@ -10,7 +10,12 @@ use deadpool_postgres::GenericClient;
 use rampart_shared::{hierarchy::MasterCommand, replication::ReplicateNow};
 
 use super::replicator;
-use crate::{hierarchy::to_slaves, role::Role, state::AppState};
+use crate::{
+    hierarchy::to_slaves,
+    operators::{activity, Actor},
+    role::Role,
+    state::AppState,
+};
 
 /// Why replication cannot be asked for.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +47,12 @@ pub async fn active_slaves<C: GenericClient>(client: &C, only: Option<&str>) -> 
 }
 
 /// Master: asks `slaves` for a pass now (`full`: a new epoch).
-pub async fn replicate_now(state: &AppState, slaves: &[String], full: bool) -> Result<(), RequestError> {
+pub async fn replicate_now(state: &AppState, actor: &Actor, slaves: &[String], full: bool) -> Result<(), RequestError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     to_slaves::send(&tx, state, slaves, &MasterCommand::ReplicateNow(ReplicateNow { full })).await?;
+    let after = serde_json::json!({"slaves": slaves, "full": full});
+    activity::record(&tx, actor, "replication.now", "replication", None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(slaves = ?slaves, full, "Asked slaves to replicate now.");
@@ -53,13 +60,15 @@ pub async fn replicate_now(state: &AppState, slaves: &[String], full: bool) -> R
 }
 
 /// Slave: the operator asks for a pass now.
-pub async fn request_now(state: &AppState, full: bool) -> Result<(), RequestError> {
+pub async fn request_now(state: &AppState, actor: &Actor, full: bool) -> Result<(), RequestError> {
     if state.role() != Role::Slave {
         return Err(RequestError::NotRegistered(state.site.instance.clone()));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     replicator::request(&tx, None, full).await?;
+    let after = serde_json::json!({"full": full});
+    activity::record(&tx, actor, "replication.now", "replication", None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.replicator.wake();
     tracing::info!(full, "Replication requested by the operator.");

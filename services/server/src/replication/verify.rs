@@ -21,7 +21,11 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::{hierarchy::to_slaves, state::AppState};
+use crate::{
+    hierarchy::to_slaves,
+    operators::{activity, Actor},
+    state::AppState,
+};
 
 /// Why a verification cannot be shown or asked for.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +93,7 @@ pub struct TableComparison {
 const LISTED: usize = 20;
 
 /// Asks each of `slaves` for a verification.
-pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<Requested>, VerifyError> {
+pub async fn request(state: &AppState, actor: &Actor, slaves: &[String]) -> Result<Vec<Requested>, VerifyError> {
     if slaves.is_empty() {
         return Err(VerifyError::NoActiveSlave);
     }
@@ -107,6 +111,8 @@ pub async fn request(state: &AppState, slaves: &[String]) -> Result<Vec<Requeste
         )
         .await?;
         requested.push(Requested { id, slave: slave.clone(), state: "pending" });
+        let after = serde_json::json!({"slave": slave});
+        activity::record(&tx, actor, "verification.request", &format!("verification:{id}"), None, Some(after)).await?;
     }
     tx.commit().await?;
     state.wakes.outbox_relay.wake();

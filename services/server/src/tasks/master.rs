@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{CreateTask, TaskProgress, TaskState, UnknownKind};
 use crate::{
     hierarchy::fanout::{self, ReceiptProgress, SlaveReceipt, TargetError},
+    operators::{activity, Actor},
     owner::Owner,
     state::AppState,
 };
@@ -134,7 +135,7 @@ pub async fn show(state: &AppState, id: Uuid) -> Result<Task, MasterTaskError> {
 }
 
 /// A new master task, sent to the slaves of its target.
-pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, MasterTaskError> {
+pub async fn create(state: &AppState, actor: &Actor, mut request: CreateTask) -> Result<Task, MasterTaskError> {
     let kind = request.kind()?;
     let target = fanout::parse_target(request.target.take())?;
     let mut client = state.pool.get().await?;
@@ -158,6 +159,8 @@ pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, M
     .await?;
     fanout::push_task(&tx, state, id, &name, kind, &target, &slaves).await?;
     let task = load(&tx, id).await?;
+    let after = serde_json::json!({"name": name, "kind": kind.as_str(), "target": task.target, "slaves": slaves.len()});
+    activity::record(&tx, actor, "task.create", &format!("task:{id}"), None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, kind = kind.as_str(), slaves = slaves.len(), "Created a master task.");
@@ -165,13 +168,16 @@ pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, M
 }
 
 /// Cancels task `id` on the slaves still running it.
-pub async fn cancel(state: &AppState, id: Uuid) -> Result<Task, MasterTaskError> {
+pub async fn cancel(state: &AppState, actor: &Actor, id: Uuid) -> Result<Task, MasterTaskError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    load(&tx, id).await?;
+    let before = load(&tx, id).await?;
     tx.execute_cached("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
     let slaves = fanout::cancel_task(&tx, state, id).await?;
     let task = load(&tx, id).await?;
+    let b = serde_json::json!({"kind": before.kind, "state": before.state});
+    let a = serde_json::json!({"kind": task.kind, "state": task.state, "slaves": slaves});
+    activity::record(&tx, actor, "task.cancel", &format!("task:{id}"), Some(b), Some(a)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, slaves, "Cancelled a master task.");

@@ -10,7 +10,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{cancel_open, dispatch, CreateTask, TaskProgress, TaskState, UnknownKind};
-use crate::{outbox, owner::Owner, state::AppState};
+use crate::{
+    operators::{activity, Actor},
+    outbox,
+    owner::Owner,
+    state::AppState,
+};
 
 /// Why a task operation on a site failed.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +163,7 @@ pub async fn show(state: &AppState, id: Uuid) -> Result<Task, TaskError> {
 }
 
 /// A new local task, started on the endpoints of its target.
-pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, TaskError> {
+pub async fn create(state: &AppState, actor: &Actor, mut request: CreateTask) -> Result<Task, TaskError> {
     let kind = request.kind()?;
     let target = request.target.take().ok_or(TaskError::TargetRequired)?;
     let t: TaskTarget = serde_json::from_value(target).map_err(TaskError::MalformedTarget)?;
@@ -195,6 +200,8 @@ pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, T
     let commands = dispatch(&tx, &state.site, id, kind, &endpoints).await?;
     outbox::enqueue(&tx, &commands).await?;
     let task = load(&tx, id).await?;
+    let after = serde_json::json!({"name": name, "kind": kind.as_str(), "target": t, "endpoints": endpoints.len()});
+    activity::record(&tx, actor, "task.create", &format!("task:{id}"), None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, kind = kind.as_str(), endpoints = endpoints.len(), "Created task.");
@@ -202,16 +209,20 @@ pub async fn create(state: &AppState, mut request: CreateTask) -> Result<Task, T
 }
 
 /// Cancels local task `id` on the endpoints still running it.
-pub async fn cancel(state: &AppState, id: Uuid) -> Result<Task, TaskError> {
+pub async fn cancel(state: &AppState, actor: &Actor, id: Uuid) -> Result<Task, TaskError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if load(&tx, id).await?.owner == Owner::Master {
+    let before = load(&tx, id).await?;
+    if before.owner == Owner::Master {
         return Err(TaskError::OwnedByMaster(id));
     }
     tx.execute("UPDATE tasks SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = $1", &[&id]).await?;
     let cancelled = cancel_open(&tx, &state.site, &[id], "cancelled by operator").await?;
     outbox::enqueue(&tx, &cancelled.commands).await?;
     let task = load(&tx, id).await?;
+    let b = serde_json::json!({"kind": before.kind, "state": before.state});
+    let a = serde_json::json!({"kind": task.kind, "state": task.state, "endpoints": cancelled.commands.len()});
+    activity::record(&tx, actor, "task.cancel", &format!("task:{id}"), Some(b), Some(a)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(task_id = %id, endpoints = cancelled.commands.len(), "Cancelled task.");

@@ -24,7 +24,11 @@ use uuid::Uuid;
 pub use request::{check, Every, InvalidSchedule, NewSchedule};
 pub use runs::run;
 
-use crate::{email_settings, state::AppState};
+use crate::{
+    email_settings,
+    operators::{activity, Actor},
+    state::AppState,
+};
 
 const SELECT: &str =
     "SELECT id, name, kind, format, every_seconds, daily_at, email, next_run, last_run, last_file, last_error, runs
@@ -111,12 +115,13 @@ pub enum ScheduleError {
 
 /// Creates a schedule; its first run is due one period from now. Returns
 /// it as listed (`None` if it was deleted meanwhile).
-pub async fn create(state: &AppState, new: &NewSchedule) -> Result<Option<ScheduleView>, ScheduleError> {
+pub async fn create(state: &AppState, actor: &Actor, new: &NewSchedule) -> Result<Option<ScheduleView>, ScheduleError> {
     let (kind, format, every) = check(new)?;
     if state.settings.reports.directory.is_none() {
         return Err(ScheduleError::NoDirectory);
     }
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
+    let client = client.transaction().await?;
     if new.email && !email_settings::configured(&client).await? {
         return Err(ScheduleError::NoEmailSettings);
     }
@@ -146,9 +151,16 @@ pub async fn create(state: &AppState, new: &NewSchedule) -> Result<Option<Schedu
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Err(ScheduleError::NameTaken(name.into())),
         other => other?,
     };
+    let created = client.query_opt(&format!("{SELECT} WHERE id = $1"), &[&id]).await?;
+    let after = serde_json::json!({
+        "name": name, "kind": kind.as_str(), "format": format.as_str(),
+        "every_seconds": seconds, "daily_at": daily.map(|t| t.format("%H:%M").to_string()), "email": new.email,
+    });
+    activity::record(&client, actor, "report_schedule.create", &format!("report_schedule:{id}"), None, Some(after))
+        .await?;
+    client.commit().await?;
     tracing::info!(schedule_id = %id, schedule = %name, kind = kind.as_str(), "Created a report schedule.");
     state.wakes.report_schedules.wake();
-    let created = client.query_opt(&format!("{SELECT} WHERE id = $1"), &[&id]).await?;
     Ok(created.as_ref().map(ScheduleView::from_row))
 }
 
@@ -163,21 +175,31 @@ pub async fn list(state: &AppState) -> Result<ScheduleList, ScheduleError> {
 }
 
 /// Deletes a schedule (its files stay).
-pub async fn delete(state: &AppState, id: Uuid) -> Result<ScheduleDeleted, ScheduleError> {
-    let deleted = state.pool.get().await?.execute("DELETE FROM report_schedules WHERE id = $1", &[&id]).await?;
-    if deleted == 0 {
-        return Err(ScheduleError::NotFound(id));
-    }
+pub async fn delete(state: &AppState, actor: &Actor, id: Uuid) -> Result<ScheduleDeleted, ScheduleError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let before = tx
+        .query_opt("DELETE FROM report_schedules WHERE id = $1 RETURNING name, kind", &[&id])
+        .await?
+        .ok_or(ScheduleError::NotFound(id))?;
+    let (name, kind): (String, String) = (before.get(0), before.get(1));
+    let before = serde_json::json!({"name": name, "kind": kind});
+    activity::record(&tx, actor, "report_schedule.delete", &format!("report_schedule:{id}"), Some(before), None)
+        .await?;
+    tx.commit().await?;
     Ok(ScheduleDeleted { deleted: true, id })
 }
 
 /// Makes a schedule due now; it then runs on its schedule again.
-pub async fn run_now(state: &AppState, id: Uuid) -> Result<RunRequested, ScheduleError> {
-    let client = state.pool.get().await?;
-    let changed = client.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;
+pub async fn run_now(state: &AppState, actor: &Actor, id: Uuid) -> Result<RunRequested, ScheduleError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let changed = tx.execute("UPDATE report_schedules SET next_run = now() WHERE id = $1", &[&id]).await?;
     if changed == 0 {
         return Err(ScheduleError::NotFound(id));
     }
+    activity::record(&tx, actor, "report_schedule.run", &format!("report_schedule:{id}"), None, None).await?;
+    tx.commit().await?;
     state.wakes.report_schedules.wake();
     Ok(RunRequested { id, message: "the report is being made; see last_run and last_file in the schedule list" })
 }
