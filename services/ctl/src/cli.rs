@@ -12,8 +12,8 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    deploy, endpoints, groups, hierarchy, license, policies, refused, replication, reports, settings, slaves, tasks,
-    tree, verify, views, virtual_groups,
+    activity, deploy, endpoints, groups, hierarchy, license, login, operators, policies, refused, replication, reports,
+    settings, slaves, tasks, tree, verify, views, virtual_groups,
 };
 
 /// Environment variable holding the server's API address.
@@ -41,7 +41,8 @@ pub struct Cli {
           value_parser = parse_server_url, help_heading = GLOBAL)]
     pub server: Url,
 
-    /// API bearer token (the server's <Api><Token>).
+    /// API bearer token: a personal token, or the server's <Api><Token>
+    /// (without it: the token `rampartctl login` stored for the server).
     #[arg(long = "api-token", global = true, env = TOKEN_ENV, hide_env_values = true, value_name = "TOKEN",
           value_parser = parse_token, help_heading = GLOBAL)]
     pub token: Option<Secret<String>>,
@@ -123,6 +124,17 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Reports (on a master, over every slave): KIND [--slave ID] [--format F] [--out FILE]; resend; schedules.
     Reports(reports::ReportsArgs),
+    /// Sign in with your operator password; the personal token is stored for this server.
+    Login(login::LoginArgs),
+    /// Revoke and forget the token `login` stored for this server.
+    Logout,
+    /// Who the token speaks for: operator, role, token id.
+    Whoami,
+    /// Operator accounts and their roles; personal tokens.
+    #[command(subcommand)]
+    Operators(operators::OperatorsCommand),
+    /// The activity log: who did what, newest first (on a master, with each slave's).
+    Activity(activity::ActivityArgs),
 }
 
 /// Accepts `https://host:port[/prefix]`, `http://` for a plain server, or
@@ -223,6 +235,22 @@ mod tests {
         assert!(help.contains("1  a slave's data differs"), "{help}");
         assert!(help.contains("--timeout <SECS>"), "{help}");
         assert!(help.contains("[default: 120]"), "{help}");
+    }
+
+    #[test]
+    fn sign_in_commands_parse() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("rampartctl").chain(args.iter().copied())).map(|cli| cli.command)
+        };
+        assert!(matches!(
+            parse(&["login", "--operator", "alice", "--password-stdin", "--ttl-hours", "8"]),
+            Ok(Command::Login(_))
+        ));
+        assert!(matches!(parse(&["login"]), Ok(Command::Login(_))));
+        assert!(parse(&["login", "--ttl-hours", "0"]).is_err());
+        assert!(parse(&["login", "--ttl-hours", "2161"]).is_err());
+        assert!(matches!(parse(&["logout"]), Ok(Command::Logout)));
+        assert!(matches!(parse(&["whoami", "--json"]), Ok(Command::Whoami)));
     }
 
     #[test]

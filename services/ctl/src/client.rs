@@ -122,6 +122,9 @@ pub struct ApiClient {
     /// Sent as `Authorization: Bearer`; `None` leaves the header out, which
     /// only `GET /health` accepts.
     token: Option<Secret<String>>,
+    /// The token is the one `rampartctl login` stored, not one given on the
+    /// command line: a refusal of it says to sign in again.
+    stored_token: bool,
     /// `--ca-file`: verify an https server with this CA instead of a pin.
     ca_file: Option<PathBuf>,
     /// Made at the first call (a command that calls no server, such as
@@ -159,7 +162,19 @@ impl ApiClient {
             matches!(base.scheme(), "http" | "https") && base.has_host(),
             "server address {base} is not an http:// or https:// URL"
         );
-        Ok(Self { base, token, ca_file: ca_file.map(Path::to_path_buf), connection: OnceCell::new() })
+        Ok(Self {
+            base,
+            token,
+            stored_token: false,
+            ca_file: ca_file.map(Path::to_path_buf),
+            connection: OnceCell::new(),
+        })
+    }
+
+    /// Marks the token as the one `rampartctl login` stored for this server.
+    pub fn with_stored_token(mut self) -> Self {
+        self.stored_token = true;
+        self
     }
 
     async fn connection(&self) -> Result<&Connection, ApiError> {
@@ -289,9 +304,16 @@ impl ApiClient {
         let bytes = answer.bytes().await.map_err(|e| self.transport_error(connection, &e))?;
         if !status.is_success() {
             let mut error = ApiError::from_answer(status, &bytes);
-            if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            // A refused sign-in (`POST /api/login`) is about the password, not a token.
+            if status == StatusCode::UNAUTHORIZED && path != ["api", "login"] {
                 if let ApiError::Refused { message, .. } = &mut error {
-                    message.push_str(&format!(" (no token given: pass --api-token or set {TOKEN_ENV})"));
+                    if self.token.is_none() {
+                        message.push_str(&format!(
+                            " (no token given: run `rampartctl login`, pass --api-token or set {TOKEN_ENV})"
+                        ));
+                    } else if self.stored_token {
+                        message.push_str(" (the token stored by `rampartctl login` was refused: sign in again)");
+                    }
                 }
             }
             return Err(error);

@@ -18,6 +18,10 @@
 //!   (health, status, dashboard, detections, audit), [`deploy`],
 //!   [`settings`] (auto-deploy, e-mail), [`license`] and [`refused`] (the
 //!   audit of refused messages).
+//! * Operators: [`login`] (`login`, `logout`, `whoami`), [`credentials`]
+//!   (the personal token stored per server, sent when no `--api-token` is
+//!   given), [`operators`] (accounts, roles, tokens) and [`activity`] (the
+//!   activity log).
 //! * The master/slave hierarchy: [`hierarchy`] (registration tokens,
 //!   `register`, `unregister`), [`slaves`] (a master's slaves) and
 //!   [`rollout`] (`--target` for policies and tasks sent to slaves, and how
@@ -31,13 +35,17 @@
 //! command that needs other codes fails with an [`ExitError`]: `verify`
 //! exits 1 when a slave is out of sync and 2 when it could not tell.
 
+pub mod activity;
 pub mod cli;
 pub mod client;
+pub mod credentials;
 pub mod deploy;
 pub mod endpoints;
 pub mod groups;
 pub mod hierarchy;
 pub mod license;
+pub mod login;
+pub mod operators;
 pub mod output;
 pub mod policies;
 pub mod refused;
@@ -59,6 +67,7 @@ pub use cli::{Cli, Command};
 
 use std::fmt;
 
+use rampart_shared::Secret;
 use session::Session;
 
 /// A failure that asks for its own exit code, for a command whose scripts
@@ -95,7 +104,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let session = Session::new(cli.server, cli.token, cli.ca_file.as_deref(), cli.json)?;
+    let given = cli.token.is_some();
+    let session = session(&cli)?;
     match cli.command {
         Command::Health => views::health(&session).await,
         Command::Status => views::status(&session).await,
@@ -122,7 +132,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ReplicateNow(args) => replication::now(args, &session).await,
         Command::Verify(args) => verify::run(args, &session).await,
         Command::Reports(args) => reports::run(args, &session).await,
+        Command::Login(args) => login::login(args, &cli.server, given, &session).await,
+        Command::Logout => login::logout(&cli.server, &session).await,
+        Command::Whoami => login::whoami(&session).await,
+        Command::Operators(command) => operators::run(command, &session).await,
+        Command::Activity(args) => activity::run(args, &session).await,
     }
+}
+
+/// The session of a command line. The token is `--api-token` (or
+/// `RAMPART_TOKEN`), else the one `rampartctl login` stored for the server;
+/// `login` sends none, `logout` always the stored one (which it revokes).
+fn session(cli: &Cli) -> anyhow::Result<Session> {
+    let stored = || -> anyhow::Result<Option<Secret<String>>> {
+        match credentials::StoredTokens::locate() {
+            Ok(store) => store.load(&cli.server),
+            // No configuration directory: nothing was stored.
+            Err(_) => Ok(None),
+        }
+    };
+    let (token, from_login) = match (&cli.command, &cli.token) {
+        (Command::Login(_), _) => (None, false),
+        (Command::Logout, _) => (stored()?, true),
+        (_, Some(token)) => (Some(token.clone()), false),
+        (_, None) => {
+            let token = stored()?;
+            let from_login = token.is_some();
+            (token, from_login)
+        }
+    };
+    let session = Session::new(cli.server.clone(), token, cli.ca_file.as_deref(), cli.json)?;
+    Ok(if from_login { session.with_stored_token() } else { session })
 }
 
 #[cfg(test)]

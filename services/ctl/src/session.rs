@@ -26,6 +26,11 @@ impl Session {
         Ok(Self { client: ApiClient::with_ca_file(server, token, ca_file)?, json })
     }
 
+    /// The token is the one `rampartctl login` stored (see [`ApiClient::with_stored_token`]).
+    pub fn with_stored_token(self) -> Self {
+        Self { client: self.client.with_stored_token(), ..self }
+    }
+
     pub fn json(&self) -> bool {
         self.json
     }

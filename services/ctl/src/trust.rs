@@ -36,14 +36,7 @@ pub struct KnownServers {
 impl KnownServers {
     /// The file in the CLI's configuration directory.
     pub fn locate() -> anyhow::Result<Self> {
-        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let dir = env(CONFIG_DIR_ENV)
-            .or_else(|| env("XDG_CONFIG_HOME").map(|d| d.join("rampartctl")))
-            .or_else(|| env("HOME").map(|d| d.join(".config").join("rampartctl")))
-            .ok_or_else(|| {
-                anyhow::anyhow!("no configuration directory for pinned certificates: set {CONFIG_DIR_ENV} or HOME")
-            })?;
-        Ok(Self { path: dir.join(KNOWN_SERVERS) })
+        Ok(Self { path: config_dir("pinned certificates")?.join(KNOWN_SERVERS) })
     }
 
     /// The fingerprint pinned for `server` (`HOST:PORT`).
@@ -80,6 +73,17 @@ impl KnownServers {
         writeln!(file, "{server} {fingerprint}")
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))
     }
+}
+
+/// The CLI's configuration directory (`$RAMPARTCTL_CONFIG_DIR`, else
+/// `$XDG_CONFIG_HOME/rampartctl`, else `~/.config/rampartctl`); `what` names
+/// what it is needed for, in the error when there is none.
+pub fn config_dir(what: &str) -> anyhow::Result<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env(CONFIG_DIR_ENV)
+        .or_else(|| env("XDG_CONFIG_HOME").map(|d| d.join("rampartctl")))
+        .or_else(|| env("HOME").map(|d| d.join(".config").join("rampartctl")))
+        .ok_or_else(|| anyhow::anyhow!("no configuration directory for {what}: set {CONFIG_DIR_ENV} or HOME"))
 }
 
 /// `HOST:PORT` of an https URL, the key of its pin.

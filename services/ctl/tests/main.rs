@@ -5,5 +5,6 @@
 mod binary;
 mod common;
 mod hierarchy;
+mod operators;
 mod reports;
 mod tls;
