@@ -30,7 +30,7 @@ use serde::Serialize;
 use tokio::{sync::mpsc, task::JoinSet};
 
 use crate::{
-    limits::{confirmed, persistent},
+    confirms::{confirmed, persistent},
     stats::Percentiles,
 };
 

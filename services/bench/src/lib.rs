@@ -17,6 +17,7 @@
 //! * [`results`]: the table and the JSON file.
 
 pub mod broker_fanout;
+mod confirms;
 pub mod fleet;
 pub mod limits;
 pub mod master;

@@ -24,7 +24,7 @@ use lapin::{
         QueueDeleteOptions, QueuePurgeOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
-    BasicProperties, Channel, Confirmation, PublisherConfirm,
+    BasicProperties, Channel, PublisherConfirm,
 };
 use rampart_shared::{
     amqp::{bounded, close_channel, Broker, BROKER_TIMEOUT},
@@ -36,6 +36,7 @@ use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 
 use crate::{
     broker_fanout::{self, BrokerFanout},
+    confirms::{confirmed, persistent},
     stats::{per_second, Percentiles},
 };
 
@@ -357,10 +358,6 @@ async fn round_trips(
     Ok(round_trip)
 }
 
-pub(crate) fn persistent() -> BasicProperties {
-    BasicProperties::default().with_delivery_mode(2)
-}
-
 /// Publishes to `queue` through the default exchange, mandatory so a
 /// missing queue shows as a returned message.
 async fn publish(
@@ -371,20 +368,6 @@ async fn publish(
 ) -> anyhow::Result<PublisherConfirm> {
     let options = BasicPublishOptions { mandatory: true, ..Default::default() };
     Ok(bounded("basic.publish", channel.basic_publish("".into(), queue.into(), options, body, properties)).await?)
-}
-
-/// Waits for a confirm; anything but a plain ack is an error.
-pub(crate) async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
-    match bounded("publisher confirm", confirm).await? {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => {
-            anyhow::bail!("The raw limits queue is gone: the broker returned a message.")
-        }
-        Confirmation::Nack(_) => anyhow::bail!("The broker refused (nacked) a raw limits message."),
-        Confirmation::NotRequested => {
-            anyhow::bail!("Publisher confirms are off on the raw limits channel.")
-        }
-    }
 }
 
 /// Deletes the scratch queue on a fresh channel (the measuring ones may be

@@ -16,14 +16,7 @@ use crate::{
     settings, slaves, tasks, tree, verify, views, virtual_groups,
 };
 
-/// Environment variable holding the server's API address.
-pub const SERVER_ENV: &str = "RAMPART_SERVER";
-/// Environment variable holding the API bearer token.
-pub const TOKEN_ENV: &str = "RAMPART_TOKEN";
-/// Where a server's API listens unless told otherwise (port 7073).
-pub const DEFAULT_SERVER: &str = "https://127.0.0.1:7073";
-/// The API port of a server whose address names none, as in [`DEFAULT_SERVER`].
-pub const DEFAULT_PORT: u16 = 7073;
+pub use crate::defaults::{DEFAULT_PORT, DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV};
 
 /// Help heading of the flags every command takes.
 const GLOBAL: &str = "Global options";
@@ -152,43 +145,6 @@ fn parse_server_url(text: &str) -> Result<Url, String> {
 fn parse_token(text: &str) -> Result<Secret<String>, Infallible> {
     Ok(Secret::new(text.trim().to_owned()))
 }
-
-/// Implements clap's `Args` for `$checked` through the flags struct `$flags`:
-/// clap parses the flags, then `TryFrom<$flags, Error = String>` applies the
-/// rules clap cannot express (one flag read two ways, a value that must stand
-/// alone). A broken rule is a usage error like clap's own: exit 2, with the
-/// usage line.
-macro_rules! args_checked_by {
-    ($checked:ty, $flags:ty) => {
-        impl clap::FromArgMatches for $checked {
-            fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
-                let flags = <$flags as clap::FromArgMatches>::from_arg_matches(matches)?;
-                Self::try_from(flags)
-                    .map_err(|message| clap::Error::raw(clap::error::ErrorKind::ValueValidation, message))
-            }
-
-            fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
-                *self = Self::from_arg_matches(matches)?;
-                Ok(())
-            }
-        }
-
-        impl clap::Args for $checked {
-            fn group_id() -> Option<clap::Id> {
-                <$flags as clap::Args>::group_id()
-            }
-
-            fn augment_args(command: clap::Command) -> clap::Command {
-                <$flags as clap::Args>::augment_args(command)
-            }
-
-            fn augment_args_for_update(command: clap::Command) -> clap::Command {
-                <$flags as clap::Args>::augment_args_for_update(command)
-            }
-        }
-    };
-}
-pub(crate) use args_checked_by;
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ use rampart_shared::{
     Secret,
 };
 
-use crate::cli::TOKEN_ENV;
+use crate::defaults::TOKEN_ENV;
 use crate::trust::{self, CertificateChanged, KnownServers};
 
 /// How long one request may take, connection included. An operator at a

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::cli::DEFAULT_PORT;
+use crate::defaults::DEFAULT_PORT;
 use crate::output::{count, items, text, time, Table};
 use crate::session::Session;
 

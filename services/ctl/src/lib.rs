@@ -7,7 +7,8 @@
 //! A tour of the crate:
 //!
 //! * [`cli`]: the global flags (`--server`, `--api-token`, `--json`) and the
-//!   top-level command tree. Each family's subcommands live in its module.
+//!   top-level command tree. Each family's subcommands live in its module;
+//!   [`defaults`] holds the environment variables and default address.
 //! * [`client`]: [`ApiClient`](client::ApiClient), the HTTP conversation,
 //!   and [`ApiError`](client::ApiError), which carries the server's own
 //!   error message.
@@ -36,9 +37,11 @@
 //! exits 1 when a slave is out of sync and 2 when it could not tell.
 
 pub mod activity;
+mod args;
 pub mod cli;
 pub mod client;
 pub mod credentials;
+pub mod defaults;
 pub mod deploy;
 pub mod endpoints;
 pub mod groups;

@@ -52,7 +52,7 @@ pub async fn login(args: LoginArgs, server: &Url, overridden: bool, session: &Se
     if overridden {
         eprintln!(
             "note: --api-token or {} is set; commands send it instead of the stored token",
-            crate::cli::TOKEN_ENV
+            crate::defaults::TOKEN_ENV
         );
     }
     Ok(())

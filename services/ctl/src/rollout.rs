@@ -8,9 +8,8 @@ use clap::Args;
 use rampart_shared::hierarchy::{self, ALL_SLAVES};
 use serde_json::Value;
 
-use crate::cli::args_checked_by;
+use crate::args::args_checked_by;
 use crate::output::{count, section, text, time, Table};
-use crate::tasks::progress_label;
 
 /// Which slaves receive a policy or a task, and which of their endpoints:
 /// the API's target, checked as the flags were given.
@@ -141,6 +140,15 @@ fn task_table(slaves: &[Value]) -> Table {
         table.row([text(&s["slave"]), text(&s["state"]), done, failed, time(&s["updated_at"]), text(&s["reason"])]);
     }
     table
+}
+
+/// `450/500 (90%)`: finished endpoints out of all, and the server's percent
+/// (computed here only if the server left it out).
+pub fn progress_label(progress: &Value) -> String {
+    let total = count(&progress["total"]);
+    let finished = count(&progress["succeeded"]) + count(&progress["failed"]) + count(&progress["cancelled"]);
+    let percent = progress["percent"].as_u64().unwrap_or_else(|| (finished * 100).checked_div(total).unwrap_or(100));
+    format!("{finished}/{total} ({percent}%)")
 }
 
 #[cfg(test)]

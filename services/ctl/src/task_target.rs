@@ -9,7 +9,7 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::cli::args_checked_by;
+use crate::args::args_checked_by;
 use crate::rollout::SlaveTarget;
 
 /// Where a task runs: endpoints of this server, or (from a master) slaves.

@@ -12,7 +12,7 @@ use rampart_shared::messages;
 use serde_json::{json, Value};
 
 use crate::output::{count, details, items, section, text, time, Table};
-use crate::rollout::{slaves_section, target_label, Sent};
+use crate::rollout::{progress_label, slaves_section, target_label, Sent};
 use crate::session::Session;
 use crate::task_target::TaskTarget;
 
@@ -112,15 +112,6 @@ pub async fn run(command: TasksCommand, session: &Session) -> anyhow::Result<()>
             })
         }
     }
-}
-
-/// `450/500 (90%)`: finished endpoints out of all, and the server's percent
-/// (computed here only if the server left it out).
-pub fn progress_label(progress: &Value) -> String {
-    let total = count(&progress["total"]);
-    let finished = count(&progress["succeeded"]) + count(&progress["failed"]) + count(&progress["cancelled"]);
-    let percent = progress["percent"].as_u64().unwrap_or_else(|| (finished * 100).checked_div(total).unwrap_or(100));
-    format!("{finished}/{total} ({percent}%)")
 }
 
 fn render_list(answer: &Value) -> String {
