@@ -32,7 +32,7 @@ pub const COMMAND_VALIDITY: Duration = Duration::hours(6);
 /// How far the clocks of a site and an agent may disagree.
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// The scheme named at the start of a seal.
-const SCHEME: &str = "ed25519";
+pub const SCHEME: &str = "ed25519";
 
 /// The site's private signing key. Kept in the site's database, never
 /// printed: `Debug` shows only the fingerprint of its public half.

@@ -10,10 +10,9 @@
 use std::{
     fmt,
     path::{Path, PathBuf},
-    sync::Arc,
 };
 
-use rampart_shared::tls::{provider, Fingerprint, PinnedVerifier};
+use rampart_shared::tls::{provider, Fingerprint};
 use reqwest::Url;
 use rustls::{
     pki_types::{pem::PemObject, CertificateDer},
@@ -131,14 +130,6 @@ impl fmt::Display for CertificateChanged {
             store = self.store.display()
         )
     }
-}
-
-/// The verifier to use for `server`: its pin, or a first contact.
-pub fn verifier_for(store: &KnownServers, server: &str) -> anyhow::Result<(Arc<PinnedVerifier>, bool)> {
-    Ok(match store.pinned(server)? {
-        Some(fingerprint) => (PinnedVerifier::pinned(fingerprint), true),
-        None => (PinnedVerifier::first_contact(), false),
-    })
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub struct SiteKeyView {
 impl SiteKeyView {
     pub fn of(key: &SiteKey) -> Self {
         let public = key.public();
-        Self { algorithm: "ed25519", public_key: public.to_hex(), fingerprint: public.fingerprint() }
+        Self {
+            algorithm: rampart_shared::site_key::SCHEME,
+            public_key: public.to_hex(),
+            fingerprint: public.fingerprint(),
+        }
     }
 }

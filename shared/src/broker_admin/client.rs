@@ -62,11 +62,6 @@ impl ManagementClient {
         &self.base
     }
 
-    /// The administrator's user name.
-    pub fn admin_user(&self) -> &str {
-        &self.user
-    }
-
     /// `GET /api/...`, the answer as `T`.
     pub(super) async fn get<T: DeserializeOwned>(&self, call: &str, path: &str) -> Result<T> {
         let body = self.send(call, Method::GET, path, None::<&()>, None).await?;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::to_slaves;
+use super::{slaves, to_slaves};
 use crate::state::AppState;
 
 /// A `target` of a master policy or task that names no slave to send to.
@@ -51,19 +51,9 @@ pub fn parse_target(target: Option<Value>) -> Result<SlaveTarget, TargetError> {
     Ok(target)
 }
 
-/// Every active slave, by id.
-pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(client
-        .query_cached("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
 /// The active slaves `target` names, each once.
 pub async fn resolve<C: GenericClient>(client: &C, target: &SlaveTarget) -> Result<Vec<String>, TargetError> {
-    let active = active_slaves(client).await?;
+    let active = slaves::active_slaves(client).await?;
     match &target.slaves {
         SlaveSelection::All(_) => Ok(active),
         SlaveSelection::Listed(ids) => {

@@ -159,6 +159,16 @@ fn slave_view(r: &tokio_postgres::Row) -> SlaveView {
     }
 }
 
+/// Every active slave, by id.
+pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client
+        .query_cached("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<SlaveView>, tokio_postgres::Error> {
     let rows = client.query(&format!("{SLAVE_SELECT} ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
     Ok(rows.iter().map(slave_view).collect())

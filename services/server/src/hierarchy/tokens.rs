@@ -85,10 +85,9 @@ pub fn split(token: &str) -> Result<PresentedToken<'_>, String> {
     }
 }
 
-/// Creates a token valid for `lifetime_seconds`, carrying `fingerprint`
-/// (the master's API certificate) when it serves TLS.
-/// An operator's new token, recorded in the activity log in the same
-/// transaction (its id and expiry; never the token itself).
+/// An operator's new token, valid for `lifetime_seconds`, recorded in the
+/// activity log in the same transaction (its id and expiry; never the token
+/// itself).
 pub async fn issue(
     client: &mut deadpool_postgres::Client,
     actor: &Actor,
@@ -111,7 +110,9 @@ pub async fn issue(
     Ok(issued)
 }
 
-pub async fn create<C: GenericClient>(
+/// Creates a token valid for `lifetime_seconds`, carrying `fingerprint`
+/// (the master's API certificate) when it serves TLS.
+async fn create<C: GenericClient>(
     client: &C,
     lifetime_seconds: u64,
     fingerprint: Option<Fingerprint>,

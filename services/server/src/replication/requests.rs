@@ -11,7 +11,7 @@ use rampart_shared::{hierarchy::MasterCommand, replication::ReplicateNow};
 
 use super::replicator;
 use crate::{
-    hierarchy::to_slaves,
+    hierarchy::{slaves, to_slaves},
     operators::{activity, Actor},
     role::Role,
     state::AppState,
@@ -42,8 +42,7 @@ pub async fn active_slaves<C: GenericClient>(client: &C, only: Option<&str>) -> 
             Some(state) => Err(RequestError::InactiveSlave { slave: id.to_owned(), state }),
         };
     }
-    let rows = client.query("SELECT id FROM slaves WHERE state = 'active' ORDER BY id", &[]).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(slaves::active_slaves(client).await?)
 }
 
 /// Master: asks `slaves` for a pass now (`full`: a new epoch).
