@@ -16,6 +16,8 @@ use crate::{
 
 pub const ENV_DATABASE_URL: &str = "RAMPART_DATABASE_URL";
 pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
+/// A `user:password` file for the broker, replacing the URL's user.
+pub const ENV_AMQP_CREDENTIALS_FILE: &str = "RAMPART_AMQP_CREDENTIALS_FILE";
 pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
 pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
 pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
@@ -31,6 +33,9 @@ pub struct DatabaseXml {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct BrokerXml {
     pub url: Secret<String>,
+    /// One line `user:password`: this process's broker user, so the
+    /// password need not sit in `<Url>`.
+    pub credentials_file: Option<String>,
     pub namespace: Option<NameSegment>,
     pub prefetch: Option<u16>,
     pub management: Option<ManagementXml>,
@@ -121,6 +126,14 @@ impl ServiceSettings {
         if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
             return Err(ConfigError::invalid(at("<Broker>/<Url>"), "must be an amqp:// URL"));
         }
+        let amqp_url = match env(ENV_AMQP_CREDENTIALS_FILE).or(xml.broker.credentials_file) {
+            Some(file) => {
+                let path = crate::broker_admin::settings::resolve(&file, base_dir);
+                crate::broker_admin::settings::url_with_credentials_file(amqp_url.expose(), &path)
+                    .map_err(|e| ConfigError::invalid(at("<Broker>/<CredentialsFile>"), e))?
+            }
+            None => amqp_url,
+        };
         let namespace = match env(ENV_NAMESPACE) {
             Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?,
             None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),

@@ -11,6 +11,7 @@ pub mod abuse;
 pub mod checker;
 pub mod faults;
 pub mod hierarchy;
+pub mod operators;
 pub mod report;
 pub mod smtp;
 
