@@ -20,8 +20,11 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rampart
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rampart \
+    && mkdir -p /run/rampart/broker && chown rampart /run/rampart/broker && chmod 0700 /run/rampart/broker
 COPY --from=builder /out/ /usr/local/bin/
+# Where docker-compose.yml's broker-users service writes each process's
+# broker credentials (a named volume takes this directory's owner).
 USER rampart
 # The API (operators, registration).
 EXPOSE 7073
