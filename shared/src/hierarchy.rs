@@ -355,6 +355,10 @@ pub struct RegisterRequest {
     pub namespace: String,
     pub version: String,
     pub heartbeat: SlaveHeartbeat,
+    /// The slave's site has a broker of its own: the master answers with
+    /// credentials for the links between the two brokers.
+    #[serde(default)]
+    pub site_broker: bool,
 }
 
 /// The master's answer to a successful registration.
@@ -366,6 +370,10 @@ pub struct RegisterResponse {
     pub slave_key: String,
     /// Hex key the master signs this slave's commands with.
     pub command_key: String,
+    /// For a slave with a broker of its own: where and as whom its links
+    /// reach the master's broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_link: Option<crate::site_link::BrokerLinkGrant>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ mod hierarchy_replication;
 mod hierarchy_trust;
 mod inbox;
 mod mail;
+mod multi_site;
 mod operators;
 mod publisher;
 mod replication;

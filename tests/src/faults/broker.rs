@@ -43,7 +43,7 @@ pub struct PrivateBroker {
 impl PrivateBroker {
     /// Starts a fresh node and waits until it accepts AMQP connections.
     pub async fn start() -> Self {
-        Self::start_node(None).await
+        Self::start_node(None, &[]).await
     }
 
     /// Starts a fresh node running the management plugin on a spare port
@@ -51,12 +51,34 @@ impl PrivateBroker {
     /// and waits until both AMQP and the management API serve. Its
     /// `guest` user has the administrator tag.
     pub async fn start_with_management() -> Self {
-        let broker = Self::start_node(Some(free_port())).await;
+        let broker = Self::start_node(Some(free_port()), &[]).await;
         broker.wait_management().await;
         broker
     }
 
-    async fn start_node(management_port: Option<u16>) -> Self {
+    /// [`Self::start_with_management`] with the shovel and federation
+    /// plugins too, as a site's broker linked to its master's.
+    pub async fn start_with_links() -> Self {
+        let links =
+            ["rabbitmq_shovel", "rabbitmq_shovel_management", "rabbitmq_federation", "rabbitmq_federation_management"];
+        let broker = Self::start_node(Some(free_port()), &links).await;
+        broker.wait_management().await;
+        broker
+    }
+
+    /// `<Management>` of a server whose broker is this node, with the
+    /// node's `guest` administrator written to a credentials file.
+    pub fn management_xml(&self) -> String {
+        let file = self.dir.join("admin.credentials");
+        std::fs::write(&file, "guest:guest\n").expect("credentials file");
+        format!(
+            "<Management><Url>{}</Url><CredentialsFile>{}</CredentialsFile></Management>",
+            self.management_url(),
+            file.display()
+        )
+    }
+
+    async fn start_node(management_port: Option<u16>, extra_plugins: &[&str]) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let dir = work_root().join(format!("rabbit-{id}"));
         std::fs::create_dir_all(dir.join("mnesia")).expect("private broker directory");
@@ -67,7 +89,9 @@ impl PrivateBroker {
                 conf.push_str(&format!(
                     "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {port}\ncollect_statistics_interval = 1000\n"
                 ));
-                "[rabbitmq_management].\n".to_owned()
+                let mut all = vec!["rabbitmq_management"];
+                all.extend_from_slice(extra_plugins);
+                format!("[{}].\n", all.join(","))
             }
             None => plugins,
         };
@@ -99,6 +123,8 @@ impl PrivateBroker {
             ("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{d}/enabled_plugins")),
             ("RABBITMQ_CONFIG_FILE", format!("{d}/rabbitmq.conf")),
             ("RABBITMQ_PID_FILE", format!("{d}/pid")),
+            // No busy-waiting schedulers: several nodes share two cores.
+            ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "+sbwt none +sbwtdcpu none +sbwtdio none".into()),
         ]
     }
 

@@ -8,19 +8,25 @@ use axum::{
     routing::{get, post},
     Extension, Json, Router,
 };
-use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
+use rampart_shared::{
+    hierarchy::{RegisterRequest, RegisterResponse},
+    site_link::CancelRegistration,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Body, Params};
 use crate::{
     hierarchy::{
+        broker_links,
         link::{self, LinkError},
-        registration::{self, RegistrationError},
+        link_users::LinkUserError,
+        registration::{self, CancelError, RegistrationError},
         slaves::{self, Removal, SlaveError, SlaveView},
         tokens::{self, IssuedToken, TokenError, TokenView},
     },
     operators::Actor,
+    role::Role,
     state::{AppState, SharedState},
 };
 
@@ -68,7 +74,9 @@ impl From<LinkError> for ApiError {
             LinkError::Invalid(m) => Self::Invalid(m),
             LinkError::Refused { status: 403, .. } => Self::Forbidden(e.to_string()),
             LinkError::Refused { status: 400..=499, .. } => Self::Conflict(e.to_string()),
-            LinkError::Refused { .. } | LinkError::MasterUnusable(_) => Self::BadGateway(e.to_string()),
+            LinkError::Refused { .. } | LinkError::MasterUnusable(_) | LinkError::LinksDown { .. } => {
+                Self::BadGateway(e.to_string())
+            }
             LinkError::IsMaster | LinkError::AlreadySlave { .. } | LinkError::NotRegistered(_) => {
                 Self::Conflict(e.to_string())
             }
@@ -87,6 +95,8 @@ impl From<RegistrationError> for ApiError {
             RegistrationError::Invalid(m) => Self::Invalid(m),
             RegistrationError::Broker(_) => Self::Unavailable(e.to_string()),
             RegistrationError::NoMasterKey => Self::Internal(e.into()),
+            RegistrationError::LinkUser(LinkUserError::NoBrokerForSlaves(_)) => Self::Conflict(e.to_string()),
+            RegistrationError::LinkUser(LinkUserError::Broker { .. }) => Self::Unavailable(e.to_string()),
             RegistrationError::NotAMaster { .. }
             | RegistrationError::OwnName(_)
             | RegistrationError::OtherNamespace { .. }
@@ -148,6 +158,27 @@ pub(super) async fn accept_registration(
     }
 }
 
+/// Called by a slave whose links did not come up; the proof under its
+/// slave key is the credential.
+pub(super) async fn cancel_registration(
+    State(state): State<SharedState>,
+    Body(body): Body<CancelRegistration>,
+) -> ApiResult<Value> {
+    let slave_id = body.slave_id.clone();
+    match registration::cancel(&state, body).await {
+        Ok(()) => Ok(Json(json!({"slave_id": slave_id, "state": "removed"}))),
+        Err(e) => {
+            tracing::warn!(slave_id, error = %e, "Refused to withdraw a registration.");
+            Err(match e {
+                CancelError::Database(e) => e.into(),
+                CancelError::Pool(e) => e.into(),
+                CancelError::Unknown(_) => ApiError::NotFound(e.to_string()),
+                CancelError::BadProof(_) => ApiError::Forbidden(e.to_string()),
+            })
+        }
+    }
+}
+
 async fn list_slaves(State(state): State<SharedState>) -> ApiResult<Vec<SlaveView>> {
     Ok(Json(slaves::list(&state.pool.get().await?).await?))
 }
@@ -173,7 +204,15 @@ async fn remove_slave(
 }
 
 async fn show(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!({"role": state.role(), "master": state.keyring.master_view()}))
+    let mut view = json!({"role": state.role(), "master": state.keyring.master_view()});
+    // A slave on a broker of its own: its links to the master's broker.
+    if state.settings.hierarchy.site_broker && state.role() == Role::Slave {
+        match broker_links::views(&state).await {
+            Ok(links) => view["links"] = json!(links),
+            Err(e) => view["links_error"] = json!(e.to_string()),
+        }
+    }
+    Json(view)
 }
 
 #[derive(Deserialize)]

@@ -99,6 +99,7 @@ pub async fn apply(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> {
     let removed = apply_reports(state, batch).await?;
     for slave in &removed {
         delete_command_queue(state, slave).await;
+        super::link_users::revoke(state, slave).await;
     }
     if !removed.is_empty() {
         reload_keyring(state).await;
