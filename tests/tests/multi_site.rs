@@ -93,6 +93,26 @@ async fn a_site_broker_is_linked_by_registration_and_unlinked_by_unregistration(
     let slave = master.get_ok("/api/slaves/paris").await;
     assert_eq!(slave["refused_messages"], 0, "{slave}");
 
+    // What an operator watches: the master sees the links' connections and
+    // the command queue; the slave its links and what waits on its side.
+    let slave = wait_for("the links' connections listed on the master's broker", || async {
+        let slave = master.get_ok("/api/slaves/paris").await;
+        (slave["broker"]["connections"].as_array().is_some_and(|c| !c.is_empty())).then_some(slave)
+    })
+    .await;
+    assert_eq!(slave["site_broker"], true, "{slave}");
+    assert_eq!(slave["broker"]["user"], topo.link_user("paris"), "{slave}");
+    assert!(slave["broker"]["command_queue_depth"].is_u64(), "{slave}");
+    let replication = paris.get_ok("/api/replication").await;
+    let links = replication["links"]["links"].as_array().expect("the links beside the stream");
+    assert_eq!(links.len(), 3, "{replication}");
+    assert!(links.iter().filter(|l| l["carries"] != "commands").all(|l| l["waiting"].is_u64()), "{replication}");
+    let metrics = paris.metrics().await;
+    for link in ["commands", "status", "replication"] {
+        assert!(metrics.contains(&format!("rampart_link_up{{link=\"{link}\"}} 1")), "{metrics}");
+    }
+    assert!(metrics.contains("rampart_link_waiting_messages{link=\"status\"}"), "{metrics}");
+
     // Leaving removes the links on the site and the user on the master.
     let (status, body) = paris.post("/api/hierarchy/unregister", json!({})).await;
     assert_eq!(status, 200, "{body}");
@@ -105,6 +125,19 @@ async fn a_site_broker_is_linked_by_registration_and_unlinked_by_unregistration(
     assert_eq!(gone["state"], "removed", "{gone}");
     let object = master.get_ok(&path).await;
     assert_eq!(receipt(&object, "paris").unwrap()["state"], "cancelled", "{object}");
+
+    // Registering again links again; a forced removal on the master does
+    // not wait for the slave: its broker user goes at once.
+    register(&master, &paris).await;
+    assert_eq!(shovels(&paris_broker).await.len(), 3);
+    let (status, removal) = master.delete("/api/slaves/paris?force=true").await;
+    assert_eq!(status, 200, "{removal}");
+    assert_eq!(removal["state"], "removed", "{removal}");
+    assert!(!user_exists(&hq_broker, &topo.link_user("paris")).await, "deleted without waiting for the slave");
+    assert!(
+        !hq_broker.queues().await.iter().any(|(q, ..)| q == &topo.slave_commands_queue("paris")),
+        "its command queue is deleted too"
+    );
 
     paris.stop(&[]).await;
     master.stop(&[]).await;

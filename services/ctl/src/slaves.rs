@@ -41,6 +41,10 @@ pub enum SlavesCommand {
         /// (kept by default).
         #[arg(long)]
         purge: bool,
+        /// Remove it at once, without waiting for the slave to confirm (a
+        /// slave gone for good): its command queue and broker user go now.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -60,8 +64,14 @@ pub async fn run(command: SlavesCommand, session: &Session) -> anyhow::Result<()
             session
                 .print(&answer, |r| message_line(r).unwrap_or_else(|| format!("Asked slave {id} to replicate now.\n")))
         }
-        SlavesCommand::Remove { id, purge } => {
-            let query = if purge { vec![("purge", "true".to_owned())] } else { Vec::new() };
+        SlavesCommand::Remove { id, purge, force } => {
+            let mut query = Vec::new();
+            if purge {
+                query.push(("purge", "true".to_owned()));
+            }
+            if force {
+                query.push(("force", "true".to_owned()));
+            }
             let answer = client.delete_with_query(&["api", "slaves", &id], &query).await?;
             session.print(&answer, |s| {
                 message_line(s).unwrap_or_else(|| format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"])))
@@ -138,7 +148,30 @@ fn render_one(s: &Value) -> String {
     if replication.is_object() {
         out.push_str(&section("Replication", &replication_details(replication)));
     }
+    let broker = &s["broker"];
+    if broker.is_object() {
+        out.push_str(&section("On this master's broker", &broker_details(broker)));
+    }
     out
+}
+
+/// A slave with a broker of its own: its link user's connections and the
+/// commands waiting for its commands link.
+fn broker_details(b: &Value) -> String {
+    if let Some(error) = b["error"].as_str() {
+        return details(&[("Link user", text(&b["user"])), ("Unknown", error.to_owned())]);
+    }
+    let connections = items(&b["connections"]);
+    let listed = if connections.is_empty() {
+        "none (its links are down)".to_owned()
+    } else {
+        connections.iter().map(text).collect::<Vec<_>>().join(", ")
+    };
+    details(&[
+        ("Link user", text(&b["user"])),
+        ("Connections", listed),
+        ("Commands queued", text(&b["command_queue_depth"])),
+    ])
 }
 
 /// Every field of a slave's `replication` object.
@@ -216,6 +249,11 @@ mod tests {
             assert!(out.contains(line), "{line}: {out}");
         }
         assert!(out.ends_with("Replicated endpoints:  7\n"), "{out}");
+        let linked = render_one(&json!({"id": "paris", "state": "online", "broker": {"user": "rampart.link.paris",
+            "connections": ["10.1.0.5:40112 -> 10.0.0.1:5671"], "command_queue_depth": 3, "error": null}}));
+        assert!(linked.contains("\nOn this master's broker\n"), "{linked}");
+        assert!(linked.contains("Connections:      10.1.0.5:40112 -> 10.0.0.1:5671\n"), "{linked}");
+        assert!(linked.contains("Commands queued:  3\n"), "{linked}");
     }
 
     #[test]
@@ -229,7 +267,11 @@ mod tests {
             Wrapper::try_parse_from(std::iter::once("slaves").chain(args.iter().copied())).map(|w| w.command)
         };
         assert!(matches!(parse(&["remove", "lyon", "--purge"]).unwrap(), SlavesCommand::Remove { purge: true, .. }));
-        assert!(matches!(parse(&["remove", "lyon"]).unwrap(), SlavesCommand::Remove { purge: false, .. }));
+        assert!(matches!(
+            parse(&["remove", "lyon"]).unwrap(),
+            SlavesCommand::Remove { purge: false, force: false, .. }
+        ));
+        assert!(matches!(parse(&["remove", "lyon", "--force"]).unwrap(), SlavesCommand::Remove { force: true, .. }));
         assert!(matches!(
             parse(&["replicate", "lyon", "--full"]).unwrap(),
             SlavesCommand::Replicate { full: true, .. }

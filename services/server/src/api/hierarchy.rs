@@ -20,13 +20,12 @@ use crate::{
     hierarchy::{
         broker_links,
         link::{self, LinkError},
-        link_users::LinkUserError,
+        link_users::{self, LinkUserError},
         registration::{self, CancelError, RegistrationError},
         slaves::{self, Removal, SlaveError, SlaveView},
         tokens::{self, IssuedToken, TokenError, TokenView},
     },
     operators::Actor,
-    role::Role,
     state::{AppState, SharedState},
 };
 
@@ -184,7 +183,11 @@ async fn list_slaves(State(state): State<SharedState>) -> ApiResult<Vec<SlaveVie
 }
 
 async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<SlaveView> {
-    Ok(Json(slaves::show(&state.pool.get().await?, &id).await?))
+    let mut view = slaves::show(&state.pool.get().await?, &id).await?;
+    if view.site_broker && view.state != "removed" {
+        view.broker = Some(link_users::broker_view(&state, &id).await);
+    }
+    Ok(Json(view))
 }
 
 #[derive(Deserialize)]
@@ -192,6 +195,8 @@ async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>) ->
 pub struct RemoveQuery {
     /// Also delete the slave's replicated data.
     purge: Option<bool>,
+    /// Removed at once, without waiting for the slave to confirm.
+    force: Option<bool>,
 }
 
 async fn remove_slave(
@@ -200,17 +205,15 @@ async fn remove_slave(
     Path(id): Path<String>,
     Params(q): Params<RemoveQuery>,
 ) -> ApiResult<Removal> {
-    Ok(Json(slaves::remove(&state, &actor, &id, q.purge.unwrap_or(false)).await?))
+    Ok(Json(slaves::remove(&state, &actor, &id, q.purge.unwrap_or(false), q.force.unwrap_or(false)).await?))
 }
 
 async fn show(State(state): State<SharedState>) -> Json<Value> {
     let mut view = json!({"role": state.role(), "master": state.keyring.master_view()});
     // A slave on a broker of its own: its links to the master's broker.
-    if state.settings.hierarchy.site_broker && state.role() == Role::Slave {
-        match broker_links::views(&state).await {
-            Ok(links) => view["links"] = json!(links),
-            Err(e) => view["links_error"] = json!(e.to_string()),
-        }
+    if let Some(report) = broker_links::report(&state).await {
+        view["links"] = json!(report.links);
+        view["links_error"] = json!(report.error);
     }
     Json(view)
 }

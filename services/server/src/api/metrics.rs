@@ -130,6 +130,9 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             }
         }
     } else {
+        if let Some(report) = crate::hierarchy::broker_links::report(&state).await {
+            link_metrics(&mut out, &report);
+        }
         let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;
         out.family("rampart_endpoints", "gauge", "Managed endpoints by security status.");
         for status in ["protected", "at_risk", "infected", "unprotected"] {
@@ -138,6 +141,27 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0))
+}
+
+/// A slave's links to its master's broker (`docs/multi-site.md`).
+fn link_metrics(out: &mut Exposition, report: &crate::hierarchy::broker_links::LinkReport) {
+    out.family("rampart_link_up", "gauge", "1 for a link to the master's broker its broker reports running, else 0.");
+    for link in &report.links {
+        let up = if link.state == "running" { 1.0 } else { 0.0 };
+        out.sample("rampart_link_up", &[("link", link.carries)], up);
+    }
+    out.family(
+        "rampart_link_waiting_messages",
+        "gauge",
+        "Messages on this site's broker waiting for an outbound link.",
+    );
+    for link in &report.links {
+        if let Some(waiting) = link.waiting {
+            out.sample("rampart_link_waiting_messages", &[("link", link.carries)], waiting as f64);
+        }
+    }
+    out.family("rampart_link_status_readable", "gauge", "1 when this site's broker answered for its links, else 0.");
+    out.sample("rampart_link_status_readable", &[], if report.error.is_none() { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]

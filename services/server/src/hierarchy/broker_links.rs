@@ -173,6 +173,25 @@ pub async fn views(state: &AppState) -> Result<Vec<LinkView>, BrokerLinkError> {
     views_of(state, &site_broker(state)?).await
 }
 
+/// What the API and `/metrics` show of the links.
+#[derive(Debug, Serialize)]
+pub struct LinkReport {
+    pub links: Vec<LinkView>,
+    /// Why the links could not be read (this site's management API down).
+    pub error: Option<String>,
+}
+
+/// The links of a slave on a broker of its own; `None` for any other server.
+pub async fn report(state: &AppState) -> Option<LinkReport> {
+    if !state.settings.hierarchy.site_broker || state.role() != crate::role::Role::Slave {
+        return None;
+    }
+    Some(match views(state).await {
+        Ok(links) => LinkReport { links, error: None },
+        Err(e) => LinkReport { links: Vec::new(), error: Some(e.to_string()) },
+    })
+}
+
 async fn views_of(state: &AppState, broker: &SiteBroker) -> Result<Vec<LinkView>, BrokerLinkError> {
     let (topo, me) = (&state.site.topology, state.site.instance.as_str());
     let statuses = broker.client.shovel_statuses(&broker.vhost).await?;

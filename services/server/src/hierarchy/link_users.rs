@@ -15,6 +15,8 @@ use rampart_shared::{
     site_link::BrokerLinkGrant,
 };
 
+use serde::Serialize;
+
 use crate::state::AppState;
 
 /// Why a slave's link user could not be made.
@@ -70,6 +72,39 @@ pub async fn revoke(state: &AppState, slave: &str) {
     if let Err(e) = client.close_connections_of(&user, "the slave left the hierarchy").await {
         tracing::warn!(slave_id = slave, user, error = %e, "Could not close the connections of a slave's link user.");
     }
+}
+
+/// A slave's footprint on this master's broker, as `slaves show` prints it.
+#[derive(Debug, Serialize)]
+pub struct SlaveBrokerView {
+    /// Its link user.
+    pub user: String,
+    /// The connections its links hold open (the broker's names: peer -> us).
+    pub connections: Vec<String>,
+    /// Commands waiting in its queue for the commands link.
+    pub command_queue_depth: Option<u64>,
+    /// Why the broker could not be asked.
+    pub error: Option<String>,
+}
+
+/// What this master's broker says of `slave`'s links.
+pub async fn broker_view(state: &AppState, slave: &str) -> SlaveBrokerView {
+    let user = state.site.topology.link_user(slave);
+    let mut view =
+        SlaveBrokerView { user: user.clone(), connections: Vec::new(), command_queue_depth: None, error: None };
+    let Some((client, vhost, _)) = admin(state) else {
+        view.error = Some("this master has no <Hierarchy><BrokerForSlaves> and <Broker><Management>".into());
+        return view;
+    };
+    let queue = state.site.topology.slave_commands_queue(slave);
+    match (client.connections_of(&user).await, client.queue_depth(&vhost, &queue).await) {
+        (Ok(connections), Ok(depth)) => {
+            view.connections = connections.into_iter().map(|c| c.name).collect();
+            view.command_queue_depth = depth;
+        }
+        (Err(e), _) | (_, Err(e)) => view.error = Some(e.to_string()),
+    }
+    view
 }
 
 /// Whether this master makes link users at all.
