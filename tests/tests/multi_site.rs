@@ -2,7 +2,8 @@
 //! slave each on a private RabbitMQ node; registration through the real
 //! API makes the slave's broker user on the master's broker and the
 //! shovels on the slave's broker; commands, status and replication cross
-//! them; unregistering removes both. The link user's permissions are
+//! them; a link deleted by hand is made again; unregistering removes both.
+//! The link user's permissions are
 //! proven on the broker with a client of the test's own, and a master
 //! broker the slave's broker cannot reach leaves nothing behind.
 
@@ -112,6 +113,19 @@ async fn a_site_broker_is_linked_by_registration_and_unlinked_by_unregistration(
         assert!(metrics.contains(&format!("rampart_link_up{{link=\"{link}\"}} 1")), "{metrics}");
     }
     assert!(metrics.contains("rampart_link_waiting_messages{link=\"status\"}"), "{metrics}");
+
+    // A link deleted by hand on the site's broker is made again, and
+    // what waited for it crosses.
+    let status_link = topo.link_shovel("paris", "status");
+    paris_broker.management().delete_shovel("/", &status_link).await.expect("deleted by hand");
+    let (status, second) = master.post("/api/policies", json!({"name": "Second", "target": {"slaves": "all"}})).await;
+    assert_eq!(status, 201, "{second}");
+    let second = format!("/api/policies/{}", second["id"].as_str().unwrap());
+    wait_for_receipts(&master, &second, &["paris"], "a receipt through the repaired status link", |r| {
+        r["state"] == "delivered"
+    })
+    .await;
+    assert!(shovels(&paris_broker).await.contains(&status_link), "the status link is back");
 
     // Leaving removes the links on the site and the user on the master.
     let (status, body) = paris.post("/api/hierarchy/unregister", json!({})).await;

@@ -8,6 +8,8 @@
 //! <Hierarchy>
 //!   <SiteBroker>true</SiteBroker>
 //!   <MasterBrokerCaFile>/etc/rabbitmq/rampart-master-ca.pem</MasterBrokerCaFile>
+//!   <LinkStartSeconds>30</LinkStartSeconds>  <!-- new links must run within -->
+//!   <LinkCheckSeconds>10</LinkCheckSeconds>  <!-- between two looks of the link keeper -->
 //! </Hierarchy>
 //! ```
 
@@ -21,6 +23,8 @@ use super::ConfiguredRole;
 const AT: &str = "<Server>/<Hierarchy>";
 /// How long new links may take to reach `running` unless configured.
 const DEFAULT_LINK_START_SECONDS: u64 = 30;
+/// Seconds between two looks at the links unless configured.
+const DEFAULT_LINK_CHECK_SECONDS: u64 = 10;
 
 /// `<Hierarchy>` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +34,7 @@ pub(super) struct HierarchyXml {
     site_broker: Option<bool>,
     master_broker_ca_file: Option<String>,
     link_start_seconds: Option<u64>,
+    link_check_seconds: Option<u64>,
 }
 
 /// The links between this server's broker and its master's, validated.
@@ -48,6 +53,8 @@ pub struct HierarchySettings {
     /// How long new links may take to reach `running` before the
     /// registration is rolled back.
     pub link_start: Duration,
+    /// Between two looks of the link keeper at the links.
+    pub link_check: Duration,
 }
 
 impl HierarchySettings {
@@ -95,11 +102,16 @@ impl HierarchySettings {
         if !(1..=600).contains(&link_start) {
             return Err(ConfigError::invalid(format!("{AT}/<LinkStartSeconds>"), "must be between 1 and 600"));
         }
+        let link_check = xml.link_check_seconds.unwrap_or(DEFAULT_LINK_CHECK_SECONDS);
+        if !(1..=3600).contains(&link_check) {
+            return Err(ConfigError::invalid(format!("{AT}/<LinkCheckSeconds>"), "must be between 1 and 3600"));
+        }
         Ok(Self {
             broker_for_slaves,
             site_broker,
             master_broker_ca_file: xml.master_broker_ca_file,
             link_start: Duration::from_secs(link_start),
+            link_check: Duration::from_secs(link_check),
         })
     }
 }

@@ -156,6 +156,20 @@ pub async fn retire(state: &AppState) -> Result<(), BrokerLinkError> {
     Ok(())
 }
 
+/// Makes the shovel carrying `carries` again from the stored `grant`
+/// (deleting what is left of it first).
+pub(super) async fn redeclare(state: &AppState, grant: &BrokerLinkGrant, carries: &str) -> Result<(), BrokerLinkError> {
+    let broker = site_broker(state)?;
+    let remote = remote_uri(grant, state.settings.hierarchy.master_broker_ca_file.as_deref())?;
+    let name = state.site.topology.link_shovel(&state.site.instance, carries);
+    let Some(definition) = definitions(state, &broker.vhost, remote).into_iter().find(|d| d.name == name) else {
+        return Ok(());
+    };
+    broker.client.delete_shovel(&broker.vhost, &name).await?;
+    broker.client.put_shovel(&broker.vhost, &definition).await?;
+    Ok(())
+}
+
 /// Deletes the three shovels (each one already gone is fine); failures
 /// are logged with what to delete by hand.
 pub async fn remove(state: &AppState) {

@@ -189,13 +189,14 @@ async fn record(
     slave_key: &SigningKey,
     command_key: &SigningKey,
 ) -> Result<DateTime<Utc>, LinkError> {
+    let broker_link = answer.broker_link.as_ref().map(|g| serde_json::to_value(g).expect("a grant serializes"));
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let stored: DateTime<Utc> = tx
         .query_one_cached(
-            "INSERT INTO master_link (id, master_id, address, slave_key, command_key) VALUES (1, $1, $2, $3, $4)
-             RETURNING registered_at",
-            &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex()],
+            "INSERT INTO master_link (id, master_id, address, slave_key, command_key, broker_link)
+             VALUES (1, $1, $2, $3, $4, $5) RETURNING registered_at",
+            &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex(), &broker_link],
         )
         .await
         .map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?

@@ -9,7 +9,8 @@
 //! whose sites run brokers of their own.
 //!
 //! Slave side: [`link`] registers to a master over HTTP and unregisters,
-//! [`broker_links`] links this site's own broker to the master's (shovels),
+//! [`broker_links`] links this site's own broker to the master's (shovels)
+//! and [`link_keeper`] repairs those links,
 //! [`commands`] applies what the master sends, [`reporter`] sends
 //! heartbeats and the progress of master policies and tasks. Replication
 //! runs beside them ([`crate::replication`]); the queues are consumed in
@@ -23,6 +24,7 @@ pub mod broker_links;
 pub mod commands;
 pub mod fanout;
 pub mod link;
+pub mod link_keeper;
 pub mod link_users;
 pub mod registration;
 pub mod reporter;
