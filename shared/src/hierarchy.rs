@@ -156,6 +156,9 @@ pub struct SlaveHeartbeat {
     /// Where replication stands (absent before the first batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationProgress>,
+    /// A slave with a broker of its own: its links to the master's broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<crate::site_link::LinkState>>,
 }
 
 /// What a receipt is about.
@@ -449,6 +452,7 @@ mod tests {
                     expires_on: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
                 }),
                 replication: Some(ReplicationProgress {
+                    links: None,
                     epoch: 1,
                     acked: replication::Watermark::START,
                     rows_behind: 4,

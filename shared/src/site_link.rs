@@ -29,6 +29,20 @@ impl std::fmt::Debug for BrokerLinkGrant {
     }
 }
 
+/// One link as a slave reports it in its heartbeat (and shows it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkState {
+    /// `commands`, `status` or `replication`.
+    pub carries: String,
+    /// `running`, `starting`, `terminated` or `missing`.
+    pub state: String,
+    /// The broker's reason for a link that is not running.
+    pub reason: Option<String>,
+    /// Messages waiting on the slave's broker for this link (outbound links).
+    pub waiting: Option<u64>,
+}
+
 /// Body of [`CANCEL_REGISTRATION_PATH`]: the slave proves it holds the key
 /// the master issued in this registration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

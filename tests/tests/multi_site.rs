@@ -104,6 +104,12 @@ async fn a_site_broker_is_linked_by_registration_and_unlinked_by_unregistration(
     assert_eq!(slave["site_broker"], true, "{slave}");
     assert_eq!(slave["broker"]["user"], topo.link_user("paris"), "{slave}");
     assert!(slave["broker"]["command_queue_depth"].is_u64(), "{slave}");
+    wait_for("the links' state in the slave's heartbeat on the master", || async {
+        let slave = master.get_ok("/api/slaves/paris").await;
+        let links = slave["links"].as_array().cloned().unwrap_or_default();
+        (links.len() == 3 && links.iter().all(|l| l["state"] == "running")).then_some(())
+    })
+    .await;
     let replication = paris.get_ok("/api/replication").await;
     let links = replication["links"]["links"].as_array().expect("the links beside the stream");
     assert_eq!(links.len(), 3, "{replication}");

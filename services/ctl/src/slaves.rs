@@ -116,7 +116,13 @@ fn render_list(answer: &Value) -> String {
     if slaves.is_empty() {
         return "No slaves.\n".to_owned();
     }
-    let headers = [&["ID", "STATE", "LAST SEEN", "ENDPOINTS", "LICENSE", "REFUSED"][..], &REPLICATION_HEADERS].concat();
+    // The LINKS column only where some site runs a broker of its own.
+    let linked = slaves.iter().any(|s| s["site_broker"] == true);
+    let mut headers =
+        [&["ID", "STATE", "LAST SEEN", "ENDPOINTS", "LICENSE", "REFUSED"][..], &REPLICATION_HEADERS].concat();
+    if linked {
+        headers.push("LINKS");
+    }
     let mut table = Table::new(&headers).numeric(&["ENDPOINTS", "REFUSED", "LAG", "BEHIND"]);
     for s in slaves {
         let mut row = vec![
@@ -128,9 +134,33 @@ fn render_list(answer: &Value) -> String {
             count(&s["refused_messages"]).to_string(),
         ];
         row.extend(replication_cells(&s["replication"]));
+        if linked {
+            row.push(links_cell(s));
+        }
         table.row(row);
     }
     table.render()
+}
+
+/// `3/3 running`, or which links are not, as the slave last reported them.
+fn links_cell(s: &Value) -> String {
+    if s["site_broker"] != true {
+        return "-".to_owned();
+    }
+    let links = items(&s["links"]);
+    if links.is_empty() {
+        return "not reported".to_owned();
+    }
+    let running = links.iter().filter(|l| l["state"] == "running").count();
+    let down: Vec<String> = links
+        .iter()
+        .filter(|l| l["state"] != "running")
+        .map(|l| format!("{} {}", text(&l["carries"]), text(&l["state"])))
+        .collect();
+    match down.is_empty() {
+        true => format!("{running}/{} running", links.len()),
+        false => format!("{running}/{} running ({})", links.len(), down.join(", ")),
+    }
 }
 
 fn render_one(s: &Value) -> String {
@@ -147,6 +177,10 @@ fn render_one(s: &Value) -> String {
     let replication = &s["replication"];
     if replication.is_object() {
         out.push_str(&section("Replication", &replication_details(replication)));
+    }
+    if s["site_broker"] == true {
+        let reported = crate::replication::render_links(&json!({"links": s["links"], "error": null}));
+        out.push_str(&section("Links (as the slave last reported them)", &reported));
     }
     let broker = &s["broker"];
     if broker.is_object() {
@@ -216,6 +250,10 @@ mod tests {
              nice  removing  -                  -  -                               3  -                 0:0          -       -\n"
         );
         assert_eq!(render_list(&json!([])), "No slaves.\n");
+        let linked = json!([{"id": "paris", "state": "online", "site_broker": true, "replication": null,
+            "links": [{"carries": "commands", "state": "running"}, {"carries": "status", "state": "starting"},
+                      {"carries": "replication", "state": "running"}]}]);
+        assert!(render_list(&linked).contains("2/3 running (status starting)"), "{}", render_list(&linked));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 -- by shovels made at registration (docs/multi-site.md): the master made a
 -- broker user for their links and deletes it when they leave.
 ALTER TABLE slaves ADD COLUMN site_broker boolean NOT NULL DEFAULT false;
+-- The state of its links as its last heartbeat reported them.
+ALTER TABLE slaves ADD COLUMN links jsonb;
 
 -- On a slave with a broker of its own: where and as whom its links reach the
 -- master's broker (uri, user, password), so a link deleted or broken on its

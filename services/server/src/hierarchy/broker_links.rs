@@ -22,7 +22,7 @@ use rampart_shared::{
         grants::url_with_user, settings::vhost_of, without_credentials, AdminError, ManagementClient, NewUser,
         ShovelDefinition,
     },
-    site_link::BrokerLinkGrant,
+    site_link::{BrokerLinkGrant, LinkState},
     topology::{self, Topology},
     Secret,
 };
@@ -193,6 +193,33 @@ pub struct LinkReport {
     pub links: Vec<LinkView>,
     /// Why the links could not be read (this site's management API down).
     pub error: Option<String>,
+}
+
+impl LinkReport {
+    /// The links as a heartbeat carries them (each `unknown` when they
+    /// could not be read).
+    pub fn states(&self) -> Vec<LinkState> {
+        if let Some(error) = &self.error {
+            return LINKS
+                .iter()
+                .map(|c| LinkState {
+                    carries: (*c).into(),
+                    state: "unknown".into(),
+                    reason: Some(error.clone()),
+                    waiting: None,
+                })
+                .collect();
+        }
+        self.links
+            .iter()
+            .map(|l| LinkState {
+                carries: l.carries.into(),
+                state: l.state.clone(),
+                reason: l.reason.clone(),
+                waiting: l.waiting,
+            })
+            .collect()
+    }
 }
 
 /// The links of a slave on a broker of its own; `None` for any other server.

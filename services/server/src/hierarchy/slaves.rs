@@ -43,6 +43,8 @@ pub struct SlaveView {
     pub replication: CopyView,
     /// Its site runs a broker of its own, linked to this master's.
     pub site_broker: bool,
+    /// Its links' state as its last heartbeat reported it.
+    pub links: Option<Value>,
     /// Its link user's connections and command queue on this master's
     /// broker (`slaves show` of a slave with a broker of its own).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,7 +133,7 @@ const SLAVE_SELECT: &str = "SELECT s.id, s.state, s.last_seen, s.version, s.regi
         s.repl_epoch, s.repl_xid, s.repl_seq, s.repl_batches, s.repl_rows, s.repl_refused, s.replicated_at,
         s.synced_as_of, s.rows_behind, extract(epoch FROM now() - s.synced_as_of)::double precision,
         (SELECT count(*) FROM replica_rows r WHERE r.slave_id = s.id AND r.table_name = 'endpoints' AND r.row IS NOT NULL),
-        s.site_broker
+        s.site_broker, s.links
     FROM slaves s";
 
 fn slave_view(r: &tokio_postgres::Row) -> SlaveView {
@@ -164,6 +166,7 @@ fn slave_view(r: &tokio_postgres::Row) -> SlaveView {
             replicated_endpoints: r.get(21),
         },
         site_broker: r.get(22),
+        links: r.get(23),
         broker: None,
     }
 }
