@@ -4,8 +4,9 @@
 //! shovels on the slave's broker; commands, status and replication cross
 //! them; a link deleted by hand is made again; unregistering removes both.
 //! The link user's permissions are
-//! proven on the broker with a client of the test's own, and a master
-//! broker the slave's broker cannot reach leaves nothing behind.
+//! proven on the broker with a client of the test's own, a master broker
+//! the slave's broker cannot reach leaves nothing behind, and a link runs
+//! over TLS verified with a CA the test makes.
 
 use lapin::{
     options::{BasicGetOptions, BasicPublishOptions},
@@ -18,7 +19,10 @@ use rampart_shared::{
     Secret,
 };
 use rampart_tests::{
-    faults::{broker::PrivateBroker, free_port, take_turn},
+    faults::{
+        broker::{PrivateBroker, TlsListener},
+        free_port, take_turn,
+    },
     hierarchy::{insert_endpoints, receipt, register, token, wait_for_receipts, wait_for_replicated_endpoints},
     namespace, wait_for, ServerOptions, TestServer,
 };
@@ -283,4 +287,83 @@ async fn a_master_broker_out_of_reach_fails_the_registration_and_leaves_nothing(
 
     lyon.stop(&[]).await;
     master.stop(&[topo.slave_commands_queue("lyon")]).await;
+}
+
+/// A CA and a certificate for `localhost` signed by it, as PEM texts.
+fn certificate_authority() -> TlsListener {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Rampart test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    TlsListener { ca_pem: ca.pem(), certificate_pem: certificate.pem(), key_pem: key.serialize_pem() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_runs_over_tls_verifying_the_master_broker() {
+    let _turn = take_turn().await;
+    let tls = certificate_authority();
+    let ca_pem = tls.ca_pem.clone();
+    let (hq_broker, nice_broker) = tokio::join!(PrivateBroker::start_with_tls(tls), PrivateBroker::start_with_links());
+    let ns = namespace();
+    let amqps = format!("amqps://localhost:{}/%2f", hq_broker.tls_port.expect("a TLS listener"));
+    let master = master_on(&hq_broker, &ns, &amqps).await;
+    // The CA file is read by the site's broker, so it lives on its host.
+    let ca_file = nice_broker.write_file("hq-ca.pem", &ca_pem);
+    let nice = TestServer::spawn(ServerOptions {
+        amqp_url: nice_broker.url(),
+        broker_xml: nice_broker.management_xml(),
+        extra_xml: format!(
+            "<Hierarchy><SiteBroker>true</SiteBroker><LinkStartSeconds>15</LinkStartSeconds>\
+             <MasterBrokerCaFile>{}</MasterBrokerCaFile></Hierarchy>",
+            ca_file.display()
+        ),
+        ..ServerOptions::site("nice", &ns)
+    })
+    .await;
+
+    // A CA that did not sign the master broker's certificate: no link.
+    let other_ca = nice_broker.write_file("other-ca.pem", &certificate_authority().ca_pem);
+    let impostor = TestServer::spawn(ServerOptions {
+        amqp_url: nice_broker.url(),
+        broker_xml: nice_broker.management_xml(),
+        extra_xml: format!(
+            "<Hierarchy><SiteBroker>true</SiteBroker><LinkStartSeconds>5</LinkStartSeconds>\
+             <MasterBrokerCaFile>{}</MasterBrokerCaFile></Hierarchy>",
+            other_ca.display()
+        ),
+        ..ServerOptions::site("antibes", &ns)
+    })
+    .await;
+    let token = token(&master).await;
+    let (status, body) =
+        impostor.post("/api/hierarchy/register", json!({"master": master.address(), "token": token})).await;
+    assert_eq!(status, 502, "the master broker's certificate is not verified by another CA: {body}");
+    assert!(shovels(&nice_broker).await.is_empty(), "no link left behind");
+    impostor.stop(&[]).await;
+
+    register(&master, &nice).await;
+    let (status, policy) = master.post("/api/policies", json!({"name": "Over TLS", "target": {"slaves": "all"}})).await;
+    assert_eq!(status, 201, "{policy}");
+    let path = format!("/api/policies/{}", policy["id"].as_str().unwrap());
+    // No endpoints at this site: applied on all (none) of them.
+    wait_for_receipts(&master, &path, &["nice"], "a receipt across the TLS link", |r| r["state"] == "applied").await;
+    let slave = wait_for("the link's connection listed on the master's broker", || async {
+        let slave = master.get_ok("/api/slaves/nice").await;
+        (slave["broker"]["connections"].as_array().is_some_and(|c| !c.is_empty())).then_some(slave)
+    })
+    .await;
+    let connections = hq_broker.management().connections_of(&format!("{ns}.link.nice")).await.unwrap();
+    assert!(!connections.is_empty(), "{slave}");
+    let tls_port = format!(":{}", hq_broker.tls_port.unwrap());
+    assert!(
+        connections.iter().all(|c| c.name.ends_with(&tls_port)),
+        "every link connection is on the TLS port: {connections:?}"
+    );
+
+    nice.stop(&[]).await;
+    master.stop(&[]).await;
 }
