@@ -452,11 +452,16 @@ mod tests {
                     expires_on: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
                 }),
                 replication: Some(ReplicationProgress {
-                    links: None,
                     epoch: 1,
                     acked: replication::Watermark::START,
                     rows_behind: 4,
                 }),
+                links: Some(vec![crate::site_link::LinkState {
+                    carries: "status".into(),
+                    state: "running".into(),
+                    reason: None,
+                    waiting: Some(0),
+                }]),
             }),
             SlaveReport::Receipt(Receipt {
                 object: ReceiptObject::Policy,
