@@ -11,6 +11,7 @@ pub mod abuse;
 pub mod checker;
 pub mod faults;
 pub mod hierarchy;
+pub mod multi_site;
 pub mod report;
 pub mod smtp;
 

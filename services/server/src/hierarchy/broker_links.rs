@@ -100,17 +100,28 @@ pub async fn establish(state: &AppState, grant: &BrokerLinkGrant) -> Result<(), 
     }
     let limit = state.settings.hierarchy.link_start;
     let deadline = Instant::now() + limit;
+    // A failing shovel goes `terminated` (with the broker's reason) and
+    // back to `starting` between attempts: the last reason seen is kept.
+    let mut seen: Vec<Option<String>> = vec![None; LINKS.len()];
     loop {
         let links = views_of(state, &broker).await?;
         if links.iter().all(|l| l.state == "running") {
             tracing::info!(master_broker = %grant.uri, "The links to the master's broker are running.");
             return Ok(());
         }
+        for (reason, link) in seen.iter_mut().zip(&links) {
+            if link.reason.is_some() {
+                reason.clone_from(&link.reason);
+            }
+        }
         if Instant::now() >= deadline {
             let reasons = links
                 .iter()
-                .filter(|l| l.state != "running")
-                .map(|l| format!("{}: {} {}", l.carries, l.state, l.reason.as_deref().unwrap_or("")).trim().to_owned())
+                .zip(&seen)
+                .filter(|(l, _)| l.state != "running")
+                .map(|(l, reason)| {
+                    format!("{}: {} {}", l.carries, l.state, reason.as_deref().unwrap_or("")).trim().to_owned()
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             remove(state).await;
