@@ -31,6 +31,7 @@ mod hierarchy_trust;
 mod inbox;
 mod mail;
 mod multi_site;
+mod multi_site_faults;
 mod multi_site_security;
 mod operators;
 mod publisher;

@@ -7,6 +7,8 @@
 //!   SIGSTOP/SIGCONT, start again on the same data).
 //! * [`postgres`]: a private PostgreSQL cluster (`pg_ctl stop -m fast` or
 //!   `-m immediate`, start again).
+//! * [`proxy`]: a TCP proxy standing for the WAN between two brokers, which
+//!   a test cuts and restores.
 //! * [`traffic`]: fan-out and replication traffic, and waiting for it to
 //!   settle once a fault has healed.
 //! * [`tap`]: copies of the real messages on an exchange, to count
@@ -18,6 +20,7 @@
 
 pub mod broker;
 pub mod postgres;
+pub mod proxy;
 pub mod tap;
 pub mod traffic;
 

@@ -1,0 +1,64 @@
+//! Sites on brokers of their own under a WAN fault (`docs/multi-site.md`):
+//! the link between a slave's broker and the master's goes through a TCP
+//! proxy the test cuts. While cut, the slave shows its links down and what
+//! waits on its side; once restored, the commands sent meanwhile arrive and
+//! the changes made meanwhile replicate, each once.
+
+use std::time::Duration;
+
+use rampart_tests::{
+    faults::{broker::PrivateBroker, proxy::TcpProxy, take_turn},
+    hierarchy::{insert_endpoints, register, wait_for_receipts, wait_for_replicated_endpoints},
+    multi_site::{master_on, site_on},
+    namespace, wait_for,
+};
+use serde_json::json;
+
+/// How long the link stays cut (`ops/chaos` runs longer cuts).
+const CUT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_link_shows_down_and_catches_up_once_restored() {
+    let _turn = take_turn().await;
+    let (hq_broker, rennes_broker) = tokio::join!(PrivateBroker::start_with_links(), PrivateBroker::start_with_links());
+    let wan = TcpProxy::start(([127, 0, 0, 1], hq_broker.port).into()).await;
+    let ns = namespace();
+    let master = master_on(&hq_broker, &ns, &format!("amqp://127.0.0.1:{}/%2f", wan.port)).await;
+    let rennes = site_on(&rennes_broker, &ns, "rennes").await;
+    insert_endpoints(&rennes, "rennes-a", 10).await;
+    register(&master, &rennes).await;
+    wait_for_replicated_endpoints(&master, "rennes", 10).await;
+
+    wan.cut();
+    wait_for("the slave showing a link down while the WAN is cut", || async {
+        let links = rennes.get_ok("/api/replication").await["links"]["links"].clone();
+        links.as_array()?.iter().any(|l| l["state"] != "running").then_some(())
+    })
+    .await;
+    // Meanwhile the master sends a policy and asks for the changes, and the
+    // slave's computers change: everything waits on one side of the cut.
+    let (status, policy) =
+        master.post("/api/policies", json!({"name": "During the cut", "target": {"slaves": "all"}})).await;
+    assert_eq!(status, 201, "{policy}");
+    insert_endpoints(&rennes, "rennes-b", 15).await;
+    let (status, body) = master.post("/api/slaves/rennes/replicate", json!({"full": false})).await;
+    assert_eq!(status, 202, "{body}");
+    tokio::time::sleep(CUT).await; // the fault itself, not a wait for anything
+    wan.restore();
+
+    let path = format!("/api/policies/{}", policy["id"].as_str().unwrap());
+    wait_for_receipts(&master, &path, &["rennes"], "the policy sent during the cut", |r| r["state"] == "delivered")
+        .await;
+    let replication = wait_for_replicated_endpoints(&master, "rennes", 25).await;
+    assert_eq!(replication["refused_batches"], 0, "nothing replayed or out of order: {replication}");
+    let slave = master.get_ok("/api/slaves/rennes").await;
+    assert_eq!(slave["refused_messages"], 0, "{slave}");
+    wait_for("the links running again", || async {
+        let links = rennes.get_ok("/api/replication").await["links"]["links"].clone();
+        links.as_array()?.iter().all(|l| l["state"] == "running").then_some(())
+    })
+    .await;
+
+    rennes.stop(&[]).await;
+    master.stop(&[]).await;
+}
