@@ -70,6 +70,8 @@ async fn a_site_broker_is_linked_by_registration_and_unlinked_by_unregistration(
         (links.len() == 3 && links.iter().all(|l| l["state"] == "running")).then_some(())
     })
     .await;
+    let metrics = master.metrics().await;
+    assert!(metrics.contains("rampart_slave_link_up{slave=\"paris\",link=\"status\"} 1"), "{metrics}");
     let replication = paris.get_ok("/api/replication").await;
     let links = replication["links"]["links"].as_array().expect("the links beside the stream");
     assert_eq!(links.len(), 3, "{replication}");

@@ -2,15 +2,17 @@
 //! the link between a slave's broker and the master's goes through a TCP
 //! proxy the test cuts. While cut, the slave shows its links down and what
 //! waits on its side; once restored, the commands sent meanwhile arrive and
-//! the changes made meanwhile replicate, each once.
+//! the changes made meanwhile replicate, each once. With the slave's server
+//! down, commands keep crossing to its broker and wait there for it.
 
 use std::time::Duration;
 
+use rampart_shared::topology::{NameSegment, Topology};
 use rampart_tests::{
     faults::{broker::PrivateBroker, proxy::TcpProxy, take_turn},
     hierarchy::{insert_endpoints, register, wait_for_receipts, wait_for_replicated_endpoints},
     multi_site::{master_on, site_on},
-    namespace, wait_for,
+    namespace, wait_for, TestServer,
 };
 use serde_json::json;
 
@@ -60,5 +62,40 @@ async fn a_cut_link_shows_down_and_catches_up_once_restored() {
     .await;
 
     rennes.stop(&[]).await;
+    master.stop(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_wait_on_the_sites_broker_while_its_server_is_down() {
+    let _turn = take_turn().await;
+    let (hq_broker, brest_broker) = tokio::join!(PrivateBroker::start_with_links(), PrivateBroker::start_with_links());
+    let ns = namespace();
+    let topo = Topology::new(&NameSegment::parse(&ns).unwrap());
+    let master = master_on(&hq_broker, &ns, &format!("amqp://127.0.0.1:{}/%2f", hq_broker.port)).await;
+    let brest = site_on(&brest_broker, &ns, "brest").await;
+    register(&master, &brest).await;
+
+    let options = brest.halt().await;
+    let mut paths = Vec::new();
+    for name in ["While down 1", "While down 2"] {
+        let (status, policy) = master.post("/api/policies", json!({"name": name, "target": {"slaves": "all"}})).await;
+        assert_eq!(status, 201, "{policy}");
+        paths.push(format!("/api/policies/{}", policy["id"].as_str().unwrap()));
+    }
+    let queue = topo.slave_commands_queue("brest");
+    let admin = brest_broker.management();
+    wait_for("the commands crossed to the site's broker while its server is down", || async {
+        (admin.queue_depth("/", &queue).await.ok()?? >= 2).then_some(())
+    })
+    .await;
+
+    let brest = TestServer::spawn(options).await;
+    for path in &paths {
+        wait_for_receipts(&master, path, &["brest"], "a policy sent while the slave was down", |r| {
+            r["state"] == "applied"
+        })
+        .await;
+    }
+    brest.stop(&[]).await;
     master.stop(&[]).await;
 }

@@ -67,7 +67,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
                 "SELECT s.id, s.state, EXTRACT(EPOCH FROM now() - s.last_seen)::float8,
                         (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
                         EXTRACT(EPOCH FROM now() - s.synced_as_of)::float8, s.rows_behind, s.repl_batches, s.repl_rows,
-                        s.repl_refused
+                        s.repl_refused, s.links
                    FROM slaves s ORDER BY s.id",
                 &[],
             )
@@ -95,6 +95,19 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             out.sample("rampart_slave_refused_messages_total", &[("slave", r.get(0))], r.get::<_, i64>(3) as f64);
         }
         let active: Vec<_> = rows.iter().filter(|r| r.get::<_, &str>(1) == "active").collect();
+        out.family(
+            "rampart_slave_link_up",
+            "gauge",
+            "1 for a link of a slave with a broker of its own that its last heartbeat reported running, else 0.",
+        );
+        for r in &active {
+            let links: Option<serde_json::Value> = r.get(9);
+            for link in links.as_ref().and_then(|l| l.as_array()).into_iter().flatten() {
+                let (carries, state) = (link["carries"].as_str().unwrap_or("?"), link["state"].as_str());
+                let up = if state == Some("running") { 1.0 } else { 0.0 };
+                out.sample("rampart_slave_link_up", &[("slave", r.get(0)), ("link", carries)], up);
+            }
+        }
         out.family(
             "rampart_replication_lag_seconds",
             "gauge",
