@@ -2,7 +2,8 @@
 //! the link between a slave's broker and the master's goes through a TCP
 //! proxy the test cuts. While cut, the slave shows its links down and what
 //! waits on its side; once restored, the commands sent meanwhile arrive and
-//! the changes made meanwhile replicate, each once. With the slave's server
+//! the changes made meanwhile replicate, each once; the same when the link
+//! flaps (cut 1 s every 3 s) under traffic. With the slave's server
 //! down, commands keep crossing to its broker and wait there for it.
 
 use std::time::Duration;
@@ -97,5 +98,58 @@ async fn commands_wait_on_the_sites_broker_while_its_server_is_down() {
         .await;
     }
     brest.stop(&[]).await;
+    master.stop(&[]).await;
+}
+
+/// Flapping: the link is cut for 1 s every 3 s, this many times.
+const FLAPS: u32 = 7;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flapping_link_delivers_everything_once() {
+    let _turn = take_turn().await;
+    let (hq_broker, caen_broker) = tokio::join!(PrivateBroker::start_with_links(), PrivateBroker::start_with_links());
+    let wan = TcpProxy::start(([127, 0, 0, 1], hq_broker.port).into()).await;
+    let ns = namespace();
+    let master = master_on(&hq_broker, &ns, &format!("amqp://127.0.0.1:{}/%2f", wan.port)).await;
+    let caen = site_on(&caen_broker, &ns, "caen").await;
+    register(&master, &caen).await;
+
+    // The fault runs beside the traffic; its sleeps are the fault's rhythm.
+    let flapping = tokio::spawn(async move {
+        for _ in 0..FLAPS {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            wan.cut();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            wan.restore();
+        }
+        wan
+    });
+    let mut paths = Vec::new();
+    for round in 0..5 {
+        let body = json!({"name": format!("Flapping {round}"), "target": {"slaves": "all"}});
+        let (status, policy) = master.post("/api/policies", body).await;
+        assert_eq!(status, 201, "{policy}");
+        paths.push(format!("/api/policies/{}", policy["id"].as_str().unwrap()));
+        insert_endpoints(&caen, &format!("caen-{round}"), 5).await;
+        let (status, body) = master.post("/api/slaves/caen/replicate", json!({"full": false})).await;
+        assert_eq!(status, 202, "{body}");
+        tokio::time::sleep(Duration::from_secs(3)).await; // the traffic's pace
+    }
+    let _wan = flapping.await.expect("the flapping ran");
+
+    let (status, body) = master.post("/api/slaves/caen/replicate", json!({"full": false})).await;
+    assert_eq!(status, 202, "{body}");
+    for path in &paths {
+        // Applied when the site had no endpoints yet, delivered after.
+        wait_for_receipts(&master, path, &["caen"], "a policy sent while the link flapped", |r| {
+            r["state"] == "delivered" || r["state"] == "applied"
+        })
+        .await;
+    }
+    let replication = wait_for_replicated_endpoints(&master, "caen", 25).await;
+    assert_eq!(replication["refused_batches"], 0, "nothing replayed or out of order: {replication}");
+    let slave = master.get_ok("/api/slaves/caen").await;
+    assert_eq!(slave["refused_messages"], 0, "{slave}");
+    caen.stop(&[]).await;
     master.stop(&[]).await;
 }
