@@ -181,3 +181,27 @@ async fn the_links_come_back_after_either_broker_is_killed() {
     lille.stop(&[]).await;
     master.stop(&[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_broker_that_is_the_masters_own_is_refused() {
+    let _turn = take_turn().await;
+    let broker = PrivateBroker::start_with_links().await;
+    let ns = namespace();
+    let topo = Topology::new(&NameSegment::parse(&ns).unwrap());
+    let master = master_on(&broker, &ns, &format!("amqp://127.0.0.1:{}/%2f", broker.port)).await;
+    // Configured as on a broker of its own, but it is the master's.
+    let metz = site_on(&broker, &ns, "metz").await;
+
+    let token = token(&master).await;
+    let (status, body) =
+        metz.post("/api/hierarchy/register", json!({"master": master.address(), "token": token})).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is this site's own broker") && message.contains("<SiteBroker>"), "{message}");
+    assert!(shovels(&broker).await.is_empty(), "no link loops commands back");
+    assert!(!user_exists(&broker, &topo.link_user("metz")).await, "the registration was withdrawn");
+    assert_eq!(master.get_ok("/api/slaves/metz").await["state"], "removed");
+
+    metz.stop(&[]).await;
+    master.stop(&[topo.slave_commands_queue("metz")]).await;
+}

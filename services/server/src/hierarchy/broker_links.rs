@@ -52,6 +52,12 @@ pub enum BrokerLinkError {
     #[error("the master's broker URI '{0}' is not usable")]
     BadUri(String),
     #[error(
+        "the master's broker at {0} is this site's own broker (the master's user for this slave exists here): links \
+         would carry every command back to where it came from; with one shared broker, remove \
+         <Hierarchy><SiteBroker> from this server's configuration and register again"
+    )]
+    SameBroker(String),
+    #[error(
         "the links from this site's broker to the master's broker at {uri} did not reach 'running' within {seconds} s \
          ({reasons}); they were removed: check that this site's broker reaches {uri} (firewall, DNS, TLS CA file) \
          and register again"
@@ -90,6 +96,13 @@ fn site_broker(state: &AppState) -> Result<SiteBroker, BrokerLinkError> {
 /// within `<LinkStartSeconds>`, removes them and says why.
 pub async fn establish(state: &AppState, grant: &BrokerLinkGrant) -> Result<(), BrokerLinkError> {
     let broker = site_broker(state)?;
+    // The master has just made this user on its broker: seen here, the two
+    // brokers are one, and shovels would loop commands back into their queue.
+    match broker.client.user(&grant.user).await {
+        Ok(_) => return Err(BrokerLinkError::SameBroker(grant.uri.clone())),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
     declare_local_queues(state).await?;
     let remote = remote_uri(grant, state.settings.hierarchy.master_broker_ca_file.as_deref())?;
     for definition in definitions(state, &broker.vhost, remote) {
