@@ -3,17 +3,25 @@
 //! proxy the test cuts. While cut, the slave shows its links down and what
 //! waits on its side; once restored, the commands sent meanwhile arrive and
 //! the changes made meanwhile replicate, each once; the same when the link
-//! flaps (cut 1 s every 3 s) under traffic. With the slave's server
+//! flaps (cut 1 s every 3 s) under traffic; and under the fault suite's
+//! writers and checker, a cut loses, duplicates and reorders nothing. With
+//! the slave's server
 //! down, commands keep crossing to its broker and wait there for it.
 
 use std::time::Duration;
 
+use chrono::Utc;
 use rampart_shared::topology::{NameSegment, Topology};
 use rampart_tests::{
-    faults::{broker::PrivateBroker, proxy::TcpProxy, take_turn},
+    faults::{
+        broker::PrivateBroker,
+        proxy::TcpProxy,
+        take_turn,
+        traffic::{edit_policies, fan_out, Stack, Writers, FAST_REPLICATION},
+    },
     hierarchy::{insert_endpoints, register, wait_for_receipts, wait_for_replicated_endpoints},
     multi_site::{master_on, site_on},
-    namespace, wait_for, TestServer,
+    namespace, wait_for, ServerOptions, TestServer,
 };
 use serde_json::json;
 
@@ -152,4 +160,54 @@ async fn a_flapping_link_delivers_everything_once() {
     assert_eq!(slave["refused_messages"], 0, "{slave}");
     caen.stop(&[]).await;
     master.stop(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_link_under_writers_loses_and_duplicates_nothing() {
+    let _turn = take_turn().await;
+    let (hq_broker, site_broker) = tokio::join!(PrivateBroker::start_with_links(), PrivateBroker::start_with_links());
+    let wan = TcpProxy::start(([127, 0, 0, 1], hq_broker.port).into()).await;
+    let master = ServerOptions {
+        amqp_url: hq_broker.url(),
+        namespace: namespace(),
+        broker_xml: hq_broker.management_xml(),
+        extra_xml: format!(
+            "<Hierarchy><BrokerForSlaves>amqp://127.0.0.1:{}/%2f</BrokerForSlaves></Hierarchy>",
+            wan.port
+        ),
+        ..ServerOptions::master()
+    };
+    let (site_url, site_xml) = (site_broker.url(), site_broker.management_xml());
+    let stack = Stack::start(master, &["quimper"], 200, |s| {
+        s.amqp_url = site_url.clone();
+        s.broker_xml = site_xml.clone();
+        s.extra_xml = format!(
+            "{FAST_REPLICATION}<Hierarchy><SiteBroker>true</SiteBroker><LinkCheckSeconds>1</LinkCheckSeconds></Hierarchy>"
+        );
+    })
+    .await;
+    stack.wait_for_copies(200).await;
+
+    // Traffic in full flow when the link is cut: writers on the slave,
+    // replication every second, policies and a task on their way.
+    let writers: Vec<Writers> = stack.slaves.iter().map(|s| Writers::start(s, 2, 2_000)).collect();
+    stack.wait_for_copies_to_grow().await;
+    let sent = fan_out(&stack.master, "Before", 2, 1).await;
+    wan.cut();
+    edit_policies(&stack.master, &sent, false).await;
+    fan_out(&stack.master, "During", 1, 1).await;
+    tokio::time::sleep(CUT).await; // holds the fault, waits for nothing
+    wan.restore();
+    let healed_at = Utc::now();
+    let mut committed = 0;
+    for w in writers {
+        committed += w.finish().await;
+    }
+    assert!(committed > 50, "the writers committed only {committed} transactions");
+
+    stack.wait_for_copies_to_grow().await;
+    let report = stack.settle_and_check("multi-site: the link cut under writers", healed_at).await;
+    report.assert_clean();
+    stack.assert_one_epoch().await;
+    stack.stop().await;
 }
