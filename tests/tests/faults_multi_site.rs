@@ -25,8 +25,15 @@ use rampart_tests::{
 };
 use serde_json::json;
 
-/// How long the link stays cut (`ops/chaos` runs longer cuts).
-const CUT: Duration = Duration::from_secs(10);
+/// Whether `ops/chaos --long` runs the scenarios (`RAMPART_CHAOS_LONG=1`).
+fn long() -> bool {
+    std::env::var("RAMPART_CHAOS_LONG").is_ok_and(|v| v == "1")
+}
+
+/// How long the link stays cut: 10 s, 60 s under `ops/chaos --long`.
+fn cut() -> Duration {
+    Duration::from_secs(if long() { 60 } else { 10 })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cut_link_shows_down_and_catches_up_once_restored() {
@@ -54,7 +61,7 @@ async fn a_cut_link_shows_down_and_catches_up_once_restored() {
     insert_endpoints(&rennes, "rennes-b", 15).await;
     let (status, body) = master.post("/api/slaves/rennes/replicate", json!({"full": false})).await;
     assert_eq!(status, 202, "{body}");
-    tokio::time::sleep(CUT).await; // the fault itself, not a wait for anything
+    tokio::time::sleep(cut()).await; // the fault itself, not a wait for anything
     wan.restore();
 
     let path = format!("/api/policies/{}", policy["id"].as_str().unwrap());
@@ -109,8 +116,15 @@ async fn commands_wait_on_the_sites_broker_while_its_server_is_down() {
     master.stop(&[]).await;
 }
 
-/// Flapping: the link is cut for 1 s every 3 s, this many times.
-const FLAPS: u32 = 7;
+/// Flapping: the link is cut for 1 s every 3 s, this many times (20 s; 60 s
+/// under `ops/chaos --long`).
+fn flaps() -> u32 {
+    if long() {
+        20
+    } else {
+        7
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flapping_link_delivers_everything_once() {
@@ -124,7 +138,7 @@ async fn a_flapping_link_delivers_everything_once() {
 
     // The fault runs beside the traffic; its sleeps are the fault's rhythm.
     let flapping = tokio::spawn(async move {
-        for _ in 0..FLAPS {
+        for _ in 0..flaps() {
             tokio::time::sleep(Duration::from_secs(2)).await;
             wan.cut();
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -196,7 +210,7 @@ async fn a_cut_link_under_writers_loses_and_duplicates_nothing() {
     wan.cut();
     edit_policies(&stack.master, &sent, false).await;
     fan_out(&stack.master, "During", 1, 1).await;
-    tokio::time::sleep(CUT).await; // holds the fault, waits for nothing
+    tokio::time::sleep(cut()).await; // holds the fault, waits for nothing
     wan.restore();
     let healed_at = Utc::now();
     let mut committed = 0;
@@ -206,7 +220,7 @@ async fn a_cut_link_under_writers_loses_and_duplicates_nothing() {
     assert!(committed > 50, "the writers committed only {committed} transactions");
 
     stack.wait_for_copies_to_grow().await;
-    let report = stack.settle_and_check("multi-site: the link cut under writers", healed_at).await;
+    let report = stack.settle_and_check("multi-site-link-cut", healed_at).await;
     report.assert_clean();
     stack.assert_one_epoch().await;
     stack.stop().await;
