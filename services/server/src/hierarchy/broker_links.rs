@@ -37,6 +37,8 @@ pub const LINKS: [&str; 3] = ["commands", "status", "replication"];
 const PREFETCH: u32 = 200;
 /// Seconds between a shovel's reconnection attempts.
 const RECONNECT_DELAY: u32 = 2;
+/// Bound of each call to this site's management API.
+const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between two looks at the links' state.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -89,7 +91,9 @@ struct SiteBroker {
 fn site_broker(state: &AppState) -> Result<SiteBroker, BrokerLinkError> {
     let management = state.settings.service.broker_management.as_ref().ok_or(BrokerLinkError::NoManagement)?;
     let vhost = vhost_of(state.settings.service.amqp_url.expose());
-    Ok(SiteBroker { client: management.client()?, vhost })
+    // Short: `status`, `/metrics` and the link keeper ask often, and a
+    // management API that does not answer must not hold them long.
+    Ok(SiteBroker { client: management.client()?.with_timeout(MANAGEMENT_TIMEOUT), vhost })
 }
 
 /// Makes the links for `grant` and waits until all run; if they do not
