@@ -156,6 +156,9 @@ pub struct SlaveHeartbeat {
     /// Where replication stands (absent before the first batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationProgress>,
+    /// A slave with a broker of its own: its links to the master's broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<crate::site_link::LinkState>>,
 }
 
 /// What a receipt is about.
@@ -355,6 +358,10 @@ pub struct RegisterRequest {
     pub namespace: String,
     pub version: String,
     pub heartbeat: SlaveHeartbeat,
+    /// The slave's site has a broker of its own: the master answers with
+    /// credentials for the links between the two brokers.
+    #[serde(default)]
+    pub site_broker: bool,
 }
 
 /// The master's answer to a successful registration.
@@ -366,6 +373,10 @@ pub struct RegisterResponse {
     pub slave_key: String,
     /// Hex key the master signs this slave's commands with.
     pub command_key: String,
+    /// For a slave with a broker of its own: where and as whom its links
+    /// reach the master's broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_link: Option<crate::site_link::BrokerLinkGrant>,
 }
 
 #[cfg(test)]
@@ -445,6 +456,12 @@ mod tests {
                     acked: replication::Watermark::START,
                     rows_behind: 4,
                 }),
+                links: Some(vec![crate::site_link::LinkState {
+                    carries: "status".into(),
+                    state: "running".into(),
+                    reason: None,
+                    waiting: Some(0),
+                }]),
             }),
             SlaveReport::Receipt(Receipt {
                 object: ReceiptObject::Policy,

@@ -25,6 +25,8 @@
 //! * [`signing`]: HMAC-SHA256 signatures of message bodies.
 //! * [`site_key`]: the site's Ed25519 seals on the commands it sends its
 //!   endpoints, with an expiry.
+//! * [`site_link`]: what a master and a slave with a broker of its own
+//!   exchange at registration to link their brokers.
 //! * [`process`]: a service's `main`: `check-config`, logging, serving until
 //!   a signal, exit codes.
 //! * [`telemetry`] and [`shutdown`]: logging setup and the one shutdown path.
@@ -46,6 +48,7 @@ pub mod service_config;
 pub mod shutdown;
 pub mod signing;
 pub mod site_key;
+pub mod site_link;
 pub mod telemetry;
 pub mod tls;
 pub mod topology;

@@ -124,6 +124,24 @@ impl Topology {
     pub fn slave_commands_queue(&self, slave: &str) -> String {
         format!("{}.slave.{slave}.commands", self.ns)
     }
+    /// On a slave's own broker: its status messages waiting for the link
+    /// to the master's broker (`docs/multi-site.md`).
+    pub fn link_status_queue(&self, slave: &str) -> String {
+        format!("{}.link.{slave}.status", self.ns)
+    }
+    /// On a slave's own broker: its replication batches waiting for the link.
+    pub fn link_replication_queue(&self, slave: &str) -> String {
+        format!("{}.link.{slave}.replication", self.ns)
+    }
+    /// The name of the shovel on a slave's broker that carries `what`
+    /// (`commands`, `status`, `replication`) between it and the master's.
+    pub fn link_shovel(&self, slave: &str, what: &str) -> String {
+        format!("{}.link.{slave}.{what}", self.ns)
+    }
+    /// The broker user a slave's links use on the master's broker.
+    pub fn link_user(&self, slave: &str) -> String {
+        format!("{}.link.{slave}", self.ns)
+    }
     /// Where the master receives every slave's receipts and heartbeats.
     pub fn master_status_queue(&self) -> String {
         format!("{}.master.status", self.ns)
@@ -253,6 +271,31 @@ pub async fn declare_queue(
         )
         .await?;
     channel.queue_declare(ShortString::from(queue.to_owned()), durable(), quorum_args(Some((&dlx, queue)))).await?;
+    for key in bindings {
+        channel
+            .queue_bind(
+                ShortString::from(queue.to_owned()),
+                ShortString::from(exchange.to_owned()),
+                ShortString::from(key.clone()),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares a durable classic queue without arguments (no delivery limit,
+/// no dead-lettering: what waits there for a link to another broker must
+/// never be parked, however often the link drops), bound to `exchange`
+/// with each of `bindings` (idempotent; a shovel redeclares it the same way).
+pub async fn declare_link_queue(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    bindings: &[String],
+) -> lapin::Result<()> {
+    channel.queue_declare(ShortString::from(queue.to_owned()), durable(), FieldTable::default()).await?;
     for key in bindings {
         channel
             .queue_bind(

@@ -11,6 +11,7 @@ pub mod abuse;
 pub mod checker;
 pub mod faults;
 pub mod hierarchy;
+pub mod multi_site;
 pub mod operators;
 pub mod report;
 pub mod smtp;
@@ -56,6 +57,8 @@ pub struct ServerOptions {
     pub pool_size: usize,
     /// `<Broker><Url>`: the machine's broker unless a test starts its own.
     pub amqp_url: String,
+    /// Extra XML inside `<Broker>` (e.g. its `<Management>`).
+    pub broker_xml: String,
     /// Where the database lives (`postgres://user@host:port`), without the name.
     pub pg_base: String,
     /// Serve the API over TLS (the production default); off, the server is
@@ -76,6 +79,7 @@ impl ServerOptions {
             owns_namespace: true,
             pool_size: 8,
             amqp_url: AMQP_URL.to_owned(),
+            broker_xml: String::new(),
             pg_base: PG_BASE.to_owned(),
             tls: false,
             plain_registration: true,
@@ -110,7 +114,7 @@ impl ServerOptions {
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
-               <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
+               <Broker><Url>{}</Url><Namespace>{}</Namespace>{}</Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>{}</Server>",
             self.instance,
             self.role,
@@ -118,6 +122,7 @@ impl ServerOptions {
             self.pool_size,
             self.amqp_url,
             self.namespace,
+            self.broker_xml,
             transport,
             api_xml,
             self.extra_xml

@@ -114,6 +114,7 @@ async fn spoofed_slaves_and_forged_commands_write_nothing_and_are_audited() {
         endpoints: 666,
         license: None,
         replication: None,
+        links: None,
     });
     let forged_receipt = SlaveReport::Receipt(Receipt {
         object: ReceiptObject::Policy,

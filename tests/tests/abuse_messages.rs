@@ -181,6 +181,7 @@ async fn a_slaves_commands_and_the_masters_status_and_replication_park_bad_input
             endpoints: 1,
             license: None,
             replication: None,
+            links: None,
         })
     };
     let status_key = Topology::status_key("paris", rampart_shared::hierarchy::kind::HEARTBEAT);

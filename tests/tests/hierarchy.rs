@@ -229,6 +229,7 @@ async fn unregistering_from_either_side_leaves_both_consistent() {
         endpoints: 1,
         license: None,
         replication: None,
+        links: None,
     });
     let late = Outgoing::envelope(
         lyon.topology().status_exchange(),

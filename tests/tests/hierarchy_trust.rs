@@ -178,6 +178,7 @@ async fn duplicate_and_forged_messages_have_no_effect() {
         endpoints: 666,
         license: None,
         replication: None,
+        links: None,
     });
     let paris_key = slave.state.keyring.link().unwrap().slave_key;
     let report = |from: &str, as_slave: &str, key: &SigningKey| {

@@ -59,7 +59,25 @@ fn render_status(answer: &Value) -> String {
         ("Verification", verification),
     ]);
     out.push_str(&section("Stream to the master", &stream));
+    if answer["links"].is_object() {
+        out.push_str(&section("Links to the master's broker", &render_links(&answer["links"])));
+    }
     out
+}
+
+/// A slave's links (its site runs a broker of its own): state, the
+/// broker's reason for one that is not running, messages waiting here.
+pub fn render_links(report: &Value) -> String {
+    if let Some(error) = report["error"].as_str() {
+        return format!("Unknown: {error}\n");
+    }
+    let mut table = Table::new(&["LINK", "STATE", "WAITING", "REASON"]).numeric(&["WAITING"]);
+    for link in items(&report["links"]) {
+        let waiting = if link["waiting"].is_null() { "-".to_owned() } else { text(&link["waiting"]) };
+        let reason = link["reason"].as_str().unwrap_or("").to_owned();
+        table.row([text(&link["carries"]), text(&link["state"]), waiting, reason]);
+    }
+    table.render()
 }
 
 /// One row per slave: the replication columns of `slaves list`.
@@ -116,6 +134,21 @@ mod tests {
              Rows behind:   0\n\
              Verification:  none\n"
         );
+    }
+
+    #[test]
+    fn a_slave_on_its_own_broker_shows_its_links() {
+        let out = render_status(&json!({"role": "slave", "interval_seconds": 1800, "batch_size": 5000,
+            "stream": {"epoch": 1, "watermark": "1:1", "acked_at": null, "batches_sent": 1,
+                       "verification_pending": null, "rows_behind": 0},
+            "links": {"error": null, "links": [
+                {"carries": "commands", "state": "running", "waiting": null, "reason": null},
+                {"carries": "status", "state": "terminated", "waiting": 12, "reason": "{auth_failure,\"refused\"}"}]}}));
+        assert!(out.contains("\nLinks to the master's broker\n"), "{out}");
+        assert!(out.contains("commands  running"), "{out}");
+        assert!(out.contains("12  {auth_failure"), "{out}");
+        let down = render_links(&json!({"error": "this site's broker: unreachable", "links": []}));
+        assert_eq!(down, "Unknown: this site's broker: unreachable\n");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum SlavesCommand {
         /// (kept by default).
         #[arg(long)]
         purge: bool,
+        /// Remove it at once, without waiting for the slave to confirm (a
+        /// slave gone for good): its command queue and broker user go now.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -60,8 +64,14 @@ pub async fn run(command: SlavesCommand, session: &Session) -> anyhow::Result<()
             session
                 .print(&answer, |r| message_line(r).unwrap_or_else(|| format!("Asked slave {id} to replicate now.\n")))
         }
-        SlavesCommand::Remove { id, purge } => {
-            let query = if purge { vec![("purge", "true".to_owned())] } else { Vec::new() };
+        SlavesCommand::Remove { id, purge, force } => {
+            let mut query = Vec::new();
+            if purge {
+                query.push(("purge", "true".to_owned()));
+            }
+            if force {
+                query.push(("force", "true".to_owned()));
+            }
             let answer = client.delete_with_query(&["api", "slaves", &id], &query).await?;
             session.print(&answer, |s| {
                 message_line(s).unwrap_or_else(|| format!("Slave {} is {}.\n", text(&s["id"]), text(&s["state"])))
@@ -106,7 +116,13 @@ fn render_list(answer: &Value) -> String {
     if slaves.is_empty() {
         return "No slaves.\n".to_owned();
     }
-    let headers = [&["ID", "STATE", "LAST SEEN", "ENDPOINTS", "LICENSE", "REFUSED"][..], &REPLICATION_HEADERS].concat();
+    // The LINKS column only where some site runs a broker of its own.
+    let linked = slaves.iter().any(|s| s["site_broker"] == true);
+    let mut headers =
+        [&["ID", "STATE", "LAST SEEN", "ENDPOINTS", "LICENSE", "REFUSED"][..], &REPLICATION_HEADERS].concat();
+    if linked {
+        headers.push("LINKS");
+    }
     let mut table = Table::new(&headers).numeric(&["ENDPOINTS", "REFUSED", "LAG", "BEHIND"]);
     for s in slaves {
         let mut row = vec![
@@ -118,9 +134,33 @@ fn render_list(answer: &Value) -> String {
             count(&s["refused_messages"]).to_string(),
         ];
         row.extend(replication_cells(&s["replication"]));
+        if linked {
+            row.push(links_cell(s));
+        }
         table.row(row);
     }
     table.render()
+}
+
+/// `3/3 running`, or which links are not, as the slave last reported them.
+fn links_cell(s: &Value) -> String {
+    if s["site_broker"] != true {
+        return "-".to_owned();
+    }
+    let links = items(&s["links"]);
+    if links.is_empty() {
+        return "not reported".to_owned();
+    }
+    let running = links.iter().filter(|l| l["state"] == "running").count();
+    let down: Vec<String> = links
+        .iter()
+        .filter(|l| l["state"] != "running")
+        .map(|l| format!("{} {}", text(&l["carries"]), text(&l["state"])))
+        .collect();
+    match down.is_empty() {
+        true => format!("{running}/{} running", links.len()),
+        false => format!("{running}/{} running ({})", links.len(), down.join(", ")),
+    }
 }
 
 fn render_one(s: &Value) -> String {
@@ -138,7 +178,34 @@ fn render_one(s: &Value) -> String {
     if replication.is_object() {
         out.push_str(&section("Replication", &replication_details(replication)));
     }
+    if s["site_broker"] == true {
+        let reported = crate::replication::render_links(&json!({"links": s["links"], "error": null}));
+        out.push_str(&section("Links (as the slave last reported them)", &reported));
+    }
+    let broker = &s["broker"];
+    if broker.is_object() {
+        out.push_str(&section("On this master's broker", &broker_details(broker)));
+    }
     out
+}
+
+/// A slave with a broker of its own: its link user's connections and the
+/// commands waiting for its commands link.
+fn broker_details(b: &Value) -> String {
+    if let Some(error) = b["error"].as_str() {
+        return details(&[("Link user", text(&b["user"])), ("Unknown", error.to_owned())]);
+    }
+    let connections = items(&b["connections"]);
+    let listed = if connections.is_empty() {
+        "none (its links are down)".to_owned()
+    } else {
+        connections.iter().map(text).collect::<Vec<_>>().join(", ")
+    };
+    details(&[
+        ("Link user", text(&b["user"])),
+        ("Connections", listed),
+        ("Commands queued", text(&b["command_queue_depth"])),
+    ])
 }
 
 /// Every field of a slave's `replication` object.
@@ -183,6 +250,10 @@ mod tests {
              nice  removing  -                  -  -                               3  -                 0:0          -       -\n"
         );
         assert_eq!(render_list(&json!([])), "No slaves.\n");
+        let linked = json!([{"id": "paris", "state": "online", "site_broker": true, "replication": null,
+            "links": [{"carries": "commands", "state": "running"}, {"carries": "status", "state": "starting"},
+                      {"carries": "replication", "state": "running"}]}]);
+        assert!(render_list(&linked).contains("2/3 running (status starting)"), "{}", render_list(&linked));
     }
 
     #[test]
@@ -216,6 +287,11 @@ mod tests {
             assert!(out.contains(line), "{line}: {out}");
         }
         assert!(out.ends_with("Replicated endpoints:  7\n"), "{out}");
+        let linked = render_one(&json!({"id": "paris", "state": "online", "broker": {"user": "rampart.link.paris",
+            "connections": ["10.1.0.5:40112 -> 10.0.0.1:5671"], "command_queue_depth": 3, "error": null}}));
+        assert!(linked.contains("\nOn this master's broker\n"), "{linked}");
+        assert!(linked.contains("Connections:      10.1.0.5:40112 -> 10.0.0.1:5671\n"), "{linked}");
+        assert!(linked.contains("Commands queued:  3\n"), "{linked}");
     }
 
     #[test]
@@ -229,7 +305,11 @@ mod tests {
             Wrapper::try_parse_from(std::iter::once("slaves").chain(args.iter().copied())).map(|w| w.command)
         };
         assert!(matches!(parse(&["remove", "lyon", "--purge"]).unwrap(), SlavesCommand::Remove { purge: true, .. }));
-        assert!(matches!(parse(&["remove", "lyon"]).unwrap(), SlavesCommand::Remove { purge: false, .. }));
+        assert!(matches!(
+            parse(&["remove", "lyon"]).unwrap(),
+            SlavesCommand::Remove { purge: false, force: false, .. }
+        ));
+        assert!(matches!(parse(&["remove", "lyon", "--force"]).unwrap(), SlavesCommand::Remove { force: true, .. }));
         assert!(matches!(
             parse(&["replicate", "lyon", "--full"]).unwrap(),
             SlavesCommand::Replicate { full: true, .. }

@@ -166,7 +166,14 @@ fn render_status(s: &Value, site_key: Option<&Value>) -> String {
     if let Some(key) = site_key {
         pairs.push(("Site key", format!("{} {}", text(&key["algorithm"]), text(&key["fingerprint"]))));
     }
-    details(&pairs)
+    let links = &s["links"];
+    if !links.is_object() {
+        return details(&pairs);
+    }
+    // A slave on a broker of its own (docs/multi-site.md).
+    let mut out = details(&pairs);
+    out.push_str(&crate::output::section("Links to the master's broker", &crate::replication::render_links(links)));
+    out
 }
 
 fn render_dashboard(d: &Value) -> String {
@@ -277,6 +284,15 @@ Messages:   12345 applied, 2 dead-lettered, outbox depth 0
             None,
         );
         assert!(out.starts_with("Instance:   lyon (slave)\nMaster:     hq at hq.example:7073\n"), "{out}");
+        let linked = render_status(
+            &json!({"instance": "lyon", "role": "slave", "links": {"error": null,
+                    "links": [{"carries": "commands", "state": "running", "waiting": null, "reason": null}]}}),
+            None,
+        );
+        assert!(
+            linked.contains("\nLinks to the master's broker\n") && linked.contains("commands  running"),
+            "{linked}"
+        );
         let standalone = render_status(&json!({"instance": "paris", "master": null}), None);
         assert!(!standalone.contains("Master"), "{standalone}");
     }

@@ -26,6 +26,9 @@ use serde::Deserialize;
 
 use crate::tls::{CertificateFiles, TlsSettings, Transport};
 
+mod hierarchy;
+pub use hierarchy::HierarchySettings;
+
 /// Default API port (registration and operators).
 pub const DEFAULT_API_PORT: u16 = 7073;
 /// Default seconds between replication runs.
@@ -59,6 +62,7 @@ struct ServerXml {
     endpoints: Option<EndpointsXml>,
     reports: Option<ReportsXml>,
     log: Option<LogXml>,
+    hierarchy: Option<hierarchy::HierarchyXml>,
 }
 
 /// `<Api>`: the shared elements plus the server's transport.
@@ -153,6 +157,8 @@ pub struct Settings {
     pub reports: ReportSettings,
     /// `<Api>`: TLS (the default) or plain HTTP.
     pub tls: TlsSettings,
+    /// `<Hierarchy>`: links between this site's broker and its master's.
+    pub hierarchy: HierarchySettings,
 }
 
 impl Settings {
@@ -199,6 +205,8 @@ impl Settings {
             reports_xml.service_url = Some(url);
         }
         let reports = reports(reports_xml, role, base_dir)?;
+        let has_management = service.broker_management.is_some();
+        let hierarchy = HierarchySettings::check(xml.hierarchy.unwrap_or_default(), role, has_management)?;
         if let Some(license) = &xml.license {
             // Format and signature now, before anything is created; expiry
             // at install, so a configured key that expires later never stops a restart.
@@ -216,6 +224,7 @@ impl Settings {
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
             reports,
             tls,
+            hierarchy,
         })
     }
 }

@@ -123,6 +123,9 @@ impl Application {
         ));
         tasks.spawn(consumers::run(state.clone(), broker.clone(), shutdown.clone()));
         tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
+        if state.settings.hierarchy.site_broker {
+            tasks.spawn(crate::hierarchy::link_keeper::run(state.clone(), shutdown.clone()));
+        }
         if state.role() == Role::Master && reports::events::enabled(&state) {
             tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));
             tasks.spawn(reports::due::run(state.clone(), shutdown.clone()));

@@ -11,12 +11,15 @@
 //! | `<ns>.server.<instance>`      | `^<ns>\.`           | `^<ns>\.`                              | `^<ns>\.`                              |
 //! | `<ns>.report`                 | its queue + parking | `<ns>.dlx`, its queue + parking        | `<ns>.events`, `<ns>.dlx`, its queue   |
 //! | `<ns>.agent.<site>.<agent>`   | its queue + parking | `<ns>.site`, `<ns>.dlx`, its queue + parking | `<ns>.agents`, `<ns>.dlx`, its queue |
+//! | `<ns>.link.<slave>`           | its command queue   | `<ns>.status`, `<ns>.replication`      | its command queue                      |
 //!
 //! Topic permissions narrow the routing keys on every exchange a report
 //! service or an agent may write to or bind from: an agent publishes on
 //! `<ns>.site` only with `site.<its site>.*` keys, binds from `<ns>.agents`
 //! only `site.<its site>.endpoint.*`, and on `<ns>.dlx` only its own queue's
-//! name. A user with write on a topic exchange and no topic permission for
+//! name. A slave's link user (on the master's broker, for the shovels
+//! defined on the slave's broker) writes status only with `slave.<id>.*`
+//! keys and replication only with `slave.<id>`. A user with write on a topic exchange and no topic permission for
 //! it could publish with any key, so none is left without one.
 
 use super::{ManagementClient, NewUser, Permissions, Result, TopicPermissions};
@@ -70,6 +73,27 @@ impl BrokerGrant {
             &[(topology.site_exchange(), format!("^site\\.{}\\.", escape(site)))],
             &[(topology.agents_exchange(), format!("^site\\.{}\\.endpoint\\.", escape(site)))],
         )
+    }
+
+    /// The links of `slave`'s own broker on the master's broker: they read
+    /// its command queue (and redeclare it, as a shovel does on start) and
+    /// publish its status and replication under its own keys only.
+    pub fn slave_link(topology: &Topology, slave: &str) -> Self {
+        let queue = format!("^{}$", escape(&topology.slave_commands_queue(slave)));
+        let (status, replication) = (topology.status_exchange(), topology.replication_exchange());
+        let own = escape(slave);
+        Self {
+            user: topology.link_user(slave),
+            permissions: Permissions {
+                configure: queue.clone(),
+                write: format!("^{}$|^{}$", escape(&status), escape(&replication)),
+                read: queue,
+            },
+            topics: vec![
+                TopicPermissions { exchange: status, write: format!("^slave\\.{own}\\."), read: NOTHING.into() },
+                TopicPermissions { exchange: replication, write: format!("^slave\\.{own}$"), read: NOTHING.into() },
+            ],
+        }
     }
 
     /// A process that declares and reads one queue (with its parking queue
@@ -179,7 +203,11 @@ mod tests {
 
     #[test]
     fn every_exchange_a_narrow_user_writes_to_has_topic_permissions() {
-        for grant in [BrokerGrant::agent(&topology(), "paris", "a1"), BrokerGrant::report_service(&topology())] {
+        for grant in [
+            BrokerGrant::agent(&topology(), "paris", "a1"),
+            BrokerGrant::report_service(&topology()),
+            BrokerGrant::slave_link(&topology(), "paris"),
+        ] {
             for exchange in
                 ["rt.site", "rt.dlx", "rt.events", "rt.agents", "rt.commands", "rt.status", "rt.replication"]
             {
@@ -188,6 +216,35 @@ mod tests {
                     assert!(grant.topics.iter().any(|t| t.exchange == exchange), "{} on {exchange}", grant.user);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_slave_link_gets_its_queue_and_its_own_keys() {
+        let grant = BrokerGrant::slave_link(&topology(), "par");
+        assert_eq!(grant.user, "rt.link.par");
+        assert_eq!(grant.permissions.configure, r"^rt\.slave\.par\.commands$");
+        assert_eq!(grant.permissions.read, r"^rt\.slave\.par\.commands$");
+        assert_eq!(grant.permissions.write, r"^rt\.status$|^rt\.replication$");
+        let status = grant.topics.iter().find(|t| t.exchange == "rt.status").unwrap();
+        assert_eq!(status.write, r"^slave\.par\.");
+        let replication = grant.topics.iter().find(|t| t.exchange == "rt.replication").unwrap();
+        assert_eq!(replication.write, r"^slave\.par$");
+        let re = |p: &str, text: &str| regex_lite_match(p, text);
+        assert!(re(&status.write, "slave.par.heartbeat") && !re(&status.write, "slave.paris.heartbeat"));
+        assert!(re(&replication.write, "slave.par") && !re(&replication.write, "slave.paris"));
+    }
+
+    /// Enough of a regex for the anchored patterns above: `^`, literal
+    /// characters, `\.`, and an optional trailing `$`.
+    fn regex_lite_match(pattern: &str, text: &str) -> bool {
+        let body = pattern.strip_prefix('^').expect("anchored");
+        let (body, exact) = body.strip_suffix('$').map_or((body, false), |b| (b, true));
+        let literal = body.replace("\\.", ".");
+        if exact {
+            text == literal
+        } else {
+            text.starts_with(&literal)
         }
     }
 

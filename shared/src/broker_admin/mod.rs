@@ -12,6 +12,8 @@
 //!   topic permissions (routing-key regexes per exchange).
 //! * `connections.rs`: a user's open connections, and closing them.
 //! * `overview.rs`: the broker's version and plugins, and vhost checks.
+//! * `shovels.rs`: dynamic shovels (the links between a site's broker and
+//!   its master's), their status, and queue depths.
 //! * [`grants`]: what each kind of Rampart process may do on a namespace,
 //!   as permissions anchored on the namespace's names, and [`grants::provision`]
 //!   that creates a user with them.
@@ -27,6 +29,7 @@ pub mod grants;
 mod overview;
 mod permissions;
 pub mod settings;
+mod shovels;
 mod users;
 
 pub use client::{ManagementClient, DEFAULT_TIMEOUT};
@@ -34,4 +37,5 @@ pub use connections::BrokerConnection;
 pub use error::{AdminError, Result};
 pub use overview::Overview;
 pub use permissions::{Permissions, TopicPermissions};
+pub use shovels::{without_credentials, ShovelDefinition, ShovelStatus};
 pub use users::{generate_password, BrokerUser, NewUser};

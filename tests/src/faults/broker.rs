@@ -37,13 +37,23 @@ pub struct PrivateBroker {
     dist_port: u16,
     /// The management API's port on 127.0.0.1, when the node runs the plugin.
     pub management_port: Option<u16>,
+    /// The AMQPS port on 127.0.0.1, when the node has a TLS listener.
+    pub tls_port: Option<u16>,
     dir: PathBuf,
+}
+
+/// A TLS listener for a private node: PEM texts of its certificate chain's
+/// CA, its certificate and its key.
+pub struct TlsListener {
+    pub ca_pem: String,
+    pub certificate_pem: String,
+    pub key_pem: String,
 }
 
 impl PrivateBroker {
     /// Starts a fresh node and waits until it accepts AMQP connections.
     pub async fn start() -> Self {
-        Self::start_node(None).await
+        Self::start_node(None, &[], None).await
     }
 
     /// Starts a fresh node running the management plugin on a spare port
@@ -51,12 +61,50 @@ impl PrivateBroker {
     /// and waits until both AMQP and the management API serve. Its
     /// `guest` user has the administrator tag.
     pub async fn start_with_management() -> Self {
-        let broker = Self::start_node(Some(free_port())).await;
+        let broker = Self::start_node(Some(free_port()), &[], None).await;
         broker.wait_management().await;
         broker
     }
 
-    async fn start_node(management_port: Option<u16>) -> Self {
+    /// [`Self::start_with_management`] with the shovel and federation
+    /// plugins too, as a site's broker linked to its master's.
+    pub async fn start_with_links() -> Self {
+        let links =
+            ["rabbitmq_shovel", "rabbitmq_shovel_management", "rabbitmq_federation", "rabbitmq_federation_management"];
+        let broker = Self::start_node(Some(free_port()), &links, None).await;
+        broker.wait_management().await;
+        broker
+    }
+
+    /// [`Self::start_with_management`] with an AMQPS listener too (on
+    /// [`Self::tls_port`]), serving `tls`'s certificate.
+    pub async fn start_with_tls(tls: TlsListener) -> Self {
+        let broker = Self::start_node(Some(free_port()), &[], Some(tls)).await;
+        broker.wait_management().await;
+        broker
+    }
+
+    /// Writes `contents` to `name` in the node's directory (readable by
+    /// the node, e.g. a CA file a shovel's URI names); returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).expect("a file in the private broker's directory");
+        path
+    }
+
+    /// `<Management>` of a server whose broker is this node, with the
+    /// node's `guest` administrator written to a credentials file.
+    pub fn management_xml(&self) -> String {
+        let file = self.dir.join("admin.credentials");
+        std::fs::write(&file, "guest:guest\n").expect("credentials file");
+        format!(
+            "<Management><Url>{}</Url><CredentialsFile>{}</CredentialsFile></Management>",
+            self.management_url(),
+            file.display()
+        )
+    }
+
+    async fn start_node(management_port: Option<u16>, extra_plugins: &[&str], tls: Option<TlsListener>) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let dir = work_root().join(format!("rabbit-{id}"));
         std::fs::create_dir_all(dir.join("mnesia")).expect("private broker directory");
@@ -67,15 +115,37 @@ impl PrivateBroker {
                 conf.push_str(&format!(
                     "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {port}\ncollect_statistics_interval = 1000\n"
                 ));
-                "[rabbitmq_management].\n".to_owned()
+                let mut all = vec!["rabbitmq_management"];
+                all.extend_from_slice(extra_plugins);
+                format!("[{}].\n", all.join(","))
             }
             None => plugins,
         };
+        let tls_port = tls.map(|tls| {
+            let port = free_port();
+            for (name, pem) in [("ca.pem", &tls.ca_pem), ("cert.pem", &tls.certificate_pem), ("key.pem", &tls.key_pem)]
+            {
+                std::fs::write(dir.join(name), pem).expect("a TLS file");
+            }
+            let d = dir.display();
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{port}\nssl_options.cacertfile = {d}/ca.pem\n\
+                 ssl_options.certfile = {d}/cert.pem\nssl_options.keyfile = {d}/key.pem\n\
+                 ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
+            ));
+            port
+        });
         std::fs::write(dir.join("enabled_plugins"), plugins).expect("plugins file");
         std::fs::write(dir.join("rabbitmq.conf"), conf).expect("broker configuration");
         give_to("rabbitmq", &dir);
-        let broker =
-            Self { node: format!("rt{id}@localhost"), port: free_port(), dist_port: free_port(), management_port, dir };
+        let broker = Self {
+            node: format!("rt{id}@localhost"),
+            port: free_port(),
+            dist_port: free_port(),
+            management_port,
+            tls_port,
+            dir,
+        };
         broker.launch().await;
         broker
     }
@@ -99,6 +169,8 @@ impl PrivateBroker {
             ("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{d}/enabled_plugins")),
             ("RABBITMQ_CONFIG_FILE", format!("{d}/rabbitmq.conf")),
             ("RABBITMQ_PID_FILE", format!("{d}/pid")),
+            // No busy-waiting schedulers: several nodes share two cores.
+            ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "+sbwt none +sbwtdcpu none +sbwtdio none".into()),
         ]
     }
 

@@ -306,17 +306,31 @@ pub async fn copied_rows(master: &TestServer, slave: &str) -> i64 {
 /// master) and the state has not changed for [`QUIET`]; bounded by
 /// [`SETTLE`]. Returns when it settled.
 pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc> {
-    let broker = Broker::new(Secret::new(master.options.amqp_url.clone()), "rampart-tests settle");
     let t = master.topology();
-    let mut queues = vec![t.master_status_queue(), t.master_replication_queue()];
+    // Each server's queues on its own broker: one broker for the whole
+    // stack, or a broker per site (docs/multi-site.md), whose link queues
+    // hold what waits for the master's broker.
+    let mut brokers: Vec<(String, Vec<String>)> =
+        vec![(master.options.amqp_url.clone(), vec![t.master_status_queue(), t.master_replication_queue()])];
     for s in slaves {
-        queues.push(t.site_inbox(&s.options.instance));
-        queues.push(t.slave_commands_queue(&s.options.instance));
+        let name = &s.options.instance;
+        let mut queues = vec![t.site_inbox(name), t.slave_commands_queue(name)];
+        if s.options.amqp_url != master.options.amqp_url {
+            queues.extend([t.link_status_queue(name), t.link_replication_queue(name)]);
+        }
+        match brokers.iter_mut().find(|(url, _)| *url == s.options.amqp_url) {
+            Some((_, known)) => known.extend(queues),
+            None => brokers.push((s.options.amqp_url.clone(), queues)),
+        }
     }
+    let brokers: Vec<(Broker, Vec<String>)> = brokers
+        .into_iter()
+        .map(|(url, queues)| (Broker::new(Secret::new(url), "rampart-tests settle"), queues))
+        .collect();
     let deadline = Instant::now() + SETTLE;
     let mut last: Option<(Value, Instant)> = None;
     loop {
-        let (in_flight, fingerprint) = snapshot(&broker, &queues, master, slaves).await;
+        let (in_flight, fingerprint) = snapshot(&brokers, master, slaves).await;
         let now = Instant::now();
         if in_flight.is_empty() {
             match &last {
@@ -330,36 +344,43 @@ pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc
         assert!(now < deadline, "the stack did not settle within {SETTLE:?}; in flight: {}", in_flight.join(", "));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    broker.close().await;
+    for (broker, _) in brokers {
+        broker.close().await;
+    }
     Utc::now()
 }
 
 /// What is in flight (empty when nothing is) and a fingerprint of the
 /// effects the checker reads.
 async fn snapshot(
-    broker: &Broker,
-    queues: &[String],
+    brokers: &[(Broker, Vec<String>)],
     master: &TestServer,
     slaves: &[&TestServer],
 ) -> (Vec<String>, Value) {
     let mut in_flight = Vec::new();
     let mut parts = Vec::new();
-    let Ok(channel) = broker.channel().await else { return (vec!["the broker is unreachable".into()], Value::Null) };
-    for q in queues {
-        match channel
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
-                Default::default(),
-            )
-            .await
-        {
-            Ok(queue) if queue.message_count() > 0 => in_flight.push(format!("{} ready in {q}", queue.message_count())),
-            Ok(_) => {}
-            Err(e) => return (vec![format!("queue {q}: {e}")], Value::Null),
+    for (broker, queues) in brokers {
+        let Ok(channel) = broker.channel().await else {
+            return (vec!["the broker is unreachable".into()], Value::Null);
+        };
+        for q in queues {
+            match channel
+                .queue_declare(
+                    q.as_str().into(),
+                    QueueDeclareOptions { passive: true, ..Default::default() },
+                    Default::default(),
+                )
+                .await
+            {
+                Ok(queue) if queue.message_count() > 0 => {
+                    in_flight.push(format!("{} ready in {q}", queue.message_count()))
+                }
+                Ok(_) => {}
+                Err(e) => return (vec![format!("queue {q}: {e}")], Value::Null),
+            }
         }
+        let _ = rampart_shared::amqp::close_channel(&channel, "probed").await;
     }
-    let _ = rampart_shared::amqp::close_channel(&channel, "probed").await;
     for server in std::iter::once(master).chain(slaves.iter().copied()) {
         let name = &server.options.instance;
         let Ok(client) = server.state.pool.get().await else {

@@ -8,15 +8,20 @@ use axum::{
     routing::{get, post},
     Extension, Json, Router,
 };
-use rampart_shared::hierarchy::{RegisterRequest, RegisterResponse};
+use rampart_shared::{
+    hierarchy::{RegisterRequest, RegisterResponse},
+    site_link::CancelRegistration,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Body, Params};
 use crate::{
     hierarchy::{
+        broker_links,
         link::{self, LinkError},
-        registration::{self, RegistrationError},
+        link_users::{self, LinkUserError},
+        registration::{self, CancelError, RegistrationError},
         slaves::{self, Removal, SlaveError, SlaveView},
         tokens::{self, IssuedToken, TokenError, TokenView},
     },
@@ -68,7 +73,9 @@ impl From<LinkError> for ApiError {
             LinkError::Invalid(m) => Self::Invalid(m),
             LinkError::Refused { status: 403, .. } => Self::Forbidden(e.to_string()),
             LinkError::Refused { status: 400..=499, .. } => Self::Conflict(e.to_string()),
-            LinkError::Refused { .. } | LinkError::MasterUnusable(_) => Self::BadGateway(e.to_string()),
+            LinkError::Refused { .. } | LinkError::MasterUnusable(_) | LinkError::LinksDown { .. } => {
+                Self::BadGateway(e.to_string())
+            }
             LinkError::IsMaster | LinkError::AlreadySlave { .. } | LinkError::NotRegistered(_) => {
                 Self::Conflict(e.to_string())
             }
@@ -87,6 +94,8 @@ impl From<RegistrationError> for ApiError {
             RegistrationError::Invalid(m) => Self::Invalid(m),
             RegistrationError::Broker(_) => Self::Unavailable(e.to_string()),
             RegistrationError::NoMasterKey => Self::Internal(e.into()),
+            RegistrationError::LinkUser(LinkUserError::NoBrokerForSlaves(_)) => Self::Conflict(e.to_string()),
+            RegistrationError::LinkUser(LinkUserError::Broker { .. }) => Self::Unavailable(e.to_string()),
             RegistrationError::NotAMaster { .. }
             | RegistrationError::OwnName(_)
             | RegistrationError::OtherNamespace { .. }
@@ -148,12 +157,37 @@ pub(super) async fn accept_registration(
     }
 }
 
+/// Called by a slave whose links did not come up; the proof under its
+/// slave key is the credential.
+pub(super) async fn cancel_registration(
+    State(state): State<SharedState>,
+    Body(body): Body<CancelRegistration>,
+) -> ApiResult<Value> {
+    let slave_id = body.slave_id.clone();
+    match registration::cancel(&state, body).await {
+        Ok(()) => Ok(Json(json!({"slave_id": slave_id, "state": "removed"}))),
+        Err(e) => {
+            tracing::warn!(slave_id, error = %e, "Refused to withdraw a registration.");
+            Err(match e {
+                CancelError::Database(e) => e.into(),
+                CancelError::Pool(e) => e.into(),
+                CancelError::Unknown(_) => ApiError::NotFound(e.to_string()),
+                CancelError::BadProof(_) => ApiError::Forbidden(e.to_string()),
+            })
+        }
+    }
+}
+
 async fn list_slaves(State(state): State<SharedState>) -> ApiResult<Vec<SlaveView>> {
     Ok(Json(slaves::list(&state.pool.get().await?).await?))
 }
 
 async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult<SlaveView> {
-    Ok(Json(slaves::show(&state.pool.get().await?, &id).await?))
+    let mut view = slaves::show(&state.pool.get().await?, &id).await?;
+    if view.site_broker && view.state != "removed" {
+        view.broker = Some(link_users::broker_view(&state, &id).await);
+    }
+    Ok(Json(view))
 }
 
 #[derive(Deserialize)]
@@ -161,6 +195,8 @@ async fn show_slave(State(state): State<SharedState>, Path(id): Path<String>) ->
 pub struct RemoveQuery {
     /// Also delete the slave's replicated data.
     purge: Option<bool>,
+    /// Removed at once, without waiting for the slave to confirm.
+    force: Option<bool>,
 }
 
 async fn remove_slave(
@@ -169,11 +205,17 @@ async fn remove_slave(
     Path(id): Path<String>,
     Params(q): Params<RemoveQuery>,
 ) -> ApiResult<Removal> {
-    Ok(Json(slaves::remove(&state, &actor, &id, q.purge.unwrap_or(false)).await?))
+    Ok(Json(slaves::remove(&state, &actor, &id, q.purge.unwrap_or(false), q.force.unwrap_or(false)).await?))
 }
 
 async fn show(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!({"role": state.role(), "master": state.keyring.master_view()}))
+    let mut view = json!({"role": state.role(), "master": state.keyring.master_view()});
+    // A slave on a broker of its own: its links to the master's broker.
+    if let Some(report) = broker_links::report(&state).await {
+        view["links"] = json!(report.links);
+        view["links_error"] = json!(report.error);
+    }
+    Json(view)
 }
 
 #[derive(Deserialize)]

@@ -67,7 +67,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
                 "SELECT s.id, s.state, EXTRACT(EPOCH FROM now() - s.last_seen)::float8,
                         (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
                         EXTRACT(EPOCH FROM now() - s.synced_as_of)::float8, s.rows_behind, s.repl_batches, s.repl_rows,
-                        s.repl_refused
+                        s.repl_refused, s.links
                    FROM slaves s ORDER BY s.id",
                 &[],
             )
@@ -95,6 +95,19 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             out.sample("rampart_slave_refused_messages_total", &[("slave", r.get(0))], r.get::<_, i64>(3) as f64);
         }
         let active: Vec<_> = rows.iter().filter(|r| r.get::<_, &str>(1) == "active").collect();
+        out.family(
+            "rampart_slave_link_up",
+            "gauge",
+            "1 for a link of a slave with a broker of its own that its last heartbeat reported running, else 0.",
+        );
+        for r in &active {
+            let links: Option<serde_json::Value> = r.get(9);
+            for link in links.as_ref().and_then(|l| l.as_array()).into_iter().flatten() {
+                let (carries, state) = (link["carries"].as_str().unwrap_or("?"), link["state"].as_str());
+                let up = if state == Some("running") { 1.0 } else { 0.0 };
+                out.sample("rampart_slave_link_up", &[("slave", r.get(0)), ("link", carries)], up);
+            }
+        }
         out.family(
             "rampart_replication_lag_seconds",
             "gauge",
@@ -130,6 +143,9 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
             }
         }
     } else {
+        if let Some(report) = crate::hierarchy::broker_links::report(&state).await {
+            link_metrics(&mut out, &report);
+        }
         let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;
         out.family("rampart_endpoints", "gauge", "Managed endpoints by security status.");
         for status in ["protected", "at_risk", "infected", "unprotected"] {
@@ -138,6 +154,27 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0))
+}
+
+/// A slave's links to its master's broker (`docs/multi-site.md`).
+fn link_metrics(out: &mut Exposition, report: &crate::hierarchy::broker_links::LinkReport) {
+    out.family("rampart_link_up", "gauge", "1 for a link to the master's broker its broker reports running, else 0.");
+    for link in &report.links {
+        let up = if link.state == "running" { 1.0 } else { 0.0 };
+        out.sample("rampart_link_up", &[("link", link.carries)], up);
+    }
+    out.family(
+        "rampart_link_waiting_messages",
+        "gauge",
+        "Messages on this site's broker waiting for an outbound link.",
+    );
+    for link in &report.links {
+        if let Some(waiting) = link.waiting {
+            out.sample("rampart_link_waiting_messages", &[("link", link.carries)], waiting as f64);
+        }
+    }
+    out.family("rampart_link_status_readable", "gauge", "1 when this site's broker answered for its links, else 0.");
+    out.sample("rampart_link_status_readable", &[], if report.error.is_none() { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(metrics::metrics))
         // Server to server: the registration token in the body is the credential.
         .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
+        // Server to server: the proof under the slave's key is the credential.
+        .route(rampart_shared::site_link::CANCEL_REGISTRATION_PATH, post(hierarchy::cancel_registration))
         .nest("/api", api)
         .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
         .method_not_allowed_fallback(rampart_http::method_not_allowed)

@@ -110,6 +110,8 @@ async fn show_stream(State(state): State<SharedState>) -> ApiResult<Value> {
         "interval_seconds": state.settings.replication_interval,
         "batch_size": state.settings.replication_batch_size,
         "stream": stream,
+        // A slave on a broker of its own: the links its batches cross.
+        "links": crate::hierarchy::broker_links::report(&state).await,
     })))
 }
 

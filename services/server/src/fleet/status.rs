@@ -42,6 +42,9 @@ pub struct SiteStatus {
     pub namespace: String,
     pub role: Role,
     pub version: &'static str,
+    /// A slave on a broker of its own: its links to the master's broker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<crate::hierarchy::broker_links::LinkReport>,
 }
 
 /// The status of a master.
@@ -149,6 +152,7 @@ pub async fn site(state: &AppState) -> Result<SiteStatus, ReadError> {
         namespace: state.site.topology.namespace().to_owned(),
         role: state.role(),
         version: env!("CARGO_PKG_VERSION"),
+        links: crate::hierarchy::broker_links::report(state).await,
     })
 }
 

@@ -9,6 +9,11 @@
 //! one transaction: master policies go (endpoints fall back to local ones),
 //! open master tasks are cancelled on the endpoints and reported cancelled,
 //! and a signed `slave.unregistered` is queued for the master.
+//!
+//! A site with a broker of its own (`<Hierarchy><SiteBroker>`) asks the
+//! master for link credentials and makes its [`broker_links`] before it
+//! records anything; links that do not come up are removed and the
+//! registration withdrawn on the master, so nothing is left on either side.
 
 use std::time::Duration;
 
@@ -18,12 +23,13 @@ use rampart_shared::{
     db::CachedStatements,
     hierarchy::{RegisterRequest, RegisterResponse, SlaveReport, Unregistered, REGISTER_PATH},
     signing::SigningKey,
+    site_link::{cancel_proof, CancelRegistration, CANCEL_REGISTRATION_PATH},
     tls::{Fingerprint, PinnedVerifier},
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{reporter, tokens, MasterLink};
+use super::{broker_links, reporter, tokens, MasterLink};
 use crate::{
     operators::{activity, Actor},
     outbox, policies,
@@ -63,6 +69,10 @@ pub enum LinkError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("the registration could not be sent: {0}")]
     Client(String),
+    /// The master accepted, but the links between the brokers did not come
+    /// up; they were removed and the registration withdrawn.
+    #[error("{cause}; the registration was withdrawn on master '{master_id}' ({withdrawn})")]
+    LinksDown { master_id: String, cause: broker_links::BrokerLinkError, withdrawn: String },
 }
 
 /// The master's API port unless the operator gives one.
@@ -124,20 +134,69 @@ pub async fn register(state: &AppState, actor: &Actor, master: &str, token: &str
         namespace: state.site.topology.namespace().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         heartbeat,
+        site_broker: state.settings.hierarchy.site_broker,
     };
-    let answer = call_master(&address, pin, &request).await?;
+    let answer = call_master(&address, pin, REGISTER_PATH, &request).await?;
+    let answer: RegisterResponse = serde_json::from_value(answer).map_err(|e| {
+        LinkError::MasterUnusable(format!("the master at {address} answered something else than a registration: {e}"))
+    })?;
     let (Some(slave_key), Some(command_key)) =
         (SigningKey::from_hex(&answer.slave_key), SigningKey::from_hex(&answer.command_key))
     else {
         return Err(LinkError::MasterUnusable(format!("the master at {address} answered with unusable keys")));
     };
+    if request.site_broker {
+        let linked = match &answer.broker_link {
+            Some(grant) => broker_links::establish(state, grant).await,
+            None => Err(broker_links::BrokerLinkError::BadUri("(the master sent no link credentials)".into())),
+        };
+        if let Err(cause) = linked {
+            let withdrawn = withdraw(&address, pin, state, &slave_key, &cause.to_string()).await;
+            return Err(LinkError::LinksDown { master_id: answer.master_id, cause, withdrawn });
+        }
+    }
+    let recorded = record(state, actor, &answer, &address, &slave_key, &command_key).await;
+    if recorded.is_err() && request.site_broker {
+        broker_links::remove(state).await;
+    }
+    let stored = recorded?;
+    state.keyring.reload_link(&state.pool.get().await?).await?;
+    state.set_role(Role::Slave);
+    tracing::info!(master_id = %answer.master_id, master = %address, "Registered to a master; this server is now a slave.");
+    Ok(MasterLink { master_id: answer.master_id, address, slave_key, command_key, registered_at: stored })
+}
+
+/// Tells the master to forget a registration this server could not
+/// complete; says how that went, for the operator's error.
+async fn withdraw(address: &str, pin: Option<Fingerprint>, state: &AppState, key: &SigningKey, reason: &str) -> String {
+    let me = &state.site.instance;
+    let body = CancelRegistration { slave_id: me.clone(), reason: reason.to_owned(), proof: cancel_proof(key, me) };
+    match call_master(address, pin, CANCEL_REGISTRATION_PATH, &body).await {
+        Ok(_) => "its broker user and command queue were deleted".to_owned(),
+        Err(e) => {
+            tracing::warn!(master = address, error = %e, "Could not withdraw a registration on the master.");
+            format!("that failed: {e}; remove slave '{me}' there with `rampartctl slaves remove {me}`")
+        }
+    }
+}
+
+/// Stores the master's answer: this server is a slave from the commit on.
+async fn record(
+    state: &AppState,
+    actor: &Actor,
+    answer: &RegisterResponse,
+    address: &str,
+    slave_key: &SigningKey,
+    command_key: &SigningKey,
+) -> Result<DateTime<Utc>, LinkError> {
+    let broker_link = answer.broker_link.as_ref().map(|g| serde_json::to_value(g).expect("a grant serializes"));
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let stored: DateTime<Utc> = tx
         .query_one_cached(
-            "INSERT INTO master_link (id, master_id, address, slave_key, command_key) VALUES (1, $1, $2, $3, $4)
-             RETURNING registered_at",
-            &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex()],
+            "INSERT INTO master_link (id, master_id, address, slave_key, command_key, broker_link)
+             VALUES (1, $1, $2, $3, $4, $5) RETURNING registered_at",
+            &[&answer.master_id, &address, &slave_key.to_hex(), &command_key.to_hex(), &broker_link],
         )
         .await
         .map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?
@@ -150,10 +209,7 @@ pub async fn register(state: &AppState, actor: &Actor, master: &str, token: &str
         .await
         .map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?;
     tx.commit().await.map_err(|cause| accepted_but(&answer.master_id, &state.site.instance, cause))?;
-    state.keyring.reload_link(&client).await?;
-    state.set_role(Role::Slave);
-    tracing::info!(master_id = %answer.master_id, master = %address, "Registered to a master; this server is now a slave.");
-    Ok(MasterLink { master_id: answer.master_id, address, slave_key, command_key, registered_at: stored })
+    Ok(stored)
 }
 
 /// The master registered us but we could not record it: say how to undo.
@@ -167,20 +223,19 @@ const UNPINNED_TOKEN: &str = "this registration token carries no fingerprint of 
      token on the master with `rampartctl token create`; registering over plain HTTP needs \
      <Api><PlainRegistration>true</PlainRegistration> on both servers";
 
-/// Sends the registration over TLS to the certificate `pin`, or over plain
-/// HTTP without one.
+/// Sends `request` to `path` of the master over TLS to the certificate
+/// `pin`, or over plain HTTP without one; the answer's JSON.
 async fn call_master(
     address: &str,
     pin: Option<Fingerprint>,
-    request: &RegisterRequest,
-) -> Result<RegisterResponse, LinkError> {
+    path: &str,
+    request: &impl Serialize,
+) -> Result<serde_json::Value, LinkError> {
     let builder = reqwest::Client::builder().timeout(REGISTER_TIMEOUT);
     let verifier = pin.map(PinnedVerifier::pinned);
     let (builder, url) = match &verifier {
-        Some(verifier) => {
-            (builder.use_preconfigured_tls(verifier.client_config()), format!("https://{address}{REGISTER_PATH}"))
-        }
-        None => (builder, format!("http://{address}{REGISTER_PATH}")),
+        Some(verifier) => (builder.use_preconfigured_tls(verifier.client_config()), format!("https://{address}{path}")),
+        None => (builder, format!("http://{address}{path}")),
     };
     let http = builder.build().map_err(|e| LinkError::Client(e.to_string()))?;
     let response =
@@ -196,11 +251,7 @@ async fn call_master(
     let status = response.status();
     let body = read_answer(address, response).await?;
     if status.is_success() {
-        return serde_json::from_value(body).map_err(|e| {
-            LinkError::MasterUnusable(format!(
-                "the master at {address} answered something else than a registration: {e}"
-            ))
-        });
+        return Ok(body);
     }
     let Some(message) = body["error"]["message"].as_str() else {
         return Err(LinkError::MasterUnusable(format!("{address} did not answer as a Rampart master (HTTP {status})")));
@@ -322,6 +373,11 @@ pub async fn finish_leaving(state: &AppState, link: &MasterLink) -> Result<(), L
     state.set_role(Role::Standalone);
     state.wakes.outbox_relay.wake();
     tracing::info!(master_id = %link.master_id, "This server is a stand-alone again.");
+    if state.settings.hierarchy.site_broker {
+        if let Err(e) = broker_links::retire(state).await {
+            tracing::warn!(master_id = %link.master_id, error = %e, "Could not remove the links to the master's broker.");
+        }
+    }
     Ok(())
 }
 

@@ -5,9 +5,12 @@
 //! removes slaves, [`status`] applies their reports (heartbeats, receipts,
 //! leaving), [`fanout`] sends master policies and tasks to the slaves and
 //! keeps one receipt per slave; [`to_slaves`] is the way every command
-//! reaches a slave's queue.
+//! reaches a slave's queue; [`link_users`] makes the broker users of slaves
+//! whose sites run brokers of their own.
 //!
 //! Slave side: [`link`] registers to a master over HTTP and unregisters,
+//! [`broker_links`] links this site's own broker to the master's (shovels)
+//! and [`link_keeper`] repairs those links,
 //! [`commands`] applies what the master sends, [`reporter`] sends
 //! heartbeats and the progress of master policies and tasks. Replication
 //! runs beside them ([`crate::replication`]); the queues are consumed in
@@ -17,9 +20,12 @@
 //! of that one slave; the [`Keyring`] holds the keys in memory so consumers
 //! can check signatures before anything touches the database.
 
+pub mod broker_links;
 pub mod commands;
 pub mod fanout;
 pub mod link;
+pub mod link_keeper;
+pub mod link_users;
 pub mod registration;
 pub mod reporter;
 pub mod slaves;

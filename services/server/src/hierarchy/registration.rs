@@ -3,7 +3,11 @@
 //! The stand-alone calls `POST /api/slaves/register` with a registration
 //! token; the master checks the request and the token, records the slave,
 //! declares its command queue, queues every policy that targets all slaves
-//! and answers with the slave's keys, all in one transaction.
+//! and answers with the slave's keys, all in one transaction. A slave whose
+//! site runs a broker of its own also gets a broker user on this master's
+//! broker for its links ([`link_users`]), deleted again if the transaction
+//! does not commit, or when the slave withdraws a registration whose links
+//! did not come up ([`cancel`]).
 
 use chrono::{DateTime, Utc};
 use rampart_shared::{
@@ -11,10 +15,11 @@ use rampart_shared::{
     db::CachedStatements,
     hierarchy::{RegisterRequest, RegisterResponse},
     signing::SigningKey,
+    site_link::{cancel_proof_holds, CancelRegistration},
     topology::{self, NameSegment, Topology},
 };
 
-use super::{fanout, slaves::reload_keyring, tokens};
+use super::{fanout, link_users, slaves::reload_keyring, tokens};
 use crate::{
     reports::{self, events::Touched},
     role::Role,
@@ -46,6 +51,8 @@ pub enum RegistrationError {
          network in clear): serve TLS, or set <Api><PlainRegistration>true</PlainRegistration> on both servers"
     )]
     PlainRefused,
+    #[error(transparent)]
+    LinkUser(#[from] link_users::LinkUserError),
     #[error("this master has no key (instance.master_key is empty)")]
     NoMasterKey,
     #[error(transparent)]
@@ -92,13 +99,14 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     let heartbeat = &request.heartbeat;
     let license = heartbeat.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
     tx.execute_cached(
-        "INSERT INTO slaves (id, state, slave_key, version, endpoints, license, registered_at, last_seen)
-         VALUES ($1, 'active', $2, $3, $4, $5, now(), now())
+        "INSERT INTO slaves (id, state, slave_key, version, endpoints, license, registered_at, last_seen, site_broker)
+         VALUES ($1, 'active', $2, $3, $4, $5, now(), now(), $6)
          ON CONFLICT (id) DO UPDATE SET state = 'active', slave_key = excluded.slave_key, version = excluded.version,
+             site_broker = excluded.site_broker,
              endpoints = excluded.endpoints, license = excluded.license, registered_at = now(), last_seen = now(),
              removed_at = NULL, removed_reason = NULL, heartbeat_sent_at = NULL,
              repl_epoch = 0, repl_xid = 0, repl_seq = 0, synced_as_of = NULL, rows_behind = NULL",
-        &[&slave, &slave_key.to_hex(), &request.version, &heartbeat.endpoints, &license],
+        &[&slave, &slave_key.to_hex(), &request.version, &heartbeat.endpoints, &license, &request.site_broker],
     )
     .await?;
     // A re-registered slave may come back with a fresh database whose
@@ -108,14 +116,26 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Regi
     let command_key = state.keyring.command_key_for(&slave).ok_or(RegistrationError::NoMasterKey)?;
     let policies = fanout::welcome(&tx, state, &slave).await?;
     reports::events::queue_summary(&tx, state, &slave, Touched::health()).await?;
-    tx.commit().await?;
+    // Last before the commit, so only a failed commit has a user to undo.
+    let broker_link = match request.site_broker {
+        true => Some(link_users::grant(state, &slave).await?),
+        false => None,
+    };
+    if let Err(e) = tx.commit().await {
+        if broker_link.is_some() {
+            link_users::revoke(state, &slave).await;
+        }
+        return Err(e.into());
+    }
     reload_keyring(state).await;
     state.wakes.outbox_relay.wake();
-    tracing::info!(slave_id = %slave, version = %request.version, policies, "Registered a slave.");
+    let site_broker = request.site_broker;
+    tracing::info!(slave_id = %slave, version = %request.version, policies, site_broker, "Registered a slave.");
     Ok(RegisterResponse {
         master_id: state.site.instance.clone(),
         slave_key: slave_key.to_hex(),
         command_key: command_key.to_hex(),
+        broker_link,
     })
 }
 
@@ -153,4 +173,48 @@ async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), Regi
     .await;
     let _ = close_channel(&channel, "declared").await;
     declared.map_err(|e| unavailable(&e))
+}
+
+/// Why withdrawing a registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no registration of slave '{0}' to withdraw")]
+    Unknown(String),
+    #[error("the proof does not match the key issued to slave '{0}'")]
+    BadProof(String),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error("the database is unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// A slave withdraws its registration (its links to this master's broker
+/// did not come up): it is removed at once, its command queue and its
+/// broker user deleted. Only the holder of the slave key issued at that
+/// registration can do it.
+pub async fn cancel(state: &AppState, request: CancelRegistration) -> Result<(), CancelError> {
+    let slave = request.slave_id.trim().to_owned();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt_cached("SELECT slave_key FROM slaves WHERE id = $1 AND state = 'active' FOR UPDATE", &[&slave])
+        .await?
+        .ok_or_else(|| CancelError::Unknown(slave.clone()))?;
+    let key = SigningKey::from_hex(row.get(0)).ok_or_else(|| CancelError::BadProof(slave.clone()))?;
+    if !cancel_proof_holds(&key, &slave, &request.proof) {
+        return Err(CancelError::BadProof(slave));
+    }
+    let reason: String = format!("registration withdrawn by the slave: {}", request.reason).chars().take(500).collect();
+    tx.execute_cached(
+        "UPDATE slaves SET state = 'removed', removed_at = now(), removed_reason = $2 WHERE id = $1",
+        &[&slave, &reason],
+    )
+    .await?;
+    super::slaves::cancel_open_receipts(&tx, &slave).await?;
+    tx.commit().await?;
+    reload_keyring(state).await;
+    super::slaves::delete_command_queue(state, &slave).await;
+    link_users::revoke(state, &slave).await;
+    tracing::warn!(slave_id = %slave, reason, "A slave withdrew its registration.");
+    Ok(())
 }

@@ -83,13 +83,16 @@ pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, t
         endpoints: summary.used + summary.unlicensed,
         license,
         replication: crate::replication::replicator::progress(client).await?,
+        links: None,
     })
 }
 
 async fn send_heartbeat(state: &AppState, publisher: &Publisher) -> anyhow::Result<()> {
     let Some(link) = state.keyring.link() else { return Ok(()) };
     let client = state.pool.get().await?;
-    let report = SlaveReport::Heartbeat(heartbeat(&client).await?);
+    let mut summary = heartbeat(&client).await?;
+    summary.links = super::broker_links::report(state).await.map(|r| r.states());
+    let report = SlaveReport::Heartbeat(summary);
     let command = report_command(state, &link, &report);
     publisher
         .publish(Outgoing::envelope(command.exchange, command.routing_key, &command.envelope, Some(&link.slave_key)))

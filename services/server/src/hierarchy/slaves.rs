@@ -41,6 +41,14 @@ pub struct SlaveView {
     pub removed_reason: Option<String>,
     pub refused_messages: i64,
     pub replication: CopyView,
+    /// Its site runs a broker of its own, linked to this master's.
+    pub site_broker: bool,
+    /// Its links' state as its last heartbeat reported it.
+    pub links: Option<Value>,
+    /// Its link user's connections and command queue on this master's
+    /// broker (`slaves show` of a slave with a broker of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<super::link_users::SlaveBrokerView>,
 }
 
 /// The master's copy of one slave's data.
@@ -124,7 +132,8 @@ const SLAVE_SELECT: &str = "SELECT s.id, s.state, s.last_seen, s.version, s.regi
         (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
         s.repl_epoch, s.repl_xid, s.repl_seq, s.repl_batches, s.repl_rows, s.repl_refused, s.replicated_at,
         s.synced_as_of, s.rows_behind, extract(epoch FROM now() - s.synced_as_of)::double precision,
-        (SELECT count(*) FROM replica_rows r WHERE r.slave_id = s.id AND r.table_name = 'endpoints' AND r.row IS NOT NULL)
+        (SELECT count(*) FROM replica_rows r WHERE r.slave_id = s.id AND r.table_name = 'endpoints' AND r.row IS NOT NULL),
+        s.site_broker, s.links
     FROM slaves s";
 
 fn slave_view(r: &tokio_postgres::Row) -> SlaveView {
@@ -156,6 +165,9 @@ fn slave_view(r: &tokio_postgres::Row) -> SlaveView {
             lag_seconds: r.get::<_, Option<f64>>(20).map(|s| s.max(0.0).round() as i64),
             replicated_endpoints: r.get(21),
         },
+        site_broker: r.get(22),
+        links: r.get(23),
+        broker: None,
     }
 }
 
@@ -199,8 +211,16 @@ pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<SlaveView, S
 /// The master drops a slave: it stops sending to it, cancels its tasks, and
 /// queues a `master.unregister` the slave applies when it reads its queue.
 /// Its replicated data stays (for reports over the past) unless `purge`;
-/// purging also works on a slave removed earlier.
-pub async fn remove(state: &AppState, actor: &Actor, id: &str, purge: bool) -> Result<Removal, SlaveError> {
+/// purging also works on a slave removed earlier. With `force` the master
+/// does not wait for the slave to confirm (a slave gone for good): it is
+/// `removed` at once, its command queue and broker user deleted.
+pub async fn remove(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    purge: bool,
+    force: bool,
+) -> Result<Removal, SlaveError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let current: String = tx
@@ -211,8 +231,20 @@ pub async fn remove(state: &AppState, actor: &Actor, id: &str, purge: bool) -> R
     let mut message = match current.as_str() {
         "removed" if !purge => return Err(SlaveError::AlreadyRemoved(id.to_owned())),
         "removed" => format!("slave '{id}' was already removed"),
+        "removing" if force => {
+            force_removed(&tx, id).await?;
+            format!("slave '{id}' removed at once, without waiting for it to confirm")
+        }
         "removing" => {
             format!("slave '{id}' is already being removed; it becomes a stand-alone when it reads its queue")
+        }
+        _ if force => {
+            force_removed(&tx, id).await?;
+            cancel_open_receipts(&tx, id).await?;
+            format!(
+                "slave '{id}' removed at once, without waiting for it to confirm: its command queue and broker user \
+                 are deleted; unregister it on its own server (`rampartctl unregister`)"
+            )
         }
         _ => {
             let reason = "removed by the master's operator";
@@ -247,13 +279,17 @@ pub async fn remove(state: &AppState, actor: &Actor, id: &str, purge: bool) -> R
     let touched = if purge { Touched::everything() } else { Touched::health() };
     reports::events::queue_summary(&tx, state, id, touched).await?;
     let before = serde_json::json!({"state": current});
-    let state_now = if current == "removed" { "removed" } else { "removing" };
+    let state_now = if current == "removed" || force { "removed" } else { "removing" };
     let after = serde_json::json!({"state": state_now, "purge": purge, "rows_kept": kept, "rows_purged": purged});
     activity::record(&tx, actor, "slave.remove", &format!("slave:{id}"), Some(before), Some(after)).await?;
     tx.commit().await?;
     reload_keyring(state).await;
+    if force && current != "removed" {
+        delete_command_queue(state, id).await;
+        super::link_users::revoke(state, id).await;
+    }
     state.wakes.outbox_relay.wake();
-    tracing::info!(slave_id = id, purge, purged, kept, "Removing a slave.");
+    tracing::info!(slave_id = id, purge, force, purged, kept, "Removing a slave.");
     Ok(Removal {
         id: id.to_owned(),
         state: state_now,
@@ -261,6 +297,17 @@ pub async fn remove(state: &AppState, actor: &Actor, id: &str, purge: bool) -> R
         replicated_rows_kept: kept,
         replicated_rows_purged: purged,
     })
+}
+
+/// Marks a slave removed without its confirmation.
+async fn force_removed<C: GenericClient>(tx: &C, id: &str) -> Result<(), tokio_postgres::Error> {
+    let reason = "removed by the master's operator without the slave's confirmation (--force)";
+    tx.execute_cached(
+        "UPDATE slaves SET state = 'removed', removed_at = COALESCE(removed_at, now()), removed_reason = $2 WHERE id = $1",
+        &[&id, &reason],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A slave that leaves keeps no master policy and runs no master task:

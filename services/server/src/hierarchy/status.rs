@@ -39,13 +39,14 @@ async fn apply_reports(state: &AppState, batch: &[Inbound]) -> anyhow::Result<Ve
             SlaveReport::Heartbeat(h) => {
                 let license = h.license.as_ref().map(|l| serde_json::to_value(l).expect("license usage serializes"));
                 let rows_behind = h.replication.as_ref().map(|r| r.rows_behind);
+                let links = h.links.as_ref().map(|l| serde_json::to_value(l).expect("link states serialize"));
                 // Heartbeats are published directly (no outbox sequence):
                 // the slave's send time orders them.
                 tx.execute_cached(
                     "UPDATE slaves SET version = $2, endpoints = $3, license = $4, rows_behind = COALESCE($5, rows_behind),
-                            heartbeat_sent_at = $6
+                            heartbeat_sent_at = $6, links = $7
                       WHERE id = $1 AND state = 'active' AND (heartbeat_sent_at IS NULL OR heartbeat_sent_at < $6)",
-                    &[slave, &h.version, &h.endpoints, &license, &rows_behind, &inbound.sent_at],
+                    &[slave, &h.version, &h.endpoints, &license, &rows_behind, &inbound.sent_at, &links],
                 )
                 .await?;
             }
@@ -99,6 +100,7 @@ pub async fn apply(state: &AppState, batch: &[Inbound]) -> anyhow::Result<()> {
     let removed = apply_reports(state, batch).await?;
     for slave in &removed {
         delete_command_queue(state, slave).await;
+        super::link_users::revoke(state, slave).await;
     }
     if !removed.is_empty() {
         reload_keyring(state).await;
