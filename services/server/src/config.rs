@@ -58,7 +58,22 @@ struct ServerXml {
     license: Option<LicenseXml>,
     endpoints: Option<EndpointsXml>,
     reports: Option<ReportsXml>,
+    console: Option<ConsoleXml>,
     log: Option<LogXml>,
+}
+
+/// `<Console>`: the web console's sessions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ConsoleXml {
+    idle_minutes: Option<u32>,
+}
+
+/// `<Console>`, validated.
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// A console session idle this long is over (default 30).
+    pub idle_minutes: u32,
 }
 
 /// `<Api>`: the shared elements plus the server's transport.
@@ -153,6 +168,7 @@ pub struct Settings {
     pub reports: ReportSettings,
     /// `<Api>`: TLS (the default) or plain HTTP.
     pub tls: TlsSettings,
+    pub console: ConsoleSettings,
 }
 
 impl Settings {
@@ -194,6 +210,10 @@ impl Settings {
             return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
         }
         let role = xml.instance.role.unwrap_or(ConfiguredRole::Standalone);
+        let idle_minutes = xml.console.unwrap_or_default().idle_minutes.unwrap_or(30);
+        if !(1..=24 * 60).contains(&idle_minutes) {
+            return Err(ConfigError::invalid("<Server>/<Console>/<IdleMinutes>", "must be between 1 and 1440"));
+        }
         let mut reports_xml = xml.reports.unwrap_or_default();
         if let Some(url) = env(ENV_REPORT_SERVICE_URL) {
             reports_xml.service_url = Some(url);
@@ -216,6 +236,7 @@ impl Settings {
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
             reports,
             tls,
+            console: ConsoleSettings { idle_minutes },
         })
     }
 }

@@ -49,7 +49,8 @@ mod error {
 pub fn router(state: SharedState) -> Router {
     // The one place where the role decides: a master for life, or a site
     // (stand-alone or slave, which it may turn into at run time).
-    let api = match state.role() {
+    let role = state.role();
+    let api = match role {
         Role::Master => master_api(),
         Role::Standalone | Role::Slave => site_api(),
     };
@@ -63,6 +64,7 @@ pub fn router(state: SharedState) -> Router {
         // Server to server: the registration token in the body is the credential.
         .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
         .nest("/api", api)
+        .merge(crate::console::router(state.clone(), role))
         .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
         .method_not_allowed_fallback(rampart_http::method_not_allowed)
         .with_state(state)

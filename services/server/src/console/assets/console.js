@@ -1,0 +1,74 @@
+// Rampart console: small progressive enhancements. Every page works
+// without this script; nothing here builds markup from data.
+"use strict";
+
+// Times in the browser's zone: <time datetime="...">UTC text</time>.
+function localTimes() {
+  for (const t of document.querySelectorAll("time[datetime]")) {
+    const when = new Date(t.getAttribute("datetime"));
+    if (!isNaN(when)) {
+      t.title = t.textContent;
+      t.textContent = when.toLocaleString();
+    }
+  }
+}
+
+// The instance menu: a button that opens and closes its list, Escape closes.
+function menus() {
+  for (const button of document.querySelectorAll("[data-menu]")) {
+    const menu = document.getElementById(button.getAttribute("aria-controls"));
+    if (!menu) continue;
+    const set = (open) => {
+      button.setAttribute("aria-expanded", String(open));
+      menu.hidden = !open;
+      if (open) {
+        const first = menu.querySelector("a, button");
+        if (first) first.focus();
+      }
+    };
+    set(false);
+    button.addEventListener("click", () => set(menu.hidden));
+    menu.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { set(false); button.focus(); }
+    });
+  }
+}
+
+// The tree: arrow keys move between items, Right/Left open and close a
+// branch, Enter follows the item's link.
+function tree() {
+  const root = document.querySelector("[role=tree]");
+  if (!root) return;
+  const visible = () => [...root.querySelectorAll("[role=treeitem]")].filter((i) => i.offsetParent !== null);
+  root.addEventListener("keydown", (e) => {
+    const items = visible();
+    const current = e.target.closest("[role=treeitem]");
+    const at = items.indexOf(current);
+    if (at < 0) return;
+    const details = current.querySelector(":scope > details");
+    if (e.key === "ArrowDown" && at + 1 < items.length) { items[at + 1].focus(); e.preventDefault(); }
+    else if (e.key === "ArrowUp" && at > 0) { items[at - 1].focus(); e.preventDefault(); }
+    else if (e.key === "ArrowRight" && details) { details.open = true; current.setAttribute("aria-expanded", "true"); e.preventDefault(); }
+    else if (e.key === "ArrowLeft" && details) { details.open = false; current.setAttribute("aria-expanded", "false"); e.preventDefault(); }
+    else if (e.key === "Enter" && e.target === current) {
+      const link = current.querySelector("a");
+      if (link) { link.click(); e.preventDefault(); }
+    }
+  });
+}
+
+// Forms that change something important ask first.
+function confirms() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (e) => {
+      if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes();
+  menus();
+  tree();
+  confirms();
+});
