@@ -106,7 +106,11 @@ pub async fn create(
     Extension(actor): Extension<Actor>,
     Form(form): Form<NewPolicy>,
 ) -> Result<Response, ConsoleError> {
-    let request: CreatePolicy = serde_json::from_value(json!({"name": form.name}))
+    let body = match state.role() {
+        Role::Master => json!({"name": form.name, "target": {"slaves": "all"}}),
+        Role::Standalone | Role::Slave => json!({"name": form.name}),
+    };
+    let request: CreatePolicy = serde_json::from_value(body)
         .map_err(|e| ConsoleError(ApiError::Invalid(format!("the policy could not be read: {e}"))))?;
     let created: Result<(), ApiError> = match state.role() {
         Role::Master => master::create(&state, &actor, request).await.map(drop).map_err(Into::into),
