@@ -9,6 +9,10 @@
 mod browser;
 
 use chrono::Utc;
+use rampart_server::{
+    api::access::{Access, CONSOLE_TABLE},
+    operators::OperatorRole,
+};
 use rampart_shared::{
     amqp::publisher::Outgoing,
     messages::{kind, Heartbeat},
@@ -44,7 +48,12 @@ struct HttpSession {
 
 impl HttpSession {
     async fn sign_in(server: &TestServer, name: &str) -> Self {
-        let http = reqwest::Client::builder().redirect(redirect::Policy::none()).build().unwrap();
+        let mut builder = reqwest::Client::builder().redirect(redirect::Policy::none());
+        if let Some(fingerprint) = server.state.api_fingerprint {
+            let tls = rampart_shared::tls::PinnedVerifier::pinned(fingerprint).client_config();
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let http = builder.build().unwrap();
         let response = http
             .post(format!("{}/console/sign-in", server.base))
             .form(&[("name", name.to_owned()), ("password", password(name))])
@@ -56,6 +65,8 @@ impl HttpSession {
         for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
             assert!(set.contains(flag), "the session cookie is {flag}: {set}");
         }
+        let secure = server.state.api_fingerprint.is_some();
+        assert_eq!(set.contains("; Secure"), secure, "the session cookie is Secure exactly under TLS: {set}");
         let cookie = set.split(';').next().unwrap().to_owned();
         Self { http, base: server.base.clone(), cookie }
     }
@@ -69,6 +80,91 @@ impl HttpSession {
         let request = self.http.post(format!("{}{path}", self.base)).header(header::COOKIE, &self.cookie);
         request.form(form).send().await.expect("the console answers")
     }
+}
+
+/// The CSRF token a console page carries in its forms.
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Every console route of the access table, with an operator of each role:
+/// refused (403, naming the role needed) exactly when the role is too low.
+async fn walk_every_console_route(server: &TestServer) {
+    for role in OperatorRole::ALL {
+        let name = format!("walker-{role}");
+        operator(server, &name, role.as_str()).await;
+        let session = HttpSession::sign_in(server, &name).await;
+        let csrf = csrf_of(&session.get("/console").await.text().await.unwrap());
+        let mut walked = 0;
+        for (method, route, access) in CONSOLE_TABLE {
+            let Access::Role(needed) = access else { continue };
+            if *route == "/sign-out" {
+                continue;
+            }
+            let path = match *route {
+                "/" => "/console".to_owned(),
+                route => format!("/console{}", route.replace("{id}", "no-such-id")),
+            };
+            let response = match *method {
+                "GET" => session.get(&path).await,
+                _ => session.post(&path, &[("csrf", &csrf)]).await,
+            };
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            if status == StatusCode::NOT_FOUND && body.contains("no such console page") {
+                // A route of the other kind of server (a master's slaves on a site).
+                continue;
+            }
+            walked += 1;
+            if role.allows(*needed) {
+                assert_ne!(status, StatusCode::FORBIDDEN, "{role} on {method} {path}: {body}");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role} on {method} {path}");
+                assert!(body.contains(&format!("needs the {needed} role")), "{role} on {method} {path}: {body}");
+            }
+        }
+        assert!(walked >= 10, "only {walked} console routes answered on this server");
+    }
+}
+
+#[tokio::test]
+async fn every_console_route_with_every_role_on_a_site_and_a_master() {
+    for options in [ServerOptions::standalone(), ServerOptions::master()] {
+        let server = TestServer::spawn(options).await;
+        walk_every_console_route(&server).await;
+        server.stop(&[]).await;
+    }
+}
+
+#[tokio::test]
+async fn under_tls_the_session_cookie_is_secure() {
+    let server = TestServer::spawn(ServerOptions { tls: true, ..ServerOptions::standalone() }).await;
+    operator(&server, "alice", "auditor").await;
+    let session = HttpSession::sign_in(&server, "alice").await;
+    assert_eq!(session.get("/console").await.status(), StatusCode::OK);
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn an_idle_session_is_over() {
+    let options = ServerOptions {
+        extra_xml: "<Console><IdleMinutes>5</IdleMinutes></Console>".into(),
+        ..ServerOptions::standalone()
+    };
+    let server = TestServer::spawn(options).await;
+    operator(&server, "alice", "auditor").await;
+    let session = HttpSession::sign_in(&server, "alice").await;
+    assert_eq!(session.get("/console").await.status(), StatusCode::OK);
+    let client = server.state.pool.get().await.unwrap();
+    client.execute("UPDATE console_sessions SET last_seen_at = now() - interval '6 minutes'", &[]).await.unwrap();
+    let page = session.get("/console/computers").await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()[header::LOCATION], "/console/sign-in?expired");
+    let left: i64 = client.query_one("SELECT count(*) FROM console_sessions", &[]).await.unwrap().get(0);
+    assert_eq!(left, 0, "the idle session is removed");
+    drop(client);
+    server.stop(&[]).await;
 }
 
 #[tokio::test]
