@@ -395,6 +395,11 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_master.fill("name", "from-hq").await;
     on_master.click("#new-policy button[type=submit]").await;
     on_master.find("tr[data-policy='from-hq']").await;
+    on_master.open("/console/tasks").await;
+    on_master.fill("name", "hq-scan").await;
+    on_master.click("#new-task button[type=submit]").await;
+    on_master.find("tr[data-task='hq-scan']").await;
+    on_master.shot("master-tasks").await;
 
     wait_for("the master's policy on paris", || async {
         let (_, policies) = slave.get("/api/policies").await;
@@ -408,6 +413,14 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     assert_eq!(on_slave.count("tr[data-policy='from-hq'] form").await, 0, "no action on a master's policy");
     assert!(on_slave.text("tr[data-policy='from-hq']").await.contains("read-only"));
     on_slave.shot("slave-policies").await;
+    wait_for("the master's task on paris", || async {
+        let (_, tasks) = slave.get("/api/tasks").await;
+        tasks.as_array().and_then(|t| t.iter().any(|t| t["name"] == "hq-scan").then_some(()))
+    })
+    .await;
+    on_slave.open("/console/tasks").await;
+    assert_eq!(on_slave.text("tr[data-task='hq-scan'] td.owner").await, "master");
+    assert_eq!(on_slave.count("tr[data-task='hq-scan'] form").await, 0, "no cancel of a master's task");
 
     // A change on paris, then replicate now from the master's console.
     hierarchy::insert_endpoints(slave, "late", 2).await;
@@ -415,9 +428,10 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_master.shot("slaves").await;
     on_master.click("tr[data-slave='paris'] form button").await;
     on_master.wait_for_text("Asked slave 'paris' to replicate now.").await;
+    // The table keeps itself current: no reload (the page's own flag stays).
+    on_master.run("window.__same_page = true; return true;").await;
     let shown = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
     wait_for("the last replication of paris to move", || async {
-        on_master.open("/console/slaves").await;
         let cell = on_master.find("tr[data-slave='paris'] td.last-replication time").await;
         let at = cell.attr("datetime").await.ok().flatten()?;
         let moved = chrono::DateTime::parse_from_rfc3339(&at).ok()?
@@ -425,6 +439,7 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
         moved.then_some(())
     })
     .await;
+    assert_eq!(on_master.run("return window.__same_page === true;").await, json!(true), "the page was not reloaded");
     on_master.stop().await;
     on_slave.stop().await;
     sites.stop().await;

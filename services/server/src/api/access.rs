@@ -125,6 +125,9 @@ pub const CONSOLE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/policies", AUDITOR),
     ("POST", "/policies", OPERATOR),
     ("POST", "/policies/{id}/delete", OPERATOR),
+    ("GET", "/tasks", AUDITOR),
+    ("POST", "/tasks", OPERATOR),
+    ("POST", "/tasks/{id}/cancel", OPERATOR),
     ("GET", "/hierarchy", AUDITOR),
     ("POST", "/hierarchy/register", ADMINISTRATOR),
     ("POST", "/hierarchy/unregister", ADMINISTRATOR),
@@ -304,6 +307,8 @@ mod tests {
             let api = match *path {
                 "/policies" => "/policies",
                 "/policies/{id}/delete" => continue,
+                "/tasks" => "/tasks",
+                "/tasks/{id}/cancel" => "/tasks/{id}/cancel",
                 "/hierarchy/register" => "/hierarchy/register",
                 "/hierarchy/unregister" => "/hierarchy/unregister",
                 "/slaves/{id}/replicate" => "/slaves/{id}/replicate",

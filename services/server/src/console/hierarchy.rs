@@ -203,7 +203,7 @@ async fn slaves_page(
     let body = html! {
         @if let Some(done) = outcome.done.as_deref() { p.notice role="status" { "Asked slave '" (done) "' to replicate now." } }
         @if slaves.is_empty() { p.empty { "No slaves yet: a site registers with a registration token." } } @else {
-            table {
+            table id="slaves" data-refresh="5" {
                 thead { tr {
                     th { "Slave" } th { "State" } th { "Last seen" } th { "Computers" } th { "Last replication" }
                     th { "Lag" } th { "Rows behind" } th { "Actions" }

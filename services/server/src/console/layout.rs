@@ -57,6 +57,7 @@ pub async fn page(
                 @if has_fleet { a href="/console/dashboard" { "Dashboard" } }
                 a href="/console/computers" { "Computers" }
                 a href="/console/policies" { "Policies" }
+                a href="/console/tasks" { "Tasks" }
                 @if role == Role::Master { a href="/console/slaves" { "Slaves" } }
                 a href="/console/hierarchy" { "Hierarchy" }
             }

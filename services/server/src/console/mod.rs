@@ -7,7 +7,7 @@
 //!   that resolves it to an operator, checks the console's rows of the
 //!   access table (`api/access.rs`) and the CSRF token of every form;
 //! * [`layout`]: the page around each view (the instance menu, the tree);
-//! * pages by area: [`sign_in`], [`computers`], [`policies`],
+//! * pages by area: [`sign_in`], [`computers`], [`policies`], [`tasks`],
 //!   [`hierarchy`] (register, unregister, slaves, replicate now), [`site`]
 //!   (the dashboard; on a master the site features answer that they are not
 //!   available there).
@@ -23,6 +23,7 @@ mod policies;
 mod session;
 mod sign_in;
 mod site;
+mod tasks;
 
 use axum::{
     extract::Request,
@@ -56,7 +57,9 @@ pub fn router(state: SharedState, role: Role) -> Router<SharedState> {
         .route("/computers", get(computers::list))
         .route("/computers/{id}", get(computers::show))
         .route("/policies", get(policies::list).post(policies::create))
-        .route("/policies/{id}/delete", post(policies::delete));
+        .route("/policies/{id}/delete", post(policies::delete))
+        .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/{id}/cancel", post(tasks::cancel));
     let pages = match role {
         Role::Master => pages.merge(hierarchy::master_routes()).merge(site::master_routes()),
         Role::Standalone | Role::Slave => pages.merge(hierarchy::site_routes()).merge(site::site_routes()),

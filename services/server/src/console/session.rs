@@ -30,6 +30,9 @@ pub use crate::operators::sessions::Session;
 
 /// The cookie that carries a session's secret.
 pub const COOKIE: &str = "rampart_session";
+/// Sent by the script when a page part refreshes itself: such a request
+/// does not count as the operator being active.
+const REFRESH_HEADER: &str = "x-rampart-refresh";
 
 /// The secret of the session cookie a request presents.
 pub fn presented(request: &Request) -> Option<String> {
@@ -84,7 +87,7 @@ pub async fn authorize(State(state): State<SharedState>, request: Request, next:
         }
     };
     let session = match presented(&request) {
-        Some(secret) => sessions::resolve(&state, &secret).await,
+        Some(secret) => sessions::resolve(&state, &secret, !request.headers().contains_key(REFRESH_HEADER)).await,
         None => Err(SessionError::Unknown),
     };
     let session = match session {

@@ -103,8 +103,9 @@ pub async fn open(
 }
 
 /// The session whose secret is `presented`, with its operator's current
-/// role; marks it seen. An idle session is removed and refused.
-pub async fn resolve(state: &AppState, presented: &str) -> Result<Session, SessionError> {
+/// role; marks it seen when the operator acted (`active`; a page refreshing
+/// itself is not). An idle session is removed and refused.
+pub async fn resolve(state: &AppState, presented: &str, active: bool) -> Result<Session, SessionError> {
     if !presented.starts_with(PREFIX) {
         return Err(SessionError::Unknown);
     }
@@ -128,7 +129,9 @@ pub async fn resolve(state: &AppState, presented: &str) -> Result<Session, Sessi
     if row.get::<_, bool>(3) {
         return Err(SessionError::Disabled(operator));
     }
-    client.execute("UPDATE console_sessions SET last_seen_at = now() WHERE id = $1", &[&id]).await?;
+    if active {
+        client.execute("UPDATE console_sessions SET last_seen_at = now() WHERE id = $1", &[&id]).await?;
+    }
     let role = OperatorRole::parse(row.get(2)).unwrap_or(OperatorRole::Auditor);
     Ok(Session { id, principal: Principal { operator, role, token: None }, csrf: csrf_token(presented) })
 }

@@ -3,8 +3,8 @@
 "use strict";
 
 // Times in the browser's zone: <time datetime="...">UTC text</time>.
-function localTimes() {
-  for (const t of document.querySelectorAll("time[datetime]")) {
+function localTimes(root) {
+  for (const t of root.querySelectorAll("time[datetime]")) {
     const when = new Date(t.getAttribute("datetime"));
     if (!isNaN(when)) {
       t.title = t.textContent;
@@ -58,17 +58,41 @@ function tree() {
 }
 
 // Forms that change something important ask first.
-function confirms() {
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
+function confirms(root) {
+  for (const form of root.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (e) => {
       if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
     });
   }
 }
 
+// Parts of a page that keep themselves current: an element with an id and
+// data-refresh="SECONDS" is replaced by the same element of a fresh copy
+// of the page (not while the operator is using it). These requests say so
+// (X-Rampart-Refresh), so they do not keep an idle session alive.
+function refreshers() {
+  for (const part of document.querySelectorAll("[data-refresh][id]")) {
+    const seconds = Math.max(2, Number(part.getAttribute("data-refresh")) || 5);
+    setInterval(async () => {
+      const current = document.getElementById(part.id);
+      if (document.hidden || !current || current.contains(document.activeElement)) return;
+      const response = await fetch(location.href, { headers: { "X-Rampart-Refresh": "1" } });
+      if (!response.ok || response.redirected) return;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = page.getElementById(part.id);
+      if (!fresh) return;
+      const adopted = document.adoptNode(fresh);
+      current.replaceWith(adopted);
+      localTimes(adopted);
+      confirms(adopted);
+    }, seconds * 1000);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  localTimes();
+  localTimes(document);
   menus();
   tree();
-  confirms();
+  confirms(document);
+  refreshers();
 });
