@@ -335,7 +335,15 @@ async fn a_standalone_registers_and_unregisters_from_its_console_and_switches_vi
     let master = TestServer::spawn(ServerOptions::master()).await;
     let site = TestServer::spawn(ServerOptions::site("lyon", &master.options.namespace)).await;
     operator(&site, "alice", "administrator").await;
-    let token = hierarchy::token(&master).await;
+    operator(&master, "root", "administrator").await;
+    let on_master = Browser::start(&master).await;
+    on_master.sign_in("root", &password("root")).await;
+    on_master.open("/console/hierarchy").await;
+    on_master.click("#new-token-form button").await;
+    let token = on_master.text("#new-token").await;
+    assert!(token.len() > 20, "a registration token is shown once: {token}");
+    on_master.shot("registration-token").await;
+    on_master.stop().await;
     let browser = Browser::start(&site).await;
     browser.sign_in("alice", &password("alice")).await;
 
@@ -440,6 +448,17 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     })
     .await;
     assert_eq!(on_master.run("return window.__same_page === true;").await, json!(true), "the page was not reloaded");
+
+    on_master.click("tr[data-slave='paris'] form.verify button").await;
+    on_master.wait_for_text("In sync: the master's copy matches the slave.").await;
+    on_master.shot("verification").await;
+
+    on_master.open("/console/slaves").await;
+    on_master.run("window.confirm = () => true; return true;").await;
+    on_master.click("tr[data-slave='paris'] form.remove button").await;
+    on_master.wait_for_text("Slave 'paris' is being removed.").await;
+    let (_, removed) = master.get("/api/slaves/paris").await;
+    assert!(matches!(removed["state"].as_str(), Some("removing" | "removed")), "{removed}");
     on_master.stop().await;
     on_slave.stop().await;
     sites.stop().await;

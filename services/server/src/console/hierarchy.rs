@@ -3,10 +3,10 @@
 //! **Unregister from master server**, through the same domain operations
 //! and with the same messages as `rampartctl register`/`unregister`. On a
 //! master: the slaves (state, last seen, computers, lag, rows behind) with
-//! *replicate now*, and the registration tokens.
+//! *replicate now* ([`super::slaves`]), and the registration tokens.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -16,14 +16,13 @@ use maud::html;
 use rampart_http::ApiError;
 use serde::Deserialize;
 
-use super::{layout, session::may, ConsoleError, PageResult, Session};
+use super::{layout, session::may, ConsoleError, Session};
 use crate::{
     hierarchy::{
         link::{self, DEFAULT_MASTER_PORT},
-        slaves, tokens,
+        tokens,
     },
     operators::Actor,
-    replication::requests,
     role::Role,
     state::{AppState, SharedState},
 };
@@ -38,10 +37,7 @@ pub(super) fn site_routes() -> Router<SharedState> {
 
 /// A master's hierarchy pages.
 pub(super) fn master_routes() -> Router<SharedState> {
-    Router::new()
-        .route("/hierarchy", get(master_page))
-        .route("/slaves", get(slaves_page))
-        .route("/slaves/{id}/replicate", post(replicate))
+    Router::new().route("/hierarchy", get(master_page)).route("/registration-tokens", post(create_token))
 }
 
 /// What the last action did, carried over the redirect after it.
@@ -172,13 +168,30 @@ async fn unregister(
     }
 }
 
-/// `GET /console/hierarchy` on a master: its registration tokens.
-async fn master_page(State(state): State<SharedState>, Extension(session): Extension<Session>) -> PageResult {
+/// The master's page: its registration tokens, and a token just created
+/// (shown this once).
+async fn master_view(
+    state: &AppState,
+    session: &Session,
+    created: Option<tokens::IssuedToken>,
+) -> Result<Response, ConsoleError> {
     let tokens = tokens::list(&state.pool.get().await?).await?;
+    let creates = may(session, "POST", "/registration-tokens");
     let body = html! {
         p { "This server is the " strong id="instance-role" { "master" } " of its slaves: see " a href="/console/slaves" { "Slaves" } "." }
+        @if let Some(t) = &created {
+            div.notice role="status" {
+                p { "New registration token, valid until " (layout::time(Some(t.expires_at))) "; it registers one site and is shown only now:" }
+                p { code id="new-token" { (t.token) } }
+            }
+        }
         h2 { "Registration tokens" }
-        p { "Create one with " code { "rampartctl token create" } "; a site registers with it once." }
+        @if creates {
+            form.inline method="post" action="/console/registration-tokens" id="new-token-form" {
+                (layout::csrf_field(session))
+                button type="submit" { "Create a registration token" }
+            }
+        }
         @if tokens.is_empty() { p.empty { "No registration tokens." } } @else {
             table {
                 thead { tr { th { "Id" } th { "State" } th { "Created" } th { "Expires" } th { "Used by" } } }
@@ -189,62 +202,26 @@ async fn master_page(State(state): State<SharedState>, Extension(session): Exten
             }
         }
     };
-    layout::page(&state, &session, "Hierarchy", body).await
+    Ok(layout::page(state, session, "Hierarchy", body).await?.into_response())
 }
 
-/// `GET /console/slaves` on a master.
-async fn slaves_page(
+/// `GET /console/hierarchy` on a master.
+async fn master_page(
     State(state): State<SharedState>,
     Extension(session): Extension<Session>,
-    Query(outcome): Query<Outcome>,
-) -> PageResult {
-    let slaves = slaves::list(&state.pool.get().await?).await?;
-    let replicates = may(&session, "POST", "/slaves/{id}/replicate");
-    let body = html! {
-        @if let Some(done) = outcome.done.as_deref() { p.notice role="status" { "Asked slave '" (done) "' to replicate now." } }
-        @if slaves.is_empty() { p.empty { "No slaves yet: a site registers with a registration token." } } @else {
-            table id="slaves" data-refresh="5" {
-                thead { tr {
-                    th { "Slave" } th { "State" } th { "Last seen" } th { "Computers" } th { "Last replication" }
-                    th { "Lag" } th { "Rows behind" } th { "Actions" }
-                } }
-                tbody { @for s in &slaves { tr data-slave=(s.id) {
-                    td { a href={"/console/computers?slave=" (s.id)} { (s.id) } }
-                    td { span class={"badge " (s.state)} { (s.state) } }
-                    td { (layout::time(s.last_seen)) }
-                    td { (s.endpoints.map(|n| n.to_string()).unwrap_or_default()) }
-                    td.last-replication { (layout::time(s.replication.last_replication)) }
-                    td { (s.replication.lag_seconds.map(|l| format!("{l} s")).unwrap_or_default()) }
-                    td { (s.replication.rows_behind.map(|n| n.to_string()).unwrap_or_default()) }
-                    td {
-                        @if replicates && s.state != "removed" {
-                            form.inline method="post" action={"/console/slaves/" (s.id) "/replicate"} {
-                                (layout::csrf_field(&session))
-                                button type="submit" { "Replicate now" }
-                            }
-                        }
-                    }
-                } } }
-            }
-        }
-    };
-    layout::page(&state, &session, "Slaves", body).await
-}
-
-/// `POST /console/slaves/{id}/replicate`.
-async fn replicate(
-    State(state): State<SharedState>,
-    Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
 ) -> Result<Response, ConsoleError> {
-    let slave = requests::active_slaves(&state.pool.get().await?, Some(&id)).await?;
-    requests::replicate_now(&state, &actor, &slave, false).await?;
-    tracing::info!(slave = id, operator = actor.operator, "Asked a slave to replicate now from the console.");
-    let done: String = url_safe(&id);
-    Ok(Redirect::to(&format!("/console/slaves?done={done}")).into_response())
+    master_view(&state, &session, None).await
 }
 
-/// A slave id as a query value (ids are name segments; anything else is dropped).
-fn url_safe(id: &str) -> String {
-    id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect()
+/// `POST /console/registration-tokens` on a master.
+async fn create_token(
+    State(state): State<SharedState>,
+    Extension(session): Extension<Session>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ConsoleError> {
+    let issued =
+        tokens::issue(&mut state.pool.get().await?, &actor, tokens::DEFAULT_LIFETIME_SECONDS, state.api_fingerprint)
+            .await?;
+    tracing::info!(token_id = %issued.id, expires_at = %issued.expires_at, "Created a registration token from the console.");
+    master_view(&state, &session, Some(issued)).await
 }

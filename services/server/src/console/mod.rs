@@ -8,7 +8,8 @@
 //!   access table (`api/access.rs`) and the CSRF token of every form;
 //! * [`layout`]: the page around each view (the instance menu, the tree);
 //! * pages by area: [`sign_in`], [`computers`], [`policies`], [`tasks`],
-//!   [`hierarchy`] (register, unregister, slaves, replicate now), [`site`]
+//!   [`hierarchy`] (register, unregister, registration tokens), [`slaves`]
+//!   (replicate now, verify, remove), [`site`]
 //!   (the dashboard; on a master the site features answer that they are not
 //!   available there).
 //!
@@ -23,6 +24,7 @@ mod policies;
 mod session;
 mod sign_in;
 mod site;
+mod slaves;
 mod tasks;
 
 use axum::{
@@ -61,7 +63,9 @@ pub fn router(state: SharedState, role: Role) -> Router<SharedState> {
         .route("/tasks", get(tasks::list).post(tasks::create))
         .route("/tasks/{id}/cancel", post(tasks::cancel));
     let pages = match role {
-        Role::Master => pages.merge(hierarchy::master_routes()).merge(site::master_routes()),
+        Role::Master => {
+            pages.merge(hierarchy::master_routes()).merge(slaves::master_routes()).merge(site::master_routes())
+        }
         Role::Standalone | Role::Slave => pages.merge(hierarchy::site_routes()).merge(site::site_routes()),
     };
     let pages = pages
