@@ -82,6 +82,18 @@ impl HttpSession {
     }
 }
 
+/// The security status report as CSV, downloaded from the console by an
+/// operator of its own.
+async fn download_report(server: &TestServer) -> String {
+    operator(server, "reporter", "auditor").await;
+    let session = HttpSession::sign_in(server, "reporter").await;
+    let response = session.get("/console/reports/security-status?format=csv").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().to_owned();
+    assert_eq!(disposition, "attachment; filename=\"site-a-security-status.csv\"");
+    response.text().await.unwrap()
+}
+
 /// The CSRF token a console page carries in its forms.
 fn csrf_of(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
@@ -119,6 +131,11 @@ async fn walk_every_console_route(server: &TestServer) {
             walked += 1;
             if role.allows(*needed) {
                 assert_ne!(status, StatusCode::FORBIDDEN, "{role} on {method} {path}: {body}");
+                assert!(!status.is_server_error(), "{role} on {method} {path}: {status} {body}");
+                if *method == "GET" && !route.contains('{') {
+                    // A page, or a site feature a master refuses.
+                    assert!(matches!(status, StatusCode::OK | StatusCode::CONFLICT), "{role} on GET {path}: {status}");
+                }
             } else {
                 assert_eq!(status, StatusCode::FORBIDDEN, "{role} on {method} {path}");
                 assert!(body.contains(&format!("needs the {needed} role")), "{role} on {method} {path}: {body}");
@@ -194,6 +211,24 @@ async fn an_operator_signs_in_and_out_and_every_page_is_guarded() {
     browser.open("/console/computers/pc-00002").await;
     assert!(browser.page_text().await.contains("Policy assigned"));
     browser.shot("computer").await;
+    for (page, title) in [
+        ("/console/dashboard", "Dashboard"),
+        ("/console/audit", "Network audit"),
+        ("/console/groups", "Network groups"),
+        ("/console/deployments", "Deployments"),
+        ("/console/settings/email", "E-mail settings"),
+        ("/console/license", "License"),
+        ("/console/reports", "Reports"),
+        ("/console/refused-messages", "Refused messages"),
+        ("/console/activity", "Activity log"),
+    ] {
+        browser.open(page).await;
+        assert_eq!(browser.text("#main h1").await, title, "{page}");
+    }
+    browser.open("/console/dashboard").await;
+    browser.shot("dashboard").await;
+    let csv = download_report(&server).await;
+    assert!(csv.contains("protected"), "the security status report downloads as CSV: {csv}");
     browser.client.set_window_size(800, 900).await.expect("a narrower window");
     browser.open("/console").await;
     browser.shot("home-800").await;

@@ -144,6 +144,9 @@ pub const CONSOLE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/settings/email", AUDITOR),
     ("GET", "/license", AUDITOR),
     ("GET", "/activity", AUDITOR),
+    ("GET", "/reports", AUDITOR),
+    ("GET", "/reports/{kind}", AUDITOR),
+    ("GET", "/refused-messages", AUDITOR),
 ];
 
 /// What `method` on route `path` (relative to `/api`) needs; `None` when

@@ -55,11 +55,19 @@ pub async fn page(
             nav aria-label="Pages" {
                 a href="/console" { "Home" }
                 @if has_fleet { a href="/console/dashboard" { "Dashboard" } }
+                @if has_fleet { a href="/console/audit" { "Audit" } }
+                @if has_fleet { a href="/console/groups" { "Groups" } }
+                @if has_fleet { a href="/console/deployments" { "Deployments" } }
                 a href="/console/computers" { "Computers" }
                 a href="/console/policies" { "Policies" }
                 a href="/console/tasks" { "Tasks" }
                 @if role == Role::Master { a href="/console/slaves" { "Slaves" } }
                 a href="/console/hierarchy" { "Hierarchy" }
+                a href="/console/reports" { "Reports" }
+                a href="/console/refused-messages" { "Refused messages" }
+                a href="/console/activity" { "Activity" }
+                @if has_fleet { a href="/console/license" { "License" } }
+                @if has_fleet { a href="/console/settings/email" { "E-mail" } }
             }
             span.who { (session.principal.operator) " (" (session.principal.role) ")" }
             form.inline method="post" action="/console/sign-out" {

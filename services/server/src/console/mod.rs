@@ -9,18 +9,21 @@
 //! * [`layout`]: the page around each view (the instance menu, the tree);
 //! * pages by area: [`sign_in`], [`computers`], [`policies`], [`tasks`],
 //!   [`hierarchy`] (register, unregister, registration tokens), [`slaves`]
-//!   (replicate now, verify, remove), [`site`]
+//!   (replicate now, verify, remove), [`records`] (reports, refused
+//!   messages, the activity log), [`site`]
 //!   (the dashboard; on a master the site features answer that they are not
-//!   available there).
+//!   available there) and [`features`] (the other site features).
 //!
 //! Every answer carries the security headers of [`security_headers`].
 
 mod assets;
 mod computers;
 mod csrf;
+mod features;
 mod hierarchy;
 mod layout;
 mod policies;
+mod records;
 mod session;
 mod sign_in;
 mod site;
@@ -61,7 +64,8 @@ pub fn router(state: SharedState, role: Role) -> Router<SharedState> {
         .route("/policies", get(policies::list).post(policies::create))
         .route("/policies/{id}/delete", post(policies::delete))
         .route("/tasks", get(tasks::list).post(tasks::create))
-        .route("/tasks/{id}/cancel", post(tasks::cancel));
+        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .merge(records::routes());
     let pages = match role {
         Role::Master => {
             pages.merge(hierarchy::master_routes()).merge(slaves::master_routes()).merge(site::master_routes())

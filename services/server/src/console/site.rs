@@ -1,5 +1,4 @@
-//! The home page, the switch between the tree's views, the activity log,
-//! and the site features: the dashboard on a stand-alone or slave; on a
+//! The home page, the switch between the tree's views, and the site features: the dashboard on a stand-alone or slave; on a
 //! master every site feature answers, as the API does, that it is not
 //! available there (409, naming the feature and the role).
 
@@ -16,14 +15,14 @@ use serde::Deserialize;
 use super::{layout, ConsoleError, PageResult, Session};
 use crate::{
     fleet::{dashboard, tree::TreeView},
-    operators::{activity, sessions},
+    operators::sessions,
     role::{Feature, Role},
     state::SharedState,
 };
 
-/// The site features a stand-alone or slave serves in the console so far.
+/// The site features of a stand-alone or slave.
 pub(super) fn site_routes() -> Router<SharedState> {
-    Router::new().route("/dashboard", get(dashboard_page)).route("/activity", get(activity_page))
+    Router::new().route("/dashboard", get(dashboard_page)).merge(super::features::routes())
 }
 
 /// On a master, every site feature's page refuses.
@@ -36,7 +35,6 @@ pub(super) fn master_routes() -> Router<SharedState> {
         .route("/deployments", get(refuse(Feature::DeploymentStatus)))
         .route("/settings/email", get(refuse(Feature::EmailSettings)))
         .route("/license", get(refuse(Feature::Registration)))
-        .route("/activity", get(activity_page))
 }
 
 fn unavailable(feature: Feature) -> ConsoleError {
@@ -107,21 +105,4 @@ async fn dashboard_page(State(state): State<SharedState>, Extension(session): Ex
         }
     };
     layout::page(&state, &session, "Dashboard", body).await
-}
-
-/// `GET /console/activity`: the newest 100 entries.
-async fn activity_page(State(state): State<SharedState>, Extension(session): Extension<Session>) -> PageResult {
-    let entries = activity::list(&state, &activity::Filter { limit: 100, ..Default::default() }).await?;
-    let body = html! {
-        @if entries.is_empty() { p.empty { "Nothing recorded yet." } } @else {
-            table {
-                thead { tr { th { "When" } th { "Site" } th { "Operator" } th { "Action" } th { "Object" } th { "From" } } }
-                tbody { @for e in &entries { tr {
-                    td { (layout::time(Some(e.at))) } td { (e.site) } td { (e.operator) }
-                    td { (e.action) } td { (e.object) } td { (e.address.as_deref().unwrap_or_default()) }
-                } } }
-            }
-        }
-    };
-    layout::page(&state, &session, "Activity log", body).await
 }
