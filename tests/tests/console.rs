@@ -27,6 +27,7 @@ use reqwest::{header, redirect, StatusCode};
 use serde_json::json;
 
 use browser::Browser;
+use fantoccini::key::Key;
 
 fn password(name: &str) -> String {
     format!("{name}-console-password")
@@ -116,6 +117,9 @@ async fn walk_every_console_route(server: &TestServer) {
             }
             let path = match *route {
                 "/" => "/console".to_owned(),
+                // A node of the tree: a group of a site, a slave of a master.
+                "/tree/children" if server.options.role == "master" => "/console/tree/children?slave=nobody".to_owned(),
+                "/tree/children" => "/console/tree/children?group=1".to_owned(),
                 route => format!("/console{}", route.replace("{id}", "no-such-id")),
             };
             let response = match *method {
@@ -188,7 +192,7 @@ async fn an_idle_session_is_over() {
 async fn an_operator_signs_in_and_out_and_every_page_is_guarded() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     operator(&server, "alice", "administrator").await;
-    hierarchy::insert_endpoints(&server, "pc", 3).await;
+    hierarchy::insert_endpoints(&server, "pc", 55).await;
     let browser = Browser::start(&server).await;
 
     // Not signed in: every page leads to the sign-in.
@@ -204,10 +208,24 @@ async fn an_operator_signs_in_and_out_and_every_page_is_guarded() {
     assert!(browser.page_text().await.contains("Signed in as alice, administrator."));
     browser.shot("home").await;
     browser.open("/console/computers").await;
-    assert_eq!(browser.count("tbody tr").await, 3, "the three computers are listed");
+    assert_eq!(browser.count("tbody tr").await, 50, "a page of 50 computers");
     browser.shot("computers").await;
-    browser.open("/console/computers?search=pc-2").await;
+    browser.click("a[href*='offset=50']").await;
+    browser.wait_for_text("55 computer(s), showing 51–55").await;
+    browser.open("/console/computers?search=pc-54").await;
     assert_eq!(browser.count("tbody tr").await, 1, "a search narrows the list");
+
+    // The tree: a group opens from the keyboard and loads its computers,
+    // 50 at a time.
+    browser.open("/console").await;
+    let group = browser.find("li[data-node^='group:']").await;
+    group.send_keys(&Key::Right.to_string()).await.expect("the group takes keys");
+    browser.find("li[data-node='computer:pc-00049']").await;
+    assert_eq!(browser.count("li[data-node^='computer:']").await, 50);
+    browser.click("a[data-more]").await;
+    browser.find("li[data-node='computer:pc-00054']").await;
+    assert_eq!(browser.count("li[data-node^='computer:']").await, 55);
+    browser.shot("tree").await;
     browser.open("/console/computers/pc-00002").await;
     assert!(browser.page_text().await.contains("Policy assigned"));
     browser.shot("computer").await;
@@ -483,6 +501,16 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     })
     .await;
     assert_eq!(on_master.run("return window.__same_page === true;").await, json!(true), "the page was not reloaded");
+
+    // The master's tree: paris opens to its groups, a group to its computers.
+    on_master.open("/console").await;
+    let paris = on_master.find("li[data-node='slave:paris']").await;
+    paris.send_keys(&Key::Right.to_string()).await.expect("the slave takes keys");
+    let group = on_master.find("li[data-node='slave:paris'] li[data-node^='group:']").await;
+    group.send_keys(&Key::Right.to_string()).await.expect("the group takes keys");
+    on_master.find("li[data-node='computer:late-00001']").await;
+    on_master.shot("master-tree").await;
+    on_master.open("/console/slaves").await;
 
     on_master.click("tr[data-slave='paris'] form.verify button").await;
     on_master.wait_for_text("In sync: the master's copy matches the slave.").await;

@@ -120,6 +120,7 @@ pub const CONSOLE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/assets/{file}", Public),
     // The operator's own choice of view, not a change to the server.
     ("POST", "/tree-view", AUDITOR),
+    ("GET", "/tree/children", AUDITOR),
     ("GET", "/computers", AUDITOR),
     ("GET", "/computers/{id}", AUDITOR),
     ("GET", "/policies", AUDITOR),

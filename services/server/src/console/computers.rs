@@ -36,11 +36,11 @@ pub struct ListQuery {
     offset: Option<String>,
 }
 
-fn given(value: &Option<String>) -> Option<&str> {
+pub(super) fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn number(value: &Option<String>, what: &str) -> Result<Option<i64>, ConsoleError> {
+pub(super) fn number(value: &Option<String>, what: &str) -> Result<Option<i64>, ConsoleError> {
     given(value)
         .map(|v| v.parse().map_err(|_| ConsoleError(ApiError::Invalid(format!("{what} '{v}' is not a number")))))
         .transpose()
@@ -166,7 +166,7 @@ pub async fn list(
     layout::page(&state, &session, "Computers", body).await
 }
 
-fn computer_link(id: &str, slave: Option<&str>) -> String {
+pub(super) fn computer_link(id: &str, slave: Option<&str>) -> String {
     match slave {
         Some(slave) => format!("/console/computers/{}?slave={}", urlencode(id), urlencode(slave)),
         None => format!("/console/computers/{}", urlencode(id)),
@@ -174,7 +174,7 @@ fn computer_link(id: &str, slave: Option<&str>) -> String {
 }
 
 /// Percent-encodes everything but unreserved characters (a path segment or query value).
-fn urlencode(text: &str) -> String {
+pub(super) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -6,7 +6,8 @@
 //! * [`session`]: the session cookie, and the layer in front of every page
 //!   that resolves it to an operator, checks the console's rows of the
 //!   access table (`api/access.rs`) and the CSRF token of every form;
-//! * [`layout`]: the page around each view (the instance menu, the tree);
+//! * [`layout`]: the page around each view; [`tree`]: the tree on its left
+//!   (the instance menu, children loaded when a node is opened);
 //! * pages by area: [`sign_in`], [`computers`], [`policies`], [`tasks`],
 //!   [`hierarchy`] (register, unregister, registration tokens), [`slaves`]
 //!   (replicate now, verify, remove), [`records`] (reports, refused
@@ -29,6 +30,7 @@ mod sign_in;
 mod site;
 mod slaves;
 mod tasks;
+mod tree;
 
 use axum::{
     extract::Request,
@@ -59,6 +61,7 @@ pub fn router(state: SharedState, role: Role) -> Router<SharedState> {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/assets/{file}", get(assets::serve))
         .route("/tree-view", post(site::switch_view))
+        .route("/tree/children", get(tree::children))
         .route("/computers", get(computers::list))
         .route("/computers/{id}", get(computers::show))
         .route("/policies", get(policies::list).post(policies::create))

@@ -48,13 +48,57 @@ function tree() {
     const details = current.querySelector(":scope > details");
     if (e.key === "ArrowDown" && at + 1 < items.length) { items[at + 1].focus(); e.preventDefault(); }
     else if (e.key === "ArrowUp" && at > 0) { items[at - 1].focus(); e.preventDefault(); }
-    else if (e.key === "ArrowRight" && details) { details.open = true; current.setAttribute("aria-expanded", "true"); e.preventDefault(); }
-    else if (e.key === "ArrowLeft" && details) { details.open = false; current.setAttribute("aria-expanded", "false"); e.preventDefault(); }
+    else if (e.key === "ArrowRight" && details) { details.open = true; e.preventDefault(); }
+    else if (e.key === "ArrowLeft" && details) { details.open = false; e.preventDefault(); }
     else if (e.key === "Enter" && e.target === current) {
       const link = current.querySelector("a");
       if (link) { link.click(); e.preventDefault(); }
     }
   });
+}
+
+// The tree's children load when a node is opened, and a page of computers
+// at a time ("Next 50"): the server answers a <ul data-fragment>.
+async function fragment(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error("the server answered " + response.status);
+  const page = new DOMParser().parseFromString(await response.text(), "text/html");
+  const list = page.querySelector("ul[data-fragment]");
+  return list ? [...list.children].map((item) => document.adoptNode(item)) : [];
+}
+
+function enhanceTree(root) {
+  for (const details of root.querySelectorAll("details[data-children]")) {
+    const item = details.closest("[role=treeitem]");
+    details.addEventListener("toggle", async () => {
+      if (item) item.setAttribute("aria-expanded", String(details.open));
+      if (!details.open || details.dataset.loaded) return;
+      details.dataset.loaded = "1";
+      const slot = details.querySelector(":scope > ul[data-slot]");
+      if (!slot) return;
+      try {
+        const items = await fragment(details.getAttribute("data-children"));
+        slot.replaceChildren(...items);
+        enhanceTree(slot);
+      } catch (error) {
+        slot.replaceChildren();
+        const li = document.createElement("li");
+        li.className = "error";
+        li.textContent = "Could not load: " + error.message;
+        slot.append(li);
+      }
+    });
+  }
+  for (const link of root.querySelectorAll("a[data-more]")) {
+    link.addEventListener("click", async (event) => {
+      event.preventDefault();
+      const item = link.closest("li");
+      const list = item.parentElement;
+      const items = await fragment(link.getAttribute("data-more"));
+      item.replaceWith(...items);
+      enhanceTree(list);
+    });
+  }
 }
 
 // Forms that change something important ask first.
@@ -93,6 +137,7 @@ document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   menus();
   tree();
+  enhanceTree(document);
   confirms(document);
   refreshers();
 });
