@@ -456,6 +456,15 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_master.fill("name", "from-hq").await;
     on_master.click("#new-policy button[type=submit]").await;
     on_master.find("tr[data-policy='from-hq']").await;
+    // Where the policy stands on each slave, kept current on its page.
+    on_master.click("tr[data-policy='from-hq'] a").await;
+    on_master.find("#receipts tr[data-slave='paris']").await;
+    wait_for("paris's receipt of from-hq", || async {
+        let state = on_master.text("#receipts tr[data-slave='paris'] td.state").await;
+        (state != "pending").then_some(())
+    })
+    .await;
+    on_master.shot("master-policy").await;
     on_master.open("/console/tasks").await;
     on_master.fill("name", "hq-scan").await;
     on_master.click("#new-task button[type=submit]").await;
@@ -482,6 +491,8 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_slave.open("/console/tasks").await;
     assert_eq!(on_slave.text("tr[data-task='hq-scan'] td.owner").await, "master");
     assert_eq!(on_slave.count("tr[data-task='hq-scan'] form").await, 0, "no cancel of a master's task");
+    on_slave.click("tr[data-task='hq-scan'] a").await;
+    on_slave.wait_for_text("Task hq-scan").await;
 
     // A change on paris, then replicate now from the master's console.
     hierarchy::insert_endpoints(slave, "late", 2).await;

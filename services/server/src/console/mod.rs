@@ -65,8 +65,10 @@ pub fn router(state: SharedState, role: Role) -> Router<SharedState> {
         .route("/computers", get(computers::list))
         .route("/computers/{id}", get(computers::show))
         .route("/policies", get(policies::list).post(policies::create))
+        .route("/policies/{id}", get(policies::show))
         .route("/policies/{id}/delete", post(policies::delete))
         .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
         .merge(records::routes());
     let pages = match role {

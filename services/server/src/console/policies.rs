@@ -46,7 +46,7 @@ async fn page(
             table {
                 thead { tr { th { "Name" } th { "Owner" } th { "Version" } th { "Updated" } th { "Actions" } } }
                 tbody { @for p in &policies { tr data-policy=(p.name) {
-                    td { (p.name) }
+                    td { a href={"/console/policies/" (p.id)} { (p.name) } }
                     td.owner { (p.owner.as_str()) }
                     td { (p.version) }
                     td { (layout::time(Some(p.updated_at))) }
@@ -137,4 +137,43 @@ pub async fn delete(
         Role::Standalone | Role::Slave => site::delete(&state, &actor, id).await?,
     }
     Ok(Redirect::to("/console/policies").into_response())
+}
+
+/// `GET /console/policies/{id}`: on a master, where the policy stands on
+/// each slave (refreshing itself); on a site, the computers it governs.
+pub async fn show(
+    State(state): State<SharedState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let id: Uuid = rampart_http::parse_id(&id, "policy")?;
+    let policy = match state.role() {
+        Role::Master => master::show(&state, id).await?,
+        Role::Standalone | Role::Slave => site::show(&state, id).await?,
+    };
+    let body = html! {
+        p { "Owner " strong.owner { (policy.owner.as_str()) } ", version " (policy.version) ", updated " (layout::time(Some(policy.updated_at))) "." }
+        @if let Some(counts) = &policy.endpoints {
+            p id="reach" { (counts.applied) " of " (counts.assigned) " computer(s) it governs run this version." }
+        }
+        @if let Some(receipts) = &policy.slaves {
+            div id="receipts" data-refresh="5" {
+                @if receipts.is_empty() { p.empty { "No slave is targeted." } } @else {
+                    table {
+                        thead { tr { th { "Slave" } th { "State" } th { "Version" } th { "Computers applying it" } th { "Updated" } th { "Reason" } } }
+                        tbody { @for r in receipts { tr data-slave=(r.slave) {
+                            td { (r.slave) } td.state { (r.state) } td { (r.version) }
+                            td { (r.progress.endpoints.applied) " of " (r.progress.endpoints.assigned) }
+                            td { (layout::time(Some(r.updated_at))) }
+                            td { (r.reason.as_deref().unwrap_or_default()) }
+                        } } }
+                    }
+                }
+            }
+        }
+        h2 { "Settings" }
+        pre { (serde_json::to_string_pretty(&policy.settings).unwrap_or_default()) }
+        p { a href="/console/policies" { "All policies" } }
+    };
+    Ok(layout::page(&state, &session, &format!("Policy {}", policy.name), body).await?.into_response())
 }

@@ -86,7 +86,7 @@ async fn page(state: &AppState, session: &Session, error: Option<String>) -> Res
                         th { "Name" } th { "Kind" } th { "Owner" } th { "State" } th { "Progress" } th { "Created" } th { "Actions" }
                     } }
                     tbody { @for t in &tasks { tr data-task=(t.name) {
-                        td { (t.name) } td { (t.kind) } td.owner { (t.owner.as_str()) } td.state { (t.state) }
+                        td { a href={"/console/tasks/" (t.id)} { (t.name) } } td { (t.kind) } td.owner { (t.owner.as_str()) } td.state { (t.state) }
                         td.progress { (t.progress.finished()) " of " (t.progress.total) " computer(s) finished" }
                         td { (layout::time(Some(t.created_at))) }
                         td { (actions(session, t, cancels)) }
@@ -181,4 +181,54 @@ pub async fn cancel(
         Role::Standalone | Role::Slave => drop(site::cancel(&state, &actor, id).await?),
     }
     Ok(Redirect::to("/console/tasks").into_response())
+}
+
+/// `GET /console/tasks/{id}`: on a master, its progress on each slave; on a
+/// site, its result on each computer. Refreshes itself while it runs.
+pub async fn show(
+    State(state): State<SharedState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let id: Uuid = rampart_http::parse_id(&id, "task")?;
+    let (title, detail) = match state.role() {
+        Role::Master => {
+            let t = master::show(&state, id).await?;
+            let receipts = t.slaves.unwrap_or_default();
+            let detail = html! {
+                p { "Owner " (t.owner.as_str()) "; " (state_text(&t.state)) "; " (t.progress.finished()) " of " (t.progress.total) " computer(s) finished." }
+                table {
+                    thead { tr { th { "Slave" } th { "State" } th { "Finished" } th { "Failed" } th { "Updated" } } }
+                    tbody { @for r in &receipts { tr data-slave=(r.slave) {
+                        td { (r.slave) } td.state { (r.state) }
+                        td.progress { (r.progress.progress.finished()) " of " (r.progress.progress.total) }
+                        td { (r.progress.progress.failed) } td { (layout::time(Some(r.updated_at))) }
+                    } } }
+                }
+            };
+            (t.name, detail)
+        }
+        Role::Standalone | Role::Slave => {
+            let t = site::show(&state, id).await?;
+            let results = t.results.unwrap_or_default();
+            let detail = html! {
+                p { "Owner " (t.owner.as_str()) "; " (state_text(&t.state)) "; " (t.progress.finished()) " of " (t.progress.total) " computer(s) finished." }
+                @if results.is_empty() { p.empty { "No computer is targeted." } } @else {
+                    table {
+                        thead { tr { th { "Computer" } th { "State" } th { "Files scanned" } th { "Detections" } th { "Message" } th { "Updated" } } }
+                        tbody { @for r in &results { tr {
+                            td { (r.hostname.as_deref().unwrap_or(&r.endpoint_id)) } td { (r.state) } td { (r.scanned_files) }
+                            td { (r.detections) } td { (r.message.as_deref().unwrap_or_default()) } td { (layout::time(Some(r.updated_at))) }
+                        } } }
+                    }
+                }
+            };
+            (t.name, detail)
+        }
+    };
+    let body = html! {
+        div id="task" data-refresh="5" { (detail) }
+        p { a href="/console/tasks" { "All tasks" } }
+    };
+    Ok(layout::page(&state, &session, &format!("Task {title}"), body).await?.into_response())
 }
