@@ -168,6 +168,41 @@ async fn under_tls_the_session_cookie_is_secure() {
 }
 
 #[tokio::test]
+async fn forms_posted_from_another_site_are_refused() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    operator(&server, "alice", "operator").await;
+    let http = reqwest::Client::builder().redirect(redirect::Policy::none()).build().unwrap();
+    let sign_in = http
+        .post(format!("{}/console/sign-in", server.base))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("name", "alice".to_owned()), ("password", password("alice"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), StatusCode::FORBIDDEN, "no one is signed in from another site");
+    assert!(sign_in.headers().get(header::SET_COOKIE).is_none());
+
+    let session = HttpSession::sign_in(&server, "alice").await;
+    let csrf = csrf_of(&session.get("/console/policies").await.text().await.unwrap());
+    let forged = session
+        .http
+        .post(format!("{}/console/policies", server.base))
+        .header(header::COOKIE, &session.cookie)
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("name", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let same_site = session.post("/console/policies", &[("csrf", csrf.as_str()), ("name", "mine")]).await;
+    assert_eq!(same_site.status(), StatusCode::SEE_OTHER, "the same form from the console itself is taken");
+    let (_, policies) = server.get("/api/policies").await;
+    let names: Vec<&str> = policies.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["mine"]);
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
 async fn an_idle_session_is_over() {
     let options = ServerOptions {
         extra_xml: "<Console><IdleMinutes>5</IdleMinutes></Console>".into(),
@@ -460,7 +495,7 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_master.click("tr[data-policy='from-hq'] a").await;
     on_master.find("#receipts tr[data-slave='paris']").await;
     wait_for("paris's receipt of from-hq", || async {
-        let state = on_master.text("#receipts tr[data-slave='paris'] td.state").await;
+        let state = on_master.try_text("#receipts tr[data-slave='paris'] td.state").await?;
         (state != "pending").then_some(())
     })
     .await;

@@ -115,6 +115,13 @@ impl Browser {
         bounded(css, self.find(css).await.text()).await.expect("an element's text")
     }
 
+    /// The text of `css` now, if it is there (for polling a part of the page
+    /// that replaces itself: an element may go stale between two calls).
+    pub async fn try_text(&self, css: &str) -> Option<String> {
+        let element = bounded(css, self.client.find(Locator::Css(css))).await.ok()?;
+        bounded(css, element.text()).await.ok()
+    }
+
     /// The whole page's visible text.
     pub async fn page_text(&self) -> String {
         self.text("body").await

@@ -20,19 +20,27 @@ pub const FIELD: &str = "csrf";
 /// The largest form the console takes.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
+/// Refuses a form a browser says it posts from another site (`Origin`),
+/// the sign-in form included (no one is signed in through another site).
+pub fn same_origin(request: &Request) -> Result<(), ConsoleError> {
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let from_here = host
+        .is_some_and(|host| origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) == Some(host));
+    if from_here {
+        Ok(())
+    } else {
+        Err(ConsoleError(ApiError::Forbidden(format!(
+            "a form from {origin} is refused: the console only takes its own forms"
+        ))))
+    }
+}
+
 /// `request` again when its form carries the session's token, else the refusal.
 pub async fn check(request: Request, session: &Session) -> Result<Request, ConsoleError> {
-    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let from_here = host.as_deref().is_some_and(|host| {
-            origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) == Some(host)
-        });
-        if !from_here {
-            return Err(ConsoleError(ApiError::Forbidden(format!(
-                "a form from {origin} is refused: the console only takes its own forms"
-            ))));
-        }
-    }
+    same_origin(&request)?;
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
         ConsoleError(ApiError::PayloadTooLarge(format!("a console form is at most {MAX_FORM_BYTES} bytes")))

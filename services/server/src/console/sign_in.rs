@@ -12,7 +12,7 @@ use axum::{
 use maud::html;
 use serde::Deserialize;
 
-use super::{bare_page, session, ConsoleError, Session};
+use super::{bare_page, csrf, session, ConsoleError, Session};
 use crate::{
     operators::{
         sessions::{self, SessionError},
@@ -71,6 +71,7 @@ pub async fn form(Query(query): Query<SignInQuery>) -> Response {
 
 /// `POST /console/sign-in`.
 pub async fn submit(State(state): State<SharedState>, request: Request) -> Result<Response, ConsoleError> {
+    csrf::same_origin(&request)?;
     let address = session::client_address(&request);
     let Form(form) = Form::<SignInForm>::from_request(request, &()).await.map_err(|e| {
         ConsoleError(rampart_http::ApiError::BadRequest(format!("the sign-in form could not be read: {e}")))

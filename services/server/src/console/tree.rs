@@ -132,7 +132,7 @@ fn nested_groups(groups: Vec<GroupLine>, slave: Option<&str>) -> Markup {
         by_parent.entry(g.parent).or_default().push(g);
     }
     let slave_query = slave.map(|s| format!("slave={}&", urlencode(s))).unwrap_or_default();
-    fn render<'a>(g: &GroupLine, slave_query: &str, by_parent: &BTreeMap<Option<i64>, Vec<&'a GroupLine>>) -> Markup {
+    fn render(g: &GroupLine, slave_query: &str, by_parent: &BTreeMap<Option<i64>, Vec<&GroupLine>>) -> Markup {
         html! {
             li role="treeitem" tabindex="0" aria-expanded="false" data-node={"group:" (g.id)} {
                 details data-children={"/console/tree/children?" (slave_query) "group=" (g.id)} {
