@@ -374,6 +374,15 @@ mod tests {
     }
 
     #[test]
+    fn console_sessions_idle_out_after_a_bounded_time() {
+        assert_eq!(parse(MINIMAL).unwrap().console.idle_minutes, 30);
+        let text = MINIMAL.replace("</Server>", "<Console><IdleMinutes>5</IdleMinutes></Console></Server>");
+        assert_eq!(parse(&text).unwrap().console.idle_minutes, 5);
+        let text = MINIMAL.replace("</Server>", "<Console><IdleMinutes>0</IdleMinutes></Console></Server>");
+        assert_eq!(error(&text), "<Server>/<Console>/<IdleMinutes>: must be between 1 and 1440");
+    }
+
+    #[test]
     fn refuses_zero_interval() {
         let text = MINIMAL.replace("</Server>", "<ReplicationInterval>0</ReplicationInterval></Server>");
         assert_eq!(error(&text), "<Server>/<ReplicationInterval>: must be at least 1 second");
