@@ -4,15 +4,14 @@
 //! neither offered nor accepted, a master's site features refused,
 //! registering and unregistering from the console, a master's policy
 //! read-only on its slave, replicate now. Screenshots of the main pages go
-//! to `target/console-shots/`.
+//! to `target/console-shots/`. Sessions and access over plain HTTP are in
+//! [`sessions`].
 
 mod browser;
+mod http;
+mod sessions;
 
 use chrono::Utc;
-use rampart_server::{
-    api::access::{Access, CONSOLE_TABLE},
-    operators::OperatorRole,
-};
 use rampart_shared::{
     amqp::publisher::Outgoing,
     messages::{kind, Heartbeat},
@@ -23,12 +22,14 @@ use rampart_tests::{
     hierarchy::{self, Hierarchy},
     wait_for, ServerOptions, TestServer,
 };
-use reqwest::{header, redirect, StatusCode};
+use reqwest::{header, StatusCode};
 use serde_json::json;
 
 use browser::Browser;
 use fantoccini::key::Key;
+use http::{download_report, HttpSession};
 
+/// The password the tests give operator `name`.
 fn password(name: &str) -> String {
     format!("{name}-console-password")
 }
@@ -38,189 +39,6 @@ async fn operator(server: &TestServer, name: &str, role: &str) {
     let (status, body) =
         server.post("/api/operators", json!({"name": name, "role": role, "password": password(name)})).await;
     assert_eq!(status, 201, "{body}");
-}
-
-/// A console session outside the browser, to read statuses and headers.
-struct HttpSession {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
-impl HttpSession {
-    async fn sign_in(server: &TestServer, name: &str) -> Self {
-        let mut builder = reqwest::Client::builder().redirect(redirect::Policy::none());
-        if let Some(fingerprint) = server.state.api_fingerprint {
-            let tls = rampart_shared::tls::PinnedVerifier::pinned(fingerprint).client_config();
-            builder = builder.use_preconfigured_tls(tls);
-        }
-        let http = builder.build().unwrap();
-        let response = http
-            .post(format!("{}/console/sign-in", server.base))
-            .form(&[("name", name.to_owned()), ("password", password(name))])
-            .send()
-            .await
-            .expect("the console answers");
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "a sign-in leads to the console");
-        let set = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
-        for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-            assert!(set.contains(flag), "the session cookie is {flag}: {set}");
-        }
-        let secure = server.state.api_fingerprint.is_some();
-        assert_eq!(set.contains("; Secure"), secure, "the session cookie is Secure exactly under TLS: {set}");
-        let cookie = set.split(';').next().unwrap().to_owned();
-        Self { http, base: server.base.clone(), cookie }
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        let request = self.http.get(format!("{}{path}", self.base)).header(header::COOKIE, &self.cookie);
-        request.send().await.expect("the console answers")
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let request = self.http.post(format!("{}{path}", self.base)).header(header::COOKIE, &self.cookie);
-        request.form(form).send().await.expect("the console answers")
-    }
-}
-
-/// The security status report as CSV, downloaded from the console by an
-/// operator of its own.
-async fn download_report(server: &TestServer) -> String {
-    operator(server, "reporter", "auditor").await;
-    let session = HttpSession::sign_in(server, "reporter").await;
-    let response = session.get("/console/reports/security-status?format=csv").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let disposition = response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().to_owned();
-    assert_eq!(disposition, "attachment; filename=\"site-a-security-status.csv\"");
-    response.text().await.unwrap()
-}
-
-/// The CSRF token a console page carries in its forms.
-fn csrf_of(html: &str) -> String {
-    let start = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-/// Every console route of the access table, with an operator of each role:
-/// refused (403, naming the role needed) exactly when the role is too low.
-async fn walk_every_console_route(server: &TestServer) {
-    for role in OperatorRole::ALL {
-        let name = format!("walker-{role}");
-        operator(server, &name, role.as_str()).await;
-        let session = HttpSession::sign_in(server, &name).await;
-        let csrf = csrf_of(&session.get("/console").await.text().await.unwrap());
-        let mut walked = 0;
-        for (method, route, access) in CONSOLE_TABLE {
-            let Access::Role(needed) = access else { continue };
-            if *route == "/sign-out" {
-                continue;
-            }
-            let path = match *route {
-                "/" => "/console".to_owned(),
-                // A node of the tree: a group of a site, a slave of a master.
-                "/tree/children" if server.options.role == "master" => "/console/tree/children?slave=nobody".to_owned(),
-                "/tree/children" => "/console/tree/children?group=1".to_owned(),
-                route => format!("/console{}", route.replace("{id}", "no-such-id")),
-            };
-            let response = match *method {
-                "GET" => session.get(&path).await,
-                _ => session.post(&path, &[("csrf", &csrf)]).await,
-            };
-            let status = response.status();
-            let body = response.text().await.unwrap();
-            if status == StatusCode::NOT_FOUND && body.contains("no such console page") {
-                // A route of the other kind of server (a master's slaves on a site).
-                continue;
-            }
-            walked += 1;
-            if role.allows(*needed) {
-                assert_ne!(status, StatusCode::FORBIDDEN, "{role} on {method} {path}: {body}");
-                assert!(!status.is_server_error(), "{role} on {method} {path}: {status} {body}");
-                if *method == "GET" && !route.contains('{') {
-                    // A page, or a site feature a master refuses.
-                    assert!(matches!(status, StatusCode::OK | StatusCode::CONFLICT), "{role} on GET {path}: {status}");
-                }
-            } else {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{role} on {method} {path}");
-                assert!(body.contains(&format!("needs the {needed} role")), "{role} on {method} {path}: {body}");
-            }
-        }
-        assert!(walked >= 10, "only {walked} console routes answered on this server");
-    }
-}
-
-#[tokio::test]
-async fn every_console_route_with_every_role_on_a_site_and_a_master() {
-    for options in [ServerOptions::standalone(), ServerOptions::master()] {
-        let server = TestServer::spawn(options).await;
-        walk_every_console_route(&server).await;
-        server.stop(&[]).await;
-    }
-}
-
-#[tokio::test]
-async fn under_tls_the_session_cookie_is_secure() {
-    let server = TestServer::spawn(ServerOptions { tls: true, ..ServerOptions::standalone() }).await;
-    operator(&server, "alice", "auditor").await;
-    let session = HttpSession::sign_in(&server, "alice").await;
-    assert_eq!(session.get("/console").await.status(), StatusCode::OK);
-    server.stop(&[]).await;
-}
-
-#[tokio::test]
-async fn forms_posted_from_another_site_are_refused() {
-    let server = TestServer::spawn(ServerOptions::standalone()).await;
-    operator(&server, "alice", "operator").await;
-    let http = reqwest::Client::builder().redirect(redirect::Policy::none()).build().unwrap();
-    let sign_in = http
-        .post(format!("{}/console/sign-in", server.base))
-        .header(header::ORIGIN, "http://evil.example")
-        .form(&[("name", "alice".to_owned()), ("password", password("alice"))])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sign_in.status(), StatusCode::FORBIDDEN, "no one is signed in from another site");
-    assert!(sign_in.headers().get(header::SET_COOKIE).is_none());
-
-    let session = HttpSession::sign_in(&server, "alice").await;
-    let csrf = csrf_of(&session.get("/console/policies").await.text().await.unwrap());
-    let forged = session
-        .http
-        .post(format!("{}/console/policies", server.base))
-        .header(header::COOKIE, &session.cookie)
-        .header(header::ORIGIN, "http://evil.example")
-        .form(&[("csrf", csrf.as_str()), ("name", "forged")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    let same_site = session.post("/console/policies", &[("csrf", csrf.as_str()), ("name", "mine")]).await;
-    assert_eq!(same_site.status(), StatusCode::SEE_OTHER, "the same form from the console itself is taken");
-    let (_, policies) = server.get("/api/policies").await;
-    let names: Vec<&str> = policies.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
-    assert_eq!(names, ["mine"]);
-    server.stop(&[]).await;
-}
-
-#[tokio::test]
-async fn an_idle_session_is_over() {
-    let options = ServerOptions {
-        extra_xml: "<Console><IdleMinutes>5</IdleMinutes></Console>".into(),
-        ..ServerOptions::standalone()
-    };
-    let server = TestServer::spawn(options).await;
-    operator(&server, "alice", "auditor").await;
-    let session = HttpSession::sign_in(&server, "alice").await;
-    assert_eq!(session.get("/console").await.status(), StatusCode::OK);
-    let client = server.state.pool.get().await.unwrap();
-    client.execute("UPDATE console_sessions SET last_seen_at = now() - interval '6 minutes'", &[]).await.unwrap();
-    let page = session.get("/console/computers").await;
-    assert_eq!(page.status(), StatusCode::SEE_OTHER);
-    assert_eq!(page.headers()[header::LOCATION], "/console/sign-in?expired");
-    let left: i64 = client.query_one("SELECT count(*) FROM console_sessions", &[]).await.unwrap().get(0);
-    assert_eq!(left, 0, "the idle session is removed");
-    drop(client);
-    server.stop(&[]).await;
 }
 
 #[tokio::test]
