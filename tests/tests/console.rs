@@ -241,6 +241,12 @@ async fn a_standalone_registers_and_unregisters_from_its_console_and_switches_vi
     let master = TestServer::spawn(ServerOptions::master()).await;
     let site = TestServer::spawn(ServerOptions::site("lyon", &master.options.namespace)).await;
     operator(&site, "alice", "administrator").await;
+    hierarchy::insert_endpoints(&site, "lab", 2).await;
+    let (status, lab) = site.post("/api/virtual-groups", json!({"name": "Lab"})).await;
+    assert_eq!(status, 201, "{lab}");
+    let members = format!("/api/virtual-groups/{}/members", lab["id"]);
+    let (status, body) = site.post(&members, json!({"endpoints": ["lab-00001"]})).await;
+    assert!(status.is_success(), "{body}");
     operator(&master, "root", "administrator").await;
     let on_master = Browser::start(&master).await;
     on_master.sign_in("root", &password("root")).await;
@@ -258,6 +264,10 @@ async fn a_standalone_registers_and_unregisters_from_its_console_and_switches_vi
     browser.click("[data-menu]").await;
     browser.click("#instance-menu button[role=menuitem]").await;
     browser.wait_for_text("Virtual view").await;
+    let lab = browser.find("li[data-node^='virtual-group:']").await;
+    lab.send_keys(&Key::Right.to_string()).await.expect("the virtual group takes keys");
+    browser.find("li[data-node='computer:lab-00001']").await;
+    assert_eq!(browser.count("li[data-node^='computer:']").await, 1, "only the virtual group's member");
     browser.open("/console/computers").await;
     assert!(browser.page_text().await.contains("Virtual view"), "the view is remembered");
     browser.shot("virtual-view").await;

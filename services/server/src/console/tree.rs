@@ -160,8 +160,11 @@ async fn virtual_children(state: &AppState) -> Result<Markup, ConsoleError> {
     Ok(html! {
         @if groups.is_empty() { li.empty { "No virtual groups yet." } }
         @for g in &groups {
-            li role="treeitem" tabindex="0" data-node={"virtual-group:" (g.id)} {
-                (g.name) " " span.badge { (g.member_count) }
+            li role="treeitem" tabindex="0" aria-expanded="false" data-node={"virtual-group:" (g.id)} {
+                details data-children={"/console/tree/children?virtual_group=" (g.id)} {
+                    summary { (g.name) " " span.badge { (g.member_count) } }
+                    ul role="group" data-slot { li.empty { "Loading…" } }
+                }
             }
         }
     })
@@ -172,11 +175,13 @@ async fn virtual_children(state: &AppState) -> Result<Markup, ConsoleError> {
 pub struct ChildrenQuery {
     slave: Option<String>,
     group: Option<String>,
+    virtual_group: Option<String>,
     offset: Option<String>,
 }
 
-/// `GET /console/tree/children`: a slave's groups (master), or a page of a
-/// group's computers, as a `ul data-fragment` for the script to put in place.
+/// `GET /console/tree/children`: a slave's groups (master), or a page of the
+/// computers of a group or a virtual group, as a `ul data-fragment` for the
+/// script to put in place.
 pub async fn children(
     State(state): State<SharedState>,
     Extension(_session): Extension<Session>,
@@ -186,6 +191,12 @@ pub async fn children(
     let group = number(&q.group, "group")?;
     let page = Page::new(Some(CHILDREN_PAGE), number(&q.offset, "offset")?, CHILDREN_PAGE)?;
     let master = state.role() == Role::Master;
+    if let (Some(virtual_group), false) = (number(&q.virtual_group, "virtual_group")?, master) {
+        let found = virtual_groups::members_page(&state, virtual_group, page).await?;
+        let leaves = found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect();
+        let more = format!("virtual_group={virtual_group}");
+        return Ok(fragment(leaves_markup(leaves, found.total, page, None, &more, None)));
+    }
     let items = match (slave.as_deref(), group) {
         (Some(slave), None) if master => {
             let groups = fleet_tree::slave_groups(&state, slave).await?;
@@ -211,30 +222,52 @@ pub async fn children(
                 let found = endpoints::list(&state, &filter, page).await?;
                 (found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect(), found.total)
             };
-            let next = page.offset + CHILDREN_PAGE;
             let slave_query = slave.as_deref().map(|s| format!("slave={}&", urlencode(s))).unwrap_or_default();
-            html! {
-                @if leaves.is_empty() && page.offset == 0 { li.empty { "No computers." } }
-                @for (id, hostname, status) in &leaves {
-                    li role="treeitem" tabindex="0" data-node={"computer:" (id)} {
-                        a href=(computer_link(id, slave.as_deref())) { (hostname) }
-                        " " span class={"badge " (status)} { (status) }
-                    }
-                }
-                @if next < total {
-                    li role="treeitem" tabindex="0" {
-                        a href={"/console/computers?" (slave_query) "group=" (group) "&offset=" (next)}
-                          data-more={"/console/tree/children?" (slave_query) "group=" (group) "&offset=" (next)} {
-                            "Next " (CHILDREN_PAGE.min(total - next)) " of " (total - next) " more"
-                        }
-                    }
-                }
-            }
+            let more = format!("{slave_query}group={group}");
+            let list = format!("/console/computers?{slave_query}group={group}");
+            leaves_markup(leaves, total, page, slave.as_deref(), &more, Some(&list))
         }
         _ => {
-            let wanted = if master { "a slave, or a slave and one of its groups" } else { "a group" };
+            let wanted =
+                if master { "a slave, or a slave and one of its groups" } else { "a group or a virtual group" };
             return Err(ConsoleError(ApiError::Invalid(format!("the tree's children need {wanted}"))));
         }
     };
-    Ok(Html(html! { ul role="group" data-fragment { (items) } }.into_string()))
+    Ok(fragment(items))
+}
+
+/// The `ul data-fragment` the script puts in place.
+fn fragment(items: Markup) -> Html<String> {
+    Html(html! { ul role="group" data-fragment { (items) } }.into_string())
+}
+
+/// A page of computers (id, hostname, status) of `total`, and a link to
+/// the next page (`more`: the query of the children asked for; `list`: the
+/// computers list the link opens without the script).
+fn leaves_markup(
+    leaves: Vec<(String, String, String)>,
+    total: i64,
+    page: Page,
+    slave: Option<&str>,
+    more: &str,
+    list: Option<&str>,
+) -> Markup {
+    let next = page.offset + CHILDREN_PAGE;
+    let fallback = list.map(|l| format!("{l}&offset={next}")).unwrap_or_else(|| "/console/computers".to_owned());
+    html! {
+        @if leaves.is_empty() && page.offset == 0 { li.empty { "No computers." } }
+        @for (id, hostname, status) in &leaves {
+            li role="treeitem" tabindex="0" data-node={"computer:" (id)} {
+                a href=(computer_link(id, slave)) { (hostname) }
+                " " span class={"badge " (status)} { (status) }
+            }
+        }
+        @if next < total {
+            li role="treeitem" tabindex="0" {
+                a href=(fallback) data-more={"/console/tree/children?" (more) "&offset=" (next)} {
+                    "Next " (CHILDREN_PAGE.min(total - next)) " of " (total - next) " more"
+                }
+            }
+        }
+    }
 }
