@@ -1,12 +1,12 @@
 //! The console's sessions and access over plain HTTP: every console route
 //! with every role, the cookie under TLS, idle expiry, forms posted from
-//! another site.
+//! another site; and pages of a 10,000-computer site served fast.
 
 use rampart_server::{
     api::access::{Access, CONSOLE_TABLE},
     operators::OperatorRole,
 };
-use rampart_tests::{ServerOptions, TestServer};
+use rampart_tests::{hierarchy::insert_endpoints, ServerOptions, TestServer};
 use reqwest::{header, redirect, StatusCode};
 
 use super::{
@@ -133,5 +133,31 @@ async fn an_idle_session_is_over() {
     let left: i64 = client.query_one("SELECT count(*) FROM console_sessions", &[]).await.unwrap().get(0);
     assert_eq!(left, 0, "the idle session is removed");
     drop(client);
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn pages_of_a_ten_thousand_computer_site_are_served_fast() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    insert_endpoints(&server, "pc", 10_000).await;
+    operator(&server, "alice", "auditor").await;
+    let session = HttpSession::sign_in(&server, "alice").await;
+    let pages = ["/console/computers", "/console/computers?offset=9950", "/console/computers?search=pc-99", "/console"];
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        for page in pages {
+            let started = std::time::Instant::now();
+            let response = session.get(page).await;
+            assert_eq!(response.status(), StatusCode::OK, "{page}");
+            response.text().await.unwrap();
+            times.push(started.elapsed());
+        }
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    eprintln!("console pages on 10,000 computers: median {median:?}, slowest {:?}", times[times.len() - 1]);
+    // Paged by the database: a page costs about the same at any size. A
+    // generous bound, for a busy test machine.
+    assert!(median < std::time::Duration::from_millis(500), "median page time {median:?}");
     server.stop(&[]).await;
 }
