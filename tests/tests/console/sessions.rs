@@ -132,6 +132,12 @@ async fn an_idle_session_is_over() {
     assert_eq!(page.headers()[header::LOCATION], "/console/sign-in?expired");
     let left: i64 = client.query_one("SELECT count(*) FROM console_sessions", &[]).await.unwrap().get(0);
     assert_eq!(left, 0, "the idle session is removed");
+    // One nobody comes back to is removed at the next sign-in.
+    HttpSession::sign_in(&server, "alice").await;
+    client.execute("UPDATE console_sessions SET last_seen_at = now() - interval '6 minutes'", &[]).await.unwrap();
+    HttpSession::sign_in(&server, "alice").await;
+    let left: i64 = client.query_one("SELECT count(*) FROM console_sessions", &[]).await.unwrap().get(0);
+    assert_eq!(left, 1, "only the new session is kept");
     drop(client);
     server.stop(&[]).await;
 }

@@ -1,7 +1,8 @@
 //! Console sessions: a browser signed in with a name and a password. The
 //! session's secret (32 random bytes, the cookie) is shown to the browser
 //! once; only its SHA-256 is kept. A session idle longer than the
-//! configured time (`<Console><IdleMinutes>`) is over and removed. Each
+//! configured time (`<Console><IdleMinutes>`) is over: removed when it is
+//! next presented, or at the next sign-in of anyone. Each
 //! request resolves the session to its operator's *current* role, so a role
 //! change or a disabled account takes effect at the next click.
 //!
@@ -88,6 +89,9 @@ pub async fn open(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     sign_in::forget_failures(&tx, name).await?;
+    // Sessions nobody came back to are over: removed here, at each sign-in.
+    let idle = state.settings.console.idle_minutes as i32;
+    tx.execute("DELETE FROM console_sessions WHERE last_seen_at < now() - make_interval(mins => $1)", &[&idle]).await?;
     tx.execute(
         "INSERT INTO console_sessions (id, secret_hash, operator) VALUES ($1, $2, $3)",
         &[&id, &digest(&secret), &name],
