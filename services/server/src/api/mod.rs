@@ -6,7 +6,8 @@
 //! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
 //! slaves, registering), [`fanout`] (policies and tasks on a master) and
 //! [`replication`] (replicate now, verify), [`reports`] and [`operators`]
-//! (sign-in, accounts, tokens, the activity log).
+//! (sign-in, accounts, tokens, the activity log). The web console
+//! (`crate::console`) is mounted on the same router, at `/` and `/console`.
 
 pub mod access;
 mod admin;
@@ -65,7 +66,9 @@ pub fn router(state: SharedState) -> Router {
         .route(rampart_shared::hierarchy::REGISTER_PATH, post(hierarchy::accept_registration))
         .nest("/api", api)
         .merge(crate::console::router(state.clone(), role))
-        .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
+        .fallback(|| async {
+            ApiError::NotFound("no such page: the console is at /console, the API under /api (see docs/api.md)".into())
+        })
         .method_not_allowed_fallback(rampart_http::method_not_allowed)
         .with_state(state)
 }
