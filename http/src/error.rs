@@ -42,6 +42,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The status code this error answers with (the console renders it as a page).
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

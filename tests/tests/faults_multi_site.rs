@@ -15,9 +15,9 @@ use rampart_shared::topology::{NameSegment, Topology};
 use rampart_tests::{
     faults::{
         broker::PrivateBroker,
-        wan::Wan,
         take_turn,
         traffic::{edit_policies, fan_out, Stack, Writers, FAST_REPLICATION},
+        wan::Wan,
     },
     hierarchy::{insert_endpoints, register, wait_for_receipts, wait_for_replicated_endpoints},
     multi_site::{master_on, site_on},

@@ -20,6 +20,7 @@ mod activity;
 mod api;
 mod broker_admin;
 mod broker_users;
+mod console;
 mod faults_broker;
 mod faults_crash;
 mod faults_database;

@@ -61,8 +61,23 @@ struct ServerXml {
     license: Option<LicenseXml>,
     endpoints: Option<EndpointsXml>,
     reports: Option<ReportsXml>,
+    console: Option<ConsoleXml>,
     log: Option<LogXml>,
     hierarchy: Option<hierarchy::HierarchyXml>,
+}
+
+/// `<Console>`: the web console's sessions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ConsoleXml {
+    idle_minutes: Option<u32>,
+}
+
+/// `<Console>`, validated.
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// A console session idle this long is over (default 30).
+    pub idle_minutes: u32,
 }
 
 /// `<Api>`: the shared elements plus the server's transport.
@@ -159,6 +174,7 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// `<Hierarchy>`: links between this site's broker and its master's.
     pub hierarchy: HierarchySettings,
+    pub console: ConsoleSettings,
 }
 
 impl Settings {
@@ -200,6 +216,10 @@ impl Settings {
             return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
         }
         let role = xml.instance.role.unwrap_or(ConfiguredRole::Standalone);
+        let idle_minutes = xml.console.unwrap_or_default().idle_minutes.unwrap_or(30);
+        if !(1..=24 * 60).contains(&idle_minutes) {
+            return Err(ConfigError::invalid("<Server>/<Console>/<IdleMinutes>", "must be between 1 and 1440"));
+        }
         let mut reports_xml = xml.reports.unwrap_or_default();
         if let Some(url) = env(ENV_REPORT_SERVICE_URL) {
             reports_xml.service_url = Some(url);
@@ -225,6 +245,7 @@ impl Settings {
             reports,
             tls,
             hierarchy,
+            console: ConsoleSettings { idle_minutes },
         })
     }
 }
@@ -359,6 +380,15 @@ mod tests {
         assert_eq!(s.replication_interval, 60);
         assert_eq!(s.role, ConfiguredRole::Master);
         assert_eq!(s.service.log_format, rampart_shared::telemetry::LogFormat::Json);
+    }
+
+    #[test]
+    fn console_sessions_idle_out_after_a_bounded_time() {
+        assert_eq!(parse(MINIMAL).unwrap().console.idle_minutes, 30);
+        let text = MINIMAL.replace("</Server>", "<Console><IdleMinutes>5</IdleMinutes></Console></Server>");
+        assert_eq!(parse(&text).unwrap().console.idle_minutes, 5);
+        let text = MINIMAL.replace("</Server>", "<Console><IdleMinutes>0</IdleMinutes></Console></Server>");
+        assert_eq!(error(&text), "<Server>/<Console>/<IdleMinutes>: must be between 1 and 1440");
     }
 
     #[test]

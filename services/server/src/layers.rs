@@ -1,14 +1,15 @@
-//! The layering of this crate, checked: the edges (`api/`, `consumers/`,
+//! The layering of this crate, checked: the edges (`api/`, `console/`, `consumers/`,
 //! `startup.rs`, `main.rs`) may use the domain and the store; nothing else
 //! may name an edge or an HTTP type (see `docs/architecture.md`, "Layers").
 
 use std::path::{Path, PathBuf};
 
 /// Files and folders (relative to `src/`) that are edges.
-const EDGES: [&str; 4] = ["api/", "consumers/", "startup.rs", "main.rs"];
+const EDGES: [&str; 5] = ["api/", "console/", "consumers/", "startup.rs", "main.rs"];
 
 /// What only an edge may name.
-const EDGE_ONLY: [&str; 6] = ["crate::api", "super::api", "crate::consumers", "axum", "rampart_http", "StatusCode"];
+const EDGE_ONLY: [&str; 7] =
+    ["crate::api", "super::api", "crate::console", "crate::consumers", "axum", "rampart_http", "StatusCode"];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src/ is readable") {

@@ -35,9 +35,11 @@
 //! * [`operators`]: operator accounts and roles, API tokens, sign-in, the
 //!   activity log.
 //! * [`api`]: the HTTP API on port 7073; [`tls`]: its certificate, or plain HTTP.
+//! * [`console`]: the web console on the same port (`/console`).
 
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod consumers;
 pub mod deployments;
 pub mod email_settings;

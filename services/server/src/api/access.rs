@@ -109,11 +109,63 @@ pub const TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/verifications/{id}", AUDITOR),
 ];
 
+/// Every page and form of the web console (paths relative to `/console`,
+/// as `console/` declares them): the same roles as the API routes that do
+/// the same thing. Signing in and the script and style need no session.
+pub const CONSOLE_TABLE: &[(&str, &str, Access)] = &[
+    ("GET", "/", AUDITOR),
+    ("GET", "/sign-in", Public),
+    ("POST", "/sign-in", Public),
+    ("POST", "/sign-out", AUDITOR),
+    ("GET", "/assets/{file}", Public),
+    // The operator's own choice of view, not a change to the server.
+    ("POST", "/tree-view", AUDITOR),
+    ("GET", "/tree/children", AUDITOR),
+    ("GET", "/computers", AUDITOR),
+    ("GET", "/computers/{id}", AUDITOR),
+    ("GET", "/policies", AUDITOR),
+    ("POST", "/policies", OPERATOR),
+    ("GET", "/policies/{id}", AUDITOR),
+    ("POST", "/policies/{id}/delete", OPERATOR),
+    ("GET", "/tasks", AUDITOR),
+    ("GET", "/tasks/{id}", AUDITOR),
+    ("POST", "/tasks", OPERATOR),
+    ("POST", "/tasks/{id}/cancel", OPERATOR),
+    ("GET", "/hierarchy", AUDITOR),
+    ("POST", "/hierarchy/register", ADMINISTRATOR),
+    ("POST", "/hierarchy/unregister", ADMINISTRATOR),
+    ("GET", "/slaves", AUDITOR),
+    ("POST", "/slaves/{id}/replicate", ADMINISTRATOR),
+    ("POST", "/slaves/{id}/verify", ADMINISTRATOR),
+    ("POST", "/slaves/{id}/remove", ADMINISTRATOR),
+    ("GET", "/verifications/{id}", AUDITOR),
+    ("POST", "/registration-tokens", ADMINISTRATOR),
+    ("GET", "/dashboard", AUDITOR),
+    ("GET", "/audit", AUDITOR),
+    ("GET", "/groups", AUDITOR),
+    ("GET", "/deployments", AUDITOR),
+    ("GET", "/settings/email", AUDITOR),
+    ("GET", "/license", AUDITOR),
+    ("GET", "/activity", AUDITOR),
+    ("GET", "/reports", AUDITOR),
+    ("GET", "/reports/{kind}", AUDITOR),
+    ("GET", "/refused-messages", AUDITOR),
+];
+
 /// What `method` on route `path` (relative to `/api`) needs; `None` when
 /// the route is not in the table.
 pub fn required(method: &Method, path: &str) -> Option<Access> {
+    lookup(TABLE, method, path)
+}
+
+/// What `method` on console route `path` (relative to `/console`) needs.
+pub fn console_required(method: &Method, path: &str) -> Option<Access> {
+    lookup(CONSOLE_TABLE, method, path)
+}
+
+fn lookup(table: &[(&str, &str, Access)], method: &Method, path: &str) -> Option<Access> {
     let method = if method == Method::HEAD { "GET" } else { method.as_str() };
-    TABLE.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, access)| *access)
+    table.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, access)| *access)
 }
 
 /// The refusal of `principal` for an action that needs `needed`.
@@ -200,12 +252,15 @@ mod tests {
 
     use super::*;
 
-    /// Every (method, path) the api files declare with `.route(...)`.
-    fn declared_routes() -> BTreeSet<(String, String)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    /// Every (method, path) the files of `src/<folder>` declare with `.route(...)`.
+    fn declared_routes_in(folder: &str) -> BTreeSet<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(folder);
         let mut routes = BTreeSet::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             for call in text.split(".route(\"").skip(1) {
                 let Some((route, rest)) = call.split_once('"') else { continue };
@@ -233,9 +288,59 @@ mod tests {
                 }
             }
         }
+        routes
+    }
+
+    /// Every (method, path) the api files declare.
+    fn declared_routes() -> BTreeSet<(String, String)> {
+        let mut routes = declared_routes_in("api");
         // Outside `/api`: no bearer token (health, metrics, the server-to-server registration).
         routes.retain(|(_, p)| !matches!(p.as_str(), "/health" | "/metrics"));
         routes
+    }
+
+    #[test]
+    fn every_console_route_has_an_entry_and_every_entry_a_route() {
+        let declared = declared_routes_in("console");
+        assert!(declared.len() > 10, "the route scan found too little: {declared:?}");
+        let missing: Vec<_> =
+            declared.iter().filter(|(m, p)| console_required(&m.parse().unwrap(), p).is_none()).collect();
+        assert!(missing.is_empty(), "console routes without an entry in the access table: {missing:?}");
+        let stale: Vec<_> =
+            CONSOLE_TABLE.iter().filter(|(m, p, _)| !declared.contains(&(m.to_string(), p.to_string()))).collect();
+        assert!(stale.is_empty(), "console access table entries without a route: {stale:?}");
+    }
+
+    #[test]
+    fn the_console_needs_what_the_api_needs_for_the_same_change() {
+        // Console form -> the API route that makes the same change.
+        let same = [
+            ("/policies", "POST", "/policies"),
+            ("/policies/{id}/delete", "DELETE", "/policies/{id}"),
+            ("/tasks", "POST", "/tasks"),
+            ("/tasks/{id}/cancel", "POST", "/tasks/{id}/cancel"),
+            ("/hierarchy/register", "POST", "/hierarchy/register"),
+            ("/hierarchy/unregister", "POST", "/hierarchy/unregister"),
+            ("/slaves/{id}/replicate", "POST", "/slaves/{id}/replicate"),
+            ("/slaves/{id}/verify", "POST", "/verifications"),
+            ("/slaves/{id}/remove", "DELETE", "/slaves/{id}"),
+            ("/registration-tokens", "POST", "/registration-tokens"),
+        ];
+        for (method, path, access) in CONSOLE_TABLE {
+            if *method == "GET" {
+                if *access != Public {
+                    assert_eq!(*access, AUDITOR, "{method} {path}");
+                }
+                continue;
+            }
+            if matches!(*path, "/sign-in" | "/sign-out" | "/tree-view") {
+                continue;
+            }
+            let Some((_, api_method, api_path)) = same.iter().find(|(p, _, _)| p == path) else {
+                panic!("console form {method} {path} names no API route that makes the same change");
+            };
+            assert_eq!(required(&api_method.parse().unwrap(), api_path), Some(*access), "{method} {path}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
 //! slaves, registering), [`fanout`] (policies and tasks on a master) and
 //! [`replication`] (replicate now, verify), [`reports`] and [`operators`]
-//! (sign-in, accounts, tokens, the activity log).
+//! (sign-in, accounts, tokens, the activity log). The web console
+//! (`crate::console`) is mounted on the same router, at `/` and `/console`.
 
 pub mod access;
 mod admin;
@@ -49,7 +50,8 @@ mod error {
 pub fn router(state: SharedState) -> Router {
     // The one place where the role decides: a master for life, or a site
     // (stand-alone or slave, which it may turn into at run time).
-    let api = match state.role() {
+    let role = state.role();
+    let api = match role {
         Role::Master => master_api(),
         Role::Standalone | Role::Slave => site_api(),
     };
@@ -65,7 +67,10 @@ pub fn router(state: SharedState) -> Router {
         // Server to server: the proof under the slave's key is the credential.
         .route(rampart_shared::site_link::CANCEL_REGISTRATION_PATH, post(hierarchy::cancel_registration))
         .nest("/api", api)
-        .fallback(|| async { ApiError::NotFound("no such page: the API is under /api (see docs/api.md)".into()) })
+        .merge(crate::console::router(state.clone(), role))
+        .fallback(|| async {
+            ApiError::NotFound("no such page: the console is at /console, the API under /api (see docs/api.md)".into())
+        })
         .method_not_allowed_fallback(rampart_http::method_not_allowed)
         .with_state(state)
 }

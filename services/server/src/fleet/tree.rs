@@ -205,6 +205,35 @@ pub async fn master(state: &AppState, view: TreeView) -> Result<Tree<MasterRoot>
     Ok(Tree { view, root })
 }
 
+/// A network group of a slave in a master's copy, with its parent and how
+/// many computers it holds (one level of the tree, loaded when a slave is
+/// expanded).
+#[derive(Debug, Serialize)]
+pub struct ReplicaGroup {
+    pub endpoint_count: i64,
+    pub id: i64,
+    pub name: Option<String>,
+    pub parent_id: Option<i64>,
+}
+
+/// The network groups of `slave` in this master's copy, by id.
+pub async fn slave_groups(state: &AppState, slave: &str) -> Result<Vec<ReplicaGroup>, ReadError> {
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT g.id, g.name, g.parent_id, coalesce(c.n, 0) FROM replica_network_groups g
+               LEFT JOIN (SELECT group_id, count(*) AS n FROM replica_endpoints WHERE slave_id = $1 GROUP BY group_id) c
+                 ON c.group_id = g.id
+              WHERE g.slave_id = $1 ORDER BY g.id",
+            &[&slave],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ReplicaGroup { id: r.get(0), name: r.get(1), parent_id: r.get(2), endpoint_count: r.get(3) })
+        .collect())
+}
+
 /// Nests `groups` (id, name, parent) under their parents, from the groups
 /// without one, each with its computers (`leaves` by group, in order).
 fn network<L>(groups: Vec<(i64, String, Option<i64>)>, leaves: Vec<(Option<i64>, L)>) -> Vec<GroupNode<L>> {

@@ -5,7 +5,8 @@ use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    endpoints::{self, EndpointView},
+    endpoints::{self, EndpointPage, EndpointView},
+    filter::Page,
     offline_after, wake_outbox, ReadError,
 };
 use crate::{
@@ -158,6 +159,36 @@ pub async fn members(state: &AppState, id: i64) -> Result<Members, VirtualGroupE
         .await?;
     let offline = offline_after(&state.settings);
     Ok(Members { endpoints: rows.iter().map(|r| EndpointView::from_row(r, offline)).collect() })
+}
+
+/// One page of the endpoints of virtual group `id`, by id, and how many it
+/// holds (the console's tree opens a virtual group a page at a time).
+pub async fn members_page(
+    state: &AppState,
+    id: i64,
+    page: Page,
+) -> Result<EndpointPage<EndpointView>, VirtualGroupError> {
+    let client = state.pool.get().await?;
+    if client.query_opt("SELECT 1 FROM virtual_groups WHERE id = $1", &[&id]).await?.is_none() {
+        return Err(VirtualGroupError::NotFound(id));
+    }
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM virtual_group_members WHERE virtual_group_id = $1", &[&id])
+        .await?
+        .get(0);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {} FROM {} JOIN virtual_group_members m ON m.endpoint_id = e.id
+                  WHERE m.virtual_group_id = $1 ORDER BY e.id LIMIT $2 OFFSET $3",
+                endpoints::COLUMNS,
+                endpoints::FROM
+            ),
+            &[&id, &page.limit, &page.offset],
+        )
+        .await?;
+    let offline = offline_after(&state.settings);
+    Ok(EndpointPage { total, endpoints: rows.iter().map(|r| EndpointView::from_row(r, offline)).collect() })
 }
 
 /// Adds endpoints to (or removes them from) virtual group `id`, all of them

@@ -5,6 +5,8 @@
 //! * [`tokens`]: personal API tokens with an expiry (only their hash is kept),
 //!   and resolving a bearer token to the operator it speaks for;
 //! * [`sign_in`]: password sign-in, slowed and counted after failures;
+//! * [`sessions`]: the web console's sessions (a password sign-in, idle
+//!   expiry) and what the console remembers per operator;
 //! * [`activity`]: the log every domain operation writes in its own
 //!   transaction, given the acting [`Actor`].
 //!
@@ -12,6 +14,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod sessions;
 pub mod sign_in;
 pub mod tokens;
 

@@ -61,6 +61,28 @@ pub async fn sign_in(
     label: &str,
     ttl_hours: i64,
 ) -> Result<tokens::Issued, SignInError> {
+    let role = check_password(state, name, password, address.clone()).await?;
+    let actor = Actor::new(name, address);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    forget_failures(&tx, name).await?;
+    let issued = tokens::issue(&tx, name, role, label, ttl_hours).await?;
+    let after = json!({"token": issued.id, "expires_at": issued.expires_at, "label": label});
+    activity::record(&tx, &actor, "sign_in", &format!("operator:{name}"), None, Some(after)).await?;
+    tx.commit().await?;
+    tracing::info!(operator = name, token = %issued.id, "Operator signed in.");
+    Ok(issued)
+}
+
+/// The role of `name` when `password` is theirs and the account enabled,
+/// checked after the delay its recent failures earned; a refusal is
+/// counted and logged. The caller records the success (what it opened).
+pub(super) async fn check_password(
+    state: &AppState,
+    name: &str,
+    password: String,
+    address: Option<String>,
+) -> Result<OperatorRole, SignInError> {
     let subjects = subjects(name, address.as_deref());
     let failures: i32 = {
         let client = state.pool.get().await?;
@@ -81,25 +103,25 @@ pub async fn sign_in(
         let client = state.pool.get().await?;
         client.query_opt("SELECT role, disabled, password_hash FROM operators WHERE name = $1", &[&name]).await?
     };
-    let role = match account {
+    match account {
         Some(row) if !row.get::<_, bool>(1) && accounts::verify_password(password, row.get(2)).await => {
-            OperatorRole::parse(row.get(0)).unwrap_or(OperatorRole::Auditor)
+            Ok(OperatorRole::parse(row.get(0)).unwrap_or(OperatorRole::Auditor))
         }
         _ => {
             failed(state, name, &subjects, address).await?;
-            return Err(SignInError::Refused);
+            Err(SignInError::Refused)
         }
-    };
-    let actor = Actor::new(name, address);
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute("DELETE FROM sign_in_failures WHERE subject = $1", &[&subjects[0]]).await?;
-    let issued = tokens::issue(&tx, name, role, label, ttl_hours).await?;
-    let after = json!({"token": issued.id, "expires_at": issued.expires_at, "label": label});
-    activity::record(&tx, &actor, "sign_in", &format!("operator:{name}"), None, Some(after)).await?;
-    tx.commit().await?;
-    tracing::info!(operator = name, token = %issued.id, "Operator signed in.");
-    Ok(issued)
+    }
+}
+
+/// Forgets the account's failures after a successful sign-in (in the
+/// caller's transaction); the address keeps its own.
+pub(super) async fn forget_failures<C: deadpool_postgres::GenericClient>(
+    tx: &C,
+    name: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute("DELETE FROM sign_in_failures WHERE subject = $1", &[&format!("operator:{name}")]).await?;
+    Ok(())
 }
 
 /// Counts a failure against the account and the address, and logs it.

@@ -1,0 +1,277 @@
+//! Computers: the list (filters, search and paging done by the database)
+//! and one computer's page. On a master both read the consolidated copy of
+//! every slave's computers. Every value shown came from an agent or a
+//! slave, so it is only ever given to `maud` as text (escaped).
+
+use axum::{
+    extract::{Path, Query, State},
+    Extension,
+};
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+use rampart_http::ApiError;
+use serde::Deserialize;
+
+use super::{layout, ConsoleError, PageResult, Session};
+use crate::{
+    fleet::{
+        consolidated,
+        endpoints::{self, DetectionView},
+        filter::{EndpointFilter, Page},
+    },
+    role::Role,
+    state::{AppState, SharedState},
+};
+
+/// Rows on one page of the list.
+const PAGE_ROWS: i64 = 50;
+
+/// The list's filters as a form sends them (empty fields mean "any").
+#[derive(Default, Deserialize)]
+pub struct ListQuery {
+    search: Option<String>,
+    status: Option<String>,
+    group: Option<String>,
+    slave: Option<String>,
+    offset: Option<String>,
+}
+
+pub(super) fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+pub(super) fn number(value: &Option<String>, what: &str) -> Result<Option<i64>, ConsoleError> {
+    given(value)
+        .map(|v| v.parse().map_err(|_| ConsoleError(ApiError::Invalid(format!("{what} '{v}' is not a number")))))
+        .transpose()
+}
+
+/// One computer as the list shows it, from a site's table or a master's copy.
+struct Line {
+    slave: Option<String>,
+    id: String,
+    hostname: String,
+    ip: String,
+    group: String,
+    status: String,
+    online: bool,
+    last_seen: Option<DateTime<Utc>>,
+    policy: String,
+}
+
+async fn lines(state: &AppState, filter: &EndpointFilter, page: Page) -> Result<(Vec<Line>, i64), ConsoleError> {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    if state.role() == Role::Master {
+        let found = consolidated::list(state, filter, page).await?;
+        let lines = found.endpoints.into_iter().map(|e| Line {
+            slave: Some(e.slave),
+            id: text(e.id),
+            hostname: text(e.hostname),
+            ip: text(e.ip),
+            group: text(e.group),
+            status: text(e.status),
+            online: e.online,
+            last_seen: e.last_seen,
+            policy: text(e.policy.name),
+        });
+        return Ok((lines.collect(), found.total));
+    }
+    let found = endpoints::list(state, filter, page).await?;
+    let lines = found.endpoints.into_iter().map(|e| Line {
+        slave: None,
+        id: e.id,
+        hostname: e.hostname,
+        ip: e.ip,
+        group: e.group,
+        status: e.status,
+        online: e.online,
+        last_seen: Some(e.last_seen),
+        policy: text(e.policy.name),
+    });
+    Ok((lines.collect(), found.total))
+}
+
+/// `GET /console/computers`.
+pub async fn list(
+    State(state): State<SharedState>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    let master = state.role() == Role::Master;
+    let status = EndpointFilter::status(given(&query.status))?;
+    let filter = EndpointFilter {
+        slave: given(&query.slave).map(str::to_owned),
+        group: number(&query.group, "group")?,
+        status,
+        licensed: None,
+        search: given(&query.search).map(str::to_owned),
+    };
+    let page = Page::new(Some(PAGE_ROWS), number(&query.offset, "offset")?, PAGE_ROWS)?;
+    let (lines, total) = lines(&state, &filter, page).await?;
+    let link = |offset: i64| {
+        let mut q = format!("?offset={offset}");
+        for (name, value) in
+            [("search", &query.search), ("status", &query.status), ("group", &query.group), ("slave", &query.slave)]
+        {
+            if let Some(v) = given(value) {
+                q.push_str(&format!("&{name}={}", urlencode(v)));
+            }
+        }
+        q
+    };
+    let body = html! {
+        form.filters method="get" action="/console/computers" role="search" {
+            label { "Search hostname or IP" input type="search" name="search" value=[given(&query.search)]; }
+            label { "Status"
+                select name="status" {
+                    option value="" { "any" }
+                    @for s in ["protected", "at_risk", "infected", "unprotected"] {
+                        option value=(s) selected[given(&query.status) == Some(s)] { (s) }
+                    }
+                }
+            }
+            @if master { label { "Slave" input name="slave" value=[given(&query.slave)]; } }
+            @if given(&query.group).is_some() { input type="hidden" name="group" value=[given(&query.group)]; }
+            button type="submit" { "Filter" }
+        }
+        p { (total) " computer(s)" @if total > 0 { ", showing " (page.offset + 1) "–" (page.offset + lines.len() as i64) } }
+        @if lines.is_empty() {
+            p.empty { "No computers match. " @if master { "Computers appear here once slaves replicate them." } @else { "Computers appear here when their agents first report." } }
+        } @else {
+            table {
+                thead { tr {
+                    @if master { th { "Slave" } }
+                    th { "Hostname" } th { "IP" } th { "Group" } th { "Status" } th { "Online" } th { "Last seen" } th { "Policy" }
+                } }
+                tbody {
+                    @for l in &lines {
+                        tr {
+                            @if master { td { (l.slave.as_deref().unwrap_or_default()) } }
+                            td { a href=(computer_link(&l.id, l.slave.as_deref())) { (l.hostname) } }
+                            td { (l.ip) } td { (l.group) }
+                            td { span class={"badge " (l.status)} { (l.status) } }
+                            td { @if l.online { "online" } @else { "offline" } }
+                            td { (layout::time(l.last_seen)) }
+                            td { (l.policy) }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager aria-label="Pages of computers" {
+            @if page.offset > 0 { a href=(link((page.offset - PAGE_ROWS).max(0))) { "Previous page" } }
+            @if page.offset + PAGE_ROWS < total { a href=(link(page.offset + PAGE_ROWS)) { "Next page" } }
+        }
+    };
+    layout::page(&state, &session, "Computers", body).await
+}
+
+pub(super) fn computer_link(id: &str, slave: Option<&str>) -> String {
+    match slave {
+        Some(slave) => format!("/console/computers/{}?slave={}", urlencode(id), urlencode(slave)),
+        None => format!("/console/computers/{}", urlencode(id)),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (a path segment or query value).
+pub(super) fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    slave: Option<String>,
+}
+
+/// `GET /console/computers/{id}`.
+pub async fn show(
+    State(state): State<SharedState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> PageResult {
+    let (facts, detections): (Vec<(&str, Markup)>, Vec<DetectionView>) = if state.role() == Role::Master {
+        let e = consolidated::show(&state, &id, given(&query.slave)).await?;
+        let text = |v: Option<String>| html! { (v.unwrap_or_default()) };
+        let facts = vec![
+            ("Slave", html! { (e.slave) }),
+            ("Hostname", text(e.hostname)),
+            ("IP", text(e.ip)),
+            ("Operating system", text(e.os)),
+            ("Group", text(e.group)),
+            ("Status", text(e.status)),
+            ("Last seen", layout::time(e.last_seen)),
+            ("Policy assigned", text(e.policy.name)),
+            (
+                "Policy applied",
+                html! { (e.applied_policy.version.map(|v| format!("version {v}")).unwrap_or_else(|| "not reported".into())) },
+            ),
+        ];
+        (facts, e.detections.unwrap_or_default())
+    } else {
+        let e = endpoints::show(&state, &id).await?;
+        let assigned =
+            format!("{} (version {})", e.policy.name.unwrap_or_default(), e.policy.version.unwrap_or_default());
+        let applied = match &e.applied_policy {
+            Some(a) => format!("version {}", a.version.map(|v| v.to_string()).unwrap_or_else(|| "?".into())),
+            None => "not reported yet".into(),
+        };
+        let facts = vec![
+            ("Hostname", html! { (e.hostname) }),
+            ("IP", html! { (e.ip) }),
+            ("Operating system", html! { (e.os) }),
+            ("Group", html! { (e.group) }),
+            ("Status", html! { (e.status) }),
+            ("Online", html! { (if e.online { "yes" } else { "no" }) }),
+            ("Real-time protection", html! { (if e.realtime_protection { "on" } else { "off" }) }),
+            ("Signatures", html! { (e.signatures_version) " (" (e.signatures_date) ")" }),
+            ("Agent", html! { (e.agent_version) }),
+            ("Last seen", layout::time(Some(e.last_seen))),
+            ("Policy assigned", html! { (assigned) }),
+            ("Policy applied", html! { (applied) }),
+        ];
+        (facts, e.detections.unwrap_or_default())
+    };
+    let body = html! {
+        table { tbody { @for (name, value) in &facts { tr { th scope="row" { (name) } td { (value) } } } } }
+        h2 { "Latest detections" }
+        @if detections.is_empty() { p.empty { "No detections." } } @else {
+            table {
+                thead { tr { th { "When" } th { "Malware" } th { "Path" } th { "Action" } } }
+                tbody { @for d in &detections { tr {
+                    td { (layout::time(d.detected_at)) }
+                    td { (d.malware.as_deref().unwrap_or_default()) }
+                    td { (d.path.as_deref().unwrap_or_default()) }
+                    td { (d.action.as_deref().unwrap_or_default()) }
+                } } }
+            }
+        }
+        p { a href="/console/computers" { "All computers" } }
+    };
+    layout::page(&state, &session, &format!("Computer {id}"), body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_encode_what_agents_named() {
+        assert_eq!(urlencode("pc-1"), "pc-1");
+        assert_eq!(urlencode("<a b>&\"'"), "%3Ca%20b%3E%26%22%27");
+        assert_eq!(computer_link("x/y", Some("paris")), "/console/computers/x%2Fy?slave=paris");
+    }
+
+    #[test]
+    fn empty_filters_mean_any() {
+        assert_eq!(given(&Some("  ".into())), None);
+        assert_eq!(given(&Some(" pc ".into())), Some("pc"));
+        assert!(number(&Some("x".into()), "offset").is_err());
+        assert_eq!(number(&None, "offset").unwrap(), None);
+    }
+}

@@ -1,0 +1,402 @@
+//! The web console in a real browser (headless Chromium from Debian, over
+//! WebDriver, [`browser`]), on real servers: signing in and out, hostile
+//! data from agents shown as text with nothing run, what a role may not do
+//! neither offered nor accepted, a master's site features refused,
+//! registering and unregistering from the console, a master's policy
+//! read-only on its slave, replicate now. Screenshots of the main pages go
+//! to `target/console-shots/`. Sessions and access over plain HTTP are in
+//! [`sessions`].
+
+mod browser;
+mod http;
+mod sessions;
+
+use chrono::Utc;
+use rampart_shared::{
+    amqp::publisher::Outgoing,
+    messages::{kind, Heartbeat},
+    topology::Topology,
+    Envelope,
+};
+use rampart_tests::{
+    hierarchy::{self, Hierarchy},
+    wait_for, ServerOptions, TestServer,
+};
+use reqwest::{header, StatusCode};
+use serde_json::json;
+
+use browser::Browser;
+use fantoccini::key::Key;
+use http::{download_report, HttpSession};
+
+/// The password the tests give operator `name`.
+fn password(name: &str) -> String {
+    format!("{name}-console-password")
+}
+
+/// Creates operator `name` with `role` (as the bootstrap administrator).
+async fn operator(server: &TestServer, name: &str, role: &str) {
+    let (status, body) =
+        server.post("/api/operators", json!({"name": name, "role": role, "password": password(name)})).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_and_out_and_every_page_is_guarded() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    operator(&server, "alice", "administrator").await;
+    hierarchy::insert_endpoints(&server, "pc", 55).await;
+    let browser = Browser::start(&server).await;
+
+    // Not signed in: every page leads to the sign-in.
+    browser.open("/").await;
+    assert_eq!(browser.path().await, "/console/sign-in");
+    browser.shot("sign-in").await;
+    let refused = browser.sign_in_refused("alice", "not-her-password").await;
+    assert!(refused.contains("wrong operator name or password"), "{refused}");
+
+    browser.sign_in("alice", &password("alice")).await;
+    browser.find("#main h1").await;
+    assert_eq!(browser.path().await, "/console");
+    assert!(browser.page_text().await.contains("Signed in as alice, administrator."));
+    browser.shot("home").await;
+    browser.open("/console/computers").await;
+    assert_eq!(browser.count("tbody tr").await, 50, "a page of 50 computers");
+    browser.shot("computers").await;
+    browser.click("a[href*='offset=50']").await;
+    browser.wait_for_text("55 computer(s), showing 51–55").await;
+    browser.open("/console/computers?search=pc-54").await;
+    assert_eq!(browser.count("tbody tr").await, 1, "a search narrows the list");
+
+    // The tree: a group opens from the keyboard and loads its computers,
+    // 50 at a time.
+    browser.open("/console").await;
+    let group = browser.find("li[data-node^='group:']").await;
+    group.send_keys(&Key::Right.to_string()).await.expect("the group takes keys");
+    browser.find("li[data-node='computer:pc-00049']").await;
+    assert_eq!(browser.count("li[data-node^='computer:']").await, 50);
+    browser.click("a[data-more]").await;
+    browser.find("li[data-node='computer:pc-00054']").await;
+    assert_eq!(browser.count("li[data-node^='computer:']").await, 55);
+    browser.shot("tree").await;
+    browser.open("/console/computers/pc-00002").await;
+    assert!(browser.page_text().await.contains("Policy assigned"));
+    browser.shot("computer").await;
+    for (page, title) in [
+        ("/console/dashboard", "Dashboard"),
+        ("/console/audit", "Network audit"),
+        ("/console/groups", "Network groups"),
+        ("/console/deployments", "Deployments"),
+        ("/console/settings/email", "E-mail settings"),
+        ("/console/license", "License"),
+        ("/console/reports", "Reports"),
+        ("/console/refused-messages", "Refused messages"),
+        ("/console/activity", "Activity log"),
+    ] {
+        browser.open(page).await;
+        assert_eq!(browser.text("#main h1").await, title, "{page}");
+    }
+    browser.open("/console/dashboard").await;
+    browser.shot("dashboard").await;
+    let csv = download_report(&server).await;
+    assert!(csv.contains("protected"), "the security status report downloads as CSV: {csv}");
+    browser.client.set_window_size(800, 900).await.expect("a narrower window");
+    browser.open("/console").await;
+    browser.shot("home-800").await;
+
+    browser.click("header.top form button").await;
+    browser.find("main.sign-in").await;
+    browser.open("/console/policies").await;
+    assert_eq!(browser.path().await, "/console/sign-in", "signed out, pages lead to the sign-in again");
+
+    // Without the session's CSRF token a form is refused, even signed in.
+    let session = HttpSession::sign_in(&server, "alice").await;
+    let refused = session.post("/console/policies", &[("name", "no-token")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("CSRF token"));
+    let (_, policies) = server.get("/api/policies").await;
+    assert_eq!(policies, json!([]), "nothing was created");
+    let (_, activity) = server.get("/api/activity?operator=alice").await;
+    let actions: Vec<&str> = activity.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["sign_in.failed", "sign_in", "sign_out"] {
+        assert!(actions.contains(&action), "the activity log records {action}: {actions:?}");
+    }
+    browser.stop().await;
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn a_hostile_hostname_is_shown_as_text_and_nothing_runs() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    operator(&server, "alice", "auditor").await;
+    let hostile = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">";
+    let heartbeat = Heartbeat {
+        endpoint_id: "evil-1".into(),
+        hostname: hostile.into(),
+        ip: "10.9.0.66".into(),
+        os: "Debian 12".into(),
+        agent_version: "7.2.0".into(),
+        signatures_version: "today".into(),
+        signatures_date: Utc::now().date_naive(),
+        realtime_protection: true,
+        active_threats: 0,
+        policy_id: None,
+        policy_version: None,
+    };
+    let site = server.options.instance.clone();
+    let envelope = Envelope::new(kind::HEARTBEAT, "evil-1", 1, &heartbeat);
+    let key = Topology::site_key(&site, kind::HEARTBEAT);
+    rampart_tests::inject(vec![Outgoing::envelope(server.topology().site_exchange(), key, &envelope, None)]).await;
+    server.wait_for_endpoints(1).await;
+
+    let browser = Browser::start(&server).await;
+    browser.sign_in("alice", &password("alice")).await;
+    for page in ["/console/computers", "/console/computers/evil-1"] {
+        browser.open(page).await;
+        assert!(browser.page_text().await.contains(hostile), "{page} shows the hostname as text");
+        let flag = browser.run("return window.__pwned === undefined;").await;
+        assert_eq!(flag, json!(true), "nothing from the hostname ran on {page}");
+        assert_eq!(browser.count("img").await, 0, "no element was made from the hostname on {page}");
+    }
+    browser.shot("hostile-hostname").await;
+
+    let session = HttpSession::sign_in(&server, "alice").await;
+    let page = session.get("/console/computers").await;
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert_eq!(
+        csp,
+        "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    );
+    assert_eq!(page.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(page.headers().contains_key(header::REFERRER_POLICY));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"), "the hostname is escaped");
+    browser.stop().await;
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn a_role_that_may_not_create_policies_is_not_offered_the_form_and_its_forged_post_is_refused() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    operator(&server, "carol", "auditor").await;
+    operator(&server, "oscar", "operator").await;
+    let browser = Browser::start(&server).await;
+
+    browser.sign_in("oscar", &password("oscar")).await;
+    browser.open("/console/policies").await;
+    browser.fill("name", "office").await;
+    browser.click("#new-policy button[type=submit]").await;
+    browser.find("tr[data-policy='office']").await;
+    assert_eq!(browser.text("tr[data-policy='office'] td.owner").await, "local");
+    browser.shot("policies").await;
+    browser.fill("name", "   ").await;
+    browser.click("#new-policy button[type=submit]").await;
+    assert!(!browser.text("#policy-error").await.is_empty(), "a refused name is explained next to the form");
+    browser.click("header.top form button").await;
+
+    browser.sign_in("carol", &password("carol")).await;
+    browser.open("/console/policies").await;
+    browser.find("tr[data-policy='office']").await;
+    assert_eq!(browser.count("#new-policy").await, 0, "an auditor is not offered the form");
+    assert_eq!(browser.count("tr[data-policy='office'] form").await, 0, "nor a delete");
+    // The same form forged with the session's own token: refused by role.
+    let answer = browser
+        .run(
+            "const csrf = document.querySelector('input[name=csrf]').value;
+             return fetch('/console/policies', {method: 'POST',
+                 headers: {'content-type': 'application/x-www-form-urlencoded'},
+                 body: 'csrf=' + encodeURIComponent(csrf) + '&name=forged'})
+               .then(async r => [r.status, await r.text()]);",
+        )
+        .await;
+    assert_eq!(answer[0], 403, "{answer}");
+    let text = answer[1].as_str().unwrap();
+    assert!(text.contains("needs the operator role") && text.contains("'carol' is an auditor"), "{text}");
+    let (_, policies) = server.get("/api/policies").await;
+    assert_eq!(policies.as_array().unwrap().len(), 1, "nothing forged was created: {policies}");
+    browser.stop().await;
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn a_masters_site_features_answer_that_they_are_not_available() {
+    let server = TestServer::spawn(ServerOptions::master()).await;
+    operator(&server, "alice", "auditor").await;
+    let browser = Browser::start(&server).await;
+    browser.sign_in("alice", &password("alice")).await;
+    assert_eq!(browser.count("header.top a[href='/console/dashboard']").await, 0, "a master offers no dashboard");
+    browser.open("/console/dashboard").await;
+    assert!(browser.page_text().await.contains("The management dashboard is not available on a master server"));
+    browser.shot("master-dashboard-refused").await;
+    let session = HttpSession::sign_in(&server, "alice").await;
+    for page in ["/console/dashboard", "/console/audit", "/console/license", "/console/settings/email"] {
+        assert_eq!(session.get(page).await.status(), StatusCode::CONFLICT, "{page}");
+    }
+    browser.stop().await;
+    server.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn a_standalone_registers_and_unregisters_from_its_console_and_switches_views() {
+    let master = TestServer::spawn(ServerOptions::master()).await;
+    let site = TestServer::spawn(ServerOptions::site("lyon", &master.options.namespace)).await;
+    operator(&site, "alice", "administrator").await;
+    hierarchy::insert_endpoints(&site, "lab", 2).await;
+    let (status, lab) = site.post("/api/virtual-groups", json!({"name": "Lab"})).await;
+    assert_eq!(status, 201, "{lab}");
+    let members = format!("/api/virtual-groups/{}/members", lab["id"]);
+    let (status, body) = site.post(&members, json!({"endpoints": ["lab-00001"]})).await;
+    assert!(status.is_success(), "{body}");
+    operator(&master, "root", "administrator").await;
+    let on_master = Browser::start(&master).await;
+    on_master.sign_in("root", &password("root")).await;
+    on_master.open("/console/hierarchy").await;
+    on_master.click("#new-token-form button").await;
+    let token = on_master.text("#new-token").await;
+    assert!(token.len() > 20, "a registration token is shown once: {token}");
+    on_master.shot("registration-token").await;
+    on_master.stop().await;
+    let browser = Browser::start(&site).await;
+    browser.sign_in("alice", &password("alice")).await;
+
+    browser.find("p.empty").await;
+    assert!(browser.page_text().await.contains("Network view"));
+    browser.click("[data-menu]").await;
+    browser.click("#instance-menu button[role=menuitem]").await;
+    browser.wait_for_text("Virtual view").await;
+    let lab = browser.find("li[data-node^='virtual-group:']").await;
+    lab.send_keys(&Key::Right.to_string()).await.expect("the virtual group takes keys");
+    browser.find("li[data-node='computer:lab-00001']").await;
+    assert_eq!(browser.count("li[data-node^='computer:']").await, 1, "only the virtual group's member");
+    browser.open("/console/computers").await;
+    assert!(browser.page_text().await.contains("Virtual view"), "the view is remembered");
+    browser.shot("virtual-view").await;
+
+    browser.open("/console").await;
+    browser.click("[data-menu]").await;
+    browser.click("#instance-menu a[href='/console/hierarchy#register']").await;
+    let (host, port) = master.address().rsplit_once(':').map(|(h, p)| (h.to_owned(), p.to_owned())).unwrap();
+    browser.fill("host", &host).await;
+    browser.fill("port", "1").await;
+    browser.fill("token", &token).await;
+    browser.click("#register-form button[type=submit]").await;
+    let error = browser.text("#register-error").await;
+    assert!(!error.is_empty(), "an unreachable master is explained next to the form");
+    browser.shot("register-error").await;
+    browser.fill("port", &port).await;
+    browser.fill("token", &token).await;
+    browser.click("#register-form button[type=submit]").await;
+    let notice = browser.text("#hierarchy-notice").await;
+    assert_eq!(notice, format!("Registered to master hq at {host}:{port}; this server is now a slave."));
+    assert_eq!(browser.text("#instance-role").await, "slave");
+
+    // Unregistering asks first; the test accepts.
+    browser.run("window.confirm = () => true; return true;").await;
+    browser.click("#unregister-form button[type=submit]").await;
+    browser.wait_for_text("Unregistered from the master").await;
+    let notice = browser.text("#hierarchy-notice").await;
+    assert!(notice.starts_with("Unregistered from the master") && notice.ends_with("now stand-alone."), "{notice}");
+    let (_, hierarchy) = site.get("/api/hierarchy").await;
+    assert_eq!(hierarchy["role"], "standalone");
+    browser.stop().await;
+    site.stop(&[]).await;
+    master.stop(&[]).await;
+}
+
+#[tokio::test]
+async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_last_replication() {
+    let sites = Hierarchy::start(&["paris"]).await;
+    let (master, slave) = (&sites.master, &sites.slaves[0]);
+    operator(master, "alice", "administrator").await;
+    operator(slave, "bob", "administrator").await;
+    let last = || async { hierarchy::replication_of(master, "paris").await["last_replication"].clone() };
+    let before =
+        wait_for("the first replication of paris", || async { Some(last().await).filter(|v| !v.is_null()) }).await;
+
+    let on_master = Browser::start(master).await;
+    on_master.sign_in("alice", &password("alice")).await;
+    on_master.open("/console/policies").await;
+    on_master.fill("name", "from-hq").await;
+    on_master.click("#new-policy button[type=submit]").await;
+    on_master.find("tr[data-policy='from-hq']").await;
+    // Where the policy stands on each slave, kept current on its page.
+    on_master.click("tr[data-policy='from-hq'] a").await;
+    on_master.find("#receipts tr[data-slave='paris']").await;
+    wait_for("paris's receipt of from-hq", || async {
+        let state = on_master.try_text("#receipts tr[data-slave='paris'] td.state").await?;
+        (state != "pending").then_some(())
+    })
+    .await;
+    on_master.shot("master-policy").await;
+    on_master.open("/console/tasks").await;
+    on_master.fill("name", "hq-scan").await;
+    on_master.click("#new-task button[type=submit]").await;
+    on_master.find("tr[data-task='hq-scan']").await;
+    on_master.shot("master-tasks").await;
+
+    wait_for("the master's policy on paris", || async {
+        let (_, policies) = slave.get("/api/policies").await;
+        policies.as_array().and_then(|p| p.iter().any(|p| p["name"] == "from-hq").then_some(()))
+    })
+    .await;
+    let on_slave = Browser::start(slave).await;
+    on_slave.sign_in("bob", &password("bob")).await;
+    on_slave.open("/console/policies").await;
+    assert_eq!(on_slave.text("tr[data-policy='from-hq'] td.owner").await, "master");
+    assert_eq!(on_slave.count("tr[data-policy='from-hq'] form").await, 0, "no action on a master's policy");
+    assert!(on_slave.text("tr[data-policy='from-hq']").await.contains("read-only"));
+    on_slave.shot("slave-policies").await;
+    wait_for("the master's task on paris", || async {
+        let (_, tasks) = slave.get("/api/tasks").await;
+        tasks.as_array().and_then(|t| t.iter().any(|t| t["name"] == "hq-scan").then_some(()))
+    })
+    .await;
+    on_slave.open("/console/tasks").await;
+    assert_eq!(on_slave.text("tr[data-task='hq-scan'] td.owner").await, "master");
+    assert_eq!(on_slave.count("tr[data-task='hq-scan'] form").await, 0, "no cancel of a master's task");
+    on_slave.click("tr[data-task='hq-scan'] a").await;
+    on_slave.wait_for_text("Task hq-scan").await;
+
+    // A change on paris, then replicate now from the master's console.
+    hierarchy::insert_endpoints(slave, "late", 2).await;
+    on_master.open("/console/slaves").await;
+    on_master.shot("slaves").await;
+    on_master.click("tr[data-slave='paris'] form button").await;
+    on_master.wait_for_text("Asked slave 'paris' to replicate now.").await;
+    // The table keeps itself current: no reload (the page's own flag stays).
+    on_master.run("window.__same_page = true; return true;").await;
+    let shown = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
+    wait_for("the last replication of paris to move", || async {
+        let cell = on_master.find("tr[data-slave='paris'] td.last-replication time").await;
+        let at = cell.attr("datetime").await.ok().flatten()?;
+        let moved = chrono::DateTime::parse_from_rfc3339(&at).ok()?
+            > chrono::DateTime::parse_from_rfc3339(&shown(&before)).ok()?;
+        moved.then_some(())
+    })
+    .await;
+    assert_eq!(on_master.run("return window.__same_page === true;").await, json!(true), "the page was not reloaded");
+
+    // The master's tree: paris opens to its groups, a group to its computers.
+    on_master.open("/console").await;
+    let paris = on_master.find("li[data-node='slave:paris']").await;
+    paris.send_keys(&Key::Right.to_string()).await.expect("the slave takes keys");
+    let group = on_master.find("li[data-node='slave:paris'] li[data-node^='group:']").await;
+    group.send_keys(&Key::Right.to_string()).await.expect("the group takes keys");
+    on_master.find("li[data-node='computer:late-00001']").await;
+    on_master.shot("master-tree").await;
+    on_master.open("/console/slaves").await;
+
+    on_master.click("tr[data-slave='paris'] form.verify button").await;
+    on_master.wait_for_text("In sync: the master's copy matches the slave.").await;
+    on_master.shot("verification").await;
+
+    on_master.open("/console/slaves").await;
+    on_master.run("window.confirm = () => true; return true;").await;
+    on_master.click("tr[data-slave='paris'] form.remove button").await;
+    on_master.wait_for_text("Slave 'paris' is being removed.").await;
+    let (_, removed) = master.get("/api/slaves/paris").await;
+    assert!(matches!(removed["state"].as_str(), Some("removing" | "removed")), "{removed}");
+    on_master.stop().await;
+    on_slave.stop().await;
+    sites.stop().await;
+}
