@@ -84,6 +84,10 @@ pub enum Rejection {
     /// An endpoint command accepted once already.
     #[error("command {0} was accepted before (replayed)")]
     Replayed(Uuid),
+    /// An agent message without the agent identity it needs: no
+    /// broker-validated AMQP `user_id`, or one that does not own the endpoint.
+    #[error("agent identity: {0}")]
+    Identity(String),
 }
 
 impl Envelope {

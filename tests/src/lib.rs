@@ -62,6 +62,14 @@ pub struct ServerOptions {
     pub tls: bool,
     /// `<Api><PlainRegistration>`: on unless a test says otherwise.
     pub plain_registration: bool,
+    /// `<Agents><RequireIdentity>`: off unless a test says otherwise, since
+    /// most tests stand in for agents with the machine's `guest` user
+    /// (`TestAgent::spawn`, [`inject`]); `tests/tests/agent_identities.rs`
+    /// runs with the production default, on.
+    pub require_agent_identity: bool,
+    /// `<Broker><Management>`: the management API's URL and the file with
+    /// its administrator's `user:password` (enrolment makes broker users).
+    pub broker_management: Option<(String, std::path::PathBuf)>,
 }
 
 impl ServerOptions {
@@ -78,6 +86,8 @@ impl ServerOptions {
             pg_base: PG_BASE.to_owned(),
             tls: false,
             plain_registration: true,
+            require_agent_identity: false,
+            broker_management: None,
         }
     }
 
@@ -106,11 +116,21 @@ impl ServerOptions {
             (false, false) => "<Plain>true</Plain>",
             (false, true) => "<Plain>true</Plain><PlainRegistration>true</PlainRegistration>",
         };
+        let management = match &self.broker_management {
+            Some((url, file)) => {
+                format!(
+                    "<Management><Url>{url}</Url><CredentialsFile>{}</CredentialsFile></Management>",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
-               <Broker><Url>{}</Url><Namespace>{}</Namespace></Broker>
-               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>{}</Server>",
+               <Broker><Url>{}</Url><Namespace>{}</Namespace>{management}</Broker>
+               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>
+               <Agents><RequireIdentity>{}</RequireIdentity></Agents>{}</Server>",
             self.instance,
             self.role,
             self.database_url(),
@@ -119,6 +139,7 @@ impl ServerOptions {
             self.namespace,
             transport,
             api_xml,
+            self.require_agent_identity,
             self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")

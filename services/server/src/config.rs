@@ -8,6 +8,7 @@
 //!   <Api><Listen>0.0.0.0:7073</Listen><TokenFile>/etc/rampart/api.token</TokenFile></Api>
 //!   <ReplicationInterval>1800</ReplicationInterval>
 //!   <License><Key>RAMPART1.…</Key></License>
+//!   <Agents><RequireIdentity>true</RequireIdentity></Agents>
 //! </Server>
 //! ```
 //!
@@ -58,7 +59,15 @@ struct ServerXml {
     license: Option<LicenseXml>,
     endpoints: Option<EndpointsXml>,
     reports: Option<ReportsXml>,
+    agents: Option<AgentsXml>,
     log: Option<LogXml>,
+}
+
+/// `<Agents>`: how the site treats its agents' messages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct AgentsXml {
+    require_identity: Option<bool>,
 }
 
 /// `<Api>`: the shared elements plus the server's transport.
@@ -153,6 +162,12 @@ pub struct Settings {
     pub reports: ReportSettings,
     /// `<Api>`: TLS (the default) or plain HTTP.
     pub tls: TlsSettings,
+    /// `<Agents><RequireIdentity>` (default true): refuse every agent
+    /// message that does not carry the AMQP `user_id` of an enrolled agent
+    /// identity. Off, unidentified messages are taken for endpoints no
+    /// identity owns (agents that connect with a shared broker user); an
+    /// owned endpoint is only ever taken from its owner.
+    pub require_agent_identity: bool,
 }
 
 impl Settings {
@@ -216,6 +231,7 @@ impl Settings {
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
             reports,
             tls,
+            require_agent_identity: xml.agents.and_then(|a| a.require_identity).unwrap_or(true),
         })
     }
 }

@@ -3,13 +3,15 @@
 //! Every route is documented in `docs/api.md`. Handlers live by concept:
 //! [`fleet`] (endpoints, groups, virtual groups, tree), [`policies`],
 //! [`tasks`], [`views`] (status, dashboard, detections, audit),
-//! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
+//! [`admin`] (deployments, settings, license), [`agents`] (enrolment tokens,
+//! enrolment, agent identities), [`hierarchy`] (tokens,
 //! slaves, registering), [`fanout`] (policies and tasks on a master) and
 //! [`replication`] (replicate now, verify), [`reports`] and [`operators`]
 //! (sign-in, accounts, tokens, the activity log).
 
 pub mod access;
 mod admin;
+mod agents;
 mod consolidated;
 mod fanout;
 mod fleet;
@@ -71,7 +73,11 @@ pub fn router(state: SharedState) -> Router {
 /// Routes a master and a site both serve: the site features, which a
 /// master refuses before their handlers run.
 fn common_api() -> Router<SharedState> {
-    Router::new().merge(admin::routes()).merge(reports::schedule_routes()).merge(operators::routes())
+    Router::new()
+        .merge(admin::routes())
+        .merge(agents::routes())
+        .merge(reports::schedule_routes())
+        .merge(operators::routes())
 }
 
 /// A master's API: its slaves, their copies, the consolidated reports; the
@@ -125,6 +131,7 @@ fn fleet_feature(method: &Method, path: &str) -> Option<Feature> {
         ["deployments", ..] => Some(Feature::DeploymentTool),
         ["settings", "auto-deploy"] => Some(Feature::AutomaticDeployment),
         ["settings", "email"] => Some(Feature::EmailSettings),
+        ["agents", ..] => Some(Feature::AgentIdentities),
         _ => None,
     }
 }
@@ -144,5 +151,6 @@ mod tests {
         assert_eq!(fleet_feature(&Method::POST, "/deployments"), Some(Feature::DeploymentTool));
         assert_eq!(fleet_feature(&Method::PUT, "/settings/email"), Some(Feature::EmailSettings));
         assert_eq!(fleet_feature(&Method::GET, "/policies"), None);
+        assert_eq!(fleet_feature(&Method::POST, "/agents/enrol"), Some(Feature::AgentIdentities));
     }
 }
