@@ -10,13 +10,13 @@
 //! |-------------------------------|---------------------|----------------------------------------|----------------------------------------|
 //! | `<ns>.server.<instance>`      | `^<ns>\.`           | `^<ns>\.`                              | `^<ns>\.`                              |
 //! | `<ns>.report`                 | its queue + parking | `<ns>.dlx`, its queue + parking        | `<ns>.events`, `<ns>.dlx`, its queue   |
-//! | `<ns>.agent.<site>.<agent>`   | nothing             | `<ns>.site`                            | its queue                              |
+//! | `<ns>.agent.<site>.<agent>`   | nothing             | `<ns>.site`, `<ns>.dlx`                | its queue                              |
 //!
 //! Topic permissions narrow the routing keys on every exchange a report
 //! service or an agent may write to or bind from: an agent publishes on
 //! `<ns>.site` only with `site.<its site>.*` keys (its queue is declared
-//! and bound by its site, see `rampart-server`'s `agents` module), and the
-//! report service on `<ns>.dlx` only its own queue's name. A user with write on a topic exchange and no topic permission for
+//! and bound by its site, see `rampart-server`'s `agents` module), and
+//! each on `<ns>.dlx` only its own queue's name. A user with write on a topic exchange and no topic permission for
 //! it could publish with any key, so none is left without one.
 
 use super::{ManagementClient, NewUser, Permissions, Result, TopicPermissions};
@@ -67,19 +67,24 @@ impl BrokerGrant {
     /// declare or delete anything.
     pub fn agent(topology: &Topology, site: &str, agent: &str) -> Self {
         let queue = topology.agent_queue(site, agent);
-        let site_exchange = topology.site_exchange();
+        let (site_exchange, dlx) = (topology.site_exchange(), topology.dead_letter_exchange());
         Self {
             user: format!("{}.agent.{site}.{agent}", topology.namespace()),
             permissions: Permissions {
                 configure: NOTHING.into(),
-                write: format!("^{}$", escape(&site_exchange)),
+                write: format!("^{}$|^{}$", escape(&site_exchange), escape(&dlx)),
                 read: format!("^{}$", escape(&queue)),
             },
-            topics: vec![TopicPermissions {
-                exchange: site_exchange,
-                write: format!("^site\\.{}\\.", escape(site)),
-                read: NOTHING.into(),
-            }],
+            topics: vec![
+                TopicPermissions {
+                    exchange: site_exchange,
+                    write: format!("^site\\.{}\\.", escape(site)),
+                    read: NOTHING.into(),
+                },
+                // It parks a refused command with its reason through the
+                // dead-letter exchange, keyed by its own queue's name only.
+                TopicPermissions { exchange: dlx, write: format!("^{}$", escape(&queue)), read: NOTHING.into() },
+            ],
         }
     }
 
@@ -178,11 +183,13 @@ mod tests {
         let grant = BrokerGrant::agent(&topology(), "paris", "a1");
         assert_eq!(grant.user, "rt.agent.paris.a1");
         assert_eq!(grant.permissions.configure, "^$", "the site declares and binds the agent's queue");
-        assert_eq!(grant.permissions.write, r"^rt\.site$");
+        assert_eq!(grant.permissions.write, r"^rt\.site$|^rt\.dlx$");
         assert_eq!(grant.permissions.read, r"^rt\.agents\.paris\.a1$");
         let site = grant.topics.iter().find(|t| t.exchange == "rt.site").unwrap();
         assert_eq!((site.write.as_str(), site.read.as_str()), (r"^site\.paris\.", "^$"));
-        assert_eq!(grant.topics.len(), 1);
+        let dlx = grant.topics.iter().find(|t| t.exchange == "rt.dlx").unwrap();
+        assert_eq!(dlx.write, r"^rt\.agents\.paris\.a1$");
+        assert_eq!(grant.topics.len(), 2);
     }
 
     #[test]
