@@ -14,9 +14,15 @@ use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path, time::Duration};
 
 use anyhow::{bail, Context};
 use rampart_shared::{
+    broker_admin::{grants::url_with_user, NewUser},
     enrolment::{split_token, Enrolment, EnrolmentRequest, ENROL_PATH},
+    site_key::SitePublicKey,
     tls::PinnedVerifier,
+    topology::NameSegment,
+    Secret,
 };
+
+use crate::settings::{AgentIdentity, Cli, SettingsError};
 
 /// Longest wait for the site's answer (it makes a broker user and declares
 /// a queue with a binding per endpoint).
@@ -110,6 +116,41 @@ pub async fn enrol(site_api: &str, token: &str, mut request: EnrolmentRequest) -
     answer.json::<Enrolment>().await.context("The site's enrolment answer is not what this agent understands")
 }
 
+/// Where and as whom an enrolled process connects, from its identity.
+#[derive(Debug)]
+pub struct EnrolledConnection {
+    /// The broker URL of `--amqp` with the identity's user and password.
+    pub amqp_url: Secret<String>,
+    pub namespace: NameSegment,
+    pub site: NameSegment,
+    pub site_key: SitePublicKey,
+    pub identity: AgentIdentity,
+}
+
+/// What `identity` decides of the settings; the flags may repeat it, not
+/// contradict it.
+pub fn connection(identity: Enrolment, cli: &Cli) -> Result<EnrolledConnection, SettingsError> {
+    let invalid = |flag, reason: String| SettingsError::Invalid { flag, reason };
+    if cli.amqp_credentials_file.is_some() {
+        return Err(invalid("amqp-credentials-file", "an enrolled agent uses its identity's broker user".into()));
+    }
+    let site = NameSegment::parse(&identity.site).map_err(|e| invalid("identity-file", e))?;
+    if cli.site.as_ref().is_some_and(|s| *s != site) {
+        return Err(invalid("site", format!("the identity file belongs to site '{site}'")));
+    }
+    let namespace = NameSegment::parse(&identity.namespace).map_err(|e| invalid("identity-file", e))?;
+    let site_key = SitePublicKey::from_hex(&identity.site_key)
+        .ok_or_else(|| invalid("identity-file", "its site key is not 64 hex digits".into()))?;
+    if cli.site_key.is_some_and(|k| k != site_key) {
+        return Err(invalid("site-key", "differs from the key the site gave at enrolment".into()));
+    }
+    let user = NewUser { name: identity.broker_user.clone(), password: Secret::new(identity.broker_password) };
+    let url = url_with_user(&cli.amqp_url, &user).map_err(|e| invalid("amqp", format!("the broker URL is {e}")))?;
+    let identity =
+        AgentIdentity { agent_id: identity.agent_id, broker_user: identity.broker_user, queue: identity.queue };
+    Ok(EnrolledConnection { amqp_url: Secret::new(url), namespace, site, site_key, identity })
+}
+
 /// Reads an identity file.
 pub fn read(path: &Path) -> anyhow::Result<Enrolment> {
     let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
@@ -161,6 +202,24 @@ mod tests {
         let err = resolve(&flags, "sim1", &["sim1-00001".into(), "sim1-00002".into()]).await.unwrap_err();
         assert!(err.to_string().contains("another fleet"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_identity_gives_the_site_and_the_broker_user() {
+        use clap::Parser;
+        let cli = |args: &[&str]| {
+            let mut argv = vec!["rampart-agent", "--endpoints", "1", "--identity-file", "id.json"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap()
+        };
+        let settings = cli(&["--name", "sim1"]).into_settings_with(Some(identity())).unwrap();
+        assert_eq!((settings.site.as_str(), settings.namespace.as_str()), ("paris", "rampart"));
+        assert_eq!(settings.amqp_url.expose(), "amqp://rampart.agent.paris.ag-1:pw@127.0.0.1:5672/%2f");
+        assert_eq!(settings.identity.unwrap().queue, "rampart.agents.paris.ag-1");
+        let err = cli(&["--site", "lyon"]).into_settings_with(Some(identity())).unwrap_err().to_string();
+        assert!(err.contains("belongs to site 'paris'"), "{err}");
+        let err = cli(&["--amqp-credentials-file", "x"]).into_settings_with(Some(identity())).unwrap_err();
+        assert!(err.to_string().contains("--amqp-credentials-file"), "{err}");
     }
 
     #[tokio::test]

@@ -8,12 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use rampart_shared::{
-    broker_admin::{grants::url_with_user, NewUser},
-    enrolment::Enrolment,
-    site_key::SitePublicKey,
-    telemetry::LogFormat,
-    topology::NameSegment,
-    Secret,
+    enrolment::Enrolment, site_key::SitePublicKey, telemetry::LogFormat, topology::NameSegment, Secret,
 };
 
 use crate::{computer, identity::IdentityFlags};
@@ -203,7 +198,7 @@ impl AgentSettings {
 
 /// `url` with the user and password of the credentials file at `path`.
 fn broker_url_with_credentials(url: &str, path: &std::path::Path) -> Result<Secret<String>, SettingsError> {
-    use rampart_shared::broker_admin::settings::parse_credentials;
+    use rampart_shared::broker_admin::{grants::url_with_user, settings::parse_credentials, NewUser};
     let invalid = |reason: String| SettingsError::Invalid { flag: "amqp-credentials-file", reason };
     let text = rampart_shared::config::read(path, rampart_shared::config::MAX_SECRET_BYTES)
         .map_err(|e| invalid(e.to_string()))?;
@@ -253,32 +248,8 @@ impl Cli {
         let name = self.fleet_name();
         let (amqp_url, namespace, site, site_key, enrolled) = match identity {
             Some(identity) => {
-                if self.amqp_credentials_file.is_some() {
-                    return Err(invalid(
-                        "amqp-credentials-file",
-                        "an enrolled agent uses its identity's broker user".into(),
-                    ));
-                }
-                let site = NameSegment::parse(&identity.site).map_err(|e| invalid("identity-file", e))?;
-                if self.site.as_ref().is_some_and(|s| *s != site) {
-                    return Err(invalid("site", format!("the identity file belongs to site '{site}'")));
-                }
-                let namespace = NameSegment::parse(&identity.namespace).map_err(|e| invalid("identity-file", e))?;
-                let key = SitePublicKey::from_hex(&identity.site_key)
-                    .ok_or_else(|| invalid("identity-file", "its site key is not 64 hex digits".into()))?;
-                if self.site_key.is_some_and(|k| k != key) {
-                    return Err(invalid("site-key", "differs from the key the site gave at enrolment".into()));
-                }
-                let user =
-                    NewUser { name: identity.broker_user.clone(), password: Secret::new(identity.broker_password) };
-                let url = url_with_user(&self.amqp_url, &user)
-                    .map_err(|e| invalid("amqp", format!("the broker URL is {e}")))?;
-                let enrolled = AgentIdentity {
-                    agent_id: identity.agent_id,
-                    broker_user: identity.broker_user,
-                    queue: identity.queue,
-                };
-                (Secret::new(url), namespace, site, Some(key), Some(enrolled))
+                let enrolled = crate::identity::connection(identity, &self)?;
+                (enrolled.amqp_url, enrolled.namespace, enrolled.site, Some(enrolled.site_key), Some(enrolled.identity))
             }
             None => {
                 let site = self.site.clone().ok_or_else(|| {
