@@ -5,10 +5,13 @@
 //! as production, starts the server on port 0, and returns helpers to call
 //! its API. `stop` shuts it down and removes the database and the queues.
 //! Servers use the machine's PostgreSQL and RabbitMQ unless their options
-//! point at private instances ([`faults`]).
+//! point at private instances ([`faults`]). `TestAgent::spawn` stands in for
+//! an agent with the broker's `guest` (its server does not require agent
+//! identities); [`enrolled`] enrols fleets for real.
 
 pub mod abuse;
 pub mod checker;
+pub mod enrolled;
 pub mod faults;
 pub mod hierarchy;
 pub mod report;

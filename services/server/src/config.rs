@@ -36,6 +36,7 @@ pub use rampart_shared::service_config::{
     ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE,
 };
 pub const ENV_REPORT_SERVICE_URL: &str = "RAMPART_REPORT_SERVICE_URL";
+pub const ENV_REQUIRE_AGENT_IDENTITY: &str = "RAMPART_REQUIRE_AGENT_IDENTITY";
 
 /// What this instance is configured as. A stand-alone becomes a slave at
 /// runtime by registering; that state lives in the database, not here.
@@ -214,6 +215,19 @@ impl Settings {
             reports_xml.service_url = Some(url);
         }
         let reports = reports(reports_xml, role, base_dir)?;
+        let require_agent_identity = match env(ENV_REQUIRE_AGENT_IDENTITY) {
+            Some(value) => match value.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(ConfigError::invalid(
+                        ENV_REQUIRE_AGENT_IDENTITY,
+                        format!("'{other}' is not 'true' or 'false'"),
+                    ))
+                }
+            },
+            None => xml.agents.and_then(|a| a.require_identity).unwrap_or(true),
+        };
         if let Some(license) = &xml.license {
             // Format and signature now, before anything is created; expiry
             // at install, so a configured key that expires later never stops a restart.
@@ -231,7 +245,7 @@ impl Settings {
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
             reports,
             tls,
-            require_agent_identity: xml.agents.and_then(|a| a.require_identity).unwrap_or(true),
+            require_agent_identity,
         })
     }
 }
@@ -342,6 +356,18 @@ mod tests {
         assert_eq!(s.service.namespace.as_str(), "rampart");
         assert_eq!(s.role, ConfiguredRole::Standalone);
         assert!(s.license_key.is_none());
+        assert!(s.require_agent_identity, "agent identities are required unless said otherwise");
+    }
+
+    #[test]
+    fn agent_identities_may_be_switched_off_in_the_file_or_the_environment() {
+        let text = MINIMAL.replace("</Server>", "<Agents><RequireIdentity>false</RequireIdentity></Agents></Server>");
+        assert!(!parse(&text).unwrap().require_agent_identity);
+        let env =
+            |value: &'static str| move |name: &str| (name == ENV_REQUIRE_AGENT_IDENTITY).then(|| value.to_owned());
+        assert!(!Settings::parse(MINIMAL, env("false"), None).unwrap().require_agent_identity);
+        let err = Settings::parse(MINIMAL, env("no"), None).unwrap_err().to_string();
+        assert!(err.contains(ENV_REQUIRE_AGENT_IDENTITY) && err.contains("'no'"), "{err}");
     }
 
     #[test]
