@@ -20,23 +20,36 @@ use rampart_shared::{
 
 use crate::state::{AppState, SharedState};
 
+/// Channels that bind an agent's queue at once.
+const BINDING_CHANNELS: usize = 8;
 /// How often the keeper looks for missing agent queues.
 const KEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Declares `queue` and binds it to each of `endpoints`' command keys
-/// (idempotent).
+/// (idempotent). The bindings go over [`BINDING_CHANNELS`] channels at once:
+/// each is a round trip the broker commits on its own.
 pub async fn declare(state: &AppState, queue: &str, endpoints: &[String]) -> Result<(), AmqpError> {
     let site = &state.site;
     let exchange = site.topology.agents_exchange();
     let channel = state.broker.channel().await?;
     bounded("queue.declare", topology::declare_queue(&channel, &site.topology, queue, &exchange, &[])).await?;
+    let _ = close_channel(&channel, "agent queue declared").await;
+    let per_channel = endpoints.len().div_ceil(BINDING_CHANNELS).max(1);
+    let binders = endpoints.chunks(per_channel).map(|chunk| bind(state, queue, &exchange, chunk));
+    futures_util::future::try_join_all(binders).await?;
+    Ok(())
+}
+
+/// Binds `queue` to the command key of each of `endpoints`, on a channel of its own.
+async fn bind(state: &AppState, queue: &str, exchange: &str, endpoints: &[String]) -> Result<(), AmqpError> {
+    let channel = state.broker.channel().await?;
     for endpoint in endpoints {
-        let key = Topology::endpoint_key(&site.instance, endpoint);
+        let key = Topology::endpoint_key(&state.site.instance, endpoint);
         bounded(
             "queue.bind",
             channel.queue_bind(
                 queue.into(),
-                exchange.as_str().into(),
+                exchange.into(),
                 key.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -44,7 +57,7 @@ pub async fn declare(state: &AppState, queue: &str, endpoints: &[String]) -> Res
         )
         .await?;
     }
-    let _ = close_channel(&channel, "agent queue declared").await;
+    let _ = close_channel(&channel, "agent queue bound").await;
     Ok(())
 }
 
