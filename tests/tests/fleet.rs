@@ -111,13 +111,16 @@ async fn a_policy_change_reaches_every_agent() {
 
 /// Two fleets enrolled for real (own broker users, queues declared by the
 /// site and bound to their own endpoints, identities required): a policy
-/// and a scan reach every endpoint of both.
+/// and a scan reach every endpoint of both, and a computer one of them
+/// discovered, once deployed, becomes its endpoint.
 #[tokio::test]
 async fn a_policy_and_a_scan_reach_every_enrolled_fleet() {
     let server = TestServer::spawn(ServerOptions::standalone().with_agent_identities()).await;
-    let north =
-        EnrolledAgent::spawn(&server, 60, |s| s.name = rampart_shared::topology::NameSegment::parse("north").unwrap())
-            .await;
+    let north = EnrolledAgent::spawn(&server, 60, |s| {
+        s.name = rampart_shared::topology::NameSegment::parse("north").unwrap();
+        s.unmanaged = 3;
+    })
+    .await;
     let south =
         EnrolledAgent::spawn(&server, 40, |s| s.name = rampart_shared::topology::NameSegment::parse("south").unwrap())
             .await;
@@ -145,6 +148,20 @@ async fn a_policy_and_a_scan_reach_every_enrolled_fleet() {
         server.wait_for_field(&format!("/api/tasks/{}", task["id"].as_str().unwrap()), "state", "completed").await;
     assert_eq!(done["progress"]["succeeded"], 100, "{}", done["progress"]);
     assert_eq!(north.agent.refusals.snapshot(), (0, 0, 0, 0));
+
+    // A computer north reported, deployed by the site, becomes north's:
+    // the deploy command reaches north's queue, the new endpoint reports.
+    let target = "north-u0001";
+    wait_for("north's discovered computers", || async {
+        let audit = server.get_ok("/api/audit").await;
+        audit["computers"].as_array()?.iter().any(|c| c["computer_id"] == target).then_some(())
+    })
+    .await;
+    let (status, deployed) = server.post("/api/deployments", json!({"computers": [target]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{deployed}");
+    server.wait_for_endpoints(101).await;
+    let shown = server.get_ok(&format!("/api/agents/{}", north.agent_id)).await;
+    assert!(shown["owned_endpoints"].as_array().unwrap().iter().any(|e| e == target), "{shown}");
     assert_eq!(server.get_ok("/api/refused-messages").await["total"], 0, "nothing refused for identity");
 
     north.stop(&server).await;

@@ -9,9 +9,11 @@
 //! broker-validated AMQP `user_id`, or for an endpoint its identity does
 //! not own ([`owners`]). Revoking an identity ([`identities::revoke`])
 //! deletes its broker user, closes its connections, removes its queue and
-//! releases its endpoints. Enrolments and revocations are in the activity
-//! log. `docs/security.md` ("Agent identities") explains the choices.
+//! releases its endpoints. A computer the site deploys an agent to is
+//! given to the identity whose endpoint reported it ([`deployed`]).
+//! Enrolments and revocations are in the activity log. `docs/security.md` ("Agent identities") explains the choices.
 
+pub mod deployed;
 pub mod enrol;
 pub mod identities;
 pub mod owners;
