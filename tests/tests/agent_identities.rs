@@ -267,7 +267,7 @@ async fn enrolment_refuses_a_wrong_certificate_a_used_or_expired_token_and_more_
     assert_eq!(tokens[0]["state"], "unused", "{tokens}");
 
     // Used once; a second use is refused.
-    enrol(&server, pasted, "fleet-x", 2).await.expect("the token works once");
+    let fleet_x = enrol(&server, pasted, "fleet-x", 2).await.expect("the token works once");
     let error = enrol(&server, pasted, "fleet-y", 1).await.unwrap_err().to_string();
     assert!(error.contains("already used"), "{error}");
 
@@ -286,6 +286,17 @@ async fn enrolment_refuses_a_wrong_certificate_a_used_or_expired_token_and_more_
     .await;
     let error = enrol(&server, short["token"].as_str().unwrap(), "fleet-z", 1).await.unwrap_err().to_string();
     assert!(error.contains("expired"), "{error}");
+
+    // A restarted site still knows who owns what: fleet-x's heartbeat is taken.
+    let server = TestServer::spawn(server.halt().await).await;
+    let publisher = Publisher::new(Arc::new(Broker::new(Secret::new(url_of(&broker, &fleet_x)), "rt fleet-x")));
+    let beat = heartbeat_message(&server, "fleet-x-00001", "after-restart", Some(&fleet_x.broker_user));
+    publisher.publish(beat).await.unwrap();
+    wait_for("fleet-x's heartbeat after the restart", || async {
+        (server.get("/api/endpoints/fleet-x-00001").await.0 == 200).then_some(())
+    })
+    .await;
+    publisher.close().await;
 
     server.stop(&[]).await;
 }

@@ -39,11 +39,16 @@ impl Owners {
     /// Loads every identity not revoked and the endpoints it owns.
     pub async fn load<C: GenericClient>(client: &C) -> Result<Self, tokio_postgres::Error> {
         let owners = Self::default();
-        for row in client.query("SELECT id, broker_user FROM agent_identities WHERE revoked_at IS NULL", &[]).await? {
-            let endpoints = client
-                .query("SELECT endpoint_id FROM endpoint_owners WHERE agent_id = $1", &[&row.get::<_, &str>(0)])
-                .await?;
-            owners.grant(row.get(0), row.get(1), endpoints.iter().map(|r| r.get(0)));
+        let rows = client
+            .query(
+                "SELECT a.id, a.broker_user, o.endpoint_id FROM agent_identities a
+                   LEFT JOIN endpoint_owners o ON o.agent_id = a.id
+                  WHERE a.revoked_at IS NULL",
+                &[],
+            )
+            .await?;
+        for row in &rows {
+            owners.grant(row.get(0), row.get(1), row.get::<_, Option<String>>(2));
         }
         Ok(owners)
     }
