@@ -3,7 +3,7 @@
 //!
 //! * [`error`]: [`ApiError`], every way a request fails, and its JSON body
 //!   `{"error": {"code", "message"}}` with its status code;
-//! * [`auth`]: the bearer-token check in front of `/api`;
+//! * [`auth`]: reading the bearer token of a request;
 //! * [`extract`]: [`Body`] and [`Params`], extractors whose refusals say
 //!   what is wrong with the request.
 //!
@@ -14,7 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 
-pub use auth::{authorize, BearerAuth};
+pub use auth::bearer;
 pub use error::{parse_id, ApiError};
 pub use extract::{Body, Params};
 

@@ -16,7 +16,13 @@ use crate::{
 
 pub const ENV_DATABASE_URL: &str = "RAMPART_DATABASE_URL";
 pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
+/// A `user:password` file for the broker, replacing the URL's user.
+pub const ENV_AMQP_CREDENTIALS_FILE: &str = "RAMPART_AMQP_CREDENTIALS_FILE";
 pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
+/// `<Broker><Management><Url>` and `<CredentialsFile>`, both or neither
+/// (containers that are given the broker administrator's credentials).
+pub const ENV_BROKER_MANAGEMENT_URL: &str = "RAMPART_BROKER_MANAGEMENT_URL";
+pub const ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE: &str = "RAMPART_BROKER_MANAGEMENT_CREDENTIALS_FILE";
 pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
 pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
 
@@ -31,6 +37,9 @@ pub struct DatabaseXml {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct BrokerXml {
     pub url: Secret<String>,
+    /// One line `user:password`: this process's broker user, so the
+    /// password need not sit in `<Url>`.
+    pub credentials_file: Option<String>,
     pub namespace: Option<NameSegment>,
     pub prefetch: Option<u16>,
     pub management: Option<ManagementXml>,
@@ -121,6 +130,14 @@ impl ServiceSettings {
         if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
             return Err(ConfigError::invalid(at("<Broker>/<Url>"), "must be an amqp:// URL"));
         }
+        let amqp_url = match env(ENV_AMQP_CREDENTIALS_FILE).or(xml.broker.credentials_file) {
+            Some(file) => {
+                let path = crate::broker_admin::settings::resolve(&file, base_dir);
+                crate::broker_admin::settings::url_with_credentials_file(amqp_url.expose(), &path)
+                    .map_err(|e| ConfigError::invalid(at("<Broker>/<CredentialsFile>"), e))?
+            }
+            None => amqp_url,
+        };
         let namespace = match env(ENV_NAMESPACE) {
             Some(ns) => NameSegment::parse(&ns).map_err(|e| ConfigError::invalid(ENV_NAMESPACE, e))?,
             None => xml.broker.namespace.unwrap_or_else(|| NameSegment::parse("rampart").expect("valid")),
@@ -129,11 +146,20 @@ impl ServiceSettings {
         if prefetch == 0 {
             return Err(ConfigError::invalid(at("<Broker>/<Prefetch>"), "must be at least 1"));
         }
-        let broker_management = xml
-            .broker
-            .management
-            .map(|m| ManagementSettings::check(&at("<Broker>/<Management>"), m, base_dir))
-            .transpose()?;
+        let management = match (env(ENV_BROKER_MANAGEMENT_URL), env(ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE)) {
+            (Some(url), Some(credentials_file)) => Some(ManagementXml { url, credentials_file }),
+            (None, None) => xml.broker.management,
+            _ => {
+                return Err(ConfigError::invalid(
+                    ENV_BROKER_MANAGEMENT_URL,
+                    format!(
+                        "set both {ENV_BROKER_MANAGEMENT_URL} and {ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE}, or neither"
+                    ),
+                ))
+            }
+        };
+        let broker_management =
+            management.map(|m| ManagementSettings::check(&at("<Broker>/<Management>"), m, base_dir)).transpose()?;
         let api_listen = match env(ENV_API_LISTEN) {
             Some(addr) => addr
                 .parse()

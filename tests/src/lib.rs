@@ -14,6 +14,7 @@ pub mod checker;
 pub mod enrolled;
 pub mod faults;
 pub mod hierarchy;
+pub mod operators;
 pub mod report;
 pub mod smtp;
 

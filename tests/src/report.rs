@@ -39,12 +39,23 @@ impl TestReport {
         Self::spawn_with(namespace, &format!("rt_report_{}", uuid::Uuid::new_v4().simple()), amqp_url).await
     }
 
+    /// Starts a report service on `namespace` whose `<Master>` (where the
+    /// operators' tokens are checked) is `master_xml`'s.
+    pub async fn spawn_for_master(namespace: &str, master_xml: &str) -> Self {
+        let database = format!("rt_report_{}", uuid::Uuid::new_v4().simple());
+        Self::spawn_with_xml(namespace, &database, AMQP_URL, master_xml).await
+    }
+
     async fn spawn_with(namespace: &str, database: &str, amqp_url: &str) -> Self {
+        Self::spawn_with_xml(namespace, database, amqp_url, "").await
+    }
+
+    async fn spawn_with_xml(namespace: &str, database: &str, amqp_url: &str, extra_xml: &str) -> Self {
         let database_url = format!("{PG_BASE}/{database}");
         let xml = format!(
             "<Report><Database><Url>{database_url}</Url></Database>
                <Broker><Url>{amqp_url}</Url><Namespace>{namespace}</Namespace></Broker>
-               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api><EventKey>{EVENT_KEY}</EventKey></Report>"
+               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token></Api><EventKey>{EVENT_KEY}</EventKey>{extra_xml}</Report>"
         );
         let settings = Settings::parse(&xml, |_| None, None).expect("test report configuration is valid");
         let app = Application::build(settings).await.expect("report service starts");

@@ -4,44 +4,14 @@
 //! (a change the domain refuses records nothing); secrets (the license
 //! key, the e-mail password, a registration token) never appear.
 
-use std::time::Duration;
-
 use rampart_shared::license::{License, VendorKey};
-use rampart_tests::{hierarchy::register, ServerOptions, TestAgent, TestServer};
-use reqwest::{Method, StatusCode};
+use rampart_tests::{
+    hierarchy::register,
+    operators::{call, signed_in},
+    ServerOptions, TestAgent, TestServer,
+};
+use reqwest::Method;
 use serde_json::{json, Value};
-
-/// Calls `path` with `token`; status and JSON body.
-async fn call(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = server
-        .http
-        .request(method, format!("{}{path}", server.base))
-        .timeout(Duration::from_secs(30))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("API reachable");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-/// Creates operator `name` with `role` and signs it in: its token.
-async fn operator(server: &TestServer, name: &str, role: &str) -> String {
-    let password = format!("{name}-secret-password");
-    let (status, body) = server.post("/api/operators", json!({"name": name, "role": role, "password": password})).await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = server.post("/api/login", json!({"operator": name, "password": password})).await;
-    assert_eq!(status, 201, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
 
 /// The entries of `operator`, oldest first.
 async fn entries(server: &TestServer, operator: &str) -> Vec<Value> {
@@ -64,32 +34,33 @@ async fn an_operators_changes_are_recorded_with_before_and_after() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     let agent = TestAgent::spawn(&server, 2, |_| {});
     server.wait_for_endpoints(2).await;
-    let erin = operator(&server, "erin", "operator").await;
+    let erin = signed_in(&server, "erin", "operator").await;
 
     // Policies: create, edit, delete.
-    let (status, policy) = call(&server, &erin, Method::POST, "/api/policies", Some(json!({"name": "Strict"}))).await;
+    let (status, policy) =
+        call(&server, Some(&erin), Method::POST, "/api/policies", Some(json!({"name": "Strict"}))).await;
     assert_eq!(status, 201, "{policy}");
     let id = policy["id"].as_str().unwrap();
     let path = format!("/api/policies/{id}");
     let edit = json!({"settings": {"scan_schedule": "weekly sun 03:00"}});
-    let (status, body) = call(&server, &erin, Method::PATCH, &path, Some(edit)).await;
+    let (status, body) = call(&server, Some(&erin), Method::PATCH, &path, Some(edit)).await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(&server, &erin, Method::DELETE, &path, None).await;
+    let (status, _) = call(&server, Some(&erin), Method::DELETE, &path, None).await;
     assert_eq!(status, 204);
 
     // Groups: create, rename.
-    let (status, group) = call(&server, &erin, Method::POST, "/api/groups", Some(json!({"name": "Lab"}))).await;
+    let (status, group) = call(&server, Some(&erin), Method::POST, "/api/groups", Some(json!({"name": "Lab"}))).await;
     assert_eq!(status, 201, "{group}");
     let group_path = format!("/api/groups/{}", group["id"]);
-    let (status, body) = call(&server, &erin, Method::PATCH, &group_path, Some(json!({"name": "Labs"}))).await;
+    let (status, body) = call(&server, Some(&erin), Method::PATCH, &group_path, Some(json!({"name": "Labs"}))).await;
     assert_eq!(status, 200, "{body}");
 
     // Tasks: create, cancel.
     let task = json!({"kind": "quick_scan", "target": {"all": true}});
-    let (status, task) = call(&server, &erin, Method::POST, "/api/tasks", Some(task)).await;
+    let (status, task) = call(&server, Some(&erin), Method::POST, "/api/tasks", Some(task)).await;
     assert_eq!(status, 201, "{task}");
     let task_id = task["id"].as_str().unwrap();
-    let (status, body) = call(&server, &erin, Method::POST, &format!("/api/tasks/{task_id}/cancel"), None).await;
+    let (status, body) = call(&server, Some(&erin), Method::POST, &format!("/api/tasks/{task_id}/cancel"), None).await;
     assert_eq!(status, 200, "{body}");
 
     let log = entries(&server, "erin").await;
@@ -124,20 +95,21 @@ async fn an_operators_changes_are_recorded_with_before_and_after() {
     // Refused changes record nothing.
     let recorded = log.len();
     let unknown = format!("/api/policies/{}", uuid::Uuid::new_v4());
-    let (status, _) = call(&server, &erin, Method::PATCH, &unknown, Some(json!({"name": "x"}))).await;
+    let (status, _) = call(&server, Some(&erin), Method::PATCH, &unknown, Some(json!({"name": "x"}))).await;
     assert_eq!(status, 404);
     let bad = json!({"settings": {"scan_schedule": "whenever"}});
-    let (status, policy) = call(&server, &erin, Method::POST, "/api/policies", Some(json!({"name": "P"}))).await;
+    let (status, policy) = call(&server, Some(&erin), Method::POST, "/api/policies", Some(json!({"name": "P"}))).await;
     assert_eq!(status, 201);
     let path = format!("/api/policies/{}", policy["id"].as_str().unwrap());
-    let (status, _) = call(&server, &erin, Method::PATCH, &path, Some(bad)).await;
+    let (status, _) = call(&server, Some(&erin), Method::PATCH, &path, Some(bad)).await;
     assert_eq!(status, 422);
-    let (status, _) = call(&server, &erin, Method::DELETE, "/api/groups/1", None).await;
+    let (status, _) = call(&server, Some(&erin), Method::DELETE, "/api/groups/1", None).await;
     assert_eq!(status, 409);
-    let (status, _) = call(&server, &erin, Method::PATCH, &group_path, Some(json!({"subnet": "10.0.0.1/8"}))).await;
+    let (status, _) =
+        call(&server, Some(&erin), Method::PATCH, &group_path, Some(json!({"subnet": "10.0.0.1/8"}))).await;
     assert_eq!(status, 422);
     let nothing = json!({"kind": "quick_scan", "target": {"endpoints": ["nowhere"]}});
-    let (status, _) = call(&server, &erin, Method::POST, "/api/tasks", Some(nothing)).await;
+    let (status, _) = call(&server, Some(&erin), Method::POST, "/api/tasks", Some(nothing)).await;
     assert_eq!(status, 422);
     let log = entries(&server, "erin").await;
     assert_eq!(log.len(), recorded + 1, "only the policy creation: {:?}", &log[recorded..]);
@@ -148,31 +120,31 @@ async fn an_operators_changes_are_recorded_with_before_and_after() {
 #[tokio::test]
 async fn administrators_changes_are_recorded_without_their_secrets() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
-    let root = operator(&server, "root", "administrator").await;
+    let root = signed_in(&server, "root", "administrator").await;
 
     let vendor = VendorKey::from_hex(include_str!("../../ops/license/vendor-dev.key")).unwrap();
     let today = chrono::Utc::now().date_naive();
     let license_id = uuid::Uuid::new_v4();
     let expires_on = today + chrono::Days::new(30);
     let key = License { license_id, customer: "Test".into(), seats: 25, issued_on: today, expires_on }.issue(&vendor);
-    let (status, body) = call(&server, &root, Method::PUT, "/api/license", Some(json!({"key": key}))).await;
+    let (status, body) = call(&server, Some(&root), Method::PUT, "/api/license", Some(json!({"key": key}))).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) =
-        call(&server, &root, Method::PUT, "/api/license", Some(json!({"key": "RAMPART1.e30.c2ln"}))).await;
+        call(&server, Some(&root), Method::PUT, "/api/license", Some(json!({"key": "RAMPART1.e30.c2ln"}))).await;
     assert_eq!(status, 422);
 
     let email = json!({"smtp_host": "mail.example.com", "smtp_port": 25, "username": "u", "password": "hunter2-secret",
                        "from": "a@example.com", "to": ["b@example.com"]});
-    let (status, body) = call(&server, &root, Method::PUT, "/api/settings/email", Some(email.clone())).await;
+    let (status, body) = call(&server, Some(&root), Method::PUT, "/api/settings/email", Some(email.clone())).await;
     assert_eq!(status, 200, "{body}");
     let mut second = email.clone();
     second["smtp_host"] = json!("smtp.example.com");
     second.as_object_mut().unwrap().remove("password");
-    let (status, body) = call(&server, &root, Method::PUT, "/api/settings/email", Some(second)).await;
+    let (status, body) = call(&server, Some(&root), Method::PUT, "/api/settings/email", Some(second)).await;
     assert_eq!(status, 200, "{body}");
 
     let (status, _) =
-        call(&server, &root, Method::PUT, "/api/settings/auto-deploy", Some(json!({"enabled": true}))).await;
+        call(&server, Some(&root), Method::PUT, "/api/settings/auto-deploy", Some(json!({"enabled": true}))).await;
     assert_eq!(status, 200);
 
     let log = entries(&server, "root").await;
@@ -201,19 +173,20 @@ async fn administrators_changes_are_recorded_without_their_secrets() {
 async fn hierarchy_changes_on_a_master_are_recorded() {
     let master = TestServer::spawn(ServerOptions::master()).await;
     let site = TestServer::spawn(ServerOptions::site("nantes", &master.options.namespace)).await;
-    let root = operator(&master, "root", "administrator").await;
+    let root = signed_in(&master, "root", "administrator").await;
 
     let (status, issued) =
-        call(&master, &root, Method::POST, "/api/registration-tokens", Some(json!({"expires_in_seconds": 600}))).await;
+        call(&master, Some(&root), Method::POST, "/api/registration-tokens", Some(json!({"expires_in_seconds": 600})))
+            .await;
     assert_eq!(status, 201, "{issued}");
     register(&master, &site).await;
-    let (status, body) = call(&master, &root, Method::POST, "/api/replication/now", Some(json!({}))).await;
+    let (status, body) = call(&master, Some(&root), Method::POST, "/api/replication/now", Some(json!({}))).await;
     assert_eq!(status, 202, "{body}");
-    let (status, body) = call(&master, &root, Method::POST, "/api/verifications", Some(json!({}))).await;
+    let (status, body) = call(&master, Some(&root), Method::POST, "/api/verifications", Some(json!({}))).await;
     assert_eq!(status, 202, "{body}");
-    let (status, body) = call(&master, &root, Method::DELETE, "/api/slaves/nantes?purge=true", None).await;
+    let (status, body) = call(&master, Some(&root), Method::DELETE, "/api/slaves/nantes?purge=true", None).await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(&master, &root, Method::DELETE, "/api/slaves/nowhere", None).await;
+    let (status, _) = call(&master, Some(&root), Method::DELETE, "/api/slaves/nowhere", None).await;
     assert_eq!(status, 404);
 
     let log = entries(&master, "root").await;

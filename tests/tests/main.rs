@@ -34,6 +34,7 @@ mod mail;
 mod operators;
 mod publisher;
 mod replication;
+mod report_access;
 mod reports;
 mod scheduled_reports;
 mod signed_commands;

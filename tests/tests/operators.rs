@@ -3,58 +3,19 @@
 //! master and on a site; sign-in throttling; token expiry and revocation;
 //! an auditor refused; a slave's activity seen on its master.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rampart_server::{
     api::access::{Access, TABLE},
     operators::{sign_in::delay_after, OperatorRole},
 };
-use rampart_tests::{hierarchy::register, wait_for, ServerOptions, TestServer};
+use rampart_tests::{
+    hierarchy::register,
+    operators::{call, create, login, password},
+    wait_for, ServerOptions, TestServer,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-/// Calls `path` with `token` (or none); status and JSON body.
-async fn call(
-    server: &TestServer,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = server.http.request(method, format!("{}{path}", server.base)).timeout(Duration::from_secs(30));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("API reachable");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-/// Creates operator `name` with `role` (as the bootstrap administrator).
-async fn create(server: &TestServer, name: &str, role: &str) {
-    let (status, body) =
-        server.post("/api/operators", json!({"name": name, "role": role, "password": password(name)})).await;
-    assert_eq!(status, 201, "{body}");
-}
-
-fn password(name: &str) -> String {
-    format!("{name}-secret-password")
-}
-
-/// Signs `name` in; the whole answer (token, id, expires_at).
-async fn login(server: &TestServer, name: &str, ttl_hours: Option<i64>) -> Value {
-    let mut body = json!({"operator": name, "password": password(name)});
-    if let Some(ttl) = ttl_hours {
-        body["ttl_hours"] = json!(ttl);
-    }
-    let (status, body) = call(server, None, Method::POST, "/api/login", Some(body)).await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
 
 /// An operator of each role, signed in: (role, token).
 async fn one_of_each(server: &TestServer) -> Vec<(OperatorRole, String)> {

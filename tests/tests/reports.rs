@@ -341,6 +341,12 @@ async fn consolidated_reports_equal_the_slaves_databases() {
     let rebuilt = TestReport::spawn(&namespace).await;
     let (status, body) = master.post("/api/reports/resend", json!({})).await;
     assert_eq!(status, 200, "{body}");
+    let log = master.get_ok("/api/activity?object=report-service").await;
+    assert_eq!(
+        (log[0]["action"].as_str(), log[0]["after"]["slaves"].as_i64()),
+        (Some("reports.resend"), Some(2)),
+        "{log}"
+    );
     let after = wait_for("the rebuilt reports to match", || async {
         let now = numbers(rebuilt.report("overview").await);
         (now["security_status"] == before["security_status"] && now["tasks"] == before["tasks"]).then_some(now)

@@ -198,13 +198,8 @@ impl AgentSettings {
 
 /// `url` with the user and password of the credentials file at `path`.
 fn broker_url_with_credentials(url: &str, path: &std::path::Path) -> Result<Secret<String>, SettingsError> {
-    use rampart_shared::broker_admin::{grants::url_with_user, settings::parse_credentials, NewUser};
-    let invalid = |reason: String| SettingsError::Invalid { flag: "amqp-credentials-file", reason };
-    let text = rampart_shared::config::read(path, rampart_shared::config::MAX_SECRET_BYTES)
-        .map_err(|e| invalid(e.to_string()))?;
-    let (name, password) = parse_credentials(&text).map_err(invalid)?;
-    let url = url_with_user(url, &NewUser { name, password }).map_err(|e| invalid(format!("the broker URL is {e}")))?;
-    Ok(Secret::new(url))
+    rampart_shared::broker_admin::settings::url_with_credentials_file(url, path)
+        .map_err(|reason| SettingsError::Invalid { flag: "amqp-credentials-file", reason })
 }
 
 impl Cli {

@@ -1,7 +1,10 @@
 //! The report service's HTTP API.
 //!
-//! * `GET /api/reports/{kind}?slave=ID&format=json|csv|html|text` (bearer token)
-//! * `GET /api/status` (bearer token): what the read model holds.
+//! * `GET /api/reports/{kind}?slave=ID&format=json|csv|html|text`
+//! * `GET /api/status`: what the read model holds.
+//!
+//! Both need a bearer token: the service token of `report.xml` or a
+//! master's operator's own ([`crate::auth`]).
 //! * `GET /health`, `GET /metrics` (no token).
 //!
 //! Errors are JSON `{"error": {"code", "message"}}`, from `rampart-http` as
@@ -10,19 +13,19 @@
 use std::sync::{atomic::Ordering, Arc};
 
 use axum::{
-    extract::{Path, State},
+    extract::{Extension, Path, State},
     http::header,
     middleware,
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
-use rampart_http::{ApiError, BearerAuth, Params};
+use rampart_http::{ApiError, Params};
 use rampart_shared::report::{self, Format, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{read_model, state::AppState};
+use crate::{auth::Reader, read_model, state::AppState};
 
 /// A failed query: the report database's trouble, not the request's.
 fn database_error(e: tokio_postgres::Error) -> ApiError {
@@ -35,13 +38,11 @@ fn pool_error(e: deadpool_postgres::PoolError) -> ApiError {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let auth =
-        BearerAuth::new(state.settings.service.api_token.clone(), "this report service", "the API token of report.xml");
     let api = Router::new()
         .route("/reports/{kind}", get(show))
         .route("/status", get(status))
         .fallback(|| rampart_http::no_such_route("no such API route"))
-        .route_layer(middleware::from_fn_with_state(auth, rampart_http::authorize));
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::authorize));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok", "service": "rampart-report"})) }))
         .route("/metrics", get(metrics))
@@ -59,6 +60,7 @@ struct ReportQuery {
 async fn show(
     State(state): State<Arc<AppState>>,
     Path(kind): Path<String>,
+    Extension(reader): Extension<Reader>,
     Params(q): Params<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind).map_err(ApiError::NotFound)?;
@@ -74,6 +76,7 @@ async fn show(
     tracing::debug!(
         kind = kind.as_str(),
         format = format.as_str(),
+        reader = reader.name(),
         slave = q.slave.as_deref().unwrap_or(""),
         sites = input.sites.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,

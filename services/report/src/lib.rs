@@ -10,11 +10,15 @@
 //! * [`events`]: the consumer: signed events into the read model.
 //! * [`read_model`]: applying events idempotently, reading them back.
 //! * [`api`]: the HTTP API (reports as JSON, CSV, HTML or text).
+//! * [`auth`], [`operators`]: who may read: the master's forwarding, or
+//!   the master's operators with their own tokens.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod events;
 pub mod migrations;
+pub mod operators;
 pub mod read_model;
 pub mod startup;
 pub mod state;

@@ -21,7 +21,7 @@ use rampart_shared::{
 };
 use tokio::task::JoinSet;
 
-use crate::{api, config::Settings, events::EventInbox, migrations, state::AppState};
+use crate::{api, config::Settings, events::EventInbox, migrations, operators::OperatorCheck, state::AppState};
 
 pub struct Application {
     state: Arc<AppState>,
@@ -65,8 +65,15 @@ impl Application {
             .await
             .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
+        let operators = settings
+            .master
+            .as_ref()
+            .map(OperatorCheck::new)
+            .transpose()
+            .context("Failed to build the HTTP client that checks operators' tokens")?;
         let state = Arc::new(AppState {
             pool,
+            operators,
             source: format!("rampart-report ({})", settings.service.namespace),
             settings,
             metrics: Arc::new(ConsumerMetrics::default()),

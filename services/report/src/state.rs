@@ -5,7 +5,7 @@ use std::sync::{atomic::AtomicU64, Arc};
 use deadpool_postgres::Pool;
 use rampart_shared::amqp::consumer::ConsumerMetrics;
 
-use crate::config::Settings;
+use crate::{config::Settings, operators::OperatorCheck};
 
 /// What the API handlers share.
 pub struct AppState {
@@ -15,4 +15,6 @@ pub struct AppState {
     pub reports_served: AtomicU64,
     /// Named as the reports' source.
     pub source: String,
+    /// Checks the master's operators' tokens, where `<Master>` is set.
+    pub operators: Option<OperatorCheck>,
 }

@@ -360,6 +360,25 @@ mod tests {
     }
 
     #[test]
+    fn the_management_api_may_come_from_the_environment() {
+        use rampart_shared::service_config::{ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE, ENV_BROKER_MANAGEMENT_URL};
+        let file = std::env::temp_dir().join(format!("admin-{}.credentials", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, "rampart-admin:pw\n").unwrap();
+        let path = file.display().to_string();
+        let both = |name: &str| match name {
+            ENV_BROKER_MANAGEMENT_URL => Some("http://rabbitmq:15672".to_owned()),
+            ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE => Some(path.clone()),
+            _ => None,
+        };
+        let management = Settings::parse(MINIMAL, both, None).unwrap().service.broker_management.unwrap();
+        assert_eq!((management.url.as_str(), management.user.as_str()), ("http://rabbitmq:15672", "rampart-admin"));
+        let one = |name: &str| (name == ENV_BROKER_MANAGEMENT_URL).then(|| "http://rabbitmq:15672".to_owned());
+        let err = Settings::parse(MINIMAL, one, None).unwrap_err().to_string();
+        assert!(err.contains("or neither"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
     fn agent_identities_may_be_switched_off_in_the_file_or_the_environment() {
         let text = MINIMAL.replace("</Server>", "<Agents><RequireIdentity>false</RequireIdentity></Agents></Server>");
         assert!(!parse(&text).unwrap().require_agent_identity);

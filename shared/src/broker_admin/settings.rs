@@ -45,14 +45,8 @@ impl ManagementSettings {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::invalid(format!("{at}/<Url>"), "must be an http:// or https:// URL"));
         }
-        let path = match base_dir {
-            Some(dir) if Path::new(&xml.credentials_file).is_relative() => dir.join(&xml.credentials_file),
-            _ => xml.credentials_file.clone().into(),
-        };
-        let at_file = format!("{at}/<CredentialsFile>");
-        let text = crate::config::read(&path, crate::config::MAX_SECRET_BYTES)
-            .map_err(|e| ConfigError::invalid(&at_file, e.to_string()))?;
-        let (user, password) = parse_credentials(&text).map_err(|e| ConfigError::invalid(&at_file, e))?;
+        let (user, password) = read_credentials(&resolve(&xml.credentials_file, base_dir))
+            .map_err(|e| ConfigError::invalid(format!("{at}/<CredentialsFile>"), e))?;
         Ok(Self { url, user, password })
     }
 
@@ -62,14 +56,36 @@ impl ManagementSettings {
     }
 }
 
+/// `file`, relative to `base_dir` when it is relative.
+pub fn resolve(file: &str, base_dir: Option<&Path>) -> std::path::PathBuf {
+    match base_dir {
+        Some(dir) if Path::new(file).is_relative() => dir.join(file),
+        _ => file.into(),
+    }
+}
+
+/// The `user:password` line of the credentials file at `path`.
+pub fn read_credentials(path: &Path) -> Result<(String, Secret<String>), String> {
+    let text = crate::config::read(path, crate::config::MAX_SECRET_BYTES).map_err(|e| e.to_string())?;
+    parse_credentials(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `amqp_url` with the user and password of the credentials file at `path`
+/// (whatever user the URL named is replaced), so no password needs to sit
+/// in a URL, a command line or an environment variable.
+pub fn url_with_credentials_file(amqp_url: &str, path: &Path) -> Result<Secret<String>, String> {
+    let (name, password) = read_credentials(path)?;
+    let url = super::grants::url_with_user(amqp_url, &super::NewUser { name, password })
+        .map_err(|e| format!("the broker URL is {e}"))?;
+    Ok(Secret::new(url))
+}
+
 /// `user:password` on one line (the password may contain `:`).
 pub fn parse_credentials(text: &str) -> Result<(String, Secret<String>), String> {
     let line = text.trim();
-    let (user, password) = line
-        .split_once(':')
-        .ok_or_else(|| "must hold one line 'user:password' of a broker administrator".to_owned())?;
+    let (user, password) = line.split_once(':').ok_or_else(|| "must hold one line 'user:password'".to_owned())?;
     if user.is_empty() || password.is_empty() || line.contains('\n') {
-        return Err("must hold one line 'user:password' of a broker administrator".into());
+        return Err("must hold one line 'user:password'".into());
     }
     Ok((user.to_owned(), Secret::new(password.to_owned())))
 }
@@ -134,5 +150,19 @@ mod tests {
         let xml = ManagementXml { url: "ftp://x".into(), credentials_file: "x".into() };
         let error = ManagementSettings::check("<S>/<Management>", xml, None).unwrap_err();
         assert!(error.to_string().contains("<S>/<Management>/<Url>"), "{error}");
+    }
+
+    #[test]
+    fn a_credentials_file_replaces_the_urls_user() {
+        let path = std::env::temp_dir().join(format!("rampart-broker-credentials-{}", std::process::id()));
+        std::fs::write(&path, "rampart.server.paris:pa/ss\n").unwrap();
+        let url = url_with_credentials_file("amqp://guest:guest@127.0.0.1:5672/%2f", &path).unwrap();
+        assert_eq!(url.expose(), "amqp://rampart.server.paris:pa%2Fss@127.0.0.1:5672/%2f");
+        let url = url_with_credentials_file("amqp://127.0.0.1:5672/%2f", &path).unwrap();
+        assert_eq!(url.expose(), "amqp://rampart.server.paris:pa%2Fss@127.0.0.1:5672/%2f");
+        std::fs::write(&path, "no-colon").unwrap();
+        let error = url_with_credentials_file("amqp://127.0.0.1/%2f", &path).unwrap_err();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

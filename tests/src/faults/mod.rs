@@ -11,6 +11,8 @@
 //!   settle once a fault has healed.
 //! * [`tap`]: copies of the real messages on an exchange, to count
 //!   deliveries or replay them.
+//! * [`wan`]: a TCP proxy standing in for the WAN between two sites'
+//!   brokers, cut, held, slowed or flapped by the test.
 //!
 //! Everything listens on 127.0.0.1 only, every wait is bounded, and every
 //! instance is torn down (its directory removed) when its guard drops, even
@@ -20,6 +22,7 @@ pub mod broker;
 pub mod postgres;
 pub mod tap;
 pub mod traffic;
+pub mod wan;
 
 use std::{path::Path, process::Output, time::Duration};
 

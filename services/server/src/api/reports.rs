@@ -124,13 +124,13 @@ async fn show(
 }
 
 /// `POST /api/reports/resend`: a master sends its report service everything again.
-async fn resend(State(state): State<SharedState>) -> ApiResult<Value> {
+async fn resend(State(state): State<SharedState>, Extension(actor): Extension<Actor>) -> ApiResult<Value> {
     if !events::enabled(&state) {
         return Err(ApiError::Conflict(
             "this master publishes no report events: set <Reports><EventKey> in server.xml".into(),
         ));
     }
-    let slaves = events::resend(&state).await?;
+    let slaves = events::resend(&state, &actor).await?;
     Ok(Json(
         json!({"slaves": slaves, "message": format!("queued the roster and the full summary of {slaves} slave(s) for the report service")}),
     ))

@@ -22,7 +22,12 @@ use rampart_shared::{
 use uuid::Uuid;
 
 use super::summary::{self, Scope};
-use crate::{hierarchy::OFFLINE_AFTER, outbox, state::AppState};
+use crate::{
+    hierarchy::OFFLINE_AFTER,
+    operators::{activity, Actor},
+    outbox,
+    state::AppState,
+};
 
 /// How often the master publishes the roster (slaves go offline without a batch).
 pub const ROSTER_INTERVAL: Duration = Duration::from_secs(30);
@@ -143,7 +148,7 @@ pub async fn queue_roster<C: GenericClient>(tx: &C, state: &AppState) -> Result<
 /// Queues everything again: the roster and every slave's full summary, so
 /// a report service starting from an empty database ends in the same state.
 /// Returns how many slaves were sent.
-pub async fn resend(state: &AppState) -> anyhow::Result<usize> {
+pub async fn resend(state: &AppState, actor: &Actor) -> anyhow::Result<usize> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     queue_roster(&tx, state).await?;
@@ -152,6 +157,8 @@ pub async fn resend(state: &AppState) -> anyhow::Result<usize> {
     for slave in &slaves {
         queue_summary(&tx, state, slave, Touched::everything()).await?;
     }
+    let after = serde_json::json!({"slaves": slaves.len()});
+    activity::record(&tx, actor, "reports.resend", "report-service", None, Some(after)).await?;
     tx.commit().await?;
     state.wakes.outbox_relay.wake();
     tracing::info!(slaves = slaves.len(), "Queued a full resend for the report service.");
