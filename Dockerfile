@@ -21,10 +21,14 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rampart \
-    && mkdir -p /run/rampart/broker && chown rampart /run/rampart/broker && chmod 0700 /run/rampart/broker
+    && mkdir -p /run/rampart/broker /run/rampart/broker-admin /var/lib/rampart-agent \
+    && chown rampart /run/rampart/broker /run/rampart/broker-admin /var/lib/rampart-agent \
+    && chmod 0700 /run/rampart/broker /run/rampart/broker-admin /var/lib/rampart-agent
 COPY --from=builder /out/ /usr/local/bin/
 # Where docker-compose.yml's broker-users service writes each process's
-# broker credentials (a named volume takes this directory's owner).
+# broker credentials and the sites' copy of the broker administrator's, and
+# where a fleet keeps its identity file (a named volume takes the
+# directory's owner).
 USER rampart
 # The API (operators, registration).
 EXPOSE 7073

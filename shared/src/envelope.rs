@@ -29,6 +29,9 @@ pub const SIGNATURE_HEADER: &str = "x-rampart-signature";
 pub const REASON_HEADER: &str = "x-rampart-reason";
 /// Header set on dead-lettered messages: the queue the message came from.
 pub const SOURCE_QUEUE_HEADER: &str = "x-rampart-queue";
+/// Header of a parked message: the AMQP `user_id` the original carried
+/// (the broker-validated sender; the parked copy cannot carry it).
+pub const USER_ID_HEADER: &str = "x-rampart-user-id";
 pub const CONTENT_TYPE: &str = "application/json";
 
 /// A message as it travels on the wire.
@@ -84,6 +87,10 @@ pub enum Rejection {
     /// An endpoint command accepted once already.
     #[error("command {0} was accepted before (replayed)")]
     Replayed(Uuid),
+    /// An agent message without the agent identity it needs: no
+    /// broker-validated AMQP `user_id`, or one that does not own the endpoint.
+    #[error("agent identity: {0}")]
+    Identity(String),
 }
 
 impl Envelope {

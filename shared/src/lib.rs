@@ -7,6 +7,8 @@
 //! * [`messages`]: the message kinds and their bodies (agents <-> site).
 //! * `family`: the `message_family!` table each message family is declared
 //!   with (kind, body, producer and consumer, once).
+//! * [`enrolment`]: how an agent process enrols on its site (token, request,
+//!   the identity it is given).
 //! * [`hierarchy`]: master <-> slave commands, reports and registration.
 //! * [`replication`]: the slave -> master change stream and its acks.
 //! * [`report`]: events for the report service, the reports and their formats.
@@ -35,6 +37,7 @@ pub mod amqp;
 pub mod broker_admin;
 pub mod config;
 pub mod db;
+pub mod enrolment;
 pub mod envelope;
 mod family;
 pub mod hierarchy;

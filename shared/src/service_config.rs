@@ -19,6 +19,10 @@ pub const ENV_AMQP_URL: &str = "RAMPART_AMQP_URL";
 /// A `user:password` file for the broker, replacing the URL's user.
 pub const ENV_AMQP_CREDENTIALS_FILE: &str = "RAMPART_AMQP_CREDENTIALS_FILE";
 pub const ENV_NAMESPACE: &str = "RAMPART_NAMESPACE";
+/// `<Broker><Management><Url>` and `<CredentialsFile>`, both or neither
+/// (containers that are given the broker administrator's credentials).
+pub const ENV_BROKER_MANAGEMENT_URL: &str = "RAMPART_BROKER_MANAGEMENT_URL";
+pub const ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE: &str = "RAMPART_BROKER_MANAGEMENT_CREDENTIALS_FILE";
 pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
 pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
 
@@ -142,11 +146,20 @@ impl ServiceSettings {
         if prefetch == 0 {
             return Err(ConfigError::invalid(at("<Broker>/<Prefetch>"), "must be at least 1"));
         }
-        let broker_management = xml
-            .broker
-            .management
-            .map(|m| ManagementSettings::check(&at("<Broker>/<Management>"), m, base_dir))
-            .transpose()?;
+        let management = match (env(ENV_BROKER_MANAGEMENT_URL), env(ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE)) {
+            (Some(url), Some(credentials_file)) => Some(ManagementXml { url, credentials_file }),
+            (None, None) => xml.broker.management,
+            _ => {
+                return Err(ConfigError::invalid(
+                    ENV_BROKER_MANAGEMENT_URL,
+                    format!(
+                        "set both {ENV_BROKER_MANAGEMENT_URL} and {ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE}, or neither"
+                    ),
+                ))
+            }
+        };
+        let broker_management =
+            management.map(|m| ManagementSettings::check(&at("<Broker>/<Management>"), m, base_dir)).transpose()?;
         let api_listen = match env(ENV_API_LISTEN) {
             Some(addr) => addr
                 .parse()

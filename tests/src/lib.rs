@@ -5,10 +5,13 @@
 //! as production, starts the server on port 0, and returns helpers to call
 //! its API. `stop` shuts it down and removes the database and the queues.
 //! Servers use the machine's PostgreSQL and RabbitMQ unless their options
-//! point at private instances ([`faults`]).
+//! point at private instances ([`faults`]). `TestAgent::spawn` stands in for
+//! an agent with the broker's `guest` (its server does not require agent
+//! identities); [`enrolled`] enrols fleets for real.
 
 pub mod abuse;
 pub mod checker;
+pub mod enrolled;
 pub mod faults;
 pub mod hierarchy;
 pub mod multi_site;
@@ -66,6 +69,14 @@ pub struct ServerOptions {
     pub tls: bool,
     /// `<Api><PlainRegistration>`: on unless a test says otherwise.
     pub plain_registration: bool,
+    /// `<Agents><RequireIdentity>`: off unless a test says otherwise, since
+    /// most tests stand in for agents with the machine's `guest` user
+    /// (`TestAgent::spawn`, [`inject`]); `tests/tests/agent_identities.rs`
+    /// runs with the production default, on.
+    pub require_agent_identity: bool,
+    /// `<Broker><Management>`: the management API's URL and the file with
+    /// its administrator's `user:password` (enrolment makes broker users).
+    pub broker_management: Option<(String, std::path::PathBuf)>,
 }
 
 impl ServerOptions {
@@ -83,6 +94,8 @@ impl ServerOptions {
             pg_base: PG_BASE.to_owned(),
             tls: false,
             plain_registration: true,
+            require_agent_identity: false,
+            broker_management: None,
         }
     }
 
@@ -111,11 +124,21 @@ impl ServerOptions {
             (false, false) => "<Plain>true</Plain>",
             (false, true) => "<Plain>true</Plain><PlainRegistration>true</PlainRegistration>",
         };
+        let management = match &self.broker_management {
+            Some((url, file)) => {
+                format!(
+                    "<Management><Url>{url}</Url><CredentialsFile>{}</CredentialsFile></Management>",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
                <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
-               <Broker><Url>{}</Url><Namespace>{}</Namespace>{}</Broker>
-               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>{}</Server>",
+               <Broker><Url>{}</Url><Namespace>{}</Namespace>{}{management}</Broker>
+               <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>
+               <Agents><RequireIdentity>{}</RequireIdentity></Agents>{}</Server>",
             self.instance,
             self.role,
             self.database_url(),
@@ -125,6 +148,7 @@ impl ServerOptions {
             self.broker_xml,
             transport,
             api_xml,
+            self.require_agent_identity,
             self.extra_xml
         );
         Settings::parse(&xml, |_| None, None).expect("test configuration is valid")

@@ -10,10 +10,11 @@ use lapin::{
     types::FieldTable,
     BasicProperties, Channel,
 };
+use rampart_agent::settings::AgentIdentity;
 use rampart_shared::{
     amqp::{close_channel, Broker},
     broker_admin::grants::{provision, url_with_user, BrokerGrant},
-    topology::{NameSegment, Topology},
+    topology::{declare_queue, NameSegment, Topology},
     Secret,
 };
 use rampart_tests::{
@@ -73,11 +74,21 @@ async fn each_process_runs_as_its_own_broker_user() {
         TestServer::spawn(ServerOptions { amqp_url: server_url, namespace: ns.clone(), ..ServerOptions::standalone() })
             .await;
 
-    // Its agent process, with its own: endpoints enrol, so messages reach the site.
-    let agent_url = own_url(BrokerGrant::agent(&topology, "site-a", "a1")).await;
+    // Its agent process, with its own: its queue is declared by the site
+    // (an agent's user may not; `agent_identities.rs` enrols for real, here
+    // the test stands in for the site), endpoints enrol, so messages reach it.
+    let grant = BrokerGrant::agent(&topology, "site-a", "a1");
+    let agent_user = grant.user.clone();
+    let agent_url = own_url(grant).await;
+    let agent_queue = topology.agent_queue("site-a", "a1");
+    let channel = server.state.broker.channel().await.unwrap();
+    let bindings = [Topology::endpoints_binding("site-a")];
+    declare_queue(&channel, &topology, &agent_queue, &topology.agents_exchange(), &bindings).await.unwrap();
+    let _ = close_channel(&channel, "declared").await;
     let agent = TestAgent::spawn(&server, 3, |s| {
         s.amqp_url = Secret::new(agent_url.clone());
         s.name = NameSegment::parse("a1").unwrap();
+        s.identity = Some(AgentIdentity { agent_id: "a1".into(), broker_user: agent_user, queue: agent_queue });
     });
     server.wait_for_endpoints(3).await;
 

@@ -1,7 +1,7 @@
 //! A stand-alone server managing a simulated fleet over the real broker.
 
 use rampart_shared::license::{License, VendorKey};
-use rampart_tests::{wait_for, ServerOptions, TestAgent, TestServer};
+use rampart_tests::{enrolled::EnrolledAgent, wait_for, ServerOptions, TestAgent, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -107,6 +107,83 @@ async fn a_policy_change_reaches_every_agent() {
 
     let queue = agent.stop().await;
     server.stop(&[queue]).await;
+}
+
+/// Two fleets enrolled for real (own broker users, queues declared by the
+/// site and bound to their own endpoints, identities required): a policy
+/// and a scan reach every endpoint of both, and a computer one of them
+/// discovered, once deployed, becomes its endpoint.
+#[tokio::test]
+async fn a_policy_and_a_scan_reach_every_enrolled_fleet() {
+    let server = TestServer::spawn(ServerOptions::standalone().with_agent_identities()).await;
+    let north = EnrolledAgent::spawn(&server, 60, |s| {
+        s.name = rampart_shared::topology::NameSegment::parse("north").unwrap();
+        s.unmanaged = 3;
+    })
+    .await;
+    let south =
+        EnrolledAgent::spawn(&server, 40, |s| s.name = rampart_shared::topology::NameSegment::parse("south").unwrap())
+            .await;
+    server.wait_for_endpoints(100).await;
+
+    let (status, policy) =
+        server.post("/api/policies", json!({"name": "Kiosk", "settings": {"realtime_protection": false}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{policy}");
+    let id = policy["id"].as_str().unwrap().to_owned();
+    let (status, body) = server.post(&format!("/api/policies/{id}/assignments"), json!({"target": "all"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for("every enrolled endpoint to apply the policy", || async {
+        let list = server.get_ok("/api/endpoints?limit=1000").await;
+        endpoints_of(&list)
+            .iter()
+            .all(|e| e["applied_policy"]["id"] == id.as_str() && e["realtime_protection"] == false)
+            .then_some(())
+    })
+    .await;
+
+    let (status, task) =
+        server.post("/api/tasks", json!({"name": "Scan all", "kind": "quick_scan", "target": {"all": true}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let done =
+        server.wait_for_field(&format!("/api/tasks/{}", task["id"].as_str().unwrap()), "state", "completed").await;
+    assert_eq!(done["progress"]["succeeded"], 100, "{}", done["progress"]);
+    assert_eq!(north.agent.refusals.snapshot(), (0, 0, 0, 0));
+
+    // A computer north reported, deployed by the site, becomes north's:
+    // the deploy command reaches north's queue, the new endpoint reports.
+    let target = "north-u0001";
+    wait_for("north's discovered computers", || async {
+        let audit = server.get_ok("/api/audit").await;
+        audit["computers"].as_array()?.iter().any(|c| c["computer_id"] == target).then_some(())
+    })
+    .await;
+    let (status, deployed) = server.post("/api/deployments", json!({"computers": [target]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{deployed}");
+    server.wait_for_endpoints(101).await;
+    let shown = server.get_ok(&format!("/api/agents/{}", north.agent_id)).await;
+    assert!(shown["owned_endpoints"].as_array().unwrap().iter().any(|e| e == target), "{shown}");
+    assert_eq!(server.get_ok("/api/refused-messages").await["total"], 0, "nothing refused for identity");
+
+    north.stop(&server).await;
+    south.stop(&server).await;
+    server.stop(&[]).await;
+}
+
+/// A measurement, not a gate (run with `--ignored --nocapture`): enrolling
+/// one 10,000-endpoint fleet (10,000 queue bindings made by the site) and
+/// its first heartbeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run explicitly"]
+async fn ten_thousand_endpoints_enrol_as_one_identity() {
+    let server = TestServer::spawn(ServerOptions::standalone().with_agent_identities()).await;
+    let started = std::time::Instant::now();
+    let fleet =
+        EnrolledAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = std::time::Duration::from_secs(300)).await;
+    let enrolment = started.elapsed();
+    server.wait_for_endpoints(10_000).await;
+    println!("Enrolled 10,000 endpoints in {enrolment:.2?}; all reported in {:.2?}.", started.elapsed());
+    fleet.stop(&server).await;
+    server.stop(&[]).await;
 }
 
 #[tokio::test]

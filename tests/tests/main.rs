@@ -17,6 +17,7 @@ mod abuse_hierarchy;
 mod abuse_messages;
 mod abuse_registration;
 mod activity;
+mod agent_identities;
 mod api;
 mod broker_admin;
 mod broker_users;

@@ -16,6 +16,8 @@
 //!   process's queue and hands them to the fleet loop.
 //! * [`trust`]: the site's seal on every command, its expiry, and the
 //!   memory of accepted commands that refuses replays; refusals counted.
+//! * [`identity`]: enrolment on the site with a one-time token, and the
+//!   identity file (broker user, queue, site key) later runs reuse.
 //! * [`outbox`]: batches of confirmed publishes to the site exchange, with
 //!   retry of events and de-duplicated heartbeats.
 //! * [`run()`]: the wiring: connect, declare, consume, one loop that ticks.
@@ -23,6 +25,7 @@
 pub mod commands;
 pub mod computer;
 pub mod fleet;
+pub mod identity;
 pub mod outbox;
 pub mod run;
 pub mod settings;

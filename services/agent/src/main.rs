@@ -1,10 +1,10 @@
-//! `rampart-agent`: parse the command line, set up logging, run the fleet
-//! until SIGINT or SIGTERM.
+//! `rampart-agent`: parse the command line, set up logging, enrol or read
+//! the identity file, run the fleet until SIGINT or SIGTERM.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use rampart_agent::settings::Cli;
+use rampart_agent::{identity, settings::Cli};
 use rampart_shared::{shutdown, telemetry, Shutdown};
 
 /// Exit code for a bad command line (sysexits `EX_USAGE`).
@@ -15,14 +15,23 @@ const LOG_LEVELS: &str = "info";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match Cli::parse().into_settings() {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, LOG_LEVELS);
+    let identity = match identity::resolve(&cli.identity_flags(), cli.fleet_name().as_str(), &cli.endpoint_ids()).await
+    {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "No agent identity.");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = match cli.into_settings_with(identity) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("Invalid configuration: {e}");
             return ExitCode::from(USAGE);
         }
     };
-    telemetry::init(settings.log_format, LOG_LEVELS);
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -55,6 +55,9 @@ pub struct Outbox {
     publisher: Publisher,
     exchange: String,
     site: String,
+    /// The enrolled identity's broker user, set as the AMQP `user_id` of
+    /// every message (the broker checks it; the site requires it).
+    user_id: Option<String>,
     next_seq: u64,
     events: VecDeque<Outgoing>,
     /// Unroutable events, waiting for [`Outbox::release_parked`].
@@ -70,11 +73,18 @@ pub struct Outbox {
 impl Outbox {
     /// `first_seq` starts the process-wide sequence numbers; taking it from
     /// the clock keeps them increasing across restarts too.
-    pub fn new(publisher: Publisher, topology: &Topology, site: &NameSegment, first_seq: u64) -> Self {
+    pub fn new(
+        publisher: Publisher,
+        topology: &Topology,
+        site: &NameSegment,
+        first_seq: u64,
+        user_id: Option<String>,
+    ) -> Self {
         Self {
             publisher,
             exchange: topology.site_exchange(),
             site: site.as_str().to_owned(),
+            user_id,
             next_seq: first_seq,
             events: VecDeque::new(),
             parked: VecDeque::new(),
@@ -188,7 +198,11 @@ impl Outbox {
         self.next_seq += 1;
         let envelope = message.to_envelope(seq);
         let key = Topology::site_key(&self.site, message.kind());
-        Outgoing::envelope(self.exchange.clone(), key, &envelope, None)
+        let mut outgoing = Outgoing::envelope(self.exchange.clone(), key, &envelope, None);
+        if let Some(user) = &self.user_id {
+            outgoing.properties = outgoing.properties.with_user_id(user.as_str().into());
+        }
+        outgoing
     }
 }
 
@@ -237,7 +251,7 @@ mod tests {
         let publisher = Publisher::new(std::sync::Arc::new(Broker::new(url, "outbox-test")));
         let topology = Topology::new(&NameSegment::parse("t_outbox").unwrap());
         let site = NameSegment::parse("paris").unwrap();
-        let mut outbox = Outbox::new(publisher, &topology, &site, 1);
+        let mut outbox = Outbox::new(publisher, &topology, &site, 1, None);
         let config = FleetConfig {
             name: "sim1".into(),
             seed: 1,

@@ -1,7 +1,8 @@
 //! Wiring one fleet process together.
 //!
 //! One broker connection. Declares the namespace's exchanges and this
-//! process's command queue, starts the shared consumer on that queue, then
+//! process's command queue (unless the process is enrolled: then its site
+//! declared the queue), starts the shared consumer on that queue, then
 //! runs a single loop that owns the [`Fleet`]: every tick it advances time,
 //! every command batch it applies, and after either it flushes the
 //! [`Outbox`]. No task per endpoint: ten thousand computers are one loop.
@@ -76,18 +77,29 @@ pub async fn run_with(
         Some(key) => tracing::info!(fingerprint = key.fingerprint(), "Commands must be sealed by the site's key."),
         None => tracing::warn!("No site key (--site-key): every command from the site will be refused."),
     }
-    // The command queue, as this process declares it and the consumer
-    // declares it again on every reconnect.
-    let spec = QueueSpec {
-        topology: topology.clone(),
-        exchange: topology.agents_exchange(),
-        bindings: vec![Topology::endpoints_binding(settings.site.as_str())],
+    // The command queue: an enrolled process's was declared and bound by
+    // its site (its broker user may not declare anything); otherwise the
+    // process declares it, and the consumer again on every reconnect.
+    let (queue, spec, keeper) = match &settings.identity {
+        Some(identity) => {
+            tracing::info!(agent_id = %identity.agent_id, broker_user = %identity.broker_user, queue = %identity.queue,
+                           "Running as an enrolled agent identity.");
+            (identity.queue.clone(), None, None)
+        }
+        None => {
+            let spec = QueueSpec {
+                topology: topology.clone(),
+                exchange: topology.agents_exchange(),
+                bindings: vec![Topology::endpoints_binding(settings.site.as_str())],
+            };
+            if !declare_until_done(&broker, &spec, &queue, &shutdown).await {
+                broker.close().await;
+                return Ok(());
+            }
+            let keeper = tokio::spawn(keep_declared(broker.clone(), spec.clone(), queue.clone(), shutdown.clone()));
+            (queue, Some(spec), Some(keeper))
+        }
     };
-    if !declare_until_done(&broker, &spec, &queue, &shutdown).await {
-        broker.close().await;
-        return Ok(());
-    }
-    let keeper = tokio::spawn(keep_declared(broker.clone(), spec.clone(), queue.clone(), shutdown.clone()));
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BATCHES);
     let consumer_metrics = Arc::new(ConsumerMetrics::default());
@@ -100,7 +112,7 @@ pub async fn run_with(
             batch_max: 100,
             linger: Duration::from_millis(20),
             concurrency: 1,
-            declare: Some(spec),
+            declare: spec,
         },
         Arc::new(CommandHandler::new(
             &settings.site,
@@ -112,7 +124,8 @@ pub async fn run_with(
     ));
 
     let first_seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
-    let outbox = Outbox::new(Publisher::new(broker.clone()), &topology, &settings.site, first_seq);
+    let user_id = settings.identity.as_ref().map(|i| i.broker_user.clone());
+    let outbox = Outbox::new(Publisher::new(broker.clone()), &topology, &settings.site, first_seq, user_id);
     let fleet = Fleet::new(FleetConfig::from_settings(&settings), Utc::now().date_naive());
     let mut fleet_loop = FleetLoop {
         fleet,
@@ -129,7 +142,9 @@ pub async fn run_with(
     if tokio::time::timeout(GRACE, consumer).await.is_err() {
         tracing::warn!(grace = ?GRACE, "The command consumer did not stop in time.");
     }
-    keeper.abort();
+    if let Some(keeper) = keeper {
+        keeper.abort();
+    }
     broker.close().await;
     fleet_loop.log_summary("Agent fleet stopped.");
     Ok(())

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use clap::Parser;
-use rampart_shared::{site_key::SitePublicKey, telemetry::LogFormat, topology::NameSegment, Secret};
+use rampart_shared::{
+    enrolment::Enrolment, site_key::SitePublicKey, telemetry::LogFormat, topology::NameSegment, Secret,
+};
 
-use crate::computer;
+use crate::{computer, identity::IdentityFlags};
 
 /// Environment variables that stand in for flags (containers set these).
 pub const ENV_AMQP: &str = "RAMPART_AMQP";
@@ -21,6 +23,9 @@ pub const ENV_SEED: &str = "RAMPART_AGENT_SEED";
 pub const ENV_NAME: &str = "RAMPART_AGENT_NAME";
 pub const ENV_LOG_FORMAT: &str = "RAMPART_LOG_FORMAT";
 pub const ENV_SITE_KEY: &str = "RAMPART_SITE_KEY";
+pub const ENV_IDENTITY_FILE: &str = "RAMPART_AGENT_IDENTITY_FILE";
+pub const ENV_ENROLMENT_TOKEN: &str = "RAMPART_ENROLMENT_TOKEN";
+pub const ENV_SITE_API: &str = "RAMPART_SITE_API";
 
 /// The broker every local stack runs (RabbitMQ's own default account).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -48,9 +53,21 @@ pub struct Cli {
     /// AMQP namespace shared with the site server.
     #[arg(long, env = ENV_NAMESPACE, default_value = "rampart", value_parser = parse_segment)]
     pub namespace: NameSegment,
-    /// Instance id of the site server these endpoints report to.
+    /// Instance id of the site server these endpoints report to (given by
+    /// the identity file when the process is enrolled).
     #[arg(long, env = ENV_SITE, value_parser = parse_segment)]
-    pub site: NameSegment,
+    pub site: Option<NameSegment>,
+    /// This process's identity on its site (mode 0600): written at
+    /// enrolment, read on every later run.
+    #[arg(long, env = ENV_IDENTITY_FILE)]
+    pub identity_file: Option<std::path::PathBuf>,
+    /// A one-time enrolment token (`rampartctl agents enrolment-token
+    /// create`), for the first run with --identity-file.
+    #[arg(long, env = ENV_ENROLMENT_TOKEN, hide_env_values = true)]
+    pub enrolment_token: Option<String>,
+    /// The site's API where the process enrols, e.g. `https://site:7073`.
+    #[arg(long, env = ENV_SITE_API)]
+    pub site_api: Option<String>,
     /// The site's public command key (`GET /api/site-key`, `rampartctl
     /// site-key`): 64 hex digits, or a file holding them. Without it every
     /// command is refused.
@@ -82,6 +99,16 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
+/// Who this process is on its site, once enrolled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub agent_id: String,
+    /// Its broker user: the AMQP `user_id` of every message it publishes.
+    pub broker_user: String,
+    /// The queue its site declared and bound to its endpoints' commands.
+    pub queue: String,
+}
+
 /// Everything a fleet process needs, validated.
 #[derive(Clone, Debug)]
 pub struct AgentSettings {
@@ -104,6 +131,10 @@ pub struct AgentSettings {
     pub discovery_interval: Duration,
     pub summary_interval: Duration,
     pub log_format: LogFormat,
+    /// The enrolled identity; `None` for a process that connects with a
+    /// broker user of its own making and declares its own queue (a site
+    /// with `<Agents><RequireIdentity>false</RequireIdentity>`).
+    pub identity: Option<AgentIdentity>,
 }
 
 /// Why the settings cannot be used.
@@ -133,6 +164,7 @@ impl AgentSettings {
             discovery_interval: DISCOVERY_INTERVAL,
             summary_interval: SUMMARY_INTERVAL,
             log_format: LogFormat::Text,
+            identity: None,
         }
     }
 
@@ -171,24 +203,66 @@ fn broker_url_with_credentials(url: &str, path: &std::path::Path) -> Result<Secr
 }
 
 impl Cli {
-    /// Turns the parsed flags into validated settings.
+    /// The identity flags, for [`crate::identity::resolve`].
+    pub fn identity_flags(&self) -> IdentityFlags {
+        IdentityFlags {
+            identity_file: self.identity_file.clone(),
+            enrolment_token: self.enrolment_token.clone(),
+            site_api: self.site_api.clone(),
+        }
+    }
+
+    /// The fleet's name (`--name`, else `sim<seed>`).
+    pub fn fleet_name(&self) -> NameSegment {
+        self.name.clone().unwrap_or_else(|| default_name(self.seed))
+    }
+
+    /// The ids of the endpoints this process runs, in order.
+    pub fn endpoint_ids(&self) -> Vec<String> {
+        let name = self.fleet_name();
+        (1..=self.endpoints).map(|i| computer::endpoint_id(name.as_str(), i)).collect()
+    }
+
+    /// Turns the parsed flags into validated settings, for a process that
+    /// is not enrolled.
     pub fn into_settings(self) -> Result<AgentSettings, SettingsError> {
+        self.into_settings_with(None)
+    }
+
+    /// Turns the parsed flags and the enrolled `identity` (if any) into
+    /// validated settings: the identity gives the site, the namespace, the
+    /// broker user and the site's key.
+    pub fn into_settings_with(self, identity: Option<Enrolment>) -> Result<AgentSettings, SettingsError> {
         let seconds = |flag, value: f64| {
             Duration::try_from_secs_f64(value).map_err(|_| SettingsError::Invalid {
                 flag,
                 reason: format!("'{value}' is not a number of seconds >= 0"),
             })
         };
-        let amqp_url = match &self.amqp_credentials_file {
-            Some(path) => broker_url_with_credentials(&self.amqp_url, path)?,
-            None => Secret::new(self.amqp_url),
+        let invalid = |flag, reason: String| SettingsError::Invalid { flag, reason };
+        let name = self.fleet_name();
+        let (amqp_url, namespace, site, site_key, enrolled) = match identity {
+            Some(identity) => {
+                let enrolled = crate::identity::connection(identity, &self)?;
+                (enrolled.amqp_url, enrolled.namespace, enrolled.site, Some(enrolled.site_key), Some(enrolled.identity))
+            }
+            None => {
+                let site = self.site.clone().ok_or_else(|| {
+                    invalid("site", "required unless the process is enrolled (--identity-file)".into())
+                })?;
+                let amqp_url = match &self.amqp_credentials_file {
+                    Some(path) => broker_url_with_credentials(&self.amqp_url, path)?,
+                    None => Secret::new(self.amqp_url.clone()),
+                };
+                (amqp_url, self.namespace.clone(), site, self.site_key, None)
+            }
         };
         let settings = AgentSettings {
             amqp_url,
-            namespace: self.namespace,
-            site: self.site,
-            site_key: self.site_key,
-            name: self.name.unwrap_or_else(|| default_name(self.seed)),
+            namespace,
+            site,
+            site_key,
+            name,
             endpoints: self.endpoints,
             seed: self.seed,
             heartbeat_interval: seconds("heartbeat-secs", self.heartbeat_secs)?,
@@ -198,6 +272,7 @@ impl Cli {
             discovery_interval: DISCOVERY_INTERVAL,
             summary_interval: SUMMARY_INTERVAL,
             log_format: self.log_format,
+            identity: enrolled,
         };
         settings.validate()?;
         Ok(settings)

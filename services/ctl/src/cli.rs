@@ -12,8 +12,8 @@ use reqwest::Url;
 use rampart_shared::Secret;
 
 use crate::{
-    activity, deploy, endpoints, groups, hierarchy, license, login, operators, policies, refused, replication, reports,
-    settings, slaves, tasks, tree, verify, views, virtual_groups,
+    activity, agents, deploy, endpoints, groups, hierarchy, license, login, operators, policies, refused, replication,
+    reports, settings, slaves, tasks, tree, verify, views, virtual_groups,
 };
 
 pub use crate::defaults::{DEFAULT_PORT, DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV};
@@ -86,6 +86,9 @@ pub enum Command {
     Audit,
     /// Messages this server refused (forged, malformed, unknown sender, poison) or ignored as late.
     Refused(refused::RefusedArgs),
+    /// Enrolled agent processes (list, show, revoke) and their one-time enrolment tokens.
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
     /// Deployment tool: install agents on discovered computers.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),

@@ -21,7 +21,8 @@
 //!   audit of refused messages).
 //! * Operators: [`login`] (`login`, `logout`, `whoami`), [`credentials`]
 //!   (the personal token stored per server, sent when no `--api-token` is
-//!   given), [`operators`] (accounts, roles, tokens) and [`activity`] (the
+//!   given), [`agents`] (enrolled agents, enrolment tokens), [`operators`]
+//!   (accounts, roles, tokens) and [`activity`] (the
 //!   activity log).
 //! * The master/slave hierarchy: [`hierarchy`] (registration tokens,
 //!   `register`, `unregister`), [`slaves`] (a master's slaves) and
@@ -37,6 +38,7 @@
 //! exits 1 when a slave is out of sync and 2 when it could not tell.
 
 pub mod activity;
+pub mod agents;
 mod args;
 pub mod cli;
 pub mod client;
@@ -128,6 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Email(command) => settings::email(command, &session).await,
         Command::License(command) => license::run(command, &session).await,
         Command::Token(command) => hierarchy::token(command, &session).await,
+        Command::Agents(command) => agents::run(command, &session).await,
         Command::Register(args) => hierarchy::register(args, &session).await,
         Command::Unregister => hierarchy::unregister(&session).await,
         Command::Slaves(command) => slaves::run(command, &session).await,

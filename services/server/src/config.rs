@@ -8,6 +8,7 @@
 //!   <Api><Listen>0.0.0.0:7073</Listen><TokenFile>/etc/rampart/api.token</TokenFile></Api>
 //!   <ReplicationInterval>1800</ReplicationInterval>
 //!   <License><Key>RAMPART1.…</Key></License>
+//!   <Agents><RequireIdentity>true</RequireIdentity></Agents>
 //! </Server>
 //! ```
 //!
@@ -38,6 +39,7 @@ pub use rampart_shared::service_config::{
     ENV_AMQP_URL, ENV_API_LISTEN, ENV_API_TOKEN, ENV_DATABASE_URL, ENV_NAMESPACE,
 };
 pub const ENV_REPORT_SERVICE_URL: &str = "RAMPART_REPORT_SERVICE_URL";
+pub const ENV_REQUIRE_AGENT_IDENTITY: &str = "RAMPART_REQUIRE_AGENT_IDENTITY";
 
 /// What this instance is configured as. A stand-alone becomes a slave at
 /// runtime by registering; that state lives in the database, not here.
@@ -62,6 +64,7 @@ struct ServerXml {
     endpoints: Option<EndpointsXml>,
     reports: Option<ReportsXml>,
     console: Option<ConsoleXml>,
+    agents: Option<AgentsXml>,
     log: Option<LogXml>,
     hierarchy: Option<hierarchy::HierarchyXml>,
 }
@@ -78,6 +81,13 @@ struct ConsoleXml {
 pub struct ConsoleSettings {
     /// A console session idle this long is over (default 30).
     pub idle_minutes: u32,
+}
+
+/// `<Agents>`: how the site treats its agents' messages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct AgentsXml {
+    require_identity: Option<bool>,
 }
 
 /// `<Api>`: the shared elements plus the server's transport.
@@ -175,6 +185,12 @@ pub struct Settings {
     /// `<Hierarchy>`: links between this site's broker and its master's.
     pub hierarchy: HierarchySettings,
     pub console: ConsoleSettings,
+    /// `<Agents><RequireIdentity>` (default true): refuse every agent
+    /// message that does not carry the AMQP `user_id` of an enrolled agent
+    /// identity. Off, unidentified messages are taken for endpoints no
+    /// identity owns (agents that connect with a shared broker user); an
+    /// owned endpoint is only ever taken from its owner.
+    pub require_agent_identity: bool,
 }
 
 impl Settings {
@@ -227,6 +243,19 @@ impl Settings {
         let reports = reports(reports_xml, role, base_dir)?;
         let has_management = service.broker_management.is_some();
         let hierarchy = HierarchySettings::check(xml.hierarchy.unwrap_or_default(), role, has_management)?;
+        let require_agent_identity = match env(ENV_REQUIRE_AGENT_IDENTITY) {
+            Some(value) => match value.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(ConfigError::invalid(
+                        ENV_REQUIRE_AGENT_IDENTITY,
+                        format!("'{other}' is not 'true' or 'false'"),
+                    ))
+                }
+            },
+            None => xml.agents.and_then(|a| a.require_identity).unwrap_or(true),
+        };
         if let Some(license) = &xml.license {
             // Format and signature now, before anything is created; expiry
             // at install, so a configured key that expires later never stops a restart.
@@ -246,6 +275,7 @@ impl Settings {
             tls,
             hierarchy,
             console: ConsoleSettings { idle_minutes },
+            require_agent_identity,
         })
     }
 }
@@ -356,6 +386,37 @@ mod tests {
         assert_eq!(s.service.namespace.as_str(), "rampart");
         assert_eq!(s.role, ConfiguredRole::Standalone);
         assert!(s.license_key.is_none());
+        assert!(s.require_agent_identity, "agent identities are required unless said otherwise");
+    }
+
+    #[test]
+    fn the_management_api_may_come_from_the_environment() {
+        use rampart_shared::service_config::{ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE, ENV_BROKER_MANAGEMENT_URL};
+        let file = std::env::temp_dir().join(format!("admin-{}.credentials", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, "rampart-admin:pw\n").unwrap();
+        let path = file.display().to_string();
+        let both = |name: &str| match name {
+            ENV_BROKER_MANAGEMENT_URL => Some("http://rabbitmq:15672".to_owned()),
+            ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE => Some(path.clone()),
+            _ => None,
+        };
+        let management = Settings::parse(MINIMAL, both, None).unwrap().service.broker_management.unwrap();
+        assert_eq!((management.url.as_str(), management.user.as_str()), ("http://rabbitmq:15672", "rampart-admin"));
+        let one = |name: &str| (name == ENV_BROKER_MANAGEMENT_URL).then(|| "http://rabbitmq:15672".to_owned());
+        let err = Settings::parse(MINIMAL, one, None).unwrap_err().to_string();
+        assert!(err.contains("or neither"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn agent_identities_may_be_switched_off_in_the_file_or_the_environment() {
+        let text = MINIMAL.replace("</Server>", "<Agents><RequireIdentity>false</RequireIdentity></Agents></Server>");
+        assert!(!parse(&text).unwrap().require_agent_identity);
+        let env =
+            |value: &'static str| move |name: &str| (name == ENV_REQUIRE_AGENT_IDENTITY).then(|| value.to_owned());
+        assert!(!Settings::parse(MINIMAL, env("false"), None).unwrap().require_agent_identity);
+        let err = Settings::parse(MINIMAL, env("no"), None).unwrap_err().to_string();
+        assert!(err.contains(ENV_REQUIRE_AGENT_IDENTITY) && err.contains("'no'"), "{err}");
     }
 
     #[test]

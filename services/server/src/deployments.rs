@@ -13,6 +13,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
+    agents,
     operators::{activity, Actor},
     outbox, settings_store,
     state::{AppState, Site},
@@ -118,10 +119,12 @@ pub async fn deploy(state: &AppState, actor: &Actor, computers: &[String]) -> Re
         return Err(DeployError::AlreadyManaged(managed));
     }
     let ids = create(&tx, &state.site, computers, false).await?;
+    let claims = agents::deployed::claim(&tx, computers).await?;
     let rows = tx.query(&format!("{SELECT} WHERE d.id = ANY($1) ORDER BY d.computer_id"), &[&ids]).await?;
     let after = serde_json::json!({"computers": computers, "deployments": ids});
     activity::record(&tx, actor, "deployment.request", "deployments", None, Some(after)).await?;
     tx.commit().await?;
+    agents::deployed::apply(state, &claims).await;
     state.wakes.outbox_relay.wake();
     Ok(Deployed { deployments: rows.iter().map(DeploymentView::from_row).collect() })
 }

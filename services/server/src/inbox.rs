@@ -19,7 +19,7 @@ use rampart_shared::{
     messages::{AgentMessage, Heartbeat},
 };
 
-use crate::{deployments, licensing, policies, refused, security, state::AppState};
+use crate::{agents, deployments, licensing, policies, refused, security, state::AppState};
 
 /// A decoded agent message and when its agent sent it.
 pub struct Inbound {
@@ -140,14 +140,17 @@ pub async fn apply_batch(state: &AppState, batch: &[Inbound]) -> anyhow::Result<
         queued += policies::refresh(&tx, &state.site, Some(&enrolled), true).await?;
         tracing::info!(count = enrolled.len(), "Enrolled new endpoints.");
     }
+    let mut claims = Vec::new();
     if !discovered.is_empty() && deployments::auto_deploy_enabled(&tx).await? {
         let unmanaged = unmanaged_without_deployment(&tx, &discovered).await?;
         queued += deployments::create(&tx, &state.site, &unmanaged, true).await?.len();
+        claims = agents::deployed::claim(&tx, &unmanaged).await?;
     }
     if !unapplied.is_empty() {
         record_late_results(&tx, state, &unapplied).await?;
     }
     tx.commit().await?;
+    agents::deployed::apply(state, &claims).await;
     if queued > 0 {
         state.wakes.outbox_relay.wake();
     }

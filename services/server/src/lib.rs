@@ -8,6 +8,9 @@
 //! * [`state`]: what handlers and consumers share; [`wakes`]: how a commit
 //!   wakes the background task that has work.
 //! * [`consumers`]: every queue this server consumes, started in one place.
+//! * [`agents`]: agent identities: enrolment tokens, enrolment (a broker
+//!   user and a queue per agent process), which identity owns which
+//!   endpoint, revocation.
 //! * [`inbox`]: the agents' messages, persisted (heartbeats, detections,
 //!   discovery, task results, deployments).
 //! * [`outbox`]: commands written with the change that causes them, relayed
@@ -37,6 +40,7 @@
 //! * [`api`]: the HTTP API on port 7073; [`tls`]: its certificate, or plain HTTP.
 //! * [`console`]: the web console on the same port (`/console`).
 
+pub mod agents;
 pub mod api;
 pub mod config;
 pub mod console;

@@ -57,7 +57,10 @@ enum BrokerProcess {
     Server { instance: String },
     /// The report service of the namespace.
     Report,
-    /// One agent process NAME of SITE.
+    /// One agent process NAME of SITE. Its user may declare nothing: the
+    /// site declares and binds its queue when it enrols (`rampartctl agents
+    /// enrolment-token create`), which also makes its user; this is for
+    /// setting one up by hand.
     Agent { site: String, name: String },
 }
 

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "operators", sql: include_str!("../migrations/0009_operators.sql") },
     Migration { version: 10, name: "api_certificate", sql: include_str!("../migrations/0010_api_certificate.sql") },
     Migration { version: 11, name: "site_key", sql: include_str!("../migrations/0011_site_key.sql") },
+    Migration { version: 12, name: "agent_identities", sql: include_str!("../migrations/0012_agent_identities.sql") },
     Migration { version: 13, name: "site_brokers", sql: include_str!("../migrations/0013_site_brokers.sql") },
     Migration { version: 14, name: "console", sql: include_str!("../migrations/0014_console.sql") },
 ];

@@ -68,6 +68,7 @@ pub enum Feature {
     DeploymentTool,
     DeploymentStatus,
     EmailSettings,
+    AgentIdentities,
 }
 
 impl Feature {
@@ -82,6 +83,7 @@ impl Feature {
             Self::DeploymentTool => "The deployment tool",
             Self::DeploymentStatus => "Deployment status",
             Self::EmailSettings => "E-mail settings",
+            Self::AgentIdentities => "Agent enrolment",
         }
     }
 }

@@ -17,6 +17,7 @@ use rampart_shared::{
 use tokio::task::JoinSet;
 
 use crate::{
+    agents,
     api::{self, PeerAddress, TlsListener},
     config::{ConfiguredRole, Settings},
     consumers,
@@ -95,7 +96,12 @@ impl Application {
             .await
             .with_context(|| format!("Failed to bind the API to {}", settings.service.api_listen))?;
         let address = listener.local_addr()?;
+        let owners = {
+            let client = pool.get().await.context("Failed to get a database connection")?;
+            agents::Owners::load(&client).await.context("Failed to load the agent identities")?
+        };
         let mut state = AppState::new(pool, broker.clone(), settings, site, role, keyring);
+        state.agents = Arc::new(owners);
         state.api_fingerprint = identity.as_ref().map(|i| i.fingerprint);
         Ok(Self { state: Arc::new(state), broker, listener, address, identity })
     }
@@ -125,6 +131,9 @@ impl Application {
         tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
         if state.settings.hierarchy.site_broker {
             tasks.spawn(crate::hierarchy::link_keeper::run(state.clone(), shutdown.clone()));
+        }
+        if state.role() != Role::Master {
+            tasks.spawn(agents::queues::keep(state.clone(), shutdown.clone()));
         }
         if state.role() == Role::Master && reports::events::enabled(&state) {
             tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));

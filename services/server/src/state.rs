@@ -97,6 +97,8 @@ pub struct AppState {
     pub wakes: Wakes,
     /// Counters of the agent inbox consumer.
     pub inbox_metrics: Arc<ConsumerMetrics>,
+    /// Which agent identity owns which endpoint (checked on every inbox message).
+    pub agents: Arc<crate::agents::Owners>,
     /// Counters of the hierarchy consumers (commands on a slave, status on a master).
     pub hierarchy_metrics: Arc<ConsumerMetrics>,
     /// Counters of the master's replication consumer.
@@ -128,6 +130,7 @@ impl AppState {
             hierarchy_metrics: Arc::new(ConsumerMetrics::default()),
             wakes: Wakes::default(),
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
+            agents: Arc::default(),
             replication_metrics: Arc::new(ConsumerMetrics::default()),
             failpoints: Arc::new(Failpoints::default()),
             api_fingerprint: None,

@@ -25,7 +25,7 @@ use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
     types::{AMQPValue, FieldTable, ShortString},
-    Channel,
+    BasicProperties, Channel,
 };
 
 use super::{
@@ -33,7 +33,7 @@ use super::{
     publisher::{Outgoing, Publisher},
     AmqpError, Broker, Result,
 };
-use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER};
+use crate::envelope::{Rejection, REASON_HEADER, SOURCE_QUEUE_HEADER, USER_ID_HEADER};
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Topology};
 
@@ -351,6 +351,39 @@ async fn apply_one<H: BatchHandler>(
 
 /// Copies the delivery to the dead-letter exchange with the reason, waits for
 /// the confirm, then acks the original.
+/// The properties a parked copy keeps: the delivery's, except its AMQP
+/// `user_id`, which the broker validates against the *parking* publisher's
+/// user (it would refuse the copy); the original sender's `user_id` goes in
+/// the [`USER_ID_HEADER`] header instead.
+fn parked_properties(original: &BasicProperties, mut headers: FieldTable) -> BasicProperties {
+    if let Some(user) = original.user_id() {
+        headers.insert(USER_ID_HEADER.into(), AMQPValue::LongString(user.as_str().into()));
+    }
+    let mut parked = BasicProperties::default().with_headers(headers).with_delivery_mode(2);
+    if let Some(v) = original.content_type() {
+        parked = parked.with_content_type(v.clone());
+    }
+    if let Some(v) = original.content_encoding() {
+        parked = parked.with_content_encoding(v.clone());
+    }
+    if let Some(v) = original.kind() {
+        parked = parked.with_type(v.clone());
+    }
+    if let Some(v) = original.message_id() {
+        parked = parked.with_message_id(v.clone());
+    }
+    if let Some(v) = original.correlation_id() {
+        parked = parked.with_correlation_id(v.clone());
+    }
+    if let Some(v) = original.timestamp() {
+        parked = parked.with_timestamp(*v);
+    }
+    if let Some(v) = original.app_id() {
+        parked = parked.with_app_id(v.clone());
+    }
+    parked
+}
+
 async fn dead_letter<H: BatchHandler>(
     channel: &Channel,
     settings: &ConsumerSettings,
@@ -363,7 +396,7 @@ async fn dead_letter<H: BatchHandler>(
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
     headers.insert(SOURCE_QUEUE_HEADER.into(), AMQPValue::LongString(settings.queue.as_str().into()));
-    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let properties = parked_properties(&delivery.properties, headers);
     dead_letters
         .publish(Outgoing {
             exchange: settings.dead_letter_exchange.clone(),

@@ -10,16 +10,17 @@
 //! |-------------------------------|---------------------|----------------------------------------|----------------------------------------|
 //! | `<ns>.server.<instance>`      | `^<ns>\.`           | `^<ns>\.`                              | `^<ns>\.`                              |
 //! | `<ns>.report`                 | its queue + parking | `<ns>.dlx`, its queue + parking        | `<ns>.events`, `<ns>.dlx`, its queue   |
-//! | `<ns>.agent.<site>.<agent>`   | its queue + parking | `<ns>.site`, `<ns>.dlx`, its queue + parking | `<ns>.agents`, `<ns>.dlx`, its queue |
+//! | `<ns>.agent.<site>.<agent>`   | nothing             | `<ns>.site`, `<ns>.dlx`                | its queue                              |
 //! | `<ns>.link.<slave>`           | its command queue   | `<ns>.status`, `<ns>.replication`      | its command queue                      |
 //!
 //! Topic permissions narrow the routing keys on every exchange a report
 //! service or an agent may write to or bind from: an agent publishes on
-//! `<ns>.site` only with `site.<its site>.*` keys, binds from `<ns>.agents`
-//! only `site.<its site>.endpoint.*`, and on `<ns>.dlx` only its own queue's
-//! name. A slave's link user (on the master's broker, for the shovels
-//! defined on the slave's broker) writes status only with `slave.<id>.*`
-//! keys and replication only with `slave.<id>`. A user with write on a topic exchange and no topic permission for
+//! `<ns>.site` only with `site.<its site>.*` keys (its queue is declared
+//! and bound by its site, see `rampart-server`'s `agents` module), and
+//! each on `<ns>.dlx` only its own queue's name. A slave's link user (on
+//! the master's broker, for the shovels defined on the slave's broker)
+//! writes status only with `slave.<id>.*` keys and replication only with
+//! `slave.<id>`. A user with write on a topic exchange and no topic permission for
 //! it could publish with any key, so none is left without one.
 
 use super::{ManagementClient, NewUser, Permissions, Result, TopicPermissions};
@@ -62,17 +63,33 @@ impl BrokerGrant {
         )
     }
 
-    /// One agent process of `site`, named `agent`: publishes its endpoints'
-    /// messages to the site, reads its own command queue.
+    /// One enrolled agent process of `site`, identity `agent`: publishes
+    /// its endpoints' messages to the site exchange (its site's keys only)
+    /// and reads its own command queue. No `configure` at all: the site
+    /// declares that queue and binds it to the endpoints the identity owns,
+    /// so the agent can neither bind it to other endpoints' commands nor
+    /// declare or delete anything.
     pub fn agent(topology: &Topology, site: &str, agent: &str) -> Self {
         let queue = topology.agent_queue(site, agent);
-        Self::queue_owner(
-            format!("{}.agent.{site}.{agent}", topology.namespace()),
-            topology,
-            &queue,
-            &[(topology.site_exchange(), format!("^site\\.{}\\.", escape(site)))],
-            &[(topology.agents_exchange(), format!("^site\\.{}\\.endpoint\\.", escape(site)))],
-        )
+        let (site_exchange, dlx) = (topology.site_exchange(), topology.dead_letter_exchange());
+        Self {
+            user: format!("{}.agent.{site}.{agent}", topology.namespace()),
+            permissions: Permissions {
+                configure: NOTHING.into(),
+                write: format!("^{}$|^{}$", escape(&site_exchange), escape(&dlx)),
+                read: format!("^{}$", escape(&queue)),
+            },
+            topics: vec![
+                TopicPermissions {
+                    exchange: site_exchange,
+                    write: format!("^site\\.{}\\.", escape(site)),
+                    read: NOTHING.into(),
+                },
+                // It parks a refused command with its reason through the
+                // dead-letter exchange, keyed by its own queue's name only.
+                TopicPermissions { exchange: dlx, write: format!("^{}$", escape(&queue)), read: NOTHING.into() },
+            ],
+        }
     }
 
     /// The links of `slave`'s own broker on the master's broker: they read
@@ -190,15 +207,14 @@ mod tests {
     fn an_agent_gets_its_queue_and_its_site_keys_only() {
         let grant = BrokerGrant::agent(&topology(), "paris", "a1");
         assert_eq!(grant.user, "rt.agent.paris.a1");
-        assert_eq!(grant.permissions.configure, r"^rt\.agents\.paris\.a1(\.parking)?$");
-        assert_eq!(grant.permissions.write, r"^rt\.site$|^rt\.dlx$|^rt\.agents\.paris\.a1(\.parking)?$");
-        assert_eq!(grant.permissions.read, r"^rt\.agents$|^rt\.dlx$|^rt\.agents\.paris\.a1$");
+        assert_eq!(grant.permissions.configure, "^$", "the site declares and binds the agent's queue");
+        assert_eq!(grant.permissions.write, r"^rt\.site$|^rt\.dlx$");
+        assert_eq!(grant.permissions.read, r"^rt\.agents\.paris\.a1$");
         let site = grant.topics.iter().find(|t| t.exchange == "rt.site").unwrap();
-        assert_eq!(site.write, r"^site\.paris\.");
-        let agents = grant.topics.iter().find(|t| t.exchange == "rt.agents").unwrap();
-        assert_eq!((agents.write.as_str(), agents.read.as_str()), ("^$", r"^site\.paris\.endpoint\."));
+        assert_eq!((site.write.as_str(), site.read.as_str()), (r"^site\.paris\.", "^$"));
         let dlx = grant.topics.iter().find(|t| t.exchange == "rt.dlx").unwrap();
         assert_eq!(dlx.write, r"^rt\.agents\.paris\.a1$");
+        assert_eq!(grant.topics.len(), 2);
     }
 
     #[test]

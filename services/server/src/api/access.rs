@@ -29,16 +29,20 @@ pub enum Access {
     Public,
     /// A token of an operator with at least this role.
     Role(OperatorRole),
+    /// No bearer token: the enrolment token in the body is the credential,
+    /// checked by the domain (an agent process enrolling).
+    EnrolmentToken,
 }
 
-use Access::Public;
+use Access::{EnrolmentToken, Public};
 const AUDITOR: Access = Access::Role(OperatorRole::Auditor);
 const OPERATOR: Access = Access::Role(OperatorRole::Operator);
 const ADMINISTRATOR: Access = Access::Role(OperatorRole::Administrator);
 
 /// Every `/api` route of a master and of a site (paths relative to `/api`,
 /// as the routers declare them). Reading needs an auditor; changing
-/// policies, tasks, groups, deployments and reports an operator; the
+/// policies, tasks, groups, deployments, reports and agents (enrolment
+/// tokens, revocation) an operator; the
 /// hierarchy, the license, the e-mail settings and the operators an administrator.
 pub const TABLE: &[(&str, &str, Access)] = &[
     ("POST", "/login", Public),
@@ -49,6 +53,13 @@ pub const TABLE: &[(&str, &str, Access)] = &[
     ("POST", "/operators", ADMINISTRATOR),
     ("PATCH", "/operators/{name}", ADMINISTRATOR),
     ("GET", "/activity", AUDITOR),
+    ("GET", "/agents", AUDITOR),
+    ("POST", "/agents/enrol", EnrolmentToken),
+    ("GET", "/agents/enrolment-tokens", AUDITOR),
+    ("POST", "/agents/enrolment-tokens", OPERATOR),
+    ("DELETE", "/agents/enrolment-tokens/{id}", OPERATOR),
+    ("GET", "/agents/{id}", AUDITOR),
+    ("POST", "/agents/{id}/revoke", OPERATOR),
     ("GET", "/status", AUDITOR),
     ("GET", "/site-key", AUDITOR),
     ("GET", "/dashboard", AUDITOR),
@@ -210,7 +221,7 @@ pub async fn authorize(
     let address = client_address(&request);
     request.extensions_mut().insert(ClientAddress(address.clone()));
     let needed = match required(request.method(), path) {
-        Some(Access::Public) => return Ok(next.run(request).await),
+        Some(Access::Public | Access::EnrolmentToken) => return Ok(next.run(request).await),
         Some(Access::Role(role)) => role,
         // A method the route does not take (answered 405 after the token
         // check): the unit test below proves every method a route takes has

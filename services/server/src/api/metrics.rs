@@ -58,6 +58,12 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
     }
     out.family("rampart_sign_in_failures_total", "counter", "Failed operator sign-ins (from the activity log).");
     out.sample("rampart_sign_in_failures_total", &[], operators::sign_in::failures_total(&client).await? as f64);
+    out.family(
+        "rampart_agent_messages_refused_for_identity_total",
+        "counter",
+        "Agent messages refused for want of the right identity (no AMQP user_id, or an endpoint the sender does not own).",
+    );
+    out.sample("rampart_agent_messages_refused_for_identity_total", &[], state.agents.refused() as f64);
     out.family("rampart_outbox_depth", "gauge", "Messages written and not yet confirmed by the broker.");
     out.sample("rampart_outbox_depth", &[], outbox::depth(&client).await? as f64);
 

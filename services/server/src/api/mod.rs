@@ -3,7 +3,8 @@
 //! Every route is documented in `docs/api.md`. Handlers live by concept:
 //! [`fleet`] (endpoints, groups, virtual groups, tree), [`policies`],
 //! [`tasks`], [`views`] (status, dashboard, detections, audit),
-//! [`admin`] (deployments, settings, license), [`hierarchy`] (tokens,
+//! [`admin`] (deployments, settings, license), [`agents`] (enrolment tokens,
+//! enrolment, agent identities), [`hierarchy`] (tokens,
 //! slaves, registering), [`fanout`] (policies and tasks on a master) and
 //! [`replication`] (replicate now, verify), [`reports`] and [`operators`]
 //! (sign-in, accounts, tokens, the activity log). The web console
@@ -11,6 +12,7 @@
 
 pub mod access;
 mod admin;
+mod agents;
 mod consolidated;
 mod fanout;
 mod fleet;
@@ -78,7 +80,11 @@ pub fn router(state: SharedState) -> Router {
 /// Routes a master and a site both serve: the site features, which a
 /// master refuses before their handlers run.
 fn common_api() -> Router<SharedState> {
-    Router::new().merge(admin::routes()).merge(reports::schedule_routes()).merge(operators::routes())
+    Router::new()
+        .merge(admin::routes())
+        .merge(agents::routes())
+        .merge(reports::schedule_routes())
+        .merge(operators::routes())
 }
 
 /// A master's API: its slaves, their copies, the consolidated reports; the
@@ -132,6 +138,7 @@ fn fleet_feature(method: &Method, path: &str) -> Option<Feature> {
         ["deployments", ..] => Some(Feature::DeploymentTool),
         ["settings", "auto-deploy"] => Some(Feature::AutomaticDeployment),
         ["settings", "email"] => Some(Feature::EmailSettings),
+        ["agents", ..] => Some(Feature::AgentIdentities),
         _ => None,
     }
 }
@@ -151,5 +158,6 @@ mod tests {
         assert_eq!(fleet_feature(&Method::POST, "/deployments"), Some(Feature::DeploymentTool));
         assert_eq!(fleet_feature(&Method::PUT, "/settings/email"), Some(Feature::EmailSettings));
         assert_eq!(fleet_feature(&Method::GET, "/policies"), None);
+        assert_eq!(fleet_feature(&Method::POST, "/agents/enrol"), Some(Feature::AgentIdentities));
     }
 }

@@ -80,7 +80,8 @@ pub async fn authorize(State(state): State<SharedState>, request: Request, next:
     let needed = match access::console_required(request.method(), &route) {
         Some(Access::Public) => return next.run(request).await,
         Some(Access::Role(role)) => role,
-        None => {
+        // No console page is opened by an agent's enrolment token.
+        Some(Access::EnrolmentToken) | None => {
             let message =
                 format!("{} {route} has no entry in the access table; it is refused to everyone", request.method());
             return ConsoleError(ApiError::Forbidden(message)).into_response();
@@ -125,6 +126,6 @@ pub fn may(session: &Session, method: &str, route: &str) -> bool {
     match access::console_required(&method, route) {
         Some(Access::Public) => true,
         Some(Access::Role(role)) => session.principal.role.allows(role),
-        None => false,
+        Some(Access::EnrolmentToken) | None => false,
     }
 }

@@ -1,6 +1,7 @@
 //! `<ns>.site.<instance>.inbox`: what the agents of this site report
 //! (heartbeats, detections, discovery, task and deployment results),
-//! applied by [`crate::inbox`].
+//! applied by [`crate::inbox`]. Each message must come from the agent
+//! identity that owns its endpoint ([`crate::agents::owners`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -45,6 +46,10 @@ impl BatchHandler for AgentInbox {
         let envelope = Envelope::decode(&delivery.data, kind)?;
         let message = AgentMessage::from_envelope(&envelope)?;
         inbox::validate(&message)?;
+        // The broker refuses a publish whose user_id is not its connection's
+        // user, so this is the identity that sent it.
+        let user_id = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+        self.state.agents.check(user_id, &message, self.state.settings.require_agent_identity)?;
         Ok(Inbound { sent_at: envelope.sent_at, message })
     }
 
