@@ -22,8 +22,6 @@ use rampart_shared::{
     Secret,
 };
 
-use crate::settings::{AgentIdentity, Cli, SettingsError};
-
 /// Longest wait for the site's answer (it makes a broker user and declares
 /// a queue with a binding per endpoint).
 const ENROL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -127,15 +125,41 @@ pub struct EnrolledConnection {
     pub identity: AgentIdentity,
 }
 
+/// Who this process is on its site, once enrolled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub agent_id: String,
+    /// Its broker user: the AMQP `user_id` of every message it publishes.
+    pub broker_user: String,
+    /// The queue its site declared and bound to its endpoints' commands.
+    pub queue: String,
+}
+
+/// What the command line says that an identity also decides.
+pub struct GivenFlags<'a> {
+    /// `--amqp`: the broker's address (its user is the identity's).
+    pub amqp_url: &'a str,
+    pub amqp_credentials_file: bool,
+    pub site: Option<&'a NameSegment>,
+    pub site_key: Option<SitePublicKey>,
+}
+
+/// A flag that contradicts the identity file.
+#[derive(Debug)]
+pub struct FlagConflict {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
 /// What `identity` decides of the settings; the flags may repeat it, not
 /// contradict it.
-pub fn connection(identity: Enrolment, cli: &Cli) -> Result<EnrolledConnection, SettingsError> {
-    let invalid = |flag, reason: String| SettingsError::Invalid { flag, reason };
-    if cli.amqp_credentials_file.is_some() {
+pub fn connection(identity: Enrolment, cli: &GivenFlags<'_>) -> Result<EnrolledConnection, FlagConflict> {
+    let invalid = |flag, reason: String| FlagConflict { flag, reason };
+    if cli.amqp_credentials_file {
         return Err(invalid("amqp-credentials-file", "an enrolled agent uses its identity's broker user".into()));
     }
     let site = NameSegment::parse(&identity.site).map_err(|e| invalid("identity-file", e))?;
-    if cli.site.as_ref().is_some_and(|s| *s != site) {
+    if cli.site.is_some_and(|s| *s != site) {
         return Err(invalid("site", format!("the identity file belongs to site '{site}'")));
     }
     let namespace = NameSegment::parse(&identity.namespace).map_err(|e| invalid("identity-file", e))?;
@@ -145,7 +169,7 @@ pub fn connection(identity: Enrolment, cli: &Cli) -> Result<EnrolledConnection, 
         return Err(invalid("site-key", "differs from the key the site gave at enrolment".into()));
     }
     let user = NewUser { name: identity.broker_user.clone(), password: Secret::new(identity.broker_password) };
-    let url = url_with_user(&cli.amqp_url, &user).map_err(|e| invalid("amqp", format!("the broker URL is {e}")))?;
+    let url = url_with_user(cli.amqp_url, &user).map_err(|e| invalid("amqp", format!("the broker URL is {e}")))?;
     let identity =
         AgentIdentity { agent_id: identity.agent_id, broker_user: identity.broker_user, queue: identity.queue };
     Ok(EnrolledConnection { amqp_url: Secret::new(url), namespace, site, site_key, identity })
@@ -207,6 +231,8 @@ mod tests {
     #[test]
     fn the_identity_gives_the_site_and_the_broker_user() {
         use clap::Parser;
+
+        use crate::settings::Cli;
         let cli = |args: &[&str]| {
             let mut argv = vec!["rampart-agent", "--endpoints", "1", "--identity-file", "id.json"];
             argv.extend_from_slice(args);

@@ -11,7 +11,11 @@ use rampart_shared::{
     enrolment::Enrolment, site_key::SitePublicKey, telemetry::LogFormat, topology::NameSegment, Secret,
 };
 
-use crate::{computer, identity::IdentityFlags};
+pub use crate::identity::AgentIdentity;
+use crate::{
+    computer,
+    identity::{GivenFlags, IdentityFlags},
+};
 
 /// Environment variables that stand in for flags (containers set these).
 pub const ENV_AMQP: &str = "RAMPART_AMQP";
@@ -97,16 +101,6 @@ pub struct Cli {
     /// Log line format: `text` or `json`.
     #[arg(long, env = ENV_LOG_FORMAT, default_value = "text", value_parser = parse_log_format)]
     pub log_format: LogFormat,
-}
-
-/// Who this process is on its site, once enrolled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgentIdentity {
-    pub agent_id: String,
-    /// Its broker user: the AMQP `user_id` of every message it publishes.
-    pub broker_user: String,
-    /// The queue its site declared and bound to its endpoints' commands.
-    pub queue: String,
 }
 
 /// Everything a fleet process needs, validated.
@@ -243,7 +237,14 @@ impl Cli {
         let name = self.fleet_name();
         let (amqp_url, namespace, site, site_key, enrolled) = match identity {
             Some(identity) => {
-                let enrolled = crate::identity::connection(identity, &self)?;
+                let given = GivenFlags {
+                    amqp_url: &self.amqp_url,
+                    amqp_credentials_file: self.amqp_credentials_file.is_some(),
+                    site: self.site.as_ref(),
+                    site_key: self.site_key,
+                };
+                let enrolled = crate::identity::connection(identity, &given)
+                    .map_err(|c| SettingsError::Invalid { flag: c.flag, reason: c.reason })?;
                 (enrolled.amqp_url, enrolled.namespace, enrolled.site, Some(enrolled.site_key), Some(enrolled.identity))
             }
             None => {

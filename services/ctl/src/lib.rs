@@ -49,6 +49,7 @@ pub mod endpoints;
 pub mod groups;
 pub mod hierarchy;
 pub mod license;
+pub mod links;
 pub mod login;
 pub mod operators;
 pub mod output;

@@ -11,8 +11,8 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::output::{details, items, message_line, section, text, time_or_never, Table};
-use crate::session::Session;
 use crate::slaves::{replication_cells, REPLICATION_HEADERS};
+use crate::{links::render_links, session::Session};
 
 #[derive(Debug, Args)]
 pub struct ReplicateNowArgs {
@@ -63,21 +63,6 @@ fn render_status(answer: &Value) -> String {
         out.push_str(&section("Links to the master's broker", &render_links(&answer["links"])));
     }
     out
-}
-
-/// A slave's links (its site runs a broker of its own): state, the
-/// broker's reason for one that is not running, messages waiting here.
-pub fn render_links(report: &Value) -> String {
-    if let Some(error) = report["error"].as_str() {
-        return format!("Unknown: {error}\n");
-    }
-    let mut table = Table::new(&["LINK", "STATE", "WAITING", "REASON"]).numeric(&["WAITING"]);
-    for link in items(&report["links"]) {
-        let waiting = if link["waiting"].is_null() { "-".to_owned() } else { text(&link["waiting"]) };
-        let reason = link["reason"].as_str().unwrap_or("").to_owned();
-        table.row([text(&link["carries"]), text(&link["state"]), waiting, reason]);
-    }
-    table.render()
 }
 
 /// One row per slave: the replication columns of `slaves list`.

@@ -179,7 +179,7 @@ fn render_one(s: &Value) -> String {
         out.push_str(&section("Replication", &replication_details(replication)));
     }
     if s["site_broker"] == true {
-        let reported = crate::replication::render_links(&json!({"links": s["links"], "error": null}));
+        let reported = crate::links::render_links(&json!({"links": s["links"], "error": null}));
         out.push_str(&section("Links (as the slave last reported them)", &reported));
     }
     let broker = &s["broker"];

@@ -172,7 +172,7 @@ fn render_status(s: &Value, site_key: Option<&Value>) -> String {
     }
     // A slave on a broker of its own (docs/multi-site.md).
     let mut out = details(&pairs);
-    out.push_str(&crate::output::section("Links to the master's broker", &crate::replication::render_links(links)));
+    out.push_str(&crate::output::section("Links to the master's broker", &crate::links::render_links(links)));
     out
 }
 

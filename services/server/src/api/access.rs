@@ -13,7 +13,9 @@ use axum::{
     response::Response,
 };
 
-use super::{ApiError, PeerAddress};
+use rampart_http::ApiError;
+
+use super::listener::PeerAddress;
 use crate::{
     operators::{
         tokens::{self, Principal, TokenError},

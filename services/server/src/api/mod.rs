@@ -17,7 +17,7 @@ mod consolidated;
 mod fanout;
 mod fleet;
 mod hierarchy;
-mod listener;
+pub mod listener;
 mod metrics;
 mod operators;
 mod policies;

@@ -12,8 +12,6 @@ use axum::{
 use rampart_http::ApiError;
 use sha2::{Digest, Sha256};
 
-use super::ConsoleError;
-
 const SCRIPT: &str = include_str!("assets/console.js");
 const STYLE: &str = include_str!("assets/console.css");
 
@@ -38,7 +36,7 @@ pub async fn serve(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.strip_prefix("console.").and_then(|rest| rest.split_once('.')) {
         Some((hash, "js")) if hash == HASH.as_str() => (SCRIPT, "text/javascript; charset=utf-8"),
         Some((hash, "css")) if hash == HASH.as_str() => (STYLE, "text/css; charset=utf-8"),
-        _ => return ConsoleError(ApiError::NotFound(format!("no console asset '{file}'"))).into_response(),
+        _ => return ApiError::NotFound(format!("no console asset '{file}'")).into_response(),
     };
     let mut response = body.into_response();
     let headers = response.headers_mut();

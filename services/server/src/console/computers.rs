@@ -9,10 +9,14 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
-use rampart_http::ApiError;
 use serde::Deserialize;
 
-use super::{layout, ConsoleError, PageResult, Session};
+use super::{
+    format::{computer_link, given, number, urlencode},
+    layout,
+    page::{ConsoleError, PageResult},
+    session::Session,
+};
 use crate::{
     fleet::{
         consolidated,
@@ -34,16 +38,6 @@ pub struct ListQuery {
     group: Option<String>,
     slave: Option<String>,
     offset: Option<String>,
-}
-
-pub(super) fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-pub(super) fn number(value: &Option<String>, what: &str) -> Result<Option<i64>, ConsoleError> {
-    given(value)
-        .map(|v| v.parse().map_err(|_| ConsoleError(ApiError::Invalid(format!("{what} '{v}' is not a number")))))
-        .transpose()
 }
 
 /// One computer as the list shows it, from a site's table or a master's copy.
@@ -164,23 +158,6 @@ pub async fn list(
         }
     };
     layout::page(&state, &session, "Computers", body).await
-}
-
-pub(super) fn computer_link(id: &str, slave: Option<&str>) -> String {
-    match slave {
-        Some(slave) => format!("/console/computers/{}?slave={}", urlencode(id), urlencode(slave)),
-        None => format!("/console/computers/{}", urlencode(id)),
-    }
-}
-
-/// Percent-encodes everything but unreserved characters (a path segment or query value).
-pub(super) fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]

@@ -12,11 +12,20 @@ use axum::{
 };
 use rampart_http::ApiError;
 
-use super::{ConsoleError, Session};
+use maud::{html, Markup};
+
+use super::page::ConsoleError;
 use crate::operators::sessions::same_token;
+use crate::operators::sessions::Session;
 
 /// The name of the field every console form carries.
 pub const FIELD: &str = "csrf";
+
+/// The hidden field every form carries.
+pub fn csrf_field(session: &Session) -> Markup {
+    html! { input type="hidden" name=(FIELD) value=(session.csrf); }
+}
+
 /// The largest form the console takes.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 

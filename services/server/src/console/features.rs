@@ -6,7 +6,7 @@
 use axum::{extract::State, routing::get, Extension, Router};
 use maud::html;
 
-use super::{layout, PageResult, Session};
+use super::{layout, page::PageResult, session::Session};
 use crate::{
     deployments,
     email_settings::{self, EmailSettingsView},

@@ -16,7 +16,7 @@ use maud::html;
 use rampart_http::ApiError;
 use serde::Deserialize;
 
-use super::{layout, session::may, ConsoleError, Session};
+use super::{layout, page::ConsoleError, session::may, session::Session};
 use crate::{
     hierarchy::{
         link::{self, DEFAULT_MASTER_PORT},

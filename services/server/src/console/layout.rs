@@ -5,13 +5,10 @@ use axum::response::Html;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
-use super::{bare_page, csrf, tree, ConsoleError, Session};
+use super::{page::bare_page, page::ConsoleError, session::Session, tree};
 use crate::{operators::sessions, role::Role, state::AppState};
 
-/// The hidden field every form carries.
-pub fn csrf_field(session: &Session) -> Markup {
-    html! { input type="hidden" name=(csrf::FIELD) value=(session.csrf); }
-}
+pub use super::csrf::csrf_field;
 
 /// A time, rewritten to the browser's zone by the script; `never` when absent.
 pub fn time(at: Option<DateTime<Utc>>) -> Markup {

@@ -21,8 +21,10 @@ mod assets;
 mod computers;
 mod csrf;
 mod features;
+mod format;
 mod hierarchy;
 mod layout;
+mod page;
 mod policies;
 mod records;
 mod session;
@@ -36,13 +38,13 @@ use axum::{
     extract::Request,
     http::{header, HeaderValue},
     middleware::{self, Next},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Redirect, Response},
     routing::{get, post},
     Router,
 };
-use maud::{html, Markup, DOCTYPE};
 use rampart_http::ApiError;
 
+pub use page::ConsoleError;
 pub use session::Session;
 
 use crate::{role::Role, state::SharedState};
@@ -98,60 +100,4 @@ async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
-}
-
-/// A console page that failed: the API's error (so the same status and the
-/// same message), shown as a page.
-#[derive(Debug)]
-pub struct ConsoleError(pub ApiError);
-
-impl<E: Into<ApiError>> From<E> for ConsoleError {
-    fn from(e: E) -> Self {
-        Self(e.into())
-    }
-}
-
-impl IntoResponse for ConsoleError {
-    fn into_response(self) -> Response {
-        let status = self.0.status();
-        let message = match &self.0 {
-            ApiError::Internal(e) => {
-                tracing::error!(error = %format!("{e:#}"), "Console page failed.");
-                "internal error; see the server log".to_owned()
-            }
-            other => other.to_string(),
-        };
-        let body = bare_page(
-            "Not possible",
-            html! {
-                main class="refusal" {
-                    h1 { "Not possible" }
-                    p role="alert" { (message) }
-                    p { a href="/console" { "Back to the console" } }
-                }
-            },
-        );
-        (status, body).into_response()
-    }
-}
-
-/// A page's answer.
-pub type PageResult = Result<Html<String>, ConsoleError>;
-
-/// A whole HTML document with the console's script and style, and `body`.
-pub fn bare_page(title: &str, body: Markup) -> Html<String> {
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Rampart" }
-                link rel="stylesheet" href=(assets::style_path());
-                script src=(assets::script_path()) defer {}
-            }
-            body { (body) }
-        }
-    };
-    Html(markup.into_string())
 }

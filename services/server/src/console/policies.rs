@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{layout, session::may, ConsoleError, Session};
+use super::{layout, page::ConsoleError, session::may, session::Session};
 use crate::{
     operators::Actor,
     owner::Owner,

@@ -16,7 +16,7 @@ use rampart_http::ApiError;
 use rampart_shared::report::{Format, Kind};
 use serde::Deserialize;
 
-use super::{layout, ConsoleError, PageResult, Session};
+use super::{layout, page::ConsoleError, page::PageResult, session::Session};
 use crate::{
     operators::activity,
     refused,

@@ -13,11 +13,11 @@ use axum::{
 };
 use rampart_http::ApiError;
 
-use super::{csrf, ConsoleError};
+use super::{csrf, page::ConsoleError};
 use crate::{
     api::{
         access::{self, Access},
-        PeerAddress,
+        listener::PeerAddress,
     },
     operators::{
         sessions::{self, SessionError},

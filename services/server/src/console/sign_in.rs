@@ -12,7 +12,7 @@ use axum::{
 use maud::html;
 use serde::Deserialize;
 
-use super::{bare_page, csrf, session, ConsoleError, Session};
+use super::{csrf, page::bare_page, page::ConsoleError, session, session::Session};
 use crate::{
     operators::{
         sessions::{self, SessionError},

@@ -12,7 +12,7 @@ use maud::html;
 use rampart_http::ApiError;
 use serde::Deserialize;
 
-use super::{layout, ConsoleError, PageResult, Session};
+use super::{layout, page::ConsoleError, page::PageResult, session::Session};
 use crate::{
     fleet::{dashboard, tree::TreeView},
     operators::sessions,

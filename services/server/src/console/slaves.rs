@@ -13,7 +13,7 @@ use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{layout, session::may, ConsoleError, PageResult, Session};
+use super::{layout, page::ConsoleError, page::PageResult, session::may, session::Session};
 use crate::{
     hierarchy::slaves,
     operators::Actor,

@@ -21,10 +21,11 @@ use rampart_http::ApiError;
 use serde::Deserialize;
 
 use super::{
-    computers::{computer_link, given, number, urlencode},
-    layout::csrf_field,
+    csrf::csrf_field,
+    format::{computer_link, given, number, urlencode},
+    page::ConsoleError,
     session::may,
-    ConsoleError, Session,
+    session::Session,
 };
 use crate::{
     fleet::{
