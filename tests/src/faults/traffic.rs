@@ -126,14 +126,22 @@ impl Stack {
         }
     }
 
-    /// Waits until the master's copy of every slave has grown past what it
-    /// holds now (replication is moving).
+    /// Waits until the master has applied a batch of every slave since this
+    /// call (replication is moving). Each pass ends with a caught-up batch,
+    /// rows or not, every `ReplicationInterval`; a row count would stop
+    /// growing once a slave had caught up while another was waited for.
     pub async fn wait_for_copies_to_grow(&self) {
+        let client = self.master.state.pool.get().await.expect("a master connection");
+        let since: DateTime<Utc> = client.query_one("SELECT now()", &[]).await.expect("the master's clock").get(0);
         for slave in &self.slaves {
             let name = slave.options.instance.clone();
-            let before = copied_rows(&self.master, &name).await;
             crate::wait_for(&format!("{name}'s replication to move"), || async {
-                (copied_rows(&self.master, &name).await > before).then_some(())
+                let row = client
+                    .query_one("SELECT replicated_at FROM slaves WHERE id = $1", &[&name])
+                    .await
+                    .expect("the slave's replication state");
+                let applied: Option<DateTime<Utc>> = row.get(0);
+                applied.is_some_and(|at| at > since).then_some(())
             })
             .await;
         }
