@@ -16,6 +16,7 @@ pub mod faults;
 pub mod hierarchy;
 pub mod multi_site;
 pub mod operators;
+pub mod refusals;
 pub mod report;
 pub mod smtp;
 

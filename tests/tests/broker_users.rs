@@ -6,9 +6,8 @@
 //! what another site's or another process's traffic would need.
 
 use lapin::{
-    options::{BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions},
+    options::{BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions},
     types::FieldTable,
-    BasicProperties, Channel,
 };
 use rampart_agent::settings::AgentIdentity;
 use rampart_shared::{
@@ -20,34 +19,10 @@ use rampart_shared::{
 use rampart_tests::{
     faults::{broker::PrivateBroker, take_turn},
     namespace,
+    refusals::{publish, refused},
     report::TestReport,
     ServerOptions, TestAgent, TestServer,
 };
-
-/// Publishes one message with confirms; `Ok` only if the broker took it.
-async fn publish(channel: &Channel, exchange: &str, key: &str) -> Result<(), lapin::Error> {
-    channel.confirm_select(Default::default()).await?;
-    let confirm = channel
-        .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), b"{}", BasicProperties::default())
-        .await?;
-    confirm.await.map(drop)
-}
-
-/// Whether `attempt` on a fresh channel of `broker` is refused with 403.
-async fn refused<F, Fut, T>(broker: &Broker, what: &str, attempt: F)
-where
-    F: FnOnce(Channel) -> Fut,
-    Fut: std::future::Future<Output = Result<T, lapin::Error>>,
-{
-    let channel = broker.channel().await.expect("a channel");
-    let result = tokio::time::timeout(rampart_tests::WAIT, attempt(channel.clone())).await.expect("bounded");
-    let error = match result {
-        Ok(_) => panic!("{what}: the broker allowed it"),
-        Err(error) => error.to_string(),
-    };
-    assert!(error.contains("ACCESS_REFUSED") || error.contains("403"), "{what}: {error}");
-    let _ = close_channel(&channel, "done").await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_process_runs_as_its_own_broker_user() {

@@ -4,10 +4,7 @@
 //! with a broker client of the test's own), and a link runs over TLS,
 //! verifying the master broker's certificate with a CA the test makes.
 
-use lapin::{
-    options::{BasicGetOptions, BasicPublishOptions},
-    BasicProperties, Channel,
-};
+use lapin::options::BasicGetOptions;
 use rampart_shared::{
     amqp::{close_channel, Broker},
     broker_admin::grants::{provision, url_with_user, BrokerGrant},
@@ -18,34 +15,11 @@ use rampart_tests::{
     faults::{broker::PrivateBroker, take_turn},
     hierarchy::{register, token, wait_for_receipts},
     multi_site::{certificate_authority, master_on, shovels},
-    namespace, wait_for, ServerOptions, TestServer,
+    namespace,
+    refusals::{publish, refused},
+    wait_for, ServerOptions, TestServer,
 };
 use serde_json::json;
-
-/// Publishes one message with confirms; `Ok` only if the broker took it.
-async fn publish(channel: &Channel, exchange: &str, key: &str) -> Result<(), lapin::Error> {
-    channel.confirm_select(Default::default()).await?;
-    let confirm = channel
-        .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), b"{}", BasicProperties::default())
-        .await?;
-    confirm.await.map(drop)
-}
-
-/// Whether `attempt` on a fresh channel of `broker` is refused with 403.
-async fn refused<F, Fut, T>(broker: &Broker, what: &str, attempt: F)
-where
-    F: FnOnce(Channel) -> Fut,
-    Fut: std::future::Future<Output = Result<T, lapin::Error>>,
-{
-    let channel = broker.channel().await.expect("a channel");
-    let result = tokio::time::timeout(rampart_tests::WAIT, attempt(channel.clone())).await.expect("bounded");
-    let error = match result {
-        Ok(_) => panic!("{what}: the broker allowed it"),
-        Err(error) => error.to_string(),
-    };
-    assert!(error.contains("ACCESS_REFUSED") || error.contains("403"), "{what}: {error}");
-    let _ = close_channel(&channel, "done").await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_link_user_reaches_only_its_own_slaves_queue_and_keys() {
