@@ -215,15 +215,15 @@ pub async fn show(
         (facts, e.detections.unwrap_or_default())
     };
     let body = html! {
-        table { tbody { @for (name, value) in &facts { tr { th scope="row" { (name) } td { (value) } } } } }
+        table.facts { tbody { @for (name, value) in &facts { tr { th scope="row" { (name) } td { (value) } } } } }
         h2 { "Latest detections" }
         @if detections.is_empty() { p.empty { "No detections." } } @else {
             table {
                 thead { tr { th { "When" } th { "Malware" } th { "Path" } th { "Action" } } }
                 tbody { @for d in &detections { tr {
                     td { (layout::time(d.detected_at)) }
-                    td { (d.malware.as_deref().unwrap_or_default()) }
-                    td { (d.path.as_deref().unwrap_or_default()) }
+                    td.name { (d.malware.as_deref().unwrap_or_default()) }
+                    td.name { (d.path.as_deref().unwrap_or_default()) }
                     td { (d.action.as_deref().unwrap_or_default()) }
                 } } }
             }
