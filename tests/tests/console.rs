@@ -378,13 +378,14 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_slave.click("tr[data-task='hq-scan'] a").await;
     on_slave.wait_for_text("Task hq-scan").await;
 
-    // A change on paris (two computers, one in a new virtual group), then
+    // A change on paris (51 computers, all in a new virtual group), then
     // replicate now from the master's console.
-    hierarchy::insert_endpoints(slave, "late", 2).await;
+    hierarchy::insert_endpoints(slave, "late", 51).await;
     let (status, lab) = slave.post("/api/virtual-groups", json!({"name": "Lab"})).await;
     assert_eq!(status, 201, "{lab}");
     let members = format!("/api/virtual-groups/{}/members", lab["id"]);
-    let (status, body) = slave.post(&members, json!({"endpoints": ["late-00001"]})).await;
+    let late: Vec<String> = (0..51).map(|n| format!("late-{n:05}")).collect();
+    let (status, body) = slave.post(&members, json!({"endpoints": late})).await;
     assert!(status.is_success(), "{body}");
     on_master.open("/console/slaves").await;
     on_master.shot("slaves").await;
@@ -421,7 +422,10 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     assert!(lab.text().await.unwrap().starts_with("Lab"), "the slave's virtual group by its name");
     lab.send_keys(&Key::Right.to_string()).await.expect("the virtual group takes keys");
     on_master.find("li[data-node^='virtual-group:'] li[data-node='computer:late-00001']").await;
-    assert_eq!(on_master.count("li[data-node^='computer:']").await, 1, "only the virtual group's member");
+    assert_eq!(on_master.count("li[data-node^='computer:']").await, 50, "a page of its members");
+    on_master.click("li[data-node^='virtual-group:'] a[data-more]").await;
+    on_master.find("li[data-node^='virtual-group:'] li[data-node='computer:late-00050']").await;
+    assert_eq!(on_master.count("li[data-node^='computer:']").await, 51, "then the next");
     on_master.shot("master-virtual-tree").await;
     on_master.open("/console/slaves").await;
 
