@@ -7,6 +7,7 @@
 
 use axum::{
     extract::{Query, State},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
     routing::get,
     Extension, Form, Router,
@@ -18,7 +19,7 @@ use super::{
     forms::{self, FormError},
     layout,
     page::ConsoleError,
-    session::{may, Session},
+    session::{is_refresh, may, Session},
 };
 use crate::{
     deployments,
@@ -29,6 +30,9 @@ use crate::{
 
 /// The id of the deployment form.
 const FORM: &str = "new-deployment";
+
+/// Most computers the form offers at once (the rest after these are deployed).
+const OFFERED: usize = 200;
 
 /// The deployments' page and form (a stand-alone's or slave's).
 pub(super) fn routes() -> Router<SharedState> {
@@ -44,17 +48,21 @@ pub struct Outcome {
 async fn page(
     state: &AppState,
     session: &Session,
+    refresh: bool,
     requested: Option<usize>,
     error: Option<FormError>,
     chosen: &[String],
 ) -> Result<Response, ConsoleError> {
     let list = deployments::list(state).await?;
     let deploys = may(session, "POST", "/deployments");
-    let candidates = if deploys {
+    // A refresh takes only the status table: the form's list is not read again.
+    let mut candidates: Vec<_> = if deploys && !refresh {
         audit::audit(state).await?.computers.into_iter().filter(|c| !c.managed).collect()
     } else {
         Vec::new()
     };
+    let not_offered = candidates.len().saturating_sub(OFFERED);
+    candidates.truncate(OFFERED);
     let notice = requested.map(|n| format!("Requested {n} deployment(s); their state follows below."));
     let error = error.as_ref();
     let body = html! {
@@ -91,6 +99,10 @@ async fn page(
                             }
                         }
                     }
+                    @if not_offered > 0 {
+                        p { (not_offered) " more are not listed: deploy these first, or name them to "
+                            code { "rampartctl deploy run" } "." }
+                    }
                 }
                 (forms::error_for(error, FORM))
                 button type="submit" disabled[candidates.is_empty()] { "Deploy" }
@@ -105,8 +117,9 @@ async fn deployments_page(
     State(state): State<SharedState>,
     Extension(session): Extension<Session>,
     Query(outcome): Query<Outcome>,
+    headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
-    page(&state, &session, outcome.requested, None, &[]).await
+    page(&state, &session, is_refresh(&headers), outcome.requested, None, &[]).await
 }
 
 /// `POST /console/deployments`: as `POST /api/deployments`.
@@ -125,5 +138,5 @@ async fn deploy(
         Err(deployments::DeployError::NoComputers) => FormError::new(FORM, "choose at least one computer"),
         Err(e) => FormError::of(FORM, e)?,
     };
-    page(&state, &session, None, Some(refused), &computers).await
+    page(&state, &session, false, None, Some(refused), &computers).await
 }
