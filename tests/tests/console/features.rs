@@ -1,5 +1,5 @@
 //! The site features' forms in a real browser: the network builder
-//! (create, rename, move computers, delete), a deployment whose state moves
+//! (create, rename, move computers typed or ticked in the list, delete), a deployment whose state moves
 //! without a reload, the e-mail settings (the password never shown back,
 //! kept when left empty) and a license with its seats; each refusal shown
 //! next to its form. A role that may not is offered none of them, and its
@@ -79,6 +79,13 @@ async fn the_site_features_are_changed_from_the_console_and_refused_to_who_may_n
     assert_eq!(group_of(ids[1].clone()).await, "Web servers");
     assert_eq!(browser.text("#groups tr[data-group='Web servers'] td:nth-child(4)").await, "2");
     browser.shot("groups").await;
+    // Or ticked in the computers list.
+    browser.open("/console/computers").await;
+    browser.click(&format!("input[form='move-selected'][value='{}']", ids[2])).await;
+    browser.choose("#move-selected select[name=group_id]", &id.to_string()).await;
+    browser.click("#move-selected button[type=submit]").await;
+    assert_eq!(browser.text("#notice").await, "Moved 1 computer(s).");
+    assert_eq!(group_of(ids[2].clone()).await, "Web servers");
     browser.run("window.confirm = () => true; return true;").await;
     browser.click("#groups tr[data-group='Web servers'] form.delete button").await;
     browser.wait_for_text("Deleted the group").await;
@@ -161,6 +168,7 @@ async fn the_site_features_are_changed_from_the_console_and_refused_to_who_may_n
         ("/console/groups", "#new-group"),
         ("/console/groups", "form.rename"),
         ("/console/groups", "#move-computers"),
+        ("/console/computers", "#move-selected"),
         ("/console/deployments", "#new-deployment"),
         ("/console/settings/email", "#email-settings"),
         ("/console/license", "#apply-license"),

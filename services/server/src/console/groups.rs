@@ -250,26 +250,22 @@ async fn delete(
     }
 }
 
-#[derive(Deserialize)]
-struct MoveComputers {
-    #[serde(default)]
-    computers: String,
-    group_id: Option<String>,
-}
-
 /// `POST /console/groups/move`: as `POST /api/endpoints/{id}/move` for each
-/// computer, all of them or none.
+/// computer, all of them or none. The computers come typed into this page's
+/// form, or ticked in the computers list (one `computers` field each); a
+/// refusal is shown next to this page's form, with the computers in it.
 async fn move_computers(
     State(state): State<SharedState>,
     Extension(session): Extension<Session>,
     Extension(actor): Extension<Actor>,
-    Form(form): Form<MoveComputers>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, ConsoleError> {
     const FORM: &str = "move-computers";
-    let computers = forms::list(&form.computers);
-    let into = group_id(&form.group_id, FORM);
+    let computers: Vec<String> = forms::values(&fields, "computers").iter().flat_map(|v| forms::list(v)).collect();
+    let group = fields.iter().find(|(n, _)| n == "group_id").map(|(_, v)| v.clone());
+    let into = group_id(&group, FORM);
     let typed =
-        Typed { computers: form.computers.clone(), into: into.as_ref().ok().copied().flatten(), ..Typed::default() };
+        Typed { computers: computers.join("\n"), into: into.as_ref().ok().copied().flatten(), ..Typed::default() };
     let refused = match into {
         Err(refused) => refused,
         Ok(None) => FormError::new(FORM, "choose the group to move the computers into"),
