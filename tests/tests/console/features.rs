@@ -20,7 +20,8 @@ fn license(seats: u32) -> String {
         .issue(&vendor)
 }
 
-/// `POST path` from the page with its own session's CSRF token: [status, text].
+/// `POST path` from the page with its own session's CSRF token, as a page
+/// left open or a forged form would: [status, text].
 async fn forged(browser: &Browser, path: &str, fields: &str) -> Value {
     let script = format!(
         "const csrf = document.querySelector('input[name=csrf]').value;
@@ -90,6 +91,10 @@ async fn the_site_features_are_changed_from_the_console_and_refused_to_who_may_n
     browser.click("#groups tr[data-group='Web servers'] form.delete button").await;
     browser.wait_for_text("Deleted the group").await;
     assert_eq!(group_of(ids[1].clone()).await, "Default", "its computers went to its parent");
+    // Deleted again (from a page left open): the refusal is shown, though its row is gone.
+    let again = forged(&browser, &format!("/console/groups/{id}/delete"), "").await;
+    assert_eq!(again[0], 422, "{again}");
+    assert!(again[1].as_str().unwrap().contains(&format!("no group {id}")), "{again}");
 
     // A deployment, its state kept current without a reload.
     let audit = wait_for("the unmanaged computers to be discovered", || async {

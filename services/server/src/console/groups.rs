@@ -73,8 +73,15 @@ async fn page(
     let name_of =
         |id: Option<i64>| groups.iter().find(|g| Some(g.id) == id).map(|g| g.name.clone()).unwrap_or_default();
     let error = error.as_ref();
+    // A refusal about a group no longer listed (deleted meanwhile) goes on top.
+    let placed = |form: &str| {
+        ["new-group", "move-computers"].contains(&form)
+            || groups.iter().any(|g| form == format!("rename-{}", g.id) || form == format!("delete-{}", g.id))
+    };
+    let unplaced = error.filter(|e| !placed(&e.form));
     let body = html! {
         (forms::notice(done))
+        @if let Some(e) = unplaced { p.error role="alert" id=(forms::error_id(&e.form)) { (e.message) } }
         table id="groups" {
             thead { tr {
                 th { "Group" } th { "Parent" } th { "Subnet" } th { "Computers" }
