@@ -3,13 +3,17 @@
 //! data from agents shown as text with nothing run, what a role may not do
 //! neither offered nor accepted, a master's site features refused,
 //! registering and unregistering from the console, a master's policy
-//! read-only on its slave, replicate now. Screenshots of the main pages go
-//! to `target/console-shots/`. Sessions and access over plain HTTP are in
-//! [`sessions`].
+//! read-only on its slave, replicate now, the master's network and virtual
+//! views of its slaves. Screenshots of the main pages go to
+//! `target/console-shots/`. Sessions and access over plain HTTP are in
+//! [`sessions`], the site features' forms in [`features`], the pages at
+//! 1280 and 800 pixels in [`widths`].
 
 mod browser;
+mod features;
 mod http;
 mod sessions;
+mod widths;
 
 use chrono::Utc;
 use rampart_shared::{
@@ -232,6 +236,23 @@ async fn a_masters_site_features_answer_that_they_are_not_available() {
     for page in ["/console/dashboard", "/console/audit", "/console/license", "/console/settings/email"] {
         assert_eq!(session.get(page).await.status(), StatusCode::CONFLICT, "{page}");
     }
+    // The site features' forms too, as the API refuses them, for a role that may use them elsewhere.
+    operator(&server, "root", "administrator").await;
+    let root = HttpSession::sign_in(&server, "root").await;
+    let csrf = http::csrf_of(&root.get("/console").await.text().await.unwrap());
+    for (form, feature) in [
+        ("/console/groups", "The network builder"),
+        ("/console/groups/move", "The network builder"),
+        ("/console/groups/1/rename", "The network builder"),
+        ("/console/deployments", "The deployment tool"),
+        ("/console/settings/email", "E-mail settings"),
+        ("/console/license", "Registration (license)"),
+    ] {
+        let answer = root.post(form, &[("csrf", &csrf)]).await;
+        assert_eq!(answer.status(), StatusCode::CONFLICT, "{form}");
+        let text = answer.text().await.unwrap();
+        assert!(text.contains(&format!("{feature} is not available on a master server")), "{form}: {text}");
+    }
     browser.stop().await;
     server.stop(&[]).await;
 }
@@ -357,8 +378,15 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     on_slave.click("tr[data-task='hq-scan'] a").await;
     on_slave.wait_for_text("Task hq-scan").await;
 
-    // A change on paris, then replicate now from the master's console.
-    hierarchy::insert_endpoints(slave, "late", 2).await;
+    // A change on paris (51 computers, all in a new virtual group), then
+    // replicate now from the master's console.
+    hierarchy::insert_endpoints(slave, "late", 51).await;
+    let (status, lab) = slave.post("/api/virtual-groups", json!({"name": "Lab"})).await;
+    assert_eq!(status, 201, "{lab}");
+    let members = format!("/api/virtual-groups/{}/members", lab["id"]);
+    let late: Vec<String> = (0..51).map(|n| format!("late-{n:05}")).collect();
+    let (status, body) = slave.post(&members, json!({"endpoints": late})).await;
+    assert!(status.is_success(), "{body}");
     on_master.open("/console/slaves").await;
     on_master.shot("slaves").await;
     on_master.click("tr[data-slave='paris'] form button").await;
@@ -384,6 +412,21 @@ async fn a_master_policy_is_read_only_on_the_slave_and_replicate_now_moves_the_l
     group.send_keys(&Key::Right.to_string()).await.expect("the group takes keys");
     on_master.find("li[data-node='computer:late-00001']").await;
     on_master.shot("master-tree").await;
+    // Its virtual view: paris opens to its virtual groups, one to its members.
+    on_master.click("[data-menu]").await;
+    on_master.click("#instance-menu button[role=menuitem]").await;
+    on_master.wait_for_text("Virtual view").await;
+    let paris = on_master.find("li[data-node='slave:paris']").await;
+    paris.send_keys(&Key::Right.to_string()).await.expect("the slave takes keys");
+    let lab = on_master.find("li[data-node='slave:paris'] li[data-node^='virtual-group:']").await;
+    assert!(lab.text().await.unwrap().starts_with("Lab"), "the slave's virtual group by its name");
+    lab.send_keys(&Key::Right.to_string()).await.expect("the virtual group takes keys");
+    on_master.find("li[data-node^='virtual-group:'] li[data-node='computer:late-00001']").await;
+    assert_eq!(on_master.count("li[data-node^='computer:']").await, 50, "a page of its members");
+    on_master.click("li[data-node^='virtual-group:'] a[data-more]").await;
+    on_master.find("li[data-node^='virtual-group:'] li[data-node='computer:late-00050']").await;
+    assert_eq!(on_master.count("li[data-node^='computer:']").await, 51, "then the next");
+    on_master.shot("master-virtual-tree").await;
     on_master.open("/console/slaves").await;
 
     on_master.click("tr[data-slave='paris'] form.verify button").await;

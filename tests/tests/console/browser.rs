@@ -134,6 +134,21 @@ impl Browser {
         bounded(name, field.send_keys(value)).await.expect("a field takes keys");
     }
 
+    /// Types `value` into field `name` of the form `form` (a CSS selector).
+    pub async fn fill_in(&self, form: &str, name: &str, value: &str) {
+        let field = self.find(&format!("{form} [name='{name}']")).await;
+        bounded(name, field.clear()).await.expect("a field is cleared");
+        bounded(name, field.send_keys(value)).await.expect("a field takes keys");
+    }
+
+    /// Chooses the option of value `value` of the select `css`.
+    pub async fn choose(&self, css: &str, value: &str) {
+        let select = self.find(css).await;
+        bounded(css, select.select_by_value(value))
+            .await
+            .unwrap_or_else(|e| panic!("'{css}' has no option {value}: {e}"));
+    }
+
     pub async fn click(&self, css: &str) {
         bounded(css, self.find(css).await.click()).await.unwrap_or_else(|e| panic!("'{css}' cannot be clicked: {e}"));
     }

@@ -1,4 +1,5 @@
-//! Computers: the list (filters, search and paging done by the database)
+//! Computers: the list (filters, search and paging done by the database;
+//! on a site, ticked computers move into a group for who may build groups)
 //! and one computer's page. On a master both read the consolidated copy of
 //! every slave's computers. Every value shown came from an agent or a
 //! slave, so it is only ever given to `maud` as text (escaped).
@@ -15,13 +16,14 @@ use super::{
     format::{computer_link, given, number, urlencode},
     layout,
     page::{ConsoleError, PageResult},
-    session::Session,
+    session::{may, Session},
 };
 use crate::{
     fleet::{
         consolidated,
         endpoints::{self, DetectionView},
         filter::{EndpointFilter, Page},
+        groups,
     },
     role::Role,
     state::{AppState, SharedState},
@@ -102,6 +104,10 @@ pub async fn list(
     };
     let page = Page::new(Some(PAGE_ROWS), number(&query.offset, "offset")?, PAGE_ROWS)?;
     let (lines, total) = lines(&state, &filter, page).await?;
+    // On a site, who may build groups ticks computers and moves them.
+    let groups =
+        if !master && may(&session, "POST", "/groups/move") { groups::list(&state).await? } else { Vec::new() };
+    let moves = !groups.is_empty();
     let link = |offset: i64| {
         let mut q = format!("?offset={offset}");
         for (name, value) in
@@ -134,12 +140,17 @@ pub async fn list(
         } @else {
             table {
                 thead { tr {
+                    @if moves { th { span.visually-hidden { "Selected" } } }
                     @if master { th { "Slave" } }
                     th { "Hostname" } th { "IP" } th { "Group" } th { "Status" } th { "Online" } th { "Last seen" } th { "Policy" }
                 } }
                 tbody {
                     @for l in &lines {
                         tr {
+                            @if moves { td { label {
+                                span.visually-hidden { "Select " (l.hostname) }
+                                input type="checkbox" name="computers" value=(l.id) form="move-selected";
+                            } } }
                             @if master { td { (l.slave.as_deref().unwrap_or_default()) } }
                             td { a href=(computer_link(&l.id, l.slave.as_deref())) { (l.hostname) } }
                             td { (l.ip) } td { (l.group) }
@@ -150,6 +161,15 @@ pub async fn list(
                         }
                     }
                 }
+            }
+        }
+        @if moves && !lines.is_empty() {
+            form.filters method="post" action="/console/groups/move" id="move-selected" {
+                (layout::csrf_field(&session))
+                label { "Move the ticked computers into group"
+                    select name="group_id" { @for g in &groups { option value=(g.id) { (g.name) } } }
+                }
+                button type="submit" { "Move" }
             }
         }
         nav.pager aria-label="Pages of computers" {
@@ -215,15 +235,15 @@ pub async fn show(
         (facts, e.detections.unwrap_or_default())
     };
     let body = html! {
-        table { tbody { @for (name, value) in &facts { tr { th scope="row" { (name) } td { (value) } } } } }
+        table.facts { tbody { @for (name, value) in &facts { tr { th scope="row" { (name) } td { (value) } } } } }
         h2 { "Latest detections" }
         @if detections.is_empty() { p.empty { "No detections." } } @else {
             table {
                 thead { tr { th { "When" } th { "Malware" } th { "Path" } th { "Action" } } }
                 tbody { @for d in &detections { tr {
                     td { (layout::time(d.detected_at)) }
-                    td { (d.malware.as_deref().unwrap_or_default()) }
-                    td { (d.path.as_deref().unwrap_or_default()) }
+                    td.name { (d.malware.as_deref().unwrap_or_default()) }
+                    td.name { (d.path.as_deref().unwrap_or_default()) }
                     td { (d.action.as_deref().unwrap_or_default()) }
                 } } }
             }

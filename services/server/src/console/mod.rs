@@ -13,17 +13,24 @@
 //!   (replicate now, verify, remove), [`records`] (reports, refused
 //!   messages, the activity log), [`site`]
 //!   (the dashboard; on a master the site features answer that they are not
-//!   available there) and [`features`] (the other site features).
+//!   available there) and [`features`] (the network audit, and the site
+//!   features with forms: [`groups`], [`deployments`], [`email`],
+//!   [`license`], which share [`forms`]).
 //!
 //! Every answer carries the security headers of [`security_headers`].
 
 mod assets;
 mod computers;
 mod csrf;
+mod deployments;
+mod email;
 mod features;
 mod format;
+mod forms;
+mod groups;
 mod hierarchy;
 mod layout;
+mod license;
 mod page;
 mod policies;
 mod records;

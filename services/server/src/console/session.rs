@@ -34,6 +34,12 @@ pub const COOKIE: &str = "rampart_session";
 /// does not count as the operator being active.
 const REFRESH_HEADER: &str = "x-rampart-refresh";
 
+/// Whether a request is the script refreshing a part of a page (which needs
+/// only that part).
+pub fn is_refresh(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(REFRESH_HEADER)
+}
+
 /// The secret of the session cookie a request presents.
 pub fn presented(request: &Request) -> Option<String> {
     request

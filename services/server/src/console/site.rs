@@ -5,7 +5,7 @@
 use axum::{
     extract::State,
     response::{IntoResponse, Redirect, Response},
-    routing::get,
+    routing::{get, post},
     Extension, Form, Router,
 };
 use maud::html;
@@ -25,16 +25,20 @@ pub(super) fn site_routes() -> Router<SharedState> {
     Router::new().route("/dashboard", get(dashboard_page)).merge(super::features::routes())
 }
 
-/// On a master, every site feature's page refuses.
+/// On a master, every site feature's page and form refuses, naming the
+/// feature as the API does.
 pub(super) fn master_routes() -> Router<SharedState> {
     let refuse = |feature: Feature| move || async move { unavailable(feature) };
     Router::new()
         .route("/dashboard", get(refuse(Feature::Dashboard)))
         .route("/audit", get(refuse(Feature::NetworkAudit)))
-        .route("/groups", get(refuse(Feature::NetworkBuilder)))
-        .route("/deployments", get(refuse(Feature::DeploymentStatus)))
-        .route("/settings/email", get(refuse(Feature::EmailSettings)))
-        .route("/license", get(refuse(Feature::Registration)))
+        .route("/groups", get(refuse(Feature::NetworkBuilder)).post(refuse(Feature::NetworkBuilder)))
+        .route("/groups/{id}/rename", post(refuse(Feature::NetworkBuilder)))
+        .route("/groups/{id}/delete", post(refuse(Feature::NetworkBuilder)))
+        .route("/groups/move", post(refuse(Feature::NetworkBuilder)))
+        .route("/deployments", get(refuse(Feature::DeploymentStatus)).post(refuse(Feature::DeploymentTool)))
+        .route("/settings/email", get(refuse(Feature::EmailSettings)).post(refuse(Feature::EmailSettings)))
+        .route("/license", get(refuse(Feature::Registration)).post(refuse(Feature::Registration)))
 }
 
 fn unavailable(feature: Feature) -> ConsoleError {
@@ -98,8 +102,8 @@ async fn dashboard_page(State(state): State<SharedState>, Extension(session): Ex
                 thead { tr { th { "When" } th { "Computer" } th { "Malware" } th { "Path" } th { "Action" } } }
                 tbody { @for x in &d.recent_detections { tr {
                     td { (layout::time(Some(x.detected_at))) }
-                    td { (x.hostname.as_deref().unwrap_or(&x.endpoint_id)) }
-                    td { (x.malware) } td { (x.path) } td { (x.action) }
+                    td.name { (x.hostname.as_deref().unwrap_or(&x.endpoint_id)) }
+                    td.name { (x.malware) } td.name { (x.path) } td { (x.action) }
                 } } }
             }
         }

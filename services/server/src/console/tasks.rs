@@ -217,7 +217,7 @@ pub async fn show(
                     table {
                         thead { tr { th { "Computer" } th { "State" } th { "Files scanned" } th { "Detections" } th { "Message" } th { "Updated" } } }
                         tbody { @for r in &results { tr {
-                            td { (r.hostname.as_deref().unwrap_or(&r.endpoint_id)) } td { (r.state) } td { (r.scanned_files) }
+                            td.name { (r.hostname.as_deref().unwrap_or(&r.endpoint_id)) } td { (r.state) } td { (r.scanned_files) }
                             td { (r.detections) } td { (r.message.as_deref().unwrap_or_default()) } td { (layout::time(Some(r.updated_at))) }
                         } } }
                     }

@@ -1,7 +1,9 @@
 //! The tree on the left of every page: the instance at the root with its
 //! role and its menu (switch view; register or unregister), then in the
 //! network view a site's network groups, or a master's slaves with their
-//! state and lag; in the virtual view a site's virtual groups.
+//! state and lag; in the virtual view a site's virtual groups, or a
+//! master's slaves opening to their virtual groups (replicated with the
+//! rest of each slave's data).
 //!
 //! Children load when a node is opened ([`children`], a fragment the script
 //! puts in place): a slave's groups, a group's computers 50 at a time with
@@ -60,7 +62,7 @@ pub async fn tree(state: &AppState, session: &Session, role: Role, view: TreeVie
     };
     let registers = may(session, "POST", "/hierarchy/register");
     let children = match (role, view) {
-        (Role::Master, _) => master_children(state).await?,
+        (Role::Master, view) => master_children(state, view).await?,
         (_, TreeView::Network) => {
             let groups = groups::list(state).await?;
             let lines = groups
@@ -105,14 +107,19 @@ pub async fn tree(state: &AppState, session: &Session, role: Role, view: TreeVie
     })
 }
 
-/// A master's slaves, with their state and lag; each opens to its groups.
-async fn master_children(state: &AppState) -> Result<Markup, ConsoleError> {
+/// A master's slaves, with their state and lag; each opens to its network
+/// groups, or in the virtual view to its virtual groups.
+async fn master_children(state: &AppState, view: TreeView) -> Result<Markup, ConsoleError> {
     let slaves = slaves::list(&state.pool.get().await?).await?;
+    let view_query = match view {
+        TreeView::Network => "",
+        TreeView::Virtual => "&view=virtual",
+    };
     Ok(html! {
         @if slaves.is_empty() { li.empty { "No slaves yet: give a site a registration token." } }
         @for s in &slaves {
             li role="treeitem" tabindex="0" aria-expanded="false" data-node={"slave:" (s.id)} {
-                details data-children={"/console/tree/children?slave=" (urlencode(&s.id))} {
+                details data-children={"/console/tree/children?slave=" (urlencode(&s.id)) (view_query)} {
                     summary {
                         a href={"/console/computers?slave=" (urlencode(&s.id))} { (s.id) }
                         " " span class={"badge " (s.state)} { (s.state) }
@@ -158,17 +165,25 @@ fn nested_groups(groups: Vec<GroupLine>, slave: Option<&str>) -> Markup {
 /// A site's virtual groups.
 async fn virtual_children(state: &AppState) -> Result<Markup, ConsoleError> {
     let groups = virtual_groups::list(state).await?;
-    Ok(html! {
+    let lines = groups.into_iter().map(|g| (g.id, g.name, g.member_count)).collect();
+    Ok(virtual_group_items(lines, None))
+}
+
+/// Virtual groups (id, name, members), each opening to its computers (of
+/// `slave`, on a master).
+fn virtual_group_items(groups: Vec<(i64, String, i64)>, slave: Option<&str>) -> Markup {
+    let slave_query = slave.map(|s| format!("slave={}&", urlencode(s))).unwrap_or_default();
+    html! {
         @if groups.is_empty() { li.empty { "No virtual groups yet." } }
-        @for g in &groups {
-            li role="treeitem" tabindex="0" aria-expanded="false" data-node={"virtual-group:" (g.id)} {
-                details data-children={"/console/tree/children?virtual_group=" (g.id)} {
-                    summary { (g.name) " " span.badge { (g.member_count) } }
+        @for (id, name, count) in &groups {
+            li role="treeitem" tabindex="0" aria-expanded="false" data-node={"virtual-group:" (id)} {
+                details data-children={"/console/tree/children?" (slave_query) "virtual_group=" (id)} {
+                    summary { (name) " " span.badge { (count) } }
                     ul role="group" data-slot { li.empty { "Loading…" } }
                 }
             }
         }
-    })
+    }
 }
 
 /// What a node being opened asks for.
@@ -177,12 +192,14 @@ pub struct ChildrenQuery {
     slave: Option<String>,
     group: Option<String>,
     virtual_group: Option<String>,
+    /// `virtual`: a slave opens to its virtual groups (master).
+    view: Option<String>,
     offset: Option<String>,
 }
 
-/// `GET /console/tree/children`: a slave's groups (master), or a page of the
-/// computers of a group or a virtual group, as a `ul data-fragment` for the
-/// script to put in place.
+/// `GET /console/tree/children`: a slave's network or virtual groups
+/// (master), or a page of the computers of a group or a virtual group (of a
+/// slave, on a master), as a `ul data-fragment` for the script to put in place.
 pub async fn children(
     State(state): State<SharedState>,
     Extension(_session): Extension<Session>,
@@ -192,11 +209,30 @@ pub async fn children(
     let group = number(&q.group, "group")?;
     let page = Page::new(Some(CHILDREN_PAGE), number(&q.offset, "offset")?, CHILDREN_PAGE)?;
     let master = state.role() == Role::Master;
-    if let (Some(virtual_group), false) = (number(&q.virtual_group, "virtual_group")?, master) {
-        let found = virtual_groups::members_page(&state, virtual_group, page).await?;
-        let leaves = found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect();
-        let more = format!("virtual_group={virtual_group}");
-        return Ok(fragment(leaves_markup(leaves, found.total, page, None, &more, None)));
+    let view = TreeView::parse(given(&q.view)).map_err(|e| ConsoleError(ApiError::Invalid(e.to_string())))?;
+    match (number(&q.virtual_group, "virtual_group")?, slave.as_deref()) {
+        (Some(virtual_group), None) if !master => {
+            let found = virtual_groups::members_page(&state, virtual_group, page).await?;
+            let leaves = found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect();
+            let more = format!("virtual_group={virtual_group}");
+            return Ok(fragment(leaves_markup(leaves, found.total, page, None, &more, None)));
+        }
+        (Some(virtual_group), Some(slave)) if master => {
+            let found = consolidated::virtual_group_members(&state, slave, virtual_group, page).await?;
+            let text = |v: Option<String>| v.unwrap_or_default();
+            let leaves = found.endpoints.into_iter().map(|e| (text(e.id), text(e.hostname), text(e.status))).collect();
+            let more = format!("slave={}&virtual_group={virtual_group}", urlencode(slave));
+            return Ok(fragment(leaves_markup(leaves, found.total, page, Some(slave), &more, None)));
+        }
+        (None, Some(slave)) if master && view == TreeView::Virtual && group.is_none() => {
+            let groups = fleet_tree::slave_virtual_groups(&state, slave).await?;
+            let lines = groups
+                .into_iter()
+                .map(|g| (g.id, g.name.unwrap_or_else(|| format!("virtual group {}", g.id)), g.member_count))
+                .collect();
+            return Ok(fragment(virtual_group_items(lines, Some(slave))));
+        }
+        _ => {}
     }
     let items = match (slave.as_deref(), group) {
         (Some(slave), None) if master => {
@@ -229,8 +265,11 @@ pub async fn children(
             leaves_markup(leaves, total, page, slave.as_deref(), &more, Some(&list))
         }
         _ => {
-            let wanted =
-                if master { "a slave, or a slave and one of its groups" } else { "a group or a virtual group" };
+            let wanted = if master {
+                "a slave, or a slave and one of its groups or virtual groups"
+            } else {
+                "a group or a virtual group"
+            };
             return Err(ConsoleError(ApiError::Invalid(format!("the tree's children need {wanted}"))));
         }
     };

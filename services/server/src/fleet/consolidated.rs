@@ -1,5 +1,6 @@
 //! A master's consolidated endpoints, from its copy of every slave's data
-//! (`replica_*`): the list with a slave column, and one endpoint.
+//! (`replica_*`): the list with a slave column, the members of a slave's
+//! virtual group, and one endpoint.
 //!
 //! Group and endpoint ids are a slave's own, so they are shown (and
 //! filtered) together with the slave they belong to.
@@ -124,6 +125,31 @@ pub async fn list(
         .query(
             &format!("SELECT {COLUMNS} FROM {FROM} WHERE {matching} ORDER BY e.slave_id, e.id LIMIT $6 OFFSET $7"),
             &paged,
+        )
+        .await?;
+    let offline = offline_after(&state.settings);
+    Ok(EndpointPage { total, endpoints: rows.iter().map(|r| ReplicaEndpoint::from_row(r, offline)).collect() })
+}
+
+/// One page of the members of `slave`'s virtual group `group` in the copy,
+/// by id, and how many it holds (the console's tree opens a slave's virtual
+/// group a page at a time).
+pub async fn virtual_group_members(
+    state: &AppState,
+    slave: &str,
+    group: i64,
+    page: Page,
+) -> Result<EndpointPage<ReplicaEndpoint>, ConsolidatedError> {
+    let client = state.pool.get().await?;
+    let members = "replica_virtual_group_members m WHERE m.slave_id = $1 AND m.virtual_group_id = $2";
+    let total: i64 = client.query_one(&format!("SELECT count(*) FROM {members}"), &[&slave, &group]).await?.get(0);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM {FROM} WHERE e.slave_id = $1 AND e.id IN (SELECT m.endpoint_id FROM {members})
+                  ORDER BY e.id LIMIT $3 OFFSET $4"
+            ),
+            &[&slave, &group, &page.limit, &page.offset],
         )
         .await?;
     let offline = offline_after(&state.settings);

@@ -220,23 +220,41 @@ pub async fn move_to_group(
     id: &str,
     group_id: i64,
 ) -> Result<EndpointView, EndpointError> {
+    move_all_to_group(state, actor, &[id.to_owned()], group_id).await?;
+    show(state, id).await
+}
+
+/// Moves endpoints `ids` to group `group_id`, all of them or none when one
+/// is unknown; each move is in the activity log. How many moved.
+pub async fn move_all_to_group(
+    state: &AppState,
+    actor: &Actor,
+    ids: &[String],
+    group_id: i64,
+) -> Result<usize, EndpointError> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if tx.query_opt("SELECT 1 FROM network_groups WHERE id = $1", &[&group_id]).await?.is_none() {
         return Err(EndpointError::UnknownGroup(group_id));
     }
-    let before: i64 = tx
-        .query_opt("SELECT group_id FROM endpoints WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .ok_or_else(|| EndpointError::NotFound(id.to_owned()))?
-        .get(0);
-    tx.execute("UPDATE endpoints SET group_id = $2 WHERE id = $1", &[&id, &group_id]).await?;
-    let moved = [id.to_owned()];
-    let queued = policies::refresh(&tx, &state.site, Some(&moved), false).await?;
-    let (b, a) = (serde_json::json!({"group_id": before}), serde_json::json!({"group_id": group_id}));
-    activity::record(&tx, actor, "endpoint.move", &format!("endpoint:{id}"), Some(b), Some(a)).await?;
+    // Locked in id order: two moves of the same computers never wait on each other in a circle.
+    let rows =
+        tx.query("SELECT id, group_id FROM endpoints WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&ids]).await?;
+    if let Some(unknown) = ids.iter().find(|id| !rows.iter().any(|r| r.get::<_, &str>(0) == id.as_str())) {
+        return Err(EndpointError::NotFound(unknown.clone()));
+    }
+    tx.execute("UPDATE endpoints SET group_id = $2 WHERE id = ANY($1)", &[&ids, &group_id]).await?;
+    let queued = policies::refresh(&tx, &state.site, Some(&ids), false).await?;
+    for row in &rows {
+        let (id, before): (&str, i64) = (row.get(0), row.get(1));
+        let (b, a) = (serde_json::json!({"group_id": before}), serde_json::json!({"group_id": group_id}));
+        activity::record(&tx, actor, "endpoint.move", &format!("endpoint:{id}"), Some(b), Some(a)).await?;
+    }
     tx.commit().await?;
     wake_outbox(state, queued);
-    drop(client);
-    show(state, id).await
+    tracing::info!(group_id, endpoints = rows.len(), "Moved endpoints to a network group.");
+    Ok(rows.len())
 }

@@ -234,6 +234,30 @@ pub async fn slave_groups(state: &AppState, slave: &str) -> Result<Vec<ReplicaGr
         .collect())
 }
 
+/// A virtual group of a slave in a master's copy, with how many computers
+/// it holds (loaded when a slave is expanded in the virtual view).
+#[derive(Debug, Serialize)]
+pub struct ReplicaVirtualGroup {
+    pub id: i64,
+    pub member_count: i64,
+    pub name: Option<String>,
+}
+
+/// The virtual groups of `slave` in this master's copy, by id.
+pub async fn slave_virtual_groups(state: &AppState, slave: &str) -> Result<Vec<ReplicaVirtualGroup>, ReadError> {
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT v.id, v.name, coalesce(c.n, 0) FROM replica_virtual_groups v
+               LEFT JOIN (SELECT virtual_group_id, count(*) AS n FROM replica_virtual_group_members
+                           WHERE slave_id = $1 GROUP BY virtual_group_id) c ON c.virtual_group_id = v.id
+              WHERE v.slave_id = $1 ORDER BY v.id",
+            &[&slave],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| ReplicaVirtualGroup { id: r.get(0), name: r.get(1), member_count: r.get(2) }).collect())
+}
+
 /// Nests `groups` (id, name, parent) under their parents, from the groups
 /// without one, each with its computers (`leaves` by group, in order).
 fn network<L>(groups: Vec<(i64, String, Option<i64>)>, leaves: Vec<(Option<i64>, L)>) -> Vec<GroupNode<L>> {
