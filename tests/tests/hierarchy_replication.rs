@@ -30,6 +30,13 @@ async fn count(server: &TestServer, sql: &str) -> i64 {
     server.state.pool.get().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// The value of one series (name and labels, as printed) of a `/metrics` text.
+fn sample(metrics: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    let line = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {series} in {metrics}"));
+    line[prefix.len()..].parse().unwrap()
+}
+
 fn assert_in_sync(verification: &serde_json::Value) {
     assert_eq!(verification["in_sync"], true, "the master's copy differs: {verification:#}");
 }
@@ -58,14 +65,8 @@ async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
     assert_eq!(slave["children"][0]["endpoints"].as_array().unwrap().len(), 10_000);
 
     let metrics = master.metrics().await;
-    let sample = |name: &str| -> f64 {
-        let prefix = format!("{name}{{slave=\"paris\"}} ");
-        let line =
-            metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
-        line[prefix.len()..].parse().unwrap()
-    };
-    assert!(sample("rampart_replication_rows_applied_total") >= 10_000.0);
-    assert!(sample("rampart_replication_lag_seconds") < 600.0);
+    assert!(sample(&metrics, "rampart_replication_rows_applied_total{slave=\"paris\"}") >= 10_000.0);
+    assert!(sample(&metrics, "rampart_replication_lag_seconds{slave=\"paris\"}") < 600.0);
 
     paris.stop(&[]).await;
     master.stop(&[]).await;
@@ -377,12 +378,8 @@ async fn a_caught_up_batch_takes_the_live_lane_and_a_backlog_the_bulk_one() {
     wait_for_replicated_endpoints(&master, "nice", 8).await;
     wait_for_replicated_endpoints(&master, "lyon", 1_003).await;
     let metrics = master.metrics().await;
-    let applied = |consumer: &str| -> f64 {
-        let prefix = format!("rampart_messages_applied_total{{consumer=\"{consumer}\"}} ");
-        let line =
-            metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in {metrics}"));
-        line[prefix.len()..].parse().unwrap()
-    };
+    let applied =
+        |consumer: &str| sample(&metrics, &format!("rampart_messages_applied_total{{consumer=\"{consumer}\"}}"));
     assert!(applied("replication") >= 9.0, "lyon's backlog went through the bulk lane: {metrics}");
     assert!(applied("replication_live") >= 2.0, "nice's and lyon's caught-up batches through the live one: {metrics}");
 
