@@ -1,8 +1,10 @@
 //! Replication slave -> master: the wire contract.
 //!
 //! A slave ships its changed rows as [`ReplicationBatch`]es on
-//! `<ns>.replication` (key `slave.<slave_id>`, queue
-//! `<ns>.master.replication`), signed with its slave key. The master answers
+//! `<ns>.replication`, signed with its slave key: in the bulk [`Lane`] (key
+//! `slave.<slave_id>`, queue `<ns>.master.replication`) or, once caught up,
+//! the live one (key `slave.<slave_id>.live`, queue
+//! `<ns>.master.replication.live`). The master answers
 //! every batch with a [`ReplicationAck`] on the slave's command queue (see
 //! [`MasterCommand`](crate::hierarchy::MasterCommand)), signed with the
 //! slave's command key.
@@ -223,6 +225,42 @@ pub struct ReplicationBatch {
     /// Checksums taken in the same snapshot, when a verification asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+}
+
+/// Which of the master's two replication queues a batch goes to.
+///
+/// A slave has one batch in flight at a time (it sends the next after the
+/// master's answer), so a slave's batches cannot overtake each other
+/// whichever lane each takes. Across slaves the lanes matter: one queue
+/// would put a caught-up slave's small batch behind the full batches of
+/// every slave draining a backlog (a week offline, a new epoch), so its
+/// fresh changes would wait for all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Snapshots and backlogs: every batch that did not reach the slave's
+    /// head.
+    Bulk,
+    /// A batch that caught up (the last of a pass, and the only one of a
+    /// slave that keeps up): at most one per slave and pass.
+    Live,
+}
+
+impl Lane {
+    pub fn of(batch: &ReplicationBatch) -> Self {
+        if batch.caught_up {
+            Self::Live
+        } else {
+            Self::Bulk
+        }
+    }
+
+    /// For logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bulk => "bulk",
+            Self::Live => "live",
+        }
+    }
 }
 
 /// The slave's side of a verification, at the cut of a caught-up batch.

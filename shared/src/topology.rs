@@ -10,6 +10,7 @@
 //! | `<ns>.agents`       | `site.<instance>.endpoint.<endpoint>`     | `<ns>.agents.<instance>.<agent>`   |
 //! | `<ns>.commands`     | `slave.<slave_id>` / `slave.all`          | `<ns>.slave.<slave_id>.commands`   |
 //! | `<ns>.replication`  | `slave.<slave_id>`                        | `<ns>.master.replication`          |
+//! | `<ns>.replication`  | `slave.<slave_id>.live`                   | `<ns>.master.replication.live`     |
 //! | `<ns>.status`       | `slave.<slave_id>.<kind>`                 | `<ns>.master.status`               |
 //! | `<ns>.events`       | `report.<kind>`                           | `<ns>.report.events`               |
 //! | `<ns>.dlx`          | the source queue's name                   | `<queue>.parking`                  |
@@ -19,6 +20,8 @@ use lapin::{
     types::{AMQPValue, FieldTable, ShortString},
     Channel, ExchangeKind,
 };
+
+use crate::replication::Lane;
 
 /// How many times a quorum queue redelivers a message before dead-lettering
 /// it. RabbitMQ 3.10 sets no limit by default, so a poison message would loop.
@@ -146,9 +149,16 @@ impl Topology {
     pub fn master_status_queue(&self) -> String {
         format!("{}.master.status", self.ns)
     }
-    /// Where the master receives every slave's replication batches.
+    /// Where the master receives the slaves' bulk replication batches
+    /// (snapshots and backlogs: every batch but a caught-up one).
     pub fn master_replication_queue(&self) -> String {
         format!("{}.master.replication", self.ns)
+    }
+    /// Where the master receives the slaves' caught-up batches, apart from
+    /// the bulk so that a slave draining a backlog does not hold up the
+    /// fresh changes of the others ([`crate::replication::Lane`]).
+    pub fn master_live_replication_queue(&self) -> String {
+        format!("{}.master.replication.live", self.ns)
     }
     /// Where the report service receives a master's aggregated events.
     pub fn report_events_queue(&self) -> String {
@@ -187,8 +197,18 @@ impl Topology {
     pub fn slave_of_key(routing_key: &str) -> Option<&str> {
         routing_key.strip_prefix("slave.")?.split('.').next().filter(|s| !s.is_empty())
     }
-    /// Binding that catches every slave's replication batches.
+    /// Key of a replication batch of `slave` in `lane`: `slave.<id>` for
+    /// the bulk, `slave.<id>.live` for caught-up batches.
+    pub fn replication_key(slave: &str, lane: Lane) -> String {
+        match lane {
+            Lane::Bulk => Self::slave_key(slave),
+            Lane::Live => format!("slave.{slave}.live"),
+        }
+    }
+    /// Binding that catches every slave's bulk replication batches.
     pub const REPLICATION_BINDING: &'static str = "slave.*";
+    /// Binding that catches every slave's caught-up replication batches.
+    pub const LIVE_REPLICATION_BINDING: &'static str = "slave.*.live";
     /// Key of an event of `kind` for the report service (kinds start with `report.`).
     pub fn event_key(kind: &str) -> String {
         kind.to_owned()
@@ -375,5 +395,22 @@ mod tests {
         assert_eq!(Topology::slave_of_key("slave.paris.slave.receipt"), Some("paris"));
         assert_eq!(Topology::slave_of_key("agent.paris"), None);
         assert_eq!(Topology::slave_of_key(&Topology::slave_key("paris")), Some("paris"));
+        assert_eq!(t.master_live_replication_queue(), "rampart.master.replication.live");
+    }
+
+    /// A batch's key reaches the queue of its lane and no other, and names
+    /// its slave either way.
+    #[test]
+    fn replication_lanes_reach_their_own_queue() {
+        // AMQP topic matching for the two bindings: `*` is one word.
+        let matches = |binding: &str, key: &str| {
+            let (b, k): (Vec<_>, Vec<_>) = (binding.split('.').collect(), key.split('.').collect());
+            b.len() == k.len() && b.iter().zip(&k).all(|(b, k)| *b == "*" || b == k)
+        };
+        let (bulk, live) = (Topology::replication_key("par", Lane::Bulk), Topology::replication_key("par", Lane::Live));
+        assert!(matches(Topology::REPLICATION_BINDING, &bulk) && !matches(Topology::LIVE_REPLICATION_BINDING, &bulk));
+        assert!(matches(Topology::LIVE_REPLICATION_BINDING, &live) && !matches(Topology::REPLICATION_BINDING, &live));
+        assert_eq!(Topology::slave_of_key(&bulk), Some("par"));
+        assert_eq!(Topology::slave_of_key(&live), Some("par"));
     }
 }

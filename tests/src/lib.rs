@@ -287,7 +287,12 @@ impl TestServer {
         let amqp_url = self.options.amqp_url.clone();
         self.halt().await;
         let mut queues = if is_master {
-            vec![topo.master_status_queue(), topo.master_replication_queue(), topo.report_events_queue()]
+            vec![
+                topo.master_status_queue(),
+                topo.master_replication_queue(),
+                topo.master_live_replication_queue(),
+                topo.report_events_queue(),
+            ]
         } else {
             vec![topo.site_inbox(&instance), topo.slave_commands_queue(&instance)]
         };
@@ -359,21 +364,27 @@ pub async fn inject_at(amqp_url: &str, messages: Vec<Outgoing>) {
 
 /// True when `queue` exists on the broker.
 pub async fn queue_exists(queue: &str) -> bool {
+    queue_depth(queue).await.is_some()
+}
+
+/// The messages ready in `queue` on the machine's broker; `None` when it
+/// does not exist.
+pub async fn queue_depth(queue: &str) -> Option<u32> {
     let broker = Broker::new(Secret::new(AMQP_URL.to_owned()), "rampart-tests probe");
-    let exists = match broker.channel().await {
+    let depth = match broker.channel().await {
         Ok(channel) => {
             let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-            let declared = channel.queue_declare(queue.into(), passive, Default::default()).await.is_ok();
+            let declared = channel.queue_declare(queue.into(), passive, Default::default()).await;
             // A passive declare of a missing queue closes the channel itself.
-            if declared {
+            if declared.is_ok() {
                 let _ = close_channel(&channel, "probed").await;
             }
-            declared
+            declared.ok().map(|q| q.message_count())
         }
         Err(e) => panic!("broker unreachable: {e}"),
     };
     broker.close().await;
-    exists
+    depth
 }
 
 /// Polls `probe` every 100 ms until it yields `Some`, failing after `WAIT`.

@@ -82,21 +82,28 @@ impl Fleet {
             .await
     }
 
-    /// Enrolls `count` computers in each slave; the head each load ends at.
-    pub async fn load_endpoints(&self, count: u64) -> anyhow::Result<Vec<Watermark>> {
-        self.load(rows::INSERT_ENDPOINTS, &[count as i64]).await
+    /// Enrolls `count` computers in each slave; each slave's index and the
+    /// head its load ends at.
+    pub async fn load_endpoints(&self, count: u64) -> anyhow::Result<Vec<(usize, Watermark)>> {
+        self.load(0, rows::INSERT_ENDPOINTS, &[count as i64]).await
     }
 
-    /// Records `count` detections in each slave on its first `computers`.
-    pub async fn load_detections(&self, count: u64, computers: u64) -> anyhow::Result<Vec<Watermark>> {
-        self.load(rows::INSERT_DETECTIONS, &[count as i64, computers as i64]).await
+    /// Records `count` detections on their first `computers` in each slave
+    /// from the `first`-th on.
+    pub async fn load_detections(
+        &self,
+        first: usize,
+        count: u64,
+        computers: u64,
+    ) -> anyhow::Result<Vec<(usize, Watermark)>> {
+        self.load(first, rows::INSERT_DETECTIONS, &[count as i64, computers as i64]).await
     }
 
-    /// Runs `sql` in each slave with the slave's name as `$1` and `numbers`
-    /// after it, each in its own transaction.
-    async fn load(&self, sql: &str, numbers: &[i64]) -> anyhow::Result<Vec<Watermark>> {
-        stream::iter(&self.slaves)
-            .map(|slave| async move {
+    /// Runs `sql` in each slave from the `first`-th on, with the slave's
+    /// name as `$1` and `numbers` after it, each in its own transaction.
+    async fn load(&self, first: usize, sql: &str, numbers: &[i64]) -> anyhow::Result<Vec<(usize, Watermark)>> {
+        stream::iter(self.slaves.iter().enumerate().skip(first))
+            .map(|(i, slave)| async move {
                 let name = slave.options.instance.as_str();
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
                 params.extend(numbers.iter().map(|n| n as &(dyn ToSql + Sync)));
@@ -105,7 +112,7 @@ impl Fleet {
                 tx.execute(sql, &params).await.with_context(|| format!("loading {name}"))?;
                 let head = head_of_transaction(&tx).await?;
                 tx.commit().await?;
-                Ok::<_, anyhow::Error>(head)
+                Ok::<_, anyhow::Error>((i, head))
             })
             .buffered(PARALLEL)
             .try_collect()

@@ -40,7 +40,8 @@ impl Cli {
         let mut plan = if self.quick { Plan::quick() } else { Plan::full() };
         if let Some(n) = self.slaves {
             plan.slaves = n;
-            plan.lag_slaves = plan.lag_slaves.min(n);
+            // The live traffic runs on these, the backlog on the others.
+            plan.lag_slaves = plan.lag_slaves.min(n.saturating_sub(1)).max(1);
             plan.fanout_slaves.retain(|s| *s < n);
             plan.fanout_slaves.push(n);
         }

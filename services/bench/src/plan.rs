@@ -24,7 +24,8 @@ pub struct Plan {
     pub lag_slaves: usize,
     pub update_rate: f64,
     pub lag_seconds: u64,
-    /// Rows queued for the backlog drain, over all slaves.
+    /// Rows queued for the backlog drain, over the slaves that do not take
+    /// the live traffic (`lag_slaves..`): those stay caught up meanwhile.
     pub backlog_rows: u64,
     /// Fan-out to the first N slaves, for each N.
     pub fanout_slaves: Vec<usize>,
@@ -87,9 +88,10 @@ impl Plan {
         }
     }
 
-    /// Rows each slave queues for the backlog drain.
+    /// Rows each backlogged slave (every slave but the first `lag_slaves`)
+    /// queues for the backlog drain.
     pub fn backlog_per_slave(&self) -> u64 {
-        self.backlog_rows / self.slaves as u64
+        self.backlog_rows / self.slaves.saturating_sub(self.lag_slaves).max(1) as u64
     }
 
     /// The plan's sizes must fit together.
@@ -97,14 +99,17 @@ impl Plan {
         if self.slaves == 0 || self.computers_per_slave == 0 {
             return Err("--slaves and --computers must be positive".into());
         }
-        if self.lag_slaves > self.slaves {
-            return Err(format!("the lag runs on {} slaves but there are only {}", self.lag_slaves, self.slaves));
+        if self.lag_slaves >= self.slaves {
+            return Err(format!(
+                "the lag runs on {} slaves and the backlog on the others, but there are only {}",
+                self.lag_slaves, self.slaves
+            ));
         }
         if let Some(n) = self.fanout_slaves.iter().find(|n| **n > self.slaves || **n == 0) {
             return Err(format!("fan-out to {n} slaves needs 1 to {} slaves", self.slaves));
         }
         if self.backlog_per_slave() == 0 {
-            return Err(format!("--backlog-rows {} is less than one row per slave", self.backlog_rows));
+            return Err(format!("--backlog-rows {} is less than one row per backlogged slave", self.backlog_rows));
         }
         Ok(())
     }
@@ -131,7 +136,10 @@ mod tests {
         assert!(plan.check().unwrap_err().contains("only 4"));
         let plan = Plan { fanout_slaves: vec![9], ..Plan::quick() };
         assert!(plan.check().unwrap_err().contains("fan-out to 9"));
-        let plan = Plan { backlog_rows: 3, ..Plan::quick() };
+        let plan = Plan { lag_slaves: 4, ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("the backlog on the others"));
+        // Two backlogged slaves of the quick plan's four.
+        let plan = Plan { backlog_rows: 1, ..Plan::quick() };
         assert!(plan.check().unwrap_err().contains("backlog"));
     }
 }

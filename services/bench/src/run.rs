@@ -187,8 +187,12 @@ async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, name
     reports.stop().await;
     let _ = rampart_shared::db::drop_database(&config.database_url).await;
     let topology = Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
-    let mut queues =
-        vec![topology.master_status_queue(), topology.master_replication_queue(), topology.report_events_queue()];
+    let mut queues = vec![
+        topology.master_status_queue(),
+        topology.master_replication_queue(),
+        topology.master_live_replication_queue(),
+        topology.report_events_queue(),
+    ];
     queues.extend(agent_queue);
     rampart_tests::teardown_namespace(&topology, &queues).await;
 }

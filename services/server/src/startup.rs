@@ -135,6 +135,10 @@ impl Application {
         if state.role() != Role::Master {
             tasks.spawn(agents::queues::keep(state.clone(), shutdown.clone()));
         }
+        if state.role() == Role::Master {
+            let state = state.clone();
+            tasks.spawn(async move { crate::hierarchy::link_users::refresh_grants(&state).await });
+        }
         if state.role() == Role::Master && reports::events::enabled(&state) {
             tasks.spawn(reports::events::run_roster(state.clone(), shutdown.clone()));
             tasks.spawn(reports::due::run(state.clone(), shutdown.clone()));
@@ -225,9 +229,14 @@ async fn declare_topology(broker: &Broker, site: &Site, role: Role, publishes_ev
     let owned = if role.has_fleet() {
         vec![site.inbox_queue()]
     } else if publishes_events {
-        vec![site.master_status_queue(), site.master_replication_queue(), site.report_events_queue()]
+        vec![
+            site.master_status_queue(),
+            site.master_replication_queue(),
+            site.master_live_replication_queue(),
+            site.report_events_queue(),
+        ]
     } else {
-        vec![site.master_status_queue(), site.master_replication_queue()]
+        vec![site.master_status_queue(), site.master_replication_queue(), site.master_live_replication_queue()]
     };
     for OwnedQueue { name, spec } in owned {
         topology::declare_queue(&channel, &spec.topology, &name, &spec.exchange, &spec.bindings).await?;

@@ -58,10 +58,17 @@ impl Site {
         self.owned(t.master_status_queue(), t.status_exchange(), Topology::STATUS_BINDING.to_owned())
     }
 
-    /// Where a master receives its slaves' replication batches.
+    /// Where a master receives its slaves' bulk replication batches.
     pub fn master_replication_queue(&self) -> OwnedQueue {
         let t = &self.topology;
         self.owned(t.master_replication_queue(), t.replication_exchange(), Topology::REPLICATION_BINDING.to_owned())
+    }
+
+    /// Where a master receives its slaves' caught-up replication batches.
+    pub fn master_live_replication_queue(&self) -> OwnedQueue {
+        let t = &self.topology;
+        let binding = Topology::LIVE_REPLICATION_BINDING.to_owned();
+        self.owned(t.master_live_replication_queue(), t.replication_exchange(), binding)
     }
 
     /// Where a master's report service receives the aggregated events (the
@@ -101,8 +108,10 @@ pub struct AppState {
     pub agents: Arc<crate::agents::Owners>,
     /// Counters of the hierarchy consumers (commands on a slave, status on a master).
     pub hierarchy_metrics: Arc<ConsumerMetrics>,
-    /// Counters of the master's replication consumer.
+    /// Counters of the master's replication consumers: the bulk lane's and
+    /// the live lane's.
     pub replication_metrics: Arc<ConsumerMetrics>,
+    pub live_replication_metrics: Arc<ConsumerMetrics>,
     /// Faults a test can arm; none in normal operation (shared with the outbox relay).
     pub failpoints: Arc<Failpoints>,
     /// SHA-256 of the API's TLS certificate; `None` when it serves plain HTTP.
@@ -132,6 +141,7 @@ impl AppState {
             inbox_metrics: Arc::new(ConsumerMetrics::default()),
             agents: Arc::default(),
             replication_metrics: Arc::new(ConsumerMetrics::default()),
+            live_replication_metrics: Arc::new(ConsumerMetrics::default()),
             failpoints: Arc::new(Failpoints::default()),
             api_fingerprint: None,
         }

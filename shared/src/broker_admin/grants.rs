@@ -20,7 +20,7 @@
 //! each on `<ns>.dlx` only its own queue's name. A slave's link user (on
 //! the master's broker, for the shovels defined on the slave's broker)
 //! writes status only with `slave.<id>.*` keys and replication only with
-//! `slave.<id>`. A user with write on a topic exchange and no topic permission for
+//! `slave.<id>` (bulk) and `slave.<id>.live` (caught-up batches). A user with write on a topic exchange and no topic permission for
 //! it could publish with any key, so none is left without one.
 
 use super::{ManagementClient, NewUser, Permissions, Result, TopicPermissions};
@@ -108,7 +108,11 @@ impl BrokerGrant {
             },
             topics: vec![
                 TopicPermissions { exchange: status, write: format!("^slave\\.{own}\\."), read: NOTHING.into() },
-                TopicPermissions { exchange: replication, write: format!("^slave\\.{own}$"), read: NOTHING.into() },
+                TopicPermissions {
+                    exchange: replication,
+                    write: format!("^slave\\.{own}(\\.live)?$"),
+                    read: NOTHING.into(),
+                },
             ],
         }
     }
@@ -155,12 +159,20 @@ impl BrokerGrant {
 /// no tags, exactly the grant's permissions and topic permissions.
 pub async fn provision(client: &ManagementClient, vhost: &str, grant: &BrokerGrant) -> Result<NewUser> {
     let user = client.create_user(&grant.user, &[]).await?;
+    apply(client, vhost, grant).await?;
+    Ok(user)
+}
+
+/// Sets an existing user's permissions and topic permissions to `grant`'s
+/// (its password unchanged), e.g. when a newer version grants a little
+/// more.
+pub async fn apply(client: &ManagementClient, vhost: &str, grant: &BrokerGrant) -> Result<()> {
     client.set_permissions(vhost, &grant.user, &grant.permissions).await?;
     client.clear_topic_permissions(vhost, &grant.user).await?;
     for topic in &grant.topics {
         client.set_topic_permissions(vhost, &grant.user, topic).await?;
     }
-    Ok(user)
+    Ok(())
 }
 
 /// `amqp_url` with its user and password replaced by `user`'s, e.g. to hand
@@ -245,23 +257,31 @@ mod tests {
         let status = grant.topics.iter().find(|t| t.exchange == "rt.status").unwrap();
         assert_eq!(status.write, r"^slave\.par\.");
         let replication = grant.topics.iter().find(|t| t.exchange == "rt.replication").unwrap();
-        assert_eq!(replication.write, r"^slave\.par$");
+        assert_eq!(replication.write, r"^slave\.par(\.live)?$");
         let re = |p: &str, text: &str| regex_lite_match(p, text);
         assert!(re(&status.write, "slave.par.heartbeat") && !re(&status.write, "slave.paris.heartbeat"));
         assert!(re(&replication.write, "slave.par") && !re(&replication.write, "slave.paris"));
+        assert!(re(&replication.write, "slave.par.live") && !re(&replication.write, "slave.paris.live"));
+        assert!(!re(&replication.write, "slave.par.x") && !re(&replication.write, "slave.par.live.x"));
     }
 
     /// Enough of a regex for the anchored patterns above: `^`, literal
-    /// characters, `\.`, and an optional trailing `$`.
+    /// characters, `\.`, one trailing optional group `(...)?`, and an
+    /// optional trailing `$`.
     fn regex_lite_match(pattern: &str, text: &str) -> bool {
         let body = pattern.strip_prefix('^').expect("anchored");
         let (body, exact) = body.strip_suffix('$').map_or((body, false), |b| (b, true));
-        let literal = body.replace("\\.", ".");
-        if exact {
-            text == literal
-        } else {
-            text.starts_with(&literal)
-        }
+        let alternatives = match body.strip_suffix(")?").and_then(|b| b.split_once('(')) {
+            Some((head, group)) => vec![head.to_owned(), format!("{head}{group}")],
+            None => vec![body.to_owned()],
+        };
+        alternatives.iter().map(|a| a.replace("\\.", ".")).any(|literal| {
+            if exact {
+                text == literal
+            } else {
+                text.starts_with(&literal)
+            }
+        })
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Stack {
     /// Every queue a consumer of this stack reads.
     pub fn consumed_queues(&self) -> Vec<String> {
         let t = self.master.topology();
-        let mut queues = vec![t.master_status_queue(), t.master_replication_queue()];
+        let mut queues = vec![t.master_status_queue(), t.master_replication_queue(), t.master_live_replication_queue()];
         for s in &self.slaves {
             queues.push(t.site_inbox(&s.options.instance));
             queues.push(t.slave_commands_queue(&s.options.instance));
@@ -318,8 +318,8 @@ pub async fn settle(master: &TestServer, slaves: &[&TestServer]) -> DateTime<Utc
     // Each server's queues on its own broker: one broker for the whole
     // stack, or a broker per site (docs/multi-site.md), whose link queues
     // hold what waits for the master's broker.
-    let mut brokers: Vec<(String, Vec<String>)> =
-        vec![(master.options.amqp_url.clone(), vec![t.master_status_queue(), t.master_replication_queue()])];
+    let master_queues = vec![t.master_status_queue(), t.master_replication_queue(), t.master_live_replication_queue()];
+    let mut brokers: Vec<(String, Vec<String>)> = vec![(master.options.amqp_url.clone(), master_queues)];
     for s in slaves {
         let name = &s.options.instance;
         let mut queues = vec![t.site_inbox(name), t.slave_commands_queue(name)];

@@ -5,8 +5,9 @@
 //! slaves replicate hourly) and time it from the master's start until every
 //! slave has had its changes acknowledged (the master applied them,
 //! committed, and the answer reached the slave). Throughput does it with new computers on every slave;
-//! the backlog drain with an hour's worth of detections while live traffic
-//! goes on. The master's peak memory is read at the end of each.
+//! the backlog drain with an hour's worth of detections on every slave but
+//! the few that take live traffic meanwhile. The master's peak memory is
+//! read at the end of each.
 
 use std::{sync::Arc, time::Duration};
 
@@ -69,8 +70,11 @@ pub async fn throughput(
     Ok((master, drain))
 }
 
-/// `detections` new rows on every slave (an hour of changes) while
-/// `live` traffic goes on.
+/// `detections` new rows (an hour of changes, a week offline for a slave
+/// that replicates hourly) on every slave but the first `live.slaves`,
+/// which stay caught up and take `live` traffic from the master's start
+/// until the others have drained: their lag is what the master's fresh
+/// view of the sites that keep up costs during a backlog.
 pub async fn backlog(
     fleet: &Fleet,
     master: Master,
@@ -81,15 +85,19 @@ pub async fn backlog(
     live: &Traffic,
 ) -> anyhow::Result<(Master, Drain, Live)> {
     master.stop().await?;
+    let backlogged = fleet.slaves.len() - live.slaves;
     tracing::info!(
-        slaves = fleet.slaves.len(),
+        backlogged,
         detections,
-        "Queueing an hour of detections in every slave while the master is stopped."
+        live_slaves = live.slaves,
+        "Queueing an hour of detections in the backlogged slaves while the master is stopped."
     );
     let before = count_detections(&master_db).await?;
-    let heads = fleet.load_detections(detections, computers).await?;
+    let heads = fleet.load_detections(live.slaves, detections, computers).await?;
+    let rows = backlogged as u64 * detections;
+    let (master, started, batches_before) = restart(config, &master_db).await?;
     let running = traffic::start(fleet, live, master_db.clone());
-    let (master, drain) = drain(fleet, config, &master_db, heads, fleet.slaves.len() as u64 * detections).await?;
+    let drain = drained(fleet, &master, &master_db, &heads, rows, started, batches_before).await?;
     let outcome = running.finish(Duration::from_secs(120)).await?;
     let copied = count_detections(&master_db).await? - before;
     ensure!(
@@ -117,15 +125,38 @@ async fn drain(
     fleet: &Fleet,
     config: &MasterConfig,
     master_db: &tokio_postgres::Client,
-    heads: Vec<rampart_shared::replication::Watermark>,
+    heads: Vec<(usize, rampart_shared::replication::Watermark)>,
     rows: u64,
 ) -> anyhow::Result<(Master, Drain)> {
-    let (applied_before, refused_before) = batch_counts(master_db).await?;
+    let (master, started, batches_before) = restart(config, master_db).await?;
+    let drain = drained(fleet, &master, master_db, &heads, rows, started, batches_before).await?;
+    Ok((master, drain))
+}
+
+/// Starts the master and asks every slave to replicate now; when it
+/// started, and the batches applied and refused until then.
+async fn restart(
+    config: &MasterConfig,
+    master_db: &tokio_postgres::Client,
+) -> anyhow::Result<(Master, Instant, (i64, i64))> {
+    let before = batch_counts(master_db).await?;
     let started = Instant::now();
     let master = Master::start(config).await.context("restarting the master")?;
     master.call_ok(reqwest::Method::POST, "/api/replication/now", Some(serde_json::json!({}))).await?;
-    let heads: Vec<_> = heads.into_iter().enumerate().collect();
-    let reached = fleet.wait_acked(&heads, CATCH_UP_TIMEOUT).await?;
+    Ok((master, started, before))
+}
+
+/// Waits until the master has acknowledged each slave's `heads`.
+async fn drained(
+    fleet: &Fleet,
+    master: &Master,
+    master_db: &tokio_postgres::Client,
+    heads: &[(usize, rampart_shared::replication::Watermark)],
+    rows: u64,
+    started: Instant,
+    (applied_before, refused_before): (i64, i64),
+) -> anyhow::Result<Drain> {
+    let reached = fleet.wait_acked(heads, CATCH_UP_TIMEOUT).await?;
     let last = reached.into_iter().max().unwrap_or(started);
     let elapsed = last - started;
     let master_peak_rss = master.peak_rss()?;
@@ -139,7 +170,7 @@ async fn drain(
         batches_refused: refused - refused_before,
     };
     tracing::info!(?drain, "The master caught up.");
-    Ok((master, drain))
+    Ok(drain)
 }
 
 async fn batch_counts(master_db: &tokio_postgres::Client) -> anyhow::Result<(i64, i64)> {

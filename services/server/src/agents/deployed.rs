@@ -9,11 +9,6 @@
 //! site's own decision to deploy.
 
 use deadpool_postgres::Transaction;
-use lapin::{options::QueueBindOptions, types::FieldTable};
-use rampart_shared::{
-    amqp::{bounded, close_channel, AmqpError},
-    topology::Topology,
-};
 
 use crate::state::AppState;
 
@@ -61,30 +56,10 @@ pub async fn apply(state: &AppState, claims: &[Claim]) {
     for c in claims {
         state.agents.grant(&c.agent_id, &c.broker_user, [c.computer_id.clone()]);
     }
-    if let Err(error) = bind(state, claims).await {
+    let pairs: Vec<(&str, &str)> = claims.iter().map(|c| (c.queue.as_str(), c.computer_id.as_str())).collect();
+    if let Err(error) = super::queues::bind(state, &pairs, "deployed computers bound").await {
         tracing::error!(%error, computers = claims.len(), "Cannot bind deployed computers to their agents' queues.");
     } else {
         tracing::info!(computers = claims.len(), "Gave deployed computers to the agents that reported them.");
     }
-}
-
-async fn bind(state: &AppState, claims: &[Claim]) -> Result<(), AmqpError> {
-    let exchange = state.site.topology.agents_exchange();
-    let channel = state.broker.channel().await?;
-    for c in claims {
-        let key = Topology::endpoint_key(&state.site.instance, &c.computer_id);
-        bounded(
-            "queue.bind",
-            channel.queue_bind(
-                c.queue.as_str().into(),
-                exchange.as_str().into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
-    }
-    let _ = close_channel(&channel, "deployed computers bound").await;
-    Ok(())
 }

@@ -35,21 +35,24 @@ pub async fn declare(state: &AppState, queue: &str, endpoints: &[String]) -> Res
     bounded("queue.declare", topology::declare_queue(&channel, &site.topology, queue, &exchange, &[])).await?;
     let _ = close_channel(&channel, "agent queue declared").await;
     let per_channel = endpoints.len().div_ceil(BINDING_CHANNELS).max(1);
-    let binders = endpoints.chunks(per_channel).map(|chunk| bind(state, queue, &exchange, chunk));
+    let pairs: Vec<(&str, &str)> = endpoints.iter().map(|endpoint| (queue, endpoint.as_str())).collect();
+    let binders = pairs.chunks(per_channel).map(|chunk| bind(state, chunk, "agent queue bound"));
     futures_util::future::try_join_all(binders).await?;
     Ok(())
 }
 
-/// Binds `queue` to the command key of each of `endpoints`, on a channel of its own.
-async fn bind(state: &AppState, queue: &str, exchange: &str, endpoints: &[String]) -> Result<(), AmqpError> {
+/// Binds each (queue, endpoint) pair: the queue from `<ns>.agents` with the
+/// endpoint's command key, on a channel of its own (closed saying `done`).
+pub(super) async fn bind(state: &AppState, pairs: &[(&str, &str)], done: &str) -> Result<(), AmqpError> {
+    let exchange = state.site.topology.agents_exchange();
     let channel = state.broker.channel().await?;
-    for endpoint in endpoints {
+    for &(queue, endpoint) in pairs {
         let key = Topology::endpoint_key(&state.site.instance, endpoint);
         bounded(
             "queue.bind",
             channel.queue_bind(
                 queue.into(),
-                exchange.into(),
+                exchange.as_str().into(),
                 key.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -57,7 +60,7 @@ async fn bind(state: &AppState, queue: &str, exchange: &str, endpoints: &[String
         )
         .await?;
     }
-    let _ = close_channel(&channel, "agent queue bound").await;
+    let _ = close_channel(&channel, done).await;
     Ok(())
 }
 

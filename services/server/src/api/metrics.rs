@@ -43,6 +43,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         ("inbox", &state.inbox_metrics),
         ("hierarchy", &state.hierarchy_metrics),
         ("replication", &state.replication_metrics),
+        ("replication_live", &state.live_replication_metrics),
     ];
     for (name, help, pick) in [
         ("rampart_messages_applied_total", "Messages applied and acked, by consumer.", 0),

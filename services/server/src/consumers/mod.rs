@@ -37,9 +37,12 @@ use crate::{
     state::{AppState, SharedState},
 };
 
-/// Replication batches a master applies at once. The benchmark measured 1,
-/// 3 and 5 (`bench/README.md`, change 9).
+/// Bulk replication batches a master applies at once. The benchmark
+/// measured 1, 3 and 5 (`bench/README.md`, change 9).
 pub const REPLICATION_APPLIERS: usize = 5;
+/// Caught-up batches a master applies at once, beside the bulk ones: small
+/// batches, so two keep up with many slaves.
+pub const LIVE_REPLICATION_APPLIERS: usize = 2;
 
 /// Runs every consumer of this server until shutdown: on a master the
 /// status and replication consumers; on a stand-alone or slave the agent
@@ -132,12 +135,16 @@ fn authenticate_slave(
     Ok((envelope, entry))
 }
 
-/// Records a message refused on `<ns>.master.status` or
-/// `<ns>.master.replication` in the audit, with the slave its routing key names.
+/// Records a message refused on `<ns>.master.status` or one of the
+/// replication queues in the audit, with the slave its routing key names.
 async fn record_refused_from_slave(state: &AppState, delivery: &Delivery, reason: &str) {
     let topology = &state.site.topology;
+    let key = delivery.routing_key.as_str();
     let queue = match delivery.exchange.as_str() {
-        "" => delivery.routing_key.to_string(),
+        "" => key.to_owned(),
+        exchange if exchange == topology.replication_exchange() && key.ends_with(".live") => {
+            topology.master_live_replication_queue()
+        }
         exchange if exchange == topology.replication_exchange() => topology.master_replication_queue(),
         _ => topology.master_status_queue(),
     };

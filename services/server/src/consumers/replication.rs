@@ -1,5 +1,8 @@
-//! `<ns>.master.replication`: the slaves' replication batches, applied by
-//! [`crate::replication::apply`], a few at once.
+//! `<ns>.master.replication` and `<ns>.master.replication.live`: the
+//! slaves' replication batches, applied by [`crate::replication::apply`], a
+//! few at once. The two lanes ([`Lane`]) have consumers of their own, so a
+//! caught-up slave's batch is applied while the bulk of slaves draining a
+//! backlog still waits.
 
 use std::sync::Arc;
 
@@ -10,28 +13,40 @@ use rampart_shared::{
         Broker,
     },
     envelope::Rejection,
-    replication::{kind, ReplicationBatch, MAX_REPLICATION_BYTES},
+    replication::{kind, Lane, ReplicationBatch, MAX_REPLICATION_BYTES},
     Shutdown,
 };
 
-use super::REPLICATION_APPLIERS;
+use super::{LIVE_REPLICATION_APPLIERS, REPLICATION_APPLIERS};
 use crate::{
     replication::apply::{self, Inbound},
     state::SharedState,
 };
 
-/// Consumes the slaves' replication batches until shutdown.
+/// Consumes the slaves' replication batches, both lanes, until shutdown.
 pub(super) async fn run(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown) {
-    let queue = state.site.master_replication_queue();
+    tokio::join!(
+        lane(state.clone(), broker.clone(), shutdown.clone(), Lane::Bulk),
+        lane(state, broker, shutdown, Lane::Live),
+    );
+}
+
+async fn lane(state: SharedState, broker: Arc<Broker>, shutdown: Shutdown, lane: Lane) {
+    let (queue, appliers, metrics) = match lane {
+        Lane::Bulk => (state.site.master_replication_queue(), REPLICATION_APPLIERS, &state.replication_metrics),
+        Lane::Live => {
+            (state.site.master_live_replication_queue(), LIVE_REPLICATION_APPLIERS, &state.live_replication_metrics)
+        }
+    };
+    let metrics = metrics.clone();
     // One batch per transaction, a few applied at once (batches of
     // different slaves, on their own connections): batches are large
     // and their apply is mostly database time.
     let mut settings = super::settings(&state, queue.name);
-    settings.concurrency = REPLICATION_APPLIERS;
-    settings.prefetch = REPLICATION_APPLIERS as u16 + 2;
+    settings.concurrency = appliers;
+    settings.prefetch = appliers as u16 + 2;
     settings.batch_max = 1;
     settings.declare = Some(queue.spec);
-    let metrics = state.replication_metrics.clone();
     consumer::run(broker, settings, Arc::new(ReplicationInbox { state }), metrics, shutdown).await
 }
 

@@ -22,6 +22,7 @@ use rampart_shared::{
         grants::url_with_user, settings::vhost_of, without_credentials, AdminError, ManagementClient, NewUser,
         ShovelDefinition,
     },
+    replication::Lane,
     site_link::{BrokerLinkGrant, LinkState},
     topology::{self, Topology},
     Secret,
@@ -294,7 +295,7 @@ fn outbound_queue(topo: &Topology, me: &str, carries: &str) -> Option<String> {
 
 /// This slave's command queue (the commands link delivers into it through
 /// the local commands exchange) and the outbound link queues.
-async fn declare_local_queues(state: &AppState) -> Result<(), BrokerLinkError> {
+pub async fn declare_local_queues(state: &AppState) -> Result<(), BrokerLinkError> {
     let (topo, me) = (&state.site.topology, state.site.instance.as_str());
     let failed = |e: &dyn std::fmt::Display| BrokerLinkError::Broker(e.to_string());
     let channel = state.broker.channel().await.map_err(|e| failed(&e))?;
@@ -304,7 +305,7 @@ async fn declare_local_queues(state: &AppState) -> Result<(), BrokerLinkError> {
             .await?;
         let status = [format!("{}.#", Topology::slave_key(me))];
         topology::declare_link_queue(&channel, &topo.link_status_queue(me), &topo.status_exchange(), &status).await?;
-        let replication = [Topology::slave_key(me)];
+        let replication = [Topology::replication_key(me, Lane::Bulk), Topology::replication_key(me, Lane::Live)];
         topology::declare_link_queue(
             &channel,
             &topo.link_replication_queue(me),

@@ -89,12 +89,22 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
     let mut watches: HashMap<&'static str, Watch> = HashMap::new();
     // The grant whose links the master's broker refused: not repaired again.
     let mut refused: Option<String> = None;
+    // The local link queues' bindings, declared again once per start: a
+    // newer version may bind a key more (the live replication lane).
+    let mut declared = false;
     while stop.sleep(state.settings.hierarchy.link_check).await {
         if state.role() != Role::Slave {
             watches.clear();
+            declared = false;
             continue;
         }
         let Some(grant) = stored_grant(&state).await else { continue };
+        if !declared {
+            match broker_links::declare_local_queues(&state).await {
+                Ok(()) => declared = true,
+                Err(e) => tracing::warn!(error = %e, "Could not declare the local queues of the links."),
+            }
+        }
         if refused.as_deref() == Some(grant.password.as_str()) {
             continue;
         }

@@ -8,7 +8,7 @@
 
 use rampart_shared::{
     broker_admin::{
-        grants::{provision, BrokerGrant},
+        grants::{self, provision, BrokerGrant},
         settings::vhost_of,
         AdminError, ManagementClient,
     },
@@ -110,4 +110,33 @@ pub async fn broker_view(state: &AppState, slave: &str) -> SlaveBrokerView {
 /// Whether this master makes link users at all.
 pub fn enabled(state: &AppState) -> bool {
     admin(state).is_some()
+}
+
+/// Brings the link users of the slaves with brokers of their own up to
+/// this version's grant (their passwords unchanged): a version that adds a
+/// routing key (the live replication lane) must not leave the links of
+/// slaves registered before it refused by the broker. Run at a master's
+/// start; a broker that does not answer is logged and tried at the next.
+pub async fn refresh_grants(state: &AppState) {
+    let Some((client, vhost, _)) = admin(state) else { return };
+    let slaves: Vec<String> = match state.pool.get().await {
+        Ok(db) => match db.query("SELECT id FROM slaves WHERE site_broker AND state <> 'removed'", &[]).await {
+            Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+            Err(e) => return tracing::warn!(error = %e, "Could not list the slaves whose link users to refresh."),
+        },
+        Err(e) => return tracing::warn!(error = %e, "Could not list the slaves whose link users to refresh."),
+    };
+    for slave in slaves {
+        let grant = BrokerGrant::slave_link(&state.site.topology, &slave);
+        match grants::apply(&client, &vhost, &grant).await {
+            Ok(()) => {
+                tracing::debug!(slave_id = slave, user = %grant.user, "Refreshed the grant of a slave's link user.")
+            }
+            Err(e) if e.is_not_found() => {
+                tracing::warn!(slave_id = slave, user = %grant.user, "A slave's link user is missing on this master's broker.")
+            }
+            Err(e) => tracing::warn!(slave_id = slave, user = %grant.user, error = %e,
+                                     "Could not refresh the grant of a slave's link user; it is tried again at the next start."),
+        }
+    }
 }

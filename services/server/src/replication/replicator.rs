@@ -22,7 +22,7 @@ use rampart_shared::{
         Broker,
     },
     db::CachedStatements,
-    replication::{kind, Digest, ReplicationAck, ReplicationBatch, ReplicationProgress, Watermark},
+    replication::{kind, Digest, Lane, ReplicationAck, ReplicationBatch, ReplicationProgress, Watermark},
     topology::Topology,
     Envelope, Shutdown,
 };
@@ -241,16 +241,17 @@ async fn pass(
             (batch, stream.verification)
         };
         let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
+        let lane = Lane::of(&batch);
         publisher
             .publish(Outgoing::envelope(
                 state.site.topology.replication_exchange(),
-                Topology::slave_key(&state.site.instance),
+                Topology::replication_key(&state.site.instance, lane),
                 &envelope,
                 Some(&link.slave_key),
             ))
             .await?;
         tracing::debug!(epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), from = %batch.from, to = %batch.to,
-                        caught_up = batch.caught_up, "Sent a replication batch.");
+                        lane = lane.as_str(), "Sent a replication batch.");
         let answer = match answer_to(state, broker, batch.batch, patience, stop).await? {
             Answer::Stopped => return Ok(None),
             Answer::TimedOut => {
