@@ -240,14 +240,20 @@ pub enum Lane {
     /// Snapshots and backlogs: every batch that did not reach the slave's
     /// head.
     Bulk,
-    /// A batch that caught up (the last of a pass, and the only one of a
-    /// slave that keeps up): at most one per slave and pass.
+    /// A small batch that caught up (the last of a pass, and the only one
+    /// of a slave that keeps up): at most one per slave and pass.
     Live,
 }
 
 impl Lane {
+    /// The most rows a live batch carries: a slave that keeps up ships
+    /// what changed in one interval (150 rows a second per slave in the
+    /// benchmark's live traffic); the last batch of a backlog's drain can
+    /// be nearly full, and goes with the bulk.
+    pub const LIVE_MAX_ROWS: usize = 1_000;
+
     pub fn of(batch: &ReplicationBatch) -> Self {
-        if batch.caught_up {
+        if batch.caught_up && batch.rows.len() <= Self::LIVE_MAX_ROWS {
             Self::Live
         } else {
             Self::Bulk
@@ -353,6 +359,30 @@ mod tests {
         assert_eq!(w(7, 3).to_string(), "7:3");
         assert_eq!("7:3".parse::<Watermark>(), Ok(w(7, 3)));
         assert!("7".parse::<Watermark>().unwrap_err().contains("XID:SEQ"));
+    }
+
+    #[test]
+    fn small_caught_up_batches_take_the_live_lane() {
+        let row = ReplicatedRow {
+            table: ReplicatedTable::Endpoints,
+            key: serde_json::json!({"id": "p-1"}),
+            change_seq: 1,
+            row: None,
+        };
+        let batch = |caught_up, rows| ReplicationBatch {
+            epoch: 1,
+            batch: 1,
+            from: Watermark::START,
+            to: Watermark::START,
+            caught_up,
+            taken_at: Utc::now(),
+            rows: vec![row.clone(); rows],
+            digest: None,
+        };
+        assert_eq!(Lane::of(&batch(true, 0)), Lane::Live, "an empty pass tells how fresh the copy is");
+        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS)), Lane::Live);
+        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1)), Lane::Bulk, "the end of a long drain");
+        assert_eq!(Lane::of(&batch(false, 10)), Lane::Bulk, "more to come: a backlog");
     }
 
     #[test]
