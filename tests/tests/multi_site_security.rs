@@ -7,14 +7,18 @@
 use lapin::options::BasicGetOptions;
 use rampart_shared::{
     amqp::{close_channel, Broker},
-    broker_admin::grants::{provision, url_with_user, BrokerGrant},
+    broker_admin::{
+        grants::{provision, url_with_user, BrokerGrant},
+        TopicPermissions,
+    },
+    replication::Lane,
     topology::{NameSegment, Topology},
     Secret,
 };
 use rampart_tests::{
     faults::{broker::PrivateBroker, take_turn},
-    hierarchy::{register, token, wait_for_receipts},
-    multi_site::{certificate_authority, master_on, shovels},
+    hierarchy::{insert_endpoints, register, token, wait_for_receipts, wait_for_replicated_endpoints},
+    multi_site::{certificate_authority, master_on, shovels, site_on},
     namespace,
     refusals::{publish, refused},
     wait_for, ServerOptions, TestServer,
@@ -152,5 +156,56 @@ async fn a_link_runs_over_tls_verifying_the_master_broker() {
     );
 
     nice.stop(&[]).await;
+    master.stop(&[]).await;
+}
+
+/// Links made by the version before the live replication lane keep
+/// replicating once both servers run this one: the master's start brings
+/// the slave's link user up to this version's grant (a key more on
+/// `<ns>.replication`), and the slave's link keeper binds its local link
+/// queue to that key. Both are put back as the older version left them,
+/// then the servers restart and a caught-up batch crosses the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_made_by_an_older_version_are_brought_up_to_date() {
+    let _turn = take_turn().await;
+    let (hq_broker, lille_broker) = tokio::join!(PrivateBroker::start_with_links(), PrivateBroker::start_with_links());
+    let ns = namespace();
+    let topo = Topology::new(&NameSegment::parse(&ns).unwrap());
+    let master = master_on(&hq_broker, &ns, &format!("amqp://127.0.0.1:{}/%2f", hq_broker.port)).await;
+    let lille = site_on(&lille_broker, &ns, "lille").await;
+    register(&master, &lille).await;
+
+    let (master, mut lille) = (master.halt().await, lille.halt().await);
+    let (admin, user) = (hq_broker.management(), topo.link_user("lille"));
+    let older =
+        TopicPermissions { exchange: topo.replication_exchange(), write: r"^slave\.lille$".into(), read: "^$".into() };
+    admin.set_topic_permissions("/", &user, &older).await.expect("the older grant");
+    let site = Broker::connect(Secret::new(lille_broker.url()), "rt older binding").await.unwrap();
+    let channel = site.channel().await.unwrap();
+    channel
+        .queue_unbind(
+            topo.link_replication_queue("lille").as_str().into(),
+            topo.replication_exchange().as_str().into(),
+            Topology::replication_key("lille", Lane::Live).as_str().into(),
+            Default::default(),
+        )
+        .await
+        .expect("the older binding");
+    let _ = close_channel(&channel, "unbound").await;
+    site.close().await;
+
+    let master = TestServer::spawn(master).await;
+    wait_for("the link user's grant brought up to date", || async {
+        let topics = admin.topic_permissions("/", &user).await.ok()?;
+        topics.iter().any(|t| t.exchange == topo.replication_exchange() && t.write.contains("live")).then_some(())
+    })
+    .await;
+    lille.extra_xml = lille.extra_xml.replace("</Hierarchy>", "<LinkCheckSeconds>1</LinkCheckSeconds></Hierarchy>");
+    let lille = TestServer::spawn(lille).await;
+    insert_endpoints(&lille, "lille", 3).await;
+    let (status, body) = master.post("/api/slaves/lille/replicate", json!({"full": false})).await;
+    assert_eq!(status, 202, "{body}");
+    wait_for_replicated_endpoints(&master, "lille", 3).await;
+    lille.stop(&[]).await;
     master.stop(&[]).await;
 }
