@@ -59,6 +59,9 @@ pub async fn retire(state: &AppState, grant: Option<&BrokerLinkGrant>) -> Result
     }
     let status_link = topo.link_shovel(instance, "status");
     let status_queue = topo.link_status_queue(instance);
+    // How long the link runs again before the next count: longer each
+    // time, so a slow WAN gets the time to reconnect and confirm.
+    let mut run_for = 2 * POLL;
     let crossed = loop {
         broker.client.delete_shovel(&broker.vhost, &status_link).await?;
         state.departure_pending.store(false, Ordering::SeqCst);
@@ -71,10 +74,11 @@ pub async fn retire(state: &AppState, grant: Option<&BrokerLinkGrant>) -> Result
         // delivers the departure once the master's broker is reachable).
         redeclare(state, grant, "status").await?;
         state.departure_pending.store(true, Ordering::SeqCst);
-        if Instant::now() >= deadline {
+        if Instant::now() + run_for >= deadline {
             break false;
         }
-        tokio::time::sleep(2 * POLL).await;
+        tokio::time::sleep(run_for).await;
+        run_for *= 2;
     };
     let mut queues = vec![topo.link_replication_queue(instance)];
     if crossed || grant.is_none() {
@@ -134,9 +138,10 @@ async fn queue_counts(state: &AppState, queue: &str) -> Option<(u32, u32)> {
 
 /// On a stand-alone that left its master with the links down: once the
 /// status link kept to deliver the departure has delivered everything (its
-/// queue empty, and nothing consuming it: what a link takes stays counted
-/// until confirmed), removes it and its queue. A link the master's broker
-/// refuses since (the master heard, and deleted its user) no longer consumes.
+/// queue holds nothing ready and nothing consumes it: a link holding a
+/// message it has not had confirmed is a consumer), removes it and its
+/// queue. A link the master's broker refuses since (the master heard, and
+/// deleted its user) consumes nothing.
 pub async fn finish(state: &AppState) {
     if !state.departure_pending.load(Ordering::SeqCst) {
         return;
