@@ -198,3 +198,137 @@ rabbit_open_files() {
     [[ -n $pid ]] || return 0
     awk '/Max open files/ {print $4}' "/proc/${pid}/limits" 2>/dev/null
 }
+
+# --- extra local broker nodes --------------------------------------------------------
+# A RabbitMQ node of its own beside the machine's broker (ops/demo
+# --multi-site: a broker per site), the way the fault suite starts its
+# private nodes (tests/src/faults/broker.rs): its own node name, AMQP,
+# management and Erlang distribution ports on 127.0.0.1, its data, logs,
+# configuration and plugins in one directory. It has no `guest`: its one
+# user at start is the administrator `rampart-admin`, with a random
+# password written to a credentials file (`user:password`, mode 0600). Its
+# schedulers do not busy-wait (`+sbwt none`), so several nodes share two
+# cores. As root it runs as the `rabbitmq` user (the Erlang cookie in
+# /var/lib/rabbitmq); as anyone else, as that user with the cookie in the
+# node's directory.
+
+RABBIT_NODE_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
+RABBIT_NODE_CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
+# Bound of a node's start and of one rabbitmqctl call.
+RABBIT_NODE_TIMEOUT=90
+
+# rabbit_node_exec DIR COMMAND...: runs COMMAND with the environment of the
+# node in DIR (written by rabbit_node_start to DIR/node.env), as the node's user.
+rabbit_node_exec() {
+    local dir=$1
+    shift
+    local -a env
+    mapfile -t env <"$dir/node.env"
+    if ((EUID == 0)) && id rabbitmq >/dev/null 2>&1 && have setpriv; then
+        setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq "${env[@]}" "$@"
+    else
+        env HOME="$dir" "${env[@]}" "$@"
+    fi
+}
+
+# rabbit_node_value DIR NAME: one value of the node's node.env (e.g.
+# RABBITMQ_NODENAME, RABBITMQ_NODE_PORT, RAMPART_MANAGEMENT_PORT).
+rabbit_node_value() {
+    sed -n "s/^$2=//p" "$1/node.env" 2>/dev/null
+}
+
+# rabbit_node_pid DIR: the pid of the node in DIR if it runs (else fails).
+rabbit_node_pid() {
+    local dir=$1 pid node
+    [[ -r $dir/pid ]] || return 1
+    pid=$(<"$dir/pid")
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    # Guards against a recycled pid: the process is this node's beam.
+    node=$(rabbit_node_value "$dir" RABBITMQ_NODENAME)
+    tr '\0' '\n' <"/proc/${pid}/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=${node}" || return 1
+    printf '%s' "$pid"
+}
+
+# rabbit_node_start DIR NODE AMQP_PORT MANAGEMENT_PORT DIST_PORT CREDENTIALS PLUGIN...:
+# starts a fresh node (whatever DIR held is removed) named NODE@localhost,
+# with the management plugin and the PLUGINs, and waits until its
+# management API answers its administrator, whose credentials it writes to
+# CREDENTIALS. Fails with the node's log when it does not start.
+rabbit_node_start() {
+    local dir=$1 node=$2 amqp_port=$3 management_port=$4 dist_port=$5 credentials=$6
+    shift 6
+    local plugins port
+    plugins=$(printf ',%s' rabbitmq_management "$@")
+    [[ -x $RABBIT_NODE_SERVER ]] || die "RabbitMQ is not installed here (${RABBIT_NODE_SERVER}); run ops/services first."
+    for port in "$amqp_port" "$management_port" "$dist_port"; do
+        ! tcp_open 127.0.0.1 "$port" || die "port ${port} on 127.0.0.1 is busy; the broker node ${node} needs it."
+    done
+    rm -rf "$dir"
+    mkdir -p "$dir/mnesia" "$dir/log"
+    local password
+    password=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+    (umask 077 && printf '%s:%s\n' "$BROKER_ADMIN" "$password" >"$credentials")
+    printf '[%s].\n' "${plugins#,}" >"$dir/enabled_plugins"
+    cat >"$dir/rabbitmq.conf" <<CONF
+management.tcp.ip = 127.0.0.1
+management.tcp.port = ${management_port}
+collect_statistics_interval = 1000
+default_user = ${BROKER_ADMIN}
+default_pass = ${password}
+default_user_tags.administrator = true
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
+CONF
+    cat >"$dir/node.env" <<ENV
+ERL_EPMD_ADDRESS=127.0.0.1
+RABBITMQ_NODENAME=${node}@localhost
+RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+RABBITMQ_NODE_PORT=${amqp_port}
+RABBITMQ_DIST_PORT=${dist_port}
+RABBITMQ_MNESIA_BASE=${dir}/mnesia
+RABBITMQ_LOG_BASE=${dir}/log
+RABBITMQ_ENABLED_PLUGINS_FILE=${dir}/enabled_plugins
+RABBITMQ_CONFIG_FILE=${dir}/rabbitmq.conf
+RABBITMQ_PID_FILE=${dir}/pid
+RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=+sbwt none +sbwtdcpu none +sbwtdio none
+RAMPART_MANAGEMENT_PORT=${management_port}
+ENV
+    chmod 0700 "$dir"
+    chmod 0600 "$dir/rabbitmq.conf"
+    if ((EUID == 0)) && id rabbitmq >/dev/null 2>&1; then
+        chown -R rabbitmq:rabbitmq "$dir"
+    fi
+    rabbit_node_exec "$dir" timeout "$RABBIT_NODE_TIMEOUT" "$RABBIT_NODE_SERVER" -detached >"$dir.start.log" 2>&1 || {
+        log_tail "$dir.start.log"
+        die "the broker node ${node} did not start."
+    }
+    local deadline=$((SECONDS + RABBIT_NODE_TIMEOUT))
+    until curl -fsS --max-time 2 -o /dev/null -u "$(<"$credentials")" "http://127.0.0.1:${management_port}/api/overview" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            log_tail "$(ls -1t "$dir"/log/*.log 2>/dev/null | head -1)"
+            die "the broker node ${node} did not serve its management API on 127.0.0.1:${management_port} within ${RABBIT_NODE_TIMEOUT} s (logs in ${dir}/log)."
+        fi
+        sleep 1
+    done
+}
+
+# rabbit_node_stop DIR: stops the node in DIR if it runs (rabbitmqctl stop,
+# then kill -9 if it is still there after RABBIT_NODE_TIMEOUT seconds).
+# Prints what it stopped; its data stays in DIR.
+rabbit_node_stop() {
+    local dir=$1 pid node
+    pid=$(rabbit_node_pid "$dir") || return 0
+    node=$(rabbit_node_value "$dir" RABBITMQ_NODENAME)
+    rabbit_node_exec "$dir" timeout "$RABBIT_NODE_TIMEOUT" "$RABBIT_NODE_CTL" -n "$node" stop >/dev/null 2>&1 || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            warn "The broker node ${node} (pid ${pid}) did not stop: killing it."
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.5
+    done
+    say "Stopped the broker node ${node} (pid ${pid})."
+}

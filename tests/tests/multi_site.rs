@@ -3,15 +3,15 @@
 //! API makes the slave's broker user on the master's broker and the
 //! shovels on the slave's broker; commands, status and replication cross
 //! them; a link deleted by hand is made again; unregistering removes both;
-//! a master broker the slave's broker cannot reach leaves nothing behind;
-//! the links come back after either broker is killed.
-//! `multi_site_security.rs` has the link user's refusals and TLS.
+//! a master broker the slave's broker cannot reach leaves nothing behind.
+//! `multi_site_security.rs` has the link user's refusals and TLS,
+//! `faults_multi_site.rs` the link and broker faults under the checker.
 
 use rampart_shared::topology::{NameSegment, Topology};
 use rampart_tests::{
     faults::{broker::PrivateBroker, free_port, take_turn},
     hierarchy::{insert_endpoints, receipt, register, token, wait_for_receipts, wait_for_replicated_endpoints},
-    multi_site::{master_on, policy_reaches, shovels, site_on, user_exists},
+    multi_site::{master_on, shovels, site_on, user_exists},
     namespace, wait_for,
 };
 use serde_json::json;
@@ -152,34 +152,6 @@ async fn a_master_broker_out_of_reach_fails_the_registration_and_leaves_nothing(
 
     lyon.stop(&[]).await;
     master.stop(&[topo.slave_commands_queue("lyon")]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_links_come_back_after_either_broker_is_killed() {
-    let _turn = take_turn().await;
-    let (hq_broker, lille_broker) = tokio::join!(PrivateBroker::start_with_links(), PrivateBroker::start_with_links());
-    let ns = namespace();
-    let master = master_on(&hq_broker, &ns, &format!("amqp://127.0.0.1:{}/%2f", hq_broker.port)).await;
-    let lille = site_on(&lille_broker, &ns, "lille").await;
-    register(&master, &lille).await;
-    policy_reaches(&master, "lille", "Before").await;
-
-    // The site's broker dies (kill -9) and starts again on its data: its
-    // shovels are durable parameters and come back with it.
-    lille_broker.kill().await;
-    lille_broker.restart().await;
-    policy_reaches(&master, "lille", "After the site's broker restarted").await;
-
-    // The master's broker dies: the shovels on the site reconnect to it.
-    hq_broker.kill().await;
-    hq_broker.restart().await;
-    policy_reaches(&master, "lille", "After the master's broker restarted").await;
-
-    let slave = master.get_ok("/api/slaves/lille").await;
-    assert_eq!(slave["refused_messages"], 0, "{slave}");
-    assert_eq!(shovels(&lille_broker).await.len(), 3);
-    lille.stop(&[]).await;
-    master.stop(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -164,12 +164,16 @@ pub async fn unregister(session: &Session) -> anyhow::Result<()> {
 fn unregistered(answer: &Value) -> String {
     let policies = count(&answer["removed_policies"]);
     let tasks = count(&answer["cancelled_tasks"]);
-    format!(
+    let mut out = format!(
         "Unregistered from the master: removed {policies} master {}, cancelled {tasks} {}; \
          this server is now stand-alone.\n",
         if policies == 1 { "policy" } else { "policies" },
         if tasks == 1 { "task" } else { "tasks" },
-    )
+    );
+    if let Some(note) = answer["note"].as_str() {
+        out.push_str(&format!("Note: {note}.\n"));
+    }
+    out
 }
 
 fn render_tokens(answer: &Value) -> String {
@@ -195,6 +199,18 @@ fn render_tokens(answer: &Value) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn an_unregistration_the_master_did_not_hear_of_says_what_follows() {
+        let plain = unregistered(&json!({"removed_policies": 1, "cancelled_tasks": 0, "master_informed": true}));
+        assert_eq!(
+            plain,
+            "Unregistered from the master: removed 1 master policy, cancelled 0 tasks; this server is now stand-alone.\n"
+        );
+        let waiting = unregistered(&json!({"removed_policies": 0, "cancelled_tasks": 0, "master_informed": false,
+                                           "note": "the master's broker could not be reached"}));
+        assert!(waiting.ends_with("stand-alone.\nNote: the master's broker could not be reached.\n"), "{waiting}");
+    }
 
     #[test]
     fn durations_take_a_unit_or_plain_seconds() {

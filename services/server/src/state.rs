@@ -1,6 +1,6 @@
 //! What every request handler and consumer of one server shares.
 
-use std::sync::Arc;
+use std::sync::{atomic::AtomicBool, Arc};
 
 use deadpool_postgres::Pool;
 use rampart_shared::tls::Fingerprint;
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::{
     config::Settings,
     failpoints::Failpoints,
-    hierarchy::Keyring,
+    hierarchy::{link_keeper::LinkRepairs, Keyring},
     outbox::{Command, Signer},
     role::Role,
     wakes::Wakes,
@@ -116,6 +116,11 @@ pub struct AppState {
     pub failpoints: Arc<Failpoints>,
     /// SHA-256 of the API's TLS certificate; `None` when it serves plain HTTP.
     pub api_fingerprint: Option<Fingerprint>,
+    /// Repairs of a slave's links to its master's broker (`/metrics`).
+    pub link_repairs: Arc<LinkRepairs>,
+    /// Set when this server left its master with the status link kept to
+    /// deliver the departure (`hierarchy::broker_links::retire`).
+    pub departure_pending: Arc<AtomicBool>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -144,6 +149,8 @@ impl AppState {
             live_replication_metrics: Arc::new(ConsumerMetrics::default()),
             failpoints: Arc::new(Failpoints::default()),
             api_fingerprint: None,
+            link_repairs: Arc::default(),
+            departure_pending: Arc::default(),
         }
     }
 

@@ -37,5 +37,5 @@ pub use connections::BrokerConnection;
 pub use error::{AdminError, Result};
 pub use overview::Overview;
 pub use permissions::{Permissions, TopicPermissions};
-pub use shovels::{without_credentials, ShovelDefinition, ShovelStatus};
+pub use shovels::{without_credentials, QueueFlow, ShovelDefinition, ShovelStatus};
 pub use users::{generate_password, BrokerUser, NewUser};

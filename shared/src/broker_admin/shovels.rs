@@ -166,6 +166,33 @@ impl ManagementClient {
         }
     }
 
+    /// Messages in `queue` (ready and unacknowledged) and how many its
+    /// consumers have acknowledged so far (as of the broker's last
+    /// statistics; `None` before the first), `None` when it does not exist.
+    pub async fn queue_flow(&self, vhost: &str, queue: &str) -> Result<Option<QueueFlow>> {
+        #[derive(Deserialize)]
+        struct Stats {
+            #[serde(default)]
+            ack: Option<u64>,
+        }
+        #[derive(Deserialize)]
+        struct Queue {
+            #[serde(default)]
+            messages: Option<u64>,
+            #[serde(default)]
+            message_stats: Option<Stats>,
+        }
+        let path = format!("/api/queues/{}/{}", segment(vhost), segment(queue));
+        match self.get::<Queue>("queue depth", &path).await {
+            Ok(queue) => Ok(Some(QueueFlow {
+                messages: queue.messages.unwrap_or(0),
+                acknowledged: queue.message_stats.and_then(|s| s.ack),
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Messages in `queue` (ready and unacknowledged), `None` when it does not exist.
     pub async fn queue_depth(&self, vhost: &str, queue: &str) -> Result<Option<u64>> {
         #[derive(Deserialize)]
@@ -180,6 +207,15 @@ impl ManagementClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What a queue holds and how much has left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFlow {
+    /// Ready and unacknowledged.
+    pub messages: u64,
+    /// Acknowledged by its consumers since the queue was declared.
+    pub acknowledged: Option<u64>,
 }
 
 /// `uri` without its user and password, for logs and views.

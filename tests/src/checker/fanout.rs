@@ -6,8 +6,14 @@
 //! a probe queue on the agents' exchange sees every dispatch command, and
 //! two different commands for one (task, endpoint) are a duplicate effect.
 //! The master's receipts must come back and count what the slave holds.
+//! A scenario may check more than once (one fault after another on the
+//! same stack): the probe keeps what it saw, so every check counts every
+//! dispatch since [`install`]; [`remove_probe`] ends it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Mutex,
+};
 
 use chrono::{DateTime, Utc};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
@@ -53,6 +59,12 @@ DROP TRIGGER IF EXISTS checker_dispatches ON task_results;
 CREATE TRIGGER checker_dispatches AFTER INSERT ON task_results
     FOR EACH ROW EXECUTE FUNCTION checker_log_dispatch();";
 
+/// Dispatches seen so far: message ids by (task, endpoint).
+type Seen = BTreeMap<(Uuid, String), BTreeSet<Uuid>>;
+
+/// What each probe queue has shown the checks so far.
+static SEEN: Mutex<BTreeMap<String, Seen>> = Mutex::new(BTreeMap::new());
+
 /// The probe queue that sees every command the slave sends its endpoints.
 pub fn probe_queue(slave: &TestServer) -> String {
     format!("{}.checker.{}.dispatches", slave.options.namespace, slave.options.instance)
@@ -72,9 +84,22 @@ pub async fn install(slave: &TestServer) {
     broker.close().await;
 }
 
-/// Reads (and removes) what the probe saw: the message ids of every
-/// `endpoint.task` command, by (task, endpoint).
-async fn drain_probe(slave: &TestServer) -> BTreeMap<(Uuid, String), BTreeSet<Uuid>> {
+/// Deletes the probe queue (once the scenario is over) and forgets what
+/// it saw.
+pub async fn remove_probe(slave: &TestServer) {
+    let queue = probe_queue(slave);
+    SEEN.lock().expect("the probes' record").remove(&queue);
+    let broker = Broker::new(Secret::new(slave.options.amqp_url.clone()), "rampart-tests checker");
+    if let Ok(channel) = broker.channel().await {
+        let _ = topology::delete_queue(&channel, &queue).await;
+    }
+    broker.close().await;
+}
+
+/// Reads what the probe saw since the last check, and returns it with what
+/// it saw before: the message ids of every `endpoint.task` command, by
+/// (task, endpoint).
+async fn drain_probe(slave: &TestServer) -> Seen {
     let broker = Broker::new(Secret::new(slave.options.amqp_url.clone()), "rampart-tests checker");
     let channel = broker.channel().await.expect("the checker reaches the broker");
     let queue = probe_queue(slave);
@@ -85,7 +110,7 @@ async fn drain_probe(slave: &TestServer) -> BTreeMap<(Uuid, String), BTreeSet<Uu
             Default::default(),
         )
         .await;
-    let mut seen: BTreeMap<(Uuid, String), BTreeSet<Uuid>> = BTreeMap::new();
+    let mut seen = SEEN.lock().expect("the probes' record").remove(&queue).unwrap_or_default();
     let deadline = tokio::time::Instant::now() + crate::WAIT;
     for _ in 0..1_000_000 {
         let got = tokio::time::timeout(
@@ -105,8 +130,8 @@ async fn drain_probe(slave: &TestServer) -> BTreeMap<(Uuid, String), BTreeSet<Uu
         let endpoint = message.delivery.routing_key.as_str().rsplit('.').next().unwrap_or_default().to_owned();
         seen.entry((task.task_id, endpoint)).or_default().insert(envelope.id);
     }
-    let _ = topology::delete_queue(&channel, &queue).await;
     broker.close().await;
+    SEEN.lock().expect("the probes' record").insert(queue, seen.clone());
     seen
 }
 

@@ -172,6 +172,14 @@ pub async fn install(master: &TestServer, slaves: &[&TestServer]) {
     }
 }
 
+/// Removes what [`install`] added outside the databases (the slaves'
+/// dispatch probes), once a scenario is over.
+pub async fn uninstall(slaves: &[&TestServer]) {
+    for slave in slaves {
+        fanout::remove_probe(slave).await;
+    }
+}
+
 /// Checks every slave's fan-out and replication against the truth.
 pub async fn check(scenario: &str, healed_at: DateTime<Utc>, master: &TestServer, slaves: &[&TestServer]) -> Report {
     let mut findings = Vec::new();

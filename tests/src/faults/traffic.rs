@@ -148,6 +148,7 @@ impl Stack {
     }
 
     pub async fn stop(self) {
+        checker::uninstall(&self.slave_refs()).await;
         for slave in self.slaves {
             slave.stop(&[]).await;
         }

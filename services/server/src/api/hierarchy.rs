@@ -236,6 +236,16 @@ async fn register(
 
 async fn unregister(State(state): State<SharedState>, Extension(actor): Extension<Actor>) -> ApiResult<Value> {
     let departure = link::unregister(&state, &actor).await?;
-    Ok(Json(json!({"role": state.role(), "removed_policies": departure.removed_policies,
-                   "cancelled_tasks": departure.cancelled_tasks})))
+    let mut answer = json!({"role": state.role(), "removed_policies": departure.removed_policies,
+                            "cancelled_tasks": departure.cancelled_tasks, "master_informed": !departure.departure_waiting});
+    if departure.departure_waiting {
+        answer["note"] = json!(format!(
+            "the master's broker could not be reached: the links are removed but the status link, which delivers \
+             this server's departure once the master's broker is reachable (the master then deletes this slave's \
+             broker user, and this server removes the link); if the master is gone for good, remove this slave \
+             there with `rampartctl slaves remove {} --force`",
+            state.site.instance
+        ));
+    }
+    Ok(Json(answer))
 }

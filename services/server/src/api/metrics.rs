@@ -153,6 +153,16 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         if let Some(report) = crate::hierarchy::broker_links::report(&state).await {
             link_metrics(&mut out, &report);
         }
+        if state.settings.hierarchy.site_broker {
+            out.family(
+                "rampart_link_repairs_total",
+                "counter",
+                "Links to the master's broker the link keeper made again, by cause.",
+            );
+            for (cause, n) in state.link_repairs.counts() {
+                out.sample("rampart_link_repairs_total", &[("cause", cause.label())], n as f64);
+            }
+        }
         let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;
         out.family("rampart_endpoints", "gauge", "Managed endpoints by security status.");
         for status in ["protected", "at_risk", "infected", "unprotected"] {

@@ -14,8 +14,9 @@
 //! direct connection of the node (`amqp://`), so no local password is
 //! stored in a shovel.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
+use deadpool_postgres::GenericClient;
 use rampart_shared::{
     amqp::close_channel,
     broker_admin::{
@@ -41,7 +42,7 @@ const RECONNECT_DELAY: u32 = 2;
 /// Bound of each call to this site's management API.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between two looks at the links' state.
-const POLL: Duration = Duration::from_millis(500);
+pub(super) const POLL: Duration = Duration::from_millis(500);
 
 /// Why the links could not be made, checked or removed.
 #[derive(Debug, thiserror::Error)]
@@ -81,15 +82,19 @@ pub struct LinkView {
     pub reason: Option<String>,
     /// Messages on this site's broker waiting for the link (outbound links).
     pub waiting: Option<u64>,
+    /// Messages the link has taken from its queue on this side so far
+    /// (outbound links; the broker's statistics), for the link keeper.
+    #[serde(skip)]
+    pub moved: Option<u64>,
 }
 
 /// This site's broker, through its management API.
-struct SiteBroker {
-    client: ManagementClient,
-    vhost: String,
+pub(super) struct SiteBroker {
+    pub(super) client: ManagementClient,
+    pub(super) vhost: String,
 }
 
-fn site_broker(state: &AppState) -> Result<SiteBroker, BrokerLinkError> {
+pub(super) fn site_broker(state: &AppState) -> Result<SiteBroker, BrokerLinkError> {
     let management = state.settings.service.broker_management.as_ref().ok_or(BrokerLinkError::NoManagement)?;
     let vhost = vhost_of(state.settings.service.amqp_url.expose());
     // Short: `status`, `/metrics` and the link keeper ask often, and a
@@ -101,6 +106,9 @@ fn site_broker(state: &AppState) -> Result<SiteBroker, BrokerLinkError> {
 /// within `<LinkStartSeconds>`, removes them and says why.
 pub async fn establish(state: &AppState, grant: &BrokerLinkGrant) -> Result<(), BrokerLinkError> {
     let broker = site_broker(state)?;
+    // A departure still waiting for an earlier master's broker goes with
+    // the new links (its signature no longer verifies there: refused).
+    state.departure_pending.store(false, Ordering::SeqCst);
     // The master has just made this user on its broker: seen here, the two
     // brokers are one, and shovels would loop commands back into their queue.
     match broker.client.user(&grant.user).await {
@@ -150,39 +158,11 @@ pub async fn establish(state: &AppState, grant: &BrokerLinkGrant) -> Result<(), 
     }
 }
 
-/// After leaving the master: waits (at most `<LinkStartSeconds>`) until
-/// what was queued for the master (the `slave.unregistered` last) has
-/// crossed, then removes the links and their queues.
-pub async fn retire(state: &AppState) -> Result<(), BrokerLinkError> {
-    let broker = site_broker(state)?;
-    let deadline = Instant::now() + state.settings.hierarchy.link_start;
-    let topo = &state.site.topology;
-    let exchanges = vec![topo.status_exchange(), topo.replication_exchange()];
-    while Instant::now() < deadline {
-        let queued: i64 = match state.pool.get().await {
-            Ok(client) => client
-                .query_one("SELECT count(*) FROM outbox WHERE exchange = ANY($1)", &[&exchanges])
-                .await
-                .map(|r| r.get(0))
-                .unwrap_or(1),
-            Err(_) => 1,
-        };
-        let waiting: u64 = views_of(state, &broker).await?.iter().filter_map(|l| l.waiting).sum();
-        if queued == 0 && waiting == 0 {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    remove(state).await;
-    let instance = &state.site.instance;
-    if let Ok(channel) = state.broker.channel().await {
-        for queue in [topo.link_status_queue(instance), topo.link_replication_queue(instance)] {
-            let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
-        }
-        let _ = close_channel(&channel, "link queues deleted").await;
-    }
-    tracing::info!("Removed the links to the master's broker.");
-    Ok(())
+/// The links' credentials stored at registration (`master_link`), if this
+/// slave has a broker of its own.
+pub async fn stored_grant<C: GenericClient>(client: &C) -> Option<BrokerLinkGrant> {
+    let row = client.query_opt("SELECT broker_link FROM master_link WHERE id = 1", &[]).await.ok()??;
+    serde_json::from_value(row.get::<_, Option<serde_json::Value>>(0)?).ok()
 }
 
 /// Makes the shovel carrying `carries` again from the stored `grant`
@@ -275,11 +255,12 @@ async fn views_of(state: &AppState, broker: &SiteBroker) -> Result<Vec<LinkView>
             None if defined.contains(&shovel) => ("starting".to_owned(), None),
             None => ("missing".to_owned(), None),
         };
-        let waiting = match outbound_queue(topo, me, carries) {
-            Some(queue) => broker.client.queue_depth(&broker.vhost, &queue).await?,
+        let flow = match outbound_queue(topo, me, carries) {
+            Some(queue) => broker.client.queue_flow(&broker.vhost, &queue).await?,
             None => None,
         };
-        views.push(LinkView { carries, shovel, state, reason, waiting });
+        let (waiting, moved) = (flow.map(|f| f.messages), flow.and_then(|f| f.acknowledged));
+        views.push(LinkView { carries, shovel, state, reason, waiting, moved });
     }
     Ok(views)
 }

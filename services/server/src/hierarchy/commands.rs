@@ -28,6 +28,8 @@ pub async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::R
     let mut affected = Affected::default();
     let mut commands = Vec::new();
     let mut left = false;
+    // The links' credentials, read before leaving deletes them.
+    let mut grant = None;
     let mut replication = requests::AfterCommit::default();
     // Only policies and tasks have receipts.
     let receipts_may_change = batch.iter().any(|c| {
@@ -54,6 +56,7 @@ pub async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::R
             // Replication's own, applied above.
             MasterCommand::ReplicationAck(_) | MasterCommand::ReplicateNow(_) | MasterCommand::Verify(_) => {}
             MasterCommand::Unregister(u) => {
+                grant = super::broker_links::stored_grant(&tx).await;
                 link::leave(&tx, state, &link, &format!("removed by the master: {}", u.reason)).await?;
                 left = true;
                 break;
@@ -67,7 +70,7 @@ pub async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::R
     }
     tx.commit().await?;
     if left {
-        link::finish_leaving(state, &link).await?;
+        link::finish_leaving(state, &link, grant.as_ref()).await?;
     } else {
         // The relay is woken only for what was queued: a policy for an
         // empty group queues nothing, and waking it anyway cost two

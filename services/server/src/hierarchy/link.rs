@@ -23,7 +23,7 @@ use rampart_shared::{
     db::CachedStatements,
     hierarchy::{RegisterRequest, RegisterResponse, SlaveReport, Unregistered, REGISTER_PATH},
     signing::SigningKey,
-    site_link::{cancel_proof, CancelRegistration, CANCEL_REGISTRATION_PATH},
+    site_link::{cancel_proof, BrokerLinkGrant, CancelRegistration, CANCEL_REGISTRATION_PATH},
     tls::{Fingerprint, PinnedVerifier},
 };
 use serde::Serialize;
@@ -300,6 +300,10 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Departure {
     pub removed_policies: u64,
     pub cancelled_tasks: usize,
+    /// The master's broker was out of reach: the departure waits on this
+    /// site's broker for the status link, which delivers it and goes
+    /// (`docs/multi-site.md`, "Unregistering while the links are down").
+    pub departure_waiting: bool,
 }
 
 /// The operator unregisters this slave.
@@ -309,7 +313,8 @@ pub async fn unregister(state: &AppState, actor: &Actor) -> Result<Departure, Li
     let Some(link) = locked_link(&tx, state).await? else {
         return Err(LinkError::NotRegistered(state.role()));
     };
-    let departure = leave(&tx, state, &link, "unregistered by the slave's operator").await?;
+    let grant = broker_links::stored_grant(&tx).await;
+    let mut departure = leave(&tx, state, &link, "unregistered by the slave's operator").await?;
     let before = serde_json::json!({"role": Role::Slave, "address": link.address});
     let after = serde_json::json!({
         "role": Role::Standalone,
@@ -319,7 +324,7 @@ pub async fn unregister(state: &AppState, actor: &Actor) -> Result<Departure, Li
     let object = format!("master:{}", link.master_id);
     activity::record(&tx, actor, "hierarchy.unregister", &object, Some(before), Some(after)).await?;
     tx.commit().await?;
-    finish_leaving(state, &link).await?;
+    departure.departure_waiting = !finish_leaving(state, &link, grant.as_ref()).await?;
     Ok(departure)
 }
 
@@ -364,21 +369,32 @@ pub async fn leave<C: GenericClient>(
     tx.execute_cached("DELETE FROM master_link", &[]).await?;
     tx.execute_cached("UPDATE instance SET role = 'standalone' WHERE id = 1", &[]).await?;
     tracing::info!(master_id = %link.master_id, reason, removed_policies, cancelled_tasks = cancelled.len(), "Left the master.");
-    Ok(Departure { removed_policies, cancelled_tasks: cancelled.len() })
+    Ok(Departure { removed_policies, cancelled_tasks: cancelled.len(), departure_waiting: false })
 }
 
-/// After the leaving transaction committed: memory follows the database.
-pub async fn finish_leaving(state: &AppState, link: &MasterLink) -> Result<(), LinkError> {
+/// After the leaving transaction committed: memory follows the database,
+/// and a site with a broker of its own retires its links (`grant`: their
+/// credentials, read before leaving). Returns whether the departure has
+/// reached the master's broker (always, with one shared broker).
+pub async fn finish_leaving(
+    state: &AppState,
+    link: &MasterLink,
+    grant: Option<&BrokerLinkGrant>,
+) -> Result<bool, LinkError> {
     state.keyring.reload_link(&state.pool.get().await?).await?;
     state.set_role(Role::Standalone);
     state.wakes.outbox_relay.wake();
     tracing::info!(master_id = %link.master_id, "This server is a stand-alone again.");
-    if state.settings.hierarchy.site_broker {
-        if let Err(e) = broker_links::retire(state).await {
+    if !state.settings.hierarchy.site_broker {
+        return Ok(true);
+    }
+    match super::departure::retire(state, grant).await {
+        Ok(crossed) => Ok(crossed),
+        Err(e) => {
             tracing::warn!(master_id = %link.master_id, error = %e, "Could not remove the links to the master's broker.");
+            Ok(false)
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

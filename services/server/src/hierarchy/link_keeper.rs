@@ -8,14 +8,29 @@
 //! * a link **not running** for [`STUCK_CHECKS`] looks in a row (left
 //!   `starting` or `terminated` after a broker restart or a long cut) is
 //!   deleted and made again, which restarts its connections;
-//! * an outbound link that reports `running` but **moves nothing** (the
-//!   messages waiting on this side never fewer, none leaving, for
-//!   [`IDLE_CHECKS`] looks) is restarted the same way;
+//! * an outbound link that reports `running` but **moves nothing**
+//!   (messages wait on this side and none has left its queue, by the
+//!   broker's acknowledgement count, for [`IDLE_CHECKS`] looks: a
+//!   connection through a route that black-holes packets, not yet timed
+//!   out by its heartbeat) is restarted the same way;
 //! * a link the master's broker **refuses to log in** (the master removed
 //!   this slave and deleted its user) is removed, not repaired, and the
 //!   error says so.
+//!
+//! On a stand-alone with a broker of its own it removes the status link
+//! left to deliver a departure the WAN held up, once it has delivered it
+//! (`super::departure::finish`).
+//!
+//! Each repair is counted by cause ([`LinkRepairs`], `/metrics`:
+//! `rampart_link_repairs_total`).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
 
 use rampart_shared::{site_link::BrokerLinkGrant, Shutdown};
 
@@ -27,20 +42,66 @@ pub const STUCK_CHECKS: u32 = 6;
 /// Looks in a row an outbound link may hold messages without moving one.
 pub const IDLE_CHECKS: u32 = 6;
 
+/// Why a link was repaired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Missing,
+    NotRunning,
+    MovingNothing,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 3] = [Cause::Missing, Cause::NotRunning, Cause::MovingNothing];
+
+    /// The `cause` label of `rampart_link_repairs_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::Missing => "missing",
+            Cause::NotRunning => "not_running",
+            Cause::MovingNothing => "moving_nothing",
+        }
+    }
+
+    /// What the log says.
+    fn describe(self) -> &'static str {
+        match self {
+            Cause::Missing => "missing (deleted by hand?)",
+            Cause::NotRunning => "not running",
+            Cause::MovingNothing => "running but moving nothing",
+        }
+    }
+}
+
+/// The repairs this server made, by cause, since it started.
+#[derive(Debug, Default)]
+pub struct LinkRepairs([AtomicU64; 3]);
+
+impl LinkRepairs {
+    fn count(&self, cause: Cause) {
+        self.0[cause as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many repairs of each cause.
+    pub fn counts(&self) -> [(Cause, u64); 3] {
+        Cause::ALL.map(|cause| (cause, self.0[cause as usize].load(Ordering::Relaxed)))
+    }
+}
+
 /// What the keeper remembers of one link between looks.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Watch {
     not_running: u32,
     idle: u32,
     last_waiting: Option<u64>,
+    last_moved: Option<u64>,
 }
 
 /// What to do with a link after a look.
 #[derive(Debug, PartialEq, Eq)]
 enum Repair {
     Nothing,
-    Redeclare(&'static str),
-    Restart(&'static str),
+    Redeclare(Cause),
+    Restart(Cause),
     Refused(String),
 }
 
@@ -48,7 +109,7 @@ enum Repair {
 fn decide(link: &LinkView, watch: &mut Watch) -> Repair {
     if link.state == "missing" {
         *watch = Watch::default();
-        return Repair::Redeclare("missing (deleted by hand?)");
+        return Repair::Redeclare(Cause::Missing);
     }
     let reason = link.reason.as_deref().unwrap_or("");
     if reason.contains("ACCESS_REFUSED") || reason.contains("auth_failure") {
@@ -59,29 +120,35 @@ fn decide(link: &LinkView, watch: &mut Watch) -> Repair {
         watch.idle = 0;
         if watch.not_running >= STUCK_CHECKS {
             *watch = Watch::default();
-            return Repair::Restart("not running");
+            return Repair::Restart(Cause::NotRunning);
         }
         return Repair::Nothing;
     }
     watch.not_running = 0;
-    let stalled = match (link.waiting, watch.last_waiting) {
-        (Some(now), Some(before)) => now > 0 && now >= before,
+    // Stalled: messages wait and none has left since the last look. A
+    // slow link still moves some (its queue may stay as deep while the
+    // slave keeps publishing); before the broker has counted any, the
+    // depth alone says it: never fewer.
+    let stalled = match link.waiting {
+        Some(now) if now > 0 => match (link.moved, watch.last_moved) {
+            (Some(moved), Some(before)) => moved <= before,
+            _ => watch.last_waiting.is_some_and(|before| now >= before),
+        },
         _ => false,
     };
     watch.last_waiting = link.waiting;
+    watch.last_moved = link.moved;
     watch.idle = if stalled { watch.idle + 1 } else { 0 };
     if watch.idle >= IDLE_CHECKS {
         *watch = Watch::default();
-        return Repair::Restart("running but moving nothing");
+        return Repair::Restart(Cause::MovingNothing);
     }
     Repair::Nothing
 }
 
 /// The stored link credentials of this slave, if it has a broker of its own.
 async fn stored_grant(state: &AppState) -> Option<BrokerLinkGrant> {
-    let client = state.pool.get().await.ok()?;
-    let row = client.query_opt("SELECT broker_link FROM master_link WHERE id = 1", &[]).await.ok()??;
-    serde_json::from_value(row.get::<_, Option<serde_json::Value>>(0)?).ok()
+    broker_links::stored_grant(&state.pool.get().await.ok()?).await
 }
 
 /// Looks after the links until `stop`.
@@ -96,6 +163,9 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
         if state.role() != Role::Slave {
             watches.clear();
             declared = false;
+            if state.role() == Role::Standalone && state.settings.hierarchy.site_broker {
+                super::departure::finish(&state).await;
+            }
             continue;
         }
         let Some(grant) = stored_grant(&state).await else { continue };
@@ -129,9 +199,13 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
                     refused = Some(grant.password.clone());
                     break;
                 }
-                Repair::Redeclare(why) | Repair::Restart(why) => {
+                Repair::Redeclare(cause) | Repair::Restart(cause) => {
+                    let why = cause.describe();
                     match broker_links::redeclare(&state, &grant, link.carries).await {
-                        Ok(()) => tracing::warn!(shovel = %link.shovel, why, "Repaired a link to the master's broker."),
+                        Ok(()) => {
+                            state.link_repairs.count(cause);
+                            tracing::warn!(shovel = %link.shovel, why, "Repaired a link to the master's broker.");
+                        }
                         Err(e) => tracing::warn!(shovel = %link.shovel, why, error = %e, "Could not repair a link."),
                     }
                 }
@@ -151,7 +225,12 @@ mod tests {
             state: state.into(),
             reason: reason.map(str::to_owned),
             waiting,
+            moved: None,
         }
+    }
+
+    fn moving(waiting: u64, moved: u64) -> LinkView {
+        LinkView { moved: Some(moved), ..link("running", Some(waiting), None) }
     }
 
     #[test]
@@ -182,6 +261,36 @@ mod tests {
         for waiting in [9, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0] {
             assert_eq!(decide(&link("running", Some(waiting), None), &mut watch), Repair::Nothing);
         }
+    }
+
+    #[test]
+    fn a_slow_link_that_keeps_moving_is_left_alone_and_a_stopped_one_restarted() {
+        // As deep at every look, but messages leave between looks: slow, not stuck.
+        let mut watch = Watch::default();
+        for look in 0..3 * u64::from(IDLE_CHECKS) {
+            assert_eq!(decide(&moving(4, 10 * look), &mut watch), Repair::Nothing);
+        }
+        // Nothing leaves any more while messages wait: held.
+        let mut watch = Watch::default();
+        for _ in 0..IDLE_CHECKS {
+            assert_eq!(decide(&moving(4, 30), &mut watch), Repair::Nothing);
+        }
+        assert_eq!(decide(&moving(9, 30), &mut watch), Repair::Restart(Cause::MovingNothing));
+        // Nothing waits: idle is healthy.
+        let mut watch = Watch::default();
+        for _ in 0..3 * IDLE_CHECKS {
+            assert_eq!(decide(&moving(0, 30), &mut watch), Repair::Nothing);
+        }
+    }
+
+    #[test]
+    fn repairs_are_counted_by_cause() {
+        let repairs = LinkRepairs::default();
+        repairs.count(Cause::MovingNothing);
+        repairs.count(Cause::MovingNothing);
+        repairs.count(Cause::Missing);
+        let counts = repairs.counts();
+        assert_eq!(counts, [(Cause::Missing, 1), (Cause::NotRunning, 0), (Cause::MovingNothing, 2)]);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Slave side: [`link`] registers to a master over HTTP and unregisters,
 //! [`broker_links`] links this site's own broker to the master's (shovels)
-//! and [`link_keeper`] repairs those links,
+//! and [`link_keeper`] repairs those links, [`departure`] retires them
+//! after leaving without losing the departure,
 //! [`commands`] applies what the master sends, [`reporter`] sends
 //! heartbeats and the progress of master policies and tasks. Replication
 //! runs beside them ([`crate::replication`]); the queues are consumed in
@@ -22,6 +23,7 @@
 
 pub mod broker_links;
 pub mod commands;
+pub mod departure;
 pub mod fanout;
 pub mod link;
 pub mod link_keeper;

@@ -1,0 +1,160 @@
+//! Slave side, after leaving the master with a broker of its own: the
+//! links retired without losing the departure (`docs/multi-site.md`,
+//! "Unregistering while the links are down").
+//!
+//! [`retire`] deletes the `commands` and `replication` links once the
+//! outbox has handed the last messages (`slave.unregistered` last) to this
+//! site's broker, and keeps the `status` link until its queue is empty; if
+//! the master's broker cannot be reached in time, the status link stays and
+//! delivers the departure later, and [`finish`] (run by the link keeper)
+//! removes it once it has.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use rampart_shared::{amqp::close_channel, broker_admin::without_credentials, site_link::BrokerLinkGrant};
+use tokio::time::Instant;
+
+use super::broker_links::{redeclare, remove, site_broker, BrokerLinkError, SiteBroker, POLL};
+use crate::state::AppState;
+
+/// After leaving the master: retires the links, and returns whether what
+/// was queued for the master (the `slave.unregistered` last) has reached
+/// the master's broker within `<LinkStartSeconds>`.
+///
+/// Once the outbox has handed it to this site's broker, the `commands` and
+/// `replication` links are deleted. The `status` link is stopped, which puts
+/// back in its queue whatever it held unconfirmed, and its queue is counted
+/// (over AMQP: the management API's statistics lag by seconds): empty, the
+/// departure has crossed and the queue goes; if not, the link runs again
+/// for a while and the count is made again. Still not crossed at the
+/// deadline (the master's broker out of reach), the status link stays
+/// (`grant`: the links' credentials, read before leaving) and delivers the
+/// departure once it can; the master then deletes this slave's broker user,
+/// and the link keeper removes the link once its queue is empty.
+pub async fn retire(state: &AppState, grant: Option<&BrokerLinkGrant>) -> Result<bool, BrokerLinkError> {
+    let broker = site_broker(state)?;
+    let deadline = Instant::now() + state.settings.hierarchy.link_start;
+    let topo = &state.site.topology;
+    let instance = &state.site.instance;
+    let exchanges = vec![topo.status_exchange(), topo.replication_exchange()];
+    while Instant::now() < deadline {
+        let queued: i64 = match state.pool.get().await {
+            Ok(client) => client
+                .query_one("SELECT count(*) FROM outbox WHERE exchange = ANY($1)", &[&exchanges])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(1),
+            Err(_) => 1,
+        };
+        if queued == 0 {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    for carries in ["commands", "replication"] {
+        let shovel = topo.link_shovel(instance, carries);
+        if let Err(e) = broker.client.delete_shovel(&broker.vhost, &shovel).await {
+            tracing::warn!(shovel, error = %e, "Could not delete a link to the master's broker; delete the shovel by hand.");
+        }
+    }
+    let status_link = topo.link_shovel(instance, "status");
+    let status_queue = topo.link_status_queue(instance);
+    // How long the link runs again before the next count: longer each
+    // time, so a slow WAN gets the time to reconnect and confirm.
+    let mut run_for = 2 * POLL;
+    let crossed = loop {
+        broker.client.delete_shovel(&broker.vhost, &status_link).await?;
+        state.departure_pending.store(false, Ordering::SeqCst);
+        stopped(&broker, &status_link).await;
+        if ready_messages(state, &status_queue).await == Some(0) {
+            break true;
+        }
+        let Some(grant) = grant else { break false };
+        // Not crossed yet: the link again (also when giving up: it
+        // delivers the departure once the master's broker is reachable).
+        redeclare(state, grant, "status").await?;
+        state.departure_pending.store(true, Ordering::SeqCst);
+        if Instant::now() + run_for >= deadline {
+            break false;
+        }
+        tokio::time::sleep(run_for).await;
+        run_for *= 2;
+    };
+    let mut queues = vec![topo.link_replication_queue(instance)];
+    if crossed || grant.is_none() {
+        queues.push(status_queue);
+    }
+    if let Ok(channel) = state.broker.channel().await {
+        for queue in queues {
+            let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
+        }
+        let _ = close_channel(&channel, "link queues deleted").await;
+    }
+    match (crossed, grant) {
+        (true, _) => tracing::info!("Removed the links to the master's broker."),
+        (false, Some(grant)) => tracing::warn!(
+            shovel = status_link,
+            master_broker = %without_credentials(&grant.uri),
+            "The master's broker could not be reached: removed the links but the status link, which delivers this \
+             slave's departure once it can; the master then deletes this slave's broker user, and the link keeper \
+             removes the link."
+        ),
+        (false, None) => tracing::warn!(
+            "Removed the links to the master's broker before this slave's departure crossed (no stored link \
+             credentials); remove the slave on the master with `rampartctl slaves remove <slave> --force`."
+        ),
+    }
+    Ok(crossed)
+}
+
+/// Waits (at most 5 s) until `shovel` no longer runs on this site's broker.
+async fn stopped(broker: &SiteBroker, shovel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match broker.client.shovel_statuses(&broker.vhost).await {
+            Ok(statuses) if !statuses.iter().any(|s| s.name == shovel) => break,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    // The queue takes back what the stopped link held unconfirmed.
+    tokio::time::sleep(POLL).await;
+}
+
+/// Messages ready in `queue` on this site's broker, `None` if it cannot be read.
+async fn ready_messages(state: &AppState, queue: &str) -> Option<u32> {
+    queue_counts(state, queue).await.map(|(ready, _)| ready)
+}
+
+/// `(ready messages, consumers)` of `queue` on this site's broker (a
+/// passive declare: exact, unlike the management API's statistics), `None`
+/// if it cannot be read (or does not exist).
+async fn queue_counts(state: &AppState, queue: &str) -> Option<(u32, u32)> {
+    let channel = state.broker.channel().await.ok()?;
+    let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    let declared = channel.queue_declare(queue.into(), options, Default::default()).await;
+    let _ = close_channel(&channel, "link queue counted").await;
+    declared.ok().map(|q| (q.message_count(), q.consumer_count()))
+}
+
+/// On a stand-alone that left its master with the links down: once the
+/// status link kept to deliver the departure has delivered everything (its
+/// queue holds nothing ready and nothing consumes it: a link holding a
+/// message it has not had confirmed is a consumer), removes it and its
+/// queue. A link the master's broker refuses since (the master heard, and
+/// deleted its user) consumes nothing.
+pub async fn finish(state: &AppState) {
+    if !state.departure_pending.load(Ordering::SeqCst) {
+        return;
+    }
+    let queue = state.site.topology.link_status_queue(&state.site.instance);
+    if queue_counts(state, &queue).await != Some((0, 0)) {
+        return;
+    }
+    state.departure_pending.store(false, Ordering::SeqCst);
+    remove(state).await;
+    if let Ok(channel) = state.broker.channel().await {
+        let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
+        let _ = close_channel(&channel, "link queue deleted").await;
+    }
+    tracing::info!(queue, "The departure kept for the master's broker has crossed: removed the last link.");
+}
