@@ -1,0 +1,255 @@
+//! The console's page load on the master that holds every slave's
+//! computers (1M in the full run).
+//!
+//! It goes as a browser does: an operator made through the API with the
+//! bootstrap token signs in through the console's form (the session cookie
+//! it sets goes with every request after), posts a form with the CSRF token
+//! the page carries (the tree's view), then asks for the pages an operator
+//! opens, each many times: the consolidated computers list (the first page,
+//! a later page, a status filter, one slave's computers, a hostname
+//! search), the tree opening a slave and then its group, and the slaves
+//! page. Each time is the server's: from sending the request until the
+//! whole body is read, on loopback. Every answer is checked for what the
+//! page must show.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use reqwest::{header, redirect, Method, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::{
+    master::Api,
+    stats::Percentiles,
+    table::{figure, ms, thousands, Figure},
+};
+
+/// The console's target for a page, p99.
+pub const TARGET_P99_MS: f64 = 200.0;
+/// Requests to the middle of the list (each walks half the list).
+const DEEP_REQUESTS: usize = 5;
+const OPERATOR: &str = "bench-auditor";
+const PASSWORD: &str = "bench-auditor-password-0123";
+
+/// One page's times.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageLoad {
+    pub page: String,
+    pub path: String,
+    pub latency: Percentiles,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConsoleLoad {
+    pub computers: u64,
+    pub slaves: usize,
+    /// The pages held to the target.
+    pub pages: Vec<PageLoad>,
+    /// The middle of the list, shown.
+    pub deep: PageLoad,
+}
+
+/// Signs in on `master`'s console and times its pages, `requests` each
+/// (after one untimed request). `slave` is a slave whose computers the
+/// master holds (`per_slave` each, of `slaves`).
+pub async fn run(
+    master: &Api,
+    slave: &str,
+    slaves: usize,
+    per_slave: u64,
+    requests: usize,
+) -> anyhow::Result<ConsoleLoad> {
+    let computers = slaves as u64 * per_slave;
+    let browser = Browser::sign_in(master).await?;
+    let home = browser.get("/console").await?;
+    let csrf = field_value(&home, "csrf").context("the console's home page carries no CSRF token")?;
+    browser.post_form("/console/tree-view", &[("view", "network"), ("csrf", &csrf)]).await?;
+
+    let groups = browser.get(&format!("/console/tree/children?slave={slave}")).await?;
+    let group = between(&groups, "group=", "\"").context("the slave's tree node shows no group")?.to_owned();
+    // Pages of 50: page 21 (or the middle one of a smaller list), and the
+    // middle of the list, which an operator reaches only by typing its
+    // offset (shown, not held to the target: see below).
+    let later = (computers / 2 / 50 * 50).min(1_000);
+    let middle = computers / 2 / 50 * 50;
+    // Computer n of a slave is `<slave>-<n, 6 digits>`, named `pc-<n>`;
+    // every sixth from n = 4 is infected.
+    let searched = per_slave / 2 + 1;
+    let pages = [
+        ("computers, first page", "/console/computers".to_owned(), "-000000".to_owned()),
+        ("computers, a later page", format!("/console/computers?offset={later}"), "pc-".to_owned()),
+        ("computers, status filter", "/console/computers?status=infected".to_owned(), "-000004".to_owned()),
+        ("computers, one slave's", format!("/console/computers?slave={slave}"), format!("{slave}-000000")),
+        ("computers, hostname search", format!("/console/computers?search=pc-{searched}"), format!("-{searched:06}")),
+        ("tree: a slave opened to its groups", format!("/console/tree/children?slave={slave}"), "group=".to_owned()),
+        (
+            "tree: a slave's group opened to its computers",
+            format!("/console/tree/children?slave={slave}&group={group}"),
+            "pc-".to_owned(),
+        ),
+        ("slaves", "/console/slaves".to_owned(), slave.to_owned()),
+    ];
+    let mut loads = Vec::with_capacity(pages.len());
+    for (page, path, shows) in pages {
+        let mut times = Vec::with_capacity(requests);
+        for i in 0..=requests {
+            let started = Instant::now();
+            let body = browser.get(&path).await?;
+            let elapsed = started.elapsed();
+            ensure!(body.contains(&shows), "the console's {path} does not show '{shows}'");
+            if i > 0 {
+                times.push(elapsed);
+            }
+        }
+        let latency = Percentiles::of(&times).context("no requests")?;
+        tracing::info!(page, path, ?latency, "Console page timed.");
+        loads.push(PageLoad { page: page.to_owned(), path, latency });
+    }
+    // The middle of the list: OFFSET walks every row before it, a cost that
+    // grows with the offset (paging by the last key shown would not).
+    let path = format!("/console/computers?offset={middle}");
+    let mut times = Vec::new();
+    for _ in 0..DEEP_REQUESTS {
+        let started = Instant::now();
+        let body = browser.get(&path).await?;
+        times.push(started.elapsed());
+        ensure!(body.contains("pc-"), "the console's {path} shows no computer");
+    }
+    let deep = PageLoad {
+        page: "computers, the middle of the list".into(),
+        path,
+        latency: Percentiles::of(&times).context("no requests")?,
+    };
+    tracing::info!(?deep, "Console page timed.");
+    Ok(ConsoleLoad { computers, slaves, pages: loads, deep })
+}
+
+/// A signed-in browser: the session cookie, no redirects followed.
+struct Browser {
+    base: String,
+    cookie: String,
+    http: reqwest::Client,
+}
+
+impl Browser {
+    /// Makes the operator with the bootstrap token, then signs in through
+    /// the form.
+    async fn sign_in(master: &Api) -> anyhow::Result<Self> {
+        let (status, body) = master
+            .call(
+                Method::POST,
+                "/api/operators",
+                Some(json!({"name": OPERATOR, "role": "auditor", "password": PASSWORD})),
+            )
+            .await?;
+        ensure!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "creating the operator: {status} {body}"
+        );
+        let http =
+            reqwest::Client::builder().redirect(redirect::Policy::none()).timeout(Duration::from_secs(30)).build()?;
+        let base = master.base.clone();
+        let form = http.get(format!("{base}/console/sign-in")).send().await?;
+        ensure!(form.status().is_success(), "the sign-in page answered {}", form.status());
+        let answer = http
+            .post(format!("{base}/console/sign-in"))
+            .header(header::ORIGIN, &base)
+            .form(&[("name", OPERATOR), ("password", PASSWORD)])
+            .send()
+            .await
+            .context("posting the sign-in form")?;
+        if !answer.status().is_redirection() {
+            bail!("signing in answered {}: {}", answer.status(), answer.text().await.unwrap_or_default());
+        }
+        let cookie = answer
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("rampart_session="))
+            .and_then(|v| v.split(';').next())
+            .context("signing in set no session cookie")?
+            .to_owned();
+        Ok(Self { base, cookie, http })
+    }
+
+    /// A page's body; anything but 200 is an error.
+    async fn get(&self, path: &str) -> anyhow::Result<String> {
+        let response =
+            self.http.get(format!("{}{path}", self.base)).header(header::COOKIE, &self.cookie).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        ensure!(status == StatusCode::OK, "the console answered {status} to {path}: {body}");
+        Ok(body)
+    }
+
+    /// Posts a form; the console answers a form with a redirect.
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(header::COOKIE, &self.cookie)
+            .header(header::ORIGIN, &self.base)
+            .form(fields)
+            .send()
+            .await?;
+        ensure!(response.status().is_redirection(), "the console answered {} to the form {path}", response.status());
+        Ok(())
+    }
+}
+
+/// The `value` of the first input named `name` in a page.
+fn field_value(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\""))?;
+    let tag_start = page[..at].rfind('<')?;
+    let tag_end = at + page[at..].find('>')?;
+    between(&page[tag_start..tag_end], "value=\"", "\"").map(str::to_owned)
+}
+
+/// The text between the first `start` and the next `end` after it.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = from + text[from..].find(end)?;
+    Some(&text[from..to])
+}
+
+impl ConsoleLoad {
+    /// The table's lines: one per page.
+    pub fn figures(&self) -> Vec<Figure> {
+        let name = |p: &PageLoad| {
+            format!(
+                "console, master with {} computers / {} slaves: {} (`{}`), {} requests",
+                thousands(self.computers),
+                self.slaves,
+                p.page,
+                p.path,
+                p.latency.count
+            )
+        };
+        let mut rows: Vec<Figure> = self
+            .pages
+            .iter()
+            .map(|p| {
+                let met = Some(p.latency.p99_ms <= TARGET_P99_MS);
+                figure(name(p), ms(&p.latency), "-", None, "p99 <= 200 ms", met)
+            })
+            .collect();
+        rows.push(figure(name(&self.deep), ms(&self.deep.latency), "-", None, "(shown)", None));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csrf_token_is_read_from_its_field() {
+        let page = r#"<form><input type="hidden" name="csrf" value="abc123"><button>x</button></form>"#;
+        assert_eq!(field_value(page, "csrf").as_deref(), Some("abc123"));
+        assert_eq!(field_value(page, "other"), None);
+        assert_eq!(between("a?group=17\">", "group=", "\""), Some("17"));
+    }
+}
