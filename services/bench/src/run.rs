@@ -146,7 +146,8 @@ async fn measure(
     tracing::info!(computers, "Console page load.");
     let slave = &fleet.slaves[fleet.slaves.len() / 2].options.instance;
     let console =
-        console::run(&master.api, slave, plan.slaves, plan.computers_per_slave, plan.console_requests).await?;
+        console::run(&master.api, &master_db, slave, plan.slaves, plan.computers_per_slave, plan.console_requests)
+            .await?;
 
     let mut fanouts = Vec::new();
     for &slaves in &plan.fanout_slaves {
