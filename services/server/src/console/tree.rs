@@ -107,7 +107,7 @@ pub async fn tree(state: &AppState, session: &Session, role: Role, view: TreeVie
 
 /// A master's slaves, with their state and lag; each opens to its groups.
 async fn master_children(state: &AppState) -> Result<Markup, ConsoleError> {
-    let slaves = slaves::list(&state.pool.get().await?).await?;
+    let slaves = slaves::list_at_a_glance(&state.pool.get().await?).await?;
     Ok(html! {
         @if slaves.is_empty() { li.empty { "No slaves yet: give a site a registration token." } }
         @for s in &slaves {
