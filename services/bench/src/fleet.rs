@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
-use crate::{master::Master, rows};
+use crate::{master::Api, rows};
 
 /// Slaves started (or loaded) at once: more only queue on two cores.
 const PARALLEL: usize = 4;
@@ -24,6 +24,9 @@ const PARALLEL: usize = 4;
 #[derive(Clone, Debug)]
 pub struct FleetConfig {
     pub namespace: String,
+    /// Each slave's own broker (a site broker, linked to the master's by
+    /// registration), in order; empty: every slave on the machine's broker.
+    pub site_brokers: Vec<SiteBroker>,
     pub slaves: usize,
     pub pool_size: usize,
     /// `ReplicationInterval` of most slaves, seconds.
@@ -33,6 +36,13 @@ pub struct FleetConfig {
     pub fast: usize,
     /// `ReplicationBatchSize`, rows.
     pub batch_size: usize,
+}
+
+/// A slave's own broker: its AMQP URL and its `<Management>` element.
+#[derive(Clone, Debug)]
+pub struct SiteBroker {
+    pub amqp_url: String,
+    pub management_xml: String,
 }
 
 pub struct Fleet {
@@ -52,6 +62,11 @@ impl Fleet {
                     if i < config.fast { 1 } else { config.interval },
                     config.batch_size
                 );
+                if let Some(broker) = config.site_brokers.get(i) {
+                    options.amqp_url = broker.amqp_url.clone();
+                    options.broker_xml = broker.management_xml.clone();
+                    options.extra_xml.push_str("<Hierarchy><SiteBroker>true</SiteBroker></Hierarchy>");
+                }
                 TestServer::spawn(options)
             })
             .buffered(PARALLEL)
@@ -60,9 +75,10 @@ impl Fleet {
         Ok(Self { slaves })
     }
 
-    /// Registers every slave to `master` with a fresh token each.
-    pub async fn register(&self, master: &Master) -> anyhow::Result<()> {
-        let address = master.base.trim_start_matches("http://").to_owned();
+    /// Registers every slave to the master behind `master` with a fresh
+    /// token each.
+    pub async fn register(&self, master: &Api) -> anyhow::Result<()> {
+        let address = master.address().to_owned();
         stream::iter(&self.slaves)
             .map(|slave| {
                 let address = address.clone();

@@ -13,8 +13,10 @@
 //! * [`limits`]: the raw limits.
 //! * [`master`]: the master process.
 //! * [`fleet`]: the slaves.
+//! * [`sites`]: the multi-site path's small hierarchies, on one broker or
+//!   a broker node per site.
 //! * [`scenarios`]: what is measured.
-//! * [`results`]: the table and the JSON file.
+//! * [`results`]: the table and the JSON file; [`table`]: its lines.
 
 pub mod broker_fanout;
 mod confirms;
@@ -26,4 +28,6 @@ pub mod results;
 pub mod rows;
 pub mod run;
 pub mod scenarios;
+pub mod sites;
 pub mod stats;
+pub mod table;

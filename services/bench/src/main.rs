@@ -33,6 +33,10 @@ struct Cli {
     /// Rounds of each fan-out measurement (overrides the mode's).
     #[arg(long)]
     fanout_rounds: Option<usize>,
+    /// Slaves of the multi-site path, each on a broker node of its own
+    /// (overrides the mode's).
+    #[arg(long)]
+    multi_site_slaves: Option<usize>,
 }
 
 impl Cli {
@@ -49,6 +53,7 @@ impl Cli {
         plan.lag_seconds = self.lag_seconds.unwrap_or(plan.lag_seconds);
         plan.backlog_rows = self.backlog_rows.unwrap_or(plan.backlog_rows);
         plan.fanout_rounds = self.fanout_rounds.unwrap_or(plan.fanout_rounds);
+        plan.multi_site_slaves = self.multi_site_slaves.unwrap_or(plan.multi_site_slaves);
         plan
     }
 }

@@ -62,8 +62,8 @@ impl MasterConfig {
 pub struct Master {
     child: Child,
     pub base: String,
-    token: String,
-    http: reqwest::Client,
+    /// Its API with the bootstrap token.
+    pub api: Api,
 }
 
 impl Master {
@@ -104,18 +104,15 @@ impl Master {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {} (build it with the benchmark)", config.binary.display()))?;
-        Ok(Self {
-            child,
-            base: format!("http://{}", config.listen),
-            token: config.token.clone(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
-        })
+        let base = format!("http://{}", config.listen);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { child, api: Api::new(&base, &config.token, http), base })
     }
 
     async fn wait_healthy(&mut self, config: &MasterConfig) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(r) = self.http.get(format!("{}/health", self.base)).send().await {
+            if let Ok(r) = self.api.http.get(format!("{}/health", self.base)).send().await {
                 if r.status().is_success() {
                     return Ok(());
                 }
@@ -145,23 +142,12 @@ impl Master {
 
     /// Calls the API; the status and the JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("calling the master's {path}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        self.api.call(method, path, body).await
     }
 
     /// A call that must succeed.
     pub async fn call_ok(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let (status, body) = self.call(method, path, body).await?;
-        if !status.is_success() {
-            bail!("the master answered {status} to {path}: {body}");
-        }
-        Ok(body)
+        self.api.call_ok(method, path, body).await
     }
 
     /// Stops the master as an operator would (SIGTERM, then waits).
@@ -179,6 +165,52 @@ impl Master {
             }
         }
         Ok(())
+    }
+}
+
+/// A master's HTTP API called with its bootstrap token: the child
+/// process's, or that of a master running in this process.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://HOST:PORT`.
+    pub base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str, http: reqwest::Client) -> Self {
+        Self { base: base.to_owned(), token: token.to_owned(), http }
+    }
+
+    /// `HOST:PORT`, as a slave registering is told.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("https://").trim_start_matches("http://")
+    }
+
+    /// Calls the API; the status and the JSON body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(30));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("calling the master's {path}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    /// A call that must succeed.
+    pub async fn call_ok(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let (status, body) = self.call(method, path, body).await?;
+        if !status.is_success() {
+            bail!("the master answered {status} to {path}: {body}");
+        }
+        Ok(body)
     }
 }
 

@@ -36,6 +36,13 @@ pub struct Plan {
     pub agent_linger_seconds: u64,
     pub slave_pool_size: usize,
     pub master_pool_size: usize,
+    /// The multi-site path: slaves (each on a broker node of its own, and
+    /// again all on one broker), computers each, fan-out rounds.
+    pub multi_site_slaves: usize,
+    pub multi_site_computers: u64,
+    pub multi_site_rounds: usize,
+    /// Requests to each console page on the loaded master.
+    pub console_requests: usize,
 }
 
 impl Plan {
@@ -62,6 +69,10 @@ impl Plan {
             agent_linger_seconds: 30,
             slave_pool_size: 3,
             master_pool_size: 16,
+            multi_site_slaves: 10,
+            multi_site_computers: 10_000,
+            multi_site_rounds: 50,
+            console_requests: 100,
         }
     }
 
@@ -84,6 +95,10 @@ impl Plan {
             agent_computers: 500,
             agent_linger_seconds: 2,
             master_pool_size: 8,
+            multi_site_slaves: 2,
+            multi_site_computers: 1_000,
+            multi_site_rounds: 5,
+            console_requests: 5,
             ..Self::full()
         }
     }
@@ -107,6 +122,9 @@ impl Plan {
         }
         if let Some(n) = self.fanout_slaves.iter().find(|n| **n > self.slaves || **n == 0) {
             return Err(format!("fan-out to {n} slaves needs 1 to {} slaves", self.slaves));
+        }
+        if self.multi_site_slaves == 0 || self.multi_site_computers == 0 || self.multi_site_rounds == 0 {
+            return Err("the multi-site path needs at least one slave, computer and round".into());
         }
         if self.backlog_per_slave() == 0 {
             return Err(format!("--backlog-rows {} is less than one row per backlogged slave", self.backlog_rows));

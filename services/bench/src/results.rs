@@ -14,14 +14,15 @@ use crate::{
     plan::Plan,
     scenarios::{
         agent::AgentMemory,
+        console::ConsoleLoad,
         fanout::Fanout,
+        multi_site::MultiSite,
         replication::{Drain, Live},
         report::ReportLatency,
     },
     stats::Percentiles,
+    table::{figure, mb, ms, rate, thousands, Figure, MB},
 };
-
-const MB: f64 = 1024.0 * 1024.0;
 
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
@@ -37,6 +38,8 @@ pub struct Run {
     pub backlog: Drain,
     pub backlog_live: Live,
     pub agent: AgentMemory,
+    pub multi_site: MultiSite,
+    pub console: ConsoleLoad,
 }
 
 /// What the run ran on.
@@ -57,52 +60,6 @@ pub struct Lag {
     pub lag: Percentiles,
     /// How often the master's copy was looked at (bounds the overstatement).
     pub poll_ms: u64,
-}
-
-/// One line of the table.
-#[derive(Debug, Serialize)]
-pub struct Figure {
-    pub figure: String,
-    pub measured: String,
-    pub limit: String,
-    pub ratio: Option<f64>,
-    pub target: String,
-    pub met: Option<bool>,
-}
-
-fn figure(
-    name: impl Into<String>,
-    measured: impl Into<String>,
-    limit: impl Into<String>,
-    ratio: Option<f64>,
-    target: impl Into<String>,
-    met: Option<bool>,
-) -> Figure {
-    Figure { figure: name.into(), measured: measured.into(), limit: limit.into(), ratio, target: target.into(), met }
-}
-
-fn rate(v: f64, unit: &str) -> String {
-    format!("{} {unit}/s", thousands(v.round() as u64))
-}
-
-fn thousands(v: u64) -> String {
-    let digits = v.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn ms(p: &Percentiles) -> String {
-    format!("p50 {:.1} ms, p99 {:.1} ms", p.p50_ms, p.p99_ms)
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.0} MB", bytes as f64 / MB)
 }
 
 impl Run {
@@ -238,6 +195,8 @@ impl Run {
             "<= 100 ms",
             Some(r.via_master.p99_ms <= 100.0),
         ));
+        rows.extend(self.console.figures());
+        rows.extend(self.multi_site.figures());
         rows.push(figure(
             "memory: master, peak during the replication",
             mb(t.master_peak_rss),
@@ -302,19 +261,5 @@ impl Run {
             .with_context(|| format!("writing {}", json.display()))?;
         std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
         Ok(json)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_grouped_by_thousands() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(5_400_000), "5,400,000");
-        assert_eq!(rate(31234.6, "rows"), "31,235 rows/s");
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     master::{free_port, sibling_binary, Master, MasterConfig},
     plan::Plan,
     results::{Lag, Machine, Run},
-    scenarios::{agent, fanout, replication, report, traffic},
+    scenarios::{agent, console, fanout, multi_site, replication, report, traffic},
 };
 
 /// Longest the first full snapshots after registration may take.
@@ -43,8 +43,17 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
     .context("measuring the raw limits")?;
     tracing::info!(?limits, "Raw limits measured.");
 
+    // Before the main fleet starts: the path's own hierarchies have the
+    // machine to themselves.
+    tracing::info!(slaves = plan.multi_site_slaves, "Multi-site path.");
+    let multi_site =
+        multi_site::run(&namespace, &plan, plan.multi_site_slaves, plan.multi_site_computers, plan.multi_site_rounds)
+            .await
+            .context("measuring the multi-site path")?;
+
     let fleet_config = FleetConfig {
         namespace: namespace.clone(),
+        site_brokers: Vec::new(),
         slaves: plan.slaves,
         pool_size: plan.slave_pool_size,
         interval: 3600,
@@ -86,6 +95,8 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
         backlog: scenarios.backlog,
         backlog_live: scenarios.backlog_live,
         agent: scenarios.agent,
+        multi_site,
+        console: scenarios.console,
     })
 }
 
@@ -98,6 +109,7 @@ struct Scenarios {
     backlog: replication::Drain,
     backlog_live: replication::Live,
     agent: agent::AgentMemory,
+    console: console::ConsoleLoad,
 }
 
 async fn measure(
@@ -112,7 +124,7 @@ async fn measure(
     let postgres: String = master_db.query_one("SHOW server_version", &[]).await?.get(0);
 
     tracing::info!(slaves = plan.slaves, "Registering the slaves.");
-    fleet.register(&master).await?;
+    fleet.register(&master.api).await?;
     fanout::prepare(fleet).await?;
     // The groups made above go with the next pass, and most slaves
     // replicate hourly: ask for it now.
@@ -131,10 +143,16 @@ async fn measure(
     tracing::info!("Report latency.");
     let report = report::run(&master, &reports.base, TOKEN, computers, plan.slaves, plan.report_requests).await?;
 
+    tracing::info!(computers, "Console page load.");
+    let slave = &fleet.slaves[fleet.slaves.len() / 2].options.instance;
+    let console =
+        console::run(&master.api, &master_db, slave, plan.slaves, plan.computers_per_slave, plan.console_requests)
+            .await?;
+
     let mut fanouts = Vec::new();
     for &slaves in &plan.fanout_slaves {
         tracing::info!(slaves, "Fan-out.");
-        fanouts.push(fanout::run(fleet, &master, slaves, plan.fanout_rounds).await?);
+        fanouts.push(fanout::run(fleet, &master.api, slaves, plan.fanout_rounds).await?);
     }
 
     let live =
@@ -175,7 +193,7 @@ async fn measure(
     )
     .await?;
     master.stop().await?;
-    Ok((postgres, Scenarios { throughput, report, fanout: fanouts, lag, backlog, backlog_live, agent }))
+    Ok((postgres, Scenarios { throughput, report, fanout: fanouts, lag, backlog, backlog_live, agent, console }))
 }
 
 /// Removes the slaves, the report service, the master's database and the

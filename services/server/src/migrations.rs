@@ -17,4 +17,9 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 12, name: "agent_identities", sql: include_str!("../migrations/0012_agent_identities.sql") },
     Migration { version: 13, name: "site_brokers", sql: include_str!("../migrations/0013_site_brokers.sql") },
     Migration { version: 14, name: "console", sql: include_str!("../migrations/0014_console.sql") },
+    Migration {
+        version: 17,
+        name: "replica_endpoint_indexes",
+        sql: include_str!("../migrations/0017_replica_endpoint_indexes.sql"),
+    },
 ];

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::{fleet::Fleet, master::Master, stats::Percentiles};
+use crate::{fleet::Fleet, master::Api, stats::Percentiles};
 
 /// The group every slave has, that the policies are for.
 pub const GROUP: &str = "Fan-out";
@@ -102,7 +102,7 @@ pub async fn prepare(fleet: &Fleet) -> anyhow::Result<()> {
 /// wakes its queues. Before it, PostgreSQL is checkpointed: the bulk loads
 /// before this scenario leave a checkpoint due that would otherwise land in
 /// some round and stall its commits.
-pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -> anyhow::Result<Fanout> {
+pub async fn run(fleet: &Fleet, master: &Api, slaves: usize, rounds: usize) -> anyhow::Result<Fanout> {
     let names: Vec<String> = fleet.slaves.iter().take(slaves).map(|s| s.options.instance.clone()).collect();
     let mut latencies = Vec::with_capacity(rounds);
     let mut firsts = Vec::with_capacity(rounds);
@@ -134,7 +134,7 @@ pub async fn run(fleet: &Fleet, master: &Master, slaves: usize, rounds: usize) -
 }
 
 /// Waits until the master has an "applied" receipt from every slave named.
-async fn wait_applied(master: &Master, id: &str, names: &[String]) -> anyhow::Result<()> {
+async fn wait_applied(master: &Api, id: &str, names: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + ROUND_TIMEOUT;
     loop {
         let policy = master.call_ok(Method::GET, &format!("/api/policies/{id}"), None).await?;

@@ -7,9 +7,14 @@
 //! * [`fanout`]: a master policy to N slaves.
 //! * [`report`]: the consolidated security-status report.
 //! * [`agent`]: the memory of an agent simulating many computers.
+//! * [`console`]: the console's pages on the loaded master.
+//! * [`multi_site`]: throughput and fan-out with every site on its own
+//!   broker node, against the same on one broker.
 
 pub mod agent;
+pub mod console;
 pub mod fanout;
+pub mod multi_site;
 pub mod replication;
 pub mod report;
 pub mod traffic;

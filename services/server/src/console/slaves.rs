@@ -44,7 +44,7 @@ async fn slaves_page(
     Extension(session): Extension<Session>,
     Query(outcome): Query<Outcome>,
 ) -> PageResult {
-    let slaves = slaves::list(&state.pool.get().await?).await?;
+    let slaves = slaves::list_at_a_glance(&state.pool.get().await?).await?;
     let acts = may(&session, "POST", "/slaves/{id}/replicate");
     let body = html! {
         @if let Some(id) = outcome.replicating.as_deref() { p.notice role="status" { "Asked slave '" (id) "' to replicate now." } }

@@ -110,7 +110,7 @@ pub async fn tree(state: &AppState, session: &Session, role: Role, view: TreeVie
 /// A master's slaves, with their state and lag; each opens to its network
 /// groups, or in the virtual view to its virtual groups.
 async fn master_children(state: &AppState, view: TreeView) -> Result<Markup, ConsoleError> {
-    let slaves = slaves::list(&state.pool.get().await?).await?;
+    let slaves = slaves::list_at_a_glance(&state.pool.get().await?).await?;
     let view_query = match view {
         TreeView::Network => "",
         TreeView::Virtual => "&view=virtual",
