@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::{
     config::Settings,
     failpoints::Failpoints,
-    hierarchy::{link_keeper::LinkRepairs, Keyring},
+    hierarchy::{link_repairs::LinkRepairs, Keyring},
     outbox::{Command, Signer},
     role::Role,
     wakes::Wakes,

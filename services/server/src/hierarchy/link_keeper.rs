@@ -24,68 +24,20 @@
 //! Each repair is counted by cause ([`LinkRepairs`], `/metrics`:
 //! `rampart_link_repairs_total`).
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-};
+use std::{collections::HashMap, sync::Arc};
 
 use rampart_shared::{site_link::BrokerLinkGrant, Shutdown};
 
-use super::broker_links::{self, LinkView};
+use super::{
+    broker_links::{self, LinkView},
+    link_repairs::Cause,
+};
 use crate::{role::Role, state::AppState};
 
 /// Looks in a row a link may be not running before it is restarted.
 pub const STUCK_CHECKS: u32 = 6;
 /// Looks in a row an outbound link may hold messages without moving one.
 pub const IDLE_CHECKS: u32 = 6;
-
-/// Why a link was repaired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cause {
-    Missing,
-    NotRunning,
-    MovingNothing,
-}
-
-impl Cause {
-    pub const ALL: [Cause; 3] = [Cause::Missing, Cause::NotRunning, Cause::MovingNothing];
-
-    /// The `cause` label of `rampart_link_repairs_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Cause::Missing => "missing",
-            Cause::NotRunning => "not_running",
-            Cause::MovingNothing => "moving_nothing",
-        }
-    }
-
-    /// What the log says.
-    fn describe(self) -> &'static str {
-        match self {
-            Cause::Missing => "missing (deleted by hand?)",
-            Cause::NotRunning => "not running",
-            Cause::MovingNothing => "running but moving nothing",
-        }
-    }
-}
-
-/// The repairs this server made, by cause, since it started.
-#[derive(Debug, Default)]
-pub struct LinkRepairs([AtomicU64; 3]);
-
-impl LinkRepairs {
-    fn count(&self, cause: Cause) {
-        self.0[cause as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How many repairs of each cause.
-    pub fn counts(&self) -> [(Cause, u64); 3] {
-        Cause::ALL.map(|cause| (cause, self.0[cause as usize].load(Ordering::Relaxed)))
-    }
-}
 
 /// What the keeper remembers of one link between looks.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -217,6 +169,7 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hierarchy::link_repairs::LinkRepairs;
 
     fn link(state: &str, waiting: Option<u64>, reason: Option<&str>) -> LinkView {
         LinkView {

@@ -27,6 +27,7 @@ pub mod departure;
 pub mod fanout;
 pub mod link;
 pub mod link_keeper;
+pub mod link_repairs;
 pub mod link_users;
 pub mod registration;
 pub mod reporter;
