@@ -20,7 +20,7 @@ use rampart_shared::{
 use rampart_tests::{
     faults::{
         broker::PrivateBroker,
-        take_turn,
+        replication_counts, take_turn,
         tap::{Captured, Tap},
         traffic::{edit_policies, fan_out, settle, Stack, Writers, FAST_REPLICATION},
         Timeline,
@@ -45,7 +45,8 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
     let (master, paris) = (&stack.master, &stack.slaves[0]);
     let t = master.topology();
     let commands = Tap::bind(master, "commands", t.commands_exchange(), "slave.paris").await;
-    let batches = Tap::bind(master, "replication", t.replication_exchange(), "slave.paris").await;
+    // Both replication lanes: `slave.paris` (bulk) and `slave.paris.live`.
+    let batches = Tap::bind(master, "replication", t.replication_exchange(), "slave.paris.#").await;
     let reports = Tap::bind(master, "status", t.status_exchange(), "slave.paris.#").await;
 
     // Real traffic: a policy in three versions, a task, replication under writers.
@@ -91,7 +92,7 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
         paris.state.hierarchy_metrics.dead_lettered.load(Ordering::Relaxed),
     );
     let seen = (
-        master.state.replication_metrics.applied.load(Ordering::Relaxed),
+        replication_counts(master).0,
         master.state.hierarchy_metrics.applied.load(Ordering::Relaxed),
         paris.state.hierarchy_metrics.applied.load(Ordering::Relaxed),
     );
@@ -101,7 +102,7 @@ async fn replayed_duplicated_and_reordered_messages_change_nothing_and_a_gap_is_
     inject(replays).await;
     wait_for("every replay consumed", || async {
         let now = (
-            master.state.replication_metrics.applied.load(Ordering::Relaxed),
+            replication_counts(master).0,
             master.state.hierarchy_metrics.applied.load(Ordering::Relaxed),
             paris.state.hierarchy_metrics.applied.load(Ordering::Relaxed),
         );

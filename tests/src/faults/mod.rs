@@ -144,3 +144,11 @@ impl Timeline {
         println!("{}: {phase} at {:.1} s", self.scenario, self.start.elapsed().as_secs_f64());
     }
 }
+
+/// A master's replication consumers' counters, both lanes (bulk and live)
+/// summed: batches applied, and retries after a transient failure.
+pub fn replication_counts(master: &crate::TestServer) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lanes = [&master.state.replication_metrics, &master.state.live_replication_metrics];
+    (lanes.iter().map(|m| m.applied.load(Relaxed)).sum(), lanes.iter().map(|m| m.retries.load(Relaxed)).sum())
+}
