@@ -128,11 +128,18 @@ impl Broker {
     /// consumer and not acked yet), or `None` when the broker cannot tell
     /// (no such queue, or the broker is unreachable).
     pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
+        self.queue_counts(queue).await.map(|(ready, _)| ready)
+    }
+
+    /// `(messages waiting, consumers)` of `queue`, exact (a passive
+    /// declare, unlike the management API's statistics, which lag by
+    /// seconds), or `None` as for [`Self::queue_depth`].
+    pub async fn queue_counts(&self, queue: &str) -> Option<(u32, u32)> {
         let channel = self.channel().await.ok()?;
         let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
         let declared = bounded("queue.declare", channel.queue_declare(queue.into(), passive, Default::default())).await;
         let _ = close_channel(&channel, "done").await;
-        declared.ok().map(|q| q.message_count())
+        declared.ok().map(|q| (q.message_count(), q.consumer_count()))
     }
 
     /// Closes the connection (graceful shutdown).

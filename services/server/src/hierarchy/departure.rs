@@ -66,7 +66,7 @@ pub async fn retire(state: &AppState, grant: Option<&BrokerLinkGrant>) -> Result
         broker.client.delete_shovel(&broker.vhost, &status_link).await?;
         state.departure_pending.store(false, Ordering::SeqCst);
         stopped(&broker, &status_link).await;
-        if ready_messages(state, &status_queue).await == Some(0) {
+        if state.broker.queue_depth(&status_queue).await == Some(0) {
             break true;
         }
         let Some(grant) = grant else { break false };
@@ -116,24 +116,9 @@ async fn stopped(broker: &SiteBroker, shovel: &str) {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    // The queue takes back what the stopped link held unconfirmed.
+    // The queue takes back what the stopped link held unconfirmed (counted
+    // next over AMQP: the management API's statistics lag by seconds).
     tokio::time::sleep(POLL).await;
-}
-
-/// Messages ready in `queue` on this site's broker, `None` if it cannot be read.
-async fn ready_messages(state: &AppState, queue: &str) -> Option<u32> {
-    queue_counts(state, queue).await.map(|(ready, _)| ready)
-}
-
-/// `(ready messages, consumers)` of `queue` on this site's broker (a
-/// passive declare: exact, unlike the management API's statistics), `None`
-/// if it cannot be read (or does not exist).
-async fn queue_counts(state: &AppState, queue: &str) -> Option<(u32, u32)> {
-    let channel = state.broker.channel().await.ok()?;
-    let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-    let declared = channel.queue_declare(queue.into(), options, Default::default()).await;
-    let _ = close_channel(&channel, "link queue counted").await;
-    declared.ok().map(|q| (q.message_count(), q.consumer_count()))
 }
 
 /// On a stand-alone that left its master with the links down: once the
@@ -147,7 +132,7 @@ pub async fn finish(state: &AppState) {
         return;
     }
     let queue = state.site.topology.link_status_queue(&state.site.instance);
-    if queue_counts(state, &queue).await != Some((0, 0)) {
+    if state.broker.queue_counts(&queue).await != Some((0, 0)) {
         return;
     }
     state.departure_pending.store(false, Ordering::SeqCst);

@@ -130,25 +130,25 @@ pub(super) async fn reload_keyring(state: &AppState) {
     }
 }
 
-const SLAVE_SELECT: &str = "SELECT s.id, s.state, s.last_seen, s.version, s.registered_at, s.endpoints, s.license,
-        s.removed_at, s.removed_reason, s.last_seen > now() - make_interval(secs => $1::double precision),
-        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
-        s.repl_epoch, s.repl_xid, s.repl_seq, s.repl_batches, s.repl_rows, s.repl_refused, s.replicated_at,
-        s.synced_as_of, s.rows_behind, extract(epoch FROM now() - s.synced_as_of)::double precision,
-        (SELECT count(*) FROM replica_rows r WHERE r.slave_id = s.id AND r.table_name = 'endpoints' AND r.row IS NOT NULL),
-        s.site_broker, s.links
-    FROM slaves s";
+/// Each slave's count of computers in the copy: over every slave it reads
+/// every replicated computer (about 1 ms per 10,000: 170 ms for a master
+/// holding 1M, `EXPLAIN ANALYZE`), so [`list_at_a_glance`] leaves it out.
+const COPY_COUNT: &str =
+    "(SELECT count(*) FROM replica_rows r WHERE r.slave_id = s.id AND r.table_name = 'endpoints' AND r.row IS NOT NULL)";
 
-/// [`SLAVE_SELECT`] without the count of each slave's computers in the
-/// copy: over every slave that count reads every replicated computer (about
-/// 1 ms per 10,000: 170 ms for a master holding 1M, `EXPLAIN ANALYZE`).
-const SLAVE_SELECT_AT_A_GLANCE: &str = "SELECT s.id, s.state, s.last_seen, s.version, s.registered_at, s.endpoints,
-        s.license, s.removed_at, s.removed_reason, s.last_seen > now() - make_interval(secs => $1::double precision),
-        (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
-        s.repl_epoch, s.repl_xid, s.repl_seq, s.repl_batches, s.repl_rows, s.repl_refused, s.replicated_at,
-        s.synced_as_of, s.rows_behind, extract(epoch FROM now() - s.synced_as_of)::double precision,
-        NULL::bigint, s.site_broker, s.links
-    FROM slaves s";
+/// The columns [`slave_view`] reads, with `copy_count` as the copy's count
+/// (`NULL::bigint` to leave it out), then `rest` (a filter, an order).
+fn slave_select(copy_count: &str, rest: &str) -> String {
+    format!(
+        "SELECT s.id, s.state, s.last_seen, s.version, s.registered_at, s.endpoints, s.license,
+            s.removed_at, s.removed_reason, s.last_seen > now() - make_interval(secs => $1::double precision),
+            (SELECT count(*) FROM refused_messages f WHERE f.slave_id = s.id),
+            s.repl_epoch, s.repl_xid, s.repl_seq, s.repl_batches, s.repl_rows, s.repl_refused, s.replicated_at,
+            s.synced_as_of, s.rows_behind, extract(epoch FROM now() - s.synced_as_of)::double precision,
+            {copy_count}, s.site_broker, s.links
+        FROM slaves s {rest}"
+    )
+}
 
 fn slave_view(r: &tokio_postgres::Row) -> SlaveView {
     let state = match (r.get::<_, &str>(1), r.get::<_, Option<bool>>(9)) {
@@ -196,7 +196,7 @@ pub async fn active_slaves<C: GenericClient>(client: &C) -> Result<Vec<String>, 
 }
 
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<SlaveView>, tokio_postgres::Error> {
-    let rows = client.query(&format!("{SLAVE_SELECT} ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
+    let rows = client.query(&slave_select(COPY_COUNT, "ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
     Ok(rows.iter().map(slave_view).collect())
 }
 
@@ -204,8 +204,7 @@ pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<SlaveView>, tokio_
 /// (`replicated_endpoints` is `None`), for views that do not show it and
 /// are loaded often (the console's slaves page and tree).
 pub async fn list_at_a_glance<C: GenericClient>(client: &C) -> Result<Vec<SlaveView>, tokio_postgres::Error> {
-    let rows =
-        client.query(&format!("{SLAVE_SELECT_AT_A_GLANCE} ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
+    let rows = client.query(&slave_select("NULL::bigint", "ORDER BY s.id"), &[&OFFLINE_AFTER.as_secs_f64()]).await?;
     Ok(rows.iter().map(slave_view).collect())
 }
 
@@ -225,7 +224,7 @@ pub async fn state_counts<C: GenericClient>(client: &C) -> Result<StateCounts, t
 
 pub async fn show<C: GenericClient>(client: &C, id: &str) -> Result<SlaveView, SlaveError> {
     let row = client
-        .query_opt(&format!("{SLAVE_SELECT} WHERE s.id = $2"), &[&OFFLINE_AFTER.as_secs_f64(), &id])
+        .query_opt(&slave_select(COPY_COUNT, "WHERE s.id = $2"), &[&OFFLINE_AFTER.as_secs_f64(), &id])
         .await?
         .ok_or_else(|| SlaveError::Unknown(id.to_owned()))?;
     Ok(slave_view(&row))
