@@ -205,6 +205,14 @@ impl Topology {
             Lane::Live => format!("slave.{slave}.live"),
         }
     }
+    /// The lane of a replication batch published with `routing_key`.
+    pub fn replication_lane_of_key(routing_key: &str) -> Lane {
+        if routing_key.ends_with(".live") {
+            Lane::Live
+        } else {
+            Lane::Bulk
+        }
+    }
     /// Binding that catches every slave's bulk replication batches.
     pub const REPLICATION_BINDING: &'static str = "slave.*";
     /// Binding that catches every slave's caught-up replication batches.
@@ -412,5 +420,7 @@ mod tests {
         assert!(matches(Topology::LIVE_REPLICATION_BINDING, &live) && !matches(Topology::REPLICATION_BINDING, &live));
         assert_eq!(Topology::slave_of_key(&bulk), Some("par"));
         assert_eq!(Topology::slave_of_key(&live), Some("par"));
+        assert_eq!(Topology::replication_lane_of_key(&bulk), Lane::Bulk);
+        assert_eq!(Topology::replication_lane_of_key(&live), Lane::Live);
     }
 }

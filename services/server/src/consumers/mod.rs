@@ -25,6 +25,7 @@ use lapin::message::Delivery;
 use rampart_shared::{
     amqp::{consumer::ConsumerSettings, Broker},
     envelope::{header_str, Rejection, SIGNATURE_HEADER},
+    replication::Lane,
     topology::Topology,
     Envelope, Shutdown,
 };
@@ -142,10 +143,10 @@ async fn record_refused_from_slave(state: &AppState, delivery: &Delivery, reason
     let key = delivery.routing_key.as_str();
     let queue = match delivery.exchange.as_str() {
         "" => key.to_owned(),
-        exchange if exchange == topology.replication_exchange() && key.ends_with(".live") => {
-            topology.master_live_replication_queue()
-        }
-        exchange if exchange == topology.replication_exchange() => topology.master_replication_queue(),
+        exchange if exchange == topology.replication_exchange() => match Topology::replication_lane_of_key(key) {
+            Lane::Live => topology.master_live_replication_queue(),
+            Lane::Bulk => topology.master_replication_queue(),
+        },
         _ => topology.master_status_queue(),
     };
     let slave = Topology::slave_of_key(delivery.routing_key.as_str());
