@@ -4,7 +4,10 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use rampart_bench::{plan::Plan, run};
+use rampart_bench::{
+    plan::{Part, Plan},
+    run,
+};
 
 #[derive(Parser)]
 #[command(name = "rampart-bench", version, about = "Rampart benchmark: every figure next to this machine's own limits")]
@@ -37,6 +40,10 @@ struct Cli {
     /// (overrides the mode's).
     #[arg(long)]
     multi_site_slaves: Option<usize>,
+    /// Only these parts, comma-separated (the limits are measured whenever
+    /// a part of the main fleet runs; its computers are always loaded).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
 }
 
 impl Cli {
@@ -54,6 +61,9 @@ impl Cli {
         plan.backlog_rows = self.backlog_rows.unwrap_or(plan.backlog_rows);
         plan.fanout_rounds = self.fanout_rounds.unwrap_or(plan.fanout_rounds);
         plan.multi_site_slaves = self.multi_site_slaves.unwrap_or(plan.multi_site_slaves);
+        if !self.only.is_empty() {
+            plan.parts = self.only.clone();
+        }
         plan
     }
 }

@@ -3,6 +3,36 @@
 
 use serde::Serialize;
 
+/// A part of the run that `--only` can pick. The limits are measured
+/// whenever the main fleet runs (every part but the multi-site path), and
+/// the main fleet always loads its computers first (the throughput), since
+/// every later part reads or changes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    MultiSite,
+    Throughput,
+    Report,
+    Console,
+    Fanout,
+    Lag,
+    Drain,
+    Agent,
+}
+
+impl Part {
+    pub const ALL: [Part; 8] = [
+        Part::MultiSite,
+        Part::Throughput,
+        Part::Report,
+        Part::Console,
+        Part::Fanout,
+        Part::Lag,
+        Part::Drain,
+        Part::Agent,
+    ];
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     /// `full` or `quick`.
@@ -43,6 +73,8 @@ pub struct Plan {
     pub multi_site_rounds: usize,
     /// Requests to each console page on the loaded master.
     pub console_requests: usize,
+    /// The parts that run (all of them unless `--only` says otherwise).
+    pub parts: Vec<Part>,
 }
 
 impl Plan {
@@ -73,6 +105,7 @@ impl Plan {
             multi_site_computers: 10_000,
             multi_site_rounds: 50,
             console_requests: 100,
+            parts: Part::ALL.to_vec(),
         }
     }
 
@@ -103,6 +136,18 @@ impl Plan {
         }
     }
 
+    /// Whether `part` runs.
+    pub fn runs(&self, part: Part) -> bool {
+        self.parts.contains(&part)
+    }
+
+    /// Whether the main fleet (100 slaves in a full run) starts: every part
+    /// but the multi-site path needs it, and each of them the throughput's
+    /// computers.
+    pub fn runs_fleet(&self) -> bool {
+        self.parts.iter().any(|p| *p != Part::MultiSite)
+    }
+
     /// Rows each backlogged slave (every slave but the first `lag_slaves`)
     /// queues for the backlog drain.
     pub fn backlog_per_slave(&self) -> u64 {
@@ -125,6 +170,9 @@ impl Plan {
         }
         if self.multi_site_slaves == 0 || self.multi_site_computers == 0 || self.multi_site_rounds == 0 {
             return Err("the multi-site path needs at least one slave, computer and round".into());
+        }
+        if self.parts.is_empty() {
+            return Err("--only names no part to run".into());
         }
         if self.backlog_per_slave() == 0 {
             return Err(format!("--backlog-rows {} is less than one row per backlogged slave", self.backlog_rows));
@@ -159,5 +207,17 @@ mod tests {
         // Two backlogged slaves of the quick plan's four.
         let plan = Plan { backlog_rows: 1, ..Plan::quick() };
         assert!(plan.check().unwrap_err().contains("backlog"));
+        let plan = Plan { parts: Vec::new(), ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("--only"));
+    }
+
+    #[test]
+    fn the_fleet_starts_for_any_part_but_the_multi_site_path() {
+        assert!(Plan::full().runs_fleet());
+        let only_sites = Plan { parts: vec![Part::MultiSite], ..Plan::quick() };
+        assert!(!only_sites.runs_fleet());
+        assert!(only_sites.runs(Part::MultiSite) && !only_sites.runs(Part::Drain));
+        let drain = Plan { parts: vec![Part::Drain], ..Plan::quick() };
+        assert!(drain.runs_fleet() && !drain.runs(Part::MultiSite));
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{
     limits::RawLimits,
-    plan::Plan,
+    plan::{Part, Plan},
     scenarios::{
         agent::AgentMemory,
         console::ConsoleLoad,
@@ -30,16 +30,17 @@ pub struct Run {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub plan: Plan,
     pub machine: Machine,
-    pub limits: RawLimits,
-    pub throughput: Drain,
-    pub report: ReportLatency,
+    /// Each part's figures; `None` (empty) for a part `--only` left out.
+    pub limits: Option<RawLimits>,
+    pub throughput: Option<Drain>,
+    pub report: Option<ReportLatency>,
     pub fanout: Vec<Fanout>,
-    pub lag: Lag,
-    pub backlog: Drain,
-    pub backlog_live: Live,
-    pub agent: AgentMemory,
-    pub multi_site: MultiSite,
-    pub console: ConsoleLoad,
+    pub lag: Option<Lag>,
+    pub backlog: Option<Drain>,
+    pub backlog_live: Option<Live>,
+    pub agent: Option<AgentMemory>,
+    pub multi_site: Option<MultiSite>,
+    pub console: Option<ConsoleLoad>,
 }
 
 /// What the run ran on.
@@ -63,164 +64,78 @@ pub struct Lag {
 }
 
 impl Run {
-    /// The table, one figure per line.
+    /// The table, one figure per line, of the parts that ran.
     pub fn figures(&self) -> Vec<Figure> {
-        let l = &self.limits;
-        let (copy, upsert) = (l.copy_rows_per_s, l.upsert_rows_per_s);
-        let rtt = &l.round_trip;
-        let t = &self.throughput;
-        let mut rows = vec![
-            figure("raw: binary COPY into replica_rows", rate(copy, "rows"), "-", None, "baseline", None),
-            figure("raw: UNNEST upsert into replica_rows", rate(upsert, "rows"), "-", None, "baseline", None),
-            figure(
-                "raw: publish with confirms, pipelined",
-                rate(l.publish_confirms_per_s, "msgs"),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
-            figure(
-                "raw: publish with confirms, one at a time",
-                rate(l.publish_confirms_serial_per_s, "msgs"),
-                "-",
-                None,
-                "baseline",
-                None,
-            ),
-            figure("raw: publish -> consume round trip", ms(rtt), "-", None, "baseline", None),
-        ];
-        if let Some(f) = &l.broker_fanout {
-            let name = format!(
-                "raw: one message to each of {} quorum queues -> the last consumed, {} rounds",
-                f.queues, f.rounds
-            );
-            rows.push(figure(name, ms(&f.latency), "-", None, "baseline", None));
-            let name = format!(
-                "raw: the same, each consumer committing a row before its ack -> the last committed, {} rounds",
-                f.rounds
-            );
-            rows.push(figure(name, ms(&f.with_commit), "-", None, "baseline", None));
+        let mut rows = Vec::new();
+        if let Some(limits) = &self.limits {
+            rows.extend(limit_figures(limits));
+            if let Some(t) = &self.throughput {
+                rows.extend(throughput_figures(limits, t, self.plan.slaves));
+            }
+            if let Some(lag) = &self.lag {
+                rows.push(lag_figure(lag));
+            }
+            if let Some(backlog) = &self.backlog {
+                rows.push(drain_figure(limits, backlog));
+            }
+            if let Some(live) = self.backlog_live.as_ref().and_then(|l| l.lag.as_ref().map(|p| (l, p))) {
+                rows.push(figure(
+                    format!("lag of the live traffic during the drain ({:.0} updates/s)", live.0.updates_per_s),
+                    format!("p50 {:.2} s, p99 {:.2} s", live.1.p50_ms / 1000.0, live.1.p99_ms / 1000.0),
+                    "-",
+                    None,
+                    "(shown)",
+                    None,
+                ));
+            }
+            rows.extend(fanout_figures(limits, &self.fanout));
         }
-        rows.extend([
-            figure(
-                format!("replication throughput, {} rows / {} slaves", thousands(t.rows), self.plan.slaves),
-                format!("{} ({:.1} s)", rate(t.rows_per_s, "rows"), t.seconds),
-                format!("upsert {}", rate(upsert, "rows")),
-                Some(t.rows_per_s / upsert),
-                ">= 0.8 x upsert",
-                Some(t.rows_per_s >= 0.8 * upsert),
-            ),
-            figure(
-                "replication throughput vs COPY",
-                rate(t.rows_per_s, "rows"),
-                format!("COPY {}", rate(copy, "rows")),
-                Some(t.rows_per_s / copy),
-                ">= 0.4 x COPY",
-                Some(t.rows_per_s >= 0.4 * copy),
-            ),
-            figure(
-                format!(
-                    "replication lag, {} computers at {:.0} updates/s, interval 1 s",
-                    thousands(self.lag.computers),
-                    self.lag.updates_per_s
-                ),
-                format!(
-                    "p50 {:.2} s, p99 {:.2} s ({} samples)",
-                    self.lag.lag.p50_ms / 1000.0,
-                    self.lag.lag.p99_ms / 1000.0,
-                    self.lag.lag.count
-                ),
-                format!("interval 1 s, poll {} ms", self.lag.poll_ms),
-                None,
-                "p99 <= 5 s",
-                Some(self.lag.lag.p99_ms <= 5000.0),
-            ),
-            figure(
-                format!("backlog drain, {} rows with live traffic", thousands(self.backlog.rows)),
-                format!("{} ({:.1} s)", rate(self.backlog.rows_per_s, "rows"), self.backlog.seconds),
-                format!("upsert {}", rate(upsert, "rows")),
-                Some(self.backlog.rows_per_s / upsert),
-                ">= 0.5 x upsert",
-                Some(self.backlog.rows_per_s >= 0.5 * upsert),
-            ),
-        ]);
-        if let Some(live) = &self.backlog_live.lag {
+        if let Some(r) = &self.report {
             rows.push(figure(
-                format!("lag of the live traffic during the drain ({:.0} updates/s)", self.backlog_live.updates_per_s),
-                format!("p50 {:.2} s, p99 {:.2} s", live.p50_ms / 1000.0, live.p99_ms / 1000.0),
+                format!(
+                    "report: security-status over {} computers / {} slaves, via the master",
+                    thousands(r.computers),
+                    r.slaves
+                ),
+                ms(&r.via_master),
+                format!("report service alone {}", ms(&r.direct)),
+                None,
+                "<= 100 ms",
+                Some(r.via_master.p99_ms <= 100.0),
+            ));
+        }
+        rows.extend(self.console.iter().flat_map(ConsoleLoad::figures));
+        rows.extend(self.multi_site.iter().flat_map(MultiSite::figures));
+        if let Some(t) = &self.throughput {
+            rows.push(figure(
+                "memory: master, peak during the replication",
+                mb(t.master_peak_rss),
+                "-",
+                None,
+                "<= 200 MB",
+                Some(t.master_peak_rss as f64 <= 200.0 * MB),
+            ));
+        }
+        if let Some(backlog) = &self.backlog {
+            rows.push(figure(
+                "memory: master, peak during the backlog drain",
+                mb(backlog.master_peak_rss),
                 "-",
                 None,
                 "(shown)",
                 None,
             ));
         }
-        let largest = self.fanout.iter().map(|f| f.slaves).max().unwrap_or(0);
-        for f in &self.fanout {
-            let ratio = f.latency.p99_ms / rtt.p99_ms;
-            let (target, met) = if f.slaves == largest {
-                ("p99 <= 500 ms and <= 20 x round trip".to_owned(), Some(f.latency.p99_ms <= 500.0 && ratio <= 20.0))
-            } else {
-                ("(shown)".to_owned(), None)
-            };
+        if let Some(agent) = &self.agent {
             rows.push(figure(
-                format!("fan-out: a policy to {} slaves, {} rounds", f.slaves, f.rounds),
-                format!("{} (first slave p50 {:.1} ms), {}", ms(&f.latency), f.first.p50_ms, f.applied_at.describe()),
-                format!("round trip p99 {:.1} ms", rtt.p99_ms),
-                Some(ratio),
-                target,
-                met,
+                format!("memory: agent simulating {} computers", thousands(agent.computers)),
+                mb(agent.peak_rss),
+                "-",
+                None,
+                "<= 100 MB",
+                Some(agent.peak_rss as f64 <= 100.0 * MB),
             ));
-            if let Some(floor) = l.broker_fanout.as_ref().filter(|b| b.queues == f.slaves) {
-                rows.push(figure(
-                    format!("fan-out to {} slaves against the broker's fan-out with a commit each", f.slaves),
-                    format!("p99 {:.1} ms", f.latency.p99_ms),
-                    format!("p99 {:.1} ms", floor.with_commit.p99_ms),
-                    Some(f.latency.p99_ms / floor.with_commit.p99_ms),
-                    "(shown)",
-                    None,
-                ));
-            }
         }
-        let r = &self.report;
-        rows.push(figure(
-            format!(
-                "report: security-status over {} computers / {} slaves, via the master",
-                thousands(r.computers),
-                r.slaves
-            ),
-            ms(&r.via_master),
-            format!("report service alone {}", ms(&r.direct)),
-            None,
-            "<= 100 ms",
-            Some(r.via_master.p99_ms <= 100.0),
-        ));
-        rows.extend(self.console.figures());
-        rows.extend(self.multi_site.figures());
-        rows.push(figure(
-            "memory: master, peak during the replication",
-            mb(t.master_peak_rss),
-            "-",
-            None,
-            "<= 200 MB",
-            Some(t.master_peak_rss as f64 <= 200.0 * MB),
-        ));
-        rows.push(figure(
-            "memory: master, peak during the backlog drain",
-            mb(self.backlog.master_peak_rss),
-            "-",
-            None,
-            "(shown)",
-            None,
-        ));
-        rows.push(figure(
-            format!("memory: agent simulating {} computers", thousands(self.agent.computers)),
-            mb(self.agent.peak_rss),
-            "-",
-            None,
-            "<= 100 MB",
-            Some(self.agent.peak_rss as f64 <= 100.0 * MB),
-        ));
         rows
     }
 
@@ -237,6 +152,10 @@ impl Run {
             self.machine.memory_bytes as f64 / (1024.0 * MB),
             self.machine.postgres
         );
+        if self.plan.parts.len() < Part::ALL.len() {
+            let parts: Vec<String> = self.plan.parts.iter().map(|p| format!("{p:?}")).collect();
+            let _ = writeln!(out, "Only these parts ran (`--only`): {}.\n", parts.join(", "));
+        }
         out.push_str("| figure | measured | limit (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n");
         for f in self.figures() {
             let ratio = f.ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
@@ -262,4 +181,130 @@ impl Run {
         std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
         Ok(json)
     }
+}
+
+/// The raw limits' lines.
+fn limit_figures(l: &RawLimits) -> Vec<Figure> {
+    let mut rows = vec![
+        figure("raw: binary COPY into replica_rows", rate(l.copy_rows_per_s, "rows"), "-", None, "baseline", None),
+        figure("raw: UNNEST upsert into replica_rows", rate(l.upsert_rows_per_s, "rows"), "-", None, "baseline", None),
+        figure(
+            "raw: publish with confirms, pipelined",
+            rate(l.publish_confirms_per_s, "msgs"),
+            "-",
+            None,
+            "baseline",
+            None,
+        ),
+        figure(
+            "raw: publish with confirms, one at a time",
+            rate(l.publish_confirms_serial_per_s, "msgs"),
+            "-",
+            None,
+            "baseline",
+            None,
+        ),
+        figure("raw: publish -> consume round trip", ms(&l.round_trip), "-", None, "baseline", None),
+    ];
+    if let Some(f) = &l.broker_fanout {
+        let name =
+            format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", f.queues, f.rounds);
+        rows.push(figure(name, ms(&f.latency), "-", None, "baseline", None));
+        let name = format!(
+            "raw: the same, each consumer committing a row before its ack -> the last committed, {} rounds",
+            f.rounds
+        );
+        rows.push(figure(name, ms(&f.with_commit), "-", None, "baseline", None));
+    }
+    rows
+}
+
+/// Replication throughput against the upsert and COPY limits.
+fn throughput_figures(l: &RawLimits, t: &Drain, slaves: usize) -> [Figure; 2] {
+    let (copy, upsert) = (l.copy_rows_per_s, l.upsert_rows_per_s);
+    [
+        figure(
+            format!("replication throughput, {} rows / {} slaves", thousands(t.rows), slaves),
+            format!("{} ({:.1} s)", rate(t.rows_per_s, "rows"), t.seconds),
+            format!("upsert {}", rate(upsert, "rows")),
+            Some(t.rows_per_s / upsert),
+            ">= 0.8 x upsert",
+            Some(t.rows_per_s >= 0.8 * upsert),
+        ),
+        figure(
+            "replication throughput vs COPY",
+            rate(t.rows_per_s, "rows"),
+            format!("COPY {}", rate(copy, "rows")),
+            Some(t.rows_per_s / copy),
+            ">= 0.4 x COPY",
+            Some(t.rows_per_s >= 0.4 * copy),
+        ),
+    ]
+}
+
+fn lag_figure(lag: &Lag) -> Figure {
+    figure(
+        format!(
+            "replication lag, {} computers at {:.0} updates/s, interval 1 s",
+            thousands(lag.computers),
+            lag.updates_per_s
+        ),
+        format!(
+            "p50 {:.2} s, p99 {:.2} s ({} samples)",
+            lag.lag.p50_ms / 1000.0,
+            lag.lag.p99_ms / 1000.0,
+            lag.lag.count
+        ),
+        format!("interval 1 s, poll {} ms", lag.poll_ms),
+        None,
+        "p99 <= 5 s",
+        Some(lag.lag.p99_ms <= 5000.0),
+    )
+}
+
+fn drain_figure(l: &RawLimits, backlog: &Drain) -> Figure {
+    let upsert = l.upsert_rows_per_s;
+    figure(
+        format!("backlog drain, {} rows with live traffic", thousands(backlog.rows)),
+        format!("{} ({:.1} s)", rate(backlog.rows_per_s, "rows"), backlog.seconds),
+        format!("upsert {}", rate(upsert, "rows")),
+        Some(backlog.rows_per_s / upsert),
+        ">= 0.5 x upsert",
+        Some(backlog.rows_per_s >= 0.5 * upsert),
+    )
+}
+
+/// Each fan-out against the round trip, and against the broker's own
+/// fan-out with a commit where that was measured at the same width.
+fn fanout_figures(l: &RawLimits, fanouts: &[Fanout]) -> Vec<Figure> {
+    let rtt = &l.round_trip;
+    let largest = fanouts.iter().map(|f| f.slaves).max().unwrap_or(0);
+    let mut rows = Vec::new();
+    for f in fanouts {
+        let ratio = f.latency.p99_ms / rtt.p99_ms;
+        let (target, met) = if f.slaves == largest {
+            ("p99 <= 500 ms and <= 20 x round trip".to_owned(), Some(f.latency.p99_ms <= 500.0 && ratio <= 20.0))
+        } else {
+            ("(shown)".to_owned(), None)
+        };
+        rows.push(figure(
+            format!("fan-out: a policy to {} slaves, {} rounds", f.slaves, f.rounds),
+            format!("{} (first slave p50 {:.1} ms), {}", ms(&f.latency), f.first.p50_ms, f.applied_at.describe()),
+            format!("round trip p99 {:.1} ms", rtt.p99_ms),
+            Some(ratio),
+            target,
+            met,
+        ));
+        if let Some(floor) = l.broker_fanout.as_ref().filter(|b| b.queues == f.slaves) {
+            rows.push(figure(
+                format!("fan-out to {} slaves against the broker's fan-out with a commit each", f.slaves),
+                format!("p99 {:.1} ms", f.latency.p99_ms),
+                format!("p99 {:.1} ms", floor.with_commit.p99_ms),
+                Some(f.latency.p99_ms / floor.with_commit.p99_ms),
+                "(shown)",
+                None,
+            ));
+        }
+    }
+    rows
 }

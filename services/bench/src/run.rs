@@ -12,7 +12,7 @@ use crate::{
     fleet::{Fleet, FleetConfig},
     limits::{self, LimitsPlan},
     master::{free_port, sibling_binary, Master, MasterConfig},
-    plan::Plan,
+    plan::{Part, Plan},
     results::{Lag, Machine, Run},
     scenarios::{agent, console, fanout, multi_site, replication, report, traffic},
 };
@@ -27,32 +27,73 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
     let namespace = format!("rb_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     tracing::info!(mode = plan.mode, namespace, work_dir = %work_dir.display(), "Benchmark started.");
 
+    // Before the main fleet starts: the path's own hierarchies have the
+    // machine to themselves.
+    let multi_site = if plan.runs(Part::MultiSite) {
+        tracing::info!(slaves = plan.multi_site_slaves, "Multi-site path.");
+        Some(
+            multi_site::run(
+                &namespace,
+                &plan,
+                plan.multi_site_slaves,
+                plan.multi_site_computers,
+                plan.multi_site_rounds,
+            )
+            .await
+            .context("measuring the multi-site path")?,
+        )
+    } else {
+        None
+    };
+    let mut run = Run {
+        started_at,
+        machine: Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes: memory_total().unwrap_or(0),
+            postgres: String::new(),
+            build: if cfg!(debug_assertions) { "debug" } else { "release" },
+        },
+        plan,
+        limits: None,
+        throughput: None,
+        report: None,
+        fanout: Vec::new(),
+        lag: None,
+        backlog: None,
+        backlog_live: None,
+        agent: None,
+        multi_site,
+        console: None,
+    };
+    if run.plan.runs_fleet() {
+        main_fleet(&mut run, &namespace, work_dir).await?;
+    }
+    Ok(run)
+}
+
+/// The raw limits, then the main fleet of slaves with a master and its
+/// report service, and the parts of the plan on them.
+async fn main_fleet(run: &mut Run, namespace: &str, work_dir: PathBuf) -> anyhow::Result<()> {
+    let plan = &run.plan;
     let limits = limits::measure(&LimitsPlan {
         database_url: format!("{PG_BASE}/{namespace}_limits"),
         amqp_url: AMQP_URL.into(),
-        namespace: namespace.clone(),
+        namespace: namespace.to_owned(),
         rows: plan.raw_rows,
         batch_rows: plan.batch_size,
         messages: plan.messages,
         round_trips: plan.round_trips,
         message_bytes: plan.message_bytes,
-        fanout_queues: plan.fanout_slaves.iter().copied().max().unwrap_or(0),
+        fanout_queues: if plan.runs(Part::Fanout) { plan.fanout_slaves.iter().copied().max().unwrap_or(0) } else { 0 },
         fanout_rounds: plan.fanout_rounds,
     })
     .await
     .context("measuring the raw limits")?;
     tracing::info!(?limits, "Raw limits measured.");
-
-    // Before the main fleet starts: the path's own hierarchies have the
-    // machine to themselves.
-    tracing::info!(slaves = plan.multi_site_slaves, "Multi-site path.");
-    let multi_site =
-        multi_site::run(&namespace, &plan, plan.multi_site_slaves, plan.multi_site_computers, plan.multi_site_rounds)
-            .await
-            .context("measuring the multi-site path")?;
+    run.limits = Some(limits);
 
     let fleet_config = FleetConfig {
-        namespace: namespace.clone(),
+        namespace: namespace.to_owned(),
         site_brokers: Vec::new(),
         slaves: plan.slaves,
         pool_size: plan.slave_pool_size,
@@ -62,66 +103,36 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
     };
     tracing::info!(slaves = plan.slaves, "Starting the slaves.");
     let fleet = Fleet::start(&fleet_config).await?;
-    let reports = TestReport::spawn_on(&namespace, &format!("{namespace}_reports")).await;
-    let work_dir = work_dir.join(&namespace);
+    let reports = TestReport::spawn_on(namespace, &format!("{namespace}_reports")).await;
+    let work_dir = work_dir.join(namespace);
     let config = MasterConfig {
         binary: sibling_binary("rampart-server")?,
         work_dir: work_dir.clone(),
         database_url: format!("{PG_BASE}/{namespace}_hq"),
         amqp_url: AMQP_URL.into(),
-        namespace: namespace.clone(),
+        namespace: namespace.to_owned(),
         listen: format!("127.0.0.1:{}", free_port()?),
         token: TOKEN.into(),
         pool_size: plan.master_pool_size,
         reports_xml: reports.master_xml(),
     };
-    let outcome = measure(&plan, &config, &fleet, &reports, &work_dir).await;
-    teardown(fleet, reports, &config, &namespace).await;
-    let (postgres, scenarios) = outcome?;
-    Ok(Run {
-        started_at,
-        machine: Machine {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_bytes: memory_total().unwrap_or(0),
-            postgres,
-            build: if cfg!(debug_assertions) { "debug" } else { "release" },
-        },
-        plan,
-        limits,
-        throughput: scenarios.throughput,
-        report: scenarios.report,
-        fanout: scenarios.fanout,
-        lag: scenarios.lag,
-        backlog: scenarios.backlog,
-        backlog_live: scenarios.backlog_live,
-        agent: scenarios.agent,
-        multi_site,
-        console: scenarios.console,
-    })
+    let outcome = measure(run, &config, &fleet, &reports, &work_dir).await;
+    teardown(fleet, reports, &config, namespace).await;
+    outcome
 }
 
-/// What the scenarios measured.
-struct Scenarios {
-    throughput: replication::Drain,
-    report: report::ReportLatency,
-    fanout: Vec<fanout::Fanout>,
-    lag: Lag,
-    backlog: replication::Drain,
-    backlog_live: replication::Live,
-    agent: agent::AgentMemory,
-    console: console::ConsoleLoad,
-}
-
+/// The main fleet's parts, in order; each writes its figures into `run`.
 async fn measure(
-    plan: &Plan,
+    run: &mut Run,
     config: &MasterConfig,
     fleet: &Fleet,
     reports: &TestReport,
     work_dir: &std::path::Path,
-) -> anyhow::Result<(String, Scenarios)> {
+) -> anyhow::Result<()> {
+    let plan = run.plan.clone();
     let master = Master::start(config).await?;
     let master_db = Arc::new(crate::stats::connect(&config.database_url, "the master's database").await?);
-    let postgres: String = master_db.query_one("SHOW server_version", &[]).await?.get(0);
+    run.machine.postgres = master_db.query_one("SHOW server_version", &[]).await?.get(0);
 
     tracing::info!(slaves = plan.slaves, "Registering the slaves.");
     fleet.register(&master.api).await?;
@@ -135,65 +146,81 @@ async fn measure(
     }
     fleet.wait_acked(&heads, REGISTER_TIMEOUT).await.context("waiting for the first full snapshots")?;
 
+    // Every later part reads or changes these computers.
     tracing::info!("Replication throughput.");
-    let (master, throughput) =
+    let (mut master, throughput) =
         replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave).await?;
+    run.throughput = Some(throughput);
     let computers = plan.slaves as u64 * plan.computers_per_slave;
 
-    tracing::info!("Report latency.");
-    let report = report::run(&master, &reports.base, TOKEN, computers, plan.slaves, plan.report_requests).await?;
-
-    tracing::info!(computers, "Console page load.");
-    let slave = &fleet.slaves[fleet.slaves.len() / 2].options.instance;
-    let console =
-        console::run(&master.api, &master_db, slave, plan.slaves, plan.computers_per_slave, plan.console_requests)
-            .await?;
-
-    let mut fanouts = Vec::new();
-    for &slaves in &plan.fanout_slaves {
-        tracing::info!(slaves, "Fan-out.");
-        fanouts.push(fanout::run(fleet, &master.api, slaves, plan.fanout_rounds).await?);
+    if plan.runs(Part::Report) {
+        tracing::info!("Report latency.");
+        run.report =
+            Some(report::run(&master, &reports.base, TOKEN, computers, plan.slaves, plan.report_requests).await?);
     }
-
+    if plan.runs(Part::Console) {
+        tracing::info!(computers, "Console page load.");
+        let slave = &fleet.slaves[fleet.slaves.len() / 2].options.instance;
+        run.console = Some(
+            console::run(&master.api, &master_db, slave, plan.slaves, plan.computers_per_slave, plan.console_requests)
+                .await?,
+        );
+    }
+    if plan.runs(Part::Fanout) {
+        for &slaves in &plan.fanout_slaves {
+            tracing::info!(slaves, "Fan-out.");
+            run.fanout.push(fanout::run(fleet, &master.api, slaves, plan.fanout_rounds).await?);
+        }
+    }
     let live =
         traffic::Traffic { slaves: plan.lag_slaves, computers: plan.computers_per_slave, rate: plan.update_rate };
-    tracing::info!(updates_per_s = live.updates_per_second(), seconds = plan.lag_seconds, "Replication lag.");
-    let running = traffic::start(fleet, &live, master_db.clone());
-    tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
-    let outcome = running.finish(Duration::from_secs(120)).await?;
-    let lag = Lag {
-        computers: plan.lag_slaves as u64 * plan.computers_per_slave,
-        updates_per_s: crate::stats::per_second(outcome.updates, outcome.elapsed),
-        seconds: outcome.elapsed.as_secs_f64(),
-        lag: crate::stats::Percentiles::of(&outcome.lags).context("no update was timed")?,
-        poll_ms: traffic::POLL.as_millis() as u64,
-    };
-    tracing::info!(?lag, "Replication lag measured.");
-
-    tracing::info!(rows = plan.backlog_rows, "Backlog drain.");
-    let (master, backlog, backlog_live) = replication::backlog(
-        fleet,
-        master,
-        config,
-        master_db.clone(),
-        plan.backlog_per_slave(),
-        plan.computers_per_slave,
-        &live,
-    )
-    .await?;
-
-    tracing::info!(computers = plan.agent_computers, "Agent memory.");
-    let agent = agent::run(
-        &sibling_binary("rampart-agent")?,
-        AMQP_URL,
-        &fleet.slaves[0],
-        plan.agent_computers,
-        Duration::from_secs(plan.agent_linger_seconds),
-        &work_dir.join("agent.log"),
-    )
-    .await?;
+    if plan.runs(Part::Lag) {
+        tracing::info!(updates_per_s = live.updates_per_second(), seconds = plan.lag_seconds, "Replication lag.");
+        let running = traffic::start(fleet, &live, master_db.clone());
+        tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
+        let outcome = running.finish(Duration::from_secs(120)).await?;
+        let lag = Lag {
+            computers: plan.lag_slaves as u64 * plan.computers_per_slave,
+            updates_per_s: crate::stats::per_second(outcome.updates, outcome.elapsed),
+            seconds: outcome.elapsed.as_secs_f64(),
+            lag: crate::stats::Percentiles::of(&outcome.lags).context("no update was timed")?,
+            poll_ms: traffic::POLL.as_millis() as u64,
+        };
+        tracing::info!(?lag, "Replication lag measured.");
+        run.lag = Some(lag);
+    }
+    if plan.runs(Part::Drain) {
+        tracing::info!(rows = plan.backlog_rows, "Backlog drain.");
+        let (restarted, backlog, backlog_live) = replication::backlog(
+            fleet,
+            master,
+            config,
+            master_db.clone(),
+            plan.backlog_per_slave(),
+            plan.computers_per_slave,
+            &live,
+        )
+        .await?;
+        master = restarted;
+        run.backlog = Some(backlog);
+        run.backlog_live = Some(backlog_live);
+    }
+    if plan.runs(Part::Agent) {
+        tracing::info!(computers = plan.agent_computers, "Agent memory.");
+        run.agent = Some(
+            agent::run(
+                &sibling_binary("rampart-agent")?,
+                AMQP_URL,
+                &fleet.slaves[0],
+                plan.agent_computers,
+                Duration::from_secs(plan.agent_linger_seconds),
+                &work_dir.join("agent.log"),
+            )
+            .await?,
+        );
+    }
     master.stop().await?;
-    Ok((postgres, Scenarios { throughput, report, fanout: fanouts, lag, backlog, backlog_live, agent, console }))
+    Ok(())
 }
 
 /// Removes the slaves, the report service, the master's database and the
