@@ -35,7 +35,7 @@ use crate::{
 };
 
 /// The table each committing consumer writes one row of per round.
-const COMMITS_TABLE: &str =
+pub(crate) const COMMITS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS fanout_commits (queue integer, round integer, PRIMARY KEY (queue, round))";
 const COMMIT_SQL: &str = "INSERT INTO fanout_commits (queue, round) VALUES ($1, $2)";
 
@@ -98,13 +98,8 @@ async fn both_measurements(
     amqp_url: &str,
     database_url: &str,
 ) -> anyhow::Result<(Percentiles, Percentiles)> {
-    let mut quorum = FieldTable::default();
-    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     for name in names {
-        let options = QueueDeclareOptions { durable: true, ..Default::default() };
-        bounded("queue.declare", publishing.queue_declare(name.as_str().into(), options, quorum.clone()))
-            .await
-            .with_context(|| format!("Failed to declare the scratch queue {name}"))?;
+        declare_quorum(publishing, name).await?;
     }
     bounded("confirm.select", publishing.confirm_select(ConfirmSelectOptions::default())).await?;
     let shared = vec![broker; names.len()];
@@ -128,10 +123,21 @@ async fn both_measurements(
     Ok((latency, with_commit?))
 }
 
+/// Declares the durable quorum queue `name`.
+pub(crate) async fn declare_quorum(channel: &Channel, name: &str) -> anyhow::Result<()> {
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    let options = QueueDeclareOptions { durable: true, ..Default::default() };
+    bounded("queue.declare", channel.queue_declare(name.into(), options, quorum))
+        .await
+        .with_context(|| format!("Failed to declare the scratch queue {name}"))?;
+    Ok(())
+}
+
 /// `rounds` timed rounds (after one untimed one) over consumers of `names`,
 /// each on a channel of its broker in `brokers`; with `clients` (one per
 /// queue) each consumer commits a row per message before acking it.
-async fn rounds_over(
+pub(crate) async fn rounds_over(
     brokers: &[&Broker],
     publishing: &Channel,
     names: &[String],

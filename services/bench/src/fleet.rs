@@ -101,7 +101,13 @@ impl Fleet {
     /// Enrolls `count` computers in each slave; each slave's index and the
     /// head its load ends at.
     pub async fn load_endpoints(&self, count: u64) -> anyhow::Result<Vec<(usize, Watermark)>> {
-        self.load(0, rows::INSERT_ENDPOINTS, &[count as i64]).await
+        self.load_endpoints_from(0, count).await
+    }
+
+    /// [`Self::load_endpoints`] numbered from `first` (a later load's
+    /// computers are new ones).
+    pub async fn load_endpoints_from(&self, first: u64, count: u64) -> anyhow::Result<Vec<(usize, Watermark)>> {
+        self.load(0, rows::INSERT_ENDPOINTS, &[count as i64, first as i64]).await
     }
 
     /// Records `count` detections on their first `computers` in each slave

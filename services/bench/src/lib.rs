@@ -13,6 +13,8 @@
 //! * [`limits`]: the raw limits.
 //! * [`master`]: the master process.
 //! * [`fleet`]: the slaves.
+//! * [`site_floor`]: the broker's own fan-out through the links, the
+//!   multi-site path's floor.
 //! * [`sites`]: the multi-site path's small hierarchies, on one broker or
 //!   a broker node per site.
 //! * [`scenarios`]: what is measured.
@@ -28,6 +30,7 @@ pub mod results;
 pub mod rows;
 pub mod run;
 pub mod scenarios;
+pub mod site_floor;
 pub mod sites;
 pub mod stats;
 pub mod table;

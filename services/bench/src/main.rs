@@ -40,6 +40,14 @@ struct Cli {
     /// (overrides the mode's).
     #[arg(long)]
     multi_site_slaves: Option<usize>,
+    /// Computers each multi-site slave gets per throughput sample
+    /// (overrides the mode's).
+    #[arg(long)]
+    multi_site_computers: Option<u64>,
+    /// Throughput samples of each multi-site layout, taken in turns
+    /// (overrides the mode's).
+    #[arg(long)]
+    multi_site_samples: Option<usize>,
     /// Only these parts, comma-separated (the limits are measured whenever
     /// a part of the main fleet runs; its computers are always loaded).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -61,6 +69,8 @@ impl Cli {
         plan.backlog_rows = self.backlog_rows.unwrap_or(plan.backlog_rows);
         plan.fanout_rounds = self.fanout_rounds.unwrap_or(plan.fanout_rounds);
         plan.multi_site_slaves = self.multi_site_slaves.unwrap_or(plan.multi_site_slaves);
+        plan.multi_site_computers = self.multi_site_computers.unwrap_or(plan.multi_site_computers);
+        plan.multi_site_samples = self.multi_site_samples.unwrap_or(plan.multi_site_samples);
         if !self.only.is_empty() {
             plan.parts = self.only.clone();
         }

@@ -71,6 +71,8 @@ pub struct Plan {
     pub multi_site_slaves: usize,
     pub multi_site_computers: u64,
     pub multi_site_rounds: usize,
+    /// Throughput samples of each layout, taken in turns.
+    pub multi_site_samples: usize,
     /// Requests to each console page on the loaded master.
     pub console_requests: usize,
     /// The parts that run (all of them unless `--only` says otherwise).
@@ -102,8 +104,9 @@ impl Plan {
             slave_pool_size: 3,
             master_pool_size: 16,
             multi_site_slaves: 10,
-            multi_site_computers: 10_000,
+            multi_site_computers: 50_000,
             multi_site_rounds: 50,
+            multi_site_samples: 3,
             console_requests: 100,
             parts: Part::ALL.to_vec(),
         }
@@ -131,6 +134,7 @@ impl Plan {
             multi_site_slaves: 2,
             multi_site_computers: 1_000,
             multi_site_rounds: 5,
+            multi_site_samples: 2,
             console_requests: 5,
             ..Self::full()
         }
@@ -168,7 +172,11 @@ impl Plan {
         if let Some(n) = self.fanout_slaves.iter().find(|n| **n > self.slaves || **n == 0) {
             return Err(format!("fan-out to {n} slaves needs 1 to {} slaves", self.slaves));
         }
-        if self.multi_site_slaves == 0 || self.multi_site_computers == 0 || self.multi_site_rounds == 0 {
+        if self.multi_site_slaves == 0
+            || self.multi_site_computers == 0
+            || self.multi_site_rounds == 0
+            || self.multi_site_samples == 0
+        {
             return Err("the multi-site path needs at least one slave, computer and round".into());
         }
         if self.parts.is_empty() {

@@ -4,7 +4,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-/// SQL that enrolls `$2` computers named `<$1>-<n>` (n from 0) in a slave's
+/// SQL that enrolls `$2` computers named `<$1>-<n>` (n from `$3`) in a slave's
 /// database, as the agent inbox would: the change-capture triggers number
 /// them for replication.
 pub const INSERT_ENDPOINTS: &str = "
@@ -16,7 +16,7 @@ SELECT format('%s-%s', $1::text, lpad(n::text, 6, '0')), format('pc-%s', n),
        '2026.11.' || (1 + n % 25), current_date - (n % 9)::int, n % 50 <> 0,
        (ARRAY['protected', 'protected', 'protected', 'at_risk', 'infected', 'unprotected'])[1 + n % 6],
        CASE WHEN n % 6 = 4 THEN 1 ELSE 0 END, n % 10 <> 0, now()
-  FROM generate_series(0, $2::bigint - 1) AS n";
+  FROM generate_series($3::bigint, $3::bigint + $2::bigint - 1) AS n";
 
 /// SQL that records `$2` detections on the computers `<$1>-<n>` (n below
 /// `$3`), as the agent inbox would.

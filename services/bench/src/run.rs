@@ -31,17 +31,7 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
     // machine to themselves.
     let multi_site = if plan.runs(Part::MultiSite) {
         tracing::info!(slaves = plan.multi_site_slaves, "Multi-site path.");
-        Some(
-            multi_site::run(
-                &namespace,
-                &plan,
-                plan.multi_site_slaves,
-                plan.multi_site_computers,
-                plan.multi_site_rounds,
-            )
-            .await
-            .context("measuring the multi-site path")?,
-        )
+        Some(multi_site::run(&namespace, &plan).await.context("measuring the multi-site path")?)
     } else {
         None
     };
@@ -50,7 +40,7 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
         machine: Machine {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_bytes: memory_total().unwrap_or(0),
-            postgres: String::new(),
+            postgres: postgres_version().await.context("reading PostgreSQL's version")?,
             build: if cfg!(debug_assertions) { "debug" } else { "release" },
         },
         plan,
@@ -132,7 +122,6 @@ async fn measure(
     let plan = run.plan.clone();
     let master = Master::start(config).await?;
     let master_db = Arc::new(crate::stats::connect(&config.database_url, "the master's database").await?);
-    run.machine.postgres = master_db.query_one("SHOW server_version", &[]).await?.get(0);
 
     tracing::info!(slaves = plan.slaves, "Registering the slaves.");
     fleet.register(&master.api).await?;
@@ -240,6 +229,12 @@ async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, name
     ];
     queues.extend(agent_queue);
     rampart_tests::teardown_namespace(&topology, &queues).await;
+}
+
+/// `SHOW server_version` of the machine's PostgreSQL.
+async fn postgres_version() -> anyhow::Result<String> {
+    let client = crate::stats::connect(&format!("{PG_BASE}/postgres"), "PostgreSQL").await?;
+    Ok(client.query_one("SHOW server_version", &[]).await?.get(0))
 }
 
 fn memory_total() -> Option<u64> {

@@ -19,14 +19,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{stream, StreamExt};
-use rampart_tests::{faults::broker::PrivateBroker, ServerOptions, TestServer, TOKEN};
+use rampart_shared::{amqp::Broker, Secret};
+use rampart_tests::{faults::broker::PrivateBroker, ServerOptions, TestServer, AMQP_URL, TOKEN};
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::{
+    broker_fanout,
     fleet::{Fleet, FleetConfig, SiteBroker},
     master::Api,
     plan::Plan,
+    stats::Percentiles,
 };
 
 /// Private nodes started at once (each boot is a few seconds of a core).
@@ -119,6 +122,29 @@ impl Hierarchy {
     /// The master's database.
     pub fn master_database_url(&self) -> String {
         self.master.options.database_url()
+    }
+
+    /// The broker's own fan-out to every slave with a commit per message
+    /// (into the master's database) on this layout's brokers: on the
+    /// machine's broker ([`crate::broker_fanout`]), or from the master's
+    /// node through a shovel to each slave's ([`crate::site_floor`]).
+    pub async fn floor(&self, rounds: usize, body: &[u8]) -> anyhow::Result<Percentiles> {
+        let database_url = self.master_database_url();
+        let namespace = &self.master.options.namespace;
+        let slaves = self.fleet.slaves.len();
+        match self.brokers.split_first() {
+            Some((master, nodes)) => {
+                let nodes: Vec<&PrivateBroker> = nodes.iter().collect();
+                crate::site_floor::measure(master, &nodes, namespace, rounds, body, &database_url).await
+            }
+            None => {
+                let broker = Broker::connect(Secret::new(AMQP_URL.to_owned()), "rampart-bench-floor").await?;
+                let measured =
+                    broker_fanout::measure(&broker, namespace, slaves, rounds, body, AMQP_URL, &database_url).await;
+                broker.close().await;
+                Ok(measured?.with_commit)
+            }
+        }
     }
 
     /// The private nodes' resident memory and CPU time so far (user +

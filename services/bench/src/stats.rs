@@ -65,6 +65,40 @@ pub async fn checkpoint(client: &tokio_postgres::Client, before: &str) {
     }
 }
 
+/// The machine's CPU time so far (`/proc/stat`'s first line, in ticks):
+/// all of it, and the part neither idle nor waiting for I/O.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// Now; zeros where `/proc/stat` cannot be read.
+    pub fn now() -> Self {
+        std::fs::read_to_string("/proc/stat").ok().and_then(|s| Self::parse(&s)).unwrap_or_default()
+    }
+
+    fn parse(stat: &str) -> Option<Self> {
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: Vec<u64> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+        Some(Self { busy: total - idle, total })
+    }
+
+    /// The share of the machine's CPU busy since `self` (0 to 1).
+    pub fn busy_since(&self) -> f64 {
+        let now = Self::now();
+        let total = now.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        now.busy.saturating_sub(self.busy) as f64 / total as f64
+    }
+}
+
 /// Items per second over an elapsed time.
 pub fn per_second(items: u64, elapsed: Duration) -> f64 {
     let seconds = elapsed.as_secs_f64();
@@ -86,6 +120,14 @@ mod tests {
         let one = Percentiles::of(&[Duration::from_millis(7)]).unwrap();
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
         assert!(Percentiles::of(&[]).is_none());
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_the_first_line_of_proc_stat() {
+        let stat = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n";
+        let t = CpuTimes::parse(stat).unwrap();
+        assert_eq!((t.busy, t.total), (160, 1000));
+        assert!(CpuTimes::parse("intr 1 2 3\n").is_none());
     }
 
     #[test]
