@@ -20,6 +20,7 @@ mod activity;
 mod agent_identities;
 mod api;
 mod broker_admin;
+mod broker_handle;
 mod broker_users;
 mod console;
 mod faults_broker;

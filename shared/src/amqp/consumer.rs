@@ -125,8 +125,13 @@ pub struct QueueSpec {
     pub bindings: Vec<String>,
 }
 
+/// First and longest wait before a consumer reconnects.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const LAST_RETRY: Duration = Duration::from_secs(10);
+
 /// Consumes `settings.queue` until shutdown, reconnecting after broker
-/// failures with a capped back-off.
+/// failures with a capped back-off, cut short when the broker handle
+/// reconnects for another of its users.
 pub async fn run<H: BatchHandler>(
     broker: Arc<Broker>,
     settings: ConsumerSettings,
@@ -135,16 +140,25 @@ pub async fn run<H: BatchHandler>(
     shutdown: Shutdown,
 ) {
     let dead_letters = Publisher::new(broker.clone());
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = FIRST_RETRY;
     while !shutdown.is_triggered() {
-        match consume(&broker, &settings, &*handler, &metrics, &dead_letters, &shutdown).await {
+        let mut consumed = false;
+        match consume(&broker, &settings, &*handler, &metrics, &dead_letters, &shutdown, &mut consumed).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(queue = %settings.queue, error = %e, retry_in = ?backoff, "Consumer lost its channel; reconnecting.");
-                if !shutdown.sleep(backoff).await {
-                    break;
+                // A consumer that was running starts its back-off afresh:
+                // an earlier outage must not leave it waiting 10 s.
+                if consumed {
+                    backoff = FIRST_RETRY;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                tracing::warn!(queue = %settings.queue, error = %e, retry_in = ?backoff, "Consumer lost its channel; reconnecting.");
+                // Another user of the broker handle reconnecting means the
+                // broker is back: retry then rather than sleep the rest out.
+                tokio::select! {
+                    slept = shutdown.sleep(backoff) => if !slept { break },
+                    () = broker.reconnected() => {}
+                }
+                backoff = (backoff * 2).min(LAST_RETRY);
             }
         }
     }
@@ -159,6 +173,7 @@ async fn consume<H: BatchHandler>(
     metrics: &ConsumerMetrics,
     dead_letters: &Publisher,
     shutdown: &Shutdown,
+    consumed: &mut bool,
 ) -> Result<()> {
     let channel = broker.channel().await?;
     if let Some(spec) = &settings.declare {
@@ -180,6 +195,7 @@ async fn consume<H: BatchHandler>(
     )
     .await?;
     tracing::info!(queue = %settings.queue, prefetch = settings.prefetch, concurrency = settings.concurrency, "Consuming.");
+    *consumed = true;
     let consumed: Result<()> = if settings.concurrency > 1 {
         consume_concurrently(&channel, &mut consumer, settings, handler, metrics, dead_letters, shutdown).await
     } else {

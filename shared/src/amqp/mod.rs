@@ -81,13 +81,21 @@ pub struct Broker {
     url: Secret<String>,
     name: String,
     connection: Mutex<Option<Connection>>,
+    /// Woken each time this handle opens a new connection, so that users
+    /// waiting out a back-off after losing theirs retry at once.
+    reconnected: tokio::sync::Notify,
 }
 
 impl Broker {
     /// Does not connect yet; see [`Broker::connect`]. A URL that names no
     /// `heartbeat` gets [`DEFAULT_HEARTBEAT`].
     pub fn new(url: Secret<String>, name: impl Into<String>) -> Self {
-        Self { url: Secret::new(with_default_heartbeat(url.expose())), name: name.into(), connection: Mutex::new(None) }
+        Self {
+            url: Secret::new(with_default_heartbeat(url.expose())),
+            name: name.into(),
+            connection: Mutex::new(None),
+            reconnected: tokio::sync::Notify::new(),
+        }
     }
 
     /// Creates the broker handle and checks the connection works now.
@@ -121,7 +129,15 @@ impl Broker {
         tracing::info!(broker = %self.display_url(), connection = %self.name, "Connected to the broker.");
         let channel = bounded("channel.open", conn.create_channel()).await?;
         *guard = Some(conn);
+        self.reconnected.notify_waiters();
         Ok(channel)
+    }
+
+    /// Resolves the next time this handle opens a new connection (another
+    /// user of it reconnected after the broker came back). Counts from its
+    /// first poll, or from `enable()` on it.
+    pub fn reconnected(&self) -> tokio::sync::futures::Notified<'_> {
+        self.reconnected.notified()
     }
 
     /// How many messages wait in `queue` (not counting those delivered to a
