@@ -19,7 +19,8 @@
 //!
 //! On a stand-alone with a broker of its own it removes the status link
 //! left to deliver a departure the WAN held up, once it has delivered it
-//! (`super::departure::finish`).
+//! (`super::departure::finish`), also when this server restarted meanwhile
+//! (the departure is stored: `super::departure::resume`).
 //!
 //! Each repair is counted by cause ([`LinkRepairs`], `/metrics`:
 //! `rampart_link_repairs_total`).
@@ -111,7 +112,14 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
     // The local link queues' bindings, declared again once per start: a
     // newer version may bind a key more (the live replication lane).
     let mut declared = false;
+    // Whether a departure left waiting before this server started has been
+    // looked for (`super::departure::resume`): once, before any departure
+    // of this run (which `retire` looks after).
+    let mut resumed = !state.settings.hierarchy.site_broker || super::departure::resume(&state).await;
     while stop.sleep(state.settings.hierarchy.link_check).await {
+        if !resumed {
+            resumed = super::departure::resume(&state).await;
+        }
         if state.role() != Role::Slave {
             watches.clear();
             declared = false;
