@@ -165,16 +165,21 @@ pub async fn finish(state: &AppState) {
     tracing::info!(queue, "The departure kept for the master's broker has crossed: removed the last link.");
 }
 
+/// Beyond `<LinkStartSeconds>`, how long [`retire`] may still be at work
+/// (its last stop of the status link, management calls): until then a
+/// missing status link is its doing, not to be made again behind its back.
+const RETIRE_MARGIN: Duration = Duration::from_secs(60);
+
 /// The departure has not crossed: makes the status link again if it is
-/// missing on this site's broker.
+/// missing on this site's broker (once [`retire`] is surely done with it).
 async fn keep_link(state: &AppState) {
+    let Some(grant) = stored(state, state.settings.hierarchy.link_start + RETIRE_MARGIN).await else { return };
     let Ok(broker) = site_broker(state) else { return };
     let shovel = state.site.topology.link_shovel(&state.site.instance, "status");
     match broker.client.shovel_names(&broker.vhost).await {
         Ok(names) if !names.contains(&shovel) => {}
         _ => return,
     }
-    let Some(grant) = stored(state).await else { return };
     match redeclare(state, &grant, "status").await {
         Ok(()) => tracing::warn!(
             shovel,
@@ -232,10 +237,18 @@ async fn remember(state: &AppState, grant: &BrokerLinkGrant) {
     }
 }
 
-/// The stored credentials of the status link kept for the departure.
-async fn stored(state: &AppState) -> Option<BrokerLinkGrant> {
+/// The stored credentials of the status link kept for the departure, if
+/// this server left its master at least `ago` before.
+async fn stored(state: &AppState, ago: Duration) -> Option<BrokerLinkGrant> {
     let client = state.pool.get().await.ok()?;
-    let row = client.query_opt("SELECT broker_link FROM departure_link WHERE id = 1", &[]).await.ok()??;
+    let ago = ago.as_secs_f64();
+    let row = client
+        .query_opt(
+            "SELECT broker_link FROM departure_link WHERE id = 1 AND left_at <= now() - make_interval(secs => $1)",
+            &[&ago],
+        )
+        .await
+        .ok()??;
     serde_json::from_value(row.get(0)).ok()
 }
 
