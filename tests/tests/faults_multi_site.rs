@@ -242,6 +242,9 @@ async fn check(stack: &Stack, writers: Vec<Writers>, scenario: &str, healed_at: 
     assert!(committed > 50, "the writers committed only {committed} transactions");
     stack.wait_for_copies_to_grow().await;
     let report = stack.settle_and_check(scenario, healed_at).await;
+    // Both instants, to line a slow recovery up with the servers' logs.
+    let last = report.slaves.iter().filter_map(|s| s.last_effect).max();
+    println!("{scenario}: healed at {healed_at}, last effect at {last:?}");
     report.assert_clean();
     stack.assert_one_epoch().await;
     // Signatures verify across the links. A batch delivered again after a

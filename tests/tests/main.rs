@@ -35,6 +35,7 @@ mod hierarchy_trust;
 mod inbox;
 mod mail;
 mod multi_site;
+mod multi_site_departure;
 mod multi_site_security;
 mod operators;
 mod publisher;

@@ -22,4 +22,5 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "replica_endpoint_indexes",
         sql: include_str!("../migrations/0017_replica_endpoint_indexes.sql"),
     },
+    Migration { version: 18, name: "departure_link", sql: include_str!("../migrations/0018_departure_link.sql") },
 ];

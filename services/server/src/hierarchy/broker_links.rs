@@ -109,6 +109,7 @@ pub async fn establish(state: &AppState, grant: &BrokerLinkGrant) -> Result<(), 
     // A departure still waiting for an earlier master's broker goes with
     // the new links (its signature no longer verifies there: refused).
     state.departure_pending.store(false, Ordering::SeqCst);
+    super::departure::forget(state).await;
     // The master has just made this user on its broker: seen here, the two
     // brokers are one, and shovels would loop commands back into their queue.
     match broker.client.user(&grant.user).await {

@@ -7,7 +7,10 @@
 //! site's broker, and keeps the `status` link until its queue is empty; if
 //! the master's broker cannot be reached in time, the status link stays and
 //! delivers the departure later, and [`finish`] (run by the link keeper)
-//! removes it once it has.
+//! removes it once it has. The kept link and its credentials are stored
+//! (`departure_link`) before anything is deleted, so that a restart of this
+//! server before the departure has crossed still removes the link once it
+//! has ([`resume`]), and makes it again if the restart came half-way.
 
 use std::{sync::atomic::Ordering, time::Duration};
 
@@ -37,6 +40,9 @@ pub async fn retire(state: &AppState, grant: Option<&BrokerLinkGrant>) -> Result
     let topo = &state.site.topology;
     let instance = &state.site.instance;
     let exchanges = vec![topo.status_exchange(), topo.replication_exchange()];
+    if let Some(grant) = grant {
+        remember(state, grant).await;
+    }
     while Instant::now() < deadline {
         let queued: i64 = match state.pool.get().await {
             Ok(client) => client
@@ -90,6 +96,9 @@ pub async fn retire(state: &AppState, grant: Option<&BrokerLinkGrant>) -> Result
         }
         let _ = close_channel(&channel, "link queues deleted").await;
     }
+    if crossed {
+        forget(state).await;
+    }
     match (crossed, grant) {
         (true, _) => tracing::info!("Removed the links to the master's broker."),
         (false, Some(grant)) => tracing::warn!(
@@ -125,15 +134,26 @@ async fn stopped(broker: &SiteBroker, shovel: &str) {
 /// status link kept to deliver the departure has delivered everything (its
 /// queue holds nothing ready and nothing consumes it: a link holding a
 /// message it has not had confirmed is a consumer), removes it and its
-/// queue. A link the master's broker refuses since (the master heard, and
-/// deleted its user) consumes nothing.
+/// queue, and forgets it. A link the master's broker refuses since (the
+/// master heard, and deleted its user) consumes nothing. Until then, the
+/// link is made again from the stored credentials if it is missing (this
+/// server restarted while [`retire`] had it stopped to count its queue, or
+/// an operator deleted it).
 pub async fn finish(state: &AppState) {
     if !state.departure_pending.load(Ordering::SeqCst) {
         return;
     }
     let queue = state.site.topology.link_status_queue(&state.site.instance);
-    if state.broker.queue_counts(&queue).await != Some((0, 0)) {
-        return;
+    match state.broker.queue_counts(&queue).await {
+        Some((0, 0)) => {}
+        Some(_) => return keep_link(state).await,
+        // Unknown: this site's broker is down, or the queue is gone
+        // (deleted after the departure crossed, the record not yet
+        // forgotten when this server stopped): the management API says.
+        None => match site_broker(state) {
+            Ok(broker) if matches!(broker.client.queue_flow(&broker.vhost, &queue).await, Ok(None)) => {}
+            _ => return,
+        },
     }
     state.departure_pending.store(false, Ordering::SeqCst);
     remove(state).await;
@@ -141,5 +161,103 @@ pub async fn finish(state: &AppState) {
         let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
         let _ = close_channel(&channel, "link queue deleted").await;
     }
+    forget(state).await;
     tracing::info!(queue, "The departure kept for the master's broker has crossed: removed the last link.");
+}
+
+/// Beyond `<LinkStartSeconds>`, how long [`retire`] may still be at work
+/// (its last stop of the status link, management calls): until then a
+/// missing status link is its doing, not to be made again behind its back.
+const RETIRE_MARGIN: Duration = Duration::from_secs(60);
+
+/// The departure has not crossed: makes the status link again if it is
+/// missing on this site's broker (once [`retire`] is surely done with it).
+async fn keep_link(state: &AppState) {
+    let Some(grant) = stored(state, state.settings.hierarchy.link_start + RETIRE_MARGIN).await else { return };
+    let Ok(broker) = site_broker(state) else { return };
+    let shovel = state.site.topology.link_shovel(&state.site.instance, "status");
+    match broker.client.shovel_names(&broker.vhost).await {
+        Ok(names) if !names.contains(&shovel) => {}
+        _ => return,
+    }
+    match redeclare(state, &grant, "status").await {
+        Ok(()) => tracing::warn!(
+            shovel,
+            "The status link kept to deliver this server's departure was missing: made it again."
+        ),
+        Err(e) => tracing::warn!(shovel, error = %e, "Could not make again the status link kept for the departure."),
+    }
+}
+
+/// After this server started: whether a departure was left waiting for the
+/// master's broker (`departure_link`), which [`finish`] then looks after.
+/// Returns `false` while the database cannot be read (asked again later).
+pub async fn resume(state: &AppState) -> bool {
+    let Ok(client) = state.pool.get().await else { return false };
+    match client.query_opt("SELECT 1 FROM departure_link WHERE id = 1", &[]).await {
+        Ok(row) => {
+            if row.is_some() {
+                state.departure_pending.store(true, Ordering::SeqCst);
+                tracing::info!(
+                    "A departure left waiting for the master's broker: its status link is kept until it has crossed."
+                );
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not read the departure kept for the master's broker.");
+            false
+        }
+    }
+}
+
+/// Stores the status link's credentials, before any link is deleted.
+async fn remember(state: &AppState, grant: &BrokerLinkGrant) {
+    let grant = serde_json::to_value(grant).expect("link credentials serialize");
+    let stored = async {
+        state
+            .pool
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO departure_link (id, broker_link) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET broker_link = EXCLUDED.broker_link, left_at = now()",
+                &[&grant],
+            )
+            .await
+            .map_err(anyhow::Error::from)
+    }
+    .await;
+    if let Err(e) = stored {
+        tracing::warn!(
+            error = %e,
+            "Could not store the status link kept for the departure: if this server restarts before the departure \
+             has crossed, delete the shovel by hand afterwards."
+        );
+    }
+}
+
+/// The stored credentials of the status link kept for the departure, if
+/// this server left its master at least `ago` before.
+async fn stored(state: &AppState, ago: Duration) -> Option<BrokerLinkGrant> {
+    let client = state.pool.get().await.ok()?;
+    let ago = ago.as_secs_f64();
+    let row = client
+        .query_opt(
+            "SELECT broker_link FROM departure_link WHERE id = 1 AND left_at <= now() - make_interval(secs => $1)",
+            &[&ago],
+        )
+        .await
+        .ok()??;
+    serde_json::from_value(row.get(0)).ok()
+}
+
+/// No departure is waiting any more (it crossed, or this server registered
+/// again: the new links replace the old).
+pub(super) async fn forget(state: &AppState) {
+    let deleted =
+        async { state.pool.get().await?.execute("DELETE FROM departure_link", &[]).await.map_err(anyhow::Error::from) };
+    if let Err(e) = deleted.await {
+        tracing::warn!(error = %e, "Could not forget the departure kept for the master's broker.");
+    }
 }

@@ -19,7 +19,8 @@
 //!
 //! On a stand-alone with a broker of its own it removes the status link
 //! left to deliver a departure the WAN held up, once it has delivered it
-//! (`super::departure::finish`).
+//! (`super::departure::finish`), also when this server restarted meanwhile
+//! (the departure is stored: `super::departure::resume`).
 //!
 //! Each repair is counted by cause ([`LinkRepairs`], `/metrics`:
 //! `rampart_link_repairs_total`).
@@ -43,6 +44,8 @@ pub const IDLE_CHECKS: u32 = 6;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Watch {
     not_running: u32,
+    /// Looks since the link last ran (restarts included), for the log.
+    down: u32,
     idle: u32,
     last_waiting: Option<u64>,
     last_moved: Option<u64>,
@@ -69,14 +72,16 @@ fn decide(link: &LinkView, watch: &mut Watch) -> Repair {
     }
     if link.state != "running" {
         watch.not_running += 1;
+        watch.down += 1;
         watch.idle = 0;
         if watch.not_running >= STUCK_CHECKS {
-            *watch = Watch::default();
+            *watch = Watch { down: watch.down, ..Watch::default() };
             return Repair::Restart(Cause::NotRunning);
         }
         return Repair::Nothing;
     }
     watch.not_running = 0;
+    watch.down = 0;
     // Stalled: messages wait and none has left since the last look. A
     // slow link still moves some (its queue may stay as deep while the
     // slave keeps publishing); before the broker has counted any, the
@@ -111,7 +116,14 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
     // The local link queues' bindings, declared again once per start: a
     // newer version may bind a key more (the live replication lane).
     let mut declared = false;
+    // Whether a departure left waiting before this server started has been
+    // looked for (`super::departure::resume`): once, before any departure
+    // of this run (which `retire` looks after).
+    let mut resumed = !state.settings.hierarchy.site_broker || super::departure::resume(&state).await;
     while stop.sleep(state.settings.hierarchy.link_check).await {
+        if !resumed {
+            resumed = super::departure::resume(&state).await;
+        }
         if state.role() != Role::Slave {
             watches.clear();
             declared = false;
@@ -139,7 +151,12 @@ pub async fn run(state: Arc<AppState>, stop: Shutdown) {
         };
         for link in &links {
             let watch = watches.entry(link.carries).or_default();
-            match decide(link, watch) {
+            let down = watch.down;
+            let repair = decide(link, watch);
+            if link.state == "running" && down > 0 {
+                tracing::info!(shovel = %link.shovel, looks = down, "A link to the master's broker runs again.");
+            }
+            match repair {
                 Repair::Nothing => {}
                 Repair::Refused(reason) => {
                     tracing::error!(
@@ -198,7 +215,18 @@ mod tests {
             assert_eq!(decide(&link("starting", Some(3), None), &mut watch), Repair::Nothing);
         }
         assert!(matches!(decide(&link("terminated", Some(3), None), &mut watch), Repair::Restart(_)));
-        assert_eq!(watch, Watch::default());
+        assert_eq!(watch.not_running, 0);
+    }
+
+    #[test]
+    fn the_looks_since_a_link_last_ran_count_across_restarts() {
+        let mut watch = Watch::default();
+        for _ in 0..2 * STUCK_CHECKS + 1 {
+            decide(&link("starting", None, None), &mut watch);
+        }
+        assert_eq!((watch.down, watch.not_running), (2 * STUCK_CHECKS + 1, 1));
+        assert_eq!(decide(&link("running", Some(0), None), &mut watch), Repair::Nothing);
+        assert_eq!(watch.down, 0);
     }
 
     #[test]
