@@ -1,15 +1,17 @@
 //! Change capture on a slave: reading the change stream while several
-//! connections write at once never misses a row's latest version, and
-//! deletions travel as tombstones.
+//! connections write at once never misses a row's latest version,
+//! deletions travel as tombstones, and only this database's open
+//! transactions hold the stream back.
 
 use std::collections::HashMap;
 
-use rampart_server::replication::changes;
+use rampart_server::replication::{changes, replicator::HORIZON_WAIT};
 use rampart_shared::replication::{ReplicatedTable, Watermark};
 use rampart_tests::{
-    hierarchy::{add_threats, insert_endpoints},
-    ServerOptions, TestServer,
+    hierarchy::{add_threats, insert_endpoints, register, wait_for_replicated_endpoints},
+    wait_for, ServerOptions, TestServer, PG_BASE,
 };
+use tokio::time::Instant;
 
 const ENDPOINTS: i64 = 300;
 const WRITERS: usize = 4;
@@ -57,10 +59,9 @@ async fn concurrent_writers_never_hide_a_change_from_the_stream() {
     let (mut from, mut pages) = (Watermark::START, 0);
     let mut reader = server.state.pool.get().await.unwrap();
     // Once the writers are done, the stream must reach past every
-    // transaction they ran: the horizon is the oldest transaction of the
-    // whole cluster, so a transaction of another database (another test)
-    // can hold it below the writers' last commits for a while, and a page
-    // that is caught up to such a horizon has not seen them yet.
+    // transaction they ran: a page that is caught up to a horizon below
+    // the writers' last commits (one of them still committing) has not
+    // seen them yet.
     let mut past_writers: Option<i64> = None;
     loop {
         // Read until caught up once more after the writers are done (or failed).
@@ -135,8 +136,8 @@ async fn deletions_leave_tombstones_in_the_stream() {
     assert_eq!(status, 201, "{group}");
     let (status, _) = server.delete(&format!("/api/groups/{}", group["id"])).await;
     assert_eq!(status, 204);
-    // The horizon is cluster-wide: a transaction still open elsewhere (a
-    // concurrent test) holds the stream below the deletion until it ends.
+    // A transaction of this database still open (the server's own work)
+    // holds the stream below the deletion until it ends.
     let rows = rampart_tests::wait_for("the deletion to fall below the horizon", || async {
         let page = changes::read_page(&client, Watermark::START, 1000, usize::MAX).await.unwrap();
         let groups: Vec<_> = page
@@ -185,4 +186,121 @@ async fn shipped_and_private_columns_cover_each_replicated_table() {
     }
     drop(client);
     server.stop(&[]).await;
+}
+
+/// Opens a connection to `url` and, in it, a transaction that holds a
+/// transaction id (as a writer does from its first write); returns the
+/// connection and that id.
+async fn open_transaction(url: &str) -> (tokio_postgres::Client, i64) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connects");
+    tokio::spawn(connection);
+    client.batch_execute("BEGIN").await.unwrap();
+    let xid: i64 = client.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await.unwrap().get(0);
+    (client, xid)
+}
+
+/// Its id again: the transaction opened by [`open_transaction`] is still
+/// the one running (nothing ended it meanwhile).
+async fn assert_still_open(client: &tokio_postgres::Client, xid: i64) {
+    let now: i64 = client.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await.unwrap().get(0);
+    assert_eq!(now, xid, "the open transaction ended during the test");
+}
+
+fn has_endpoint(page: &changes::Page, id: &str) -> bool {
+    page.changes.iter().any(|c| c.row.table == ReplicatedTable::Endpoints && c.row.key["id"] == id)
+}
+
+/// The horizon is this database's: a transaction left open in another
+/// database of the cluster does not hold the stream back (a slave sharing
+/// its PostgreSQL with other sites, or with its master); one open in this
+/// database does, and its rows are read once it commits, after a page
+/// that was caught up below it.
+#[tokio::test]
+async fn only_this_databases_open_transactions_hold_the_stream_back() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    let client = server.state.pool.get().await.unwrap();
+
+    let (elsewhere, elsewhere_xid) = open_transaction(&format!("{PG_BASE}/postgres")).await;
+    insert_endpoints(&server, "after-other", 1).await;
+    let page = wait_for("a row committed after another database's open transaction", || async {
+        let page = changes::read_page(&client, Watermark::START, 1000, usize::MAX).await.unwrap();
+        has_endpoint(&page, "after-other-00000").then_some(page)
+    })
+    .await;
+    assert!(
+        page.to.xid > elsewhere_xid,
+        "the stream stopped at {} below the other database's {elsewhere_xid}",
+        page.to
+    );
+    assert_still_open(&elsewhere, elsewhere_xid).await;
+    let from = page.to;
+
+    // Same database: a transaction that wrote a computer and stays open,
+    // then another computer committed after it.
+    let (held, held_xid) = open_transaction(&server.options.database_url()).await;
+    held.execute(
+        "INSERT INTO endpoints (id, hostname, ip, os, agent_version, signatures_version, signatures_date,
+                                realtime_protection, status, last_seen)
+         VALUES ('held-00000', 'pc-held', '10.0.0.2', 'Windows 11', '1.0', '2026.11.1', current_date, true, 'protected', now())",
+        &[],
+    )
+    .await
+    .unwrap();
+    insert_endpoints(&server, "after-held", 1).await;
+    let page = changes::read_page(&client, from, 1000, usize::MAX).await.unwrap();
+    assert!(page.caught_up, "one page holds everything below the horizon");
+    assert!(page.to.xid <= held_xid, "the stream went to {} past this database's open {held_xid}", page.to);
+    assert!(!has_endpoint(&page, "after-held-00000"), "a row above the open transaction was read before it ended");
+    assert_still_open(&held, held_xid).await;
+
+    // Committed: the next pages, from where the caught-up page ended, hold
+    // both computers; nothing between was skipped.
+    held.batch_execute("COMMIT").await.unwrap();
+    let (mut from, mut seen) = (page.to, Vec::new());
+    let deadline = Instant::now() + rampart_tests::WAIT;
+    while seen.len() < 2 {
+        assert!(Instant::now() < deadline, "only {seen:?} reached the stream within {:?}", rampart_tests::WAIT);
+        let page = changes::read_page(&client, from, 1000, usize::MAX).await.unwrap();
+        seen.extend(["held-00000", "after-held-00000"].into_iter().filter(|id| has_endpoint(&page, id)));
+        assert!(page.to >= from, "the watermark went back from {from} to {}", page.to);
+        from = page.to;
+        if seen.len() < 2 {
+            // Polled: the next page can only come once the horizon moves.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    elsewhere.batch_execute("COMMIT").await.unwrap();
+    drop(client);
+    server.stop(&[]).await;
+}
+
+/// A slave's pass is not held back by a transaction left open in another
+/// database of the cluster (here its master's, as when several sites share
+/// a PostgreSQL): new computers reach the master long before the pass
+/// would give up waiting for that transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_open_in_another_database_does_not_delay_a_pass() {
+    let master = TestServer::spawn(ServerOptions::master()).await;
+    let mut options = ServerOptions::site("vannes", &master.options.namespace);
+    options.extra_xml = "<ReplicationInterval>1</ReplicationInterval>".to_owned();
+    let vannes = TestServer::spawn(options).await;
+    insert_endpoints(&vannes, "vannes", 10).await;
+    register(&master, &vannes).await;
+    wait_for_replicated_endpoints(&master, "vannes", 10).await;
+
+    let (elsewhere, elsewhere_xid) = open_transaction(&master.options.database_url()).await;
+    let opened = Instant::now();
+    insert_endpoints(&vannes, "vannes-late", 5).await;
+    wait_for_replicated_endpoints(&master, "vannes", 15).await;
+    assert!(
+        opened.elapsed() < HORIZON_WAIT,
+        "the new computers took {:?}: the pass waited for the other database's transaction",
+        opened.elapsed()
+    );
+    assert_still_open(&elsewhere, elsewhere_xid).await;
+
+    elsewhere.batch_execute("COMMIT").await.unwrap();
+    vannes.stop(&[]).await;
+    master.stop(&[]).await;
 }

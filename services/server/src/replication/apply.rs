@@ -96,6 +96,10 @@ fn decide(copy: &Copy, batch: &ReplicationBatch) -> Decision {
 /// Applies one batch in one transaction and queues the answer to its slave.
 pub async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()> {
     let (slave, batch) = (&inbound.slave, &inbound.batch);
+    // From the slave's read to this apply's start: its publish and its time
+    // in the master's queue (both clocks are the machines' wall clocks).
+    let queued_ms = (Utc::now() - batch.taken_at).num_milliseconds();
+    let started = std::time::Instant::now();
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(row) = tx
@@ -144,7 +148,8 @@ pub async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()
                 verify::record(&tx, slave, digest, batch.taken_at).await?;
             }
             tracing::debug!(slave_id = %slave, epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), changed,
-                            to = %batch.to, "Applied a replication batch.");
+                            to = %batch.to, caught_up = batch.caught_up, queued_ms,
+                            apply_ms = started.elapsed().as_millis() as u64, "Applied a replication batch.");
             ReplicationAck { epoch: batch.epoch, batch: batch.batch, applied: true, watermark: batch.to, reason: None }
         }
     };

@@ -8,6 +8,40 @@
 //! has finished, so a position once passed can never gain a row. Reading
 //! "above the highest `change_seq` shipped" instead would skip a row whose
 //! transaction took its number early and committed late.
+//!
+//! ## The horizon is this database's
+//!
+//! Transaction ids are the whole PostgreSQL cluster's, so the oldest
+//! transaction running anywhere in it (`pg_snapshot_xmin`) would hold back
+//! every database's stream: a slave's pass would wait for another slave's
+//! load, or the master's appliers, where several sites share a cluster.
+//! [`horizon`] is instead the oldest transaction *of this database* in
+//! the statement's (or REPEATABLE READ transaction's) snapshot `S`:
+//! `least(xmax(S), min { x in xip(S) : x is not known to be another
+//! database's })`. That keeps the one guarantee the stream needs: no
+//! transaction of this database can still commit a change below it, and
+//! every committed change below it is visible in `S`.
+//!
+//! * A transaction that has no id yet gets one from the cluster's counter
+//!   when it first writes, after `S` was taken, so at least `xmax(S)`: never
+//!   below the horizon. The same holds for every id assigned after `S`.
+//! * An id below `xmax(S)` and not in `xip(S)` had finished when `S` was
+//!   taken: its changes, if it committed, are visible in `S`.
+//! * An id in `xip(S)` is left out only when it is positively another
+//!   database's: the `backend_xid` of a `pg_stat_activity` entry whose
+//!   `datname` is not this database (a backend stays in its database for
+//!   its life), or the `transaction` of a `pg_prepared_xacts` entry of
+//!   another `database`. Both are read in the same statement, after `S`: an
+//!   id of `xip(S)` still running then is shown with its own backend (ids
+//!   assigned after `S` are all at least `xmax(S)`, so a reused backend
+//!   slot cannot show one of `xip(S)`), and an id that finished in between
+//!   is simply not found. Not found means kept: this database's running
+//!   and prepared transactions, and any id that cannot be placed (being
+//!   prepared at that instant, a backend hidden from this role), hold the
+//!   horizon as before. `backend_xid` is 32 bits, compared with the low
+//!   32 bits of the 64-bit id: ids running at once are less than 2^31 apart.
+//! * `change_xid` is the top-level id (`pg_current_xact_id()`), and
+//!   `xip(S)` holds top-level ids: subtransactions do not enter.
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::db::CachedStatements;
@@ -15,11 +49,26 @@ use rampart_shared::replication::{PendingKey, ReplicatedRow, ReplicatedTable, Ta
 use serde_json::value::RawValue;
 use tokio_postgres::types::Json;
 
-/// The transaction-id horizon now: every transaction below it has finished.
-/// Call it inside the REPEATABLE READ transaction that then reads the changes.
+/// The transaction-id horizon of this database now: every transaction of
+/// this database below it has finished, and none can start below it (see
+/// the module's documentation). Call it inside the REPEATABLE READ
+/// transaction that then reads the changes.
 pub async fn horizon<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
-    Ok(client.query_one_cached("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?.get(0))
+    Ok(client.query_one_cached(HORIZON_SQL, &[]).await?.get(0))
 }
+
+/// The oldest id of `xip(S)` not known to be another database's, or
+/// `xmax(S)` (`least` ignores the NULL of an empty set).
+const HORIZON_SQL: &str = "
+    SELECT least(pg_snapshot_xmax(s),
+                 (SELECT min(x) FROM pg_snapshot_xip(s) AS x
+                   WHERE x::text::bigint % 4294967296 NOT IN (
+                         SELECT backend_xid::text::bigint FROM pg_stat_activity
+                          WHERE backend_xid IS NOT NULL AND datname <> current_database()
+                         UNION ALL
+                         SELECT transaction::text::bigint FROM pg_prepared_xacts
+                          WHERE database <> current_database())))::text::bigint
+      FROM pg_current_snapshot() AS s";
 
 /// `jsonb_build_object(...)` of a table's key columns, for table alias `t`.
 fn key_expr(table: ReplicatedTable) -> String {

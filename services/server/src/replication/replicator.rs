@@ -52,7 +52,7 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Wait before retrying a pass that failed (broker or database down).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Longest a pass waits for the transactions running when it started.
-const HORIZON_WAIT: Duration = Duration::from_secs(30);
+pub const HORIZON_WAIT: Duration = Duration::from_secs(30);
 
 /// Where this slave's stream stands, from `master_link`.
 #[derive(Clone, Debug)]
@@ -199,7 +199,12 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         match pass(&state, &broker, &publisher, &stop).await {
             Ok(Some(shipped)) => {
                 tracing::info!(batches = shipped.batches, rows = shipped.rows, watermark = %shipped.watermark,
-                               elapsed_ms = started.elapsed().as_millis() as u64, "Replicated to the master.");
+                               elapsed_ms = started.elapsed().as_millis() as u64,
+                               horizon_wait_ms = shipped.horizon_wait.as_millis() as u64,
+                               read_ms = shipped.read.as_millis() as u64,
+                               publish_ms = shipped.publish.as_millis() as u64,
+                               answer_ms = shipped.answer.as_millis() as u64,
+                               "Replicated to the master.");
                 next_pass = Instant::now() + interval;
             }
             Ok(None) => break,
@@ -212,11 +217,20 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
     publisher.close().await;
 }
 
-/// What a pass shipped.
+/// What a pass shipped, and where its time went.
 struct Shipped {
     batches: u64,
     rows: u64,
     watermark: Watermark,
+    /// Waiting for the transactions running when the pass started.
+    horizon_wait: Duration,
+    /// Numbering and reading the batches.
+    read: Duration,
+    /// Until the broker confirmed them.
+    publish: Duration,
+    /// From the broker's confirmation until the master's answer was
+    /// recorded (its queue, its apply, the answer's way back).
+    answer: Duration,
 }
 
 /// Ships batches until one caught up and the master applied it; `None`
@@ -227,12 +241,23 @@ async fn pass(
     publisher: &Publisher,
     stop: &Shutdown,
 ) -> anyhow::Result<Option<Shipped>> {
-    let mut shipped = Shipped { batches: 0, rows: 0, watermark: Watermark::START };
+    let mut shipped = Shipped {
+        batches: 0,
+        rows: 0,
+        watermark: Watermark::START,
+        horizon_wait: Duration::ZERO,
+        read: Duration::ZERO,
+        publish: Duration::ZERO,
+        answer: Duration::ZERO,
+    };
     let mut patience = ACK_TIMEOUT;
+    let mut step = Instant::now();
     if !wait_for_running_transactions(state, stop).await? {
         return Ok(None);
     }
+    shipped.horizon_wait = step.elapsed();
     loop {
+        step = Instant::now();
         let Some(link) = state.keyring.link() else { return Ok(None) };
         let (batch, verification) = {
             let mut client = state.pool.get().await?;
@@ -240,6 +265,8 @@ async fn pass(
             let batch = read_batch(&mut client, state, &stream).await?;
             (batch, stream.verification)
         };
+        shipped.read += step.elapsed();
+        step = Instant::now();
         let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
         let lane = Lane::of(&batch);
         publisher
@@ -252,6 +279,8 @@ async fn pass(
             .await?;
         tracing::debug!(epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), from = %batch.from, to = %batch.to,
                         lane = lane.as_str(), "Sent a replication batch.");
+        shipped.publish += step.elapsed();
+        step = Instant::now();
         let answer = match answer_to(state, broker, batch.batch, patience, stop).await? {
             Answer::Stopped => return Ok(None),
             Answer::TimedOut => {
@@ -261,6 +290,7 @@ async fn pass(
             }
             Answer::Recorded(stream) => stream,
         };
+        shipped.answer += step.elapsed();
         patience = ACK_TIMEOUT;
         if answer.acked == batch.to && answer.epoch == batch.epoch {
             shipped.batches += 1;
