@@ -42,6 +42,32 @@ pub async fn user_exists(broker: &PrivateBroker, user: &str) -> bool {
     broker.management().user(user).await.is_ok()
 }
 
+/// Once the WAN is back after leaving with it down: waits until the master
+/// has removed `slave` (the departure crossed), deleted its link user on
+/// `hq_broker`, and the site's `site_broker` has removed the status link
+/// kept to deliver the departure.
+pub async fn departure_crosses(
+    master: &TestServer,
+    hq_broker: &PrivateBroker,
+    site_broker: &PrivateBroker,
+    slave: &str,
+) {
+    let path = format!("/api/slaves/{slave}");
+    crate::wait_for("the master to learn of the departure", || async {
+        (master.get_ok(&path).await["state"] == "removed").then_some(())
+    })
+    .await;
+    let user = master.topology().link_user(slave);
+    crate::wait_for("the slave's broker user deleted on the master", || async {
+        (!user_exists(hq_broker, &user).await).then_some(())
+    })
+    .await;
+    crate::wait_for("the status link gone once it delivered the departure", || async {
+        shovels(site_broker).await.is_empty().then_some(())
+    })
+    .await;
+}
+
 /// Creates a policy for every slave and waits until `slave` has it (no
 /// endpoints there: applied on all of them).
 pub async fn policy_reaches(master: &TestServer, slave: &str, name: &str) {

@@ -24,7 +24,7 @@ use rampart_tests::{
         wan::Wan,
     },
     hierarchy::{insert_endpoints, register, wait_for_receipts, wait_for_replicated_endpoints},
-    multi_site::{master_on, shovels, site_on, user_exists},
+    multi_site::{departure_crosses, master_on, shovels, site_on},
     namespace, wait_for, ServerOptions, TestServer,
 };
 use serde_json::json;
@@ -97,18 +97,7 @@ async fn a_cut_link_shows_down_and_catches_up_once_restored() {
     let slave = master.get_ok("/api/slaves/rennes").await;
     assert_ne!(slave["state"], "removed", "the master has not heard yet: {slave}");
     wan.restore();
-    wait_for("the master to learn of the departure", || async {
-        (master.get_ok("/api/slaves/rennes").await["state"] == "removed").then_some(())
-    })
-    .await;
-    wait_for("the slave's broker user deleted on the master", || async {
-        (!user_exists(&hq_broker, &topo.link_user("rennes")).await).then_some(())
-    })
-    .await;
-    wait_for("the status link gone once it delivered the departure", || async {
-        shovels(&rennes_broker).await.is_empty().then_some(())
-    })
-    .await;
+    departure_crosses(&master, &hq_broker, &rennes_broker, "rennes").await;
 
     rennes.stop(&[]).await;
     master.stop(&[]).await;

@@ -10,8 +10,8 @@ use rampart_shared::topology::{NameSegment, Topology};
 use rampart_tests::{
     faults::{broker::PrivateBroker, take_turn, wan::Wan},
     hierarchy::register,
-    multi_site::{master_on, shovels, site_on, user_exists},
-    namespace, wait_for, TestServer,
+    multi_site::{departure_crosses, master_on, shovels, site_on},
+    namespace, TestServer,
 };
 use serde_json::json;
 
@@ -46,18 +46,7 @@ async fn a_departure_held_by_the_wan_is_finished_after_the_slave_restarts() {
     // The WAN is back: the departure crosses, the master removes the slave
     // and its broker user, and the restarted server removes the link.
     wan.restore();
-    wait_for("the master to learn of the departure", || async {
-        (master.get_ok("/api/slaves/nantes").await["state"] == "removed").then_some(())
-    })
-    .await;
-    wait_for("the slave's broker user deleted on the master", || async {
-        (!user_exists(&hq_broker, &topo.link_user("nantes")).await).then_some(())
-    })
-    .await;
-    wait_for("the status link gone once it delivered the departure", || async {
-        shovels(&nantes_broker).await.is_empty().then_some(())
-    })
-    .await;
+    departure_crosses(&master, &hq_broker, &nantes_broker, "nantes").await;
     let link_queues = [topo.link_status_queue("nantes"), topo.link_replication_queue("nantes")];
     let left: Vec<String> =
         nantes_broker.queues().await.into_iter().map(|q| q.0).filter(|q| link_queues.contains(q)).collect();
