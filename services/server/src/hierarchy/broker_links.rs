@@ -14,7 +14,7 @@
 //! direct connection of the node (`amqp://`), so no local password is
 //! stored in a shovel.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use rampart_shared::{
@@ -106,10 +106,6 @@ pub(super) fn site_broker(state: &AppState) -> Result<SiteBroker, BrokerLinkErro
 /// within `<LinkStartSeconds>`, removes them and says why.
 pub async fn establish(state: &AppState, grant: &BrokerLinkGrant) -> Result<(), BrokerLinkError> {
     let broker = site_broker(state)?;
-    // A departure still waiting for an earlier master's broker goes with
-    // the new links (its signature no longer verifies there: refused).
-    state.departure_pending.store(false, Ordering::SeqCst);
-    super::departure::forget(state).await;
     // The master has just made this user on its broker: seen here, the two
     // brokers are one, and shovels would loop commands back into their queue.
     match broker.client.user(&grant.user).await {

@@ -237,6 +237,14 @@ async fn remember(state: &AppState, grant: &BrokerLinkGrant) {
     }
 }
 
+/// Registering anew: a departure still waiting for an earlier master's
+/// broker is no longer looked after (the new links replace its status
+/// link).
+pub async fn abandon(state: &AppState) {
+    state.departure_pending.store(false, Ordering::SeqCst);
+    forget(state).await;
+}
+
 /// The stored credentials of the status link kept for the departure, if
 /// this server left its master at least `ago` before.
 async fn stored(state: &AppState, ago: Duration) -> Option<BrokerLinkGrant> {
@@ -254,7 +262,7 @@ async fn stored(state: &AppState, ago: Duration) -> Option<BrokerLinkGrant> {
 
 /// No departure is waiting any more (it crossed, or this server registered
 /// again: the new links replace the old).
-pub(super) async fn forget(state: &AppState) {
+async fn forget(state: &AppState) {
     let deleted =
         async { state.pool.get().await?.execute("DELETE FROM departure_link", &[]).await.map_err(anyhow::Error::from) };
     if let Err(e) = deleted.await {

@@ -146,6 +146,10 @@ pub async fn register(state: &AppState, actor: &Actor, master: &str, token: &str
         return Err(LinkError::MasterUnusable(format!("the master at {address} answered with unusable keys")));
     };
     if request.site_broker {
+        // A departure still waiting for an earlier master's broker goes
+        // with the new links (its signature no longer verifies there:
+        // refused).
+        super::departure::abandon(state).await;
         let linked = match &answer.broker_link {
             Some(grant) => broker_links::establish(state, grant).await,
             None => Err(broker_links::BrokerLinkError::BadUri("(the master sent no link credentials)".into())),
