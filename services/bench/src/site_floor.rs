@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use lapin::options::{ConfirmSelectOptions, QueueBindOptions, QueueDeleteOptions};
+use rampart_server::hierarchy::broker_links::{PREFETCH, RECONNECT_DELAY};
 use rampart_shared::{
     amqp::{bounded, close_channel, Broker},
     broker_admin::ShovelDefinition,
@@ -32,9 +33,6 @@ use crate::{
 
 /// Longest the shovels may take to run.
 const SHOVELS_TIMEOUT: Duration = Duration::from_secs(60);
-/// As Rampart's links (`hierarchy/broker_links.rs`).
-const PREFETCH: u32 = 200;
-const RECONNECT_DELAY: u32 = 2;
 
 /// `rounds` rounds from `master` to each of `slaves` through a shovel per
 /// slave, each consumer committing into `database_url`; removes its queues

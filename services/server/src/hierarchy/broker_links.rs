@@ -36,9 +36,9 @@ use crate::state::AppState;
 /// What each link carries, in the order they are shown.
 pub const LINKS: [&str; 3] = ["commands", "status", "replication"];
 /// Unconfirmed messages in flight on one link.
-const PREFETCH: u32 = 200;
+pub const PREFETCH: u32 = 200;
 /// Seconds between a shovel's reconnection attempts.
-const RECONNECT_DELAY: u32 = 2;
+pub const RECONNECT_DELAY: u32 = 2;
 /// Bound of each call to this site's management API.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between two looks at the links' state.
