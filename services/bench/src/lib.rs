@@ -18,6 +18,7 @@
 //! * [`sites`]: the multi-site path's small hierarchies, on one broker or
 //!   a broker node per site.
 //! * [`scenarios`]: what is measured.
+//! * [`scale`]: a master holding millions of computers, and its cost curve.
 //! * [`results`]: the table and the JSON file; [`table`]: its lines.
 
 pub mod broker_fanout;
@@ -29,6 +30,7 @@ pub mod plan;
 pub mod results;
 pub mod rows;
 pub mod run;
+pub mod scale;
 pub mod scenarios;
 pub mod site_floor;
 pub mod sites;

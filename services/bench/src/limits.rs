@@ -150,13 +150,18 @@ fn batch_bounds(total: u64, batch_rows: usize) -> impl Iterator<Item = Range<u64
 }
 
 fn endpoint_batches(total: u64, batch_rows: usize) -> Vec<Batch> {
+    endpoint_batches_of(SITE, total, batch_rows)
+}
+
+/// [`endpoint_batches`] of the computers of `site`.
+fn endpoint_batches_of(site: &str, total: u64, batch_rows: usize) -> Vec<Batch> {
     batch_bounds(total, batch_rows)
         .map(|range| {
             let len = (range.end - range.start) as usize;
             let mut batch =
                 Batch { keys: Vec::with_capacity(len), seqs: Vec::with_capacity(len), rows: Vec::with_capacity(len) };
             for n in range {
-                let (key, row) = crate::rows::endpoint(SITE, n);
+                let (key, row) = crate::rows::endpoint(site, n);
                 batch.keys.push(key);
                 batch.seqs.push(n as i64 + 1);
                 batch.rows.push(row);
@@ -218,6 +223,28 @@ async fn database_rates(plan: &LimitsPlan) -> anyhow::Result<(f64, f64)> {
         ensure!(stored as u64 == plan.rows, "Slave {slave} has {stored} rows in replica_rows, not {}.", plan.rows);
     }
     Ok((copy_rate, upsert_rate))
+}
+
+/// The same UNNEST upsert into an existing copy (the scale part's, of
+/// millions of rows): `rows` new computers of `slave`, a registered slave
+/// of that database, `batch_rows` a transaction; rows per second.
+pub async fn upsert_rate(
+    client: &mut tokio_postgres::Client,
+    slave: &str,
+    rows: u64,
+    batch_rows: usize,
+) -> anyhow::Result<f64> {
+    let upsert = client.prepare(UPSERT_SQL).await.context("Failed to prepare the upsert")?;
+    let batches = endpoint_batches_of(slave, rows, batch_rows);
+    let started = Instant::now();
+    for batch in &batches {
+        let tx = client.transaction().await?;
+        tx.execute(&upsert, &[&slave, &batch.keys, &batch.seqs, &batch.rows])
+            .await
+            .context("Failed to upsert a batch")?;
+        tx.commit().await.context("Failed to commit an upsert batch")?;
+    }
+    Ok(rate("Measured UNNEST upserts into a large replica_rows.", rows, started.elapsed()))
 }
 
 /// Items per second, logged with what was measured.

@@ -48,6 +48,11 @@ struct Cli {
     /// (overrides the mode's).
     #[arg(long)]
     multi_site_samples: Option<usize>,
+    /// Computers the scale part's master holds, one run per size,
+    /// comma-separated (overrides the mode's: 1000000,3000000,10000000 in
+    /// the full run, 20000,60000 in the quick one).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<u64>,
     /// Only these parts, comma-separated (the limits are measured whenever
     /// a part of the main fleet runs; its computers are always loaded).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -71,6 +76,9 @@ impl Cli {
         plan.multi_site_slaves = self.multi_site_slaves.unwrap_or(plan.multi_site_slaves);
         plan.multi_site_computers = self.multi_site_computers.unwrap_or(plan.multi_site_computers);
         plan.multi_site_samples = self.multi_site_samples.unwrap_or(plan.multi_site_samples);
+        if !self.scale_sizes.is_empty() {
+            plan.scale.sizes = self.scale_sizes.clone();
+        }
         if !self.only.is_empty() {
             plan.parts = self.only.clone();
         }

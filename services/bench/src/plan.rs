@@ -18,10 +18,12 @@ pub enum Part {
     Lag,
     Drain,
     Agent,
+    /// The master holding millions of computers (`--scale-sizes`).
+    Scale,
 }
 
 impl Part {
-    pub const ALL: [Part; 8] = [
+    pub const ALL: [Part; 9] = [
         Part::MultiSite,
         Part::Throughput,
         Part::Report,
@@ -30,6 +32,7 @@ impl Part {
         Part::Lag,
         Part::Drain,
         Part::Agent,
+        Part::Scale,
     ];
 }
 
@@ -75,8 +78,80 @@ pub struct Plan {
     pub multi_site_samples: usize,
     /// Requests to each console page on the loaded master.
     pub console_requests: usize,
+    /// The scale part: its sizes and their layout (see [`ScalePlan`]).
+    pub scale: ScalePlan,
     /// The parts that run (all of them unless `--only` says otherwise).
     pub parts: Vec<Part>,
+}
+
+/// The scale part: a master whose copy holds each of `sizes` computers
+/// over `slaves` slaves, `sample_slaves` of them real servers replicating
+/// `sample_computers` each, the rest written into its database in bulk.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalePlan {
+    pub sizes: Vec<u64>,
+    pub slaves: usize,
+    pub sample_slaves: usize,
+    pub sample_computers: u64,
+    /// Requests to each timed query.
+    pub requests: usize,
+    /// Hash partitions of the partitioned copy measured at the largest size.
+    pub partitions: usize,
+}
+
+impl ScalePlan {
+    /// The issue's: 1M, 3M and 10M computers over 1,000 slaves.
+    pub fn full() -> Self {
+        Self {
+            sizes: vec![1_000_000, 3_000_000, 10_000_000],
+            slaves: 1_000,
+            sample_slaves: 10,
+            sample_computers: 10_000,
+            requests: 50,
+            partitions: 16,
+        }
+    }
+
+    /// A small pair over 20 slaves.
+    pub fn quick() -> Self {
+        Self {
+            sizes: vec![20_000, 60_000],
+            slaves: 20,
+            sample_slaves: 2,
+            sample_computers: 1_000,
+            requests: 5,
+            partitions: 4,
+        }
+    }
+
+    /// Computers of the real slaves.
+    pub fn sample_rows(&self) -> u64 {
+        self.sample_slaves as u64 * self.sample_computers
+    }
+
+    /// The sizes must hold the real slaves' computers and at least one
+    /// computer in each bulk slave.
+    pub fn check(&self) -> Result<(), String> {
+        if self.sample_slaves == 0 || self.sample_slaves >= self.slaves || self.sample_computers == 0 {
+            return Err(format!(
+                "the scale part needs 1 to {} real slaves with computers, of its {} slaves",
+                self.slaves.saturating_sub(1),
+                self.slaves
+            ));
+        }
+        let bulk = (self.slaves - self.sample_slaves) as u64;
+        if let Some(size) = self.sizes.iter().find(|s| **s < self.sample_rows() + bulk) {
+            return Err(format!(
+                "--scale-sizes {size} is too small: the {} real slaves hold {} computers and each of the other {bulk} slaves at least one",
+                self.sample_slaves,
+                self.sample_rows()
+            ));
+        }
+        if self.sizes.is_empty() || self.requests == 0 || self.partitions == 0 {
+            return Err("the scale part needs a size (--scale-sizes), requests and partitions".into());
+        }
+        Ok(())
+    }
 }
 
 impl Plan {
@@ -108,6 +183,7 @@ impl Plan {
             multi_site_rounds: 50,
             multi_site_samples: 3,
             console_requests: 100,
+            scale: ScalePlan::full(),
             parts: Part::ALL.to_vec(),
         }
     }
@@ -136,6 +212,7 @@ impl Plan {
             multi_site_rounds: 5,
             multi_site_samples: 2,
             console_requests: 5,
+            scale: ScalePlan::quick(),
             ..Self::full()
         }
     }
@@ -146,10 +223,10 @@ impl Plan {
     }
 
     /// Whether the main fleet (100 slaves in a full run) starts: every part
-    /// but the multi-site path needs it, and each of them the throughput's
-    /// computers.
+    /// but the multi-site path and the scale part needs it, and each of
+    /// them the throughput's computers.
     pub fn runs_fleet(&self) -> bool {
-        self.parts.iter().any(|p| *p != Part::MultiSite)
+        self.parts.iter().any(|p| !matches!(p, Part::MultiSite | Part::Scale))
     }
 
     /// Rows each backlogged slave (every slave but the first `lag_slaves`)
@@ -181,6 +258,9 @@ impl Plan {
         }
         if self.parts.is_empty() {
             return Err("--only names no part to run".into());
+        }
+        if self.runs(Part::Scale) {
+            self.scale.check()?;
         }
         if self.backlog_per_slave() == 0 {
             return Err(format!("--backlog-rows {} is less than one row per backlogged slave", self.backlog_rows));
@@ -227,5 +307,23 @@ mod tests {
         assert!(only_sites.runs(Part::MultiSite) && !only_sites.runs(Part::Drain));
         let drain = Plan { parts: vec![Part::Drain], ..Plan::quick() };
         assert!(drain.runs_fleet() && !drain.runs(Part::MultiSite));
+        let scale = Plan { parts: vec![Part::Scale], ..Plan::quick() };
+        assert!(!scale.runs_fleet());
+    }
+
+    #[test]
+    fn scale_sizes_must_hold_the_real_slaves() {
+        assert_eq!(ScalePlan::full().check(), Ok(()));
+        let plan = Plan { scale: ScalePlan { sizes: vec![1_000], ..ScalePlan::quick() }, ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("--scale-sizes 1000 is too small"));
+        let plan = Plan { scale: ScalePlan { sample_slaves: 20, ..ScalePlan::quick() }, ..Plan::quick() };
+        assert!(plan.check().unwrap_err().contains("real slaves"));
+        // A plan without the scale part does not check its sizes.
+        let plan = Plan {
+            scale: ScalePlan { sizes: vec![1], ..ScalePlan::quick() },
+            parts: vec![Part::Throughput],
+            ..Plan::quick()
+        };
+        assert_eq!(plan.check(), Ok(()));
     }
 }

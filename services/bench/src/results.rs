@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::{
     limits::RawLimits,
     plan::{Part, Plan},
+    scale::ScaleRun,
     scenarios::{
         agent::AgentMemory,
         console::ConsoleLoad,
@@ -41,6 +42,7 @@ pub struct Run {
     pub agent: Option<AgentMemory>,
     pub multi_site: Option<MultiSite>,
     pub console: Option<ConsoleLoad>,
+    pub scale: Option<ScaleRun>,
 }
 
 /// What the run ran on.
@@ -106,6 +108,7 @@ impl Run {
         }
         rows.extend(self.console.iter().flat_map(ConsoleLoad::figures));
         rows.extend(self.multi_site.iter().flat_map(MultiSite::figures));
+        rows.extend(self.scale.iter().flat_map(ScaleRun::figures));
         if let Some(t) = &self.throughput {
             rows.push(figure(
                 "memory: master, peak during the replication",
@@ -179,6 +182,16 @@ impl Run {
         std::fs::write(&json, serde_json::to_string_pretty(&document)?)
             .with_context(|| format!("writing {}", json.display()))?;
         std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
+        if let Some(scale) = &self.scale {
+            // A full run's curve is the committed one, beside the results
+            // directory (bench/scale.svg); a quick run's stays with its results.
+            let curve = match (self.plan.mode, dir.parent()) {
+                ("full", Some(parent)) => parent.join("scale.svg"),
+                _ => dir.join(format!("{stem}-scale.svg")),
+            };
+            std::fs::write(&curve, crate::scale::curve::svg(scale))
+                .with_context(|| format!("writing {}", curve.display()))?;
+        }
         Ok(json)
     }
 }

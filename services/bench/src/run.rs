@@ -54,9 +54,14 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
         agent: None,
         multi_site,
         console: None,
+        scale: None,
     };
     if run.plan.runs_fleet() {
-        main_fleet(&mut run, &namespace, work_dir).await?;
+        main_fleet(&mut run, &namespace, work_dir.clone()).await?;
+    }
+    if run.plan.runs(Part::Scale) {
+        run.scale =
+            Some(crate::scale::run(&namespace, &run.plan, &work_dir).await.context("measuring the scale part")?);
     }
     Ok(run)
 }
@@ -214,7 +219,7 @@ async fn measure(
 
 /// Removes the slaves, the report service, the master's database and the
 /// namespace's queues and exchanges.
-async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, namespace: &str) {
+pub(crate) async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, namespace: &str) {
     tracing::info!("Removing what the run created.");
     let agent_queue = fleet.slaves.first().map(|s| s.topology().agent_queue(s.options.instance.as_str(), "agent"));
     fleet.stop().await;
