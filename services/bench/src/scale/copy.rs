@@ -173,11 +173,20 @@ pub async fn load(url: &str, layouts: &[Layout], indexes: &[(String, String)]) -
     let rows_seconds = started.elapsed().as_secs_f64();
     tracing::info!(computers, rows_seconds, "The bulk copy is written; making its indexes.");
 
+    // Two at a time, each on its own connection (a trigram index builds on
+    // one core).
     let started = Instant::now();
-    admin.batch_execute("SET maintenance_work_mem = '1GB'").await?;
-    for (name, definition) in indexes {
-        admin.batch_execute(definition).await.with_context(|| format!("making {name}"))?;
-    }
+    stream::iter(indexes)
+        .map(|(name, definition)| async move {
+            let client = crate::stats::connect(url, "the scale master's database").await?;
+            client.batch_execute("SET maintenance_work_mem = '1GB'").await?;
+            client.batch_execute(definition).await.with_context(|| format!("making {name}"))?;
+            tracing::info!(index = %name, "Index made.");
+            anyhow::Ok(())
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect::<()>()
+        .await?;
     let index_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     admin.batch_execute("VACUUM (ANALYZE) replica_rows").await.context("vacuuming and analyzing the copy")?;
