@@ -99,6 +99,16 @@ fn size_figures(s: &SizeRun) -> Vec<Figure> {
             format!("report service alone {}", ms(&r.direct)),
         ));
     }
+    if let Some(error) = &s.report_error {
+        rows.push(figure(
+            format!("{head}: report security-status via the master (after a resend of every summary)"),
+            "failed",
+            error.clone(),
+            None,
+            format!("p99 <= {QUERY_TARGET_MS:.0} ms"),
+            Some(false),
+        ));
+    }
     for l in &s.lists {
         rows.push(query(
             format!("{head}: `GET {}` ({}), {} requests", l.path, l.query, l.latency.count),

@@ -48,6 +48,8 @@ pub struct SizeRun {
     /// `POST /api/reports/resend`: every slave's summary read from the copy.
     pub resend_seconds: Option<f64>,
     pub report: Option<ReportLatency>,
+    /// Why the resend or the report failed, if it did.
+    pub report_error: Option<String>,
     pub lists: Vec<ListQuery>,
     /// `verify` of one real slave, from asking until the result.
     pub verify_seconds: Option<f64>,
@@ -197,15 +199,17 @@ async fn measure(
         sample = Some(measured);
     }
 
-    let (resend_seconds, report) = if shape == Shape::Plain {
-        let started = Instant::now();
-        master.call_ok(Method::POST, "/api/reports/resend", Some(json!({}))).await?;
-        let resend = started.elapsed().as_secs_f64();
-        let latency = report::run(&master, &reports.base, TOKEN, computers, scale.slaves, scale.requests).await?;
-        (Some(resend), Some(latency))
-    } else {
-        (None, None)
-    };
+    let (mut resend_seconds, mut report, mut report_error) = (None, None, None);
+    if shape == Shape::Plain {
+        match report_at_scale(&master, reports, computers, scale.slaves, scale.requests).await {
+            Ok((resend, latency)) => (resend_seconds, report) = (Some(resend), Some(latency)),
+            // Shown in the table; the other figures of the size still count.
+            Err(e) => {
+                tracing::warn!(computers, error = %format!("{e:#}"), "The report at this size failed.");
+                report_error = Some(format!("{e:#}"));
+            }
+        }
+    }
     let lists = time_lists(&master, layout, scale.requests).await?;
     let verify_seconds = match fleet.slaves.first() {
         Some(slave) => Some(verify(&master, slave.options.instance.as_str()).await?),
@@ -236,12 +240,42 @@ async fn measure(
         upsert_rows_per_s,
         resend_seconds,
         report,
+        report_error,
         lists,
         verify_seconds,
         verify_read: Percentiles::of(&reads).context("no verify read")?,
         master_peak_rss,
         database_bytes,
     })
+}
+
+/// Longest the master's resend of every slave's summary may take (one
+/// transaction reading every slave's part of the copy).
+const RESEND_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The master's resend of every summary (timed), then the report's latency
+/// once the report service counts every computer.
+async fn report_at_scale(
+    master: &Master,
+    reports: &TestReport,
+    computers: u64,
+    slaves: usize,
+    requests: usize,
+) -> anyhow::Result<(f64, ReportLatency)> {
+    let http = reqwest::Client::builder().timeout(RESEND_TIMEOUT).build()?;
+    let started = Instant::now();
+    let response = http
+        .post(format!("{}/api/reports/resend", master.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .context("asking the master to resend every summary")?;
+    ensure!(response.status().is_success(), "the master answered {} to the resend", response.status());
+    let resend = started.elapsed().as_secs_f64();
+    tracing::info!(computers, resend_seconds = resend, "The master queued every slave's summary.");
+    let latency = report::run(master, &reports.base, TOKEN, computers, slaves, requests).await?;
+    Ok((resend, latency))
 }
 
 /// The list queries an operator makes, each `requests` times after one
