@@ -205,7 +205,10 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
                                publish_ms = shipped.publish.as_millis() as u64,
                                answer_ms = shipped.answer.as_millis() as u64,
                                "Replicated to the master.");
-                next_pass = Instant::now() + interval;
+                // Every interval from the previous start (at once after a
+                // pass that took longer): the interval is how old the
+                // master's copy may get, not a pause between passes.
+                next_pass = started + interval;
             }
             Ok(None) => break,
             Err(e) => {
