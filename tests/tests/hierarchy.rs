@@ -319,8 +319,7 @@ async fn a_target_can_narrow_to_a_named_network_group_inside_each_slave() {
     assert_eq!(status, 201, "{servers}");
     let moved: Vec<String> = (1..=3).map(|n| format!("sim1-{n:05}")).collect();
     for id in &moved {
-        let (status, body) =
-            paris.post(&format!("/api/endpoints/{id}/move"), json!({"group_id": servers["id"]})).await;
+        let (status, body) = paris.post(&format!("/api/endpoints/{id}/move"), json!({"group_id": servers["id"]})).await;
         assert_eq!(status, 200, "{body}");
     }
     // Two groups of that name on lyon (under different parents): the slave
