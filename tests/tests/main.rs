@@ -23,6 +23,7 @@ mod broker_admin;
 mod broker_handle;
 mod broker_users;
 mod console;
+mod consolidated_list;
 mod faults_broker;
 mod faults_crash;
 mod faults_database;

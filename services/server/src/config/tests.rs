@@ -131,6 +131,16 @@ fn refuses_bad_values() {
 }
 
 #[test]
+fn the_list_counts_exactly_up_to_its_cap() {
+    assert_eq!(parse(MINIMAL).unwrap().exact_total_up_to, DEFAULT_EXACT_TOTAL_UP_TO);
+    let text = MINIMAL.replace("</Server>", "<Endpoints><ExactTotalUpTo>40</ExactTotalUpTo></Endpoints></Server>");
+    assert_eq!(parse(&text).unwrap().exact_total_up_to, 40);
+    let text = MINIMAL.replace("</Server>", "<Endpoints><ExactTotalUpTo>0</ExactTotalUpTo></Endpoints></Server>");
+    let e = error(&text);
+    assert!(e.starts_with("<Server>/<Endpoints>/<ExactTotalUpTo>: must be between 1"), "{e}");
+}
+
+#[test]
 fn refuses_doctype_and_malformed_xml() {
     let text = format!("<!DOCTYPE Server [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>\n{MINIMAL}");
     assert!(error(&text).contains("DOCTYPE"), "{}", error(&text));
