@@ -40,6 +40,7 @@ mod multi_site_security;
 mod operators;
 mod publisher;
 mod replication;
+mod schemas;
 mod report_access;
 mod reports;
 mod scheduled_reports;
