@@ -135,8 +135,7 @@ const LOCK_KEY: i64 = 0x0052_414d_5041_5254;
 /// The migration lock of the connection's schema: [`LOCK_KEY`] in `public`,
 /// one of its own in any other schema (instances of other schemas of the
 /// same database migrate side by side).
-const SCHEMA_LOCK: &str =
-    "$1 # CASE current_schema() WHEN 'public' THEN 0 ELSE hashtext(current_schema())::bigint END";
+const SCHEMA_LOCK: &str = "$1 # CASE current_schema() WHEN 'public' THEN 0 ELSE hashtext(current_schema())::bigint END";
 
 /// Applies every migration not applied yet. Safe to run from several
 /// processes at once and to re-run: applied versions are skipped.

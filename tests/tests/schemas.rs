@@ -69,10 +69,8 @@ async fn two_servers_in_two_schemas_of_one_database_see_only_their_own_data() {
     assert_eq!(row.get::<_, i64>(0), 0, "no table in public");
     let row = one("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'").await;
     assert_eq!(row.get::<_, String>(0), "public");
-    let row = one(
-        "SELECT (SELECT count(*) FROM site_a.policies WHERE name = 'Only in B'), \
-                (SELECT count(*) FROM site_b.policies WHERE name = 'Only in B')",
-    )
+    let row = one("SELECT (SELECT count(*) FROM site_a.policies WHERE name = 'Only in B'), \
+                (SELECT count(*) FROM site_b.policies WHERE name = 'Only in B')")
     .await;
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 1));
     drop(client);
@@ -84,10 +82,8 @@ async fn two_servers_in_two_schemas_of_one_database_see_only_their_own_data() {
     b.stop(&[]).await;
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let row = client
-        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname IN ('site_a', 'site_b')", &[])
-        .await
-        .unwrap();
+    let row =
+        client.query_one("SELECT count(*) FROM pg_namespace WHERE nspname IN ('site_a', 'site_b')", &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 0);
     drop(client);
     rampart_shared::db::drop_database(&url).await.unwrap();

@@ -71,7 +71,9 @@ pub async fn prepare(pool: &deadpool_postgres::Pool, schema: &SchemaName, extens
 }
 
 async fn create(client: &tokio_postgres::Client, schema: &SchemaName, extensions: &[&str]) -> Result<()> {
-    let plain_instance = client.query_opt("SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'schema_migrations'", &[]).await?;
+    let plain_instance = client
+        .query_opt("SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'schema_migrations'", &[])
+        .await?;
     if plain_instance.is_some() {
         return Err(DbError::Schema(format!(
             "the database's public schema holds an instance's tables (schema_migrations), which schema {schema} would \

@@ -216,7 +216,8 @@ fn secrets_stay_out_of_debug_output() {
 #[test]
 fn a_schema_of_a_shared_database_must_be_a_plain_identifier() {
     assert!(parse(MINIMAL).unwrap().service.database_schema.is_none());
-    let with = |schema: &str| MINIMAL.replace("</Url></Database>", &format!("</Url><Schema>{schema}</Schema></Database>"));
+    let with =
+        |schema: &str| MINIMAL.replace("</Url></Database>", &format!("</Url><Schema>{schema}</Schema></Database>"));
     let settings = parse(&with("site_0042")).unwrap();
     assert_eq!(settings.service.database_schema.unwrap().as_str(), "site_0042");
     let err = error(&with("site-0042"));
