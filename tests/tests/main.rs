@@ -44,5 +44,6 @@ mod replication;
 mod report_access;
 mod reports;
 mod scheduled_reports;
+mod schemas;
 mod signed_commands;
 mod tls;

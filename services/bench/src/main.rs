@@ -48,6 +48,13 @@ struct Cli {
     /// (overrides the mode's).
     #[arg(long)]
     multi_site_samples: Option<usize>,
+    /// Slaves of the large fan-out (`fanout-1000`), many to a database
+    /// (overrides the mode's: 1000, quick 20).
+    #[arg(long)]
+    large_fanout_slaves: Option<usize>,
+    /// Rounds of the large fan-out and of its floor (overrides the mode's).
+    #[arg(long)]
+    large_fanout_rounds: Option<usize>,
     /// Only these parts, comma-separated (the limits are measured whenever
     /// a part of the main fleet runs; its computers are always loaded).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -71,6 +78,8 @@ impl Cli {
         plan.multi_site_slaves = self.multi_site_slaves.unwrap_or(plan.multi_site_slaves);
         plan.multi_site_computers = self.multi_site_computers.unwrap_or(plan.multi_site_computers);
         plan.multi_site_samples = self.multi_site_samples.unwrap_or(plan.multi_site_samples);
+        plan.large_fanout_slaves = self.large_fanout_slaves.unwrap_or(plan.large_fanout_slaves);
+        plan.large_fanout_rounds = self.large_fanout_rounds.unwrap_or(plan.large_fanout_rounds);
         if !self.only.is_empty() {
             plan.parts = self.only.clone();
         }

@@ -18,10 +18,15 @@ pub enum Part {
     Lag,
     Drain,
     Agent,
+    /// The fan-out to 1,000 slaves, many to a database: a fleet and a
+    /// master of its own.
+    #[serde(rename = "fanout-1000")]
+    #[value(name = "fanout-1000")]
+    Fanout1000,
 }
 
 impl Part {
-    pub const ALL: [Part; 8] = [
+    pub const ALL: [Part; 9] = [
         Part::MultiSite,
         Part::Throughput,
         Part::Report,
@@ -30,6 +35,7 @@ impl Part {
         Part::Lag,
         Part::Drain,
         Part::Agent,
+        Part::Fanout1000,
     ];
 }
 
@@ -75,6 +81,10 @@ pub struct Plan {
     pub multi_site_samples: usize,
     /// Requests to each console page on the loaded master.
     pub console_requests: usize,
+    /// The fan-out to a large fleet laid out many to a database: its
+    /// slaves and rounds.
+    pub large_fanout_slaves: usize,
+    pub large_fanout_rounds: usize,
     /// The parts that run (all of them unless `--only` says otherwise).
     pub parts: Vec<Part>,
 }
@@ -108,6 +118,8 @@ impl Plan {
             multi_site_rounds: 50,
             multi_site_samples: 3,
             console_requests: 100,
+            large_fanout_slaves: 1000,
+            large_fanout_rounds: 20,
             parts: Part::ALL.to_vec(),
         }
     }
@@ -136,6 +148,8 @@ impl Plan {
             multi_site_rounds: 5,
             multi_site_samples: 2,
             console_requests: 5,
+            large_fanout_slaves: 20,
+            large_fanout_rounds: 2,
             ..Self::full()
         }
     }
@@ -146,10 +160,10 @@ impl Plan {
     }
 
     /// Whether the main fleet (100 slaves in a full run) starts: every part
-    /// but the multi-site path needs it, and each of them the throughput's
-    /// computers.
+    /// but the multi-site path and the 1,000-slave fan-out needs it, and
+    /// each of them the throughput's computers.
     pub fn runs_fleet(&self) -> bool {
-        self.parts.iter().any(|p| *p != Part::MultiSite)
+        self.parts.iter().any(|p| !matches!(p, Part::MultiSite | Part::Fanout1000))
     }
 
     /// Rows each backlogged slave (every slave but the first `lag_slaves`)
@@ -178,6 +192,9 @@ impl Plan {
             || self.multi_site_samples == 0
         {
             return Err("the multi-site path needs at least one slave, computer and round".into());
+        }
+        if self.runs(Part::Fanout1000) && (self.large_fanout_slaves == 0 || self.large_fanout_rounds == 0) {
+            return Err("the large fan-out needs at least one slave and one round".into());
         }
         if self.parts.is_empty() {
             return Err("--only names no part to run".into());
@@ -227,5 +244,9 @@ mod tests {
         assert!(only_sites.runs(Part::MultiSite) && !only_sites.runs(Part::Drain));
         let drain = Plan { parts: vec![Part::Drain], ..Plan::quick() };
         assert!(drain.runs_fleet() && !drain.runs(Part::MultiSite));
+        let large = Plan { parts: vec![Part::Fanout1000], ..Plan::full() };
+        assert!(!large.runs_fleet() && large.large_fanout_slaves == 1000);
+        let none = Plan { large_fanout_slaves: 0, ..large };
+        assert!(none.check().unwrap_err().contains("large fan-out"));
     }
 }

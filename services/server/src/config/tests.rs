@@ -222,3 +222,18 @@ fn secrets_stay_out_of_debug_output() {
     assert!(!debug.contains("0123456789abcdef0123"));
     assert!(!debug.contains("guest:guest"));
 }
+
+#[test]
+fn a_schema_of_a_shared_database_must_be_a_plain_identifier() {
+    assert!(parse(MINIMAL).unwrap().service.database_schema.is_none());
+    let with =
+        |schema: &str| MINIMAL.replace("</Url></Database>", &format!("</Url><Schema>{schema}</Schema></Database>"));
+    let settings = parse(&with("site_0042")).unwrap();
+    assert_eq!(settings.service.database_schema.unwrap().as_str(), "site_0042");
+    let err = error(&with("site-0042"));
+    assert!(err.contains("<Server>/<Database>/<Schema>") && err.contains("contains '-'"), "{err}");
+    let err = error(&with("public"));
+    assert!(err.contains("<Server>/<Database>/<Schema>") && err.contains("reserved"), "{err}");
+    let err = error(&with("x; DROP TABLE policies"));
+    assert!(err.contains("<Server>/<Database>/<Schema>"), "{err}");
+}
