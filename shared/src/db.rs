@@ -1,17 +1,21 @@
 //! PostgreSQL: the connection pool and the migration runner.
 //!
-//! Each instance owns one database. [`ensure_database`] creates it when it is
-//! missing (handy for new sites, demos and tests); [`migrate`] applies the
-//! service's numbered SQL migrations once each, under an advisory lock, each
-//! in its own transaction, recording them in `schema_migrations`.
+//! Each instance owns one database, or one schema of a shared database
+//! ([`schema`]). [`ensure_database`] creates it when it is missing (handy for
+//! new sites, demos and tests); [`migrate`] applies the service's numbered
+//! SQL migrations once each, under an advisory lock, each in its own
+//! transaction, recording them in `schema_migrations` (of the instance's
+//! schema).
 //! [`CachedStatements`] runs the hot paths' statements prepared once per
 //! connection.
 
 mod cached;
+pub mod schema;
 
 use std::time::Duration;
 
 pub use cached::CachedStatements;
+pub use schema::SchemaName;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -26,6 +30,8 @@ pub enum DbError {
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("migration {version} ({name}) failed: {source}")]
     Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
+    #[error("cannot use the schema: {0}")]
+    Schema(String),
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
 }
@@ -46,7 +52,20 @@ pub struct Migration {
 /// caches are warm, where handing them out in turn made every command pay
 /// for preparing its statements once on each of the pool's connections.
 pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    pool_in(url, max_size, None)
+}
+
+/// [`pool`] whose connections work in `schema` (then `public`) when given.
+pub fn pool_in(url: &str, max_size: usize, schema: Option<&SchemaName>) -> Result<Pool> {
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    if let Some(schema) = schema {
+        let options = match config.get_options() {
+            Some(own) => format!("{own} {}", schema.search_path_option()),
+            None => schema.search_path_option(),
+        };
+        config.options(&options);
+    }
     let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
     Pool::builder(manager)
         .max_size(max_size)
@@ -89,8 +108,12 @@ pub async fn ensure_database(url: &str) -> Result<()> {
     if !exists {
         match client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))).await {
             Ok(()) => tracing::info!(database = %name, "Created database."),
-            // Another process created it at the same moment.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+            // Another process created it at the same moment (instances in
+            // schemas of one database start together): PostgreSQL says so
+            // with either code, depending on where the two met.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -105,15 +128,22 @@ pub async fn drop_database(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The database-wide migration lock. Any constant works; it only has to be
+/// the same for every process.
+const LOCK_KEY: i64 = 0x0052_414d_5041_5254;
+
+/// The migration lock of the connection's schema: [`LOCK_KEY`] in `public`,
+/// one of its own in any other schema (instances of other schemas of the
+/// same database migrate side by side).
+const SCHEMA_LOCK: &str = "$1 # CASE current_schema() WHEN 'public' THEN 0 ELSE hashtext(current_schema())::bigint END";
+
 /// Applies every migration not applied yet. Safe to run from several
 /// processes at once and to re-run: applied versions are skipped.
 pub async fn migrate(pool: &Pool, migrations: &[Migration]) -> Result<Vec<i32>> {
     let mut client = pool.get().await?;
-    // Any constant works; it only has to be the same for every process.
-    const LOCK_KEY: i64 = 0x0052_414d_5041_5254;
-    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
+    client.execute(&format!("SELECT pg_advisory_lock({SCHEMA_LOCK})"), &[&LOCK_KEY]).await?;
     let result = apply_pending(&mut client, migrations).await;
-    client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await?;
+    client.execute(&format!("SELECT pg_advisory_unlock({SCHEMA_LOCK})"), &[&LOCK_KEY]).await?;
     result
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::{
     broker_admin::settings::{ManagementSettings, ManagementXml},
     config::{secret_value, ConfigError},
+    db::SchemaName,
     telemetry::LogFormat,
     topology::NameSegment,
     Secret,
@@ -31,6 +32,9 @@ pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
 pub struct DatabaseXml {
     pub url: Secret<String>,
     pub pool_size: Option<usize>,
+    /// The schema of a shared database this instance lives in; `public`
+    /// (the database to itself) when absent.
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +85,8 @@ pub struct Defaults {
 pub struct ServiceSettings {
     pub database_url: Secret<String>,
     pub database_pool_size: usize,
+    /// `<Database><Schema>`: the instance's schema of a shared database.
+    pub database_schema: Option<SchemaName>,
     pub amqp_url: Secret<String>,
     pub namespace: NameSegment,
     /// Unacked deliveries a consumer may hold.
@@ -126,6 +132,11 @@ impl ServiceSettings {
                 format!("must be between 2 and {}", defaults.max_pool_size),
             ));
         }
+        let database_schema = xml
+            .database
+            .schema
+            .map(|s| SchemaName::parse(&s).map_err(|e| ConfigError::invalid(at("<Database>/<Schema>"), e)))
+            .transpose()?;
         let amqp_url = env(ENV_AMQP_URL).map(Secret::new).unwrap_or(xml.broker.url);
         if !amqp_url.expose().starts_with("amqp://") && !amqp_url.expose().starts_with("amqps://") {
             return Err(ConfigError::invalid(at("<Broker>/<Url>"), "must be an amqp:// URL"));
@@ -170,6 +181,7 @@ impl ServiceSettings {
         Ok(Self {
             database_url,
             database_pool_size,
+            database_schema,
             amqp_url,
             namespace,
             prefetch,

@@ -3,7 +3,8 @@
 //!
 //! `TestServer::spawn` writes a server.xml, runs it through the same parser
 //! as production, starts the server on port 0, and returns helpers to call
-//! its API. `stop` shuts it down and removes the database and the queues.
+//! its API. `stop` shuts it down and removes the database (or its schema of
+//! a shared one) and the queues.
 //! Servers use the machine's PostgreSQL and RabbitMQ unless their options
 //! point at private instances ([`faults`]). `TestAgent::spawn` stands in for
 //! an agent with the broker's `guest` (its server does not require agent
@@ -59,6 +60,9 @@ pub struct ServerOptions {
     pub owns_namespace: bool,
     /// `<Database><PoolSize>`.
     pub pool_size: usize,
+    /// `<Database><Schema>`: the server lives in this schema of `database`
+    /// (shared with others); stopping it drops the schema, not the database.
+    pub schema: Option<String>,
     /// `<Broker><Url>`: the machine's broker unless a test starts its own.
     pub amqp_url: String,
     /// Extra XML inside `<Broker>` (e.g. its `<Management>`).
@@ -90,6 +94,7 @@ impl ServerOptions {
             extra_xml: String::new(),
             owns_namespace: true,
             pool_size: 8,
+            schema: None,
             amqp_url: AMQP_URL.to_owned(),
             broker_xml: String::new(),
             pg_base: PG_BASE.to_owned(),
@@ -134,9 +139,10 @@ impl ServerOptions {
             }
             None => String::new(),
         };
+        let schema = self.schema.as_ref().map(|s| format!("<Schema>{s}</Schema>")).unwrap_or_default();
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
-               <Database><Url>{}</Url><PoolSize>{}</PoolSize></Database>
+               <Database><Url>{}</Url><PoolSize>{}</PoolSize>{schema}</Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace>{}{management}</Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>
                <Agents><RequireIdentity>{}</RequireIdentity></Agents>{}</Server>",
@@ -285,6 +291,7 @@ impl TestServer {
         let self_owns_namespace = self.options.owns_namespace;
         let database_url = self.options.database_url();
         let amqp_url = self.options.amqp_url.clone();
+        let schema = self.options.schema.clone();
         self.halt().await;
         let mut queues = if is_master {
             vec![
@@ -302,7 +309,14 @@ impl TestServer {
         } else {
             delete_queues_at(&amqp_url, &queues).await;
         }
-        let _ = rampart_shared::db::drop_database(&database_url).await;
+        match schema.map(|s| rampart_shared::db::SchemaName::parse(&s)) {
+            Some(Ok(schema)) => {
+                let _ = rampart_shared::db::schema::drop(&database_url, &schema).await;
+            }
+            _ => {
+                let _ = rampart_shared::db::drop_database(&database_url).await;
+            }
+        }
     }
 }
 

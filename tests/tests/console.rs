@@ -11,7 +11,7 @@
 
 mod browser;
 mod features;
-mod http;
+pub(crate) mod http;
 mod sessions;
 mod widths;
 
@@ -34,12 +34,12 @@ use fantoccini::key::Key;
 use http::{download_report, HttpSession};
 
 /// The password the tests give operator `name`.
-fn password(name: &str) -> String {
+pub(crate) fn password(name: &str) -> String {
     format!("{name}-console-password")
 }
 
 /// Creates operator `name` with `role` (as the bootstrap administrator).
-async fn operator(server: &TestServer, name: &str, role: &str) {
+pub(crate) async fn operator(server: &TestServer, name: &str, role: &str) {
     let (status, body) =
         server.post("/api/operators", json!({"name": name, "role": role, "password": password(name)})).await;
     assert_eq!(status, 201, "{body}");

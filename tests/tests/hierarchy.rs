@@ -308,3 +308,58 @@ async fn a_target_can_narrow_to_a_named_group_inside_each_slave() {
     agent.stop().await;
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_can_narrow_to_a_named_network_group_inside_each_slave() {
+    let h = Hierarchy::start(&["paris", "lyon"]).await;
+    let (paris, lyon) = (&h.slaves[0], &h.slaves[1]);
+    let agent = TestAgent::spawn(paris, 10, |_| {});
+    paris.wait_for_endpoints(10).await;
+    let (status, servers) = paris.post("/api/groups", json!({"name": "Servers", "parent_id": 1})).await;
+    assert_eq!(status, 201, "{servers}");
+    let moved: Vec<String> = (1..=3).map(|n| format!("sim1-{n:05}")).collect();
+    for id in &moved {
+        let (status, body) = paris.post(&format!("/api/endpoints/{id}/move"), json!({"group_id": servers["id"]})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Two groups of that name on lyon (under different parents): the slave
+    // cannot tell which is meant.
+    let (status, branch) = lyon.post("/api/groups", json!({"name": "Branch", "parent_id": 1})).await;
+    assert_eq!(status, 201, "{branch}");
+    for parent in [json!(1), branch["id"].clone()] {
+        let (status, body) = lyon.post("/api/groups", json!({"name": "Servers", "parent_id": parent})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let (status, policy) = h
+        .master
+        .post("/api/policies", json!({"name": "Servers baseline", "target": {"slaves": "all", "group": "Servers"}}))
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    let policy_id = policy["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/policies/{policy_id}");
+    let shown = wait_for_receipts(&h.master, &path, &["paris", "lyon"], "both slaves to answer", |r| {
+        (r["state"] == "applied" && r["endpoints"]["applied"] == 3) || r["state"] == "failed"
+    })
+    .await;
+    let on_paris = receipt(&shown, "paris").unwrap();
+    assert_eq!(
+        (on_paris["state"].as_str(), on_paris["endpoints"]["assigned"].as_i64()),
+        (Some("applied"), Some(3)),
+        "{shown}"
+    );
+    let on_lyon = receipt(&shown, "lyon").unwrap();
+    assert_eq!(on_lyon["state"], "failed", "{shown}");
+    assert!(on_lyon["reason"].as_str().unwrap().contains("2 network groups are named 'Servers'"), "{shown}");
+
+    // On paris only the computers of that group take the master's policy.
+    for n in 1..=5 {
+        let id = format!("sim1-{n:05}");
+        let endpoint = paris.get_ok(&format!("/api/endpoints/{id}")).await;
+        let has_it = endpoint["policy"]["id"] == policy_id.as_str();
+        assert_eq!(has_it, moved.contains(&id), "{endpoint}");
+    }
+
+    agent.stop().await;
+    h.stop().await;
+}

@@ -9,7 +9,9 @@
 //! row on its own PostgreSQL connection before it acks, and a round ends
 //! when the last consumer has committed. That is the floor of a fan-out on
 //! this machine: the broker's fan-out plus one durable write per slave, on
-//! the same cores.
+//! the same cores. The consumers' rows go to one database, or each to its
+//! own schema of the shared databases the simulated slaves live in
+//! ([`measure_in`]), as each slave's apply does.
 
 use std::time::Instant;
 
@@ -25,7 +27,7 @@ use rampart_shared::amqp::{
     publisher::{publish_all, Outgoing},
     Broker, BROKER_TIMEOUT,
 };
-use rampart_shared::Secret;
+use rampart_shared::{db::SchemaName, Secret};
 use serde::Serialize;
 use tokio::{sync::mpsc, task::JoinSet};
 
@@ -51,6 +53,14 @@ pub struct BrokerFanout {
     pub with_commit: Percentiles,
 }
 
+/// Where one consumer commits its rows: a database, and the schema of it
+/// when the slave it stands for lives in one.
+#[derive(Clone, Debug)]
+pub struct CommitTarget {
+    pub database_url: String,
+    pub schema: Option<SchemaName>,
+}
+
 /// Declares `queues` scratch quorum queues, measures `rounds` rounds, then
 /// as many with a commit per message in the database at `database_url`,
 /// and deletes the queues whatever happened.
@@ -63,12 +73,28 @@ pub async fn measure(
     amqp_url: &str,
     database_url: &str,
 ) -> anyhow::Result<BrokerFanout> {
-    ensure!(queues > 0 && rounds > 0, "The broker fan-out needs at least one queue and one round.");
+    let target = CommitTarget { database_url: database_url.to_owned(), schema: None };
     let names: Vec<String> = (0..queues).map(|i| format!("{namespace}.raw_fanout_{i:03}")).collect();
+    measure_in(broker, &names, rounds, body, amqp_url, &vec![target; queues]).await
+}
+
+/// [`measure`] over the queues `names`, the consumer of each committing to
+/// its own target (the table is made in each target's schema).
+pub async fn measure_in(
+    broker: &Broker,
+    names: &[String],
+    rounds: usize,
+    body: &[u8],
+    amqp_url: &str,
+    targets: &[CommitTarget],
+) -> anyhow::Result<BrokerFanout> {
+    let queues = names.len();
+    ensure!(queues > 0 && rounds > 0, "The broker fan-out needs at least one queue and one round.");
+    ensure!(targets.len() == queues, "The broker fan-out needs a commit target per queue.");
     let channel = broker.channel().await?;
-    let measured = both_measurements(broker, &channel, &names, rounds, body, amqp_url, database_url).await;
+    let measured = both_measurements(broker, &channel, names, rounds, body, amqp_url, targets).await;
     let mut deleted = Ok(());
-    for name in &names {
+    for name in names {
         let result =
             bounded("queue.delete", channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await;
         if let Err(e) = result {
@@ -96,7 +122,7 @@ async fn both_measurements(
     rounds: usize,
     body: &[u8],
     amqp_url: &str,
-    database_url: &str,
+    targets: &[CommitTarget],
 ) -> anyhow::Result<(Percentiles, Percentiles)> {
     for name in names {
         declare_quorum(publishing, name).await?;
@@ -107,11 +133,18 @@ async fn both_measurements(
 
     let mut clients = Vec::with_capacity(names.len());
     let mut own = Vec::with_capacity(names.len());
-    for i in 0..names.len() {
-        clients.push(crate::stats::connect(database_url, "the raw limits database").await?);
+    for (i, target) in targets.iter().enumerate() {
+        let client = crate::stats::connect(&target.database_url, "the fan-out commits database").await?;
+        if let Some(schema) = &target.schema {
+            client.batch_execute(&format!("SET search_path = {schema}")).await?;
+        }
+        // Once per table: per schema, or once for a database of its own.
+        if i == 0 || target.schema.is_some() {
+            client.batch_execute(COMMITS_TABLE).await.context("Failed to create the fan-out commits table")?;
+        }
+        clients.push(client);
         own.push(Broker::connect(Secret::new(amqp_url.to_owned()), format!("rampart-bench-fanout-{i:03}")).await?);
     }
-    clients[0].batch_execute(COMMITS_TABLE).await.context("Failed to create the fan-out commits table")?;
     // The raw database limits just wrote a million rows twice: the
     // checkpoint they leave due would otherwise stall some round's commits.
     crate::stats::checkpoint(&clients[0], "the fan-out commits").await;

@@ -13,6 +13,8 @@
 //! * [`limits`]: the raw limits.
 //! * [`master`]: the master process.
 //! * [`fleet`]: the slaves.
+//! * [`schema_fleet`]: slaves many to a database, a schema each (the
+//!   1,000-slave fan-out).
 //! * [`site_floor`]: the broker's own fan-out through the links, the
 //!   multi-site path's floor.
 //! * [`sites`]: the multi-site path's small hierarchies, on one broker or
@@ -32,6 +34,7 @@ pub mod rows;
 pub mod run;
 pub mod scale;
 pub mod scenarios;
+pub mod schema_fleet;
 pub mod site_floor;
 pub mod sites;
 pub mod stats;

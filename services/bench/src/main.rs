@@ -53,6 +53,13 @@ struct Cli {
     /// the full run, 20000,60000 in the quick one).
     #[arg(long, value_delimiter = ',')]
     scale_sizes: Vec<u64>,
+    /// Slaves of the large fan-out (`fanout-1000`), many to a database
+    /// (overrides the mode's: 1000, quick 20).
+    #[arg(long)]
+    large_fanout_slaves: Option<usize>,
+    /// Rounds of the large fan-out and of its floor (overrides the mode's).
+    #[arg(long)]
+    large_fanout_rounds: Option<usize>,
     /// Only these parts, comma-separated (the limits are measured whenever
     /// a part of the main fleet runs; its computers are always loaded).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -79,6 +86,8 @@ impl Cli {
         if !self.scale_sizes.is_empty() {
             plan.scale.sizes = self.scale_sizes.clone();
         }
+        plan.large_fanout_slaves = self.large_fanout_slaves.unwrap_or(plan.large_fanout_slaves);
+        plan.large_fanout_rounds = self.large_fanout_rounds.unwrap_or(plan.large_fanout_rounds);
         if !self.only.is_empty() {
             plan.parts = self.only.clone();
         }

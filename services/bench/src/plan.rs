@@ -20,10 +20,15 @@ pub enum Part {
     Agent,
     /// The master holding millions of computers (`--scale-sizes`).
     Scale,
+    /// The fan-out to 1,000 slaves, many to a database: a fleet and a
+    /// master of its own.
+    #[serde(rename = "fanout-1000")]
+    #[value(name = "fanout-1000")]
+    Fanout1000,
 }
 
 impl Part {
-    pub const ALL: [Part; 9] = [
+    pub const ALL: [Part; 10] = [
         Part::MultiSite,
         Part::Throughput,
         Part::Report,
@@ -33,6 +38,7 @@ impl Part {
         Part::Drain,
         Part::Agent,
         Part::Scale,
+        Part::Fanout1000,
     ];
 }
 
@@ -80,6 +86,10 @@ pub struct Plan {
     pub console_requests: usize,
     /// The scale part: its sizes and their layout (see [`ScalePlan`]).
     pub scale: ScalePlan,
+    /// The fan-out to a large fleet laid out many to a database: its
+    /// slaves and rounds.
+    pub large_fanout_slaves: usize,
+    pub large_fanout_rounds: usize,
     /// The parts that run (all of them unless `--only` says otherwise).
     pub parts: Vec<Part>,
 }
@@ -184,6 +194,8 @@ impl Plan {
             multi_site_samples: 3,
             console_requests: 100,
             scale: ScalePlan::full(),
+            large_fanout_slaves: 1000,
+            large_fanout_rounds: 20,
             parts: Part::ALL.to_vec(),
         }
     }
@@ -213,6 +225,8 @@ impl Plan {
             multi_site_samples: 2,
             console_requests: 5,
             scale: ScalePlan::quick(),
+            large_fanout_slaves: 20,
+            large_fanout_rounds: 2,
             ..Self::full()
         }
     }
@@ -223,10 +237,10 @@ impl Plan {
     }
 
     /// Whether the main fleet (100 slaves in a full run) starts: every part
-    /// but the multi-site path and the scale part needs it, and each of
-    /// them the throughput's computers.
+    /// but the multi-site path, the 1,000-slave fan-out and the scale part
+    /// needs it, and each of them the throughput's computers.
     pub fn runs_fleet(&self) -> bool {
-        self.parts.iter().any(|p| !matches!(p, Part::MultiSite | Part::Scale))
+        self.parts.iter().any(|p| !matches!(p, Part::MultiSite | Part::Fanout1000 | Part::Scale))
     }
 
     /// Rows each backlogged slave (every slave but the first `lag_slaves`)
@@ -255,6 +269,9 @@ impl Plan {
             || self.multi_site_samples == 0
         {
             return Err("the multi-site path needs at least one slave, computer and round".into());
+        }
+        if self.runs(Part::Fanout1000) && (self.large_fanout_slaves == 0 || self.large_fanout_rounds == 0) {
+            return Err("the large fan-out needs at least one slave and one round".into());
         }
         if self.parts.is_empty() {
             return Err("--only names no part to run".into());
@@ -309,6 +326,10 @@ mod tests {
         assert!(drain.runs_fleet() && !drain.runs(Part::MultiSite));
         let scale = Plan { parts: vec![Part::Scale], ..Plan::quick() };
         assert!(!scale.runs_fleet());
+        let large = Plan { parts: vec![Part::Fanout1000], ..Plan::full() };
+        assert!(!large.runs_fleet() && large.large_fanout_slaves == 1000);
+        let none = Plan { large_fanout_slaves: 0, ..large };
+        assert!(none.check().unwrap_err().contains("large fan-out"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
         agent::AgentMemory,
         console::ConsoleLoad,
         fanout::Fanout,
+        fanout_large::LargeFanout,
         multi_site::MultiSite,
         replication::{Drain, Live},
         report::ReportLatency,
@@ -43,6 +44,7 @@ pub struct Run {
     pub multi_site: Option<MultiSite>,
     pub console: Option<ConsoleLoad>,
     pub scale: Option<ScaleRun>,
+    pub large_fanout: Option<LargeFanout>,
 }
 
 /// What the run ran on.
@@ -109,6 +111,7 @@ impl Run {
         rows.extend(self.console.iter().flat_map(ConsoleLoad::figures));
         rows.extend(self.multi_site.iter().flat_map(MultiSite::figures));
         rows.extend(self.scale.iter().flat_map(ScaleRun::figures));
+        rows.extend(self.large_fanout.iter().flat_map(LargeFanout::figures));
         if let Some(t) = &self.throughput {
             rows.push(figure(
                 "memory: master, peak during the replication",

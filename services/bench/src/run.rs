@@ -14,7 +14,7 @@ use crate::{
     master::{free_port, sibling_binary, Master, MasterConfig},
     plan::{Part, Plan},
     results::{Lag, Machine, Run},
-    scenarios::{agent, console, fanout, multi_site, replication, report, traffic},
+    scenarios::{agent, console, fanout, fanout_large, multi_site, replication, report, traffic},
 };
 
 /// Longest the first full snapshots after registration may take.
@@ -27,11 +27,16 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
     let namespace = format!("rb_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     tracing::info!(mode = plan.mode, namespace, work_dir = %work_dir.display(), "Benchmark started.");
 
-    // Before the main fleet starts: the path's own hierarchies have the
-    // machine to themselves.
+    // Before the main fleet starts: the path's own hierarchies (and the
+    // large fan-out's fleet, below) have the machine to themselves.
     let multi_site = if plan.runs(Part::MultiSite) {
         tracing::info!(slaves = plan.multi_site_slaves, "Multi-site path.");
         Some(multi_site::run(&namespace, &plan).await.context("measuring the multi-site path")?)
+    } else {
+        None
+    };
+    let large_fanout = if plan.runs(Part::Fanout1000) {
+        Some(fanout_large::run(&namespace, &plan, &work_dir).await.context("measuring the fan-out to a large fleet")?)
     } else {
         None
     };
@@ -55,6 +60,7 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
         multi_site,
         console: None,
         scale: None,
+        large_fanout,
     };
     if run.plan.runs_fleet() {
         main_fleet(&mut run, &namespace, work_dir.clone()).await?;

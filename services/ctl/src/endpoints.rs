@@ -56,9 +56,14 @@ pub struct ListArgs {
     /// At most this many (server default 100, max 10000).
     #[arg(long, value_name = "N")]
     limit: Option<u32>,
-    /// Skip this many (paging).
-    #[arg(long, value_name = "N")]
+    /// Skip this many (paging; a deep page of a master's list is slow:
+    /// use --after there).
+    #[arg(long, value_name = "N", conflicts_with = "after")]
     offset: Option<u32>,
+    /// On a master: start after this endpoint (`SLAVE/ID`, the `next` the
+    /// page before printed). Any depth costs the same as the first page.
+    #[arg(long, value_name = "SLAVE/ID")]
+    after: Option<String>,
 }
 
 /// The security status the server derives for an endpoint.
@@ -107,6 +112,9 @@ impl ListArgs {
         if let Some(offset) = self.offset {
             query.push(("offset", offset.to_string()));
         }
+        if let Some(after) = &self.after {
+            query.push(("after", after.clone()));
+        }
         query
     }
 }
@@ -137,7 +145,9 @@ pub async fn run(command: EndpointsCommand, session: &Session) -> anyhow::Result
     }
 }
 
-/// `{"total": 500, "endpoints": [...]}` as a table with a paging hint.
+/// `{"total": 500, "endpoints": [...]}` as a table with a paging hint. A
+/// master's list says when its total is an estimate (`total_exact`) and
+/// where the next page starts (`next`).
 fn render_list(answer: &Value) -> String {
     let endpoints = items(&answer["endpoints"]);
     if endpoints.is_empty() {
@@ -145,11 +155,17 @@ fn render_list(answer: &Value) -> String {
     }
     let mut out = endpoint_table(endpoints).render();
     let total = count(&answer["total"]);
-    if total > endpoints.len() as u64 {
-        out.push_str(&format!(
+    let about = if answer["total_exact"] == Value::Bool(false) { "about " } else { "" };
+    match answer["next"].as_str() {
+        Some(next) => out.push_str(&format!(
+            "Showing {} of {about}{total} endpoints; the next page: --after {next}\n",
+            endpoints.len()
+        )),
+        None if total > endpoints.len() as u64 && answer.get("next").is_none() => out.push_str(&format!(
             "Showing {} of {total} endpoints; use --limit and --offset to see more.\n",
             endpoints.len()
-        ));
+        )),
+        None => {}
     }
     out
 }
@@ -290,6 +306,34 @@ mod tests {
         let expected =
             [("group", "3"), ("status", "at_risk"), ("licensed", "false"), ("search", "pc-0"), ("limit", "20")];
         assert_eq!(query, expected.map(|(k, v)| (k, v.to_owned())));
+    }
+
+    #[test]
+    fn a_master_pages_after_an_endpoint() {
+        let query = list_args(&["--after", "paris/sim2-00049", "--limit", "50"]).query();
+        let expected = [("limit", "50"), ("after", "paris/sim2-00049")];
+        assert_eq!(query, expected.map(|(k, v)| (k, v.to_owned())));
+        let clash = ["list", "--after", "paris/x", "--offset", "5"];
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ListArgs,
+        }
+        assert!(Wrapper::try_parse_from(clash).is_err(), "--offset and --after go apart");
+    }
+
+    #[test]
+    fn a_masters_estimated_total_says_so_and_names_the_next_page() {
+        let answer = json!({"total": 9_998_000, "total_exact": false, "next": "paris/sim2-00001",
+                            "endpoints": [{"slave": "paris", "id": "sim2-00001", "hostname": "pc-1"}]});
+        let out = render_list(&answer);
+        assert!(
+            out.ends_with("Showing 1 of about 9998000 endpoints; the next page: --after paris/sim2-00001\n"),
+            "{out}"
+        );
+        let last = json!({"total": 2, "total_exact": true, "next": null,
+                          "endpoints": [{"slave": "paris", "id": "sim2-00001", "hostname": "pc-1"}]});
+        assert!(!render_list(&last).contains("Showing"), "the last page has no next");
     }
 
     #[test]

@@ -117,3 +117,35 @@ async fn an_operator_replicates_verifies_and_reads_the_consolidated_view() {
     slave.stop(&[]).await;
     master.stop(&[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pages_the_consolidated_list_after_an_endpoint() {
+    let mut options = ServerOptions::master();
+    options.extra_xml = "<Endpoints><ExactTotalUpTo>10</ExactTotalUpTo></Endpoints>".into();
+    let master = TestServer::spawn(options).await;
+    let slave = TestServer::spawn(ServerOptions::site("lyon", &master.options.namespace)).await;
+    rampart_tests::hierarchy::insert_endpoints(&slave, "lyon", 25).await;
+    rampart_tests::hierarchy::register(&master, &slave).await;
+    rampart_tests::hierarchy::wait_for_replicated_endpoints(&master, "lyon", 25).await;
+
+    // Past the master's count the total is marked as an estimate, and the
+    // page says where the next one starts.
+    let first = stdout(&ctl(&master, &["endpoints", "list", "--limit", "10"]).await);
+    assert!(first.contains("Showing 10 of about "), "{first}");
+    assert!(first.ends_with("the next page: --after lyon/lyon-00009\n"), "{first}");
+    let second = stdout(&ctl(&master, &["endpoints", "list", "--limit", "10", "--after", "lyon/lyon-00009"]).await);
+    assert!(second.contains("lyon-00010") && second.contains("lyon-00019"), "{second}");
+    assert!(!second.contains("lyon-00009 "), "{second}");
+    let last = stdout(&ctl(&master, &["endpoints", "list", "--limit", "10", "--after", "lyon/lyon-00019"]).await);
+    assert!(last.contains("lyon-00024") && !last.contains("--after"), "the last page names no next: {last}");
+    // Within the count, it is exact.
+    let searched = stdout(&ctl(&master, &["endpoints", "list", "--search", "pc-2", "--limit", "2"]).await);
+    assert!(searched.contains("Showing 2 of 6 endpoints;"), "pc-2, pc-20..pc-24: {searched}");
+
+    let refused = ctl(&master, &["endpoints", "list", "--after", "lyon"]).await;
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(stderr(&refused).contains("after 'lyon' must be <slave>/<endpoint id>"), "{}", stderr(&refused));
+
+    slave.stop(&[]).await;
+    master.stop(&[]).await;
+}

@@ -37,7 +37,14 @@ impl Application {
         let settings = Arc::new(settings);
         let url = settings.service.database_url.expose();
         db::ensure_database(url).await.context("Failed to create or reach the database")?;
-        let pool = db::pool(url, settings.service.database_pool_size).context("Failed to build the database pool")?;
+        let schema = settings.service.database_schema.as_ref();
+        let pool = db::pool_in(url, settings.service.database_pool_size, schema)
+            .context("Failed to build the database pool")?;
+        if let Some(schema) = schema {
+            db::schema::prepare(&pool, schema, &[])
+                .await
+                .with_context(|| format!("Failed to prepare the schema {schema} (<Database>/<Schema>)"))?;
+        }
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let topology = Topology::new(&settings.service.namespace);
         let broker = Arc::new(

@@ -141,12 +141,17 @@ struct LicenseXml {
     key: Secret<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct EndpointsXml {
     heartbeat_seconds: Option<u64>,
     outdated_after_days: Option<u32>,
+    exact_total_up_to: Option<i64>,
 }
+
+/// How many matches a master's consolidated list counts one by one before
+/// its total becomes the database's estimate, unless configured.
+pub const DEFAULT_EXACT_TOTAL_UP_TO: i64 = 10_000;
 
 /// `<Reports>`: the report service of a master, or where a stand-alone or
 /// slave writes its scheduled reports.
@@ -179,6 +184,11 @@ pub struct Settings {
     pub heartbeat_seconds: u64,
     /// Signatures older than this many days make an endpoint "at risk".
     pub outdated_after_days: u32,
+    /// `<Endpoints><ExactTotalUpTo>`: a master's consolidated list counts
+    /// at most this many matches; past it the total is the planner's
+    /// estimate and says so (`total_exact: false`). Counting every match of
+    /// 10 million computers takes a second; this many, milliseconds.
+    pub exact_total_up_to: i64,
     pub reports: ReportSettings,
     /// `<Api>`: TLS (the default) or plain HTTP.
     pub tls: TlsSettings,
@@ -226,10 +236,17 @@ impl Settings {
         if !(1..=100_000).contains(&replication_batch_size) {
             return Err(ConfigError::invalid("<Server>/<ReplicationBatchSize>", "must be between 1 and 100000"));
         }
-        let endpoints = xml.endpoints.unwrap_or(EndpointsXml { heartbeat_seconds: None, outdated_after_days: None });
+        let endpoints = xml.endpoints.unwrap_or_default();
         let heartbeat_seconds = endpoints.heartbeat_seconds.unwrap_or(30);
         if heartbeat_seconds == 0 {
             return Err(ConfigError::invalid("<Server>/<Endpoints>/<HeartbeatSeconds>", "must be at least 1"));
+        }
+        let exact_total_up_to = endpoints.exact_total_up_to.unwrap_or(DEFAULT_EXACT_TOTAL_UP_TO);
+        if !(1..=100_000_000).contains(&exact_total_up_to) {
+            return Err(ConfigError::invalid(
+                "<Server>/<Endpoints>/<ExactTotalUpTo>",
+                "must be between 1 and 100000000",
+            ));
         }
         let role = xml.instance.role.unwrap_or(ConfiguredRole::Standalone);
         let idle_minutes = xml.console.unwrap_or_default().idle_minutes.unwrap_or(30);
@@ -271,6 +288,7 @@ impl Settings {
             license_key: xml.license.map(|l| l.key),
             heartbeat_seconds,
             outdated_after_days: endpoints.outdated_after_days.unwrap_or(3),
+            exact_total_up_to,
             reports,
             tls,
             hierarchy,

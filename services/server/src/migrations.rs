@@ -2,6 +2,12 @@
 
 use rampart_shared::db::Migration;
 
+/// Extensions the migrations use. PostgreSQL keeps an extension once per
+/// database: an instance in a schema of a shared database (`<Database>
+/// <Schema>`) has them made in `public` first, where every schema finds
+/// them (0017's `CREATE EXTENSION IF NOT EXISTS` then finds it made).
+pub const EXTENSIONS: &[&str] = &["pg_trgm"];
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "site", sql: include_str!("../migrations/0001_site.sql") },
     Migration { version: 2, name: "hierarchy", sql: include_str!("../migrations/0002_hierarchy.sql") },

@@ -46,8 +46,14 @@ impl Application {
         let settings = Arc::new(settings);
         let db_url = settings.service.database_url.expose();
         db::ensure_database(db_url).await.context("Failed to create or reach the database")?;
-        let pool =
-            db::pool(db_url, settings.service.database_pool_size).context("Failed to build the database pool")?;
+        let schema = settings.service.database_schema.as_ref();
+        let pool = db::pool_in(db_url, settings.service.database_pool_size, schema)
+            .context("Failed to build the database pool")?;
+        if let Some(schema) = schema {
+            db::schema::prepare(&pool, schema, migrations::EXTENSIONS)
+                .await
+                .with_context(|| format!("Failed to prepare the schema {schema} (<Database>/<Schema>)"))?;
+        }
         db::migrate(&pool, migrations::MIGRATIONS).await.context("Failed to migrate the database")?;
         let role = claim_instance(&pool, &settings).await?;
         let keyring = {

@@ -11,7 +11,8 @@
 //! * `permissions.rs`: `configure`/`write`/`read` regexes per vhost, and
 //!   topic permissions (routing-key regexes per exchange).
 //! * `connections.rs`: a user's open connections, and closing them.
-//! * `overview.rs`: the broker's version and plugins, and vhost checks.
+//! * `overview.rs`: the broker's version and plugins, vhost checks, and
+//!   the node's memory, file descriptors and queues.
 //! * `shovels.rs`: dynamic shovels (the links between a site's broker and
 //!   its master's), their status, and queue depths.
 //! * [`grants`]: what each kind of Rampart process may do on a namespace,
@@ -35,7 +36,7 @@ mod users;
 pub use client::{ManagementClient, DEFAULT_TIMEOUT};
 pub use connections::BrokerConnection;
 pub use error::{AdminError, Result};
-pub use overview::Overview;
+pub use overview::{NodeUse, Overview};
 pub use permissions::{Permissions, TopicPermissions};
 pub use shovels::{without_credentials, QueueFlow, ShovelDefinition, ShovelStatus};
 pub use users::{generate_password, BrokerUser, NewUser};

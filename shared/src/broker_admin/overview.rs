@@ -1,4 +1,5 @@
-//! What the broker is: its version and enabled plugins, and its vhosts.
+//! What the broker is: its version and enabled plugins, its vhosts, and
+//! what it uses (memory, file descriptors, queues).
 
 use serde::Deserialize;
 
@@ -21,6 +22,41 @@ struct OverviewBody {
     #[serde(default)]
     management_version: String,
     node: String,
+    #[serde(default)]
+    object_totals: ObjectTotals,
+}
+
+#[derive(Default, Deserialize)]
+struct ObjectTotals {
+    #[serde(default)]
+    queues: u64,
+    #[serde(default)]
+    connections: u64,
+}
+
+/// What the answering node uses, as the management API last sampled it
+/// (its statistics are refreshed every few seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeUse {
+    pub node: String,
+    /// Bytes of memory the node uses.
+    pub mem_used: u64,
+    /// File descriptors open, and the most the node may open.
+    pub fd_used: u64,
+    pub fd_total: u64,
+    /// Queues and client connections on the broker.
+    pub queues: u64,
+    pub connections: u64,
+}
+
+#[derive(Deserialize)]
+struct NodeUseBody {
+    #[serde(default)]
+    mem_used: u64,
+    #[serde(default)]
+    fd_used: u64,
+    #[serde(default)]
+    fd_total: u64,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +97,20 @@ impl ManagementClient {
             management_version: body.management_version,
             node: body.node,
             plugins: node.plugins(),
+        })
+    }
+
+    /// The node's memory and file descriptors, and the broker's queues.
+    pub async fn node_use(&self) -> Result<NodeUse> {
+        let body: OverviewBody = self.get("overview", "/api/overview").await?;
+        let node: NodeUseBody = self.get("read node", &format!("/api/nodes/{}", segment(&body.node))).await?;
+        Ok(NodeUse {
+            node: body.node,
+            mem_used: node.mem_used,
+            fd_used: node.fd_used,
+            fd_total: node.fd_total,
+            queues: body.object_totals.queues,
+            connections: body.object_totals.connections,
         })
     }
 

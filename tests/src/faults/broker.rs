@@ -196,12 +196,32 @@ impl PrivateBroker {
             }
             assert!(
                 Instant::now() < deadline,
-                "the private broker {} did not serve within {START_TIMEOUT:?}; see {}",
+                "the private broker {} did not serve within {START_TIMEOUT:?}; its log ({}) ends:\n{}",
                 self.node,
-                self.dir.join("log").display()
+                self.dir.join("log").display(),
+                self.log_tail(40)
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The last `lines` lines of the node's logs (what it said before a
+    /// failed start), for a failing test's message.
+    fn log_tail(&self, lines: usize) -> String {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("log")) else {
+            return "(no log directory)".into();
+        };
+        let mut tail = String::new();
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            tail.push_str(&format!("--- {}\n", entry.file_name().to_string_lossy()));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                tail.push_str(line);
+                tail.push('\n');
+            }
+        }
+        tail
     }
 
     /// `http://127.0.0.1:<port>` of the management API.
@@ -316,7 +336,10 @@ impl Drop for PrivateBroker {
                 }
             }
         }
-        if std::env::var_os("RAMPART_FAULTS_KEEP").is_none() {
+        // A failing test keeps the node's data and logs to be read.
+        if std::thread::panicking() {
+            eprintln!("the private broker {} kept its data and logs in {}", self.node, self.dir.display());
+        } else if std::env::var_os("RAMPART_FAULTS_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

@@ -5,6 +5,8 @@
 //!   the backlog drain (an hour of detections, live traffic going on).
 //! * [`traffic`]: steady live updates and their replication lag.
 //! * [`fanout`]: a master policy to N slaves.
+//! * [`fanout_large`]: the same to 1,000 slaves laid out many to a
+//!   database, against the floor at that width.
 //! * [`report`]: the consolidated security-status report.
 //! * [`agent`]: the memory of an agent simulating many computers.
 //! * [`console`]: the console's pages on the loaded master.
@@ -14,6 +16,7 @@
 pub mod agent;
 pub mod console;
 pub mod fanout;
+pub mod fanout_large;
 pub mod multi_site;
 pub mod replication;
 pub mod report;

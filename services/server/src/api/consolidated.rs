@@ -13,8 +13,7 @@ use super::{
 };
 use crate::{
     fleet::{
-        consolidated::{self, ConsolidatedError, ReplicaEndpoint},
-        endpoints::EndpointPage,
+        consolidated::{self, ConsolidatedError, ReplicaEndpoint, ReplicaPage},
         tree::{self, MasterRoot, Tree, TreeView},
     },
     state::SharedState,
@@ -34,7 +33,8 @@ pub(super) fn master_routes() -> Router<SharedState> {
 impl From<ConsolidatedError> for ApiError {
     fn from(e: ConsolidatedError) -> Self {
         match e {
-            ConsolidatedError::Filter(_) | ConsolidatedError::GroupWithoutSlave => Self::Invalid(e.to_string()),
+            ConsolidatedError::Filter(e) => e.into(),
+            ConsolidatedError::GroupWithoutSlave => Self::Invalid(e.to_string()),
             ConsolidatedError::NotReplicated(_) => Self::NotFound(e.to_string()),
             ConsolidatedError::Ambiguous { .. } => Self::Conflict(e.to_string()),
             ConsolidatedError::Database(e) => e.into(),
@@ -43,12 +43,9 @@ impl From<ConsolidatedError> for ApiError {
     }
 }
 
-async fn list_endpoints(
-    State(state): State<SharedState>,
-    Params(q): Params<EndpointQuery>,
-) -> ApiResult<EndpointPage<ReplicaEndpoint>> {
-    let (filter, page) = q.checked()?;
-    Ok(Json(consolidated::list(&state, &filter, page).await?))
+async fn list_endpoints(State(state): State<SharedState>, Params(q): Params<EndpointQuery>) -> ApiResult<ReplicaPage> {
+    let (filter, page, after) = q.checked()?;
+    Ok(Json(consolidated::list(&state, &filter, page, after.as_ref()).await?))
 }
 
 async fn show_endpoint(

@@ -14,7 +14,7 @@ use super::{error::parse_id, ApiError, ApiResult, Body, Params};
 use crate::{
     fleet::{
         endpoints::{self, EndpointError, EndpointPage, EndpointView},
-        filter::{EndpointFilter, FilterError, Page},
+        filter::{After, EndpointFilter, FilterError, Page},
         groups::{self, GroupError, GroupView},
         tree::{self, SiteRoot, Tree, TreeView, UnknownView},
         virtual_groups::{self, Members, Membership, MembershipChange, VirtualGroupError, VirtualGroupView},
@@ -56,7 +56,10 @@ impl From<ReadError> for ApiError {
 
 impl From<FilterError> for ApiError {
     fn from(e: FilterError) -> Self {
-        Self::Invalid(e.to_string())
+        match e {
+            FilterError::BadCursor(_) => Self::BadRequest(e.to_string()),
+            _ => Self::Invalid(e.to_string()),
+        }
     }
 }
 
@@ -121,12 +124,19 @@ pub(super) struct EndpointQuery {
     search: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// On a master: the page starts after this endpoint (`<slave>/<id>`,
+    /// the `next` of the page before).
+    after: Option<String>,
 }
 
 impl EndpointQuery {
-    /// The filter and page asked for, checked.
-    pub(super) fn checked(self) -> Result<(EndpointFilter, Page), FilterError> {
+    /// The filter, page and cursor asked for, checked.
+    pub(super) fn checked(self) -> Result<(EndpointFilter, Page, Option<After>), FilterError> {
         let status = EndpointFilter::status(self.status.as_deref())?;
+        if self.offset.is_some() && self.after.is_some() {
+            return Err(FilterError::OffsetWithAfter);
+        }
+        let after = self.after.as_deref().map(After::parse).transpose()?;
         let page = Page::new(self.limit, self.offset, 100)?;
         let filter = EndpointFilter {
             slave: self.slave,
@@ -135,7 +145,7 @@ impl EndpointQuery {
             licensed: self.licensed,
             search: self.search,
         };
-        Ok((filter, page))
+        Ok((filter, page, after))
     }
 }
 
@@ -143,7 +153,10 @@ async fn list_endpoints(
     State(state): State<SharedState>,
     Params(q): Params<EndpointQuery>,
 ) -> ApiResult<EndpointPage<EndpointView>> {
-    let (filter, page) = q.checked()?;
+    let (filter, page, after) = q.checked()?;
+    if after.is_some() {
+        return Err(FilterError::AfterOnSite.into());
+    }
     Ok(Json(endpoints::list(&state, &filter, page).await?))
 }
 

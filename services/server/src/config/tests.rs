@@ -131,6 +131,16 @@ fn refuses_bad_values() {
 }
 
 #[test]
+fn the_list_counts_exactly_up_to_its_cap() {
+    assert_eq!(parse(MINIMAL).unwrap().exact_total_up_to, DEFAULT_EXACT_TOTAL_UP_TO);
+    let text = MINIMAL.replace("</Server>", "<Endpoints><ExactTotalUpTo>40</ExactTotalUpTo></Endpoints></Server>");
+    assert_eq!(parse(&text).unwrap().exact_total_up_to, 40);
+    let text = MINIMAL.replace("</Server>", "<Endpoints><ExactTotalUpTo>0</ExactTotalUpTo></Endpoints></Server>");
+    let e = error(&text);
+    assert!(e.starts_with("<Server>/<Endpoints>/<ExactTotalUpTo>: must be between 1"), "{e}");
+}
+
+#[test]
 fn refuses_doctype_and_malformed_xml() {
     let text = format!("<!DOCTYPE Server [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>\n{MINIMAL}");
     assert!(error(&text).contains("DOCTYPE"), "{}", error(&text));
@@ -211,4 +221,19 @@ fn secrets_stay_out_of_debug_output() {
     let debug = format!("{s:?}");
     assert!(!debug.contains("0123456789abcdef0123"));
     assert!(!debug.contains("guest:guest"));
+}
+
+#[test]
+fn a_schema_of_a_shared_database_must_be_a_plain_identifier() {
+    assert!(parse(MINIMAL).unwrap().service.database_schema.is_none());
+    let with =
+        |schema: &str| MINIMAL.replace("</Url></Database>", &format!("</Url><Schema>{schema}</Schema></Database>"));
+    let settings = parse(&with("site_0042")).unwrap();
+    assert_eq!(settings.service.database_schema.unwrap().as_str(), "site_0042");
+    let err = error(&with("site-0042"));
+    assert!(err.contains("<Server>/<Database>/<Schema>") && err.contains("contains '-'"), "{err}");
+    let err = error(&with("public"));
+    assert!(err.contains("<Server>/<Database>/<Schema>") && err.contains("reserved"), "{err}");
+    let err = error(&with("x; DROP TABLE policies"));
+    assert!(err.contains("<Server>/<Database>/<Schema>"), "{err}");
 }

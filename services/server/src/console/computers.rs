@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    format::{computer_link, given, number, urlencode},
+    format::{computer_link, given, number, thousands, urlencode},
     layout,
     page::{ConsoleError, PageResult},
     session::{may, Session},
@@ -22,7 +22,7 @@ use crate::{
     fleet::{
         consolidated,
         endpoints::{self, DetectionView},
-        filter::{EndpointFilter, Page},
+        filter::{After, EndpointFilter, FilterError, Page},
         groups,
     },
     role::Role,
@@ -40,6 +40,8 @@ pub struct ListQuery {
     group: Option<String>,
     slave: Option<String>,
     offset: Option<String>,
+    /// On a master: the page starts after this computer (`<slave>/<id>`).
+    after: Option<String>,
 }
 
 /// One computer as the list shows it, from a site's table or a master's copy.
@@ -55,10 +57,25 @@ struct Line {
     policy: String,
 }
 
-async fn lines(state: &AppState, filter: &EndpointFilter, page: Page) -> Result<(Vec<Line>, i64), ConsoleError> {
+/// A page of the list: its computers, how many match, and (on a master)
+/// the computer the next page starts after.
+struct Found {
+    lines: Vec<Line>,
+    total: i64,
+    /// `false`: more matched than the master counts, `total` is an estimate.
+    exact: bool,
+    next: Option<String>,
+}
+
+async fn lines(
+    state: &AppState,
+    filter: &EndpointFilter,
+    page: Page,
+    after: Option<&After>,
+) -> Result<Found, ConsoleError> {
     let text = |v: Option<String>| v.unwrap_or_default();
     if state.role() == Role::Master {
-        let found = consolidated::list(state, filter, page).await?;
+        let found = consolidated::list(state, filter, page, after).await?;
         let lines = found.endpoints.into_iter().map(|e| Line {
             slave: Some(e.slave),
             id: text(e.id),
@@ -70,7 +87,10 @@ async fn lines(state: &AppState, filter: &EndpointFilter, page: Page) -> Result<
             last_seen: e.last_seen,
             policy: text(e.policy.name),
         });
-        return Ok((lines.collect(), found.total));
+        return Ok(Found { lines: lines.collect(), total: found.total, exact: found.total_exact, next: found.next });
+    }
+    if after.is_some() {
+        return Err(FilterError::AfterOnSite.into());
     }
     let found = endpoints::list(state, filter, page).await?;
     let lines = found.endpoints.into_iter().map(|e| Line {
@@ -84,7 +104,7 @@ async fn lines(state: &AppState, filter: &EndpointFilter, page: Page) -> Result<
         last_seen: Some(e.last_seen),
         policy: text(e.policy.name),
     });
-    Ok((lines.collect(), found.total))
+    Ok(Found { lines: lines.collect(), total: found.total, exact: true, next: None })
 }
 
 /// `GET /console/computers`.
@@ -102,14 +122,21 @@ pub async fn list(
         licensed: None,
         search: given(&query.search).map(str::to_owned),
     };
-    let page = Page::new(Some(PAGE_ROWS), number(&query.offset, "offset")?, PAGE_ROWS)?;
-    let (lines, total) = lines(&state, &filter, page).await?;
+    let offset = number(&query.offset, "offset")?;
+    let after = given(&query.after).map(After::parse).transpose()?;
+    if offset.is_some() && after.is_some() {
+        return Err(FilterError::OffsetWithAfter.into());
+    }
+    let page = Page::new(Some(PAGE_ROWS), offset, PAGE_ROWS)?;
+    let Found { lines, total, exact, next } = lines(&state, &filter, page, after.as_ref()).await?;
+    let cap = state.settings.exact_total_up_to;
     // On a site, who may build groups ticks computers and moves them.
     let groups =
         if !master && may(&session, "POST", "/groups/move") { groups::list(&state).await? } else { Vec::new() };
     let moves = !groups.is_empty();
-    let link = |offset: i64| {
-        let mut q = format!("?offset={offset}");
+    // `start`: `offset=N`, or `after=<slave>/<id>` (deep pages of a master).
+    let link = |start: &str| {
+        let mut q = format!("?{start}");
         for (name, value) in
             [("search", &query.search), ("status", &query.status), ("group", &query.group), ("slave", &query.slave)]
         {
@@ -134,7 +161,17 @@ pub async fn list(
             @if given(&query.group).is_some() { input type="hidden" name="group" value=[given(&query.group)]; }
             button type="submit" { "Filter" }
         }
-        p { (total) " computer(s)" @if total > 0 { ", showing " (page.offset + 1) "–" (page.offset + lines.len() as i64) } }
+        p {
+            @if exact { (thousands(total)) " computer(s)" } @else {
+                "More than " (thousands(cap)) " computers"
+                // cap + 1: more than the cap, and no estimate beyond it.
+                @if total > cap + 1 { " (about " (thousands(rounded(total))) ")" }
+            }
+            @if !lines.is_empty() {
+                @if let Some(after) = &after { ", showing " (lines.len()) " after " (after) }
+                @else { ", showing " (page.offset + 1) "–" (page.offset + lines.len() as i64) }
+            }
+        }
         @if lines.is_empty() {
             p.empty { "No computers match. " @if master { "Computers appear here once slaves replicate them." } @else { "Computers appear here when their agents first report." } }
         } @else {
@@ -173,11 +210,24 @@ pub async fn list(
             }
         }
         nav.pager aria-label="Pages of computers" {
-            @if page.offset > 0 { a href=(link((page.offset - PAGE_ROWS).max(0))) { "Previous page" } }
-            @if page.offset + PAGE_ROWS < total { a href=(link(page.offset + PAGE_ROWS)) { "Next page" } }
+            @if after.is_some() { a href=(link("offset=0")) { "First page" } }
+            @else if page.offset > 0 { a href=(link(&format!("offset={}", (page.offset - PAGE_ROWS).max(0)))) { "Previous page" } }
+            @if let Some(next) = &next { a href=(link(&format!("after={}", urlencode(next)))) { "Next page" } }
+            @else if !master && page.offset + PAGE_ROWS < total {
+                a href=(link(&format!("offset={}", page.offset + PAGE_ROWS))) { "Next page" }
+            }
         }
     };
     layout::page(&state, &session, "Computers", body).await
+}
+
+/// An estimated total to three significant digits: its own precision.
+fn rounded(estimate: i64) -> i64 {
+    let mut step = 1;
+    while estimate / step >= 1000 {
+        step *= 10;
+    }
+    (estimate + step / 2) / step * step
 }
 
 #[derive(Deserialize)]
@@ -262,6 +312,17 @@ mod tests {
         assert_eq!(urlencode("pc-1"), "pc-1");
         assert_eq!(urlencode("<a b>&\"'"), "%3Ca%20b%3E%26%22%27");
         assert_eq!(computer_link("x/y", Some("paris")), "/console/computers/x%2Fy?slave=paris");
+    }
+
+    #[test]
+    fn estimates_keep_three_digits() {
+        assert_eq!(rounded(9_998_312), 10_000_000);
+        assert_eq!(rounded(1_666_523), 1_670_000);
+        assert_eq!(rounded(10_001), 10_000);
+        assert_eq!(rounded(987), 987);
+        assert_eq!(thousands(9_998_000), "9,998,000");
+        assert_eq!(thousands(100), "100");
+        assert_eq!(thousands(1000), "1,000");
     }
 
     #[test]

@@ -25,6 +25,22 @@ pub(super) fn computer_link(id: &str, slave: Option<&str>) -> String {
     }
 }
 
+/// `9998000` as `9,998,000`.
+pub(super) fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 /// Percent-encodes everything but unreserved characters (a path segment or query value).
 pub(super) fn urlencode(text: &str) -> String {
     text.bytes()

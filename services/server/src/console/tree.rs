@@ -32,7 +32,7 @@ use super::{
 use crate::{
     fleet::{
         consolidated, endpoints,
-        filter::{EndpointFilter, Page},
+        filter::{After, EndpointFilter, FilterError, Page},
         groups,
         tree::{self as fleet_tree, TreeView},
         virtual_groups,
@@ -195,6 +195,8 @@ pub struct ChildrenQuery {
     /// `virtual`: a slave opens to its virtual groups (master).
     view: Option<String>,
     offset: Option<String>,
+    /// A master's group: the page starts after this computer (`<slave>/<id>`).
+    after: Option<String>,
 }
 
 /// `GET /console/tree/children`: a slave's network or virtual groups
@@ -208,6 +210,7 @@ pub async fn children(
     let slave = given(&q.slave).map(str::to_owned);
     let group = number(&q.group, "group")?;
     let page = Page::new(Some(CHILDREN_PAGE), number(&q.offset, "offset")?, CHILDREN_PAGE)?;
+    let after = given(&q.after).map(After::parse).transpose()?;
     let master = state.role() == Role::Master;
     let view = TreeView::parse(given(&q.view)).map_err(|e| ConsoleError(ApiError::Invalid(e.to_string())))?;
     match (number(&q.virtual_group, "virtual_group")?, slave.as_deref()) {
@@ -215,14 +218,16 @@ pub async fn children(
             let found = virtual_groups::members_page(&state, virtual_group, page).await?;
             let leaves = found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect();
             let more = format!("virtual_group={virtual_group}");
-            return Ok(fragment(leaves_markup(leaves, found.total, page, None, &more, None)));
+            let rest = Rest::after_offset(found.total, page);
+            return Ok(fragment(leaves_markup(leaves, page, rest, None, &more, None)));
         }
         (Some(virtual_group), Some(slave)) if master => {
             let found = consolidated::virtual_group_members(&state, slave, virtual_group, page).await?;
             let text = |v: Option<String>| v.unwrap_or_default();
             let leaves = found.endpoints.into_iter().map(|e| (text(e.id), text(e.hostname), text(e.status))).collect();
             let more = format!("slave={}&virtual_group={virtual_group}", urlencode(slave));
-            return Ok(fragment(leaves_markup(leaves, found.total, page, Some(slave), &more, None)));
+            let rest = Rest::after_offset(found.total, page);
+            return Ok(fragment(leaves_markup(leaves, page, rest, Some(slave), &more, None)));
         }
         (None, Some(slave)) if master && view == TreeView::Virtual && group.is_none() => {
             let groups = fleet_tree::slave_virtual_groups(&state, slave).await?;
@@ -250,19 +255,36 @@ pub async fn children(
         }
         (_, Some(group)) if master == slave.is_some() => {
             let filter = EndpointFilter { slave: slave.clone(), group: Some(group), ..Default::default() };
-            let (leaves, total): (Vec<(String, String, String)>, i64) = if master {
-                let found = consolidated::list(&state, &filter, page).await?;
+            let (leaves, rest): (Vec<(String, String, String)>, Option<Rest>) = if master {
+                // A master's group pages by cursor: its next page is read
+                // from the order index however deep it is.
+                let found = consolidated::list(&state, &filter, page, after.as_ref()).await?;
                 let text = |v: Option<String>| v.unwrap_or_default();
+                let cap = state.settings.exact_total_up_to;
+                let rest = found.next.as_ref().map(|next| Rest {
+                    label: match (found.total_exact, found.total) {
+                        (true, total) => format!("Next {CHILDREN_PAGE} of {total} in the group"),
+                        (false, total) if total > cap + 1 => {
+                            format!("Next {CHILDREN_PAGE} of about {total} in the group")
+                        }
+                        (false, _) => format!("Next {CHILDREN_PAGE} of more than {cap} in the group"),
+                    },
+                    start: format!("after={}", urlencode(next)),
+                });
                 let leaves = found.endpoints.into_iter().map(|e| (text(e.id), text(e.hostname), text(e.status)));
-                (leaves.collect(), found.total)
+                (leaves.collect(), rest)
             } else {
+                if after.is_some() {
+                    return Err(FilterError::AfterOnSite.into());
+                }
                 let found = endpoints::list(&state, &filter, page).await?;
-                (found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect(), found.total)
+                let rest = Rest::after_offset(found.total, page);
+                (found.endpoints.into_iter().map(|e| (e.id, e.hostname, e.status)).collect(), rest)
             };
             let slave_query = slave.as_deref().map(|s| format!("slave={}&", urlencode(s))).unwrap_or_default();
             let more = format!("{slave_query}group={group}");
             let list = format!("/console/computers?{slave_query}group={group}");
-            leaves_markup(leaves, total, page, slave.as_deref(), &more, Some(&list))
+            leaves_markup(leaves, page, rest, slave.as_deref(), &more, Some(&list))
         }
         _ => {
             let wanted = if master {
@@ -281,19 +303,37 @@ fn fragment(items: Markup) -> Html<String> {
     Html(html! { ul role="group" data-fragment { (items) } }.into_string())
 }
 
-/// A page of computers (id, hostname, status) of `total`, and a link to
-/// the next page (`more`: the query of the children asked for; `list`: the
-/// computers list the link opens without the script).
+/// What follows a page of computers in the tree: the link's words and the
+/// query part (`offset=N` or `after=<slave>/<id>`) that loads it.
+struct Rest {
+    label: String,
+    start: String,
+}
+
+impl Rest {
+    /// The computers past an offset page of `total`, if any.
+    fn after_offset(total: i64, page: Page) -> Option<Self> {
+        let next = page.offset + CHILDREN_PAGE;
+        (next < total).then(|| Self {
+            label: format!("Next {} of {} more", CHILDREN_PAGE.min(total - next), total - next),
+            start: format!("offset={next}"),
+        })
+    }
+}
+
+/// A page of computers (id, hostname, status), and a link to the next page
+/// (`more`: the query of the children asked for; `list`: the computers list
+/// the link opens without the script).
 fn leaves_markup(
     leaves: Vec<(String, String, String)>,
-    total: i64,
     page: Page,
+    rest: Option<Rest>,
     slave: Option<&str>,
     more: &str,
     list: Option<&str>,
 ) -> Markup {
-    let next = page.offset + CHILDREN_PAGE;
-    let fallback = list.map(|l| format!("{l}&offset={next}")).unwrap_or_else(|| "/console/computers".to_owned());
+    let fallback =
+        |start: &str| list.map(|l| format!("{l}&{start}")).unwrap_or_else(|| "/console/computers".to_owned());
     html! {
         @if leaves.is_empty() && page.offset == 0 { li.empty { "No computers." } }
         @for (id, hostname, status) in &leaves {
@@ -302,10 +342,10 @@ fn leaves_markup(
                 " " span class={"badge " (status)} { (status) }
             }
         }
-        @if next < total {
+        @if let Some(rest) = &rest {
             li role="treeitem" tabindex="0" {
-                a href=(fallback) data-more={"/console/tree/children?" (more) "&offset=" (next)} {
-                    "Next " (CHILDREN_PAGE.min(total - next)) " of " (total - next) " more"
+                a href=(fallback(&rest.start)) data-more={"/console/tree/children?" (more) "&" (rest.start)} {
+                    (rest.label)
                 }
             }
         }

@@ -227,7 +227,7 @@ async fn resolve_scope<C: GenericClient>(tx: &C, scope: &Scope) -> Result<LocalS
         _ => return Ok(LocalScope::Target("all", String::new())),
     };
     let ids: Vec<i64> = tx.query_cached(sql, &[name]).await?.iter().map(|r| r.get(0)).collect();
-    let what = kind.replace('_', " ");
+    let what = if kind == "group" { "network group" } else { "virtual group" };
     Ok(match ids.as_slice() {
         [id] => LocalScope::Target(kind, id.to_string()),
         [] => LocalScope::Unresolved(format!("no {what} named '{name}' on this slave")),

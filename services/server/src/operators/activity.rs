@@ -33,12 +33,15 @@ pub async fn record<C: GenericClient>(
     before: Option<Value>,
     after: Option<Value>,
 ) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
+    // Prepared once per connection: every change records one.
+    let statement = client
+        .prepare_cached(
             "INSERT INTO activity (id, operator, address, action, object, before, after)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&Uuid::new_v4(), &actor.operator, &actor.address, &action, &object, &before, &after],
         )
+        .await?;
+    client
+        .execute(&statement, &[&Uuid::new_v4(), &actor.operator, &actor.address, &action, &object, &before, &after])
         .await?;
     Ok(())
 }

@@ -51,17 +51,24 @@ RETURNING e.id, t.policy_id, t.version, t.name, t.settings";
 
 /// Key of the advisory lock that orders writers of many endpoint rows.
 const FLEET_LOCK: i64 = 0x0052_414d_5046_4c54;
+/// The lock is the connection's schema's: advisory locks are per database,
+/// and instances in other schemas of a shared database (`<Database>
+/// <Schema>`) have endpoint rows of their own to order.
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1 # CASE current_schema() WHEN 'public' THEN 0 \
+                        ELSE hashtext(current_schema())::bigint END)";
+const LOCK_SHARED_SQL: &str = "SELECT pg_advisory_xact_lock_shared($1 # CASE current_schema() WHEN 'public' THEN 0 \
+                               ELSE hashtext(current_schema())::bigint END)";
 
 /// Taken (exclusive) by a transaction about to update many endpoint rows at
 /// once, before it touches any: it waits for the agent inbox's batches (which
 /// hold the lock shared) instead of deadlocking with their row locks.
 pub async fn lock_fleet<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
-    tx.execute_cached("SELECT pg_advisory_xact_lock($1)", &[&FLEET_LOCK]).await.map(|_| ())
+    tx.execute_cached(LOCK_SQL, &[&FLEET_LOCK]).await.map(|_| ())
 }
 
 /// Taken (shared) by each agent inbox batch at its start.
 pub async fn lock_fleet_shared<C: GenericClient>(tx: &C) -> Result<(), tokio_postgres::Error> {
-    tx.execute_cached("SELECT pg_advisory_xact_lock_shared($1)", &[&FLEET_LOCK]).await.map(|_| ())
+    tx.execute_cached(LOCK_SHARED_SQL, &[&FLEET_LOCK]).await.map(|_| ())
 }
 
 /// Recomputes effective policies for `endpoints` (all when `None`) and

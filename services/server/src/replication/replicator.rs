@@ -32,6 +32,9 @@ use uuid::Uuid;
 use super::changes;
 use crate::state::AppState;
 
+mod waits;
+use waits::{answer_to, wait_for_running_transactions, Answer};
+
 /// How long the slave first waits for the master's answer before it looks
 /// at why there is none. A batch is confirmed in a durable queue before the
 /// wait starts, so while batches still wait in the master's queue the master
@@ -205,7 +208,10 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
                                publish_ms = shipped.publish.as_millis() as u64,
                                answer_ms = shipped.answer.as_millis() as u64,
                                "Replicated to the master.");
-                next_pass = Instant::now() + interval;
+                // Every interval from the previous start (at once after a
+                // pass that took longer): the interval is how old the
+                // master's copy may get, not a pause between passes.
+                next_pass = started + interval;
             }
             Ok(None) => break,
             Err(e) => {
@@ -312,41 +318,6 @@ async fn pass(
     }
 }
 
-/// Waits until every transaction running when the pass starts has ended, so
-/// the pass ships everything committed before it started (a change committed
-/// just before `replicate-now` is in it). A transaction open for longer than
-/// [`HORIZON_WAIT`] anywhere in the PostgreSQL cluster is not waited for: its
-/// changes go with a later pass. `false` when stopped.
-async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> anyhow::Result<bool> {
-    let target: i64 = {
-        let client = state.pool.get().await?;
-        client.query_one_cached("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0)
-    };
-    let deadline = Instant::now() + HORIZON_WAIT;
-    // Short transactions end within milliseconds; a long one may take the
-    // whole wait, and a hundred slaves looking every 20 ms for 30 s would
-    // load the database they wait on. So the looks space out.
-    let mut pause = Duration::from_millis(20);
-    loop {
-        // A connection only for the look: a small pool must not lose one to
-        // a wait of up to HORIZON_WAIT (the benchmark's slaves, with a few
-        // connections each, timed out their other work meanwhile).
-        let horizon = changes::horizon(&state.pool.get().await?).await?;
-        if horizon >= target {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            tracing::warn!(horizon, waited_for = target, waited = ?HORIZON_WAIT,
-                           "A long transaction holds the replication horizon back; its changes go with a later pass.");
-            return Ok(true);
-        }
-        if !stop.sleep(pause).await {
-            return Ok(false);
-        }
-        pause = (pause * 2).min(Duration::from_millis(500));
-    }
-}
-
 /// Numbers the next batch, then reads it from the acknowledged watermark in
 /// one REPEATABLE READ snapshot (the checksums of a verification too).
 async fn read_batch(
@@ -391,68 +362,4 @@ async fn read_batch(
         rows: page.changes.into_iter().map(|c| c.row).collect(),
         digest,
     })
-}
-
-/// How waiting for the master's answer ended.
-enum Answer {
-    /// Shutting down, or the link is gone.
-    Stopped,
-    /// Nothing within the time given.
-    TimedOut,
-    /// The answer is recorded: the stream as it now stands.
-    Recorded(Stream),
-}
-
-/// Waits for the master's answer to `batch`: `patience` at first, then on
-/// while batches still wait in the master's queue (it is behind, not
-/// deaf), up to [`MAX_ACK_TIMEOUT`] in all.
-async fn answer_to(
-    state: &AppState,
-    broker: &Broker,
-    batch: i64,
-    patience: Duration,
-    stop: &Shutdown,
-) -> anyhow::Result<Answer> {
-    let queue = state.site.topology.master_replication_queue();
-    let give_up = Instant::now() + MAX_ACK_TIMEOUT.max(patience);
-    let mut wait = patience;
-    loop {
-        match wait_for_answer(state, batch, wait, stop).await? {
-            Answer::TimedOut => {}
-            answer => return Ok(answer),
-        }
-        let left = give_up.saturating_duration_since(Instant::now());
-        match broker.queue_depth(&queue).await {
-            Some(waiting) if waiting > 0 && !left.is_zero() => {
-                tracing::info!(
-                    batch,
-                    waiting,
-                    "The master is still working through its queue; waiting for its answer."
-                );
-                wait = ACK_TIMEOUT.min(left);
-            }
-            _ => return Ok(Answer::TimedOut),
-        }
-    }
-}
-
-async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: &Shutdown) -> anyhow::Result<Answer> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        {
-            let client = state.pool.get().await?;
-            match stream(&client).await? {
-                None => return Ok(Answer::Stopped),
-                Some(s) if s.acked_batch >= batch => return Ok(Answer::Recorded(s)),
-                Some(_) => {}
-            }
-        }
-        tokio::select! {
-            _ = stop.wait() => return Ok(Answer::Stopped),
-            _ = tokio::time::sleep_until(deadline) => return Ok(Answer::TimedOut),
-            _ = state.wakes.replication_answer.woken() => {}
-            // An answer recorded between the read above and this wait.
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
 }

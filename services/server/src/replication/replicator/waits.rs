@@ -1,0 +1,110 @@
+//! What a replication pass waits for: the transactions running when it
+//! starts (so it ships everything committed before), and the master's
+//! answer to each batch (on while the master's queue still holds batches).
+
+use std::time::Duration;
+
+use rampart_shared::{amqp::Broker, db::CachedStatements, Shutdown};
+use tokio::time::Instant;
+
+use super::{stream, Stream, ACK_TIMEOUT, HORIZON_WAIT, MAX_ACK_TIMEOUT};
+use crate::{replication::changes, state::AppState};
+
+/// Waits until every transaction running when the pass starts has ended, so
+/// the pass ships everything committed before it started (a change committed
+/// just before `replicate-now` is in it). A transaction open for longer than
+/// [`HORIZON_WAIT`] in this database is not waited for: its
+/// changes go with a later pass. `false` when stopped.
+pub(super) async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> anyhow::Result<bool> {
+    let target: i64 = {
+        let client = state.pool.get().await?;
+        client.query_one_cached("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0)
+    };
+    let deadline = Instant::now() + HORIZON_WAIT;
+    // Short transactions end within milliseconds; a long one may take the
+    // whole wait, and a hundred slaves looking every 20 ms for 30 s would
+    // load the database they wait on. So the looks space out.
+    let mut pause = Duration::from_millis(20);
+    loop {
+        // A connection only for the look: a small pool must not lose one to
+        // a wait of up to HORIZON_WAIT (the benchmark's slaves, with a few
+        // connections each, timed out their other work meanwhile).
+        let horizon = changes::horizon(&state.pool.get().await?).await?;
+        if horizon >= target {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(horizon, waited_for = target, waited = ?HORIZON_WAIT,
+                           "A long transaction holds the replication horizon back; its changes go with a later pass.");
+            return Ok(true);
+        }
+        if !stop.sleep(pause).await {
+            return Ok(false);
+        }
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// How waiting for the master's answer ended.
+pub(super) enum Answer {
+    /// Shutting down, or the link is gone.
+    Stopped,
+    /// Nothing within the time given.
+    TimedOut,
+    /// The answer is recorded: the stream as it now stands.
+    Recorded(Stream),
+}
+
+/// Waits for the master's answer to `batch`: `patience` at first, then on
+/// while batches still wait in the master's queue (it is behind, not
+/// deaf), up to [`MAX_ACK_TIMEOUT`] in all.
+pub(super) async fn answer_to(
+    state: &AppState,
+    broker: &Broker,
+    batch: i64,
+    patience: Duration,
+    stop: &Shutdown,
+) -> anyhow::Result<Answer> {
+    let queue = state.site.topology.master_replication_queue();
+    let give_up = Instant::now() + MAX_ACK_TIMEOUT.max(patience);
+    let mut wait = patience;
+    loop {
+        match wait_for_answer(state, batch, wait, stop).await? {
+            Answer::TimedOut => {}
+            answer => return Ok(answer),
+        }
+        let left = give_up.saturating_duration_since(Instant::now());
+        match broker.queue_depth(&queue).await {
+            Some(waiting) if waiting > 0 && !left.is_zero() => {
+                tracing::info!(
+                    batch,
+                    waiting,
+                    "The master is still working through its queue; waiting for its answer."
+                );
+                wait = ACK_TIMEOUT.min(left);
+            }
+            _ => return Ok(Answer::TimedOut),
+        }
+    }
+}
+
+async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: &Shutdown) -> anyhow::Result<Answer> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        {
+            let client = state.pool.get().await?;
+            match stream(&client).await? {
+                None => return Ok(Answer::Stopped),
+                Some(s) if s.acked_batch >= batch => return Ok(Answer::Recorded(s)),
+                Some(_) => {}
+            }
+        }
+        tokio::select! {
+            _ = stop.wait() => return Ok(Answer::Stopped),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Answer::TimedOut),
+            _ = state.wakes.replication_answer.woken() => {}
+            // An answer recorded between the read above and this wait.
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
