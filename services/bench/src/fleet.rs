@@ -2,20 +2,28 @@
 //! own database and queues, registered to the master through its :7073 API.
 //! Their data is written straight into their databases (as their agent
 //! inboxes would), and the change capture, the replicator and the command
-//! consumer they run are the production code.
+//! consumer they run are the production code. [`teardown`] removes a
+//! hierarchy a part made (its slaves, report service, master database and
+//! queues).
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::{stream, StreamExt, TryStreamExt};
-use rampart_shared::replication::Watermark;
-use rampart_tests::{ServerOptions, TestServer};
+use rampart_shared::{
+    replication::Watermark,
+    topology::{NameSegment, Topology},
+};
+use rampart_tests::{report::TestReport, ServerOptions, TestServer};
 use reqwest::Method;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
-use crate::{master::Api, rows};
+use crate::{
+    master::{Api, MasterConfig},
+    rows,
+};
 
 /// Slaves started (or loaded) at once: more only queue on two cores.
 const PARALLEL: usize = 4;
@@ -201,4 +209,23 @@ pub fn slave_name(i: usize) -> String {
 async fn head_of_transaction(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<Watermark> {
     let xid: i64 = tx.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await?.get(0);
     Ok(Watermark { xid: xid + 1, seq: 0 })
+}
+
+/// Removes the slaves, the report service, the master's database and the
+/// namespace's queues and exchanges.
+pub async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, namespace: &str) {
+    tracing::info!("Removing what the run created.");
+    let agent_queue = fleet.slaves.first().map(|s| s.topology().agent_queue(s.options.instance.as_str(), "agent"));
+    fleet.stop().await;
+    reports.stop().await;
+    let _ = rampart_shared::db::drop_database(&config.database_url).await;
+    let topology = Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
+    let mut queues = vec![
+        topology.master_status_queue(),
+        topology.master_replication_queue(),
+        topology.master_live_replication_queue(),
+        topology.report_events_queue(),
+    ];
+    queues.extend(agent_queue);
+    rampart_tests::teardown_namespace(&topology, &queues).await;
 }

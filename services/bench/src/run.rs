@@ -5,11 +5,10 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use rampart_shared::topology::{NameSegment, Topology};
 use rampart_tests::{report::TestReport, AMQP_URL, PG_BASE, TOKEN};
 
 use crate::{
-    fleet::{Fleet, FleetConfig},
+    fleet::{self, Fleet, FleetConfig},
     limits::{self, LimitsPlan},
     master::{free_port, sibling_binary, Master, MasterConfig},
     plan::{Part, Plan},
@@ -118,7 +117,7 @@ async fn main_fleet(run: &mut Run, namespace: &str, work_dir: PathBuf) -> anyhow
         reports_xml: reports.master_xml(),
     };
     let outcome = measure(run, &config, &fleet, &reports, &work_dir).await;
-    teardown(fleet, reports, &config, namespace).await;
+    fleet::teardown(fleet, reports, &config, namespace).await;
     outcome
 }
 
@@ -221,25 +220,6 @@ async fn measure(
     }
     master.stop().await?;
     Ok(())
-}
-
-/// Removes the slaves, the report service, the master's database and the
-/// namespace's queues and exchanges.
-pub(crate) async fn teardown(fleet: Fleet, reports: TestReport, config: &MasterConfig, namespace: &str) {
-    tracing::info!("Removing what the run created.");
-    let agent_queue = fleet.slaves.first().map(|s| s.topology().agent_queue(s.options.instance.as_str(), "agent"));
-    fleet.stop().await;
-    reports.stop().await;
-    let _ = rampart_shared::db::drop_database(&config.database_url).await;
-    let topology = Topology::new(&NameSegment::parse(namespace).expect("the namespace is a valid name"));
-    let mut queues = vec![
-        topology.master_status_queue(),
-        topology.master_replication_queue(),
-        topology.master_live_replication_queue(),
-        topology.report_events_queue(),
-    ];
-    queues.extend(agent_queue);
-    rampart_tests::teardown_namespace(&topology, &queues).await;
 }
 
 /// `SHOW server_version` of the machine's PostgreSQL.

@@ -121,7 +121,7 @@ pub async fn run(
         reports_xml: reports.master_xml(),
     };
     let outcome = measure(plan, computers, shape, disk, &config, &fleet, &reports).await;
-    crate::run::teardown(fleet, reports, &config, ns).await;
+    crate::fleet::teardown(fleet, reports, &config, ns).await;
     outcome
 }
 
