@@ -110,6 +110,34 @@ drop_old_databases() {
     ((n == 0)) || say "Dropped ${n} old ${prefix}_* database(s)."
 }
 
+# Every test, chaos and benchmark run holds this lock shared while it runs
+# (its file descriptor stays open through `exec` and in cargo's children), so
+# a run about to clean up can tell whether another run is going.
+RUNS_LOCK="${TMPDIR:-/tmp}/rampart-runs.lock"
+
+# leftovers_gone DB_PREFIX QUEUE_PREFIX: removes the databases `DB_PREFIX_*`
+# and the queues of the namespaces `QUEUE_PREFIX_*` that earlier runs left
+# behind, unless another run is going on this machine (they may be its own:
+# the next run alone removes them), then marks this run as going until it
+# exits.
+leftovers_gone() {
+    local db_prefix=$1 queue_prefix=$2
+    if ! have flock; then
+        warn "flock not found: cleaning up without checking for other runs."
+        drop_old_databases "$db_prefix"
+        idle_queues_gone "$queue_prefix"
+        return 0
+    fi
+    exec {RUNS_LOCK_FD}>>"$RUNS_LOCK"
+    if flock -n -x "$RUNS_LOCK_FD"; then
+        drop_old_databases "$db_prefix"
+        idle_queues_gone "$queue_prefix"
+    else
+        say "Another test or benchmark run is going: leaving old ${db_prefix}_* databases and ${queue_prefix}_* queues for a later run."
+    fi
+    flock -s "$RUNS_LOCK_FD"
+}
+
 # idle_queues_gone PREFIX: deletes the queues of the AMQP namespaces
 # `PREFIX_*` that earlier runs left behind. A namespace whose queues have no
 # consumer at all belongs to a finished run; one with a consumer is left alone.
