@@ -42,6 +42,7 @@ mod operators;
 mod publisher;
 mod replication;
 mod report_access;
+mod report_scale;
 mod reports;
 mod scheduled_reports;
 mod schemas;
