@@ -7,8 +7,8 @@
 //!   SIGSTOP/SIGCONT, start again on the same data).
 //! * [`postgres`]: a private PostgreSQL cluster (`pg_ctl stop -m fast` or
 //!   `-m immediate`, start again).
-//! * [`traffic`]: fan-out and replication traffic, and waiting for it to
-//!   settle once a fault has healed.
+//! * [`traffic`]: fan-out and replication traffic.
+//! * [`settle`]: waiting for that traffic to settle once a fault has healed.
 //! * [`tap`]: copies of the real messages on an exchange, to count
 //!   deliveries or replay them.
 //! * [`wan`]: a TCP proxy standing in for the WAN between two sites'
@@ -20,6 +20,7 @@
 
 pub mod broker;
 pub mod postgres;
+pub mod settle;
 pub mod tap;
 pub mod traffic;
 pub mod wan;
