@@ -311,6 +311,14 @@ fn fanout_figures(l: &RawLimits, fanouts: &[Fanout]) -> Vec<Figure> {
             target,
             met,
         ));
+        rows.push(figure(
+            format!("fan-out to {} slaves: every slave's receipt shown by the master", f.slaves),
+            ms(&f.receipts),
+            "-",
+            None,
+            "(shown)",
+            None,
+        ));
         if let Some(floor) = l.broker_fanout.as_ref().filter(|b| b.queues == f.slaves) {
             rows.push(figure(
                 format!("fan-out to {} slaves against the broker's fan-out with a commit each", f.slaves),

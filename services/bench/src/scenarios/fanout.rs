@@ -7,8 +7,9 @@
 //! when `track_commit_timestamp` is on, as `ops/bench` sets it for a full
 //! run). Where it is off, the transaction's start (`now()` stamped on the
 //! policy) stands in, which leaves the last slave's own apply out of the
-//! figure; the results say which was used. The master's receipts only tell
-//! the benchmark when to read them. The policy is for a network group that
+//! figure; the results say which was used. The master's receipts tell the
+//! benchmark when to read them, and when the operator sees the round done
+//! (shown beside the figure). The policy is for a network group that
 //! exists on every slave, so the figure is the hierarchy's path (API,
 //! outbox, broker, signature check, apply) and not the cost of re-pointing
 //! thousands of computers.
@@ -40,6 +41,9 @@ pub struct Fanout {
     /// before any slave works (the rest is the slaves, one after the other
     /// on the same cores).
     pub first: Percentiles,
+    /// Until the master's API showed every slave's "applied" receipt (read
+    /// every 20 ms): when an operator sees the round done.
+    pub receipts: Percentiles,
     /// What "applied" was read from.
     pub applied_at: AppliedAt,
 }
@@ -106,12 +110,14 @@ pub async fn run(fleet: &Fleet, master: &Api, slaves: usize, rounds: usize) -> a
     let names: Vec<String> = fleet.slaves.iter().take(slaves).map(|s| s.options.instance.clone()).collect();
     let mut latencies = Vec::with_capacity(rounds);
     let mut firsts = Vec::with_capacity(rounds);
+    let mut receipts = Vec::with_capacity(rounds);
     let client = fleet.slaves.first().context("no slave")?.state.pool.get().await?;
     let applied_at = AppliedAt::of_cluster(&client).await?;
     crate::stats::checkpoint(&client, "the fan-out").await;
     drop(client);
     for round in 0..=rounds {
         let asked = Utc::now();
+        let asked_at = Instant::now();
         let policy = master
             .call_ok(
                 Method::POST,
@@ -121,16 +127,19 @@ pub async fn run(fleet: &Fleet, master: &Api, slaves: usize, rounds: usize) -> a
             .await?;
         let id = policy["id"].as_str().context("the created policy has no id")?.to_owned();
         wait_applied(master, &id, &names).await?;
+        let shown = asked_at.elapsed();
         let (first, last) = applied(fleet, slaves, &id, applied_at).await?;
         if round > 0 {
+            receipts.push(shown);
             latencies.push((last - asked).to_std().unwrap_or_default());
             firsts.push((first - asked).to_std().unwrap_or_default());
         }
     }
     let latency = Percentiles::of(&latencies).context("no rounds ran")?;
     let first = Percentiles::of(&firsts).context("no rounds ran")?;
-    tracing::info!(slaves, rounds, ?latency, ?first, ?applied_at, "Fan-out measured.");
-    Ok(Fanout { slaves, rounds, latency, first, applied_at })
+    let receipts = Percentiles::of(&receipts).context("no rounds ran")?;
+    tracing::info!(slaves, rounds, ?latency, ?first, ?receipts, ?applied_at, "Fan-out measured.");
+    Ok(Fanout { slaves, rounds, latency, first, receipts, applied_at })
 }
 
 /// Waits until the master has an "applied" receipt from every slave named.
