@@ -13,10 +13,7 @@ const POOL: usize = 4;
 /// Backends connected to `database`, not counting the one counting them.
 async fn backends(client: &tokio_postgres::Client, database: &str) -> i64 {
     let row = client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&database],
-        )
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&database])
         .await
         .expect("pg_stat_activity readable");
     row.get(0)

@@ -190,7 +190,10 @@ mod tests {
 
     #[test]
     fn a_url_without_a_heartbeat_or_frame_size_gets_the_defaults() {
-        assert_eq!(with_defaults("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f?heartbeat=10&frame_max=32768");
+        assert_eq!(
+            with_defaults("amqp://127.0.0.1:5672/%2f"),
+            "amqp://127.0.0.1:5672/%2f?heartbeat=10&frame_max=32768"
+        );
         assert_eq!(with_defaults("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
         assert_eq!(with_defaults("amqp://h/%2f?heartbeat=4"), "amqp://h/%2f?heartbeat=4&frame_max=32768");
         assert_eq!(

@@ -53,8 +53,12 @@ pub async fn close_idle(pool: WeakPool, idle_timeout: Duration, shutdown: Shutdo
         let closed = sweep(&pool, idle_timeout);
         if closed > 0 {
             let status = pool.status();
-            tracing::debug!(closed, open = status.size, idle_timeout_s = idle_timeout.as_secs(),
-                            "Closed idle database connections.");
+            tracing::debug!(
+                closed,
+                open = status.size,
+                idle_timeout_s = idle_timeout.as_secs(),
+                "Closed idle database connections."
+            );
         }
     }
 }

@@ -115,7 +115,10 @@ impl LargeFanout {
                 Some(f.latency.p99_ms <= 1000.0),
             ),
             figure(
-                format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", floor.queues, floor.rounds),
+                format!(
+                    "raw: one message to each of {} quorum queues -> the last consumed, {} rounds",
+                    floor.queues, floor.rounds
+                ),
                 ms(&floor.latency),
                 "-",
                 None,
@@ -282,8 +285,15 @@ async fn with_fleet(
         .unwrap_or(0);
     let machine_memory_used = machine_memory_used();
     let idle_backends = fleet_backends(layout, namespace).await?;
-    tracing::info!(idle_process_cores, idle_machine_cpu, process_rss, machine_memory_used, idle_backends, ?broker,
-                   "The idle fleet.");
+    tracing::info!(
+        idle_process_cores,
+        idle_machine_cpu,
+        process_rss,
+        machine_memory_used,
+        idle_backends,
+        ?broker,
+        "The idle fleet."
+    );
 
     let fanout = fanout::run(fleet, &master.api, layout.slaves, plan.large_fanout_rounds).await?;
     Ok(LargeFanout {
