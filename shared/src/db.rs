@@ -7,9 +7,11 @@
 //! transaction, recording them in `schema_migrations` (of the instance's
 //! schema).
 //! [`CachedStatements`] runs the hot paths' statements prepared once per
-//! connection.
+//! connection; [`idle::close_idle`] gives connections idle past
+//! `<Database><IdleTimeout>` back to PostgreSQL.
 
 mod cached;
+pub mod idle;
 pub mod schema;
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! `report.xml`): `<Database>`, `<Broker>`, `<Api>` and `<Log>`, their
 //! checks and their environment overrides, checked once for all services.
 
-use std::{net::SocketAddr, path::Path};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
@@ -27,11 +27,17 @@ pub const ENV_BROKER_MANAGEMENT_CREDENTIALS_FILE: &str = "RAMPART_BROKER_MANAGEM
 pub const ENV_API_LISTEN: &str = "RAMPART_API_LISTEN";
 pub const ENV_API_TOKEN: &str = "RAMPART_API_TOKEN";
 
+/// `<Database><IdleTimeout>` at most: a day (a pool that should never give
+/// a connection back has no use for more).
+pub const MAX_IDLE_TIMEOUT_S: u64 = 86_400;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct DatabaseXml {
     pub url: Secret<String>,
     pub pool_size: Option<usize>,
+    /// Seconds a pooled connection may stay unused before it is closed.
+    pub idle_timeout: Option<u64>,
     /// The schema of a shared database this instance lives in; `public`
     /// (the database to itself) when absent.
     pub schema: Option<String>,
@@ -85,6 +91,9 @@ pub struct Defaults {
 pub struct ServiceSettings {
     pub database_url: Secret<String>,
     pub database_pool_size: usize,
+    /// `<Database><IdleTimeout>`: a pooled connection unused this long is
+    /// closed, giving its PostgreSQL backend back ([`crate::db::idle`]).
+    pub database_idle_timeout: Duration,
     /// `<Database><Schema>`: the instance's schema of a shared database.
     pub database_schema: Option<SchemaName>,
     pub amqp_url: Secret<String>,
@@ -132,6 +141,16 @@ impl ServiceSettings {
                 format!("must be between 2 and {}", defaults.max_pool_size),
             ));
         }
+        let database_idle_timeout = match xml.database.idle_timeout {
+            None => crate::db::idle::DEFAULT_IDLE_TIMEOUT,
+            Some(seconds) if (1..=MAX_IDLE_TIMEOUT_S).contains(&seconds) => Duration::from_secs(seconds),
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    at("<Database>/<IdleTimeout>"),
+                    format!("must be between 1 and {MAX_IDLE_TIMEOUT_S} seconds"),
+                ))
+            }
+        };
         let database_schema = xml
             .database
             .schema
@@ -181,6 +200,7 @@ impl ServiceSettings {
         Ok(Self {
             database_url,
             database_pool_size,
+            database_idle_timeout,
             database_schema,
             amqp_url,
             namespace,

@@ -60,6 +60,8 @@ pub struct ServerOptions {
     pub owns_namespace: bool,
     /// `<Database><PoolSize>`.
     pub pool_size: usize,
+    /// `<Database><IdleTimeout>`, seconds: the server's default when `None`.
+    pub idle_timeout_s: Option<u64>,
     /// `<Database><Schema>`: the server lives in this schema of `database`
     /// (shared with others); stopping it drops the schema, not the database.
     pub schema: Option<String>,
@@ -94,6 +96,7 @@ impl ServerOptions {
             extra_xml: String::new(),
             owns_namespace: true,
             pool_size: 8,
+            idle_timeout_s: None,
             schema: None,
             amqp_url: AMQP_URL.to_owned(),
             broker_xml: String::new(),
@@ -140,9 +143,10 @@ impl ServerOptions {
             None => String::new(),
         };
         let schema = self.schema.as_ref().map(|s| format!("<Schema>{s}</Schema>")).unwrap_or_default();
+        let idle = self.idle_timeout_s.map(|s| format!("<IdleTimeout>{s}</IdleTimeout>")).unwrap_or_default();
         let xml = format!(
             "<Server><Instance><Name>{}</Name><Role>{}</Role></Instance>
-               <Database><Url>{}</Url><PoolSize>{}</PoolSize>{schema}</Database>
+               <Database><Url>{}</Url><PoolSize>{}</PoolSize>{idle}{schema}</Database>
                <Broker><Url>{}</Url><Namespace>{}</Namespace>{}{management}</Broker>
                <Api><Listen>127.0.0.1:0</Listen><Token>{TOKEN}</Token>{}{}</Api>
                <Agents><RequireIdentity>{}</RequireIdentity></Agents>{}</Server>",

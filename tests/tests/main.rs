@@ -33,6 +33,7 @@ mod fleet;
 mod hierarchy;
 mod hierarchy_replication;
 mod hierarchy_trust;
+mod idle_pool;
 mod inbox;
 mod mail;
 mod multi_site;

@@ -113,6 +113,11 @@ impl Application {
         let inbox =
             EventInbox { pool: state.pool.clone(), key: SigningKey::from_secret(state.settings.event_key.expose()) };
         tasks.spawn(consumer::run(broker.clone(), settings, Arc::new(inbox), state.metrics.clone(), shutdown.clone()));
+        tasks.spawn(db::idle::close_idle(
+            state.pool.weak(),
+            state.settings.service.database_idle_timeout,
+            shutdown.clone(),
+        ));
         let app = api::router(state.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -134,6 +134,11 @@ impl Application {
             shutdown.clone(),
         ));
         tasks.spawn(consumers::run(state.clone(), broker.clone(), shutdown.clone()));
+        tasks.spawn(db::idle::close_idle(
+            state.pool.weak(),
+            state.settings.service.database_idle_timeout,
+            shutdown.clone(),
+        ));
         tasks.spawn(reports::schedules::run(state.clone(), shutdown.clone()));
         if state.settings.hierarchy.site_broker {
             tasks.spawn(crate::hierarchy::link_keeper::run(state.clone(), shutdown.clone()));

@@ -41,15 +41,32 @@ pub type Result<T> = std::result::Result<T, AmqpError>;
 /// shorter one keeps it.
 pub const DEFAULT_HEARTBEAT: u16 = 10;
 
-/// `url` with `heartbeat=`[`DEFAULT_HEARTBEAT`] added to its query unless
-/// it has a `heartbeat` already.
-fn with_default_heartbeat(url: &str) -> String {
+/// The largest AMQP frame asked for, in bytes, when the broker URL names
+/// none: 32 KiB. lapin keeps a send and a receive buffer of 32 frames each
+/// per connection, written through when the connection opens, so with
+/// RabbitMQ's default of 128 KiB every connection held 8 MiB of memory
+/// (most of what a simulated slave cost the 1,000-slave benchmark's
+/// process); at 32 KiB it holds 2 MiB, and a message larger than a frame
+/// is sent as several, as before. A broker that proposes a smaller one
+/// keeps it.
+pub const DEFAULT_FRAME_MAX: u32 = 32 * 1024;
+
+/// `url` with `heartbeat=`[`DEFAULT_HEARTBEAT`] and
+/// `frame_max=`[`DEFAULT_FRAME_MAX`] added to its query, each unless the
+/// URL has it already.
+fn with_defaults(url: &str) -> String {
+    let with = with_default(url, "heartbeat", &DEFAULT_HEARTBEAT.to_string());
+    with_default(&with, "frame_max", &DEFAULT_FRAME_MAX.to_string())
+}
+
+/// `url` with `key=value` added to its query unless it has `key` already.
+fn with_default(url: &str, key: &str, value: &str) -> String {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    if query.split('&').any(|pair| pair.split('=').next() == Some("heartbeat")) {
+    if query.split('&').any(|pair| pair.split('=').next() == Some(key)) {
         return url.to_owned();
     }
     let joiner = if query.is_empty() { "" } else { "&" };
-    format!("{base}?{query}{joiner}heartbeat={DEFAULT_HEARTBEAT}")
+    format!("{base}?{query}{joiner}{key}={value}")
 }
 
 /// Runs a broker future with the standard timeout, naming the operation.
@@ -88,10 +105,11 @@ pub struct Broker {
 
 impl Broker {
     /// Does not connect yet; see [`Broker::connect`]. A URL that names no
-    /// `heartbeat` gets [`DEFAULT_HEARTBEAT`].
+    /// `heartbeat` gets [`DEFAULT_HEARTBEAT`], one that names no
+    /// `frame_max` gets [`DEFAULT_FRAME_MAX`].
     pub fn new(url: Secret<String>, name: impl Into<String>) -> Self {
         Self {
-            url: Secret::new(with_default_heartbeat(url.expose())),
+            url: Secret::new(with_defaults(url.expose())),
             name: name.into(),
             connection: Mutex::new(None),
             reconnected: tokio::sync::Notify::new(),
@@ -171,13 +189,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_without_a_heartbeat_gets_the_default_one() {
-        assert_eq!(with_default_heartbeat("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f?heartbeat=10");
-        assert_eq!(with_default_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
-        assert_eq!(with_default_heartbeat("amqp://h/%2f?heartbeat=4"), "amqp://h/%2f?heartbeat=4");
+    fn a_url_without_a_heartbeat_or_frame_size_gets_the_defaults() {
         assert_eq!(
-            with_default_heartbeat("amqp://h/%2f?channel_max=9&heartbeat=0"),
-            "amqp://h/%2f?channel_max=9&heartbeat=0"
+            with_defaults("amqp://127.0.0.1:5672/%2f"),
+            "amqp://127.0.0.1:5672/%2f?heartbeat=10&frame_max=32768"
+        );
+        assert_eq!(with_defaults("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
+        assert_eq!(with_defaults("amqp://h/%2f?heartbeat=4"), "amqp://h/%2f?heartbeat=4&frame_max=32768");
+        assert_eq!(
+            with_defaults("amqp://h/%2f?channel_max=9&heartbeat=0&frame_max=131072"),
+            "amqp://h/%2f?channel_max=9&heartbeat=0&frame_max=131072"
         );
     }
 }

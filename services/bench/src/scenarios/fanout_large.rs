@@ -44,13 +44,16 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(900);
 /// read afterwards include every slave's queues and connections).
 const IDLE_SAMPLE: Duration = Duration::from_secs(6);
 
-/// What one slave of this layout costs the machine's memory, measured at
-/// 1,000 slaves started and registered (2026-12-06 19:56): 8.4 MB in the
-/// benchmark's process, its two PostgreSQL backends about 12 MB, its
-/// queues and connection about 1.5 MB in the broker; with some room for the
-/// fan-out itself. A run of 1,000 on a machine of 24 GB was stopped by the
-/// kernel's out-of-memory killer during the first snapshots.
-const BYTES_PER_SLAVE: u64 = 24 * 1024 * 1024;
+/// What one slave of this layout costs the machine's memory at its peak,
+/// the first snapshots, when each slave's pool has both its connections
+/// open: two PostgreSQL backends of about 6 MB, under 1 MB in the
+/// benchmark's process (0.85 MB at 100 slaves, 2026-12-06 22:36, once the
+/// broker connections' buffers were cut from 8 MiB to 2 MiB), and about
+/// 1.5 MB in the broker; rounded up. Idle, the pools close one of the two
+/// ([`Layout::idle_timeout_s`]). Before those changes a slave cost 24 MB,
+/// and a run of 1,000 on a machine of 24 GB was stopped by the kernel's
+/// out-of-memory killer during the first snapshots.
+const BYTES_PER_SLAVE: u64 = 16 * 1024 * 1024;
 /// Memory left to everything else while the fleet runs.
 const HEADROOM: u64 = 2 * 1024 * 1024 * 1024;
 
@@ -72,6 +75,11 @@ pub struct LargeFanout {
     pub idle_machine_cpu: f64,
     /// The benchmark process's resident memory with every slave in it.
     pub process_rss: u64,
+    /// The machine's memory in use (`MemTotal - MemAvailable`) then.
+    pub machine_memory_used: u64,
+    /// PostgreSQL backends connected to the fleet's databases then (each
+    /// slave's pool closes idle connections, [`Layout::idle_timeout_s`]).
+    pub idle_backends: i64,
     pub broker: BrokerUse,
     pub floor: BrokerFanout,
     pub fanout: Fanout,
@@ -107,7 +115,10 @@ impl LargeFanout {
                 Some(f.latency.p99_ms <= 1000.0),
             ),
             figure(
-                format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", floor.queues, floor.rounds),
+                format!(
+                    "raw: one message to each of {} quorum queues -> the last consumed, {} rounds",
+                    floor.queues, floor.rounds
+                ),
                 ms(&floor.latency),
                 "-",
                 None,
@@ -115,7 +126,10 @@ impl LargeFanout {
                 None,
             ),
             figure(
-                format!("raw: the same, each consumer committing a row in its slave's schema ({layout}) -> the last committed"),
+                format!(
+                    "raw: the same, each consumer committing a row in its slave's schema ({}) -> the last committed",
+                    self.layout.placement()
+                ),
                 ms(&floor.with_commit),
                 "-",
                 None,
@@ -140,13 +154,16 @@ impl LargeFanout {
             figure(
                 format!("{n} slaves: start, register, first snapshots"),
                 format!(
-                    "{:.0} s, {:.0} s, {:.0} s; idle: {:.2} cores in the slaves' process (machine {:.0}% busy), {} resident",
+                    "{:.0} s, {:.0} s, {:.0} s; idle: {:.2} cores in the slaves' process (machine {:.0}% busy), {} \
+                     resident, {} PostgreSQL backends, machine memory in use {}",
                     self.start_seconds,
                     self.register_seconds,
                     self.sync_seconds,
                     self.idle_process_cores,
                     self.idle_machine_cpu * 100.0,
-                    mb(self.process_rss)
+                    mb(self.process_rss),
+                    thousands(self.idle_backends.max(0) as u64),
+                    mb(self.machine_memory_used)
                 ),
                 "-",
                 None,
@@ -166,12 +183,14 @@ pub async fn run(namespace: &str, plan: &Plan, work_dir: &Path) -> anyhow::Resul
         .and_then(|m| crate::master::parse_kib(&m, "MemAvailable:"))
         .unwrap_or(u64::MAX);
     let fits = (available.saturating_sub(HEADROOM) / BYTES_PER_SLAVE).max(1) as usize;
+    let per_slave_mb = BYTES_PER_SLAVE / (1024 * 1024);
     if fits < asked {
         tracing::warn!(
             asked,
             fits,
             available_mb = available / (1024 * 1024),
-            "The machine's free memory holds fewer slaves than asked (about 24 MB each): measuring with fewer."
+            per_slave_mb,
+            "The machine's free memory holds fewer slaves than asked: measuring with fewer."
         );
     }
     let layout = Layout::of(asked.min(fits));
@@ -204,7 +223,7 @@ async fn measure(namespace: &str, plan: &Plan, layout: &Layout, work_dir: &Path)
     let fleet = Fleet { slaves: schema_fleet::start(layout, namespace).await };
     let start_seconds = started.elapsed().as_secs_f64();
     tracing::info!(slaves = layout.slaves, seconds = start_seconds, "Slaves started.");
-    let outcome = with_fleet(&fleet, &master, plan, layout, start_seconds, floor).await;
+    let outcome = with_fleet(namespace, &fleet, &master, plan, layout, start_seconds, floor).await;
     let _ = master.stop().await;
     tracing::info!("Removing the large fleet.");
     fleet.stop().await;
@@ -232,6 +251,7 @@ async fn floor(namespace: &str, plan: &Plan, layout: &Layout) -> anyhow::Result<
 }
 
 async fn with_fleet(
+    namespace: &str,
     fleet: &Fleet,
     master: &Master,
     plan: &Plan,
@@ -263,7 +283,17 @@ async fn with_fleet(
         .ok()
         .and_then(|s| crate::master::parse_kib(&s, "VmRSS:"))
         .unwrap_or(0);
-    tracing::info!(idle_process_cores, idle_machine_cpu, process_rss, ?broker, "The idle fleet.");
+    let machine_memory_used = machine_memory_used();
+    let idle_backends = fleet_backends(layout, namespace).await?;
+    tracing::info!(
+        idle_process_cores,
+        idle_machine_cpu,
+        process_rss,
+        machine_memory_used,
+        idle_backends,
+        ?broker,
+        "The idle fleet."
+    );
 
     let fanout = fanout::run(fleet, &master.api, layout.slaves, plan.large_fanout_rounds).await?;
     Ok(LargeFanout {
@@ -275,10 +305,35 @@ async fn with_fleet(
         idle_process_cores,
         idle_machine_cpu,
         process_rss,
+        machine_memory_used,
+        idle_backends,
         broker,
         floor,
         fanout,
     })
+}
+
+/// The machine's memory in use: `MemTotal - MemAvailable` of `/proc/meminfo`.
+fn machine_memory_used() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name| crate::master::parse_kib(&meminfo, name).unwrap_or(0);
+    field("MemTotal:").saturating_sub(field("MemAvailable:"))
+}
+
+/// PostgreSQL backends connected to the fleet's shared databases (the one
+/// asking excluded).
+async fn fleet_backends(layout: &Layout, namespace: &str) -> anyhow::Result<i64> {
+    let url = format!("{PG_BASE}/{}", layout.database(namespace, 0));
+    let client = crate::stats::connect(&url, "a shared slaves' database").await?;
+    let databases: Vec<String> = (0..layout.databases).map(|d| layout.database(namespace, d)).collect();
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()",
+            &[&databases],
+        )
+        .await
+        .context("counting the fleet's PostgreSQL backends")?;
+    Ok(row.get(0))
 }
 
 /// `/proc`'s clock ticks per second (`getconf CLK_TCK`, 100 on Linux).

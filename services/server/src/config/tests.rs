@@ -237,3 +237,18 @@ fn a_schema_of_a_shared_database_must_be_a_plain_identifier() {
     let err = error(&with("x; DROP TABLE policies"));
     assert!(err.contains("<Server>/<Database>/<Schema>"), "{err}");
 }
+
+#[test]
+fn idle_connections_close_after_a_bounded_time() {
+    use std::time::Duration;
+    assert_eq!(parse(MINIMAL).unwrap().service.database_idle_timeout, Duration::from_secs(300));
+    let with = |seconds: &str| {
+        MINIMAL.replace("</Url></Database>", &format!("</Url><IdleTimeout>{seconds}</IdleTimeout></Database>"))
+    };
+    assert_eq!(parse(&with("30")).unwrap().service.database_idle_timeout, Duration::from_secs(30));
+    for bad in ["0", "86401"] {
+        let err = error(&with(bad));
+        assert!(err.contains("<Server>/<Database>/<IdleTimeout>") && err.contains("between 1 and 86400"), "{err}");
+    }
+    assert!(error(&with("soon")).contains("<Server>/<Database>"), "a word is refused");
+}
