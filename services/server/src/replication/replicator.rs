@@ -201,9 +201,11 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         let started = Instant::now();
         match pass(&state, &broker, &publisher, &stop).await {
             Ok(Some(shipped)) => {
-                tracing::info!(batches = shipped.batches, rows = shipped.rows, watermark = %shipped.watermark,
+                tracing::info!(slave_id = %state.site.instance, batches = shipped.batches, rows = shipped.rows,
+                               batch = shipped.last_batch, lane = shipped.lane.as_str(), watermark = %shipped.watermark,
                                elapsed_ms = started.elapsed().as_millis() as u64,
                                horizon_wait_ms = shipped.horizon_wait.as_millis() as u64,
+                               checkout_ms = shipped.checkout.as_millis() as u64,
                                read_ms = shipped.read.as_millis() as u64,
                                publish_ms = shipped.publish.as_millis() as u64,
                                answer_ms = shipped.answer.as_millis() as u64,
@@ -228,10 +230,15 @@ struct Shipped {
     batches: u64,
     rows: u64,
     watermark: Watermark,
+    /// The last batch's number and lane.
+    last_batch: i64,
+    lane: Lane,
     /// Waiting for the transactions running when the pass started.
     horizon_wait: Duration,
-    /// Numbering and reading the batches.
+    /// Numbering and reading the batches (with `checkout`).
     read: Duration,
+    /// Of `read`: waiting for a pooled connection.
+    checkout: Duration,
     /// Until the broker confirmed them.
     publish: Duration,
     /// From the broker's confirmation until the master's answer was
@@ -251,8 +258,11 @@ async fn pass(
         batches: 0,
         rows: 0,
         watermark: Watermark::START,
+        last_batch: 0,
+        lane: Lane::Bulk,
         horizon_wait: Duration::ZERO,
         read: Duration::ZERO,
+        checkout: Duration::ZERO,
         publish: Duration::ZERO,
         answer: Duration::ZERO,
     };
@@ -267,6 +277,7 @@ async fn pass(
         let Some(link) = state.keyring.link() else { return Ok(None) };
         let (batch, verification) = {
             let mut client = state.pool.get().await?;
+            shipped.checkout += step.elapsed();
             let Some(stream) = stream(&client).await? else { return Ok(None) };
             let batch = read_batch(&mut client, state, &stream).await?;
             (batch, stream.verification)
@@ -275,6 +286,7 @@ async fn pass(
         step = Instant::now();
         let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
         let lane = Lane::of(&batch);
+        (shipped.last_batch, shipped.lane) = (batch.batch, lane);
         publisher
             .publish(Outgoing::envelope(
                 state.site.topology.replication_exchange(),
