@@ -41,6 +41,7 @@ mod multi_site_security;
 mod operators;
 mod publisher;
 mod replication;
+mod replication_lanes;
 mod report_access;
 mod reports;
 mod scheduled_reports;
