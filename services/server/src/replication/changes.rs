@@ -64,9 +64,8 @@ pub async fn horizon<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres
 /// this database was running; else a pass that must ship everything
 /// committed before it waits until the horizon reaches that `xmax`.
 pub async fn next_id_and_horizon<C: GenericClient>(client: &C) -> Result<(i64, i64), tokio_postgres::Error> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, ({HORIZON_SQL})")
-    });
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, ({HORIZON_SQL})"));
     let row = client.query_one_cached(&SQL, &[]).await?;
     Ok((row.get(0), row.get(1)))
 }
