@@ -13,7 +13,7 @@ use rampart_shared::{
 };
 use rampart_tests::{
     hierarchy::{add_threats, insert_endpoints, register, replication_of, verify, wait_for_replicated_endpoints},
-    inject, queue_depth, wait_for, ServerOptions, TestServer, WAIT,
+    inject, wait_for, ServerOptions, TestServer, WAIT,
 };
 use serde_json::json;
 
@@ -334,56 +334,5 @@ async fn a_master_restored_from_an_old_backup_gets_a_full_snapshot() {
     assert_in_sync(&verify(&master, "rennes").await);
 
     rennes.stop(&[]).await;
-    master.stop(&[]).await;
-}
-
-/// The master's two replication lanes: with the master down, a slave
-/// draining a backlog leaves a full batch in the bulk queue and a slave
-/// that keeps up leaves its caught-up batch in the live queue, where it does
-/// not wait behind the backlog; back up, the master applies both, the second
-/// through the live lane's consumer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_caught_up_batch_takes_the_live_lane_and_a_backlog_the_bulk_one() {
-    let master = TestServer::spawn(ServerOptions::master()).await;
-    let topo = master.topology();
-    let site = |name: &str| {
-        let mut options = ServerOptions::site(name, &master.options.namespace);
-        options.extra_xml = "<ReplicationBatchSize>100</ReplicationBatchSize>".to_owned();
-        options
-    };
-    let (lyon, nice) = tokio::join!(TestServer::spawn(site("lyon")), TestServer::spawn(site("nice")));
-    for slave in [&lyon, &nice] {
-        insert_endpoints(slave, &slave.options.instance, 3).await;
-        register(&master, slave).await;
-        wait_for_replicated_endpoints(&master, &slave.options.instance, 3).await;
-    }
-
-    // The master goes down; lyon gathers ten batches' worth of changes, nice
-    // a few. Each slave's next pass (at its start) sends its first batch and
-    // waits for the master's answer.
-    let options = master.halt().await;
-    insert_endpoints(&lyon, "lyon-b", 1_000).await;
-    insert_endpoints(&nice, "nice-b", 5).await;
-    let (lyon, nice) = (lyon.halt().await, nice.halt().await);
-    let (lyon, nice) = tokio::join!(TestServer::spawn(lyon), TestServer::spawn(nice));
-    let (bulk, live) = (topo.master_replication_queue(), topo.master_live_replication_queue());
-    let depths = wait_for("lyon's first full batch in the bulk queue and nice's batch in the live one", || async {
-        let depths = (queue_depth(&bulk).await?, queue_depth(&live).await?);
-        (depths.0 >= 1 && depths.1 >= 1).then_some(depths)
-    })
-    .await;
-    assert_eq!(depths, (1, 1), "one batch in flight per slave, each in its lane");
-
-    let master = TestServer::spawn(options).await;
-    wait_for_replicated_endpoints(&master, "nice", 8).await;
-    wait_for_replicated_endpoints(&master, "lyon", 1_003).await;
-    let metrics = master.metrics().await;
-    let applied =
-        |consumer: &str| sample(&metrics, &format!("rampart_messages_applied_total{{consumer=\"{consumer}\"}}"));
-    assert!(applied("replication") >= 9.0, "lyon's backlog went through the bulk lane: {metrics}");
-    assert!(applied("replication_live") >= 2.0, "nice's and lyon's caught-up batches through the live one: {metrics}");
-
-    lyon.stop(&[]).await;
-    nice.stop(&[]).await;
     master.stop(&[]).await;
 }

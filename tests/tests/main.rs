@@ -42,6 +42,7 @@ mod multi_site_security;
 mod operators;
 mod publisher;
 mod replication;
+mod replication_lanes;
 mod report_access;
 mod report_scale;
 mod reports;

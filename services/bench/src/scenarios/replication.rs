@@ -114,6 +114,7 @@ pub async fn backlog(
     let batches_before = batch_counts(&master_db).await?;
     let started = Instant::now();
     master.call_ok(reqwest::Method::POST, "/api/replication/now", Some(serde_json::json!({}))).await?;
+    tracing::info!(rows, "The drain started (replicate now).");
     let running = traffic::start(fleet, live, master_db.clone());
     let drain = drained(fleet, &master, &master_db, &heads, rows, started, batches_before).await?;
     let outcome = running.finish(Duration::from_secs(120)).await?;

@@ -43,6 +43,8 @@
 //! * `change_xid` is the top-level id (`pg_current_xact_id()`), and
 //!   `xip(S)` holds top-level ids: subtransactions do not enter.
 
+use std::sync::LazyLock;
+
 use deadpool_postgres::GenericClient;
 use rampart_shared::db::CachedStatements;
 use rampart_shared::replication::{PendingKey, ReplicatedRow, ReplicatedTable, TableDigest, Watermark};
@@ -55,6 +57,17 @@ use tokio_postgres::types::Json;
 /// transaction that then reads the changes.
 pub async fn horizon<C: GenericClient>(client: &C) -> Result<i64, tokio_postgres::Error> {
     Ok(client.query_one_cached(HORIZON_SQL, &[]).await?.get(0))
+}
+
+/// `(xmax(S), horizon)` of one snapshot `S`: the first id not yet assigned
+/// when it was taken, and the [`horizon`]. Equal when no transaction of
+/// this database was running; else a pass that must ship everything
+/// committed before it waits until the horizon reaches that `xmax`.
+pub async fn next_id_and_horizon<C: GenericClient>(client: &C) -> Result<(i64, i64), tokio_postgres::Error> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, ({HORIZON_SQL})"));
+    let row = client.query_one_cached(&SQL, &[]).await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// The oldest id of `xip(S)` not known to be another database's, or
@@ -103,49 +116,54 @@ pub struct Page {
     pub caught_up: bool,
 }
 
+/// One statement for a whole page: the [`horizon`] (computed once, in a
+/// CTE that each branch reads as an InitPlan, so each table is still read
+/// through its `(change_xid, change_seq)` index, in order, up to the
+/// limit), then the oldest changes of each replicated table and of
+/// `tombstones` below it. Its first row carries the horizon alone (table
+/// NULL). A caught-up slave's pass reads its few rows in one round trip
+/// instead of ten, which under a loaded database was most of its read
+/// (`bench/README.md`, change NN). Parameters: `from`'s xid and seq, the
+/// limit per table.
+static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let bounds = "t.change_xid < (SELECT x FROM h)::text::xid8
+                  AND (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2)
+                ORDER BY t.change_xid, t.change_seq LIMIT $3";
+    let mut branches = vec!["SELECT NULL::text, (SELECT x FROM h), 0::bigint, NULL::jsonb, NULL::json".to_owned()];
+    for table in ReplicatedTable::ALL {
+        branches.push(format!(
+            "(SELECT '{name}'::text, t.change_xid::text::bigint, t.change_seq, {key}, {row} FROM {name} t WHERE {bounds})",
+            name = table.name(),
+            key = key_expr(table),
+            row = row_expr(table),
+        ));
+    }
+    branches.push(format!(
+        "(SELECT t.table_name, t.change_xid::text::bigint, t.change_seq, t.row_key, NULL::json FROM tombstones t WHERE {bounds})"
+    ));
+    format!("WITH h(x) AS ({HORIZON_SQL})\n{}", branches.join("\n UNION ALL "))
+});
+
 /// Changes after `from` and below the horizon, oldest first, at most
-/// `max_rows` of them and about `max_bytes` of JSON. Run it in a
-/// REPEATABLE READ transaction with `TimeZone` set to UTC.
+/// `max_rows` of them and about `max_bytes` of JSON, read in one statement
+/// ([`PAGE_SQL`]). Run it in a REPEATABLE READ transaction with `TimeZone`
+/// set to UTC.
 pub async fn read_page<C: GenericClient>(
     client: &C,
     from: Watermark,
     max_rows: usize,
     max_bytes: usize,
 ) -> Result<Page, tokio_postgres::Error> {
-    let horizon = horizon(client).await?;
     // One more than a page per table: a table that fills it has more to come.
     let limit = max_rows as i64 + 1;
+    let mut horizon = None;
     let mut candidates = Vec::new();
-    for table in ReplicatedTable::ALL {
-        let sql = format!(
-            "SELECT t.change_xid::text::bigint, t.change_seq, {}, {} FROM {} t
-              WHERE t.change_xid < $1::bigint::text::xid8 AND (t.change_xid, t.change_seq) > ($2::bigint::text::xid8, $3)
-              ORDER BY t.change_xid, t.change_seq LIMIT $4",
-            key_expr(table),
-            row_expr(table),
-            table.name()
-        );
-        for r in client.query_cached(&sql, &[&horizon, &from.xid, &from.seq, &limit]).await? {
-            let position = Watermark { xid: r.get(0), seq: r.get(1) };
-            // The row stays the text the database wrote (see `ReplicatedRow::row`).
-            let Json(row): Json<Box<RawValue>> = r.get(3);
-            candidates.push(Change {
-                position,
-                row: ReplicatedRow { table, key: r.get(2), change_seq: position.seq, row: Some(row) },
-            });
-        }
-    }
-    let tombstones = client
-        .query_cached(
-            "SELECT t.change_xid::text::bigint, t.change_seq, t.table_name, t.row_key FROM tombstones t
-              WHERE t.change_xid < $1::bigint::text::xid8 AND (t.change_xid, t.change_seq) > ($2::bigint::text::xid8, $3)
-              ORDER BY t.change_xid, t.change_seq LIMIT $4",
-            &[&horizon, &from.xid, &from.seq, &limit],
-        )
-        .await?;
-    for r in tombstones {
-        let position = Watermark { xid: r.get(0), seq: r.get(1) };
-        let name: &str = r.get(2);
+    for r in client.query_cached(&PAGE_SQL, &[&from.xid, &from.seq, &limit]).await? {
+        let Some(name) = r.get::<_, Option<&str>>(0) else {
+            horizon = Some(r.get::<_, i64>(1));
+            continue;
+        };
+        let position = Watermark { xid: r.get(1), seq: r.get(2) };
         let Some(table) = ReplicatedTable::parse(name) else {
             tracing::warn!(
                 table = name,
@@ -154,11 +172,15 @@ pub async fn read_page<C: GenericClient>(
             );
             continue;
         };
+        // The row stays the text the database wrote (see `ReplicatedRow::row`);
+        // a tombstone has none.
+        let row: Option<Json<Box<RawValue>>> = r.get(4);
         candidates.push(Change {
             position,
-            row: ReplicatedRow { table, key: r.get(3), change_seq: position.seq, row: None },
+            row: ReplicatedRow { table, key: r.get(3), change_seq: position.seq, row: row.map(|Json(row)| row) },
         });
     }
+    let horizon = horizon.expect("the page's first row carries the horizon");
     candidates.sort_by_key(|c| c.position);
 
     // Each table gave its oldest `max_rows + 1` changes, so the oldest

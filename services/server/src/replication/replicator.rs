@@ -12,7 +12,10 @@
 //! Where the stream stands lives in `master_link` (`repl_*` columns), so a
 //! restart resumes from the acknowledged watermark.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -70,24 +73,36 @@ pub struct Stream {
     pub pruned: Watermark,
 }
 
+/// `master_link`'s columns that make a [`Stream`], in [`stream_of`]'s order.
+const STREAM_COLUMNS: &str = "repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch,
+    repl_verification, repl_pruned_xid, repl_pruned_seq, repl_acked_at";
+
+fn stream_of(r: &tokio_postgres::Row) -> Stream {
+    Stream {
+        epoch: r.get(0),
+        sent_batch: r.get(1),
+        acked: Watermark { xid: r.get(2), seq: r.get(3) },
+        acked_batch: r.get(4),
+        verification: r.get(5),
+        pruned: Watermark { xid: r.get(6), seq: r.get(7) },
+        acked_at: r.get(8),
+    }
+}
+
 pub async fn stream<C: GenericClient>(client: &C) -> Result<Option<Stream>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt_cached(
-            "SELECT repl_epoch, repl_sent_batch, repl_acked_xid, repl_acked_seq, repl_acked_batch, repl_verification,
-                    repl_pruned_xid, repl_pruned_seq, repl_acked_at
-               FROM master_link WHERE id = 1",
-            &[],
-        )
-        .await?
-        .map(|r| Stream {
-            epoch: r.get(0),
-            sent_batch: r.get(1),
-            acked: Watermark { xid: r.get(2), seq: r.get(3) },
-            acked_batch: r.get(4),
-            verification: r.get(5),
-            pruned: Watermark { xid: r.get(6), seq: r.get(7) },
-            acked_at: r.get(8),
-        }))
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {STREAM_COLUMNS} FROM master_link WHERE id = 1"));
+    Ok(client.query_opt_cached(&SQL, &[]).await?.as_ref().map(stream_of))
+}
+
+/// Numbers the next batch and returns the stream with it (`sent_batch` is
+/// the new batch's number), in one statement. Numbered outside the read's
+/// snapshot: `master_link` changes under it (answers, requests), and a
+/// REPEATABLE READ update of it would then fail.
+async fn number_next<C: GenericClient>(client: &C) -> Result<Option<Stream>, tokio_postgres::Error> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING {STREAM_COLUMNS}")
+    });
+    Ok(client.query_opt_cached(&SQL, &[]).await?.as_ref().map(stream_of))
 }
 
 /// Where replication stands, for heartbeats and the API.
@@ -201,9 +216,11 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
         let started = Instant::now();
         match pass(&state, &broker, &publisher, &stop).await {
             Ok(Some(shipped)) => {
-                tracing::info!(batches = shipped.batches, rows = shipped.rows, watermark = %shipped.watermark,
+                tracing::info!(slave_id = %state.site.instance, batches = shipped.batches, rows = shipped.rows,
+                               batch = shipped.last_batch, lane = shipped.lane.as_str(), watermark = %shipped.watermark,
                                elapsed_ms = started.elapsed().as_millis() as u64,
                                horizon_wait_ms = shipped.horizon_wait.as_millis() as u64,
+                               checkout_ms = shipped.checkout.as_millis() as u64,
                                read_ms = shipped.read.as_millis() as u64,
                                publish_ms = shipped.publish.as_millis() as u64,
                                answer_ms = shipped.answer.as_millis() as u64,
@@ -228,10 +245,15 @@ struct Shipped {
     batches: u64,
     rows: u64,
     watermark: Watermark,
+    /// The last batch's number and lane.
+    last_batch: i64,
+    lane: Lane,
     /// Waiting for the transactions running when the pass started.
     horizon_wait: Duration,
-    /// Numbering and reading the batches.
+    /// Numbering and reading the batches (with `checkout`).
     read: Duration,
+    /// Of `read`: waiting for a pooled connection.
+    checkout: Duration,
     /// Until the broker confirmed them.
     publish: Duration,
     /// From the broker's confirmation until the master's answer was
@@ -251,8 +273,11 @@ async fn pass(
         batches: 0,
         rows: 0,
         watermark: Watermark::START,
+        last_batch: 0,
+        lane: Lane::Bulk,
         horizon_wait: Duration::ZERO,
         read: Duration::ZERO,
+        checkout: Duration::ZERO,
         publish: Duration::ZERO,
         answer: Duration::ZERO,
     };
@@ -267,7 +292,8 @@ async fn pass(
         let Some(link) = state.keyring.link() else { return Ok(None) };
         let (batch, verification) = {
             let mut client = state.pool.get().await?;
-            let Some(stream) = stream(&client).await? else { return Ok(None) };
+            shipped.checkout += step.elapsed();
+            let Some(stream) = number_next(&client).await? else { return Ok(None) };
             let batch = read_batch(&mut client, state, &stream).await?;
             (batch, stream.verification)
         };
@@ -275,6 +301,7 @@ async fn pass(
         step = Instant::now();
         let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
         let lane = Lane::of(&batch);
+        (shipped.last_batch, shipped.lane) = (batch.batch, lane);
         publisher
             .publish(Outgoing::envelope(
                 state.site.topology.replication_exchange(),
@@ -287,7 +314,7 @@ async fn pass(
                         lane = lane.as_str(), "Sent a replication batch.");
         shipped.publish += step.elapsed();
         step = Instant::now();
-        let answer = match answer_to(state, broker, batch.batch, patience, stop).await? {
+        let answer = match answer_to(state, broker, batch.batch, lane, patience, stop).await? {
             Answer::Stopped => return Ok(None),
             Answer::TimedOut => {
                 tracing::warn!(batch = batch.batch, timeout = ?patience, "No answer from the master; resending.");
@@ -318,32 +345,28 @@ async fn pass(
     }
 }
 
-/// Numbers the next batch, then reads it from the acknowledged watermark in
-/// one REPEATABLE READ snapshot (the checksums of a verification too).
+/// Reads the batch numbered `stream.sent_batch` from the acknowledged
+/// watermark in one REPEATABLE READ snapshot (the checksums of a
+/// verification too). The time zone is set in the same round trip as the
+/// page's read (the two are pipelined): a caught-up pass's read is three
+/// round trips (`BEGIN`, these two, `COMMIT`) after its numbering.
 async fn read_batch(
     client: &mut deadpool_postgres::Client,
     state: &AppState,
     stream: &Stream,
 ) -> anyhow::Result<ReplicationBatch> {
-    // Numbered outside the snapshot: `master_link` changes under it (answers,
-    // requests), and a REPEATABLE READ update of it would then fail.
-    let batch: i64 = client
-        .query_one_cached(
-            "UPDATE master_link SET repl_sent_batch = repl_sent_batch + 1 WHERE id = 1 RETURNING repl_sent_batch",
-            &[],
-        )
-        .await?
-        .get(0);
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await?;
-    tx.execute_cached("SET LOCAL TimeZone = 'UTC'", &[]).await?;
     let taken_at = Utc::now();
-    let page =
-        changes::read_page(&tx, stream.acked, state.settings.replication_batch_size as usize, MAX_BATCH_BYTES).await?;
+    let rows = state.settings.replication_batch_size as usize;
+    let ((), page) = tokio::try_join!(
+        tx.batch_execute("SET LOCAL TimeZone = 'UTC'"),
+        changes::read_page(&tx, stream.acked, rows, MAX_BATCH_BYTES)
+    )?;
     let digest = match (page.caught_up, stream.verification) {
         (true, Some(verification)) => {
             let (tables, pending) = changes::digest(&tx, page.to.xid).await?;
@@ -354,7 +377,7 @@ async fn read_batch(
     tx.commit().await?;
     Ok(ReplicationBatch {
         epoch: stream.epoch,
-        batch,
+        batch: stream.sent_batch,
         from: stream.acked,
         to: page.to,
         caught_up: page.caught_up,

@@ -4,11 +4,17 @@
 
 use std::time::Duration;
 
-use rampart_shared::{amqp::Broker, db::CachedStatements, Shutdown};
+use rampart_shared::{amqp::Broker, replication::Lane, Shutdown};
 use tokio::time::Instant;
 
 use super::{stream, Stream, ACK_TIMEOUT, HORIZON_WAIT, MAX_ACK_TIMEOUT};
 use crate::{replication::changes, state::AppState};
+
+/// How long the horizon wait looks at most every [`SHORT_PAUSE`], then
+/// every [`LONG_PAUSE`].
+const SHORT_WAIT: Duration = Duration::from_secs(2);
+const SHORT_PAUSE: Duration = Duration::from_millis(50);
+const LONG_PAUSE: Duration = Duration::from_millis(500);
 
 /// Waits until every transaction running when the pass starts has ended, so
 /// the pass ships everything committed before it started (a change committed
@@ -16,20 +22,20 @@ use crate::{replication::changes, state::AppState};
 /// [`HORIZON_WAIT`] in this database is not waited for: its
 /// changes go with a later pass. `false` when stopped.
 pub(super) async fn wait_for_running_transactions(state: &AppState, stop: &Shutdown) -> anyhow::Result<bool> {
-    let target: i64 = {
-        let client = state.pool.get().await?;
-        client.query_one_cached("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[]).await?.get(0)
-    };
-    let deadline = Instant::now() + HORIZON_WAIT;
+    // The target and the first look in one statement: a caught-up slave's
+    // pass usually finds nothing running and goes on at once.
+    let (target, mut horizon) = changes::next_id_and_horizon(&state.pool.get().await?).await?;
+    let started = Instant::now();
+    let deadline = started + HORIZON_WAIT;
     // Short transactions end within milliseconds; a long one may take the
     // whole wait, and a hundred slaves looking every 20 ms for 30 s would
-    // load the database they wait on. So the looks space out.
+    // load the database they wait on. So the looks space out, but only
+    // after the first seconds: on a loaded database an ordinary writer's
+    // transaction takes a few hundred milliseconds, and pauses growing to
+    // half a second at once left a caught-up pass waiting up to twice as
+    // long as the transaction it waited for.
     let mut pause = Duration::from_millis(20);
     loop {
-        // A connection only for the look: a small pool must not lose one to
-        // a wait of up to HORIZON_WAIT (the benchmark's slaves, with a few
-        // connections each, timed out their other work meanwhile).
-        let horizon = changes::horizon(&state.pool.get().await?).await?;
         if horizon >= target {
             return Ok(true);
         }
@@ -41,7 +47,12 @@ pub(super) async fn wait_for_running_transactions(state: &AppState, stop: &Shutd
         if !stop.sleep(pause).await {
             return Ok(false);
         }
-        pause = (pause * 2).min(Duration::from_millis(500));
+        let longest = if started.elapsed() < SHORT_WAIT { SHORT_PAUSE } else { LONG_PAUSE };
+        pause = (pause * 2).min(longest);
+        // A connection only for the look: a small pool must not lose one to
+        // a wait of up to HORIZON_WAIT (the benchmark's slaves, with a few
+        // connections each, timed out their other work meanwhile).
+        horizon = changes::horizon(&state.pool.get().await?).await?;
     }
 }
 
@@ -56,16 +67,25 @@ pub(super) enum Answer {
 }
 
 /// Waits for the master's answer to `batch`: `patience` at first, then on
-/// while batches still wait in the master's queue (it is behind, not
-/// deaf), up to [`MAX_ACK_TIMEOUT`] in all.
+/// while batches still wait in the master's queue of the batch's `lane`
+/// (it is behind, not deaf), up to [`MAX_ACK_TIMEOUT`] in all. Only that
+/// lane's queue tells: a live batch waits behind live batches alone, so a
+/// full bulk queue during a drain says nothing about its answer, and a
+/// live batch whose answer was lost is resent after `patience`, not after
+/// [`MAX_ACK_TIMEOUT`].
 pub(super) async fn answer_to(
     state: &AppState,
     broker: &Broker,
     batch: i64,
+    lane: Lane,
     patience: Duration,
     stop: &Shutdown,
 ) -> anyhow::Result<Answer> {
-    let queue = state.site.topology.master_replication_queue();
+    let topology = &state.site.topology;
+    let queue = match lane {
+        Lane::Bulk => topology.master_replication_queue(),
+        Lane::Live => topology.master_live_replication_queue(),
+    };
     let give_up = Instant::now() + MAX_ACK_TIMEOUT.max(patience);
     let mut wait = patience;
     loop {
@@ -79,6 +99,7 @@ pub(super) async fn answer_to(
                 tracing::info!(
                     batch,
                     waiting,
+                    lane = lane.as_str(),
                     "The master is still working through its queue; waiting for its answer."
                 );
                 wait = ACK_TIMEOUT.min(left);
