@@ -19,18 +19,19 @@ async fn backends(client: &tokio_postgres::Client, database: &str) -> i64 {
     row.get(0)
 }
 
-#[tokio::test]
-async fn an_idle_pool_closes_its_connections_and_the_server_still_works() {
-    let options = ServerOptions { pool_size: POOL, idle_timeout_s: Some(2), ..ServerOptions::standalone() };
+/// A server with `idle_timeout_s`, after a burst that checked its whole
+/// pool out at once (a query on each connection) and handed it back; with
+/// a connection that counts its backends and its database's name. The
+/// counting connection lives in the maintenance database, so it is not one
+/// of the server's.
+async fn after_a_burst(idle_timeout_s: u64) -> (TestServer, tokio_postgres::Client, String) {
+    let options =
+        ServerOptions { pool_size: POOL, idle_timeout_s: Some(idle_timeout_s), ..ServerOptions::standalone() };
     let database = options.database.clone();
     let server = TestServer::spawn(options).await;
-    // The counting connection lives in the maintenance database, so it is
-    // not one of the server's.
     let (client, connection) =
         tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await.expect("PostgreSQL");
     tokio::spawn(connection);
-
-    // A burst: the whole pool checked out at once, then handed back.
     let held = futures_util::future::try_join_all((0..POOL).map(|_| server.state.pool.get()))
         .await
         .expect("the whole pool at once");
@@ -38,6 +39,12 @@ async fn an_idle_pool_closes_its_connections_and_the_server_still_works() {
         connection.query_one("SELECT 1", &[]).await.expect("a query on each connection");
     }
     drop(held);
+    (server, client, database)
+}
+
+#[tokio::test]
+async fn an_idle_pool_closes_its_connections_and_the_server_still_works() {
+    let (server, client, database) = after_a_burst(2).await;
     assert!(backends(&client, &database).await >= POOL as i64, "the burst opened the whole pool");
 
     // Two seconds idle, swept every second: the connections the relay's
@@ -71,16 +78,7 @@ async fn an_idle_pool_closes_its_connections_and_the_server_still_works() {
 
 #[tokio::test]
 async fn a_pool_in_use_keeps_its_connections() {
-    let options = ServerOptions { pool_size: POOL, idle_timeout_s: Some(60), ..ServerOptions::standalone() };
-    let database = options.database.clone();
-    let server = TestServer::spawn(options).await;
-    let (client, connection) =
-        tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await.expect("PostgreSQL");
-    tokio::spawn(connection);
-    let held = futures_util::future::try_join_all((0..POOL).map(|_| server.state.pool.get()))
-        .await
-        .expect("the whole pool at once");
-    drop(held);
+    let (server, client, database) = after_a_burst(60).await;
     // Well within the timeout, a sweep closes nothing.
     assert_eq!(rampart_shared::db::idle::sweep(&server.state.pool, Duration::from_secs(60)), 0);
     assert!(backends(&client, &database).await >= POOL as i64);

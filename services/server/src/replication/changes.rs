@@ -123,7 +123,7 @@ pub struct Page {
 /// `tombstones` below it. Its first row carries the horizon alone (table
 /// NULL). A caught-up slave's pass reads its few rows in one round trip
 /// instead of ten, which under a loaded database was most of its read
-/// (`bench/README.md`, change NN). Parameters: `from`'s xid and seq, the
+/// (`bench/README.md`, change 43). Parameters: `from`'s xid and seq, the
 /// limit per table.
 static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     let bounds = "t.change_xid < (SELECT x FROM h)::text::xid8
