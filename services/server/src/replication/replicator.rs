@@ -36,7 +36,7 @@ use super::changes;
 use crate::state::AppState;
 
 mod waits;
-use waits::{answer_to, wait_for_running_transactions, Answer};
+use waits::{answer_to, room_for_bulk, wait_for_running_transactions, Answer};
 
 /// How long the slave first waits for the master's answer before it looks
 /// at why there is none. A batch is confirmed in a durable queue before the
@@ -222,6 +222,7 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
                                horizon_wait_ms = shipped.horizon_wait.as_millis() as u64,
                                checkout_ms = shipped.checkout.as_millis() as u64,
                                read_ms = shipped.read.as_millis() as u64,
+                               held_ms = shipped.held.as_millis() as u64,
                                publish_ms = shipped.publish.as_millis() as u64,
                                answer_ms = shipped.answer.as_millis() as u64,
                                "Replicated to the master.");
@@ -254,6 +255,8 @@ struct Shipped {
     read: Duration,
     /// Of `read`: waiting for a pooled connection.
     checkout: Duration,
+    /// Bulk batches held back while the master's bulk queue was full.
+    held: Duration,
     /// Until the broker confirmed them.
     publish: Duration,
     /// From the broker's confirmation until the master's answer was
@@ -278,6 +281,7 @@ async fn pass(
         horizon_wait: Duration::ZERO,
         read: Duration::ZERO,
         checkout: Duration::ZERO,
+        held: Duration::ZERO,
         publish: Duration::ZERO,
         answer: Duration::ZERO,
     };
@@ -299,9 +303,14 @@ async fn pass(
         };
         shipped.read += step.elapsed();
         step = Instant::now();
-        let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
         let lane = Lane::of(&batch);
         (shipped.last_batch, shipped.lane) = (batch.batch, lane);
+        if lane == Lane::Bulk {
+            let Some(held) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
+            shipped.held += held;
+            step = Instant::now();
+        }
+        let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
         publisher
             .publish(Outgoing::envelope(
                 state.site.topology.replication_exchange(),

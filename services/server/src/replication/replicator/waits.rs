@@ -1,6 +1,8 @@
 //! What a replication pass waits for: the transactions running when it
-//! starts (so it ships everything committed before), and the master's
-//! answer to each batch (on while the master's queue still holds batches).
+//! starts (so it ships everything committed before), room in the master's
+//! bulk queue before a bulk batch (so a burst of backlogs does not crowd
+//! out the caught-up slaves), and the master's answer to each batch (on
+//! while the master's queue still holds batches).
 
 use std::time::Duration;
 
@@ -53,6 +55,42 @@ pub(super) async fn wait_for_running_transactions(state: &AppState, stop: &Shutd
         // a wait of up to HORIZON_WAIT (the benchmark's slaves, with a few
         // connections each, timed out their other work meanwhile).
         horizon = changes::horizon(&state.pool.get().await?).await?;
+    }
+}
+
+/// Bulk batches the master's queue may hold ready before a slave holds its
+/// own back: as many as the master applies at once, so its appliers never
+/// wait for a slave while a burst stays off the broker. When a
+/// `replicate now` reached 90 backlogged slaves at once, each read and
+/// published a 5,000-row batch in the same second (450 MB into quorum
+/// queues sharing one write-ahead log and the two cores): the caught-up
+/// slaves' small batches then took up to 6 s to publish and 14 s to be
+/// answered, the whole slowest percent of the live lag (`bench/README.md`,
+/// change 43).
+const BULK_AHEAD: u32 = crate::consumers::REPLICATION_APPLIERS as u32;
+/// Longest a bulk batch is held back: past it, it goes whatever the queue
+/// holds (a slave that kept finding the queue full is not starved, and a
+/// master that stopped consuming is then the answer wait's business).
+const MAX_BULK_HOLD: Duration = Duration::from_secs(60);
+
+/// Holds a bulk batch back while the master's bulk queue already holds
+/// [`BULK_AHEAD`] ready batches, looking every half second or so (spread
+/// at random, so the held slaves do not all look, and publish, at the
+/// same moment). A queue this broker cannot see (the master's broker is
+/// another one, behind a link) holds nothing back. Returns how long it
+/// held; `None` when stopped.
+pub(super) async fn room_for_bulk(state: &AppState, broker: &Broker, stop: &Shutdown) -> Option<Duration> {
+    let queue = state.site.topology.master_replication_queue();
+    let started = Instant::now();
+    loop {
+        match broker.queue_depth(&queue).await {
+            Some(waiting) if waiting >= BULK_AHEAD && started.elapsed() < MAX_BULK_HOLD => {}
+            _ => return Some(started.elapsed()),
+        }
+        let pause = Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 250..750));
+        if !stop.sleep(pause).await {
+            return None;
+        }
     }
 }
 
