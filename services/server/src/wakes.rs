@@ -29,8 +29,12 @@ impl Wake {
 pub struct Wakes {
     /// The outbox relay: commands were queued (shared with the relay task).
     pub outbox_relay: Arc<Wake>,
-    /// A slave's reporter: master policies or tasks moved, receipts are owed.
+    /// A slave's reporter: agents moved master policies or tasks along,
+    /// receipts are owed (looked at once a second at most).
     pub reporter: Wake,
+    /// A slave's reporter: a master command was applied, its receipts are
+    /// owed (looked at after the settle alone: the master waits for them).
+    pub master_receipts: Wake,
     /// A master's summaries for the report service: a slave's numbers changed.
     pub report_summaries: Wake,
     /// A slave's replicator: a pass was asked for (replicate now, verify).

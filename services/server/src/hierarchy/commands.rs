@@ -79,7 +79,7 @@ pub async fn apply_batch(state: &AppState, batch: &[MasterCommand]) -> anyhow::R
             state.wakes.outbox_relay.wake();
         }
         if receipts_may_change {
-            state.wakes.reporter.wake();
+            state.wakes.master_receipts.wake();
         }
         replication.wake(state);
     }
