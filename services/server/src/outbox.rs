@@ -112,7 +112,23 @@ impl Held {
         self.0.retain(|_, until| *until > now);
         self.0.keys().cloned().collect()
     }
+
+    /// When the relay looks again without a wake: once the first held
+    /// destination may be tried again, and at the latest after
+    /// [`IDLE_POLL`].
+    fn next_look(&self) -> Instant {
+        let idle = Instant::now() + IDLE_POLL;
+        self.0.values().copied().min().map_or(idle, |until| until.min(idle))
+    }
 }
+
+/// Longest the relay waits for a wake. Every commit that queues something
+/// wakes it (a wake is kept until the relay waits again, so none is
+/// missed); the look catches rows queued without one. It was a look a
+/// second: about 1,000 statements a second from a fleet of 1,000 idle
+/// slaves on one machine, and each slave's pool kept a connection open for
+/// it.
+const IDLE_POLL: Duration = Duration::from_secs(10);
 
 /// Publishes the outbox until shutdown. `wake` is notified after each commit
 /// that enqueued something; a slow poll covers anything missed.
@@ -134,7 +150,7 @@ pub async fn relay(
                 tokio::select! {
                     _ = shutdown.wait() => return,
                     _ = wake.woken() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep_until(held.next_look()) => {}
                 }
             }
             Err(e) => {
