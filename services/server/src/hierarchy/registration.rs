@@ -158,7 +158,31 @@ fn check_request(request: &RegisterRequest) -> Result<(), String> {
     Ok(())
 }
 
+/// Attempts at declaring a new slave's command queue. RabbitMQ may refuse a
+/// quorum queue for a moment: on a busy node its Raft group may not form in
+/// time (`INTERNAL_ERROR ... cluster_not_formed`, seen after about 460
+/// registrations in a row on a loaded machine). Declaring is idempotent,
+/// so the declaration is made again on a fresh channel (a refusal closes
+/// the channel) after a pause that doubles.
+const DECLARE_ATTEMPTS: u32 = 3;
+const DECLARE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn declare_command_queue(state: &AppState, slave: &str) -> Result<(), RegistrationError> {
+    let (mut attempt, mut pause) = (1, DECLARE_RETRY_AFTER);
+    loop {
+        match declare_command_queue_once(state, slave).await {
+            Err(e) if attempt < DECLARE_ATTEMPTS => {
+                tracing::warn!(slave_id = %slave, attempt, error = %e, retry_in = ?pause,
+                               "The broker refused the new slave's command queue; declaring it again.");
+                tokio::time::sleep(pause).await;
+                (attempt, pause) = (attempt + 1, pause * 2);
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn declare_command_queue_once(state: &AppState, slave: &str) -> Result<(), RegistrationError> {
     let unavailable = |e: &dyn std::fmt::Display| RegistrationError::Broker(e.to_string());
     let channel = state.broker.channel().await.map_err(|e| unavailable(&e))?;
     let topo = &state.site.topology;
