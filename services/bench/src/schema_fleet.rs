@@ -32,11 +32,14 @@ pub const POOL_SIZE: usize = 2;
 pub const REPLICATION_INTERVAL: u64 = 86_400;
 /// `<Database><IdleTimeout>` of every slave, seconds: short, so that once
 /// started and synchronised the fleet holds the one connection each slave's
-/// outbox poll (every second) keeps in use, not its whole pool: PostgreSQL's
-/// backends, several MB each, were most of what 1,000 slaves cost the
-/// machine's memory. The fan-out's applies run on that connection, or open
-/// one (a slave whose poll holds it at that moment), and that is measured.
-pub const IDLE_TIMEOUT: u64 = 5;
+/// periodic looks keep in use (its outbox relay's and its reporter's, every
+/// 10 s), not its whole pool: PostgreSQL's backends, several MB each, were
+/// most of what 1,000 slaves cost the machine's memory. Longer than those
+/// looks' spacing, so the connection is not opened again for each (about
+/// 200 connections a second from 1,000 slaves). The fan-out's applies run
+/// on that connection, or open one (a slave whose look holds it at that
+/// moment), and that is measured.
+pub const IDLE_TIMEOUT: u64 = 30;
 /// Slaves started at once: each start is mostly its migrations in
 /// PostgreSQL, so a few overlap the waits on two cores.
 const PARALLEL: usize = 8;
