@@ -284,4 +284,20 @@ mod tests {
         assert_eq!(failed.iter().map(|(_, k, _)| *k).collect::<Vec<_>>(), ["slave.lyon", "slave.lyon"]);
         assert!(failed[1].2.contains("earlier message"), "{failed:?}");
     }
+
+    #[test]
+    fn the_relay_looks_again_when_the_first_hold_ends_or_after_the_idle_poll() {
+        let mut held = Held::default();
+        let idle = held.next_look() - Instant::now();
+        assert!(idle > IDLE_POLL - Duration::from_secs(1) && idle <= IDLE_POLL, "{idle:?}");
+        let soon = Instant::now() + Duration::from_secs(2);
+        held.0.insert("ns.commands slave.lyon".into(), soon + Duration::from_secs(1));
+        held.0.insert("ns.commands slave.nice".into(), soon);
+        assert_eq!(held.next_look(), soon, "the first hold to end");
+        held.0.insert("ns.commands slave.gone".into(), Instant::now() + IDLE_POLL * 2);
+        assert_eq!(held.next_look(), soon);
+        held.0.clear();
+        held.0.insert("ns.commands slave.gone".into(), Instant::now() + IDLE_POLL * 2);
+        assert!(held.next_look() <= Instant::now() + IDLE_POLL, "never later than the idle poll");
+    }
 }

@@ -121,6 +121,9 @@ pub struct AppState {
     /// Set when this server left its master with the status link kept to
     /// deliver the departure (`hierarchy::broker_links::retire`).
     pub departure_pending: Arc<AtomicBool>,
+    /// Set while this slave's replicator holds a bulk batch back because
+    /// the master's bulk queue is full (`/metrics`).
+    pub bulk_batch_held: AtomicBool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -151,6 +154,7 @@ impl AppState {
             api_fingerprint: None,
             link_repairs: Arc::default(),
             departure_pending: Arc::default(),
+            bulk_batch_held: AtomicBool::new(false),
         }
     }
 

@@ -163,6 +163,15 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
                 out.sample("rampart_link_repairs_total", &[("cause", cause.label())], n as f64);
             }
         }
+        if state.keyring.link().is_some() {
+            out.family(
+                "rampart_replication_bulk_held",
+                "gauge",
+                "1 while a backlog's replication batch waits for room in the master's bulk queue, else 0.",
+            );
+            let held = state.bulk_batch_held.load(Ordering::Relaxed);
+            out.sample("rampart_replication_bulk_held", &[], if held { 1.0 } else { 0.0 });
+        }
         let rows = client.query("SELECT status, count(*) FROM endpoints GROUP BY status ORDER BY status", &[]).await?;
         out.family("rampart_endpoints", "gauge", "Managed endpoints by security status.");
         for status in ["protected", "at_risk", "infected", "unprotected"] {

@@ -4,7 +4,10 @@
 //! out the caught-up slaves), and the master's answer to each batch (on
 //! while the master's queue still holds batches).
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use rampart_shared::{amqp::Broker, replication::Lane, Shutdown};
 use tokio::time::Instant;
@@ -82,15 +85,27 @@ const MAX_BULK_HOLD: Duration = Duration::from_secs(60);
 pub(super) async fn room_for_bulk(state: &AppState, broker: &Broker, stop: &Shutdown) -> Option<Duration> {
     let queue = state.site.topology.master_replication_queue();
     let started = Instant::now();
+    let _flag = HeldFlag(&state.bulk_batch_held);
     loop {
         match broker.queue_depth(&queue).await {
-            Some(waiting) if waiting >= BULK_AHEAD && started.elapsed() < MAX_BULK_HOLD => {}
+            Some(waiting) if waiting >= BULK_AHEAD && started.elapsed() < MAX_BULK_HOLD => {
+                state.bulk_batch_held.store(true, Ordering::Relaxed);
+            }
             _ => return Some(started.elapsed()),
         }
         let pause = Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 250..750));
         if !stop.sleep(pause).await {
             return None;
         }
+    }
+}
+
+/// Clears the `/metrics` flag of a held bulk batch however the hold ends.
+struct HeldFlag<'a>(&'a AtomicBool);
+
+impl Drop for HeldFlag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 
