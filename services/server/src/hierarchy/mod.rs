@@ -29,6 +29,7 @@ pub mod link;
 pub mod link_keeper;
 pub mod link_repairs;
 pub mod link_users;
+mod master_call;
 pub mod registration;
 pub mod reporter;
 pub mod slaves;
