@@ -240,20 +240,29 @@ pub enum Lane {
     /// Snapshots and backlogs: every batch that did not reach the slave's
     /// head.
     Bulk,
-    /// A small batch that caught up (the last of a pass, and the only one
-    /// of a slave that keeps up): at most one per slave and pass.
+    /// A batch that caught up (the last of a pass, and the only one of a
+    /// slave that keeps up), small or of a slave that keeps up: at most
+    /// one per slave and pass.
     Live,
 }
 
 impl Lane {
-    /// The most rows a live batch carries: a slave that keeps up ships
-    /// what changed in one interval (150 rows a second per slave in the
-    /// benchmark's live traffic); the last batch of a backlog's drain can
-    /// be nearly full, and goes with the bulk.
+    /// The most rows a caught-up batch carries in the live lane when its
+    /// slave may have been away: a slave that keeps up ships what changed
+    /// in one interval (150 rows a second per slave in the benchmark's
+    /// live traffic); the last batch of a backlog's drain can be nearly
+    /// full, and goes with the bulk.
     pub const LIVE_MAX_ROWS: usize = 1_000;
 
-    pub fn of(batch: &ReplicationBatch) -> Self {
-        if batch.caught_up && batch.rows.len() <= Self::LIVE_MAX_ROWS {
+    /// The lane of `batch`. `keeps_up`: it is the first batch of a pass
+    /// that follows the previous one on schedule, so whatever it carries
+    /// changed since then: fresh changes of a busy site, not a backlog,
+    /// whatever their number. Without it, a slave that keeps up but whose
+    /// pass once took long (its answer slow on a busy master) sent more
+    /// than [`Self::LIVE_MAX_ROWS`] the next time, and went behind every
+    /// backlog in the bulk lane, which made its next pass longer still.
+    pub fn of(batch: &ReplicationBatch, keeps_up: bool) -> Self {
+        if batch.caught_up && (keeps_up || batch.rows.len() <= Self::LIVE_MAX_ROWS) {
             Self::Live
         } else {
             Self::Bulk
@@ -379,10 +388,12 @@ mod tests {
             rows: vec![row.clone(); rows],
             digest: None,
         };
-        assert_eq!(Lane::of(&batch(true, 0)), Lane::Live, "an empty pass tells how fresh the copy is");
-        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS)), Lane::Live);
-        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1)), Lane::Bulk, "the end of a long drain");
-        assert_eq!(Lane::of(&batch(false, 10)), Lane::Bulk, "more to come: a backlog");
+        assert_eq!(Lane::of(&batch(true, 0), false), Lane::Live, "an empty pass tells how fresh the copy is");
+        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS), false), Lane::Live);
+        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1), false), Lane::Bulk, "the end of a long drain");
+        assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1), true), Lane::Live, "a busy site that keeps up");
+        assert_eq!(Lane::of(&batch(false, 10), false), Lane::Bulk, "more to come: a backlog");
+        assert_eq!(Lane::of(&batch(false, 10), true), Lane::Bulk, "more to come, whatever came before");
     }
 
     #[test]

@@ -294,16 +294,16 @@ async fn pass(
     loop {
         step = Instant::now();
         let Some(link) = state.keyring.link() else { return Ok(None) };
-        let (batch, verification) = {
+        let (batch, verification, keeps_up) = {
             let mut client = state.pool.get().await?;
             shipped.checkout += step.elapsed();
             let Some(stream) = number_next(&client).await? else { return Ok(None) };
             let batch = read_batch(&mut client, state, &stream).await?;
-            (batch, stream.verification)
+            (batch, stream.verification, shipped.batches == 0 && keeps_up(&stream, state))
         };
         shipped.read += step.elapsed();
         step = Instant::now();
-        let lane = Lane::of(&batch);
+        let lane = Lane::of(&batch, keeps_up);
         (shipped.last_batch, shipped.lane) = (batch.batch, lane);
         if lane == Lane::Bulk {
             let Some(held) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
@@ -352,6 +352,16 @@ async fn pass(
             }
         }
     }
+}
+
+/// Whether the previous pass ended on schedule: its last answer came
+/// within two intervals (a minute at least). What the first batch of this
+/// pass carries then changed since: a busy site's fresh changes, not a
+/// backlog ([`Lane::of`]).
+fn keeps_up(stream: &Stream, state: &AppState) -> bool {
+    let interval = state.settings.replication_interval.min(366 * 86_400) as i64;
+    let window = chrono::Duration::seconds((2 * interval).max(60));
+    stream.acked_at.is_some_and(|at| Utc::now() - at <= window)
 }
 
 /// Reads the batch numbered `stream.sent_batch` from the acknowledged
