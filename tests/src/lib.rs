@@ -24,14 +24,14 @@ pub mod smtp;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+pub use broker::{
+    delete_queues, delete_queues_at, inject, inject_at, queue_depth, queue_exists, teardown_namespace,
+    teardown_namespace_at,
+};
 use rampart_server::{config::Settings, startup::Application, state::SharedState};
 use rampart_shared::{
     topology::{NameSegment, Topology},
     Shutdown,
-};
-pub use broker::{
-    delete_queues, delete_queues_at, inject, inject_at, queue_depth, queue_exists, teardown_namespace,
-    teardown_namespace_at,
 };
 use reqwest::StatusCode;
 use serde_json::Value;

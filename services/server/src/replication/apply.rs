@@ -118,7 +118,10 @@ pub async fn apply_one(state: &AppState, inbound: &Inbound) -> anyhow::Result<()
     let tx = client.transaction().await?;
     tx.execute_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&COPY_LOCK, slave]).await?;
     let Some(row) = tx
-        .query_opt_cached("SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active'", &[slave])
+        .query_opt_cached(
+            "SELECT repl_epoch, repl_xid, repl_seq FROM slaves WHERE id = $1 AND state = 'active'",
+            &[slave],
+        )
         .await?
     else {
         tracing::warn!(slave_id = %slave, batch = batch.batch, "Dropped a replication batch: the slave is no longer active.");

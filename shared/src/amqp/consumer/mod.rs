@@ -28,11 +28,7 @@ use lapin::{
     Channel,
 };
 
-use super::{
-    bounded, close_channel,
-    publisher::Publisher,
-    AmqpError, Broker, Result,
-};
+use super::{bounded, close_channel, publisher::Publisher, AmqpError, Broker, Result};
 use crate::envelope::Rejection;
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Topology};
@@ -367,6 +363,3 @@ async fn apply_one<H: BatchHandler>(
         }
     }
 }
-
-/// Copies the delivery to the dead-letter exchange with the reason, waits for
-/// the confirm, then acks the original.

@@ -54,6 +54,8 @@ fn parked_properties(original: &BasicProperties, mut headers: FieldTable) -> Bas
     parked
 }
 
+/// Copies the delivery to the dead-letter exchange with the reason, waits for
+/// the confirm, then acks the original.
 pub(super) async fn dead_letter<H: BatchHandler>(
     channel: &Channel,
     settings: &ConsumerSettings,
