@@ -180,7 +180,10 @@ mod tests {
     fn slaves_fill_databases_of_at_most_a_hundred_schemas() {
         let full = Layout::of(1000);
         assert_eq!((full.databases, full.schemas_per_database), (10, 100));
-        assert_eq!(full.describe(), "10 databases x 100 schemas, 1 process, pool 2 closing idle connections after 5 s");
+        assert_eq!(
+            full.describe(),
+            "10 databases x 100 schemas, 1 process, pool 2 closing idle connections after 30 s"
+        );
         let quick = Layout::of(20);
         assert_eq!((quick.databases, quick.schemas_per_database), (2, 10));
         assert_eq!(Layout::of(1).databases, 1);

@@ -38,13 +38,6 @@ use crate::{
     state::{AppState, SharedState},
 };
 
-/// Bulk replication batches a master applies at once. The benchmark
-/// measured 1, 3 and 5 (`bench/README.md`, change 9).
-pub const REPLICATION_APPLIERS: usize = 5;
-/// Caught-up batches a master applies at once, beside the bulk ones: small
-/// batches, so two keep up with many slaves.
-pub const LIVE_REPLICATION_APPLIERS: usize = 2;
-
 /// Runs every consumer of this server until shutdown: on a master the
 /// status and replication consumers; on a stand-alone or slave the agent
 /// inbox, and whatever a slave needs whenever it is one (registration

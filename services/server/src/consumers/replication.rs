@@ -17,9 +17,8 @@ use rampart_shared::{
     Shutdown,
 };
 
-use super::{LIVE_REPLICATION_APPLIERS, REPLICATION_APPLIERS};
 use crate::{
-    replication::apply::{self, Inbound},
+    replication::apply::{self, Inbound, LIVE_REPLICATION_APPLIERS, REPLICATION_APPLIERS},
     state::SharedState,
 };
 

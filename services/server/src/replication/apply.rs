@@ -30,6 +30,13 @@ use crate::{
     state::AppState,
 };
 
+/// Bulk replication batches a master applies at once. The benchmark
+/// measured 1, 3 and 5 (`bench/README.md`, change 9).
+pub const REPLICATION_APPLIERS: usize = 5;
+/// Caught-up batches a master applies at once, beside the bulk ones: small
+/// batches, so two keep up with many slaves.
+pub const LIVE_REPLICATION_APPLIERS: usize = 2;
+
 /// A verified batch and the slave that sent it.
 pub struct Inbound {
     pub slave: String,

@@ -70,7 +70,7 @@ pub(super) async fn wait_for_running_transactions(state: &AppState, stop: &Shutd
 /// slaves' small batches then took up to 6 s to publish and 14 s to be
 /// answered, the whole slowest percent of the live lag (`bench/README.md`,
 /// change 43).
-const BULK_AHEAD: u32 = crate::consumers::REPLICATION_APPLIERS as u32;
+const BULK_AHEAD: u32 = crate::replication::apply::REPLICATION_APPLIERS as u32;
 /// Longest a bulk batch is held back: past it, it goes whatever the queue
 /// holds (a slave that kept finding the queue full is not starved, and a
 /// master that stopped consuming is then the answer wait's business).
