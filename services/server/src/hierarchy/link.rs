@@ -27,7 +27,11 @@ use rampart_shared::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{broker_links, master_call::call_master, reporter, tokens, MasterLink};
+use super::{
+    broker_links,
+    master_call::{call_master, CallError},
+    reporter, tokens, MasterLink,
+};
 use crate::{
     operators::{activity, Actor},
     outbox, policies,
@@ -71,6 +75,16 @@ pub enum LinkError {
     /// up; they were removed and the registration withdrawn.
     #[error("{cause}; the registration was withdrawn on master '{master_id}' ({withdrawn})")]
     LinksDown { master_id: String, cause: broker_links::BrokerLinkError, withdrawn: String },
+}
+
+impl From<CallError> for LinkError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Refused { address, message, status } => Self::Refused { address, message, status },
+            CallError::MasterUnusable(message) => Self::MasterUnusable(message),
+            CallError::Client(message) => Self::Client(message),
+        }
+    }
 }
 
 /// The master's API port unless the operator gives one.
