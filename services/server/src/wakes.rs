@@ -29,8 +29,9 @@ impl Wake {
 pub struct Wakes {
     /// The outbox relay: commands were queued (shared with the relay task).
     pub outbox_relay: Arc<Wake>,
-    /// A slave's reporter: agents moved master policies or tasks along,
-    /// receipts are owed (looked at once a second at most).
+    /// A slave's reporter: agents (or rows replicated since) moved master
+    /// policies or tasks along, receipts are owed (looked at once a second
+    /// at most).
     pub reporter: Wake,
     /// A slave's reporter: a master command was applied, its receipts are
     /// owed (looked at after the settle alone: the master waits for them).

@@ -230,6 +230,14 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
                 // pass that took longer): the interval is how old the
                 // master's copy may get, not a pause between passes.
                 next_pass = started + interval;
+                // What was shipped may have moved a master policy's or
+                // task's progress without the agents' inbox (computers
+                // enrolled or deleted through the API or the database):
+                // the reporter looks (at most once a second), instead of
+                // at its idle look up to 10 s later.
+                if shipped.rows > 0 {
+                    state.wakes.reporter.wake();
+                }
             }
             Ok(None) => break,
             Err(e) => {
