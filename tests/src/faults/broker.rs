@@ -21,6 +21,9 @@ use super::{alive, free_port, give_to, run_as, signal, work_root};
 pub const HEARTBEAT: u64 = 4;
 /// Longest a start (or a start after a kill) may take.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// Fresh starts tried before a test fails: a port found free may be taken
+/// by another process before the node binds it, and the node then stops.
+const START_ATTEMPTS: u32 = 3;
 /// Bound of one `rabbitmqctl` call.
 const CTL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -53,7 +56,7 @@ pub struct TlsListener {
 impl PrivateBroker {
     /// Starts a fresh node and waits until it accepts AMQP connections.
     pub async fn start() -> Self {
-        Self::start_node(None, &[], None).await
+        Self::start_node(false, &[], None).await
     }
 
     /// Starts a fresh node running the management plugin on a spare port
@@ -61,7 +64,7 @@ impl PrivateBroker {
     /// and waits until both AMQP and the management API serve. Its
     /// `guest` user has the administrator tag.
     pub async fn start_with_management() -> Self {
-        let broker = Self::start_node(Some(free_port()), &[], None).await;
+        let broker = Self::start_node(true, &[], None).await;
         broker.wait_management().await;
         broker
     }
@@ -71,7 +74,7 @@ impl PrivateBroker {
     pub async fn start_with_links() -> Self {
         let links =
             ["rabbitmq_shovel", "rabbitmq_shovel_management", "rabbitmq_federation", "rabbitmq_federation_management"];
-        let broker = Self::start_node(Some(free_port()), &links, None).await;
+        let broker = Self::start_node(true, &links, None).await;
         broker.wait_management().await;
         broker
     }
@@ -79,7 +82,7 @@ impl PrivateBroker {
     /// [`Self::start_with_management`] with an AMQPS listener too (on
     /// [`Self::tls_port`]), serving `tls`'s certificate.
     pub async fn start_with_tls(tls: TlsListener) -> Self {
-        let broker = Self::start_node(Some(free_port()), &[], Some(tls)).await;
+        let broker = Self::start_node(true, &[], Some(tls)).await;
         broker.wait_management().await;
         broker
     }
@@ -104,12 +107,34 @@ impl PrivateBroker {
         )
     }
 
-    async fn start_node(management_port: Option<u16>, extra_plugins: &[&str], tls: Option<TlsListener>) -> Self {
+    /// Starts a fresh node on ports found free; when one was taken before
+    /// the node bound it (the node stops with `eaddrinuse`), starts it
+    /// again on other ports, up to [`START_ATTEMPTS`] times.
+    async fn start_node(management: bool, extra_plugins: &[&str], tls: Option<TlsListener>) -> Self {
+        for attempt in 1..=START_ATTEMPTS {
+            let broker = Self::configure(management, extra_plugins, tls.as_ref());
+            match broker.try_launch().await {
+                Ok(()) => return broker,
+                Err(why) if attempt < START_ATTEMPTS && broker.log_tail(200).contains("eaddrinuse") => {
+                    eprintln!(
+                        "the private broker {} found a port taken ({why}); starting it on other ports",
+                        broker.node
+                    );
+                }
+                Err(why) => panic!("the private broker {} {why}; its log ends:\n{}", broker.node, broker.log_tail(40)),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// A fresh node's directory, configuration and ports (not started).
+    fn configure(management: bool, extra_plugins: &[&str], tls: Option<&TlsListener>) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let dir = work_root().join(format!("rabbit-{id}"));
         std::fs::create_dir_all(dir.join("mnesia")).expect("private broker directory");
         std::fs::create_dir_all(dir.join("log")).expect("private broker log directory");
-        let (plugins, mut conf) = ("[].\n".to_owned(), format!("heartbeat = {HEARTBEAT}\n"));
+        let mut conf = format!("heartbeat = {HEARTBEAT}\n");
+        let management_port = management.then(free_port);
         let plugins = match management_port {
             Some(port) => {
                 conf.push_str(&format!(
@@ -119,7 +144,7 @@ impl PrivateBroker {
                 all.extend_from_slice(extra_plugins);
                 format!("[{}].\n", all.join(","))
             }
-            None => plugins,
+            None => "[].\n".to_owned(),
         };
         let tls_port = tls.map(|tls| {
             let port = free_port();
@@ -138,16 +163,14 @@ impl PrivateBroker {
         std::fs::write(dir.join("enabled_plugins"), plugins).expect("plugins file");
         std::fs::write(dir.join("rabbitmq.conf"), conf).expect("broker configuration");
         give_to("rabbitmq", &dir);
-        let broker = Self {
+        Self {
             node: format!("rt{id}@localhost"),
             port: free_port(),
             dist_port: free_port(),
             management_port,
             tls_port,
             dir,
-        };
-        broker.launch().await;
-        broker
+        }
     }
 
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
@@ -174,33 +197,58 @@ impl PrivateBroker {
         ]
     }
 
-    /// Starts the node (fresh, or again on the data of a killed one) and
-    /// waits until it serves.
+    /// Starts the node again on the data of a killed one and waits until
+    /// it serves.
     async fn launch(&self) {
+        if let Err(why) = self.try_launch().await {
+            panic!(
+                "the private broker {} {why}; its log ({}) ends:\n{}",
+                self.node,
+                self.dir.display(),
+                self.log_tail(40)
+            );
+        }
+    }
+
+    /// Starts the node and waits until it serves, or says why it does not.
+    async fn try_launch(&self) -> Result<(), String> {
         let _ = std::fs::remove_file(self.dir.join("pid"));
         run_as("rabbitmq", &self.env(), SERVER.as_ref(), &["-detached"], CTL_TIMEOUT)
             .await
-            .unwrap_or_else(|e| panic!("starting the private broker {}: {e:#}", self.node));
-        self.wait_serving().await;
+            .map_err(|e| format!("could not be started: {e:#}"))?;
+        self.serving().await
     }
 
     /// Waits until a client can connect and open a channel.
     pub async fn wait_serving(&self) {
+        if let Err(why) = self.serving().await {
+            panic!(
+                "the private broker {} {why}; its log ({}) ends:\n{}",
+                self.node,
+                self.dir.display(),
+                self.log_tail(40)
+            );
+        }
+    }
+
+    /// Waits until a client can connect and open a channel; fails when the
+    /// node's process is gone (a boot that failed) or after [`START_TIMEOUT`].
+    async fn serving(&self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let probe = Broker::new(Secret::new(self.url()), "rampart-tests broker probe");
             let served = probe.channel().await.is_ok();
             probe.close().await;
             if served {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "the private broker {} did not serve within {START_TIMEOUT:?}; its log ({}) ends:\n{}",
-                self.node,
-                self.dir.join("log").display(),
-                self.log_tail(40)
-            );
+            let pid = std::fs::read_to_string(self.dir.join("pid")).ok().and_then(|t| t.trim().parse::<u32>().ok());
+            if pid.is_some_and(|pid| !alive(pid)) {
+                return Err("stopped before it served".into());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("did not serve within {START_TIMEOUT:?}"));
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }

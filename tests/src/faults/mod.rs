@@ -46,11 +46,17 @@ pub fn work_root() -> std::path::PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1, below the ephemeral range so the system
-/// does not hand it to a client connection before the instance binds it.
+/// does not hand it to a client connection before the instance binds it,
+/// and never the same twice in this process (a node takes three or four
+/// before it binds any). Another process may still take it first: the
+/// private broker's start tries other ports then.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     for _ in 0..200 {
         let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 10_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
