@@ -153,6 +153,41 @@ async fn deletions_leave_tombstones_in_the_stream() {
     server.stop(&[]).await;
 }
 
+/// The pass's quick look at whether it starts behind agrees with the full
+/// count of the backlog at its edge: from the start (rows in several
+/// tables) and from just before 30 endpoints written in one transaction
+/// (one table alone holding them all).
+#[tokio::test]
+async fn the_bounded_look_at_the_backlog_agrees_with_its_count() {
+    let server = TestServer::spawn(ServerOptions::standalone()).await;
+    let (status, group) = server.post("/api/groups", serde_json::json!({"name": "Edge"})).await;
+    assert_eq!(status, 201, "{group}");
+    insert_endpoints(&server, "edge", 30).await;
+    let client = server.state.pool.get().await.unwrap();
+    let first = client
+        .query_one("SELECT min(change_xid::text::bigint), min(change_seq) FROM endpoints WHERE id LIKE 'edge-%'", &[])
+        .await
+        .unwrap();
+    let before_endpoints = Watermark { xid: first.get(0), seq: first.get::<_, i64>(1) - 1 };
+    for (from, least) in [(Watermark::START, 31), (before_endpoints, 30)] {
+        // The server's own work may still write: the count is read until
+        // two reads around the looks agree.
+        let (count, below, at) = wait_for("a settled backlog", || async {
+            let count = changes::backlog(&client, from).await.unwrap();
+            let below = changes::more_than(&client, from, (count - 1) as usize).await.unwrap();
+            let at = changes::more_than(&client, from, count as usize).await.unwrap();
+            let again = changes::backlog(&client, from).await.unwrap();
+            (again == count).then_some((count, below, at))
+        })
+        .await;
+        assert!(count >= least, "the backlog from {from} holds what was written ({count} rows)");
+        assert!(below, "{count} rows from {from} are more than {}", count - 1);
+        assert!(!at, "{count} rows from {from} are not more than {count}");
+    }
+    drop(client);
+    server.stop(&[]).await;
+}
+
 /// What a slave ships plus what it keeps to itself is the whole table, so a
 /// column added by a migration is either shipped or deliberately private.
 #[tokio::test]

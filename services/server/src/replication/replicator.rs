@@ -36,7 +36,7 @@ use super::changes;
 use crate::state::AppState;
 
 mod waits;
-use waits::{answer_to, room_for_bulk, wait_for_running_transactions, Answer};
+use waits::{answer_to, room_for_bulk, spread_first_look, wait_for_running_transactions, Answer};
 
 /// How long the slave first waits for the master's answer before it looks
 /// at why there is none. A batch is confirmed in a durable queue before the
@@ -299,8 +299,29 @@ async fn pass(
         return Ok(None);
     }
     shipped.horizon_wait = step.elapsed();
+    // A pass that starts behind (its first batch goes in the bulk lane)
+    // waits for room in the master's bulk queue before it reads that batch,
+    // not only before it publishes it, after a random part of a few
+    // seconds: when a `replicate now` reached 90 backlogged slaves, they
+    // all read their first 5,000 rows in the same seconds, which kept the
+    // shared cores busy for 15 s while the caught-up slaves' small applies
+    // on the master took seconds. Later batches are read as the answers
+    // come, one at a time.
+    let mut hold_first = match starts_behind(state).await? {
+        Some(behind) => behind,
+        None => return Ok(None),
+    };
+    if hold_first && !spread_first_look(stop).await {
+        return Ok(None);
+    }
     loop {
         step = Instant::now();
+        let held = std::mem::take(&mut hold_first);
+        if held {
+            let Some(waited) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
+            shipped.held += waited;
+            step = Instant::now();
+        }
         let Some(link) = state.keyring.link() else { return Ok(None) };
         let (batch, verification, keeps_up) = {
             let mut client = state.pool.get().await?;
@@ -313,9 +334,9 @@ async fn pass(
         step = Instant::now();
         let lane = Lane::of(&batch, keeps_up);
         (shipped.last_batch, shipped.lane) = (batch.batch, lane);
-        if lane == Lane::Bulk {
-            let Some(held) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
-            shipped.held += held;
+        if lane == Lane::Bulk && !held {
+            let Some(waited) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
+            shipped.held += waited;
             step = Instant::now();
         }
         let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
@@ -360,6 +381,19 @@ async fn pass(
             }
         }
     }
+}
+
+/// Whether a pass starts behind: the previous one did not end on schedule
+/// ([`keeps_up`]) and more rows wait than a live batch carries
+/// ([`Lane::LIVE_MAX_ROWS`]), so its first batch goes in the bulk lane.
+/// `None` when the link is gone.
+async fn starts_behind(state: &AppState) -> anyhow::Result<Option<bool>> {
+    let client = state.pool.get().await?;
+    let Some(stream) = stream(&client).await? else { return Ok(None) };
+    if keeps_up(&stream, state) {
+        return Ok(Some(false));
+    }
+    Ok(Some(changes::more_than(&client, stream.acked, Lane::LIVE_MAX_ROWS).await?))
 }
 
 /// Whether the previous pass ended on schedule: its last answer came

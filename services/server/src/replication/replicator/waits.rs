@@ -76,6 +76,18 @@ const BULK_AHEAD: u32 = crate::replication::apply::REPLICATION_APPLIERS as u32;
 /// master that stopped consuming is then the answer wait's business).
 const MAX_BULK_HOLD: Duration = Duration::from_secs(60);
 
+/// Longest a pass that starts behind waits, at random, before its first
+/// look at the bulk queue. A `replicate now` reaches every slave within
+/// milliseconds: without the spread, every backlogged one found the queue
+/// empty at once and read its first batch at once.
+const FIRST_LOOK_SPREAD: Duration = Duration::from_secs(5);
+
+/// Waits a random part of [`FIRST_LOOK_SPREAD`]; `false` when stopped.
+pub(super) async fn spread_first_look(stop: &Shutdown) -> bool {
+    let millis = rand::Rng::gen_range(&mut rand::thread_rng(), 0..FIRST_LOOK_SPREAD.as_millis() as u64);
+    stop.sleep(Duration::from_millis(millis)).await
+}
+
 /// Holds a bulk batch back while the master's bulk queue already holds
 /// [`BULK_AHEAD`] ready batches, looking every half second or so (spread
 /// at random, so the held slaves do not all look, and publish, at the
