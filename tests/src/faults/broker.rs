@@ -121,7 +121,7 @@ impl PrivateBroker {
                         broker.node
                     );
                 }
-                Err(why) => panic!("the private broker {} {why}; its log ends:\n{}", broker.node, broker.log_tail(40)),
+                Err(why) => broker.failed(&why),
             }
         }
         unreachable!("the last attempt returns or panics")
@@ -201,13 +201,13 @@ impl PrivateBroker {
     /// it serves.
     async fn launch(&self) {
         if let Err(why) = self.try_launch().await {
-            panic!(
-                "the private broker {} {why}; its log ({}) ends:\n{}",
-                self.node,
-                self.dir.display(),
-                self.log_tail(40)
-            );
+            self.failed(&why);
         }
+    }
+
+    /// Fails the test: the node `why`, with the end of its log.
+    fn failed(&self, why: &str) -> ! {
+        panic!("the private broker {} {why}; its log ({}) ends:\n{}", self.node, self.dir.display(), self.log_tail(40))
     }
 
     /// Starts the node and waits until it serves, or says why it does not.
@@ -222,12 +222,7 @@ impl PrivateBroker {
     /// Waits until a client can connect and open a channel.
     pub async fn wait_serving(&self) {
         if let Err(why) = self.serving().await {
-            panic!(
-                "the private broker {} {why}; its log ({}) ends:\n{}",
-                self.node,
-                self.dir.display(),
-                self.log_tail(40)
-            );
+            self.failed(&why);
         }
     }
 
