@@ -330,7 +330,8 @@ async fn pass(
             let batch = read_batch(&mut client, state, &stream).await?;
             (batch, stream.verification, shipped.batches == 0 && keeps_up(&stream, state))
         };
-        shipped.read += step.elapsed();
+        let read = step.elapsed();
+        shipped.read += read;
         step = Instant::now();
         let lane = Lane::of(&batch, keeps_up);
         (shipped.last_batch, shipped.lane) = (batch.batch, lane);
@@ -348,9 +349,11 @@ async fn pass(
                 Some(&link.slave_key),
             ))
             .await?;
+        let published = step.elapsed();
         tracing::debug!(epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), from = %batch.from, to = %batch.to,
-                        lane = lane.as_str(), "Sent a replication batch.");
-        shipped.publish += step.elapsed();
+                        lane = lane.as_str(), read_ms = read.as_millis() as u64, publish_ms = published.as_millis() as u64,
+                        "Sent a replication batch.");
+        shipped.publish += published;
         step = Instant::now();
         let answer = match answer_to(state, broker, batch.batch, lane, patience, stop).await? {
             Answer::Stopped => return Ok(None),
