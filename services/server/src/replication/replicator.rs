@@ -305,8 +305,9 @@ async fn pass(
     // seconds: when a `replicate now` reached 90 backlogged slaves, they
     // all read their first 5,000 rows in the same seconds, which kept the
     // shared cores busy for 15 s while the caught-up slaves' small applies
-    // on the master took seconds. Later batches are read as the answers
-    // come, one at a time.
+    // on the master took seconds (the spread is still shorter than such
+    // reads: see `waits::FIRST_LOOK_SPREAD`). Later batches are read as
+    // the answers come, one at a time.
     let mut hold_first = match starts_behind(state).await? {
         Some(behind) => behind,
         None => return Ok(None),

@@ -78,8 +78,11 @@ const MAX_BULK_HOLD: Duration = Duration::from_secs(60);
 
 /// Longest a pass that starts behind waits, at random, before its first
 /// look at the bulk queue. A `replicate now` reaches every slave within
-/// milliseconds: without the spread, every backlogged one found the queue
-/// empty at once and read its first batch at once.
+/// milliseconds: without the spread, every backlogged one finds the queue
+/// empty at once and reads its first batch at once. Five seconds is too
+/// short for the drain benchmark's 90 slaves: their first reads took 13
+/// to 21 s together, so most still found the queue empty and read
+/// (`bench/README.md`, change 45).
 const FIRST_LOOK_SPREAD: Duration = Duration::from_secs(5);
 
 /// Waits a random part of [`FIRST_LOOK_SPREAD`]; `false` when stopped.
