@@ -153,12 +153,13 @@ async fn deletions_leave_tombstones_in_the_stream() {
     server.stop(&[]).await;
 }
 
-/// The pass's quick look at whether it starts behind agrees with the full
-/// count of the backlog at its edge: from the start (rows in several
-/// tables) and from just before 30 endpoints written in one transaction
-/// (one table alone holding them all).
+/// The pass's bounded count of the rows it has waiting (how long it may
+/// hold before its first read) agrees with the full count of the backlog
+/// at its edge: from the start (rows in several tables) and from just
+/// before 30 endpoints written in one transaction (one table alone
+/// holding them all).
 #[tokio::test]
-async fn the_bounded_look_at_the_backlog_agrees_with_its_count() {
+async fn the_bounded_count_of_the_backlog_agrees_with_the_full_count() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     let (status, group) = server.post("/api/groups", serde_json::json!({"name": "Edge"})).await;
     assert_eq!(status, 201, "{group}");
@@ -171,18 +172,20 @@ async fn the_bounded_look_at_the_backlog_agrees_with_its_count() {
     let before_endpoints = Watermark { xid: first.get(0), seq: first.get::<_, i64>(1) - 1 };
     for (from, least) in [(Watermark::START, 31), (before_endpoints, 30)] {
         // The server's own work may still write: the count is read until
-        // two reads around the looks agree.
-        let (count, below, at) = wait_for("a settled backlog", || async {
+        // two reads around the bounded ones agree.
+        let (count, below, at, above) = wait_for("a settled backlog", || async {
             let count = changes::backlog(&client, from).await.unwrap();
-            let below = changes::more_than(&client, from, (count - 1) as usize).await.unwrap();
-            let at = changes::more_than(&client, from, count as usize).await.unwrap();
+            let below = changes::waiting(&client, from, (count - 1) as usize).await.unwrap();
+            let at = changes::waiting(&client, from, count as usize).await.unwrap();
+            let above = changes::waiting(&client, from, count as usize + 100).await.unwrap();
             let again = changes::backlog(&client, from).await.unwrap();
-            (again == count).then_some((count, below, at))
+            (again == count).then_some((count, below, at, above))
         })
         .await;
         assert!(count >= least, "the backlog from {from} holds what was written ({count} rows)");
-        assert!(below, "{count} rows from {from} are more than {}", count - 1);
-        assert!(!at, "{count} rows from {from} are not more than {count}");
+        assert_eq!(below, count - 1, "counted up to {} of the {count} rows from {from}", count - 1);
+        assert_eq!(at, count, "counted up to {count} of the {count} rows from {from}");
+        assert_eq!(above, count, "counted up to {} of the {count} rows from {from}", count + 100);
     }
     drop(client);
     server.stop(&[]).await;

@@ -262,26 +262,27 @@ pub async fn backlog<C: GenericClient>(client: &C, acked: Watermark) -> Result<i
     Ok(client.query_one(&format!("SELECT ({})::bigint", counts.join(" + ")), &[&acked.xid, &acked.seq]).await?.get(0))
 }
 
-/// Whether more than `rows` changed rows follow `from`, read through each
-/// table's `(change_xid, change_seq)` index, at most `rows + 1` from
-/// each: it costs about what a small page does however long the backlog
-/// (unlike [`backlog`], which counts them all).
-pub async fn more_than<C: GenericClient>(
+/// How many changed rows follow `from`, counted up to `up_to`: each
+/// table is read through its `(change_xid, change_seq)` index, at most
+/// `up_to` entries from each, so the look costs about what a page of that
+/// many rows does however long the backlog (unlike [`backlog`], which
+/// counts them all). `up_to` when at least that many wait.
+pub async fn waiting<C: GenericClient>(
     client: &C,
     from: Watermark,
-    rows: usize,
-) -> Result<bool, tokio_postgres::Error> {
+    up_to: usize,
+) -> Result<i64, tokio_postgres::Error> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         let counts = every_table(|name| {
             format!(
                 "(SELECT count(*) FROM (SELECT 1 FROM {name} t
-                   WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2) LIMIT $3::bigint + 1) AS s)"
+                   WHERE (t.change_xid, t.change_seq) > ($1::bigint::text::xid8, $2) LIMIT $3::bigint) AS s)"
             )
         });
-        format!("SELECT ({})::bigint > $3::bigint", counts.join(" + "))
+        format!("SELECT LEAST({}, $3::bigint)::bigint", counts.join(" + "))
     });
-    let rows = rows as i64;
-    Ok(client.query_one_cached(&SQL, &[&from.xid, &from.seq, &rows]).await?.get(0))
+    let up_to = up_to as i64;
+    Ok(client.query_one_cached(&SQL, &[&from.xid, &from.seq, &up_to]).await?.get(0))
 }
 
 /// A position past every change committed so far: the master holds all of

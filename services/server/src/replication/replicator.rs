@@ -36,7 +36,7 @@ use super::changes;
 use crate::state::AppState;
 
 mod waits;
-use waits::{answer_to, room_for_bulk, spread_first_look, wait_for_running_transactions, Answer};
+use waits::{answer_to, room_for_bulk, spread_first_look, wait_for_running_transactions, Answer, SPREAD_ROWS};
 
 /// How long the slave first waits for the master's answer before it looks
 /// at why there is none. A batch is confirmed in a durable queue before the
@@ -263,7 +263,9 @@ struct Shipped {
     read: Duration,
     /// Of `read`: waiting for a pooled connection.
     checkout: Duration,
-    /// Bulk batches held back while the master's bulk queue was full.
+    /// Held back: a pass that starts behind before its first read (its
+    /// spread and room in the master's bulk queue), bulk batches while the
+    /// master's bulk queue was full.
     held: Duration,
     /// Until the broker confirmed them.
     publish: Duration,
@@ -301,38 +303,41 @@ async fn pass(
     shipped.horizon_wait = step.elapsed();
     // A pass that starts behind (its first batch goes in the bulk lane)
     // waits for room in the master's bulk queue before it reads that batch,
-    // not only before it publishes it, after a random part of a few
-    // seconds: when a `replicate now` reached 90 backlogged slaves, they
-    // all read their first 5,000 rows in the same seconds, which kept the
-    // shared cores busy for 15 s while the caught-up slaves' small applies
-    // on the master took seconds (the spread is still shorter than such
-    // reads: see `waits::FIRST_LOOK_SPREAD`). Later batches are read as
-    // the answers come, one at a time.
-    let mut hold_first = match starts_behind(state).await? {
-        Some(behind) => behind,
-        None => return Ok(None),
-    };
-    if hold_first && !spread_first_look(stop).await {
-        return Ok(None);
-    }
+    // not only before it publishes it, after a random part of a spread that
+    // grows with the rows it has waiting (`waits::spread_first_look`): when
+    // a `replicate now` reached 90 backlogged slaves, they all read their
+    // first 5,000 rows in the same seconds, which kept the shared cores busy
+    // for 15 s while the caught-up slaves' small applies on the master took
+    // seconds. Later batches are read as the answers come, one at a time.
+    let mut first_look = true;
+    let mut held_before_read = false;
     loop {
         step = Instant::now();
-        let held = std::mem::take(&mut hold_first);
-        if held {
-            let Some(waited) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
-            shipped.held += waited;
-            step = Instant::now();
-        }
         let Some(link) = state.keyring.link() else { return Ok(None) };
         let (batch, verification, keeps_up) = {
             let mut client = state.pool.get().await?;
             shipped.checkout += step.elapsed();
             let Some(stream) = number_next(&client).await? else { return Ok(None) };
+            let keeps_up = shipped.batches == 0 && keeps_up(&stream, state);
+            if std::mem::take(&mut first_look) && !keeps_up {
+                let waiting = changes::waiting(&client, stream.acked, SPREAD_ROWS).await?;
+                if waiting > Lane::LIVE_MAX_ROWS as i64 {
+                    // Held with no connection; numbered again after it (a
+                    // request may have moved the stream meanwhile).
+                    drop(client);
+                    let Some(spread) = spread_first_look(waiting, stop).await else { return Ok(None) };
+                    let Some(waited) = room_for_bulk(state, broker, stop).await else { return Ok(None) };
+                    shipped.held += spread + waited;
+                    held_before_read = true;
+                    continue;
+                }
+            }
             let batch = read_batch(&mut client, state, &stream).await?;
-            (batch, stream.verification, shipped.batches == 0 && keeps_up(&stream, state))
+            (batch, stream.verification, keeps_up)
         };
         let read = step.elapsed();
         shipped.read += read;
+        let held = std::mem::take(&mut held_before_read);
         step = Instant::now();
         let lane = Lane::of(&batch, keeps_up);
         (shipped.last_batch, shipped.lane) = (batch.batch, lane);
@@ -385,19 +390,6 @@ async fn pass(
             }
         }
     }
-}
-
-/// Whether a pass starts behind: the previous one did not end on schedule
-/// ([`keeps_up`]) and more rows wait than a live batch carries
-/// ([`Lane::LIVE_MAX_ROWS`]), so its first batch goes in the bulk lane.
-/// `None` when the link is gone.
-async fn starts_behind(state: &AppState) -> anyhow::Result<Option<bool>> {
-    let client = state.pool.get().await?;
-    let Some(stream) = stream(&client).await? else { return Ok(None) };
-    if keeps_up(&stream, state) {
-        return Ok(Some(false));
-    }
-    Ok(Some(changes::more_than(&client, stream.acked, Lane::LIVE_MAX_ROWS).await?))
 }
 
 /// Whether the previous pass ended on schedule: its last answer came

@@ -76,19 +76,38 @@ const BULK_AHEAD: u32 = crate::replication::apply::REPLICATION_APPLIERS as u32;
 /// master that stopped consuming is then the answer wait's business).
 const MAX_BULK_HOLD: Duration = Duration::from_secs(60);
 
-/// Longest a pass that starts behind waits, at random, before its first
-/// look at the bulk queue. A `replicate now` reaches every slave within
+/// How long a pass that starts behind may wait, at random, before its
+/// first look at the bulk queue, for each row it has waiting, up to
+/// [`MAX_FIRST_LOOK_SPREAD`]. A `replicate now` reaches every slave within
 /// milliseconds: without the spread, every backlogged one finds the queue
-/// empty at once and reads its first batch at once. Five seconds is too
-/// short for the drain benchmark's 90 slaves: their first reads took 13
-/// to 21 s together, so most still found the queue empty and read
-/// (`bench/README.md`, change 45).
-const FIRST_LOOK_SPREAD: Duration = Duration::from_secs(5);
+/// empty at once and reads its first batch at once. The spread has to be
+/// longer than those reads take together, which grows with how many
+/// slaves are behind and how far: a fixed 5 s spread left the drain
+/// benchmark's 90 slaves, 60,000 rows behind each, reading their first
+/// batches together for 13 to 21 s (`bench/README.md`, change 45). A
+/// second per thousand rows delays a backlog of an hour or a week by a
+/// minute at most, and a small one (a registration's first snapshot of a
+/// few thousand rows) by seconds.
+const FIRST_LOOK_SPREAD_PER_ROW: Duration = Duration::from_millis(1);
+/// The longest first-look spread, reached at [`SPREAD_ROWS`] waiting.
+const MAX_FIRST_LOOK_SPREAD: Duration = Duration::from_secs(60);
+/// How many waiting rows a pass that starts behind counts at most: those
+/// that make [`MAX_FIRST_LOOK_SPREAD`].
+pub(super) const SPREAD_ROWS: usize =
+    (MAX_FIRST_LOOK_SPREAD.as_millis() / FIRST_LOOK_SPREAD_PER_ROW.as_millis()) as usize;
 
-/// Waits a random part of [`FIRST_LOOK_SPREAD`]; `false` when stopped.
-pub(super) async fn spread_first_look(stop: &Shutdown) -> bool {
-    let millis = rand::Rng::gen_range(&mut rand::thread_rng(), 0..FIRST_LOOK_SPREAD.as_millis() as u64);
-    stop.sleep(Duration::from_millis(millis)).await
+/// The longest wait before the first look at the bulk queue for a pass
+/// with `waiting` rows to send.
+fn first_look_spread(waiting: i64) -> Duration {
+    FIRST_LOOK_SPREAD_PER_ROW.saturating_mul(waiting.clamp(0, SPREAD_ROWS as i64) as u32)
+}
+
+/// Waits a random part of the first-look spread of `waiting` rows;
+/// returns how long, `None` when stopped.
+pub(super) async fn spread_first_look(waiting: i64, stop: &Shutdown) -> Option<Duration> {
+    let spread = first_look_spread(waiting).as_millis() as u64;
+    let wait = Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 0..=spread));
+    stop.sleep(wait).await.then_some(wait)
 }
 
 /// Holds a bulk batch back while the master's bulk queue already holds
@@ -195,5 +214,19 @@ async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: 
             // An answer recorded between the read above and this wait.
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_look_spreads_with_the_rows_waiting_up_to_a_minute() {
+        assert_eq!(first_look_spread(0), Duration::ZERO);
+        assert_eq!(first_look_spread(-5), Duration::ZERO, "a count is never negative; if it were, no wait");
+        assert_eq!(first_look_spread(5_000), Duration::from_secs(5));
+        assert_eq!(first_look_spread(SPREAD_ROWS as i64), MAX_FIRST_LOOK_SPREAD);
+        assert_eq!(first_look_spread(5_400_000), MAX_FIRST_LOOK_SPREAD);
     }
 }
