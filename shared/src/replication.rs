@@ -262,7 +262,20 @@ impl Lane {
     /// than [`Self::LIVE_MAX_ROWS`] the next time, and went behind every
     /// backlog in the bulk lane, which made its next pass longer still.
     pub fn of(batch: &ReplicationBatch, keeps_up: bool) -> Self {
-        if batch.caught_up && (keeps_up || batch.rows.len() <= Self::LIVE_MAX_ROWS) {
+        Self::choose(batch.caught_up, batch.rows.len(), keeps_up)
+    }
+
+    /// The lane the first batch of a pass will take, told before it is
+    /// read from the rows `waiting` (counted up to more than `batch_rows`
+    /// at least): it catches up when they fit in one batch of `batch_rows`
+    /// (a batch cut short by its size in bytes does not, and is found to
+    /// be bulk once read).
+    pub fn ahead(waiting: usize, batch_rows: usize, keeps_up: bool) -> Self {
+        Self::choose(waiting <= batch_rows, waiting.min(batch_rows), keeps_up)
+    }
+
+    fn choose(caught_up: bool, rows: usize, keeps_up: bool) -> Self {
+        if caught_up && (keeps_up || rows <= Self::LIVE_MAX_ROWS) {
             Self::Live
         } else {
             Self::Bulk
@@ -370,30 +383,50 @@ mod tests {
         assert!("7".parse::<Watermark>().unwrap_err().contains("XID:SEQ"));
     }
 
-    #[test]
-    fn small_caught_up_batches_take_the_live_lane() {
+    /// A batch of `rows` tombstones.
+    fn batch(caught_up: bool, rows: usize) -> ReplicationBatch {
         let row = ReplicatedRow {
             table: ReplicatedTable::Endpoints,
             key: serde_json::json!({"id": "p-1"}),
             change_seq: 1,
             row: None,
         };
-        let batch = |caught_up, rows| ReplicationBatch {
+        ReplicationBatch {
             epoch: 1,
             batch: 1,
             from: Watermark::START,
             to: Watermark::START,
             caught_up,
             taken_at: Utc::now(),
-            rows: vec![row.clone(); rows],
+            rows: vec![row; rows],
             digest: None,
-        };
+        }
+    }
+
+    #[test]
+    fn small_caught_up_batches_take_the_live_lane() {
         assert_eq!(Lane::of(&batch(true, 0), false), Lane::Live, "an empty pass tells how fresh the copy is");
         assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS), false), Lane::Live);
         assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1), false), Lane::Bulk, "the end of a long drain");
         assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1), true), Lane::Live, "a busy site that keeps up");
         assert_eq!(Lane::of(&batch(false, 10), false), Lane::Bulk, "more to come: a backlog");
         assert_eq!(Lane::of(&batch(false, 10), true), Lane::Bulk, "more to come, whatever came before");
+    }
+
+    #[test]
+    fn the_first_batchs_lane_is_told_from_the_rows_waiting() {
+        let live = Lane::LIVE_MAX_ROWS;
+        assert_eq!(Lane::ahead(0, 5_000, false), Lane::Live);
+        assert_eq!(Lane::ahead(live, 5_000, false), Lane::Live);
+        assert_eq!(Lane::ahead(live + 1, 5_000, false), Lane::Bulk, "a slave that may have been away");
+        assert_eq!(Lane::ahead(5_000, 5_000, true), Lane::Live, "a busy site that keeps up, in one batch");
+        assert_eq!(Lane::ahead(5_001, 5_000, true), Lane::Bulk, "more than a batch: a backlog, on schedule or not");
+        assert_eq!(Lane::ahead(60_000, 5_000, true), Lane::Bulk);
+        for (waiting, keeps_up) in [(0, false), (live + 1, false), (live + 1, true), (5_000, true), (5_001, true)] {
+            let rows = waiting.min(5_000);
+            let read = batch(waiting <= 5_000, rows);
+            assert_eq!(Lane::ahead(waiting, 5_000, keeps_up), Lane::of(&read, keeps_up), "{waiting} waiting");
+        }
     }
 
     #[test]

@@ -144,10 +144,23 @@ static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("WITH h(x) AS ({HORIZON_SQL})\n{}", branches.join("\n UNION ALL "))
 });
 
+/// The settings of the transaction that reads a page: rows' times in UTC,
+/// and no sort. Each table's branch must be read in its index's order and
+/// stop at the limit; right after a table gained many rows its statistics
+/// are stale, and the planner, sure that fewer rows matched than the limit,
+/// read them all, built every row's JSON and sorted them on disk: 60,000
+/// detections written 40 s before the drain benchmark's `replicate now`
+/// took 1.86 s for one 5,000-row page on an idle machine, 84 ms in the
+/// index's order (13 to 21 s with 90 slaves reading at once,
+/// `bench/README.md`, change 46). Without sorts, the index's order is the
+/// plan left; the order of a page it has no index for (a verification's
+/// digest) is still sorted.
+pub const PAGE_SETTINGS: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL enable_sort = off";
+
 /// Changes after `from` and below the horizon, oldest first, at most
 /// `max_rows` of them and about `max_bytes` of JSON, read in one statement
-/// ([`PAGE_SQL`]). Run it in a REPEATABLE READ transaction with `TimeZone`
-/// set to UTC.
+/// ([`PAGE_SQL`]). Run it in a REPEATABLE READ transaction with
+/// [`PAGE_SETTINGS`].
 pub async fn read_page<C: GenericClient>(
     client: &C,
     from: Watermark,

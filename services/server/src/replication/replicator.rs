@@ -301,8 +301,10 @@ async fn pass(
         return Ok(None);
     }
     shipped.horizon_wait = step.elapsed();
-    // A pass that starts behind (its first batch goes in the bulk lane)
-    // waits for room in the master's bulk queue before it reads that batch,
+    // A pass that starts behind (its first batch goes in the bulk lane, as
+    // the rows waiting tell: more than a batch, or more than a live batch
+    // after a pass off schedule) waits for room in the master's bulk queue
+    // before it reads that batch,
     // not only before it publishes it, after a random part of a spread that
     // grows with the rows it has waiting (`waits::spread_first_look`): when
     // a `replicate now` reached 90 backlogged slaves, they all read their
@@ -319,9 +321,10 @@ async fn pass(
             shipped.checkout += step.elapsed();
             let Some(stream) = number_next(&client).await? else { return Ok(None) };
             let keeps_up = shipped.batches == 0 && keeps_up(&stream, state);
-            if std::mem::take(&mut first_look) && !keeps_up {
-                let waiting = changes::waiting(&client, stream.acked, SPREAD_ROWS).await?;
-                if waiting > Lane::LIVE_MAX_ROWS as i64 {
+            if std::mem::take(&mut first_look) {
+                let batch_rows = state.settings.replication_batch_size as usize;
+                let waiting = changes::waiting(&client, stream.acked, SPREAD_ROWS.max(batch_rows + 1)).await?;
+                if Lane::ahead(waiting as usize, batch_rows, keeps_up) == Lane::Bulk {
                     // Held with no connection; numbered again after it (a
                     // request may have moved the stream meanwhile).
                     drop(client);
@@ -404,8 +407,8 @@ fn keeps_up(stream: &Stream, state: &AppState) -> bool {
 
 /// Reads the batch numbered `stream.sent_batch` from the acknowledged
 /// watermark in one REPEATABLE READ snapshot (the checksums of a
-/// verification too). The time zone is set in the same round trip as the
-/// page's read (the two are pipelined): a caught-up pass's read is three
+/// verification too). The page's settings are made in the same round trip
+/// as its read (the two are pipelined): a caught-up pass's read is three
 /// round trips (`BEGIN`, these two, `COMMIT`) after its numbering.
 async fn read_batch(
     client: &mut deadpool_postgres::Client,
@@ -421,7 +424,7 @@ async fn read_batch(
     let taken_at = Utc::now();
     let rows = state.settings.replication_batch_size as usize;
     let ((), page) = tokio::try_join!(
-        tx.batch_execute("SET LOCAL TimeZone = 'UTC'"),
+        tx.batch_execute(changes::PAGE_SETTINGS),
         changes::read_page(&tx, stream.acked, rows, MAX_BATCH_BYTES)
     )?;
     let digest = match (page.caught_up, stream.verification) {
