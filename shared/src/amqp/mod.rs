@@ -26,6 +26,13 @@ pub enum AmqpError {
     Broker { operation: &'static str, source: lapin::Error },
     #[error("broker operation '{0}' timed out after {BROKER_TIMEOUT:?}")]
     Timeout(&'static str),
+    /// A message of [`publisher::Publisher::publish_each`] whose confirm
+    /// did not come while the others' kept coming.
+    #[error(
+        "broker did not confirm the message: no confirm came for {BROKER_TIMEOUT:?}, or it was not among those that came within {:?}",
+        publisher::MAX_CONFIRM_WAIT
+    )]
+    Unconfirmed,
     #[error("broker refused message for '{exchange}' / '{routing_key}' (nack)")]
     Nacked { exchange: String, routing_key: String },
     #[error("no queue is bound for '{exchange}' / '{routing_key}' (message returned)")]

@@ -161,9 +161,9 @@ impl Publisher {
             .map(|(message, confirmed)| {
                 let outcome = match confirmed {
                     Some(confirmed) => judge(&message, confirmed),
-                    None => Err(AmqpError::Timeout("publisher confirm")),
+                    None => Err(AmqpError::Unconfirmed),
                 };
-                unconfirmed |= matches!(outcome, Err(AmqpError::Broker { .. } | AmqpError::Timeout(_)));
+                unconfirmed |= matches!(outcome, Err(AmqpError::Broker { .. } | AmqpError::Unconfirmed));
                 (message, outcome)
             })
             .collect();
