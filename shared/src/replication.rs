@@ -355,8 +355,26 @@ pub struct ReplicationProgress {
     pub epoch: i64,
     /// What the master acknowledged last.
     pub acked: Watermark,
-    /// Changed rows not acknowledged yet.
+    /// Changed rows not acknowledged yet, counted up to
+    /// [`Self::ROWS_BEHIND_COUNTED`]: a slave further behind reports that
+    /// many ([`Self::rows_behind_text`] says "at least").
     pub rows_behind: i64,
+}
+
+impl ReplicationProgress {
+    /// How many rows behind a heartbeat counts at most. Every slave counts
+    /// every 10 s; a count has to read each row's index entry, and a site
+    /// back from a week offline may be millions of rows behind.
+    pub const ROWS_BEHIND_COUNTED: i64 = 1_000_000;
+
+    /// `rows_behind` for people: the number, with a `+` at the bound.
+    pub fn rows_behind_text(rows_behind: i64) -> String {
+        if rows_behind >= Self::ROWS_BEHIND_COUNTED {
+            format!("{}+", Self::ROWS_BEHIND_COUNTED)
+        } else {
+            rows_behind.to_string()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -411,6 +429,13 @@ mod tests {
         assert_eq!(Lane::of(&batch(true, Lane::LIVE_MAX_ROWS + 1), true), Lane::Live, "a busy site that keeps up");
         assert_eq!(Lane::of(&batch(false, 10), false), Lane::Bulk, "more to come: a backlog");
         assert_eq!(Lane::of(&batch(false, 10), true), Lane::Bulk, "more to come, whatever came before");
+    }
+
+    #[test]
+    fn rows_behind_at_the_counted_bound_read_as_at_least() {
+        assert_eq!(ReplicationProgress::rows_behind_text(0), "0");
+        assert_eq!(ReplicationProgress::rows_behind_text(999_999), "999999");
+        assert_eq!(ReplicationProgress::rows_behind_text(ReplicationProgress::ROWS_BEHIND_COUNTED), "1000000+");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! rows the slave has yet to send.
 
 use clap::Subcommand;
+use rampart_shared::replication::ReplicationProgress;
 use serde_json::{json, Value};
 
 use crate::output::{count, details, items, message_line, section, text, time, time_or_never, Table};
@@ -99,8 +100,13 @@ pub fn replication_cells(replication: &Value) -> [String; 4] {
         time(&replication["last_replication"]),
         text(&replication["watermark"]),
         lag(&replication["lag_seconds"]),
-        text(&replication["rows_behind"]),
+        rows_behind(&replication["rows_behind"]),
     ]
+}
+
+/// The rows behind a heartbeat counted, `1000000+` at the bound it counts to.
+fn rows_behind(value: &Value) -> String {
+    value.as_i64().map_or_else(|| text(value), ReplicationProgress::rows_behind_text)
 }
 
 /// `120/500 until 2027-01-01`: endpoints licensed out of the slave's seats.
@@ -216,7 +222,7 @@ fn replication_details(r: &Value) -> String {
         ("Last replication", time_or_never(&r["last_replication"])),
         ("Synced as of", time_or_never(&r["synced_as_of"])),
         ("Lag", lag(&r["lag_seconds"])),
-        ("Rows behind", text(&r["rows_behind"])),
+        ("Rows behind", rows_behind(&r["rows_behind"])),
         ("Batches", text(&r["batches"])),
         ("Rows", text(&r["rows"])),
         ("Refused batches", text(&r["refused_batches"])),
@@ -254,6 +260,13 @@ mod tests {
             "links": [{"carries": "commands", "state": "running"}, {"carries": "status", "state": "starting"},
                       {"carries": "replication", "state": "running"}]}]);
         assert!(render_list(&linked).contains("2/3 running (status starting)"), "{}", render_list(&linked));
+    }
+
+    #[test]
+    fn rows_behind_at_the_heartbeats_bound_read_as_at_least() {
+        assert_eq!(rows_behind(&json!(40)), "40");
+        assert_eq!(rows_behind(&json!(1_000_000)), "1000000+");
+        assert_eq!(rows_behind(&json!(null)), "-");
     }
 
     #[test]

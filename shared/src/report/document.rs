@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::model::{Health, Licenses, Malware, Report, SecurityStatus, Tasks, Updates, AGE_BUCKETS};
+use crate::replication::ReplicationProgress;
 
 /// One report laid out for people.
 #[derive(Clone, Debug)]
@@ -363,7 +364,7 @@ fn health(r: &Health) -> Section {
                 time(h.replicated_at),
                 time(h.synced_as_of),
                 opt(s.lag_seconds),
-                opt(h.rows_behind),
+                opt(h.rows_behind.map(ReplicationProgress::rows_behind_text)),
                 h.batches_refused.to_string(),
             ]
         })

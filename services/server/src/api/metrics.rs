@@ -128,7 +128,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         out.family(
             "rampart_replication_rows_behind",
             "gauge",
-            "Changed rows the slave has not had acknowledged (its last heartbeat).",
+            "Changed rows the slave has not had acknowledged (its last heartbeat), counted up to 1000000.",
         );
         for r in &active {
             if let Some(behind) = r.get::<_, Option<i64>>(5) {

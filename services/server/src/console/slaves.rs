@@ -10,6 +10,7 @@ use axum::{
     Extension, Form, Router,
 };
 use maud::html;
+use rampart_shared::replication::ReplicationProgress;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -62,7 +63,7 @@ async fn slaves_page(
                     td { (s.endpoints.map(|n| n.to_string()).unwrap_or_default()) }
                     td.last-replication { (layout::time(s.replication.last_replication)) }
                     td { (s.replication.lag_seconds.map(|l| format!("{l} s")).unwrap_or_default()) }
-                    td { (s.replication.rows_behind.map(|n| n.to_string()).unwrap_or_default()) }
+                    td { (s.replication.rows_behind.map(ReplicationProgress::rows_behind_text).unwrap_or_default()) }
                     td {
                         @if acts && !matches!(s.state.as_str(), "removed" | "removing") {
                             form.inline.replicate method="post" action={"/console/slaves/" (s.id) "/replicate"} {

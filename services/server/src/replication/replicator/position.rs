@@ -59,10 +59,11 @@ pub(super) async fn number_next<C: GenericClient>(client: &C) -> Result<Option<S
     Ok(client.query_opt_cached(&SQL, &[]).await?.as_ref().map(stream_of))
 }
 
-/// Where replication stands, for heartbeats and the API.
+/// Where replication stands, for heartbeats: the rows behind counted up
+/// to [`ReplicationProgress::ROWS_BEHIND_COUNTED`].
 pub async fn progress<C: GenericClient>(client: &C) -> Result<Option<ReplicationProgress>, tokio_postgres::Error> {
     let Some(s) = stream(client).await? else { return Ok(None) };
-    let rows_behind = changes::backlog(client, s.acked).await?;
+    let rows_behind = changes::waiting(client, s.acked, ReplicationProgress::ROWS_BEHIND_COUNTED as usize).await?;
     Ok(Some(ReplicationProgress { epoch: s.epoch, acked: s.acked, rows_behind }))
 }
 
