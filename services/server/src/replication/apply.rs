@@ -31,7 +31,8 @@ use crate::{
 };
 
 /// Bulk replication batches a master applies at once. The benchmark
-/// measured 1, 3 and 5 (`bench/README.md`, change 9).
+/// measured 1, 3 and 5 (`bench/README.md`, change 9), and 3, 5 and 8
+/// once the slaves read their pages in index order (change 47).
 pub const REPLICATION_APPLIERS: usize = 5;
 /// Caught-up batches a master applies at once, beside the bulk ones: small
 /// batches, so a few keep up with many slaves. Four rather than two: on a
