@@ -161,13 +161,13 @@ async fn pass(
     // A pass that starts behind (its first batch goes in the bulk lane, as
     // the rows waiting tell: more than a batch, or more than a live batch
     // after a pass off schedule) waits for room in the master's bulk queue
-    // before it reads that batch,
-    // not only before it publishes it, after a random part of a spread that
-    // grows with the rows it has waiting (`waits::spread_first_look`): when
-    // a `replicate now` reached 90 backlogged slaves, they all read their
-    // first 5,000 rows in the same seconds, which kept the shared cores busy
-    // for 15 s while the caught-up slaves' small applies on the master took
-    // seconds. Later batches are read as the answers come, one at a time.
+    // before it reads that batch, not only before it publishes it, after a
+    // random part of a spread that grows with the rows it has waiting
+    // (`waits::spread_first_look`): when a `replicate now` reached 90
+    // backlogged slaves, they all read their first 5,000 rows in the same
+    // seconds, which kept the shared cores busy for 15 s while the
+    // caught-up slaves' small applies on the master took seconds. Later
+    // batches are read as the answers come, one at a time.
     let mut first_look = true;
     let mut held_before_read = false;
     loop {
