@@ -9,6 +9,7 @@
 use std::{fmt::Write, sync::atomic::Ordering};
 
 use axum::{extract::State, http::header, response::IntoResponse};
+use rampart_shared::replication::ReplicationProgress;
 
 use super::ApiError;
 use crate::{operators, outbox, role::Role, state::SharedState};
@@ -128,7 +129,10 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<impl IntoRespon
         out.family(
             "rampart_replication_rows_behind",
             "gauge",
-            "Changed rows the slave has not had acknowledged (its last heartbeat), counted up to 1000000.",
+            &format!(
+                "Changed rows the slave has not had acknowledged (its last heartbeat), counted up to {}.",
+                ReplicationProgress::ROWS_BEHIND_COUNTED
+            ),
         );
         for r in &active {
             if let Some(behind) = r.get::<_, Option<i64>>(5) {
