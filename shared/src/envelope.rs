@@ -79,6 +79,9 @@ pub enum Rejection {
     KindMismatch { property: String, kind: String },
     #[error("signature missing or invalid")]
     BadSignature,
+    /// An AMQP `content_encoding` this build cannot read (see [`crate::compression`]).
+    #[error("content encoding '{0}' is not supported (only {lz4})", lz4 = crate::compression::LZ4)]
+    UnknownEncoding(String),
     #[error("sender '{0}' is not allowed here")]
     UnknownSender(String),
     /// An endpoint command whose site seal does not hold (see [`crate::site_key`]).
@@ -145,6 +148,23 @@ impl Envelope {
         Ok(envelope)
     }
 
+    /// [`decode_limited`](Self::decode_limited) of a payload as it
+    /// travelled: decompressed first when its AMQP `content_encoding` says
+    /// so ([`crate::compression`]). `limit` bounds both the bytes received
+    /// and the envelope they hold.
+    pub fn decode_wire(
+        payload: &[u8],
+        encoding: Option<&str>,
+        amqp_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Self, Rejection> {
+        if payload.len() > limit {
+            return Err(Rejection::Oversized { size: payload.len(), limit });
+        }
+        let envelope = crate::compression::decompress(payload, encoding, limit)?;
+        Self::decode_limited(&envelope, amqp_type, limit)
+    }
+
     /// Deserializes the body into the type its kind promises.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
         serde_json::from_str(self.body.get())
@@ -177,6 +197,11 @@ pub fn properties(id: Uuid, kind: &str, signature: Option<String>) -> BasicPrope
         props = props.with_headers(headers);
     }
     props
+}
+
+/// The AMQP `content_encoding` of a message, if any (see [`crate::compression`]).
+pub fn content_encoding(props: &BasicProperties) -> Option<&str> {
+    props.content_encoding().as_ref().map(|e| e.as_str())
 }
 
 /// Reads a string header from AMQP properties.
@@ -239,6 +264,18 @@ mod tests {
         assert_eq!(body["a"], 1);
         let err = e.body::<Vec<u32>>().unwrap_err();
         assert!(matches!(err, Rejection::InvalidBody { .. }), "{err}");
+    }
+
+    #[test]
+    fn compressed_envelopes_decode_as_they_travel() {
+        let e = Envelope::new("replication.batch", "paris", 7, &vec!["row"; 10_000]);
+        let (wire, encoding) = crate::compression::compress(e.to_bytes());
+        assert_eq!(encoding, Some(crate::compression::LZ4));
+        assert_eq!(Envelope::decode_wire(&wire, encoding, None, MAX_MESSAGE_BYTES).unwrap(), e);
+        let err = Envelope::decode_wire(&wire, encoding, None, 1000).unwrap_err();
+        assert!(matches!(err, Rejection::Oversized { limit: 1000, .. }), "{err}");
+        let err = Envelope::decode_wire(&wire, None, None, MAX_MESSAGE_BYTES).unwrap_err();
+        assert!(matches!(err, Rejection::Malformed(_)), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! * [`envelope`]: the versioned JSON envelope every message travels in, and
 //!   the checks a consumer runs before it trusts one.
+//! * [`compression`]: large bodies (replication batches) travel LZ4-compressed.
 //! * [`messages`]: the message kinds and their bodies (agents <-> site).
 //! * `family`: the `message_family!` table each message family is declared
 //!   with (kind, body, producer and consumer, once).
@@ -35,6 +36,7 @@
 
 pub mod amqp;
 pub mod broker_admin;
+pub mod compression;
 pub mod config;
 pub mod db;
 pub mod enrolment;

@@ -8,6 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use lapin::{options::BasicGetOptions, types::AMQPValue, BasicProperties};
 use rampart_shared::{
     amqp::{publisher::Outgoing, Broker},
+    compression,
     envelope::{header_str, properties, REASON_HEADER, SOURCE_QUEUE_HEADER},
     signing::SigningKey,
     topology::Topology,
@@ -279,6 +280,39 @@ pub fn broken_variants(
             message: signed(good.to_bytes(), "some.other_kind"),
             reason: format!("AMQP type 'some.other_kind' does not match envelope kind '{}'", good.kind),
         },
+    ]
+}
+
+/// Three ways a compressed body ([`rampart_shared::compression`]) can be
+/// broken, built from a valid envelope `good` and signed with `key` as they
+/// travel: a size over `limit` announced, a block cut short, an encoding
+/// no consumer reads.
+pub fn broken_encodings(
+    exchange: &str,
+    routing_key: &str,
+    good: &Envelope,
+    key: Option<&SigningKey>,
+    limit: usize,
+) -> Vec<Bad> {
+    let encoded = |payload: Vec<u8>, encoding: &str| {
+        let signature = key.map(|k| k.sign(&payload));
+        Outgoing {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            properties: properties(good.id, &good.kind, signature).with_content_encoding(encoding.into()),
+            payload,
+        }
+    };
+    let block = compression::lz4(&good.to_bytes());
+    let mut oversized = u32::try_from(limit + 1).expect("limits fit a u32").to_le_bytes().to_vec();
+    oversized.extend_from_slice(&block[4..]);
+    vec![
+        Bad { message: encoded(oversized, compression::LZ4), reason: format!("over the {limit}-byte limit") },
+        Bad {
+            message: encoded(block[..block.len() / 2].to_vec(), compression::LZ4),
+            reason: "lz4-compressed body is corrupt".into(),
+        },
+        Bad { message: encoded(good.to_bytes(), "gzip"), reason: "content encoding 'gzip' is not supported".into() },
     ]
 }
 

@@ -7,11 +7,13 @@ use std::collections::BTreeSet;
 
 use rampart_shared::{
     amqp::publisher::Outgoing,
+    compression,
     replication::{kind, ReplicatedRow, ReplicatedTable, ReplicationBatch, Watermark},
     topology::Topology,
     Envelope,
 };
 use rampart_tests::{
+    faults::tap::Tap,
     hierarchy::{add_threats, insert_endpoints, register, replication_of, verify, wait_for_replicated_endpoints},
     inject, wait_for, ServerOptions, TestServer, WAIT,
 };
@@ -45,6 +47,7 @@ fn assert_in_sync(verification: &serde_json::Value) {
 async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
     let (master, paris) = master_and_site("paris", "").await;
     insert_endpoints(&paris, "paris", 10_000).await;
+    let batches = Tap::bind(&master, "replication", master.topology().replication_exchange(), "slave.paris.#").await;
     register(&master, &paris).await;
 
     // The snapshot right after registration, with the default 1800 s interval.
@@ -52,6 +55,25 @@ async fn ten_thousand_endpoints_replicate_and_verify_in_sync() {
     assert_eq!(replication["epoch"], 1);
     assert!(replication["batches"].as_i64().unwrap() >= 2, "5000 rows a batch: {replication}");
     assert_in_sync(&verify(&master, "paris").await);
+
+    // The full batches travelled compressed, at a fraction of their JSON.
+    let captured = batches.drain().await;
+    batches.remove().await;
+    let full: Vec<_> = captured
+        .iter()
+        .filter_map(|c| Some((c, c.envelope.body::<ReplicationBatch>().ok().filter(|b| b.rows.len() >= 1000)?)))
+        .collect();
+    assert!(full.len() >= 2, "{} messages, {} with 1000 rows or more", captured.len(), full.len());
+    for (message, batch) in &full {
+        let json = message.envelope.to_bytes().len();
+        assert_eq!(message.content_encoding(), Some(compression::LZ4), "batch {}", batch.batch);
+        assert!(
+            message.wire_len() * 4 < json,
+            "batch {}: {} bytes for {json} of JSON",
+            batch.batch,
+            message.wire_len()
+        );
+    }
 
     // The consolidated view: a slave column, filters, the tree.
     let page = master.get_ok("/api/endpoints?slave=paris&limit=3&search=pc-99").await;

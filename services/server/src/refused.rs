@@ -15,6 +15,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, PoolError};
 use lapin::message::Delivery;
+use rampart_shared::{compression, envelope, replication::MAX_REPLICATION_BYTES};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 
@@ -47,7 +48,11 @@ impl Refusal {
         struct Sender {
             from: Option<String>,
         }
-        let sender = serde_json::from_slice::<Sender>(&delivery.data).ok().and_then(|s| s.from);
+        // A compressed body is read as the consumer read it, within the
+        // largest limit a consumer has (it was read once already).
+        let encoding = envelope::content_encoding(&delivery.properties);
+        let body = compression::decompress(&delivery.data, encoding, MAX_REPLICATION_BYTES).ok();
+        let sender = body.and_then(|b| serde_json::from_slice::<Sender>(&b).ok()).and_then(|s| s.from);
         Self {
             queue: queue.to_owned(),
             sender: sender.map(|s| s.chars().take(MAX_SENDER).collect()),

@@ -53,14 +53,37 @@ impl Outgoing {
         envelope: &Envelope,
         key: Option<&SigningKey>,
     ) -> Self {
-        let payload = envelope.to_bytes();
+        Self::signed(exchange.into(), routing_key.into(), envelope, envelope.to_bytes(), None, key)
+    }
+
+    /// An envelope of bulk data (a replication batch): compressed when it
+    /// is large ([`crate::compression`]), then signed as it travels.
+    pub fn bulk_envelope(
+        exchange: impl Into<String>,
+        routing_key: impl Into<String>,
+        envelope: &Envelope,
+        key: Option<&SigningKey>,
+    ) -> Self {
+        let (payload, encoding) = crate::compression::compress(envelope.to_bytes());
+        Self::signed(exchange.into(), routing_key.into(), envelope, payload, encoding, key)
+    }
+
+    /// `payload` (the envelope's bytes as they travel, in `encoding`),
+    /// with the envelope's properties and the signature of those bytes.
+    fn signed(
+        exchange: String,
+        routing_key: String,
+        envelope: &Envelope,
+        payload: Vec<u8>,
+        encoding: Option<&str>,
+        key: Option<&SigningKey>,
+    ) -> Self {
         let signature = key.map(|k| k.sign(&payload));
-        Self {
-            exchange: exchange.into(),
-            routing_key: routing_key.into(),
-            properties: envelope.properties(signature),
-            payload,
+        let mut properties = envelope.properties(signature);
+        if let Some(encoding) = encoding {
+            properties = properties.with_content_encoding(encoding.into());
         }
+        Self { exchange, routing_key, properties, payload }
     }
 }
 

@@ -13,6 +13,8 @@ use lapin::{
 };
 use rampart_shared::{
     amqp::{publisher::Outgoing, Broker},
+    envelope,
+    replication::MAX_REPLICATION_BYTES,
     Envelope, Secret,
 };
 
@@ -35,6 +37,16 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// The bytes as they travelled (compressed when `content_encoding` says so).
+    pub fn wire_len(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// The AMQP `content_encoding` it travelled with.
+    pub fn content_encoding(&self) -> Option<&str> {
+        envelope::content_encoding(&self.properties)
+    }
+
     /// The same bytes and properties (signature included), to publish again
     /// where they went the first time.
     pub fn replay(&self, exchange: &str) -> Outgoing {
@@ -94,7 +106,9 @@ impl Tap {
                 break;
             };
             let d = message.delivery;
-            let envelope = Envelope::decode(&d.data, None).expect("services publish envelopes");
+            let encoding = envelope::content_encoding(&d.properties);
+            let envelope = Envelope::decode_wire(&d.data, encoding, None, MAX_REPLICATION_BYTES)
+                .expect("services publish envelopes");
             captured.push(Captured {
                 routing_key: d.routing_key.to_string(),
                 envelope,

@@ -24,7 +24,7 @@ use std::{sync::Arc, time::Duration};
 use lapin::message::Delivery;
 use rampart_shared::{
     amqp::{consumer::ConsumerSettings, Broker},
-    envelope::{header_str, Rejection, SIGNATURE_HEADER},
+    envelope::{self, header_str, Rejection, SIGNATURE_HEADER},
     replication::Lane,
     topology::Topology,
     Envelope, Shutdown,
@@ -114,7 +114,8 @@ fn authenticate_slave(
     limit: usize,
 ) -> Result<(Envelope, SlaveEntry), Rejection> {
     let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
-    let envelope = Envelope::decode_limited(&delivery.data, kind, limit)?;
+    let encoding = envelope::content_encoding(&delivery.properties);
+    let envelope = Envelope::decode_wire(&delivery.data, encoding, kind, limit)?;
     let claimed = Topology::slave_of_key(delivery.routing_key.as_str()).unwrap_or_default();
     if envelope.from != claimed {
         return Err(Rejection::UnknownSender(format!("{} (published as slave '{claimed}')", envelope.from)));

@@ -207,18 +207,18 @@ async fn pass(
             step = Instant::now();
         }
         let envelope = Envelope::new(kind::BATCH, &state.site.instance, batch.batch as u64, &batch);
-        publisher
-            .publish(Outgoing::envelope(
-                state.site.topology.replication_exchange(),
-                Topology::replication_key(&state.site.instance, lane),
-                &envelope,
-                Some(&link.slave_key),
-            ))
-            .await?;
+        let message = Outgoing::bulk_envelope(
+            state.site.topology.replication_exchange(),
+            Topology::replication_key(&state.site.instance, lane),
+            &envelope,
+            Some(&link.slave_key),
+        );
+        let wire_bytes = message.payload.len();
+        publisher.publish(message).await?;
         let published = step.elapsed();
         tracing::debug!(epoch = batch.epoch, batch = batch.batch, rows = batch.rows.len(), from = %batch.from, to = %batch.to,
-                        lane = lane.as_str(), read_ms = read.as_millis() as u64, publish_ms = published.as_millis() as u64,
-                        "Sent a replication batch.");
+                        lane = lane.as_str(), wire_bytes, read_ms = read.as_millis() as u64,
+                        publish_ms = published.as_millis() as u64, "Sent a replication batch.");
         shipped.publish += published;
         step = Instant::now();
         let answer = match answer_to(state, broker, batch.batch, lane, patience, stop).await? {
