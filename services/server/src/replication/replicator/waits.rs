@@ -9,7 +9,11 @@ use std::{
     time::Duration,
 };
 
-use rampart_shared::{amqp::Broker, replication::Lane, Shutdown};
+use rampart_shared::{
+    amqp::{Broker, QueueLooks},
+    replication::Lane,
+    Shutdown,
+};
 use tokio::time::Instant;
 
 use super::{stream, Stream, ACK_TIMEOUT, HORIZON_WAIT, MAX_ACK_TIMEOUT};
@@ -113,25 +117,29 @@ pub(super) async fn spread_first_look(waiting: i64, stop: &Shutdown) -> Option<D
 /// Holds a bulk batch back while the master's bulk queue already holds
 /// [`BULK_AHEAD`] ready batches, looking every half second or so (spread
 /// at random, so the held slaves do not all look, and publish, at the
-/// same moment). A queue this broker cannot see (the master's broker is
+/// same moment), every look of one hold on one channel ([`QueueLooks`]).
+/// A queue this broker cannot see (the master's broker is
 /// another one, behind a link) holds nothing back. Returns how long it
 /// held; `None` when stopped.
 pub(super) async fn room_for_bulk(state: &AppState, broker: &Broker, stop: &Shutdown) -> Option<Duration> {
     let queue = state.site.topology.master_replication_queue();
     let started = Instant::now();
     let _flag = HeldFlag(&state.bulk_batch_held);
-    loop {
-        match broker.queue_depth(&queue).await {
+    let mut looks = QueueLooks::default();
+    let held = loop {
+        match looks.depth(broker, &queue).await {
             Some(waiting) if waiting >= BULK_AHEAD && started.elapsed() < MAX_BULK_HOLD => {
                 state.bulk_batch_held.store(true, Ordering::Relaxed);
             }
-            _ => return Some(started.elapsed()),
+            _ => break Some(started.elapsed()),
         }
         let pause = Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 250..750));
         if !stop.sleep(pause).await {
-            return None;
+            break None;
         }
-    }
+    };
+    looks.close().await;
+    held
 }
 
 /// Clears the `/metrics` flag of a held bulk batch however the hold ends.
