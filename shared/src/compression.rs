@@ -19,14 +19,24 @@
 
 use std::borrow::Cow;
 
-use crate::envelope::Rejection;
-
 /// The AMQP `content_encoding` of a body compressed as this module does.
 pub const LZ4: &str = "lz4";
 
 /// Bodies shorter than this travel as they are: a command or a heartbeat
 /// gains nothing worth a step on either side.
 pub const COMPRESS_FROM_BYTES: usize = 16 * 1024;
+
+/// Why a body could not be read (a consumer's [`crate::envelope::Rejection`]
+/// says the same).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("the body is {size} bytes, over the {limit}-byte limit")]
+    Oversized { size: usize, limit: usize },
+    #[error("the {LZ4}-compressed body is corrupt: {0}")]
+    Corrupt(String),
+    #[error("content encoding '{0}' is not supported (only {LZ4})")]
+    UnknownEncoding(String),
+}
 
 /// `payload` as it should travel and its content encoding: compressed when
 /// it is at least [`COMPRESS_FROM_BYTES`] long and compressing shortens it.
@@ -49,27 +59,25 @@ pub fn lz4(payload: &[u8]) -> Vec<u8> {
 
 /// The body `data` carries, at most `limit` bytes, given its AMQP
 /// `content_encoding`: `data` itself when it has none.
-pub fn decompress<'a>(data: &'a [u8], encoding: Option<&str>, limit: usize) -> Result<Cow<'a, [u8]>, Rejection> {
+pub fn decompress<'a>(data: &'a [u8], encoding: Option<&str>, limit: usize) -> Result<Cow<'a, [u8]>, DecodeError> {
     match encoding {
         None | Some("") => Ok(Cow::Borrowed(data)),
         Some(LZ4) => {
-            let corrupt = |e: lz4_flex::block::DecompressError| {
-                Rejection::Malformed(format!("the {LZ4}-compressed body is corrupt: {e}"))
-            };
+            let corrupt = |e: lz4_flex::block::DecompressError| DecodeError::Corrupt(e.to_string());
             let (size, block) = lz4_flex::block::uncompressed_size(data).map_err(corrupt)?;
             if size > limit {
-                return Err(Rejection::Oversized { size, limit });
+                return Err(DecodeError::Oversized { size, limit });
             }
             let body = lz4_flex::block::decompress(block, size).map_err(corrupt)?;
             if body.len() != size {
-                return Err(Rejection::Malformed(format!(
-                    "the {LZ4}-compressed body is corrupt: it holds {} bytes, not the {size} it announces",
+                return Err(DecodeError::Corrupt(format!(
+                    "it holds {} bytes, not the {size} it announces",
                     body.len()
                 )));
             }
             Ok(Cow::Owned(body))
         }
-        Some(other) => Err(Rejection::UnknownEncoding(other.chars().take(64).collect())),
+        Some(other) => Err(DecodeError::UnknownEncoding(other.chars().take(64).collect())),
     }
 }
 
@@ -106,11 +114,11 @@ mod tests {
         let body = rows(2_000);
         let (wire, encoding) = compress(body.clone());
         let err = decompress(&wire, encoding, body.len() - 1).unwrap_err();
-        assert_eq!(err, Rejection::Oversized { size: body.len(), limit: body.len() - 1 });
+        assert_eq!(err, DecodeError::Oversized { size: body.len(), limit: body.len() - 1 });
         // An announced size of 4 GiB is refused without making room for it.
         let mut forged = u32::MAX.to_le_bytes().to_vec();
         forged.extend_from_slice(&wire[4..]);
-        assert!(matches!(decompress(&forged, encoding, 1 << 20), Err(Rejection::Oversized { .. })));
+        assert!(matches!(decompress(&forged, encoding, 1 << 20), Err(DecodeError::Oversized { .. })));
     }
 
     #[test]

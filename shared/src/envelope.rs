@@ -96,6 +96,17 @@ pub enum Rejection {
     Identity(String),
 }
 
+impl From<crate::compression::DecodeError> for Rejection {
+    fn from(e: crate::compression::DecodeError) -> Self {
+        use crate::compression::DecodeError;
+        match e {
+            DecodeError::Oversized { size, limit } => Self::Oversized { size, limit },
+            DecodeError::Corrupt(_) => Self::Malformed(e.to_string()),
+            DecodeError::UnknownEncoding(encoding) => Self::UnknownEncoding(encoding),
+        }
+    }
+}
+
 impl Envelope {
     /// Wraps a typed body.
     pub fn new(kind: &str, from: &str, seq: u64, body: &impl Serialize) -> Self {

@@ -250,13 +250,7 @@ pub fn broken_variants(
     limit: usize,
 ) -> Vec<Bad> {
     let signed = |payload: Vec<u8>, kind: &str| {
-        let signature = key.map(|k| k.sign(&payload));
-        Outgoing {
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            properties: properties(good.id, kind, signature),
-            payload,
-        }
+        signed_as_it_travels(exchange, routing_key, payload, key, |signature| properties(good.id, kind, signature))
     };
     let mut unknown = good.clone();
     unknown.kind = format!("{}_unheard_of", good.kind);
@@ -295,13 +289,9 @@ pub fn broken_encodings(
     limit: usize,
 ) -> Vec<Bad> {
     let encoded = |payload: Vec<u8>, encoding: &str| {
-        let signature = key.map(|k| k.sign(&payload));
-        Outgoing {
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            properties: properties(good.id, &good.kind, signature).with_content_encoding(encoding.into()),
-            payload,
-        }
+        signed_as_it_travels(exchange, routing_key, payload, key, |signature| {
+            properties(good.id, &good.kind, signature).with_content_encoding(encoding.into())
+        })
     };
     let block = compression::lz4(&good.to_bytes());
     let mut oversized = u32::try_from(limit + 1).expect("limits fit a u32").to_le_bytes().to_vec();
@@ -314,6 +304,24 @@ pub fn broken_encodings(
         },
         Bad { message: encoded(good.to_bytes(), "gzip"), reason: "content encoding 'gzip' is not supported".into() },
     ]
+}
+
+/// `payload` for `exchange`/`routing_key`, its properties made with the
+/// signature of those very bytes (with `key`, when given).
+fn signed_as_it_travels(
+    exchange: &str,
+    routing_key: &str,
+    payload: Vec<u8>,
+    key: Option<&SigningKey>,
+    properties: impl FnOnce(Option<String>) -> BasicProperties,
+) -> Outgoing {
+    let signature = key.map(|k| k.sign(&payload));
+    Outgoing {
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+        properties: properties(signature),
+        payload,
+    }
 }
 
 /// A well-formed message that passes every check of its consumer but that
