@@ -7,8 +7,9 @@
 //! ([`copy`]), and a few real slaves registered through the API replicate
 //! a measured sample on top of it ([`size`]). Each size's databases and
 //! queues are removed before the next. At the largest size the same copy
-//! is measured again with `replica_rows` hash-partitioned by slave. The
-//! figures go in the table ([`figures`]) and on a cost curve ([`curve`]).
+//! is measured again with `replica_rows` in one table, as it was before
+//! migration 0019 partitioned it by slave. The figures go in the table
+//! ([`figures`]) and on a cost curve ([`curve`]).
 
 pub mod copy;
 pub mod curve;
@@ -26,9 +27,8 @@ pub use size::SizeRun;
 pub struct ScaleRun {
     /// One per size, smallest first.
     pub sizes: Vec<SizeRun>,
-    /// The largest size again, `replica_rows` partitioned into `partitions`.
-    pub partitioned: Option<SizeRun>,
-    pub partitions: usize,
+    /// The largest size again, `replica_rows` in one table.
+    pub one_table: Option<SizeRun>,
 }
 
 /// Runs every size of `plan.scale`, each in a namespace of its own under
@@ -48,22 +48,17 @@ pub async fn run(namespace: &str, plan: &Plan, work_dir: &std::path::Path) -> an
         bytes_per_computer = bytes_per_computer.max(measured.database_bytes / computers);
         runs.push(measured);
     }
-    let partitioned = match sizes.last() {
+    let one_table = match sizes.last() {
         Some(&computers) => {
             let disk = copy::check_disk(&admin, computers, bytes_per_computer).await?;
-            let shape = size::Shape::Partitioned(plan.scale.partitions);
-            tracing::info!(
-                computers,
-                partitions = plan.scale.partitions,
-                "Scale: the same copy, partitioned by slave."
-            );
+            tracing::info!(computers, "Scale: the same copy in one table.");
             Some(
-                size::run(&format!("{namespace}_xp"), plan, computers, shape, disk, work_dir)
+                size::run(&format!("{namespace}_xp"), plan, computers, size::Shape::OneTable, disk, work_dir)
                     .await
-                    .context("measuring the partitioned copy")?,
+                    .context("measuring the copy in one table")?,
             )
         }
         None => None,
     };
-    Ok(ScaleRun { sizes: runs, partitioned, partitions: plan.scale.partitions })
+    Ok(ScaleRun { sizes: runs, one_table })
 }
