@@ -41,7 +41,6 @@ mod multi_site_departure;
 mod multi_site_security;
 mod operators;
 mod publisher;
-mod replica_partitions;
 mod replication;
 mod replication_lanes;
 mod report_access;

@@ -105,6 +105,8 @@ pub struct ScalePlan {
     pub sample_computers: u64,
     /// Requests to each timed query.
     pub requests: usize,
+    /// Hash partitions of the partitioned copy measured at the largest size.
+    pub partitions: usize,
 }
 
 impl ScalePlan {
@@ -116,12 +118,20 @@ impl ScalePlan {
             sample_slaves: 10,
             sample_computers: 10_000,
             requests: 50,
+            partitions: 16,
         }
     }
 
     /// A small pair over 20 slaves.
     pub fn quick() -> Self {
-        Self { sizes: vec![20_000, 60_000], slaves: 20, sample_slaves: 2, sample_computers: 1_000, requests: 5 }
+        Self {
+            sizes: vec![20_000, 60_000],
+            slaves: 20,
+            sample_slaves: 2,
+            sample_computers: 1_000,
+            requests: 5,
+            partitions: 4,
+        }
     }
 
     /// Computers of the real slaves.
@@ -147,8 +157,8 @@ impl ScalePlan {
                 self.sample_rows()
             ));
         }
-        if self.sizes.is_empty() || self.requests == 0 {
-            return Err("the scale part needs a size (--scale-sizes) and requests".into());
+        if self.sizes.is_empty() || self.requests == 0 || self.partitions == 0 {
+            return Err("the scale part needs a size (--scale-sizes), requests and partitions".into());
         }
         Ok(())
     }

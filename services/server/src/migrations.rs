@@ -29,9 +29,4 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0017_replica_endpoint_indexes.sql"),
     },
     Migration { version: 18, name: "departure_link", sql: include_str!("../migrations/0018_departure_link.sql") },
-    Migration {
-        version: 19,
-        name: "replica_partitions",
-        sql: include_str!("../migrations/0019_replica_partitions.sql"),
-    },
 ];

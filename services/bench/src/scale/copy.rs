@@ -5,9 +5,9 @@
 //! JSON of each as a slave ships it ([`crate::rows::endpoint`]). The
 //! secondary indexes of `replica_rows` are read from the catalog, dropped
 //! for the load and made again after it, so the copy ends with exactly the
-//! indexes the migrations give it. The one-table variant swaps the
-//! partitioned `replica_rows` for one table with the same columns, keys,
-//! views and indexes (the copy's layout before migration 0019).
+//! indexes the migrations give it. The partitioned variant swaps
+//! `replica_rows` for a table hash-partitioned by slave with the same
+//! columns, keys, views and indexes.
 
 use std::time::{Duration, Instant};
 
@@ -188,6 +188,17 @@ pub async fn load(url: &str, layouts: &[Layout], indexes: &[(String, String)]) -
         .try_collect::<()>()
         .await?;
     let index_seconds = started.elapsed().as_secs_f64();
+    // An index left invalid (a partitioned one made on the parent alone,
+    // `ON ONLY`) would have the list read the copy without it.
+    let invalid: Vec<String> = admin
+        .query("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !invalid.is_empty() {
+        bail!("the copy's indexes {} are not valid after the load", invalid.join(", "));
+    }
     let started = Instant::now();
     admin.batch_execute("VACUUM (ANALYZE) replica_rows").await.context("vacuuming and analyzing the copy")?;
     admin.batch_execute("ANALYZE slaves").await.context("analyzing the slaves")?;
@@ -197,23 +208,35 @@ pub async fn load(url: &str, layouts: &[Layout], indexes: &[(String, String)]) -
     Ok(load)
 }
 
-/// Replaces the (empty, partitioned) `replica_rows` of a migrated database
-/// with one table: the same columns (generated ones too), primary and
-/// foreign keys and views. The caller makes the secondary indexes.
-pub async fn one_table(client: &Client) -> anyhow::Result<()> {
+/// Replaces the (empty) `replica_rows` of a migrated database with one
+/// hash-partitioned by `slave_id` into `partitions`: the same columns
+/// (generated ones too), primary and foreign keys and views. The caller
+/// makes the secondary indexes (on the parent, so on every partition).
+pub async fn partition(client: &Client, partitions: usize) -> anyhow::Result<()> {
     let views: Vec<(String, String)> = client
         .query("SELECT viewname, definition FROM pg_views WHERE schemaname = 'public'", &[])
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let sql = "CREATE TABLE replica_rows_one
-                   (LIKE replica_rows INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS);
-               DROP TABLE replica_rows CASCADE;
-               ALTER TABLE replica_rows_one RENAME TO replica_rows;
-               ALTER TABLE replica_rows ADD CONSTRAINT replica_rows_pkey PRIMARY KEY (slave_id, table_name, row_key),
-                   ADD CONSTRAINT replica_rows_slave_id_fkey FOREIGN KEY (slave_id) REFERENCES slaves (id) ON DELETE CASCADE;";
-    client.batch_execute(sql).await.context("making replica_rows one table")?;
+    let mut sql = String::from(
+        "CREATE TABLE replica_rows_partitioned
+             (LIKE replica_rows INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)
+             PARTITION BY HASH (slave_id);\n",
+    );
+    for i in 0..partitions {
+        sql.push_str(&format!(
+            "CREATE TABLE replica_rows_{i:02} PARTITION OF replica_rows_partitioned
+                 FOR VALUES WITH (MODULUS {partitions}, REMAINDER {i});\n"
+        ));
+    }
+    sql.push_str(
+        "DROP TABLE replica_rows CASCADE;
+         ALTER TABLE replica_rows_partitioned RENAME TO replica_rows;
+         ALTER TABLE replica_rows ADD CONSTRAINT replica_rows_pkey PRIMARY KEY (slave_id, table_name, row_key),
+             ADD CONSTRAINT replica_rows_slave_id_fkey FOREIGN KEY (slave_id) REFERENCES slaves (id) ON DELETE CASCADE;",
+    );
+    client.batch_execute(&sql).await.context("partitioning replica_rows")?;
     // The views the drop took with it, each after the views it reads.
     let mut missing = views;
     for _ in 0..10 {
@@ -231,7 +254,7 @@ pub async fn one_table(client: &Client) -> anyhow::Result<()> {
         }
     }
     let names: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
-    bail!("the views {} could not be made on replica_rows in one table", names.join(", "))
+    bail!("the views {} could not be made on the partitioned replica_rows", names.join(", "))
 }
 
 /// `pg_database_size` of the database at `url`, read from `admin`.

@@ -1,8 +1,8 @@
 //! The scale part's cost curve as an SVG: four panels against the
 //! computers the master holds (time per million rows applied, query p99,
-//! database size, master peak memory), the copy in one table (before
-//! migration 0019 partitioned it) as hollow marks at the largest size.
-//! Written by hand: a few dozen elements, no plotting crate needed.
+//! database size, master peak memory), the partitioned copy as hollow
+//! marks at the largest size. Written by hand: a few dozen elements, no
+//! plotting crate needed.
 
 use std::fmt::Write as _;
 
@@ -18,11 +18,11 @@ const BOTTOM: f64 = 40.0;
 const COLORS: [&str; 7] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"];
 
 /// One line: its points (computers, value) and, where measured, the
-/// value of the copy in one table at the largest size.
+/// partitioned copy's value at the largest size.
 struct Series {
     name: String,
     points: Vec<(f64, f64)>,
-    one_table: Option<(f64, f64)>,
+    partitioned: Option<(f64, f64)>,
 }
 
 struct Panel {
@@ -37,7 +37,7 @@ fn series(name: &str, run: &ScaleRun, value: impl Fn(&SizeRun) -> Option<f64>) -
     Series {
         name: name.to_owned(),
         points: run.sizes.iter().filter_map(at).collect(),
-        one_table: run.one_table.as_ref().and_then(at),
+        partitioned: run.partitioned.as_ref().and_then(at),
     }
 }
 
@@ -86,7 +86,8 @@ pub fn svg(run: &ScaleRun) -> String {
     let slaves = run.sizes.first().map_or(0, |s| s.slaves);
     let _ = writeln!(
         out,
-        r#"<text x="10" y="18" font-size="13" font-weight="bold">One master: cost against computers held ({slaves} slaves; hollow marks: replica_rows in one table)</text>"#,
+        r#"<text x="10" y="18" font-size="13" font-weight="bold">One master: cost against computers held ({slaves} slaves; hollow marks: replica_rows in {} hash partitions)</text>"#,
+        run.partitions
     );
     for (i, panel) in panels.iter().enumerate() {
         let x0 = (i % 2) as f64 * PANEL_W;
@@ -98,7 +99,7 @@ pub fn svg(run: &ScaleRun) -> String {
 }
 
 fn draw(out: &mut String, panel: &Panel, x0: f64, y0: f64) {
-    let all = panel.series.iter().flat_map(|s| s.points.iter().chain(s.one_table.iter()));
+    let all = panel.series.iter().flat_map(|s| s.points.iter().chain(s.partitioned.iter()));
     let max_x = all.clone().map(|p| p.0).fold(0.0, f64::max).max(1.0) * 1.05;
     let max_y = all.map(|p| p.1).chain(panel.target).fold(0.0, f64::max).max(1e-9) * 1.1;
     let (w, h) = (PANEL_W - LEFT - RIGHT, PANEL_H - TOP - BOTTOM);
@@ -151,7 +152,7 @@ fn draw(out: &mut String, panel: &Panel, x0: f64, y0: f64) {
         for (x, y) in &s.points {
             let _ = writeln!(out, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, px(*x), py(*y));
         }
-        if let Some((x, y)) = s.one_table {
+        if let Some((x, y)) = s.partitioned {
             let _ = writeln!(
                 out,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="5" fill="none" stroke="{color}" stroke-width="2"/>"#,

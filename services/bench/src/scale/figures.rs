@@ -1,6 +1,5 @@
-//! The scale part's lines of the results table: per size, then the copy
-//! in one table (before migration 0019) beside the partitioned one at the
-//! largest size.
+//! The scale part's lines of the results table: per size, then the
+//! partitioned copy beside the plain one at the largest size.
 
 use super::{ScaleRun, SizeRun};
 use crate::{
@@ -47,8 +46,8 @@ impl ScaleRun {
         for s in &self.sizes {
             rows.extend(size_figures(s));
         }
-        if let (Some(one), Some(partitioned)) = (&self.one_table, self.sizes.last()) {
-            rows.extend(one_table_figures(one, partitioned));
+        if let (Some(p), Some(plain)) = (&self.partitioned, self.sizes.last()) {
+            rows.extend(partitioned_figures(p, plain, self.partitions));
         }
         rows
     }
@@ -142,14 +141,13 @@ fn size_figures(s: &SizeRun) -> Vec<Figure> {
     rows
 }
 
-/// `p`, the copy in one table, against `plain`, the copy as migrated.
-fn one_table_figures(p: &SizeRun, plain: &SizeRun) -> Vec<Figure> {
-    let head = format!("{}, replica_rows in one table (before migration 0019)", p.head());
+fn partitioned_figures(p: &SizeRun, plain: &SizeRun, partitions: usize) -> Vec<Figure> {
+    let head = format!("{}, replica_rows in {partitions} hash partitions by slave", p.head());
     let mut rows = vec![
         figure(
             format!("{head}: load (rows, indexes, analyze)"),
             format!("{:.0} s, database {:.2} GB", p.load.seconds(), p.database_bytes as f64 / 1e9),
-            format!("partitioned {:.0} s, {:.2} GB", plain.load.seconds(), plain.database_bytes as f64 / 1e9),
+            format!("plain {:.0} s, {:.2} GB", plain.load.seconds(), plain.database_bytes as f64 / 1e9),
             Some(p.load.seconds() / plain.load.seconds()),
             "(shown)",
             None,
@@ -157,7 +155,7 @@ fn one_table_figures(p: &SizeRun, plain: &SizeRun) -> Vec<Figure> {
         figure(
             format!("{head}: UNNEST upsert of {} new computers", thousands(p.sample_rows_hint(plain))),
             rate(p.upsert_rows_per_s, "rows"),
-            format!("partitioned {}", rate(plain.upsert_rows_per_s, "rows")),
+            format!("plain {}", rate(plain.upsert_rows_per_s, "rows")),
             Some(p.upsert_rows_per_s / plain.upsert_rows_per_s),
             "(shown)",
             None,
@@ -167,7 +165,7 @@ fn one_table_figures(p: &SizeRun, plain: &SizeRun) -> Vec<Figure> {
         rows.push(figure(
             format!("{head}: `GET {}` ({})", l.path, l.query),
             ms(&l.latency),
-            format!("partitioned p99 {:.1} ms", base.latency.p99_ms),
+            format!("plain p99 {:.1} ms", base.latency.p99_ms),
             Some(l.latency.p99_ms / base.latency.p99_ms),
             "(shown)",
             None,
@@ -176,7 +174,7 @@ fn one_table_figures(p: &SizeRun, plain: &SizeRun) -> Vec<Figure> {
     rows.push(figure(
         format!("{head}: the copy's read of one slave that verify makes"),
         ms(&p.verify_read),
-        format!("partitioned p99 {:.1} ms", plain.verify_read.p99_ms),
+        format!("plain p99 {:.1} ms", plain.verify_read.p99_ms),
         Some(p.verify_read.p99_ms / plain.verify_read.p99_ms),
         "(shown)",
         None,
@@ -185,7 +183,7 @@ fn one_table_figures(p: &SizeRun, plain: &SizeRun) -> Vec<Figure> {
         format!("{head}: memory, master peak (VmHWM)"),
         mb(p.master_peak_rss),
         format!(
-            "partitioned {}; start {:.1} s (partitioned {:.1} s)",
+            "plain {}; start {:.1} s (plain {:.1} s)",
             mb(plain.master_peak_rss),
             p.start_seconds,
             plain.start_seconds

@@ -7,9 +7,8 @@
 //! ([`copy`]), and a few real slaves registered through the API replicate
 //! a measured sample on top of it ([`size`]). Each size's databases and
 //! queues are removed before the next. At the largest size the same copy
-//! is measured again with `replica_rows` in one table, as it was before
-//! migration 0019 partitioned it by slave. The figures go in the table
-//! ([`figures`]) and on a cost curve ([`curve`]).
+//! is measured again with `replica_rows` hash-partitioned by slave. The
+//! figures go in the table ([`figures`]) and on a cost curve ([`curve`]).
 
 pub mod copy;
 pub mod curve;
@@ -27,8 +26,9 @@ pub use size::SizeRun;
 pub struct ScaleRun {
     /// One per size, smallest first.
     pub sizes: Vec<SizeRun>,
-    /// The largest size again, `replica_rows` in one table.
-    pub one_table: Option<SizeRun>,
+    /// The largest size again, `replica_rows` partitioned into `partitions`.
+    pub partitioned: Option<SizeRun>,
+    pub partitions: usize,
 }
 
 /// Runs every size of `plan.scale`, each in a namespace of its own under
@@ -48,17 +48,22 @@ pub async fn run(namespace: &str, plan: &Plan, work_dir: &std::path::Path) -> an
         bytes_per_computer = bytes_per_computer.max(measured.database_bytes / computers);
         runs.push(measured);
     }
-    let one_table = match sizes.last() {
+    let partitioned = match sizes.last() {
         Some(&computers) => {
             let disk = copy::check_disk(&admin, computers, bytes_per_computer).await?;
-            tracing::info!(computers, "Scale: the same copy in one table.");
+            let shape = size::Shape::Partitioned(plan.scale.partitions);
+            tracing::info!(
+                computers,
+                partitions = plan.scale.partitions,
+                "Scale: the same copy, partitioned by slave."
+            );
             Some(
-                size::run(&format!("{namespace}_xp"), plan, computers, size::Shape::OneTable, disk, work_dir)
+                size::run(&format!("{namespace}_xp"), plan, computers, shape, disk, work_dir)
                     .await
-                    .context("measuring the copy in one table")?,
+                    .context("measuring the partitioned copy")?,
             )
         }
         None => None,
     };
-    Ok(ScaleRun { sizes: runs, one_table })
+    Ok(ScaleRun { sizes: runs, partitioned, partitions: plan.scale.partitions })
 }

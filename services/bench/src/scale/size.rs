@@ -83,9 +83,8 @@ pub struct ListQuery {
 pub enum Shape {
     /// As the migrations make it, with real slaves and a report service.
     Plain,
-    /// `replica_rows` in one table, as before migration 0019: the copy and
-    /// the queries only.
-    OneTable,
+    /// `replica_rows` hash-partitioned by slave: the copy and the queries only.
+    Partitioned(usize),
 }
 
 /// Measures `computers` in namespace `ns` and removes everything it made.
@@ -140,7 +139,7 @@ async fn measure(
     let sample_slaves = fleet.slaves.len();
     let sample_rows = scale.sample_rows();
     // The real slaves' share is written in bulk too when there are none
-    // (the copy in one table), as that many more bulk slaves.
+    // (the partitioned copy), as that many more bulk slaves.
     let layout = Layout::of(0, computers - sample_rows, scale.slaves - scale.sample_slaves);
     let mut layouts = vec![layout];
     if sample_slaves == 0 {
@@ -154,8 +153,8 @@ async fn measure(
     }
     let mut client = crate::stats::connect(url, "the scale master's database").await?;
     let indexes = copy::secondary_indexes(&client).await?;
-    if shape == Shape::OneTable {
-        copy::one_table(&client).await?;
+    if let Shape::Partitioned(partitions) = shape {
+        copy::partition(&client, partitions).await?;
     }
     tracing::info!(computers, bulk_slaves = layout.slaves, ?shape, "Writing the scale copy in bulk.");
     let load = copy::load(url, &layouts, &indexes).await?;
