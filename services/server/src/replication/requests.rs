@@ -69,7 +69,7 @@ pub async fn request_now(state: &AppState, actor: &Actor, full: bool) -> Result<
     let after = serde_json::json!({"full": full});
     activity::record(&tx, actor, "replication.now", "replication", None, Some(after)).await?;
     tx.commit().await?;
-    state.wakes.replicator.wake();
+    AfterCommit { pass: true, acked: false }.wake(state);
     tracing::info!(full, "Replication requested by the operator.");
     Ok(())
 }
@@ -85,9 +85,11 @@ pub struct AfterCommit {
 }
 
 impl AfterCommit {
-    /// Wakes the replicator for what was recorded.
+    /// Wakes the replicator for what was recorded. A pass asked for wakes
+    /// a wait for an answer too: a full pass moves the stream past the
+    /// batch in flight, which that wait then sees.
     pub fn wake(&self, state: &AppState) {
-        if self.acked {
+        if self.acked || self.pass {
             state.wakes.replication_answer.wake();
         }
         if self.pass {

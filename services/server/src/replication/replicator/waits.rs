@@ -218,9 +218,11 @@ async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: 
         tokio::select! {
             _ = stop.wait() => return Ok(Answer::Stopped),
             _ = tokio::time::sleep_until(deadline) => return Ok(Answer::TimedOut),
+            // An answer recorded, or a full pass asked for (which moves
+            // the stream past the batch in flight: `position::request`).
+            // A wake between the read above and this wait is kept, not lost
+            // (`Wake` holds it). The link's removal stops the slave side.
             _ = state.wakes.replication_answer.woken() => {}
-            // An answer recorded between the read above and this wait.
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
 }
