@@ -362,9 +362,10 @@ pub struct ReplicationProgress {
 }
 
 impl ReplicationProgress {
-    /// How many rows behind a heartbeat counts at most. Every slave counts
-    /// every 10 s; a count has to read each row's index entry, and a site
-    /// back from a week offline may be millions of rows behind.
+    /// How many rows behind a heartbeat counts at most. A count has to
+    /// read each row's index entry, and a site back from a week offline may
+    /// be millions of rows behind (a slave counts again after a minute, not
+    /// at every heartbeat, once it found 1,000 or more).
     pub const ROWS_BEHIND_COUNTED: i64 = 1_000_000;
 
     /// `rows_behind` for people: the number, with a `+` at the bound.

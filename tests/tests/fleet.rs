@@ -245,6 +245,94 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
     server.stop(&[queue]).await;
 }
 
+/// The seats in use are kept as endpoints are written, not counted at each
+/// read: whatever writes the endpoints table (enrolments, deletions made in
+/// the database, license changes, many small statements, `TRUNCATE`), the
+/// license shows what a count of the table says.
+#[tokio::test]
+async fn the_seats_shown_follow_every_write_of_the_endpoints() {
+    let vendor = VendorKey::from_hex(include_str!("../../ops/license/vendor-dev.key")).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let key = License {
+        license_id: uuid::Uuid::new_v4(),
+        customer: "Test".into(),
+        seats: 40,
+        issued_on: today,
+        expires_on: today + chrono::Days::new(30),
+    }
+    .issue(&vendor);
+    let mut options = ServerOptions::standalone();
+    options.extra_xml = format!("<License><Key>{key}</Key></License>");
+    let server = TestServer::spawn(options).await;
+    let agent = TestAgent::spawn(&server, 120, |_| {});
+    server.wait_for_endpoints(120).await;
+    let queue = agent.stop().await;
+    let (db, connection) =
+        tokio_postgres::connect(&server.options.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let shown_and_counted = || async {
+        let shown = server.get_ok("/api/license").await;
+        let counted = db
+            .query_one(
+                "SELECT count(*) FILTER (WHERE licensed), count(*) FILTER (WHERE NOT licensed) FROM endpoints",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            (shown["used"].as_i64().unwrap(), shown["unlicensed"].as_i64().unwrap()),
+            (counted.get::<_, i64>(0), counted.get::<_, i64>(1)),
+        )
+    };
+    let (shown, counted) = wait_for("seats to be assigned", || async {
+        let (shown, counted) = shown_and_counted().await;
+        (shown == (40, 80)).then_some((shown, counted))
+    })
+    .await;
+    assert_eq!(shown, counted);
+
+    // Deleted in the database: ten unlicensed, ten licensed (their seats
+    // stay free until the next assignment).
+    for licensed in [false, true] {
+        db.execute(
+            "DELETE FROM endpoints WHERE id IN (SELECT id FROM endpoints WHERE licensed = $1 ORDER BY id LIMIT 10)",
+            &[&licensed],
+        )
+        .await
+        .unwrap();
+    }
+    let (shown, counted) = shown_and_counted().await;
+    assert_eq!(shown, (30, 70));
+    assert_eq!(shown, counted);
+
+    // The key installed again assigns the free seats: ten flags turn.
+    let (status, body) = server.call(reqwest::Method::PUT, "/api/license", Some(json!({"key": key}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["used"].as_i64(), body["unlicensed"].as_i64()), (Some(40), Some(60)));
+    assert_eq!(shown_and_counted().await.1, (40, 60));
+
+    // A hundred one-row statements: the counts stay right, and their rows
+    // of differences are folded instead of piling up.
+    for _ in 0..50 {
+        db.execute("DELETE FROM endpoints WHERE id = (SELECT id FROM endpoints ORDER BY id LIMIT 1)", &[])
+            .await
+            .unwrap();
+        db.execute("UPDATE endpoints SET licensed = NOT licensed WHERE id = (SELECT id FROM endpoints ORDER BY id DESC LIMIT 1)", &[])
+            .await
+            .unwrap();
+    }
+    let (shown, counted) = shown_and_counted().await;
+    assert_eq!(shown, counted);
+    assert_eq!(shown.0 + shown.1, 50);
+    let rows: i64 = db.query_one("SELECT count(*) FROM seat_counts", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1, "the counts' rows are folded into one once they pile up");
+    assert_eq!(shown_and_counted().await.0, counted);
+
+    db.execute("TRUNCATE endpoints CASCADE", &[]).await.unwrap();
+    assert_eq!(shown_and_counted().await, ((0, 0), (0, 0)));
+    server.stop(&[queue]).await;
+}
+
 /// A measurement, not a gate (run with `--ignored --nocapture`): how long a
 /// server takes to enroll a 10,000-endpoint fleet from one agent process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,4 +29,5 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0017_replica_endpoint_indexes.sql"),
     },
     Migration { version: 18, name: "departure_link", sql: include_str!("../migrations/0018_departure_link.sql") },
+    Migration { version: 19, name: "seat_counts", sql: include_str!("../migrations/0019_seat_counts.sql") },
 ];

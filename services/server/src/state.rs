@@ -124,6 +124,9 @@ pub struct AppState {
     /// Set while this slave's replicator holds a bulk batch back because
     /// the master's bulk queue is full (`/metrics`).
     pub bulk_batch_held: AtomicBool,
+    /// The heartbeats' last count of the rows this slave's master has not
+    /// acknowledged.
+    pub rows_behind: crate::replication::rows_behind::RowsBehind,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -155,6 +158,7 @@ impl AppState {
             link_repairs: Arc::default(),
             departure_pending: Arc::default(),
             bulk_batch_held: AtomicBool::new(false),
+            rows_behind: Default::default(),
         }
     }
 

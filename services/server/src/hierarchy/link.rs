@@ -137,7 +137,7 @@ pub async fn register(state: &AppState, actor: &Actor, master: &str, token: &str
         None if state.settings.tls.plain_registration => None,
         None => return Err(LinkError::Invalid(UNPINNED_TOKEN.into())),
     };
-    let heartbeat = reporter::heartbeat(&state.pool.get().await?).await?;
+    let heartbeat = reporter::heartbeat(state, &state.pool.get().await?).await?;
     let request = RegisterRequest {
         token: presented.secret.to_owned(),
         slave_id: state.site.instance.clone(),

@@ -85,7 +85,10 @@ pub async fn run(state: Arc<AppState>, broker: Arc<Broker>, stop: Shutdown) {
 }
 
 /// This site's summary, as heartbeats and registration carry it.
-pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, tokio_postgres::Error> {
+pub async fn heartbeat<C: GenericClient>(
+    state: &AppState,
+    client: &C,
+) -> Result<SlaveHeartbeat, tokio_postgres::Error> {
     let summary = licensing::summary(client).await?;
     let license =
         summary.expires_on.map(|expires_on| LicenseUsage { seats: summary.seats, used: summary.used, expires_on });
@@ -93,7 +96,7 @@ pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, t
         version: env!("CARGO_PKG_VERSION").to_owned(),
         endpoints: summary.used + summary.unlicensed,
         license,
-        replication: crate::replication::replicator::progress(client).await?,
+        replication: crate::replication::replicator::progress(client, &state.rows_behind).await?,
         links: None,
     })
 }
@@ -101,7 +104,7 @@ pub async fn heartbeat<C: GenericClient>(client: &C) -> Result<SlaveHeartbeat, t
 async fn send_heartbeat(state: &AppState, publisher: &Publisher) -> anyhow::Result<()> {
     let Some(link) = state.keyring.link() else { return Ok(()) };
     let client = state.pool.get().await?;
-    let mut summary = heartbeat(&client).await?;
+    let mut summary = heartbeat(state, &client).await?;
     summary.links = super::broker_links::report(state).await.map(|r| r.states());
     let report = SlaveReport::Heartbeat(summary);
     let command = report_command(state, &link, &report);

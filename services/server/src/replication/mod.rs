@@ -9,6 +9,8 @@
 //! * [`verify`]: the master compares its copy with the slave's checksums.
 //! * [`requests`]: replicate now, verify and the answers to batches, as
 //!   they travel on the slave's command queue.
+//! * [`rows_behind`]: how far behind the master a slave's heartbeats say
+//!   it is, counted now and then.
 //!
 //! The wire contract is [`rampart_shared::replication`]; the design and its
 //! reasons are in `docs/architecture.md`.
@@ -17,4 +19,5 @@ pub mod apply;
 pub mod changes;
 pub mod replicator;
 pub mod requests;
+pub mod rows_behind;
 pub mod verify;

@@ -12,7 +12,7 @@ use rampart_shared::{
 };
 use uuid::Uuid;
 
-use crate::replication::changes;
+use crate::replication::rows_behind::RowsBehind;
 
 /// Where this slave's stream stands, from `master_link`.
 #[derive(Clone, Debug)]
@@ -60,10 +60,14 @@ pub(super) async fn number_next<C: GenericClient>(client: &C) -> Result<Option<S
 }
 
 /// Where replication stands, for heartbeats: the rows behind counted up
-/// to [`ReplicationProgress::ROWS_BEHIND_COUNTED`].
-pub async fn progress<C: GenericClient>(client: &C) -> Result<Option<ReplicationProgress>, tokio_postgres::Error> {
+/// to [`ReplicationProgress::ROWS_BEHIND_COUNTED`], or an earlier
+/// heartbeat's count ([`RowsBehind`]).
+pub async fn progress<C: GenericClient>(
+    client: &C,
+    last: &RowsBehind,
+) -> Result<Option<ReplicationProgress>, tokio_postgres::Error> {
     let Some(s) = stream(client).await? else { return Ok(None) };
-    let rows_behind = changes::waiting(client, s.acked, ReplicationProgress::ROWS_BEHIND_COUNTED as usize).await?;
+    let rows_behind = last.count(client, s.epoch, s.acked).await?;
     Ok(Some(ReplicationProgress { epoch: s.epoch, acked: s.acked, rows_behind }))
 }
 
