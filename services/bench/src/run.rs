@@ -19,9 +19,17 @@ use crate::{
 /// Longest the first full snapshots after registration may take.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Files the machine's broker must be allowed to open for a full run:
+/// with its default of 1,024 the slaves' connections stop being accepted
+/// part-way (`connection.open` times out). `ops/bench` raises it.
+const FULL_RUN_BROKER_FILES: u64 = 16_384;
+
 /// Runs `plan`; logs and temporary files go to `work_dir`.
 pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
     plan.check().map_err(anyhow::Error::msg)?;
+    if plan.mode == "full" {
+        broker_may_open_enough_files().await?;
+    }
     let started_at = chrono::Utc::now();
     let namespace = format!("rb_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     tracing::info!(mode = plan.mode, namespace, work_dir = %work_dir.display(), "Benchmark started.");
@@ -69,6 +77,24 @@ pub async fn run(plan: Plan, work_dir: PathBuf) -> anyhow::Result<Run> {
             Some(crate::scale::run(&namespace, &run.plan, &work_dir).await.context("measuring the scale part")?);
     }
     Ok(run)
+}
+
+/// Stops a full run at once, saying why, when the broker may not open
+/// [`FULL_RUN_BROKER_FILES`]; goes on when its limit cannot be read (no
+/// management API here).
+async fn broker_may_open_enough_files() -> anyhow::Result<()> {
+    match fanout_large::broker_use().await {
+        Ok(broker) if broker.fd_total < FULL_RUN_BROKER_FILES => anyhow::bail!(
+            "the broker may open only {} files and a full run needs {FULL_RUN_BROKER_FILES} (its slaves' \
+             connections and queues): run it through ops/bench, which raises the limit (a restart of the broker)",
+            broker.fd_total
+        ),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "Could not read how many files the broker may open; going on.");
+            Ok(())
+        }
+    }
 }
 
 /// The raw limits, then the main fleet of slaves with a master and its

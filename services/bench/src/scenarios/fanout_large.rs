@@ -356,7 +356,7 @@ fn process_cpu_ticks() -> u64 {
 }
 
 /// The machine broker's node, through its management API.
-async fn broker_use() -> anyhow::Result<BrokerUse> {
+pub(crate) async fn broker_use() -> anyhow::Result<BrokerUse> {
     let (user, password) =
         read_credentials(&rampart_tests::enrolled::admin_credentials()).map_err(anyhow::Error::msg)?;
     let client = ManagementClient::new(MANAGEMENT_URL, &user, password)?;
