@@ -4,6 +4,7 @@ use rampart_shared::license::{License, VendorKey};
 use rampart_tests::{enrolled::EnrolledAgent, wait_for, ServerOptions, TestAgent, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn endpoints_of(list: &Value) -> &Vec<Value> {
     list["endpoints"].as_array().expect("endpoint list")
@@ -177,8 +178,7 @@ async fn a_policy_and_a_scan_reach_every_enrolled_fleet() {
 async fn ten_thousand_endpoints_enrol_as_one_identity() {
     let server = TestServer::spawn(ServerOptions::standalone().with_agent_identities()).await;
     let started = std::time::Instant::now();
-    let fleet =
-        EnrolledAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = std::time::Duration::from_secs(300)).await;
+    let fleet = EnrolledAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = Duration::from_secs(300)).await;
     let enrolment = started.elapsed();
     server.wait_for_endpoints(10_000).await;
     println!("Enrolled 10,000 endpoints in {enrolment:.2?}; all reported in {:.2?}.", started.elapsed());
@@ -247,8 +247,9 @@ async fn endpoints_beyond_the_seats_are_unlicensed_not_dropped() {
 
 /// The seats in use are kept as endpoints are written, not counted at each
 /// read: whatever writes the endpoints table (enrolments, deletions made in
-/// the database, license changes, many small statements, `TRUNCATE`), the
-/// license shows what a count of the table says.
+/// the database, license changes, many small statements, `TRUNCATE`, even
+/// while a read folds the counts), the license shows what a count of the
+/// table says.
 #[tokio::test]
 async fn the_seats_shown_follow_every_write_of_the_endpoints() {
     let vendor = VendorKey::from_hex(include_str!("../../ops/license/vendor-dev.key")).unwrap();
@@ -264,12 +265,34 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
     let mut options = ServerOptions::standalone();
     options.extra_xml = format!("<License><Key>{key}</Key></License>");
     let server = TestServer::spawn(options).await;
-    let agent = TestAgent::spawn(&server, 120, |_| {});
+    // The agents send one heartbeat each, then one showing the policy they
+    // were sent applied (the built-in default shows as version 0), and nothing more for the test's length (no
+    // periodic round within it, no unmanaged computers to discover): once
+    // every policy shows applied, the server writes no endpoint row while
+    // the test does (two statements locking many rows each could deadlock).
+    let agent = TestAgent::spawn(&server, 120, |settings| {
+        settings.heartbeat_interval = Duration::from_secs(86_400);
+        settings.unmanaged = 0;
+    });
     server.wait_for_endpoints(120).await;
-    let queue = agent.stop().await;
     let (db, connection) =
         tokio_postgres::connect(&server.options.database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
+    wait_for("every endpoint to show its policy applied", || async {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM endpoints
+                  WHERE applied_policy_id IS DISTINCT FROM policy_id
+                     OR applied_policy_version IS DISTINCT FROM coalesce(policy_version, 0)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (waiting == 0).then_some(())
+    })
+    .await;
+    let queue = agent.stop().await;
     let shown_and_counted = || async {
         let shown = server.get_ok("/api/license").await;
         let counted = db
@@ -328,7 +351,39 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
     assert_eq!(rows, 1, "the counts' rows are folded into one once they pile up");
     assert_eq!(shown_and_counted().await.0, counted);
 
-    db.execute("TRUNCATE endpoints CASCADE", &[]).await.unwrap();
+    // Emptied while a read folds the counts: the TRUNCATE waits for the
+    // fold, and the sum the fold wrote goes with the rest.
+    let connect = || async {
+        let (client, connection) =
+            tokio_postgres::connect(&server.options.database_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let folding = connect().await;
+    folding
+        .batch_execute(
+            "BEGIN; WITH folded AS (DELETE FROM seat_counts RETURNING used, unlicensed)
+                    INSERT INTO seat_counts (used, unlicensed) SELECT sum(used), sum(unlicensed) FROM folded",
+        )
+        .await
+        .unwrap();
+    let emptying = connect().await;
+    let truncate = tokio::spawn(async move { emptying.batch_execute("TRUNCATE endpoints CASCADE").await });
+    wait_for("the TRUNCATE to wait for the fold", || async {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'TRUNCATE endpoints%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (waiting == 1).then_some(())
+    })
+    .await;
+    folding.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), truncate).await.expect("the TRUNCATE ends").unwrap().unwrap();
     assert_eq!(shown_and_counted().await, ((0, 0), (0, 0)));
     server.stop(&[queue]).await;
 }
@@ -340,7 +395,7 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
 async fn ten_thousand_endpoints_enroll() {
     let server = TestServer::spawn(ServerOptions::standalone()).await;
     let started = std::time::Instant::now();
-    let agent = TestAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = std::time::Duration::from_secs(300));
+    let agent = TestAgent::spawn(&server, 10_000, |a| a.heartbeat_interval = Duration::from_secs(300));
     server.wait_for_endpoints(10_000).await;
     let enrolled = started.elapsed();
     let status = server.get_ok("/api/status").await;

@@ -168,6 +168,8 @@ pub async fn summary<C: GenericClient>(client: &C) -> Result<LicenseSummary, tok
         // Rows inserted meanwhile are not in the DELETE's snapshot and stay;
         // a fold running at the same time deletes disjoint rows (one waits
         // for the other's, then skips them), so the sums hold either way.
+        // Emptying the endpoints truncates the counts, which waits for a
+        // fold and takes its sum too (migration 0020).
         client
             .execute_cached(
                 "WITH folded AS (DELETE FROM seat_counts RETURNING used, unlicensed)

@@ -30,4 +30,9 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 18, name: "departure_link", sql: include_str!("../migrations/0018_departure_link.sql") },
     Migration { version: 19, name: "seat_counts", sql: include_str!("../migrations/0019_seat_counts.sql") },
+    Migration {
+        version: 20,
+        name: "seat_counts_emptied",
+        sql: include_str!("../migrations/0020_seat_counts_emptied.sql"),
+    },
 ];
