@@ -222,6 +222,11 @@ fn limit_figures(l: &RawLimits) -> Vec<Figure> {
         ),
         figure("raw: publish -> consume round trip", ms(&l.round_trip), "-", None, "baseline", None),
     ];
+    if let Some(again) = &l.after_throughput {
+        let (copy, upsert) = (rate(again.copy_rows_per_s, "rows"), rate(again.upsert_rows_per_s, "rows"));
+        rows.insert(2, figure("raw: the same COPY, again after the throughput", copy, "-", None, "baseline", None));
+        rows.insert(3, figure("raw: the same upsert, again after the throughput", upsert, "-", None, "baseline", None));
+    }
     if let Some(f) = &l.broker_fanout {
         let name =
             format!("raw: one message to each of {} quorum queues -> the last consumed, {} rounds", f.queues, f.rounds);
@@ -235,14 +240,31 @@ fn limit_figures(l: &RawLimits) -> Vec<Figure> {
     rows
 }
 
+/// How a limit is shown: measured once, or the mean of the measurements
+/// before and after the throughput with both beside it.
+fn limit_shown(what: &str, limit: f64, before: f64, after: Option<f64>) -> String {
+    match after {
+        None => format!("{what} {}", rate(limit, "rows")),
+        Some(after) => {
+            format!(
+                "{what} {} (mean of {} before, {} after)",
+                rate(limit, "rows"),
+                thousands(before.round() as u64),
+                thousands(after.round() as u64)
+            )
+        }
+    }
+}
+
 /// Replication throughput against the upsert and COPY limits.
 fn throughput_figures(l: &RawLimits, t: &Drain, slaves: usize) -> [Figure; 2] {
-    let (copy, upsert) = (l.copy_rows_per_s, l.upsert_rows_per_s);
+    let (copy, upsert) = (l.copy_limit(), l.upsert_limit());
+    let after = l.after_throughput;
     [
         figure(
             format!("replication throughput, {} rows / {} slaves", thousands(t.rows), slaves),
             format!("{} ({:.1} s)", rate(t.rows_per_s, "rows"), t.seconds),
-            format!("upsert {}", rate(upsert, "rows")),
+            limit_shown("upsert", upsert, l.upsert_rows_per_s, after.map(|a| a.upsert_rows_per_s)),
             Some(t.rows_per_s / upsert),
             ">= 1.0 x upsert",
             Some(t.rows_per_s >= upsert),
@@ -250,7 +272,7 @@ fn throughput_figures(l: &RawLimits, t: &Drain, slaves: usize) -> [Figure; 2] {
         figure(
             "replication throughput vs COPY",
             rate(t.rows_per_s, "rows"),
-            format!("COPY {}", rate(copy, "rows")),
+            limit_shown("COPY", copy, l.copy_rows_per_s, after.map(|a| a.copy_rows_per_s)),
             Some(t.rows_per_s / copy),
             ">= 0.6 x COPY",
             Some(t.rows_per_s >= 0.6 * copy),
@@ -279,11 +301,11 @@ fn lag_figure(lag: &Lag) -> Figure {
 }
 
 fn drain_figure(l: &RawLimits, backlog: &Drain) -> Figure {
-    let upsert = l.upsert_rows_per_s;
+    let upsert = l.upsert_limit();
     figure(
         format!("backlog drain, {} rows with live traffic", thousands(backlog.rows)),
         format!("{} ({:.1} s)", rate(backlog.rows_per_s, "rows"), backlog.seconds),
-        format!("upsert {}", rate(upsert, "rows")),
+        limit_shown("upsert", upsert, l.upsert_rows_per_s, l.after_throughput.map(|a| a.upsert_rows_per_s)),
         Some(backlog.rows_per_s / upsert),
         ">= 0.8 x upsert",
         Some(backlog.rows_per_s >= 0.8 * upsert),

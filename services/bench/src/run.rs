@@ -101,7 +101,7 @@ async fn broker_may_open_enough_files() -> anyhow::Result<()> {
 /// report service, and the parts of the plan on them.
 async fn main_fleet(run: &mut Run, namespace: &str, work_dir: PathBuf) -> anyhow::Result<()> {
     let plan = &run.plan;
-    let limits = limits::measure(&LimitsPlan {
+    let limits_plan = LimitsPlan {
         database_url: format!("{PG_BASE}/{namespace}_limits"),
         amqp_url: AMQP_URL.into(),
         namespace: namespace.to_owned(),
@@ -112,9 +112,8 @@ async fn main_fleet(run: &mut Run, namespace: &str, work_dir: PathBuf) -> anyhow
         message_bytes: plan.message_bytes,
         fanout_queues: if plan.runs(Part::Fanout) { plan.fanout_slaves.iter().copied().max().unwrap_or(0) } else { 0 },
         fanout_rounds: plan.fanout_rounds,
-    })
-    .await
-    .context("measuring the raw limits")?;
+    };
+    let limits = limits::measure(&limits_plan).await.context("measuring the raw limits")?;
     tracing::info!(?limits, "Raw limits measured.");
     run.limits = Some(limits);
 
@@ -142,7 +141,7 @@ async fn main_fleet(run: &mut Run, namespace: &str, work_dir: PathBuf) -> anyhow
         pool_size: plan.master_pool_size,
         reports_xml: reports.master_xml(),
     };
-    let outcome = measure(run, &config, &fleet, &reports, &work_dir).await;
+    let outcome = measure(run, &config, &fleet, &reports, &work_dir, &limits_plan).await;
     fleet::teardown(fleet, reports, &config, namespace).await;
     outcome
 }
@@ -154,6 +153,7 @@ async fn measure(
     fleet: &Fleet,
     reports: &TestReport,
     work_dir: &std::path::Path,
+    limits_plan: &LimitsPlan,
 ) -> anyhow::Result<()> {
     let plan = run.plan.clone();
     let master = Master::start(config).await?;
@@ -176,6 +176,13 @@ async fn measure(
     let (mut master, throughput) =
         replication::throughput(fleet, master, config, &master_db, plan.computers_per_slave).await?;
     run.throughput = Some(throughput);
+    // The machine may have changed speed since the limits were measured:
+    // the database's rates again, next to the throughput in time.
+    let again = limits::measure_database_again(limits_plan).await.context("measuring the raw limits again")?;
+    tracing::info!(?again, "Raw database limits measured again after the throughput.");
+    if let Some(limits) = run.limits.as_mut() {
+        limits.after_throughput = Some(again);
+    }
     let computers = plan.slaves as u64 * plan.computers_per_slave;
 
     if plan.runs(Part::Report) {
