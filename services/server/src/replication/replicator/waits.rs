@@ -204,6 +204,13 @@ pub(super) async fn answer_to(
     }
 }
 
+/// How often a wait for the master's answer reads the stream without a
+/// wake: a fourth as often as the 500 ms poll it replaced (a read every
+/// 2 s per waiting slave), and a bound on what a missed wake would cost
+/// (the patience, 30 s, without it; an end-to-end test once waited past
+/// its 60 s for a first snapshot under a loaded CI, cause not found).
+const ANSWER_LOOK: Duration = Duration::from_secs(2);
+
 async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: &Shutdown) -> anyhow::Result<Answer> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -223,6 +230,9 @@ async fn wait_for_answer(state: &AppState, batch: i64, timeout: Duration, stop: 
             // A wake between the read above and this wait is kept, not lost
             // (`Wake` holds it). The link's removal stops the slave side.
             _ = state.wakes.replication_answer.woken() => {}
+            // This task's own timer (`wakes.rs`): were a wake ever missed,
+            // the answer is seen within a look, not after the patience.
+            _ = tokio::time::sleep(ANSWER_LOOK) => {}
         }
     }
 }
