@@ -3,7 +3,9 @@
 //!
 //! Every call that waits on the broker is bounded by [`BROKER_TIMEOUT`]; a
 //! dead connection is replaced on the next [`Broker::channel`] call, so the
-//! long-running loops recover by asking again after a back-off.
+//! long-running loops recover by asking again after a back-off. A handle
+//! has at most one connection attempt under way: one that outlasts the
+//! bound is waited for again by the next call, never started anew.
 
 pub mod consumer;
 pub mod publisher;
@@ -11,7 +13,7 @@ pub mod publisher;
 use std::time::Duration;
 
 use lapin::{protocol::constants::REPLY_SUCCESS, Channel, Connection, ConnectionProperties};
-use tokio::sync::Mutex;
+use tokio::{sync::Mutex, task::JoinHandle};
 
 use crate::secret::{redact_url, Secret};
 
@@ -104,10 +106,27 @@ pub async fn close_channel(channel: &Channel, reason: &str) -> Result<()> {
 pub struct Broker {
     url: Secret<String>,
     name: String,
-    connection: Mutex<Option<Connection>>,
+    connection: Mutex<Link>,
     /// Woken each time this handle opens a new connection, so that users
     /// waiting out a back-off after losing theirs retry at once.
     reconnected: tokio::sync::Notify,
+}
+
+/// The handle's connection, and the attempt to open one while it has none.
+///
+/// lapin opens a connection in an I/O thread of its own, which goes on
+/// (a TCP connect the kernel retries for minutes, then the handshake) when
+/// the future that asked for it is dropped: a caller that gave up after
+/// [`BROKER_TIMEOUT`] and asked again left a thread, a socket and its
+/// buffers behind each time. When a broker slowed by 1,000 slaves stopped
+/// accepting connections in time, their reconnections piled up to 7,000
+/// threads and 9 GB in one process (`bench/README.md`, change 53). So the
+/// attempt runs as a task of its own, and the next call waits for that
+/// same attempt, taking its connection if it came late.
+#[derive(Debug, Default)]
+struct Link {
+    connection: Option<Connection>,
+    attempt: Option<JoinHandle<lapin::Result<Connection>>>,
 }
 
 impl Broker {
@@ -118,7 +137,7 @@ impl Broker {
         Self {
             url: Secret::new(with_defaults(url.expose())),
             name: name.into(),
-            connection: Mutex::new(None),
+            connection: Mutex::new(Link::default()),
             reconnected: tokio::sync::Notify::new(),
         }
     }
@@ -137,25 +156,34 @@ impl Broker {
 
     /// A fresh channel, reconnecting first if the connection is gone.
     pub async fn channel(&self) -> Result<Channel> {
-        let mut guard = self.connection.lock().await;
-        if let Some(conn) = guard.as_ref() {
+        let mut link = self.connection.lock().await;
+        if let Some(conn) = link.connection.as_ref() {
             if conn.status().connected() {
                 if let Ok(channel) = bounded("channel.open", conn.create_channel()).await {
                     return Ok(channel);
                 }
             }
         }
-        let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
-        let conn = match tokio::time::timeout(BROKER_TIMEOUT, Connection::connect(self.url.expose(), props)).await {
+        let attempt = link.attempt.get_or_insert_with(|| {
+            let url = self.url.expose().clone();
+            let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
+            tokio::spawn(async move { Connection::connect(&url, props).await })
+        });
+        // Timed out: the attempt stays, for the next call to wait for.
+        let joined =
+            tokio::time::timeout(BROKER_TIMEOUT, attempt).await.map_err(|_| AmqpError::Timeout("connection.open"))?;
+        link.attempt = None;
+        let conn = match joined {
             Ok(Ok(conn)) => conn,
             Ok(Err(source)) => return Err(AmqpError::Connect { url: self.display_url(), source }),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // Cancelled: only when the runtime shuts down.
             Err(_) => return Err(AmqpError::Timeout("connection.open")),
         };
         tracing::info!(broker = %self.display_url(), connection = %self.name, "Connected to the broker.");
-        let channel = bounded("channel.open", conn.create_channel()).await?;
-        *guard = Some(conn);
+        let conn = link.connection.insert(conn);
         self.reconnected.notify_waiters();
-        Ok(channel)
+        bounded("channel.open", conn.create_channel()).await
     }
 
     /// Resolves the next time this handle opens a new connection (another
@@ -182,9 +210,18 @@ impl Broker {
         counts
     }
 
-    /// Closes the connection (graceful shutdown).
+    /// Closes the connection (graceful shutdown), and one that an attempt
+    /// still under way opens later.
     pub async fn close(&self) {
-        if let Some(conn) = self.connection.lock().await.take() {
+        let mut link = self.connection.lock().await;
+        if let Some(attempt) = link.attempt.take() {
+            tokio::spawn(async move {
+                if let Ok(Ok(Ok(conn))) = tokio::time::timeout(BROKER_TIMEOUT, attempt).await {
+                    let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
+                }
+            });
+        }
+        if let Some(conn) = link.connection.take() {
             let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
         }
     }
@@ -252,5 +289,32 @@ mod tests {
             with_defaults("amqp://h/%2f?channel_max=9&heartbeat=0&frame_max=131072"),
             "amqp://h/%2f?channel_max=9&heartbeat=0&frame_max=131072"
         );
+    }
+
+    /// A peer that accepts TCP connections and never speaks AMQP, as a
+    /// broker too busy to answer: each call times out, and the second one
+    /// waits for the first attempt instead of opening another connection.
+    #[tokio::test]
+    async fn a_call_after_a_timed_out_connect_waits_for_the_same_attempt() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("amqp://guest:guest@{}/%2f", listener.local_addr().unwrap());
+        let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                // Held open, unanswered.
+                let _ = accepted_tx.send(socket);
+            }
+        });
+        let broker = Broker::new(Secret::new(url), "silent peer");
+        for call in 1..=2 {
+            let result = broker.channel().await;
+            assert!(matches!(result, Err(AmqpError::Timeout("connection.open"))), "call {call}: {result:?}");
+        }
+        let mut connections = Vec::new();
+        while let Ok(socket) = accepted.try_recv() {
+            connections.push(socket);
+        }
+        assert_eq!(connections.len(), 1, "one connection attempt for two calls");
+        broker.close().await;
     }
 }
