@@ -118,8 +118,7 @@ pub async fn insert_endpoints(site: &TestServer, prefix: &str, count: i64) {
 /// its flag is set lingers 5 ms before commit so sequence numbers commit out
 /// of order. Returns the rows updated.
 pub async fn add_threats(url: String, transactions: impl IntoIterator<Item = (Vec<String>, bool)>) -> u64 {
-    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("writer connects");
-    tokio::spawn(connection);
+    let mut client = crate::connect_database(&url).await;
     let mut updates = 0;
     for (ids, linger) in transactions {
         let tx = client.transaction().await.unwrap();

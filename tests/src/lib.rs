@@ -330,6 +330,16 @@ pub fn pinned_client(fingerprint: rampart_shared::tls::Fingerprint) -> reqwest::
     reqwest::Client::builder().use_preconfigured_tls(config).build().expect("a pinned HTTP client")
 }
 
+/// A connection of the test's own to the database at `url` (to read or
+/// write beside a server, or while it is down); its driver runs in a task.
+pub async fn connect_database(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test's database {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
 /// Polls `probe` every 100 ms until it yields `Some`, failing after `WAIT`.
 pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
 where

@@ -37,17 +37,12 @@ async fn a_master_killed_between_the_brokers_confirm_and_its_outbox_delete_has_e
     tokio::time::timeout(WAIT, master.state.failpoints.fired.notified()).await.expect("the failpoint fired");
     let options = master.kill().await;
     timeline.mark("master killed after the confirm");
-    let left: i64 = {
-        let (client, connection) = tokio_postgres::connect(&options.database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("the master's database");
-        tokio::spawn(connection);
-        client
-            .query_one("SELECT count(*) FROM outbox WHERE kind = $1", &[&kind::TASK])
-            .await
-            .expect("the outbox")
-            .get(0)
-    };
+    let left: i64 = rampart_tests::connect_database(&options.database_url())
+        .await
+        .query_one("SELECT count(*) FROM outbox WHERE kind = $1", &[&kind::TASK])
+        .await
+        .expect("the outbox")
+        .get(0);
     assert!(left >= 2, "the confirmed tasks are still in the outbox ({left}): the relay must publish them again");
 
     let master = TestServer::spawn(options).await;

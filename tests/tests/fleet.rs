@@ -266,8 +266,9 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
     options.extra_xml = format!("<License><Key>{key}</Key></License>");
     let server = TestServer::spawn(options).await;
     // The agents send one heartbeat each, then one showing the policy they
-    // were sent applied (the built-in default shows as version 0), and nothing more for the test's length (no
-    // periodic round within it, no unmanaged computers to discover): once
+    // were sent applied (the built-in default shows as version 0), and
+    // nothing more for the test's length (no periodic round within it, no
+    // unmanaged computers to discover): once
     // every policy shows applied, the server writes no endpoint row while
     // the test does (two statements locking many rows each could deadlock).
     let agent = TestAgent::spawn(&server, 120, |settings| {
@@ -275,20 +276,20 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
         settings.unmanaged = 0;
     });
     server.wait_for_endpoints(120).await;
-    let (db, connection) =
-        tokio_postgres::connect(&server.options.database_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let database_url = server.options.database_url();
+    let connect = || rampart_tests::connect_database(&database_url);
+    let db = connect().await;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
     wait_for("every endpoint to show its policy applied", || async {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM endpoints
-                  WHERE applied_policy_id IS DISTINCT FROM policy_id
-                     OR applied_policy_version IS DISTINCT FROM coalesce(policy_version, 0)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let waiting = count(
+            "SELECT count(*) FROM endpoints
+              WHERE applied_policy_id IS DISTINCT FROM policy_id
+                 OR applied_policy_version IS DISTINCT FROM coalesce(policy_version, 0)",
+        )
+        .await;
         (waiting == 0).then_some(())
     })
     .await;
@@ -340,25 +341,26 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
         db.execute("DELETE FROM endpoints WHERE id = (SELECT id FROM endpoints ORDER BY id LIMIT 1)", &[])
             .await
             .unwrap();
-        db.execute("UPDATE endpoints SET licensed = NOT licensed WHERE id = (SELECT id FROM endpoints ORDER BY id DESC LIMIT 1)", &[])
-            .await
-            .unwrap();
+        db.execute(
+            "UPDATE endpoints SET licensed = NOT licensed
+              WHERE id = (SELECT id FROM endpoints ORDER BY id DESC LIMIT 1)",
+            &[],
+        )
+        .await
+        .unwrap();
     }
     let (shown, counted) = shown_and_counted().await;
     assert_eq!(shown, counted);
     assert_eq!(shown.0 + shown.1, 50);
-    let rows: i64 = db.query_one("SELECT count(*) FROM seat_counts", &[]).await.unwrap().get(0);
-    assert_eq!(rows, 1, "the counts' rows are folded into one once they pile up");
+    assert_eq!(
+        count("SELECT count(*) FROM seat_counts").await,
+        1,
+        "the counts' rows are folded into one once they pile up"
+    );
     assert_eq!(shown_and_counted().await.0, counted);
 
     // Emptied while a read folds the counts: the TRUNCATE waits for the
     // fold, and the sum the fold wrote goes with the rest.
-    let connect = || async {
-        let (client, connection) =
-            tokio_postgres::connect(&server.options.database_url(), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
-    };
     let folding = connect().await;
     folding
         .batch_execute(
@@ -370,15 +372,11 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
     let emptying = connect().await;
     let truncate = tokio::spawn(async move { emptying.batch_execute("TRUNCATE endpoints CASCADE").await });
     wait_for("the TRUNCATE to wait for the fold", || async {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'TRUNCATE endpoints%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let waiting = count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'TRUNCATE endpoints%'",
+        )
+        .await;
         (waiting == 1).then_some(())
     })
     .await;

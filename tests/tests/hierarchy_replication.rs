@@ -256,8 +256,7 @@ async fn an_offline_slave_catches_up_from_its_watermark_and_removal_keeps_or_pur
 
     // Offline: changes pile up in the slave's database.
     let options = brest.halt().await;
-    let (client, connection) = tokio_postgres::connect(&options.database_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = rampart_tests::connect_database(&options.database_url()).await;
     client.execute("DELETE FROM endpoints WHERE id < 'brest-00010'", &[]).await.unwrap();
     client.execute("INSERT INTO virtual_groups (name) VALUES ('Servers')", &[]).await.unwrap();
     client

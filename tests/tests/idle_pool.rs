@@ -29,9 +29,7 @@ async fn after_a_burst(idle_timeout_s: u64) -> (TestServer, tokio_postgres::Clie
         ServerOptions { pool_size: POOL, idle_timeout_s: Some(idle_timeout_s), ..ServerOptions::standalone() };
     let database = options.database.clone();
     let server = TestServer::spawn(options).await;
-    let (client, connection) =
-        tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await.expect("PostgreSQL");
-    tokio::spawn(connection);
+    let client = rampart_tests::connect_database(&format!("{PG_BASE}/postgres")).await;
     let held = futures_util::future::try_join_all((0..POOL).map(|_| server.state.pool.get()))
         .await
         .expect("the whole pool at once");

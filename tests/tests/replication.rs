@@ -230,8 +230,7 @@ async fn shipped_and_private_columns_cover_each_replicated_table() {
 /// transaction id (as a writer does from its first write); returns the
 /// connection and that id.
 async fn open_transaction(url: &str) -> (tokio_postgres::Client, i64) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connects");
-    tokio::spawn(connection);
+    let client = rampart_tests::connect_database(url).await;
     client.batch_execute("BEGIN").await.unwrap();
     let xid: i64 = client.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await.unwrap().get(0);
     (client, xid)

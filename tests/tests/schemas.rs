@@ -47,8 +47,7 @@ async fn two_servers_in_two_schemas_of_one_database_see_only_their_own_data() {
     // In the database: each schema has its migrations, its change capture
     // and its policies; public has no table of either, only the extension.
     let url = format!("{PG_BASE}/{database}");
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = rampart_tests::connect_database(&url).await;
     let one = |sql: &'static str| {
         let client = &client;
         async move { client.query_one(sql, &[]).await.unwrap() }
@@ -80,8 +79,7 @@ async fn two_servers_in_two_schemas_of_one_database_see_only_their_own_data() {
     let (status, body) = b.post("/api/policies", json!({"name": "B after A went"})).await;
     assert!(status.is_success(), "{status} {body}");
     b.stop(&[]).await;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = rampart_tests::connect_database(&url).await;
     let row =
         client.query_one("SELECT count(*) FROM pg_namespace WHERE nspname IN ('site_a', 'site_b')", &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 0);
