@@ -20,6 +20,14 @@ use crate::secret::{redact_url, Secret};
 /// Upper bound on any single wait for the broker.
 pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a connection attempt is waited for, over the calls that wait
+/// for it, before the next call gives it up and starts another. An attempt
+/// stuck in the TCP connect ends by itself (the kernel gives up its SYN
+/// retries after about two minutes); one whose handshake a peer never
+/// answers (a network that drops everything after the connect) would
+/// otherwise hold the handle without a connection for good.
+pub const ATTEMPT_PATIENCE: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
     #[error("cannot reach the broker at {url}: {source}")]
@@ -107,6 +115,8 @@ pub struct Broker {
     url: Secret<String>,
     name: String,
     connection: Mutex<Link>,
+    /// [`ATTEMPT_PATIENCE`], shorter in tests.
+    attempt_patience: Duration,
     /// Woken each time this handle opens a new connection, so that users
     /// waiting out a back-off after losing theirs retry at once.
     reconnected: tokio::sync::Notify,
@@ -122,11 +132,19 @@ pub struct Broker {
 /// accepting connections in time, their reconnections piled up to 7,000
 /// threads and 9 GB in one process (`bench/README.md`, change 53). So the
 /// attempt runs as a task of its own, and the next call waits for that
-/// same attempt, taking its connection if it came late.
+/// same attempt, taking its connection if it came late, until
+/// [`ATTEMPT_PATIENCE`].
 #[derive(Debug, Default)]
 struct Link {
     connection: Option<Connection>,
-    attempt: Option<JoinHandle<lapin::Result<Connection>>>,
+    attempt: Option<Attempt>,
+}
+
+/// A connection attempt under way, and when it started.
+#[derive(Debug)]
+struct Attempt {
+    task: JoinHandle<lapin::Result<Connection>>,
+    started: tokio::time::Instant,
 }
 
 impl Broker {
@@ -138,6 +156,7 @@ impl Broker {
             url: Secret::new(with_defaults(url.expose())),
             name: name.into(),
             connection: Mutex::new(Link::default()),
+            attempt_patience: ATTEMPT_PATIENCE,
             reconnected: tokio::sync::Notify::new(),
         }
     }
@@ -164,14 +183,25 @@ impl Broker {
                 }
             }
         }
+        if let Some(stale) = link.attempt.take_if(|a| a.started.elapsed() >= self.attempt_patience) {
+            tracing::warn!(
+                broker = %self.display_url(),
+                connection = %self.name,
+                waited_s = stale.started.elapsed().as_secs(),
+                "A connection attempt got no answer; starting another."
+            );
+            stale.task.abort();
+        }
         let attempt = link.attempt.get_or_insert_with(|| {
             let url = self.url.expose().clone();
             let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
-            tokio::spawn(async move { Connection::connect(&url, props).await })
+            let task = tokio::spawn(async move { Connection::connect(&url, props).await });
+            Attempt { task, started: tokio::time::Instant::now() }
         });
         // Timed out: the attempt stays, for the next call to wait for.
-        let joined =
-            tokio::time::timeout(BROKER_TIMEOUT, attempt).await.map_err(|_| AmqpError::Timeout("connection.open"))?;
+        let joined = tokio::time::timeout(BROKER_TIMEOUT, &mut attempt.task)
+            .await
+            .map_err(|_| AmqpError::Timeout("connection.open"))?;
         link.attempt = None;
         let conn = match joined {
             Ok(Ok(conn)) => conn,
@@ -216,7 +246,7 @@ impl Broker {
         let mut link = self.connection.lock().await;
         if let Some(attempt) = link.attempt.take() {
             tokio::spawn(async move {
-                if let Ok(Ok(Ok(conn))) = tokio::time::timeout(BROKER_TIMEOUT, attempt).await {
+                if let Ok(Ok(Ok(conn))) = tokio::time::timeout(BROKER_TIMEOUT, attempt.task).await {
                     let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
                 }
             });
@@ -292,8 +322,9 @@ mod tests {
     }
 
     /// A peer that accepts TCP connections and never speaks AMQP, as a
-    /// broker too busy to answer: each call times out, and the second one
-    /// waits for the first attempt instead of opening another connection.
+    /// broker too busy to answer: each call times out, the second one
+    /// waits for the first attempt instead of opening another connection,
+    /// and a call past the attempt's patience starts another.
     #[tokio::test]
     async fn a_call_after_a_timed_out_connect_waits_for_the_same_attempt() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -305,16 +336,17 @@ mod tests {
                 let _ = accepted_tx.send(socket);
             }
         });
-        let broker = Broker::new(Secret::new(url), "silent peer");
-        for call in 1..=2 {
+        let mut broker = Broker::new(Secret::new(url), "silent peer");
+        broker.attempt_patience = BROKER_TIMEOUT + BROKER_TIMEOUT / 2;
+        let mut connections = Vec::new();
+        for (call, expected) in [(1, 1), (2, 1), (3, 2)] {
             let result = broker.channel().await;
             assert!(matches!(result, Err(AmqpError::Timeout("connection.open"))), "call {call}: {result:?}");
+            while let Ok(socket) = accepted.try_recv() {
+                connections.push(socket);
+            }
+            assert_eq!(connections.len(), expected, "connections after call {call}");
         }
-        let mut connections = Vec::new();
-        while let Ok(socket) = accepted.try_recv() {
-            connections.push(socket);
-        }
-        assert_eq!(connections.len(), 1, "one connection attempt for two calls");
         broker.close().await;
     }
 }
