@@ -268,9 +268,9 @@ async fn the_seats_shown_follow_every_write_of_the_endpoints() {
     // The agents send one heartbeat each, then one showing the policy they
     // were sent applied (the built-in default shows as version 0), and
     // nothing more for the test's length (no periodic round within it, no
-    // unmanaged computers to discover): once
-    // every policy shows applied, the server writes no endpoint row while
-    // the test does (two statements locking many rows each could deadlock).
+    // unmanaged computers to discover): once every policy shows applied,
+    // the server writes no endpoint row while the test does (two
+    // statements locking many rows each could deadlock).
     let agent = TestAgent::spawn(&server, 120, |settings| {
         settings.heartbeat_interval = Duration::from_secs(86_400);
         settings.unmanaged = 0;

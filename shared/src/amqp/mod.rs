@@ -5,7 +5,8 @@
 //! dead connection is replaced on the next [`Broker::channel`] call, so the
 //! long-running loops recover by asking again after a back-off. A handle
 //! has at most one connection attempt under way: one that outlasts the
-//! bound is waited for again by the next call, never started anew.
+//! bound is waited for again by the next call, and given up for a new one
+//! only after [`ATTEMPT_PATIENCE`].
 
 pub mod consumer;
 pub mod publisher;
@@ -247,14 +248,19 @@ impl Broker {
         if let Some(attempt) = link.attempt.take() {
             tokio::spawn(async move {
                 if let Ok(Ok(Ok(conn))) = tokio::time::timeout(BROKER_TIMEOUT, attempt.task).await {
-                    let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
+                    shut(conn).await;
                 }
             });
         }
         if let Some(conn) = link.connection.take() {
-            let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
+            shut(conn).await;
         }
     }
+}
+
+/// Closes `conn` for a shutdown, bounded like every broker wait.
+async fn shut(conn: Connection) {
+    let _ = tokio::time::timeout(BROKER_TIMEOUT, conn.close(REPLY_SUCCESS, "shutdown".into())).await;
 }
 
 /// Looks at queues' counts on one channel, for a caller that looks again
